@@ -1,0 +1,36 @@
+# Set-up and tasks. `make demo` runs the main job, `make test` lints, type-checks and tests.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip
+STAMP := $(VENV)/.installed
+
+.PHONY: venv demo test lint typecheck pytest bench clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -c constraints.txt -e ".[test,report,tfp,tfp-tf]"
+	touch $(STAMP)
+
+demo: venv
+	$(BIN)/python examples/quickstart.py
+
+lint: venv
+	$(BIN)/ruff check src tests benchmarks examples
+
+typecheck: venv
+	$(BIN)/mypy
+
+pytest: venv
+	$(BIN)/python -m pytest -q
+
+test: lint typecheck pytest
+
+bench: venv
+	$(BIN)/python benchmarks/bench_backends.py
+
+clean:
+	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache

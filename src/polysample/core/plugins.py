@@ -1,0 +1,279 @@
+"""Backend discovery and loading: the plugin manager and the backend registry.
+
+Discovery order: the built-in backends (registered through the same hook as everyone else,
+from :data:`DEFAULT_PLUGINS`), entry points in group ``polysample`` (skipped when
+``POLYSAMPLE_DISABLE_PLUGIN_AUTOLOAD=1``), then the modules named in ``POLYSAMPLE_PLUGINS``.
+A plugin that fails to import gives a ``RuntimeWarning`` and is remembered as broken: selecting
+it raises ``BackendUnavailableError`` with the cause chained. Backends are instantiated on first
+use and cached; :func:`refresh` forgets everything (tests, or after installing a plugin).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import threading
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import metadata
+from types import ModuleType
+from typing import Any
+
+import pluggy
+
+from . import hookspecs
+from .backend import Backend
+from .errors import BackendUnavailableError, PolysampleError, UnknownBackendError
+
+__all__ = [
+    "DEFAULT_PLUGINS",
+    "BackendEntry",
+    "BackendInfo",
+    "registry",
+    "load_backend",
+    "backends",
+    "backend_names",
+    "refresh",
+    "register_backend",
+]
+
+#: The built-in backends, registered through the public hook like any third-party plugin.
+DEFAULT_PLUGINS: tuple[str, ...] = (
+    "polysample.backends.torch_backend",
+    "polysample.backends.numpy_backend",
+    "polysample.backends.tfp",
+)
+
+ENTRY_POINT_GROUP = "polysample"
+
+
+@dataclass
+class BackendEntry:
+    """One registered name: where it came from, and how to build it."""
+
+    name: str
+    factory: Callable[[], Any] | None
+    source: str  # module (and distribution) that registered it
+    error: BaseException | None = None  # set for a plugin that failed to import
+    instance: Backend | None = None
+
+
+@dataclass(frozen=True)
+class BackendInfo:
+    """A row of :func:`polysample.backends`."""
+
+    name: str
+    version: str
+    status: str  # "available", "unavailable" or "broken"
+    families: int
+    rsample_families: int
+    source: str
+    error: str = ""
+    family_names: tuple[str, ...] = field(default=())
+
+
+class _Registry:
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._entries: dict[str, BackendEntry] | None = None
+        self._extra: list[tuple[str, Callable[[], Any], str]] = []
+
+    # -------------------------------------------------------------- discovery
+    def _discover(self) -> dict[str, BackendEntry]:
+        pm = pluggy.PluginManager(hookspecs.PROJECT)
+        pm.add_hookspecs(hookspecs)
+        entries: dict[str, BackendEntry] = {}
+        failed: list[tuple[str, str, BaseException]] = []
+
+        def load_module(path: str, what: str) -> ModuleType | None:
+            try:
+                return importlib.import_module(path)
+            except Exception as exc:  # a broken plugin must not break the others
+                warnings.warn(
+                    f"polysample plugin {path!r} ({what}) failed to import and was skipped: "
+                    f"{type(exc).__name__}: {exc}",
+                    RuntimeWarning,
+                    stacklevel=4,
+                )
+                failed.append((path, what, exc))
+                return None
+
+        modules: list[tuple[ModuleType, str]] = []
+        for path in DEFAULT_PLUGINS:
+            mod = load_module(path, "built-in")
+            if mod is not None:
+                modules.append((mod, f"{path} (built-in)"))
+        if os.environ.get("POLYSAMPLE_DISABLE_PLUGIN_AUTOLOAD", "").strip() not in {"1", "true", "yes"}:
+            for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+                dist = ep.dist.name if ep.dist is not None else "unknown distribution"
+                what = f"entry point {ep.name!r} of {dist}"
+                try:
+                    mod = ep.load()
+                except Exception as exc:
+                    warnings.warn(
+                        f"polysample plugin {ep.value!r} ({what}) failed to import and was "
+                        f"skipped: {type(exc).__name__}: {exc}",
+                        RuntimeWarning,
+                        stacklevel=3,
+                    )
+                    failed.append((ep.name, what, exc))
+                    continue
+                modules.append((mod, f"{ep.value} ({what})"))
+        for path in filter(None, (p.strip() for p in os.environ.get("POLYSAMPLE_PLUGINS", "").split(","))):
+            mod = load_module(path, "POLYSAMPLE_PLUGINS")
+            if mod is not None:
+                modules.append((mod, f"{path} (POLYSAMPLE_PLUGINS)"))
+
+        def add(name: str, factory: Callable[[], Any] | None, source: str,
+                error: BaseException | None = None) -> None:
+            if not isinstance(name, str) or not name:
+                raise PolysampleError(
+                    f"A backend name must be a non-empty string; {source} registered {name!r}."
+                )
+            if name in entries:
+                raise PolysampleError(
+                    f"Two plugins register the backend name {name!r}: {entries[name].source} "
+                    f"and {source}. Uninstall or disable one of them "
+                    "(POLYSAMPLE_DISABLE_PLUGIN_AUTOLOAD=1 skips entry points)."
+                )
+            if factory is not None and not callable(factory):
+                raise PolysampleError(
+                    f"{source} registered backend {name!r} with {factory!r}, which is not a "
+                    "Backend class or a zero-argument callable."
+                )
+            entries[name] = BackendEntry(name, factory, source, error)
+
+        for mod, source in modules:
+            if pm.is_registered(mod):
+                continue
+            pm.register(mod, name=source)
+            for impl in pm.hook.polysample_register_backends.get_hookimpls():
+                if impl.plugin is not mod:
+                    continue
+                impl.function(register=lambda n, f, _s=source: add(n, f, _s))
+        for name, factory, source in self._extra:
+            add(name, factory, source)
+        for name, what, exc in failed:
+            # Remember the broken plugin under its entry-point (or module) name.
+            if name not in entries:
+                entries[name] = BackendEntry(name, None, what, exc)
+        return entries
+
+    def entries(self) -> dict[str, BackendEntry]:
+        with self._lock:
+            if self._entries is None:
+                self._entries = self._discover()
+            return self._entries
+
+    def refresh(self) -> None:
+        with self._lock:
+            self._entries = None
+
+    def register(self, name: str, factory: Callable[[], Any], source: str) -> None:
+        with self._lock:
+            self._extra.append((name, factory, source))
+            self._entries = None
+
+    def unregister(self, name: str) -> None:
+        with self._lock:
+            self._extra = [e for e in self._extra if e[0] != name]
+            self._entries = None
+
+    # -------------------------------------------------------------- loading
+    def load(self, name: str) -> Backend:
+        entries = self.entries()
+        entry = entries.get(name)
+        if entry is None:
+            if not isinstance(name, str):
+                raise UnknownBackendError(
+                    f"Expected a backend name (str). Received: {name!r} of type "
+                    f"{type(name).__name__}. Available backends: {', '.join(sorted(entries))}."
+                )
+            raise UnknownBackendError(
+                f"Unknown backend {name!r}. Expected one of: {', '.join(sorted(entries))}. "
+                "Install a plugin that provides it (pip install ...), or list its module in "
+                "POLYSAMPLE_PLUGINS."
+            )
+        if entry.instance is not None:
+            return entry.instance
+        with self._lock:
+            if entry.instance is not None:
+                return entry.instance
+            if entry.factory is None:
+                raise BackendUnavailableError(
+                    f"Backend {name!r} is registered by a plugin that failed to import "
+                    f"({entry.source}): {type(entry.error).__name__}: {entry.error}. "
+                    "Fix or uninstall that plugin."
+                ) from entry.error
+            try:
+                instance = entry.factory()
+                if not isinstance(instance, Backend):
+                    raise TypeError(
+                        f"expected a polysample.Backend instance, got {type(instance).__name__}"
+                    )
+                instance.check_available()
+            except BackendUnavailableError:
+                raise
+            except Exception as exc:
+                raise BackendUnavailableError(
+                    f"Backend {name!r} ({entry.source}) failed to load: "
+                    f"{type(exc).__name__}: {exc}."
+                ) from exc
+            instance.name = name
+            entry.instance = instance
+            return instance
+
+
+registry = _Registry()
+
+
+def load_backend(name: str) -> Backend:
+    """The :class:`Backend` instance registered as ``name`` (instantiated once, then cached).
+
+    Raises ``UnknownBackendError`` for a name nobody registered and
+    ``BackendUnavailableError`` (cause chained) when it is registered but cannot load.
+    """
+    return registry.load(name)
+
+
+def backend_names() -> list[str]:
+    """Names of every registered backend, loadable or not."""
+    return sorted(registry.entries())
+
+
+def register_backend(name: str, factory: Callable[[], Any], *, source: str = "register_backend()") -> None:
+    """Register a backend programmatically (for tests and notebooks; plugins use the hook)."""
+    registry.register(name, factory, source)
+
+
+def unregister_backend(name: str) -> None:
+    """Remove a backend registered with :func:`register_backend`."""
+    registry.unregister(name)
+
+
+def refresh() -> None:
+    """Forget discovered plugins and loaded backends; the next use discovers them again."""
+    registry.refresh()
+
+
+def backends() -> list[BackendInfo]:
+    """Every registered backend with its version, status and families."""
+    rows = []
+    for name, entry in sorted(registry.entries().items()):
+        if entry.factory is None:
+            rows.append(BackendInfo(name, "", "broken", 0, 0, entry.source,
+                                    f"{type(entry.error).__name__}: {entry.error}"))
+            continue
+        try:
+            b = registry.load(name)
+        except BackendUnavailableError as exc:
+            rows.append(BackendInfo(name, "", "unavailable", 0, 0, entry.source, str(exc)))
+            continue
+        fams = b.families()
+        rows.append(BackendInfo(
+            name, b.version(), "available", len(fams),
+            sum(1 for s in fams.values() if s.rsample), entry.source,
+            family_names=tuple(sorted(fams)),
+        ))
+    return rows

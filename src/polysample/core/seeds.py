@@ -1,0 +1,158 @@
+"""Seeds: one root ``numpy.random.SeedSequence``, one derived stream per backend.
+
+* :func:`manual_seed` replaces the root. Every backend's global stream is derived from it
+  (spawn key = a stable hash of the backend's name), so seeding once seeds them all. The torch
+  backend's global stream is torch's default generator, which ``manual_seed`` also seeds.
+* ``seed=`` on a call (an ``int`` or a ``SeedSequence``) gives a reproducible draw without
+  touching any global stream: same backend + same seed + same arguments => identical values.
+* After ``fork`` (``multiprocessing``, a PyTorch ``DataLoader`` worker) the child re-derives every
+  stream, mixing in the DataLoader worker seed (reproducible, distinct per worker and epoch) or,
+  outside a DataLoader, the process id, so that children never repeat each other's draws.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+import numpy as np
+import torch
+
+from .errors import InvalidParameterError
+
+__all__ = [
+    "manual_seed",
+    "as_seed_sequence",
+    "seed_sequence_from",
+    "global_seed_sequence",
+    "GlobalStream",
+    "torch_generator_from",
+]
+
+_lock = threading.Lock()
+_root: np.random.SeedSequence = np.random.SeedSequence()
+_generation = 0
+_fork_key: tuple[int, ...] = ()
+_fork_pending = False
+
+T = TypeVar("T")
+
+
+def _name_key(name: str) -> int:
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "little")
+
+
+def as_seed_sequence(seed: object) -> np.random.SeedSequence:
+    """Validate a user seed (non-negative ``int`` or ``SeedSequence``) and return a SeedSequence."""
+    if isinstance(seed, np.random.SeedSequence):
+        return seed
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
+        raise InvalidParameterError(
+            f"Expected seed to be a non-negative int or numpy.random.SeedSequence. "
+            f"Received: seed={seed!r} of type {type(seed).__name__}. "
+            "Pass e.g. seed=7, or generator=torch.Generator() for a torch stream."
+        )
+    if seed < 0:
+        raise InvalidParameterError(
+            f"Expected a non-negative seed. Received: seed={seed}. Use a value >= 0."
+        )
+    return np.random.SeedSequence(int(seed))
+
+
+def manual_seed(seed: int | np.random.SeedSequence) -> None:
+    """Seed every backend's global stream from one root.
+
+    Also seeds torch's default generator (the torch backend's global stream). Backends loaded
+    later are seeded too: their streams are derived from the root when first used.
+    """
+    global _root, _generation, _fork_key, _fork_pending
+    ss = as_seed_sequence(seed)
+    with _lock:
+        _root = ss
+        _fork_key = ()
+        _fork_pending = False
+        _generation += 1
+    torch.manual_seed(int(global_seed_sequence("torch").generate_state(1, np.uint64)[0] >> 1))
+
+
+def _resolve_fork() -> None:
+    global _fork_key, _fork_pending, _generation
+    if not _fork_pending:
+        return
+    with _lock:
+        if not _fork_pending:
+            return
+        from torch.utils.data import get_worker_info
+
+        info = get_worker_info()
+        mix = int(info.seed) if info is not None else os.getpid()
+        _fork_key = _fork_key + (mix % (1 << 63),)
+        _fork_pending = False
+        _generation += 1
+
+
+def _after_fork_in_child() -> None:
+    global _fork_pending
+    _fork_pending = True
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def global_seed_sequence(backend_name: str) -> np.random.SeedSequence:
+    """The SeedSequence rooting ``backend_name``'s global stream in this process."""
+    _resolve_fork()
+    return np.random.SeedSequence(
+        entropy=_root.entropy,
+        spawn_key=tuple(_root.spawn_key) + (_name_key(backend_name),) + _fork_key,
+        pool_size=_root.pool_size,
+    )
+
+
+def _state_key() -> tuple[int, tuple[int, ...]]:
+    _resolve_fork()
+    return (_generation, _fork_key)
+
+
+class GlobalStream(Generic[T]):
+    """A backend's global stream object, rebuilt after :func:`manual_seed` or a fork.
+
+    ``GlobalStream("numpy", lambda ss: np.random.Generator(np.random.PCG64(ss)))`` gives, via
+    :meth:`get`, the generator for the current root; the factory runs again only when the root
+    changes or the process has forked.
+    """
+
+    def __init__(self, backend_name: str, factory: Callable[[np.random.SeedSequence], T]):
+        self._name = backend_name
+        self._factory = factory
+        self._key: tuple[int, tuple[int, ...]] | None = None
+        self._obj: T | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> T:
+        key = _state_key()
+        if key != self._key or self._obj is None:
+            with self._lock:
+                if key != self._key or self._obj is None:
+                    self._obj = self._factory(global_seed_sequence(self._name))
+                    self._key = key
+        return self._obj
+
+
+def seed_sequence_from(seed: np.random.SeedSequence | torch.Generator) -> np.random.SeedSequence:
+    """A SeedSequence from a per-call seed; a ``torch.Generator`` is advanced by one draw."""
+    if isinstance(seed, torch.Generator):
+        words = torch.randint(0, 2**62, (2,), generator=seed, device=seed.device)
+        return np.random.SeedSequence([int(w) for w in words.tolist()])
+    return seed
+
+
+def torch_generator_from(ss: np.random.SeedSequence, device: torch.device | str = "cpu") -> torch.Generator:
+    """A fresh ``torch.Generator`` on ``device`` seeded deterministically from ``ss``."""
+    g = torch.Generator(device=device)
+    g.manual_seed(int(ss.generate_state(1, np.uint64)[0] >> 1))
+    return g
