@@ -1,0 +1,103 @@
+"""polysample: one PyTorch-style ``sample()``/``rsample()`` API, drawn by the library you choose.
+
+Importing polysample is light: TensorFlow, JAX, SciPy and matplotlib are imported only when
+their backend or the conformance report is first used.
+"""
+
+from __future__ import annotations
+
+# The subpackage polysample.backends is imported first, so that the function
+# polysample.backends() bound below is not replaced by the subpackage when a built-in backend
+# module is imported later (the import system sets the parent's attribute only on first load).
+from . import backends as _backends_package  # noqa: F401
+from .core.backend import Backend, FamilySupport
+from .core.config import get_backend, reload_config, set_backend, use_backend
+from .core.distributions import (
+    Bernoulli,
+    Beta,
+    Binomial,
+    Categorical,
+    Cauchy,
+    Chi2,
+    ContinuousBernoulli,
+    Dirichlet,
+    Exponential,
+    FisherSnedecor,
+    Gamma,
+    GeneralizedPareto,
+    Geometric,
+    Gumbel,
+    HalfCauchy,
+    HalfNormal,
+    Independent,
+    InverseGamma,
+    Kumaraswamy,
+    Laplace,
+    LKJCholesky,
+    LogisticNormal,
+    LogNormal,
+    LowRankMultivariateNormal,
+    MixtureSameFamily,
+    Multinomial,
+    MultivariateNormal,
+    NegativeBinomial,
+    Normal,
+    OneHotCategorical,
+    OneHotCategoricalStraightThrough,
+    Pareto,
+    Poisson,
+    RelaxedBernoulli,
+    RelaxedOneHotCategorical,
+    StudentT,
+    TransformedDistribution,
+    Uniform,
+    VonMises,
+    Weibull,
+    Wishart,
+    wrap,
+)
+from .core.errors import (
+    BackendContractError,
+    BackendUnavailableError,
+    ConfigError,
+    InvalidParameterError,
+    NotReparameterizableError,
+    PolysampleError,
+    UnknownBackendError,
+    UnsupportedFamilyError,
+)
+from .core.hookspecs import hookimpl
+from .core.plugins import (
+    BackendInfo,
+    backend_names,
+    backends,
+    load_backend,
+    refresh,
+    register_backend,
+    unregister_backend,
+)
+from .core.seeds import manual_seed
+
+__version__ = "0.1.0"
+
+__all__ = [
+    # distributions (torch.distributions names)
+    "Bernoulli", "Beta", "Binomial", "Categorical", "Cauchy", "Chi2", "ContinuousBernoulli",
+    "Dirichlet", "Exponential", "FisherSnedecor", "Gamma", "GeneralizedPareto", "Geometric",
+    "Gumbel", "HalfCauchy", "HalfNormal", "Independent", "InverseGamma", "Kumaraswamy",
+    "LKJCholesky", "Laplace", "LogNormal", "LogisticNormal", "LowRankMultivariateNormal",
+    "MixtureSameFamily", "Multinomial", "MultivariateNormal", "NegativeBinomial", "Normal",
+    "OneHotCategorical", "OneHotCategoricalStraightThrough", "Pareto", "Poisson",
+    "RelaxedBernoulli", "RelaxedOneHotCategorical", "StudentT", "TransformedDistribution",
+    "Uniform", "VonMises", "Weibull", "Wishart",
+    # routing and configuration
+    "wrap", "get_backend", "set_backend", "use_backend", "reload_config", "manual_seed",
+    # backends and plugins
+    "Backend", "FamilySupport", "BackendInfo", "hookimpl", "backends", "backend_names",
+    "load_backend", "register_backend", "unregister_backend", "refresh",
+    # errors
+    "PolysampleError", "UnknownBackendError", "BackendUnavailableError",
+    "UnsupportedFamilyError", "NotReparameterizableError", "ConfigError",
+    "InvalidParameterError", "BackendContractError",
+    "__version__",
+]

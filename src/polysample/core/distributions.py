@@ -1,0 +1,556 @@
+"""``polysample.<Family>``: subclasses of the ``torch.distributions`` classes, routed to backends.
+
+Each class has the constructor of its torch class plus a keyword-only ``backend=``. ``sample``,
+``rsample`` and ``log_prob`` go to the backend chosen by :mod:`polysample.core.config`, and the
+core enforces the contract of DESIGN.md section 1 on whatever the backend returns (type,
+shape, dtype, device, gradients): a backend that breaks it raises
+:class:`~polysample.BackendContractError` naming the backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import torch.distributions as td
+
+from .backend import Backend, FamilySupport, Seed
+from .config import resolve_backend
+from .errors import (
+    BackendContractError,
+    InvalidParameterError,
+    NotReparameterizableError,
+    PolysampleError,
+    UnknownBackendError,
+    UnsupportedFamilyError,
+)
+from .families import FAMILIES, FamilySpec
+from .seeds import as_seed_sequence
+
+__all__ = ["PolysampleDistribution", "wrap", "CLASSES", "check_sample_shape", "child_seed"]
+
+
+def check_sample_shape(sample_shape: object) -> torch.Size:
+    """Validate ``sample_shape``: a ``torch.Size``, a sequence of non-negative ints, or an int."""
+    if type(sample_shape) is torch.Size:
+        if all(d >= 0 for d in sample_shape):
+            return sample_shape
+    elif isinstance(sample_shape, int | np.integer) and not isinstance(sample_shape, bool):
+        if sample_shape >= 0:
+            return torch.Size((int(sample_shape),))
+    elif isinstance(sample_shape, Sequence) and not isinstance(sample_shape, str | bytes):
+        if all(isinstance(d, int | np.integer) and not isinstance(d, bool) and d >= 0
+               for d in sample_shape):
+            return torch.Size(int(d) for d in sample_shape)
+    raise InvalidParameterError(
+        "Expected sample_shape to be a tuple (or torch.Size) of non-negative ints, e.g. (1000,) "
+        f"or (). Received: {sample_shape!r}."
+    )
+
+
+def _normalize_seed(seed: object, generator: object) -> Seed:
+    if generator is not None:
+        if seed is not None:
+            raise InvalidParameterError(
+                "Pass either seed= or generator=, not both. Received: "
+                f"seed={seed!r}, generator={generator!r}."
+            )
+        if not isinstance(generator, torch.Generator):
+            raise InvalidParameterError(
+                f"Expected generator to be a torch.Generator. Received: {type(generator).__name__}."
+            )
+        return generator
+    if seed is None:
+        return None
+    return as_seed_sequence(seed)
+
+
+def child_seed(seed: Seed, index: int) -> Seed:
+    """A deterministic child of ``seed`` (for draws made of several sub-draws).
+
+    Does not mutate a ``SeedSequence`` (``spawn`` would), so the same seed keeps giving the same
+    values; a ``torch.Generator`` or ``None`` is shared (its stream advances between sub-draws).
+    """
+    if isinstance(seed, np.random.SeedSequence):
+        return np.random.SeedSequence(
+            seed.entropy, spawn_key=tuple(seed.spawn_key) + (index,), pool_size=seed.pool_size
+        )
+    return seed
+
+
+class _LazyParams(Mapping[str, Any]):
+    """The canonical parameters of a distribution, read from it only when a backend asks."""
+
+    __slots__ = ("_dist", "_names")
+
+    def __init__(self, dist: td.Distribution, names: tuple[str, ...]):
+        self._dist = dist
+        self._names = names
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self._names:
+            raise KeyError(key)
+        return getattr(self._dist, key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __repr__(self) -> str:
+        return f"_LazyParams({self._names})"
+
+
+def _wrap_init_error(family: str, exc: Exception) -> InvalidParameterError:
+    return InvalidParameterError(
+        f"Invalid parameters for polysample.{family}: {exc} "
+        f"Expected parameters of torch.distributions.{family}'s constructor (numbers or tensors "
+        "satisfying its arg_constraints, with broadcastable shapes)."
+    )
+
+
+class PolysampleDistribution:
+    """Mixin placed before the torch class: routes draws to the resolved backend."""
+
+    _ps_family: ClassVar[str] = ""
+    _ps_spec: ClassVar[FamilySpec]
+    _ps_backend: str | None = None
+
+    def __init__(self, *args: Any, backend: str | None = None, **kwargs: Any) -> None:
+        if backend is not None and not isinstance(backend, str):
+            raise UnknownBackendError(
+                f"Expected backend= to be a backend name (str) or None. Received: {backend!r}."
+            )
+        self._ps_backend = backend
+        try:
+            super().__init__(*args, **kwargs)
+        except PolysampleError:
+            raise
+        except (ValueError, TypeError, RuntimeError) as exc:
+            raise _wrap_init_error(self._ps_family, exc) from exc
+
+    # ------------------------------------------------------------------ routing
+    @property
+    def backend(self) -> str | None:
+        """The backend named at construction (``None``: resolved at each draw)."""
+        return self._ps_backend
+
+    def _ps_resolve(self) -> Backend:
+        return resolve_backend(self._ps_family, self._ps_backend)
+
+    def _ps_params(self) -> Mapping[str, Any]:
+        return _LazyParams(self, self._ps_spec.params)  # type: ignore[arg-type]
+
+    @property
+    def has_rsample(self) -> bool:  # type: ignore[override]
+        try:
+            support = self._ps_resolve().families()[self._ps_family]
+        except UnsupportedFamilyError:
+            return False
+        return support.rsample
+
+    def _ps_expected(self) -> tuple[torch.dtype, torch.device]:
+        spec = self._ps_spec
+        for name in spec.tensor_params:
+            t = self.__dict__.get(name)
+            if isinstance(t, torch.Tensor):
+                break
+        else:
+            t = getattr(self, spec.tensor_params[0])
+        dtype = torch.int64 if spec.kind == "index" else t.dtype
+        return dtype, t.device
+
+    def _ps_check(self, backend: Backend, out: object, shape: torch.Size, what: str) -> torch.Tensor:
+        if not isinstance(out, torch.Tensor):
+            raise BackendContractError(
+                f"Backend {backend.name!r} returned {type(out).__name__} from {what}() for "
+                f"{self._ps_family}; expected a torch.Tensor. This is a bug in that backend."
+            )
+        expected = self._extended_shape(shape)  # type: ignore[attr-defined]
+        dtype, device = self._ps_expected()
+        if out.shape != expected or out.dtype != dtype or out.device != device:
+            raise BackendContractError(
+                f"Backend {backend.name!r} broke the {what}() contract for {self._ps_family}: "
+                f"expected shape {tuple(expected)}, dtype {dtype}, device {device}; received "
+                f"shape {tuple(out.shape)}, dtype {out.dtype}, device {out.device}. "
+                "This is a bug in that backend; choose another with backend=..."
+            )
+        return out
+
+    def _ps_grad_params(self, support: FamilySupport) -> list[str]:
+        names = []
+        for name in self._ps_spec.tensor_params:
+            value = self.__dict__.get(name)
+            if value is None:
+                continue
+            if isinstance(value, torch.Tensor) and value.requires_grad:
+                names.append(name)
+        return names
+
+    def sample(self, sample_shape: Any = torch.Size(), *, seed: Any = None,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+        """Draw without gradients. ``seed`` (int or SeedSequence) makes the draw reproducible."""
+        shape = check_sample_shape(sample_shape)
+        s = _normalize_seed(seed, generator)
+        backend = self._ps_resolve()
+        with torch.no_grad():
+            out = backend.sample(self._ps_family, self._ps_params(), shape, seed=s)
+        out = self._ps_check(backend, out, shape, "sample")
+        if out.requires_grad:
+            raise BackendContractError(
+                f"Backend {backend.name!r} returned a tensor that requires grad from sample() "
+                f"for {self._ps_family}; sample() must never track gradients."
+            )
+        return out
+
+    def rsample(self, sample_shape: Any = torch.Size(), *, seed: Any = None,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+        """Draw with pathwise gradients w.r.t. every floating parameter that requires grad."""
+        shape = check_sample_shape(sample_shape)
+        s = _normalize_seed(seed, generator)
+        backend = self._ps_resolve()
+        support = backend.families()[self._ps_family]
+        if not support.rsample:
+            raise NotReparameterizableError(
+                f"{self._ps_family} has no reparameterized sampler on backend {backend.name!r}, "
+                "so rsample() cannot give pathwise gradients. Use sample() with log_prob() "
+                "(score-function estimator), a relaxed family (RelaxedBernoulli, "
+                "RelaxedOneHotCategorical) for discrete variables, or a backend where "
+                f"has_rsample is True for {self._ps_family} (see `polysample backends`)."
+            )
+        if support.rsample_params is not None:
+            bad = [p for p in self._ps_grad_params(support) if p not in support.rsample_params]
+            if bad:
+                raise NotReparameterizableError(
+                    f"{self._ps_family}.rsample() on backend {backend.name!r} is differentiable "
+                    f"only in {sorted(support.rsample_params)}, but {bad} require grad. Detach "
+                    "those parameters, or use sample() with log_prob()."
+                )
+        out = backend.rsample(self._ps_family, self._ps_params(), shape, seed=s)
+        out = self._ps_check(backend, out, shape, "rsample")
+        if torch.is_grad_enabled() and not out.requires_grad and self._ps_grad_params(support):
+            raise BackendContractError(
+                f"Backend {backend.name!r} returned a detached tensor from rsample() for "
+                f"{self._ps_family} although {self._ps_grad_params(support)} require grad. "
+                "This is a bug in that backend."
+            )
+        return out
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        """Log density at ``value``; from the backend when it scores this family, else torch."""
+        if not isinstance(value, torch.Tensor):
+            raise InvalidParameterError(
+                f"Expected value to be a torch.Tensor. Received: {type(value).__name__}. "
+                "Convert it with torch.as_tensor(value)."
+            )
+        if self._validate_args:  # type: ignore[attr-defined]
+            try:
+                self._validate_sample(value)  # type: ignore[attr-defined]
+            except ValueError as exc:
+                raise InvalidParameterError(
+                    f"Invalid value for {self._ps_family}.log_prob: {exc}"
+                ) from exc
+        backend = self._ps_resolve()
+        support = backend.families()[self._ps_family]
+        if support.log_prob:
+            out = backend.log_prob(self._ps_family, self._ps_params(), value)
+            if not isinstance(out, torch.Tensor):
+                raise BackendContractError(
+                    f"Backend {backend.name!r} returned {type(out).__name__} from log_prob() "
+                    f"for {self._ps_family}; expected a torch.Tensor."
+                )
+            return out
+        return super().log_prob(value)  # type: ignore[misc]
+
+    def expand(self, batch_shape: Any, _instance: Any = None) -> Any:
+        new = self._get_checked_instance(type(self), _instance)  # type: ignore[attr-defined]
+        new = super().expand(batch_shape, _instance=new)  # type: ignore[misc]
+        new._ps_backend = self._ps_backend
+        return new
+
+    def __repr__(self) -> str:
+        base = super().__repr__()
+        return base if self._ps_backend is None else f"{base[:-1]}, backend: {self._ps_backend!r})"
+
+
+def _family_class(name: str) -> type:
+    torch_cls = getattr(td, name)
+    return type(
+        name,
+        (PolysampleDistribution, torch_cls),
+        {
+            "_ps_family": name,
+            "_ps_spec": FAMILIES[name],
+            "__module__": "polysample",
+            "__qualname__": name,
+            "__doc__": (
+                f"``torch.distributions.{name}`` drawn by the configured backend.\n\n"
+                f"Same constructor as torch's, plus keyword-only ``backend=``.\n\n"
+                + (torch_cls.__doc__ or "")
+            ),
+        },
+    )
+
+
+Bernoulli = _family_class("Bernoulli")
+Beta = _family_class("Beta")
+Binomial = _family_class("Binomial")
+Categorical = _family_class("Categorical")
+Cauchy = _family_class("Cauchy")
+Chi2 = _family_class("Chi2")
+ContinuousBernoulli = _family_class("ContinuousBernoulli")
+Dirichlet = _family_class("Dirichlet")
+Exponential = _family_class("Exponential")
+FisherSnedecor = _family_class("FisherSnedecor")
+Gamma = _family_class("Gamma")
+GeneralizedPareto = _family_class("GeneralizedPareto")
+Geometric = _family_class("Geometric")
+Gumbel = _family_class("Gumbel")
+HalfCauchy = _family_class("HalfCauchy")
+HalfNormal = _family_class("HalfNormal")
+InverseGamma = _family_class("InverseGamma")
+Kumaraswamy = _family_class("Kumaraswamy")
+LKJCholesky = _family_class("LKJCholesky")
+Laplace = _family_class("Laplace")
+LogNormal = _family_class("LogNormal")
+LogisticNormal = _family_class("LogisticNormal")
+LowRankMultivariateNormal = _family_class("LowRankMultivariateNormal")
+Multinomial = _family_class("Multinomial")
+MultivariateNormal = _family_class("MultivariateNormal")
+NegativeBinomial = _family_class("NegativeBinomial")
+Normal = _family_class("Normal")
+OneHotCategorical = _family_class("OneHotCategorical")
+OneHotCategoricalStraightThrough = _family_class("OneHotCategoricalStraightThrough")
+Pareto = _family_class("Pareto")
+Poisson = _family_class("Poisson")
+RelaxedBernoulli = _family_class("RelaxedBernoulli")
+RelaxedOneHotCategorical = _family_class("RelaxedOneHotCategorical")
+StudentT = _family_class("StudentT")
+Uniform = _family_class("Uniform")
+VonMises = _family_class("VonMises")
+Weibull = _family_class("Weibull")
+Wishart = _family_class("Wishart")
+
+
+# ---------------------------------------------------------------------- combinators
+class _Combinator:
+    """Shared plumbing of the core combinators: their components are polysample distributions."""
+
+    _ps_backend: str | None = None
+
+    def _ps_component(self, dist: object, what: str) -> Any:
+        if isinstance(dist, PolysampleDistribution | _Combinator):
+            return dist
+        if isinstance(dist, td.Distribution):
+            return wrap(dist, backend=self._ps_backend)
+        raise InvalidParameterError(
+            f"Expected {what} to be a torch or polysample distribution. "
+            f"Received: {type(dist).__name__}."
+        )
+
+
+class Independent(_Combinator, td.Independent):
+    """``torch.distributions.Independent`` over a polysample base distribution.
+
+    A plain torch base is wrapped (with this object's ``backend=``); a polysample base keeps
+    its own backend.
+    """
+
+    def __init__(self, base_distribution: Any, reinterpreted_batch_ndims: int,
+                 validate_args: bool | None = None, *, backend: str | None = None) -> None:
+        self._ps_backend = backend
+        base = self._ps_component(base_distribution, "base_distribution")
+        try:
+            super().__init__(base, reinterpreted_batch_ndims, validate_args=validate_args)
+        except (ValueError, TypeError, RuntimeError) as exc:
+            raise _wrap_init_error("Independent", exc) from exc
+
+    def sample(self, sample_shape: Any = torch.Size(), *, seed: Any = None,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+        return self.base_dist.sample(sample_shape, seed=seed, generator=generator)
+
+    def rsample(self, sample_shape: Any = torch.Size(), *, seed: Any = None,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+        return self.base_dist.rsample(sample_shape, seed=seed, generator=generator)
+
+    def expand(self, batch_shape: Any, _instance: Any = None) -> Any:
+        new = self._get_checked_instance(Independent, _instance)
+        new = super().expand(batch_shape, _instance=new)
+        new._ps_backend = self._ps_backend
+        return new
+
+
+class TransformedDistribution(_Combinator, td.TransformedDistribution):
+    """``torch.distributions.TransformedDistribution`` over a polysample base distribution."""
+
+    def __init__(self, base_distribution: Any, transforms: Any,
+                 validate_args: bool | None = None, *, backend: str | None = None) -> None:
+        self._ps_backend = backend
+        base = self._ps_component(base_distribution, "base_distribution")
+        try:
+            super().__init__(base, transforms, validate_args=validate_args)
+        except (ValueError, TypeError, RuntimeError) as exc:
+            raise _wrap_init_error("TransformedDistribution", exc) from exc
+
+    def sample(self, sample_shape: Any = torch.Size(), *, seed: Any = None,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+        with torch.no_grad():
+            x = self.base_dist.sample(sample_shape, seed=seed, generator=generator)
+            for t in self.transforms:
+                x = t(x)
+        return x
+
+    def rsample(self, sample_shape: Any = torch.Size(), *, seed: Any = None,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+        x = self.base_dist.rsample(sample_shape, seed=seed, generator=generator)
+        for t in self.transforms:
+            x = t(x)
+        return x
+
+    def expand(self, batch_shape: Any, _instance: Any = None) -> Any:
+        new = self._get_checked_instance(TransformedDistribution, _instance)
+        new = super().expand(batch_shape, _instance=new)
+        new._ps_backend = self._ps_backend
+        return new
+
+
+class MixtureSameFamily(_Combinator, td.MixtureSameFamily):
+    """``torch.distributions.MixtureSameFamily`` with polysample components.
+
+    ``sample`` works on every backend (indices and components drawn by the resolved backends,
+    then gathered, as torch does). ``rsample`` is offered where the component's backend
+    reparameterizes mixtures itself (its ``families()`` lists ``"MixtureSameFamily"`` with
+    ``rsample=True``, e.g. TFP); elsewhere it raises ``NotReparameterizableError``.
+    """
+
+    def __init__(self, mixture_distribution: Any, component_distribution: Any,
+                 validate_args: bool | None = None, *, backend: str | None = None) -> None:
+        self._ps_backend = backend
+        mix = self._ps_component(mixture_distribution, "mixture_distribution")
+        comp = self._ps_component(component_distribution, "component_distribution")
+        try:
+            super().__init__(mix, comp, validate_args=validate_args)
+        except (ValueError, TypeError, RuntimeError) as exc:
+            raise _wrap_init_error("MixtureSameFamily", exc) from exc
+
+    def _ps_mixture_backend(self) -> tuple[Backend | None, str]:
+        comp = self.component_distribution
+        if not isinstance(comp, PolysampleDistribution):
+            return None, type(comp).__name__
+        backend = comp._ps_resolve()
+        support = backend.families().get("MixtureSameFamily")
+        return (backend if support is not None and support.rsample else None), comp._ps_family
+
+    @property
+    def has_rsample(self) -> bool:  # type: ignore[override]
+        return self._ps_mixture_backend()[0] is not None
+
+    def sample(self, sample_shape: Any = torch.Size(), *, seed: Any = None,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+        shape = check_sample_shape(sample_shape)
+        s = _normalize_seed(seed, generator)
+        with torch.no_grad():
+            mix_idx = self.mixture_distribution.sample(shape, **_seed_kwargs(child_seed(s, 0)))
+            comp = self.component_distribution.sample(shape, **_seed_kwargs(child_seed(s, 1)))
+            es = self.event_shape
+            idx = mix_idx.reshape(mix_idx.shape + torch.Size((1,) * (len(es) + 1)))
+            idx = idx.expand(idx.shape[:-len(es) - 1] + torch.Size((1,)) + es) if es else idx
+            return torch.gather(comp, len(shape) + len(self.batch_shape), idx).squeeze(
+                len(shape) + len(self.batch_shape)
+            )
+
+    def rsample(self, sample_shape: Any = torch.Size(), *, seed: Any = None,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+        shape = check_sample_shape(sample_shape)
+        s = _normalize_seed(seed, generator)
+        backend, fam = self._ps_mixture_backend()
+        if backend is None:
+            raise NotReparameterizableError(
+                f"MixtureSameFamily of {fam} has no reparameterized sampler on this backend. "
+                "Use a backend that reparameterizes mixtures (backend='tfp'), sample() with "
+                "log_prob(), or a relaxed mixture."
+            )
+        comp = self.component_distribution
+        params = {
+            "mixture_logits": self.mixture_distribution.logits,
+            "component_family": fam,
+            "component_params": comp._ps_params(),
+        }
+        out = backend.rsample("MixtureSameFamily", params, shape, seed=s)
+        expected = self._extended_shape(shape)
+        if not isinstance(out, torch.Tensor) or out.shape != expected:
+            raise BackendContractError(
+                f"Backend {backend.name!r} returned {getattr(out, 'shape', type(out).__name__)} "
+                f"from MixtureSameFamily.rsample(); expected shape {tuple(expected)}."
+            )
+        return out
+
+    def expand(self, batch_shape: Any, _instance: Any = None) -> Any:
+        new = self._get_checked_instance(MixtureSameFamily, _instance)
+        new = super().expand(batch_shape, _instance=new)
+        new._ps_backend = self._ps_backend
+        return new
+
+
+def _seed_kwargs(seed: Seed) -> dict[str, Any]:
+    if isinstance(seed, torch.Generator):
+        return {"generator": seed}
+    return {"seed": seed}
+
+
+#: Every public distribution class, keyed by name (38 families + 3 combinators).
+CLASSES: dict[str, type] = {
+    name: obj for name, obj in list(globals().items())
+    if isinstance(obj, type) and name in FAMILIES
+}
+CLASSES.update(
+    Independent=Independent,
+    TransformedDistribution=TransformedDistribution,
+    MixtureSameFamily=MixtureSameFamily,
+)
+
+
+def wrap(dist: td.Distribution, backend: str | None = None) -> Any:
+    """Route an existing ``torch.distributions`` object through polysample.
+
+    Returns an instance of the matching polysample class sharing the original's parameters
+    (no copy); combinators wrap their components too. ``backend=None`` resolves per draw.
+    """
+    if isinstance(dist, PolysampleDistribution | _Combinator):
+        if backend is None:
+            return dist
+        dist = _as_torch_view(dist)
+    if not isinstance(dist, td.Distribution):
+        raise InvalidParameterError(
+            f"Expected a torch.distributions.Distribution. Received: {type(dist).__name__}."
+        )
+    if backend is not None and not isinstance(backend, str):
+        raise UnknownBackendError(
+            f"Expected backend= to be a backend name (str) or None. Received: {backend!r}."
+        )
+    name = type(dist).__name__
+    cls = CLASSES.get(name)
+    if cls is None or getattr(td, name, None) is not type(dist):
+        raise UnsupportedFamilyError(
+            f"Cannot wrap {type(dist).__module__}.{type(dist).__qualname__}: polysample routes "
+            f"the torch.distributions classes themselves ({', '.join(sorted(CLASSES))}), "
+            "not subclasses or other distributions."
+        )
+    new = cls.__new__(cls)
+    new.__dict__.update(dist.__dict__)
+    new._ps_backend = backend
+    for attr in ("base_dist", "_mixture_distribution", "_component_distribution"):
+        comp = new.__dict__.get(attr)
+        if isinstance(comp, td.Distribution) and not isinstance(comp, PolysampleDistribution):
+            new.__dict__[attr] = wrap(comp, backend=backend)
+    return new
+
+
+def _as_torch_view(dist: Any) -> td.Distribution:
+    torch_cls = next(c for c in type(dist).__mro__ if c.__module__.startswith("torch."))
+    view = torch_cls.__new__(torch_cls)
+    view.__dict__.update(dist.__dict__)
+    return view
