@@ -1,0 +1,151 @@
+"""Shared benchmark harness for polysample backends.
+
+Every backend ships ``benchmarks/cases_<backend>.py`` with a function
+``comparisons(quick: bool) -> list[Comparison]``.  ``benchmarks/bench_backends.py`` collects them
+and times every comparison in one run with :func:`time_callable`: each callable is warmed up,
+then timed ``repeats`` times (each repeat runs it ``number`` times, chosen so that a repeat lasts
+at least ``min_repeat_s``); the reported figure is the median per-call time.  The ratio is
+``candidate / baseline`` (below 1 means the candidate is faster).
+
+Callables must do the whole work being measured (including any ``.sum().backward()``) and
+must not depend on state left by another callable.  Results returned by a callable are
+discarded, but only after torch has finished producing them (CPU torch is synchronous; a CUDA
+case should call ``torch.cuda.synchronize()`` inside its callable).
+"""
+
+from __future__ import annotations
+
+import gc
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+__all__ = [
+    "Comparison",
+    "Measurement",
+    "Result",
+    "markdown_table",
+    "run_comparison",
+    "time_callable",
+]
+
+
+@dataclass
+class Comparison:
+    """One benchmark: a baseline and the candidates measured against it in the same run."""
+
+    title: str  # e.g. "Normal.sample 1e7"
+    baseline_label: str  # e.g. "torch.distributions"
+    baseline: Callable[[], object]
+    candidates: dict[str, Callable[[], object]]  # label -> fn, e.g. {"polysample[torch]": fn}
+    goal: str = ""  # e.g. "<= 1.05x"
+
+
+@dataclass
+class Measurement:
+    """Timing of one callable: the median and all per-call times of its repeats, in seconds."""
+
+    label: str
+    median_s: float
+    times_s: list[float] = field(default_factory=list)
+    number: int = 1
+
+
+@dataclass
+class Result:
+    """A timed comparison: baseline and candidate measurements."""
+
+    comparison: Comparison
+    baseline: Measurement
+    candidates: list[Measurement]
+
+    def ratio(self, m: Measurement) -> float:
+        """``m``'s median divided by the baseline's median."""
+        return m.median_s / self.baseline.median_s if self.baseline.median_s > 0 else float("nan")
+
+
+def time_callable(
+    label: str,
+    fn: Callable[[], object],
+    *,
+    repeats: int = 7,
+    warmup: int = 2,
+    min_repeat_s: float = 0.02,
+    max_number: int = 100_000,
+) -> Measurement:
+    """Median per-call time of ``fn`` over ``repeats`` (>= 5) repeats after ``warmup`` calls.
+
+    The number of calls per repeat is the smallest power of ten (<= ``max_number``) that makes a
+    repeat last at least ``min_repeat_s``, so that microsecond-scale calls are not dominated by
+    the timer's resolution.  The garbage collector is disabled while timing.
+    """
+    if repeats < 5:
+        raise ValueError(f"repeats must be >= 5 for a meaningful median; received repeats={repeats}")
+    for _ in range(max(warmup, 1)):
+        fn()
+    number = 1
+    while number < max_number:
+        t0 = time.perf_counter()
+        for _ in range(number):
+            fn()
+        if time.perf_counter() - t0 >= min_repeat_s:
+            break
+        number *= 10
+    times: list[float] = []
+    gc_was_enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            for _ in range(number):
+                fn()
+            times.append((time.perf_counter() - t0) / number)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    return Measurement(label=label, median_s=statistics.median(times), times_s=times, number=number)
+
+
+def run_comparison(
+    comparison: Comparison, *, repeats: int = 7, warmup: int = 2, min_repeat_s: float = 0.02
+) -> Result:
+    """Time the baseline, then every candidate of ``comparison`` in dict order."""
+
+    def timed(label: str, fn: Callable[[], object]) -> Measurement:
+        return time_callable(label, fn, repeats=repeats, warmup=warmup, min_repeat_s=min_repeat_s)
+
+    base = timed(comparison.baseline_label, comparison.baseline)
+    cands = [timed(label, fn) for label, fn in comparison.candidates.items()]
+    return Result(comparison=comparison, baseline=base, candidates=cands)
+
+
+def format_seconds_ms(seconds: float) -> str:
+    """Milliseconds with enough significant digits for both 1e-3 ms and 1e3 ms figures."""
+    ms = seconds * 1e3
+    if ms >= 100:
+        return f"{ms:.0f}"
+    if ms >= 1:
+        return f"{ms:.2f}"
+    return f"{ms:.4f}"
+
+
+def markdown_table(results: list[Result]) -> str:
+    """A Markdown table: comparison, candidate, median ms, ratio vs baseline, goal."""
+    lines = [
+        "| comparison | candidate | median ms | ratio vs baseline | goal |",
+        "|---|---|---:|---:|---|",
+    ]
+    for r in results:
+        c = r.comparison
+        lines.append(
+            f"| {c.title} | {r.baseline.label} (baseline) | {format_seconds_ms(r.baseline.median_s)} "
+            f"| 1.00 | |"
+        )
+        for m in r.candidates:
+            lines.append(
+                f"| {c.title} | {m.label} | {format_seconds_ms(m.median_s)} | {r.ratio(m):.2f} "
+                f"| {c.goal} |"
+            )
+    return "\n".join(lines)
