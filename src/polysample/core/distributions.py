@@ -542,7 +542,10 @@ def wrap(dist: td.Distribution, backend: str | None = None) -> Any:
     new = cls.__new__(cls)
     new.__dict__.update(dist.__dict__)
     new._ps_backend = backend
-    for attr in ("base_dist", "_mixture_distribution", "_component_distribution"):
+    # Only the core combinators draw through their components; a family that torch builds as a
+    # TransformedDistribution (LogNormal, RelaxedBernoulli, ...) keeps its torch internals.
+    components = ("base_dist", "_mixture_distribution", "_component_distribution")
+    for attr in components if issubclass(cls, _Combinator) else ():
         comp = new.__dict__.get(attr)
         if isinstance(comp, td.Distribution) and not isinstance(comp, PolysampleDistribution):
             new.__dict__[attr] = wrap(comp, backend=backend)
