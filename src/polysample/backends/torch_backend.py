@@ -1,62 +1,521 @@
-"""The ``torch`` backend: native ``torch.distributions``."""
+"""The ``torch`` backend: ``torch.distributions``' own samplers, driven by an explicit generator.
+
+Every family draws with the same formula ``torch.distributions`` uses, written out here so that
+each random primitive (``torch.randn``, ``torch.rand``, ``Tensor.exponential_``/``cauchy_``/
+``uniform_``, ``torch._standard_gamma``, ``torch._sample_dirichlet``, ``torch.poisson``,
+``torch.binomial``, ``torch.bernoulli``, ``torch.multinomial``) receives ``generator=``:
+
+* ``seed=None``: ``generator=None``, i.e. torch's global default generator (seeded by
+  ``torch.manual_seed`` and by ``polysample.manual_seed``);
+* ``seed=SeedSequence``: a fresh ``torch.Generator`` on the parameters' device, seeded from it
+  (same seed => same values; CPU and CUDA streams differ, as torch's own do);
+* ``seed=torch.Generator``: that generator, advanced by the draw. A generator on another device
+  than the parameters draws on its own device and the values are moved to the parameters'
+  (so a CPU generator gives the same values whatever the parameters' device).
+
+``rsample`` returns exactly torch's reparameterized value for the drawn noise (``loc + eps *
+scale`` etc.), so gradients are torch's own. ``sample`` takes in-place fast paths where
+``torch.distributions`` is slow (Normal: one ``randn`` + in-place affine, or one in-place
+``normal_`` for scalar CPU parameters, instead of ``torch.normal`` on expanded tensors).
+
+Three families have samplers whose inner random calls cannot take a generator (rejection loops
+inside torch): ``VonMises``, ``LKJCholesky`` and ``Wishart``. With a seed or generator they run
+torch's own sampler under :func:`torch.random.fork_rng`, reseeded from one draw of the
+generator, so the global stream is left untouched.
+
+``log_prob`` is torch's own: ``families()`` reports ``log_prob=False`` so that the core scores
+with the distribution object itself (no rebuild per call); :meth:`TorchBackend.log_prob` builds
+the ``torch.distributions`` object for callers that use the backend directly.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
 import torch.distributions as td
+from torch.distributions.dirichlet import _Dirichlet_backward
+from torch.distributions.transforms import SigmoidTransform, StickBreakingTransform
+from torch.distributions.utils import clamp_probs
 
 from ..core.backend import Backend, FamilySupport, Seed
+from ..core.errors import NotReparameterizableError, UnsupportedFamilyError
 from ..core.families import FAMILIES
 from ..core.hookspecs import hookimpl
-from ..core.seeds import seed_sequence_from, torch_generator_from
+from ..core.seeds import torch_generator_from
+
+__all__ = ["TorchBackend", "FORK_RNG_FAMILIES"]
+
+Gen = torch.Generator | None
+Sampler = Callable[[Mapping[str, Any], torch.Size, Gen, bool], torch.Tensor]
+
+#: Families drawn by torch's own sampler under ``fork_rng`` when a seed or generator is given.
+FORK_RNG_FAMILIES: frozenset[str] = frozenset({"VonMises", "LKJCholesky", "Wishart"})
 
 
-def _build(family: str, params: Mapping[str, Any]) -> td.Distribution:
+# ---------------------------------------------------------------------- random primitives
+def _home(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``x`` moved to ``like``'s device (a no-op unless the generator lives elsewhere)."""
+    return x if x.device == like.device else x.to(like.device)
+
+
+def _on_gen(t: torch.Tensor, g: Gen) -> torch.Tensor:
+    return t if g is None or t.device == g.device else t.to(g.device)
+
+
+def _empty(shape: torch.Size, like: torch.Tensor, g: Gen) -> torch.Tensor:
+    dev = like.device if g is None else g.device
+    return torch.empty(shape, dtype=like.dtype, device=dev)
+
+
+def _randn(shape: torch.Size, like: torch.Tensor, g: Gen) -> torch.Tensor:
+    dev = like.device if g is None else g.device
+    return _home(torch.randn(shape, dtype=like.dtype, device=dev, generator=g), like)
+
+
+def _rand(shape: torch.Size, like: torch.Tensor, g: Gen) -> torch.Tensor:
+    dev = like.device if g is None else g.device
+    return _home(torch.rand(shape, dtype=like.dtype, device=dev, generator=g), like)
+
+
+def _std_exponential(shape: torch.Size, like: torch.Tensor, g: Gen) -> torch.Tensor:
+    return _home(_empty(shape, like, g).exponential_(generator=g), like)
+
+
+def _std_gamma(conc: torch.Tensor, g: Gen) -> torch.Tensor:
+    """``torch._standard_gamma`` with a generator; differentiable in ``conc`` (torch's formula)."""
+    return _home(torch._standard_gamma(_on_gen(conc, g), generator=g), conc)
+
+
+def _gamma(conc: torch.Tensor, rate: torch.Tensor, shape: torch.Size, g: Gen) -> torch.Tensor:
+    """Gamma(conc, rate) exactly as ``td.Gamma.rsample``: standard gamma / rate, clamped to tiny."""
+    value = _std_gamma(conc.expand(shape), g) / rate.expand(shape)
+    value.detach().clamp_(min=torch.finfo(value.dtype).tiny)
+    return value
+
+
+class _DirichletSample(torch.autograd.Function):
+    """``torch._sample_dirichlet`` with a generator; backward is torch's own implicit gradient."""
+
+    @staticmethod
+    def forward(ctx: Any, concentration: torch.Tensor, g: Gen) -> torch.Tensor:  # type: ignore[override]
+        x = _home(torch._sample_dirichlet(_on_gen(concentration, g), generator=g), concentration)
+        ctx.save_for_backward(x, concentration)
+        return x
+
+    @staticmethod
+    def backward(ctx: Any, grad_output: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
+        x, concentration = ctx.saved_tensors
+        return _Dirichlet_backward(x, concentration, grad_output), None
+
+
+def _dirichlet(conc: torch.Tensor, g: Gen, reparam: bool) -> torch.Tensor:
+    if reparam and conc.requires_grad:
+        return _DirichletSample.apply(conc, g)  # type: ignore[no-untyped-call]
+    return _home(torch._sample_dirichlet(_on_gen(conc, g), generator=g), conc)
+
+
+def _can_scalar_fast(t: torch.Tensor, g: Gen) -> bool:
+    # ``.item()`` on CUDA would synchronize; the scalar kernels are a CPU-only win.
+    return t.numel() == 1 and t.device.type == "cpu" and (g is None or g.device.type == "cpu")
+
+
+# ---------------------------------------------------------------------- samplers
+# Each sampler is ``fn(params, sample_shape, generator, reparam) -> Tensor``. With reparam=False
+# the caller runs under no_grad, so in-place operations on fresh noise are safe.
+
+def _normal(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> torch.Tensor:
+    loc, scale = p["loc"], p["scale"]
+    shape = ss + loc.shape
+    if reparam:
+        return loc + _randn(shape, loc, g) * scale
+    if _can_scalar_fast(loc, g):
+        return torch.empty(shape, dtype=loc.dtype).normal_(loc.item(), scale.item(), generator=g)
+    return _randn(shape, loc, g).mul_(scale).add_(loc)
+
+
+def _lognormal(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> torch.Tensor:
+    return _normal(p, ss, g, reparam).exp() if reparam else _normal(p, ss, g, False).exp_()
+
+
+def _halfnormal(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> torch.Tensor:
+    scale = p["scale"]
+    eps = _randn(ss + scale.shape, scale, g)
+    return (eps * scale).abs() if reparam else eps.mul_(scale).abs_()
+
+
+def _uniform(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> torch.Tensor:
+    low, high = p["low"], p["high"]
+    u = _rand(ss + low.shape, low, g)
+    return low + u * (high - low) if reparam else u.mul_(high - low).add_(low)
+
+
+def _exponential(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> torch.Tensor:
+    rate = p["rate"]
+    e = _std_exponential(ss + rate.shape, rate, g)
+    return e / rate if reparam else e.div_(rate)
+
+
+def _cauchy_noise(ss: torch.Size, like: torch.Tensor, g: Gen) -> torch.Tensor:
+    return _home(_empty(ss + like.shape, like, g).cauchy_(generator=g), like)
+
+
+def _cauchy(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> torch.Tensor:
+    loc, scale = p["loc"], p["scale"]
+    return loc + _cauchy_noise(ss, loc, g) * scale
+
+
+def _halfcauchy(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> torch.Tensor:
+    scale = p["scale"]
+    return (_cauchy_noise(ss, scale, g) * scale).abs()
+
+
+def _laplace(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> torch.Tensor:
+    loc, scale = p["loc"], p["scale"]
+    eps = torch.finfo(loc.dtype).eps
+    u = _home(_empty(ss + loc.shape, loc, g).uniform_(eps - 1, 1, generator=g), loc)
+    return loc - scale * u.sign() * torch.log1p(-u.abs())
+
+
+def _gumbel(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> torch.Tensor:
+    loc, scale = p["loc"], p["scale"]
+    finfo = torch.finfo(loc.dtype)
+    low = torch.full_like(loc, finfo.tiny)
+    high = torch.full_like(loc, 1 - finfo.eps)
+    u = low + _rand(ss + loc.shape, loc, g) * (high - low)
+    return loc + (-scale) * (-(u.log())).log()
+
+
+def _gamma_family(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> torch.Tensor:
+    conc, rate = p["concentration"], p["rate"]
+    return _gamma(conc, rate, ss + conc.shape, g)
+
+
+def _chi2(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> torch.Tensor:
+    df = p["df"]
+    return _gamma(0.5 * df, torch.full_like(df, 0.5), ss + df.shape, g)
+
+
+def _inverse_gamma(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> torch.Tensor:
+    conc, rate = p["concentration"], p["rate"]
+    return _gamma(conc, rate, ss + conc.shape, g).pow(-rate.new_ones(()))
+
+
+def _beta(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> torch.Tensor:
+    c1, c0 = p["concentration1"], p["concentration0"]
+    conc = torch.stack([c1, c0], -1)
+    return _dirichlet(conc.expand(ss + conc.shape), g, reparam).select(-1, 0)
+
+
+def _dirichlet_family(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> torch.Tensor:
+    conc = p["concentration"]
+    return _dirichlet(conc.expand(ss + conc.shape), g, reparam)
+
+
+def _student_t(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> torch.Tensor:
+    df, loc, scale = p["df"], p["loc"], p["scale"]
+    shape = ss + loc.shape
+    x = _randn(shape, loc, g)
+    z = _gamma(0.5 * df, torch.full_like(df, 0.5), shape, g)
+    y = x * torch.rsqrt(z / df)
+    return loc + scale * y
+
+
+def _fisher_snedecor(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> torch.Tensor:
+    df1, df2 = p["df1"], p["df2"]
+    shape = ss + df1.shape
+    x1 = _gamma(df1 * 0.5, df1 * 0.5, shape, g)
+    x2 = _gamma(df2 * 0.5, df2 * 0.5, shape, g)
+    tiny = torch.finfo(x2.dtype).tiny
+    x2.clamp_(min=tiny)
+    y = x1 / x2
+    y.clamp_(min=tiny)
+    return y
+
+
+def _kumaraswamy(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> torch.Tensor:
+    c1, c0 = p["concentration1"], p["concentration0"]
+    u = _rand(ss + c1.shape, c1, g)
+    return (1.0 + -1.0 * u.pow(c0.reciprocal())).pow(c1.reciprocal())
+
+
+def _pareto(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> torch.Tensor:
+    scale, alpha = p["scale"], p["alpha"]
+    e = _std_exponential(ss + scale.shape, scale, g)
+    return scale * (e / alpha).exp()
+
+
+def _weibull(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> torch.Tensor:
+    scale, conc = p["scale"], p["concentration"]
+    e = _std_exponential(ss + scale.shape, scale, g)
+    return scale * e.pow(conc.reciprocal())
+
+
+def _generalized_pareto(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> torch.Tensor:
+    loc = p["loc"]
+    d = td.GeneralizedPareto(loc, p["scale"], p["concentration"], validate_args=False)
+    return d.icdf(_rand(ss + loc.shape, loc, g))
+
+
+def _continuous_bernoulli(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> torch.Tensor:
+    probs = p["probs"]
+    d = td.ContinuousBernoulli(probs=probs, validate_args=False)
+    return d.icdf(_rand(ss + probs.shape, probs, g))
+
+
+def _logistic_normal(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> torch.Tensor:
+    return StickBreakingTransform()(_normal(p, ss, g, True))
+
+
+def _relaxed_bernoulli(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> torch.Tensor:
+    temperature, probs = p["temperature"], p["probs"]
+    shape = ss + probs.shape
+    probs = clamp_probs(probs.expand(shape))
+    u = clamp_probs(_rand(shape, probs, g))
+    logit = (u.log() - (-u).log1p() + probs.log() - (-probs).log1p()) / temperature
+    return SigmoidTransform()(logit)
+
+
+def _relaxed_one_hot(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> torch.Tensor:
+    temperature, logits = p["temperature"], p["logits"]
+    u = clamp_probs(_rand(ss + logits.shape, logits, g))
+    gumbels = -((-(u.log())).log())
+    scores = (logits + gumbels) / temperature
+    return (scores - scores.logsumexp(dim=-1, keepdim=True)).exp()
+
+
+def _mvn(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> torch.Tensor:
+    loc, tril = p["loc"], p["scale_tril"]
+    eps = _randn(ss + loc.shape, loc, g)
+    return loc + torch.matmul(tril, eps.unsqueeze(-1)).squeeze(-1)
+
+
+def _lowrank_mvn(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> torch.Tensor:
+    loc, w, diag = p["loc"], p["cov_factor"], p["cov_diag"]
+    shape = ss + loc.shape
+    eps_w = _randn(shape[:-1] + w.shape[-1:], loc, g)
+    eps_d = _randn(shape, loc, g)
+    return loc + torch.matmul(w, eps_w.unsqueeze(-1)).squeeze(-1) + diag.sqrt() * eps_d
+
+
+def _bernoulli(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> torch.Tensor:
+    probs = p["probs"]
+    shape = ss + probs.shape
+    if _can_scalar_fast(probs, g):
+        return torch.empty(shape, dtype=probs.dtype).bernoulli_(probs.item(), generator=g)
+    return _home(torch.bernoulli(_on_gen(probs.expand(shape), g), generator=g), probs)
+
+
+def _binomial(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> torch.Tensor:
+    count, probs = p["total_count"], p["probs"]
+    shape = ss + probs.shape
+    out = torch.binomial(_on_gen(count.expand(shape), g), _on_gen(probs.expand(shape), g),
+                         generator=g)
+    return _home(out, probs)
+
+
+def _categorical_index(probs: torch.Tensor, ss: torch.Size, g: Gen) -> torch.Tensor:
+    k = probs.shape[-1]
+    batch = probs.shape[:-1]
+    n = ss.numel()
+    if n == 0 or probs.numel() == 0:
+        return torch.zeros(ss + batch, dtype=torch.int64, device=probs.device)
+    probs_2d = _on_gen(probs.reshape(-1, k), g)
+    samples_2d = torch.multinomial(probs_2d, n, True, generator=g).T
+    return _home(samples_2d.reshape(ss + batch), probs)
+
+
+def _categorical(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> torch.Tensor:
+    return _categorical_index(p["probs"], ss, g)
+
+
+def _one_hot(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> torch.Tensor:
+    probs = p["probs"]
+    idx = _categorical_index(probs, ss, g)
+    return torch.nn.functional.one_hot(idx, probs.shape[-1]).to(probs)
+
+
+def _one_hot_st(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> torch.Tensor:
+    probs = p["probs"]
+    with torch.no_grad():
+        samples = _one_hot(p, ss, g, False)
+    return samples + (probs - probs.detach()) if reparam else samples
+
+
+def _multinomial(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> torch.Tensor:
+    n, probs = p["total_count"], p["probs"]
+    shape = ss + probs.shape
+    samples = _categorical_index(probs, torch.Size((n,)) + ss, g)
+    order = list(range(samples.dim()))
+    order.append(order.pop(0))
+    samples = samples.permute(*order)
+    counts = samples.new_zeros(shape)
+    counts.scatter_add_(-1, samples, torch.ones_like(samples))
+    return counts.type_as(probs)
+
+
+def _poisson(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> torch.Tensor:
+    rate = p["rate"]
+    return _home(torch.poisson(_on_gen(rate.expand(ss + rate.shape), g), generator=g), rate)
+
+
+def _geometric(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> torch.Tensor:
+    probs = p["probs"]
+    tiny = torch.finfo(probs.dtype).tiny
+    u = _home(_empty(ss + probs.shape, probs, g).uniform_(tiny, 1, generator=g), probs)
+    return (u.log() / (-probs).log1p()).floor()
+
+
+def _negative_binomial(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> torch.Tensor:
+    count, logits = p["total_count"], p["logits"]
+    rate = _gamma(count, torch.exp(-logits), ss + logits.shape, g)
+    return _home(torch.poisson(_on_gen(rate, g), generator=g), logits)
+
+
+_SAMPLERS: dict[str, Sampler] = {
+    "Bernoulli": _bernoulli,
+    "Beta": _beta,
+    "Binomial": _binomial,
+    "Categorical": _categorical,
+    "Cauchy": _cauchy,
+    "Chi2": _chi2,
+    "ContinuousBernoulli": _continuous_bernoulli,
+    "Dirichlet": _dirichlet_family,
+    "Exponential": _exponential,
+    "FisherSnedecor": _fisher_snedecor,
+    "Gamma": _gamma_family,
+    "GeneralizedPareto": _generalized_pareto,
+    "Geometric": _geometric,
+    "Gumbel": _gumbel,
+    "HalfCauchy": _halfcauchy,
+    "HalfNormal": _halfnormal,
+    "InverseGamma": _inverse_gamma,
+    "Kumaraswamy": _kumaraswamy,
+    "Laplace": _laplace,
+    "LogNormal": _lognormal,
+    "LogisticNormal": _logistic_normal,
+    "LowRankMultivariateNormal": _lowrank_mvn,
+    "Multinomial": _multinomial,
+    "MultivariateNormal": _mvn,
+    "NegativeBinomial": _negative_binomial,
+    "Normal": _normal,
+    "OneHotCategorical": _one_hot,
+    "OneHotCategoricalStraightThrough": _one_hot_st,
+    "Pareto": _pareto,
+    "Poisson": _poisson,
+    "RelaxedBernoulli": _relaxed_bernoulli,
+    "RelaxedOneHotCategorical": _relaxed_one_hot,
+    "StudentT": _student_t,
+    "Uniform": _uniform,
+    "Weibull": _weibull,
+}
+
+
+# ---------------------------------------------------------------------- torch objects
+def build(family: str, params: Mapping[str, Any]) -> td.Distribution:
+    """The ``torch.distributions`` object for canonical ``params`` (``logits`` over ``probs``)."""
     spec = FAMILIES[family]
-    kwargs = {}
-    for name in spec.params:
-        if name == "probs":
-            continue  # logits carries the same information
-        kwargs[name] = params[name]
-    return getattr(td, family)(**kwargs, validate_args=False)
+    kwargs = {name: params[name] for name in spec.params if name != "probs"}
+    return getattr(td, family)(**kwargs, validate_args=False)  # type: ignore[no-any-return]
+
+
+def _first_tensor(family: str, params: Mapping[str, Any]) -> torch.Tensor:
+    spec = FAMILIES[family]
+    t: torch.Tensor = params[spec.tensor_params[0]]
+    return t
+
+
+def _seed_from_generator(g: torch.Generator) -> int:
+    return int(torch.randint(0, 2**62, (), generator=g, device=g.device).item())
+
+
+def _forked_draw(dist: td.Distribution, ss: torch.Size, g: torch.Generator, reparam: bool,
+                 device: torch.device) -> torch.Tensor:
+    """torch's own sampler, run on a private copy of the global stream reseeded from ``g``."""
+    s = _seed_from_generator(g)
+    cuda = [device.index if device.index is not None else torch.cuda.current_device()] \
+        if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):
+        if device.type == "cuda":
+            with torch.cuda.device(cuda[0]):
+                torch.cuda.manual_seed(s)
+        torch.default_generator.manual_seed(s)
+        return dist.rsample(ss) if reparam else dist.sample(ss)
+
+
+# ---------------------------------------------------------------------- the backend
+_SUPPORT: dict[str, FamilySupport] = {
+    name: FamilySupport(
+        sample=True,
+        rsample=spec.reparameterized,
+        log_prob=False,
+        note=("torch sampler under fork_rng when seeded" if name in FORK_RNG_FAMILIES else ""),
+    )
+    for name, spec in FAMILIES.items()
+}
 
 
 class TorchBackend(Backend):
+    """``torch.distributions`` with explicit generators and fast in-place ``sample`` paths."""
+
     name = "torch"
 
     def version(self) -> str:
         return torch.__version__
 
     def families(self) -> Mapping[str, FamilySupport]:
-        return {
-            name: FamilySupport(sample=True, rsample=spec.reparameterized, log_prob=True)
-            for name, spec in FAMILIES.items()
-        }
+        return _SUPPORT
 
-    def _draw(self, family: str, params: Mapping[str, Any], shape: torch.Size, seed: Seed,
-              reparam: bool) -> torch.Tensor:
-        dist = _build(family, params)
-        fn = dist.rsample if reparam else dist.sample
+    def _draw(self, family: str, params: Mapping[str, Any], sample_shape: torch.Size,
+              seed: Seed, reparam: bool) -> torch.Tensor:
+        sampler = _SAMPLERS.get(family)
+        if sampler is not None:
+            g = seed if seed is None or isinstance(seed, torch.Generator) else \
+                torch_generator_from(seed, _first_tensor(family, params).device)
+            return sampler(params, sample_shape, g, reparam)
+        if family not in FAMILIES:
+            raise UnsupportedFamilyError(
+                f"The torch backend has no family {family!r}. Expected one of: "
+                f"{', '.join(sorted(FAMILIES))}."
+            )
+        dist = build(family, params)
         if seed is None:
-            return fn(shape)
-        ss = seed_sequence_from(seed)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(torch_generator_from(ss).initial_seed()))
-            return fn(shape)
+            return dist.rsample(sample_shape) if reparam else dist.sample(sample_shape)
+        device = _first_tensor(family, params).device
+        g = seed if isinstance(seed, torch.Generator) else torch_generator_from(seed, "cpu")
+        return _forked_draw(dist, sample_shape, g, reparam, device)
 
-    def sample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+    def sample(self, family: str, params: Mapping[str, Any], sample_shape: torch.Size, *,
+               seed: Seed = None) -> torch.Tensor:
+        """Draw without gradients (in-place fast paths; the core already disabled grad)."""
+        if torch.is_grad_enabled():
+            with torch.no_grad():
+                return self._draw(family, params, sample_shape, seed, False)
         return self._draw(family, params, sample_shape, seed, False)
 
-    def rsample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+    def rsample(self, family: str, params: Mapping[str, Any], sample_shape: torch.Size, *,
+                seed: Seed = None) -> torch.Tensor:
+        """Draw with torch's pathwise gradients; raises for families torch does not reparameterize."""
+        support = _SUPPORT.get(family)
+        if support is None or not support.rsample:
+            raise NotReparameterizableError(
+                f"{family} has no reparameterized sampler in torch, so rsample() cannot give "
+                "pathwise gradients. Use sample() with log_prob(), or a relaxed family "
+                "(RelaxedBernoulli, RelaxedOneHotCategorical)."
+            )
         return self._draw(family, params, sample_shape, seed, True)
 
-    def log_prob(self, family, params, value):  # type: ignore[override]
-        return _build(family, params).log_prob(value)
+    def log_prob(self, family: str, params: Mapping[str, Any], value: torch.Tensor) -> torch.Tensor:
+        """torch's ``log_prob`` of the family built from ``params``."""
+        if family not in FAMILIES:
+            raise UnsupportedFamilyError(
+                f"The torch backend has no family {family!r}. Expected one of: "
+                f"{', '.join(sorted(FAMILIES))}."
+            )
+        return build(family, params).log_prob(value)
 
 
 @hookimpl
-def polysample_register_backends(register):  # type: ignore[no-untyped-def]
+def polysample_register_backends(register: Callable[..., None]) -> None:
     register("torch", TorchBackend)
