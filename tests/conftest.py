@@ -1,0 +1,81 @@
+"""Shared fixtures: every test runs with a clean polysample configuration.
+
+* ``POLYSAMPLE_*`` environment variables are removed, the working directory is a fresh
+  ``tmp_path`` (so no ``pyproject.toml`` of the checkout is picked up), ``set_backend(None)``
+  and ``reload_config()`` run before and after each test.
+* ``AVAILABLE`` lists the backends that load here, and :func:`family_cases` the
+  ``(backend, family)`` pairs each one claims: contract tests are parametrized over them, so a
+  new backend (numpy, tfp, a plugin) is picked up without editing any test.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterator
+
+import pytest
+
+import polysample as ps
+from polysample.core.backend import FamilySupport
+from polysample.core.families import FAMILIES
+
+ENV_VARS = (
+    "POLYSAMPLE_BACKEND",
+    "POLYSAMPLE_CONFIG",
+    "POLYSAMPLE_FALLBACK",
+    "POLYSAMPLE_PLUGINS",
+    "POLYSAMPLE_DISABLE_PLUGIN_AUTOLOAD",
+)
+
+
+def _available() -> list[str]:
+    # A built-in backend that is still missing or broken only warns; it is simply not tested.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return [b.name for b in ps.backends() if b.status == "available"]
+
+
+#: Names of the backends that load on this machine.
+AVAILABLE: list[str] = _available()
+
+
+def family_cases(
+    keep: Callable[[str, FamilySupport], bool] = lambda family, support: True,
+    families: Iterator[str] | None = None,
+) -> list[object]:
+    """``pytest.param(backend, family, id="backend-family")`` for every claimed family.
+
+    ``keep(family, support)`` filters; ``families`` restricts to a set of family names.
+    """
+    wanted = None if families is None else set(families)
+    cases: list[object] = []
+    for name in AVAILABLE:
+        for family, support in sorted(ps.load_backend(name).families().items()):
+            if family not in FAMILIES:
+                continue  # e.g. "MixtureSameFamily": tested with the combinators
+            if wanted is not None and family not in wanted:
+                continue
+            if keep(family, support):
+                cases.append(pytest.param(name, family, id=f"{name}-{family}"))
+    return cases
+
+
+@pytest.fixture(autouse=True)
+def clean_config(monkeypatch: pytest.MonkeyPatch, tmp_path) -> Iterator[None]:
+    """Isolate environment, working directory and process-wide backend for each test."""
+    for var in ENV_VARS:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.chdir(tmp_path)
+    ps.set_backend(None)
+    ps.reload_config()
+    yield
+    ps.set_backend(None)
+    ps.reload_config()
+
+
+@pytest.fixture
+def fresh_registry() -> Iterator[None]:
+    """Rediscover plugins before and after the test (for tests that change plugin variables)."""
+    ps.refresh()
+    yield
+    ps.refresh()

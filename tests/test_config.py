@@ -1,0 +1,300 @@
+"""Choosing a backend: precedence, lazy reading, file discovery, fallbacks, isolation, errors.
+
+Precedence, strongest first: ``backend=`` > ``use_backend`` > ``set_backend`` >
+``POLYSAMPLE_BACKEND`` > ``[tool.polysample.families]`` > ``[tool.polysample] backend`` >
+``"torch"``. The autouse ``clean_config`` fixture gives each test an empty environment and a
+fresh temporary working directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+import polysample as ps
+from polysample.core.config import backend_options, resolve_backend, resolve_backend_name
+
+DRAWN_BY: list[str] = []
+NAMES = ("cfg-arg", "cfg-ctx", "cfg-set", "cfg-env", "cfg-fam", "cfg-file", "cfg-narrow")
+
+
+def _recording_backend(label: str) -> type[ps.Backend]:
+    """A Normal-only backend that records which backend drew."""
+
+    class Recording(ps.Backend):
+        def families(self):  # type: ignore[no-untyped-def]
+            return {"Normal": ps.FamilySupport(sample=True)}
+
+        def sample(self, family, params, sample_shape, *, seed=None):  # type: ignore[no-untyped-def]
+            DRAWN_BY.append(label)
+            return torch.zeros(tuple(sample_shape) + tuple(params["loc"].shape))
+
+    return Recording
+
+
+@pytest.fixture(scope="module", autouse=True)
+def recording_backends() -> Iterator[None]:
+    for name in NAMES:
+        ps.register_backend(name, _recording_backend(name), source="tests/test_config.py")
+    yield
+    for name in NAMES:
+        ps.unregister_backend(name)
+
+
+def drawn_by(dist: object = None) -> str:
+    """Draw once from a Normal and return the name of the backend that drew it."""
+    DRAWN_BY.clear()
+    (dist or ps.Normal(0.0, 1.0)).sample()  # type: ignore[attr-defined]
+    assert len(DRAWN_BY) == 1
+    return DRAWN_BY[0]
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+# --------------------------------------------------------------------------- precedence
+def test_default_backend_is_torch() -> None:
+    assert ps.get_backend() == "torch"
+    assert resolve_backend_name("Normal") == ("torch", "default")
+
+
+def test_each_source_beats_the_next(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write(tmp_path / "pyproject.toml", '[tool.polysample]\nbackend = "cfg-file"\n'
+          '[tool.polysample.families]\nNormal = "cfg-fam"\n')
+    monkeypatch.setenv("POLYSAMPLE_BACKEND", "cfg-env")
+    ps.set_backend("cfg-set")
+    with ps.use_backend("cfg-ctx"):
+        assert drawn_by(ps.Normal(0.0, 1.0, backend="cfg-arg")) == "cfg-arg"
+        assert drawn_by() == "cfg-ctx"
+    assert drawn_by() == "cfg-set"
+    ps.set_backend(None)
+    assert drawn_by() == "cfg-env"
+    monkeypatch.delenv("POLYSAMPLE_BACKEND")
+    assert drawn_by() == "cfg-fam"
+    # the family override applies to its family only
+    assert resolve_backend_name("Gamma")[0] == "cfg-file"
+    assert ps.get_backend() == "cfg-file"
+    (tmp_path / "pyproject.toml").unlink()
+    ps.reload_config()
+    assert ps.get_backend() == "torch"
+
+
+def test_resolution_reports_its_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = write(tmp_path / "polysample.toml", 'backend = "cfg-file"\n')
+    assert resolve_backend_name("Normal") == ("cfg-file", f"{cfg.resolve()}, key backend")
+    monkeypatch.setenv("POLYSAMPLE_BACKEND", "cfg-env")
+    assert resolve_backend_name("Normal") == ("cfg-env", "POLYSAMPLE_BACKEND")
+
+
+def test_set_backend_none_clears_and_get_backend_reports() -> None:
+    ps.set_backend("cfg-set")
+    assert ps.get_backend() == "cfg-set"
+    ps.set_backend(None)
+    assert ps.get_backend() == "torch"
+
+
+def test_use_backend_nests_and_restores() -> None:
+    with ps.use_backend("cfg-ctx") as name:
+        assert name == "cfg-ctx"
+        with ps.use_backend("cfg-arg"):
+            assert ps.get_backend() == "cfg-arg"
+        assert ps.get_backend() == "cfg-ctx"
+    assert ps.get_backend() == "torch"
+
+
+def test_backend_argument_is_kept_by_the_distribution() -> None:
+    d = ps.Normal(0.0, 1.0, backend="cfg-arg")
+    assert d.backend == "cfg-arg"
+    with ps.use_backend("cfg-ctx"):
+        assert drawn_by(d) == "cfg-arg"
+
+
+# --------------------------------------------------------------------------- laziness
+def test_environment_is_read_at_use_not_import(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert ps.get_backend() == "torch"
+    monkeypatch.setenv("POLYSAMPLE_BACKEND", "cfg-env")
+    assert ps.get_backend() == "cfg-env"
+    monkeypatch.setenv("POLYSAMPLE_BACKEND", "  ")  # blank means unset
+    assert ps.get_backend() == "torch"
+
+
+def test_file_is_read_on_first_use_then_cached_until_reload(tmp_path: Path) -> None:
+    # Written after import, before the first resolution: it takes effect.
+    cfg = write(tmp_path / "pyproject.toml", '[tool.polysample]\nbackend = "cfg-file"\n')
+    assert ps.get_backend() == "cfg-file"
+    cfg.write_text('[tool.polysample]\nbackend = "cfg-narrow"\n')
+    assert ps.get_backend() == "cfg-file"  # cached
+    ps.reload_config()
+    assert ps.get_backend() == "cfg-narrow"
+
+
+# --------------------------------------------------------------------------- discovery
+def test_polysample_toml_is_preferred_to_pyproject_in_one_directory(tmp_path: Path) -> None:
+    write(tmp_path / "pyproject.toml", '[tool.polysample]\nbackend = "cfg-file"\n')
+    write(tmp_path / "polysample.toml", 'backend = "cfg-narrow"\n')
+    assert ps.get_backend() == "cfg-narrow"
+
+
+def test_search_goes_upwards_and_skips_pyproject_without_section(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(tmp_path / "pyproject.toml", '[tool.polysample]\nbackend = "cfg-file"\n')
+    write(tmp_path / "a" / "pyproject.toml", '[project]\nname = "inner"\n')
+    (tmp_path / "a" / "b").mkdir()
+    monkeypatch.chdir(tmp_path / "a" / "b")
+    ps.reload_config()
+    assert ps.get_backend() == "cfg-file"
+    write(tmp_path / "a" / "polysample.toml", 'backend = "cfg-narrow"\n')
+    ps.reload_config()
+    assert ps.get_backend() == "cfg-narrow"  # the nearest file wins
+
+
+def test_polysample_config_names_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write(tmp_path / "pyproject.toml", '[tool.polysample]\nbackend = "cfg-file"\n')
+    other = write(tmp_path / "elsewhere" / "settings.toml", 'backend = "cfg-narrow"\n')
+    monkeypatch.setenv("POLYSAMPLE_CONFIG", str(other))
+    assert ps.get_backend() == "cfg-narrow"
+
+
+def test_polysample_config_missing_file_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("POLYSAMPLE_CONFIG", "/nonexistent/polysample.toml")
+    with pytest.raises(ps.ConfigError, match="POLYSAMPLE_CONFIG.*not a file"):
+        ps.get_backend()
+
+
+def test_backend_options_table_and_source(tmp_path: Path) -> None:
+    cfg = write(tmp_path / "pyproject.toml",
+                '[tool.polysample]\nbackend = "torch"\n[tool.polysample.tfp]\nsubstrate = "jax"\n')
+    options, source = backend_options("tfp")
+    assert dict(options) == {"substrate": "jax"}
+    assert str(cfg.resolve()) in source and "tool.polysample.tfp" in source
+    assert backend_options("numpy")[0] == {}
+
+
+# --------------------------------------------------------------------------- fallback
+def test_fallback_chain_from_file(tmp_path: Path) -> None:
+    write(tmp_path / "polysample.toml", 'backend = "cfg-narrow"\nfallback = ["cfg-file", "torch"]\n')
+    assert resolve_backend("Normal").name == "cfg-narrow"
+    assert resolve_backend("Gamma").name == "torch"  # cfg-file lacks Gamma too
+    assert ps.Gamma(2.0, 1.0).sample((3,)).shape == (3,)
+
+
+def test_missing_family_without_fallback_raises(tmp_path: Path) -> None:
+    write(tmp_path / "polysample.toml", 'backend = "cfg-narrow"\n')
+    with pytest.raises(ps.UnsupportedFamilyError, match="cfg-narrow.*Gamma.*fallback"):
+        ps.Gamma(2.0, 1.0).sample()
+
+
+def test_fallback_variable_beats_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write(tmp_path / "polysample.toml", 'backend = "cfg-narrow"\nfallback = ["cfg-file"]\n')
+    monkeypatch.setenv("POLYSAMPLE_FALLBACK", "cfg-file, torch")
+    assert resolve_backend("Gamma").name == "torch"
+    monkeypatch.setenv("POLYSAMPLE_FALLBACK", "cfg-file")
+    with pytest.raises(ps.UnsupportedFamilyError, match=r"fallbacks \['cfg-file'\]"):
+        resolve_backend("Gamma")
+
+
+# --------------------------------------------------------------------------- isolation
+def test_use_backend_in_one_thread_is_invisible_in_another() -> None:
+    entered, checked = threading.Event(), threading.Event()
+    seen: dict[str, str] = {}
+
+    def worker() -> None:
+        with ps.use_backend("cfg-ctx"):
+            seen["worker"] = ps.get_backend()
+            entered.set()
+            checked.wait(10)
+
+    with ps.use_backend("cfg-arg"):
+        t = threading.Thread(target=worker)
+        t.start()
+        assert entered.wait(10)
+        seen["main"] = ps.get_backend()
+        checked.set()
+        t.join(10)
+        inner: dict[str, str] = {}
+        t2 = threading.Thread(target=lambda: inner.setdefault("b", ps.get_backend()))
+        t2.start()
+        t2.join(10)
+    assert seen == {"worker": "cfg-ctx", "main": "cfg-arg"}
+    assert inner == {"b": "torch"}  # a new thread does not inherit the context
+
+
+def test_use_backend_in_asyncio_tasks_is_isolated() -> None:
+    async def task(name: str) -> list[str]:
+        with ps.use_backend(name):
+            out = []
+            for _ in range(3):
+                await asyncio.sleep(0)  # interleave with the other task
+                out.append(ps.get_backend())
+            return out
+
+    async def main() -> tuple[list[str], list[str], str]:
+        a, b = await asyncio.gather(task("cfg-ctx"), task("cfg-arg"))
+        return a, b, ps.get_backend()
+
+    a, b, after = asyncio.run(main())
+    assert a == ["cfg-ctx"] * 3 and b == ["cfg-arg"] * 3 and after == "torch"
+
+
+# --------------------------------------------------------------------------- errors
+BAD_FILES = [
+    ("malformed", "pyproject.toml", "[tool.polysample\nbackend = 'x'\n", "Malformed TOML"),
+    ("backend-not-string", "pyproject.toml", "[tool.polysample]\nbackend = 3\n",
+     "tool.polysample.backend"),
+    ("backend-empty", "polysample.toml", 'backend = ""\n', "key backend"),
+    ("unknown-backend", "pyproject.toml", '[tool.polysample]\nbackend = "nope"\n',
+     "tool.polysample.backend.*'nope'.*not installed"),
+    ("unknown-family", "pyproject.toml", '[tool.polysample.families]\nGauss = "torch"\n',
+     "Unknown family 'Gauss'.*tool.polysample.families"),
+    ("family-backend-not-string", "polysample.toml", "[families]\nNormal = 1\n",
+     "families.Normal"),
+    ("fallback-string", "pyproject.toml", '[tool.polysample]\nfallback = "torch"\n',
+     "list of backend names.*tool.polysample.fallback"),
+    ("fallback-unknown", "polysample.toml", 'backend = "cfg-narrow"\nfallback = ["nope"]\n',
+     "key fallback.*'nope'"),
+    ("unknown-key", "pyproject.toml", "[tool.polysample]\nbakend = 'torch'\n",
+     "tool.polysample.bakend"),
+]
+
+
+@pytest.mark.parametrize("fname,text,match", [b[1:] for b in BAD_FILES],
+                         ids=[b[0] for b in BAD_FILES])
+def test_bad_configuration_file_raises_config_error_naming_file_and_key(
+    tmp_path: Path, fname: str, text: str, match: str
+) -> None:
+    path = write(tmp_path / fname, text)
+    with pytest.raises(ps.ConfigError, match=match) as info:
+        ps.Gamma(2.0, 1.0).sample()
+    assert str(path.resolve()) in str(info.value)
+    assert isinstance(info.value, ValueError)
+
+
+@pytest.mark.parametrize("var", ["POLYSAMPLE_BACKEND", "POLYSAMPLE_FALLBACK"])
+def test_bad_environment_value_raises_config_error_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, var: str
+) -> None:
+    monkeypatch.setenv(var, "no-such-backend")
+    if var == "POLYSAMPLE_FALLBACK":
+        ps.set_backend("cfg-narrow")  # Gamma then needs the fallback chain
+    with pytest.raises(ps.ConfigError, match=f"{var}.*no-such-backend.*Expected one of"):
+        ps.Gamma(2.0, 1.0).sample()
+
+
+def test_set_and_use_backend_reject_unknown_names() -> None:
+    with pytest.raises(ps.UnknownBackendError, match="nope.*Expected one of"):
+        ps.set_backend("nope")
+    with pytest.raises(ps.UnknownBackendError):
+        with ps.use_backend("nope"):
+            pass
+    with pytest.raises(ps.UnknownBackendError, match="str"):
+        ps.set_backend(3)  # type: ignore[arg-type]
+    assert ps.get_backend() == "torch"

@@ -1,0 +1,296 @@
+"""Plugins: discovery (built-ins, entry points, POLYSAMPLE_PLUGINS), failures, laziness.
+
+Entry points are tested in a subprocess whose ``PYTHONPATH`` holds a plugin module and a
+``<name>.dist-info/`` directory (METADATA + entry_points.txt): that is exactly how an installed
+distribution looks to ``importlib.metadata``. The example third-party package in
+``examples/example_plugin`` is tested this way, and its backend passes the contract tests.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import tomllib
+import torch
+
+import polysample as ps
+import test_contract as contract
+from polysample.core import plugins
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "example_plugin"
+EXAMPLE_SRC = EXAMPLE / "src"
+
+pytestmark = pytest.mark.usefixtures("fresh_registry")
+
+_BACKEND_SOURCE = '''
+import torch
+import polysample
+
+class {cls}(polysample.Backend):
+    def families(self):
+        return {{"Normal": polysample.FamilySupport(sample=True, rsample=False)}}
+
+    def sample(self, family, params, sample_shape, *, seed=None):
+        loc = params["loc"]
+        g = torch.Generator().manual_seed(0) if seed is not None else None
+        eps = torch.randn(tuple(sample_shape) + tuple(loc.shape), generator=g, dtype=loc.dtype)
+        return loc + params["scale"] * eps
+'''
+
+
+def write_plugin(directory: Path, module: str, backend: str, *, extra: str = "",
+                 factory: str | None = None) -> Path:
+    """Write a plugin module registering ``backend``; returns its path."""
+    cls = "B_" + module
+    source = (
+        _BACKEND_SOURCE.format(cls=cls) + "\n" + textwrap.dedent(extra) + "\n\n"
+        "@polysample.hookimpl\n"
+        "def polysample_register_backends(register):\n"
+        f"    register({backend!r}, {factory or cls})\n"
+    )
+    path = directory / f"{module}.py"
+    path.write_text(source)
+    return path
+
+
+def write_dist_info(directory: Path, dist: str, entry_points: dict[str, str]) -> None:
+    """A minimal installed distribution: ``<dist>-0.1.dist-info`` with its entry points."""
+    info = directory / f"{dist.replace('-', '_')}-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n")
+    lines = ["[polysample]"] + [f"{k} = {v}" for k, v in entry_points.items()]
+    (info / "entry_points.txt").write_text("\n".join(lines) + "\n")
+
+
+def run_python(code: str, pythonpath: list[Path], **env: str) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("POLYSAMPLE_")}
+    environ["PYTHONPATH"] = os.pathsep.join(str(p) for p in pythonpath)
+    environ.update(env)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=environ, timeout=120)
+
+
+# --------------------------------------------------------------------------- built-ins
+def test_builtin_torch_backend_is_registered_through_the_hook() -> None:
+    assert "polysample.backends.torch_backend" in plugins.DEFAULT_PLUGINS
+    info = {b.name: b for b in ps.backends()}["torch"]
+    assert info.status == "available"
+    assert "built-in" in info.source
+    assert info.families == 38 and info.version == torch.__version__
+
+
+# --------------------------------------------------------------------------- POLYSAMPLE_PLUGINS
+def test_polysample_plugins_variable_loads_a_module(tmp_path, monkeypatch) -> None:
+    write_plugin(tmp_path, "throwaway_plugin", "throwaway")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("POLYSAMPLE_PLUGINS", " throwaway_plugin , ")
+    ps.refresh()
+    assert "throwaway" in ps.backend_names()
+    x = ps.Normal(torch.zeros(2), 1.0, backend="throwaway").sample((3,), seed=1)
+    assert x.shape == (3, 2)
+    row = {b.name: b for b in ps.backends()}["throwaway"]
+    assert row.status == "available" and "POLYSAMPLE_PLUGINS" in row.source
+
+
+def test_plugin_that_raises_on_import_warns_and_is_unavailable(tmp_path, monkeypatch) -> None:
+    (tmp_path / "exploding_plugin.py").write_text("raise RuntimeError('boom at import')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("POLYSAMPLE_PLUGINS", "exploding_plugin")
+    ps.refresh()
+    with pytest.warns(RuntimeWarning, match="exploding_plugin.*boom at import"):
+        names = ps.backend_names()
+    assert "torch" in names  # the others keep working
+    assert ps.Normal(0.0, 1.0, backend="torch").sample().shape == ()
+    with pytest.raises(ps.BackendUnavailableError, match="exploding_plugin") as info:
+        ps.load_backend("exploding_plugin")
+    assert isinstance(info.value.__cause__, RuntimeError)
+    row = {b.name: b for b in ps.backends()}["exploding_plugin"]
+    assert row.status == "broken" and "boom at import" in row.error
+
+
+def test_factory_raising_import_error_makes_backend_unavailable(tmp_path, monkeypatch) -> None:
+    extra = "def needs_lib():\n    raise ImportError('No module named fancylib')"
+    write_plugin(tmp_path, "needy_plugin", "needy", extra=extra, factory="needs_lib")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("POLYSAMPLE_PLUGINS", "needy_plugin")
+    ps.refresh()
+    assert "needy" in ps.backend_names()  # registered: the factory has not run
+    with pytest.raises(ps.BackendUnavailableError, match="needy.*fancylib") as info:
+        ps.Normal(0.0, 1.0, backend="needy").sample()
+    assert isinstance(info.value.__cause__, ImportError)
+    row = {b.name: b for b in ps.backends()}["needy"]
+    assert row.status == "unavailable" and "fancylib" in row.error
+    assert ps.Normal(0.0, 1.0).sample().shape == ()  # the default backend is unaffected
+
+
+def test_duplicate_backend_name_names_both_modules(tmp_path, monkeypatch) -> None:
+    write_plugin(tmp_path, "dup_one", "twin")
+    write_plugin(tmp_path, "dup_two", "twin")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("POLYSAMPLE_PLUGINS", "dup_one,dup_two")
+    ps.refresh()
+    with pytest.raises(ps.PolysampleError, match="twin") as info:
+        ps.backend_names()
+    assert "dup_one" in str(info.value) and "dup_two" in str(info.value)
+
+
+def test_backend_factory_runs_only_on_first_use(tmp_path, monkeypatch) -> None:
+    extra = textwrap.dedent('''
+        CALLS = []
+        def counted():
+            CALLS.append(1)
+            return B_lazy_plugin()
+    ''')
+    write_plugin(tmp_path, "lazy_plugin", "lazy", extra=extra, factory="counted")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("POLYSAMPLE_PLUGINS", "lazy_plugin")
+    ps.refresh()
+    import lazy_plugin  # type: ignore[import-not-found]
+
+    assert "lazy" in ps.backend_names()
+    d = ps.Normal(0.0, 1.0, backend="lazy")
+    assert lazy_plugin.CALLS == []
+    d.sample()
+    d.sample()
+    assert lazy_plugin.CALLS == [1]
+
+
+def test_register_backend_and_unregister() -> None:
+    class Tiny(ps.Backend):
+        def families(self):  # type: ignore[no-untyped-def]
+            return {}
+
+    ps.register_backend("tiny", Tiny)
+    try:
+        assert ps.load_backend("tiny").name == "tiny"
+    finally:
+        ps.unregister_backend("tiny")
+    with pytest.raises(ps.UnknownBackendError):
+        ps.load_backend("tiny")
+
+
+# --------------------------------------------------------------------------- entry points
+def _example_entry_points() -> dict[str, str]:
+    data = tomllib.loads((EXAMPLE / "pyproject.toml").read_text())
+    return dict(data["project"]["entry-points"]["polysample"])
+
+
+def test_installed_example_plugin_is_found_through_its_entry_point(tmp_path) -> None:
+    eps = _example_entry_points()
+    assert eps == {"numpy-legacy": "polysample_numpy_legacy"}
+    write_dist_info(tmp_path, "polysample-numpy-legacy", eps)
+    code = textwrap.dedent('''
+        import json, polysample as ps
+        row = {b.name: b for b in ps.backends()}.get("numpy-legacy")
+        x = ps.Normal(0.0, 1.0, backend="numpy-legacy").sample((4,), seed=3)
+        print(json.dumps({"status": row.status, "source": row.source, "shape": list(x.shape)}))
+    ''')
+    out = run_python(code, [tmp_path, EXAMPLE_SRC])
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["status"] == "available"
+    assert "polysample-numpy-legacy" in result["source"]
+    assert result["shape"] == [4]
+
+
+def test_disable_plugin_autoload_skips_entry_points(tmp_path) -> None:
+    write_dist_info(tmp_path, "polysample-numpy-legacy", _example_entry_points())
+    # The variable is read at discovery: one process checks both settings via refresh().
+    code = textwrap.dedent('''
+        import os, polysample as ps
+        on = "numpy-legacy" in ps.backend_names()
+        os.environ["POLYSAMPLE_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+        ps.refresh()
+        off = "numpy-legacy" in ps.backend_names()
+        print(on, off, "torch" in ps.backend_names())
+    ''')
+    out = run_python(code, [tmp_path, EXAMPLE_SRC])
+    assert out.stdout.strip() == "True False True", out.stderr
+
+
+def test_broken_entry_point_warns_naming_its_distribution(tmp_path) -> None:
+    (tmp_path / "broken_ep_plugin.py").write_text("import not_installed_dependency_xyz\n")
+    write_dist_info(tmp_path, "broken-dist", {"brokenep": "broken_ep_plugin"})
+    code = textwrap.dedent('''
+        import warnings, polysample as ps
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            names = ps.backend_names()
+        msgs = [str(w.message) for w in caught if w.category is RuntimeWarning]
+        assert any("broken-dist" in m and "broken_ep_plugin" in m for m in msgs), msgs
+        assert "torch" in names
+        try:
+            ps.load_backend("brokenep")
+        except ps.BackendUnavailableError as exc:
+            assert isinstance(exc.__cause__, ImportError)
+            print("ok")
+    ''')
+    out = run_python(code, [tmp_path])
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+# --------------------------------------------------------------------------- example backend
+def _load_example_module():  # type: ignore[no-untyped-def]
+    name = "polysample_numpy_legacy"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, EXAMPLE_SRC / name / "__init__.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+_example = _load_example_module()
+_EXAMPLE_FAMILIES = _example.NumpyLegacyBackend().families()
+_ALL = sorted(_EXAMPLE_FAMILIES)
+_RS = [f for f in _ALL if _EXAMPLE_FAMILIES[f].rsample]
+_NO_RS = [f for f in _ALL if not _EXAMPLE_FAMILIES[f].rsample]
+EXAMPLE_RULES = (
+    [(rule, f) for f in _ALL for rule in (
+        "test_shape_is_sample_shape_plus_batch_shape_plus_event_shape",
+        "test_sample_never_requires_grad",
+        "test_has_rsample_reports_the_backend",
+        "test_same_seed_gives_identical_values",
+        "test_two_unseeded_calls_differ",
+        "test_torch_generator_is_reproducible_and_advances",
+        "test_log_prob_matches_torch",
+        "test_expand_keeps_the_backend",
+        "test_wrap_routes_a_torch_distribution",
+        "test_pickle_roundtrip_keeps_backend_and_draws",
+    )]
+    + [("test_rsample_is_differentiable_in_every_parameter_that_requires_grad", f) for f in _RS]
+    + [("test_rsample_raises_not_reparameterizable", f) for f in _NO_RS]
+    + [("test_batched_parameters_broadcast", f) for f in _ALL if contract.broadcastable(f)]
+)
+
+
+@pytest.fixture
+def example_backend():  # type: ignore[no-untyped-def]
+    ps.register_backend("numpy-legacy", _example.NumpyLegacyBackend, source="examples/example_plugin")
+    yield "numpy-legacy"
+    ps.unregister_backend("numpy-legacy")
+
+
+@pytest.mark.parametrize("rule,family", EXAMPLE_RULES, ids=[f"{f}-{r[5:]}" for r, f in EXAMPLE_RULES])
+def test_example_plugin_passes_the_contract(example_backend: str, rule: str, family: str) -> None:
+    getattr(contract, rule)(example_backend, family)
+    for dtype in (torch.float32, torch.float64):
+        contract.test_dtype_follows_parameters(example_backend, family, dtype)
+
+
+def test_example_plugin_global_stream_follows_manual_seed(example_backend: str) -> None:
+    d = ps.Gamma(2.0, 1.0, backend=example_backend)
+    ps.manual_seed(5)
+    a = d.sample((8,))
+    ps.manual_seed(5)
+    assert torch.equal(a, d.sample((8,)))
