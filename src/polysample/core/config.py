@@ -248,12 +248,44 @@ def _fallback_chain() -> tuple[tuple[str, str], ...]:
     return tuple((_validate_known(n, cfg.source("fallback")), n) for n in cfg.fallback)
 
 
+# resolve_backend runs on every draw. Its answer depends only on the inputs in the cache key
+# below, on the cached file configuration (a new object after reload_config) and on the
+# registry's entries (a new dict after every refresh or registration); a hit checks both by
+# identity (the cache holds them, so their ids cannot be reused), so it is exact. Only answers
+# whose first choice supports the family are cached: fallbacks (POLYSAMPLE_FALLBACK) never are.
+_resolved: dict[tuple[Any, ...], tuple[Mapping[str, Any], FileConfig | None, Backend]] = {}
+_RESOLVED_MAX = 4096
+
+
+def _resolution_key(family: str, explicit: str | None) -> tuple[Any, ...] | None:
+    if explicit is not None:
+        return (family, 0, explicit)
+    ctx = _context.get()
+    if ctx is not None:
+        return (family, 1, ctx)
+    if _global is not None:
+        return (family, 2, _global)
+    env = os.environ.get("POLYSAMPLE_BACKEND")
+    if env is not None and env.strip():
+        return (family, 3, env)
+    if _file is None:
+        return None  # the file is not read yet: resolve the slow way (which reads it)
+    return (family, 4, id(_file))
+
+
 def resolve_backend(family: str, explicit: str | None = None) -> Backend:
     """The loaded backend that will draw ``family``, fallbacks applied.
 
     Raises ``UnknownBackendError``/``BackendUnavailableError`` for the chosen backend and
     ``UnsupportedFamilyError`` when neither it nor any fallback supports ``family``.
     """
+    key = _resolution_key(family, explicit)
+    entries = registry.entries()
+    file_snapshot = _file
+    if key is not None:
+        hit = _resolved.get(key)
+        if hit is not None and hit[0] is entries and hit[1] is file_snapshot:
+            return hit[2]
     name, source = resolve_backend_name(family, explicit)
     try:
         backend = registry.load(name)
@@ -262,6 +294,10 @@ def resolve_backend(family: str, explicit: str | None = None) -> Backend:
             raise
         raise ConfigError(f"{source} names unknown backend {name!r}.") from None
     if family in backend.families():
+        if key is not None:
+            if len(_resolved) >= _RESOLVED_MAX:
+                _resolved.clear()
+            _resolved[key] = (entries, file_snapshot, backend)
         return backend
     tried = [name]
     for fb, _ in _fallback_chain():
