@@ -171,10 +171,18 @@ class PolysampleDistribution:
                 f"Backend {backend.name!r} returned {type(out).__name__} from {what}() for "
                 f"{self._ps_family}; expected a torch.Tensor. This is a bug in that backend."
             )
-        # torch's _extended_shape, inlined: shape is already a torch.Size.
+        # One inlined pass (this runs on every draw): torch's _extended_shape, _ps_expected.
+        attrs = self.__dict__
+        for name in self._ps_tensor_params:
+            t = attrs.get(name)
+            if isinstance(t, torch.Tensor):
+                break
+        else:
+            t = getattr(self, self._ps_tensor_params[0])
         expected = shape + self._batch_shape + self._event_shape  # type: ignore[attr-defined]
-        dtype, device = self._ps_expected()
-        if out.shape != expected or out.dtype != dtype or out.device != device:
+        if (out.shape != expected or out.dtype != (torch.int64 if self._ps_index else t.dtype)
+                or out.device != t.device):
+            dtype, device = self._ps_expected()
             raise BackendContractError(
                 f"Backend {backend.name!r} broke the {what}() contract for {self._ps_family}: "
                 f"expected shape {tuple(expected)}, dtype {dtype}, device {device}; received "
@@ -241,7 +249,7 @@ class PolysampleDistribution:
                 )
         out = backend.rsample(self._ps_family, self._ps_params(), shape, seed=s)
         out = self._ps_check(backend, out, shape, "rsample")
-        if torch.is_grad_enabled() and not out.requires_grad and self._ps_grad_params(support):
+        if not out.requires_grad and torch.is_grad_enabled() and self._ps_grad_params(support):
             raise BackendContractError(
                 f"Backend {backend.name!r} returned a detached tensor from rsample() for "
                 f"{self._ps_family} although {self._ps_grad_params(support)} require grad. "
