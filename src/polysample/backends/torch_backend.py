@@ -39,11 +39,12 @@ from torch.distributions.dirichlet import _Dirichlet_backward
 from torch.distributions.transforms import SigmoidTransform, StickBreakingTransform
 from torch.distributions.utils import clamp_probs
 
+from ..core import seeds as _seeds
 from ..core.backend import Backend, FamilySupport, Seed
 from ..core.errors import NotReparameterizableError, UnsupportedFamilyError
 from ..core.families import FAMILIES
 from ..core.hookspecs import hookimpl
-from ..core.seeds import torch_generator_from
+from ..core.seeds import global_seed_sequence, torch_generator_from
 
 __all__ = ["TorchBackend", "FORK_RNG_FAMILIES"]
 
@@ -70,13 +71,15 @@ def _empty(shape: torch.Size, like: torch.Tensor, g: Gen) -> torch.Tensor:
 
 
 def _randn(shape: torch.Size, like: torch.Tensor, g: Gen) -> torch.Tensor:
-    dev = like.device if g is None else g.device
-    return _home(torch.randn(shape, dtype=like.dtype, device=dev, generator=g), like)
+    if g is None:
+        return torch.randn(shape, dtype=like.dtype, device=like.device)
+    return _home(torch.randn(shape, dtype=like.dtype, device=g.device, generator=g), like)
 
 
 def _rand(shape: torch.Size, like: torch.Tensor, g: Gen) -> torch.Tensor:
-    dev = like.device if g is None else g.device
-    return _home(torch.rand(shape, dtype=like.dtype, device=dev, generator=g), like)
+    if g is None:
+        return torch.rand(shape, dtype=like.dtype, device=like.device)
+    return _home(torch.rand(shape, dtype=like.dtype, device=g.device, generator=g), like)
 
 
 def _std_exponential(shape: torch.Size, like: torch.Tensor, g: Gen) -> torch.Tensor:
@@ -461,6 +464,25 @@ class TorchBackend(Backend):
 
     name = "torch"
 
+    def __init__(self) -> None:
+        self._fork_key: tuple[int, ...] = _seeds._fork_key
+
+    def _reseed_after_fork(self) -> None:
+        """Give a forked child its own global stream (torch's default generator).
+
+        ``fork`` copies torch's default generator, so two children would repeat each other's
+        draws. The core re-derives every backend's stream after a fork (mixing in the DataLoader
+        worker seed or the pid); for torch that stream *is* the default generator, so reseed it.
+        """
+        _seeds._resolve_fork()
+        key = _seeds._fork_key
+        if key != self._fork_key:
+            self._fork_key = key
+            if key:
+                torch.manual_seed(
+                    int(global_seed_sequence("torch").generate_state(1, "uint64")[0] >> 1)
+                )
+
     def version(self) -> str:
         return torch.__version__
 
@@ -469,6 +491,8 @@ class TorchBackend(Backend):
 
     def _draw(self, family: str, params: Mapping[str, Any], sample_shape: torch.Size,
               seed: Seed, reparam: bool) -> torch.Tensor:
+        if seed is None and (_seeds._fork_pending or _seeds._fork_key != self._fork_key):
+            self._reseed_after_fork()
         sampler = _SAMPLERS.get(family)
         if sampler is not None:
             g = seed if seed is None or isinstance(seed, torch.Generator) else \
