@@ -119,9 +119,14 @@ def _dirichlet(conc: torch.Tensor, g: Gen, reparam: bool) -> torch.Tensor:
     return _home(torch._sample_dirichlet(_on_gen(conc, g), generator=g), conc)
 
 
-def _can_scalar_fast(t: torch.Tensor, g: Gen) -> bool:
-    # ``.item()`` on CUDA would synchronize; the scalar kernels are a CPU-only win.
-    return t.numel() == 1 and t.device.type == "cpu" and (g is None or g.device.type == "cpu")
+def _can_scalar_fast(t: torch.Tensor, shape: torch.Size, g: Gen) -> bool:
+    """Whether to fill ``shape`` with a scalar-parameter kernel (``normal_(m, s)`` etc.).
+
+    Worth it for large draws only (two ``.item()`` calls cost more than they save on small
+    ones), and on CPU only: ``.item()`` on CUDA would synchronize.
+    """
+    return (t.numel() == 1 and shape.numel() >= 256 and t.device.type == "cpu"
+            and (g is None or g.device.type == "cpu"))
 
 
 # ---------------------------------------------------------------------- samplers
@@ -133,7 +138,7 @@ def _normal(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> torc
     shape = ss + loc.shape
     if reparam:
         return loc + _randn(shape, loc, g) * scale
-    if _can_scalar_fast(loc, g):
+    if _can_scalar_fast(loc, shape, g):
         return torch.empty(shape, dtype=loc.dtype).normal_(loc.item(), scale.item(), generator=g)
     return _randn(shape, loc, g).mul_(scale).add_(loc)
 
@@ -305,7 +310,7 @@ def _lowrank_mvn(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) ->
 def _bernoulli(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> torch.Tensor:
     probs = p["probs"]
     shape = ss + probs.shape
-    if _can_scalar_fast(probs, g):
+    if _can_scalar_fast(probs, shape, g):
         return torch.empty(shape, dtype=probs.dtype).bernoulli_(probs.item(), generator=g)
     return _home(torch.bernoulli(_on_gen(probs.expand(shape), g), generator=g), probs)
 
