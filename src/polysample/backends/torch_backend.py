@@ -18,10 +18,11 @@ scale`` etc.), so gradients are torch's own. ``sample`` takes in-place fast path
 ``torch.distributions`` is slow (Normal: one ``randn`` + in-place affine, or one in-place
 ``normal_`` for scalar CPU parameters, instead of ``torch.normal`` on expanded tensors).
 
-Three families have samplers whose inner random calls cannot take a generator (rejection loops
-inside torch): ``VonMises``, ``LKJCholesky`` and ``Wishart``. With a seed or generator they run
-torch's own sampler under :func:`torch.random.fork_rng`, reseeded from one draw of the
-generator, so the global stream is left untouched.
+One family, ``Wishart``, keeps torch's own sampler (its Bartlett draw and singular-sample retry
+loop are long and easy to get subtly wrong): with a seed or generator it runs under
+:func:`torch.random.fork_rng`, reseeded from one draw of the generator, so the global stream is
+left untouched. ``VonMises`` (rejection loop) and ``LKJCholesky`` (onion method) are written out
+here like the others.
 
 ``log_prob`` is torch's own: ``families()`` reports ``log_prob=False`` so that the core scores
 with the distribution object itself (no rebuild per call); :meth:`TorchBackend.log_prob` builds
@@ -30,6 +31,7 @@ the ``torch.distributions`` object for callers that use the backend directly.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -52,7 +54,7 @@ Gen = torch.Generator | None
 Sampler = Callable[[Mapping[str, Any], torch.Size, Gen, bool], torch.Tensor]
 
 #: Families drawn by torch's own sampler under ``fork_rng`` when a seed or generator is given.
-FORK_RNG_FAMILIES: frozenset[str] = frozenset({"VonMises", "LKJCholesky", "Wishart"})
+FORK_RNG_FAMILIES: frozenset[str] = frozenset({"Wishart"})
 
 
 # ---------------------------------------------------------------------- random primitives
@@ -381,6 +383,41 @@ def _negative_binomial(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bo
     return _home(torch.poisson(_on_gen(rate, g), generator=g), logits)
 
 
+def _von_mises(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> torch.Tensor:
+    """torch's Best-Fisher rejection sampler (``von_mises._rejection_sample``) with ``g``."""
+    loc = p["loc"]
+    d = td.VonMises(loc, p["concentration"], validate_args=False)
+    work_loc, conc, r = d._loc, d._concentration, d._proposal_r  # float64 for float32 params
+    shape = ss + loc.shape
+    x = torch.empty(shape, dtype=work_loc.dtype, device=loc.device)
+    done = torch.zeros(shape, dtype=torch.bool, device=loc.device)
+    while not done.all():
+        u1, u2, u3 = _rand((3,) + shape, work_loc, g).unbind()
+        z = torch.cos(math.pi * u1)
+        f = (1 + r * z) / (r + z)
+        c = conc * (r - f)
+        accept = ((c * (2 - c) - u2) > 0) | ((c / u2).log() + 1 - c >= 0)
+        if accept.any():
+            x = torch.where(accept, (u3 - 0.5).sign() * f.acos(), x)
+            done = done | accept
+    return ((x + math.pi + work_loc) % (2 * math.pi) - math.pi).to(loc.dtype)
+
+
+def _lkj_cholesky(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> torch.Tensor:
+    """torch's onion-method sampler (``LKJCholesky.sample``) with ``g``."""
+    d = td.LKJCholesky(p["dim"], p["concentration"], validate_args=False)
+    beta_conc = d._beta._dirichlet.concentration
+    y = _dirichlet(beta_conc.expand(ss + beta_conc.shape), g, False).select(-1, 0).unsqueeze(-1)
+    u_normal = _randn(ss + d.batch_shape + d.event_shape, y, g).tril(-1)
+    u_hypersphere = u_normal / u_normal.norm(dim=-1, keepdim=True)
+    u_hypersphere[..., 0, :].fill_(0.0)  # the first row is 0/0
+    w = torch.sqrt(y) * u_hypersphere
+    tiny = torch.finfo(w.dtype).tiny
+    diag_elems = torch.clamp(1 - torch.sum(w**2, dim=-1), min=tiny).sqrt()
+    w += torch.diag_embed(diag_elems)
+    return w
+
+
 _SAMPLERS: dict[str, Sampler] = {
     "Bernoulli": _bernoulli,
     "Beta": _beta,
@@ -416,6 +453,8 @@ _SAMPLERS: dict[str, Sampler] = {
     "RelaxedOneHotCategorical": _relaxed_one_hot,
     "StudentT": _student_t,
     "Uniform": _uniform,
+    "VonMises": _von_mises,
+    "LKJCholesky": _lkj_cholesky,
     "Weibull": _weibull,
 }
 
