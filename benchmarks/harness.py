@@ -2,9 +2,10 @@
 
 Every backend ships ``benchmarks/cases_<backend>.py`` with a function
 ``comparisons(quick: bool) -> list[Comparison]``.  ``benchmarks/bench_backends.py`` collects them
-and times every comparison in one run with :func:`time_callable`: each callable is warmed up,
+and times every comparison in one run with :func:`run_comparison`: each callable is warmed up,
 then timed ``repeats`` times (each repeat runs it ``number`` times, chosen so that a repeat lasts
-at least ``min_repeat_s``); the reported figure is the median per-call time.  The ratio is
+at least ``min_repeat_s``), the baseline's and the candidates' repeats interleaved; the reported
+figure is the median per-call time.  The ratio is
 ``candidate / baseline`` (below 1 means the candidate is faster).
 
 Callables must do the whole work being measured (including any ``.sum().backward()``) and
@@ -65,6 +66,52 @@ class Result:
         return m.median_s / self.baseline.median_s if self.baseline.median_s > 0 else float("nan")
 
 
+def _calibrate(fn: Callable[[], object], warmup: int, min_repeat_s: float, max_number: int) -> int:
+    """Warm ``fn`` up; return the calls per repeat (a power of ten) lasting >= ``min_repeat_s``."""
+    for _ in range(max(warmup, 1)):
+        fn()
+    number = 1
+    while number < max_number:
+        t0 = time.perf_counter()
+        for _ in range(number):
+            fn()
+        if time.perf_counter() - t0 >= min_repeat_s:
+            break
+        number *= 10
+    return number
+
+
+def _time_interleaved(
+    fns: list[tuple[str, Callable[[], object]]],
+    *,
+    repeats: int,
+    warmup: int,
+    min_repeat_s: float,
+    max_number: int,
+) -> list[Measurement]:
+    if repeats < 5:
+        raise ValueError(f"repeats must be >= 5 for a meaningful median; received repeats={repeats}")
+    numbers = [_calibrate(fn, warmup, min_repeat_s, max_number) for _, fn in fns]
+    times: list[list[float]] = [[] for _ in fns]
+    gc_was_enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(repeats):
+            for i, (_, fn) in enumerate(fns):
+                t0 = time.perf_counter()
+                for _ in range(numbers[i]):
+                    fn()
+                times[i].append((time.perf_counter() - t0) / numbers[i])
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    return [
+        Measurement(label=label, median_s=statistics.median(ts), times_s=ts, number=number)
+        for (label, _), ts, number in zip(fns, times, numbers, strict=True)
+    ]
+
+
 def time_callable(
     label: str,
     fn: Callable[[], object],
@@ -80,45 +127,23 @@ def time_callable(
     repeat last at least ``min_repeat_s``, so that microsecond-scale calls are not dominated by
     the timer's resolution.  The garbage collector is disabled while timing.
     """
-    if repeats < 5:
-        raise ValueError(f"repeats must be >= 5 for a meaningful median; received repeats={repeats}")
-    for _ in range(max(warmup, 1)):
-        fn()
-    number = 1
-    while number < max_number:
-        t0 = time.perf_counter()
-        for _ in range(number):
-            fn()
-        if time.perf_counter() - t0 >= min_repeat_s:
-            break
-        number *= 10
-    times: list[float] = []
-    gc_was_enabled = gc.isenabled()
-    gc.collect()
-    gc.disable()
-    try:
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            for _ in range(number):
-                fn()
-            times.append((time.perf_counter() - t0) / number)
-    finally:
-        if gc_was_enabled:
-            gc.enable()
-    return Measurement(label=label, median_s=statistics.median(times), times_s=times, number=number)
+    return _time_interleaved([(label, fn)], repeats=repeats, warmup=warmup,
+                             min_repeat_s=min_repeat_s, max_number=max_number)[0]
 
 
 def run_comparison(
     comparison: Comparison, *, repeats: int = 7, warmup: int = 2, min_repeat_s: float = 0.02
 ) -> Result:
-    """Time the baseline, then every candidate of ``comparison`` in dict order."""
+    """Time the baseline and every candidate of ``comparison``, interleaved.
 
-    def timed(label: str, fn: Callable[[], object]) -> Measurement:
-        return time_callable(label, fn, repeats=repeats, warmup=warmup, min_repeat_s=min_repeat_s)
-
-    base = timed(comparison.baseline_label, comparison.baseline)
-    cands = [timed(label, fn) for label, fn in comparison.candidates.items()]
-    return Result(comparison=comparison, baseline=base, candidates=cands)
+    Each repeat times the baseline, then every candidate in dict order (as :func:`time_callable`
+    does for one callable), so that a burst of load from other processes hits all of them
+    alike instead of skewing one median.
+    """
+    fns = [(comparison.baseline_label, comparison.baseline), *comparison.candidates.items()]
+    measured = _time_interleaved(fns, repeats=repeats, warmup=warmup,
+                                 min_repeat_s=min_repeat_s, max_number=100_000)
+    return Result(comparison=comparison, baseline=measured[0], candidates=measured[1:])
 
 
 def format_seconds_ms(seconds: float) -> str:
