@@ -58,9 +58,9 @@ FORK_RNG_FAMILIES: frozenset[str] = frozenset({"Wishart"})
 
 
 # ---------------------------------------------------------------------- random primitives
-def _home(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """``x`` moved to ``like``'s device (a no-op unless the generator lives elsewhere)."""
-    return x if x.device == like.device else x.to(like.device)
+def _home(x: torch.Tensor, like: torch.Tensor, g: Gen) -> torch.Tensor:
+    """``x`` (drawn with ``g``) moved to ``like``'s device: a no-op unless ``g`` lives elsewhere."""
+    return x if g is None or x.device == like.device else x.to(like.device)
 
 
 def _on_gen(t: torch.Tensor, g: Gen) -> torch.Tensor:
@@ -75,22 +75,22 @@ def _empty(shape: torch.Size, like: torch.Tensor, g: Gen) -> torch.Tensor:
 def _randn(shape: torch.Size, like: torch.Tensor, g: Gen) -> torch.Tensor:
     if g is None:
         return torch.randn(shape, dtype=like.dtype, device=like.device)
-    return _home(torch.randn(shape, dtype=like.dtype, device=g.device, generator=g), like)
+    return _home(torch.randn(shape, dtype=like.dtype, device=g.device, generator=g), like, g)
 
 
 def _rand(shape: torch.Size, like: torch.Tensor, g: Gen) -> torch.Tensor:
     if g is None:
         return torch.rand(shape, dtype=like.dtype, device=like.device)
-    return _home(torch.rand(shape, dtype=like.dtype, device=g.device, generator=g), like)
+    return _home(torch.rand(shape, dtype=like.dtype, device=g.device, generator=g), like, g)
 
 
 def _std_exponential(shape: torch.Size, like: torch.Tensor, g: Gen) -> torch.Tensor:
-    return _home(_empty(shape, like, g).exponential_(generator=g), like)
+    return _home(_empty(shape, like, g).exponential_(generator=g), like, g)
 
 
 def _std_gamma(conc: torch.Tensor, g: Gen) -> torch.Tensor:
     """``torch._standard_gamma`` with a generator; differentiable in ``conc`` (torch's formula)."""
-    return _home(torch._standard_gamma(_on_gen(conc, g), generator=g), conc)
+    return _home(torch._standard_gamma(_on_gen(conc, g), generator=g), conc, g)
 
 
 def _gamma(conc: torch.Tensor, rate: torch.Tensor, shape: torch.Size, g: Gen) -> torch.Tensor:
@@ -105,7 +105,7 @@ class _DirichletSample(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, concentration: torch.Tensor, g: Gen) -> torch.Tensor:  # type: ignore[override]
-        x = _home(torch._sample_dirichlet(_on_gen(concentration, g), generator=g), concentration)
+        x = _home(torch._sample_dirichlet(_on_gen(concentration, g), generator=g), concentration, g)
         ctx.save_for_backward(x, concentration)
         return x
 
@@ -118,7 +118,7 @@ class _DirichletSample(torch.autograd.Function):
 def _dirichlet(conc: torch.Tensor, g: Gen, reparam: bool) -> torch.Tensor:
     if reparam and conc.requires_grad:
         return _DirichletSample.apply(conc, g)  # type: ignore[no-untyped-call]
-    return _home(torch._sample_dirichlet(_on_gen(conc, g), generator=g), conc)
+    return _home(torch._sample_dirichlet(_on_gen(conc, g), generator=g), conc, g)
 
 
 def _can_scalar_fast(t: torch.Tensor, shape: torch.Size, g: Gen) -> bool:
@@ -127,7 +127,7 @@ def _can_scalar_fast(t: torch.Tensor, shape: torch.Size, g: Gen) -> bool:
     Worth it for large draws only (two ``.item()`` calls cost more than they save on small
     ones), and on CPU only: ``.item()`` on CUDA would synchronize.
     """
-    return (t.numel() == 1 and shape.numel() >= 256 and t.device.type == "cpu"
+    return (shape.numel() >= 256 and t.numel() == 1 and t.device.type == "cpu"
             and (g is None or g.device.type == "cpu"))
 
 
@@ -168,7 +168,7 @@ def _exponential(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) ->
 
 
 def _cauchy_noise(ss: torch.Size, like: torch.Tensor, g: Gen) -> torch.Tensor:
-    return _home(_empty(ss + like.shape, like, g).cauchy_(generator=g), like)
+    return _home(_empty(ss + like.shape, like, g).cauchy_(generator=g), like, g)
 
 
 def _cauchy(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> torch.Tensor:
@@ -184,7 +184,7 @@ def _halfcauchy(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> 
 def _laplace(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> torch.Tensor:
     loc, scale = p["loc"], p["scale"]
     eps = torch.finfo(loc.dtype).eps
-    u = _home(_empty(ss + loc.shape, loc, g).uniform_(eps - 1, 1, generator=g), loc)
+    u = _home(_empty(ss + loc.shape, loc, g).uniform_(eps - 1, 1, generator=g), loc, g)
     return loc - scale * u.sign() * torch.log1p(-u.abs())
 
 
@@ -314,7 +314,7 @@ def _bernoulli(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> t
     shape = ss + probs.shape
     if _can_scalar_fast(probs, shape, g):
         return torch.empty(shape, dtype=probs.dtype).bernoulli_(probs.item(), generator=g)
-    return _home(torch.bernoulli(_on_gen(probs.expand(shape), g), generator=g), probs)
+    return _home(torch.bernoulli(_on_gen(probs.expand(shape), g), generator=g), probs, g)
 
 
 def _binomial(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> torch.Tensor:
@@ -322,7 +322,7 @@ def _binomial(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> to
     shape = ss + probs.shape
     out = torch.binomial(_on_gen(count.expand(shape), g), _on_gen(probs.expand(shape), g),
                          generator=g)
-    return _home(out, probs)
+    return _home(out, probs, g)
 
 
 def _categorical_index(probs: torch.Tensor, ss: torch.Size, g: Gen) -> torch.Tensor:
@@ -333,7 +333,7 @@ def _categorical_index(probs: torch.Tensor, ss: torch.Size, g: Gen) -> torch.Ten
         return torch.zeros(ss + batch, dtype=torch.int64, device=probs.device)
     probs_2d = _on_gen(probs.reshape(-1, k), g)
     samples_2d = torch.multinomial(probs_2d, n, True, generator=g).T
-    return _home(samples_2d.reshape(ss + batch), probs)
+    return _home(samples_2d.reshape(ss + batch), probs, g)
 
 
 def _categorical(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> torch.Tensor:
@@ -367,20 +367,20 @@ def _multinomial(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) ->
 
 def _poisson(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> torch.Tensor:
     rate = p["rate"]
-    return _home(torch.poisson(_on_gen(rate.expand(ss + rate.shape), g), generator=g), rate)
+    return _home(torch.poisson(_on_gen(rate.expand(ss + rate.shape), g), generator=g), rate, g)
 
 
 def _geometric(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> torch.Tensor:
     probs = p["probs"]
     tiny = torch.finfo(probs.dtype).tiny
-    u = _home(_empty(ss + probs.shape, probs, g).uniform_(tiny, 1, generator=g), probs)
+    u = _home(_empty(ss + probs.shape, probs, g).uniform_(tiny, 1, generator=g), probs, g)
     return (u.log() / (-probs).log1p()).floor()
 
 
 def _negative_binomial(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> torch.Tensor:
     count, logits = p["total_count"], p["logits"]
     rate = _gamma(count, torch.exp(-logits), ss + logits.shape, g)
-    return _home(torch.poisson(_on_gen(rate, g), generator=g), logits)
+    return _home(torch.poisson(_on_gen(rate, g), generator=g), logits, g)
 
 
 def _von_mises(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> torch.Tensor:
