@@ -1,0 +1,182 @@
+"""Torch family -> TFP distribution, for either substrate.
+
+Each :class:`TfpFamily` names the canonical torch parameters it reads (see
+:mod:`polysample.core.families`) and builds the TFP distribution from them. Builders receive the
+substrate's ``tfp`` module, so the same table serves JAX and TensorFlow. Every mapping below was
+checked against torch's definition (the conformance suite checks it again, against SciPy):
+
+* ``Geometric``: both count failures before the first success (support 0, 1, ...), ``probs`` is
+  the success probability in both.
+* ``NegativeBinomial``: both count successes before ``total_count`` failures, ``probs`` is the
+  success probability in both (mean ``total_count * p / (1 - p)``).
+* ``Pareto``: both are type I (support ``x >= scale``); torch ``alpha`` is TFP ``concentration``.
+* ``InverseGamma``: TFP's ``scale`` is the rate-like beta of ``beta**a / Gamma(a) x**(-a-1)
+  exp(-beta/x)``, i.e. torch's ``rate``.
+* ``Weibull``: torch ``(scale, concentration)`` is TFP ``(concentration, scale)``.
+* ``LowRankMultivariateNormal``: covariance ``W W^T + diag(D)`` in both; TFP's
+  ``cov_diag_factor`` is the diagonal of the covariance itself (``D``), not its square root.
+* ``LKJCholesky`` <-> ``CholeskyLKJ``, ``Wishart`` <-> ``WishartTriL`` (matrices out, not
+  Cholesky factors), ``MultivariateNormal`` <-> ``MultivariateNormalTriL``,
+  ``HalfCauchy(scale)`` <-> ``HalfCauchy(0, scale)``.
+
+Families TFP lacks are composed (``log_prob`` then falls back to torch):
+``FisherSnedecor`` from two TFP Gamma draws, ``LogisticNormal`` as a TFP Normal draw followed by
+torch's ``StickBreakingTransform``, ``OneHotCategoricalStraightThrough`` as a TFP
+``OneHotCategorical`` draw plus torch's straight-through term.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["TfpFamily", "TFP_FAMILIES", "MIXTURE_COMPONENTS"]
+
+Builder = Callable[[Any, Mapping[str, Any], tuple[Any, ...]], Any]
+Drawer = Callable[[Any, Mapping[str, Any], tuple[Any, ...], tuple[int, ...], Any], Any]
+
+
+@dataclass(frozen=True)
+class TfpFamily:
+    """How one torch family runs on TFP.
+
+    Attributes:
+        inputs: canonical torch parameters handed to the substrate (tensors).
+        static: canonical integer parameters baked into the compiled program (Python ints).
+        build: ``build(tfp, params, static) -> tfd.Distribution``; ``None`` for composed families.
+        draw: ``draw(tfp, params, static, sample_shape, seed)`` for composed families.
+        rsample: pathwise gradients offered.
+        log_prob: TFP scores it (False: the core scores with torch).
+        post: torch-side step applied to the substrate's draw (composed families).
+        note: shown in ``polysample backends`` and the docs.
+    """
+
+    inputs: tuple[str, ...]
+    build: Builder | None = None
+    draw: Drawer | None = None
+    static: tuple[str, ...] = ()
+    rsample: bool = True
+    log_prob: bool = True
+    post: str = ""
+    note: str = ""
+
+
+def _d(name: str, *args: str, **fixed: Any) -> Builder:
+    """A builder calling ``tfd.<name>`` with torch params ``args`` mapped to TFP keywords.
+
+    ``args`` entries are ``"tfp_kw=torch_name"`` or ``"name"`` (same name on both sides).
+    """
+    pairs = [a.split("=") if "=" in a else (a, a) for a in args]
+
+    def build(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...]) -> Any:
+        kw = {k: p[v] for k, v in pairs}
+        extra = {k: (v(p) if callable(v) else v) for k, v in fixed.items()}
+        return getattr(tfp.distributions, name)(**kw, **extra)
+
+    return build
+
+
+def _dtype_of(name: str) -> Callable[[Mapping[str, Any]], Any]:
+    return lambda p: p[name].dtype
+
+
+def _fisher_snedecor(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...],
+                     shape: tuple[int, ...], seed: Any) -> Any:
+    # F = (X1/d1) / (X2/d2) with Xi ~ Chi2(di), i.e. Xi/di ~ Gamma(di/2, rate=di/2). TFP's Gamma
+    # is implicitly reparameterized, so the ratio carries pathwise gradients in df1 and df2.
+    s1, s2 = tfp.random.split_seed(seed, n=2)
+    h1, h2 = p["df1"] / 2, p["df2"] / 2
+    g1 = tfp.distributions.Gamma(h1, h1).sample(shape, seed=s1)
+    g2 = tfp.distributions.Gamma(h2, h2).sample(shape, seed=s2)
+    return g1 / g2
+
+
+def _lkj(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...]) -> Any:
+    return tfp.distributions.CholeskyLKJ(dimension=static[0], concentration=p["concentration"])
+
+
+def _multinomial(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...]) -> Any:
+    return tfp.distributions.Multinomial(total_count=float(static[0]), logits=p["logits"])
+
+
+def _half_cauchy(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...]) -> Any:
+    scale = p["scale"]
+    return tfp.distributions.HalfCauchy(loc=scale * 0, scale=scale)
+
+
+TFP_FAMILIES: dict[str, TfpFamily] = {
+    "Bernoulli": TfpFamily(("logits",), _d("Bernoulli", "logits", dtype=_dtype_of("logits")),
+                           rsample=False),
+    "Beta": TfpFamily(("concentration1", "concentration0"),
+                      _d("Beta", "concentration1", "concentration0")),
+    "Binomial": TfpFamily(("total_count", "logits"), _d("Binomial", "total_count", "logits"),
+                          rsample=False),
+    "Categorical": TfpFamily(("logits",), _d("Categorical", "logits", dtype="int64"),
+                             rsample=False),
+    "Cauchy": TfpFamily(("loc", "scale"), _d("Cauchy", "loc", "scale")),
+    "Chi2": TfpFamily(("df",), _d("Chi2", "df")),
+    "ContinuousBernoulli": TfpFamily(("logits",), _d("ContinuousBernoulli", "logits")),
+    "Dirichlet": TfpFamily(("concentration",), _d("Dirichlet", "concentration")),
+    "Exponential": TfpFamily(("rate",), _d("Exponential", "rate")),
+    "FisherSnedecor": TfpFamily(("df1", "df2"), draw=_fisher_snedecor, log_prob=False,
+                                note="composed: ratio of two TFP Gamma draws"),
+    "Gamma": TfpFamily(("concentration", "rate"), _d("Gamma", "concentration", "rate")),
+    "GeneralizedPareto": TfpFamily(("loc", "scale", "concentration"),
+                                   _d("GeneralizedPareto", "loc", "scale", "concentration")),
+    "Geometric": TfpFamily(("logits",), _d("Geometric", "logits"), rsample=False),
+    "Gumbel": TfpFamily(("loc", "scale"), _d("Gumbel", "loc", "scale")),
+    "HalfCauchy": TfpFamily(("scale",), _half_cauchy),
+    "HalfNormal": TfpFamily(("scale",), _d("HalfNormal", "scale")),
+    "InverseGamma": TfpFamily(("concentration", "rate"),
+                              _d("InverseGamma", "concentration", "scale=rate")),
+    "Kumaraswamy": TfpFamily(("concentration1", "concentration0"),
+                             _d("Kumaraswamy", "concentration1", "concentration0")),
+    "LKJCholesky": TfpFamily(("concentration",), _lkj, static=("dim",), rsample=False,
+                             note="TFP CholeskyLKJ"),
+    "Laplace": TfpFamily(("loc", "scale"), _d("Laplace", "loc", "scale")),
+    "LogNormal": TfpFamily(("loc", "scale"), _d("LogNormal", "loc", "scale")),
+    "LogisticNormal": TfpFamily(("loc", "scale"), _d("Normal", "loc", "scale"), log_prob=False,
+                                post="stick_breaking",
+                                note="composed: TFP Normal + torch StickBreakingTransform"),
+    "LowRankMultivariateNormal": TfpFamily(
+        ("loc", "cov_factor", "cov_diag"),
+        _d("MultivariateNormalDiagPlusLowRankCovariance", "loc",
+           "cov_perturb_factor=cov_factor", "cov_diag_factor=cov_diag"),
+        note="TFP MultivariateNormalDiagPlusLowRankCovariance"),
+    "Multinomial": TfpFamily(("logits",), _multinomial, static=("total_count",), rsample=False),
+    "MultivariateNormal": TfpFamily(("loc", "scale_tril"),
+                                    _d("MultivariateNormalTriL", "loc", "scale_tril"),
+                                    note="TFP MultivariateNormalTriL"),
+    "NegativeBinomial": TfpFamily(("total_count", "logits"),
+                                  _d("NegativeBinomial", "total_count", "logits"), rsample=False),
+    "Normal": TfpFamily(("loc", "scale"), _d("Normal", "loc", "scale")),
+    "OneHotCategorical": TfpFamily(("logits",),
+                                   _d("OneHotCategorical", "logits", dtype=_dtype_of("logits")),
+                                   rsample=False),
+    "OneHotCategoricalStraightThrough": TfpFamily(
+        ("logits",), _d("OneHotCategorical", "logits", dtype=_dtype_of("logits")),
+        log_prob=False, post="straight_through",
+        note="composed: TFP OneHotCategorical + torch straight-through gradient"),
+    "Pareto": TfpFamily(("scale", "alpha"), _d("Pareto", "concentration=alpha", "scale")),
+    "Poisson": TfpFamily(("rate",), _d("Poisson", "rate"), rsample=False),
+    "RelaxedBernoulli": TfpFamily(("temperature", "logits"),
+                                  _d("RelaxedBernoulli", "temperature", "logits")),
+    "RelaxedOneHotCategorical": TfpFamily(("temperature", "logits"),
+                                          _d("RelaxedOneHotCategorical", "temperature", "logits")),
+    "StudentT": TfpFamily(("df", "loc", "scale"), _d("StudentT", "df", "loc", "scale")),
+    "Uniform": TfpFamily(("low", "high"), _d("Uniform", "low", "high")),
+    "VonMises": TfpFamily(("loc", "concentration"), _d("VonMises", "loc", "concentration"),
+                          note="rsample beyond torch: TFP's implicit reparameterization"),
+    "Weibull": TfpFamily(("scale", "concentration"), _d("Weibull", "concentration", "scale")),
+    "Wishart": TfpFamily(("df", "scale_tril"),
+                         _d("WishartTriL", "df", "scale_tril", input_output_cholesky=False),
+                         note="TFP WishartTriL"),
+}
+
+#: Component families for which ``rsample("MixtureSameFamily", ...)`` is offered: univariate,
+#: reparameterized in TFP, with a CDF differentiable in its parameters (TFP reparameterizes a
+#: mixture through the distributional transform, which needs the component CDF).
+MIXTURE_COMPONENTS: tuple[str, ...] = (
+    "Normal", "LogNormal", "Laplace", "Cauchy", "Gumbel", "HalfNormal", "Exponential", "Gamma",
+)

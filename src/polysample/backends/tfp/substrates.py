@@ -1,0 +1,353 @@
+"""The two substrates TFP runs on: JAX and TensorFlow.
+
+Both offer the same small interface to :mod:`.backend`:
+
+* ``to_native(t)`` / ``to_torch(a)``: tensors cross by DLPack, zero copy.
+* ``seed(words)``: a substrate seed from two ``uint32`` words (a JAX key's raw data, a TF
+  stateless seed).
+* ``forward(key, fn, arrays, seed)``: ``fn(arrays, seed)`` compiled once per ``key``
+  (``jax.jit`` / ``tf.function``) and cached in a bounded LRU.
+* ``vjp(key, fn, arrays, seed, cotangent, mask)``: the vector-Jacobian product of ``fn`` with
+  respect to ``arrays[i]`` for each ``i`` in ``mask``, by the substrate's own autodiff
+  (``jax.vjp`` / ``tf.GradientTape``). The forward pass is recomputed from the same seed (the
+  samplers are stateless, so it gives the same draw) instead of keeping the substrate's
+  residuals alive between torch's forward and backward.
+
+The modules are imported only here, inside :func:`load_substrate`, on the backend's first use.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import importlib.util
+import os
+import sys
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from ...core.errors import BackendUnavailableError
+
+__all__ = ["Substrate", "load_substrate", "CACHE_SIZE"]
+
+#: Compiled programs kept per substrate (each is specialised to one family, shape and dtype).
+CACHE_SIZE = 256
+
+_EXTRA = {"jax": "polysample[tfp]", "tensorflow": "polysample[tfp-tf]"}
+
+
+# Read when this module is imported (first use of the backend), before JAX is imported: importing
+# JAX sets TF_CPP_MIN_LOG_LEVEL itself, which must not count as the user's choice.
+_USER_TF_LOG_LEVEL = "TF_CPP_MIN_LOG_LEVEL" in os.environ
+
+
+@contextlib.contextmanager
+def _quiet_tensorflow() -> Any:
+    """Import TensorFlow quietly unless the user chose ``TF_CPP_MIN_LOG_LEVEL`` themselves.
+
+    TensorFlow's C++ chatter (oneDNN notices, "could not find cuda drivers", cuInit failures on
+    CPU machines) is noise to a sampling library's users. Level 3 also hides C++ ERROR lines;
+    Python exceptions are unaffected. TF 2.21 writes some lines before absl logging is
+    initialised, ignoring the variable, so stderr (fd 2) is muted while the modules load.
+    """
+    if _USER_TF_LOG_LEVEL or "tensorflow" in sys.modules:
+        yield
+        return
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    with _muted_stderr():
+        yield
+    try:
+        from absl import logging as absl_logging
+
+        absl_logging.set_verbosity(absl_logging.ERROR)
+    except ImportError:  # absl comes with TensorFlow; without TensorFlow there is nothing to do
+        pass
+
+
+@contextlib.contextmanager
+def _muted_stderr() -> Any:
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real fd 2 (embedded interpreters): nothing to mute
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+class _LRU:
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._data: OrderedDict[Any, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Any, make: Callable[[], Any]) -> Any:
+        """The compiled program for ``key``, made by ``make()`` on a miss.
+
+        Always compiled, even for a one-off call: eager and compiled runs may round differently
+        (XLA fuses operations), and TFP on TensorFlow even picks sampler implementations
+        differently, so compiling only later would break "same seed, same values".
+        """
+        with self._lock:
+            hit = self._data.get(key)
+            if hit is not None:
+                self._data.move_to_end(key)
+                return hit
+        value = make()
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            self._evict()
+        return value
+
+    def _evict(self) -> None:
+        while len(self._data) > self._size:
+            self._data.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+
+class Substrate:
+    """Common part: the compile cache."""
+
+    name = ""
+    tfp: Any = None
+
+    def __init__(self) -> None:
+        self.cache = _LRU(CACHE_SIZE)
+
+    def to_native(self, t: torch.Tensor) -> Any:
+        raise NotImplementedError
+
+    def to_torch(self, a: Any) -> torch.Tensor:
+        raise NotImplementedError
+
+    def seed(self, words: np.ndarray) -> Any:
+        raise NotImplementedError
+
+    def forward(self, key: Any, fn: Callable[..., Any], arrays: Sequence[Any], seed: Any,
+                watch: tuple[int, ...] = ()) -> Any:
+        """``fn(arrays, seed)``; ``watch``: inputs a later :meth:`vjp` differentiates."""
+        raise NotImplementedError
+
+    def vjp(self, key: Any, fn: Callable[..., Any], arrays: Sequence[Any], seed: Any,
+            cotangent: Any, mask: tuple[int, ...]) -> list[Any]:
+        raise NotImplementedError
+
+
+def _merge(diff: Sequence[Any], rest: Sequence[Any], mask: tuple[int, ...]) -> list[Any]:
+    out: list[Any] = []
+    di = iter(diff)
+    ri = iter(rest)
+    for i in range(len(diff) + len(rest)):
+        out.append(next(di) if i in mask else next(ri))
+    return out
+
+
+#: Byte alignment TensorFlow's kernels assume (Eigen's EIGEN_MAX_ALIGN_BYTES on AVX-512 builds).
+_ALIGN = 64
+
+
+def _dense(t: torch.Tensor) -> torch.Tensor:
+    # DLPack consumers (XLA, TF) accept only compact row-major buffers: parameters broadcast by
+    # torch's constructors are stride-0 views, so those (small) parameters are copied here.
+    # TensorFlow also aborts the process (a C++ CHECK, not an exception) on a buffer that is not
+    # 64-byte aligned, e.g. a view into the middle of a torch tensor; such views are copied into
+    # a fresh, aligned allocation too. Whole torch tensors are already aligned: zero copy.
+    if not t.is_contiguous():
+        return t.contiguous()
+    if t.data_ptr() % _ALIGN:
+        return t.clone()
+    return t
+
+
+class JaxSubstrate(Substrate):
+    name = "jax"
+
+    def __init__(self) -> None:
+        super().__init__()
+        import jax
+        import jax.dlpack
+
+        # float64 parameters need JAX's x64 mode: without it JAX silently computes in float32.
+        # It is switched on once, when this backend is first used (documented in
+        # docs/backends/tfp.md); float32 inputs keep float32 results.
+        jax.config.update("jax_enable_x64", True)
+        # TFP's JAX substrate imports TensorFlow, when installed, to copy docstrings
+        # (tensorflow_probability/python/internal/backend/jax/_utils.py, loaded lazily): load it
+        # now, under the same logging rules as the TensorFlow substrate.
+        with _quiet_tensorflow():
+            from tensorflow_probability.substrates import jax as tfp
+
+            importlib.import_module("tensorflow_probability.python.internal.backend.jax._utils")
+
+        self.jax = jax
+        self.tfp = tfp
+        self._from_dlpack = jax.dlpack.from_dlpack
+
+    def to_native(self, t: torch.Tensor) -> Any:
+        t = _dense(t.detach())
+        try:
+            return self._from_dlpack(t)
+        except (RuntimeError, TypeError, ValueError, BufferError):
+            # DLPack refused (a dtype or device XLA cannot take, e.g. a device JAX was not built
+            # for): copy through host memory instead.
+            return self.jax.numpy.asarray(t.cpu().numpy())
+
+    def to_torch(self, a: Any) -> torch.Tensor:
+        return torch.from_dlpack(a)
+
+    def seed(self, words: np.ndarray) -> Any:
+        return words  # TFP's JAX samplers take a raw uint32[2] key
+
+    def forward(self, key: Any, fn: Callable[..., Any], arrays: Sequence[Any], seed: Any,
+                watch: tuple[int, ...] = ()) -> Any:
+        # JAX programs are pure: the same inputs and key give the same draw with or without a
+        # later jax.vjp, so ``watch`` changes nothing here.
+        compiled = self.cache.get(("fwd", key), lambda: self.jax.jit(fn))
+        return compiled(tuple(arrays), seed)
+
+    def vjp(self, key: Any, fn: Callable[..., Any], arrays: Sequence[Any], seed: Any,
+            cotangent: Any, mask: tuple[int, ...]) -> list[Any]:
+        jax = self.jax
+
+        def make() -> Any:
+            def run(diff: tuple[Any, ...], rest: tuple[Any, ...], seed: Any, ct: Any) -> Any:
+                def f(*d: Any) -> Any:
+                    return fn(tuple(_merge(d, rest, mask)), seed)
+
+                _, pullback = jax.vjp(f, *diff)
+                return pullback(ct)
+
+            return run
+
+        compiled = self.cache.get(("vjp", key, mask), lambda: jax.jit(make()))
+        diff = tuple(arrays[i] for i in mask)
+        rest = tuple(a for i, a in enumerate(arrays) if i not in mask)
+        return list(compiled(diff, rest, seed, cotangent))
+
+
+class TfSubstrate(Substrate):
+    name = "tensorflow"
+
+    def __init__(self) -> None:
+        super().__init__()
+        with _quiet_tensorflow():
+            import tensorflow as tf
+
+        import tensorflow_probability as tfp
+
+        self.tf = tf
+        self.tfp = tfp
+
+    def to_native(self, t: torch.Tensor) -> Any:
+        t = _dense(t.detach())
+        try:
+            return self.tf.experimental.dlpack.from_dlpack(torch.utils.dlpack.to_dlpack(t))
+        except Exception:  # noqa: BLE001 - TF raises assorted internal errors here
+            # DLPack refused (TF needs aligned buffers of dtypes it knows): copy instead.
+            return self.tf.convert_to_tensor(t.cpu().numpy())
+
+    def to_torch(self, a: Any) -> torch.Tensor:
+        try:
+            return torch.from_dlpack(self.tf.experimental.dlpack.to_dlpack(a))
+        except Exception:  # noqa: BLE001
+            # TF cannot export some tensors by DLPack (e.g. non-CPU/GPU placements): copy.
+            return torch.from_numpy(np.asarray(a.numpy()))
+
+    def seed(self, words: np.ndarray) -> Any:
+        return self.tf.constant(words.view(np.int32))
+
+    def forward(self, key: Any, fn: Callable[..., Any], arrays: Sequence[Any], seed: Any,
+                watch: tuple[int, ...] = ()) -> Any:
+        tf = self.tf
+        if watch:
+            # TFP on TensorFlow picks a different sampler implementation when a GradientTape
+            # watches the parameters (Gamma: same seed, different values). vjp() recomputes
+            # the draw under a tape, so the forward draw must be made under one too, or the
+            # gradients would belong to another sample.
+            def taped(arrays: tuple[Any, ...], seed: Any) -> Any:
+                with tf.GradientTape() as tape:
+                    tape.watch([arrays[i] for i in watch])
+                    return fn(arrays, seed)
+
+            compiled = self.cache.get(
+                ("fwd-taped", key, watch),
+                lambda: tf.function(taped, autograph=False))
+            return compiled(tuple(arrays), seed)
+
+        def make() -> Any:
+            return tf.function(lambda arrays, seed: fn(arrays, seed), autograph=False)
+
+        compiled = self.cache.get(("fwd", key), make)
+        return compiled(tuple(arrays), seed)
+
+    def vjp(self, key: Any, fn: Callable[..., Any], arrays: Sequence[Any], seed: Any,
+            cotangent: Any, mask: tuple[int, ...]) -> list[Any]:
+        tf = self.tf
+
+        def make() -> Any:
+            def run(diff: tuple[Any, ...], rest: tuple[Any, ...], seed: Any, ct: Any) -> Any:
+                with tf.GradientTape() as tape:
+                    tape.watch(diff)
+                    out = fn(tuple(_merge(diff, rest, mask)), seed)
+                grads = tape.gradient(out, list(diff), output_gradients=ct)
+                return [tf.zeros_like(d) if g is None else g for d, g in zip(diff, grads)]
+
+            return run
+
+        compiled = self.cache.get(("vjp", key, mask),
+                                  lambda: tf.function(make(), autograph=False))
+        diff = tuple(arrays[i] for i in mask)
+        rest = tuple(a for i, a in enumerate(arrays) if i not in mask)
+        return list(compiled(diff, rest, seed, cotangent))
+
+
+_SUBSTRATES: dict[str, Substrate] = {}
+_lock = threading.Lock()
+
+
+def load_substrate(name: str) -> Substrate:
+    """The substrate ``name`` ("jax" or "tensorflow"), imported on first call.
+
+    Raises ``BackendUnavailableError`` (cause chained) naming the extra to install.
+    """
+    with _lock:
+        sub = _SUBSTRATES.get(name)
+        if sub is not None:
+            return sub
+        try:
+            sub = JaxSubstrate() if name == "jax" else TfSubstrate()
+        except ImportError as exc:
+            raise BackendUnavailableError(
+                f"The tfp backend on the {name} substrate needs tensorflow-probability and "
+                f"{name}, but importing them failed: {type(exc).__name__}: {exc}. "
+                f'Install them with: pip install "{_EXTRA[name]}".'
+            ) from exc
+        _SUBSTRATES[name] = sub
+        return sub
+
+
+def substrate_importable(name: str) -> str | None:
+    """The missing top-level module for substrate ``name``, or None; cheap (no import)."""
+    needed = ["tensorflow_probability", "jax" if name == "jax" else "tensorflow"]
+    for mod in needed:
+        if importlib.util.find_spec(mod) is None:
+            return mod
+    return None

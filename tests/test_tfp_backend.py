@@ -1,0 +1,288 @@
+"""The tfp backend (JAX substrate) and tfp-tf (TensorFlow substrate).
+
+The generic contract (shapes, dtypes, seeds, grads for every family) runs on both names in
+``test_contract.py``, and the statistical suite in the conformance tests; this file covers what is
+particular to TFP: the bridge (gradients, second order, errors), the per-sample gradient identity
+on a few families, the reparameterizations torch lacks (VonMises, MixtureSameFamily), seeds,
+the compile cache, substrate configuration and lazy imports.
+
+Statistical assertions (per-sample identities have no noise; the two z-tests below) use fixed
+seeds and |z| <= 5.9, i.e. a false-failure probability of 3.6e-9 each (CONFORMANCE.md budget).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import scipy.special
+import scipy.stats
+import torch
+
+import polysample as ps
+from polysample.conformance.grids import example_params
+
+SUBSTRATES = ["tfp", "tfp-tf"]
+Z = 5.9  # two-sided alpha 3.6e-9 per assertion
+
+
+def _backend(name: str):  # type: ignore[no-untyped-def]
+    return ps.load_backend(name)
+
+
+# --------------------------------------------------------------------------- families table
+def test_families_cover_every_torch_family_and_say_so() -> None:
+    from polysample.core.families import FAMILIES
+
+    fams = _backend("tfp").families()
+    assert set(FAMILIES) <= set(fams)
+    assert fams["VonMises"].rsample  # beyond torch
+    assert fams["MixtureSameFamily"].rsample
+    assert not fams["LKJCholesky"].rsample  # TFP's CholeskyLKJ is not reparameterized
+    for composed in ("FisherSnedecor", "LogisticNormal", "OneHotCategoricalStraightThrough"):
+        assert not fams[composed].log_prob and "composed" in fams[composed].note
+
+
+@pytest.mark.parametrize("backend", SUBSTRATES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_float32_and_float64_round_trip(backend: str, dtype: torch.dtype) -> None:
+    loc = torch.tensor([0.0, 1e-3], dtype=dtype)
+    x = ps.Normal(loc, torch.tensor(1e-9, dtype=dtype), backend=backend).sample((3,), seed=1)
+    assert x.dtype == dtype
+    # float64 really is float64 (JAX without x64 would round 1e-3 + 1e-9*z to float32)
+    resid = (x - loc) / 1e-9
+    assert resid.abs().max() < 10 and resid.std() > 0.01
+
+
+# --------------------------------------------------------------------------- seeds
+@pytest.mark.parametrize("backend", SUBSTRATES)
+def test_manual_seed_reproduces_the_global_stream(backend: str) -> None:
+    d = ps.Gamma(torch.full((4,), 2.0), 1.0, backend=backend)
+    ps.manual_seed(11)
+    a = d.sample((8,))
+    b = d.sample((8,))
+    ps.manual_seed(11)
+    assert torch.equal(a, d.sample((8,)))
+    assert not torch.equal(a, b)  # the stream advances between calls
+
+
+def test_substrates_draw_from_their_own_streams() -> None:
+    d_jax = ps.Normal(torch.zeros(8), 1.0, backend="tfp")
+    d_tf = ps.Normal(torch.zeros(8), 1.0, backend="tfp-tf")
+    assert not torch.equal(d_jax.sample(seed=3), d_tf.sample(seed=3))
+
+
+# --------------------------------------------------------------------------- gradients
+def _cdf_identity(family: str, scipy_cdf, theta: str, params: dict, backend: str) -> None:  # type: ignore[no-untyped-def]
+    """dx/dtheta == -(dF/dtheta)(x) / p(x), per sample, F by central differences of SciPy."""
+    n = 30
+    # one parameter copy per sample: leaf.grad[i] is dx_i/dtheta
+    leaf = torch.full((n,), float(params[theta]), dtype=torch.float64, requires_grad=True)
+    kw = {k: (leaf if k == theta else torch.full((n,), float(v), dtype=torch.float64))
+          for k, v in params.items()}
+    d = getattr(ps, family)(**kw, backend=backend)
+    x = d.rsample(seed=5)
+    x.sum().backward()
+    per_sample = leaf.grad.numpy()
+    x = x.detach()
+    v = float(params[theta])
+    eps = 0.01 * v / (1 + np.sqrt(v))
+    xs = x.numpy()
+    hi = scipy_cdf(xs, **{**params, theta: v + eps})
+    lo = scipy_cdf(xs, **{**params, theta: v - eps})
+    dens = np.exp(d.log_prob(x).detach().numpy())
+    expected = -(hi - lo) / (2 * eps) / dens
+    np.testing.assert_allclose(per_sample, expected, rtol=5e-3, atol=1e-8)
+
+
+@pytest.mark.parametrize("backend", SUBSTRATES)
+def test_gamma_pathwise_gradient_matches_scipy_cdf(backend: str) -> None:
+    _cdf_identity("Gamma", lambda x, concentration, rate: scipy.stats.gamma.cdf(
+        x, concentration, scale=1 / rate), "concentration",
+        {"concentration": 2.5, "rate": 1.5}, backend)
+
+
+@pytest.mark.parametrize("backend", SUBSTRATES)
+def test_beta_pathwise_gradient_matches_scipy_cdf(backend: str) -> None:
+    _cdf_identity("Beta", lambda x, concentration1, concentration0: scipy.stats.beta.cdf(
+        x, concentration1, concentration0), "concentration1",
+        {"concentration1": 1.7, "concentration0": 3.0}, backend)
+
+
+@pytest.mark.parametrize("backend", SUBSTRATES)
+def test_weibull_pathwise_gradient_matches_scipy_cdf(backend: str) -> None:
+    _cdf_identity("Weibull", lambda x, scale, concentration: scipy.stats.weibull_min.cdf(
+        x, concentration, scale=scale), "concentration",
+        {"scale": 2.0, "concentration": 1.5}, backend)
+
+
+@pytest.mark.parametrize("backend", SUBSTRATES)
+def test_von_mises_rsample_gradient_in_concentration(backend: str) -> None:
+    # E[cos(x - loc)] = A(k) = I1(k)/I0(k), so d/dk E[cos(x - loc)] = A'(k) = 1 - A/k - A^2.
+    # One parameter copy per sample gives the per-sample gradients; z-test on their mean.
+    n, k = 20000, 1.3
+    kappa = torch.full((n,), k, dtype=torch.float64, requires_grad=True)
+    loc = torch.full((n,), 0.4, dtype=torch.float64)
+    d = ps.VonMises(loc, kappa, backend=backend)
+    assert d.has_rsample
+    x = d.rsample(seed=2024)
+    torch.cos(x - loc).sum().backward()
+    g = kappa.grad.numpy()
+    a = scipy.special.i1e(k) / scipy.special.i0e(k)
+    expected = 1 - a / k - a * a
+    z = (g.mean() - expected) / (g.std(ddof=1) / np.sqrt(n))
+    assert abs(z) <= Z, (g.mean(), expected, z)
+    # design: the smallest detectable error (miss rate 1e-3) is (Z + 3.1) * se
+    assert (Z + 3.1) * g.std(ddof=1) / np.sqrt(n) < 0.05 * abs(expected)
+
+
+@pytest.mark.parametrize("backend", SUBSTRATES)
+def test_von_mises_rsample_gradient_in_loc_is_identity(backend: str) -> None:
+    loc = torch.tensor([0.3, -1.0], requires_grad=True)
+    x = ps.VonMises(loc, torch.tensor([2.0, 0.5]), backend=backend).rsample((5,), seed=1)
+    (g,) = torch.autograd.grad(x.sum(), loc)
+    torch.testing.assert_close(g, torch.full((2,), 5.0))  # x = loc + noise (mod 2 pi)
+
+
+@pytest.mark.parametrize("backend", SUBSTRATES)
+def test_mixture_same_family_rsample_gradient(backend: str) -> None:
+    # Mixture of normals, f(x) = x: E[x] = sum_k w_k mu_k with w = softmax(logits), so
+    # dE/dmu_k = w_k and dE/dlogit_j = w_j (mu_j - E[x]). Per-sample gradients via one
+    # parameter copy per sample; z-test on each mean.
+    n = 20000
+    logits0 = torch.tensor([0.2, -0.5, 0.9], dtype=torch.float64)
+    mu0 = torch.tensor([-2.0, 0.5, 3.0], dtype=torch.float64)
+    sd0 = torch.tensor([0.7, 1.2, 0.5], dtype=torch.float64)
+    logits = logits0.expand(n, 3).clone().requires_grad_(True)
+    mu = mu0.expand(n, 3).clone().requires_grad_(True)
+    mix = ps.MixtureSameFamily(ps.Categorical(logits=logits),
+                               ps.Normal(mu, sd0.expand(n, 3), backend=backend))
+    assert mix.has_rsample
+    x = mix.rsample(seed=7)
+    assert x.shape == (n,) and x.requires_grad
+    x.sum().backward()
+    w = torch.softmax(logits0, 0).numpy()
+    mean = float((w * mu0.numpy()).sum())
+    for got, expected in [(mu.grad.numpy(), w),
+                          (logits.grad.numpy(), w * (mu0.numpy() - mean))]:
+        se = got.std(axis=0, ddof=1) / np.sqrt(n)
+        z = (got.mean(axis=0) - expected) / se
+        assert np.all(np.abs(z) <= Z), (got.mean(axis=0), expected, z)
+
+
+def test_mixture_rsample_rejects_unsupported_components() -> None:
+    b = _backend("tfp")
+    params = {"mixture_logits": torch.zeros(2), "component_family": "Poisson",
+              "component_params": {"rate": torch.ones(2)}}
+    with pytest.raises(ps.NotReparameterizableError, match="Poisson"):
+        b.rsample("MixtureSameFamily", params, torch.Size((3,)), seed=None)
+
+
+@pytest.mark.parametrize("backend", SUBSTRATES)
+def test_log_prob_is_differentiable_in_params_and_value(backend: str) -> None:
+    loc = torch.tensor([0.5, -0.2], dtype=torch.float64, requires_grad=True)
+    scale = torch.tensor([1.5, 0.7], dtype=torch.float64, requires_grad=True)
+    value = torch.tensor([0.1, 0.3], dtype=torch.float64, requires_grad=True)
+    torch.autograd.gradcheck(
+        lambda loc, scale, value: ps.Normal(loc, scale, backend=backend).log_prob(value),
+        (loc, scale, value))
+
+
+@pytest.mark.parametrize("backend", SUBSTRATES)
+def test_second_order_gradients_raise_a_clear_error(backend: str) -> None:
+    loc = torch.tensor(0.5, requires_grad=True)
+    x = ps.Normal(loc, 1.0, backend=backend).rsample(seed=1)
+    (g,) = torch.autograd.grad(x * x, loc, create_graph=False)
+    assert torch.isfinite(g)
+    x = ps.Normal(loc, 1.0, backend=backend).rsample(seed=1)
+    with pytest.raises(ps.NotReparameterizableError, match="Second-order"):
+        torch.autograd.grad(x * x, loc, create_graph=True)
+
+
+# --------------------------------------------------------------------------- errors and cache
+def test_substrate_errors_are_wrapped() -> None:
+    b = _backend("tfp")
+    params = example_params("Normal", (3,), torch.float32)
+    dist = ps.Normal(**params)
+    with pytest.raises(ps.InvalidParameterError) as info:
+        b.log_prob("Normal", {"loc": dist.loc, "scale": dist.scale}, torch.zeros(4))
+    assert info.value.__cause__ is not None
+
+
+def test_compiled_samplers_are_cached_and_bounded() -> None:
+    from polysample.backends.tfp import substrates
+
+    b = _backend("tfp")
+    sub = b.substrate
+    d = ps.Normal(torch.tensor(0.0), 1.0, backend="tfp")
+    d.sample(seed=1)
+    before = len(sub.cache)
+    for s in range(5):
+        d.sample(seed=s)
+    assert len(sub.cache) == before  # same family, shapes and dtype: one program
+    ps.Normal(torch.zeros(7), 1.0, backend="tfp").sample(seed=1)
+    assert len(sub.cache) == before + 1
+    assert len(sub.cache) <= substrates.CACHE_SIZE
+
+
+# --------------------------------------------------------------------------- configuration
+def test_substrate_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from polysample.backends.tfp.backend import TfpBackend
+
+    monkeypatch.setenv("POLYSAMPLE_TFP_SUBSTRATE", "tensorflow")
+    assert TfpBackend().substrate_name == "tensorflow"
+    monkeypatch.setenv("POLYSAMPLE_TFP_SUBSTRATE", "pytorch")
+    with pytest.raises(ps.ConfigError, match="POLYSAMPLE_TFP_SUBSTRATE.*pytorch"):
+        TfpBackend().substrate_name  # noqa: B018
+
+
+def test_substrate_from_pyproject(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    from polysample.backends.tfp.backend import TfpBackend
+
+    (tmp_path / "pyproject.toml").write_text('[tool.polysample.tfp]\nsubstrate = "tensorflow"\n')
+    ps.reload_config()
+    assert TfpBackend().substrate_name == "tensorflow"
+    (tmp_path / "pyproject.toml").write_text('[tool.polysample.tfp]\nsubstrate = "mxnet"\n')
+    ps.reload_config()
+    with pytest.raises(ps.ConfigError, match=r"pyproject\.toml.*tool\.polysample\.tfp\.substrate"):
+        TfpBackend().substrate_name  # noqa: B018
+    assert TfpBackend(substrate="jax").substrate_name == "jax"  # tfp-tf style fixing wins
+
+
+def _run(code: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("POLYSAMPLE_")}
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
+                          text=True, env=env, timeout=120)
+
+
+def test_neither_jax_nor_tensorflow_is_imported_before_first_draw() -> None:
+    r = _run("""
+        import sys, polysample as ps
+        for name in ("tfp", "tfp-tf"):
+            b = ps.load_backend(name)
+            assert len(b.families()) > 30
+            b.version()
+        heavy = [m for m in ("jax", "tensorflow", "tensorflow_probability") if m in sys.modules]
+        assert not heavy, heavy
+        print("ok")
+    """)
+    assert r.returncode == 0 and "ok" in r.stdout, r.stderr
+
+
+def test_missing_substrate_names_the_extra() -> None:
+    r = _run("""
+        import sys
+        sys.modules["jax"] = None  # as if jax were not installed
+        import polysample as ps
+        try:
+            ps.Normal(0.0, 1.0, backend="tfp").sample()
+        except ps.BackendUnavailableError as exc:
+            assert exc.__cause__ is not None
+            print(exc)
+    """)
+    assert r.returncode == 0, r.stderr
+    assert 'pip install "polysample[tfp]"' in r.stdout
