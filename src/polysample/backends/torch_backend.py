@@ -18,11 +18,11 @@ scale`` etc.), so gradients are torch's own. ``sample`` takes in-place fast path
 ``torch.distributions`` is slow (Normal: one ``randn`` + in-place affine, or one in-place
 ``normal_`` for scalar CPU parameters, instead of ``torch.normal`` on expanded tensors).
 
-One family, ``Wishart``, keeps torch's own sampler (its Bartlett draw and singular-sample retry
-loop are long and easy to get subtly wrong): with a seed or generator it runs under
-:func:`torch.random.fork_rng`, reseeded from one draw of the generator, so the global stream is
-left untouched. ``VonMises`` (rejection loop) and ``LKJCholesky`` (onion method) are written out
-here like the others.
+No family needs torch's global stream: ``VonMises`` (rejection loop), ``LKJCholesky`` (onion
+method) and ``Wishart`` (Bartlett decomposition) are written out here like the others. Wishart
+differs from torch 2.13 on purpose: torch's singular-sample check lacks a negation, so it redraws
+every valid sample in place (which breaks backward); here only really singular draws are
+redrawn, so values match torch's ``_bartlett_sampling`` and ``rsample`` backpropagates.
 
 ``log_prob`` is torch's own: ``families()`` reports ``log_prob=False`` so that the core scores
 with the distribution object itself (no rebuild per call); :meth:`TorchBackend.log_prob` builds
@@ -32,6 +32,7 @@ the ``torch.distributions`` object for callers that use the backend directly.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -48,13 +49,10 @@ from ..core.families import FAMILIES
 from ..core.hookspecs import hookimpl
 from ..core.seeds import global_seed_sequence, torch_generator_from
 
-__all__ = ["TorchBackend", "FORK_RNG_FAMILIES"]
+__all__ = ["TorchBackend", "build"]
 
 Gen = torch.Generator | None
 Sampler = Callable[[Mapping[str, Any], torch.Size, Gen, bool], torch.Tensor]
-
-#: Families drawn by torch's own sampler under ``fork_rng`` when a seed or generator is given.
-FORK_RNG_FAMILIES: frozenset[str] = frozenset({"Wishart"})
 
 
 # ---------------------------------------------------------------------- random primitives
@@ -418,6 +416,46 @@ def _lkj_cholesky(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -
     return w
 
 
+#: Redraws allowed for Wishart samples that come out singular (torch's default).
+WISHART_MAX_TRY_CORRECTION = 10
+
+
+def _wishart(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> torch.Tensor:
+    """Bartlett decomposition as in ``td.Wishart``, with ``g``; singular draws redrawn.
+
+    torch 2.13's ``Wishart.rsample`` tests ``support.check(sample)`` without negation, so it
+    treats every *valid* sample as singular, redraws it and writes the redraw in place, which
+    breaks backward. Here only draws that really fail the positive-definite check are redrawn
+    (at most :data:`WISHART_MAX_TRY_CORRECTION` times, with a warning, as torch intends), and
+    they are merged with ``torch.where`` so gradients flow.
+    """
+    d = td.Wishart(df=p["df"], scale_tril=p["scale_tril"], validate_args=False)
+    n = d.event_shape[-1]
+    chi2_df = d._dist_chi2.df
+    rows, cols = torch.tril_indices(n, n, offset=-1)
+    tril = d._unbroadcasted_scale_tril
+
+    def bartlett() -> torch.Tensor:
+        chi2 = _gamma(0.5 * chi2_df, torch.full_like(chi2_df, 0.5), ss + chi2_df.shape, g)
+        eps = torch.finfo(chi2.dtype).eps
+        noise = chi2.sqrt().clamp(min=eps).diag_embed(dim1=-2, dim2=-1)
+        noise[..., rows, cols] = _randn(ss + d.batch_shape + (n * (n - 1) // 2,), noise, g)
+        chol = tril @ noise
+        return chol @ chol.transpose(-2, -1)
+
+    sample = bartlett()
+    singular = ~d.support.check(sample)
+    if singular.any():
+        warnings.warn("Singular Wishart sample detected; redrawing it.", stacklevel=2)
+        for _ in range(WISHART_MAX_TRY_CORRECTION):
+            new = bartlett()
+            sample = torch.where(singular[..., None, None], new, sample)
+            singular = singular & ~d.support.check(new)
+            if not singular.any():
+                break
+    return sample
+
+
 _SAMPLERS: dict[str, Sampler] = {
     "Bernoulli": _bernoulli,
     "Beta": _beta,
@@ -456,6 +494,7 @@ _SAMPLERS: dict[str, Sampler] = {
     "VonMises": _von_mises,
     "LKJCholesky": _lkj_cholesky,
     "Weibull": _weibull,
+    "Wishart": _wishart,
 }
 
 
@@ -473,31 +512,14 @@ def _first_tensor(family: str, params: Mapping[str, Any]) -> torch.Tensor:
     return t
 
 
-def _seed_from_generator(g: torch.Generator) -> int:
-    return int(torch.randint(0, 2**62, (), generator=g, device=g.device).item())
-
-
-def _forked_draw(dist: td.Distribution, ss: torch.Size, g: torch.Generator, reparam: bool,
-                 device: torch.device) -> torch.Tensor:
-    """torch's own sampler, run on a private copy of the global stream reseeded from ``g``."""
-    s = _seed_from_generator(g)
-    cuda = [device.index if device.index is not None else torch.cuda.current_device()] \
-        if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=cuda):
-        if device.type == "cuda":
-            with torch.cuda.device(cuda[0]):
-                torch.cuda.manual_seed(s)
-        torch.default_generator.manual_seed(s)
-        return dist.rsample(ss) if reparam else dist.sample(ss)
-
-
 # ---------------------------------------------------------------------- the backend
 _SUPPORT: dict[str, FamilySupport] = {
     name: FamilySupport(
         sample=True,
         rsample=spec.reparameterized,
         log_prob=False,
-        note=("torch sampler under fork_rng when seeded" if name in FORK_RNG_FAMILIES else ""),
+        note=("singular draws redrawn (torch 2.13 redraws every draw)" if name == "Wishart"
+              else ""),
     )
     for name, spec in FAMILIES.items()
 }
@@ -538,21 +560,14 @@ class TorchBackend(Backend):
         if seed is None and (_seeds._fork_pending or _seeds._fork_key != self._fork_key):
             self._reseed_after_fork()
         sampler = _SAMPLERS.get(family)
-        if sampler is not None:
-            g = seed if seed is None or isinstance(seed, torch.Generator) else \
-                torch_generator_from(seed, _first_tensor(family, params).device)
-            return sampler(params, sample_shape, g, reparam)
-        if family not in FAMILIES:
+        if sampler is None:
             raise UnsupportedFamilyError(
                 f"The torch backend has no family {family!r}. Expected one of: "
                 f"{', '.join(sorted(FAMILIES))}."
             )
-        dist = build(family, params)
-        if seed is None:
-            return dist.rsample(sample_shape) if reparam else dist.sample(sample_shape)
-        device = _first_tensor(family, params).device
-        g = seed if isinstance(seed, torch.Generator) else torch_generator_from(seed, "cpu")
-        return _forked_draw(dist, sample_shape, g, reparam, device)
+        g = seed if seed is None or isinstance(seed, torch.Generator) else \
+            torch_generator_from(seed, _first_tensor(family, params).device)
+        return sampler(params, sample_shape, g, reparam)
 
     def sample(self, family: str, params: Mapping[str, Any], sample_shape: torch.Size, *,
                seed: Seed = None) -> torch.Tensor:
