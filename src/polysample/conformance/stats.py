@@ -1,0 +1,145 @@
+"""Statistics of the conformance suite: error budget, DKWM/K-S, z-tests, seeds, power.
+
+Every threshold is derived from the error budget (see ``docs/conformance.md``):
+
+* The whole run may fail falsely with probability at most :data:`ALPHA_TOTAL` (1e-6).
+* That budget is split evenly (Bonferroni) over at most :data:`MAX_STATISTICAL_CHECKS`
+  statistical checks, so each check has :data:`ALPHA_CHECK`; a check made of ``m`` elementary
+  tests (batch elements, projections, parameters) gives each ``ALPHA_CHECK / m``.
+  ``plan_budget_ok`` asserts that a plan stays within the budget.
+* Seeds are derived from check ids (:func:`seed_for`), so a run is bit-for-bit repeatable.
+
+All statistics are computed in float64 (NumPy).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "ALPHA_TOTAL", "MAX_STATISTICAL_CHECKS", "ALPHA_CHECK", "MISS_RATE",
+    "dkwm_threshold", "dkwm_detectable", "ks_continuous", "ks_integer", "z_threshold",
+    "z_detectable", "ZTest", "z_test", "seed_for", "norm_isf",
+]
+
+#: Total false-failure probability of one full run (all built-in backends, every family).
+ALPHA_TOTAL = 1e-6
+#: The largest number of statistical checks a run may hold (a full run of the four built-in
+#: backends holds fewer; ``tests/test_conformance_meta.py`` asserts it).
+MAX_STATISTICAL_CHECKS = 4000
+#: False-failure probability of one statistical check (Bonferroni): 2.5e-10.
+ALPHA_CHECK = ALPHA_TOTAL / MAX_STATISTICAL_CHECKS
+#: The miss rate at which the "smallest detectable discrepancy" of each check is stated.
+MISS_RATE = 1e-3
+
+
+def norm_isf(p: float) -> float:
+    """Upper quantile of the standard normal: ``P(Z > z) = p`` (no SciPy needed)."""
+    # Newton on the complementary error function; erfc is exact in the math module.
+    z = math.sqrt(-2.0 * math.log(p)) if p < 0.5 else 0.0
+    for _ in range(60):
+        f = 0.5 * math.erfc(z / math.sqrt(2.0)) - p
+        d = -math.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi)
+        step = f / d
+        z -= step
+        if abs(step) < 1e-14 * max(1.0, abs(z)):
+            break
+    return z
+
+
+def dkwm_threshold(n: int, alpha: float) -> float:
+    """K-S distance above which a sample of ``n`` from the right law occurs w.p. <= ``alpha``.
+
+    Dvoretzky-Kiefer-Wolfowitz with Massart's constant: ``P(sup|F_n - F| > eps) <=
+    2 exp(-2 n eps^2)``, so ``eps = sqrt(ln(2/alpha) / (2n))``. Valid for any F (discrete too).
+    """
+    return math.sqrt(math.log(2.0 / alpha) / (2.0 * n))
+
+
+def dkwm_detectable(n: int, alpha: float, miss: float = MISS_RATE) -> float:
+    """The smallest true K-S distance ``D`` detected with probability >= ``1 - miss``.
+
+    If the true distance is ``D``, the empirical one is at least ``D - dkwm_threshold(n, miss)``
+    except with probability ``miss`` (DKWM again), so ``D = t(alpha) + t(miss)`` suffices.
+    """
+    return dkwm_threshold(n, alpha) + dkwm_threshold(n, miss)
+
+
+def ks_continuous(sorted_x: np.ndarray, cdf_sorted: np.ndarray) -> np.ndarray:
+    """K-S distance per column of ``(n, m)`` sorted values given the CDF at those values."""
+    n = sorted_x.shape[0]
+    i = np.arange(1, n + 1, dtype=np.float64)[:, None]
+    d_plus = np.max(i / n - cdf_sorted, axis=0)
+    d_minus = np.max(cdf_sorted - (i - 1) / n, axis=0)
+    return np.maximum(d_plus, d_minus)
+
+
+def ks_integer(x: np.ndarray, cdf, cdf_all=None) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """K-S distance per column of integer-valued ``(n, m)`` samples.
+
+    Both the empirical and the reference CDF are right-continuous steps that jump only at
+    integers, so the supremum is attained on the integers from ``min - 1`` to ``max``: there
+    ``|F_n(k) - P(X <= k)|`` covers the right limits and, at ``k - 1``, the left limits
+    ``P(X < k)``. ``cdf(k, column)`` returns ``P(X <= k)`` for an integer array ``k``;
+    ``cdf_all(k[:, None])``, when given, the same for every column at once.
+    """
+    n, m = x.shape
+    out = np.empty(m)
+    xs = np.sort(x, axis=0)
+    lo, hi = int(xs[0].min()) - 1, int(xs[-1].max())
+    if hi - lo <= 20_000 and cdf_all is not None:
+        # All columns at once on a shared integer grid (one vectorised CDF call).
+        k = np.arange(lo, hi + 1, dtype=np.float64)
+        fn = np.stack([np.searchsorted(xs[:, j], k, side="right") for j in range(m)], 1) / n
+        return np.max(np.abs(fn - cdf_all(k[:, None])), axis=0)
+    for j in range(m):
+        col = np.sort(x[:, j])
+        lo, hi = int(col[0]) - 1, int(col[-1])
+        if hi - lo > 2_000_000:
+            # A heavy-tailed column: test at the observed values and their left neighbours.
+            k = np.unique(np.concatenate([col, col - 1.0]))
+        else:
+            k = np.arange(lo, hi + 1, dtype=np.float64)
+        fn = np.searchsorted(col, k, side="right") / n
+        out[j] = np.max(np.abs(fn - cdf(k, j)))
+    return out
+
+
+def z_threshold(alpha: float) -> float:
+    """Two-sided z threshold for false-failure probability ``alpha``."""
+    return norm_isf(alpha / 2.0)
+
+
+def z_detectable(se: float, alpha: float, miss: float = MISS_RATE) -> float:
+    """Smallest true mean offset detected w.p. >= ``1 - miss`` by a z-test with this ``se``."""
+    return (z_threshold(alpha) + norm_isf(miss)) * se
+
+
+@dataclass(frozen=True)
+class ZTest:
+    """A z-test result: ``|z| = |estimate - expected| / se`` against ``threshold``."""
+
+    z: float
+    threshold: float
+    se: float
+    detectable: float
+
+    @property
+    def ok(self) -> bool:
+        return bool(abs(self.z) <= self.threshold)
+
+
+def z_test(estimate: float, expected: float, se: float, alpha: float) -> ZTest:
+    """Two-sided z-test of ``estimate`` (a mean of independent terms) against ``expected``."""
+    z = (estimate - expected) / se if se > 0 else (0.0 if estimate == expected else math.inf)
+    return ZTest(float(z), z_threshold(alpha), float(se), z_detectable(se, alpha))
+
+
+def seed_for(check_id: str, salt: int = 0) -> int:
+    """A 63-bit seed derived from a check id (and ``salt`` for ``--vary-seed`` runs)."""
+    h = hashlib.sha256(f"{check_id}#{salt}".encode()).digest()
+    return int.from_bytes(h[:8], "little") >> 1

@@ -1,0 +1,142 @@
+"""Deliberately broken backends: each wraps the torch backend with exactly one defect.
+
+Registered through the public plugin hook (``POLYSAMPLE_PLUGINS=tests.mutants`` or
+``polysample.core.plugins``); ``tests/test_conformance_mutants.py`` asserts that the conformance
+suite FAILS each one, naming the check that should catch it (CONFORMANCE.md, "Mutants").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+import polysample
+from polysample.backends.torch_backend import TorchBackend
+from polysample.core.backend import Backend, FamilySupport
+
+
+class _Mutant(Backend):
+    """The torch backend restricted to ``FAMILIES``, with ``mutate`` applied to every draw."""
+
+    FAMILIES: tuple[str, ...] = ("Normal",)
+
+    def __init__(self) -> None:
+        self._inner = TorchBackend()
+
+    def version(self) -> str:
+        return f"mutant of torch {torch.__version__}"
+
+    def families(self) -> Mapping[str, FamilySupport]:
+        inner = self._inner.families()
+        return {f: inner[f] for f in self.FAMILIES}
+
+    def mutate(self, family: str, params: Mapping[str, Any], x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    def sample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        return self.mutate(family, params, self._inner.sample(family, params, sample_shape,
+                                                              seed=seed))
+
+    def rsample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        return self.mutate(family, params, self._inner.rsample(family, params, sample_shape,
+                                                               seed=seed))
+
+    def log_prob(self, family, params, value):  # type: ignore[override]
+        return self._inner.log_prob(family, params, value)
+
+
+class ScaleMutant(_Mutant):
+    """Normal drawn with scale x 1.01."""
+
+    def mutate(self, family, params, x):  # type: ignore[no-untyped-def]
+        return params["loc"] + (x - params["loc"]) * 1.01
+
+
+class LocationMutant(_Mutant):
+    """Normal drawn with location + 0.01 sigma."""
+
+    def mutate(self, family, params, x):  # type: ignore[no-untyped-def]
+        return x + 0.01 * params["scale"]
+
+
+class GradientSignMutant(_Mutant):
+    """Right values, pathwise gradient with the wrong sign."""
+
+    FAMILIES = ("Normal", "Gamma")
+
+    def mutate(self, family, params, x):  # type: ignore[no-untyped-def]
+        return 2 * x.detach() - x if x.requires_grad else x
+
+
+class RateScaleMutant(_Mutant):
+    """Gamma drawn with ``scale = rate`` (NumPy's convention passed the torch rate)."""
+
+    FAMILIES = ("Gamma",)
+
+    def sample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        return self._swap(params, sample_shape, seed, self._inner.sample)
+
+    def rsample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        return self._swap(params, sample_shape, seed, self._inner.rsample)
+
+    @staticmethod
+    def _swap(params, shape, seed, fn):  # type: ignore[no-untyped-def]
+        swapped = {"concentration": params["concentration"], "rate": 1 / params["rate"]}
+        return fn("Gamma", swapped, shape, seed=seed)
+
+
+class GeometricOffByOneMutant(_Mutant):
+    """Geometric counting trials (1, 2, ...) instead of failures (NumPy's convention)."""
+
+    FAMILIES = ("Geometric",)
+
+    def mutate(self, family, params, x):  # type: ignore[no-untyped-def]
+        return x + 1
+
+
+class DetachedMutant(_Mutant):
+    """``rsample`` returns a tensor cut from the graph."""
+
+    def rsample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        return self._inner.rsample(family, params, sample_shape, seed=seed).detach()
+
+
+class DtypeMutant(_Mutant):
+    """Always returns float32, whatever the parameters' dtype."""
+
+    def mutate(self, family, params, x):  # type: ignore[no-untyped-def]
+        return x.float()
+
+
+class GarbageMutant(_Mutant):
+    """Returns NaN for Normal, the wrong shape for Exponential, and raises for Gamma."""
+
+    FAMILIES = ("Normal", "Exponential", "Gamma")
+
+    def mutate(self, family, params, x):  # type: ignore[no-untyped-def]
+        if family == "Normal":
+            return torch.full_like(x, float("nan"))
+        if family == "Exponential":
+            return x.reshape(-1)[:1]
+        raise RuntimeError("simulated backend crash")
+
+
+#: backend name -> (class, the check-name substring that must fail, family)
+MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
+    "mutant_scale": (ScaleMutant, "sample_pit_var", "Normal"),
+    "mutant_location": (LocationMutant, "sample_pit_mean", "Normal"),
+    "mutant_gradsign": (GradientSignMutant, "grad_cdf", "Normal"),
+    "mutant_ratescale": (RateScaleMutant, "sample_ks", "Gamma"),
+    "mutant_geometric": (GeometricOffByOneMutant, "sample_ks", "Geometric"),
+    "mutant_detached": (DetachedMutant, "rsample_semantics", "Normal"),
+    "mutant_dtype": (DtypeMutant, "sample_semantics", "Normal"),
+}
+
+
+@polysample.hookimpl
+def polysample_register_backends(register):  # type: ignore[no-untyped-def]
+    for name, (cls, _check, _family) in MUTANTS.items():
+        register(name, cls)
+    register("mutant_garbage", GarbageMutant)

@@ -1,0 +1,99 @@
+"""``polysample validate`` (the subcommand registered by polysample.conformance.cli)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import sys
+
+import pytest
+
+import polysample as ps
+from polysample.conformance.cli import register
+
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+
+
+def validate(*argv: str) -> int:
+    parser = argparse.ArgumentParser(prog="polysample")
+    register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["validate", *argv])
+    return int(args.func(args))
+
+
+def test_passing_run_exits_0_and_writes_a_complete_json_report(tmp_path, capsys):
+    out = tmp_path / "r.json"
+    code = validate("--backend", "torch", "--family", "Normal", "--quick", "--json", str(out))
+    assert code == 0
+    data = json.loads(out.read_text())
+    assert data["ok"] and data["mode"] == "quick" and "weaker power" in data["mode_note"]
+    assert {"torch", "numpy", "scipy", "python"} <= set(data["versions"])
+    stat = [c for c in data["checks"] if c["alpha"] is not None]
+    assert stat
+    for c in stat:
+        for key in ("id", "statistic", "threshold", "n", "seed", "alpha", "detectable"):
+            assert c[key] is not None, (c["id"], key)
+    assert all(c["id"].startswith("torch-Normal-") for c in data["checks"])
+    table = capsys.readouterr().out
+    assert "Normal" in table and "pass" in table
+
+
+def test_failing_backend_exits_1(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("POLYSAMPLE_PLUGINS", "mutants")
+    ps.refresh()
+    try:
+        code = validate("--backend", "mutant_geometric", "--family", "Geometric", "--quick",
+                        "--layer", "sampler")
+    finally:
+        monkeypatch.delenv("POLYSAMPLE_PLUGINS")
+        ps.refresh()
+    assert code == 1
+    out = capsys.readouterr()
+    assert "FAILED mutant_geometric-Geometric" in out.out
+    assert "FAIL mutant_geometric-Geometric" in out.err  # progress names it as it happens
+
+
+def test_expected_failures_file_turns_a_failure_into_exit_0(tmp_path, monkeypatch):
+    ef = tmp_path / "known.toml"
+    ef.write_text('"mutant_geometric-Geometric" = "off by one on purpose"\n')
+    monkeypatch.setenv("POLYSAMPLE_PLUGINS", "mutants")
+    ps.refresh()
+    try:
+        code = validate("--backend", "mutant_geometric", "--family", "Geometric", "--quick",
+                        "--layer", "sampler", "--expected-failures", str(ef))
+    finally:
+        monkeypatch.delenv("POLYSAMPLE_PLUGINS")
+        ps.refresh()
+    assert code == 0
+
+
+@pytest.mark.parametrize("argv,message", [
+    (("--backend", "nosuch"), "unknown backend 'nosuch'"),
+    (("--family", "Normall"), "unknown family 'Normall'"),
+    (("--layer", "colour"), "unknown layer"),
+    (("--json", "/nonexistent-dir/r.json"), "does not exist"),
+    (("--html", "/proc/version"), "Cannot write the HTML report"),
+    (("--expected-failures", "/nonexistent.toml"), "cannot read --expected-failures"),
+])
+def test_usage_errors_exit_2_with_a_clear_message(argv, message, capsys):
+    assert validate(*argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_vary_seed_changes_seeds_and_is_recorded(tmp_path):
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    assert validate("--backend", "torch", "--family", "Exponential", "--quick", "--layer",
+                    "sampler", "--json", str(a)) == 0
+    assert validate("--backend", "torch", "--family", "Exponential", "--quick", "--layer",
+                    "sampler", "--vary-seed", "7", "--json", str(b)) == 0
+    da, db = json.loads(a.read_text()), json.loads(b.read_text())
+    assert db["vary_seed_salt"] == 7 and da["vary_seed_salt"] == 0
+    assert [c["seed"] for c in da["checks"]] != [c["seed"] for c in db["checks"]]
+
+
+def test_progress_is_plain_text_when_not_a_tty(capsys):
+    validate("--backend", "torch", "--family", "Normal", "--quick", "--layer", "semantics")
+    err = capsys.readouterr().err
+    assert "validate:" in err and "\r" not in err

@@ -1,0 +1,175 @@
+"""Meta-tests: the conformance suite's own statistics, references and error budget."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+import polysample as ps
+from polysample.conformance import design_assertions, plan
+from polysample.conformance.checks import Runner, generate_checks
+from polysample.conformance.reference import projections, univariate_ref
+from polysample.conformance.stats import (
+    ALPHA_CHECK,
+    ALPHA_TOTAL,
+    MAX_STATISTICAL_CHECKS,
+    dkwm_detectable,
+    dkwm_threshold,
+    ks_continuous,
+    ks_integer,
+    norm_isf,
+    seed_for,
+    z_test,
+    z_threshold,
+)
+
+
+def test_dkwm_threshold_is_massarts_bound():
+    n, alpha = 10_000, 1e-3
+    eps = dkwm_threshold(n, alpha)
+    assert eps == pytest.approx(math.sqrt(math.log(2 / alpha) / (2 * n)))
+    assert 2 * math.exp(-2 * n * eps**2) == pytest.approx(alpha)
+
+
+def test_dkwm_constant_at_the_budget_matches_conformance_md():
+    # CONFORMANCE.md: alpha_i ~ 3e-9 gives the DKWM constant 3.19.
+    assert dkwm_threshold(1, 3e-9) == pytest.approx(3.19, abs=0.01)
+
+
+def test_dkwm_detectable_adds_the_miss_rate_threshold():
+    assert dkwm_detectable(1000, 1e-6, 1e-3) == pytest.approx(
+        dkwm_threshold(1000, 1e-6) + dkwm_threshold(1000, 1e-3))
+
+
+def test_ks_continuous_matches_scipy_kstest():
+    x = np.random.default_rng(0).uniform(size=(500, 3))
+    xs = np.sort(x, axis=0)
+    d = ks_continuous(xs, xs)
+    for j in range(3):
+        assert d[j] == pytest.approx(stats.kstest(x[:, j], "uniform").statistic, rel=1e-12)
+
+
+def test_ks_integer_matches_a_brute_force_supremum():
+    rng = np.random.default_rng(1)
+    x = rng.poisson(3.0, size=(400, 2)).astype(float)
+    law = stats.poisson(np.array([3.0, 3.5]))
+    d = ks_integer(x, lambda k, j: stats.poisson(3.0 if j == 0 else 3.5).cdf(k), law.cdf)
+    grid = np.arange(-1, 40)
+    for j, mu in enumerate((3.0, 3.5)):
+        emp = np.array([(x[:, j] <= k).mean() for k in grid])
+        emp_left = np.array([(x[:, j] < k).mean() for k in grid])
+        brute = max(np.max(np.abs(emp - stats.poisson(mu).cdf(grid))),
+                    np.max(np.abs(emp_left - stats.poisson(mu).cdf(grid - 1))))
+        assert d[j] == pytest.approx(brute, abs=1e-12)
+
+
+def test_ks_integer_per_column_path_agrees_with_the_vectorised_one():
+    x = np.random.default_rng(2).binomial(20, 0.3, size=(300, 2)).astype(float)
+    law = stats.binom(20, np.array([0.3, 0.3]))
+    a = ks_integer(x, lambda k, j: stats.binom(20, 0.3).cdf(k), law.cdf)
+    b = ks_integer(x, lambda k, j: stats.binom(20, 0.3).cdf(k))
+    np.testing.assert_allclose(a, b, atol=1e-12)
+
+
+def test_norm_isf_matches_scipy():
+    for p in (0.4, 1e-3, 1e-9, 2.5e-10, 1e-15):
+        assert norm_isf(p) == pytest.approx(stats.norm.isf(p), rel=1e-9)
+
+
+def test_z_test_rejects_beyond_the_two_sided_threshold():
+    thr = z_threshold(1e-6)
+    assert thr == pytest.approx(stats.norm.isf(0.5e-6))
+    assert z_test(0.0, 0.0, 1.0, 1e-6).ok
+    assert z_test(thr * 0.99, 0.0, 1.0, 1e-6).ok
+    assert not z_test(thr * 1.01, 0.0, 1.0, 1e-6).ok
+    assert not z_test(-thr * 1.01, 0.0, 1.0, 1e-6).ok
+
+
+def test_z_test_false_failure_rate_is_nominal():
+    # 2e5 z-tests on true nulls at alpha = 1e-2: the rejection rate is 1e-2 within 5 sigma.
+    rng = np.random.default_rng(3)
+    means = rng.standard_normal((200_000, 25)).mean(1)
+    thr = z_threshold(1e-2)
+    rate = np.mean(np.abs(means / (1 / 5)) > thr)
+    assert abs(rate - 1e-2) < 5 * math.sqrt(1e-2 / 200_000)
+
+
+def test_seeds_are_derived_from_check_ids():
+    assert seed_for("torch-Normal-typical-sample") == seed_for("torch-Normal-typical-sample")
+    assert seed_for("torch-Normal-typical-sample") != seed_for("numpy-Normal-typical-sample")
+    assert seed_for("a", salt=1) != seed_for("a")
+    assert 0 <= seed_for("x") < 2**63
+
+
+def test_error_budget_is_split_over_the_statistical_checks():
+    assert ALPHA_CHECK * MAX_STATISTICAL_CHECKS == pytest.approx(ALPHA_TOTAL)
+
+
+def test_full_matrix_stays_within_the_error_budget():
+    # Every statistical check of every built-in backend, plus one agreement check per pair of
+    # backends and normal-score check of the sample draws, must fit the Bonferroni budget.
+    stat, pit, names = 0, 0, []
+    for name in ps.backend_names():
+        try:
+            checks = plan(name)
+        except ps.PolysampleError:
+            continue
+        names.append(name)
+        stat += sum(c.statistical for c in checks)
+        pit = max(pit, sum(c.name.startswith("sample_pit") for c in checks))
+    pairs = len(names) * (len(names) - 1) // 2
+    assert stat + pairs * pit <= MAX_STATISTICAL_CHECKS, (stat, pairs, pit)
+
+
+def test_design_assertions_hold_in_full_mode():
+    d = design_assertions(quick=False)
+    assert d["normal_scale"] < 0.0201 and d["normal_location"] < 0.01
+
+
+def test_quick_mode_has_the_same_alpha_and_weaker_power():
+    full, quick = design_assertions(False), design_assertions(True)
+    assert quick["alpha_per_check"] == full["alpha_per_check"]
+    assert quick["normal_scale"] > full["normal_scale"]
+
+
+@pytest.mark.parametrize("family,params", [
+    ("Normal", {"loc": np.array([0.0, 1.0]), "scale": np.array([1.0, 2.0])}),
+    ("Gamma", {"concentration": np.array([0.5, 3.0]), "rate": np.array([1.0, 2.0])}),
+    ("Kumaraswamy", {"concentration1": np.array([0.5, 3.0]),
+                     "concentration0": np.array([2.0, 0.7])}),
+    ("ContinuousBernoulli", {"probs": np.array([0.1, 0.8])}),
+    ("RelaxedBernoulli", {"temperature": np.array([0.5, 2.0]), "probs": np.array([0.3, 0.6])}),
+    ("VonMises", {"loc": np.array([0.5, -2.0]), "concentration": np.array([1.0, 4.0])}),
+])
+def test_closed_form_references_integrate_their_densities(family, params):
+    law = univariate_ref(family, params).law
+    # Interior intervals: the trapezoid rule needs a bounded density.
+    lo, hi = (-3.1, 3.1) if family == "VonMises" else (0.05, 0.95) \
+        if family in ("Kumaraswamy", "ContinuousBernoulli", "RelaxedBernoulli") else (0.2, 3.0)
+    x = np.linspace(lo, hi, 20001)[:, None] * np.ones((1, 2))
+    pdf = law.pdf(x)
+    integral = np.concatenate([np.zeros((1, 2)), np.cumsum((pdf[1:] + pdf[:-1]) / 2 *
+                                                           np.diff(x, axis=0), axis=0)])
+    np.testing.assert_allclose(law.cdf(x) - law.cdf(x[:1]), integral, atol=2e-4)
+    np.testing.assert_allclose(law.cdf(x) + law.sf(x), 1.0, atol=1e-12)
+
+
+def test_projections_of_a_multivariate_normal_are_normal():
+    rng = np.random.default_rng(4)
+    tril = np.array([[1.0, 0, 0], [0.5, 2.0, 0], [-1.0, 0.3, 0.5]])
+    x = rng.standard_normal((20_000, 1, 3)) @ tril.T + np.array([1.0, -2.0, 0.0])
+    p = {"loc": np.array([[1.0, -2.0, 0.0]]), "scale_tril": tril[None]}
+    for pr in projections("MultivariateNormal", p, x, (1,), rng):
+        xs = np.sort(pr.values, axis=0)
+        assert ks_continuous(xs, pr.ref.law.cdf(xs))[0] < dkwm_threshold(20_000, 1e-6)
+
+
+def test_runner_reports_a_raising_check_as_failed_not_crashed():
+    backend = ps.load_backend("torch")
+    check = next(iter(generate_checks(backend, "torch", ["Normal"], ("semantics",))))
+    check.fn = lambda r: (_ for _ in ()).throw(RuntimeError("boom"))  # type: ignore[assignment]
+    res = Runner().run(check)
+    assert res.status == "fail" and "RuntimeError: boom" in res.message

@@ -1,0 +1,120 @@
+"""A suite that cannot fail proves nothing: each mutant backend (tests/mutants.py, loaded
+through the public plugin hook) must FAIL the suite, on the check meant to catch it.
+
+The statistical mutants (scale x 1.01, location + 0.01 sigma) run at full power: the design
+claims of ``design_assertions`` (detectable at miss rate 1e-3), with fixed seeds.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import sys
+
+import pytest
+
+import polysample as ps
+from polysample.conformance import check_backend, check_backends
+
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+import mutants  # noqa: E402
+
+LAYERS = {
+    "sample_pit_var": ("sampler",),
+    "sample_pit_mean": ("sampler",),
+    "sample_ks": ("sampler",),
+    "grad_cdf": ("gradient",),
+    "rsample_semantics": ("semantics",),
+    "sample_semantics": ("semantics",),
+}
+
+
+@pytest.fixture
+def with_mutants(monkeypatch):
+    monkeypatch.setenv("POLYSAMPLE_PLUGINS", "mutants")
+    ps.refresh()
+    yield
+    monkeypatch.delenv("POLYSAMPLE_PLUGINS")
+    ps.refresh()
+
+
+@pytest.mark.parametrize("name", sorted(mutants.MUTANTS))
+def test_suite_fails_each_mutant_on_the_right_check(with_mutants, name):
+    _cls, check, family = mutants.MUTANTS[name]
+    assert name in ps.backend_names()  # registered through the plugin hook
+    report = check_backend(name, families=[family], layers=LAYERS[check])
+    assert not report.ok, f"the suite passed mutant {name}"
+    caught = [r for r in report.failures if r.check == check and r.family == family]
+    assert caught, f"{name}: expected {check} to fail; failures: " + \
+        ", ".join(r.id for r in report.failures)
+    if caught[0].alpha is not None:
+        assert caught[0].statistic > caught[0].threshold
+
+
+def test_the_unmutated_wrapper_passes_the_same_checks(with_mutants, monkeypatch):
+    # The mutants' defects, not their wrapping, are what fails: the identity mutant passes.
+    monkeypatch.setattr(mutants.ScaleMutant, "mutate", mutants._Mutant.mutate)
+    ps.refresh()
+    report = check_backend("mutant_scale", families=["Normal"], layers=("sampler",))
+    assert report.ok, report.summary()
+
+
+def test_a_backend_returning_garbage_fails_cleanly_and_the_run_goes_on(with_mutants, tmp_path):
+    saved = []
+
+    def on_result(rep):
+        saved.append(len(rep.results))
+        (tmp_path / "r.json").write_text(rep.to_json())
+
+    report = check_backends(["mutant_garbage", "torch"], families=["Normal", "Exponential"],
+                            quick=True, layers=("semantics", "sampler"), on_result=on_result)
+    by = {r.id: r for r in report.results}
+    assert by["mutant_garbage-Normal-typical-sample_ks"].status == "fail"
+    assert "non-finite" in by["mutant_garbage-Normal-typical-sample_ks"].message
+    assert "BackendContractError" in by["mutant_garbage-Exponential-example-sample_semantics"
+                                        ].message
+    torch_results = [r for r in report.results if r.backend == "torch"]
+    assert torch_results and all(r.status == "pass" for r in torch_results)
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert len(data["checks"]) == len(report.results)
+    assert saved[0] < saved[-1]  # written incrementally, not only at the end
+
+
+def test_a_raising_backend_is_reported_and_does_not_stop_the_run(with_mutants):
+    report = check_backends(["mutant_garbage", "torch"], families=["Gamma"], quick=True,
+                            layers=("semantics",))
+    failed = [r for r in report.failures if r.backend == "mutant_garbage"]
+    assert failed and all("simulated backend crash" in r.message for r in failed)
+    assert all(r.status == "pass" for r in report.results if r.backend == "torch")
+
+
+def test_a_backend_that_fails_to_load_is_one_failed_check():
+    class Broken(ps.Backend):
+        def check_available(self):
+            raise RuntimeError("missing dependency")
+
+    ps.register_backend("broken_test", Broken)
+    try:
+        report = check_backends(["broken_test", "torch"], families=["Normal"], quick=True,
+                                layers=("semantics",))
+    finally:
+        ps.unregister_backend("broken_test")
+    assert [r.id for r in report.failures] == ["broken_test-*-all-load"]
+    assert "missing dependency" in report.failures[0].message
+
+
+def test_declared_expected_failure_is_xfail_and_keeps_the_report_ok(with_mutants):
+    report = check_backend("mutant_geometric", families=["Geometric"], layers=("sampler",),
+                           quick=True, expected_failures={"mutant_geometric-Geometric":
+                                                          "off by one on purpose"})
+    assert report.ok
+    assert {r.status for r in report.results} <= {"xfail", "xpass"}
+    assert any(r.status == "xfail" and r.reason == "off by one on purpose"
+               for r in report.results)
+
+
+def test_a_declared_failure_that_passes_is_reported_as_stale():
+    report = check_backend("torch", families=["Normal"], layers=("semantics",),
+                           expected_failures={"torch-Normal-example-seeds": "no longer true"})
+    assert [r.id for r in report.stale] == ["torch-Normal-example-seeds"]
+    assert "STALE" in report.summary()
