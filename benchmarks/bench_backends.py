@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/bench_backends.py [--quick] [--only torch,numpy] [--repeats N]
+    python benchmarks/bench_backends.py [--quick] [--only torch,numpy] [--repeats N] [--clock cpu]
 
 Every ``benchmarks/cases_<backend>.py`` next to this file is imported when ``<backend>`` loads
 on this machine (``polysample.load_backend``) and is selected by ``--only`` (default: all). Each
@@ -26,7 +26,7 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-from harness import Comparison, Result, markdown_table, run_comparison  # noqa: E402
+from harness import CLOCKS, Comparison, Result, markdown_table, run_comparison  # noqa: E402
 
 
 def _case_modules() -> dict[str, Path]:
@@ -82,6 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="", help="comma-separated backends, e.g. torch,numpy")
     parser.add_argument("--repeats", type=int, default=None,
                         help="timed repeats per callable (>= 5; default 7, or 5 with --quick)")
+    parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
+                        help="wall: elapsed time (default); cpu: this process's CPU time, "
+                        "stable when other processes load the machine")
     args = parser.parse_args(argv)
     repeats = args.repeats if args.repeats is not None else (5 if args.quick else 7)
     if repeats < 5:
@@ -104,11 +107,12 @@ def main(argv: list[str] | None = None) -> int:
         comparisons: list[Comparison] = _import(name, modules[name]).comparisons(args.quick)
         for comp in comparisons:
             print(f"timing {name}: {comp.title} ...", file=sys.stderr, flush=True)
-            results.append(run_comparison(comp, repeats=repeats))
+            results.append(run_comparison(comp, repeats=repeats, clock=CLOCKS[args.clock]))
 
     print("## Machine\n")
     for line in _versions():
         print(f"- {line}")
+    print(f"- clock: {args.clock} ({'elapsed' if args.clock == 'wall' else 'process CPU'} time)")
     print(f"- {repeats} timed repeats per callable after warm-up; median per call; "
           f"ratio = candidate / baseline (< 1 is faster){'; --quick sizes' if args.quick else ''}")
     for line in skipped:
