@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -443,7 +444,8 @@ class _Draw:
 
     def affine(self, eps: torch.Tensor, loc: torch.Tensor | None, scale: torch.Tensor) -> torch.Tensor:
         if self.reparam:
-            return eps * scale if loc is None else loc + eps * scale
+            # One fused kernel (and one saved product fewer) than loc + eps * scale.
+            return eps * scale if loc is None else torch.addcmul(loc, eps, scale)
         _inplace(eps, "mul", scale)
         return eps if loc is None else _inplace(eps, "add", loc)
 
@@ -932,10 +934,10 @@ def _describe(v: Any) -> str:
     return repr(v)
 
 
-_SUPPORT: dict[str, FamilySupport] = {
+_SUPPORT: Mapping[str, FamilySupport] = MappingProxyType({
     name: FamilySupport(sample=True, rsample=rs, log_prob=False, note=_NOTES.get(name, ""))
     for name, (_, _, _, rs) in _FAMILY_TABLE.items()
-}
+})
 
 
 @hookimpl
