@@ -139,7 +139,8 @@ def _normal(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> torc
     if reparam:
         return loc + _randn(shape, loc, g) * scale
     if _can_scalar_fast(loc, shape, g):
-        return torch.empty(shape, dtype=loc.dtype).normal_(loc.item(), scale.item(), generator=g)
+        out = torch.empty(shape, dtype=loc.dtype, device=loc.device)
+        return out.normal_(loc.item(), scale.item(), generator=g)
     return _randn(shape, loc, g).mul_(scale).add_(loc)
 
 
@@ -311,7 +312,8 @@ def _bernoulli(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> t
     probs = p["probs"]
     shape = ss + probs.shape
     if _can_scalar_fast(probs, shape, g):
-        return torch.empty(shape, dtype=probs.dtype).bernoulli_(probs.item(), generator=g)
+        out = torch.empty(shape, dtype=probs.dtype, device=probs.device)
+        return out.bernoulli_(probs.item(), generator=g)
     return _home(torch.bernoulli(_on_gen(probs.expand(shape), g), generator=g), probs, g)
 
 
@@ -432,8 +434,8 @@ def _wishart(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> tor
     d = td.Wishart(df=p["df"], scale_tril=p["scale_tril"], validate_args=False)
     n = d.event_shape[-1]
     chi2_df = d._dist_chi2.df
-    rows, cols = torch.tril_indices(n, n, offset=-1)
     tril = d._unbroadcasted_scale_tril
+    rows, cols = torch.tril_indices(n, n, offset=-1, device=tril.device)
 
     def bartlett() -> torch.Tensor:
         chi2 = _gamma(0.5 * chi2_df, torch.full_like(chi2_df, 0.5), ss + chi2_df.shape, g)
