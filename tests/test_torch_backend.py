@@ -300,3 +300,36 @@ def test_cpu_generator_gives_the_same_values_for_cuda_parameters() -> None:
         b = gpu.sample(SHAPE, generator=torch.Generator().manual_seed(1))
         assert b.device.type == "cuda"
         torch.testing.assert_close(a, b.cpu(), msg=family)
+
+
+# ---------------------------------------------------------------------- per-draw resolution
+def test_cached_backend_resolution_follows_every_change_between_draws(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    # The core caches resolve_backend's answer (the draw path's biggest cost); each input must
+    # still take effect on the very next draw of the same object.
+    ps.register_backend("torch_twin", TorchBackend)
+    try:
+        d = ps.Normal(0.0, 1.0)
+        assert d._ps_resolve().name == "torch"
+        monkeypatch.setenv("POLYSAMPLE_BACKEND", "torch_twin")
+        assert d._ps_resolve().name == "torch_twin"
+        with ps.use_backend("torch"):
+            assert d._ps_resolve().name == "torch"
+        monkeypatch.delenv("POLYSAMPLE_BACKEND")
+        assert d._ps_resolve().name == "torch"
+        ps.set_backend("torch_twin")
+        assert d._ps_resolve().name == "torch_twin"
+        ps.set_backend(None)
+        (tmp_path / "polysample.toml").write_text('backend = "torch_twin"\n')
+        assert d._ps_resolve().name == "torch"  # the file was read before: cached until reload
+        ps.reload_config()
+        assert d._ps_resolve().name == "torch_twin"
+        twin = d._ps_resolve()
+        ps.refresh()  # a rediscovered registry gives new backend instances
+        assert d._ps_resolve() is not twin
+    finally:
+        ps.unregister_backend("torch_twin")
+    ps.reload_config()
+    with pytest.raises(ps.ConfigError):
+        d._ps_resolve()  # the file names a backend that is gone
