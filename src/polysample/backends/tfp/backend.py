@@ -144,6 +144,31 @@ def _wrap(exc: Exception, family: str, what: str, substrate: str) -> PolysampleE
     )
 
 
+class _KeyStream:
+    """A backend's global stream of seeds: pairs of uint32 words from PCG64, drawn in blocks.
+
+    One block of 512 pairs costs about as much as a single ``Generator.integers`` call, so
+    unseeded scalar draws do not pay that call each time.
+    """
+
+    _BLOCK = 512
+
+    def __init__(self, ss: np.random.SeedSequence) -> None:
+        self._gen = np.random.Generator(np.random.PCG64(ss))
+        self._lock = threading.Lock()
+        self._block: np.ndarray = np.empty((0, 2), np.uint32)
+        self._i = 0
+
+    def next(self) -> np.ndarray:
+        with self._lock:
+            if self._i >= len(self._block):
+                self._block = self._gen.integers(0, 2**32, size=(self._BLOCK, 2), dtype=np.uint32)
+                self._i = 0
+            words = self._block[self._i]
+            self._i += 1
+            return words
+
+
 class TfpBackend(Backend):
     """TensorFlow Probability on JAX (default) or TensorFlow.
 
@@ -162,8 +187,7 @@ class TfpBackend(Backend):
         self._fixed = substrate
         self._substrate_name: str | None = substrate
         self._sub: Substrate | None = None
-        self._stream: GlobalStream[Any] | None = None
-        self._lock = threading.Lock()
+        self._stream: GlobalStream[_KeyStream] | None = None
 
     # ------------------------------------------------------------------ metadata
     def version(self) -> str:
@@ -219,11 +243,8 @@ class TfpBackend(Backend):
         if seed is None:
             stream = self._stream
             if stream is None:
-                stream = self._stream = GlobalStream(
-                    self.name, lambda ss: np.random.Generator(np.random.PCG64(ss)))
-            gen = stream.get()
-            with self._lock:
-                return gen.integers(0, 2**32, size=2, dtype=np.uint32)
+                stream = self._stream = GlobalStream(self.name, _KeyStream)
+            return stream.get().next()
         return seed_sequence_from(seed).generate_state(2, np.uint32)
 
     # ------------------------------------------------------------------ helpers
