@@ -134,6 +134,18 @@ class PolysampleDistribution:
             raise
         except (ValueError, TypeError, RuntimeError) as exc:
             raise _wrap_init_error(self._ps_family, exc) from exc
+        if self._ps_spec.event_dim == 1:
+            # torch.distributions.MultivariateNormal accepts a loc whose size differs from the
+            # scale's and only fails later, inside sample(), with a raw RuntimeError.
+            loc = self.__dict__.get("loc")
+            tril = self.__dict__.get("_unbroadcasted_scale_tril")
+            if (isinstance(loc, torch.Tensor) and isinstance(tril, torch.Tensor)
+                    and loc.shape[-1:] != tril.shape[-1:]):
+                raise InvalidParameterError(
+                    f"Invalid parameters for polysample.{self._ps_family}: expected loc's last "
+                    f"dimension to match the scale's event size {tril.shape[-1]}. Received: loc "
+                    f"of shape {tuple(loc.shape)}. Give loc and the scale the same event size."
+                )
 
     # ------------------------------------------------------------------ routing
     @property
