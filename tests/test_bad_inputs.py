@@ -1,0 +1,120 @@
+"""Bad input gets the documented polysample error, never a raw library exception.
+
+One table of bad inputs, run on every available backend (each case only where the backend
+offers its family). ``pytest.raises`` with the polysample class fails on a raw ``ValueError``
+or ``RuntimeError`` from torch, NumPy or TFP.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+import polysample as ps
+from conftest import AVAILABLE
+
+NAN = float("nan")
+
+# (id, family, action(backend) -> anything, error, regex the message must contain)
+Case = tuple[str, str, Callable[[str], Any], type, str]
+
+CASES: list[Case] = [
+    # parameters
+    ("negative-scale", "Normal", lambda b: ps.Normal(0.0, -1.0, backend=b),
+     ps.InvalidParameterError, "scale"),
+    ("negative-rate-tensor", "Gamma",
+     lambda b: ps.Gamma(torch.tensor([1.0, 2.0]), torch.tensor([1.0, -2.0]), backend=b),
+     ps.InvalidParameterError, "rate"),
+    ("probs-above-one", "Bernoulli", lambda b: ps.Bernoulli(probs=1.5, backend=b),
+     ps.InvalidParameterError, "probs"),
+    ("probs-below-zero", "Binomial",
+     lambda b: ps.Binomial(10, probs=torch.tensor([-0.1]), backend=b),
+     ps.InvalidParameterError, "probs"),
+    ("probs-not-summing", "Categorical",
+     lambda b: ps.Categorical(probs=torch.tensor([0.5, -0.5, 1.0]), backend=b),
+     ps.InvalidParameterError, "probs"),
+    ("nan-loc", "Normal", lambda b: ps.Normal(NAN, 1.0, backend=b),
+     ps.InvalidParameterError, "loc"),
+    ("nan-concentration", "Beta",
+     lambda b: ps.Beta(torch.tensor([NAN]), torch.tensor([1.0]), backend=b),
+     ps.InvalidParameterError, "polysample.Beta"),
+    ("unbroadcastable-shapes", "Normal",
+     lambda b: ps.Normal(torch.zeros(2), torch.ones(3), backend=b),
+     ps.InvalidParameterError, "size of tensor"),
+    ("wrong-event-shape", "MultivariateNormal",
+     lambda b: ps.MultivariateNormal(torch.zeros(3), scale_tril=torch.eye(2), backend=b),
+     ps.InvalidParameterError, "loc.*event size 2.*Received: loc of shape \\(3,\\)"),
+    ("string-parameter", "Normal", lambda b: ps.Normal("zero", 1.0, backend=b),
+     ps.InvalidParameterError, "Number, torch.Tensor"),
+    ("none-parameter", "Exponential", lambda b: ps.Exponential(None, backend=b),
+     ps.InvalidParameterError, "Exponential"),
+    # sample_shape
+    *[(f"sample-shape-{name}", "Normal",
+       (lambda shape: lambda b: ps.Normal(0.0, 1.0, backend=b).sample(shape))(shape),
+       ps.InvalidParameterError, "Expected sample_shape")
+      for name, shape in [("negative", (-1,)), ("negative-int", -3), ("float", (2.5,)),
+                          ("float-scalar", 2.0), ("string", "10"), ("none", None),
+                          ("bool", True), ("nested", ((2,),))]],
+    ("rsample-shape-negative", "Normal",
+     lambda b: ps.Normal(0.0, 1.0, backend=b).rsample((3, -1)),
+     ps.InvalidParameterError, "Expected sample_shape"),
+    # seeds
+    *[(f"seed-{name}", "Normal",
+       (lambda seed: lambda b: ps.Normal(0.0, 1.0, backend=b).sample((2,), seed=seed))(seed),
+       ps.InvalidParameterError, "seed")
+      for name, seed in [("negative", -5), ("float", 1.5), ("string", "7"), ("bool", False),
+                         ("list", [1, 2]), ("numpy-negative", np.int64(-1))]],
+    ("seed-and-generator", "Normal",
+     lambda b: ps.Normal(0.0, 1.0, backend=b).rsample(seed=1, generator=torch.Generator()),
+     ps.InvalidParameterError, "not both"),
+    ("generator-not-a-generator", "Normal",
+     lambda b: ps.Normal(0.0, 1.0, backend=b).sample(generator=np.random.default_rng(0)),
+     ps.InvalidParameterError, "torch.Generator"),
+    # backend names
+    ("unknown-backend", "Normal",
+     lambda b: ps.Normal(0.0, 1.0, backend=b + "-does-not-exist").sample(),
+     ps.UnknownBackendError, "Unknown backend"),
+    ("unknown-backend-context", "Normal",
+     lambda b: ps.use_backend(b + "-does-not-exist").__enter__(),
+     ps.UnknownBackendError, "Expected one of"),
+    # log_prob
+    ("log-prob-float", "Normal", lambda b: ps.Normal(0.0, 1.0, backend=b).log_prob(0.3),
+     ps.InvalidParameterError, "torch.Tensor"),
+    ("log-prob-list", "Normal", lambda b: ps.Normal(0.0, 1.0, backend=b).log_prob([0.3]),
+     ps.InvalidParameterError, "torch.Tensor"),
+    ("log-prob-ndarray", "Gamma",
+     lambda b: ps.Gamma(2.0, 1.0, backend=b).log_prob(np.ones(2)),
+     ps.InvalidParameterError, "torch.Tensor"),
+    ("log-prob-negative-for-exponential", "Exponential",
+     lambda b: ps.Exponential(1.0, backend=b).log_prob(torch.tensor([-1.0])),
+     ps.InvalidParameterError, "support"),
+    ("log-prob-fraction-for-poisson", "Poisson",
+     lambda b: ps.Poisson(2.0, backend=b).log_prob(torch.tensor(1.5)),
+     ps.InvalidParameterError, "support"),
+    ("log-prob-outside-unit-interval", "Beta",
+     lambda b: ps.Beta(2.0, 2.0, backend=b).log_prob(torch.tensor(1.5)),
+     ps.InvalidParameterError, "support"),
+    ("log-prob-unbroadcastable", "Normal",
+     lambda b: ps.Normal(torch.zeros(3), 1.0, backend=b).log_prob(torch.zeros(2)),
+     ps.InvalidParameterError, "broadcastable"),
+]
+
+PARAMS = [
+    pytest.param(backend, action, error, pattern, id=f"{backend}-{cid}")
+    for backend in AVAILABLE
+    for cid, family, action, error, pattern in CASES
+    if family in ps.load_backend(backend).families()
+]
+
+
+@pytest.mark.parametrize("backend,action,error,pattern", PARAMS)
+def test_bad_input_raises_the_documented_error(
+    backend: str, action: Callable[[str], Any], error: type, pattern: str
+) -> None:
+    with pytest.raises(error, match=pattern) as info:
+        action(backend)
+    assert isinstance(info.value, ps.PolysampleError)

@@ -1,0 +1,187 @@
+"""Errors: the hierarchy, and a clear message (expected / received / what to do) at each raise site.
+
+The core also guards the user against a backend that breaks the contract: each way of breaking
+it below (wrong type, shape, dtype, a tracked ``sample``, a detached ``rsample``) raises
+``BackendContractError`` naming the backend.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import torch
+import torch.distributions as td
+
+import polysample as ps
+from polysample.core.families import family_spec
+
+HIERARCHY = [
+    ("UnknownBackendError", ValueError),
+    ("BackendUnavailableError", ImportError),
+    ("UnsupportedFamilyError", NotImplementedError),
+    ("NotReparameterizableError", NotImplementedError),
+    ("ConfigError", ValueError),
+    ("InvalidParameterError", ValueError),
+    ("BackendContractError", RuntimeError),
+]
+
+
+@pytest.mark.parametrize("name,builtin", HIERARCHY, ids=[h[0] for h in HIERARCHY])
+def test_error_is_exported_and_subclasses_polysample_error_and_builtin(
+    name: str, builtin: type
+) -> None:
+    cls = getattr(ps, name)
+    assert name in ps.__all__
+    assert issubclass(cls, ps.PolysampleError) and issubclass(cls, builtin)
+
+
+def test_polysample_error_is_an_exception() -> None:
+    assert issubclass(ps.PolysampleError, Exception) and "PolysampleError" in ps.__all__
+
+
+# --------------------------------------------------------------------------- messages
+def _unknown_family() -> None:
+    family_spec("Gauss")
+
+
+def _broken_factory() -> None:
+    def factory() -> ps.Backend:
+        raise ImportError("No module named 'fancylib'")
+
+    ps.register_backend("err-needs-fancylib", factory)
+    try:
+        ps.load_backend("err-needs-fancylib")
+    finally:
+        ps.unregister_backend("err-needs-fancylib")
+
+
+class _Subclass(td.Normal):
+    pass
+
+
+# (id, call, error, regexes the message must contain: expected, received, what to do)
+RAISE_SITES: list[tuple[str, Callable[[], Any], type, list[str]]] = [
+    ("unknown-backend", lambda: ps.set_backend("nope"), ps.UnknownBackendError,
+     ["Unknown backend 'nope'", "Expected one of: .*torch", "POLYSAMPLE_PLUGINS"]),
+    ("backend-not-a-string", lambda: ps.Normal(0.0, 1.0, backend=3),  # type: ignore[arg-type]
+     ps.UnknownBackendError, ["Expected backend= to be a backend name", "Received: 3"]),
+    ("backend-unavailable", _broken_factory, ps.BackendUnavailableError,
+     ["err-needs-fancylib", "failed to load", "ImportError.*fancylib"]),
+    ("unknown-family", _unknown_family, ps.UnsupportedFamilyError,
+     ["Unknown family 'Gauss'", "Expected one of .*Normal"]),
+    ("wrap-subclass", lambda: ps.wrap(_Subclass(0.0, 1.0)), ps.UnsupportedFamilyError,
+     ["Cannot wrap .*_Subclass", "torch.distributions classes themselves"]),
+    ("wrap-not-a-distribution", lambda: ps.wrap(3), ps.InvalidParameterError,  # type: ignore[arg-type]
+     ["Expected a torch.distributions.Distribution", "Received: int"]),
+    ("not-reparameterizable", lambda: ps.Poisson(2.0).rsample(), ps.NotReparameterizableError,
+     ["Poisson", "backend 'torch'", "sample\\(\\) with log_prob\\(\\)", "Relaxed"]),
+    ("invalid-parameter", lambda: ps.Normal(0.0, -1.0), ps.InvalidParameterError,
+     ["Invalid parameters for polysample.Normal", "scale", "GreaterThan",
+      "Expected parameters of torch.distributions.Normal"]),
+    ("sample-shape", lambda: ps.Normal(0.0, 1.0).sample((-2,)), ps.InvalidParameterError,
+     ["Expected sample_shape to be a tuple", "Received: \\(-2,\\)", "e.g. \\(1000,\\)"]),
+    ("seed-type", lambda: ps.Normal(0.0, 1.0).sample(seed=1.5), ps.InvalidParameterError,
+     ["Expected seed to be a non-negative int", "Received: seed=1.5", "Pass e.g. seed=7"]),
+    ("seed-negative", lambda: ps.Normal(0.0, 1.0).sample(seed=-1), ps.InvalidParameterError,
+     ["Expected a non-negative seed", "Received: seed=-1", "Use a value >= 0"]),
+    ("seed-and-generator",
+     lambda: ps.Normal(0.0, 1.0).sample(seed=1, generator=torch.Generator()),
+     ps.InvalidParameterError, ["either seed= or generator=, not both", "Received: seed=1"]),
+    ("generator-type", lambda: ps.Normal(0.0, 1.0).sample(generator=3),  # type: ignore[arg-type]
+     ps.InvalidParameterError, ["Expected generator to be a torch.Generator", "Received: int"]),
+    ("log-prob-non-tensor", lambda: ps.Normal(0.0, 1.0).log_prob(0.5),  # type: ignore[arg-type]
+     ps.InvalidParameterError,
+     ["Expected value to be a torch.Tensor", "Received: float", "torch.as_tensor"]),
+    ("log-prob-support", lambda: ps.Exponential(1.0).log_prob(torch.tensor(-1.0)),
+     ps.InvalidParameterError, ["Invalid value for Exponential.log_prob", "support"]),
+    ("manual-seed", lambda: ps.manual_seed("x"), ps.InvalidParameterError,  # type: ignore[arg-type]
+     ["Expected seed", "Received: seed='x'"]),
+]
+
+
+@pytest.mark.parametrize("call,error,patterns", [r[1:] for r in RAISE_SITES],
+                         ids=[r[0] for r in RAISE_SITES])
+def test_raise_site_message_says_expected_received_and_what_to_do(
+    call: Callable[[], Any], error: type, patterns: list[str]
+) -> None:
+    with pytest.raises(error) as info:
+        call()
+    message = str(info.value)
+    for pattern in patterns:
+        assert re.search(pattern, message), (pattern, message)
+
+
+def test_config_error_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("POLYSAMPLE_BACKEND", "nope")
+    with pytest.raises(ps.ConfigError, match=r"POLYSAMPLE_BACKEND \(environment variable\) "
+                       r"names backend 'nope'.*Expected one of: .*torch"):
+        ps.Normal(0.0, 1.0).sample()
+
+
+def test_backend_unavailable_chains_the_cause() -> None:
+    with pytest.raises(ps.BackendUnavailableError) as info:
+        _broken_factory()
+    assert isinstance(info.value.__cause__, ImportError)
+
+
+# --------------------------------------------------------------------------- broken backends
+class _Broken(ps.Backend):
+    """Draws Normal with torch, then breaks the contract in one way."""
+
+    mode = ""
+
+    def families(self):  # type: ignore[no-untyped-def]
+        return {"Normal": ps.FamilySupport(sample=True, rsample=True)}
+
+    def _good(self, params: Any, sample_shape: torch.Size) -> torch.Tensor:
+        loc, scale = params["loc"], params["scale"]
+        return loc + scale * torch.randn(tuple(sample_shape) + tuple(loc.shape), dtype=loc.dtype)
+
+    def sample(self, family, params, sample_shape, *, seed=None):  # type: ignore[no-untyped-def]
+        x = self._good(params, sample_shape)
+        if self.mode == "type":
+            return x.numpy()
+        if self.mode == "shape":
+            return x.reshape(-1, 1)
+        if self.mode == "dtype":
+            return x.double()
+        if self.mode == "grad":
+            return x.detach().requires_grad_(True)
+        return x
+
+    def rsample(self, family, params, sample_shape, *, seed=None):  # type: ignore[no-untyped-def]
+        x = self._good(params, sample_shape)
+        return x.detach() if self.mode == "detached" else x
+
+
+BROKEN = [
+    ("type", "sample", "returned ndarray from sample\\(\\)"),
+    ("shape", "sample", "expected shape \\(3, 2\\).*received shape \\(6, 1\\)"),
+    ("dtype", "sample", "expected shape .* dtype torch.float32.*received .* torch.float64"),
+    ("grad", "sample", "requires grad from sample\\(\\)"),
+    ("detached", "rsample", "detached tensor from rsample\\(\\)"),
+]
+
+
+@pytest.fixture
+def broken_backend() -> Iterator[type[_Broken]]:
+    ps.register_backend("broken", _Broken)
+    yield _Broken
+    ps.unregister_backend("broken")
+    _Broken.mode = ""
+
+
+@pytest.mark.parametrize("mode,method,pattern", BROKEN, ids=[b[0] for b in BROKEN])
+def test_backend_breaking_the_contract_raises_backend_contract_error(
+    broken_backend: type[_Broken], mode: str, method: str, pattern: str
+) -> None:
+    loc = torch.zeros(2, requires_grad=True)
+    d = ps.Normal(loc, 1.0, backend="broken")
+    getattr(d, method)((3,))  # the well-behaved backend passes
+    broken_backend.mode = mode
+    with pytest.raises(ps.BackendContractError, match=pattern) as info:
+        getattr(d, method)((3,))
+    assert "'broken'" in str(info.value)
