@@ -179,6 +179,38 @@ def test_contract(family, dtype):
             assert torch.isfinite(v.grad).all(), (name, v.grad)
 
 
+@pytest.mark.parametrize("family", SUPPORTED)
+def test_scalar_parameters_and_empty_sample_shape(family):
+    # batch shape () and sample_shape (): the smallest case has no dims to permute or reshape
+    kwargs = {}
+    for k, v in CASES[family].items():
+        kwargs[k] = v.reshape(-1, *v.shape[len(v.shape) - _event_rank(family, k):])[0] \
+            if isinstance(v, torch.Tensor) and v.dim() > _event_rank(family, k) else v
+    d = getattr(ps, family)(**kwargs, backend="numpy")
+    assert d.batch_shape == torch.Size()
+    assert d.sample(seed=1).shape == d.event_shape
+    if d.has_rsample:
+        assert d.rsample(seed=1).shape == d.event_shape
+
+
+def _event_rank(family: str, name: str) -> int:
+    """Trailing dims of a parameter that are not batch dims."""
+    if name in ("scale_tril",):
+        return 2
+    if name == "cov_factor":
+        return 2
+    if name in ("loc", "cov_diag") and family in ("MultivariateNormal", "LogisticNormal",
+                                                  "LowRankMultivariateNormal"):
+        return 1
+    if name in ("probs", "logits") and family in ("Categorical", "OneHotCategorical",
+                                                  "OneHotCategoricalStraightThrough",
+                                                  "Multinomial", "RelaxedOneHotCategorical"):
+        return 1
+    if name == "concentration" and family == "Dirichlet":
+        return 1
+    return 0
+
+
 @pytest.mark.parametrize("family", ["Normal", "Gamma", "Uniform", "Exponential"])
 def test_float32_draws_are_zero_copy(family, monkeypatch):
     seen = []

@@ -732,10 +732,11 @@ def _categorical_index(d: _Draw) -> torch.Tensor:
     ns = len(d.sample_shape)
     u = torch.from_numpy(d.rng.random(d.size()))
     # searchsorted wants the batch in front: (batch..., samples).
-    u_b = u.permute(*range(ns, ns + len(batch)), *range(ns)).reshape(*batch, -1)
+    nb_ = len(batch)
+    u_b = u.permute(tuple(range(ns, ns + nb_)) + tuple(range(ns))).reshape(batch + (-1,))
     idx = torch.searchsorted(c.contiguous(), u_b.contiguous(), right=True).clamp_(max=k - 1)
-    idx = idx.reshape(*batch, *d.sample_shape)
-    return idx.permute(*range(len(batch), len(batch) + ns), *range(len(batch)))
+    idx = idx.reshape(batch + tuple(d.sample_shape))
+    return idx.permute(tuple(range(nb_, nb_ + ns)) + tuple(range(nb_)))
 
 
 def _categorical(d: _Draw) -> torch.Tensor:
