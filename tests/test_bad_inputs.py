@@ -19,6 +19,11 @@ from conftest import AVAILABLE
 
 NAN = float("nan")
 
+def _sample_with(**kwargs: Any) -> Callable[[str], Any]:
+    shape = kwargs.pop("shape")
+    return lambda b: ps.Normal(0.0, 1.0, backend=b).sample(shape, **kwargs)
+
+
 # (id, family, action(backend) -> anything, error, regex the message must contain)
 Case = tuple[str, str, Callable[[str], Any], type, str]
 
@@ -54,7 +59,7 @@ CASES: list[Case] = [
      ps.InvalidParameterError, "Exponential"),
     # sample_shape
     *[(f"sample-shape-{name}", "Normal",
-       (lambda shape: lambda b: ps.Normal(0.0, 1.0, backend=b).sample(shape))(shape),
+       _sample_with(shape=shape),
        ps.InvalidParameterError, "Expected sample_shape")
       for name, shape in [("negative", (-1,)), ("negative-int", -3), ("float", (2.5,)),
                           ("float-scalar", 2.0), ("string", "10"), ("none", None),
@@ -64,7 +69,7 @@ CASES: list[Case] = [
      ps.InvalidParameterError, "Expected sample_shape"),
     # seeds
     *[(f"seed-{name}", "Normal",
-       (lambda seed: lambda b: ps.Normal(0.0, 1.0, backend=b).sample((2,), seed=seed))(seed),
+       _sample_with(shape=(2,), seed=seed),
        ps.InvalidParameterError, "seed")
       for name, seed in [("negative", -5), ("float", 1.5), ("string", "7"), ("bool", False),
                          ("list", [1, 2]), ("numpy-negative", np.int64(-1))]],
