@@ -14,7 +14,7 @@ import warnings
 import pytest
 
 import polysample as ps
-from polysample.conformance import check_backend, load_expected_failures
+from polysample.conformance import check_backend, load_expected_failures, parametrize_with_checks
 
 EXPECTED = load_expected_failures(pathlib.Path(__file__).with_name(
     "conformance_expected_failures.toml"))
@@ -47,3 +47,15 @@ def test_every_expected_failure_names_a_builtin_backend_and_a_reason():
     for sub, reason in EXPECTED.items():
         assert sub.split("-")[0] in BUILTIN, sub
         assert len(reason) > 20, sub
+
+
+@parametrize_with_checks(["torch"], families=["Exponential"], quick=True)
+def test_parametrize_with_checks_door(check):
+    check()
+
+
+def test_parametrize_with_checks_ids_are_check_ids():
+    mark = parametrize_with_checks(["torch"], families=["Exponential"])
+    ids = [p.id for p in mark.args[1]]
+    assert "torch-Exponential-typical-sample_ks" in ids
+    assert all(i.startswith("torch-Exponential-") for i in ids)

@@ -118,3 +118,21 @@ def test_a_declared_failure_that_passes_is_reported_as_stale():
                            expected_failures={"torch-Normal-example-seeds": "no longer true"})
     assert [r.id for r in report.stale] == ["torch-Normal-example-seeds"]
     assert "STALE" in report.summary()
+
+
+def test_agreement_layer_compares_backends_pairwise(with_mutants):
+    report = check_backends(["torch", "mutant_ratescale"], families=["Gamma"], quick=True,
+                            layers=("sampler", "agreement"))
+    agree = {r.id: r for r in report.results if r.layer == "agreement"}
+    assert "torch+mutant_ratescale-Gamma-typical-agree_pit_mean" in agree
+    assert any(r.status == "fail" for r in agree.values())
+
+
+def test_check_backend_accepts_an_unregistered_instance():
+    from polysample.backends.torch_backend import TorchBackend
+
+    before = ps.backend_names()
+    report = check_backend(TorchBackend(), families=["Exponential"], layers=("semantics",))
+    assert report.ok and report.results
+    assert all(r.backend == "torch_under_test" for r in report.results)
+    assert ps.backend_names() == before

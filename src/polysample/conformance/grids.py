@@ -206,7 +206,7 @@ def _corners(family: str) -> Callable[[torch.dtype], dict[str, Any]] | None:
         "LowRankMultivariateNormal": lambda d: {
             "loc": T([[0.0, 10.0, -3.0]], d),
             "cov_factor": T([[[1e2], [1e-3], [1.0]]], d), "cov_diag": T([[1e-4, 1.0, 1e3]], d)},
-        "Wishart": lambda d: {"df": T([2.5, 1e3], d),
+        "Wishart": lambda d: {"df": T([3.5, 1e3], d),
                               "scale_tril": T([[[1.0, 0.0, 0.0], [0.5, 0.1, 0.0],
                                                 [2.0, -1.0, 3.0]]], d).expand(2, 3, 3)},
         "LKJCholesky": lambda d: {"dim": 3, "concentration": T([0.1, 1.0, 100.0], d)},
