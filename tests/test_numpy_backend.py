@@ -619,3 +619,12 @@ def test_gamma_rsample_gradient_on_the_table_path_is_the_sum_of_exact_ones():
     x.sum().backward()
     exact = nb._gamma_dz_exact(x.detach(), torch.full_like(x, 2.0), False).sum()
     torch.testing.assert_close(conc.grad, exact, rtol=1e-7, atol=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
+def test_beta_values_stay_strictly_inside_the_unit_interval(dtype):
+    # Beta(2, 0.01) puts nearly all its mass within 1e-30 of 1, which rounds to 1.0
+    d = ps.Beta(torch.tensor(2.0, dtype=dtype), torch.tensor(0.01, dtype=dtype), backend="numpy")
+    x = d.sample((1000,), seed=1)
+    assert (x < 1).all() and (x > 0).all()
+    assert torch.isfinite(d.log_prob(x)).all()

@@ -426,7 +426,11 @@ class _Draw:
         torch clamps the same way, which keeps the value in the support and log_prob finite.
         """
         z = self.tensor(self.rng.standard_gamma(alpha, self.size(event), dtype=self.np_dtype))
-        return z.clamp_(min=torch.finfo(self.dtype).tiny)
+        # For alpha >= 1, P(Z < tiny) <= tiny / Gamma(alpha + 1) < 1e-37: no draw underflows,
+        # and the extra pass over the values is skipped.
+        if alpha.size == 0 or float(np.min(alpha)) < 1.0:
+            z.clamp_(min=torch.finfo(self.dtype).tiny)
+        return z
 
     def gamma(self, concentration: torch.Tensor, event: tuple[int, ...] = ()) -> torch.Tensor:
         """Standard Gamma(concentration) draws, differentiable in ``concentration`` on rsample."""
@@ -620,8 +624,14 @@ def _fisher_snedecor(d: _Draw) -> torch.Tensor:
 
 def _beta_numpy(d: _Draw, a: np.ndarray, b: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
     x64 = d.rng.beta(a, b, d.size())
+    # Keep the value strictly inside (0, 1) at the output precision, as torch's sampler does
+    # (float32 rounds values within 3e-8 of 1 up to 1). Cast and clip by NumPy in one buffer.
+    if d.np_dtype is np.float32 and d.dtype == torch.float32:
+        x32 = x64.astype(np.float32)
+        fi = np.finfo(np.float32)
+        np.clip(x32, fi.tiny, np.float32(1 - fi.eps / 2), out=x32)
+        return d.tensor(x32), x64
     x = d.tensor(x64)
-    # Keep the value strictly inside (0, 1) at the output precision, as torch's sampler does.
     return x.clamp_(min=_tiny(x.dtype), max=1 - torch.finfo(x.dtype).eps / 2), x64
 
 
