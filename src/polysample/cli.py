@@ -1,0 +1,260 @@
+"""The ``polysample`` command.
+
+* ``polysample backends``: every registered backend with its version, status, number of
+  families and of reparameterized families; a broken or unavailable one shows its error.
+* ``polysample sample FAMILY --param NAME=VALUE ... [-n N] [--backend B] [--seed S]
+  [--rsample] [--dtype float32|float64] [--json]``: draw and print values. A value is a number
+  or a JSON list (``--param probs=[0.2,0.8]``). With ``--rsample`` the draw is reparameterized
+  and the gradient of the sum of the values with respect to each parameter is printed too.
+* ``polysample validate ...``: the conformance suite (:mod:`polysample.conformance.cli`),
+  imported only when asked for, so the other commands never import SciPy.
+
+Exit status: 0 success, 1 failure (the command ran and something failed), 2 usage error
+(a bad command line: unknown family or backend, a malformed or invalid parameter, seed or
+count). Errors are printed as one line, ``polysample: error: ...``, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["main", "build_parser"]
+
+_USAGE_ERRORS = ("UnknownBackendError", "InvalidParameterError")
+
+
+class _UsageError(Exception):
+    """A bad command line detected by this module (exit status 2)."""
+
+
+def _validate_wanted(argv: Sequence[str]) -> bool:
+    """True when the command is ``validate`` or the top-level help is asked for."""
+    for arg in argv:
+        if arg in ("-h", "--help"):
+            return True
+        if not arg.startswith("-"):
+            return arg == "validate"
+    return False
+
+
+def build_parser(with_validate: bool = True) -> argparse.ArgumentParser:
+    """The argument parser; ``with_validate=False`` leaves out the conformance import."""
+    parser = argparse.ArgumentParser(
+        prog="polysample",
+        description="One PyTorch-style sample()/rsample() API, drawn by the backend you choose.",
+        epilog="Exit status: 0 success, 1 failure, 2 usage error.",
+    )
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"polysample {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("backends", help="list installed backends",
+                       description="List every registered backend: name, version, status, "
+                       "families, reparameterized families; broken ones with their error.")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=_cmd_backends)
+
+    p = sub.add_parser(
+        "sample", help="draw values from a family",
+        description="Draw values from a polysample family, e.g. "
+        "`polysample sample Normal --param loc=0 --param scale=1 -n 5 --seed 0`.")
+    p.add_argument("family", help="a torch.distributions family name, e.g. Normal")
+    p.add_argument("--param", "-p", action="append", default=[], metavar="NAME=VALUE",
+                   help="a constructor argument: a number or a JSON list (repeatable)")
+    p.add_argument("-n", "--num", type=int, default=1, metavar="N",
+                   help="number of draws (sample_shape=(N,)); default 1")
+    p.add_argument("--backend", "-b", help="backend name (default: the configured one)")
+    p.add_argument("--seed", "-s", type=int, help="seed for a reproducible draw")
+    p.add_argument("--rsample", action="store_true",
+                   help="reparameterized draw; also prints d(sum of values)/d(parameter)")
+    p.add_argument("--dtype", choices=("float32", "float64"), default="float32",
+                   help="dtype of the parameters (default float32)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.set_defaults(func=_cmd_sample)
+
+    if with_validate:
+        try:
+            from .conformance.cli import register
+        except ImportError as exc:
+            missing = str(exc)
+            v = sub.add_parser("validate", help="run the conformance suite (unavailable here)")
+            v.set_defaults(func=lambda args: _unavailable_validate(missing))
+        else:
+            register(sub)
+    else:
+        sub.add_parser("validate", help="run the conformance suite", add_help=False)
+    return parser
+
+
+def _unavailable_validate(reason: str) -> int:
+    print(f"polysample: error: the conformance suite could not be imported ({reason}). "
+          "Install the extra: pip install 'polysample[conformance]'.", file=sys.stderr)
+    return 1
+
+
+# --------------------------------------------------------------------------- backends
+def _cmd_backends(args: argparse.Namespace) -> int:
+    import polysample as ps
+
+    rows = ps.backends()
+    if args.json:
+        print(json.dumps([
+            {"name": r.name, "version": r.version, "status": r.status, "families": r.families,
+             "rsample_families": r.rsample_families, "source": r.source, "error": r.error}
+            for r in rows
+        ], indent=2))
+        return 0
+    header = ("name", "version", "status", "families", "rsample", "source")
+    table = [header] + [
+        (r.name, r.version or "-", r.status, str(r.families), str(r.rsample_families), r.source)
+        for r in rows
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    for i, row in enumerate(table):
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+        if i == 0:
+            print("  ".join("-" * w for w in widths))
+    for r in rows:
+        if r.error:
+            print(f"\n{r.name} ({r.status}): {r.error}")
+    return 0
+
+
+# --------------------------------------------------------------------------- sample
+def _parse_params(items: Sequence[str], family: str, dtype: Any) -> dict[str, Any]:
+    import torch
+
+    from .core.families import FAMILIES
+
+    spec = FAMILIES[family]
+    params: dict[str, Any] = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise _UsageError(f"Expected --param NAME=VALUE, e.g. --param loc=0. Received: {item!r}.")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            raise _UsageError(
+                f"Expected the value of --param {name} to be a number or a JSON list such as "
+                f"[0.2, 0.8]. Received: {text!r}."
+            ) from None
+        if not _is_numeric(value):
+            raise _UsageError(
+                f"Expected the value of --param {name} to be a number or a (nested) list of "
+                f"numbers. Received: {text!r}."
+            )
+        if name in params:
+            raise _UsageError(f"--param {name} is given twice. Give each parameter once.")
+        if name in spec.integer_params:
+            if not isinstance(value, int):
+                raise _UsageError(
+                    f"Expected --param {name} of {family} to be an integer. Received: {text!r}."
+                )
+            params[name] = value
+        else:
+            params[name] = torch.tensor(value, dtype=dtype)
+    return params
+
+
+def _is_numeric(value: object) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int | float):
+        return True
+    return isinstance(value, list) and len(value) > 0 and all(_is_numeric(v) for v in value)
+
+
+def _cmd_sample(args: argparse.Namespace) -> int:
+    import torch
+
+    import polysample as ps
+
+    from .core.config import resolve_backend
+    from .core.families import FAMILIES
+
+    if args.family not in FAMILIES:
+        raise _UsageError(
+            f"Unknown family {args.family!r}. Expected one of: {', '.join(sorted(FAMILIES))}."
+        )
+    if args.num < 0:
+        raise _UsageError(f"Expected -n to be a non-negative count. Received: {args.num}.")
+    dtype = getattr(torch, args.dtype)
+    params = _parse_params(args.param, args.family, dtype)
+    if args.rsample:
+        for value in params.values():
+            if isinstance(value, torch.Tensor):
+                value.requires_grad_(True)
+    dist = getattr(ps, args.family)(**params, backend=args.backend)
+    draw = dist.rsample if args.rsample else dist.sample
+    values = draw((args.num,), seed=args.seed)
+    grads: dict[str, list[Any]] = {}
+    if args.rsample:
+        leaves = {k: v for k, v in params.items()
+                  if isinstance(v, torch.Tensor) and v.requires_grad}
+        if leaves:
+            got = torch.autograd.grad(values.sum(), list(leaves.values()), allow_unused=True)
+            grads = {k: (g.tolist() if g is not None else None)
+                     for k, g in zip(leaves, got)}  # type: ignore[misc]
+    backend = resolve_backend(args.family, args.backend).name
+    out = values.detach().tolist()
+    if args.json:
+        print(json.dumps({"family": args.family, "backend": backend, "seed": args.seed,
+                          "method": "rsample" if args.rsample else "sample",
+                          "values": out, "grad": grads or None}))
+        return 0
+    shown = ", ".join(f"{k}={_fmt(v)}" for k, v in params.items())
+    method = "rsample" if args.rsample else "sample"
+    print(f"{args.family}({shown}).{method}(({args.num},)) on backend {backend!r}"
+          + (f", seed {args.seed}" if args.seed is not None else ""))
+    for row in out:
+        print(f"  {_fmt(row)}")
+    for name, g in grads.items():
+        print(f"d(sum)/d({name}) = {_fmt(g)}")
+    return 0
+
+
+def _fmt(value: Any) -> str:
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        value = value.detach().tolist()
+    if isinstance(value, list):
+        return "[" + ", ".join(_fmt(v) for v in value) + "]"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+# --------------------------------------------------------------------------- entry point
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line ``argv`` (default ``sys.argv[1:]``); return the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(with_validate=_validate_wanted(argv))
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: --help / --version (0) or a usage error (2)
+        return int(exc.code or 0)
+    try:
+        return int(args.func(args))
+    except _UsageError as exc:
+        print(f"polysample: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        from .core.errors import PolysampleError
+
+        if not isinstance(exc, PolysampleError):
+            raise
+        print(f"polysample: error: {_one_line(exc)}", file=sys.stderr)
+        return 2 if type(exc).__name__ in _USAGE_ERRORS else 1
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())

@@ -1,0 +1,163 @@
+"""The ``polysample`` command: backends, sample, validate wiring, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import polysample as ps
+from polysample.cli import main
+
+EXAMPLE_SRC = Path(__file__).resolve().parents[1] / "examples" / "example_plugin" / "src"
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_backends_table_lists_every_backend(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "backends")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].split() == ["name", "version", "status", "families", "rsample", "source"]
+    torch_row = next(line.split() for line in lines if line.startswith("torch "))
+    assert torch_row[1:5] == [torch.__version__, "available", "38", "28"]
+    for info in ps.backends():
+        assert any(line.startswith(info.name + " ") for line in lines)
+
+
+def test_backends_json(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "backends", "--json")
+    rows = {r["name"]: r for r in json.loads(out)}
+    assert code == 0 and rows["torch"]["status"] == "available" and rows["torch"]["families"] == 38
+
+
+def test_backends_shows_a_broken_plugin_with_its_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    fresh_registry: None,
+) -> None:
+    (tmp_path / "cli_broken_plugin.py").write_text("raise RuntimeError('kaput')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("POLYSAMPLE_PLUGINS", "cli_broken_plugin")
+    ps.refresh()
+    with pytest.warns(RuntimeWarning, match="cli_broken_plugin"):
+        code, out, _ = run(capsys, "backends")
+    assert code == 0
+    assert any(line.startswith("cli_broken_plugin") and " broken " in line
+               for line in out.splitlines())
+    assert "cli_broken_plugin (broken): RuntimeError: kaput" in out
+
+
+def test_sample_prints_values_reproducibly(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ("sample", "Normal", "--param", "loc=0", "--param", "scale=1", "-n", "5", "--seed", "3")
+    code, out, _ = run(capsys, *argv)
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0] == "Normal(loc=0, scale=1).sample((5,)) on backend 'torch', seed 3"
+    values = [float(v) for v in lines[1:]]
+    expected = ps.Normal(torch.tensor(0.0), torch.tensor(1.0)).sample((5,), seed=3)
+    assert values == pytest.approx(expected.tolist(), rel=1e-5)
+    assert run(capsys, *argv)[1] == out
+
+
+def test_sample_json_with_list_params_backend_and_rsample(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "sample", "Gamma", "-p", "concentration=[1.5, 3]", "-p", "rate=2",
+                       "-n", "4", "--backend", "torch", "--seed", "0", "--rsample", "--json")
+    assert code == 0
+    result = json.loads(out)
+    assert result["backend"] == "torch" and result["method"] == "rsample"
+    assert torch.tensor(result["values"]).shape == (4, 2)
+    assert set(result["grad"]) == {"concentration", "rate"}
+
+
+def test_sample_rsample_prints_gradients(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "sample", "Normal", "-p", "loc=[0,1]", "-p", "scale=1", "-n", "3",
+                       "--rsample")
+    assert code == 0
+    assert "d(sum)/d(loc) = [3, 3]" in out  # d/d loc of the sum of 3 draws per component
+
+
+def test_sample_integer_parameter(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "sample", "Multinomial", "-p", "total_count=10",
+                       "-p", "probs=[0.2,0.8]", "--seed", "1", "--json")
+    assert code == 0 and sum(json.loads(out)["values"][0]) == 10
+
+
+@pytest.mark.parametrize("argv,code,message", [
+    (["sample", "Gauss"], 2, "Unknown family 'Gauss'. Expected one of: Bernoulli"),
+    (["sample", "Normal", "-p", "loc"], 2, "Expected --param NAME=VALUE"),
+    (["sample", "Normal", "-p", "loc=abc"], 2, "number or a JSON list"),
+    (["sample", "Normal", "-p", 'loc="x"'], 2, "number or a (nested) list"),
+    (["sample", "Normal", "-p", "loc=0", "-p", "scale=-1"], 2,
+     "Invalid parameters for polysample.Normal"),
+    (["sample", "Normal", "-p", "loc=0", "-p", "sigma=1"], 2, "unexpected keyword argument 'sigma'"),
+    (["sample", "Normal", "-p", "loc=0", "-p", "scale=1", "--backend", "nope"], 2,
+     "Unknown backend 'nope'"),
+    (["sample", "Normal", "-p", "loc=0", "-p", "scale=1", "--seed", "-1"], 2,
+     "non-negative seed"),
+    (["sample", "Normal", "-p", "loc=0", "-p", "scale=1", "-n", "-2"], 2, "non-negative count"),
+    (["sample", "Multinomial", "-p", "total_count=2.5", "-p", "probs=[0.5,0.5]"], 2,
+     "to be an integer"),
+    (["sample", "Bernoulli", "-p", "probs=0.3", "--rsample"], 1,
+     "Bernoulli has no reparameterized sampler"),
+])
+def test_errors_are_one_line_with_exit_status(
+    capsys: pytest.CaptureFixture[str], argv: list[str], code: int, message: str
+) -> None:
+    got, out, err = run(capsys, *argv)
+    assert got == code
+    assert err.startswith("polysample: error: ") and err.count("\n") == 1, err
+    assert message in err
+    assert "Traceback" not in err and out == ""
+
+
+def test_usage_errors_from_argparse_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(capsys, "frobnicate")[0] == 2
+    assert run(capsys)[0] == 2
+    assert run(capsys, "sample", "Normal", "-n", "many")[0] == 2
+    code, out, _ = run(capsys, "--help")
+    assert code == 0 and "validate" in out and "backends" in out
+
+
+def test_validate_is_wired(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "validate", "--help")
+    assert code == 0 and "--backend" in out
+
+
+def test_validate_unknown_backend_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "validate", "--backend", "nope", "--quick")
+    assert code == 2 and "nope" in err
+
+
+def test_python_dash_m_polysample_in_a_subprocess() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("POLYSAMPLE_")}
+    env["PYTHONPATH"] = str(EXAMPLE_SRC)
+    env["POLYSAMPLE_PLUGINS"] = "polysample_numpy_legacy"
+    script = (
+        "import sys\n"
+        "from polysample.cli import main\n"
+        "code = main(['backends'])\n"
+        "assert code == 0\n"
+        "assert 'scipy' not in sys.modules, 'polysample backends imported scipy'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "numpy-legacy" in done.stdout
+    done = subprocess.run(
+        [sys.executable, "-m", "polysample", "sample", "Normal", "-p", "loc=1", "-p", "scale=2",
+         "-n", "2", "--backend", "numpy-legacy", "--seed", "4"],
+        capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("Normal(loc=1, scale=2).sample((2,)) on backend 'numpy-legacy'")
+    bad = subprocess.run([sys.executable, "-m", "polysample", "sample", "Gauss"],
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert bad.returncode == 2 and bad.stderr.startswith("polysample: error: Unknown family")
