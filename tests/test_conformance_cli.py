@@ -97,3 +97,13 @@ def test_progress_is_plain_text_when_not_a_tty(capsys):
     validate("--backend", "torch", "--family", "Normal", "--quick", "--layer", "semantics")
     err = capsys.readouterr().err
     assert "validate:" in err and "\r" not in err
+
+
+def test_polysample_command_wires_validate(tmp_path):
+    import subprocess
+
+    res = subprocess.run([sys.executable, "-m", "polysample", "validate", "--backend", "torch",
+                          "--family", "Normal", "--quick", "--layer", "semantics", "--json",
+                          str(tmp_path / "r.json")], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert json.loads((tmp_path / "r.json").read_text())["ok"]

@@ -173,3 +173,15 @@ def test_runner_reports_a_raising_check_as_failed_not_crashed():
     check.fn = lambda r: (_ for _ in ()).throw(RuntimeError("boom"))  # type: ignore[assignment]
     res = Runner().run(check)
     assert res.status == "fail" and "RuntimeError: boom" in res.message
+
+
+def test_json_report_is_strict_json_even_with_infinite_statistics():
+    import json
+
+    from polysample.conformance.checks import CheckResult
+    from polysample.conformance.report import Report
+
+    r = Report(results=[CheckResult("b-F-g-c", "b", "F", "g", "c", "sampler", "fail",
+                                    statistic=float("inf"), details={"x": float("nan")})])
+    data = json.loads(r.to_json())
+    assert data["checks"][0]["statistic"] == "inf" and not data["ok"]

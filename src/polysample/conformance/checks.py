@@ -117,8 +117,8 @@ class CheckResult:
         d = {k: getattr(self, k) for k in (
             "id", "backend", "family", "grid", "check", "layer", "status", "message", "statistic",
             "threshold", "n", "seed", "alpha", "detectable", "seconds", "reason")}
-        d["details"] = _jsonable(self.details)
-        return d
+        d["details"] = self.details
+        return _jsonable(d)  # type: ignore[no-any-return]
 
 
 def _jsonable(x: Any) -> Any:
