@@ -1,0 +1,122 @@
+"""The core combinators (Independent, TransformedDistribution, MixtureSameFamily) on every backend.
+
+They are built in the core on top of the base families, so each backend that draws Normal and
+Categorical gets them without backend code. ``MixtureSameFamily.rsample`` exists only where
+the component's backend lists ``"MixtureSameFamily"`` with ``rsample=True``.
+"""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+import torch
+import torch.distributions as td
+
+import polysample as ps
+from conftest import AVAILABLE
+
+BACKENDS = [b for b in AVAILABLE
+            if {"Normal", "Categorical"} <= set(ps.load_backend(b).families())]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+def _loc() -> torch.Tensor:
+    return torch.linspace(-1.0, 1.0, 6).reshape(2, 3).requires_grad_(True)
+
+
+def _mixture(backend: str) -> ps.MixtureSameFamily:
+    logits = torch.tensor([[0.0, 1.0, -1.0], [0.5, 0.5, 0.0]])
+    comp = ps.Normal(_loc(), torch.full((2, 3), 0.5), backend=backend)
+    return ps.MixtureSameFamily(ps.Categorical(logits=logits, backend=backend), comp)
+
+
+def test_independent_shapes_gradients_seeds(backend: str) -> None:
+    loc = _loc()
+    d = ps.Independent(ps.Normal(loc, 1.0, backend=backend), 1)
+    assert d.batch_shape == (2,) and d.event_shape == (3,)
+    x = d.sample((4,), seed=1)
+    assert x.shape == (4, 2, 3) and not x.requires_grad
+    assert torch.equal(x, d.sample((4,), seed=1))
+    r = d.rsample((4,), seed=1)
+    assert r.requires_grad
+    (g,) = torch.autograd.grad(r.sum(), [loc])
+    assert torch.equal(g, torch.full((2, 3), 4.0))
+    torch.testing.assert_close(
+        d.log_prob(x), td.Independent(td.Normal(loc, 1.0), 1).log_prob(x))
+
+
+def test_independent_wraps_a_torch_base_with_its_backend(backend: str) -> None:
+    d = ps.Independent(td.Normal(torch.zeros(2, 3), 1.0), 1, backend=backend)
+    assert isinstance(d.base_dist, ps.Normal) and d.base_dist.backend == backend
+    assert d.sample((2,), seed=0).shape == (2, 2, 3)
+
+
+def test_transformed_distribution_sample_rsample_log_prob(backend: str) -> None:
+    loc = _loc()
+    transforms = [td.ExpTransform(), td.AffineTransform(1.0, 2.0)]
+    d = ps.TransformedDistribution(ps.Normal(loc, 0.5, backend=backend), transforms)
+    x = d.sample((5,), seed=2)
+    assert x.shape == (5, 2, 3) and not x.requires_grad and (x > 1.0).all()
+    assert torch.equal(x, d.sample((5,), seed=2))
+    r = d.rsample((5,), seed=2)
+    assert r.requires_grad
+    assert torch.autograd.grad(r.sum(), [loc])[0].shape == (2, 3)
+    reference = td.TransformedDistribution(td.Normal(loc, 0.5), transforms)
+    torch.testing.assert_close(d.log_prob(x), reference.log_prob(x))
+
+
+def test_mixture_same_family_sample(backend: str) -> None:
+    d = _mixture(backend)
+    assert d.batch_shape == (2,) and d.event_shape == ()
+    x = d.sample((7,), seed=3)
+    assert x.shape == (7, 2) and not x.requires_grad
+    assert torch.equal(x, d.sample((7,), seed=3))
+    g1, g2 = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
+    assert torch.equal(d.sample((7,), generator=g1), d.sample((7,), generator=g2))
+    torch.testing.assert_close(d.log_prob(x), td.MixtureSameFamily(
+        td.Categorical(logits=d.mixture_distribution.logits),
+        td.Normal(d.component_distribution.loc, d.component_distribution.scale)).log_prob(x))
+
+
+def test_mixture_same_family_rsample_where_the_backend_offers_it(backend: str) -> None:
+    d = _mixture(backend)
+    support = ps.load_backend(backend).families().get("MixtureSameFamily")
+    offered = support is not None and support.rsample
+    assert d.has_rsample is offered
+    if not offered:
+        with pytest.raises(ps.NotReparameterizableError, match="MixtureSameFamily of Normal"):
+            d.rsample((3,))
+        return
+    loc = d.component_distribution.loc
+    r = d.rsample((3,), seed=4)
+    assert r.shape == (3, 2) and r.requires_grad
+    assert torch.autograd.grad(r.sum(), [loc])[0].shape == (2, 3)
+    assert torch.equal(r, d.rsample((3,), seed=4))
+
+
+def test_combinators_wrap_expand_and_pickle_keep_the_backend(backend: str) -> None:
+    wrapped = ps.wrap(td.Independent(td.Normal(torch.zeros(2, 3), 1.0), 1), backend=backend)
+    assert isinstance(wrapped, ps.Independent) and wrapped.base_dist.backend == backend
+    expanded = wrapped.expand((4, 2))
+    assert expanded.base_dist.backend == backend
+    assert expanded.sample((), seed=0).shape == (4, 2, 3)
+    mix = ps.wrap(td.MixtureSameFamily(td.Categorical(torch.ones(3)),
+                                       td.Normal(torch.zeros(3), 1.0)), backend=backend)
+    assert mix.component_distribution.backend == backend
+    assert mix.mixture_distribution.backend == backend
+    for d in (wrapped, mix):
+        again = pickle.loads(pickle.dumps(d))
+        assert torch.equal(again.sample((3,), seed=9), d.sample((3,), seed=9))
+
+
+def test_combinators_route_through_the_configured_backend(backend: str) -> None:
+    with ps.use_backend(backend):
+        d = ps.Independent(ps.Normal(torch.zeros(3), 1.0), 1)
+        assert d.sample((2,), seed=5).shape == (2, 3)
+        assert torch.equal(d.sample((2,), seed=5),
+                           ps.Normal(torch.zeros(3), 1.0, backend=backend).sample((2,), seed=5))
