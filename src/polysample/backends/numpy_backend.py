@@ -368,12 +368,13 @@ class _ImplicitDirichlet(torch.autograd.Function):
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:  # type: ignore[override]
         alpha, x64 = ctx.saved_tensors
         a = alpha.detach().double()
-        rest = a.sum(-1, keepdim=True) - a
-        d, _ = beta_dx_da(x64, a, rest)
+        # 1 - x_i and Σ_{j≠i} α_j as sums of the others: precise when one component dominates.
+        y = _exclusive_sum(x64)
+        d, _ = beta_dx_da(x64, a, _exclusive_sum(a), y=y)
         g = grad.double()
         s = (g * x64).sum(-1, keepdim=True)
         tiny = torch.finfo(torch.float64).tiny
-        out = d * (g - s) / (1.0 - x64).clamp(min=tiny)
+        out = d * (g - s) / y.clamp(min=tiny)
         return torch.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0).to(grad), None, None
 
 
@@ -646,22 +647,27 @@ def _beta(d: _Draw) -> torch.Tensor:
 
 def _dirichlet_numpy(d: _Draw, alpha: np.ndarray) -> np.ndarray:
     size = d.size((alpha.shape[-1],))
-    k = alpha.shape[-1]
-    if alpha.size and alpha.min() >= 0.1:
+    if alpha.size and alpha.min() >= 0.5:
         g = d.rng.standard_gamma(np.broadcast_to(alpha, size))
         return g / g.sum(-1, keepdims=True)
-    # Small concentrations: every Gamma may underflow (0/0). Stick breaking with Beta(α_i,
-    # Σ_{j>i} α_j) draws (NumPy's own Dirichlet does the same below 0.1) is exact and stable.
+    # Small concentrations: Gamma draws underflow (all of a row can be 0, giving 0/0), and stick
+    # breaking with Beta draws (NumPy's own dirichlet below 0.1) rounds 1 - v to 0, flushing
+    # components to exactly 0 far more often than the law does. Work in log space instead:
+    # G_α = G_{α+1} U^{1/α} exactly, so log G_α = log G_{α+1} + log(U)/α never underflows, and
+    # x = exp(log G - logsumexp(log G)) is 0 only where the true value is below 1e-308.
     alpha = np.broadcast_to(alpha, size)
-    tail = np.cumsum(alpha[..., ::-1], axis=-1)[..., ::-1]
-    out = np.empty(size)
-    remaining = np.ones(size[:-1])
-    for i in range(k - 1):
-        v = d.rng.beta(alpha[..., i], tail[..., i + 1])
-        out[..., i] = remaining * v
-        remaining = remaining * (1.0 - v)
-    out[..., k - 1] = remaining
-    return out
+    log_g = np.log(d.rng.standard_gamma(alpha + 1.0)) + np.log1p(-d.rng.random(size)) / alpha
+    log_g -= log_g.max(-1, keepdims=True)
+    log_g -= np.log(np.exp(log_g).sum(-1, keepdims=True))
+    return np.exp(log_g)
+
+
+def _exclusive_sum(t: torch.Tensor) -> torch.Tensor:
+    """``Σ_{j≠i} t_j`` along the last dim, from positive partial sums only (no cancellation)."""
+    zero = torch.zeros_like(t[..., :1])
+    left = torch.cat((zero, t.cumsum(-1)[..., :-1]), -1)
+    right = torch.cat((zero, t.flip(-1).cumsum(-1)[..., :-1]), -1).flip(-1)
+    return left + right
 
 
 def _dirichlet(d: _Draw) -> torch.Tensor:
