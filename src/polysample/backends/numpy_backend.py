@@ -585,8 +585,11 @@ def _gamma(d: _Draw) -> torch.Tensor:
     # NumPy's gamma takes scale = 1/rate; dividing the standard draw by rate is the same law.
     x = z / rate if d.reparam else _inplace(z, "div", rate)
     # As torch does: keep the value in the support (a large rate can underflow it again); the
-    # gradient is that of the unclamped value.
-    x.detach().clamp_(min=_tiny(x.dtype))
+    # gradient is that of the unclamped value. With concentration >= 1 and rate <= 1e10,
+    # P(Z / rate < tiny) <= 1e10 * tiny < 1e-27 per draw, so that pass is skipped there.
+    conc = d.p["concentration"].detach()
+    if not (conc.numel() and float(conc.min()) >= 1.0 and float(rate.detach().max()) <= 1e10):
+        x.detach().clamp_(min=_tiny(x.dtype))
     return x
 
 
