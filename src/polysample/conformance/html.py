@@ -145,6 +145,14 @@ def render_html(report: Report) -> str:
     parts.append("</table><p class='small'>Each curve: one parameter point of a grid; the "
                  "grey band is the DKWM threshold. A curve leaving the band is a failed K-S "
                  "check.</p></div></div>")
+    if report.failures:
+        parts.append("<div class='fails'><b>Failed checks</b>\n" + html.escape("\n".join(
+            f"{r.id}: {r.message[:300]}" for r in report.failures)) + "</div>")
+    if report.stale:
+        parts.append("<div class='xfails'><b>Stale expected failures</b> (declared, but "
+                     "passed: remove them)<br>" + "<br>".join(
+                         f"{html.escape(r.id)} &mdash; {html.escape(r.reason)}"
+                         for r in report.stale) + "</div>")
     broken = [r for r in report.results if r.family == "*"]
     for r in broken:
         parts.append(f"<div class='fails'>{html.escape(r.id)}: {html.escape(r.message)}</div>")
