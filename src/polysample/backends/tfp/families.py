@@ -116,7 +116,9 @@ TFP_FAMILIES: dict[str, TfpFamily] = {
                              rsample=False),
     "Cauchy": TfpFamily(("loc", "scale"), _d("Cauchy", "loc", "scale")),
     "Chi2": TfpFamily(("df",), _d("Chi2", "df")),
-    "ContinuousBernoulli": TfpFamily(("logits",), _d("ContinuousBernoulli", "logits")),
+    # TFP's ContinuousBernoulli defaults to dtype=float32 whatever the logits' dtype
+    "ContinuousBernoulli": TfpFamily(("logits",), _d("ContinuousBernoulli", "logits",
+                                                     dtype=_dtype_of("logits"))),
     "Dirichlet": TfpFamily(("concentration",), _d("Dirichlet", "concentration")),
     "Exponential": TfpFamily(("rate",), _d("Exponential", "rate")),
     "FisherSnedecor": TfpFamily(("df1", "df2"), draw=_fisher_snedecor, log_prob=False,
