@@ -25,12 +25,11 @@ import contextlib
 import contextvars
 import os
 import threading
+import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 from .backend import Backend
 from .errors import ConfigError, UnknownBackendError, UnsupportedFamilyError

@@ -430,14 +430,16 @@ class TransformedDistribution(_Combinator, td.TransformedDistribution):
     def sample(self, sample_shape: Any = torch.Size(), *, seed: Any = None,
                generator: torch.Generator | None = None) -> torch.Tensor:
         with torch.no_grad():
-            x = self.base_dist.sample(sample_shape, seed=seed, generator=generator)
+            base: Any = self.base_dist
+            x = base.sample(sample_shape, seed=seed, generator=generator)
             for t in self.transforms:
                 x = t(x)
         return x
 
     def rsample(self, sample_shape: Any = torch.Size(), *, seed: Any = None,
                 generator: torch.Generator | None = None) -> torch.Tensor:
-        x = self.base_dist.rsample(sample_shape, seed=seed, generator=generator)
+        base: Any = self.base_dist
+        x = base.rsample(sample_shape, seed=seed, generator=generator)
         for t in self.transforms:
             x = t(x)
         return x
@@ -505,7 +507,7 @@ class MixtureSameFamily(_Combinator, td.MixtureSameFamily):
                 "Use a backend that reparameterizes mixtures (backend='tfp'), sample() with "
                 "log_prob(), or a relaxed mixture."
             )
-        comp = self.component_distribution
+        comp: Any = self.component_distribution
         params = {
             "mixture_logits": self.mixture_distribution.logits,
             "component_family": fam,
@@ -571,7 +573,7 @@ def wrap(dist: td.Distribution, backend: str | None = None) -> Any:
             f"the torch.distributions classes themselves ({', '.join(sorted(CLASSES))}), "
             "not subclasses or other distributions."
         )
-    new = cls.__new__(cls)
+    new: Any = object.__new__(cls)
     new.__dict__.update(dist.__dict__)
     new._ps_backend = backend
     # Only the core combinators draw through their components; a family that torch builds as a
@@ -586,6 +588,6 @@ def wrap(dist: td.Distribution, backend: str | None = None) -> Any:
 
 def _as_torch_view(dist: Any) -> td.Distribution:
     torch_cls = next(c for c in type(dist).__mro__ if c.__module__.startswith("torch."))
-    view = torch_cls.__new__(torch_cls)
+    view: td.Distribution = object.__new__(torch_cls)
     view.__dict__.update(dist.__dict__)
     return view

@@ -154,10 +154,10 @@ class _Registry:
                 impl.function(register=lambda n, f, _s=source: add(n, f, _s))
         for name, factory, source in self._extra:
             add(name, factory, source)
-        for name, what, exc in failed:
+        for name, what, error in failed:
             # Remember the broken plugin under its entry-point (or module) name.
             if name not in entries:
-                entries[name] = BackendEntry(name, None, what, exc)
+                entries[name] = BackendEntry(name, None, what, error)
         return entries
 
     def entries(self) -> dict[str, BackendEntry]:
