@@ -43,6 +43,7 @@ from ..core.backend import Backend, FamilySupport, Seed
 from ..core.errors import InvalidParameterError, NotReparameterizableError, UnsupportedFamilyError
 from ..core.hookspecs import hookimpl
 from ..core.seeds import GlobalStream, seed_sequence_from
+from ._math import expm1_ratio
 
 __all__ = ["NumpyBackend", "standard_gamma_dz_dalpha", "beta_dx_da", "betainc"]
 
@@ -560,10 +561,7 @@ def _kumaraswamy(d: _Draw) -> torch.Tensor:
 
 def _generalized_pareto(d: _Draw) -> torch.Tensor:
     loc, scale, xi = d.param("loc"), d.param("scale"), d.param("concentration")
-    e = d.std_exponential()
-    zero = xi == 0
-    safe = torch.where(zero, torch.ones_like(xi), xi)
-    return torch.where(zero, loc + scale * e, loc + scale / safe * torch.expm1(safe * e))
+    return loc + scale * expm1_ratio(xi, d.std_exponential())
 
 
 def _continuous_bernoulli(d: _Draw) -> torch.Tensor:
@@ -820,7 +818,8 @@ def _relaxed_one_hot(d: _Draw) -> torch.Tensor:
     t, logits = d.param("temperature"), d.param("logits")
     k = logits.shape[-1]
     g = d.tensor(d.rng.gumbel(0.0, 1.0, d.size((k,))))
-    x = torch.softmax((logits + g) / t.unsqueeze(-1), dim=-1)
+    # temperature broadcasts against sample + batch + event, as in torch's ExpRelaxedCategorical.
+    x = torch.softmax((logits + g) / t, dim=-1)
     return _clamp_probs(x)
 
 

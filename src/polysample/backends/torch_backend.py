@@ -48,6 +48,7 @@ from ..core.errors import NotReparameterizableError, UnsupportedFamilyError
 from ..core.families import FAMILIES
 from ..core.hookspecs import hookimpl
 from ..core.seeds import global_seed_sequence, torch_generator_from
+from ._math import expm1_ratio
 
 __all__ = ["TorchBackend", "build"]
 
@@ -262,9 +263,10 @@ def _weibull(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> tor
 
 
 def _generalized_pareto(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> torch.Tensor:
+    # torch's icdf, with the xi == 0 branch made differentiable (expm1_ratio; finding F3).
     loc = p["loc"]
-    d = td.GeneralizedPareto(loc, p["scale"], p["concentration"], validate_args=False)
-    return d.icdf(_rand(ss + loc.shape, loc, g))
+    e = -torch.log1p(-_rand(ss + loc.shape, loc, g))
+    return loc + p["scale"] * expm1_ratio(p["concentration"], e)
 
 
 def _continuous_bernoulli(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> torch.Tensor:
