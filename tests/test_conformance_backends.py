@@ -2,23 +2,22 @@
 
 Quick mode (same alpha per check as the full run, smaller samples: never flaky, weaker power);
 the full-power claims are exercised by the mutant tests. Every failure must be declared in
-``conformance_expected_failures.toml`` with a reason; a declared failure that passes is stale
+``polysample/conformance/known_failures.toml`` with a reason; a declared failure that passes is stale
 and reported as a warning naming the entry.
 """
 
 from __future__ import annotations
 
-import pathlib
 import warnings
 
 import pytest
 
 import polysample as ps
 from conftest import EAGER_BACKENDS, FULL_MATRIX, REPRESENTATIVE_FAMILIES
-from polysample.conformance import check_backend, load_expected_failures, parametrize_with_checks
+from polysample.conformance import check_backend, parametrize_with_checks
+from polysample.conformance.report import known_failures
 
-EXPECTED = load_expected_failures(pathlib.Path(__file__).with_name(
-    "conformance_expected_failures.toml"))
+EXPECTED = known_failures()
 BUILTIN = ("torch", "numpy", "tfp", "tfp-tf")
 
 

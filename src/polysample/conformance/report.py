@@ -8,6 +8,7 @@ import platform
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from .checks import CheckResult
@@ -52,6 +53,15 @@ def load_expected_failures(path: str | os.PathLike[str]) -> dict[str, str]:
         raise ValueError(f"Expected {path} to map check-id substrings to reasons (strings); "
                          f"received {type(data).__name__}.")
     return dict(data)
+
+
+#: Known upstream defects of the built-in backends (``{check_id_substring: reason}``).
+KNOWN_FAILURES_PATH = Path(__file__).with_name("known_failures.toml")
+
+
+def known_failures() -> dict[str, str]:
+    """The built-in backends' known failures, declared with their reasons (see the file)."""
+    return load_expected_failures(KNOWN_FAILURES_PATH)
 
 
 def apply_expected_failures(result: CheckResult, expected: Mapping[str, str]) -> CheckResult:
