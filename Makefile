@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test lint typecheck pytest bench clean
+.PHONY: venv demo quickstart test lint typecheck pytest bench clean
 
 venv: $(STAMP)
 
@@ -15,7 +15,13 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PIP) install -q -c constraints.txt -e ".[test,report,tfp,tfp-tf]"
 	touch $(STAMP)
 
+# The main job: the conformance suite (quick mode) on every installed backend, with reports.
 demo: venv
+	@mkdir -p reports
+	$(BIN)/polysample validate --quick --json reports/validation.json --html reports/validation.html
+	@echo "HTML report: $(CURDIR)/reports/validation.html (JSON: reports/validation.json)"
+
+quickstart: venv
 	$(BIN)/python examples/quickstart.py
 
 lint: venv
