@@ -81,6 +81,19 @@ def _dtype_of(name: str) -> Callable[[Mapping[str, Any]], Any]:
     return lambda p: p[name].dtype
 
 
+def _relaxed_one_hot(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...]) -> Any:
+    # torch divides (logits + gumbel) by temperature broadcast against batch + event shape, so a
+    # batch of temperatures has a trailing 1 there; TFP's temperature has the batch shape.
+    t = p["temperature"]
+    if t.ndim >= 1:
+        if t.shape[-1] != 1:
+            raise ValueError(
+                "per-category temperatures (temperature's last dimension "
+                f"{t.shape[-1]} != 1) have no TFP counterpart; use backend='torch'")
+        t = t[..., 0]
+    return tfp.distributions.RelaxedOneHotCategorical(t, logits=p["logits"])
+
+
 def _fisher_snedecor(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...],
                      shape: tuple[int, ...], seed: Any) -> Any:
     # F = (X1/d1) / (X2/d2) with Xi ~ Chi2(di), i.e. Xi/di ~ Gamma(di/2, rate=di/2). TFP's Gamma
@@ -164,8 +177,7 @@ TFP_FAMILIES: dict[str, TfpFamily] = {
     "Poisson": TfpFamily(("rate",), _d("Poisson", "rate"), rsample=False),
     "RelaxedBernoulli": TfpFamily(("temperature", "logits"),
                                   _d("RelaxedBernoulli", "temperature", "logits")),
-    "RelaxedOneHotCategorical": TfpFamily(("temperature", "logits"),
-                                          _d("RelaxedOneHotCategorical", "temperature", "logits")),
+    "RelaxedOneHotCategorical": TfpFamily(("temperature", "logits"), _relaxed_one_hot),
     "StudentT": TfpFamily(("df", "loc", "scale"), _d("StudentT", "df", "loc", "scale")),
     "Uniform": TfpFamily(("low", "high"), _d("Uniform", "low", "high")),
     "VonMises": TfpFamily(("loc", "concentration"), _d("VonMises", "loc", "concentration"),
