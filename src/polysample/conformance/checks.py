@@ -1020,6 +1020,10 @@ def _grad_mean(backend: str, family: str, grid: Grid,
                 det = se <= 1e-10 * (1 + np.abs(a_np))
                 z = np.where(det, np.where(np.abs(mean - a_np) <= 1e-9 * (1 + np.abs(a_np)),
                                            0.0, np.inf), (mean - a_np) / np.where(det, 1, se))
+            if k == "scale_tril" and z.ndim >= 2:
+                # Entries above the diagonal are not parameters of a lower-triangular factor:
+                # torch multiplies by the whole matrix, TFP reads the lower triangle only.
+                z = np.where(np.triu(np.ones(z.shape[-2:], dtype=bool), 1), 0.0, z)
             ratio = np.abs(z) / thr
             j = np.unravel_index(int(np.argmax(ratio)), ratio.shape) if ratio.size else ()
             zs[k] = float(np.max(np.abs(z))) if z.size else 0.0

@@ -399,6 +399,8 @@ def reference_logpdf(family: str, p: Mapping[str, Arr], value: Arr) -> Arr | Non
         return _mvn_logpdf(value, p["loc"], cov)
     if family == "Dirichlet":
         a = np.broadcast_to(p["concentration"], value.shape)
+        # A float32 draw sums to 1 only to float32 rounding; SciPy demands the simplex to 1e-10.
+        value = value / value.sum(-1, keepdims=True)
         return np.array([stats.dirichlet.logpdf(v, aa) for v, aa in
                          zip(value.reshape(-1, value.shape[-1]), a.reshape(-1, a.shape[-1]))]
                         ).reshape(value.shape[:-1])
