@@ -47,11 +47,66 @@ class _Mutant(Backend):
         return self._inner.log_prob(family, params, value)
 
 
+class _ParamMutant(_Mutant):
+    """Draws with one parameter off by a factor: ``ERRORS[family] = (parameter, factor)``."""
+
+    ERRORS: dict[str, tuple[str, float]] = {}
+
+    def _params(self, family, params):  # type: ignore[no-untyped-def]
+        name, factor = self.ERRORS[family]
+        changed = dict(params)
+        changed[name] = params[name] * factor
+        if name == "probs":
+            changed["logits"] = torch.logit(changed["probs"])
+        return changed
+
+    def sample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        return self._inner.sample(family, self._params(family, params), sample_shape, seed=seed)
+
+    def rsample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        return self._inner.rsample(family, self._params(family, params), sample_shape,
+                                   seed=seed)
+
+
+def param_mutant(family: str, param: str, factor: float) -> type[_Mutant]:
+    """A backend drawing ``family`` with ``param`` multiplied by ``factor``."""
+    return type(f"{family}{param.capitalize()}Mutant", (_ParamMutant,),
+                {"FAMILIES": (family,), "ERRORS": {family: (param, factor)}})
+
+
 class ScaleMutant(_Mutant):
     """Normal drawn with scale x 1.01."""
 
     def mutate(self, family, params, x):  # type: ignore[no-untyped-def]
         return params["loc"] + (x - params["loc"]) * 1.01
+
+
+class GeneratorIgnoringMutant(_Mutant):
+    """Ignores ``generator=``: draws from its global stream instead."""
+
+    FAMILIES = ("Normal", "Exponential")
+
+    def sample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        if isinstance(seed, torch.Generator):
+            seed = None
+        return self._inner.sample(family, params, sample_shape, seed=seed)
+
+
+class SharedNoiseMutant(_Mutant):
+    """Draws one noise value per sample and broadcasts it over the batch (the noise's shape
+    misses the batch dimensions): every column has the right law, but the batch elements are
+    not independent."""
+
+    FAMILIES = ("Normal",)
+
+    def sample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        loc, scale = params["loc"], params["scale"]
+        eps = self._inner.sample("Normal", {"loc": loc.new_zeros(()), "scale": loc.new_ones(())},
+                                 sample_shape, seed=seed)
+        return loc + scale * eps.reshape(eps.shape + (1,) * loc.dim())
+
+    def rsample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        return self.sample(family, params, sample_shape, seed=seed)
 
 
 class LocationMutant(_Mutant):
@@ -123,15 +178,29 @@ class GarbageMutant(_Mutant):
         raise RuntimeError("simulated backend crash")
 
 
-#: backend name -> (class, the check-name substring that must fail, family)
+#: backend name -> (class, the check that must fail, family)
 MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     "mutant_scale": (ScaleMutant, "sample_pit_var", "Normal"),
     "mutant_location": (LocationMutant, "sample_pit_mean", "Normal"),
     "mutant_gradsign": (GradientSignMutant, "grad_cdf", "Normal"),
     "mutant_ratescale": (RateScaleMutant, "sample_ks", "Gamma"),
     "mutant_geometric": (GeometricOffByOneMutant, "sample_ks", "Geometric"),
-    "mutant_detached": (DetachedMutant, "rsample_semantics", "Normal"),
-    "mutant_dtype": (DtypeMutant, "sample_semantics", "Normal"),
+    "mutant_detached": (DetachedMutant, "rsample_grad", "Normal"),
+    "mutant_dtype": (DtypeMutant, "dtype", "Normal"),
+    "mutant_generator": (GeneratorIgnoringMutant, "generator", "Normal"),
+    "mutant_sharednoise": (SharedNoiseMutant, "broadcast", "Normal"),
+}
+
+#: The power claims (docs/conformance.md): quick mode catches a 2% error, full mode 1%.
+#: backend name -> (family, parameter, factor, quick)
+POWER_MUTANTS: dict[str, tuple[str, str, float, bool]] = {
+    "mutant_normal_scale_2pc": ("Normal", "scale", 1.02, True),
+    "mutant_gamma_rate_2pc": ("Gamma", "rate", 1.02, True),
+    "mutant_beta_conc1_2pc": ("Beta", "concentration1", 1.02, True),
+    "mutant_normal_scale_1pc": ("Normal", "scale", 1.01, False),
+    "mutant_gamma_rate_1pc": ("Gamma", "rate", 1.01, False),
+    "mutant_beta_conc1_1pc": ("Beta", "concentration1", 1.01, False),
+    "mutant_bernoulli_probs_2pc": ("Bernoulli", "probs", 1.02, True),
 }
 
 
@@ -139,4 +208,6 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
 def polysample_register_backends(register):  # type: ignore[no-untyped-def]
     for name, (cls, _check, _family) in MUTANTS.items():
         register(name, cls)
+    for name, (family, param, factor, _quick) in POWER_MUTANTS.items():
+        register(name, param_mutant(family, param, factor))
     register("mutant_garbage", GarbageMutant)

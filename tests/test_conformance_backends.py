@@ -1,57 +1,55 @@
-"""The full conformance suite on every built-in backend that loads here.
+"""The statistical layers of the suite on every built-in backend that loads here, family by
+family, with the cross-backend agreement checks between them.
 
-Quick mode (same alpha per check as the full run, smaller samples: never flaky, weaker power);
-the full-power claims are exercised by the mutant tests. Every failure must be declared in
-``polysample/conformance/known_failures.toml`` with a reason; a declared failure that passes is stale
-and reported as a warning naming the entry.
+Quick mode (same alpha per check as the full run, smaller samples: never flaky, weaker power;
+its power claims are asserted by the mutant tests). Every failure must be declared in
+``polysample/conformance/known_failures.toml`` with a reason; a declared failure that passes is
+stale and fails the test. The semantics layer runs through its own door in test_contract.py.
 """
 
 from __future__ import annotations
 
-import warnings
-
 import pytest
 
 import polysample as ps
-from conftest import EAGER_BACKENDS, FULL_MATRIX, REPRESENTATIVE_FAMILIES
-from polysample.conformance import check_backend, parametrize_with_checks
+from conftest import AVAILABLE, EAGER_BACKENDS, FULL_MATRIX, REPRESENTATIVE_FAMILIES
+from polysample.conformance import check_backends, parametrize_with_checks
 from polysample.conformance.report import known_failures
+from polysample.core.families import FAMILIES
 
 EXPECTED = known_failures()
 BUILTIN = ("torch", "numpy", "tfp", "tfp-tf")
+LAYERS = ("density", "sampler", "gradient", "agreement")
 
 
-def _loadable() -> list[str]:
+def _cases() -> list[object]:
     out = []
-    for name in ps.backend_names():
-        try:
-            ps.load_backend(name)
-        except ps.PolysampleError:
-            continue
-        out.append(name)
+    for family in sorted(FAMILIES):
+        backends = [b for b in BUILTIN if b in AVAILABLE
+                    and family in ps.load_backend(b).families()]
+        if not FULL_MATRIX:
+            backends = [b for b in backends
+                        if b in EAGER_BACKENDS or family in REPRESENTATIVE_FAMILIES]
+        out.append(pytest.param(family, backends, id=family,
+                                marks=pytest.mark.xdist_group(f"suite-{family}")))
     return out
 
 
-@pytest.mark.parametrize("backend", _loadable())
-def test_full_suite_passes_apart_from_declared_expected_failures(backend):
-    # Every family the backend claims (CI); POLYSAMPLE_TEST_QUICK=1 limits compiled backends
-    # to representative families for a quicker local loop (see conftest.py).
-    families = None
-    if not FULL_MATRIX and backend not in EAGER_BACKENDS:
-        families = sorted(REPRESENTATIVE_FAMILIES & set(ps.load_backend(backend).families()))
-    report = check_backend(backend, families=families, expected_failures=EXPECTED, quick=True)
-    assert report.results, f"no checks ran for {backend}"
-    for r in report.stale:
-        warnings.warn(f"stale expected failure {r.id!r} passed: {r.reason}", UserWarning,
-                      stacklevel=1)
+@pytest.mark.parametrize("family,backends", _cases())
+def test_statistical_suite_passes_apart_from_declared_expected_failures(family, backends):
+    report = check_backends(backends, families=[family], expected_failures=EXPECTED,
+                            quick=True, layers=LAYERS)
+    assert report.results, f"no checks ran for {family}"
     assert report.ok, report.summary()
-    assert all(r.reason for r in report.results if r.status == "xfail")
+    assert not report.stale, report.summary()
+    assert all(r.reason and r.covered_by for r in report.results if r.status == "xfail")
 
 
-def test_every_expected_failure_names_a_builtin_backend_and_a_reason():
-    for sub, reason in EXPECTED.items():
-        assert sub.split("-")[0] in BUILTIN, sub
-        assert len(reason) > 20, sub
+def test_every_expected_failure_names_a_builtin_backend_a_family_and_a_reason():
+    for d in EXPECTED:
+        assert d.backend in BUILTIN, d
+        assert d.family in FAMILIES, d
+        assert len(d.reason) > 20, d
 
 
 @parametrize_with_checks(["torch"], families=["Exponential"], quick=True)
@@ -64,3 +62,10 @@ def test_parametrize_with_checks_ids_are_check_ids():
     ids = [p.id for p in mark.args[1]]
     assert "torch-Exponential-typical-sample_ks" in ids
     assert all(i.startswith("torch-Exponential-") for i in ids)
+
+
+def test_parametrize_with_checks_runs_the_agreement_layer_between_two_backends():
+    mark = parametrize_with_checks(["torch", "numpy"], families=["Exponential"],
+                                   layers=("sampler", "agreement"))
+    ids = [p.id for p in mark.args[1]]
+    assert "torch+numpy-Exponential-typical-agree_pit_mean" in ids

@@ -119,3 +119,77 @@ def test_polysample_command_wires_validate(tmp_path):
                           str(tmp_path / "r.json")], capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
     assert json.loads((tmp_path / "r.json").read_text())["ok"]
+
+
+def test_ctrl_c_ends_the_run_cleanly_with_a_partial_report_marked_incomplete(tmp_path):
+    import signal
+    import subprocess
+    import time
+
+    js, page = tmp_path / "r.json", tmp_path / "r.html"
+    proc = subprocess.Popen([sys.executable, "-m", "polysample", "validate", "--backend",
+                             "torch", "--quick", "--json", str(js), "--html", str(page)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # wait until some checks are recorded
+        if js.exists() and js.stat().st_size and json.loads(js.read_text())["done"] > 20:
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert "Traceback" not in err and "interrupted after" in err
+    data = json.loads(js.read_text())
+    assert data["complete"] is False and data["ok"] is False
+    assert 0 < data["done"] < data["planned"]
+    text = page.read_text()
+    assert "INCOMPLETE" in text and len(text) > 1000
+
+
+def test_validating_a_family_the_backend_does_not_support_is_a_usage_error(capsys):
+    assert validate("--backend", "numpy", "--family", "LKJCholesky", "--quick") == 2
+    err = capsys.readouterr().err
+    assert "does not support 'LKJCholesky'" in err and "Traceback" not in err
+
+
+def test_failures_name_the_grid_point_with_its_parameter_values(monkeypatch, capsys):
+    monkeypatch.setenv("POLYSAMPLE_PLUGINS", "mutants")
+    ps.refresh()
+    try:
+        validate("--backend", "mutant_geometric", "--family", "Geometric", "--quick",
+                 "--layer", "sampler")
+    finally:
+        monkeypatch.delenv("POLYSAMPLE_PLUGINS")
+        ps.refresh()
+    out = capsys.readouterr().out
+    assert "at typical[" in out and "probs=" in out
+
+
+def test_profile_prints_where_the_time_went(capsys):
+    assert validate("--backend", "torch", "--family", "Normal", "--quick", "--profile") == 0
+    out = capsys.readouterr().out
+    assert "profile:" in out and "by layer:" in out and "drawing" in out
+
+
+def test_show_grids_lists_every_family_with_its_points(capsys):
+    assert validate("--show-grids") == 0
+    out = capsys.readouterr().out
+    assert "Gamma corners" in out and "concentration=0.01" in out and "n = " in out
+
+
+def test_the_report_is_the_same_on_a_dask_cluster_as_serially(tmp_path):
+    pytest.importorskip("distributed")
+    a, b = tmp_path / "serial.json", tmp_path / "dask.json"
+    argv = ("--backend", "torch", "--backend", "numpy", "--family", "Normal", "--family",
+            "Poisson", "--quick")
+    assert validate(*argv, "--json", str(a)) == 0
+    assert validate(*argv, "--workers", "2", "--json", str(b)) == 0
+    da, db = json.loads(a.read_text()), json.loads(b.read_text())
+
+    def strip(c):  # timings differ, nothing else may
+        d = {k: v for k, v in c.items() if k != "seconds"}
+        d["details"] = {k: v for k, v in c["details"].items() if k != "draw_seconds"}
+        return d
+
+    assert [strip(c) for c in da["checks"]] == [strip(c) for c in db["checks"]]
+    assert db["scheduler"].startswith("dask (2 workers)")

@@ -1,8 +1,9 @@
 """A suite that cannot fail proves nothing: each mutant backend (tests/mutants.py, loaded
 through the public plugin hook) must FAIL the suite, on the check meant to catch it.
 
-The statistical mutants (scale x 1.01, location + 0.01 sigma) run at full power: the design
-claims of ``design_assertions`` (detectable at miss rate 1e-3), with fixed seeds.
+The power mutants carry the design claims (docs/conformance.md, "Power"): quick mode catches a
+2% error in a Normal scale, a Gamma rate, a Beta concentration and a Bernoulli probability;
+full mode catches 1%. Fixed seeds: each assertion is deterministic.
 """
 
 from __future__ import annotations
@@ -24,8 +25,10 @@ LAYERS = {
     "sample_pit_mean": ("sampler",),
     "sample_ks": ("sampler",),
     "grad_cdf": ("gradient",),
-    "rsample_semantics": ("semantics",),
-    "sample_semantics": ("semantics",),
+    "rsample_grad": ("semantics",),
+    "dtype": ("semantics",),
+    "generator": ("semantics",),
+    "broadcast": ("semantics",),
 }
 
 
@@ -51,6 +54,24 @@ def test_suite_fails_each_mutant_on_the_right_check(with_mutants, name):
         assert caught[0].statistic > caught[0].threshold
 
 
+@pytest.mark.parametrize("name", sorted(mutants.POWER_MUTANTS))
+def test_power_claims_a_small_parameter_error_fails_the_suite(with_mutants, name):
+    family, param, factor, quick = mutants.POWER_MUTANTS[name]
+    report = check_backend(name, families=[family], layers=("sampler",), quick=quick)
+    assert not report.ok, f"{'quick' if quick else 'full'} mode missed {family} {param} x{factor}"
+    caught = [r for r in report.failures if r.grid == "typical"]
+    assert caught, [r.id for r in report.failures]
+    # The message names the grid point with its parameter values.
+    assert any(f"{param}=" in r.message for r in caught), caught[0].message
+
+
+def test_power_mutants_are_honest_with_the_right_factor(with_mutants, monkeypatch):
+    # Control: the same wrapper with factor 1 passes the same checks.
+    cls = mutants.param_mutant("Gamma", "rate", 1.0)
+    report = check_backend(cls(), families=["Gamma"], layers=("sampler",), quick=True)
+    assert report.ok, report.summary()
+
+
 def test_the_unmutated_wrapper_passes_the_same_checks(with_mutants, monkeypatch):
     # The mutants' defects, not their wrapping, are what fails: the identity mutant passes.
     monkeypatch.setattr(mutants.ScaleMutant, "mutate", mutants._Mutant.mutate)
@@ -71,12 +92,11 @@ def test_a_backend_returning_garbage_fails_cleanly_and_the_run_goes_on(with_muta
     by = {r.id: r for r in report.results}
     assert by["mutant_garbage-Normal-typical-sample_ks"].status == "fail"
     assert "non-finite" in by["mutant_garbage-Normal-typical-sample_ks"].message
-    assert "BackendContractError" in by["mutant_garbage-Exponential-example-sample_semantics"
-                                        ].message
+    assert "BackendContractError" in by["mutant_garbage-Exponential-example-shapes"].message
     torch_results = [r for r in report.results if r.backend == "torch"]
     assert torch_results and all(r.status == "pass" for r in torch_results)
     data = json.loads((tmp_path / "r.json").read_text())
-    assert len(data["checks"]) == len(report.results)
+    assert len(data["checks"]) == len(report.results) and data["complete"]
     assert saved[0] < saved[-1]  # written incrementally, not only at the end
 
 
@@ -110,7 +130,7 @@ def test_declared_expected_failure_is_xfail_and_keeps_the_report_ok(with_mutants
     assert report.ok
     assert {r.status for r in report.results} <= {"xfail", "xpass"}
     assert any(r.status == "xfail" and r.reason == "off by one on purpose"
-               for r in report.results)
+               and r.covered_by == "mutant_geometric-Geometric" for r in report.results)
 
 
 def test_a_declared_failure_that_passes_is_reported_as_stale():
@@ -128,11 +148,42 @@ def test_agreement_layer_compares_backends_pairwise(with_mutants):
     assert any(r.status == "fail" for r in agree.values())
 
 
-def test_check_backend_accepts_an_unregistered_instance():
+def test_a_declared_draw_covers_the_agreement_checks_that_compare_it(with_mutants):
+    # A known defect of one backend's family must not turn the cross-backend checks red.
+    report = check_backends(["torch", "mutant_ratescale"], families=["Gamma"], quick=True,
+                            layers=("sampler", "agreement"),
+                            expected_failures={"mutant_ratescale-Gamma": "rate read as scale"})
+    assert report.ok, report.summary()
+    agree = [r for r in report.results if r.layer == "agreement" and r.status == "xfail"]
+    assert agree and all(r.covered_by.startswith("mutant_ratescale-Gamma") and
+                         "compares" in r.covered_by for r in agree)
+    # Passing agreement checks stay passes (they are not stale declarations).
+    assert not any(r.status == "xpass" for r in report.results if r.layer == "agreement")
+
+
+def test_declarations_match_fields_not_substrings(with_mutants):
+    # A backend named "mytorch" is not covered by a "torch" declaration ...
+    bad = mutants.param_mutant("Normal", "scale", 1.5)()
+    bad.name = "mytorch"
+    report = check_backend(bad, families=["Normal"], layers=("sampler",), quick=True,
+                           expected_failures={"torch-Normal": "torch's, not mytorch's"})
+    assert not report.ok and all(r.status == "fail" for r in report.failures)
+    # ... and "tfp" does not cover "tfp-tf", whose hyphen is no field separator.
+    from polysample.conformance.expected import parse_declarations
+
+    [d_tfp, d_tf] = parse_declarations({"tfp-Dirichlet-corners-sample_ks": "a",
+                                        "tfp-tf-Dirichlet": "b"})
+    assert (d_tfp.backend, d_tfp.family, d_tfp.grid, d_tfp.check) == \
+        ("tfp", "Dirichlet", "corners", "sample_ks")
+    assert (d_tf.backend, d_tf.family, d_tf.grid, d_tf.check) == ("tfp-tf", "Dirichlet", "*", "*")
+
+
+def test_check_backend_judges_an_unregistered_instance_without_registering_it():
     from polysample.backends.torch_backend import TorchBackend
 
     before = ps.backend_names()
-    report = check_backend(TorchBackend(), families=["Exponential"], layers=("semantics",))
+    inst = TorchBackend()
+    report = check_backend(inst, families=["Exponential"], layers=("semantics",))
     assert report.ok and report.results
-    assert all(r.backend == "torch_under_test" for r in report.results)
+    assert all(r.backend == "torch" for r in report.results)  # its own name attribute
     assert ps.backend_names() == before

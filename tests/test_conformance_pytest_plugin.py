@@ -24,7 +24,7 @@ def _pytest(tmp_path, *args: str) -> subprocess.CompletedProcess[str]:
 
 def test_plugin_runs_a_correct_backend_as_passing_test_items(tmp_path):
     res = _pytest(tmp_path, "--polysample-backend", "torch", "--polysample-family", "Normal",
-                  "--polysample-quick", "-k", "semantics or sample_ks")
+                  "--polysample-quick", "-k", "shapes or sample_ks")
     assert res.returncode == 0, res.stdout[-3000:]
     assert "torch-Normal-typical-sample_ks" not in res.stdout  # passed quietly
     assert " passed" in res.stdout and "failed" not in res.stdout
@@ -44,6 +44,18 @@ def test_plugin_fails_a_broken_backend_with_xfail_and_stale_declarations(tmp_pat
     assert "XPASS(strict)" in out and "stale entry" in out  # the stale declaration
 
 
-def test_plugin_without_a_backend_skips(tmp_path):
+def test_plugin_without_a_backend_fails_saying_how_to_give_one(tmp_path):
+    # A silent skip would let a suite that ran nothing pass.
     res = _pytest(tmp_path)
-    assert res.returncode == 0 and "1 skipped" in res.stdout
+    assert res.returncode != 0
+    assert "--polysample-backend" in res.stdout + res.stderr
+    assert "polysample_backend" in res.stdout + res.stderr
+
+
+def test_plugin_takes_the_backend_and_options_from_the_ini_file(tmp_path):
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.pytest.ini_options]\npolysample_backend = ["torch"]\n'
+        'polysample_family = ["Exponential"]\npolysample_quick = true\n')
+    res = _pytest(tmp_path, "-k", "semantics or sample_ks or shapes")
+    assert res.returncode == 0, res.stdout[-3000:]
+    assert " passed" in res.stdout

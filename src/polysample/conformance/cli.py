@@ -2,7 +2,9 @@
 
 ``register(subparsers)`` adds the subcommand to the ``polysample`` CLI; its ``func`` returns the
 exit code: 0 when every check passed (expected failures allowed), 1 when one failed, 2 for a
-usage error (unknown backend or family, unreadable or unwritable file).
+usage error (unknown backend or family, a family no selected backend supports, unreadable or
+unwritable file), 130 when interrupted (Ctrl-C: the reports written so far say
+``"complete": false``).
 """
 
 from __future__ import annotations
@@ -28,10 +30,10 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         help="run the conformance suite (every backend against SciPy, and against each other)",
         description=(
             "Check that backends draw from the right distributions with the right gradients: "
-            "semantics, densities against SciPy, samplers (K-S with the DKWM bound, exact "
-            "targeted moment tests), pathwise gradients and cross-backend agreement. "
-            "Exit status: 0 all passed (expected failures allowed), 1 a check failed, "
-            "2 usage error."),
+            "semantics (the sample/rsample contract), densities against SciPy, samplers (K-S "
+            "with the DKWM bound, exact normal-score and sum tests), pathwise gradients and "
+            "cross-backend agreement. Exit status: 0 all passed (expected failures allowed), "
+            "1 a check failed, 2 usage error, 130 interrupted."),
     )
     p.add_argument("--backend", action="append", metavar="NAME",
                    help="backend to check (repeatable; default: every registered backend)")
@@ -46,9 +48,20 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
                    help="derive every seed with this salt (random if omitted) instead of the "
                         "fixed CI seeds: repeated runs measure real failure rates")
     p.add_argument("--expected-failures", metavar="FILE",
-                   help="JSON or TOML mapping check-id substrings to reasons, added to the built-in backends' known failures")
+                   help="TOML or JSON declarations of known failures (docs/conformance.md), "
+                        "added to the built-in backends' known failures")
     p.add_argument("--layer", action="append", metavar="L",
                    help="only these layers: semantics, density, sampler, gradient, agreement")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="run on a local Dask cluster of N worker processes (needs "
+                        "polysample[dask]); the report is the same as a serial run's")
+    p.add_argument("--scheduler", metavar="SPEC",
+                   help="processes:N (a local Dask cluster) or the address of a running Dask "
+                        "scheduler (tcp://host:8786)")
+    p.add_argument("--profile", action="store_true",
+                   help="print where the time went (per backend, layer, check and family)")
+    p.add_argument("--show-grids", action="store_true",
+                   help="print every family's parameter grids with their points, then exit")
     p.set_defaults(func=run_validate)
     return p
 
@@ -69,36 +82,60 @@ def _check_writable(path: str | None, what: str) -> None:
 
 
 class _Progress:
-    """A progress bar on a TTY; plain periodic lines otherwise."""
+    """Progress with elapsed time and ETA: a ``rich`` bar on a terminal, periodic plain lines
+    otherwise (CI logs). Failures are printed as they happen."""
 
-    def __init__(self, stream: TextIO):
+    def __init__(self, stream: TextIO, total: int):
         self.stream = stream
-        self.tty = stream.isatty()
-        self.last = 0.0
+        self.total = total
         self.t0 = time.perf_counter()
+        self.last = 0.0
+        self._bar: Any = None
+        if stream.isatty():
+            try:
+                from rich.console import Console
+                from rich.progress import (
+                    BarColumn,
+                    MofNCompleteColumn,
+                    Progress,
+                    TextColumn,
+                    TimeElapsedColumn,
+                    TimeRemainingColumn,
+                )
+            except ImportError:  # rich is optional: plain lines then
+                return
+            self._console = Console(file=stream)
+            self._bar = Progress(TextColumn("validate"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                                 TextColumn("{task.description}"), console=self._console,
+                                 transient=False)
+            self._task = self._bar.add_task("", total=total)
+            self._bar.start()
 
     def __call__(self, done: int, total: int, result: Any) -> None:
         now = time.perf_counter()
         if result.status == "fail":
-            self._clear()
-            self.stream.write(f"FAIL {result.id}: {result.message[:200]}\n")
-        if self.tty:
-            width = 30
-            filled = int(width * done / max(total, 1))
-            bar = "#" * filled + "." * (width - filled)
-            self.stream.write(f"\r[{bar}] {done}/{total} {result.id[:60]:<60}")
-            if done == total:
-                self.stream.write("\n")
-            self.stream.flush()
-        elif now - self.last > 5 or done == total:
+            line = f"FAIL {result.id}: {result.message[:240]}"
+            if self._bar is not None:
+                self._console.print(line, markup=False, highlight=False)
+            else:
+                self.stream.write(line + "\n")
+        if self._bar is not None:
+            self._bar.update(self._task, completed=done, total=total,
+                             description=result.id[:60])
+            return
+        if now - self.last > 5 or done == total:
             self.last = now
-            self.stream.write(f"validate: {done}/{total} checks, {now - self.t0:.0f} s "
-                              f"({result.id})\n")
+            elapsed = now - self.t0
+            eta = elapsed / done * (total - done) if done else float("nan")
+            self.stream.write(f"validate: {done}/{total} checks, {elapsed:.0f} s elapsed, "
+                              f"ETA {eta:.0f} s ({result.id})\n")
             self.stream.flush()
 
-    def _clear(self) -> None:
-        if self.tty:
-            self.stream.write("\r" + " " * 100 + "\r")
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
 
 
 def run_validate(args: argparse.Namespace) -> int:
@@ -110,13 +147,32 @@ def run_validate(args: argparse.Namespace) -> int:
         return 2
 
 
+def _show_grids() -> int:
+    import torch
+
+    from ..core.families import FAMILIES
+    from .cases import sample_size
+    from .grids import grid_points, grids
+
+    for family in sorted(FAMILIES):
+        for g in grids(family):
+            n_q, n_f = (sample_size(family, g.label, q) for q in (True, False))
+            print(f"{family} {g.label} (n = {n_q} quick, {n_f} full)")
+            for j, pt in enumerate(grid_points(family, g.build(torch.float64))):
+                print(f"  [{j}] {pt}")
+    return 0
+
+
 def _run(args: argparse.Namespace) -> int:
+    if args.show_grids:
+        return _show_grids()
     from ..core.errors import PolysampleError
     from ..core.families import FAMILIES
     from ..core.plugins import backend_names
     from .api import check_backends
-    from .checks import LAYERS
-    from .report import known_failures, load_expected_failures
+    from .model import LAYERS
+    from .report import known_failures, load_expected_failures, write_atomic
+    from .runner import generate_checks
 
     names = backend_names()
     backends = args.backend or names
@@ -137,10 +193,10 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError(f"unknown layer {bad_layers}. Expected some of {list(LAYERS)}.")
     # The built-in backends' known upstream defects are declared by default (each with its
     # reason in the report); --expected-failures adds the caller's declarations.
-    expected: dict[str, str] = known_failures()
+    expected = known_failures()
     if args.expected_failures:
         try:
-            expected.update(load_expected_failures(args.expected_failures))
+            expected += load_expected_failures(args.expected_failures)
         except (OSError, ValueError) as exc:
             raise UsageError(f"cannot read --expected-failures {args.expected_failures!r}: "
                              f"{exc}") from None
@@ -150,24 +206,82 @@ def _run(args: argparse.Namespace) -> int:
     if args.vary_seed is not None:
         salt = args.vary_seed if args.vary_seed >= 0 else secrets.randbelow(2**31) + 1
         print(f"polysample validate: --vary-seed salt {salt}", file=sys.stderr)
+    spec = args.scheduler or (f"processes:{args.workers}" if args.workers else None)
+
+    last: dict[str, Any] = {}
 
     def save(report: Any) -> None:
+        last["report"] = report
         if args.json:
             report.write_json(args.json)
 
+    from .api import targets
+
+    ts, _ = targets(backends)
     try:
-        report = check_backends(backends, families, expected, quick=args.quick, salt=salt,
-                                layers=layers, progress=_Progress(sys.stderr), on_result=save)
+        total = len(list(generate_checks(ts, families, layers))) + (len(backends) - len(ts))
     except PolysampleError as exc:
         raise UsageError(str(exc)) from None
+    progress = _Progress(sys.stderr, total)
+    client, closer = None, None
+    try:
+        if spec is not None:
+            from .distributed import client_for
+
+            try:
+                client, closer = client_for(spec)
+            except (ImportError, ValueError, OSError) as exc:
+                raise UsageError(str(exc)) from None
+        report = check_backends(backends, families, expected, quick=args.quick, salt=salt,
+                                layers=layers, progress=progress, on_result=save,
+                                client=client)
+    except KeyboardInterrupt:
+        progress.close()
+        partial = last.get("report")
+        done = len(partial.results) if partial is not None else 0
+        where = []
+        if partial is not None and args.json:
+            where.append(args.json)
+        if partial is not None and args.html:
+            from .html import render_html
+
+            write_atomic(args.html, render_html(partial))
+            where.append(args.html)
+        print(f"polysample validate: interrupted after {done} of {total} checks"
+              + (f"; partial report (\"complete\": false) in {', '.join(where)}" if where else ""),
+              file=sys.stderr)
+        return 130
+    except PolysampleError as exc:
+        raise UsageError(str(exc)) from None
+    finally:
+        progress.close()
+        if closer is not None:
+            closer()
     print(report.table())
     print()
     print(report.summary())
+    if args.profile:
+        _print_profile(report)
     if args.html:
-        from .html import write_html
+        from .html import render_html
 
-        write_html(report, args.html)
+        write_atomic(args.html, render_html(report))
         print(f"HTML report: {args.html}")
     if args.json:
         print(f"JSON report: {args.json}")
     return 0 if report.ok else 1
+
+
+def _print_profile(report: Any) -> None:
+    t = report.timing()
+    draws: dict[str, float] = {}
+    for r in report.results:
+        if "draw_seconds" in r.details:
+            draws[r.backend] = draws.get(r.backend, 0.0) + r.details["draw_seconds"]
+    print(f"\nprofile: {report.seconds:.1f} s wall ({report.scheduler})")
+    for key, top in (("backend", 10), ("layer", 10), ("check", 12), ("family", 15)):
+        items = sorted(t[key].items(), key=lambda kv: -kv[1])[:top]
+        print(f"  by {key}: " + ", ".join(f"{k} {v:.1f} s" for k, v in items))
+    if draws:
+        print("  drawing (the backends' share of the sampler layer): "
+              + ", ".join(f"{k} {v:.1f} s" for k, v in sorted(draws.items())))

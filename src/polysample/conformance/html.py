@@ -11,8 +11,11 @@ import html
 import io
 from typing import Any
 
-from .report import Report
-from .stats import ALPHA_CHECK, dkwm_threshold
+import numpy as np
+
+from .model import CdfCurves, GradErrors
+from .report import Report, write_atomic
+from .stats import ALPHA_CHECK
 
 __all__ = ["write_html", "render_html"]
 
@@ -53,59 +56,66 @@ def _png(fig: Any) -> str:
     return base64.b64encode(buf.getvalue()).decode()
 
 
-def _plot(entry: dict[str, Any], backends: list[str], title: str, n_by_backend: dict[str, int]
-          ) -> str:
+def _plot(curves: list[CdfCurves], backends: list[str], title: str) -> str:
+    """One figure: each backend's curves (one line style per grid point, labelled), and the
+    DKWM band of the check."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
-    q = entry["q"]
-    fig, ax = plt.subplots(figsize=(4.4, 2.7))
-    worst_band = 0.0
-    for i, b in enumerate(backends):
-        dev = entry["backends"].get(b)
-        if dev is None:
-            continue
+    fig, ax = plt.subplots(figsize=(4.6, 2.9))
+    band = 0.0
+    styles = ["-", "--", ":", "-.", (0, (5, 1)), (0, (1, 1)), (0, (3, 1, 1, 1))]
+    for c in curves:
+        i = backends.index(c.backend) if c.backend in backends else 0
         color = _COLORS[i % len(_COLORS)]
-        for j in range(dev.shape[1]):
-            ax.plot(q, dev[:, j], color=color, lw=1.1, alpha=0.85,
-                    label=b if j == 0 else None)
-        n = n_by_backend.get(b)
-        if n:
-            worst_band = max(worst_band, dkwm_threshold(n, ALPHA_CHECK / max(dev.shape[1], 1)))
-    if worst_band:
-        ax.axhspan(-worst_band, worst_band, color="#9e9e9e", alpha=0.18, lw=0,
-                   label="DKWM threshold")
+        q = np.asarray(c.q)
+        for j, dev in enumerate(c.curves):
+            label = f"{c.backend} [{j}]" + (" (tie-corrected)" if c.tie_corrected[j] else "")
+            ax.plot(q, dev, color=color, lw=1.1, alpha=0.85, ls=styles[j % len(styles)],
+                    label=label)
+        band = max(band, c.threshold)
+    if band:
+        ax.axhspan(-band, band, color="#9e9e9e", alpha=0.18, lw=0, label="DKWM threshold")
     ax.axhline(0, color="#444", lw=0.6)
     ax.set_xlabel("quantile level q of the draw", fontsize=8)
     ax.set_ylabel("F_scipy - F_draws at x_q", fontsize=8)
     ax.set_title(title, fontsize=9)
     ax.tick_params(labelsize=7)
-    ax.legend(fontsize=7, loc="upper right", frameon=False)
+    ax.legend(fontsize=6, loc="upper right", frameon=False, ncol=2)
     fig.tight_layout()
     data = _png(fig)
     plt.close(fig)
     return data
 
 
-def _grad_plot(report: Report, family: str, backends: list[str]) -> str | None:
-    rows = [(b, g, errs) for (b, f, g), errs in report.grad_errors.items() if f == family]
+def _grad_table(report: Report, family: str) -> str | None:
+    rows = [e for r in report.results if r.family == family
+            for e in r.evidence if isinstance(e, GradErrors)]
     if not rows:
         return None
     out = ["<table><tr><th>backend</th><th>grid</th><th>parameter</th><th>measure</th>"
            "<th>value</th><th>threshold</th></tr>"]
-    for b, g, entry in sorted(rows, key=lambda r: (r[0], r[1])):
-        for k, v in entry["values"].items():
-            out.append(f"<tr><td>{html.escape(b)}</td><td>{g}</td><td>{html.escape(k)}</td>"
-                       f"<td>{entry['measure']}</td><td>{v:.3g}</td>"
-                       f"<td>{entry['threshold']}</td></tr>")
+    for e in sorted(rows, key=lambda e: (e.backend, e.grid)):
+        for k, v in e.values.items():
+            out.append(f"<tr><td>{html.escape(e.backend)}</td><td>{e.grid}</td>"
+                       f"<td>{html.escape(k)}</td><td>{html.escape(e.measure)}</td>"
+                       f"<td>{v:.3g}</td><td>{html.escape(e.threshold)}</td></tr>")
     out.append("</table>")
     return "".join(out)
 
 
+def _failure_text(r: Any) -> str:
+    text = f"{r.id}: {r.message}"
+    if r.statistic is not None:
+        text += (f"\n    statistic={r.statistic:.6g} threshold={_g(r.threshold)} n={r.n} "
+                 f"seed={r.seed} alpha_i={_g(r.alpha)} detectable={_g(r.detectable)}")
+    return text
+
+
 def render_html(report: Report) -> str:
-    """The report as one self-contained HTML document."""
+    """The report as one self-contained HTML document (an incomplete run says so up front)."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)  # before the versions table, which lists matplotlib
@@ -113,8 +123,13 @@ def render_html(report: Report) -> str:
     fams = sorted({r.family for r in report.results if r.family != "*"})
     d = report.to_dict()
     counts = ", ".join(f"{v} {k}" for k, v in sorted(report.counts().items()))
-    badge = ('<span class="badge ok">all checks passed</span>' if report.ok else
-             f'<span class="badge notok">{len(report.failures)} failed</span>')
+    if not report.complete:
+        badge = (f'<span class="badge notok">INCOMPLETE: {len(report.results)} of '
+                 f'{report.planned} checks ran</span>')
+    elif report.ok:
+        badge = '<span class="badge ok">all checks passed</span>'
+    else:
+        badge = f'<span class="badge notok">{len(report.failures)} failed</span>'
     mode = ("quick mode: smaller samples, same alpha per check, weaker power" if report.quick
             else "full mode")
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>polysample validation "
@@ -123,6 +138,10 @@ def render_html(report: Report) -> str:
              f"{len(report.results)} checks ({counts}) in {report.seconds:.1f} s &middot; "
              f"{mode} &middot; total false-failure budget {d['error_budget']['alpha_total']:g}, "
              f"alpha per check {ALPHA_CHECK:.2g}</div></header><main>"]
+    if not report.complete:
+        parts.append(f"<div class='fails'><b>This run was interrupted</b>: "
+                     f"{report.planned - len(report.results)} planned checks did not run, so "
+                     "this page is not a verdict.</div>")
     # matrix
     parts.append("<div class='grid2'><div><h3>Backends &times; families</h3><table><tr>"
                  "<th>family</th>" + "".join(f"<th>{html.escape(b)}</th>" for b in backends)
@@ -142,59 +161,62 @@ def render_html(report: Report) -> str:
         parts.append(f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>")
     for k, v in report.backend_versions.items():
         parts.append(f"<tr><td>backend {html.escape(k)}</td><td>{html.escape(v)}</td></tr>")
-    parts.append("</table><p class='small'>Each curve: one parameter point of a grid; the "
-                 "grey band is the DKWM threshold. A curve leaving the band is a failed K-S "
-                 "check.</p></div></div>")
+    parts.append("</table><p class='small'>Each curve: one grid point of a grid (its parameter "
+                 "values are listed under the plot); the grey band is the DKWM threshold. A "
+                 "curve leaving the band is a failed K-S check. Where a draw has ties at float "
+                 "resolution the curve shows the tie-corrected deviation the check used."
+                 "</p></div></div>")
     if report.failures:
         parts.append("<div class='fails'><b>Failed checks</b>\n" + html.escape("\n".join(
-            f"{r.id}: {r.message[:300]}" for r in report.failures)) + "</div>")
+            _failure_text(r) for r in report.failures)) + "</div>")
     if report.stale:
         parts.append("<div class='xfails'><b>Stale expected failures</b> (declared, but "
                      "passed: remove them)<br>" + "<br>".join(
-                         f"{html.escape(r.id)} &mdash; {html.escape(r.reason)}"
-                         for r in report.stale) + "</div>")
-    broken = [r for r in report.results if r.family == "*"]
-    for r in broken:
-        parts.append(f"<div class='fails'>{html.escape(r.id)}: {html.escape(r.message)}</div>")
-    n_by = {}
+                         f"{html.escape(r.id)} &mdash; {html.escape(r.covered_by)}: "
+                         f"{html.escape(r.reason)}" for r in report.stale) + "</div>")
+    for note in report.notes:
+        parts.append(f"<p class='small'>note: {html.escape(note)}</p>")
     for r in report.results:
-        if r.check == "sample_ks" and r.n:
-            n_by[(r.backend, r.family, r.grid)] = r.n
+        if r.family == "*":
+            parts.append(f"<div class='fails'>{html.escape(r.id)}: "
+                         f"{html.escape(r.message)}</div>")
+    curves: dict[tuple[str, str, str], list[CdfCurves]] = {}
+    for r in report.results:
+        for e in r.evidence:
+            if isinstance(e, CdfCurves):
+                curves.setdefault((e.family, e.grid, e.label), []).append(e)
     for f in fams:
         rs = [r for r in report.results if r.family == f]
         parts.append(f"<section class='family' id='{f}'><h2>{f}</h2>")
         status = " &middot; ".join(
             f"{html.escape(b)}: <b>{report.cell(b, f)}</b>" for b in backends)
         parts.append(f"<div class='small'>{status}</div><div class='plots'>")
-        for (fam, grid, label), entry in sorted(report.plots.items()):
+        for (fam, grid, label), cs in sorted(curves.items()):
             if fam != f:
                 continue
-            nb = {b: n_by.get((b, f, grid), 0) for b in backends}
-            img = _plot(entry, backends, f"{f} · {grid} · {label}", nb)
-            ties = (" Some points have ties at float64 resolution (mass below the float "
-                    "spacing): their K-S check allows one ulp." if entry.get("ties") else "")
+            img = _plot(cs, backends, f"{f} · {grid} · {label}")
+            points = "<br>".join(f"[{j}] {html.escape(p)}" for j, p in enumerate(cs[0].points))
+            ties = (" Tie-corrected curves: the draw has ties at float resolution (mass below "
+                    "the float spacing); the check allows one ulp there."
+                    if any(any(c.tie_corrected) for c in cs) else "")
             parts.append(f"<figure><img alt='{f} {grid} CDF deviation' "
                          f"src='data:image/png;base64,{img}'><figcaption>{grid}: draws of "
-                         f"each backend against SciPy's CDF ({label}).{ties}</figcaption>"
-                         "</figure>")
+                         f"each backend against SciPy's CDF ({label}).{ties}<br>"
+                         f"{points}</figcaption></figure>")
         parts.append("</div>")
-        g = _grad_plot(report, f, backends)
+        g = _grad_table(report, f)
         if g:
             parts.append("<h4>Gradient checks</h4>" + g)
         fails = [r for r in rs if r.status == "fail"]
         if fails:
-            txt = "\n".join(
-                f"{r.id}: {r.message}" + (f"\n    statistic={r.statistic:.6g} threshold="
-                                          f"{_g(r.threshold)} n={r.n} seed={r.seed} alpha_i="
-                                          f"{_g(r.alpha)} detectable={_g(r.detectable)}"
-                                          if r.statistic is not None else "")
-                for r in fails)
-            parts.append(f"<div class='fails'>{html.escape(txt)}</div>")
+            parts.append(f"<div class='fails'>"
+                         f"{html.escape(chr(10).join(_failure_text(r) for r in fails))}</div>")
         xf = [r for r in rs if r.status in ("xfail", "xpass")]
         if xf:
             parts.append("<div class='xfails'>" + "<br>".join(
                 f"{'expected failure' if r.status == 'xfail' else 'STALE (passed)'}: "
-                f"{html.escape(r.id)} &mdash; {html.escape(r.reason)}" for r in xf) + "</div>")
+                f"{html.escape(r.id)} &mdash; covered by {html.escape(r.covered_by)}: "
+                f"{html.escape(r.reason)}" for r in xf) + "</div>")
         parts.append("</section>")
     parts.append("</main></body></html>")
     return "".join(parts)
@@ -205,6 +227,6 @@ def _g(x: float | None) -> str:
 
 
 def write_html(report: Report, path: str) -> None:
-    with open(path, "w", encoding="utf-8") as fh:
-        fh.write(render_html(report))
+    """Write the report atomically (never a half-written file)."""
+    write_atomic(path, render_html(report))
 

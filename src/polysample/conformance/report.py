@@ -6,20 +6,23 @@ import json
 import os
 import platform
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .checks import CheckResult
+from .expected import Declaration, load_declarations
+from .model import CheckResult
 from .stats import ALPHA_CHECK, ALPHA_TOTAL, MAX_STATISTICAL_CHECKS
 
-__all__ = ["Report", "apply_expected_failures", "library_versions", "load_expected_failures"]
+if TYPE_CHECKING:
+    from .model import Check
 
-_SYMBOL = {"pass": "pass", "fail": "FAIL", "xfail": "xfail", "xpass": "XPASS", "skip": "skip"}
+__all__ = ["Report", "library_versions", "known_failures", "KNOWN_FAILURES_PATH",
+           "load_expected_failures", "write_atomic"]
 
 
-def library_versions(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+def library_versions(extra: dict[str, str] | None = None) -> dict[str, str]:
     """Versions of every library involved (heavy ones only if already imported)."""
     import numpy
     import scipy
@@ -31,7 +34,8 @@ def library_versions(extra: Mapping[str, str] | None = None) -> dict[str, str]:
          "torch": torch.__version__, "numpy": numpy.__version__, "scipy": scipy.__version__}
     for mod, label in (("jax", "jax"), ("tensorflow", "tensorflow"),
                        ("tensorflow_probability", "tensorflow-probability"),
-                       ("matplotlib", "matplotlib")):
+                       ("matplotlib", "matplotlib"), ("dask", "dask"),
+                       ("distributed", "distributed")):
         m = sys.modules.get(mod)
         if m is not None:
             v[label] = str(getattr(m, "__version__", "?"))
@@ -39,47 +43,36 @@ def library_versions(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return v
 
 
-def load_expected_failures(path: str | os.PathLike[str]) -> dict[str, str]:
-    """Read ``{check_id_substring: reason}`` from a JSON or TOML file."""
-    text = open(path, "rb").read()
-    if str(path).endswith(".toml"):
-        import tomllib
-
-        data: Any = tomllib.loads(text.decode())
-    else:
-        data = json.loads(text)
-    if not isinstance(data, dict) or not all(isinstance(k, str) and isinstance(v, str)
-                                             for k, v in data.items()):
-        raise ValueError(f"Expected {path} to map check-id substrings to reasons (strings); "
-                         f"received {type(data).__name__}.")
-    return dict(data)
+def load_expected_failures(path: str | os.PathLike[str]) -> list[Declaration]:
+    """Expected-failure declarations from a TOML or JSON file (see :mod:`.expected`)."""
+    return load_declarations(path)
 
 
-#: Known upstream defects of the built-in backends (``{check_id_substring: reason}``).
+#: Known upstream defects of the built-in backends, declared with their evidence.
 KNOWN_FAILURES_PATH = Path(__file__).with_name("known_failures.toml")
 
 
-def known_failures() -> dict[str, str]:
+def known_failures() -> list[Declaration]:
     """The built-in backends' known failures, declared with their reasons (see the file)."""
-    return load_expected_failures(KNOWN_FAILURES_PATH)
+    return load_declarations(KNOWN_FAILURES_PATH)
 
 
-def apply_expected_failures(result: CheckResult, expected: Mapping[str, str]) -> CheckResult:
-    """Mark a failing check whose id contains a declared substring ``xfail``; a passing one
-    ``xpass`` (a stale declaration to remove)."""
-    for sub, reason in expected.items():
-        if sub and sub in result.id:
-            if result.status == "fail":
-                result.status, result.reason = "xfail", reason
-            elif result.status == "pass":
-                result.status, result.reason = "xpass", reason
-            break
-    return result
+def write_atomic(path: str | os.PathLike[str], text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename: readers see the old
+    file or the new one, never a half-written one."""
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
 
 
 @dataclass
 class Report:
-    """Every check's result plus what is needed to reproduce and judge the run."""
+    """Every check's result plus what is needed to reproduce and judge the run.
+
+    ``planned`` checks were generated; ``complete`` is True once every one has a result (an
+    interrupted run is incomplete, and an incomplete run is never ``ok``).
+    """
 
     results: list[CheckResult] = field(default_factory=list)
     backends: list[str] = field(default_factory=list)
@@ -89,13 +82,17 @@ class Report:
     versions: dict[str, str] = field(default_factory=dict)
     backend_versions: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
-    plots: dict[Any, Any] = field(default_factory=dict, repr=False)
-    grad_errors: dict[Any, Any] = field(default_factory=dict, repr=False)
+    planned: int = 0
+    complete: bool = False
+    notes: list[str] = field(default_factory=list)
+    scheduler: str = "serial"
+    retried: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        """True when no check failed (expected failures and stale declarations allowed)."""
-        return not any(r.status == "fail" for r in self.results)
+        """True when the run is complete and no check failed (expected failures and stale
+        declarations allowed)."""
+        return self.complete and not any(r.status == "fail" for r in self.results)
 
     @property
     def failures(self) -> list[CheckResult]:
@@ -112,10 +109,28 @@ class Report:
             c[r.status] = c.get(r.status, 0) + 1
         return c
 
+    def sort(self, plan: Sequence[Check]) -> None:
+        """Results in plan order (load failures first), whatever order they arrived in."""
+        order = {c.id: i for i, c in enumerate(plan)}
+        self.results.sort(key=lambda r: order.get(r.id, -1))
+
+    def timing(self) -> dict[str, dict[str, float]]:
+        """Seconds spent per backend, per layer and per check name (``--profile``)."""
+        out: dict[str, dict[str, float]] = {"backend": {}, "layer": {}, "check": {},
+                                             "family": {}}
+        for r in self.results:
+            for key, value in (("backend", r.backend), ("layer", r.layer), ("check", r.check),
+                               ("family", f"{r.backend} {r.family}")):
+                out[key][value] = round(out[key].get(value, 0.0) + r.seconds, 4)
+        return out
+
     def to_dict(self) -> dict[str, Any]:
         n_stat = sum(1 for r in self.results if r.alpha is not None)
         return {
             "ok": self.ok,
+            "complete": self.complete,
+            "planned": self.planned,
+            "done": len(self.results),
             "counts": self.counts(),
             "mode": "quick" if self.quick else "full",
             "mode_note": ("quick mode: smaller samples, same alpha_i, weaker power (see each "
@@ -129,8 +144,12 @@ class Report:
             "backends": self.backends,
             "backend_versions": self.backend_versions,
             "families": self.families,
+            "notes": self.notes,
+            "scheduler": self.scheduler,
+            "retried": self.retried,
             "versions": self.versions,
             "seconds": round(self.seconds, 2),
+            "timing": self.timing(),
             "checks": [r.to_dict() for r in self.results],
         }
 
@@ -138,16 +157,15 @@ class Report:
         return json.dumps(self.to_dict(), indent=indent, allow_nan=False, default=str)
 
     def write_json(self, path: str | os.PathLike[str]) -> None:
-        tmp = f"{path}.tmp"
-        with open(tmp, "w") as fh:
-            fh.write(self.to_json())
-        os.replace(tmp, path)
+        write_atomic(path, self.to_json())
 
     # -------------------------------------------------------------- terminal
     def cell(self, backend: str, family: str) -> str:
-        rs = [r for r in self.results if r.backend == backend and r.family == family]
+        rs = [r for r in self.results
+              if r.family == family and (r.backend == backend or
+                                         (r.layer == "agreement" and backend in r.involves))]
         if not rs:
-            return "unsupported"
+            return "unsupported" if self.complete else "-"
         st = {r.status for r in rs}
         if "fail" in st:
             return "FAIL"
@@ -157,25 +175,29 @@ class Report:
 
     def table(self) -> str:
         """Backends x families: pass / FAIL / unsupported / xfail (expected failure)."""
-        backends = [b for b in self.backends]
+        backends = list(self.backends)
         fams = sorted({r.family for r in self.results if r.family != "*"} | set(self.families))
         w = max([len(f) for f in fams] + [6])
         cw = max([len(b) for b in backends] + [11]) + 1
         lines = ["family".ljust(w) + " " + "".join(b.rjust(cw) for b in backends)]
         for f in fams:
             lines.append(f.ljust(w) + " " + "".join(self.cell(b, f).rjust(cw) for b in backends))
-        for b in backends:
-            broken = [r for r in self.results if r.backend == b and r.family == "*"]
-            for r in broken:
-                lines.append(f"{b}: {r.status} {r.message}")
+        for r in self.results:
+            if r.family == "*":
+                lines.append(f"{r.backend}: {r.status} {r.message}")
         return "\n".join(lines)
 
     def summary(self) -> str:
         c = self.counts()
         parts = [f"{v} {k}" for k, v in sorted(c.items())]
         mode = "quick (smaller n, same alpha_i, weaker power)" if self.quick else "full"
-        lines = [f"{len(self.results)} checks in {self.seconds:.1f} s, mode {mode}: "
-                 + ", ".join(parts)]
+        head = f"{len(self.results)} checks in {self.seconds:.1f} s, mode {mode}: "
+        if not self.complete:
+            head = (f"INCOMPLETE: {len(self.results)} of {self.planned} checks in "
+                    f"{self.seconds:.1f} s, mode {mode}: ")
+        lines = [head + ", ".join(parts)]
+        for note in self.notes:
+            lines.append(f"note: {note}")
         for r in self.failures:
             lines.append(f"FAILED {r.id}: {r.message}")
             if r.statistic is not None:
@@ -183,8 +205,8 @@ class Report:
                              f"n={r.n} seed={r.seed} alpha_i={_g(r.alpha)} "
                              f"detectable={_g(r.detectable)}")
         for r in self.stale:
-            lines.append(f"STALE expected failure {r.id} passed (declared: {r.reason}); remove "
-                         "the declaration")
+            lines.append(f"STALE expected failure {r.id} passed (declared {r.covered_by}: "
+                         f"{r.reason}); remove the declaration")
         return "\n".join(lines)
 
     def extend(self, results: Iterable[CheckResult]) -> None:

@@ -23,7 +23,9 @@ import numpy as np
 __all__ = [
     "ALPHA_TOTAL", "MAX_STATISTICAL_CHECKS", "ALPHA_CHECK", "MISS_RATE",
     "dkwm_threshold", "dkwm_detectable", "ks_continuous", "ks_integer", "z_threshold",
-    "z_detectable", "ZTest", "z_test", "seed_for", "norm_isf",
+    "z_detectable", "ZTest", "z_test", "seed_for", "norm_isf", "ColumnTest", "pit_mean_test",
+    "pit_var_test", "pit_var_bounds", "pit_var_detectable", "mean_z_test", "sum_tail_test",
+    "two_sample_z_test",
 ]
 
 #: Total false-failure probability of one full run (all built-in backends, every family).
@@ -72,10 +74,9 @@ def dkwm_detectable(n: int, alpha: float, miss: float = MISS_RATE) -> float:
 def ks_continuous(sorted_x: np.ndarray, cdf_sorted: np.ndarray) -> np.ndarray:
     """K-S distance per column of ``(n, m)`` sorted values given the CDF at those values."""
     n = sorted_x.shape[0]
-    i = np.arange(1, n + 1, dtype=np.float64)[:, None]
-    d_plus = np.max(i / n - cdf_sorted, axis=0)
-    d_minus = np.max(cdf_sorted - (i - 1) / n, axis=0)
-    return np.maximum(d_plus, d_minus)
+    # d = F(x_(i)) - i/n: D+ = max(-d), D- = max(d) + 1/n (one pass over the values).
+    d = cdf_sorted - (np.arange(1, n + 1, dtype=np.float64) / n)[:, None]
+    return np.maximum(-d.min(axis=0), d.max(axis=0) + 1.0 / n)
 
 
 def ks_integer(x: np.ndarray, cdf, cdf_all=None) -> np.ndarray:  # type: ignore[no-untyped-def]
@@ -143,3 +144,118 @@ def seed_for(check_id: str, salt: int = 0) -> int:
     """A 63-bit seed derived from a check id (and ``salt`` for ``--vary-seed`` runs)."""
     h = hashlib.sha256(f"{check_id}#{salt}".encode()).digest()
     return int.from_bytes(h[:8], "little") >> 1
+
+
+# ---------------------------------------------------------------------- the tests the checks run
+@dataclass(frozen=True)
+class ColumnTest:
+    """A test applied to each of ``m`` columns at ``alpha`` per column.
+
+    ``estimate`` and ``deviation`` (estimate minus its value under H0) per column;
+    ``threshold`` per column on the deviation's side; ``ratio = |deviation| / threshold``
+    (> 1 fails); ``statistic`` is what the report prints (|deviation|, or |z|).
+    """
+
+    estimate: np.ndarray
+    deviation: np.ndarray
+    threshold: np.ndarray
+    statistic: np.ndarray
+    detectable: float
+    alpha: float
+
+    @property
+    def ratio(self) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(self.threshold > 0, np.abs(self.deviation) / self.threshold,
+                            np.where(self.deviation == 0, 0.0, np.inf))
+
+    @property
+    def worst(self) -> int:
+        """Index of the column closest to (or furthest beyond) its threshold."""
+        r = np.where(np.isfinite(self.ratio), self.ratio, np.inf)
+        return int(np.argmax(r))
+
+    @property
+    def ok(self) -> bool:
+        return bool(np.all(self.ratio <= 1.0))
+
+
+def pit_mean_test(zeta: np.ndarray, alpha: float) -> ColumnTest:
+    """Normal scores ``zeta`` (n, m) of the reference law are exactly N(0, 1): their column sums
+    are exactly N(0, n). Two-sided at ``alpha`` per column."""
+    n = zeta.shape[0]
+    est = zeta.mean(axis=0)
+    thr = z_threshold(alpha) / math.sqrt(n)
+    return ColumnTest(est, est, np.full_like(est, thr), np.abs(est),
+                      z_detectable(1 / math.sqrt(n), alpha), alpha)
+
+
+def pit_var_bounds(n: int, alpha: float) -> tuple[float, float]:
+    """Two-sided bounds on ``mean(zeta^2)``: ``sum zeta^2`` is exactly chi-square(n)."""
+    from scipy import stats as sstats
+
+    return (float(sstats.chi2.ppf(alpha / 2, n)) / n, float(sstats.chi2.isf(alpha / 2, n)) / n)
+
+
+def pit_var_detectable(n: int, alpha: float, miss: float = MISS_RATE) -> float:
+    """Smallest ``|E zeta^2 - 1|`` detected w.p. >= ``1 - miss`` (normal approximation of the
+    chi-square at these n: ``sd(mean zeta^2) = sqrt(2/n)``)."""
+    return z_detectable(math.sqrt(2.0 / n), alpha, miss)
+
+
+def pit_var_test(zeta: np.ndarray, alpha: float) -> ColumnTest:
+    """``mean(zeta^2)`` per column against the exact chi-square(n)/n bounds."""
+    n = zeta.shape[0]
+    est = (zeta * zeta).mean(axis=0)
+    lo, hi = pit_var_bounds(n, alpha)
+    dev = est - 1.0
+    thr = np.where(dev > 0, hi - 1.0, 1.0 - lo)
+    return ColumnTest(est, dev, thr, np.abs(dev), pit_var_detectable(n, alpha), alpha)
+
+
+def mean_z_test(samples: np.ndarray, expected: np.ndarray | float, alpha: float) -> ColumnTest:
+    """z-test that the mean of ``samples`` (m, ...) along axis 0 equals ``expected``.
+
+    The standard error is estimated from the samples; the threshold adds a Cornish-Fisher
+    correction for the samples' skewness (the mean's quantile moves by
+    ``skew (z^2 - 1) / (6 sqrt m)``). A zero standard error passes only an exact match.
+    ``statistic`` is |z|; ``deviation`` is z, so ``ratio = |z| / threshold``.
+    """
+    m = samples.shape[0]
+    mean = samples.mean(0)
+    sd = samples.std(0, ddof=1) if m > 1 else np.zeros_like(mean)
+    se = sd / math.sqrt(m)
+    zt = z_threshold(alpha)
+    expected = np.broadcast_to(np.asarray(expected, dtype=np.float64), mean.shape)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        skew = np.where(sd > 0, ((samples - mean) ** 3).mean(0) / sd ** 3, 0.0)
+        thr = zt + np.abs(skew) * (zt * zt - 1) / (6 * math.sqrt(m))
+        exact = se <= 1e-10 * (1 + np.abs(expected))
+        close = np.abs(mean - expected) <= 1e-9 * (1 + np.abs(expected))
+        z = np.where(exact, np.where(close, 0.0, np.inf),
+                     (mean - expected) / np.where(exact, 1.0, se))
+    return ColumnTest(np.asarray(mean), np.asarray(z), np.asarray(thr), np.abs(z),
+                      z_detectable(1.0, alpha) / math.sqrt(m), alpha)
+
+
+def sum_tail_test(sums: np.ndarray, law: object, alpha: float, n: int) -> ColumnTest:
+    """Column sums of ``n`` integer draws against their exact law (``law.cdf``/``law.sf``, e.g.
+    Binomial(n k, p) for Binomial(k, p) draws): fails when either tail probability of the
+    observed sum is below ``alpha / 2``. ``statistic`` is the equivalent normal quantile."""
+    lower = np.asarray(law.cdf(sums), dtype=np.float64)  # type: ignore[attr-defined]
+    upper = np.asarray(law.sf(sums - 1), dtype=np.float64)  # type: ignore[attr-defined]
+    tail = np.minimum(lower, upper)
+    zs = np.array([norm_isf(min(max(float(t), 1e-300), 0.5)) for t in tail])
+    thr = np.full_like(zs, z_threshold(alpha))
+    mean = np.asarray(law.mean(), dtype=np.float64)  # type: ignore[attr-defined]
+    return ColumnTest(sums.astype(np.float64), np.where(sums >= mean, zs, -zs), thr, zs,
+                      z_detectable(1 / math.sqrt(n), alpha), alpha)
+
+
+def two_sample_z_test(a: np.ndarray, b: np.ndarray, var: float, n_a: int, n_b: int,
+                      alpha: float) -> ColumnTest:
+    """Two independent means of terms with known variance ``var`` (exact for normal terms)."""
+    se = math.sqrt(var / n_a + var / n_b)
+    z = (np.asarray(a) - np.asarray(b)) / se
+    thr = np.full_like(z, z_threshold(alpha))
+    return ColumnTest(z, z, thr, np.abs(z), z_detectable(se, alpha), alpha)

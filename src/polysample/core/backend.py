@@ -111,3 +111,37 @@ class Backend:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} backend {self.name!r}>"
+
+    # ------------------------------------------------------------------ pickling
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle by reference when registered: unpickling in a process where ``self.name`` is
+        registered to an instance of the same class gives that instance (its streams and
+        caches); elsewhere a new instance with this one's state (``__getstate__``, which a
+        backend overrides to leave out caches that cannot be pickled)."""
+        from .plugins import registry
+
+        entry = registry.entries().get(self.name)
+        if entry is not None and entry.instance is self:
+            return (_restore_backend, (type(self), self.name, None))
+        return (_restore_backend, (type(self), self.name, self.__getstate__()))
+
+
+def _restore_backend(cls: type[Backend], name: str, state: Any) -> Backend:
+    from .plugins import registry
+
+    entry = registry.entries().get(name)
+    if entry is not None and entry.factory is not None:
+        try:
+            registered = registry.load(name)
+        except Exception:  # noqa: BLE001 - fall back to a fresh instance below
+            registered = None
+        if type(registered) is cls:
+            return registered
+    obj = cls.__new__(cls)
+    if state:
+        if hasattr(obj, "__setstate__"):
+            obj.__setstate__(state)
+        else:
+            obj.__dict__.update(state)
+    obj.name = name
+    return obj

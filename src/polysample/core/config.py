@@ -298,12 +298,21 @@ def _resolution_key(family: str, explicit: str | None) -> tuple[Any, ...] | None
     return (family, 4, id(_file))
 
 
-def resolve_backend(family: str, explicit: str | None = None) -> Backend:
+def resolve_backend(family: str, explicit: str | Backend | None = None) -> Backend:
     """The loaded backend that will draw ``family``, fallbacks applied.
 
-    Raises ``UnknownBackendError``/``BackendUnavailableError`` for the chosen backend and
-    ``UnsupportedFamilyError`` when neither it nor any fallback supports ``family``.
+    ``explicit`` may be a ``Backend`` instance (registered or not): it draws ``family`` if it
+    supports it. Raises ``UnknownBackendError``/``BackendUnavailableError`` for the chosen
+    backend and ``UnsupportedFamilyError`` when neither it nor any fallback supports ``family``.
     """
+    if isinstance(explicit, Backend):
+        if family in explicit.families():
+            return explicit
+        raise UnsupportedFamilyError(
+            f"Backend {explicit.name or type(explicit).__name__!r} (passed as backend=) does "
+            f"not support {family!r}. Expected one of the families its families() lists: "
+            f"{', '.join(sorted(explicit.families()))}."
+        )
     key = _resolution_key(family, explicit)
     # The registry's cached entries without taking its lock (a plain attribute read is atomic);
     # entries() builds them when they are not there yet.

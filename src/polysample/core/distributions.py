@@ -28,6 +28,7 @@ from .errors import (
 )
 from .families import FAMILIES, FamilySpec
 from .seeds import as_seed_sequence
+from .torch_fixes import FIXES
 
 __all__ = ["PolysampleDistribution", "wrap", "CLASSES", "check_sample_shape", "child_seed"]
 
@@ -104,6 +105,14 @@ class _LazyParams(Mapping[str, Any]):
         return f"_LazyParams({self._names})"
 
 
+def _check_backend_arg(backend: object) -> None:
+    if backend is not None and not isinstance(backend, str | Backend):
+        raise UnknownBackendError(
+            "Expected backend= to be a backend name (str), a polysample.Backend instance or "
+            f"None. Received: {backend!r}."
+        )
+
+
 def _wrap_init_error(family: str, exc: Exception) -> InvalidParameterError:
     return InvalidParameterError(
         f"Invalid parameters for polysample.{family}: {exc} "
@@ -120,13 +129,10 @@ class PolysampleDistribution:
     # Precomputed from _ps_spec: these are read on every draw.
     _ps_tensor_params: ClassVar[tuple[str, ...]] = ()
     _ps_index: ClassVar[bool] = False
-    _ps_backend: str | None = None
+    _ps_backend: str | Backend | None = None
 
-    def __init__(self, *args: Any, backend: str | None = None, **kwargs: Any) -> None:
-        if backend is not None and not isinstance(backend, str):
-            raise UnknownBackendError(
-                f"Expected backend= to be a backend name (str) or None. Received: {backend!r}."
-            )
+    def __init__(self, *args: Any, backend: str | Backend | None = None, **kwargs: Any) -> None:
+        _check_backend_arg(backend)
         self._ps_backend = backend
         try:
             super().__init__(*args, **kwargs)
@@ -149,8 +155,9 @@ class PolysampleDistribution:
 
     # ------------------------------------------------------------------ routing
     @property
-    def backend(self) -> str | None:
-        """The backend named at construction (``None``: resolved at each draw)."""
+    def backend(self) -> str | Backend | None:
+        """The backend given at construction, a name or a ``Backend`` (``None``: resolved at
+        each draw)."""
         return self._ps_backend
 
     def _ps_resolve(self) -> Backend:
@@ -303,14 +310,19 @@ class PolysampleDistribution:
 
     def __repr__(self) -> str:
         base = super().__repr__()
-        return base if self._ps_backend is None else f"{base[:-1]}, backend: {self._ps_backend!r})"
+        b = self._ps_backend
+        if b is None:
+            return base
+        name = b if isinstance(b, str) else (b.name or type(b).__name__)
+        return f"{base[:-1]}, backend: {name!r})"
 
 
 def _family_class(name: str) -> type:
     torch_cls = getattr(td, name)
+    fix = FIXES.get(name)
     return type(
         name,
-        (PolysampleDistribution, torch_cls),
+        (PolysampleDistribution, *((fix,) if fix else ()), torch_cls),
         {
             "_ps_family": name,
             "_ps_spec": FAMILIES[name],
@@ -371,7 +383,7 @@ Wishart = _family_class("Wishart")
 class _Combinator:
     """Shared plumbing of the core combinators: their components are polysample distributions."""
 
-    _ps_backend: str | None = None
+    _ps_backend: str | Backend | None = None
 
     def _ps_component(self, dist: object, what: str) -> Any:
         if isinstance(dist, PolysampleDistribution | _Combinator):
@@ -392,7 +404,8 @@ class Independent(_Combinator, td.Independent):
     """
 
     def __init__(self, base_distribution: Any, reinterpreted_batch_ndims: int,
-                 validate_args: bool | None = None, *, backend: str | None = None) -> None:
+                 validate_args: bool | None = None, *, backend: str | Backend | None = None) -> None:
+        _check_backend_arg(backend)
         self._ps_backend = backend
         base = self._ps_component(base_distribution, "base_distribution")
         try:
@@ -419,7 +432,8 @@ class TransformedDistribution(_Combinator, td.TransformedDistribution):
     """``torch.distributions.TransformedDistribution`` over a polysample base distribution."""
 
     def __init__(self, base_distribution: Any, transforms: Any,
-                 validate_args: bool | None = None, *, backend: str | None = None) -> None:
+                 validate_args: bool | None = None, *, backend: str | Backend | None = None) -> None:
+        _check_backend_arg(backend)
         self._ps_backend = backend
         base = self._ps_component(base_distribution, "base_distribution")
         try:
@@ -461,7 +475,8 @@ class MixtureSameFamily(_Combinator, td.MixtureSameFamily):
     """
 
     def __init__(self, mixture_distribution: Any, component_distribution: Any,
-                 validate_args: bool | None = None, *, backend: str | None = None) -> None:
+                 validate_args: bool | None = None, *, backend: str | Backend | None = None) -> None:
+        _check_backend_arg(backend)
         self._ps_backend = backend
         mix = self._ps_component(mixture_distribution, "mixture_distribution")
         comp = self._ps_component(component_distribution, "component_distribution")
@@ -547,7 +562,7 @@ CLASSES.update(
 )
 
 
-def wrap(dist: td.Distribution, backend: str | None = None) -> Any:
+def wrap(dist: td.Distribution, backend: str | Backend | None = None) -> Any:
     """Route an existing ``torch.distributions`` object through polysample.
 
     Returns an instance of the matching polysample class sharing the original's parameters
@@ -561,10 +576,7 @@ def wrap(dist: td.Distribution, backend: str | None = None) -> Any:
         raise InvalidParameterError(
             f"Expected a torch.distributions.Distribution. Received: {type(dist).__name__}."
         )
-    if backend is not None and not isinstance(backend, str):
-        raise UnknownBackendError(
-            f"Expected backend= to be a backend name (str) or None. Received: {backend!r}."
-        )
+    _check_backend_arg(backend)
     name = type(dist).__name__
     cls = CLASSES.get(name)
     if cls is None or getattr(td, name, None) is not type(dist):

@@ -12,10 +12,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
 import numpy as np
@@ -30,6 +31,7 @@ __all__ = [
     "global_seed_sequence",
     "GlobalStream",
     "torch_generator_from",
+    "preserved_global_seed",
 ]
 
 _lock = threading.Lock()
@@ -76,6 +78,28 @@ def manual_seed(seed: int | np.random.SeedSequence) -> None:
         _fork_pending = False
         _generation += 1
     torch.manual_seed(int(global_seed_sequence("torch").generate_state(1, np.uint64)[0] >> 1))
+
+
+@contextlib.contextmanager
+def preserved_global_seed() -> Iterator[None]:
+    """Run a block that calls :func:`manual_seed`, then give the caller's root back.
+
+    The conformance suite checks that ``manual_seed`` reproduces a backend's global stream; this
+    keeps that check from reseeding the caller's streams. On exit the caller's root (and torch's
+    default generator state) is restored, and every backend's global stream is derived from it
+    again, as after ``manual_seed`` with the caller's seed.
+    """
+    global _root, _generation, _fork_key, _fork_pending
+    with _lock:
+        saved = (_root, _fork_key, _fork_pending)
+    torch_state = torch.get_rng_state()
+    try:
+        yield
+    finally:
+        with _lock:
+            _root, _fork_key, _fork_pending = saved
+            _generation += 1
+        torch.set_rng_state(torch_state)
 
 
 def _resolve_fork() -> None:

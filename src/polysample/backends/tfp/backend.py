@@ -189,6 +189,11 @@ class TfpBackend(Backend):
         self._sub: Substrate | None = None
         self._stream: GlobalStream[_KeyStream] | None = None
 
+    def __getstate__(self) -> dict[str, Any]:
+        # The loaded substrate (modules, compiled programs) and the global stream (it holds a
+        # lock) stay behind when pickled: a copy loads its own on first use.
+        return {**self.__dict__, "_sub": None, "_stream": None}
+
     # ------------------------------------------------------------------ metadata
     def version(self) -> str:
         try:

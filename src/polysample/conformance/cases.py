@@ -1,0 +1,625 @@
+"""What the suite knows about each family, in one table: adding a family is one entry.
+
+Each :class:`Case` holds:
+
+* ``example(batch_shape, dtype, k)``: a typical, well-conditioned parameter point (constructor
+  keyword arguments) with the given batch shape and event size ``k``, deterministic;
+* ``corners(dtype)``: the hard corners of the parameter space as one batch (or None);
+* ``law(p)``: the independent reference (a SciPy frozen law, or a closed form of
+  :mod:`.reference`) of a univariate family over a flat batch of canonical parameters;
+* ``project(p, x, batch_shape, rng)``: for the other families, univariate statistics of a draw
+  with a known law (projections, marginals, correlations);
+* ``exact_sum(p, n)``: for discrete families, the exact law of a sum of ``n`` draws;
+* ``logpdf(p, value)``: a reference density for families without a univariate law;
+* ``moments(params)``: analytic ``E[x]`` and ``E[x^2]`` as differentiable torch functions
+  (the mean-pathwise-gradient check), and ``noise(x, params)``: the parameter-free noise
+  recovered from a draw (the noise-invariance gradient check);
+* the sample-size class and a few flags (densities with simplex parameters cannot be
+  ``gradcheck``-ed by finite differences, parameters with a positive domain).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from scipy import stats
+
+from ..core.families import FAMILIES
+from . import reference as ref
+from .reference import Projection, flat
+
+__all__ = ["Case", "CASES", "case", "sample_size", "SAMPLE_SIZES", "reference_logpdf",
+           "projections"]
+
+Arr = np.ndarray
+Params = dict[str, Any]
+
+
+# ---------------------------------------------------------------------- sample sizes
+#: Draws per grid point for the sampler checks: size class -> grid -> (quick, full).
+#: Full mode keeps the sizes the design claims rest on (docs/conformance.md, "Power"): the
+#: normal scores detect a 1% scale error (E zeta^2 - 1 = 0.0201) at n >= 4.6e5 and a location
+#: shift of 1% of a standard deviation (E zeta = 0.01) at n >= 9.2e5 (miss rate 1e-3 at the
+#: per-point alpha); quick mode the same claims at 2%, n >= 1.2e5 and 2.3e5. The corners grid
+#: probes the edges of the parameter space with fewer draws in quick mode.
+SAMPLE_SIZES: dict[str, dict[str, tuple[int, int]]] = {
+    "continuous": {"typical": (1 << 18, 1 << 20), "corners": (1 << 15, 1 << 20)},
+    "discrete": {"typical": (1 << 18, 1 << 20), "corners": (1 << 15, 1 << 18)},
+    "multivariate": {"typical": (1 << 17, 1 << 18), "corners": (1 << 14, 1 << 18)},
+    "matrix": {"typical": (1 << 15, 1 << 18), "corners": (1 << 13, 1 << 18)},
+}
+
+
+@dataclass(frozen=True)
+class Case:
+    """What the conformance suite knows about one family (see the module docstring)."""
+
+    family: str
+    example: Callable[[tuple[int, ...], torch.dtype, int], Params]
+    corners: Callable[[torch.dtype], Params] | None = None
+    law: Callable[[Mapping[str, Arr]], Any] | None = None
+    discrete: bool = False
+    exact_sum: Callable[[Mapping[str, Arr], int], Any] | None = None
+    project: Callable[[Mapping[str, Arr], Arr, tuple[int, ...], np.random.Generator],
+                      list[Projection]] | None = None
+    logpdf: Callable[[Mapping[str, Arr], Arr], Arr] | None = None
+    moments: Callable[[Mapping[str, torch.Tensor]], tuple[torch.Tensor, torch.Tensor]] | None = None
+    noise: Callable[[torch.Tensor, Mapping[str, torch.Tensor]], torch.Tensor] | None = None
+    size: str = "continuous"
+    gradcheck: bool = True
+    positive: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def univariate(self) -> bool:
+        return self.law is not None
+
+    @property
+    def gradient(self) -> str | None:
+        """The pathwise-gradient check that applies: ``cdf``, ``noise``, ``mean`` or None."""
+        if self.law is not None and not self.discrete and FAMILIES[self.family].kind == "continuous":
+            return "cdf"
+        if self.noise is not None:
+            return "noise"
+        if self.moments is not None:
+            return "mean"
+        return None
+
+    @property
+    def has_density(self) -> bool:
+        return self.law is not None or self.logpdf is not None
+
+
+def sample_size(family: str, grid: str, quick: bool) -> int:
+    """Draws per grid point for the sampler checks of ``family`` on ``grid``."""
+    sizes = SAMPLE_SIZES[CASES[family].size]
+    return sizes.get(grid, sizes["typical"])[0 if quick else 1]
+
+
+# ---------------------------------------------------------------------- parameter helpers
+def _lin(lo: float, hi: float, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+    """Deterministic values spread over [lo, hi] filling ``shape`` (a constant when shape is ())."""
+    n = 1
+    for d in shape:
+        n *= d
+    if n == 1:
+        return torch.full(shape, (lo + hi) / 2, dtype=dtype)
+    return torch.linspace(lo, hi, n, dtype=dtype).reshape(shape)
+
+
+def _t(values: Any, dtype: torch.dtype) -> torch.Tensor:
+    return torch.tensor(values, dtype=dtype)
+
+
+def _rows(rows: list[list[float]], dtype: torch.dtype) -> torch.Tensor:
+    p = torch.tensor(rows, dtype=dtype)
+    return p / p.sum(-1, keepdim=True)
+
+
+def _simplex(b: tuple[int, ...], d: torch.dtype, k: int) -> torch.Tensor:
+    p = _lin(1.0, 3.0, b + (k,), d)
+    return p / p.sum(-1, keepdim=True)
+
+
+def _ls(lo_loc: float, hi_loc: float, lo_s: float, hi_s: float
+        ) -> Callable[[tuple[int, ...], torch.dtype, int], Params]:
+    return lambda b, d, k: {"loc": _lin(lo_loc, hi_loc, b, d), "scale": _lin(lo_s, hi_s, b, d)}
+
+
+def _corner(**values: Any) -> Callable[[torch.dtype], Params]:
+    return lambda d: {k: _t(v, d) for k, v in values.items()}
+
+
+_CORNER_PROBS = [[1e-4, 1.0, 1.0, 1.0], [1.0, 1.0, 1.0, 1e3]]
+
+
+# ---------------------------------------------------------------------- projections
+def _univariate(law: Callable[[Mapping[str, Arr]], Any], discrete: bool,
+                exact_sum: Callable[[Mapping[str, Arr], int], Any] | None
+                ) -> Callable[..., list[Projection]]:
+    def project(p: Mapping[str, Arr], x: Arr, batch: tuple[int, ...],
+                rng: np.random.Generator) -> list[Projection]:
+        n = x.shape[0]
+        m = int(np.prod(batch, dtype=np.int64)) if batch else 1
+        fp = {k: flat(v, batch) for k, v in p.items()}
+
+        def column(j: int) -> Any:
+            return law({k: v[j] for k, v in fp.items()})
+
+        def summed(k: int) -> Any:
+            assert exact_sum is not None
+            return exact_sum(fp, k)
+
+        return [Projection("value", x.reshape(n, m), law(fp), discrete,
+                           column if discrete else None,
+                           summed if exact_sum is not None else None)]
+    return project
+
+
+def _categorical_project(p: Mapping[str, Arr], x: Arr, batch: tuple[int, ...],
+                         rng: np.random.Generator) -> list[Projection]:
+    n = x.shape[0]
+    m = int(np.prod(batch, dtype=np.int64)) if batch else 1
+    if x.ndim == 1 + len(batch) + 1:  # one-hot: back to indices
+        x = np.argmax(x, axis=-1)
+    probs = np.broadcast_to(p["probs"], batch + p["probs"].shape[-1:]).reshape(m, -1)
+    law = ref.Categorical(probs)
+    out = [Projection("value", x.reshape(n, m).astype(np.float64), law, True,
+                      lambda j: ref.Categorical(probs[j]))]
+    # Each category's indicator is Bernoulli(p_j): its count over n draws is exactly
+    # Binomial(n, p_j), the sharpest test of a probability error.
+    xs = x.reshape(n, m)
+    pn = probs / probs.sum(-1, keepdims=True)
+    for c in range(probs.shape[-1]):
+        pc = pn[:, c]
+        out.append(Projection(f"category{c}", (xs == c).astype(np.float64),
+                              stats.bernoulli(pc), True, _bernoulli_column(pc),
+                              _binom_sum(1.0, pc)))
+    return out
+
+
+def _normal_projections(family: str) -> Callable[..., list[Projection]]:
+    def project(p: Mapping[str, Arr], x: Arr, batch: tuple[int, ...],
+                rng: np.random.Generator, n_random: int = 8) -> list[Projection]:
+        n = x.shape[0]
+        m = int(np.prod(batch, dtype=np.int64)) if batch else 1
+        if family == "LogisticNormal":
+            x = ref.inverse_stick_breaking(x)
+            loc, var_diag = p["loc"], p["scale"] ** 2
+            k = x.shape[-1]
+            cov = np.zeros(batch + (k, k)) + var_diag[..., None] * np.eye(k)
+        elif family == "MultivariateNormal":
+            loc, tril = p["loc"], p["scale_tril"]
+            cov = tril @ np.swapaxes(tril, -1, -2)
+        else:
+            loc, w, d = p["loc"], p["cov_factor"], p["cov_diag"]
+            cov = w @ np.swapaxes(w, -1, -2) + d[..., None] * np.eye(d.shape[-1])
+        k = x.shape[-1]
+        loc = np.broadcast_to(loc, batch + (k,)).reshape(m, k)
+        cov = np.broadcast_to(cov, batch + (k, k)).reshape(m, k, k)
+        xs = x.reshape(n, m, k)
+        out = []
+        for i, u in enumerate(np.concatenate([np.eye(k), ref.unit_vectors(rng, k, n_random)])):
+            mean = loc @ u
+            sd = np.sqrt(np.einsum("i,mij,j->m", u, cov, u))
+            out.append(Projection(f"axis{i}" if i < k else f"proj{i - k}", xs @ u,
+                                  ref.Normal(mean, sd)))
+        return out
+    return project
+
+
+def _wishart_project(p: Mapping[str, Arr], x: Arr, batch: tuple[int, ...],
+                     rng: np.random.Generator, n_random: int = 8) -> list[Projection]:
+    n = x.shape[0]
+    m = int(np.prod(batch, dtype=np.int64)) if batch else 1
+    tril, df = p["scale_tril"], p["df"]
+    k = tril.shape[-1]
+    cov = np.broadcast_to(tril @ np.swapaxes(tril, -1, -2), batch + (k, k)).reshape(m, k, k)
+    law = stats.chi2(flat(df, batch))
+    xw = x.reshape(n, m, k, k)
+    out = []
+    for i, u in enumerate(np.concatenate([np.eye(k), ref.unit_vectors(rng, k, n_random)])):
+        # u'Wu / u'Su ~ chi-square(df) for W ~ Wishart(df, S).
+        q = np.einsum("i,nmij,j->nm", u, xw, u) / np.einsum("i,mij,j->m", u, cov, u)
+        out.append(Projection(f"axis{i}" if i < k else f"proj{i - k}", q, law))
+    return out
+
+
+def _simplex_project(family: str) -> Callable[..., list[Projection]]:
+    def project(p: Mapping[str, Arr], x: Arr, batch: tuple[int, ...],
+                rng: np.random.Generator, n_random: int = 8) -> list[Projection]:
+        n = x.shape[0]
+        m = int(np.prod(batch, dtype=np.int64)) if batch else 1
+        key = "concentration" if family == "Dirichlet" else "probs"
+        a = np.broadcast_to(p[key], batch + p[key].shape[-1:]).reshape(m, -1)
+        if family == "Multinomial":
+            a = a / a.sum(-1, keepdims=True)
+        k = a.shape[-1]
+        xs = x.reshape(n, m, k)
+        subsets = [np.eye(k, dtype=bool)[i] for i in range(k)]
+        # Random subsets, each once. A subset's sum is 1 minus its complement's in exact
+        # arithmetic, but not in floating point: summing small components resolves them where
+        # 1 - (the large one) cannot, so complements of the marginals stay.
+        seen = {tuple(s) for s in subsets}
+        for s in rng.random((n_random, k)) < 0.5:
+            if 0 < s.sum() < k and tuple(s) not in seen:
+                seen.add(tuple(s))
+                subsets.append(s)
+        out = []
+        for i, s in enumerate(subsets):
+            v = xs[..., s].sum(-1)
+            a_s = a[:, s].sum(-1)
+            label = f"marginal{i}" if i < k else f"subset{i - k}"
+            if family == "Dirichlet":
+                # Sums of Dirichlet components are Beta(a_S, a_0 - a_S).
+                out.append(Projection(label, v, stats.beta(a_s, a.sum(-1) - a_s)))
+            else:
+                total = float(p["total_count"])
+                out.append(Projection(label, v, stats.binom(np.full(m, total), a_s), True,
+                                      _binom_column(total, a_s), _binom_sum(total, a_s)))
+        return out
+    return project
+
+
+def _bernoulli_column(probs: Arr) -> Callable[[int], Any]:
+    return lambda j: stats.bernoulli(probs[j])
+
+
+def _binom_column(total: float, probs: Arr) -> Callable[[int], Any]:
+    return lambda j: stats.binom(total, probs[j])
+
+
+def _binom_sum(total: float, probs: Arr) -> Callable[[int], Any]:
+    return lambda n: stats.binom(n * total, probs)
+
+
+def _relaxed_one_hot_project(p: Mapping[str, Arr], x: Arr, batch: tuple[int, ...],
+                             rng: np.random.Generator) -> list[Projection]:
+    n = x.shape[0]
+    m = int(np.prod(batch, dtype=np.int64)) if batch else 1
+    t = np.asarray(p["temperature"])
+    if t.ndim > len(batch):  # torch's per-batch temperature carries a trailing 1
+        t = t[..., 0]
+    t = flat(t, batch)
+    probs = np.broadcast_to(p["probs"], batch + p["probs"].shape[-1:]).reshape(m, -1)
+    lp = np.log(probs)
+    k = probs.shape[-1]
+    xs = np.log(x.reshape(n, m, k))
+    out = []
+    for i in range(k - 1):
+        # t (log x_i - log x_k) - (log p_i - log p_k) is a difference of two Gumbels: logistic.
+        v = t * (xs[..., i] - xs[..., k - 1]) - (lp[:, i] - lp[:, k - 1])
+        out.append(Projection(f"logratio{i}", v, stats.logistic(np.zeros(m), np.ones(m))))
+    return out
+
+
+def _lkj_project(p: Mapping[str, Arr], x: Arr, batch: tuple[int, ...],
+                 rng: np.random.Generator) -> list[Projection]:
+    n = x.shape[0]
+    m = int(np.prod(batch, dtype=np.int64)) if batch else 1
+    dim = int(np.asarray(p["dim"]))
+    eta = flat(p["concentration"], batch)
+    ls = x.reshape(n, m, dim, dim)
+    corr = ls @ np.swapaxes(ls, -1, -2)
+    b = eta - 1 + dim / 2
+    out = []
+    for i in range(dim):
+        for j in range(i):
+            # Marginally (r_ij + 1) / 2 ~ Beta(eta - 1 + d/2, eta - 1 + d/2).
+            out.append(Projection(f"corr{i}{j}", (corr[..., i, j] + 1) / 2, stats.beta(b, b)))
+    return out
+
+
+# ---------------------------------------------------------------------- reference densities
+def _dirichlet_logpdf(p: Mapping[str, Arr], value: Arr) -> Arr:
+    a = np.broadcast_to(p["concentration"], value.shape)
+    # A float32 draw sums to 1 only to float32 rounding; SciPy demands the simplex to 1e-10.
+    value = value / value.sum(-1, keepdims=True)
+    return np.array([stats.dirichlet.logpdf(v, aa) for v, aa in
+                     zip(value.reshape(-1, value.shape[-1]), a.reshape(-1, a.shape[-1]))]
+                    ).reshape(value.shape[:-1])
+
+
+def _multinomial_logpdf(p: Mapping[str, Arr], value: Arr) -> Arr:
+    probs = np.broadcast_to(p["probs"], value.shape)
+    probs = probs / probs.sum(-1, keepdims=True)
+    return stats.multinomial.logpmf(value, int(p["total_count"]), probs)
+
+
+def _wishart_logpdf(p: Mapping[str, Arr], value: Arr) -> Arr:
+    k = value.shape[-1]
+    cov = p["scale_tril"] @ np.swapaxes(p["scale_tril"], -1, -2)
+    cov = np.broadcast_to(cov, value.shape)
+    df = np.broadcast_to(p["df"], value.shape[:-2])
+    return np.array([stats.wishart.logpdf(v, df=d, scale=c) for v, d, c in
+                     zip(value.reshape(-1, k, k), df.reshape(-1), cov.reshape(-1, k, k))]
+                    ).reshape(value.shape[:-2])
+
+
+def _mvn_logpdf(p: Mapping[str, Arr], value: Arr) -> Arr:
+    cov = p["scale_tril"] @ np.swapaxes(p["scale_tril"], -1, -2)
+    return ref.mvn_logpdf(value, p["loc"], cov)
+
+
+def _lowrank_logpdf(p: Mapping[str, Arr], value: Arr) -> Arr:
+    w = p["cov_factor"]
+    cov = w @ np.swapaxes(w, -1, -2) + p["cov_diag"][..., None] * np.eye(w.shape[-2])
+    return ref.mvn_logpdf(value, p["loc"], cov)
+
+
+def _categorical_logpdf(p: Mapping[str, Arr], value: Arr) -> Arr:
+    return ref.Categorical(p["probs"]).logpmf(value)  # type: ignore[no-any-return]
+
+
+# ---------------------------------------------------------------------- analytic moments, noise
+def _dirichlet_moments(prm: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    a = prm["concentration"]
+    a0 = a.sum(-1, keepdim=True)
+    return a / a0, a * (a + 1) / (a0 * (a0 + 1))
+
+
+def _mvn_moments(prm: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    loc, tril = prm["loc"], prm["scale_tril"]
+    return loc, loc ** 2 + (tril ** 2).sum(-1)
+
+
+def _lowrank_moments(prm: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    loc, w, d = prm["loc"], prm["cov_factor"], prm["cov_diag"]
+    return loc, loc ** 2 + (w ** 2).sum(-1) + d
+
+
+def _wishart_moments(prm: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    df, tril = prm["df"], prm["scale_tril"]
+    s = tril @ tril.transpose(-1, -2)
+    d = torch.diagonal(s, dim1=-2, dim2=-1)
+    dfx = df[..., None, None]
+    return dfx * s, dfx * (s ** 2 + d[..., :, None] * d[..., None, :]) + dfx ** 2 * s ** 2
+
+
+def _straight_through_moments(prm: Mapping[str, torch.Tensor]
+                              ) -> tuple[torch.Tensor, torch.Tensor]:
+    p = prm["probs"]
+    p = p / p.sum(-1, keepdim=True)
+    return p, p
+
+
+def _logistic_normal_noise(x: torch.Tensor, prm: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    y = torch.distributions.StickBreakingTransform().inv(x)
+    return (y - prm["loc"]) / prm["scale"]
+
+
+def _relaxed_one_hot_noise(x: torch.Tensor, prm: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    p = prm["probs"] / prm["probs"].sum(-1, keepdim=True)
+    lx, lp = torch.log(x), torch.log(p)
+    t = prm["temperature"]
+    t = t[..., None] if t.dim() == x.dim() - 1 else t
+    return t * (lx[..., :-1] - lx[..., -1:]) - (lp[..., :-1] - lp[..., -1:])
+
+
+# ---------------------------------------------------------------------- exact sums
+def _sum_bernoulli(p: Mapping[str, Arr], n: int) -> Any:
+    return stats.binom(n, p["probs"])
+
+
+def _sum_binomial(p: Mapping[str, Arr], n: int) -> Any:
+    return stats.binom(n * p["total_count"], p["probs"])
+
+
+def _sum_poisson(p: Mapping[str, Arr], n: int) -> Any:
+    return stats.poisson(n * p["rate"])
+
+
+def _sum_geometric(p: Mapping[str, Arr], n: int) -> Any:
+    return stats.nbinom(n, p["probs"])
+
+
+def _sum_negative_binomial(p: Mapping[str, Arr], n: int) -> Any:
+    return stats.nbinom(n * p["total_count"], 1 - p["probs"])
+
+
+# ---------------------------------------------------------------------- the table
+_POS_SCALE = frozenset({"scale"})
+_POS_CONC = frozenset({"concentration", "rate"})
+
+
+def _c(family: str, example: Callable[[tuple[int, ...], torch.dtype, int], Params],
+       corners: Callable[[torch.dtype], Params] | None = None, *,
+       law: Callable[[Mapping[str, Arr]], Any] | None = None, discrete: bool = False,
+       exact_sum: Callable[[Mapping[str, Arr], int], Any] | None = None,
+       project: Any = None, **kw: Any) -> Case:
+    if law is not None and project is None:
+        project = _univariate(law, discrete, exact_sum)
+    if "size" not in kw:
+        kw["size"] = "discrete" if discrete else "continuous"
+    return Case(family, example, corners, law, discrete, exact_sum, project, **kw)
+
+
+_LOC_SCALE_CORNERS = _corner(loc=[0.0, 1e3, -3.0], scale=[1e-3, 1.0, 1e3])
+
+_TABLE = [
+    _c("Normal", _ls(-0.5, 0.5, 0.5, 2.0), _LOC_SCALE_CORNERS,
+       law=lambda p: ref.Normal(p["loc"], p["scale"]), positive=_POS_SCALE),
+    _c("Cauchy", _ls(-0.5, 0.5, 0.5, 2.0), _corner(loc=[0.0, 50.0, -3.0], scale=[1e-3, 1.0, 1e3]),
+       law=lambda p: stats.cauchy(p["loc"], p["scale"]), positive=_POS_SCALE),
+    _c("Laplace", _ls(-0.5, 0.5, 0.5, 2.0), _LOC_SCALE_CORNERS,
+       law=lambda p: stats.laplace(p["loc"], p["scale"]), positive=_POS_SCALE),
+    _c("Gumbel", _ls(-0.5, 0.5, 0.5, 2.0), _LOC_SCALE_CORNERS,
+       law=lambda p: stats.gumbel_r(p["loc"], p["scale"]), positive=_POS_SCALE),
+    _c("LogNormal", _ls(-0.5, 0.5, 0.5, 2.0), _corner(loc=[-5.0, 0.0, 5.0], scale=[1e-2, 1.0, 3.0]),
+       law=lambda p: stats.lognorm(p["scale"], scale=np.exp(p["loc"])), positive=_POS_SCALE),
+    _c("HalfNormal", lambda b, d, k: {"scale": _lin(0.5, 2.0, b, d)},
+       _corner(scale=[1e-3, 1.0, 1e3]), law=lambda p: stats.halfnorm(scale=p["scale"]),
+       positive=_POS_SCALE),
+    _c("HalfCauchy", lambda b, d, k: {"scale": _lin(0.5, 2.0, b, d)},
+       _corner(scale=[1e-3, 1.0, 1e3]), law=lambda p: stats.halfcauchy(scale=p["scale"]),
+       positive=_POS_SCALE),
+    _c("Uniform", lambda b, d, k: {"low": _lin(-1.0, 0.0, b, d), "high": _lin(1.0, 3.0, b, d)},
+       _corner(low=[-1e3, 0.0, 5.0], high=[1e3, 1e-3, 5.5]),
+       law=lambda p: stats.uniform(p["low"], p["high"] - p["low"])),
+    _c("Exponential", lambda b, d, k: {"rate": _lin(0.5, 3.0, b, d)}, _corner(rate=[1e-3, 1.0, 1e3]),
+       law=lambda p: stats.expon(scale=1 / p["rate"]), positive=frozenset({"rate"})),
+    _c("Gamma", lambda b, d, k: {"concentration": _lin(0.7, 4.0, b, d), "rate": _lin(0.5, 2.0, b, d)},
+       _corner(concentration=[1e-2, 0.1, 1.0, 30.0, 1e3], rate=[1.0, 0.5, 2.0, 1e-2, 1e2]),
+       law=lambda p: stats.gamma(p["concentration"], scale=1 / p["rate"]), positive=_POS_CONC),
+    _c("InverseGamma",
+       lambda b, d, k: {"concentration": _lin(0.7, 4.0, b, d), "rate": _lin(0.5, 2.0, b, d)},
+       _corner(concentration=[0.1, 1.0, 1e3], rate=[1.0, 5.0, 0.1]),
+       law=lambda p: stats.invgamma(p["concentration"], scale=p["rate"]), positive=_POS_CONC),
+    _c("Chi2", lambda b, d, k: {"df": _lin(1.5, 6.0, b, d)}, _corner(df=[1e-2, 0.5, 1e3]),
+       law=lambda p: stats.chi2(p["df"]), positive=frozenset({"df"})),
+    _c("Beta", lambda b, d, k: {"concentration1": _lin(0.8, 3.0, b, d),
+                                "concentration0": _lin(1.2, 2.5, b, d)},
+       _corner(concentration1=[1e-2, 0.1, 1e3, 1.0, 3.0], concentration0=[1e-2, 5.0, 1e3, 1.0, 1e-2]),
+       law=lambda p: stats.beta(p["concentration1"], p["concentration0"]),
+       positive=frozenset({"concentration1", "concentration0"})),
+    _c("Kumaraswamy", lambda b, d, k: {"concentration1": _lin(0.8, 3.0, b, d),
+                                       "concentration0": _lin(1.2, 2.5, b, d)},
+       _corner(concentration1=[0.2, 1.0, 10.0], concentration0=[0.2, 5.0, 10.0]),
+       law=lambda p: ref.Kumaraswamy(p["concentration1"], p["concentration0"]),
+       positive=frozenset({"concentration1", "concentration0"})),
+    _c("StudentT", lambda b, d, k: {"df": _lin(2.5, 8.0, b, d), "loc": _lin(-0.5, 0.5, b, d),
+                                    "scale": _lin(0.5, 2.0, b, d)},
+       _corner(df=[0.5, 1.0, 3.0, 1e3], loc=[0.0, 1.0, -2.0, 0.0], scale=[1.0, 1e-3, 2.0, 1e3]),
+       law=lambda p: stats.t(p["df"], p["loc"], p["scale"]),
+       positive=frozenset({"df", "scale"})),
+    _c("FisherSnedecor", lambda b, d, k: {"df1": _lin(3.0, 8.0, b, d), "df2": _lin(5.0, 12.0, b, d)},
+       _corner(df1=[0.5, 5.0, 1e3], df2=[0.5, 10.0, 1e3]),
+       law=lambda p: stats.f(p["df1"], p["df2"]), positive=frozenset({"df1", "df2"})),
+    _c("Weibull", lambda b, d, k: {"scale": _lin(0.5, 2.0, b, d),
+                                   "concentration": _lin(0.8, 3.0, b, d)},
+       _corner(scale=[1.0, 2.0, 0.5], concentration=[0.1, 1.0, 20.0]),
+       law=lambda p: stats.weibull_min(p["concentration"], scale=p["scale"]),
+       positive=frozenset({"scale", "concentration"})),
+    _c("Pareto", lambda b, d, k: {"scale": _lin(0.5, 2.0, b, d), "alpha": _lin(2.5, 5.0, b, d)},
+       _corner(scale=[1.0, 1e-2, 10.0], alpha=[0.5, 3.0, 50.0]),
+       law=lambda p: stats.pareto(p["alpha"], scale=p["scale"]),
+       positive=frozenset({"scale", "alpha"})),
+    _c("GeneralizedPareto", lambda b, d, k: {"loc": _lin(-0.5, 0.5, b, d),
+                                             "scale": _lin(0.5, 2.0, b, d),
+                                             "concentration": _lin(-0.2, 0.3, b, d)},
+       _corner(loc=[0.0, 1.0, -1.0], scale=[1.0, 1e-2, 10.0], concentration=[-0.4, 0.0, 0.8]),
+       law=lambda p: stats.genpareto(p["concentration"], p["loc"], p["scale"]),
+       positive=_POS_SCALE),
+    _c("VonMises", lambda b, d, k: {"loc": _lin(-1.0, 1.0, b, d),
+                                    "concentration": _lin(0.5, 4.0, b, d)},
+       _corner(loc=[0.0, 3.0, -3.0], concentration=[1e-2, 1.0, 100.0]),
+       law=lambda p: ref.VonMises(p["loc"], p["concentration"]),
+       positive=frozenset({"concentration"})),
+    _c("ContinuousBernoulli", lambda b, d, k: {"probs": _lin(0.2, 0.7, b, d)},
+       _corner(probs=[1e-3, 0.3, 0.999]), law=lambda p: ref.ContinuousBernoulli(p["probs"])),
+    _c("RelaxedBernoulli", lambda b, d, k: {"temperature": torch.tensor(0.5, dtype=d),
+                                            "probs": _lin(0.2, 0.7, b, d)},
+       _corner(temperature=[0.5, 1.0, 3.0], probs=[0.05, 0.5, 0.95]),
+       law=lambda p: ref.RelaxedBernoulli(p["temperature"], p["probs"]),
+       positive=frozenset({"temperature"})),
+    # ---- discrete, univariate
+    _c("Bernoulli", lambda b, d, k: {"probs": _lin(0.2, 0.7, b, d)},
+       _corner(probs=[1e-4, 0.5, 0.9999]), law=lambda p: stats.bernoulli(p["probs"]),
+       discrete=True, exact_sum=_sum_bernoulli),
+    _c("Geometric", lambda b, d, k: {"probs": _lin(0.2, 0.7, b, d)},
+       _corner(probs=[1e-4, 0.5, 0.9999]),
+       # torch counts failures before the first success; SciPy's geom counts trials.
+       law=lambda p: stats.geom(p["probs"], loc=-1), discrete=True, exact_sum=_sum_geometric),
+    _c("Binomial", lambda b, d, k: {"total_count": _lin(5.0, 20.0, b, d).round(),
+                                    "probs": _lin(0.2, 0.7, b, d)},
+       _corner(total_count=[1.0, 100.0, 1000.0], probs=[1e-3, 0.5, 0.999]),
+       law=lambda p: stats.binom(p["total_count"], p["probs"]), discrete=True,
+       exact_sum=_sum_binomial),
+    _c("NegativeBinomial", lambda b, d, k: {"total_count": _lin(2.0, 8.0, b, d),
+                                            "probs": _lin(0.2, 0.6, b, d)},
+       _corner(total_count=[0.5, 5.0, 100.0], probs=[1e-3, 0.5, 0.99]),
+       # torch: successes (prob p) before total_count failures = SciPy nbinom(r, 1 - p).
+       law=lambda p: stats.nbinom(p["total_count"], 1 - p["probs"]), discrete=True,
+       exact_sum=_sum_negative_binomial),
+    _c("Poisson", lambda b, d, k: {"rate": _lin(0.5, 3.0, b, d)}, _corner(rate=[1e-3, 1.0, 1e3]),
+       law=lambda p: stats.poisson(p["rate"]), discrete=True, exact_sum=_sum_poisson),
+    _c("Categorical", lambda b, d, k: {"probs": _simplex(b, d, k)},
+       lambda d: {"probs": _rows(_CORNER_PROBS, d)}, project=_categorical_project,
+       logpdf=_categorical_logpdf, size="discrete", gradcheck=False),
+    _c("OneHotCategorical", lambda b, d, k: {"probs": _simplex(b, d, k)},
+       lambda d: {"probs": _rows(_CORNER_PROBS, d)}, project=_categorical_project,
+       size="discrete", gradcheck=False),
+    _c("OneHotCategoricalStraightThrough", lambda b, d, k: {"probs": _simplex(b, d, k)},
+       lambda d: {"probs": _rows(_CORNER_PROBS, d)}, project=_categorical_project,
+       moments=_straight_through_moments, size="discrete", gradcheck=False),
+    # ---- multivariate
+    _c("Multinomial", lambda b, d, k: {"total_count": 10, "probs": _simplex(b, d, k)},
+       lambda d: {"total_count": 1000, "probs": _rows(_CORNER_PROBS, d)},
+       project=_simplex_project("Multinomial"), logpdf=_multinomial_logpdf, size="multivariate",
+       gradcheck=False),
+    _c("Dirichlet", lambda b, d, k: {"concentration": _lin(0.6, 3.0, b + (k,), d)},
+       _corner(concentration=[[1e-2, 1e-2, 1e-2], [0.1, 1.0, 10.0], [1e3, 1e3, 1e3]]),
+       project=_simplex_project("Dirichlet"), logpdf=_dirichlet_logpdf, moments=_dirichlet_moments,
+       size="multivariate", gradcheck=False),
+    _c("RelaxedOneHotCategorical",
+       lambda b, d, k: {"temperature": torch.tensor(0.5, dtype=d), "probs": _simplex(b, d, k)},
+       lambda d: {"temperature": torch.tensor(0.5, dtype=d),
+                  "probs": _rows([[0.05, 1.0, 1.0], [1.0, 1.0, 20.0]], d)},
+       project=_relaxed_one_hot_project, noise=_relaxed_one_hot_noise, size="multivariate",
+       gradcheck=False),
+    _c("LogisticNormal", lambda b, d, k: {"loc": _lin(-0.5, 0.5, b + (k,), d),
+                                          "scale": _lin(0.5, 1.5, b + (k,), d)},
+       _corner(loc=[[0.0, -3.0], [2.0, 0.0]], scale=[[1e-2, 1.0], [3.0, 0.5]]),
+       project=_normal_projections("LogisticNormal"), noise=_logistic_normal_noise,
+       size="multivariate"),
+    _c("MultivariateNormal",
+       lambda b, d, k: {"loc": _lin(-0.5, 0.5, b + (k,), d), "scale_tril": (
+           torch.eye(k, dtype=d) + 0.3 * torch.tril(torch.ones(k, k, dtype=d), -1)
+       ).expand(b + (k, k)).clone()},
+       _corner(loc=[[0.0, 1e3, -3.0]],
+               scale_tril=[[[1e-3, 0.0, 0.0], [0.5, 1.0, 0.0], [1e2, -3.0, 1e3]]]),
+       project=_normal_projections("MultivariateNormal"), logpdf=_mvn_logpdf,
+       moments=_mvn_moments, size="multivariate"),
+    _c("LowRankMultivariateNormal",
+       lambda b, d, k: {"loc": _lin(-0.5, 0.5, b + (k,), d),
+                        "cov_factor": _lin(-0.5, 0.5, b + (k, 2), d),
+                        "cov_diag": _lin(0.5, 1.5, b + (k,), d)},
+       _corner(loc=[[0.0, 10.0, -3.0]], cov_factor=[[[1e2], [1e-3], [1.0]]],
+               cov_diag=[[1e-4, 1.0, 1e3]]),
+       project=_normal_projections("LowRankMultivariateNormal"), logpdf=_lowrank_logpdf,
+       moments=_lowrank_moments, size="multivariate", positive=frozenset({"cov_diag"})),
+    _c("Wishart",
+       lambda b, d, k: {"df": _lin(k + 2.0, k + 5.0, b, d), "scale_tril": (
+           torch.eye(k, dtype=d) + 0.2 * torch.tril(torch.ones(k, k, dtype=d), -1)
+       ).expand(b + (k, k)).clone()},
+       lambda d: {"df": _t([3.5, 1e3], d), "scale_tril": _t(
+           [[[1.0, 0.0, 0.0], [0.5, 0.1, 0.0], [2.0, -1.0, 3.0]]], d).expand(2, 3, 3)},
+       project=_wishart_project, logpdf=_wishart_logpdf, moments=_wishart_moments,
+       size="matrix"),
+    _c("LKJCholesky", lambda b, d, k: {"dim": k, "concentration": _lin(0.5, 2.0, b, d)},
+       lambda d: {"dim": 3, "concentration": _t([0.1, 1.0, 100.0], d)},
+       project=_lkj_project, size="matrix", gradcheck=False),
+]
+
+#: Every family the suite knows, keyed by torch's class name.
+CASES: dict[str, Case] = {c.family: c for c in _TABLE}
+
+_missing = set(FAMILIES) ^ set(CASES)
+if _missing:  # pragma: no cover - a programming error, caught by any import
+    raise ImportError(f"conformance cases and core families disagree: {sorted(_missing)}")
+
+
+def case(family: str) -> Case:
+    return CASES[family]
+
+
+def projections(family: str, p: Mapping[str, Arr], x: Arr, batch_shape: tuple[int, ...],
+                rng: np.random.Generator) -> list[Projection]:
+    """Univariate statistics with a known law of a draw ``x`` (``(n,) + batch + event``)."""
+    project = CASES[family].project
+    assert project is not None, family
+    return project(p, x, batch_shape, rng)
+
+
+def reference_logpdf(family: str, p: Mapping[str, Arr], value: Arr) -> Arr | None:
+    """SciPy's log density (log mass) of ``value`` (shape ``batch + event``), or None."""
+    c = CASES[family]
+    if c.law is not None:
+        law = c.law(p)
+        return law.logpmf(value) if c.discrete else law.logpdf(value)  # type: ignore[no-any-return]
+    if c.logpdf is not None:
+        return c.logpdf(p, value)
+    return None

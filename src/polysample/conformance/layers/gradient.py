@@ -1,0 +1,365 @@
+"""Layer 4, gradients: is ``rsample``'s pathwise gradient the right one?
+
+* ``grad_cdf`` (univariate continuous families): per sample, ``dx/dtheta = -dF/dtheta / p`` with
+  dF/dtheta by a Richardson-extrapolated central difference of SciPy's CDF: no sampling noise,
+  a wrong sign or scale fails with certainty. Any valid reparameterization satisfies the
+  identity in conditional mean, ``E[dx/dtheta | x] = -dF/dtheta / p``; when the per-sample
+  identity does not hold (StudentT's df drawn through a chi-square, Beta through two Gammas)
+  the check falls back to a z-test that the residuals, weighted by a bounded function of x,
+  have mean zero.
+* ``grad_noise`` (LogisticNormal, RelaxedOneHotCategorical): the noise recovered from ``x``
+  does not move with theta.
+* ``grad_mean`` (the other reparameterized families): the mean pathwise gradient of
+  ``f(x) = w1.x + w2.x^2`` against the analytic gradient of ``E f`` (z-test with a
+  Cornish-Fisher skewness correction, :func:`..stats.mean_z_test`).
+
+Per-sample gradients come from one backward pass: the parameters are repeated along a new
+leading batch dimension (one copy per sample) and ``rsample(())`` draws one value per copy.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import numpy as np
+import torch
+
+from ...core.backend import FamilySupport
+from ...core.families import FAMILIES
+from .. import cases
+from ..grids import Grid, grad_leaves, grid_points, grids
+from ..model import Check, CheckFailure, GradErrors, Outcome, Skip
+from ..reference import params_np
+from ..runner import Runner, Target, make
+from ..stats import ALPHA_CHECK, mean_z_test, z_detectable, z_threshold
+
+__all__ = ["checks", "GRAD_SAMPLES", "GRAD_MEAN_SAMPLES", "GRAD_RTOL"]
+
+#: Samples per per-sample gradient check (CDF identity, noise invariance): no sampling noise.
+GRAD_SAMPLES = 32
+#: Samples per mean-pathwise-gradient z-test (full, quick).
+GRAD_MEAN_SAMPLES = (20_000, 2_000)
+#: Max relative error of a per-sample gradient (CONFORMANCE.md: 5e-3).
+GRAD_RTOL = 5e-3
+
+
+def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
+    if not support.rsample:
+        return
+    kind = cases.CASES[family].gradient
+    if kind is None:
+        return
+    for grid in grids(family):
+        if kind == "cdf":
+            yield Check(t.name, family, grid.label, "grad_cdf", "gradient", True,
+                        _grad_cdf(t, family, grid, support))
+        elif kind == "noise":
+            yield Check(t.name, family, grid.label, "grad_noise", "gradient", False,
+                        _grad_noise(t, family, grid, support))
+        else:
+            yield Check(t.name, family, grid.label, "grad_mean", "gradient", True,
+                        _grad_mean(t, family, grid, support))
+
+
+def _torch_dist(family: str, params: Mapping[str, Any]) -> Any:
+    return getattr(torch.distributions, family)(**{
+        k: (v.detach() if isinstance(v, torch.Tensor) else v) for k, v in params.items()})
+
+
+def _per_sample_leaves(family: str, params: dict[str, Any], support: FamilySupport,
+                       m: int) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """Parameters repeated ``m`` times along a new leading batch dimension, as fresh leaves.
+
+    Sample ``s`` of ``rsample(())`` then depends only on copy ``s``: one backward pass gives
+    every per-sample gradient.
+    """
+    leaves = grad_leaves(family, dict(params))
+    allowed = support.rsample_params
+    big: dict[str, Any] = {}
+    out: dict[str, torch.Tensor] = {}
+    batch = tuple(_torch_dist(family, params).batch_shape)
+    for k, v in params.items():
+        if isinstance(v, torch.Tensor):
+            shape = tuple(v.shape)
+            if v.dim() == 0:
+                # A shared scalar gets one copy per batch element, so that every element has
+                # its own gradient (the relaxed categorical's temperature spans the event too).
+                shape = batch + ((1,) if family == "RelaxedOneHotCategorical" else ())
+            e = v.detach().expand(shape).expand((m,) + shape).clone()
+            if k in leaves and (allowed is None or k in allowed):
+                e.requires_grad_(True)
+                out[k] = e
+            big[k] = e
+        else:
+            big[k] = v
+    return big, out
+
+
+def _needed(family: str) -> set[str]:
+    spec = FAMILIES[family]
+    return set(spec.params) - ({"logits"} if "probs" in spec.params else set())
+
+
+def _fd_derivative(family: str, p: dict[str, np.ndarray], k: str, xn: np.ndarray,
+                   use_sf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """dF/d(theta_k) at fixed x by central differences with Richardson extrapolation.
+
+    Steps ``h0 4^-j`` (j = 0..6) with ``h0 = 0.02 max(|theta|, 1)`` (clipped to the parameter's
+    domain); per sample, the extrapolated estimate that changes least between consecutive steps
+    wins (a step too large for this x's scale or too small for float64 shows as instability).
+    Returns the derivative and its estimated relative error. ``use_sf`` differentiates ``-sf``
+    in the upper tail, where ``cdf`` has lost its digits.
+    """
+    law_of = cases.CASES[family].law
+    assert law_of is not None
+    theta = p[k]
+    h0 = 0.02 * np.maximum(np.abs(theta), 1.0)
+    if k == "probs":
+        h0 = np.minimum(h0, 0.5 * np.minimum(theta, 1 - theta))
+    elif k in cases.CASES[family].positive:
+        h0 = np.minimum(h0, 0.5 * theta)
+    ds = []
+    for j in range(7):
+        hh = h0 * 4.0 ** -j
+        pp, pm = dict(p), dict(p)
+        pp[k], pm[k] = theta + hh, theta - hh
+        lp, lm = law_of(pp), law_of(pm)
+        with np.errstate(all="ignore"):
+            vp = np.where(use_sf, -lp.sf(xn), lp.cdf(xn))
+            vm = np.where(use_sf, -lm.sf(xn), lm.cdf(xn))
+        ds.append((vp - vm) / (2 * hh))
+    rich = [(4 * ds[j + 1] - ds[j]) / 3 for j in range(6)]
+    diffs = np.stack([np.abs(rich[j + 1] - rich[j]) for j in range(5)])
+    diffs = np.where(np.isfinite(diffs), diffs, np.inf)
+    best = np.argmin(diffs, axis=0)
+    est = np.stack(rich[1:])[best, np.arange(xn.size)]
+    with np.errstate(all="ignore"):
+        relerr = diffs[best, np.arange(xn.size)] / np.abs(est)
+    return est, relerr
+
+
+def _grad_cdf(t: Target, family: str, grid: Grid,
+              support: FamilySupport) -> Callable[[Runner], Outcome]:
+    spec = FAMILIES[family]
+    law_of = cases.CASES[family].law
+    assert law_of is not None
+
+    def residuals(m: int, seed: int) -> tuple[dict[str, np.ndarray], ...]:
+        params = grid.build(torch.float64)
+        big, leaves = _per_sample_leaves(family, params, support, m)
+        if not leaves:
+            raise Skip("no parameter with a pathwise gradient")
+        dist = make(family, big, t, validate=False)
+        x = dist.rsample((), seed=seed)
+        if not x.requires_grad:
+            raise CheckFailure("rsample() returned a tensor without gradient", n=m, seed=seed)
+        names = list(leaves)
+        grads = torch.autograd.grad(x.sum(), [leaves[k] for k in names], allow_unused=True)
+        xn = x.detach().double().numpy().reshape(-1)
+        p = {k: np.broadcast_to(v, x.shape).reshape(-1).copy()
+             for k, v in params_np(dist, spec.params).items() if k in _needed(family)}
+        law = law_of(p)
+        with np.errstate(all="ignore"):
+            F0 = law.cdf(xn)
+            pdf = law.pdf(xn)
+        use_sf = F0 > 0.5
+        got, want, valid = {}, {}, {}
+        for k, g in zip(names, grads):
+            got[k] = np.zeros_like(xn) if g is None else g.detach().double().numpy().reshape(-1)
+            dF, rel = _fd_derivative(family, p, k, xn, use_sf)
+            with np.errstate(all="ignore"):
+                want[k] = -dF / pdf
+            valid[k] = ((rel < 1e-4) & np.isfinite(want[k]) & (pdf > 0)
+                        & (np.minimum(F0, 1 - F0) > 1e-12))
+        return got, want, valid, {"x": xn}
+
+    def where_of(i: int) -> str:
+        pts = grid_points(family, grid.build(torch.float64))
+        j = i % len(pts)
+        return f"{grid.label}[{j}] ({pts[j]})"
+
+    def fn(r: Runner) -> Outcome:
+        m = GRAD_SAMPLES
+        seed = r.seed(f"{t.name}-{family}-{grid.label}-grad_cdf")
+        got, want, valid, extra = residuals(m, seed)
+        worst, where, wi = 0.0, "", 0
+        errs: dict[str, float] = {}
+        for k in got:
+            v = valid[k]
+            if v.sum() < m // 4:
+                raise Skip(f"too few samples where the finite difference of {k} is reliable")
+            scale = np.median(np.abs(want[k][v])) + 1e-300
+            err = np.abs(got[k] - want[k]) / np.maximum(np.abs(want[k]), 1e-3 * scale)
+            err = np.where(v, err, 0.0)
+            i = int(np.argmax(err))
+            errs[k] = float(err[i])
+            if err[i] > worst:
+                worst, wi = float(err[i]), i
+                where = (f"{k}: dx/d{k} = {got[k][i]:.6g}, expected {want[k][i]:.6g} at "
+                         f"x = {extra['x'][i]:.6g}")
+        if worst <= GRAD_RTOL:
+            return Outcome(f"per-sample identity holds: max relative error {worst:.2g}",
+                           statistic=worst, threshold=GRAD_RTOL, n=m, seed=seed,
+                           details={"max_rel_error": errs},
+                           evidence=[GradErrors(t.name, family, grid.label,
+                                                "max relative error (per sample)", errs,
+                                                f"{GRAD_RTOL:g}")])
+        # Not monotone in one noise (or wrong): test the failing parameters' residuals for a
+        # zero conditional mean. Residuals within the per-sample tolerance count as zero (they
+        # are finite-difference noise; the residuals of a two-noise path are O(1)).
+        failing = [k for k, e in errs.items() if e > GRAD_RTOL]
+        mb = GRAD_MEAN_SAMPLES[1 if r.quick else 0]
+        seed2 = r.seed(f"{t.name}-{family}-{grid.label}-grad_cdf_mean")
+        got, want, valid, _ = residuals(mb, seed2)
+        alpha = ALPHA_CHECK / len(failing)
+        ratio_w, test_w, where2, zs = -1.0, None, "", {}
+        for k in failing:
+            v = valid[k]
+            scale = np.median(np.abs(want[k][v])) + 1e-300
+            res = got[k] - want[k]
+            res = np.where(np.abs(res) <= GRAD_RTOL * np.maximum(np.abs(want[k]), 1e-3 * scale),
+                           0.0, res)
+            w = 1.0 / (np.abs(want[k]) + scale)
+            test = mean_z_test(np.where(v, w * res, 0.0)[:, None], 0.0, alpha)
+            zs[k] = float(test.statistic[0])
+            if test.ratio[0] >= ratio_w:
+                ratio_w, test_w, where2 = float(test.ratio[0]), test, k
+        assert test_w is not None
+        ev = GradErrors(t.name, family, grid.label,
+                        "|z| of the residuals' conditional mean (path not monotone in one "
+                        "noise)", zs, f"{test_w.threshold[0]:.3g}")
+        out = Outcome(statistic=float(test_w.statistic[0]), threshold=float(test_w.threshold[0]),
+                      n=mb, seed=seed2, alpha=alpha, detectable=test_w.detectable,
+                      point=where_of(wi),
+                      details={"per_sample_max_rel_error": errs, "residual_z": zs},
+                      evidence=[ev])
+        if ratio_w > 1:
+            raise CheckFailure(
+                f"pathwise gradient is wrong at {where_of(wi)}: the per-sample identity "
+                f"dx/dtheta = -dF/dtheta / p fails (relative error {worst:.3g}; {where}) and so "
+                f"does its conditional mean over {mb} samples (|z| = "
+                f"{test_w.statistic[0]:.3g} > {test_w.threshold[0]:.3g} for {where2})", out)
+        out.message = (f"not monotone in one noise (per-sample error {worst:.2g}), but the "
+                       f"conditional mean holds: max |z| {test_w.statistic[0]:.2f}")
+        return out
+
+    return fn
+
+
+def _grad_noise(t: Target, family: str, grid: Grid,
+                support: FamilySupport) -> Callable[[Runner], Outcome]:
+    noise = cases.CASES[family].noise
+    assert noise is not None
+
+    def fn(r: Runner) -> Outcome:
+        m = GRAD_SAMPLES
+        params = grid.build(torch.float64)
+        big, leaves = _per_sample_leaves(family, params, support, m)
+        if not leaves:
+            raise Skip("no parameter with a pathwise gradient")
+        dist = make(family, big, t, validate=False)
+        seed = r.seed(f"{t.name}-{family}-{grid.label}-grad_noise")
+        x = dist.rsample((), seed=seed)
+        names = list(leaves)
+        totals = torch.autograd.grad(noise(x, big).sum(), [leaves[k] for k in names],
+                                     allow_unused=True)
+        partials = torch.autograd.grad(noise(x.detach(), big).sum(),
+                                       [leaves[k] for k in names], allow_unused=True)
+        worst, where = 0.0, ""
+        errs = {}
+        for k, tot, pa in zip(names, totals, partials):
+            if pa is None:
+                continue
+            tt = torch.zeros_like(pa) if tot is None else tot
+            scale = pa.abs().flatten(1).max(-1).values.clamp_min(1e-12)
+            e = (tt.abs().flatten(1).max(-1).values / scale).max().item()
+            errs[k] = e
+            if e > worst:
+                worst, where = e, k
+        out = Outcome(statistic=worst, threshold=GRAD_RTOL, n=m, seed=seed,
+                      details={"max_rel_error": errs},
+                      evidence=[GradErrors(t.name, family, grid.label,
+                                           "max |d noise/d theta| / |partial|", errs,
+                                           f"{GRAD_RTOL:g}")])
+        if worst > GRAD_RTOL:
+            raise CheckFailure(
+                f"the noise recovered from x moves with {where}: |d noise/d theta| / "
+                f"|partial| = {worst:.3g} > {GRAD_RTOL:g}", out)
+        out.message = f"noise invariant to {GRAD_RTOL:g} (max {worst:.2g})"
+        return out
+
+    return fn
+
+
+def _grad_mean(t: Target, family: str, grid: Grid,
+               support: FamilySupport) -> Callable[[Runner], Outcome]:
+    moments = cases.CASES[family].moments
+    assert moments is not None
+
+    def fn(r: Runner) -> Outcome:
+        m = GRAD_MEAN_SAMPLES[1 if r.quick else 0]
+        params = grid.build(torch.float64)
+        seed = r.seed(f"{t.name}-{family}-{grid.label}-grad_mean")
+        small = dict(params)
+        leaves0 = grad_leaves(family, small)
+        allowed = support.rsample_params
+        names = [k for k in leaves0 if allowed is None or k in allowed]
+        if not names:
+            raise Skip("no parameter with a pathwise gradient")
+        tdist = _torch_dist(family, params)
+        ev_shape = tdist.batch_shape + tdist.event_shape
+        wr = np.random.default_rng(seed)
+        w1 = torch.as_tensor(wr.standard_normal(tuple(ev_shape)), dtype=torch.float64)
+        w2 = torch.as_tensor(wr.standard_normal(tuple(ev_shape)), dtype=torch.float64)
+        if family == "OneHotCategoricalStraightThrough":
+            w2 = torch.zeros_like(w2)  # straight-through is exact for E[x] only
+        spec = FAMILIES[family]
+        canon = {k: getattr(getattr(torch.distributions, family)(**small), k)
+                 for k in spec.params if k != "logits" and k not in spec.integer_params}
+        e1, e2 = moments(canon)
+        analytic = torch.autograd.grad((w1 * e1).sum() + (w2 * e2).sum(),
+                                       [leaves0[k] for k in names], allow_unused=True)
+        big, leaves = _per_sample_leaves(family, params, support, m)
+        x = make(family, big, t, validate=False).rsample((), seed=seed)
+        f = (w1 * x + w2 * x * x).flatten(1).sum(-1)
+        per = torch.autograd.grad(f.sum(), [leaves[k] for k in names], allow_unused=True)
+        total_elems = sum(leaves0[k].numel() for k in names)
+        alpha = ALPHA_CHECK / total_elems
+        worst_ratio, chosen, where, zs = -1.0, None, "", {}
+        for k, a, g in zip(names, analytic, per):
+            a_np = np.zeros(tuple(leaves0[k].shape)) if a is None else a.double().numpy()
+            g_np = (np.zeros((m,) + tuple(leaves0[k].shape)) if g is None
+                    else g.detach().double().numpy())
+            test = mean_z_test(g_np, a_np, alpha)
+            ratio, stat_k = test.ratio, test.statistic
+            if k == "scale_tril" and ratio.ndim >= 2:
+                # Entries above the diagonal are not parameters of a lower-triangular factor:
+                # torch multiplies by the whole matrix, TFP reads the lower triangle only.
+                upper = np.triu(np.ones(ratio.shape[-2:], dtype=bool), 1)
+                ratio, stat_k = np.where(upper, 0.0, ratio), np.where(upper, 0.0, stat_k)
+            if not ratio.size:
+                continue
+            zs[k] = float(np.max(stat_k))
+            j = np.unravel_index(int(np.argmax(np.where(np.isfinite(ratio), ratio, np.inf))),
+                                 ratio.shape)
+            if ratio[j] > worst_ratio:
+                worst_ratio = float(ratio[j])
+                chosen = (float(stat_k[j]), float(test.threshold[j]))
+                where = (f"{k}{list(j)}: mean pathwise gradient {test.estimate[j]:.6g}, "
+                         f"analytic {a_np[j]:.6g}")
+        stat, thr = chosen if chosen is not None else (0.0, z_threshold(alpha))
+        out = Outcome(statistic=stat, threshold=thr, n=m, seed=seed, alpha=alpha,
+                      detectable=z_detectable(1.0, alpha) / math.sqrt(m),
+                      details={"max_abs_z": zs},
+                      evidence=[GradErrors(t.name, family, grid.label,
+                                           "max |z| of the mean pathwise gradient", zs,
+                                           f"{thr:.3g}")])
+        if worst_ratio > 1:
+            raise CheckFailure(f"mean pathwise gradient of E[w1.x + w2.x^2] is off: |z| = "
+                               f"{stat:.3g} > {thr:.3g} ({where})", out)
+        out.message = f"max |z| {stat:.2f}"
+        return out
+
+    return fn

@@ -1,0 +1,313 @@
+"""Layer 3, samplers: one vectorised float64 draw per (family, grid, method), judged by SciPy.
+
+Every check of this layer reads the same draw (:meth:`Runner.draw`), reduced to univariate
+statistics with a known law (:func:`..cases.projections`):
+
+* ``<method>_ks``: one-sample Kolmogorov-Smirnov distance of every statistic against its
+  reference CDF, with the DKWM bound (exact for any law; for integer statistics both
+  ``P(X <= k)`` and ``P(X < k)`` are compared);
+* ``<method>_pit_mean`` / ``<method>_pit_var`` (continuous statistics): the normal scores
+  ``zeta = Phi^-1(F(x))`` are exactly N(0, 1) under the reference, so ``sum zeta ~ N(0, n)``
+  and ``sum zeta^2 ~ chi2(n)`` exactly; these are the sharp tests of location and scale errors;
+* ``<method>_sum`` (integer statistics with an exact sum law): the sum of the ``n`` draws
+  against its exact law (Binomial, Poisson, negative binomial); the category counts of the
+  categorical families are exact binomials. This is the sharp test of a probability error.
+
+Each check splits its share of the error budget over every grid point of every statistic.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+from scipy import special
+
+from ...core.backend import FamilySupport
+from ...core.families import FAMILIES
+from ..grids import Grid, grids
+from ..model import CdfCurves, Check, CheckFailure, Evidence, Outcome, PitScores, Skip
+from ..reference import Projection
+from ..runner import Draw, Runner, Target
+from ..stats import (
+    ALPHA_CHECK,
+    dkwm_detectable,
+    dkwm_threshold,
+    ks_continuous,
+    ks_integer,
+    pit_mean_test,
+    pit_var_test,
+    sum_tail_test,
+)
+
+__all__ = ["checks", "pit_summary", "PLOTTED", "continuous_stats"]
+
+#: Statistics whose CDF deviation the HTML report plots (one per family is enough to read).
+PLOTTED = ("value", "axis0", "marginal0", "logratio0", "corr10", "corr20")
+#: Quantile levels of the plotted curves.
+_Q = np.linspace(0.005, 0.995, 199)
+
+
+def continuous_stats(pr: Projection) -> dict[str, np.ndarray]:
+    """Sorted values, reference CDF, tie flags and normal scores of a continuous statistic
+    (computed once per draw, shared by the K-S and normal-score checks)."""
+    c = pr.cache
+    if "F" in c:
+        return c
+    law = pr.law
+    xs = np.sort(pr.values, axis=0)
+    with np.errstate(all="ignore"):
+        F = np.asarray(law.cdf(xs), dtype=np.float64)
+        # A law with mass below float64 spacing (Beta(0.01, 0.01) near 1) yields ties: those
+        # columns get the K-S test with one ulp of tolerance and no normal-score tests.
+        ties = np.any(xs[1:] == xs[:-1], axis=0)
+        # 1 - F is exact to ~1e-16 absolute: call sf only where F > 1 - 1e-6 (far tail).
+        upper = F >= 0.5
+        # Phi^-1 of the smaller tail (no cancellation), negated in the upper half: one pass.
+        G = np.where(upper, 1.0 - F, F)
+        tail = F > 1 - 1e-6
+        if tail.any():
+            G[tail] = _sf_subset(law, xs, tail)
+        zeta = special.ndtri(G)
+        np.negative(zeta, out=zeta, where=upper)
+    c.update(xs=xs, F=F, ties=ties, zeta=zeta)
+    return c
+
+
+def _sf_subset(law: Any, xs: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``law.sf`` at ``xs[mask]`` only (SciPy frozen laws broadcast their parameters)."""
+    if hasattr(law, "dist") and hasattr(law, "args"):
+        args = [np.broadcast_to(a, xs.shape)[mask] for a in law.args]
+        kwds = {k: np.broadcast_to(v, xs.shape)[mask] for k, v in law.kwds.items()}
+        return np.asarray(law.dist.sf(xs[mask], *args, **kwds), dtype=np.float64)
+    return np.asarray(law.sf(xs), dtype=np.float64)[mask]
+
+
+def _tie_bounds(xs: np.ndarray, law: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``F`` just above and just below each sorted value: samplers flush or clamp standard
+    variates below the smallest normal float to 0 or to ``tiny`` and then scale them (torch's
+    Chi2(0.01) returns 2 tiny for 2.9% of its draws): a value within 1e3 tiny of 0 stands for
+    all of [0, value]; any other for one ulp either side."""
+    tiny = np.finfo(np.float64).tiny
+    sub = (xs >= 0) & (xs <= 1e3 * tiny)
+    upper = np.nextafter(xs, np.inf)
+    lower = np.where(sub, 0.0, np.nextafter(xs, -np.inf))
+    with np.errstate(all="ignore"):
+        return np.asarray(law.cdf(upper), np.float64), np.asarray(law.cdf(lower), np.float64)
+
+
+def _ks_with_ulp(c: dict[str, np.ndarray], law: Any) -> np.ndarray:
+    xs, F, ties = c["xs"], c["F"], c["ties"]
+    D = ks_continuous(xs, F)
+    if ties.any():
+        n = xs.shape[0]
+        i = np.arange(1, n + 1, dtype=np.float64)[:, None]
+        cols = np.flatnonzero(ties)
+        up, down = _tie_bounds(xs, law)
+        dp = np.max(i / n - up, axis=0)
+        dm = np.max(down - (i - 1) / n, axis=0)
+        D[cols] = np.maximum(dp, dm)[cols]
+    return D
+
+
+def _curves(pr: Projection, c: dict[str, np.ndarray] | None, D: np.ndarray,
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """``F_ref(x_q) - q`` at the plotted quantile levels (one column per grid point), and which
+    columns were tie-corrected. For those, the deviation is the distance from ``q`` to the
+    interval the tie correction allows, so the plot shows what the check measured."""
+    if c is None:  # integer statistics: F_n(k) - F(k) at the draw's quantiles k
+        xs = np.sort(pr.values, axis=0)
+        n = xs.shape[0]
+        k = xs[np.clip((_Q * n).astype(int), 0, n - 1)]
+        fn = np.stack([np.searchsorted(xs[:, j], k[:, j], side="right")
+                       for j in range(xs.shape[1])], 1) / n
+        return -(fn - np.asarray(pr.law.cdf(k), dtype=np.float64)), np.zeros(xs.shape[1], bool)
+    F, ties = c["F"], c["ties"]
+    n = F.shape[0]
+    idx = np.clip((_Q * n).astype(int), 0, n - 1)
+    dev = F[idx, :] - _Q[:, None]
+    if ties.any():
+        cols = np.flatnonzero(ties)
+        up, down = _tie_bounds(c["xs"][idx], pr.law)
+        q = _Q[:, None]
+        # inside [down, up] the deviation is 0; outside, the distance to the nearer end
+        corrected = np.where(q > up, up - q, np.where(q < down, down - q, 0.0))
+        dev[:, cols] = corrected[:, cols]
+    return dev, ties.copy()
+
+
+def _col_point(d: Draw, grid: Grid, j: int) -> str:
+    return d.point(grid.label, j)
+
+
+def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
+    methods = ["sample"] + (["rsample"] if support.rsample else [])
+    continuous = FAMILIES[family].kind == "continuous"
+    for grid in grids(family):
+        for method in methods:
+            yield from _draw_checks(t, family, grid, method, continuous)
+
+
+def _draw_checks(t: Target, family: str, grid: Grid, method: str,
+                 continuous: bool) -> Iterator[Check]:
+    name = t.name
+
+    def ks(r: Runner) -> Outcome:
+        d = r.draw(t, family, grid, method)
+        if not d.support_ok:
+            raise CheckFailure(f"{method}() returned values outside the support", n=d.n,
+                               seed=d.seed)
+        m = sum(p.values.shape[1] for p in d.projections)
+        alpha = ALPHA_CHECK / m
+        thr = dkwm_threshold(d.n, alpha)
+        worst, where, wj = -1.0, "", 0
+        per: dict[str, list[float]] = {}
+        evidence: list[Evidence] = []
+        for p in d.projections:
+            c = None
+            if p.discrete:
+                D = ks_integer(p.values, lambda k, j, _p=p: _p.column(j).cdf(k),  # type: ignore[misc]
+                               p.law.cdf)
+            else:
+                c = continuous_stats(p)
+                D = _ks_with_ulp(c, p.law)
+            per[p.label] = D.tolist()
+            j = int(np.argmax(D))
+            if D[j] > worst:
+                worst, where, wj = float(D[j]), p.label, j
+            if method == "sample" and p.label in PLOTTED:
+                dev, tie = _curves(p, c, D)
+                evidence.append(CdfCurves(
+                    name, family, grid.label, p.label, tuple(_Q.tolist()),
+                    tuple(tuple(col) for col in dev.T.tolist()), tuple(d.points),
+                    tuple(D.tolist()), thr, tuple(bool(x) for x in tie)))
+        point = _col_point(d, grid, wj)
+        out = Outcome(statistic=worst, threshold=thr, n=d.n, seed=d.seed, alpha=alpha,
+                      detectable=dkwm_detectable(d.n, alpha), point=point,
+                      details={"ks": per, "draw_seconds": round(d.seconds, 4)},
+                      evidence=evidence)
+        if not worst <= thr:
+            raise CheckFailure(
+                f"K-S distance {worst:.4g} of {where} at {point} exceeds the DKWM threshold "
+                f"{thr:.4g} (n={d.n}, alpha_i={alpha:.2g} per point)", out)
+        out.message = f"max K-S distance {worst:.3g} ({where} at {grid.label}[{wj}])"
+        return out
+
+    yield Check(name, family, grid.label, f"{method}_ks", "sampler", True, ks)
+
+    if continuous:
+        def pit(which: str) -> Callable[[Runner], Outcome]:
+            def fn(r: Runner) -> Outcome:
+                d = r.draw(t, family, grid, method)
+                return _pit_check(r, t, family, grid, method, which, d)
+            return fn
+
+        yield Check(name, family, grid.label, f"{method}_pit_mean", "sampler", True, pit("mean"))
+        yield Check(name, family, grid.label, f"{method}_pit_var", "sampler", True, pit("var"))
+    else:
+        def sumtest(r: Runner) -> Outcome:
+            d = r.draw(t, family, grid, method)
+            projs = [p for p in d.projections if p.discrete and p.exact_sum is not None]
+            if not projs:
+                raise Skip("no statistic with an exact sum law")
+            m = sum(p.values.shape[1] for p in projs)
+            alpha = ALPHA_CHECK / m
+            worst_ratio, chosen, where, wj = -1.0, None, "", 0
+            sums: dict[str, list[float]] = {}
+            for p in projs:
+                s = p.values.sum(axis=0)
+                test = sum_tail_test(s, p.exact_sum(d.n), alpha, d.n)  # type: ignore[misc]
+                sums[p.label] = s.tolist()
+                j = test.worst
+                if test.ratio[j] > worst_ratio:
+                    worst_ratio, chosen, where, wj = float(test.ratio[j]), (test, p), p.label, j
+            assert chosen is not None
+            test, p = chosen
+            law = p.exact_sum(d.n)  # type: ignore[misc]
+            point = _col_point(d, grid, wj)
+            out = Outcome(statistic=float(test.statistic[wj]), threshold=float(test.threshold[wj]),
+                          n=d.n, seed=d.seed, alpha=alpha, detectable=test.detectable,
+                          point=point, details={"sum": sums})
+            if worst_ratio > 1:
+                mean = float(np.asarray(law.mean())[wj])
+                raise CheckFailure(
+                    f"sum of {d.n} draws of {where} at {point} is {test.estimate[wj]:.6g}, "
+                    f"expected {mean:.6g}: beyond the exact two-sided bound at alpha_i = "
+                    f"{alpha:.2g} (z = {test.statistic[wj]:.3g})", out)
+            out.message = (f"sums within their exact laws: max z {test.statistic[wj]:.2f} "
+                           f"({where} at {grid.label}[{wj}])")
+            return out
+
+        yield Check(name, family, grid.label, f"{method}_sum", "sampler", True, sumtest)
+
+
+def _pit_columns(d: Draw) -> tuple[list[tuple[Projection, np.ndarray]], list[str]]:
+    """For each continuous statistic, the columns without ties (normal scores defined)."""
+    cols, excluded = [], []
+    for p in d.projections:
+        if p.discrete:
+            continue
+        c = continuous_stats(p)
+        keep = ~c["ties"]
+        if not keep.any():
+            excluded.append(p.label)
+            continue
+        if not keep.all():
+            excluded.append(f"{p.label}{np.flatnonzero(~keep).tolist()}")
+        cols.append((p, keep))
+    return cols, excluded
+
+
+def pit_summary(r: Runner, t: Target, family: str, grid: Grid, method: str,
+                which: str) -> PitScores:
+    """The per-statistic mean (``which="mean"``) or mean square of the normal scores."""
+    d = r.draw(t, family, grid, method)
+    values: dict[str, tuple[float, ...]] = {}
+    for p, keep in _pit_columns(d)[0]:
+        z = continuous_stats(p)["zeta"]
+        est = z.mean(axis=0) if which == "mean" else (z * z).mean(axis=0)
+        values[p.label] = tuple(float(v) if k else math.nan for v, k in zip(est, keep))
+    return PitScores(t.name, family, grid.label, method, which, d.n, values)
+
+
+def _pit_check(r: Runner, t: Target, family: str, grid: Grid, method: str, which: str,
+               d: Draw) -> Outcome:
+    cols, excluded = _pit_columns(d)
+    if not cols:
+        raise Skip("every column has ties at float64 resolution (mass below the float "
+                   "spacing): normal scores undefined; K-S still applies")
+    m = sum(p.values.shape[1] for p in d.projections if not p.discrete)
+    alpha = ALPHA_CHECK / m
+    worst_ratio, chosen, where, wj = -1.0, None, "", 0
+    est: dict[str, list[float]] = {}
+    for p, keep in cols:
+        z = continuous_stats(p)["zeta"][:, keep]
+        if not np.all(np.isfinite(z)):
+            k = int(np.sum(~np.isfinite(z)))
+            raise CheckFailure(f"{k} values of {p.label} have reference CDF 0 or 1 (impossible "
+                               "under the reference law)", n=d.n, seed=d.seed, alpha=alpha)
+        test = pit_mean_test(z, alpha) if which == "mean" else pit_var_test(z, alpha)
+        est[p.label] = test.estimate.tolist()
+        j = test.worst
+        if test.ratio[j] > worst_ratio:
+            worst_ratio, chosen = float(test.ratio[j]), test
+            where, wj = p.label, int(np.flatnonzero(keep)[j])
+            jj = j
+    assert chosen is not None
+    r.keep(pit_summary(r, t, family, grid, method, which))
+    note = (f"; excluded (ties at float64 resolution): {', '.join(excluded)}"
+            if excluded else "")
+    what = "|mean zeta|" if which == "mean" else "|mean zeta^2 - 1|"
+    point = d.point(grid.label, wj)
+    out = Outcome(statistic=float(chosen.statistic[jj]), threshold=float(chosen.threshold[jj]),
+                  n=d.n, seed=d.seed, alpha=alpha, detectable=chosen.detectable, point=point,
+                  details={which: est})
+    if worst_ratio > 1:
+        raise CheckFailure(
+            f"{what} = {chosen.statistic[jj]:.4g} of {where} at {point} exceeds "
+            f"{chosen.threshold[jj]:.4g} (normal scores zeta = Phi^-1(F(x)) against SciPy; "
+            f"n={d.n}, alpha_i={alpha:.2g}){note}", out)
+    out.message = f"{what} = {chosen.statistic[jj]:.3g} ({where} at {grid.label}[{wj}]){note}"
+    return out

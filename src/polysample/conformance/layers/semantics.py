@@ -1,0 +1,337 @@
+"""Layer 1, semantics: every rule of the sample/rsample contract a backend can break.
+
+No statistics: each check is deterministic (fixed seeds) and fails with certainty when the rule
+is broken. The rules (DESIGN.md section 1): shape ``sample_shape + batch_shape + event_shape``
+(with broadcast batched parameters), dtype and device follow the parameters, ``sample`` never
+tracks gradients, ``rsample`` is differentiable in every parameter that requires grad (or raises
+``NotReparameterizableError`` where the backend does not claim it), ``has_rsample`` tells which,
+same seed gives identical values (int, ``SeedSequence``, ``torch.Generator``), unseeded calls
+draw from the global stream that ``manual_seed`` seeds, ``log_prob`` scores the backend's own
+samples (as torch does, where the backend scores them itself), ``expand``/``wrap``/pickling keep
+the backend, and invalid parameters raise ``InvalidParameterError``.
+
+One small sample shape (16 draws of a batch of 2) serves most rules, so backends that compile a
+program per shape compile few.
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributions as td
+
+from ...core.backend import FamilySupport
+from ...core.errors import InvalidParameterError, NotReparameterizableError
+from ...core.families import FAMILIES
+from ...core.seeds import preserved_global_seed
+from ..grids import example_params, grad_leaves
+from ..model import Check, CheckFailure, Outcome, Skip
+from ..runner import Runner, Target, in_support, make
+
+__all__ = ["checks", "N"]
+
+#: The sample shape of most rules.
+N = (16,)
+
+
+def _dist(t: Target, family: str, support: FamilySupport, batch: tuple[int, ...] = (2,),
+          dtype: torch.dtype = torch.float32, grad: bool = False) -> tuple[Any, dict[str, Any]]:
+    """The family from its example parameters; with ``grad`` the parameters the backend
+    reparameterizes are leaves that require grad (returned)."""
+    params = example_params(family, batch, dtype)
+    leaves: dict[str, Any] = {}
+    if grad:
+        leaves = grad_leaves(family, params)
+        allowed = support.rsample_params
+        if allowed is not None:
+            for name in list(leaves):
+                if name not in allowed:
+                    params[name] = params[name].detach()
+                    del leaves[name]
+    return make(family, params, t), leaves
+
+
+def _expected_dtype(family: str, dtype: torch.dtype) -> torch.dtype:
+    return torch.int64 if FAMILIES[family].kind == "index" else dtype
+
+
+def _equal(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return a.shape == b.shape and bool(torch.equal(a, b))
+
+
+def _broadcastable(family: str) -> bool:
+    """Univariate families with two batched parameters (one can be (2, 1), another (3,))."""
+    return FAMILIES[family].univariate and sum(
+        1 for p in example_params(family, (2, 3)).values()
+        if isinstance(p, torch.Tensor) and p.dim() == 2) >= 2
+
+
+def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
+    name = t.name
+
+    def check(rule: str, fn: Callable[[Runner], Outcome]) -> Check:
+        return Check(name, family, "example", rule, "semantics", False, fn)
+
+    def shapes(r: Runner) -> Outcome:
+        for sample_shape, batch in (((), ()), (N, (2, 3)), ((2, 1), (2,))):
+            d, _ = _dist(t, family, support, batch)
+            if tuple(d.batch_shape) != batch:
+                raise CheckFailure(f"batch_shape {tuple(d.batch_shape)}, expected {batch}")
+            want = torch.Size(sample_shape) + d.batch_shape + d.event_shape
+            methods = ("sample", "rsample") if support.rsample else ("sample",)
+            for m in methods:
+                x = getattr(d, m)(sample_shape, seed=0)
+                if x.shape != want:
+                    raise CheckFailure(f"{m}({sample_shape}) with batch_shape {batch} returned "
+                                       f"shape {tuple(x.shape)}; expected {tuple(want)}")
+                if not in_support(d, x.detach()):
+                    raise CheckFailure(f"{m}({sample_shape}) returned values outside the "
+                                       f"support {d.support}: {x.flatten()[:6].tolist()}")
+        return Outcome("sample_shape + batch_shape + event_shape, values in the support")
+
+    yield check("shapes", shapes)
+
+    def broadcast(r: Runner) -> Outcome:
+        methods = ("sample", "rsample") if support.rsample else ("sample",)
+        done = []
+        if _broadcastable(family):
+            params = example_params(family, (2, 3))
+            first, second = [k for k, v in params.items()
+                             if isinstance(v, torch.Tensor) and v.dim() == 2][:2]
+            params[first] = params[first][:, :1].clone()   # shape (2, 1)
+            params[second] = params[second][0].clone()     # shape (3,)
+            d = make(family, params, t)
+            for m in methods:
+                x = getattr(d, m)(N, seed=1)
+                if x.shape != N + (2, 3):
+                    raise CheckFailure(f"{m}() with {first} of shape (2, 1) and {second} of "
+                                       f"shape (3,) returned shape {tuple(x.shape)}; expected "
+                                       f"{N + (2, 3)}")
+            done.append(f"{first} (2, 1) and {second} (3,) broadcast to (2, 3)")
+        # One parameter point expanded over a batch: every batch element is its own draw
+        # (a noise drawn without the batch dimensions and broadcast would repeat one column).
+        d0 = make(family, example_params(family, ()), t).expand((2, 3))
+        for m in methods:
+            x = getattr(d0, m)(N, seed=2).detach()
+            cols = x.reshape(N[0], 6, -1).transpose(0, 1).reshape(6, -1)
+            distinct = len({tuple(c.tolist()) for c in cols})
+            need = 6 if FAMILIES[family].kind == "continuous" else 2
+            if distinct < need:
+                raise CheckFailure(
+                    f"{m}() of one parameter point expanded to batch_shape (2, 3) gave only "
+                    f"{distinct} distinct batch elements over {N[0]} draws: batch elements "
+                    "must be drawn independently (is the noise missing the batch dimensions?)")
+        done.append("batch elements drawn independently")
+        return Outcome("; ".join(done))
+
+    yield check("broadcast", broadcast)
+
+    def dtypes(r: Runner) -> Outcome:
+        for dtype in (torch.float32, torch.float64):
+            d, _ = _dist(t, family, support, (2,), dtype)
+            want = _expected_dtype(family, dtype)
+            methods = ("sample", "rsample") if support.rsample else ("sample",)
+            for m in methods:
+                x = getattr(d, m)(N, seed=0)
+                if x.dtype != want or x.device != torch.device("cpu"):
+                    raise CheckFailure(f"{m}() with {dtype} parameters returned dtype "
+                                       f"{x.dtype} on {x.device}; expected {want} on cpu")
+        return Outcome("dtype and device follow the parameters (float32, float64)")
+
+    yield check("dtype", dtypes)
+
+    def no_grad(r: Runner) -> Outcome:
+        d, leaves = _dist(t, family, support, grad=True)
+        x = d.sample(N, seed=2)
+        if x.requires_grad or x.grad_fn is not None:
+            raise CheckFailure(f"sample() tracks gradients although it must not (parameters "
+                               f"{sorted(leaves)} require grad)")
+        return Outcome("sample() never requires grad")
+
+    yield check("sample_no_grad", no_grad)
+
+    if support.rsample:
+        def rsample_grad(r: Runner) -> Outcome:
+            d, leaves = _dist(t, family, support, (2,), torch.float64, grad=True)
+            if not leaves:
+                raise Skip("no parameter with a pathwise gradient")
+            x = d.rsample(N, seed=0)
+            if not x.requires_grad:
+                raise CheckFailure(f"rsample() is detached although {sorted(leaves)} require "
+                                   "grad")
+            grads = torch.autograd.grad(x.sum(), list(leaves.values()), allow_unused=True)
+            for k, g in zip(leaves, grads):
+                if g is None:
+                    raise CheckFailure(f"rsample() carries no gradient to {k}")
+                if g.shape != leaves[k].shape:
+                    raise CheckFailure(f"the gradient w.r.t. {k} has shape {tuple(g.shape)}; "
+                                       f"expected {tuple(leaves[k].shape)}")
+                if not torch.isfinite(g).all():
+                    raise CheckFailure(f"rsample() gives non-finite gradients w.r.t. {k}")
+            return Outcome(f"rsample() differentiable in {sorted(leaves)}")
+
+        yield check("rsample_grad", rsample_grad)
+    else:
+        def rsample_raises(r: Runner) -> Outcome:
+            d, _ = _dist(t, family, support)
+            try:
+                d.rsample(N)
+            except NotReparameterizableError as exc:
+                if not isinstance(exc, NotImplementedError) or "sample()" not in str(exc):
+                    raise CheckFailure("rsample() raised NotReparameterizableError without "
+                                       "naming the alternatives (sample() with log_prob())"
+                                       ) from None
+                return Outcome("rsample() raises NotReparameterizableError naming sample()")
+            raise CheckFailure("rsample() did not raise NotReparameterizableError although the "
+                               "backend does not claim rsample for this family")
+
+        yield check("rsample_raises", rsample_raises)
+
+    def has_rsample(r: Runner) -> Outcome:
+        d, _ = _dist(t, family, support)
+        if d.has_rsample is not support.rsample:
+            raise CheckFailure(f"has_rsample is {d.has_rsample!r}; the backend claims "
+                               f"rsample={support.rsample}")
+        return Outcome(f"has_rsample is {support.rsample}")
+
+    yield check("has_rsample", has_rsample)
+
+    def seeds(r: Runner) -> Outcome:
+        d, _ = _dist(t, family, support)
+        a = d.sample(N, seed=7)
+        if not _equal(a, d.sample(N, seed=7)):
+            raise CheckFailure("sample(): the same seed gave different values")
+        if not _equal(a, d.sample(N, seed=np.random.SeedSequence(7))):
+            raise CheckFailure("sample(): seed=7 and seed=SeedSequence(7) gave different values")
+        if _equal(a, d.sample(N, seed=8)):
+            raise CheckFailure("sample(): seeds 7 and 8 gave identical values")
+        if support.rsample:
+            ra = d.rsample(N, seed=7)
+            if not _equal(ra, d.rsample(N, seed=7)):
+                raise CheckFailure("rsample(): the same seed gave different values")
+        return Outcome("same seed => identical values; another seed => different values")
+
+    yield check("seeds", seeds)
+
+    def global_stream(r: Runner) -> Outcome:
+        import polysample
+
+        d, _ = _dist(t, family, support)
+        with preserved_global_seed():
+            polysample.manual_seed(1234)
+            a, b = d.sample(N), d.sample(N)
+            polysample.manual_seed(1234)
+            c = d.sample(N)
+        if _equal(a, b):
+            raise CheckFailure("two unseeded calls gave identical values")
+        if not _equal(a, c):
+            raise CheckFailure("manual_seed(1234) did not reproduce the unseeded draws: the "
+                               "backend's global stream must be derived from polysample's seed")
+        return Outcome("unseeded calls advance a global stream that manual_seed reproduces")
+
+    yield check("global_stream", global_stream)
+
+    def generator(r: Runner) -> Outcome:
+        d, _ = _dist(t, family, support)
+        g1 = torch.Generator().manual_seed(3)
+        g2 = torch.Generator().manual_seed(3)
+        a = d.sample(N, generator=g1)
+        if not _equal(a, d.sample(N, generator=g2)):
+            raise CheckFailure("generator=: two generators in the same state gave different "
+                               "values")
+        if _equal(a, d.sample(N, generator=g1)):
+            raise CheckFailure("generator=: the generator did not advance (a second draw from "
+                               "it repeated the first)")
+        g3 = torch.Generator().manual_seed(4)
+        if _equal(a, d.sample(N, generator=g3)):
+            raise CheckFailure("generator=: generators seeded 3 and 4 gave identical values "
+                               "(the generator is ignored)")
+        return Outcome("generator= is reproducible and advances")
+
+    yield check("generator", generator)
+
+    def log_prob(r: Runner) -> Outcome:
+        params = example_params(family, (2,), torch.float64)
+        d = make(family, params, t)
+        x = d.sample(N, seed=1)
+        got = d.log_prob(x)
+        if not isinstance(got, torch.Tensor):
+            raise CheckFailure(f"log_prob returned {type(got).__name__}")
+        want_shape = torch.Size(N) + d.batch_shape
+        if got.shape != want_shape:
+            raise CheckFailure(f"log_prob of {tuple(x.shape)} samples has shape "
+                               f"{tuple(got.shape)}; expected {tuple(want_shape)}")
+        if not torch.isfinite(got).all():
+            raise CheckFailure(f"log_prob of the backend's own samples is not finite: "
+                               f"{got.flatten()[:6].tolist()} at {x.flatten()[:6].tolist()}")
+        if support.log_prob:
+            try:
+                expected = getattr(td, family)(**params).log_prob(x)
+            except (RuntimeError, ValueError) as exc:
+                return Outcome(f"finite at own samples (torch cannot score them: {exc})")
+            err = (got - expected).abs().max().item()
+            if not torch.allclose(got, expected, rtol=1e-6, atol=1e-9):
+                raise CheckFailure(f"log_prob differs from torch.distributions.{family}: max "
+                                   f"abs difference {err:.3g} (rtol 1e-6)", statistic=err)
+            return Outcome(f"finite at own samples and equal to torch's (max diff {err:.2g})")
+        return Outcome("finite at the backend's own samples (scored by torch)")
+
+    yield check("log_prob", log_prob)
+
+    def expand(r: Runner) -> Outcome:
+        d, _ = _dist(t, family, support, (2,))
+        e = d.expand((4, 2))
+        if type(e) is not type(d) or e.backend is not d.backend:
+            raise CheckFailure("expand() lost the class or the backend")
+        x = e.sample(N, seed=0)
+        want = torch.Size(N) + torch.Size((4, 2)) + d.event_shape
+        if x.shape != want:
+            raise CheckFailure(f"expand((4, 2)).sample({N}) has shape {tuple(x.shape)}; "
+                               f"expected {tuple(want)}")
+        return Outcome("expand() keeps the class and the backend")
+
+    yield check("expand", expand)
+
+    def wrap(r: Runner) -> Outcome:
+        import polysample
+
+        params = example_params(family, (2,))
+        w = polysample.wrap(getattr(td, family)(**params), backend=t.backend)
+        direct = make(family, params, t)
+        if not _equal(w.sample(N, seed=11), direct.sample(N, seed=11)):
+            raise CheckFailure("wrap(torch distribution) draws differ from the polysample "
+                               "class with the same parameters and seed")
+        return Outcome("wrap() routes a torch distribution to the backend")
+
+    yield check("wrap", wrap)
+
+    def pickles(r: Runner) -> Outcome:
+        d, _ = _dist(t, family, support)
+        e = pickle.loads(pickle.dumps(d))
+        if type(e) is not type(d):
+            raise CheckFailure("pickling lost the class")
+        if not _equal(e.sample(N, seed=5), d.sample(N, seed=5)):
+            raise CheckFailure("a pickled copy draws different values with the same seed")
+        return Outcome("a pickled copy keeps the backend and draws the same values")
+
+    yield check("pickle", pickles)
+
+    def invalid(r: Runner) -> Outcome:
+        import polysample
+
+        params = example_params(family, (2,), torch.float32)
+        constrained = getattr(td, family)(**example_params(family, (2,), torch.float32)
+                                          ).arg_constraints
+        key = next(k for k in params if isinstance(params[k], torch.Tensor) and k in constrained)
+        params[key] = torch.full_like(params[key], float("nan"))
+        try:
+            getattr(polysample, family)(**params, backend=t.backend, validate_args=True)
+        except InvalidParameterError:
+            return Outcome(f"NaN {key} raises InvalidParameterError")
+        raise CheckFailure(f"NaN {key} did not raise InvalidParameterError")
+
+    yield check("invalid_params", invalid)

@@ -1,0 +1,267 @@
+"""The one generator of checks, and the runner that executes them.
+
+:func:`generate_checks` yields every check of a run, in a fixed order: for each backend, family
+by family, the semantics, density, sampler and gradient layers; then the cross-backend
+agreement checks. Checks are grouped in **units** (:func:`units`): all the checks of one
+(backend, family) share that family's draws, which the :class:`Runner` makes once, where the
+unit runs, and forgets when the next family starts; an agreement check is a unit of its own that
+needs only the small normal-score summaries (:class:`~.model.PitScores`) of two draws, computed
+on demand or handed over from the units that made them. Every seed is derived from a check id,
+so a check gives the same result whatever ran before it, in whichever process.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+import traceback
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..core.backend import Backend, FamilySupport
+from ..core.families import FAMILIES
+from . import cases
+from .grids import Grid, grid_points, grids
+from .model import (
+    LAYERS,
+    Check,
+    CheckFailure,
+    CheckResult,
+    Outcome,
+    PitScores,
+    Skip,
+)
+from .reference import Projection, params_np
+from .stats import seed_for
+
+__all__ = ["Target", "Runner", "Draw", "generate_checks", "units", "make", "family_support"]
+
+
+@dataclass(frozen=True)
+class Target:
+    """A backend under test: the name the report uses and the ``Backend`` object itself.
+
+    Distributions are built with ``backend=<the object>``, so an unregistered instance is judged
+    without touching the process-wide registry.
+    """
+
+    name: str
+    backend: Backend
+
+    def families(self) -> Mapping[str, FamilySupport]:
+        return self.backend.families()
+
+
+def family_support(t: Target, family: str) -> FamilySupport:
+    return t.families()[family]
+
+
+def make(family: str, params: Mapping[str, Any], t: Target, validate: bool = True) -> Any:
+    """``polysample.<family>(**params, backend=t.backend)``."""
+    import polysample
+
+    kw: dict[str, Any] = {} if validate else {"validate_args": False}
+    return getattr(polysample, family)(**params, backend=t.backend, **kw)
+
+
+@dataclass
+class Draw:
+    """One vectorised draw of a family on a grid, reduced to what the checks need."""
+
+    n: int
+    seed: int
+    projections: list[Projection]
+    support_ok: bool
+    points: list[str]
+    seconds: float  # drawing only (the backend's share)
+
+    def point(self, grid: str, j: int) -> str:
+        return f"{grid}[{j}] ({self.points[j]})" if 0 <= j < len(self.points) else f"{grid}[{j}]"
+
+
+@dataclass
+class Runner:
+    """Runs checks; caches the draws of the current family and the normal-score summaries.
+
+    ``quick``: the quick-mode sample sizes; ``salt`` (``--vary-seed``) changes every seed.
+    """
+
+    quick: bool = False
+    salt: int = 0
+    _draws: dict[tuple[str, str, str, str], Draw | Exception] = field(default_factory=dict)
+    _scores: dict[tuple[str, str, str, str, str], PitScores] = field(default_factory=dict)
+    _targets: dict[str, Target] = field(default_factory=dict)
+
+    def seed(self, key: str) -> int:
+        return seed_for(key, self.salt)
+
+    # -------------------------------------------------------------- running
+    def run(self, check: Check) -> CheckResult:
+        """Run one check; a raising backend fails the check, never the run."""
+        t0 = time.perf_counter()
+        caught: list[warnings.WarningMessage] = []
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                out = check.fn(self)
+            status = "pass"
+        except CheckFailure as exc:
+            status, out = "fail", exc.outcome
+        except Skip as exc:
+            status, out = "skip", Outcome(str(exc))
+        except Exception as exc:  # a backend that raises: the check fails, the run goes on
+            message = f"raised {type(exc).__name__}: {exc}"
+            tb = traceback.extract_tb(exc.__traceback__)
+            if tb:
+                message += f" (at {tb[-1].filename.rsplit('/', 1)[-1]}:{tb[-1].lineno})"
+            status, out = "fail", Outcome(message)
+        if caught:
+            # Kept as evidence (torch's Wishart warns "Singular sample detected" on valid draws).
+            first = {f"{w.category.__name__}: {w.message}" for w in caught}
+            out.details = dict(out.details, warnings=sorted(first)[:5])
+        return CheckResult(
+            id=check.id, backend=check.backend, family=check.family, grid=check.grid,
+            check=check.name, layer=check.layer, status=status, message=out.message,
+            statistic=_f(out.statistic), threshold=_f(out.threshold), n=out.n, seed=out.seed,
+            alpha=out.alpha, detectable=_f(out.detectable),
+            seconds=round(time.perf_counter() - t0, 4), point=out.point,
+            involves=check.involves or (check.backend,), details=out.details,
+            evidence=out.evidence)
+
+    # -------------------------------------------------------------- draws
+    def release(self) -> None:
+        """Forget cached draws (they are large: about 8 MB per million values)."""
+        self._draws.clear()
+
+    def draw(self, t: Target, family: str, grid: Grid, method: str) -> Draw:
+        """The draw of ``family`` on ``grid`` by ``method`` (made once per family visit)."""
+        self._targets.setdefault(t.name, t)
+        key = (t.name, family, grid.label, method)
+        if any(k[:2] != key[:2] for k in self._draws):
+            self.release()  # checks come family by family: keep only this family's draws
+        if key not in self._draws:
+            try:
+                self._draws[key] = self._draw(t, family, grid, method)
+            except Exception as exc:  # noqa: BLE001 - every check using the draw reports it
+                self._draws[key] = exc
+        d = self._draws[key]
+        if isinstance(d, Exception):
+            raise d
+        return d
+
+    def _draw(self, t: Target, family: str, grid: Grid, method: str) -> Draw:
+        t0 = time.perf_counter()
+        n = cases.sample_size(family, grid.label, self.quick)
+        params = grid.build(torch.float64)
+        dist = make(family, params, t)
+        seed = self.seed(f"{t.name}-{family}-{grid.label}-{method}")
+        fn = dist.sample if method == "sample" else dist.rsample
+        with torch.no_grad():
+            x = fn((n,), seed=seed)
+        t_draw = time.perf_counter() - t0
+        xs = x.detach().to("cpu")
+        spec = FAMILIES[family]
+        if xs.dtype != torch.float64 and spec.kind != "index":
+            raise CheckFailure(f"{method}() returned dtype {xs.dtype} for float64 parameters")
+        xn = xs.double().numpy()
+        bad = ~np.isfinite(xn)
+        if bad.any():
+            raise CheckFailure(
+                f"{method}() returned {int(bad.sum())} non-finite values out of {xn.size} "
+                f"(e.g. {xn[bad][:3].tolist()})", n=n, seed=seed)
+        batch = tuple(dist.batch_shape)
+        p = params_np(dist, spec.params)
+        rng = np.random.default_rng(self.seed(f"{family}-{grid.label}-projections"))
+        projs = cases.projections(family, p, xn, batch, rng)
+        # The support check of matrix families is costly: the first 5000 draws suffice for it.
+        return Draw(n, seed, projs, in_support(dist, x[:5000]), grid_points(family, params),
+                    t_draw)
+
+    # -------------------------------------------------------------- normal scores
+    def provide(self, scores: Iterable[PitScores]) -> None:
+        """Hand over summaries computed elsewhere (a worker process) to the agreement checks."""
+        for s in scores:
+            self._scores[(s.backend, s.family, s.grid, s.method, s.which)] = s
+
+    def keep(self, s: PitScores) -> None:
+        self._scores[(s.backend, s.family, s.grid, s.method, s.which)] = s
+
+    def pit_scores(self, t: Target, family: str, grid: Grid, method: str,
+                   which: str) -> PitScores:
+        """The normal-score summary of one draw: from the sampler check that computed it, or
+        computed now from the draw."""
+        key = (t.name, family, grid.label, method, which)
+        hit = self._scores.get(key)
+        if hit is None:
+            from .layers.sampler import pit_summary
+
+            hit = pit_summary(self, t, family, grid, method, which)
+            self._scores[key] = hit
+        return hit
+
+
+def in_support(dist: Any, x: torch.Tensor) -> bool:
+    try:
+        return bool(dist.support.check(x).all())
+    except Exception:  # noqa: BLE001 - no support check is no evidence against the backend
+        return True
+
+
+def _f(x: Any) -> float | None:
+    return None if x is None else float(x)
+
+
+# ---------------------------------------------------------------------- generation
+UNIT_LAYERS = ("semantics", "density", "sampler", "gradient")
+
+
+def generate_checks(targets: Sequence[Target], families: Sequence[str] | None = None,
+                    layers: Sequence[str] = LAYERS) -> Iterator[Check]:
+    """Every check of a run: per backend and family the unit layers, then agreement."""
+    from .layers import agreement, density, gradient, sampler, semantics
+
+    per_family: dict[str, Callable[[Target, str, FamilySupport], Iterator[Check]]] = {
+        "semantics": semantics.checks, "density": density.checks,
+        "sampler": sampler.checks, "gradient": gradient.checks}
+    wanted = None if families is None else set(families)
+    for t in targets:
+        fams = t.families()
+        for family in sorted(fams):
+            if family not in FAMILIES or (wanted is not None and family not in wanted):
+                continue
+            support = fams[family]
+            if not support.sample:
+                continue
+            for layer in UNIT_LAYERS:
+                if layer in layers:
+                    yield from per_family[layer](t, family, support)
+    if "agreement" in layers:
+        for a, b in itertools.combinations(targets, 2):
+            fa, fb = a.families(), b.families()
+            for family in sorted(set(fa) & set(fb)):
+                if family not in FAMILIES or (wanted is not None and family not in wanted):
+                    continue
+                if not (fa[family].sample and fb[family].sample):
+                    continue
+                for grid in grids(family):
+                    yield from agreement.checks(a, b, family, grid)
+
+
+def units(checks: Iterable[Check]) -> list[list[Check]]:
+    """Consecutive checks of one (backend, family) form a unit (they share draws); each
+    agreement check is a unit of its own."""
+    out: list[list[Check]] = []
+    key = None
+    for c in checks:
+        k = None if c.layer == "agreement" else (c.backend, c.family)
+        if k is None or k != key or not out:
+            out.append([c])
+        else:
+            out[-1].append(c)
+        key = k
+    return out

@@ -1,0 +1,53 @@
+"""Defects of ``torch.distributions`` mended in polysample's classes, whatever the backend.
+
+Each mixin sits between :class:`~polysample.core.distributions.PolysampleDistribution` and the
+torch class in the method resolution order, so the polysample class keeps torch's behaviour
+apart from the defect. Each is found by the conformance suite (``docs/conformance.md``,
+"Findings") and tested in ``tests/test_torch_fixes.py``.
+"""
+
+from __future__ import annotations
+
+import math
+from numbers import Real
+from typing import Any
+
+import torch
+
+__all__ = ["FIXES"]
+
+
+class GeneralizedParetoFix:
+    """torch 2.13's ``GeneralizedPareto`` compares ``concentration`` with a float32 zero
+    (``torch.isclose(concentration, torch.tensor(0.0))``), so ``log_prob``, ``cdf`` and
+    ``log_survival_function`` raise ``RuntimeError: Double did not match Float`` for float64
+    parameters. Same formulas, with a zero of the parameter's dtype (finding F9)."""
+
+    concentration: torch.Tensor
+    scale: Any
+    _validate_args: bool
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        if self._validate_args:
+            self._validate_sample(value)  # type: ignore[attr-defined]
+        z = self._z(value)  # type: ignore[attr-defined]
+        eq_zero = torch.isclose(self.concentration, torch.zeros_like(self.concentration))
+        safe_conc = torch.where(eq_zero, torch.ones_like(self.concentration),
+                                self.concentration)
+        y = 1 / safe_conc + torch.ones_like(z)
+        where_nonzero = torch.where(y == 0, y, y * torch.log1p(safe_conc * z))
+        log_scale = math.log(self.scale) if isinstance(self.scale, Real) else self.scale.log()
+        return -log_scale - torch.where(eq_zero, z, where_nonzero)
+
+    def log_survival_function(self, value: torch.Tensor) -> torch.Tensor:
+        if self._validate_args:
+            self._validate_sample(value)  # type: ignore[attr-defined]
+        z = self._z(value)  # type: ignore[attr-defined]
+        eq_zero = torch.isclose(self.concentration, torch.zeros_like(self.concentration))
+        safe_conc = torch.where(eq_zero, torch.ones_like(self.concentration),
+                                self.concentration)
+        return torch.where(eq_zero, -z, -torch.log1p(safe_conc * z) / safe_conc)
+
+
+#: family -> mixin placed before torch's class.
+FIXES: dict[str, type] = {"GeneralizedPareto": GeneralizedParetoFix}
