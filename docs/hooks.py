@@ -27,8 +27,6 @@ from mkdocs.exceptions import PluginError
 
 ROOT = Path(__file__).resolve().parent.parent
 SRC = ROOT / "src"
-if str(SRC) not in sys.path:
-    sys.path.insert(0, str(SRC))
 
 MATRIX_MARKER = "<!-- capability-matrix -->"
 #: script (relative to the repository root) -> the files it writes
@@ -39,6 +37,13 @@ GENERATED = {
 }
 
 log = logging.getLogger("mkdocs.hooks.polysample")
+
+
+def on_config(config):
+    # Here, not at import: MkDocs restores sys.path after importing a hook module.
+    if str(SRC) not in sys.path:
+        sys.path.insert(0, str(SRC))
+    return config
 
 
 # ---------------------------------------------------------------------------- plots
@@ -100,6 +105,9 @@ def capability_matrix() -> str:
     import polysample as ps
     from polysample.core.families import FAMILIES
 
+    if not Path(ps.__file__).resolve().is_relative_to(SRC):
+        raise PluginError(f"the matrix must describe {SRC}, but polysample was imported from "
+                          f"{ps.__file__} (imported before docs/hooks.py put src/ first?)")
     infos = ps.backends()
     tables = {}
     for info in infos:
