@@ -229,3 +229,38 @@ def test_block_parser_handles_markers_snippets_and_indentation(tmp_path, monkeyp
     result = run_page("page.md")
     assert result["ran"] == 2 and result["skipped"] == ["page.md:6: needs a GPU"]
     assert _expand_snippets(found[3])[0] == "z = 2\n"
+
+
+def _hooks():
+    pytest.importorskip("mkdocs")
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("docs_hooks", ROOT / "docs" / "hooks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_capability_matrix_shows_rsample_parameters_and_missing_backends():
+    hooks = _hooks()
+    support = ps.FamilySupport(sample=True, rsample=True, rsample_params=frozenset({"loc"}))
+    assert hooks._cell(support) == "sample · rsample (`loc`)"
+    assert hooks._cell(ps.FamilySupport(sample=True, log_prob=True)) == "sample · log_prob"
+    assert hooks._cell(None) == "—"
+
+    def missing():
+        raise ps.BackendUnavailableError("needs the package somelib (pip install somelib)")
+
+    ps.register_backend("not-here", missing)
+    try:
+        table = hooks.capability_matrix()
+    finally:
+        ps.unregister_backend("not-here")
+    def cells(prefix):
+        line = next(row for row in table.splitlines() if row.startswith(prefix))
+        return [c.strip() for c in line.strip(" |").split(" | ")]
+
+    header, normal = cells("| family"), cells("| `Normal`")
+    column = header.index("`not-here`<br>*unavailable*")
+    assert normal[column] == "not installed"
+    assert "`not-here` is unavailable where this site was built" in table
