@@ -1,18 +1,19 @@
-# Set-up and tasks. `make demo` runs the main job, `make test` lints, type-checks and tests.
+# Set-up and tasks. `make demo` runs the main job, `make test` lints, type-checks, builds the
+# documentation site and tests.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo quickstart test lint typecheck pytest bench clean
+.PHONY: venv demo quickstart test lint typecheck pytest docs bench clean
 
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -c constraints.txt -e ".[test,report,tfp,tfp-tf]"
+	$(PIP) install -q -c constraints.txt -e ".[test,report,tfp,tfp-tf,docs]"
 	touch $(STAMP)
 
 # The main job: the conformance suite (quick mode) on every installed backend, with reports.
@@ -25,7 +26,7 @@ quickstart: venv
 	$(BIN)/python examples/quickstart.py
 
 lint: venv
-	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/ruff check src tests benchmarks examples docs
 
 typecheck: venv
 	$(BIN)/mypy
@@ -33,10 +34,16 @@ typecheck: venv
 pytest: venv
 	$(BIN)/python -m pytest -q
 
-test: lint typecheck pytest
+# The documentation site (MkDocs + Material + mkdocstrings) into site/; --strict turns every
+# warning (a broken link or anchor, a docstring mkdocstrings cannot render) into an error.
+# docs/hooks.py regenerates the plots and the example report when they are stale.
+docs: venv
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict -d site
+
+test: lint typecheck docs pytest
 
 bench: venv
 	$(BIN)/python benchmarks/bench_backends.py
 
 clean:
-	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build dist site docs/assets/generated .pytest_cache .mypy_cache .ruff_cache

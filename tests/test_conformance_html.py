@@ -5,25 +5,13 @@ Skipped when Chromium is missing, unless CI is set (then it fails: .ci/run insta
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import subprocess
 
 import pytest
 
+from browser import chromium, flags, run
 from polysample.conformance import check_backends
 from polysample.conformance.html import render_html, write_html
-
-
-def _chromium() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome", "chrome"):
-        path = shutil.which(name)
-        if path:
-            return path
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail("Chromium is required in CI (.ci/run installs the apt package chromium)")
-    pytest.skip("Chromium is not installed (apt-get install chromium)")
 
 
 @pytest.fixture(scope="module")
@@ -54,17 +42,8 @@ def test_html_is_self_contained_with_plots_versions_and_gradients(report):
     assert "Backends &times; families" in page
 
 
-def _run(cmd: list[str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-
-
-def _flags(tmp_path) -> list[str]:
-    return ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-            f"--user-data-dir={tmp_path / 'profile'}", "--hide-scrollbars"]
-
-
 def test_report_renders_in_headless_chromium_with_every_plot_decoded(report, tmp_path):
-    browser = _chromium()
+    browser = chromium()
     path = tmp_path / "report.html"
     write_html(report, str(path))
     # --dump-dom after load: each <img> reports naturalWidth once decoded; a small script in a
@@ -75,8 +54,8 @@ def test_report_renders_in_headless_chromium_with_every_plot_decoded(report, tmp
         "<script>window.addEventListener('load',()=>{const w=[...document.images]"
         ".map(i=>i.naturalWidth);const p=document.createElement('pre');p.id='probe';"
         "p.textContent='IMG'+'WIDTHS='+w.join(',');document.body.appendChild(p);});</script></body>"))
-    res = _run([browser, *_flags(tmp_path), "--virtual-time-budget=5000", "--dump-dom",
-                probe.as_uri()])
+    res = run([browser, *flags(tmp_path), "--virtual-time-budget=5000", "--dump-dom",
+               probe.as_uri()])
     m = re.search(r"IMGWIDTHS=([0-9,]*)", res.stdout)
     assert m, res.stderr[-2000:]
     widths = [int(w) for w in m.group(1).split(",") if w]
@@ -84,12 +63,12 @@ def test_report_renders_in_headless_chromium_with_every_plot_decoded(report, tmp
 
 
 def test_report_screenshot_is_not_blank(report, tmp_path):
-    browser = _chromium()
+    browser = chromium()
     path = tmp_path / "report.html"
     write_html(report, str(path))
     shot = tmp_path / "shot.png"
-    res = _run([browser, *_flags(tmp_path), f"--screenshot={shot}", "--window-size=1400,1800",
-                path.as_uri()])
+    res = run([browser, *flags(tmp_path), f"--screenshot={shot}", "--window-size=1400,1800",
+               path.as_uri()])
     assert shot.exists(), res.stderr[-2000:]
     from matplotlib.image import imread
 

@@ -168,6 +168,7 @@ class PolysampleDistribution:
 
     @property
     def has_rsample(self) -> bool:  # type: ignore[override]
+        """Whether the backend that resolves now offers ``rsample()`` for this family."""
         try:
             support = self._ps_resolve().families()[self._ps_family]
         except UnsupportedFamilyError:
@@ -221,7 +222,24 @@ class PolysampleDistribution:
 
     def sample(self, sample_shape: Any = torch.Size(), *, seed: Any = None,
                generator: torch.Generator | None = None) -> torch.Tensor:
-        """Draw without gradients. ``seed`` (int or SeedSequence) makes the draw reproducible."""
+        """Draw without gradients, with the backend that resolves for this distribution.
+
+        Args:
+            sample_shape: leading dimensions of the result, e.g. ``()`` or ``(1000,)``.
+            seed: ``None`` draws from the backend's global stream (``manual_seed`` seeds it);
+                an ``int`` or a ``numpy.random.SeedSequence`` gives the same values on every
+                call with that seed, on that backend.
+            generator: a ``torch.Generator`` to draw from (it is advanced); not with ``seed``.
+
+        Returns:
+            A tensor of shape ``sample_shape + batch_shape + event_shape``, with the
+            parameters' dtype and device (``int64`` for ``Categorical``), that never requires
+            grad. On a reparameterizable family it follows the law of ``rsample()``.
+
+        Raises:
+            InvalidParameterError: a bad ``sample_shape`` or seed, or both seed and generator.
+            UnsupportedFamilyError: neither the backend nor a fallback offers the family.
+        """
         shape = check_sample_shape(sample_shape)
         s = _normalize_seed(seed, generator)
         backend = self._ps_resolve()
@@ -245,7 +263,22 @@ class PolysampleDistribution:
 
     def rsample(self, sample_shape: Any = torch.Size(), *, seed: Any = None,
                 generator: torch.Generator | None = None) -> torch.Tensor:
-        """Draw with pathwise gradients w.r.t. every floating parameter that requires grad."""
+        """Draw with pathwise (reparameterized) gradients.
+
+        Takes the arguments of ``sample()``. With the same seed, the torch backend returns the
+        values ``sample()`` returns; the others do for most families (see the documentation
+        page "Sampling and gradients").
+
+        Returns:
+            A tensor like ``sample()``'s that is differentiable with respect to every floating
+            parameter that requires grad.
+
+        Raises:
+            NotReparameterizableError: the backend has no reparameterized sampler for this
+                family (every discrete family), or not in a parameter that requires grad
+                (``FamilySupport.rsample_params``). Use ``sample()`` with ``log_prob()``
+                (the score-function estimator), or a relaxed family.
+        """
         shape = check_sample_shape(sample_shape)
         s = _normalize_seed(seed, generator)
         backend = self._ps_resolve()
