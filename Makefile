@@ -13,13 +13,14 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -c constraints.txt -e ".[test,report,tfp,tfp-tf,docs]"
+	$(PIP) install -q -c constraints.txt -e ".[test,report,tfp,tfp-tf,docs,dask]"
 	touch $(STAMP)
 
-# The main job: the conformance suite (quick mode) on every installed backend, with reports.
+# The main job: the conformance suite (quick mode) on every installed backend, with reports,
+# on a local Dask cluster of two worker processes (the report is the same as a serial run's).
 demo: venv
 	@mkdir -p reports
-	$(BIN)/polysample validate --quick --json reports/validation.json --html reports/validation.html
+	$(BIN)/polysample validate --quick --workers 2 --json reports/validation.json --html reports/validation.html
 	@echo "HTML report: $(CURDIR)/reports/validation.html (JSON: reports/validation.json)"
 
 quickstart: venv
@@ -31,8 +32,9 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy
 
+# Two worker processes (pytest-xdist); tests that share compiled programs run in one group.
 pytest: venv
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup --durations=20
 
 # The documentation site (MkDocs + Material + mkdocstrings) into site/; --strict turns every
 # warning (a broken link or anchor, a docstring mkdocstrings cannot render) into an error.
