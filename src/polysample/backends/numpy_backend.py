@@ -31,20 +31,31 @@ Families NumPy cannot draw directly or by a short exact transform are absent fro
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
-from types import MappingProxyType
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..core.backend import Backend, FamilySupport, Seed
-from ..core.errors import InvalidParameterError, NotReparameterizableError, UnsupportedFamilyError
+from ..core.backend import Row, Seed, TableBackend
+from ..core.errors import InvalidParameterError
 from ..core.hookspecs import hookimpl
+from ..core.implicit import (
+    ImplicitBeta,
+    ImplicitDirichlet,
+    ImplicitGamma,
+    ImplicitLogGamma,
+    beta_dx_da,
+    betainc,
+    standard_gamma_dz_dalpha,
+)
+from ..core.params import Params
 from ..core.seeds import GlobalStream, seed_sequence_from
 from ._math import expm1_ratio
 
+# The implicit-reparameterization numerics live in polysample.core.implicit (the plugin kit);
+# they are re-exported here for code that imported them from this module.
 __all__ = ["NumpyBackend", "standard_gamma_dz_dalpha", "beta_dx_da", "betainc"]
 
 
@@ -61,338 +72,20 @@ def _generator(seed: Seed) -> np.random.Generator:
     return _make_generator(seed_sequence_from(seed))
 
 
-# ============================================================== implicit reparameterization
-def _rel_step(a: torch.Tensor) -> torch.Tensor:
-    # The CDFs vary in a shape parameter on a scale of about min(a, sqrt(a)); a step of 1e-4 of
-    # that scale puts the O(h^2) truncation near 1e-8 and the float64 round-off near 1e-10.
-    return 1e-4 * a / (1.0 + a.sqrt())
-
-
-def standard_gamma_dz_dalpha(z: torch.Tensor, alpha: torch.Tensor, *,
-                             log: bool = False, dtype: torch.dtype = torch.float64) -> torch.Tensor:
-    """``dz/dα`` for a standard Gamma(α, 1) sample ``z`` (implicit reparameterization).
-
-    ``-(∂P/∂α)(z; α) / p(z; α)`` with ``∂P/∂α`` a central difference of the regularized incomplete
-    gamma function in float64, on the lower tail ``P`` below the mean and on the upper tail
-    ``Q = 1 - P`` above it. With ``log=True`` returns ``d(log z)/dα`` (divides by ``z p(z)``
-    directly, so it stays finite where ``z`` is near the smallest float). Returns ``dtype``
-    (float64 by default), the broadcast shape of ``z`` and ``alpha``.
-
-    When there are at least 8 draws per table node for every concentration value, the exact
-    derivative is tabulated and interpolated instead (:func:`_gamma_dz_tabulated`).
-    """
-    z = z.detach()
-    a = alpha.detach()
-    if a.numel() * _TABLE_NODES * 8 <= z.numel():
-        return _gamma_dz_tabulated(z, a, log, dtype)
-    return _gamma_dz_exact(z.double(), a.double(), log).to(dtype)
-
-
-#: Nodes per concentration value of the interpolation table (see _gamma_dz_tabulated).
-_TABLE_NODES = 4097
-
-
-def _gamma_dz_tabulated(z: torch.Tensor, a: torch.Tensor, log: bool,
-                        dtype: torch.dtype) -> torch.Tensor:
-    """The exact derivative tabulated in ``log z`` per concentration value, then interpolated.
-
-    Used when many draws share few concentrations (a scalar or small batch of parameters and a
-    large ``sample_shape``): ``d(log z)/dα`` is smooth in ``log z`` (linear in both tails), so a
-    cubic through the 4 nearest of 4097 equally spaced nodes between the smallest and largest
-    ``log z`` of each concentration matches the exact values to a few 1e-6 at worst (tested),
-    at a small fraction of the cost of two incomplete-gamma evaluations per draw. The table is
-    built in float64; the per-draw evaluation runs in ``dtype`` (the gradient's).
-    """
-    shape = torch.broadcast_shapes(z.shape, a.shape)
-    n_groups, g = a.numel(), _TABLE_NODES
-    t = z.to(dtype).clamp(min=torch.finfo(dtype).tiny).log().expand(shape).reshape(-1)
-    if n_groups == 1:
-        groups = None
-        lo, hi = torch.aminmax(t)
-        t_min, t_max = lo.double().reshape(1), hi.double().reshape(1)
-    else:
-        groups = torch.arange(n_groups, device=a.device).reshape(a.shape).expand(shape).reshape(-1)
-        init = torch.full((n_groups,), math.inf, dtype=dtype, device=t.device)
-        t_min = init.scatter_reduce(0, groups, t, "amin").double()
-        t_max = (-init).scatter_reduce(0, groups, t, "amax").double()
-    step = torch.where(t_max > t_min, (t_max - t_min) / (g - 1), torch.ones_like(t_min))
-    grid = torch.arange(g, dtype=torch.float64, device=t.device)
-    nodes = t_min.unsqueeze(1) + step.unsqueeze(1) * grid
-    f = _gamma_dz_exact(nodes.exp(), a.reshape(-1, 1).double(), True)  # (groups, g)
-    # Cubic through nodes j-1, j, j+1, j+2 as a polynomial in s = pos - j (Horner form).
-    fm, f0, f1, f2 = f[:, :-3], f[:, 1:-2], f[:, 2:-1], f[:, 3:]
-    coefs = [torch.nn.functional.pad(c, (1, 2)).reshape(-1).to(dtype)  # entry = group*g + j
-             for c in (f0, -fm / 3 - f0 / 2 + f1 - f2 / 6, fm / 2 - f0 + f1 / 2,
-                       -fm / 6 + f0 / 2 - f1 / 2 + f2 / 6)]
-    pos = t.sub(t_min.to(dtype)) if groups is None else t - t_min.to(dtype)[groups]
-    pos.mul_((1.0 / step).to(dtype) if groups is None else (1.0 / step).to(dtype)[groups])
-    j = pos.floor().clamp_(1, g - 3)
-    idx = j.long() if groups is None else groups * g + j.long()
-    s = pos.sub_(j)
-    out = coefs[3].index_select(0, idx).mul_(s)
-    out.add_(coefs[2].index_select(0, idx)).mul_(s)
-    out.add_(coefs[1].index_select(0, idx)).mul_(s)
-    out.add_(coefs[0].index_select(0, idx))
-    out = out.reshape(shape)
-    return out if log else out * z.to(dtype).expand(shape)
-
-
-def _gamma_dz_exact(z: torch.Tensor, a: torch.Tensor, log: bool) -> torch.Tensor:
-    z, a = torch.broadcast_tensors(z, a)
-    shape = z.shape
-    z = z.clamp(min=torch.finfo(torch.float64).tiny).reshape(-1)
-    a = a.reshape(-1)
-    # One gather per tail (rows of [z, a]) keeps the indexing cost below the CDF's own cost.
-    za = torch.stack((z, a), dim=1)
-    lower = torch.nonzero(z < a).squeeze(1)
-    upper = torch.nonzero(z >= a).squeeze(1)
-    d_f = torch.empty_like(z)
-    zl, al = za.index_select(0, lower).unbind(1)
-    hl = _rel_step(al)
-    d_f.index_copy_(0, lower, (torch.special.gammainc(al + hl, zl)
-                               - torch.special.gammainc(al - hl, zl)) / (2 * hl))
-    zu, au = za.index_select(0, upper).unbind(1)
-    hu = _rel_step(au)
-    d_f.index_copy_(0, upper, (torch.special.gammaincc(au - hu, zu)
-                               - torch.special.gammaincc(au + hu, zu)) / (2 * hu))
-    log_p = (a if log else a - 1) * z.log() - z - torch.lgamma(a)
-    out = -d_f / log_p.exp()
-    bad = ~torch.isfinite(out)
-    if bad.any():
-        # Beyond the float64 range of the CDF (concentrations far above 1e8): the normal limit
-        # z = a + sqrt(a) * eps gives dz/da = (z + a) / (2a), exact to O(1/sqrt(a)).
-        limit = (z + a) / (2 * a) / (z if log else 1.0)
-        out = torch.where(bad, torch.nan_to_num(limit, nan=0.0, posinf=0.0, neginf=0.0), out)
-    return out.reshape(shape)
-
-
-
-
-_FPMIN = 1e-300
-
-
-def _betacf(a: torch.Tensor, b: torch.Tensor, x: torch.Tensor, max_iter: int = 20000) -> torch.Tensor:
-    """Continued fraction of the incomplete beta (modified Lentz), float64, vectorized."""
-    qab, qap, qam = a + b, a + 1.0, a - 1.0
-    c = torch.ones_like(x)
-    d = 1.0 - qab * x / qap
-    d = torch.where(d.abs() < _FPMIN, torch.full_like(d, _FPMIN), d).reciprocal()
-    h = d.clone()
-    for m in range(1, max_iter + 1):
-        m2 = 2 * m
-        aa = m * (b - m) * x / ((qam + m2) * (a + m2))
-        d = 1.0 + aa * d
-        d = torch.where(d.abs() < _FPMIN, torch.full_like(d, _FPMIN), d).reciprocal()
-        c = 1.0 + aa / c
-        c = torch.where(c.abs() < _FPMIN, torch.full_like(c, _FPMIN), c)
-        h = h * d * c
-        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
-        d = 1.0 + aa * d
-        d = torch.where(d.abs() < _FPMIN, torch.full_like(d, _FPMIN), d).reciprocal()
-        c = 1.0 + aa / c
-        c = torch.where(c.abs() < _FPMIN, torch.full_like(c, _FPMIN), c)
-        delta = d * c
-        h = h * delta
-        if m % 8 == 0 and not bool(((delta - 1.0).abs() > 1e-15).any()):
-            break
-    return h
-
-
-_QUAD_MIN = 3000.0
-_GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(64)
-
-
-def _betainc_lower_quad(x: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``I_x(a, b)`` for large ``a`` and ``b`` by Gauss-Legendre quadrature of the density.
-
-    The continued fraction needs O(sqrt(max(a, b))) terms and converges slowly near the mean,
-    where the samples are; above a few thousand (Numerical Recipes' ``betaiapprox``) the
-    integral from ``mean - 10 sd`` (or ``x - 5 sd``) to ``x`` of the nearly normal density is
-    exact to float64 with 64 nodes.
-    """
-    mu = a / (a + b)
-    sd = (a * b / ((a + b) ** 2 * (a + b + 1.0))).sqrt()
-    lo = torch.minimum(mu - 10.0 * sd, x - 5.0 * sd).clamp(min=0.0)
-    lo = torch.minimum(lo, x)
-    nodes = torch.as_tensor(_GL_NODES, dtype=x.dtype, device=x.device)
-    weights = torch.as_tensor(_GL_WEIGHTS, dtype=x.dtype, device=x.device)
-    half = ((x - lo) * 0.5).unsqueeze(-1)
-    u = lo.unsqueeze(-1) + half * (nodes + 1.0)
-    am1, bm1 = (a - 1.0).unsqueeze(-1), (b - 1.0).unsqueeze(-1)
-    lmu, lmuc = mu.log().unsqueeze(-1), torch.log1p(-mu).unsqueeze(-1)
-    # Centre the exponent at the mode region so the integrand neither overflows nor underflows.
-    terms = torch.exp(am1 * (u.log() - lmu) + bm1 * (torch.log1p(-u) - lmuc))
-    integral = (terms * weights).sum(-1) * half.squeeze(-1)
-    log_front = (a - 1.0) * mu.log() + (b - 1.0) * torch.log1p(-mu) - (
-        torch.lgamma(a) + torch.lgamma(b) - torch.lgamma(a + b))
-    return integral * log_front.exp()
-
-
-def _use_quadrature(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    # Where the continued fraction is slow: a large shape, and no integrable singularity at the
-    # ends and a smooth integrand at 0 (shapes >= 10). Decided once at the central parameters of a difference stencil.
-    return (torch.maximum(a, b) > _QUAD_MIN) & (torch.minimum(a, b) >= 10.0)
-
-
-def _betainc_lower(x: torch.Tensor, y: torch.Tensor, a: torch.Tensor, b: torch.Tensor,
-                   quad: torch.Tensor | None = None) -> torch.Tensor:
-    """``I_x(a, b)``, accurate where ``x < (a+1)/(a+b+2)`` (the lower tail); ``y = 1-x``."""
-    big = _use_quadrature(a, b) if quad is None else quad
-    if bool(big.any()):
-        out = torch.empty_like(x)
-        out[big] = _betainc_lower_quad(x[big], a[big], b[big])
-        small = ~big
-        out[small] = _betainc_lower(x[small], y[small], a[small], b[small], big[small])
-        return out
-    log_front = a * x.log() + b * y.log() - (torch.lgamma(a) + torch.lgamma(b) - torch.lgamma(a + b))
-    return log_front.exp() * _betacf(a, b, x) / a
-
-
-def betainc(x: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """The regularized incomplete beta function ``I_x(a, b)`` in float64 (torch has none)."""
-    x, a, b = torch.broadcast_tensors(x.double(), a.double(), b.double())
-    y = 1.0 - x
-    lower = x < (a + 1.0) / (a + b + 2.0)
-    out = torch.empty_like(x)
-    out[lower] = _betainc_lower(x[lower], y[lower], a[lower], b[lower])
-    up = ~lower
-    out[up] = 1.0 - _betainc_lower(y[up], x[up], b[up], a[up])
-    return out
-
-
-def _dbetainc_da(x: torch.Tensor, y: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``∂I_x(a, b)/∂a`` by a central difference on the smaller tail; ``y = 1 - x``."""
-    h = _rel_step(a)
-    lower = x < (a + 1.0) / (a + b + 2.0)
-    out = torch.empty_like(x)
-    xl, yl, al, bl, hl = x[lower], y[lower], a[lower], b[lower], h[lower]
-    ql = _use_quadrature(al, bl)
-    out[lower] = (_betainc_lower(xl, yl, al + hl, bl, ql)
-                  - _betainc_lower(xl, yl, al - hl, bl, ql)) / (2 * hl)
-    up = ~lower
-    xu, yu, au, bu, hu = x[up], y[up], a[up], b[up], h[up]
-    # I_x(a, b) = 1 - I_y(b, a): the upper tail is computed directly, so it never cancels.
-    qu = _use_quadrature(au, bu)
-    out[up] = (_betainc_lower(yu, xu, bu, au - hu, qu)
-               - _betainc_lower(yu, xu, bu, au + hu, qu)) / (2 * hu)
-    return out
-
-
-def beta_dx_da(x: torch.Tensor, a: torch.Tensor, b: torch.Tensor,
-               y: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(dx/da, dx/db)`` for a Beta(a, b) sample ``x`` (implicit reparameterization), float64.
-
-    ``y`` is ``1 - x`` when the caller has it more precisely than ``1 - x`` (stick breaking).
-    """
-    x, a, b = torch.broadcast_tensors(x.detach().double(), a.detach().double(), b.detach().double())
-    tiny = torch.finfo(torch.float64).tiny
-    y = (1.0 - x) if y is None else torch.broadcast_to(y.detach().double(), x.shape)
-    x, y = x.clamp(min=tiny), y.clamp(min=tiny)
-    log_p = (a - 1) * x.log() + (b - 1) * y.log() - (torch.lgamma(a) + torch.lgamma(b) - torch.lgamma(a + b))
-    p = log_p.exp()
-    dx_da = -_dbetainc_da(x, y, a, b) / p
-    # I_x(a, b) = 1 - I_y(b, a), so dI/db = -dI_y(b, a)/d(first shape).
-    dx_db = _dbetainc_da(y, x, b, a) / p
-    return (torch.nan_to_num(dx_da, nan=0.0, posinf=0.0, neginf=0.0),
-            torch.nan_to_num(dx_db, nan=0.0, posinf=0.0, neginf=0.0))
-
-
-class _ImplicitGamma(torch.autograd.Function):
-    """Standard Gamma(α) sample ``z`` (drawn by NumPy) with gradient ``dz/dα`` in backward."""
-
-    @staticmethod
-    def forward(ctx: Any, alpha: torch.Tensor, z: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        ctx.save_for_backward(alpha, z)
-        return z
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, None]:  # type: ignore[override]
-        alpha, z = ctx.saved_tensors
-        dz = standard_gamma_dz_dalpha(z, alpha, dtype=grad.dtype)
-        return (grad * dz).sum_to_size(alpha.shape), None
-
-
-class _ImplicitLogGamma(torch.autograd.Function):
-    """``log z`` of a standard Gamma(α) sample, with gradient ``d(log z)/dα`` in backward.
-
-    Ratios of Gamma draws (StudentT, FisherSnedecor, InverseGamma) go through ``log z``: for small
-    α, ``z`` sits at the smallest float and ``1/z`` or ``z**2`` in an autograd chain overflows.
-    """
-
-    @staticmethod
-    def forward(ctx: Any, alpha: torch.Tensor, z: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        ctx.save_for_backward(alpha, z)
-        return z.log()
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, None]:  # type: ignore[override]
-        alpha, z = ctx.saved_tensors
-        dlog = standard_gamma_dz_dalpha(z, alpha, log=True, dtype=grad.dtype)
-        return (grad * dlog).sum_to_size(alpha.shape), None
-
-
-class _ImplicitBeta(torch.autograd.Function):
-    """Beta(a, b) sample ``x`` (drawn by NumPy in float64) with implicit gradients."""
-
-    @staticmethod
-    def forward(ctx: Any, a: torch.Tensor, b: torch.Tensor, x: torch.Tensor,  # type: ignore[override]
-                x64: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(a, b, x64)
-        return x
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:  # type: ignore[override]
-        a, b, x64 = ctx.saved_tensors
-        da, db = beta_dx_da(x64, a, b)
-        return grad * da.to(grad), grad * db.to(grad), None, None
-
-
-class _ImplicitDirichlet(torch.autograd.Function):
-    """Dirichlet sample with Figurnov et al.'s implicit gradient.
-
-    ``x_i`` is marginally Beta(α_i, α_0 - α_i); moving α_i moves ``x_i`` by the Beta implicit
-    gradient and rescales the other components (their ratios do not depend on α_i):
-    ``∂x_i/∂α_i = d_i``, ``∂x_j/∂α_i = -d_i x_j / (1 - x_i)``.
-    """
-
-    @staticmethod
-    def forward(ctx: Any, alpha: torch.Tensor, x: torch.Tensor,  # type: ignore[override]
-                x64: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(alpha, x64)
-        return x
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:  # type: ignore[override]
-        alpha, x64 = ctx.saved_tensors
-        a = alpha.detach().double()
-        # 1 - x_i and Σ_{j≠i} α_j as sums of the others: precise when one component dominates.
-        y = _exclusive_sum(x64)
-        d, _ = beta_dx_da(x64, a, _exclusive_sum(a), y=y)
-        g = grad.double()
-        s = (g * x64).sum(-1, keepdim=True)
-        tiny = torch.finfo(torch.float64).tiny
-        out = d * (g - s) / y.clamp(min=tiny)
-        return torch.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0).to(grad), None, None
-
-
 # ============================================================== drawing context
 class _Draw:
     """One call: the generator, the target dtype/device, the shapes and the gradient mode."""
 
-    def __init__(self, rng: np.random.Generator, params: Mapping[str, Any], ref: torch.Tensor,
-                 sample_shape: torch.Size, batch_shape: torch.Size, reparam: bool):
+    def __init__(self, rng: np.random.Generator, params: Params, sample_shape: torch.Size,
+                 reparam: bool):
         self.rng = rng
         self.p = params
-        self.dtype = ref.dtype
-        self.device = ref.device
+        self.dtype = params.float_dtype
+        self.device = params.device
         # NumPy's float32 paths exist only for a few methods; every other dtype draws in float64.
-        self.np_dtype: type = np.float32 if ref.dtype == torch.float32 else np.float64
+        self.np_dtype: type = np.float32 if self.dtype == torch.float32 else np.float64
         self.sample_shape = sample_shape
-        self.batch_shape = batch_shape
+        self.batch_shape = params.batch_shape
         self.reparam = reparam
 
     def size(self, event: tuple[int, ...] = ()) -> tuple[int, ...]:
@@ -439,14 +132,14 @@ class _Draw:
         z = self.std_gamma(concentration.detach().to("cpu", torch.float64).numpy(), event)
         if not (self.reparam and concentration.requires_grad):
             return z
-        return _ImplicitGamma.apply(concentration, z)
+        return ImplicitGamma.apply(concentration, z)
 
     def log_gamma(self, concentration: torch.Tensor) -> torch.Tensor:
         """``log`` of standard Gamma(concentration) draws, differentiable on rsample."""
         z = self.std_gamma(concentration.detach().to("cpu", torch.float64).numpy())
         if not (self.reparam and concentration.requires_grad):
             return z.log()
-        return _ImplicitLogGamma.apply(concentration, z)
+        return ImplicitLogGamma.apply(concentration, z)
 
     def affine(self, eps: torch.Tensor, loc: torch.Tensor | None, scale: torch.Tensor) -> torch.Tensor:
         if self.reparam:
@@ -472,11 +165,6 @@ def _inplace(t: torch.Tensor, op: str, other: torch.Tensor) -> torch.Tensor:
         _UFUNCS[op](arr, other.detach().numpy(), out=arr)
         return t
     return getattr(t, f"{op}_")(other)
-
-
-def _batch(params: Mapping[str, Any], name: str, event_dims: int = 0) -> torch.Size:
-    shape = params[name].shape
-    return shape[: len(shape) - event_dims]
 
 
 def _tiny(dtype: torch.dtype) -> float:
@@ -643,7 +331,7 @@ def _beta(d: _Draw) -> torch.Tensor:
     if not (d.reparam and (a.requires_grad or b.requires_grad)):
         return x
     shape = x.shape
-    return _ImplicitBeta.apply(a.expand(shape), b.expand(shape), x, torch.from_numpy(np.asarray(x64)))
+    return ImplicitBeta.apply(a.expand(shape), b.expand(shape), x, torch.from_numpy(np.asarray(x64)))
 
 
 def _dirichlet_numpy(d: _Draw, alpha: np.ndarray) -> np.ndarray:
@@ -663,21 +351,13 @@ def _dirichlet_numpy(d: _Draw, alpha: np.ndarray) -> np.ndarray:
     return np.exp(log_g)
 
 
-def _exclusive_sum(t: torch.Tensor) -> torch.Tensor:
-    """``Σ_{j≠i} t_j`` along the last dim, from positive partial sums only (no cancellation)."""
-    zero = torch.zeros_like(t[..., :1])
-    left = torch.cat((zero, t.cumsum(-1)[..., :-1]), -1)
-    right = torch.cat((zero, t.flip(-1).cumsum(-1)[..., :-1]), -1).flip(-1)
-    return left + right
-
-
 def _dirichlet(d: _Draw) -> torch.Tensor:
     conc = d.param("concentration")
     x64 = _dirichlet_numpy(d, d.arg("concentration"))
     x = d.tensor(x64).clamp_(min=_tiny(d.dtype))
     if not (d.reparam and conc.requires_grad):
         return x
-    return _ImplicitDirichlet.apply(conc.expand(x.shape), x, torch.from_numpy(x64))
+    return ImplicitDirichlet.apply(conc.expand(x.shape), x, torch.from_numpy(x64))
 
 
 def _logistic_normal(d: _Draw) -> torch.Tensor:
@@ -823,45 +503,45 @@ def _relaxed_one_hot(d: _Draw) -> torch.Tensor:
     return _clamp_probs(x)
 
 
-# name -> (drawer, parameter that carries the batch shape, its event dims, rsample)
-_FAMILY_TABLE: dict[str, tuple[Callable[[_Draw], torch.Tensor], str, int, bool]] = {
-    "Normal": (_normal, "loc", 0, True),
-    "LogNormal": (_lognormal, "loc", 0, True),
-    "HalfNormal": (_halfnormal, "scale", 0, True),
-    "Uniform": (_uniform, "low", 0, True),
-    "Exponential": (_exponential, "rate", 0, True),
-    "Gamma": (_gamma, "concentration", 0, True),
-    "Chi2": (_chi2, "df", 0, True),
-    "InverseGamma": (_inverse_gamma, "concentration", 0, True),
-    "Beta": (_beta, "concentration1", 0, True),
-    "Dirichlet": (_dirichlet, "concentration", 1, True),
-    "StudentT": (_student_t, "df", 0, True),
-    "Cauchy": (_cauchy, "loc", 0, True),
-    "HalfCauchy": (_halfcauchy, "scale", 0, True),
-    "Laplace": (_laplace, "loc", 0, True),
-    "Gumbel": (_gumbel, "loc", 0, True),
-    "Weibull": (_weibull, "scale", 0, True),
-    "Pareto": (_pareto, "scale", 0, True),
-    "Kumaraswamy": (_kumaraswamy, "concentration1", 0, True),
-    "GeneralizedPareto": (_generalized_pareto, "loc", 0, True),
-    "VonMises": (_vonmises, "loc", 0, False),
-    "FisherSnedecor": (_fisher_snedecor, "df1", 0, True),
-    "ContinuousBernoulli": (_continuous_bernoulli, "logits", 0, True),
-    "LogisticNormal": (_logistic_normal, "loc", 1, True),
-    "MultivariateNormal": (_mvn, "loc", 1, True),
-    "LowRankMultivariateNormal": (_lowrank_mvn, "loc", 1, True),
-    "Wishart": (_wishart, "df", 0, True),
-    "Bernoulli": (_bernoulli, "probs", 0, False),
-    "Binomial": (_binomial, "total_count", 0, False),
-    "Categorical": (_categorical, "probs", 1, False),
-    "OneHotCategorical": (_one_hot, "probs", 1, False),
-    "OneHotCategoricalStraightThrough": (_one_hot_st, "probs", 1, True),
-    "Geometric": (_geometric, "probs", 0, False),
-    "NegativeBinomial": (_negative_binomial, "total_count", 0, False),
-    "Poisson": (_poisson, "rate", 0, False),
-    "Multinomial": (_multinomial, "probs", 1, False),
-    "RelaxedBernoulli": (_relaxed_bernoulli, "logits", 0, True),
-    "RelaxedOneHotCategorical": (_relaxed_one_hot, "logits", 1, True),
+# name -> (drawer, rsample offered)
+_FAMILY_TABLE: dict[str, tuple[Callable[[_Draw], torch.Tensor], bool]] = {
+    "Normal": (_normal, True),
+    "LogNormal": (_lognormal, True),
+    "HalfNormal": (_halfnormal, True),
+    "Uniform": (_uniform, True),
+    "Exponential": (_exponential, True),
+    "Gamma": (_gamma, True),
+    "Chi2": (_chi2, True),
+    "InverseGamma": (_inverse_gamma, True),
+    "Beta": (_beta, True),
+    "Dirichlet": (_dirichlet, True),
+    "StudentT": (_student_t, True),
+    "Cauchy": (_cauchy, True),
+    "HalfCauchy": (_halfcauchy, True),
+    "Laplace": (_laplace, True),
+    "Gumbel": (_gumbel, True),
+    "Weibull": (_weibull, True),
+    "Pareto": (_pareto, True),
+    "Kumaraswamy": (_kumaraswamy, True),
+    "GeneralizedPareto": (_generalized_pareto, True),
+    "VonMises": (_vonmises, False),
+    "FisherSnedecor": (_fisher_snedecor, True),
+    "ContinuousBernoulli": (_continuous_bernoulli, True),
+    "LogisticNormal": (_logistic_normal, True),
+    "MultivariateNormal": (_mvn, True),
+    "LowRankMultivariateNormal": (_lowrank_mvn, True),
+    "Wishart": (_wishart, True),
+    "Bernoulli": (_bernoulli, False),
+    "Binomial": (_binomial, False),
+    "Categorical": (_categorical, False),
+    "OneHotCategorical": (_one_hot, False),
+    "OneHotCategoricalStraightThrough": (_one_hot_st, True),
+    "Geometric": (_geometric, False),
+    "NegativeBinomial": (_negative_binomial, False),
+    "Poisson": (_poisson, False),
+    "Multinomial": (_multinomial, False),
+    "RelaxedBernoulli": (_relaxed_bernoulli, True),
+    "RelaxedOneHotCategorical": (_relaxed_one_hot, True),
 }
 
 #: torch families this backend leaves out, with the reason (also in docs/backends/numpy.md).
@@ -883,35 +563,11 @@ _NOTES = {
 }
 
 
-class NumpyBackend(Backend):
-    """Draws with ``numpy.random.Generator`` (PCG64); torch differentiates and scores."""
-
-    name = "numpy"
-
-    def version(self) -> str:
-        return np.__version__
-
-    def families(self) -> Mapping[str, FamilySupport]:
-        return _SUPPORT
-
-    def _draw(self, family: str, params: Mapping[str, Any], sample_shape: torch.Size,
-              seed: Seed, reparam: bool) -> torch.Tensor:
+def _row(drawer: Callable[[_Draw], torch.Tensor], family: str) -> Callable[..., torch.Tensor]:
+    def draw(params: Params, sample_shape: torch.Size, rng: np.random.Generator,
+             reparam: bool) -> torch.Tensor:
         try:
-            drawer, batch_param, event_dims, _ = _FAMILY_TABLE[family]
-        except KeyError:
-            reason = OMITTED.get(family, "it is not a torch.distributions family")
-            raise UnsupportedFamilyError(
-                f"The numpy backend cannot draw {family!r}: {reason} Supported: "
-                f"{', '.join(sorted(_FAMILY_TABLE))}."
-            ) from None
-        ref = params[batch_param]
-        batch = _batch(params, batch_param, event_dims)
-        if family == "Wishart":
-            batch = params["df"].shape
-        ref_float = ref if ref.is_floating_point() else params[_first_float(family, params)]
-        d = _Draw(_generator(seed), params, ref_float, sample_shape, batch, reparam)
-        try:
-            return drawer(d)
+            return drawer(_Draw(rng, params, sample_shape, reparam))
         except (ValueError, OverflowError) as exc:
             raise InvalidParameterError(
                 f"NumPy could not draw {family} with these parameters: {exc}. Expected "
@@ -920,29 +576,22 @@ class NumpyBackend(Backend):
                 f"{ {k: _describe(params[k]) for k in params} }. Use the torch backend for "
                 "these parameters (backend='torch')."
             ) from exc
-
-    def sample(self, family: str, params: Mapping[str, Any], sample_shape: torch.Size, *,
-               seed: Seed = None) -> torch.Tensor:
-        with torch.no_grad():
-            return self._draw(family, params, sample_shape, seed, reparam=False)
-
-    def rsample(self, family: str, params: Mapping[str, Any], sample_shape: torch.Size, *,
-                seed: Seed = None) -> torch.Tensor:
-        entry = _FAMILY_TABLE.get(family)
-        if entry is not None and not entry[3]:
-            raise NotReparameterizableError(
-                f"{family} has no reparameterized sampler on the numpy backend. Use sample() "
-                "with log_prob() (score-function estimator) or a relaxed family."
-            )
-        return self._draw(family, params, sample_shape, seed, reparam=True)
+    return draw
 
 
-def _first_float(family: str, params: Mapping[str, Any]) -> str:
-    for name in params:
-        v = params[name]
-        if isinstance(v, torch.Tensor) and v.is_floating_point():
-            return name
-    raise InvalidParameterError(f"{family}: no floating-point parameter to take the dtype from.")
+class NumpyBackend(TableBackend):
+    """Draws with ``numpy.random.Generator`` (PCG64); torch differentiates and scores."""
+
+    name = "numpy"
+    table = {name: Row(draw=_row(drawer, name), rsample=rs, note=_NOTES.get(name, ""))
+             for name, (drawer, rs) in _FAMILY_TABLE.items()}
+    omitted = OMITTED
+
+    def version(self) -> str:
+        return np.__version__
+
+    def rng(self, seed: Seed, params: Params) -> np.random.Generator:
+        return _generator(seed)
 
 
 def _describe(v: Any) -> str:
@@ -951,12 +600,6 @@ def _describe(v: Any) -> str:
             return repr(v.detach().cpu().tolist())
         return f"tensor(shape={tuple(v.shape)}, min={float(v.min()):g}, max={float(v.max()):g})"
     return repr(v)
-
-
-_SUPPORT: Mapping[str, FamilySupport] = MappingProxyType({
-    name: FamilySupport(sample=True, rsample=rs, log_prob=False, note=_NOTES.get(name, ""))
-    for name, (_, _, _, rs) in _FAMILY_TABLE.items()
-})
 
 
 @hookimpl

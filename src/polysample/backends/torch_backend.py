@@ -43,10 +43,10 @@ from torch.distributions.transforms import SigmoidTransform, StickBreakingTransf
 from torch.distributions.utils import clamp_probs
 
 from ..core import seeds as _seeds
-from ..core.backend import Backend, FamilySupport, Seed
-from ..core.errors import NotReparameterizableError, UnsupportedFamilyError
+from ..core.backend import Row, Seed, TableBackend
 from ..core.families import FAMILIES
 from ..core.hookspecs import hookimpl
+from ..core.params import Params
 from ..core.seeds import global_seed_sequence, torch_generator_from
 from ._math import expm1_ratio
 
@@ -510,29 +510,17 @@ def build(family: str, params: Mapping[str, Any]) -> td.Distribution:
     return getattr(td, family)(**kwargs, validate_args=False)  # type: ignore[no-any-return]
 
 
-def _first_tensor(family: str, params: Mapping[str, Any]) -> torch.Tensor:
-    spec = FAMILIES[family]
-    t: torch.Tensor = params[spec.tensor_params[0]]
-    return t
-
-
 # ---------------------------------------------------------------------- the backend
-_SUPPORT: dict[str, FamilySupport] = {
-    name: FamilySupport(
-        sample=True,
-        rsample=spec.reparameterized,
-        log_prob=False,
-        note=("singular draws redrawn (torch 2.13 redraws every draw)" if name == "Wishart"
-              else ""),
-    )
-    for name, spec in FAMILIES.items()
-}
+_NOTES = {"Wishart": "singular draws redrawn (torch 2.13 redraws every draw)"}
 
 
-class TorchBackend(Backend):
+class TorchBackend(TableBackend):
     """``torch.distributions`` with explicit generators and fast in-place ``sample`` paths."""
 
     name = "torch"
+    table = {name: Row(draw=_SAMPLERS[name], rsample=spec.reparameterized,
+                       note=_NOTES.get(name, ""))
+             for name, spec in FAMILIES.items()}
 
     def __init__(self) -> None:
         self._fork_key: tuple[int, ...] = _seeds._fork_key
@@ -556,50 +544,21 @@ class TorchBackend(Backend):
     def version(self) -> str:
         return torch.__version__
 
-    def families(self) -> Mapping[str, FamilySupport]:
-        return _SUPPORT
-
-    def _draw(self, family: str, params: Mapping[str, Any], sample_shape: torch.Size,
-              seed: Seed, reparam: bool) -> torch.Tensor:
-        if seed is None and (_seeds._fork_pending or _seeds._fork_key != self._fork_key):
-            self._reseed_after_fork()
-        sampler = _SAMPLERS.get(family)
-        if sampler is None:
-            raise UnsupportedFamilyError(
-                f"The torch backend has no family {family!r}. Expected one of: "
-                f"{', '.join(sorted(FAMILIES))}."
-            )
-        g = seed if seed is None or isinstance(seed, torch.Generator) else \
-            torch_generator_from(seed, _first_tensor(family, params).device)
-        return sampler(params, sample_shape, g, reparam)
-
-    def sample(self, family: str, params: Mapping[str, Any], sample_shape: torch.Size, *,
-               seed: Seed = None) -> torch.Tensor:
-        """Draw without gradients (in-place fast paths; the core already disabled grad)."""
-        if torch.is_grad_enabled():
-            with torch.no_grad():
-                return self._draw(family, params, sample_shape, seed, False)
-        return self._draw(family, params, sample_shape, seed, False)
-
-    def rsample(self, family: str, params: Mapping[str, Any], sample_shape: torch.Size, *,
-                seed: Seed = None) -> torch.Tensor:
-        """Draw with torch's pathwise gradients; raises for families torch does not reparameterize."""
-        support = _SUPPORT.get(family)
-        if support is None or not support.rsample:
-            raise NotReparameterizableError(
-                f"{family} has no reparameterized sampler in torch, so rsample() cannot give "
-                "pathwise gradients. Use sample() with log_prob(), or a relaxed family "
-                "(RelaxedBernoulli, RelaxedOneHotCategorical)."
-            )
-        return self._draw(family, params, sample_shape, seed, True)
+    def rng(self, seed: Seed, params: Params) -> Gen:
+        """``None`` (torch's default generator, reseeded after a fork), the caller's generator,
+        or a fresh generator on the parameters' device seeded from the ``SeedSequence``."""
+        if seed is None:
+            if _seeds._fork_pending or _seeds._fork_key != self._fork_key:
+                self._reseed_after_fork()
+            return None
+        if isinstance(seed, torch.Generator):
+            return seed
+        return torch_generator_from(seed, params.device)
 
     def log_prob(self, family: str, params: Mapping[str, Any], value: torch.Tensor) -> torch.Tensor:
-        """torch's ``log_prob`` of the family built from ``params``."""
-        if family not in FAMILIES:
-            raise UnsupportedFamilyError(
-                f"The torch backend has no family {family!r}. Expected one of: "
-                f"{', '.join(sorted(FAMILIES))}."
-            )
+        """torch's ``log_prob`` of the family built from ``params`` (for direct callers: the
+        core scores torch-backend draws with the distribution object itself)."""
+        self._row(family)  # an unknown family raises UnsupportedFamilyError
         return build(family, params).log_prob(value)
 
 

@@ -1,36 +1,48 @@
-"""The ``Backend`` base class every backend, built-in or third-party, subclasses.
+"""The ``Backend`` base class every backend, built-in or third-party, subclasses (interface v1).
 
 Contract for implementers (the core enforces the user-facing contract around these calls):
 
 * ``__init__`` must be cheap and must not import heavy frameworks; import them on first use.
   Raise :class:`~polysample.BackendUnavailableError` from :meth:`Backend.check_available` (or
   ``__init__``) when a dependency is missing, saying which extra to install.
-* ``families()`` maps torch family names to :class:`FamilySupport`.
-* ``sample``/``rsample``/``log_prob`` receive ``params`` named as torch names them
-  (see :mod:`polysample.core.families`), already validated and broadcast to the batch shape,
-  and ``sample_shape`` as a ``torch.Size``.
-* ``seed`` is ``None`` (draw from this backend's global stream, see :meth:`global_seed_sequence`),
-  a ``numpy.random.SeedSequence`` (a reproducible draw: same seed, same values), or a
-  ``torch.Generator`` (the caller's torch stream; :func:`polysample.core.seeds.seed_sequence_from`
-  turns one into a ``SeedSequence`` for backends that are not torch).
-* Return a ``torch.Tensor`` of shape ``sample_shape + batch_shape + event_shape``, on the
-  parameters' device, float dtype of the parameters (``int64`` for ``Categorical``).
-  ``sample`` is called under ``torch.no_grad()``; ``rsample`` must be differentiable with
-  respect to every parameter listed as reparameterizable in :class:`FamilySupport`.
+* ``families()`` maps torch family names to :class:`FamilySupport`; a name that is not a torch
+  family makes the backend fail to load (a typo must not silently drop a family).
+* The core calls ``sample``/``rsample``/``log_prob`` only for what ``families()`` claims
+  (``rsample`` only where ``FamilySupport.rsample``, ``log_prob`` only where
+  ``FamilySupport.log_prob``), so a backend needs no guards of its own.
+* They receive ``params``, a :class:`~polysample.core.params.Params`: the canonical parameters
+  named as torch names them (see :mod:`polysample.core.families`), validated and broadcast by
+  the core, plus ``family``, ``batch_shape``, ``event_shape``, the result ``dtype``, the
+  parameters' ``float_dtype`` and ``device``; and ``sample_shape`` as a ``torch.Size``.
+* ``seed`` is ``None`` (draw from this backend's global stream, see
+  :class:`~polysample.core.seeds.GlobalStream`), a ``numpy.random.SeedSequence`` (a
+  reproducible draw: same seed, same values), or a ``torch.Generator`` (the caller's torch
+  stream; :func:`polysample.core.seeds.seed_sequence_from` turns one into a ``SeedSequence``).
+* Return a ``torch.Tensor`` of shape ``sample_shape + batch_shape + event_shape``, on
+  ``params.device``, of ``params.dtype``. ``sample`` is called with gradients disabled;
+  ``rsample`` must be differentiable with respect to every parameter listed as
+  reparameterizable in :class:`FamilySupport`; ``log_prob`` too, with respect to the
+  parameters that require grad (the core checks both).
+* Optional: ``mixture_components()`` names the component families for which the backend
+  reparameterizes ``MixtureSameFamily`` itself, in :meth:`Backend.rsample_mixture`.
+
+:class:`TableBackend` does the dispatch for backends whose families are rows of a table (one
+drawer per family) and normalises seeds through one method, ``rng``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
 from .errors import NotReparameterizableError, UnsupportedFamilyError
+from .params import Params
 
-__all__ = ["Backend", "FamilySupport", "Seed"]
+__all__ = ["Backend", "FamilySupport", "Seed", "TableBackend", "Row", "Drawer"]
 
 #: What a backend receives as ``seed``.
 Seed = np.random.SeedSequence | torch.Generator | None
@@ -109,6 +121,21 @@ class Backend:
             f"Backend {self.name!r} does not implement log_prob() for {family!r}."
         )
 
+    # ------------------------------------------------------------------ mixtures (optional)
+    def mixture_components(self) -> frozenset[str]:
+        """Component families for which :meth:`rsample_mixture` reparameterizes
+        ``MixtureSameFamily`` (none by default)."""
+        return frozenset()
+
+    def rsample_mixture(self, mixture_logits: torch.Tensor, component: Params,
+                        sample_shape: torch.Size, *, seed: Seed = None) -> torch.Tensor:
+        """A reparameterized draw of ``MixtureSameFamily(Categorical(logits=mixture_logits),
+        <component>)``, shape ``sample_shape + batch_shape + event_shape`` of the mixture
+        (the component's batch shape without its last dimension)."""
+        raise NotReparameterizableError(
+            f"Backend {self.name!r} does not reparameterize MixtureSameFamily."
+        )
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} backend {self.name!r}>"
 
@@ -145,3 +172,102 @@ def _restore_backend(cls: type[Backend], name: str, state: Any) -> Backend:
             obj.__dict__.update(state)
     obj.name = name
     return obj
+
+
+#: ``draw(params, sample_shape, rng, reparam) -> Tensor``: one family's drawer in a table.
+Drawer = Callable[[Params, torch.Size, Any, bool], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Row:
+    """One family of a :class:`TableBackend`.
+
+    Attributes:
+        draw: ``draw(params, sample_shape, rng, reparam)``; ``rng`` is what
+            :meth:`TableBackend.rng` made from the call's seed; ``reparam`` is True for
+            ``rsample`` (the result must then be differentiable), False for ``sample`` (called
+            with gradients disabled: in-place operations on fresh noise are safe).
+        rsample: ``rsample`` is offered (pathwise gradients).
+        rsample_params: the parameters with a pathwise gradient (None: every floating one).
+        log_prob: ``log_prob(params, value)``, or None to let the core score with torch.
+        note: shown by ``polysample backends`` and in the docs' capability matrix.
+    """
+
+    draw: Drawer
+    rsample: bool = False
+    rsample_params: frozenset[str] | None = None
+    log_prob: Callable[[Params, torch.Tensor], torch.Tensor] | None = None
+    note: str = ""
+
+
+class TableBackend(Backend):
+    """A backend whose families are the rows of ``table`` (family name -> :class:`Row`).
+
+    It derives ``families()`` from the table and dispatches ``sample``/``rsample``/``log_prob``
+    to the row's functions, with the seed turned into the backend's own random state by one
+    method, :meth:`rng`. A plain mapping of parameters (a direct call, not through the core) is
+    turned into :class:`Params` first.
+    """
+
+    #: family name -> Row; set by the subclass.
+    table: ClassVar[Mapping[str, Row]] = {}
+    #: torch families left out on purpose, with the reason (shown in errors and the docs).
+    omitted: ClassVar[Mapping[str, str]] = {}
+
+    def rng(self, seed: Seed, params: Params) -> Any:
+        """The random state a drawer receives for ``seed`` (None, a ``SeedSequence`` or a
+        ``torch.Generator``; see the module docstring): e.g. a ``numpy.random.Generator``
+        from :func:`~polysample.core.seeds.seed_sequence_from`, or this backend's
+        :class:`~polysample.core.seeds.GlobalStream` for None."""
+        raise NotImplementedError
+
+    def families(self) -> Mapping[str, FamilySupport]:
+        sup: Mapping[str, FamilySupport] | None = self.__dict__.get("_supports")
+        if sup is None:  # derived once from the table (families() runs on every draw)
+            sup = {name: FamilySupport(sample=True, rsample=row.rsample,
+                                       log_prob=row.log_prob is not None,
+                                       rsample_params=row.rsample_params, note=row.note)
+                   for name, row in self.table.items()}
+            self.__dict__["_supports"] = sup
+        return sup
+
+    def _row(self, family: str) -> Row:
+        row = self.table.get(family)
+        if row is None:
+            why = self.omitted.get(family)
+            raise UnsupportedFamilyError(
+                f"Backend {self.name!r} has no family {family!r}"
+                + (f": {why}" if why else "") + f". Expected one of: "
+                f"{', '.join(sorted(self.table))}."
+            )
+        return row
+
+    def sample(self, family: str, params: Mapping[str, Any], sample_shape: torch.Size, *,
+               seed: Seed = None) -> torch.Tensor:
+        row = self._row(family)
+        p = Params.of(family, params)
+        if torch.is_grad_enabled():  # a direct call: the core has disabled grad already
+            with torch.no_grad():
+                return row.draw(p, sample_shape, self.rng(seed, p), False)
+        return row.draw(p, sample_shape, self.rng(seed, p), False)
+
+    def rsample(self, family: str, params: Mapping[str, Any], sample_shape: torch.Size, *,
+                seed: Seed = None) -> torch.Tensor:
+        row = self._row(family)
+        if not row.rsample:
+            raise NotReparameterizableError(
+                f"{family} has no reparameterized sampler on backend {self.name!r}. Use "
+                "sample() with log_prob() (score-function estimator) or a relaxed family."
+            )
+        p = Params.of(family, params)
+        return row.draw(p, sample_shape, self.rng(seed, p), True)
+
+    def log_prob(self, family: str, params: Mapping[str, Any],
+                 value: torch.Tensor) -> torch.Tensor:
+        row = self._row(family)
+        if row.log_prob is None:
+            raise UnsupportedFamilyError(
+                f"Backend {self.name!r} does not score {family}; polysample scores it with "
+                "torch."
+            )
+        return row.log_prob(Params.of(family, params), value)

@@ -345,8 +345,10 @@ def resolve_backend(family: str, explicit: str | Backend | None = None) -> Backe
         candidate = registry.load(fb)
         if family in candidate.families():
             return candidate
+    why = getattr(backend, "omitted", {}).get(family)
     raise UnsupportedFamilyError(
         f"Backend {name!r} (chosen by {source}) does not support {family!r}"
+        + (f" ({why})" if why else "")
         + (f", nor do the fallbacks {tried[1:]}" if len(tried) > 1 else "")
         + ". Choose another backend with backend=..., or configure a fallback chain "
         "(fallback = [\"torch\"] under [tool.polysample], or POLYSAMPLE_FALLBACK=torch)."

@@ -9,7 +9,7 @@ shape, dtype, device, gradients): a backend that breaks it raises
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -27,6 +27,7 @@ from .errors import (
     UnsupportedFamilyError,
 )
 from .families import FAMILIES, FamilySpec
+from .params import Params
 from .seeds import as_seed_sequence
 from .torch_fixes import FIXES
 
@@ -79,30 +80,6 @@ def child_seed(seed: Seed, index: int) -> Seed:
             seed.entropy, spawn_key=tuple(seed.spawn_key) + (index,), pool_size=seed.pool_size
         )
     return seed
-
-
-class _LazyParams(Mapping[str, Any]):
-    """The canonical parameters of a distribution, read from it only when a backend asks."""
-
-    __slots__ = ("_dist", "_names")
-
-    def __init__(self, dist: td.Distribution, names: tuple[str, ...]):
-        self._dist = dist
-        self._names = names
-
-    def __getitem__(self, key: str) -> Any:
-        if key not in self._names:
-            raise KeyError(key)
-        return getattr(self._dist, key)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._names)
-
-    def __len__(self) -> int:
-        return len(self._names)
-
-    def __repr__(self) -> str:
-        return f"_LazyParams({self._names})"
 
 
 def _check_backend_arg(backend: object) -> None:
@@ -163,8 +140,20 @@ class PolysampleDistribution:
     def _ps_resolve(self) -> Backend:
         return resolve_backend(self._ps_family, self._ps_backend)
 
-    def _ps_params(self) -> Mapping[str, Any]:
-        return _LazyParams(self, self._ps_spec.params)  # type: ignore[arg-type]
+    def _ps_params(self) -> Params:
+        """What the backend receives: the parameters (read lazily), shapes, dtype, device."""
+        attrs = self.__dict__
+        for name in self._ps_tensor_params:
+            t = attrs.get(name)
+            if isinstance(t, torch.Tensor):
+                break
+        else:
+            t = getattr(self, self._ps_tensor_params[0])
+        # Integer parameters (an int64 df) draw in torch's default floating dtype, as torch does.
+        fdtype = t.dtype if t.is_floating_point() else torch.get_default_dtype()
+        return Params(self._ps_family, self, self._batch_shape,  # type: ignore[attr-defined]
+                      self._event_shape,  # type: ignore[attr-defined]
+                      torch.int64 if self._ps_index else fdtype, fdtype, t.device)
 
     @property
     def has_rsample(self) -> bool:  # type: ignore[override]
@@ -175,39 +164,21 @@ class PolysampleDistribution:
             return False
         return support.rsample
 
-    def _ps_expected(self) -> tuple[torch.dtype, torch.device]:
-        attrs = self.__dict__
-        for name in self._ps_tensor_params:
-            t = attrs.get(name)
-            if isinstance(t, torch.Tensor):
-                break
-        else:
-            t = getattr(self, self._ps_tensor_params[0])
-        return (torch.int64 if self._ps_index else t.dtype), t.device
-
-    def _ps_check(self, backend: Backend, out: object, shape: torch.Size, what: str) -> torch.Tensor:
+    def _ps_check(self, backend: Backend, out: object, shape: torch.Size, what: str,
+                  params: Params) -> torch.Tensor:
         if not isinstance(out, torch.Tensor):
             raise BackendContractError(
                 f"Backend {backend.name!r} returned {type(out).__name__} from {what}() for "
                 f"{self._ps_family}; expected a torch.Tensor. This is a bug in that backend."
             )
-        # One inlined pass (this runs on every draw): torch's _extended_shape, _ps_expected.
-        attrs = self.__dict__
-        for name in self._ps_tensor_params:
-            t = attrs.get(name)
-            if isinstance(t, torch.Tensor):
-                break
-        else:
-            t = getattr(self, self._ps_tensor_params[0])
-        expected = shape + self._batch_shape + self._event_shape  # type: ignore[attr-defined]
-        if (out.shape != expected or out.dtype != (torch.int64 if self._ps_index else t.dtype)
-                or out.device != t.device):
-            dtype, device = self._ps_expected()
+        expected = shape + params.batch_shape + params.event_shape
+        if out.shape != expected or out.dtype != params.dtype or out.device != params.device:
             raise BackendContractError(
                 f"Backend {backend.name!r} broke the {what}() contract for {self._ps_family}: "
-                f"expected shape {tuple(expected)}, dtype {dtype}, device {device}; received "
-                f"shape {tuple(out.shape)}, dtype {out.dtype}, device {out.device}. "
-                "This is a bug in that backend; choose another with backend=..."
+                f"expected shape {tuple(expected)}, dtype {params.dtype}, device "
+                f"{params.device}; received shape {tuple(out.shape)}, dtype {out.dtype}, "
+                f"device {out.device}. This is a bug in that backend; choose another with "
+                "backend=..."
             )
         return out
 
@@ -248,12 +219,13 @@ class PolysampleDistribution:
         grad_was_enabled = torch.is_grad_enabled()
         if grad_was_enabled:
             torch._C._set_grad_enabled(False)
+        params = self._ps_params()
         try:
-            out = backend.sample(self._ps_family, self._ps_params(), shape, seed=s)
+            out = backend.sample(self._ps_family, params, shape, seed=s)
         finally:
             if grad_was_enabled:
                 torch._C._set_grad_enabled(True)
-        out = self._ps_check(backend, out, shape, "sample")
+        out = self._ps_check(backend, out, shape, "sample", params)
         if out.requires_grad:
             raise BackendContractError(
                 f"Backend {backend.name!r} returned a tensor that requires grad from sample() "
@@ -299,8 +271,9 @@ class PolysampleDistribution:
                     f"only in {sorted(support.rsample_params)}, but {bad} require grad. Detach "
                     "those parameters, or use sample() with log_prob()."
                 )
-        out = backend.rsample(self._ps_family, self._ps_params(), shape, seed=s)
-        out = self._ps_check(backend, out, shape, "rsample")
+        params = self._ps_params()
+        out = backend.rsample(self._ps_family, params, shape, seed=s)
+        out = self._ps_check(backend, out, shape, "rsample", params)
         if not out.requires_grad and torch.is_grad_enabled() and self._ps_grad_params(support):
             raise BackendContractError(
                 f"Backend {backend.name!r} returned a detached tensor from rsample() for "
@@ -331,6 +304,15 @@ class PolysampleDistribution:
                 raise BackendContractError(
                     f"Backend {backend.name!r} returned {type(out).__name__} from log_prob() "
                     f"for {self._ps_family}; expected a torch.Tensor."
+                )
+            if (not out.requires_grad and torch.is_grad_enabled()
+                    and (value.requires_grad or self._ps_grad_params(support))):
+                raise BackendContractError(
+                    f"Backend {backend.name!r} returned a log_prob() for {self._ps_family} "
+                    "without gradients although "
+                    f"{self._ps_grad_params(support) + (['value'] if value.requires_grad else [])}"
+                    " require grad: score-function estimators need them. This is a bug in that "
+                    "backend; choose another with backend=..."
                 )
             return out
         return super().log_prob(value)  # type: ignore[misc]
@@ -419,14 +401,49 @@ class _Combinator:
     _ps_backend: str | Backend | None = None
 
     def _ps_component(self, dist: object, what: str) -> Any:
+        """The component as a polysample distribution drawn by this combinator's backend when
+        it chose none itself (a copy: the caller's object is left alone); a component that
+        chose another backend is an error naming both."""
+        mine = self._ps_backend
         if isinstance(dist, PolysampleDistribution | _Combinator):
-            return dist
+            theirs = dist._ps_backend
+            if mine is None or theirs is mine or (theirs is not None and _same(theirs, mine)):
+                return dist
+            if theirs is not None:
+                raise InvalidParameterError(
+                    f"Conflicting backends: {type(self).__name__}(..., backend={_label(mine)!r}) "
+                    f"was given a {what} with backend={_label(theirs)!r}. Expected the "
+                    f"{what} to choose no backend (it then follows the combinator's) or the "
+                    "same one. Drop one of the two backend= arguments."
+                )
+            copy = object.__new__(type(dist))
+            copy.__dict__.update(dist.__dict__)
+            if isinstance(copy, _Combinator):
+                copy.__dict__["_ps_backend"] = mine
+                for attr in ("base_dist", "_mixture_distribution", "_component_distribution"):
+                    sub = copy.__dict__.get(attr)
+                    if sub is not None:
+                        copy.__dict__[attr] = copy._ps_component(sub, attr)
+            else:
+                copy._ps_backend = mine
+            return copy
         if isinstance(dist, td.Distribution):
-            return wrap(dist, backend=self._ps_backend)
+            return wrap(dist, backend=mine)
         raise InvalidParameterError(
             f"Expected {what} to be a torch or polysample distribution. "
             f"Received: {type(dist).__name__}."
         )
+
+
+def _label(b: str | Backend) -> str:
+    return b if isinstance(b, str) else (b.name or type(b).__name__)
+
+
+def _same(a: str | Backend, b: str | Backend) -> bool:
+    """Two backend= arguments naming the same backend (a name and its registered instance)."""
+    if isinstance(a, str) and isinstance(b, str):
+        return a == b
+    return _label(a) == _label(b)
 
 
 class Independent(_Combinator, td.Independent):
@@ -503,8 +520,9 @@ class MixtureSameFamily(_Combinator, td.MixtureSameFamily):
 
     ``sample`` works on every backend (indices and components drawn by the resolved backends,
     then gathered, as torch does). ``rsample`` is offered where the component's backend
-    reparameterizes mixtures itself (its ``families()`` lists ``"MixtureSameFamily"`` with
-    ``rsample=True``, e.g. TFP); elsewhere it raises ``NotReparameterizableError``.
+    reparameterizes mixtures of that component family itself (``Backend.mixture_components()``
+    names it, e.g. TFP for Normal, Gamma, ...); elsewhere it raises
+    ``NotReparameterizableError``. ``backend=`` applies to components that chose none.
     """
 
     def __init__(self, mixture_distribution: Any, component_distribution: Any,
@@ -523,8 +541,8 @@ class MixtureSameFamily(_Combinator, td.MixtureSameFamily):
         if not isinstance(comp, PolysampleDistribution):
             return None, type(comp).__name__
         backend = comp._ps_resolve()
-        support = backend.families().get("MixtureSameFamily")
-        return (backend if support is not None and support.rsample else None), comp._ps_family
+        ok = comp._ps_family in backend.mixture_components()
+        return (backend if ok else None), comp._ps_family
 
     @property
     def has_rsample(self) -> bool:  # type: ignore[override]
@@ -550,18 +568,17 @@ class MixtureSameFamily(_Combinator, td.MixtureSameFamily):
         s = _normalize_seed(seed, generator)
         backend, fam = self._ps_mixture_backend()
         if backend is None:
+            comp_backend = getattr(self.component_distribution, "_ps_resolve", None)
+            where = f" on backend {_label(comp_backend())!r}" if comp_backend else ""
             raise NotReparameterizableError(
-                f"MixtureSameFamily of {fam} has no reparameterized sampler on this backend. "
-                "Use a backend that reparameterizes mixtures (backend='tfp'), sample() with "
-                "log_prob(), or a relaxed mixture."
+                f"MixtureSameFamily of {fam} has no reparameterized sampler{where}. Use a "
+                "backend that reparameterizes mixtures of this family (its "
+                "mixture_components(); e.g. backend='tfp' for Normal, Gamma, ...), sample() "
+                "with log_prob(), or a relaxed mixture."
             )
         comp: Any = self.component_distribution
-        params = {
-            "mixture_logits": self.mixture_distribution.logits,
-            "component_family": fam,
-            "component_params": comp._ps_params(),
-        }
-        out = backend.rsample("MixtureSameFamily", params, shape, seed=s)
+        out = backend.rsample_mixture(self.mixture_distribution.logits, comp._ps_params(),
+                                      shape, seed=s)
         expected = self._extended_shape(shape)
         if not isinstance(out, torch.Tensor) or out.shape != expected:
             raise BackendContractError(

@@ -1,0 +1,352 @@
+"""Implicit reparameterization (Figurnov et al. 2018) for backends that draw outside torch.
+
+A backend that draws Gamma, Beta or Dirichlet values with another library gets pathwise
+gradients here: ``dz/dθ = -(∂F/∂θ)(z; θ) / p(z; θ)``, with ``∂F/∂θ`` a central difference of a
+float64 CDF, always on the smaller tail so that no cancellation against 1 occurs.
+
+* :class:`ImplicitGamma` / :class:`ImplicitLogGamma`: a standard Gamma(α) draw ``z`` (or its
+  log) that carries ``dz/dα`` (``d(log z)/dα``) back to ``α``;
+* :class:`ImplicitBeta`: a Beta(a, b) draw with ``dx/da``, ``dx/db``;
+* :class:`ImplicitDirichlet`: a Dirichlet draw with Figurnov et al.'s gradient;
+* the numerics behind them: :func:`standard_gamma_dz_dalpha`, :func:`beta_dx_da`,
+  :func:`betainc` (torch has no regularized incomplete beta), :func:`exclusive_sum`.
+
+The Functions take the draw as an input (made by the caller's library) and return it; backward
+computes the implicit gradient. They are part of the plugin kit (:mod:`polysample.plugin`).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = ["ImplicitGamma", "ImplicitLogGamma", "ImplicitBeta", "ImplicitDirichlet",
+           "standard_gamma_dz_dalpha", "beta_dx_da", "betainc", "exclusive_sum"]
+
+
+def _rel_step(a: torch.Tensor) -> torch.Tensor:
+    # The CDFs vary in a shape parameter on a scale of about min(a, sqrt(a)); a step of 1e-4 of
+    # that scale puts the O(h^2) truncation near 1e-8 and the float64 round-off near 1e-10.
+    return 1e-4 * a / (1.0 + a.sqrt())
+
+
+def standard_gamma_dz_dalpha(z: torch.Tensor, alpha: torch.Tensor, *,
+                             log: bool = False, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """``dz/dα`` for a standard Gamma(α, 1) sample ``z`` (implicit reparameterization).
+
+    ``-(∂P/∂α)(z; α) / p(z; α)`` with ``∂P/∂α`` a central difference of the regularized incomplete
+    gamma function in float64, on the lower tail ``P`` below the mean and on the upper tail
+    ``Q = 1 - P`` above it. With ``log=True`` returns ``d(log z)/dα`` (divides by ``z p(z)``
+    directly, so it stays finite where ``z`` is near the smallest float). Returns ``dtype``
+    (float64 by default), the broadcast shape of ``z`` and ``alpha``.
+
+    When there are at least 8 draws per table node for every concentration value, the exact
+    derivative is tabulated and interpolated instead (:func:`_gamma_dz_tabulated`).
+    """
+    z = z.detach()
+    a = alpha.detach()
+    if a.numel() * _TABLE_NODES * 8 <= z.numel():
+        return _gamma_dz_tabulated(z, a, log, dtype)
+    return _gamma_dz_exact(z.double(), a.double(), log).to(dtype)
+
+
+#: Nodes per concentration value of the interpolation table (see _gamma_dz_tabulated).
+_TABLE_NODES = 4097
+
+
+def _gamma_dz_tabulated(z: torch.Tensor, a: torch.Tensor, log: bool,
+                        dtype: torch.dtype) -> torch.Tensor:
+    """The exact derivative tabulated in ``log z`` per concentration value, then interpolated.
+
+    Used when many draws share few concentrations (a scalar or small batch of parameters and a
+    large ``sample_shape``): ``d(log z)/dα`` is smooth in ``log z`` (linear in both tails), so a
+    cubic through the 4 nearest of 4097 equally spaced nodes between the smallest and largest
+    ``log z`` of each concentration matches the exact values to a few 1e-6 at worst (tested),
+    at a small fraction of the cost of two incomplete-gamma evaluations per draw. The table is
+    built in float64; the per-draw evaluation runs in ``dtype`` (the gradient's).
+    """
+    shape = torch.broadcast_shapes(z.shape, a.shape)
+    n_groups, g = a.numel(), _TABLE_NODES
+    t = z.to(dtype).clamp(min=torch.finfo(dtype).tiny).log().expand(shape).reshape(-1)
+    if n_groups == 1:
+        groups = None
+        lo, hi = torch.aminmax(t)
+        t_min, t_max = lo.double().reshape(1), hi.double().reshape(1)
+    else:
+        groups = torch.arange(n_groups, device=a.device).reshape(a.shape).expand(shape).reshape(-1)
+        init = torch.full((n_groups,), math.inf, dtype=dtype, device=t.device)
+        t_min = init.scatter_reduce(0, groups, t, "amin").double()
+        t_max = (-init).scatter_reduce(0, groups, t, "amax").double()
+    step = torch.where(t_max > t_min, (t_max - t_min) / (g - 1), torch.ones_like(t_min))
+    grid = torch.arange(g, dtype=torch.float64, device=t.device)
+    nodes = t_min.unsqueeze(1) + step.unsqueeze(1) * grid
+    f = _gamma_dz_exact(nodes.exp(), a.reshape(-1, 1).double(), True)  # (groups, g)
+    # Cubic through nodes j-1, j, j+1, j+2 as a polynomial in s = pos - j (Horner form).
+    fm, f0, f1, f2 = f[:, :-3], f[:, 1:-2], f[:, 2:-1], f[:, 3:]
+    coefs = [torch.nn.functional.pad(c, (1, 2)).reshape(-1).to(dtype)  # entry = group*g + j
+             for c in (f0, -fm / 3 - f0 / 2 + f1 - f2 / 6, fm / 2 - f0 + f1 / 2,
+                       -fm / 6 + f0 / 2 - f1 / 2 + f2 / 6)]
+    pos = t.sub(t_min.to(dtype)) if groups is None else t - t_min.to(dtype)[groups]
+    pos.mul_((1.0 / step).to(dtype) if groups is None else (1.0 / step).to(dtype)[groups])
+    j = pos.floor().clamp_(1, g - 3)
+    idx = j.long() if groups is None else groups * g + j.long()
+    s = pos.sub_(j)
+    out = coefs[3].index_select(0, idx).mul_(s)
+    out.add_(coefs[2].index_select(0, idx)).mul_(s)
+    out.add_(coefs[1].index_select(0, idx)).mul_(s)
+    out.add_(coefs[0].index_select(0, idx))
+    out = out.reshape(shape)
+    return out if log else out * z.to(dtype).expand(shape)
+
+
+def _gamma_dz_exact(z: torch.Tensor, a: torch.Tensor, log: bool) -> torch.Tensor:
+    z, a = torch.broadcast_tensors(z, a)
+    shape = z.shape
+    z = z.clamp(min=torch.finfo(torch.float64).tiny).reshape(-1)
+    a = a.reshape(-1)
+    # One gather per tail (rows of [z, a]) keeps the indexing cost below the CDF's own cost.
+    za = torch.stack((z, a), dim=1)
+    lower = torch.nonzero(z < a).squeeze(1)
+    upper = torch.nonzero(z >= a).squeeze(1)
+    d_f = torch.empty_like(z)
+    zl, al = za.index_select(0, lower).unbind(1)
+    hl = _rel_step(al)
+    d_f.index_copy_(0, lower, (torch.special.gammainc(al + hl, zl)
+                               - torch.special.gammainc(al - hl, zl)) / (2 * hl))
+    zu, au = za.index_select(0, upper).unbind(1)
+    hu = _rel_step(au)
+    d_f.index_copy_(0, upper, (torch.special.gammaincc(au - hu, zu)
+                               - torch.special.gammaincc(au + hu, zu)) / (2 * hu))
+    log_p = (a if log else a - 1) * z.log() - z - torch.lgamma(a)
+    out = -d_f / log_p.exp()
+    bad = ~torch.isfinite(out)
+    if bad.any():
+        # Beyond the float64 range of the CDF (concentrations far above 1e8): the normal limit
+        # z = a + sqrt(a) * eps gives dz/da = (z + a) / (2a), exact to O(1/sqrt(a)).
+        limit = (z + a) / (2 * a) / (z if log else 1.0)
+        out = torch.where(bad, torch.nan_to_num(limit, nan=0.0, posinf=0.0, neginf=0.0), out)
+    return out.reshape(shape)
+
+
+
+
+_FPMIN = 1e-300
+
+
+def _betacf(a: torch.Tensor, b: torch.Tensor, x: torch.Tensor, max_iter: int = 20000) -> torch.Tensor:
+    """Continued fraction of the incomplete beta (modified Lentz), float64, vectorized."""
+    qab, qap, qam = a + b, a + 1.0, a - 1.0
+    c = torch.ones_like(x)
+    d = 1.0 - qab * x / qap
+    d = torch.where(d.abs() < _FPMIN, torch.full_like(d, _FPMIN), d).reciprocal()
+    h = d.clone()
+    for m in range(1, max_iter + 1):
+        m2 = 2 * m
+        aa = m * (b - m) * x / ((qam + m2) * (a + m2))
+        d = 1.0 + aa * d
+        d = torch.where(d.abs() < _FPMIN, torch.full_like(d, _FPMIN), d).reciprocal()
+        c = 1.0 + aa / c
+        c = torch.where(c.abs() < _FPMIN, torch.full_like(c, _FPMIN), c)
+        h = h * d * c
+        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
+        d = 1.0 + aa * d
+        d = torch.where(d.abs() < _FPMIN, torch.full_like(d, _FPMIN), d).reciprocal()
+        c = 1.0 + aa / c
+        c = torch.where(c.abs() < _FPMIN, torch.full_like(c, _FPMIN), c)
+        delta = d * c
+        h = h * delta
+        if m % 8 == 0 and not bool(((delta - 1.0).abs() > 1e-15).any()):
+            break
+    return h
+
+
+_QUAD_MIN = 3000.0
+_GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(64)
+
+
+def _betainc_lower_quad(x: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``I_x(a, b)`` for large ``a`` and ``b`` by Gauss-Legendre quadrature of the density.
+
+    The continued fraction needs O(sqrt(max(a, b))) terms and converges slowly near the mean,
+    where the samples are; above a few thousand (Numerical Recipes' ``betaiapprox``) the
+    integral from ``mean - 10 sd`` (or ``x - 5 sd``) to ``x`` of the nearly normal density is
+    exact to float64 with 64 nodes.
+    """
+    mu = a / (a + b)
+    sd = (a * b / ((a + b) ** 2 * (a + b + 1.0))).sqrt()
+    lo = torch.minimum(mu - 10.0 * sd, x - 5.0 * sd).clamp(min=0.0)
+    lo = torch.minimum(lo, x)
+    nodes = torch.as_tensor(_GL_NODES, dtype=x.dtype, device=x.device)
+    weights = torch.as_tensor(_GL_WEIGHTS, dtype=x.dtype, device=x.device)
+    half = ((x - lo) * 0.5).unsqueeze(-1)
+    u = lo.unsqueeze(-1) + half * (nodes + 1.0)
+    am1, bm1 = (a - 1.0).unsqueeze(-1), (b - 1.0).unsqueeze(-1)
+    lmu, lmuc = mu.log().unsqueeze(-1), torch.log1p(-mu).unsqueeze(-1)
+    # Centre the exponent at the mode region so the integrand neither overflows nor underflows.
+    terms = torch.exp(am1 * (u.log() - lmu) + bm1 * (torch.log1p(-u) - lmuc))
+    integral = (terms * weights).sum(-1) * half.squeeze(-1)
+    log_front = (a - 1.0) * mu.log() + (b - 1.0) * torch.log1p(-mu) - (
+        torch.lgamma(a) + torch.lgamma(b) - torch.lgamma(a + b))
+    return integral * log_front.exp()
+
+
+def _use_quadrature(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    # Where the continued fraction is slow: a large shape, and no integrable singularity at the
+    # ends and a smooth integrand at 0 (shapes >= 10). Decided once at the central parameters of a difference stencil.
+    return (torch.maximum(a, b) > _QUAD_MIN) & (torch.minimum(a, b) >= 10.0)
+
+
+def _betainc_lower(x: torch.Tensor, y: torch.Tensor, a: torch.Tensor, b: torch.Tensor,
+                   quad: torch.Tensor | None = None) -> torch.Tensor:
+    """``I_x(a, b)``, accurate where ``x < (a+1)/(a+b+2)`` (the lower tail); ``y = 1-x``."""
+    big = _use_quadrature(a, b) if quad is None else quad
+    if bool(big.any()):
+        out = torch.empty_like(x)
+        out[big] = _betainc_lower_quad(x[big], a[big], b[big])
+        small = ~big
+        out[small] = _betainc_lower(x[small], y[small], a[small], b[small], big[small])
+        return out
+    log_front = a * x.log() + b * y.log() - (torch.lgamma(a) + torch.lgamma(b) - torch.lgamma(a + b))
+    return log_front.exp() * _betacf(a, b, x) / a
+
+
+def betainc(x: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """The regularized incomplete beta function ``I_x(a, b)`` in float64 (torch has none)."""
+    x, a, b = torch.broadcast_tensors(x.double(), a.double(), b.double())
+    y = 1.0 - x
+    lower = x < (a + 1.0) / (a + b + 2.0)
+    out = torch.empty_like(x)
+    out[lower] = _betainc_lower(x[lower], y[lower], a[lower], b[lower])
+    up = ~lower
+    out[up] = 1.0 - _betainc_lower(y[up], x[up], b[up], a[up])
+    return out
+
+
+def _dbetainc_da(x: torch.Tensor, y: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``∂I_x(a, b)/∂a`` by a central difference on the smaller tail; ``y = 1 - x``."""
+    h = _rel_step(a)
+    lower = x < (a + 1.0) / (a + b + 2.0)
+    out = torch.empty_like(x)
+    xl, yl, al, bl, hl = x[lower], y[lower], a[lower], b[lower], h[lower]
+    ql = _use_quadrature(al, bl)
+    out[lower] = (_betainc_lower(xl, yl, al + hl, bl, ql)
+                  - _betainc_lower(xl, yl, al - hl, bl, ql)) / (2 * hl)
+    up = ~lower
+    xu, yu, au, bu, hu = x[up], y[up], a[up], b[up], h[up]
+    # I_x(a, b) = 1 - I_y(b, a): the upper tail is computed directly, so it never cancels.
+    qu = _use_quadrature(au, bu)
+    out[up] = (_betainc_lower(yu, xu, bu, au - hu, qu)
+               - _betainc_lower(yu, xu, bu, au + hu, qu)) / (2 * hu)
+    return out
+
+
+def beta_dx_da(x: torch.Tensor, a: torch.Tensor, b: torch.Tensor,
+               y: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(dx/da, dx/db)`` for a Beta(a, b) sample ``x`` (implicit reparameterization), float64.
+
+    ``y`` is ``1 - x`` when the caller has it more precisely than ``1 - x`` (stick breaking).
+    """
+    x, a, b = torch.broadcast_tensors(x.detach().double(), a.detach().double(), b.detach().double())
+    tiny = torch.finfo(torch.float64).tiny
+    y = (1.0 - x) if y is None else torch.broadcast_to(y.detach().double(), x.shape)
+    x, y = x.clamp(min=tiny), y.clamp(min=tiny)
+    log_p = (a - 1) * x.log() + (b - 1) * y.log() - (torch.lgamma(a) + torch.lgamma(b) - torch.lgamma(a + b))
+    p = log_p.exp()
+    dx_da = -_dbetainc_da(x, y, a, b) / p
+    # I_x(a, b) = 1 - I_y(b, a), so dI/db = -dI_y(b, a)/d(first shape).
+    dx_db = _dbetainc_da(y, x, b, a) / p
+    return (torch.nan_to_num(dx_da, nan=0.0, posinf=0.0, neginf=0.0),
+            torch.nan_to_num(dx_db, nan=0.0, posinf=0.0, neginf=0.0))
+
+
+class ImplicitGamma(torch.autograd.Function):
+    """Standard Gamma(α) sample ``z`` (drawn by NumPy) with gradient ``dz/dα`` in backward."""
+
+    @staticmethod
+    def forward(ctx: Any, alpha: torch.Tensor, z: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(alpha, z)
+        return z
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, None]:  # type: ignore[override]
+        alpha, z = ctx.saved_tensors
+        dz = standard_gamma_dz_dalpha(z, alpha, dtype=grad.dtype)
+        return (grad * dz).sum_to_size(alpha.shape), None
+
+
+class ImplicitLogGamma(torch.autograd.Function):
+    """``log z`` of a standard Gamma(α) sample, with gradient ``d(log z)/dα`` in backward.
+
+    Ratios of Gamma draws (StudentT, FisherSnedecor, InverseGamma) go through ``log z``: for small
+    α, ``z`` sits at the smallest float and ``1/z`` or ``z**2`` in an autograd chain overflows.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, alpha: torch.Tensor, z: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(alpha, z)
+        return z.log()
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, None]:  # type: ignore[override]
+        alpha, z = ctx.saved_tensors
+        dlog = standard_gamma_dz_dalpha(z, alpha, log=True, dtype=grad.dtype)
+        return (grad * dlog).sum_to_size(alpha.shape), None
+
+
+class ImplicitBeta(torch.autograd.Function):
+    """Beta(a, b) sample ``x`` (drawn by NumPy in float64) with implicit gradients."""
+
+    @staticmethod
+    def forward(ctx: Any, a: torch.Tensor, b: torch.Tensor, x: torch.Tensor,  # type: ignore[override]
+                x64: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(a, b, x64)
+        return x
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:  # type: ignore[override]
+        a, b, x64 = ctx.saved_tensors
+        da, db = beta_dx_da(x64, a, b)
+        return grad * da.to(grad), grad * db.to(grad), None, None
+
+
+class ImplicitDirichlet(torch.autograd.Function):
+    """Dirichlet sample with Figurnov et al.'s implicit gradient.
+
+    ``x_i`` is marginally Beta(α_i, α_0 - α_i); moving α_i moves ``x_i`` by the Beta implicit
+    gradient and rescales the other components (their ratios do not depend on α_i):
+    ``∂x_i/∂α_i = d_i``, ``∂x_j/∂α_i = -d_i x_j / (1 - x_i)``.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, alpha: torch.Tensor, x: torch.Tensor,  # type: ignore[override]
+                x64: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(alpha, x64)
+        return x
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:  # type: ignore[override]
+        alpha, x64 = ctx.saved_tensors
+        a = alpha.detach().double()
+        # 1 - x_i and Σ_{j≠i} α_j as sums of the others: precise when one component dominates.
+        y = exclusive_sum(x64)
+        d, _ = beta_dx_da(x64, a, exclusive_sum(a), y=y)
+        g = grad.double()
+        s = (g * x64).sum(-1, keepdim=True)
+        tiny = torch.finfo(torch.float64).tiny
+        out = d * (g - s) / y.clamp(min=tiny)
+        return torch.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0).to(grad), None, None
+
+
+def exclusive_sum(t: torch.Tensor) -> torch.Tensor:
+    """``Σ_{j≠i} t_j`` along the last dim, from positive partial sums only (no cancellation)."""
+    zero = torch.zeros_like(t[..., :1])
+    left = torch.cat((zero, t.cumsum(-1)[..., :-1]), -1)
+    right = torch.cat((zero, t.flip(-1).cumsum(-1)[..., :-1]), -1).flip(-1)
+    return left + right

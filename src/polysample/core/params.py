@@ -1,0 +1,116 @@
+"""``Params``: what a backend receives for one draw, filled in by the core.
+
+A :class:`Params` is a read-only mapping of the family's canonical parameters (torch's
+attribute names, see :mod:`polysample.core.families`), already validated and broadcast by the
+torch constructor, plus what the core knows about the call:
+
+* ``family``: the torch family name;
+* ``batch_shape``, ``event_shape``: the distribution's shapes (the result has shape
+  ``sample_shape + batch_shape + event_shape``);
+* ``dtype``: the result dtype (the parameters' floating dtype; ``int64`` for ``Categorical``);
+* ``float_dtype``: the parameters' floating dtype (the dtype to compute in);
+* ``device``: the parameters' device, where the result must be.
+
+Values are read from the distribution only when a backend asks for them (so a draw that needs
+two of four parameters reads two). Parameters that torch keeps as Python numbers (a float
+``temperature``) come back as tensors of ``float_dtype`` on ``device``; integer-valued
+parameters (``total_count`` of ``Multinomial``, ``dim`` of ``LKJCholesky``) stay Python ints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import torch
+
+from .families import FAMILIES, FamilySpec
+
+__all__ = ["Params"]
+
+
+class Params(Mapping[str, Any]):
+    """The parameters of one draw and its shapes, dtype and device (see the module docstring)."""
+
+    __slots__ = ("family", "batch_shape", "event_shape", "dtype", "float_dtype", "device",
+                 "_source", "_names", "_ints")
+
+    def __init__(self, family: str, source: Any, batch_shape: torch.Size,
+                 event_shape: torch.Size, dtype: torch.dtype, float_dtype: torch.dtype,
+                 device: torch.device, names: tuple[str, ...] | None = None) -> None:
+        spec = FAMILIES[family]
+        self.family = family
+        self.batch_shape = batch_shape
+        self.event_shape = event_shape
+        self.dtype = dtype
+        self.float_dtype = float_dtype
+        self.device = device
+        self._source = source  # an object with the parameters as attributes, or a Mapping
+        self._names = spec.params if names is None else names
+        self._ints = spec.integer_params
+
+    # -------------------------------------------------------------- Mapping
+    def __getitem__(self, key: str) -> Any:
+        if key not in self._names:
+            raise KeyError(key)
+        src = self._source
+        value = src[key] if isinstance(src, Mapping) else getattr(src, key)
+        if isinstance(value, torch.Tensor) or key in self._ints:
+            return value
+        # torch keeps some parameters as Python numbers (RelaxedBernoulli's temperature).
+        return torch.as_tensor(value, dtype=self.float_dtype, device=self.device)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __repr__(self) -> str:
+        return (f"Params({self.family}, batch_shape={tuple(self.batch_shape)}, "
+                f"event_shape={tuple(self.event_shape)}, dtype={self.dtype}, "
+                f"device={self.device}, names={self._names})")
+
+    # -------------------------------------------------------------- helpers
+    @property
+    def spec(self) -> FamilySpec:
+        return FAMILIES[self.family]
+
+    def shape(self, sample_shape: torch.Size = torch.Size()) -> torch.Size:
+        """The result shape ``sample_shape + batch_shape + event_shape``."""
+        return sample_shape + self.batch_shape + self.event_shape
+
+    @classmethod
+    def of(cls, family: str, params: Mapping[str, Any]) -> Params:
+        """``params`` as a :class:`Params` (unchanged if it is one).
+
+        For callers that hand a backend a plain mapping (tests, benchmarks, other backends):
+        the shapes, dtype and device are taken from ``torch.distributions.<family>`` built from
+        the mapping.
+        """
+        if isinstance(params, Params):
+            return params
+        import torch.distributions as td
+
+        spec = FAMILIES[family]
+        kwargs = {k: params[k] for k in spec.params if k in params and k != "probs"}
+        if "logits" not in kwargs and "probs" in params:
+            kwargs["probs"] = params["probs"]
+        dist = getattr(td, family)(**kwargs, validate_args=False)
+        float_dtype, device = _float_dtype_device(spec, dist)
+        dtype = torch.int64 if spec.kind == "index" else float_dtype
+        values = {k: params[k] if k in params else getattr(dist, k) for k in spec.params}
+        return cls(family, values, dist.batch_shape, dist.event_shape, dtype, float_dtype,
+                   device)
+
+
+def _float_dtype_device(spec: FamilySpec, source: Any) -> tuple[torch.dtype, torch.device]:
+    """The floating dtype and device of the first tensor parameter (torch's promotion made
+    every floating parameter of one distribution share them)."""
+    get = source.__getitem__ if isinstance(source, Mapping) else source.__dict__.get
+    for name in spec.tensor_params:
+        t = get(name)
+        if isinstance(t, torch.Tensor):
+            dtype = t.dtype if t.is_floating_point() else torch.get_default_dtype()
+            return dtype, t.device
+    return torch.get_default_dtype(), torch.device("cpu")
