@@ -11,6 +11,7 @@ The backends are the torch backend with one defect (as ``tests/mutants.py``). No
 figures go into ``docs/conformance.md``. Usage::
 
     python benchmarks/power_table.py [--quick-only] [--family Gamma ...]
+    python benchmarks/power_table.py --detectable   # the before/after table of docs/conformance.md
 """
 
 from __future__ import annotations
@@ -101,11 +102,60 @@ def rows(families: list[str], modes: list[bool]) -> list[tuple[str, str, str, st
     return out
 
 
+#: Draws per grid point before the conformance-engine rework (0.1.0): quick, full.
+_BEFORE = {"Normal": (20_000, 1_000_000), "continuous": (10_000, 500_000),
+           "discrete": (4_000, 200_000), "multivariate": (4_000, 200_000),
+           "matrix": (4_000, 200_000)}
+
+
+def detectable_table() -> list[str]:
+    """Smallest discrepancy each kind of check detects (miss rate 1e-3 at its alpha), at the
+    sample sizes before and after the rework, for a three-point grid and one statistic."""
+    from polysample.conformance.cases import SAMPLE_SIZES
+    from polysample.conformance.stats import (
+        ALPHA_CHECK,
+        dkwm_detectable,
+        pit_var_detectable,
+        z_detectable,
+    )
+
+    a = ALPHA_CHECK / 3
+    kinds = [
+        ("K-S distance (`*_ks`)", lambda n: dkwm_detectable(n, a)),
+        ("mean normal score, `E zeta` (`*_pit_mean`)", lambda n: z_detectable(n ** -0.5, a)),
+        ("`E zeta^2 - 1` (`*_pit_var`)", lambda n: pit_var_detectable(n, a)),
+        ("mean of counts, in sd (`*_sum`)", lambda n: z_detectable(n ** -0.5, a)),
+    ]
+    rows = ["| check | size class | grid | mode | n before | n after | detectable before | "
+            "detectable after |", "|---|---|---|---|---|---|---|---|"]
+    classes = [("Normal", "continuous"), ("continuous", "continuous"), ("Cauchy", "heavy"),
+               ("discrete", "discrete"), ("multivariate", "multivariate"),
+               ("matrix", "matrix")]
+    for label, fn in kinds:
+        for name, cls in classes:
+            if ("sum" in label) != (cls == "discrete"):
+                continue
+            before = _BEFORE.get(name, _BEFORE["continuous" if cls == "heavy" else cls])
+            for grid in ("typical", "corners"):
+                for i, mode in enumerate(("quick", "full")):
+                    nb, na = before[i], SAMPLE_SIZES[cls][grid][i]
+                    db, da = fn(nb), fn(na)
+                    assert da <= db, (label, name, grid, mode)  # power never lost
+                    rows.append(f"| {label} | {name} | {grid} | {mode} | {nb:,} | {na:,} | "
+                                f"{db:.4f} | {da:.4f} |")
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--family", action="append")
     ap.add_argument("--quick-only", action="store_true")
+    ap.add_argument("--detectable", action="store_true",
+                    help="print the before/after detectable-discrepancy table and exit")
     args = ap.parse_args()
+    if args.detectable:
+        print("\n".join(detectable_table()))
+        return
     families = args.family or sorted(FAMILIES)
     modes = [True] if args.quick_only else [True, False]
     table = rows(families, modes)

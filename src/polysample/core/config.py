@@ -32,12 +32,14 @@ from pathlib import Path
 from typing import Any
 
 from .backend import Backend
-from .errors import ConfigError, UnknownBackendError, UnsupportedFamilyError
+from .errors import ConfigError, UnknownBackendError, UnsupportedFamilyError, did_you_mean
 from .families import FAMILIES
 from .plugins import registry
 
 __all__ = [
     "DEFAULT_BACKEND",
+    "Resolution",
+    "backend_for",
     "FileConfig",
     "get_backend",
     "set_backend",
@@ -51,10 +53,10 @@ __all__ = [
 
 DEFAULT_BACKEND = "torch"
 
-_context: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+_context: contextvars.ContextVar[str | Backend | None] = contextvars.ContextVar(
     "polysample_backend", default=None
 )
-_global: str | None = None
+_global: str | Backend | None = None
 _file_lock = threading.Lock()
 _file: FileConfig | None = None
 
@@ -100,7 +102,7 @@ def _parse(path: Path, table: Mapping[str, Any], section: str) -> FileConfig:
         if fam not in FAMILIES:
             raise ConfigError(
                 f"Unknown family {fam!r} at {src('families')}. Expected one of: "
-                f"{', '.join(sorted(FAMILIES))}."
+                f"{', '.join(sorted(FAMILIES))}.{did_you_mean(fam, sorted(FAMILIES))}"
             )
         _check_name(name, src(f"families.{fam}"))
     fallback = table.get("fallback", [])
@@ -109,8 +111,14 @@ def _parse(path: Path, table: Mapping[str, Any], section: str) -> FileConfig:
             f"Expected a list of backend names at {src('fallback')}, e.g. "
             f'fallback = ["numpy", "torch"]. Received: {fallback!r}.'
         )
+    installed = sorted(registry.entries())
     for name in fallback:
         _check_name(name, src("fallback"))
+        if name not in installed:
+            raise ConfigError(
+                f"{src('fallback')} names backend {name!r}, which is not installed. Expected "
+                f"some of: {', '.join(installed)}.{did_you_mean(name, installed)}"
+            )
     known = {"backend", "families", "fallback"}
     options = {k: v for k, v in table.items() if k not in known}
     for k, v in options.items():
@@ -118,6 +126,13 @@ def _parse(path: Path, table: Mapping[str, Any], section: str) -> FileConfig:
             raise ConfigError(
                 f"Unknown key {src(k)} = {v!r}. Expected one of: backend, families, fallback, "
                 "or a table of backend options such as [tool.polysample.tfp]."
+                f"{did_you_mean(k, sorted(known))}"
+            )
+        if k not in installed:
+            raise ConfigError(
+                f"Unknown table [{section + '.' if section else ''}{k}] in {path}. Expected "
+                "[families] or a table of options named after an installed backend "
+                f"({', '.join(installed)}).{did_you_mean(k, sorted(known) + installed)}"
             )
     return FileConfig(path, section, backend, dict(fams), tuple(fallback), options)
 
@@ -185,8 +200,9 @@ def _validate_known(name: str, source: str) -> str:
     return name
 
 
-def set_backend(name: str | None) -> None:
-    """Set the process-wide backend (``None`` clears it). Raises ``UnknownBackendError``."""
+def set_backend(name: str | Backend | None) -> None:
+    """Set the process-wide backend: a name or a ``Backend`` instance (``None`` clears it).
+    Raises ``UnknownBackendError`` for a name nobody registered."""
     global _global
     if name is not None:
         _require_registered(name)
@@ -194,13 +210,16 @@ def set_backend(name: str | None) -> None:
 
 
 def _require_registered(name: object) -> None:
+    if isinstance(name, Backend):
+        return
     if not isinstance(name, str) or name not in registry.entries():
         registry.load(name)  # type: ignore[arg-type]  # raises UnknownBackendError
 
 
 @contextlib.contextmanager
-def use_backend(name: str) -> Iterator[str]:
-    """Within the ``with`` block (this thread / asyncio task only), draw with ``name``."""
+def use_backend(name: str | Backend) -> Iterator[str | Backend]:
+    """Within the ``with`` block (this thread / asyncio task only), draw with ``name`` (a
+    backend name or a ``Backend`` instance)."""
     _require_registered(name)
     token = _context.set(name)
     try:
@@ -209,8 +228,13 @@ def use_backend(name: str) -> Iterator[str]:
         _context.reset(token)
 
 
-def resolve_backend_name(family: str | None = None, explicit: str | None = None) -> tuple[str, str]:
-    """The backend name for ``family`` and the source that chose it (before fallbacks)."""
+def _label(choice: str | Backend) -> str:
+    return choice if isinstance(choice, str) else (choice.name or type(choice).__name__)
+
+
+def _choose(family: str | None, explicit: str | Backend | None) -> tuple[str | Backend, str]:
+    """The backend (name or instance) chosen for ``family`` and by which source, before
+    fallbacks. The precedence of the module docstring, in one place."""
     if explicit is not None:
         return explicit, "backend= argument"
     ctx = _context.get()
@@ -232,9 +256,60 @@ def resolve_backend_name(family: str | None = None, explicit: str | None = None)
     return DEFAULT_BACKEND, "default"
 
 
+def resolve_backend_name(family: str | None = None,
+                         explicit: str | Backend | None = None) -> tuple[str, str]:
+    """The backend name for ``family`` and the source that chose it (before fallbacks)."""
+    choice, source = _choose(family, explicit)
+    return _label(choice), source
+
+
 def get_backend() -> str:
-    """The name of the backend a draw would use now (ignoring per-family overrides)."""
+    """The name of the backend a draw would use now, ignoring per-family overrides and
+    fallbacks (:func:`backend_for` answers for one family)."""
     return resolve_backend_name(None)[0]
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """Which backend draws a family under the current configuration, and why.
+
+    Attributes:
+        family: the family asked about.
+        name: the backend that will draw it.
+        source: what chose the first candidate (``backend= argument``, ``use_backend()``,
+            ``set_backend()``, ``POLYSAMPLE_BACKEND``, a configuration file and key, or
+            ``default``).
+        chosen: the first candidate; differs from ``name`` when a fallback draws instead.
+        fallback: the fallback chain that was consulted (empty when none was needed).
+        backend: the loaded ``Backend``.
+    """
+
+    family: str
+    name: str
+    source: str
+    chosen: str
+    fallback: tuple[str, ...]
+    backend: Backend = field(repr=False, compare=False)
+
+    def explain(self) -> str:
+        if self.name == self.chosen:
+            return f"{self.family} is drawn by {self.name!r}, chosen by {self.source}."
+        return (f"{self.family} is drawn by {self.name!r}: {self.chosen!r} (chosen by "
+                f"{self.source}) does not support it, so the fallback chain "
+                f"{list(self.fallback)} picked {self.name!r}.")
+
+
+def backend_for(family: str, backend: str | Backend | None = None) -> Resolution:
+    """Which backend draws ``family`` now (``backend=`` as a distribution would pass it), and
+    from which source: the same resolution as a draw, fallbacks included.
+
+    Raises as a draw would (``UnsupportedFamilyError`` when nothing supports the family).
+    """
+    from .families import family_spec
+
+    family_spec(family)  # an unknown family raises, listing the known ones
+    b, chosen, source, chain = _resolve(family, backend)
+    return Resolution(family, _label(b), source, chosen, chain, b)
 
 
 def _fallback_chain() -> tuple[tuple[str, str], ...]:
@@ -282,7 +357,7 @@ def _env_reader(name: str) -> Any:
 _read_backend_env = _env_reader("POLYSAMPLE_BACKEND")
 
 
-def _resolution_key(family: str, explicit: str | None) -> tuple[Any, ...] | None:
+def _resolution_key(family: str, explicit: str | Backend | None) -> tuple[Any, ...] | None:
     if explicit is not None:
         return (family, 0, explicit)
     ctx = _context.get()
@@ -298,21 +373,51 @@ def _resolution_key(family: str, explicit: str | None) -> tuple[Any, ...] | None
     return (family, 4, id(_file))
 
 
+def _resolve(family: str, explicit: str | Backend | None
+             ) -> tuple[Backend, str, str, tuple[str, ...]]:
+    """The backend that draws ``family``, the first candidate's name, its source and the
+    fallback chain consulted (empty when the first candidate supports the family)."""
+    choice, source = _choose(family, explicit)
+    if isinstance(choice, Backend):
+        backend = choice
+    else:
+        try:
+            backend = registry.load(choice)
+        except UnknownBackendError:
+            if source in ("backend= argument", "use_backend()", "set_backend()"):
+                raise
+            raise ConfigError(f"{source} names unknown backend {choice!r}.") from None
+    label = _label(choice)
+    if family in backend.families():
+        return backend, label, source, ()
+    chain = tuple(fb for fb, _ in _fallback_chain())
+    tried = [label]
+    for fb in chain:
+        if fb in tried:
+            continue
+        tried.append(fb)
+        candidate = registry.load(fb)
+        if family in candidate.families():
+            return candidate, label, source, chain
+    why = getattr(backend, "omitted", {}).get(family)
+    raise UnsupportedFamilyError(
+        f"Backend {label!r} (chosen by {source}) does not support {family!r}"
+        + (f" ({why})" if why else "")
+        + (f", nor do the fallbacks {tried[1:]}" if len(tried) > 1 else "")
+        + ". Choose another backend with backend=..., or configure a fallback chain "
+        "(fallback = [\"torch\"] under [tool.polysample], or POLYSAMPLE_FALLBACK=torch)."
+    )
+
+
 def resolve_backend(family: str, explicit: str | Backend | None = None) -> Backend:
     """The loaded backend that will draw ``family``, fallbacks applied.
 
-    ``explicit`` may be a ``Backend`` instance (registered or not): it draws ``family`` if it
-    supports it. Raises ``UnknownBackendError``/``BackendUnavailableError`` for the chosen
-    backend and ``UnsupportedFamilyError`` when neither it nor any fallback supports ``family``.
+    ``explicit`` may be a name or a ``Backend`` instance (registered or not). Raises
+    ``UnknownBackendError``/``BackendUnavailableError`` for the chosen backend and
+    ``UnsupportedFamilyError`` when neither it nor any fallback supports ``family``.
     """
-    if isinstance(explicit, Backend):
-        if family in explicit.families():
-            return explicit
-        raise UnsupportedFamilyError(
-            f"Backend {explicit.name or type(explicit).__name__!r} (passed as backend=) does "
-            f"not support {family!r}. Expected one of the families its families() lists: "
-            f"{', '.join(sorted(explicit.families()))}."
-        )
+    if isinstance(explicit, Backend) and family in explicit.families():
+        return explicit
     key = _resolution_key(family, explicit)
     # The registry's cached entries without taking its lock (a plain attribute read is atomic);
     # entries() builds them when they are not there yet.
@@ -324,39 +429,30 @@ def resolve_backend(family: str, explicit: str | Backend | None = None) -> Backe
         hit = _resolved.get(key)
         if hit is not None and hit[0] is entries and hit[1] is file_snapshot:
             return hit[2]
-    name, source = resolve_backend_name(family, explicit)
-    try:
-        backend = registry.load(name)
-    except UnknownBackendError:
-        if source in ("backend= argument", "use_backend()", "set_backend()"):
-            raise
-        raise ConfigError(f"{source} names unknown backend {name!r}.") from None
-    if family in backend.families():
-        if key is not None:
-            if len(_resolved) >= _RESOLVED_MAX:
-                _resolved.clear()
-            _resolved[key] = (entries, file_snapshot, backend)
-        return backend
-    tried = [name]
-    for fb, _ in _fallback_chain():
-        if fb in tried:
-            continue
-        tried.append(fb)
-        candidate = registry.load(fb)
-        if family in candidate.families():
-            return candidate
-    why = getattr(backend, "omitted", {}).get(family)
-    raise UnsupportedFamilyError(
-        f"Backend {name!r} (chosen by {source}) does not support {family!r}"
-        + (f" ({why})" if why else "")
-        + (f", nor do the fallbacks {tried[1:]}" if len(tried) > 1 else "")
-        + ". Choose another backend with backend=..., or configure a fallback chain "
-        "(fallback = [\"torch\"] under [tool.polysample], or POLYSAMPLE_FALLBACK=torch)."
-    )
+    backend, _, _, chain = _resolve(family, explicit)
+    if key is not None and not chain:  # answers through a fallback are never cached
+        if len(_resolved) >= _RESOLVED_MAX:
+            _resolved.clear()
+        _resolved[key] = (entries, file_snapshot, backend)
+    return backend
 
 
-def backend_options(backend_name: str) -> tuple[Mapping[str, Any], str]:
-    """The ``[tool.polysample.<backend_name>]`` table and a description of where it came from."""
+def backend_options(backend_name: str, known: Mapping[str, str] | None = None
+                    ) -> tuple[Mapping[str, Any], str]:
+    """The ``[tool.polysample.<backend_name>]`` table and a description of where it came from.
+
+    ``known`` (option name -> what it does) makes an unknown key a ``ConfigError`` naming the
+    file and key, with a "did you mean" (a misspelt option must not be silently ignored).
+    """
     cfg = file_config()
     opts = cfg.options.get(backend_name, {})
-    return opts, (cfg.source(backend_name) if cfg.path else "defaults")
+    where = cfg.source(backend_name) if cfg.path else "defaults"
+    if known is not None:
+        for key in opts:
+            if key not in known:
+                raise ConfigError(
+                    f"Unknown option {cfg.source(f'{backend_name}.{key}')}. Expected one of: "
+                    + ", ".join(f"{k} ({v})" for k, v in known.items())
+                    + f".{did_you_mean(key, list(known))}"
+                )
+    return opts, where

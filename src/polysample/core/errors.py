@@ -17,6 +17,7 @@ __all__ = [
     "ConfigError",
     "InvalidParameterError",
     "BackendContractError",
+    "did_you_mean",
 ]
 
 
@@ -56,3 +57,11 @@ class BackendContractError(PolysampleError, RuntimeError):
 
     Raised by the core, naming the backend, instead of passing a wrong tensor on to the user.
     """
+
+
+def did_you_mean(name: str, candidates: list[str] | tuple[str, ...]) -> str:
+    """`` Did you mean 'x'?`` for the closest candidate to a misspelt ``name``, or ``""``."""
+    import difflib
+
+    close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
+    return f" Did you mean {close[0]!r}?" if close else ""

@@ -35,6 +35,8 @@ __all__ = ["TfpBackend", "SUBSTRATES", "ENV_VAR"]
 
 SUBSTRATES = ("jax", "tensorflow")
 ENV_VAR = "POLYSAMPLE_TFP_SUBSTRATE"
+#: The keys of [tool.polysample.tfp] (an unknown key is a ConfigError).
+OPTIONS = {"substrate": '"jax" (default) or "tensorflow"'}
 
 
 def _resolve_substrate() -> tuple[str, str]:
@@ -44,7 +46,7 @@ def _resolve_substrate() -> tuple[str, str]:
         value: object = env.strip()
         source = f"environment variable {ENV_VAR}"
     else:
-        opts, where = backend_options("tfp")
+        opts, where = backend_options("tfp", OPTIONS)
         if "substrate" not in opts:
             return "jax", "default"
         value = opts["substrate"]
