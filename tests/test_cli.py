@@ -161,3 +161,22 @@ def test_python_dash_m_polysample_in_a_subprocess() -> None:
     bad = subprocess.run([sys.executable, "-m", "polysample", "sample", "Gauss"],
                          capture_output=True, text=True, env=env, timeout=120)
     assert bad.returncode == 2 and bad.stderr.startswith("polysample: error: Unknown family")
+
+
+def test_backends_verbose_shows_distribution_module_and_errors(capsys) -> None:
+    from polysample.cli import main
+
+    assert main(["backends", "--verbose"]) == 0
+    out = capsys.readouterr().out
+    assert "torch: available" in out and "distribution: polysample" in out
+    assert "module: polysample.backends.torch_backend" in out
+
+
+def test_backends_explain_names_the_backend_and_the_source(capsys, monkeypatch) -> None:
+    from polysample.cli import main
+
+    monkeypatch.setenv("POLYSAMPLE_BACKEND", "numpy")
+    assert main(["backends", "--explain", "Gamma"]) == 0
+    assert "Gamma is drawn by 'numpy', chosen by POLYSAMPLE_BACKEND" in capsys.readouterr().out
+    assert main(["backends", "--explain", "Gama"]) == 2
+    assert "Did you mean 'Gamma'?" in capsys.readouterr().err

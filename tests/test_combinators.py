@@ -2,7 +2,7 @@
 
 They are built in the core on top of the base families, so each backend that draws Normal and
 Categorical gets them without backend code. ``MixtureSameFamily.rsample`` exists only where
-the component's backend lists ``"MixtureSameFamily"`` with ``rsample=True``.
+the component's backend names the component family in ``mixture_components()``.
 """
 
 from __future__ import annotations
@@ -85,8 +85,7 @@ def test_mixture_same_family_sample(backend: str) -> None:
 
 def test_mixture_same_family_rsample_where_the_backend_offers_it(backend: str) -> None:
     d = _mixture(backend)
-    support = ps.load_backend(backend).families().get("MixtureSameFamily")
-    offered = support is not None and support.rsample
+    offered = "Normal" in ps.load_backend(backend).mixture_components()
     assert d.has_rsample is offered
     if not offered:
         with pytest.raises(ps.NotReparameterizableError, match="MixtureSameFamily of Normal"):
@@ -120,3 +119,32 @@ def test_combinators_route_through_the_configured_backend(backend: str) -> None:
         assert d.sample((2,), seed=5).shape == (2, 3)
         assert torch.equal(d.sample((2,), seed=5),
                            ps.Normal(torch.zeros(3), 1.0, backend=backend).sample((2,), seed=5))
+
+
+def test_a_mixture_backend_applies_to_components_that_chose_none() -> None:
+    # The combinator's backend= reaches polysample components without one of their own,
+    # and the caller's component object is left as it was.
+    comp = ps.Normal(torch.zeros(2, 3, requires_grad=True), 1.0)
+    cat = ps.Categorical(logits=torch.zeros(2, 3))
+    mix = ps.MixtureSameFamily(cat, comp, backend="numpy")
+    assert mix.component_distribution.backend == "numpy" and comp.backend is None
+    assert mix.mixture_distribution.backend == "numpy"
+    assert torch.equal(mix.sample((4,), seed=1), mix.sample((4,), seed=1))
+
+
+def test_a_component_with_another_backend_is_an_error_naming_both() -> None:
+    comp = ps.Normal(torch.zeros(3), 1.0, backend="torch")
+    with pytest.raises(ps.InvalidParameterError, match="numpy.*torch|torch.*numpy"):
+        ps.Independent(comp, 1, backend="numpy")
+
+
+def test_mixture_backend_draws_rsample_with_gradients_on_the_named_backend() -> None:
+    if "tfp" not in {b.name for b in ps.backends() if b.status == "available"}:
+        pytest.skip("tfp is not installed")
+    loc = torch.zeros(3, requires_grad=True)
+    mix = ps.MixtureSameFamily(ps.Categorical(logits=torch.zeros(3)), ps.Normal(loc, 1.0),
+                               backend="tfp")
+    r = mix.rsample((5,), seed=2)
+    assert r.shape == (5,) and r.requires_grad
+    (g,) = torch.autograd.grad(r.sum(), [loc])
+    assert g.shape == (3,) and torch.isfinite(g).all() and g.abs().sum() > 0

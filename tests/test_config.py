@@ -298,3 +298,48 @@ def test_set_and_use_backend_reject_unknown_names() -> None:
     with pytest.raises(ps.UnknownBackendError, match="str"):
         ps.set_backend(3)  # type: ignore[arg-type]
     assert ps.get_backend() == "torch"
+
+
+# --------------------------------------------------------------------------- loud, not silent
+def test_a_misspelt_table_is_a_config_error_with_a_did_you_mean() -> None:
+    write(Path("pyproject.toml"), '[tool.polysample]\nbackend = "torch"\n'
+                                  '[tool.polysample.familes]\nGamma = "numpy"\n')
+    with pytest.raises(ps.ConfigError, match=r"familes.*Did you mean 'families'"):
+        ps.Normal(0.0, 1.0).sample()
+
+
+def test_an_unknown_backend_option_is_a_config_error_with_a_did_you_mean() -> None:
+    write(Path("pyproject.toml"), '[tool.polysample.tfp]\nsubstrat = "jax"\n')
+    with pytest.raises(ps.ConfigError, match=r"substrat.*Did you mean 'substrate'"):
+        backend_options("tfp", {"substrate": "jax or tensorflow"})
+
+
+def test_a_bad_fallback_entry_fails_when_the_config_is_read() -> None:
+    write(Path("pyproject.toml"), '[tool.polysample]\nfallback = ["nmupy"]\n')
+    with pytest.raises(ps.ConfigError, match=r"fallback.*nmupy.*Did you mean 'numpy'"):
+        ps.Normal(0.0, 1.0).sample()  # Normal needs no fallback: the file is still checked
+
+
+def test_backend_for_says_which_backend_draws_a_family_and_why() -> None:
+    write(Path("pyproject.toml"), '[tool.polysample]\nbackend = "numpy"\nfallback = ["torch"]\n'
+                                  '[tool.polysample.families]\nNormal = "cfg-fam"\n')
+    r = ps.backend_for("Normal")
+    assert r.name == "cfg-fam" and "families.Normal" in r.source
+    r = ps.backend_for("LKJCholesky")  # numpy lacks it: the fallback draws
+    assert (r.name, r.chosen, r.fallback) == ("torch", "numpy", ("torch",))
+    assert "fallback" in r.explain() and "numpy" in r.explain()
+    with ps.use_backend("cfg-ctx"):
+        assert ps.backend_for("Normal").source == "use_backend()"
+    with pytest.raises(ps.UnsupportedFamilyError, match="Normall"):
+        ps.backend_for("Normall")
+
+
+def test_a_backend_instance_is_accepted_wherever_a_name_is() -> None:
+    inst = _recording_backend("inst")()
+    inst.name = "inst"
+    ps.set_backend(inst)
+    assert drawn_by() == "inst" and ps.get_backend() == "inst"
+    ps.set_backend(None)
+    with ps.use_backend(inst):
+        assert drawn_by() == "inst"
+    assert drawn_by(ps.Normal(0.0, 1.0, backend=inst)) == "inst"

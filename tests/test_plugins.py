@@ -130,15 +130,38 @@ def test_factory_raising_import_error_makes_backend_unavailable(tmp_path, monkey
     assert ps.Normal(0.0, 1.0).sample().shape == ()  # the default backend is unaffected
 
 
-def test_duplicate_backend_name_names_both_modules(tmp_path, monkeypatch) -> None:
+def test_a_duplicate_backend_name_disables_the_later_plugin_with_a_warning(tmp_path,
+                                                                          monkeypatch) -> None:
     write_plugin(tmp_path, "dup_one", "twin")
     write_plugin(tmp_path, "dup_two", "twin")
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setenv("POLYSAMPLE_PLUGINS", "dup_one,dup_two")
     ps.refresh()
-    with pytest.raises(ps.PolysampleError, match="twin") as info:
-        ps.backend_names()
-    assert "dup_one" in str(info.value) and "dup_two" in str(info.value)
+    with pytest.warns(RuntimeWarning, match="twin") as rec:
+        names = ps.backend_names()
+    assert "dup_one" in str(rec[0].message) and "dup_two" in str(rec[0].message)
+    assert "twin" in names and "torch" in names  # nothing else is taken down
+    rows = [b for b in ps.backends() if b.name == "twin"]
+    assert {r.status for r in rows} == {"available", "disabled"}
+    disabled = next(r for r in rows if r.status == "disabled")
+    assert "dup_two" in disabled.source and "duplicate" in disabled.error
+    assert ps.Normal(0.0, 1.0, backend="twin").sample().shape == ()
+
+
+def test_a_misspelt_family_in_families_is_a_load_error_naming_plugin_and_name(
+        tmp_path, monkeypatch) -> None:
+    write_plugin(tmp_path, "typo_plugin", "typo")
+    src = (tmp_path / "typo_plugin.py").read_text().replace('"Normal": polysample', '"Studentt": polysample')
+    (tmp_path / "typo_plugin.py").write_text(src)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("POLYSAMPLE_PLUGINS", "typo_plugin")
+    ps.refresh()
+    with pytest.raises(ps.BackendUnavailableError, match="Studentt") as info:
+        ps.load_backend("typo")
+    assert "Did you mean 'StudentT'?" in str(info.value) and "typo_plugin" in str(info.value)
+    row = {b.name: b for b in ps.backends()}["typo"]
+    assert row.status == "unavailable" and "Studentt" in row.error
+    assert ps.Normal(0.0, 1.0).sample().shape == ()  # the others keep working
 
 
 def test_backend_factory_runs_only_on_first_use(tmp_path, monkeypatch) -> None:

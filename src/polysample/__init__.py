@@ -11,7 +11,7 @@ from __future__ import annotations
 # module is imported later (the import system sets the parent's attribute only on first load).
 from . import backends as _backends_package  # noqa: F401
 from .core.backend import Backend, FamilySupport
-from .core.config import get_backend, reload_config, set_backend, use_backend
+from .core.config import backend_for, get_backend, reload_config, set_backend, use_backend
 from .core.distributions import (
     Bernoulli,
     Beta,
@@ -91,7 +91,8 @@ __all__ = [
     "RelaxedBernoulli", "RelaxedOneHotCategorical", "StudentT", "TransformedDistribution",
     "Uniform", "VonMises", "Weibull", "Wishart",
     # routing and configuration
-    "wrap", "get_backend", "set_backend", "use_backend", "reload_config", "manual_seed",
+    "wrap", "get_backend", "backend_for", "set_backend", "use_backend", "reload_config",
+    "manual_seed",
     # backends and plugins
     "Backend", "FamilySupport", "BackendInfo", "hookimpl", "backends", "backend_names",
     "load_backend", "register_backend", "unregister_backend", "refresh",

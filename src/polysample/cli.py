@@ -1,7 +1,10 @@
 """The ``polysample`` command.
 
-* ``polysample backends``: every registered backend with its version, status, number of
-  families and of reparameterized families; a broken or unavailable one shows its error.
+* ``polysample backends [--verbose] [--explain FAMILY]``: every registered backend with its
+  version, status, number of families and of reparameterized families; a broken,
+  unavailable or disabled one shows its error; ``--verbose`` adds each plugin's distribution,
+  version and module; ``--explain FAMILY`` says which backend draws FAMILY now, and why.
+* ``polysample new-backend NAME [--path DIR]``: write a plugin package for a new backend.
 * ``polysample sample FAMILY --param NAME=VALUE ... [-n N] [--backend B] [--seed S]
   [--rsample] [--dtype float32|float64] [--json]``: draw and print values. A value is a number
   or a JSON list (``--param probs=[0.2,0.8]``). With ``--rsample`` the draw is reparameterized
@@ -58,7 +61,22 @@ def build_parser(with_validate: bool = True) -> argparse.ArgumentParser:
                        description="List every registered backend: name, version, status, "
                        "families, reparameterized families; broken ones with their error.")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--verbose", "-v", action="store_true",
+                   help="also show each plugin's distribution, version, module and load error")
+    p.add_argument("--explain", metavar="FAMILY",
+                   help="say which backend draws FAMILY under the current configuration, and "
+                        "why (which setting chose it, and any fallback)")
     p.set_defaults(func=_cmd_backends)
+
+    p = sub.add_parser(
+        "new-backend", help="write a new backend plugin package (a scaffold that passes the "
+        "conformance suite)",
+        description="Write a plugin package for a new backend: pyproject.toml with the entry "
+        "point, a TableBackend with one example family, and a conformance test through the "
+        "pytest plugin. `pip install -e DIR` it, then `pytest` in it.")
+    p.add_argument("name", help="the backend's name, e.g. mybackend (also the package name)")
+    p.add_argument("--path", metavar="DIR", help="where to write it (default: ./polysample-NAME)")
+    p.set_defaults(func=_cmd_new_backend)
 
     p = sub.add_parser(
         "sample", help="draw values from a family",
@@ -102,13 +120,41 @@ def _unavailable_validate(reason: str) -> int:
 def _cmd_backends(args: argparse.Namespace) -> int:
     import polysample as ps
 
+    if args.explain:
+        from .core.families import FAMILIES
+
+        if args.explain not in FAMILIES:
+            from .core.errors import did_you_mean
+
+            raise _UsageError(f"Unknown family {args.explain!r}. Expected one of: "
+                              f"{', '.join(sorted(FAMILIES))}."
+                              f"{did_you_mean(args.explain, sorted(FAMILIES))}")
+        r = ps.backend_for(args.explain)
+        if args.json:
+            print(json.dumps({"family": r.family, "backend": r.name, "source": r.source,
+                              "chosen": r.chosen, "fallback": list(r.fallback)}))
+        else:
+            print(r.explain())
+        return 0
     rows = ps.backends()
     if args.json:
         print(json.dumps([
             {"name": r.name, "version": r.version, "status": r.status, "families": r.families,
-             "rsample_families": r.rsample_families, "source": r.source, "error": r.error}
+             "rsample_families": r.rsample_families, "source": r.source, "error": r.error,
+             "module": r.module, "distribution": r.distribution,
+             "distribution_version": r.dist_version}
             for r in rows
         ], indent=2))
+        return 0
+    if args.verbose:
+        for r in rows:
+            print(f"{r.name}: {r.status}, version {r.version or '-'}, {r.families} families "
+                  f"({r.rsample_families} with rsample)")
+            print(f"  distribution: {r.distribution or '-'} {r.dist_version}".rstrip())
+            print(f"  module: {r.module or '-'}")
+            print(f"  registered by: {r.source}")
+            if r.error:
+                print(f"  error: {r.error}")
         return 0
     header = ("name", "version", "status", "families", "rsample", "source")
     table = [header] + [
@@ -123,6 +169,20 @@ def _cmd_backends(args: argparse.Namespace) -> int:
     for r in rows:
         if r.error:
             print(f"\n{r.name} ({r.status}): {r.error}")
+    return 0
+
+
+def _cmd_new_backend(args: argparse.Namespace) -> int:
+    from .scaffold import write_scaffold
+
+    try:
+        root = write_scaffold(args.name, args.path)
+    except (ValueError, FileExistsError) as exc:
+        raise _UsageError(str(exc)) from None
+    print(f"Wrote the {args.name!r} backend plugin to {root}. Next:\n"
+          f"  pip install -e {root}\n"
+          f"  cd {root} && pytest          # the conformance suite on your backend\n"
+          f"  polysample validate --backend {args.name} --quick")
     return 0
 
 

@@ -14,7 +14,7 @@ import importlib
 import os
 import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
 from types import ModuleType
@@ -24,7 +24,7 @@ import pluggy
 
 from . import hookspecs
 from .backend import Backend
-from .errors import BackendUnavailableError, PolysampleError, UnknownBackendError
+from .errors import BackendUnavailableError, UnknownBackendError
 
 __all__ = [
     "DEFAULT_PLUGINS",
@@ -57,6 +57,10 @@ class BackendEntry:
     source: str  # module (and distribution) that registered it
     error: BaseException | None = None  # set for a plugin that failed to import
     instance: Backend | None = None
+    module: str = ""  # the plugin module
+    distribution: str = ""  # the installed distribution that provides it, if known
+    dist_version: str = ""
+    disabled: str = ""  # why a registration was set aside (a duplicate name)
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,9 @@ class BackendInfo:
     source: str
     error: str = ""
     family_names: tuple[str, ...] = field(default=())
+    module: str = ""
+    distribution: str = ""
+    dist_version: str = ""
 
 
 class _Registry:
@@ -78,6 +85,7 @@ class _Registry:
         self._lock = threading.RLock()
         self._entries: dict[str, BackendEntry] | None = None
         self._extra: list[tuple[str, Callable[[], Any], str]] = []
+        self.disabled: list[BackendEntry] = []
 
     # -------------------------------------------------------------- discovery
     def _discover(self) -> dict[str, BackendEntry]:
@@ -99,11 +107,11 @@ class _Registry:
                 failed.append((path, what, exc))
                 return None
 
-        modules: list[tuple[ModuleType, str]] = []
+        modules: list[tuple[ModuleType, str, str, str]] = []  # module, source, dist, version
         for path in DEFAULT_PLUGINS:
             mod = load_module(path, "built-in")
             if mod is not None:
-                modules.append((mod, f"{path} (built-in)"))
+                modules.append((mod, f"{path} (built-in)", "polysample", _version("polysample")))
         if os.environ.get("POLYSAMPLE_DISABLE_PLUGIN_AUTOLOAD", "").strip() not in {"1", "true", "yes"}:
             for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
                 dist = ep.dist.name if ep.dist is not None else "unknown distribution"
@@ -119,45 +127,63 @@ class _Registry:
                     )
                     failed.append((ep.name, what, exc))
                     continue
-                modules.append((mod, f"{ep.value} ({what})"))
+                dist_version = ep.dist.version if ep.dist is not None else ""
+                modules.append((mod, f"{ep.value} ({what})", dist, dist_version))
         for path in filter(None, (p.strip() for p in os.environ.get("POLYSAMPLE_PLUGINS", "").split(","))):
             mod = load_module(path, "POLYSAMPLE_PLUGINS")
             if mod is not None:
-                modules.append((mod, f"{path} (POLYSAMPLE_PLUGINS)"))
+                modules.append((mod, f"{path} (POLYSAMPLE_PLUGINS)", "", ""))
+        disabled: list[BackendEntry] = []
 
         def add(name: str, factory: Callable[[], Any] | None, source: str,
-                error: BaseException | None = None) -> None:
+                module: str = "", dist: str = "", dist_version: str = "") -> None:
             if not isinstance(name, str) or not name:
-                raise PolysampleError(
-                    f"A backend name must be a non-empty string; {source} registered {name!r}."
-                )
+                warnings.warn(f"polysample plugin {source} registered a backend with the name "
+                              f"{name!r}; expected a non-empty string. It was skipped.",
+                              RuntimeWarning, stacklevel=4)
+                return
+            entry = BackendEntry(name, factory, source, module=module, distribution=dist,
+                                 dist_version=dist_version)
             if name in entries:
-                raise PolysampleError(
+                # The first registration wins; the later one is set aside, not fatal: one bad
+                # plugin must not take `polysample backends` (and every other backend) down.
+                entry.disabled = (f"duplicate name: {entries[name].source} registered "
+                                  f"{name!r} first")
+                disabled.append(entry)
+                warnings.warn(
                     f"Two plugins register the backend name {name!r}: {entries[name].source} "
-                    f"and {source}. Uninstall or disable one of them "
-                    "(POLYSAMPLE_DISABLE_PLUGIN_AUTOLOAD=1 skips entry points)."
-                )
+                    f"and {source}. The second is disabled. Uninstall or disable one of them "
+                    "(POLYSAMPLE_DISABLE_PLUGIN_AUTOLOAD=1 skips entry points).",
+                    RuntimeWarning, stacklevel=4)
+                return
             if factory is not None and not callable(factory):
-                raise PolysampleError(
+                entry.factory = None
+                entry.error = TypeError(
                     f"{source} registered backend {name!r} with {factory!r}, which is not a "
-                    "Backend class or a zero-argument callable."
-                )
-            entries[name] = BackendEntry(name, factory, source, error)
+                    "Backend class or a zero-argument callable.")
+            entries[name] = entry
 
-        for mod, source in modules:
+        for mod, source, dist, dist_version in modules:
             if pm.is_registered(mod):
                 continue
             pm.register(mod, name=source)
             for impl in pm.hook.polysample_register_backends.get_hookimpls():
                 if impl.plugin is not mod:
                     continue
-                impl.function(register=lambda n, f, _s=source: add(n, f, _s))
+                try:
+                    impl.function(register=lambda n, f, _s=source, _m=mod.__name__, _d=dist,
+                                  _v=dist_version: add(n, f, _s, _m, _d, _v))
+                except Exception as exc:  # a hook that raises: that plugin's names only
+                    warnings.warn(f"polysample plugin {source} raised in "
+                                  f"polysample_register_backends and was skipped: "
+                                  f"{type(exc).__name__}: {exc}", RuntimeWarning, stacklevel=3)
         for name, factory, source in self._extra:
-            add(name, factory, source)
+            add(name, factory, source, getattr(factory, "__module__", ""))
+        self.disabled = disabled
         for name, what, error in failed:
             # Remember the broken plugin under its entry-point (or module) name.
             if name not in entries:
-                entries[name] = BackendEntry(name, None, what, error)
+                entries[name] = BackendEntry(name, None, what, error, module=name)
         return entries
 
     def entries(self) -> dict[str, BackendEntry]:
@@ -213,16 +239,44 @@ class _Registry:
                         f"expected a polysample.Backend instance, got {type(instance).__name__}"
                     )
                 instance.check_available()
+                _check_families(instance)
             except BackendUnavailableError:
                 raise
             except Exception as exc:
                 raise BackendUnavailableError(
                     f"Backend {name!r} ({entry.source}) failed to load: "
-                    f"{type(exc).__name__}: {exc}."
+                    f"{type(exc).__name__}: {exc}"
                 ) from exc
             instance.name = name
             entry.instance = instance
             return instance
+
+
+def _check_families(backend: Backend) -> None:
+    """A backend's ``families()`` must name torch families: a typo would otherwise drop the
+    family silently (and the conformance suite would never test it)."""
+    from .errors import did_you_mean
+    from .families import FAMILIES
+
+    fams = backend.families()
+    if not isinstance(fams, Mapping):
+        raise TypeError(f"families() returned {type(fams).__name__}; expected a mapping of "
+                        "torch family names to FamilySupport")
+    unknown = [f for f in fams if f not in FAMILIES]
+    if unknown:
+        hints = "".join(did_you_mean(f, sorted(FAMILIES)) for f in unknown)
+        raise ValueError(
+            f"families() names {', '.join(map(repr, unknown))}, which "
+            f"{'is not a torch family' if len(unknown) == 1 else 'are not torch families'}."
+            f"{hints} Expected names from torch.distributions: {', '.join(sorted(FAMILIES))}."
+        )
+
+
+def _version(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return ""
 
 
 registry = _Registry()
@@ -263,17 +317,26 @@ def backends() -> list[BackendInfo]:
     for name, entry in sorted(registry.entries().items()):
         if entry.factory is None:
             rows.append(BackendInfo(name, "", "broken", 0, 0, entry.source,
-                                    f"{type(entry.error).__name__}: {entry.error}"))
+                                    f"{type(entry.error).__name__}: {entry.error}",
+                                    module=entry.module, distribution=entry.distribution,
+                                    dist_version=entry.dist_version))
             continue
         try:
             b = registry.load(name)
         except BackendUnavailableError as exc:
-            rows.append(BackendInfo(name, "", "unavailable", 0, 0, entry.source, str(exc)))
+            rows.append(BackendInfo(name, "", "unavailable", 0, 0, entry.source, str(exc),
+                                    module=entry.module, distribution=entry.distribution,
+                                    dist_version=entry.dist_version))
             continue
         fams = b.families()
         rows.append(BackendInfo(
             name, b.version(), "available", len(fams),
             sum(1 for s in fams.values() if s.rsample), entry.source,
-            family_names=tuple(sorted(fams)),
+            family_names=tuple(sorted(fams)), module=entry.module,
+            distribution=entry.distribution, dist_version=entry.dist_version,
         ))
+    for entry in registry.disabled:
+        rows.append(BackendInfo(entry.name, "", "disabled", 0, 0, entry.source, entry.disabled,
+                                module=entry.module, distribution=entry.distribution,
+                                dist_version=entry.dist_version))
     return rows

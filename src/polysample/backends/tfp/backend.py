@@ -27,6 +27,7 @@ from ...core.errors import (
     UnsupportedFamilyError,
 )
 from ...core.families import FAMILIES
+from ...core.params import Params
 from ...core.seeds import GlobalStream, seed_sequence_from
 from .families import MIXTURE_COMPONENTS, TFP_FAMILIES, TfpFamily
 from .substrates import Substrate, load_substrate, substrate_importable
@@ -239,11 +240,17 @@ class TfpBackend(Backend):
                                 note=fam.note)
             for name, fam in TFP_FAMILIES.items()
         }
-        out["MixtureSameFamily"] = FamilySupport(
-            sample=False, rsample=True, log_prob=False,
-            note="rsample (TFP reparameterize=True) for components "
-                 + ", ".join(MIXTURE_COMPONENTS))
         return out
+
+    def mixture_components(self) -> frozenset[str]:
+        """MixtureSameFamily.rsample (TFP's reparameterize=True) for these components."""
+        return frozenset(MIXTURE_COMPONENTS)
+
+    def rsample_mixture(self, mixture_logits: torch.Tensor, component: Params,
+                        sample_shape: torch.Size, *, seed: Seed = None) -> torch.Tensor:
+        return self._rsample_mixture({"mixture_logits": mixture_logits,
+                                      "component_family": component.family,
+                                      "component_params": component}, sample_shape, seed)
 
     # ------------------------------------------------------------------ seeds
     def _seed_words(self, seed: Seed) -> np.ndarray:
@@ -337,8 +344,6 @@ class TfpBackend(Backend):
 
     def rsample(self, family: str, params: Mapping[str, Any], sample_shape: torch.Size, *,
                 seed: Seed = None) -> torch.Tensor:
-        if family == "MixtureSameFamily":
-            return self._rsample_mixture(params, sample_shape, seed)
         fam = self._family(family)
         if not fam.rsample:
             raise NotReparameterizableError(
