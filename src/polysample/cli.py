@@ -129,12 +129,12 @@ def _cmd_backends(args: argparse.Namespace) -> int:
             raise _UsageError(f"Unknown family {args.explain!r}. Expected one of: "
                               f"{', '.join(sorted(FAMILIES))}."
                               f"{did_you_mean(args.explain, sorted(FAMILIES))}")
-        r = ps.backend_for(args.explain)
+        res = ps.backend_for(args.explain)
         if args.json:
-            print(json.dumps({"family": r.family, "backend": r.name, "source": r.source,
-                              "chosen": r.chosen, "fallback": list(r.fallback)}))
+            print(json.dumps({"family": res.family, "backend": res.name, "source": res.source,
+                              "chosen": res.chosen, "fallback": list(res.fallback)}))
         else:
-            print(r.explain())
+            print(res.explain())
         return 0
     rows = ps.backends()
     if args.json:
