@@ -61,7 +61,10 @@ from .core.errors import (
     BackendUnavailableError,
     ConfigError,
     InvalidParameterError,
+    InvalidParameterRuntimeError,
+    InvalidParameterTypeError,
     NotReparameterizableError,
+    NotTraceableError,
     PolysampleError,
     UnknownBackendError,
     UnsupportedFamilyError,
@@ -98,6 +101,7 @@ __all__ = [
     # errors
     "PolysampleError", "UnknownBackendError", "BackendUnavailableError",
     "UnsupportedFamilyError", "NotReparameterizableError", "ConfigError",
-    "InvalidParameterError", "BackendContractError",
+    "InvalidParameterError", "BackendContractError", "InvalidParameterTypeError",
+    "InvalidParameterRuntimeError", "NotTraceableError",
     "__version__",
 ]

@@ -518,6 +518,8 @@ class TorchBackend(TableBackend):
     """``torch.distributions`` with explicit generators and fast in-place ``sample`` paths."""
 
     name = "torch"
+    #: Every draw is torch operations on the parameters: torch.jit.trace records it.
+    traceable = True
     table = {name: Row(draw=_SAMPLERS[name], rsample=spec.reparameterized,
                        note=_NOTES.get(name, ""))
              for name, spec in FAMILIES.items()}
