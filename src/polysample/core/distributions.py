@@ -118,7 +118,8 @@ def _invalid_value(dist: Any, method: str, value: object, exc: Exception) -> Inv
     """What ``log_prob``/``cdf``/``icdf`` raise where torch's own method rejects ``value``:
     torch's message, and the error class that is also torch's builtin class."""
     family = dist._ps_family
-    if not isinstance(value, torch.Tensor) and "must be a Tensor" in str(exc):
+    if not isinstance(value, torch.Tensor) and ("must be a Tensor" in str(exc)
+                                                 or "has no attribute" in str(exc)):
         return invalid_parameter(
             f"Invalid value for {family}.{method}. Expected value to be a torch.Tensor "
             f"(torch.distributions.{family}.{method} with validate_args accepts no "
@@ -446,6 +447,12 @@ class PolysampleDistribution:
             raise  # NotImplementedError: torch has no such method for this family
         except (ValueError, TypeError, RuntimeError) as exc:
             raise _invalid_value(self, method, value, exc) from exc
+        except AttributeError as exc:
+            if isinstance(value, torch.Tensor):
+                raise
+            # torch calls a tensor method on the number (LogNormal.log_prob(1.0) -> 'float'
+            # object has no attribute 'log'): refused as a wrong type, not passed on as a crash.
+            raise _invalid_value(self, method, value, TypeError(str(exc))) from exc
         return out
 
     def expand(self, batch_shape: Any, _instance: Any = None) -> Any:
