@@ -109,8 +109,8 @@ def _wrap_init_error(family: str, exc: Exception) -> InvalidParameterError:
     return invalid_parameter(
         f"Invalid parameters for polysample.{family}: {exc} "
         f"Expected parameters of torch.distributions.{family}'s constructor (numbers or tensors "
-        "satisfying its arg_constraints, with broadcastable shapes). Received: the arguments "
-        "above; fix them as torch's message says.", exc
+        "satisfying its arg_constraints, with broadcastable shapes). Received: arguments that "
+        "torch's message above names. Fix that argument.", exc
     )
 
 
@@ -122,9 +122,8 @@ def _invalid_value(dist: Any, method: str, value: object, exc: Exception) -> Inv
                                                  or "has no attribute" in str(exc)):
         return invalid_parameter(
             f"Invalid value for {family}.{method}. Expected value to be a torch.Tensor "
-            f"(torch.distributions.{family}.{method} with validate_args accepts no "
-            f"{type(value).__name__}). Received: {type(value).__name__}. Convert it with "
-            "torch.as_tensor(value).", exc)
+            f"(torch.distributions.{family}.{method} takes no {type(value).__name__} here). "
+            f"Received: {type(value).__name__}. Convert it with torch.as_tensor(value).", exc)
     received = (f"a tensor of shape {tuple(value.shape)}, dtype {value.dtype}"
                 if isinstance(value, torch.Tensor) else f"a {type(value).__name__}")
     return invalid_parameter(
