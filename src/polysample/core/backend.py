@@ -157,8 +157,15 @@ class Backend:
 
         entry = registry.entries().get(self.name)
         if entry is not None and entry.instance is self:
-            return (_restore_backend, (type(self), self.name, None))
+            # By name alone: the class itself need not be importable (a notebook's backend).
+            return (_registered_backend, (self.name,))
         return (_restore_backend, (type(self), self.name, self.__getstate__()))
+
+
+def _registered_backend(name: str) -> Backend:
+    from .plugins import load_backend
+
+    return load_backend(name)
 
 
 def _restore_backend(cls: type[Backend], name: str, state: Any) -> Backend:
