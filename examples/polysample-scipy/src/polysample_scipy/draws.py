@@ -168,29 +168,19 @@ _CLAMP: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 }
 
 
-def draw64(family: str, p: Params, sample_shape: torch.Size, rng: np.random.Generator
-           ) -> np.ndarray:
-    """SciPy's ``rvs`` of the family's law in float64, in torch's conventions."""
+def sample(family: str, p: Params, sample_shape: torch.Size, rng: np.random.Generator
+           ) -> torch.Tensor:
+    """``sample()``: SciPy's ``rvs`` of the family's law, in torch's conventions, as a tensor of
+    the result's dtype and device, inside the support."""
     x = _rvs(family, p, sample_shape, rng)
     if family == "Categorical":
-        return x.argmax(-1)  # one-hot -> index
-    if family == "VonMises":
+        x = x.argmax(-1)  # one-hot -> index
+    elif family == "VonMises":
         # SciPy's vonmises.rvs lies in [loc - pi, loc + pi]; torch's VonMises in [-pi, pi).
-        return np.mod(x + np.pi, 2 * np.pi) - np.pi
-    return x
-
-
-def as_result(family: str, p: Params, x: np.ndarray) -> torch.Tensor:
-    """A float64 draw as a tensor of the result's dtype and device, inside the support."""
+        x = np.mod(x + np.pi, 2 * np.pi) - np.pi
     t = torch.as_tensor(x).to(device=p.device, dtype=p.dtype)
     clamp = _CLAMP.get(family)
     return clamp(t) if clamp is not None else t
-
-
-def sample(family: str, p: Params, sample_shape: torch.Size, rng: np.random.Generator
-           ) -> torch.Tensor:
-    """``sample()``: SciPy's ``rvs`` of the family's law."""
-    return as_result(family, p, draw64(family, p, sample_shape, rng))
 
 
 # ============================================================== rsample
@@ -301,11 +291,10 @@ def _gamma(p: Params, sample_shape: torch.Size, rng: np.random.Generator) -> tor
 
 
 def _beta(p: Params, sample_shape: torch.Size, rng: np.random.Generator) -> torch.Tensor:
-    x64 = draw64("Beta", p, sample_shape, rng)
-    x = as_result("Beta", p, x64)
+    x = sample("Beta", p, sample_shape, rng)
     a, b = p["concentration1"], p["concentration0"]
-    # The gradient is computed at SciPy's float64 value, not at the rounded result.
-    return ImplicitBeta.apply(a.expand(x.shape), b.expand(x.shape), x, torch.from_numpy(x64))
+    # The gradient at the value returned (rounded to its dtype, kept inside (0, 1)).
+    return ImplicitBeta.apply(a.expand(x.shape), b.expand(x.shape), x, x.detach())
 # --8<-- [end:implicit]
 
 
@@ -342,10 +331,9 @@ def _fisher_snedecor(p: Params, sample_shape: torch.Size, rng: np.random.Generat
 
 
 def _dirichlet(p: Params, sample_shape: torch.Size, rng: np.random.Generator) -> torch.Tensor:
-    x64 = draw64("Dirichlet", p, sample_shape, rng)
-    x = as_result("Dirichlet", p, x64)
+    x = sample("Dirichlet", p, sample_shape, rng)
     conc = p["concentration"]
-    return ImplicitDirichlet.apply(conc.expand(x.shape), x, torch.from_numpy(x64))
+    return ImplicitDirichlet.apply(conc.expand(x.shape), x, x.detach().double())
 
 
 def _wishart(p: Params, sample_shape: torch.Size, rng: np.random.Generator) -> torch.Tensor:
