@@ -27,6 +27,7 @@ module or Dask.
 from __future__ import annotations
 
 import copy
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -138,10 +139,13 @@ def _chunks(chunks: Chunks, shape: tuple[int, ...], trailing: tuple[int, ...],
             f"Invalid chunks {chunks!r} for sample shape {shape}: {exc}") from None
 
 
-def _draw_chunk(dist: Any, shape: tuple[int, ...], entropy: Any, spawn_key: tuple[int, ...],
-                pool_size: int) -> np.ndarray:
-    """One chunk, drawn where Dask runs this (the task of every chunk)."""
-    seed = np.random.SeedSequence(entropy, spawn_key=spawn_key, pool_size=pool_size)
+def _draw_chunk(dist: Any, entropy: Any, spawn_key: tuple[int, ...], pool_size: int,
+                ns: int, block_info: Any = None) -> np.ndarray:
+    """One chunk, drawn where Dask runs this task (``map_blocks`` gives its place)."""
+    info = block_info[None]
+    shape = tuple(info["chunk-shape"][:ns])
+    k = int(np.ravel_multi_index(info["chunk-location"][:ns], info["num-chunks"][:ns])) if ns else 0
+    seed = np.random.SeedSequence(entropy, spawn_key=(*spawn_key, k), pool_size=pool_size)
     x = dist.sample(torch.Size(shape), seed=seed)
     return x.detach().cpu().numpy()
 
@@ -175,8 +179,8 @@ def sample(dist: Any, sample_shape: Any = (), *, chunks: Chunks = "auto",
         ImportError: Dask is not installed.
     """
     da = _dask_array()
+    import dask
     from dask.base import tokenize
-    from dask.highlevelgraph import HighLevelGraph
 
     shape = tuple(check_sample_shape(sample_shape))
     pinned = _pinned(dist)
@@ -184,29 +188,16 @@ def sample(dist: Any, sample_shape: Any = (), *, chunks: Chunks = "auto",
     dtype = _dtype(pinned)
     root = as_seed_sequence(seed) if seed is not None else np.random.SeedSequence()
     full_chunks = _chunks(chunks, shape, trailing, dtype)
-    sample_chunks = full_chunks[:len(shape)]
-    grid = tuple(len(c) for c in sample_chunks)
-    token = tokenize(type(pinned).__name__, shape, full_chunks, str(root.entropy),
-                     root.spawn_key, root.pool_size, _params_token(pinned))
-    name = f"polysample-sample-{token}"
-    dist_key = f"polysample-distribution-{token}"
-    layer: dict[Any, Any] = {dist_key: pinned}
-    zeros = (0,) * len(trailing)
-    for k, index in enumerate(np.ndindex(*grid)):
-        block = tuple(sample_chunks[d][i] for d, i in enumerate(index))
-        layer[(name, *index, *zeros)] = (_draw_chunk, dist_key, block, root.entropy,
-                                         (*root.spawn_key, k), root.pool_size)
-    graph = HighLevelGraph.from_collections(name, layer, dependencies=())
-    return da.Array(graph, name, chunks=full_chunks, dtype=dtype)
-
-
-def _params_token(dist: Any) -> str:
-    """A token of the distribution's state (class, backend and parameter values)."""
-    import pickle
-
-    from dask.base import tokenize
-
-    return str(tokenize(pickle.dumps(dist, protocol=pickle.HIGHEST_PROTOCOL)))
+    # Unique per call: a distribution's pickle is not deterministic, so no content hash
+    # could tell two calls with equal parameters apart from two with different ones.
+    token = tokenize(shape, full_chunks, str(root.entropy), root.spawn_key, uuid.uuid4().hex)
+    # One node holds the distribution; every chunk task refers to it (a Blockwise layer, so
+    # Dask fuses the draw with what follows it chunk by chunk, e.g. a mean's partial sums).
+    node = dask.delayed(pinned, name=f"polysample-distribution-{token}", traverse=False)
+    return da.map_blocks(_draw_chunk, node, root.entropy, tuple(root.spawn_key),
+                         root.pool_size, len(shape), chunks=full_chunks, dtype=dtype,
+                         meta=np.empty((0,) * len(full_chunks), dtype=dtype),
+                         name=f"polysample-sample-{token}")
 
 
 def rsample(dist: Any, sample_shape: Any = (), *, chunks: Chunks = "auto",
