@@ -128,9 +128,9 @@ def check_backends(
     writes the JSON report there, so nothing computed is lost). ``client``: a
     ``distributed.Client`` to run the units on (see :mod:`.distributed`); the report is the same
     as a serial run's apart from timings, and lists in ``retried`` (with a note each) the units
-    Dask ran again after losing the worker that held them. An interrupted run (``KeyboardInterrupt``) leaves a
-    report marked incomplete (``report.complete`` is False, ``report.ok`` too), passes it to
-    ``on_result`` and re-raises.
+    Dask ran again after losing the worker that held them. An interrupted run
+    (``KeyboardInterrupt``) leaves a report marked incomplete (``report.complete`` is False,
+    ``report.ok`` too), passes it to ``on_result`` and re-raises.
     """
     t0 = time.perf_counter()
     decls = _declarations(expected_failures)
