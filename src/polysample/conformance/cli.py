@@ -206,6 +206,12 @@ def _run(args: argparse.Namespace) -> int:
     if args.vary_seed is not None:
         salt = args.vary_seed if args.vary_seed >= 0 else secrets.randbelow(2**31) + 1
         print(f"polysample validate: --vary-seed salt {salt}", file=sys.stderr)
+    if args.workers is not None and args.scheduler is not None:
+        raise UsageError(f"give --workers N or --scheduler SPEC, not both (--workers N is "
+                         f"--scheduler processes:N). Received: --workers {args.workers} "
+                         f"--scheduler {args.scheduler}.")
+    if args.workers is not None and args.workers < 1:
+        raise UsageError(f"Expected --workers N with N >= 1. Received: {args.workers}.")
     spec = args.scheduler or (f"processes:{args.workers}" if args.workers else None)
 
     last: dict[str, Any] = {}
