@@ -93,7 +93,7 @@ def _pinned(dist: Any) -> Any:
 def _dtype(dist: Any) -> np.dtype[Any]:
     """The NumPy dtype of ``dist``'s draws, known without drawing."""
     if isinstance(dist, PolysampleDistribution):
-        dtype = dist._ps_expected()[0]
+        dtype = dist._ps_params().dtype
     elif isinstance(dist, Independent | TransformedDistribution):
         return _dtype(dist.base_dist)
     elif isinstance(dist, MixtureSameFamily):
