@@ -72,9 +72,11 @@ def _empty(shape: torch.Size, like: torch.Tensor, g: Gen) -> torch.Tensor:
 
 
 def _randn(shape: torch.Size, like: torch.Tensor, g: Gen) -> torch.Tensor:
+    # What torch.randn and torch.distributions' _standard_normal do (same values), minus a
+    # layer of dispatch: 0.4 us of a 7 us scalar rsample().
     if g is None:
-        return torch.randn(shape, dtype=like.dtype, device=like.device)
-    return _home(torch.randn(shape, dtype=like.dtype, device=g.device, generator=g), like, g)
+        return torch.empty(shape, dtype=like.dtype, device=like.device).normal_()
+    return _home(_empty(shape, like, g).normal_(generator=g), like, g)
 
 
 def _rand(shape: torch.Size, like: torch.Tensor, g: Gen) -> torch.Tensor:
@@ -136,9 +138,12 @@ def _can_scalar_fast(t: torch.Tensor, shape: torch.Size, g: Gen) -> bool:
 
 def _normal(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> torch.Tensor:
     loc, scale = p["loc"], p["scale"]
-    shape = ss + loc.shape
+    shape = ss + loc.shape if ss else loc.shape
     if reparam:
-        return loc + _randn(shape, loc, g) * scale
+        if loc.requires_grad or scale.requires_grad:
+            return loc + _randn(shape, loc, g) * scale
+        # Nothing to differentiate: the same value (eps * scale + loc, two roundings) in place.
+        return _randn(shape, loc, g).mul_(scale).add_(loc)
     if _can_scalar_fast(loc, shape, g):
         out = torch.empty(shape, dtype=loc.dtype, device=loc.device)
         return out.normal_(loc.item(), scale.item(), generator=g)

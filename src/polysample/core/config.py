@@ -418,7 +418,7 @@ def resolve_backend(family: str, explicit: str | Backend | None = None) -> Backe
     """
     if isinstance(explicit, Backend) and family in explicit.families():
         return explicit
-    key = _resolution_key(family, explicit)
+    key = (family, 0, explicit) if explicit is not None else _resolution_key(family, None)
     # The registry's cached entries without taking its lock (a plain attribute read is atomic);
     # entries() builds them when they are not there yet.
     entries = registry._entries
