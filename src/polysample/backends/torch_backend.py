@@ -96,9 +96,40 @@ def _std_gamma(conc: torch.Tensor, g: Gen) -> torch.Tensor:
 
 def _gamma(conc: torch.Tensor, rate: torch.Tensor, shape: torch.Size, g: Gen) -> torch.Tensor:
     """Gamma(conc, rate) exactly as ``td.Gamma.rsample``: standard gamma / rate, clamped to tiny."""
-    value = _std_gamma(conc.expand(shape), g) / rate.expand(shape)
+    value = _std_gamma(conc.expand(shape), g)
+    if torch.is_grad_enabled() and (conc.requires_grad or rate.requires_grad):
+        value = value / rate.expand(shape)
+    else:  # the same quotient in place: no second array as large as the draw
+        value.div_(rate)
     value.detach().clamp_(min=torch.finfo(value.dtype).tiny)
     return value
+
+
+#: A large CPU ``sample`` of a family whose formula makes temporaries is computed in at most
+#: ``PIECES`` pieces of at least ``PIECE_MIN`` values each (:func:`_pieces`): its temporaries
+#: are then a small fraction of the result. Pieces are large because every multi-threaded
+#: kernel call synchronises torch's threads (unary functions such as ``log1p`` split their
+#: work from 2048 values on), which costs milliseconds per call on a loaded machine.
+PIECES = 64
+PIECE_MIN = 1 << 20
+
+
+def _pieces(ss: torch.Size, like: torch.Tensor, g: Gen, reparam: bool) -> list[slice] | None:
+    """Row slices of the flattened ``sample_shape`` for a large CPU ``sample`` worth computing
+    piece by piece (None otherwise).
+
+    Exact: the CPU kernels of ``_standard_gamma`` and ``_sample_dirichlet`` draw element after
+    element from the generator (serial kernels), so pieces drawn in order consume it as one
+    call does, and the element-wise arithmetic does not depend on the pieces (tested against
+    ``torch.distributions`` on large draws). Not on CUDA, whose generators are counter-based.
+    """
+    rows = ss.numel()
+    per_row = max(1, like.numel())
+    if (reparam or rows < 2 or rows * per_row < 2 * PIECE_MIN or like.device.type != "cpu"
+            or (g is not None and g.device.type != "cpu")):
+        return None
+    step = max(-(-rows // PIECES), -(-PIECE_MIN // per_row))
+    return [slice(i, min(rows, i + step)) for i in range(0, rows, step)]
 
 
 class _DirichletSample(torch.autograd.Function):
@@ -190,7 +221,15 @@ def _laplace(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> tor
     loc, scale = p["loc"], p["scale"]
     eps = torch.finfo(loc.dtype).eps
     u = _home(_empty(ss + loc.shape, loc, g).uniform_(eps - 1, 1, generator=g), loc, g)
-    return loc - scale * u.sign() * torch.log1p(-u.abs())
+    pieces = _pieces(ss, loc, g, reparam)
+    if pieces is None:
+        return loc - scale * u.sign() * torch.log1p(-u.abs())
+    rows = u.view(-1, *loc.shape)
+    for s in pieces:  # the same arithmetic, in place, one piece at a time
+        r = rows[s]
+        t = r.abs().neg_().log1p_()
+        r.sign_().mul_(scale).mul_(t).neg_().add_(loc)
+    return u
 
 
 def _gumbel(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> torch.Tensor:
@@ -220,7 +259,16 @@ def _inverse_gamma(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) 
 def _beta(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> torch.Tensor:
     c1, c0 = p["concentration1"], p["concentration0"]
     conc = torch.stack([c1, c0], -1)
-    return _dirichlet(conc.expand(ss + conc.shape), g, reparam).select(-1, 0)
+    pieces = _pieces(ss, c1, g, reparam)
+    if pieces is None:
+        return _dirichlet(conc.expand(ss + conc.shape), g, reparam).select(-1, 0)
+    # torch's Beta keeps both Dirichlet components (and its sampler's temporaries, 8x the
+    # result in all); drawn piece by piece, only the first component is kept.
+    out = torch.empty((ss.numel(), *c1.shape), dtype=c1.dtype, device=c1.device)
+    for s in pieces:
+        n = s.stop - s.start
+        out[s] = _dirichlet(conc.expand((n, *conc.shape)), g, False).select(-1, 0)
+    return out.view(ss + c1.shape)
 
 
 def _dirichlet_family(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> torch.Tensor:
@@ -232,9 +280,17 @@ def _student_t(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> t
     df, loc, scale = p["df"], p["loc"], p["scale"]
     shape = ss + loc.shape
     x = _randn(shape, loc, g)
-    z = _gamma(0.5 * df, torch.full_like(df, 0.5), shape, g)
-    y = x * torch.rsqrt(z / df)
-    return loc + scale * y
+    half = torch.full_like(df, 0.5)
+    pieces = _pieces(ss, loc, g, reparam)
+    if pieces is None:
+        z = _gamma(0.5 * df, half, shape, g)
+        y = x * torch.rsqrt(z / df)
+        return loc + scale * y
+    rows = x.view(-1, *loc.shape)
+    for s in pieces:  # the Gamma draws still follow all the normals, as in one call
+        z = _gamma(0.5 * df, half, torch.Size((s.stop - s.start, *loc.shape)), g)
+        rows[s].mul_(z.div_(df).rsqrt_()).mul_(scale).add_(loc)
+    return x
 
 
 def _fisher_snedecor(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> torch.Tensor:
