@@ -103,13 +103,14 @@ def _fns(backend: str, family: str, op: str, n: int, support: Any
     if op == "rsample":
         params = family_params(family)
         leaves = _leaves(family, params, support.rsample_params)
-        d = cls(**params, backend=backend)
-        shape = torch.Size(_shape(d, n))
+        shape = torch.Size(_shape(cls(**params, backend=backend), n))
 
         def run() -> object:
+            # Built per call: some constructors compute from the parameters (StudentT's Chi2)
+            # and a graph can be backpropagated only once.
             for v in leaves:
                 v.grad = None
-            x = d.rsample(shape)
+            x = cls(**params, backend=backend).rsample(shape)
             if x.requires_grad:
                 loss(x).backward()
             return x
@@ -183,15 +184,21 @@ def calibrate(backends: Sequence[str], families: Sequence[str] | None = None, *,
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore")
                         fn()
+                        fn()
                     ok.append((b, fn))
                 except Exception as exc:  # noqa: BLE001
                     errors[(b, family, op)] = f"{type(exc).__name__}: {exc}"[:200]
             if not ok:
                 continue
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                ms = time_interleaved(ok, repeats=reps, warmup=1, min_repeat_s=min_s,
-                                      clock=CLOCKS[clock])
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    ms = time_interleaved(ok, repeats=reps, warmup=1, min_repeat_s=min_s,
+                                          clock=CLOCKS[clock])
+            except Exception as exc:  # noqa: BLE001 - nothing routed on this operation
+                for b, _ in ok:
+                    errors[(b, family, op)] = f"{type(exc).__name__}: {exc}"[:200]
+                continue
             for m in ms:
                 measured.setdefault(m.label, {})[label] = m.median_s
         shape = _shape(getattr(ps, family)(**family_params(family), backend="torch"), n_large)
@@ -227,7 +234,7 @@ def calibrate(backends: Sequence[str], families: Sequence[str] | None = None, *,
             versions.pop(lib, None)
     data = {
         "schema": routing.SCHEMA, "kind": "polysample-routes",
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "machine": f"{platform.processor() or platform.machine()}, "
                    f"{torch.get_num_threads()} torch threads, {platform.platform()}",
         "versions": versions,
