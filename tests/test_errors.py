@@ -25,11 +25,17 @@ HIERARCHY = [
     ("NotReparameterizableError", NotImplementedError),
     ("ConfigError", ValueError),
     ("InvalidParameterError", ValueError),
+    ("InvalidParameterTypeError", ValueError),
+    ("InvalidParameterTypeError", TypeError),
+    ("InvalidParameterRuntimeError", ValueError),
+    ("InvalidParameterRuntimeError", RuntimeError),
     ("BackendContractError", RuntimeError),
+    ("NotTraceableError", RuntimeError),
 ]
 
 
-@pytest.mark.parametrize("name,builtin", HIERARCHY, ids=[h[0] for h in HIERARCHY])
+@pytest.mark.parametrize("name,builtin", HIERARCHY,
+                         ids=[f"{h[0]}-{h[1].__name__}" for h in HIERARCHY])
 def test_error_is_exported_and_subclasses_polysample_error_and_builtin(
     name: str, builtin: type
 ) -> None:

@@ -8,6 +8,7 @@ explicit generator (or, for the few samplers that cannot, a forked copy of the g
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -199,7 +200,7 @@ def test_wishart_rsample_backpropagates_torchs_bartlett_gradient() -> None:
 
 def test_wishart_redraws_only_singular_samples(monkeypatch: pytest.MonkeyPatch) -> None:
     # Make the positive-definite check fail once for the first batch element: that element is
-    # redrawn (with a warning), the other is kept as first drawn.
+    # redrawn (silently: the redraw is in the support), the other is kept as first drawn.
     d = ps.Wishart(**_wishart_params(), backend="torch")
     first = d.sample(SHAPE, seed=5)
     calls = {"n": 0}
@@ -214,10 +215,21 @@ def test_wishart_redraws_only_singular_samples(monkeypatch: pytest.MonkeyPatch) 
         return ok
 
     monkeypatch.setattr(td.constraints._PositiveDefinite, "check", flaky_check)
-    with pytest.warns(UserWarning, match="Singular Wishart"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
         redrawn = d.sample(SHAPE, seed=5)
     assert torch.equal(redrawn[:, 1], first[:, 1])
     assert not torch.equal(redrawn[:, 0], first[:, 0])
+
+
+def test_wishart_warns_when_draws_stay_singular_after_the_redraws(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    def never(self: Any, value: torch.Tensor) -> torch.Tensor:
+        return torch.zeros(value.shape[:-2], dtype=torch.bool)
+
+    monkeypatch.setattr(td.constraints._PositiveDefinite, "check", never)
+    with pytest.warns(RuntimeWarning, match="still outside the support after 10 redraws"):
+        ps.Wishart(**_wishart_params(), backend="torch").sample(SHAPE, seed=5)
 
 
 # ---------------------------------------------------------------------- gradients

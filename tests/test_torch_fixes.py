@@ -24,3 +24,17 @@ def test_generalized_pareto_scores_float64_values(dtype):
     torch.testing.assert_close(d.cdf(x).float(), ref.cdf(x.float()), rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(d.log_survival_function(x).float(),
                                ref.log_survival_function(x.float()), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("family,kwargs", [
+    ("RelaxedBernoulli", dict(probs=torch.tensor([0.3, 0.6]))),
+    ("RelaxedOneHotCategorical", dict(probs=torch.tensor([0.2, 0.3, 0.5]))),
+])
+def test_relaxed_log_prob_with_a_python_number_temperature(family: str, kwargs: dict) -> None:
+    d = getattr(ps, family)(0.5, **kwargs)
+    x = d.sample((4,), seed=0)
+    with pytest.raises((AttributeError, TypeError)):  # torch 2.13 itself (the defect mended)
+        getattr(torch.distributions, family)(0.5, **kwargs).log_prob(x)
+    ref = getattr(torch.distributions, family)(torch.tensor(0.5), **kwargs)
+    torch.testing.assert_close(d.log_prob(x), ref.log_prob(x))
+    assert d.temperature == 0.5 and not isinstance(d.temperature, torch.Tensor)

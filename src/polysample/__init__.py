@@ -61,7 +61,10 @@ from .core.errors import (
     BackendUnavailableError,
     ConfigError,
     InvalidParameterError,
+    InvalidParameterRuntimeError,
+    InvalidParameterTypeError,
     NotReparameterizableError,
+    NotTraceableError,
     PolysampleError,
     UnknownBackendError,
     UnsupportedFamilyError,
@@ -99,6 +102,7 @@ __all__ = [
     # errors
     "PolysampleError", "UnknownBackendError", "BackendUnavailableError",
     "UnsupportedFamilyError", "NotReparameterizableError", "ConfigError",
-    "InvalidParameterError", "BackendContractError",
+    "InvalidParameterError", "BackendContractError", "InvalidParameterTypeError",
+    "InvalidParameterRuntimeError", "NotTraceableError",
     "__version__",
 ]

@@ -30,8 +30,6 @@ from typing import Any
 
 __all__ = ["main", "build_parser"]
 
-_USAGE_ERRORS = ("UnknownBackendError", "InvalidParameterError")
-
 
 class _UsageError(Exception):
     """A bad command line detected by this module (exit status 2)."""
@@ -327,8 +325,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         if not isinstance(exc, PolysampleError):
             raise
+        from .core.errors import InvalidParameterError, UnknownBackendError
+
         print(f"polysample: error: {_one_line(exc)}", file=sys.stderr)
-        return 2 if type(exc).__name__ in _USAGE_ERRORS else 1
+        return 2 if isinstance(exc, UnknownBackendError | InvalidParameterError) else 1
 
 
 def _one_line(exc: BaseException) -> str:

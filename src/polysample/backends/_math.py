@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Callable
+
 import torch
 
-__all__ = ["expm1_ratio"]
+__all__ = ["expm1_ratio", "redraw_outside_support", "MAX_SUPPORT_REDRAWS"]
+
+#: Redraws allowed for draws that fall outside the support (torch's Wishart default).
+MAX_SUPPORT_REDRAWS = 10
 
 
 def expm1_ratio(xi: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
@@ -22,3 +28,35 @@ def expm1_ratio(xi: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
     exact = torch.expm1(torch.where(small, torch.zeros_like(t), t)) / safe_xi
     series = e * (1 + t * (0.5 + t / 6))
     return torch.where(small, series, exact)
+
+
+def redraw_outside_support(draw: Callable[[], torch.Tensor],
+                           inside: Callable[[torch.Tensor], torch.Tensor], family: str,
+                           max_redraws: int = MAX_SUPPORT_REDRAWS) -> torch.Tensor:
+    """``draw()``, with the entries that ``inside`` rejects replaced by fresh draws.
+
+    For samplers that are exact in law but whose rounded values can leave the support (the
+    Bartlett decomposition of a Wishart with ``df`` just above ``p - 1`` gives a matrix that
+    fails the positive-definite check: about 1% to 12% of draws for ``df`` in (2, 3), p = 3,
+    float32). ``inside(x)`` has the batch shape of ``x`` (without the event dimensions). A
+    rejected entry is redrawn whole, at most ``max_redraws`` times; entries are merged with
+    ``torch.where``, so gradients flow to the kept draw. Redrawing conditions on the support,
+    which the law already does up to rounding. Entries still outside after the last redraw
+    are returned with a ``RuntimeWarning``.
+    """
+    sample = draw()
+    bad = ~inside(sample)
+    redraws = 0
+    while redraws < max_redraws and bool(bad.any()):
+        new = draw()
+        mask = bad.reshape(bad.shape + (1,) * (sample.dim() - bad.dim()))
+        sample = torch.where(mask, new, sample)
+        bad = bad & ~inside(new)
+        redraws += 1
+    if bool(bad.any()):
+        warnings.warn(
+            f"{int(bad.sum())} of {bad.numel()} {family} draws are still outside the support "
+            f"after {max_redraws} redraws; they are returned as drawn. Draw in float64, or "
+            "with parameters further from the support's edge (Wishart: df further above "
+            "p - 1).", RuntimeWarning, stacklevel=3)
+    return sample

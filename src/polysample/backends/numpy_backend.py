@@ -52,7 +52,7 @@ from ..core.implicit import (
 )
 from ..core.params import Params
 from ..core.seeds import GlobalStream, seed_sequence_from
-from ._math import expm1_ratio
+from ._math import expm1_ratio, redraw_outside_support
 
 # The implicit-reparameterization numerics live in polysample.core.implicit (the plugin kit);
 # they are re-exported here for code that imported them from this module.
@@ -363,11 +363,14 @@ def _beta_numpy(d: _Draw, a: np.ndarray, b: np.ndarray) -> tuple[torch.Tensor, n
 
 def _beta(d: _Draw) -> torch.Tensor:
     a, b = d.param("concentration1"), d.param("concentration0")
-    x, x64 = _beta_numpy(d, d.arg("concentration1"), d.arg("concentration0"))
+    x, _ = _beta_numpy(d, d.arg("concentration1"), d.arg("concentration0"))
     if not (d.reparam and (a.requires_grad or b.requires_grad)):
         return x
     shape = x.shape
-    return ImplicitBeta.apply(a.expand(shape), b.expand(shape), x, torch.from_numpy(np.asarray(x64)))
+    # The gradient at the value returned (float32, clamped inside (0, 1)), not at NumPy's
+    # float64 draw: near 1 the two differ in 1 - x by up to a float32 step, and a draw
+    # clamped to 1 - 2^-24 has the gradient of the clamp point (beta_dx_da works in float64).
+    return ImplicitBeta.apply(a.expand(shape), b.expand(shape), x, x.detach())
 
 
 def _dirichlet_numpy(d: _Draw, alpha: np.ndarray) -> np.ndarray:
@@ -393,7 +396,8 @@ def _dirichlet(d: _Draw) -> torch.Tensor:
     x = d.tensor(x64).clamp_(min=_tiny(d.dtype))
     if not (d.reparam and conc.requires_grad):
         return x
-    return ImplicitDirichlet.apply(conc.expand(x.shape), x, torch.from_numpy(x64))
+    # The gradient at the value returned (clamped, in its dtype), not at NumPy's float64 draw.
+    return ImplicitDirichlet.apply(conc.expand(x.shape), x, x.detach().double())
 
 
 def _logistic_normal(d: _Draw) -> torch.Tensor:
@@ -420,14 +424,23 @@ def _lowrank_mvn(d: _Draw) -> torch.Tensor:
 def _wishart(d: _Draw) -> torch.Tensor:
     df, tril = d.param("df"), d.param("scale_tril")
     p = tril.shape[-1]
-    # Bartlett decomposition: A lower triangular, A_ii^2 ~ Chi2(df - i), A_ij ~ N(0, 1) (i > j).
     offsets = torch.arange(p, dtype=df.dtype, device=df.device)
-    chi2 = d.gamma((df.unsqueeze(-1) - offsets) * 0.5, (p,)) * 2
-    diag = chi2.sqrt()
-    normals = d.std_normal((p, p)).tril(-1)
-    a = normals + torch.diag_embed(diag)
-    chol = torch.matmul(tril, a)
-    return torch.matmul(chol, chol.transpose(-1, -2))
+
+    def bartlett() -> torch.Tensor:
+        # A lower triangular, A_ii^2 ~ Chi2(df - i), A_ij ~ N(0, 1) (i > j); W = (L A)(L A)^T.
+        chi2 = d.gamma((df.unsqueeze(-1) - offsets) * 0.5, (p,)) * 2
+        diag = chi2.sqrt()
+        normals = d.std_normal((p, p)).tril(-1)
+        a = normals + torch.diag_embed(diag)
+        chol = torch.matmul(tril, a)
+        return torch.matmul(chol, chol.transpose(-1, -2))
+
+    # With df just above p - 1 the last Chi2 factor is tiny and the rounded product can fail
+    # the positive-definite check of the support; such draws are redrawn, as on torch.
+    from torch.distributions import constraints
+
+    inside = constraints.positive_definite.check
+    return redraw_outside_support(bartlett, lambda w: inside(w.detach()), "Wishart")
 
 
 # ---------------------------------------------------------------- discrete (sample only)

@@ -48,7 +48,7 @@ from ..core.families import FAMILIES
 from ..core.hookspecs import hookimpl
 from ..core.params import Params
 from ..core.seeds import global_seed_sequence, torch_generator_from
-from ._math import expm1_ratio
+from ._math import expm1_ratio, redraw_outside_support
 
 __all__ = ["TorchBackend", "build"]
 
@@ -491,10 +491,14 @@ def _wishart(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> tor
     torch 2.13's ``Wishart.rsample`` tests ``support.check(sample)`` without negation, so it
     treats every *valid* sample as singular, redraws it and writes the redraw in place, which
     breaks backward. Here only draws that really fail the positive-definite check are redrawn
-    (at most :data:`WISHART_MAX_TRY_CORRECTION` times, with a warning, as torch intends), and
-    they are merged with ``torch.where`` so gradients flow.
+    (at most :data:`WISHART_MAX_TRY_CORRECTION` times; a warning only for draws still singular
+    after that), and they are merged with ``torch.where`` so gradients flow.
     """
-    d = td.Wishart(df=p["df"], scale_tril=p["scale_tril"], validate_args=False)
+    with warnings.catch_warnings():
+        # torch warns about a df below p at construction: the caller's own constructor did,
+        # once; this internal object must not repeat it on every draw.
+        warnings.simplefilter("ignore", UserWarning)
+        d = td.Wishart(df=p["df"], scale_tril=p["scale_tril"], validate_args=False)
     n = d.event_shape[-1]
     chi2_df = d._dist_chi2.df
     tril = d._unbroadcasted_scale_tril
@@ -508,17 +512,10 @@ def _wishart(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> tor
         chol = tril @ noise
         return chol @ chol.transpose(-2, -1)
 
-    sample = bartlett()
-    singular = ~d.support.check(sample)
-    if singular.any():
-        warnings.warn("Singular Wishart sample detected; redrawing it.", stacklevel=2)
-        for _ in range(WISHART_MAX_TRY_CORRECTION):
-            new = bartlett()
-            sample = torch.where(singular[..., None, None], new, sample)
-            singular = singular & ~d.support.check(new)
-            if not singular.any():
-                break
-    return sample
+    # Singular draws (about 1% to 12% for df in (p - 1, p)) are redrawn silently; only draws
+    # still singular after the last redraw warn (redraw_outside_support).
+    return redraw_outside_support(bartlett, d.support.check, "Wishart",
+                                  WISHART_MAX_TRY_CORRECTION)
 
 
 _SAMPLERS: dict[str, Sampler] = {
@@ -579,6 +576,8 @@ class TorchBackend(TableBackend):
     """``torch.distributions`` with explicit generators and fast in-place ``sample`` paths."""
 
     name = "torch"
+    #: Every draw is torch operations on the parameters: torch.jit.trace records it.
+    traceable = True
     table = {name: Row(draw=_SAMPLERS[name], rsample=spec.reparameterized,
                        note=_NOTES.get(name, ""))
              for name, spec in FAMILIES.items()}

@@ -23,6 +23,8 @@ Contract for implementers (the core enforces the user-facing contract around the
   ``rsample`` must be differentiable with respect to every parameter listed as
   reparameterizable in :class:`FamilySupport`; ``log_prob`` too, with respect to the
   parameters that require grad (the core checks both).
+* ``traceable`` (default False): set it to True only if every computation is made of torch
+  operations (``torch.jit.trace`` then records draws); otherwise the core refuses to trace.
 * Optional: ``mixture_components()`` names the component families for which the backend
   reparameterizes ``MixtureSameFamily`` itself, in :meth:`Backend.rsample_mixture`.
 
@@ -73,6 +75,12 @@ class Backend:
 
     #: Registered name; set by the subclass (the registry also records the name it was given).
     name: str = ""
+    #: Whether ``sample``/``rsample``/``log_prob`` are computed with torch operations only, so
+    #: that ``torch.jit.trace`` records them. When False (the default, right for a backend
+    #: that draws or scores in another library), the core raises
+    #: :class:`~polysample.core.errors.NotTraceableError` under tracing instead of letting the
+    #: tracer bake the values in as constants.
+    traceable: ClassVar[bool] = False
 
     # ------------------------------------------------------------------ metadata
     def version(self) -> str:
@@ -149,8 +157,15 @@ class Backend:
 
         entry = registry.entries().get(self.name)
         if entry is not None and entry.instance is self:
-            return (_restore_backend, (type(self), self.name, None))
+            # By name alone: the class itself need not be importable (a notebook's backend).
+            return (_registered_backend, (self.name,))
         return (_restore_backend, (type(self), self.name, self.__getstate__()))
+
+
+def _registered_backend(name: str) -> Backend:
+    from .plugins import load_backend
+
+    return load_backend(name)
 
 
 def _restore_backend(cls: type[Backend], name: str, state: Any) -> Backend:

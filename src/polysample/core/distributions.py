@@ -21,10 +21,14 @@ from .config import resolve_backend
 from .errors import (
     BackendContractError,
     InvalidParameterError,
+    InvalidParameterRuntimeError,
+    InvalidParameterTypeError,
     NotReparameterizableError,
+    NotTraceableError,
     PolysampleError,
     UnknownBackendError,
     UnsupportedFamilyError,
+    invalid_parameter,
 )
 from .families import FAMILIES, FamilySpec
 from .params import Params
@@ -35,18 +39,27 @@ __all__ = ["PolysampleDistribution", "wrap", "CLASSES", "check_sample_shape", "c
 
 
 def check_sample_shape(sample_shape: object) -> torch.Size:
-    """Validate ``sample_shape``: a ``torch.Size``, a sequence of non-negative ints, or an int."""
+    """Validate ``sample_shape``: a ``torch.Size``, a sequence of non-negative ints, or an int.
+
+    Raises the :class:`InvalidParameterError` that is also torch's class for the same input:
+    ``RuntimeError`` for a negative size, ``TypeError`` for anything that is not ints.
+    """
+    negative = False
     if type(sample_shape) is torch.Size:
         if not sample_shape or min(sample_shape) >= 0:
             return sample_shape
+        negative = True
     elif isinstance(sample_shape, int | np.integer) and not isinstance(sample_shape, bool):
         if sample_shape >= 0:
             return torch.Size((int(sample_shape),))
+        negative = True
     elif isinstance(sample_shape, Sequence) and not isinstance(sample_shape, str | bytes):
-        if all(isinstance(d, int | np.integer) and not isinstance(d, bool) and d >= 0
-               for d in sample_shape):
-            return torch.Size(int(d) for d in sample_shape)
-    raise InvalidParameterError(
+        if all(isinstance(d, int | np.integer) and not isinstance(d, bool) for d in sample_shape):
+            if all(d >= 0 for d in sample_shape):
+                return torch.Size(int(d) for d in sample_shape)
+            negative = True
+    error = InvalidParameterRuntimeError if negative else InvalidParameterTypeError
+    raise error(
         "Expected sample_shape to be a tuple (or torch.Size) of non-negative ints, e.g. (1000,) "
         f"or (). Received: {sample_shape!r}."
     )
@@ -91,11 +104,75 @@ def _check_backend_arg(backend: object) -> None:
 
 
 def _wrap_init_error(family: str, exc: Exception) -> InvalidParameterError:
-    return InvalidParameterError(
+    # Also the builtin class torch raised (RuntimeError for shapes that do not broadcast), so
+    # the except clauses of torch code keep catching it.
+    return invalid_parameter(
         f"Invalid parameters for polysample.{family}: {exc} "
         f"Expected parameters of torch.distributions.{family}'s constructor (numbers or tensors "
-        "satisfying its arg_constraints, with broadcastable shapes)."
+        "satisfying its arg_constraints, with broadcastable shapes). Received: arguments that "
+        "torch's message above names. Fix that argument.", exc
     )
+
+
+def _invalid_value(dist: Any, method: str, value: object, exc: Exception) -> InvalidParameterError:
+    """What ``log_prob``/``cdf``/``icdf`` raise where torch's own method rejects ``value``:
+    torch's message, and the error class that is also torch's builtin class."""
+    family = dist._ps_family
+    if not isinstance(value, torch.Tensor) and ("must be a Tensor" in str(exc)
+                                                 or "has no attribute" in str(exc)):
+        return invalid_parameter(
+            f"Invalid value for {family}.{method}. Expected value to be a torch.Tensor "
+            f"(torch.distributions.{family}.{method} takes no {type(value).__name__} here). "
+            f"Received: {type(value).__name__}. Convert it with torch.as_tensor(value).", exc)
+    received = (f"a tensor of shape {tuple(value.shape)}, dtype {value.dtype}"
+                if isinstance(value, torch.Tensor) else f"a {type(value).__name__}")
+    return invalid_parameter(
+        f"Invalid value for {family}.{method}: {exc} Expected what "
+        f"torch.distributions.{family}.{method} accepts: a tensor whose shape ends in "
+        f"event_shape {tuple(dist.event_shape)} and broadcasts with batch_shape "
+        f"{tuple(dist.batch_shape)}, with values in the support. Received: {received}. Pass "
+        "such a value (torch.as_tensor(value, dtype=...) converts numbers and arrays).", exc)
+
+
+def _check_traceable(backend: Backend, family: str, what: str) -> None:
+    """Refuse, under ``torch.jit.trace``, a computation that the tracer cannot record."""
+    if not backend.traceable and torch.jit.is_tracing():
+        raise NotTraceableError(
+            f"Cannot trace polysample.{family}.{what}() on backend {_label(backend)!r}: it "
+            "computes outside torch, so torch.jit.trace would bake its result into the trace "
+            "as a constant. Expected a backend whose traceable is True under tracing "
+            "(backend='torch'). Received: backend "
+            f"{_label(backend)!r}. Trace with backend='torch', or compute the value outside "
+            "the traced function and pass it in."
+        )
+
+
+class _TorchOnClass:
+    """A read-only property that, read on the class, is torch's class attribute of that name.
+
+    ``polysample.Bernoulli.has_rsample`` is ``False`` like ``torch.distributions.Bernoulli``'s
+    (code reads it on the class), while ``instance.has_rsample`` asks the backend that
+    resolves now.
+    """
+
+    def __init__(self, fget: Any) -> None:
+        self.fget = fget
+        self.__doc__ = fget.__doc__
+        self.name = fget.__name__
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: object, owner: type | None = None) -> Any:
+        if obj is None:
+            for cls in owner.__mro__ if owner is not None else ():
+                if cls.__module__.startswith("torch.") and self.name in cls.__dict__:
+                    return getattr(cls, self.name)
+            return self
+        return self.fget(obj)
+
+    def __set__(self, obj: object, value: object) -> None:
+        raise AttributeError(f"property {self.name!r} of {type(obj).__name__!r} has no setter")
 
 
 class PolysampleDistribution:
@@ -124,7 +201,8 @@ class PolysampleDistribution:
             tril = self.__dict__.get("_unbroadcasted_scale_tril")
             if (isinstance(loc, torch.Tensor) and isinstance(tril, torch.Tensor)
                     and loc.shape[-1:] != tril.shape[-1:]):
-                raise InvalidParameterError(
+                # torch's own failure (at sample time) is a RuntimeError: keep that class.
+                raise InvalidParameterRuntimeError(
                     f"Invalid parameters for polysample.{self._ps_family}: expected loc's last "
                     f"dimension to match the scale's event size {tril.shape[-1]}. Received: loc "
                     f"of shape {tuple(loc.shape)}. Give loc and the scale the same event size."
@@ -148,7 +226,9 @@ class PolysampleDistribution:
             if isinstance(t, torch.Tensor):
                 break
         else:
-            t = getattr(self, self._ps_tensor_params[0])
+            t = None
+        if t is None or not t.is_floating_point():
+            t = self._ps_reference()
         # Integer parameters (an int64 df) draw in torch's default floating dtype, as torch does.
         fdtype = t.dtype
         if not fdtype.is_floating_point:
@@ -157,14 +237,34 @@ class PolysampleDistribution:
                       self._event_shape,  # type: ignore[attr-defined]
                       torch.int64 if self._ps_index else fdtype, fdtype, t.device)
 
-    @property
-    def has_rsample(self) -> bool:  # type: ignore[override]
-        """Whether the backend that resolves now offers ``rsample()`` for this family."""
+    def _ps_reference(self) -> torch.Tensor:
+        """The parameter that gives the result's dtype and device: the first floating tensor
+        parameter, else the first tensor one (integer tensors, Python-number temperatures)."""
+        first = None
+        for name in self._ps_tensor_params:
+            t = getattr(self, name)
+            if isinstance(t, torch.Tensor):
+                if t.is_floating_point():
+                    return t
+                first = t if first is None else first
+        if first is None:
+            return torch.empty((), dtype=torch.get_default_dtype())
+        return first
+
+    def _ps_has_rsample(self) -> bool:
+        """Whether the backend that resolves now offers ``rsample()`` for this family.
+
+        Read on the class (``polysample.Normal.has_rsample``) it is torch's class attribute.
+        """
         try:
             support = self._ps_resolve().families()[self._ps_family]
         except UnsupportedFamilyError:
             return False
         return support.rsample
+
+    has_rsample = _TorchOnClass(_ps_has_rsample)
+    """Whether the backend that resolves now offers ``rsample()`` for this family. Read on
+    the class (``polysample.Bernoulli.has_rsample``) it is torch's class attribute."""
 
     def _ps_check(self, backend: Backend, out: object, shape: torch.Size, what: str,
                   params: Params) -> torch.Tensor:
@@ -218,6 +318,8 @@ class PolysampleDistribution:
         shape = check_sample_shape(sample_shape)
         s = _normalize_seed(seed, generator)
         backend = self._ps_resolve()
+        if not backend.traceable:
+            _check_traceable(backend, self._ps_family, "sample")
         # torch.no_grad() as a context manager costs several microseconds per scalar draw;
         # the raw switch does the same job.
         grad_was_enabled = torch.is_grad_enabled()
@@ -275,6 +377,8 @@ class PolysampleDistribution:
                     f"only in {sorted(support.rsample_params)}, but {bad} require grad. Detach "
                     "those parameters, or use sample() with log_prob()."
                 )
+        if not backend.traceable:
+            _check_traceable(backend, self._ps_family, "rsample")
         params = self._ps_params()
         out = backend.rsample(self._ps_family, params, shape, seed=s)
         out = self._ps_check(backend, out, shape, "rsample", params)
@@ -286,40 +390,73 @@ class PolysampleDistribution:
             )
         return out
 
-    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
-        """Log density at ``value``; from the backend when it scores this family, else torch."""
+    def log_prob(self, value: Any) -> torch.Tensor:
+        """Log density at ``value``; from the backend when it scores this family, else torch.
+
+        ``value`` is what torch's ``log_prob`` of this family accepts (a tensor; a Python
+        number where torch takes one, e.g. ``Gamma`` or ``validate_args=False``). What torch
+        rejects raises :class:`~polysample.InvalidParameterError`, which is also the builtin
+        class torch raises.
+        """
+        backend = self._ps_resolve()
+        support = backend.families()[self._ps_family]
+        if not support.log_prob:
+            return self._ps_torch("log_prob", value)
+        if not backend.traceable:
+            _check_traceable(backend, self._ps_family, "log_prob")
         if not isinstance(value, torch.Tensor):
-            raise InvalidParameterError(
-                f"Expected value to be a torch.Tensor. Received: {type(value).__name__}. "
-                "Convert it with torch.as_tensor(value)."
-            )
-        if self._validate_args:  # type: ignore[attr-defined]
+            # Accepted exactly where torch's own log_prob accepts it, then scored as the tensor
+            # torch's arithmetic would make of it.
+            ref = self._ps_torch("log_prob", value)
+            value = torch.as_tensor(value, dtype=torch.int64 if self._ps_index else ref.dtype,
+                                    device=ref.device)
+        elif self._validate_args:  # type: ignore[attr-defined]
             try:
                 self._validate_sample(value)  # type: ignore[attr-defined]
             except ValueError as exc:
-                raise InvalidParameterError(
-                    f"Invalid value for {self._ps_family}.log_prob: {exc}"
-                ) from exc
-        backend = self._ps_resolve()
-        support = backend.families()[self._ps_family]
-        if support.log_prob:
-            out = backend.log_prob(self._ps_family, self._ps_params(), value)
-            if not isinstance(out, torch.Tensor):
-                raise BackendContractError(
-                    f"Backend {backend.name!r} returned {type(out).__name__} from log_prob() "
-                    f"for {self._ps_family}; expected a torch.Tensor."
-                )
-            if (not out.requires_grad and torch.is_grad_enabled()
-                    and (value.requires_grad or self._ps_grad_params(support))):
-                raise BackendContractError(
-                    f"Backend {backend.name!r} returned a log_prob() for {self._ps_family} "
-                    "without gradients although "
-                    f"{self._ps_grad_params(support) + (['value'] if value.requires_grad else [])}"
-                    " require grad: score-function estimators need them. This is a bug in that "
-                    "backend; choose another with backend=..."
-                )
-            return out
-        return super().log_prob(value)  # type: ignore[misc]
+                raise _invalid_value(self, "log_prob", value, exc) from exc
+        out = backend.log_prob(self._ps_family, self._ps_params(), value)
+        if not isinstance(out, torch.Tensor):
+            raise BackendContractError(
+                f"Backend {backend.name!r} returned {type(out).__name__} from log_prob() "
+                f"for {self._ps_family}; expected a torch.Tensor."
+            )
+        if (not out.requires_grad and torch.is_grad_enabled()
+                and (value.requires_grad or self._ps_grad_params(support))):
+            raise BackendContractError(
+                f"Backend {backend.name!r} returned a log_prob() for {self._ps_family} "
+                "without gradients although "
+                f"{self._ps_grad_params(support) + (['value'] if value.requires_grad else [])}"
+                " require grad: score-function estimators need them. This is a bug in that "
+                "backend; choose another with backend=..."
+            )
+        return out
+
+    def cdf(self, value: Any) -> torch.Tensor:
+        """torch's ``cdf``; a value torch rejects raises ``InvalidParameterError`` (also
+        torch's builtin class)."""
+        return self._ps_torch("cdf", value)
+
+    def icdf(self, value: Any) -> torch.Tensor:
+        """torch's ``icdf``; a value torch rejects raises ``InvalidParameterError`` (also
+        torch's builtin class)."""
+        return self._ps_torch("icdf", value)
+
+    def _ps_torch(self, method: str, value: Any) -> torch.Tensor:
+        """torch's own ``method(value)``, its refusals raised as polysample errors."""
+        try:
+            out: torch.Tensor = getattr(super(), method)(value)
+        except (PolysampleError, NotImplementedError):
+            raise  # NotImplementedError: torch has no such method for this family
+        except (ValueError, TypeError, RuntimeError) as exc:
+            raise _invalid_value(self, method, value, exc) from exc
+        except AttributeError as exc:
+            if isinstance(value, torch.Tensor):
+                raise
+            # torch calls a tensor method on the number (LogNormal.log_prob(1.0) -> 'float'
+            # object has no attribute 'log'): refused as a wrong type, not passed on as a crash.
+            raise _invalid_value(self, method, value, TypeError(str(exc))) from exc
+        return out
 
     def expand(self, batch_shape: Any, _instance: Any = None) -> Any:
         new = self._get_checked_instance(type(self), _instance)  # type: ignore[attr-defined]
@@ -333,69 +470,8 @@ class PolysampleDistribution:
         if b is None:
             return base
         name = b if isinstance(b, str) else (b.name or type(b).__name__)
-        return f"{base[:-1]}, backend: {name!r})"
-
-
-def _family_class(name: str) -> type:
-    torch_cls = getattr(td, name)
-    fix = FIXES.get(name)
-    return type(
-        name,
-        (PolysampleDistribution, *((fix,) if fix else ()), torch_cls),
-        {
-            "_ps_family": name,
-            "_ps_spec": FAMILIES[name],
-            "_ps_tensor_params": FAMILIES[name].tensor_params,
-            "_ps_index": FAMILIES[name].kind == "index",
-            "__module__": "polysample",
-            "__qualname__": name,
-            "__doc__": (
-                f"``torch.distributions.{name}`` drawn by the configured backend.\n\n"
-                f"Same constructor as torch's, plus keyword-only ``backend=``.\n\n"
-                + (torch_cls.__doc__ or "")
-            ),
-        },
-    )
-
-
-Bernoulli = _family_class("Bernoulli")
-Beta = _family_class("Beta")
-Binomial = _family_class("Binomial")
-Categorical = _family_class("Categorical")
-Cauchy = _family_class("Cauchy")
-Chi2 = _family_class("Chi2")
-ContinuousBernoulli = _family_class("ContinuousBernoulli")
-Dirichlet = _family_class("Dirichlet")
-Exponential = _family_class("Exponential")
-FisherSnedecor = _family_class("FisherSnedecor")
-Gamma = _family_class("Gamma")
-GeneralizedPareto = _family_class("GeneralizedPareto")
-Geometric = _family_class("Geometric")
-Gumbel = _family_class("Gumbel")
-HalfCauchy = _family_class("HalfCauchy")
-HalfNormal = _family_class("HalfNormal")
-InverseGamma = _family_class("InverseGamma")
-Kumaraswamy = _family_class("Kumaraswamy")
-LKJCholesky = _family_class("LKJCholesky")
-Laplace = _family_class("Laplace")
-LogNormal = _family_class("LogNormal")
-LogisticNormal = _family_class("LogisticNormal")
-LowRankMultivariateNormal = _family_class("LowRankMultivariateNormal")
-Multinomial = _family_class("Multinomial")
-MultivariateNormal = _family_class("MultivariateNormal")
-NegativeBinomial = _family_class("NegativeBinomial")
-Normal = _family_class("Normal")
-OneHotCategorical = _family_class("OneHotCategorical")
-OneHotCategoricalStraightThrough = _family_class("OneHotCategoricalStraightThrough")
-Pareto = _family_class("Pareto")
-Poisson = _family_class("Poisson")
-RelaxedBernoulli = _family_class("RelaxedBernoulli")
-RelaxedOneHotCategorical = _family_class("RelaxedOneHotCategorical")
-StudentT = _family_class("StudentT")
-Uniform = _family_class("Uniform")
-VonMises = _family_class("VonMises")
-Weibull = _family_class("Weibull")
-Wishart = _family_class("Wishart")
+        sep = "" if base.endswith("()") else ", "  # torch shows no parameters (LogNormal())
+        return f"{base[:-1]}{sep}backend: {name!r})"
 
 
 # ---------------------------------------------------------------------- combinators
@@ -422,7 +498,7 @@ class _Combinator:
                 )
             copy = object.__new__(type(dist))
             copy.__dict__.update(dist.__dict__)
-            if isinstance(copy, _Combinator):
+            if isinstance(copy, _Combinator) and not isinstance(copy, PolysampleDistribution):
                 copy.__dict__["_ps_backend"] = mine
                 for attr in ("base_dist", "_mixture_distribution", "_component_distribution"):
                     sub = copy.__dict__.get(attr)
@@ -487,6 +563,12 @@ class TransformedDistribution(_Combinator, td.TransformedDistribution):
 
     def __init__(self, base_distribution: Any, transforms: Any,
                  validate_args: bool | None = None, *, backend: str | Backend | None = None) -> None:
+        if isinstance(self, PolysampleDistribution):
+            # A family that torch builds as a TransformedDistribution (LogNormal, ...), called
+            # from its torch __init__: its backend is set already and it draws as its own
+            # family, so its torch internals stay torch's.
+            super().__init__(base_distribution, transforms, validate_args=validate_args)
+            return
         _check_backend_arg(backend)
         self._ps_backend = backend
         base = self._ps_component(base_distribution, "base_distribution")
@@ -548,9 +630,12 @@ class MixtureSameFamily(_Combinator, td.MixtureSameFamily):
         ok = comp._ps_family in backend.mixture_components()
         return (backend if ok else None), comp._ps_family
 
-    @property
-    def has_rsample(self) -> bool:  # type: ignore[override]
+    def _ps_has_rsample(self) -> bool:
+        """Whether the component's backend reparameterizes this mixture (on the class:
+        torch's ``False``)."""
         return self._ps_mixture_backend()[0] is not None
+
+    has_rsample = _TorchOnClass(_ps_has_rsample)  # type: ignore[assignment]
 
     def sample(self, sample_shape: Any = torch.Size(), *, seed: Any = None,
                generator: torch.Generator | None = None) -> torch.Tensor:
@@ -580,6 +665,7 @@ class MixtureSameFamily(_Combinator, td.MixtureSameFamily):
                 "mixture_components(); e.g. backend='tfp' for Normal, Gamma, ...), sample() "
                 "with log_prob(), or a relaxed mixture."
             )
+        _check_traceable(backend, f"MixtureSameFamily of {fam}", "rsample")
         comp: Any = self.component_distribution
         out = backend.rsample_mixture(self.mixture_distribution.logits, comp._ps_params(),
                                       shape, seed=s)
@@ -602,6 +688,118 @@ def _seed_kwargs(seed: Seed) -> dict[str, Any]:
     if isinstance(seed, torch.Generator):
         return {"generator": seed}
     return {"seed": seed}
+
+
+#: The core combinator of each torch combinator class (the parents of families that torch
+#: builds from them).
+_COMBINATOR_OF: dict[type, type] = {
+    td.Independent: Independent,
+    td.TransformedDistribution: TransformedDistribution,
+    td.MixtureSameFamily: MixtureSameFamily,
+}
+
+def _family_class(name: str) -> type:
+    """``polysample.<name>``, built once, after the polysample class of its torch parent.
+
+    The polysample classes keep torch's inheritance among themselves (``Chi2`` subclasses
+    ``Gamma``, ``OneHotCategoricalStraightThrough`` subclasses ``OneHotCategorical``, and
+    ``LogNormal`` and the other families torch builds as a ``TransformedDistribution``
+    subclass :class:`TransformedDistribution`), taken from the torch class's MRO. Each class
+    still routes as its own family (``_ps_family``): :class:`PolysampleDistribution` comes
+    before the torch class, and a core combinator parent comes after it, so a ``LogNormal``
+    draws through the backend as ``"LogNormal"``, never through a base distribution.
+    """
+    built = _BUILT.get(name)
+    if built is not None:
+        return built
+    torch_cls = getattr(td, name)
+    parent = _polysample_parent(torch_cls)
+    fix = (FIXES[name],) if name in FIXES else ()
+    if parent is None:
+        bases: tuple[type, ...] = (PolysampleDistribution, *fix, torch_cls)
+    elif issubclass(parent, PolysampleDistribution):
+        # MRO: Chi2, polysample.Gamma, PolysampleDistribution, [fixes], td.Chi2, td.Gamma, ...
+        bases = (parent, *fix, torch_cls)
+    else:
+        # MRO: LogNormal, PolysampleDistribution, [fix], td.LogNormal,
+        # polysample.TransformedDistribution, ..., td.TransformedDistribution, ...
+        bases = (PolysampleDistribution, *fix, torch_cls, parent)
+    cls = type(
+        name,
+        bases,
+        {
+            "_ps_family": name,
+            "_ps_spec": FAMILIES[name],
+            "_ps_tensor_params": FAMILIES[name].tensor_params,
+            "_ps_index": FAMILIES[name].kind == "index",
+            "__module__": "polysample",
+            "__qualname__": name,
+            "__doc__": (
+                f"``torch.distributions.{name}`` drawn by the configured backend.\n\n"
+                f"Same constructor as torch's, plus keyword-only ``backend=``.\n\n"
+                + (torch_cls.__doc__ or "")
+            ),
+        },
+    )
+    _BUILT[name] = cls
+    return cls
+
+
+_BUILT: dict[str, type] = {}
+
+
+def _polysample_parent(torch_cls: type) -> type | None:
+    """The polysample class of the nearest torch ancestor that polysample has (a family or a
+    core combinator), or None."""
+    for ancestor in torch_cls.__mro__[1:]:
+        combinator = _COMBINATOR_OF.get(ancestor)
+        if combinator is not None:
+            return combinator
+        name = ancestor.__name__
+        if name in FAMILIES and getattr(td, name, None) is ancestor:
+            return _family_class(name)
+    return None
+
+
+# Parents are built first whatever the order here (_family_class builds them on demand).
+Bernoulli = _family_class("Bernoulli")
+Beta = _family_class("Beta")
+Binomial = _family_class("Binomial")
+Categorical = _family_class("Categorical")
+Cauchy = _family_class("Cauchy")
+Chi2 = _family_class("Chi2")
+ContinuousBernoulli = _family_class("ContinuousBernoulli")
+Dirichlet = _family_class("Dirichlet")
+Exponential = _family_class("Exponential")
+FisherSnedecor = _family_class("FisherSnedecor")
+Gamma = _family_class("Gamma")
+GeneralizedPareto = _family_class("GeneralizedPareto")
+Geometric = _family_class("Geometric")
+Gumbel = _family_class("Gumbel")
+HalfCauchy = _family_class("HalfCauchy")
+HalfNormal = _family_class("HalfNormal")
+InverseGamma = _family_class("InverseGamma")
+Kumaraswamy = _family_class("Kumaraswamy")
+LKJCholesky = _family_class("LKJCholesky")
+Laplace = _family_class("Laplace")
+LogNormal = _family_class("LogNormal")
+LogisticNormal = _family_class("LogisticNormal")
+LowRankMultivariateNormal = _family_class("LowRankMultivariateNormal")
+Multinomial = _family_class("Multinomial")
+MultivariateNormal = _family_class("MultivariateNormal")
+NegativeBinomial = _family_class("NegativeBinomial")
+Normal = _family_class("Normal")
+OneHotCategorical = _family_class("OneHotCategorical")
+OneHotCategoricalStraightThrough = _family_class("OneHotCategoricalStraightThrough")
+Pareto = _family_class("Pareto")
+Poisson = _family_class("Poisson")
+RelaxedBernoulli = _family_class("RelaxedBernoulli")
+RelaxedOneHotCategorical = _family_class("RelaxedOneHotCategorical")
+StudentT = _family_class("StudentT")
+Uniform = _family_class("Uniform")
+VonMises = _family_class("VonMises")
+Weibull = _family_class("Weibull")
+Wishart = _family_class("Wishart")
 
 
 #: Every public distribution class, keyed by name (38 families + 3 combinators).
@@ -645,7 +843,8 @@ def wrap(dist: td.Distribution, backend: str | Backend | None = None) -> Any:
     # Only the core combinators draw through their components; a family that torch builds as a
     # TransformedDistribution (LogNormal, RelaxedBernoulli, ...) keeps its torch internals.
     components = ("base_dist", "_mixture_distribution", "_component_distribution")
-    for attr in components if issubclass(cls, _Combinator) else ():
+    core_combinator = issubclass(cls, _Combinator) and not issubclass(cls, PolysampleDistribution)
+    for attr in components if core_combinator else ():
         comp = new.__dict__.get(attr)
         if isinstance(comp, td.Distribution) and not isinstance(comp, PolysampleDistribution):
             new.__dict__[attr] = wrap(comp, backend=backend)

@@ -1,8 +1,9 @@
 """The exceptions polysample raises.
 
 Every error is a :class:`PolysampleError` and also a subclass of the builtin a caller would
-naturally catch (``ValueError``, ``ImportError``, ``NotImplementedError``), so code written
-against ``torch.distributions`` keeps catching what it caught before. Messages say what was
+naturally catch (``ValueError``, ``ImportError``, ``NotImplementedError``, ``RuntimeError``), so
+code written against ``torch.distributions`` keeps catching what it caught before: where torch
+raises ``TypeError`` or ``RuntimeError`` for an input, the error is also that class. Messages say what was
 expected, what was received, what is available and what to do next.
 """
 
@@ -16,7 +17,11 @@ __all__ = [
     "NotReparameterizableError",
     "ConfigError",
     "InvalidParameterError",
+    "InvalidParameterTypeError",
+    "InvalidParameterRuntimeError",
     "BackendContractError",
+    "NotTraceableError",
+    "invalid_parameter",
     "did_you_mean",
 ]
 
@@ -49,7 +54,36 @@ class ConfigError(PolysampleError, ValueError):
 
 
 class InvalidParameterError(PolysampleError, ValueError):
-    """Invalid distribution parameters, value, sample shape or seed given by the caller."""
+    """Invalid distribution parameters, value, sample shape or seed given by the caller.
+
+    Where ``torch.distributions`` raises ``TypeError`` or ``RuntimeError`` for the same input,
+    polysample raises the subclass that is also that builtin
+    (:class:`InvalidParameterTypeError`, :class:`InvalidParameterRuntimeError`), so that
+    ``except ValueError`` and torch's own ``except`` clause both catch it.
+    """
+
+
+class InvalidParameterTypeError(InvalidParameterError, TypeError):
+    """An invalid input where torch raises ``TypeError`` (e.g. an integer tensor where torch
+    needs a floating one, or an argument of the wrong kind)."""
+
+
+class InvalidParameterRuntimeError(InvalidParameterError, RuntimeError):
+    """An invalid input where torch raises ``RuntimeError``: parameters (or a value) whose
+    shapes do not broadcast, mismatched dtypes, a negative ``sample_shape``."""
+
+
+def invalid_parameter(message: str, cause: BaseException | None = None) -> InvalidParameterError:
+    """The :class:`InvalidParameterError` for ``message`` that is also the builtin class of
+    ``cause`` (the exception torch raised for the same input): ``TypeError`` gives
+    :class:`InvalidParameterTypeError`, ``RuntimeError`` :class:`InvalidParameterRuntimeError`,
+    anything else (``ValueError``, ``None``) the plain class. Chain it: ``raise ... from cause``.
+    """
+    if isinstance(cause, TypeError):
+        return InvalidParameterTypeError(message)
+    if isinstance(cause, RuntimeError):
+        return InvalidParameterRuntimeError(message)
+    return InvalidParameterError(message)
 
 
 class BackendContractError(PolysampleError, RuntimeError):
@@ -65,3 +99,12 @@ def did_you_mean(name: str, candidates: list[str] | tuple[str, ...]) -> str:
 
     close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
     return f" Did you mean {close[0]!r}?" if close else ""
+
+
+class NotTraceableError(PolysampleError, RuntimeError):
+    """A draw or ``log_prob`` computed outside torch was asked for under ``torch.jit.trace``.
+
+    The tracer records only torch operations: a value made by NumPy or TFP would be baked into
+    the trace as a constant. Raised instead, naming the backend; backends whose
+    :attr:`~polysample.Backend.traceable` is True (the torch backend) trace normally.
+    """

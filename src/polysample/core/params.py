@@ -14,7 +14,8 @@ torch constructor, plus what the core knows about the call:
 Values are read from the distribution only when a backend asks for them (so a draw that needs
 two of four parameters reads two). Parameters that torch keeps as Python numbers (a float
 ``temperature``) come back as tensors of ``float_dtype`` on ``device``; integer-valued
-parameters (``total_count`` of ``Multinomial``, ``dim`` of ``LKJCholesky``) stay Python ints.
+parameters (``total_count`` of ``Multinomial``, ``dim`` of ``LKJCholesky``) stay Python ints;
+integer tensors given for floating parameters (an ``int64`` ``df``) come as ``float_dtype``.
 """
 
 from __future__ import annotations
@@ -59,7 +60,13 @@ class Params(Mapping[str, Any]):
             raise KeyError(key)
         src = self._source
         value = getattr(src, key) if self._by_attr else src[key]
-        if isinstance(value, torch.Tensor) or key in self._ints:
+        if isinstance(value, torch.Tensor):
+            if value.is_floating_point() or value.is_complex() or key in self._ints:
+                return value
+            # An integer tensor (an int64 df): computed in the floating dtype, as torch's
+            # arithmetic promotes it.
+            return value.to(self.float_dtype)
+        if key in self._ints:
             return value
         # torch keeps some parameters as Python numbers (RelaxedBernoulli's temperature).
         return torch.as_tensor(value, dtype=self.float_dtype, device=self.device)
@@ -109,12 +116,17 @@ class Params(Mapping[str, Any]):
 
 
 def _float_dtype_device(spec: FamilySpec, source: Any) -> tuple[torch.dtype, torch.device]:
-    """The floating dtype and device of the first tensor parameter (torch's promotion made
-    every floating parameter of one distribution share them)."""
+    """The floating dtype and device of the first floating tensor parameter (torch's promotion
+    made every floating parameter of one distribution share them); integer tensors alone give
+    torch's default dtype."""
     get = source.__getitem__ if isinstance(source, Mapping) else source.__dict__.get
+    first = None
     for name in spec.tensor_params:
         t = get(name)
         if isinstance(t, torch.Tensor):
-            dtype = t.dtype if t.is_floating_point() else torch.get_default_dtype()
-            return dtype, t.device
+            if t.is_floating_point():
+                return t.dtype, t.device
+            first = t if first is None else first
+    if first is not None:  # integer tensors only: torch's default floating dtype
+        return torch.get_default_dtype(), first.device
     return torch.get_default_dtype(), torch.device("cpu")

@@ -8,6 +8,7 @@ apart from the defect. Each is found by the conformance suite (``docs/conformanc
 
 from __future__ import annotations
 
+import copy
 import math
 from numbers import Real
 from typing import Any
@@ -49,5 +50,33 @@ class GeneralizedParetoFix:
         return torch.where(eq_zero, -z, -torch.log1p(safe_conc * z) / safe_conc)
 
 
-#: family -> mixin placed before torch's class.
-FIXES: dict[str, type] = {"GeneralizedPareto": GeneralizedParetoFix}
+class NumberTemperatureFix:
+    """torch 2.13's ``RelaxedBernoulli`` and ``RelaxedOneHotCategorical`` take a Python number
+    as ``temperature`` (and draw with it) but their ``log_prob`` calls ``temperature.log()``
+    (and ``torch.full_like(temperature, ...)``), which raises ``AttributeError`` for a float.
+    Scored here with the temperature as a tensor of the logits' dtype and device; the
+    ``temperature`` attribute stays the number the caller gave, as in torch."""
+
+    base_dist: Any
+
+    def log_prob(self, value: Any) -> torch.Tensor:
+        base = self.base_dist
+        t = base.temperature
+        if isinstance(t, torch.Tensor):
+            return super().log_prob(value)  # type: ignore[misc,no-any-return]
+        # Shallow copies, so that the object itself is never modified (thread safety).
+        fixed_base = copy.copy(base)
+        fixed_base.temperature = torch.as_tensor(t, dtype=base.logits.dtype,
+                                                 device=base.logits.device)
+        view = copy.copy(self)
+        view.base_dist = fixed_base
+        return super(NumberTemperatureFix, view).log_prob(value)  # type: ignore[misc,no-any-return]
+
+
+#: family -> mixin placed before torch's class. A fix of a parent family (Gamma) also applies
+#: to its polysample subclasses (Chi2), before their own: torch's subclasses inherit its code.
+FIXES: dict[str, type] = {
+    "GeneralizedPareto": GeneralizedParetoFix,
+    "RelaxedBernoulli": NumberTemperatureFix,
+    "RelaxedOneHotCategorical": NumberTemperatureFix,
+}
