@@ -167,9 +167,9 @@ def test_log_prob_is_scored_by_torch_when_the_route_leaves_scoring_to_torch() ->
 
 # ---------------------------------------------------------------------- determinism
 def test_the_choice_depends_on_the_table_and_the_size_only() -> None:
-    data = _table({"Normal": {"sample": [_cand("torch", 1e-5, 2e-9), _cand("numpy", 2e-5, 1e-9)]}})
+    data = _table({"Normal": {"sample": [_cand("torch", 1e-5, 2e-9), _cand("numpy", 2.00005e-5, 1e-9)]}})
     a, b = _auto(data), _auto(data)
-    # torch below 10,001 values, numpy from there on: 1e-5 + 2e-9 (n-1) = 2e-5 + 1e-9 (n-1).
+    # The costs cross at n - 1 = 10,000.05: torch up to 10,001 values, numpy from 10,002.
     assert a.routes()["Normal"]["sample"].segments == ((1, "torch"), (10_002, "numpy"))
     for n in (1, 100, 10_000, 10_001, 10_002, 10**6):
         assert a.backend_for("Normal", "sample", n) is b.backend_for("Normal", "sample", n)
@@ -198,7 +198,7 @@ print(json.dumps({"segments": {f: {op: list(c.segments) for op, c in ops.items()
 def test_the_choice_and_the_values_are_stable_across_runs_with_the_same_table(
         routes_file: Any) -> None:
     path = routes_file(_table({"Normal": {
-        "sample": [_cand("torch", 1e-5, 2e-9), _cand("numpy", 2e-5, 1e-9)]}}))
+        "sample": [_cand("torch", 1e-5, 2e-9), _cand("numpy", 2.00005e-5, 1e-9)]}}))
     env = {**os.environ, "POLYSAMPLE_ROUTES": str(path)}
     outs = [subprocess.run([sys.executable, "-c", _RUN], capture_output=True, text=True,
                            env=env, timeout=120) for _ in range(2)]

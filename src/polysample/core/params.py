@@ -39,8 +39,12 @@ class Params(Mapping[str, Any]):
 
     def __init__(self, family: str, source: Any, batch_shape: torch.Size,
                  event_shape: torch.Size, dtype: torch.dtype, float_dtype: torch.dtype,
-                 device: torch.device, names: tuple[str, ...] | None = None) -> None:
-        spec = FAMILIES[family]
+                 device: torch.device, names: tuple[str, ...] | None = None,
+                 ints: tuple[str, ...] | None = None) -> None:
+        if names is None or ints is None:  # the core passes both (no table lookup per draw)
+            spec = FAMILIES[family]
+            names = spec.params if names is None else names
+            ints = spec.integer_params if ints is None else ints
         self.family = family
         self.batch_shape = batch_shape
         self.event_shape = event_shape
@@ -51,8 +55,8 @@ class Params(Mapping[str, Any]):
         # Decided once here (a distribution first: the ABC check alone costs 0.2 us), not on
         # every parameter read.
         self._by_attr = isinstance(source, Distribution) or not isinstance(source, Mapping)
-        self._names = spec.params if names is None else names
-        self._ints = spec.integer_params
+        self._names = names
+        self._ints = ints
 
     # -------------------------------------------------------------- Mapping
     def __getitem__(self, key: str) -> Any:
@@ -61,7 +65,7 @@ class Params(Mapping[str, Any]):
         src = self._source
         value = getattr(src, key) if self._by_attr else src[key]
         if isinstance(value, torch.Tensor):
-            if value.is_floating_point() or value.is_complex() or key in self._ints:
+            if value.dtype.is_floating_point or value.is_complex() or key in self._ints:
                 return value
             # An integer tensor (an int64 df): computed in the floating dtype, as torch's
             # arithmetic promotes it.
