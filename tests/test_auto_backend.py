@@ -318,3 +318,16 @@ def test_backends_routes_shows_each_route_with_figures_and_verdicts(
 
 def test_every_family_of_the_table_is_a_torch_family() -> None:
     assert set(routing.load_defaults().routes) <= set(FAMILIES)
+
+
+def test_validate_checks_the_backends_auto_routes_to_not_auto_itself() -> None:
+    from polysample.conformance.cli import default_backends
+
+    assert ps.load_backend("auto").router is True
+    names = default_backends()
+    assert "auto" not in names and {"torch", "numpy"} <= set(names)
+    # named explicitly, it is checked like any backend (its draws through the routes)
+    from polysample.conformance import check_backend
+
+    report = check_backend("auto", ["Normal"], quick=True, layers=("semantics",))
+    assert report.ok, report.summary()

@@ -333,8 +333,8 @@ def _student_t(d: _Draw) -> torch.Tensor:
 
 def _fisher_snedecor(d: _Draw) -> torch.Tensor:
     if not d.reparam:
-        df1, df2 = d.arg("df1"), d.arg("df2")
-        x = d.fill(lambda size: d.rng.f(df1, df2, size))
+        a1, a2 = d.arg("df1"), d.arg("df2")
+        x = d.fill(lambda size: d.rng.f(a1, a2, size))
         return x.clamp_(min=_tiny(x.dtype))
     df1, df2 = d.param("df1"), d.param("df2")
     log_x = d.log_gamma(df1 * 0.5) - d.log_gamma(df2 * 0.5) + df2.log() - df1.log()

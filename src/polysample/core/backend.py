@@ -81,6 +81,10 @@ class Backend:
     #: :class:`~polysample.core.errors.NotTraceableError` under tracing instead of letting the
     #: tracer bake the values in as constants.
     traceable: ClassVar[bool] = False
+    #: True for a backend that draws nothing itself but routes every call to other registered
+    #: backends (``auto``). ``polysample validate`` checks those backends instead and leaves a
+    #: router out unless it is named (``--backend auto``).
+    router: ClassVar[bool] = False
 
     # ------------------------------------------------------------------ metadata
     def version(self) -> str:

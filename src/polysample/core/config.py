@@ -422,9 +422,9 @@ def resolve_backend(family: str, explicit: str | Backend | None = None) -> Backe
         # backend="name" (the commonest call): two lookups by string, no key tuple to hash.
         by_name = _by_name.get(explicit)  # type: ignore[arg-type]
         if by_name is not None and by_name[0] is registry._entries:
-            hit = by_name[1].get(family)
-            if hit is not None:
-                return hit
+            answer = by_name[1].get(family)
+            if answer is not None:
+                return answer
     elif isinstance(explicit, Backend) and family in explicit.families():
         return explicit
     key = (family, 0, explicit) if explicit is not None else _resolution_key(family, None)

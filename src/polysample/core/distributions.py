@@ -230,7 +230,7 @@ class PolysampleDistribution:
         else:
             t = None
         fdtype = t.dtype if t is not None else None
-        if fdtype is None or not fdtype.is_floating_point:
+        if t is None or fdtype is None or not fdtype.is_floating_point:
             t = self._ps_reference()
             # Integer parameters (an int64 df) draw in torch's default floating dtype, as torch
             # does.
