@@ -127,6 +127,7 @@ def test_torch_large_samples_in_pieces_equal_torch_distributions(
     from polysample.backends import torch_backend
 
     monkeypatch.setattr(torch_backend, "PIECE_MIN", 1000)  # many pieces on a small draw
+    monkeypatch.setattr(torch_backend, "PIECES_FROM", 1000)
     n = 20_011
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(3)

@@ -40,6 +40,7 @@ from . import routing
 __all__ = ["AutoBackend", "RouteChoice"]
 
 NAME = "auto"
+_NONE: dict[str, Any] = {}
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,11 @@ class RouteChoice:
     excluded: Mapping[str, str]  # backend -> reason
     backends: Mapping[str, Backend]
     segments: tuple[tuple[int, str], ...]  # (n_from, backend): the choice by size
+
+    @property
+    def single(self) -> Backend | None:
+        """The backend when one draws every size (the route needs no size then)."""
+        return self.backends[self.segments[0][1]] if len(self.segments) == 1 else None
 
     def pick(self, n: int) -> Backend:
         name = self.segments[0][1]
@@ -205,7 +211,9 @@ class AutoBackend(Backend):
         return self._resolved()[2]
 
     def _choice(self, family: str, op: str) -> RouteChoice:
-        choice = self._resolved()[1].get(family, {}).get(op)
+        state = self._state  # the resolved routes, without a method call once they exist
+        routes = (state if state is not None else self._resolved())[1]
+        choice = routes.get(family, _NONE).get(op)
         if choice is None or not choice.eligible:
             if op == "rsample":
                 raise NotReparameterizableError(
@@ -221,14 +229,22 @@ class AutoBackend(Backend):
         """The backend ``auto`` uses for ``op`` of ``family`` on ``n`` values."""
         return self._choice(family, op).pick(n)
 
+    def _pick(self, family: str, op: str, params: Mapping[str, Any],
+              sample_shape: torch.Size) -> Backend:
+        choice = self._choice(family, op)
+        single = choice.single
+        if single is not None:  # one backend for every size: no need to count the values
+            return single
+        return choice.pick(_numel(family, params, sample_shape))
+
     def sample(self, family: str, params: Mapping[str, Any], sample_shape: torch.Size, *,
                seed: Seed = None) -> torch.Tensor:
-        b = self._choice(family, "sample").pick(_numel(family, params, sample_shape))
+        b = self._pick(family, "sample", params, sample_shape)
         return b.sample(family, params, sample_shape, seed=seed)
 
     def rsample(self, family: str, params: Mapping[str, Any], sample_shape: torch.Size, *,
                 seed: Seed = None) -> torch.Tensor:
-        b = self._choice(family, "rsample").pick(_numel(family, params, sample_shape))
+        b = self._pick(family, "rsample", params, sample_shape)
         return b.rsample(family, params, sample_shape, seed=seed)
 
     def log_prob(self, family: str, params: Mapping[str, Any],

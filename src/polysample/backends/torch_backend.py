@@ -105,13 +105,15 @@ def _gamma(conc: torch.Tensor, rate: torch.Tensor, shape: torch.Size, g: Gen) ->
     return value
 
 
-#: A large CPU ``sample`` of a family whose formula makes temporaries is computed in at most
-#: ``PIECES`` pieces of at least ``PIECE_MIN`` values each (:func:`_pieces`): its temporaries
-#: are then a small fraction of the result. Pieces are large because every multi-threaded
-#: kernel call synchronises torch's threads (unary functions such as ``log1p`` split their
-#: work from 2048 values on), which costs milliseconds per call on a loaded machine.
+#: A CPU ``sample`` of at least ``PIECES_FROM`` values (128 MiB of float32) of a family whose
+#: formula makes temporaries several times the result (Beta 8x, StudentT 5x, Laplace 4x) is
+#: computed in at most ``PIECES`` pieces of at least ``PIECE_MIN`` values each
+#: (:func:`_pieces`): its temporaries are then a small fraction of the result. It costs 15-40%
+#: more CPU time (more kernel calls, each synchronising torch's threads), so smaller draws,
+#: whose temporaries fit in memory easily, keep torch's one-piece formula.
 PIECES = 64
 PIECE_MIN = 1 << 20
+PIECES_FROM = 1 << 25
 
 
 def _pieces(ss: torch.Size, like: torch.Tensor, g: Gen, reparam: bool) -> list[slice] | None:
@@ -125,7 +127,8 @@ def _pieces(ss: torch.Size, like: torch.Tensor, g: Gen, reparam: bool) -> list[s
     """
     rows = ss.numel()
     per_row = max(1, like.numel())
-    if (reparam or rows < 2 or rows * per_row < 2 * PIECE_MIN or like.device.type != "cpu"
+    if (reparam or rows < 2 or rows * per_row < max(PIECES_FROM, 2 * PIECE_MIN)
+            or like.device.type != "cpu"
             or (g is not None and g.device.type != "cpu")):
         return None
     step = max(-(-rows // PIECES), -(-PIECE_MIN // per_row))
