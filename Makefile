@@ -49,7 +49,8 @@ docs: venv
 test: lint typecheck docs pytest
 
 bench: venv
-	$(BIN)/python benchmarks/bench_backends.py
+	@mkdir -p reports
+	$(BIN)/polysample bench --json reports/bench.json
 
 clean:
 	rm -rf $(VENV) build dist site docs/assets/generated .pytest_cache .mypy_cache .ruff_cache

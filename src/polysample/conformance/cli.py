@@ -16,7 +16,7 @@ import sys
 import time
 from typing import Any, TextIO
 
-__all__ = ["register", "run_validate", "UsageError"]
+__all__ = ["register", "run_validate", "UsageError", "default_backends"]
 
 
 class UsageError(Exception):
@@ -163,6 +163,27 @@ def _show_grids() -> int:
     return 0
 
 
+def default_backends() -> list[str]:
+    """What ``polysample validate`` checks without ``--backend``: every registered backend
+    except routers (``Backend.router``, e.g. ``auto``), whose draws are the others'. A
+    backend that fails to load is kept: the run reports it as a failed ``load`` check."""
+    import warnings
+
+    from ..core.plugins import backend_names, registry
+
+    out = []
+    for name in backend_names():
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                if registry.load(name).router:
+                    continue
+        except Exception:  # noqa: BLE001 - reported by the run itself
+            pass
+        out.append(name)
+    return out
+
+
 def _run(args: argparse.Namespace) -> int:
     if args.show_grids:
         return _show_grids()
@@ -175,7 +196,7 @@ def _run(args: argparse.Namespace) -> int:
     from .runner import generate_checks
 
     names = backend_names()
-    backends = args.backend or names
+    backends = args.backend or default_backends()
     unknown = [b for b in backends if b not in names]
     if unknown:
         raise UsageError(f"unknown backend {', '.join(map(repr, unknown))}. Expected one of: "
