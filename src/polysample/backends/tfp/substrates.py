@@ -2,11 +2,13 @@
 
 Both offer the same small interface to :mod:`.backend`:
 
-* ``to_native(t)`` / ``to_torch(a)``: tensors cross by DLPack, zero copy.
+* ``to_native(t)`` / ``to_torch(a)``: tensors cross by DLPack, zero copy, small ones through
+  NumPy (see :data:`SMALL`); ``to_native`` also takes NumPy arrays (bucket rows laid out on
+  the host).
 * ``seed(words)``: a substrate seed from two ``uint32`` words (a JAX key's raw data, a TF
   stateless seed).
-* ``forward(key, fn, arrays, seed)``: ``fn(arrays, seed)`` compiled once per ``key``
-  (``jax.jit`` / ``tf.function``) and cached in a bounded LRU.
+* ``forward(key, fn, arrays, seed)``: ``fn(arrays, seed)`` compiled once per ``key`` (a
+  :class:`ProgramKey`; ``jax.jit`` / ``tf.function``) and cached in a bounded LRU.
 * ``vjp(key, fn, arrays, seed, cotangent, mask)``: the vector-Jacobian product of ``fn`` with
   respect to ``arrays[i]`` for each ``i`` in ``mask``, by the substrate's own autodiff
   (``jax.vjp`` / ``tf.GradientTape``). The forward pass is recomputed from the same seed (the
@@ -26,17 +28,36 @@ import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 
 from ...core.errors import BackendUnavailableError
+from .families import TFP_FAMILIES
 
-__all__ = ["Substrate", "load_substrate", "CACHE_SIZE"]
+__all__ = ["Substrate", "ProgramKey", "load_substrate", "CACHE_SIZE"]
 
 #: Compiled programs kept per substrate (each is specialised to one family, shape and dtype).
 CACHE_SIZE = 256
+
+
+class ProgramKey(NamedTuple):
+    """What one compiled program is specialised to: equal keys share a program.
+
+    ``bucket``: the row count of the shape bucket the program serves (see :mod:`.backend`;
+    ``sample_shape`` is then ``()`` and every input has that many rows; a one-row bucket has no
+    row axis), or 0 for a program of one call's exact shapes. TensorFlow's programs of buckets
+    use -1: one graph for every row count (``TfSubstrate._shared``).
+    """
+
+    op: str  # "draw", "log_prob" or "mixture"
+    family: str
+    bucket: int
+    sample_shape: tuple[int, ...]
+    static: tuple[Any, ...]
+    inputs: tuple[tuple[tuple[int, ...], torch.dtype], ...]
+
 
 _EXTRA = {"jax": "polysample[tfp]", "tensorflow": "polysample[tfp-tf]"}
 
@@ -118,6 +139,11 @@ class _LRU:
     def __len__(self) -> int:
         return len(self._data)
 
+    def keys(self) -> list[Any]:
+        """The cached keys, least recently used first (for tests and debugging)."""
+        with self._lock:
+            return list(self._data)
+
     def clear(self) -> None:
         with self._lock:
             self._data.clear()
@@ -132,7 +158,8 @@ class Substrate:
     def __init__(self) -> None:
         self.cache = _LRU(CACHE_SIZE)
 
-    def to_native(self, t: torch.Tensor) -> Any:
+    def to_native(self, t: torch.Tensor | np.ndarray) -> Any:
+        """The substrate's array for ``t``; a NumPy array is a small host input (copied)."""
         raise NotImplementedError
 
     def to_torch(self, a: Any) -> torch.Tensor:
@@ -163,6 +190,7 @@ def _merge(diff: Sequence[Any], rest: Sequence[Any], mask: tuple[int, ...]) -> l
 #: Tensors with at most this many elements cross as NumPy views, copied by the substrate when the
 #: compiled program is called: a DLPack import costs about 0.2 ms in jax 0.6 (and tens of
 #: microseconds in TF), far more than copying a small parameter. Larger tensors cross by DLPack.
+#: On JAX's CPU backend, results of at most this many elements are copied out through NumPy.
 SMALL = 1 << 16
 
 #: Byte alignment TensorFlow's kernels assume (Eigen's EIGEN_MAX_ALIGN_BYTES on AVX-512 builds).
@@ -205,8 +233,15 @@ class JaxSubstrate(Substrate):
         self.jax = jax
         self.tfp = tfp
         self._from_dlpack = jax.dlpack.from_dlpack
+        # Programs run on JAX's default device; results there can be read as NumPy arrays.
+        self._host = jax.default_backend() == "cpu"
 
-    def to_native(self, t: torch.Tensor) -> Any:
+    def _jit(self, fn: Callable[..., Any], key: ProgramKey) -> Any:
+        return self.jax.jit(fn)
+
+    def to_native(self, t: torch.Tensor | np.ndarray) -> Any:
+        if isinstance(t, np.ndarray):
+            return t
         t = t.detach()
         if t.numel() <= SMALL and t.device.type == "cpu":
             return t.numpy()
@@ -219,19 +254,23 @@ class JaxSubstrate(Substrate):
             return self.jax.numpy.asarray(t.cpu().numpy())
 
     def to_torch(self, a: Any) -> torch.Tensor:
+        if self._host and a.size <= SMALL:
+            # A DLPack export costs 5-12 us in jax 0.6 (Python bookkeeping), a copy of a small
+            # result through NumPy about 1.5 us: a sixth of a scalar draw's time.
+            return torch.from_numpy(np.array(a))
         return torch.from_dlpack(a)
 
     def seed(self, words: np.ndarray) -> Any:
         return words  # TFP's JAX samplers take a raw uint32[2] key
 
-    def forward(self, key: Any, fn: Callable[..., Any], arrays: Sequence[Any], seed: Any,
+    def forward(self, key: ProgramKey, fn: Callable[..., Any], arrays: Sequence[Any], seed: Any,
                 watch: tuple[int, ...] = ()) -> Any:
         # JAX programs are pure: the same inputs and key give the same draw with or without a
         # later jax.vjp, so ``watch`` changes nothing here.
-        compiled = self.cache.get(("fwd", key), lambda: self.jax.jit(fn))
+        compiled = self.cache.get(("fwd", key), lambda: self._jit(fn, key))
         return compiled(tuple(arrays), seed)
 
-    def vjp(self, key: Any, fn: Callable[..., Any], arrays: Sequence[Any], seed: Any,
+    def vjp(self, key: ProgramKey, fn: Callable[..., Any], arrays: Sequence[Any], seed: Any,
             cotangent: Any, mask: tuple[int, ...]) -> list[Any]:
         jax = self.jax
 
@@ -245,7 +284,7 @@ class JaxSubstrate(Substrate):
 
             return run
 
-        compiled = self.cache.get(("vjp", key, mask), lambda: jax.jit(make()))
+        compiled = self.cache.get(("vjp", key, mask), lambda: self._jit(make(), key))
         diff = tuple(arrays[i] for i in mask)
         rest = tuple(a for i, a in enumerate(arrays) if i not in mask)
         return list(compiled(diff, rest, seed, cotangent))
@@ -263,8 +302,17 @@ class TfSubstrate(Substrate):
 
         self.tf = tf
         self.tfp = tfp
+        # What seedless programs (log_prob) receive as their unused seed: input signatures need
+        # a tensor there.
+        self._no_seed = tf.zeros([2], tf.int32)
 
-    def to_native(self, t: torch.Tensor) -> Any:
+    def _function(self, fn: Callable[..., Any], signature: Sequence[Any] | None = None) -> Any:
+        f = self.tf.function(fn, autograph=False, input_signature=signature)
+        return f
+
+    def to_native(self, t: torch.Tensor | np.ndarray) -> Any:
+        if isinstance(t, np.ndarray):
+            return self.tf.constant(t)
         t = t.detach()
         if t.numel() <= SMALL and t.device.type == "cpu":
             return self.tf.constant(t.numpy())
@@ -285,9 +333,38 @@ class TfSubstrate(Substrate):
     def seed(self, words: np.ndarray) -> Any:
         return self.tf.constant(words.view(np.int32))
 
-    def forward(self, key: Any, fn: Callable[..., Any], arrays: Sequence[Any], seed: Any,
+    @staticmethod
+    def _shared(key: ProgramKey) -> ProgramKey:
+        """The program of ``key`` on TensorFlow: buckets of every row count share one graph.
+
+        A graph is traced in Python (50-150 ms with TFP) but runs any shape its signature
+        allows, at the same speed: leaving the row dimension of bucket programs unknown (-1
+        here) makes one trace per family, dtype and event shapes serve every bucket. One-value
+        programs (no row axis), exact programs and families whose TFP sampler needs a static
+        batch shape (``TfpFamily.tf_static_rows``) keep their static shapes.
+        """
+        fam = TFP_FAMILIES.get(key.family)
+        if key.bucket <= 1 or (fam is not None and fam.tf_static_rows):
+            return key
+        return key._replace(bucket=-1, inputs=tuple(((-1, *shape[1:]), dtype)
+                                                    for shape, dtype in key.inputs))
+
+    def _specs(self, key: ProgramKey) -> list[Any] | None:
+        """``tf.function`` input signature of the row-polymorphic programs (None: by value)."""
+        if key.bucket != -1:
+            return None
+        tf = self.tf
+        return [tf.TensorSpec([None, *shape[1:]], tf.as_dtype(str(dtype).removeprefix("torch.")))
+                for shape, dtype in key.inputs]
+
+    def forward(self, key: ProgramKey, fn: Callable[..., Any], arrays: Sequence[Any], seed: Any,
                 watch: tuple[int, ...] = ()) -> Any:
         tf = self.tf
+        key = self._shared(key)
+        specs = self._specs(key)
+        signature = None if specs is None else [tuple(specs), tf.TensorSpec([2], tf.int32)]
+        if seed is None:
+            seed = self._no_seed
         if watch:
             # TFP on TensorFlow picks a different sampler implementation when a GradientTape
             # watches the parameters (Gamma: same seed, different values). vjp() recomputes
@@ -298,20 +375,27 @@ class TfSubstrate(Substrate):
                     tape.watch([arrays[i] for i in watch])
                     return fn(arrays, seed)
 
-            compiled = self.cache.get(
-                ("fwd-taped", key, watch),
-                lambda: tf.function(taped, autograph=False))
+            compiled = self.cache.get(("fwd-taped", key, watch),
+                                      lambda: self._function(taped, signature))
             return compiled(tuple(arrays), seed)
 
-        def make() -> Any:
-            return tf.function(lambda arrays, seed: fn(arrays, seed), autograph=False)
-
-        compiled = self.cache.get(("fwd", key), make)
+        compiled = self.cache.get(
+            ("fwd", key),
+            lambda: self._function(lambda arrays, seed: fn(arrays, seed), signature))
         return compiled(tuple(arrays), seed)
 
-    def vjp(self, key: Any, fn: Callable[..., Any], arrays: Sequence[Any], seed: Any,
+    def vjp(self, key: ProgramKey, fn: Callable[..., Any], arrays: Sequence[Any], seed: Any,
             cotangent: Any, mask: tuple[int, ...]) -> list[Any]:
         tf = self.tf
+        key = self._shared(key)
+        specs = self._specs(key)
+        if seed is None:
+            seed = self._no_seed
+        signature = None
+        if specs is not None:
+            signature = [tuple(specs[i] for i in mask),
+                         tuple(x for i, x in enumerate(specs) if i not in mask),
+                         tf.TensorSpec([2], tf.int32), tf.TensorSpec(None, cotangent.dtype)]
 
         def make() -> Any:
             def run(diff: tuple[Any, ...], rest: tuple[Any, ...], seed: Any, ct: Any) -> Any:
@@ -323,8 +407,7 @@ class TfSubstrate(Substrate):
 
             return run
 
-        compiled = self.cache.get(("vjp", key, mask),
-                                  lambda: tf.function(make(), autograph=False))
+        compiled = self.cache.get(("vjp", key, mask), lambda: self._function(make(), signature))
         diff = tuple(arrays[i] for i in mask)
         rest = tuple(a for i, a in enumerate(arrays) if i not in mask)
         return list(compiled(diff, rest, seed, cotangent))
