@@ -459,6 +459,28 @@ def test_bucketed_log_prob_equals_the_exact_program(backend: str, family: str,
             v.double() if v.is_floating_point() else v), rtol=1e-4, atol=1e-5)
 
 
+def test_tensorflow_retracing_warnings_never_reach_users() -> None:
+    import logging
+
+    from polysample.backends.tfp.backend import BUCKET_MAX
+
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    handler = Keep(logging.WARNING)
+    logger = logging.getLogger("tensorflow")
+    logger.addHandler(handler)
+    try:
+        for k in range(1, 12):  # eleven exact programs made by the same code, each traced once
+            ps.Laplace(torch.zeros(BUCKET_MAX + k), 1.0, backend="tfp-tf").sample(seed=k)
+    finally:
+        logger.removeHandler(handler)
+    assert not [r for r in records if "retracing" in r.getMessage()]
+
+
 # --------------------------------------------------------------------------- configuration
 def test_substrate_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     from polysample.backends.tfp.backend import TfpBackend

@@ -308,6 +308,12 @@ class TfSubstrate(Substrate):
 
     def _function(self, fn: Callable[..., Any], signature: Sequence[Any] | None = None) -> Any:
         f = self.tf.function(fn, autograph=False, input_signature=signature)
+        # One tf.function per program key, each traced once by design. TensorFlow counts traces
+        # per Python code object, so the many programs made by the same lambda above would log
+        # "N out of the last N calls to ... triggered tf.function retracing" (advice for a user
+        # who retraces one function by mistake). This attribute is TF's own switch for it (its
+        # SavedModel loader sets it on the functions it restores); a test keeps the log quiet.
+        f._omit_frequent_tracing_warning = True
         return f
 
     def to_native(self, t: torch.Tensor | np.ndarray) -> Any:
