@@ -313,6 +313,20 @@ def test_bucket_sizes() -> None:
         1, 8, 8, 64, 64, 128, 128, 256, 4096]
 
 
+def test_xla_options_are_a_function_of_the_program_key() -> None:
+    from polysample.backends.tfp.substrates import compiler_options
+
+    def key(bucket: int) -> ProgramKey:
+        return ProgramKey("draw", "Gamma", bucket, (), (), ((((bucket,) if bucket > 1 else ()),
+                                                            torch.float32),))
+
+    assert compiler_options(key(0)) is None  # exact programs: XLA's defaults
+    assert compiler_options(key(1)) == compiler_options(key(8)) == {
+        "xla_backend_optimization_level": 0}
+    assert compiler_options(key(64)) == compiler_options(key(4096)) == {
+        "xla_backend_optimization_level": 2}
+
+
 @pytest.mark.parametrize("backend", SUBSTRATES)
 def test_same_seed_same_values_in_buckets_and_exact_programs(backend: str) -> None:
     from polysample.backends.tfp.backend import BUCKET_MAX
