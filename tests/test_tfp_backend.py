@@ -495,6 +495,138 @@ def test_tensorflow_retracing_warnings_never_reach_users() -> None:
     assert not [r for r in records if "retracing" in r.getMessage()]
 
 
+# --------------------------------------------------------------------------- persistent cache
+def test_persistent_cache_keeps_programs_and_values_across_processes(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    code = """
+        import logging, torch, polysample as ps
+        hits = []
+        class H(logging.Handler):
+            def emit(self, r):
+                if "Persistent compilation cache hit" in r.getMessage(): hits.append(r)
+        log = logging.getLogger("jax._src.compiler")
+        log.setLevel(logging.DEBUG); log.addHandler(H())
+        x = ps.Gamma(torch.tensor([0.5, 2.0]), 1.0, backend="tfp").sample((3,), seed=4)
+        y = ps.Normal(torch.zeros(5000), 1.0, backend="tfp").sample(seed=4)
+        loc = torch.zeros(2, dtype=torch.float64, requires_grad=True)
+        z = ps.Normal(loc, 1.0, backend="tfp").rsample((2,), seed=4)
+        (g,) = torch.autograd.grad(z.sum(), loc)
+        print(repr([x.tolist(), y[:3].tolist(), z.tolist(), g.tolist()]))
+        print("hits", len(hits))
+    """
+    env = {"POLYSAMPLE_JAX_CACHE_DIR": str(tmp_path / "cache")}
+    first = _run(code, env)
+    assert first.returncode == 0, first.stderr
+    assert any((tmp_path / "cache").iterdir())
+    second = _run(code, env)
+    assert second.returncode == 0, second.stderr
+    values1, hits1 = first.stdout.splitlines()[-2:]
+    values2, hits2 = second.stdout.splitlines()[-2:]
+    assert values1 == values2
+    assert hits1 == "hits 0" and int(hits2.split()[1]) >= 4  # 3 draws and a vjp, from disk
+
+
+class _FakeConfig:
+    def __init__(self, **values: object) -> None:
+        self.values = {"jax_compilation_cache_dir": None, "jax_enable_compilation_cache": True,
+                       **values}
+        self.updates: dict[str, object] = {}
+
+    def __getattr__(self, name: str) -> object:
+        return self.values[name]
+
+    def update(self, name: str, value: object) -> None:
+        self.values[name] = self.updates[name] = value
+
+
+class _FakeJax:
+    __version__ = "9.9.9"
+
+    def __init__(self, **config: object) -> None:
+        self.config = _FakeConfig(**config)
+
+
+def test_persistent_cache_directory_from_environment(tmp_path,  # type: ignore[no-untyped-def]
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from polysample.backends.tfp.substrates import enable_persistent_cache
+
+    monkeypatch.setenv("POLYSAMPLE_JAX_CACHE_DIR", str(tmp_path / "c"))
+    jax = _FakeJax()
+    assert enable_persistent_cache(jax) == tmp_path / "c"
+    assert jax.config.updates == {"jax_compilation_cache_dir": str(tmp_path / "c"),
+                                  "jax_persistent_cache_min_compile_time_secs": 0.0,
+                                  "jax_persistent_cache_min_entry_size_bytes": 0}
+    monkeypatch.setenv("POLYSAMPLE_JAX_CACHE_DIR", "")  # disabled
+    jax = _FakeJax()
+    assert enable_persistent_cache(jax) is None and not jax.config.updates
+    # the user's own JAX setting wins over ours
+    monkeypatch.setenv("POLYSAMPLE_JAX_CACHE_DIR", str(tmp_path / "c"))
+    jax = _FakeJax(jax_compilation_cache_dir="/theirs")
+    assert enable_persistent_cache(jax) is None and not jax.config.updates
+    jax = _FakeJax(jax_enable_compilation_cache=False)
+    assert enable_persistent_cache(jax) is None and not jax.config.updates
+
+
+def test_persistent_cache_directory_from_pyproject(tmp_path,  # type: ignore[no-untyped-def]
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from polysample.backends.tfp.substrates import enable_persistent_cache
+
+    monkeypatch.delenv("POLYSAMPLE_JAX_CACHE_DIR", raising=False)  # the variable would win
+    cfg = tmp_path / "pyproject.toml"
+    cfg.write_text('[tool.polysample.tfp]\ncompilation_cache = "build/jax"\n')
+    ps.reload_config()
+    assert enable_persistent_cache(_FakeJax()) == tmp_path / "build" / "jax"  # file-relative
+    cfg.write_text("[tool.polysample.tfp]\ncompilation_cache = false\n")
+    ps.reload_config()
+    assert enable_persistent_cache(_FakeJax()) is None
+    cfg.write_text("[tool.polysample.tfp]\ncompilation_cache = true\n")
+    ps.reload_config()
+    default = enable_persistent_cache(_FakeJax())
+    assert default is not None and default.name == "jax-9.9.9"
+    cfg.write_text("[tool.polysample.tfp]\ncompilation_cache = 3\n")
+    ps.reload_config()
+    with pytest.raises(ps.ConfigError, match=r"compilation_cache.*Received: 3"):
+        enable_persistent_cache(_FakeJax())
+
+
+def test_unwritable_persistent_cache_directory_warns_and_disables(
+        tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    from polysample.backends.tfp.substrates import enable_persistent_cache
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    monkeypatch.setenv("POLYSAMPLE_JAX_CACHE_DIR", str(blocker / "cache"))
+    jax = _FakeJax()
+    with pytest.warns(RuntimeWarning, match="persistent compilation cache") as record:
+        assert enable_persistent_cache(jax) is None
+    assert len(record) == 1 and not jax.config.updates
+    # and a draw in a process whose cache directory cannot be written still works
+    r = _run("""
+        import warnings, torch, polysample as ps
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
+            ps.Normal(0.0, 1.0, backend="tfp").sample(seed=1)
+            ps.Normal(torch.zeros(3), 1.0, backend="tfp").sample((2,), seed=1)
+        print(sum("persistent compilation cache" in str(x.message) for x in w))
+    """, {"POLYSAMPLE_JAX_CACHE_DIR": str(blocker / "cache")})
+    assert r.returncode == 0 and r.stdout.split()[-1] == "1", r.stderr
+
+
+def test_cache_trim_deletes_the_least_recently_used_programs(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from polysample.backends.tfp.substrates import _trim
+
+    for i in range(8):
+        f = tmp_path / f"key{i}-cache"
+        f.write_bytes(b"x" * 100)
+        os.utime(f, (1000 + i, 1000 + i))
+    (tmp_path / "other.txt").write_bytes(b"y" * 1000)  # not JAX's: never deleted
+    _trim(tmp_path, 1000)  # under the bound: nothing happens
+    assert len(list(tmp_path.glob("*-cache"))) == 8
+    _trim(tmp_path, 400)  # keeps 3/4 of the bound, the most recently used
+    assert sorted(p.name for p in tmp_path.glob("*-cache")) == ["key5-cache", "key6-cache",
+                                                                "key7-cache"]
+    assert (tmp_path / "other.txt").exists()
+
+
 # --------------------------------------------------------------------------- configuration
 def test_substrate_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     from polysample.backends.tfp.backend import TfpBackend
@@ -519,8 +651,10 @@ def test_substrate_from_pyproject(tmp_path, monkeypatch: pytest.MonkeyPatch) -> 
     assert TfpBackend(substrate="jax").substrate_name == "jax"  # tfp-tf style fixing wins
 
 
-def _run(code: str) -> subprocess.CompletedProcess[str]:
+def _run(code: str, extra_env: dict[str, str] | None = None
+         ) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("POLYSAMPLE_")}
+    env.update(extra_env or {})
     return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
                           text=True, env=env, timeout=120)
 

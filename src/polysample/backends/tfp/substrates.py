@@ -18,6 +18,8 @@ Both offer the same small interface to :mod:`.backend`:
   residuals alive between torch's forward and backward.
 
 The modules are imported only here, inside :func:`load_substrate`, on the backend's first use.
+Loading the JAX substrate also turns on JAX's persistent compilation cache
+(:func:`enable_persistent_cache`), so later processes load compiled programs from disk.
 """
 
 from __future__ import annotations
@@ -27,18 +29,23 @@ import importlib
 import importlib.util
 import os
 import sys
+import tempfile
 import threading
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 
-from ...core.errors import BackendUnavailableError
+from ...core.config import backend_options, file_config
+from ...core.errors import BackendUnavailableError, ConfigError
 from .families import TFP_FAMILIES
 
-__all__ = ["Substrate", "ProgramKey", "load_substrate", "CACHE_SIZE", "compiler_options"]
+__all__ = ["Substrate", "ProgramKey", "load_substrate", "CACHE_SIZE", "compiler_options",
+           "CACHE_ENV_VAR", "enable_persistent_cache"]
 
 #: Compiled programs kept per substrate (each is specialised to one family, shape and dtype).
 CACHE_SIZE = 256
@@ -228,6 +235,129 @@ def _dense(t: torch.Tensor) -> torch.Tensor:
     return t
 
 
+#: Environment variable naming the directory of JAX's persistent compilation cache ("" disables).
+CACHE_ENV_VAR = "POLYSAMPLE_JAX_CACHE_DIR"
+
+#: The most disk space the cache may take where polysample writes it: beyond it, loading the
+#: substrate deletes the least recently used programs (see :func:`_trim`). One program takes
+#: 20 KB to 2 MB on CPU.
+CACHE_MAX_BYTES = 1 << 30
+
+
+def _cache_dir_setting(jax_version: str) -> tuple[Path | None, str]:
+    """Where the persistent cache should live, and the setting that said so.
+
+    ``POLYSAMPLE_JAX_CACHE_DIR`` (empty: disabled), then ``[tool.polysample.tfp]
+    compilation_cache`` (a path, relative to the file's directory, or ``false``; ``true`` means the
+    default), then ``platformdirs.user_cache_dir("polysample")/jax-<jax version>``: JAX's cache
+    keys include its version, so entries of another version are never read again and a
+    directory per version lets them be deleted as a whole.
+    """
+    env = os.environ.get(CACHE_ENV_VAR)
+    if env is not None:
+        source = f"environment variable {CACHE_ENV_VAR}"
+        return (Path(env).expanduser() if env.strip() else None), source
+    opts, where = backend_options("tfp")
+    if "compilation_cache" in opts:
+        value = opts["compilation_cache"]
+        source = f"{where}.compilation_cache"
+        if value is False:
+            return None, source
+        if isinstance(value, str) and value.strip():
+            path = Path(value).expanduser()
+            cfg_path = file_config().path
+            if not path.is_absolute() and cfg_path is not None:
+                path = cfg_path.parent / path
+            return path, source
+        if value is not True:
+            raise ConfigError(
+                f"Expected {source} to be a directory (a string), true (the default directory) or "
+                f"false (no persistent compilation cache). Received: {value!r}."
+            )
+    try:
+        import platformdirs
+    except ImportError:  # installed with the tfp extras; without it there is no default place
+        return None, "default (platformdirs is not installed)"
+    return Path(platformdirs.user_cache_dir("polysample")) / f"jax-{jax_version}", "default"
+
+
+def _writable(path: Path) -> OSError | None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        return exc
+    return None
+
+
+def enable_persistent_cache(jax: Any) -> Path | None:
+    """Point JAX's persistent compilation cache at polysample's directory; return it (or None).
+
+    Compiling is most of the cost of a first draw (0.05-2 s a program); a process that finds the
+    program on disk loads it in milliseconds (tracing TFP's Python still runs). Left alone when
+    the user configured JAX's cache themselves (``jax_compilation_cache_dir``, also set by the
+    ``JAX_COMPILATION_CACHE_DIR`` variable, or ``jax_enable_compilation_cache=False``) or
+    disabled ours (:func:`_cache_dir_setting`). Otherwise sets JAX's global options: the
+    directory, ``jax_persistent_cache_min_compile_time_secs = 0`` (JAX's default of 1 s would
+    skip nearly every sampler) and ``jax_persistent_cache_min_entry_size_bytes = 0``. They apply
+    to every JAX program of the process (documented in docs/backends/tfp.md). The directory is
+    kept under :data:`CACHE_MAX_BYTES` by :func:`_trim`.
+
+    Never fails a draw: a directory that cannot be written gives one warning and no cache.
+    """
+    if jax.config.jax_compilation_cache_dir or not jax.config.jax_enable_compilation_cache:
+        return None
+    path, source = _cache_dir_setting(jax.__version__)
+    if path is None:
+        return None
+    error = _writable(path)
+    if error is not None:
+        warnings.warn(
+            f"polysample: cannot use {str(path)!r} ({source}) for JAX's persistent compilation "
+            f"cache: {error.strerror or error}. Compiled samplers will not be kept between "
+            f"processes. Set {CACHE_ENV_VAR} to a writable directory, or to an empty string to "
+            "disable the cache and this warning.",
+            RuntimeWarning, stacklevel=2)
+        return None
+    jax.config.update("jax_compilation_cache_dir", str(path))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    _trim(path, CACHE_MAX_BYTES)
+    return path
+
+
+def _trim(path: Path, max_bytes: int) -> None:
+    """Delete the least recently used programs of ``path`` until it holds 3/4 of ``max_bytes``.
+
+    Every distinct large draw shape adds a program, so the directory would grow without bound.
+    JAX can bound it itself (``jax_compilation_cache_max_size``), but then every write scans the
+    whole directory under a file lock and fails (with a warning) on entries written without that
+    option; one scan here, when the substrate loads, costs about a millisecond. "Recently used"
+    is the file's access time (updated on read at least daily under Linux's relatime).
+    Best effort: a file another process deletes or reads meanwhile is skipped, and a program
+    deleted under a reader is recompiled by JAX.
+    """
+    entries = []
+    total = 0
+    try:
+        for entry in os.scandir(path):
+            if entry.name.endswith(("-cache", "-atime")) and entry.is_file():
+                st = entry.stat()
+                entries.append((st.st_atime, entry.path, st.st_size))
+                total += st.st_size
+    except OSError:
+        return
+    if total <= max_bytes:
+        return
+    for _, file, size in sorted(entries):
+        if total <= max_bytes * 3 // 4:
+            break
+        with contextlib.suppress(OSError):
+            os.remove(file)
+            total -= size
+
+
 def compiler_options(key: ProgramKey) -> dict[str, Any] | None:
     """XLA options of the program for ``key`` (None: XLA's defaults)."""
     if not key.bucket:
@@ -260,6 +390,8 @@ class JaxSubstrate(Substrate):
         self._from_dlpack = jax.dlpack.from_dlpack
         # Programs run on JAX's default device; results there can be read as NumPy arrays.
         self._host = jax.default_backend() == "cpu"
+        #: Where compiled programs persist between processes (None: not ours, or disabled).
+        self.cache_dir = enable_persistent_cache(jax)
 
     def _jit(self, fn: Callable[..., Any], key: ProgramKey) -> Any:
         # A pure function of the key: the same call signature always runs the same program, so
