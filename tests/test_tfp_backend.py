@@ -323,7 +323,7 @@ def test_xla_options_are_a_function_of_the_program_key() -> None:
     assert compiler_options(key(0)) is None  # exact programs: XLA's defaults
     assert compiler_options(key(1)) == compiler_options(key(8)) == {
         "xla_backend_optimization_level": 0}
-    assert compiler_options(key(64)) == compiler_options(key(4096)) == {
+    assert compiler_options(key(64)) == compiler_options(key(512)) == {
         "xla_backend_optimization_level": 2}
 
 

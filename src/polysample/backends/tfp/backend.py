@@ -50,11 +50,15 @@ SUBSTRATES = ("jax", "tensorflow")
 ENV_VAR = "POLYSAMPLE_TFP_SUBSTRATE"
 
 #: Calls of at most this many values (``prod(sample_shape) * prod(batch_shape)``) run in shape
-#: buckets; see the module docstring and docs/backends/tfp.md for the measurements behind it.
-BUCKET_MAX = 4096
-#: ... and whose padded parameters have at most this many elements each (a bucket of
-#: 4096 3x3 matrices has 36864): rows with large events cost real work, so padding them would
-#: cost real time.
+#: buckets. A bucketed call costs more than its exact program (parameters laid out per row,
+#: padding, lighter XLA optimisation): a fixed 20-40 us, and 1.2-2.4 times the time of calls of
+#: 513-4096 values (measured, docs/backends/tfp.md), where sharing programs helps little:
+#: calls that large rarely come in many shapes (the conformance suite compiles as many programs
+#: with a limit of 4096).
+BUCKET_MAX = 512
+#: ... and whose padded parameters have at most this many elements each (a bucket of 512
+#: 3x3 matrices has 4608): rows with large events cost real work, so padding them would cost
+#: real time.
 BUCKET_ELEMENTS = 1 << 16
 
 #: Call signatures remembered per backend (a signature's plan is a few hundred bytes).
@@ -196,7 +200,7 @@ class _Plan:
     targets: tuple[torch.Size | None, ...]
     events: tuple[tuple[int, ...], ...]
     lead: tuple[int, ...]
-    flatten: tuple[bool, ...]
+    flatten: bool
     _index: dict[torch.device, tuple[torch.Tensor, torch.Tensor]]
     _host_index: np.ndarray
 
@@ -247,7 +251,7 @@ class _Plan:
         else:
             self.targets = tuple(None if t.shape == batch + ev else torch.Size(batch + ev)
                                  for t, ev in zip(tensors, events))
-        self.flatten = tuple(len(batch) != 1 for _ in tensors)
+        self.flatten = len(batch) != 1  # a 1-d batch is already one row per element
         self.lead = shape + batch
         self._index = {}
         self._host_index = self._indices(torch.device("cpu"))[0].numpy()
@@ -279,21 +283,20 @@ class _Plan:
                     for t, target in zip(tensors, self.targets)]
         if not grad and all(t.device.type == "cpu" for t in tensors):
             host = []
-            for t, target, ev, flatten in zip(tensors, self.targets, self.events,
-                                              self.flatten):
+            for t, target, ev in zip(tensors, self.targets, self.events):
                 a = t.detach().numpy()
                 if target is not None:
                     a = np.broadcast_to(a, target)
-                if flatten:
+                if self.flatten:
                     a = a.reshape((self.batch, *ev))
                 host.append(a.take(self._host_index, axis=0))
             return host
         every, real = self._indices(tensors[0].device)
         out = []
-        for t, target, ev, flatten in zip(tensors, self.targets, self.events, self.flatten):
+        for t, target, ev in zip(tensors, self.targets, self.events):
             if target is not None:
                 t = t.expand(target)
-            if flatten:
+            if self.flatten:
                 t = t.reshape((self.batch, *ev))
             if not grad:
                 out.append(t.index_select(0, every))  # one gather: repetitions and padding

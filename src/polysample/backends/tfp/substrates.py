@@ -77,10 +77,11 @@ class ProgramKey(NamedTuple):
 FAST_COMPILE: dict[str, Any] = {"xla_backend_optimization_level": 0}
 FAST_COMPILE_MAX = 8
 
-#: XLA options for the other buckets: LLVM's -O2 instead of the default -O3 compiles 1.3-5 times
-#: faster (Dirichlet and Wishart of 512 rows: 0.9 s instead of 4.2 s) and runs as fast up to a
-#: few hundred rows (within 6%), 5-20% slower at 4096 rows. Exact programs, which serve draws of
-#: any size, keep XLA's defaults (-O2 is up to 30% slower on a million values).
+#: XLA options for the other buckets (64 to 512 rows): LLVM's -O2 instead of the default -O3
+#: compiles 1.3-5 times faster (Dirichlet and Wishart of 512 rows: 0.9 s instead of 4.2 s) and
+#: runs about as fast (within 8%; MultivariateNormal 22%), where -O0 would be 2-4 times slower.
+#: Exact programs, which serve draws of any size, keep XLA's defaults (-O2 is up to 18% slower
+#: at 4096 rows and up to 30% on a million values).
 SMALL_COMPILE: dict[str, Any] = {"xla_backend_optimization_level": 2}
 
 
