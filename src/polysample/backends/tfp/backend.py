@@ -382,9 +382,10 @@ class TfpBackend(Backend):
         self._plans: dict[tuple[Any, ...], _Plan] = {}
 
     def __getstate__(self) -> dict[str, Any]:
-        # The loaded substrate (modules, compiled programs) and the global stream (it holds a
-        # lock) stay behind when pickled: a copy loads its own on first use.
-        return {**self.__dict__, "_sub": None, "_stream": None}
+        # The loaded substrate (modules, compiled programs), the plans of the shape buckets
+        # (closures over those programs) and the global stream (it holds a lock) stay behind
+        # when pickled: a copy loads its own on first use.
+        return {**self.__dict__, "_sub": None, "_stream": None, "_plans": {}}
 
     # ------------------------------------------------------------------ metadata
     def version(self) -> str:
