@@ -9,6 +9,7 @@ shape, dtype, device, gradients): a backend that breaks it raises
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -31,6 +32,15 @@ from .errors import (
     invalid_parameter,
 )
 from .families import FAMILIES, FamilySpec
+from .guards import (
+    SMALL_RESULT,
+    allocation_error,
+    check_finite,
+    check_size,
+    is_dynamo_compiling,
+    result_bytes,
+)
+from .guards import transform_active as _transform_active
 from .params import Params
 from .seeds import as_seed_sequence
 from .torch_fixes import FIXES
@@ -134,9 +144,21 @@ def _invalid_value(dist: Any, method: str, value: object, exc: Exception) -> Inv
         "such a value (torch.as_tensor(value, dtype=...) converts numbers and arrays).", exc)
 
 
+#: Floating dtypes that the core draws in float32 and rounds: the libraries' samplers lack
+#: half-precision kernels (torch's Gamma and Dirichlet, TFP's bfloat16) or lose accuracy in
+#: them, and a float32 draw rounded to half is the most accurate half-precision draw.
+_HALF = frozenset({torch.float16, torch.bfloat16})
+
+
 def _check_traceable(backend: Backend, family: str, what: str) -> None:
-    """Refuse, under ``torch.jit.trace``, a computation that the tracer cannot record."""
-    if not backend.traceable and torch.jit.is_tracing():
+    """Refuse, under ``torch.jit.trace`` or a ``torch.func`` transform (``vmap``, ``grad``,
+    ...), a computation made outside torch, which the transform cannot follow."""
+    if backend.traceable:
+        return
+    transform = _transform_active()
+    if transform is None:
+        return
+    if transform == "torch.jit.trace":
         raise NotTraceableError(
             f"Cannot trace polysample.{family}.{what}() on backend {_label(backend)!r}: it "
             "computes outside torch, so torch.jit.trace would bake its result into the trace "
@@ -145,6 +167,24 @@ def _check_traceable(backend: Backend, family: str, what: str) -> None:
             f"{_label(backend)!r}. Trace with backend='torch', or compute the value outside "
             "the traced function and pass it in."
         )
+    raise NotTraceableError(
+        f"Cannot run polysample.{family}.{what}() on backend {_label(backend)!r} inside "
+        f"{transform}: it computes outside torch, so vmap would give every batch element the "
+        "same draw (whatever its randomness=) and the torch.func gradient transforms cannot "
+        "follow it. Expected a backend whose traceable is True inside torch.func transforms "
+        f"(backend='torch'). Received: backend {_label(backend)!r}. Use backend='torch' "
+        "there, or draw outside the transform and pass the values in."
+    )
+
+
+@torch.compiler.disable
+def _eager(dist: Any, method: str, *args: Any, **kwargs: Any) -> Any:
+    """``dist.<method>(...)`` run eagerly, outside ``torch.compile``'s graph (a graph break).
+
+    Draws need a generator, NumPy or TFP, none of which Dynamo can capture; run eagerly they
+    work on every backend, with gradients flowing through the break as usual.
+    """
+    return getattr(dist, method)(*args, **kwargs)
 
 
 class _TorchOnClass:
@@ -239,15 +279,19 @@ class PolysampleDistribution:
         """The parameter that gives the result's dtype and device: the first floating tensor
         parameter, else the first tensor one (integer tensors, Python-number temperatures)."""
         first = None
-        for name in self._ps_tensor_params:
-            t = getattr(self, name)
-            if isinstance(t, torch.Tensor):
-                if t.is_floating_point():
-                    return t
-                first = t if first is None else first
-        if first is None:
-            return torch.empty((), dtype=torch.get_default_dtype())
-        return first
+        # Attributes already made first: reading a lazy one (Bernoulli's logits from integer
+        # probs) would compute it, and torch cannot compute logits of an integer tensor.
+        attrs = self.__dict__
+        for get in (attrs.get, lambda name: getattr(self, name)):
+            for name in self._ps_tensor_params:
+                t = get(name)
+                if isinstance(t, torch.Tensor):
+                    if t.is_floating_point():
+                        return t
+                    first = t if first is None else first
+            if first is not None:
+                return first
+        return torch.empty((), dtype=torch.get_default_dtype())
 
     def _ps_has_rsample(self) -> bool:
         """Whether the backend that resolves now offers ``rsample()`` for this family.
@@ -291,6 +335,27 @@ class PolysampleDistribution:
                 names.append(name)
         return names
 
+    def _ps_guard(self, backend: Backend, params: Params, shape: torch.Size,
+                  what: str) -> None:
+        """The core's checks before a draw: finite parameters (at the first draw of each
+        object), a result that fits in the device's memory.
+
+        The bytes of one sample are remembered with the finite check, so that a repeated
+        draw costs a dictionary lookup and one product (its scalar path stays as fast).
+        """
+        unit = self.__dict__.get("_ps_checked")
+        if unit is None:
+            unit = result_bytes(params)
+            if check_finite(self, self._ps_family, self._ps_tensor_params, backend.traceable):
+                self.__dict__["_ps_checked"] = unit
+        if unit * math.prod(shape) > SMALL_RESULT:
+            check_size(self._ps_family, what, shape, params)
+
+    def _ps_allocation_error(self, exc: BaseException, what: str, shape: torch.Size,
+                             params: Params) -> BaseException:
+        """The documented error for a backend's failure to allocate the result, else ``exc``."""
+        return allocation_error(exc, self._ps_family, what, shape, params) or exc
+
     def sample(self, sample_shape: Any = torch.Size(), *, seed: Any = None,
                generator: torch.Generator | None = None) -> torch.Tensor:
         """Draw without gradients, with the backend that resolves for this distribution.
@@ -308,9 +373,16 @@ class PolysampleDistribution:
             grad. On a reparameterizable family it follows the law of ``rsample()``.
 
         Raises:
-            InvalidParameterError: a bad ``sample_shape`` or seed, or both seed and generator.
+            InvalidParameterError: a bad ``sample_shape`` or seed, or both seed and generator;
+                a parameter that is not finite (checked at the first draw of each object,
+                whatever ``validate_args`` says).
+            SampleTooLargeError: the result would not fit in the device's memory.
+            NotTraceableError: under ``torch.jit.trace`` or a ``torch.func`` transform, on a
+                backend that draws outside torch.
             UnsupportedFamilyError: neither the backend nor a fallback offers the family.
         """
+        if is_dynamo_compiling():
+            return _eager(self, "sample", sample_shape, seed=seed, generator=generator)
         shape = check_sample_shape(sample_shape)
         s = _normalize_seed(seed, generator)
         backend = self._ps_resolve()
@@ -321,13 +393,25 @@ class PolysampleDistribution:
         grad_was_enabled = torch.is_grad_enabled()
         if grad_was_enabled:
             torch._C._set_grad_enabled(False)
-        params = self._ps_params()
         try:
-            out = backend.sample(self._ps_family, params, shape, seed=s)
+            params = self._ps_params()
+            self._ps_guard(backend, params, shape, "sample")
+            want = params.dtype
+            if params.float_dtype in _HALF:
+                params = params.computed_in(torch.float32)
+            try:
+                out = backend.sample(self._ps_family, params, shape, seed=s)
+            except (MemoryError, RuntimeError) as exc:
+                error = self._ps_allocation_error(exc, "sample", shape, params)
+                if error is exc:
+                    raise
+                raise error from exc
         finally:
             if grad_was_enabled:
                 torch._C._set_grad_enabled(True)
         out = self._ps_check(backend, out, shape, "sample", params)
+        if out.dtype != want:
+            out = out.to(want)  # a half-precision draw, computed in float32
         if out.requires_grad:
             raise BackendContractError(
                 f"Backend {backend.name!r} returned a tensor that requires grad from sample() "
@@ -352,7 +436,10 @@ class PolysampleDistribution:
                 family (every discrete family), or not in a parameter that requires grad
                 (``FamilySupport.rsample_params``). Use ``sample()`` with ``log_prob()``
                 (the score-function estimator), or a relaxed family.
+            InvalidParameterError, SampleTooLargeError, NotTraceableError: as ``sample()``.
         """
+        if is_dynamo_compiling():
+            return _eager(self, "rsample", sample_shape, seed=seed, generator=generator)
         shape = check_sample_shape(sample_shape)
         s = _normalize_seed(seed, generator)
         backend = self._ps_resolve()
@@ -376,8 +463,20 @@ class PolysampleDistribution:
         if not backend.traceable:
             _check_traceable(backend, self._ps_family, "rsample")
         params = self._ps_params()
-        out = backend.rsample(self._ps_family, params, shape, seed=s)
+        self._ps_guard(backend, params, shape, "rsample")
+        want = params.dtype
+        if params.float_dtype in _HALF:
+            params = params.computed_in(torch.float32)
+        try:
+            out = backend.rsample(self._ps_family, params, shape, seed=s)
+        except (MemoryError, RuntimeError) as exc:
+            error = self._ps_allocation_error(exc, "rsample", shape, params)
+            if error is exc:
+                raise
+            raise error from exc
         out = self._ps_check(backend, out, shape, "rsample", params)
+        if out.dtype != want:
+            out = out.to(want)  # a half-precision draw, computed in float32
         if not out.requires_grad and torch.is_grad_enabled() and self._ps_grad_params(support):
             raise BackendContractError(
                 f"Backend {backend.name!r} returned a detached tensor from rsample() for "
@@ -399,6 +498,8 @@ class PolysampleDistribution:
         if not support.log_prob:
             return self._ps_torch("log_prob", value)
         if not backend.traceable:
+            if is_dynamo_compiling():
+                return _eager(self, "log_prob", value)  # type: ignore[no-any-return]
             _check_traceable(backend, self._ps_family, "log_prob")
         if not isinstance(value, torch.Tensor):
             # Accepted exactly where torch's own log_prob accepts it, then scored as the tensor
@@ -411,12 +512,20 @@ class PolysampleDistribution:
                 self._validate_sample(value)  # type: ignore[attr-defined]
             except ValueError as exc:
                 raise _invalid_value(self, "log_prob", value, exc) from exc
-        out = backend.log_prob(self._ps_family, self._ps_params(), value)
+        params = self._ps_params()
+        want = params.float_dtype
+        if want in _HALF:  # computed in float32, as the draws are
+            params = params.computed_in(torch.float32)
+            if value.is_floating_point():
+                value = value.to(torch.float32)
+        out = backend.log_prob(self._ps_family, params, value)
         if not isinstance(out, torch.Tensor):
             raise BackendContractError(
                 f"Backend {backend.name!r} returned {type(out).__name__} from log_prob() "
                 f"for {self._ps_family}; expected a torch.Tensor."
             )
+        if want in _HALF and out.dtype != want:
+            out = out.to(want)
         if (not out.requires_grad and torch.is_grad_enabled()
                 and (value.requires_grad or self._ps_grad_params(support))):
             raise BackendContractError(
@@ -649,6 +758,8 @@ class MixtureSameFamily(_Combinator, td.MixtureSameFamily):
 
     def rsample(self, sample_shape: Any = torch.Size(), *, seed: Any = None,
                 generator: torch.Generator | None = None) -> torch.Tensor:
+        if is_dynamo_compiling():
+            return _eager(self, "rsample", sample_shape, seed=seed, generator=generator)
         shape = check_sample_shape(sample_shape)
         s = _normalize_seed(seed, generator)
         backend, fam = self._ps_mixture_backend()
@@ -663,8 +774,9 @@ class MixtureSameFamily(_Combinator, td.MixtureSameFamily):
             )
         _check_traceable(backend, f"MixtureSameFamily of {fam}", "rsample")
         comp: Any = self.component_distribution
-        out = backend.rsample_mixture(self.mixture_distribution.logits, comp._ps_params(),
-                                      shape, seed=s)
+        params = comp._ps_params()
+        comp._ps_guard(backend, params, shape, "rsample")
+        out = backend.rsample_mixture(self.mixture_distribution.logits, params, shape, seed=s)
         expected = self._extended_shape(shape)
         if not isinstance(out, torch.Tensor) or out.shape != expected:
             raise BackendContractError(
