@@ -60,6 +60,7 @@ from ._math import (
 __all__ = ["TorchBackend", "build"]
 
 Gen = torch.Generator | None
+_functorch = torch._C._functorch
 Sampler = Callable[[Mapping[str, Any], torch.Size, Gen, bool], torch.Tensor]
 
 
@@ -175,7 +176,8 @@ def _can_scalar_fast(t: torch.Tensor, shape: torch.Size, g: Gen) -> bool:
     ones), and on CPU only: ``.item()`` on CUDA would synchronize.
     """
     return (shape.numel() >= 256 and t.numel() == 1 and t.device.type == "cpu"
-            and (g is None or g.device.type == "cpu"))
+            and (g is None or g.device.type == "cpu")
+            and not _functorch.is_functorch_wrapped_tensor(t))  # no .item() under vmap
 
 
 # ---------------------------------------------------------------------- samplers
@@ -295,7 +297,12 @@ def _fisher_snedecor(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool
 def _kumaraswamy(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> torch.Tensor:
     c1, c0 = p["concentration1"], p["concentration0"]
     u = _rand(ss + c1.shape, c1, g)
-    return (1.0 + -1.0 * u.pow(c0.reciprocal())).pow(c1.reciprocal())
+    # torch's (1 - u^(1/b))^(1/a), with 1 - u^(1/b) as -expm1(log(u) / b): at small
+    # concentrations torch's form rounds to exactly 0 and 1, where log_prob is NaN (issue 12,
+    # support edges). Kept inside (0, 1) as the numpy backend keeps it.
+    x = (-torch.expm1(u.clamp(min=torch.finfo(u.dtype).tiny).log() / c0)).pow(c1.reciprocal())
+    fi = torch.finfo(x.dtype)
+    return x.clamp(min=fi.tiny, max=1 - fi.eps)
 
 
 def _pareto(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> torch.Tensor:
@@ -341,7 +348,10 @@ def _relaxed_one_hot(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool
     u = clamp_probs(_rand(ss + logits.shape, logits, g))
     gumbels = -((-(u.log())).log())
     scores = (logits + gumbels) / temperature
-    return (scores - scores.logsumexp(dim=-1, keepdim=True)).exp()
+    # torch's exp(scores - logsumexp(scores)) sums to 1 only within 2e-6 in float32, outside
+    # its own simplex check (1e-6), and underflows to 0 at low temperatures, where log_prob is
+    # -inf: softmax normalizes by its own sum, and values stay at least tiny (issue 12).
+    return torch.softmax(scores, dim=-1).clamp(min=torch.finfo(scores.dtype).tiny)
 
 
 def _mvn(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> torch.Tensor:
@@ -686,6 +696,17 @@ class TorchBackend(TableBackend):
         if isinstance(seed, torch.Generator):
             return seed
         return torch_generator_from(seed, params.device)
+
+    def sample(self, family: str, params: Mapping[str, Any], sample_shape: torch.Size, *,
+               seed: Seed = None) -> torch.Tensor:
+        if _functorch.maybe_current_level() is None:
+            return super().sample(family, params, sample_shape, seed=seed)
+        # Inside vmap the in-place fast paths would write a batched result into unbatched
+        # noise (randomness="same"): the out-of-place (rsample) formulas, without gradients.
+        row = self._row(family)
+        p = Params.of(family, params)
+        with torch.no_grad():
+            return row.draw(p, sample_shape, self.rng(seed, p), True)
 
     def log_prob(self, family: str, params: Mapping[str, Any], value: torch.Tensor) -> torch.Tensor:
         """torch's ``log_prob`` of the family built from ``params`` (for direct callers: the
