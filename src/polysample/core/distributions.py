@@ -187,6 +187,43 @@ def _eager(dist: Any, method: str, *args: Any, **kwargs: Any) -> Any:
     return getattr(dist, method)(*args, **kwargs)
 
 
+def _to_half(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """A float32 draw rounded to ``dtype`` (float16, bfloat16), with the nonzero values that
+    would flush to zero kept at the dtype's smallest normal number (as torch clamps its Gamma
+    draws): a positive draw stays inside a positive support (FisherSnedecor, LogNormal)."""
+    out = x.to(dtype)
+    flushed = (out == 0) & (x != 0)
+    if bool(flushed.any()):
+        tiny = torch.finfo(dtype).tiny
+        out = torch.where(flushed, torch.where(x > 0, tiny, -tiny).to(dtype), out)
+    return out
+
+
+def _half_kernel_missing(exc: BaseException) -> bool:
+    text = str(exc)
+    return "not implemented for 'Half'" in text or "not implemented for 'BFloat16'" in text
+
+
+def _param_dtype(dist: Any) -> torch.dtype:
+    """The floating dtype of ``dist``'s parameters."""
+    return dist._ps_params().float_dtype  # type: ignore[no-any-return]
+
+
+def _float32_view(obj: Any) -> Any:
+    """A shallow copy of a torch distribution (or transform) whose half-precision tensors,
+    nested distributions (``base_dist``) and transforms are float32."""
+    new = object.__new__(type(obj))
+    for name, value in obj.__dict__.items():
+        if isinstance(value, torch.Tensor) and value.dtype in _HALF:
+            value = value.float()
+        elif isinstance(value, td.Distribution | td.Transform):
+            value = _float32_view(value)
+        elif isinstance(value, list) and any(isinstance(v, td.Transform) for v in value):
+            value = [_float32_view(v) if isinstance(v, td.Transform) else v for v in value]
+        new.__dict__[name] = value
+    return new
+
+
 class _TorchOnClass:
     """A read-only property that, read on the class, is torch's class attribute of that name.
 
@@ -411,7 +448,7 @@ class PolysampleDistribution:
                 torch._C._set_grad_enabled(True)
         out = self._ps_check(backend, out, shape, "sample", params)
         if out.dtype != want:
-            out = out.to(want)  # a half-precision draw, computed in float32
+            out = _to_half(out, want)  # a half-precision draw, computed in float32
         if out.requires_grad:
             raise BackendContractError(
                 f"Backend {backend.name!r} returned a tensor that requires grad from sample() "
@@ -476,7 +513,7 @@ class PolysampleDistribution:
             raise error from exc
         out = self._ps_check(backend, out, shape, "rsample", params)
         if out.dtype != want:
-            out = out.to(want)  # a half-precision draw, computed in float32
+            out = _to_half(out, want)  # a half-precision draw, computed in float32
         if not out.requires_grad and torch.is_grad_enabled() and self._ps_grad_params(support):
             raise BackendContractError(
                 f"Backend {backend.name!r} returned a detached tensor from rsample() for "
@@ -551,8 +588,18 @@ class PolysampleDistribution:
         """torch's own ``method(value)``, its refusals raised as polysample errors."""
         try:
             out: torch.Tensor = getattr(super(), method)(value)
-        except (PolysampleError, NotImplementedError):
-            raise  # NotImplementedError: torch has no such method for this family
+        except PolysampleError:
+            raise
+        except NotImplementedError as exc:
+            if not _half_kernel_missing(exc):
+                raise  # torch has no such method for this family
+            # torch lacks a float16/bfloat16 kernel (cholesky, triangular_solve, ...):
+            # computed in float32, as the half-precision draws are, and rounded.
+            view = _float32_view(self)
+            out = getattr(super(PolysampleDistribution, view), method)(
+                value.float() if isinstance(value, torch.Tensor)
+                and value.is_floating_point() else value)
+            return out.to(_param_dtype(self)) if out.is_floating_point() else out
         except (ValueError, TypeError, RuntimeError) as exc:
             raise _invalid_value(self, method, value, exc) from exc
         except AttributeError as exc:
