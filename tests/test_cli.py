@@ -14,7 +14,7 @@ import torch
 import polysample as ps
 from polysample.cli import main
 
-EXAMPLE_SRC = Path(__file__).resolve().parents[1] / "examples" / "example_plugin" / "src"
+EXAMPLE_SRC = Path(__file__).resolve().parents[1] / "examples" / "polysample-scipy" / "src"
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -140,24 +140,25 @@ def test_validate_unknown_backend_is_a_usage_error(capsys: pytest.CaptureFixture
 def test_python_dash_m_polysample_in_a_subprocess() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("POLYSAMPLE_")}
     env["PYTHONPATH"] = str(EXAMPLE_SRC)
-    env["POLYSAMPLE_PLUGINS"] = "polysample_numpy_legacy"
+    env["POLYSAMPLE_PLUGINS"] = "polysample_scipy"
     script = (
         "import sys\n"
         "from polysample.cli import main\n"
         "code = main(['backends'])\n"
         "assert code == 0\n"
+        # Listing instantiates the example backend, which imports SciPy only to draw.
         "assert 'scipy' not in sys.modules, 'polysample backends imported scipy'\n"
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           env=env, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert "numpy-legacy" in done.stdout
+    assert "scipy" in done.stdout
     done = subprocess.run(
         [sys.executable, "-m", "polysample", "sample", "Normal", "-p", "loc=1", "-p", "scale=2",
-         "-n", "2", "--backend", "numpy-legacy", "--seed", "4"],
+         "-n", "2", "--backend", "scipy", "--seed", "4"],
         capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("Normal(loc=1, scale=2).sample((2,)) on backend 'numpy-legacy'")
+    assert done.stdout.startswith("Normal(loc=1, scale=2).sample((2,)) on backend 'scipy'")
     bad = subprocess.run([sys.executable, "-m", "polysample", "sample", "Gauss"],
                          capture_output=True, text=True, env=env, timeout=120)
     assert bad.returncode == 2 and bad.stderr.startswith("polysample: error: Unknown family")

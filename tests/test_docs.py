@@ -3,7 +3,9 @@
 A page is a notebook: its ```python blocks run in order, in one fresh namespace, with the
 repository root as working directory; each page is one test, whose id is the page's path. A
 line ``--8<-- "path"`` inside a block (pymdownx.snippets, as on the site) is replaced by that
-file, so a script included in a page runs as part of the page. ```toml blocks must parse.
+file (``--8<-- "path:name"``: the lines between the file's ``[start:name]`` and ``[end:name]``
+section markers), so a script included in a page runs as part of the page. ```toml blocks, their
+snippets included, must parse.
 Console blocks (```console, ```bash, ```text) are not executed (the command line has its own
 tests in tests/test_cli.py).
 
@@ -39,7 +41,8 @@ PAGES = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "docs").rglob("*.
 PAGES.append("README.md")
 
 #: page -> number of blocks marked ``<!-- skip-snippet: reason -->`` (none may be unmarked).
-EXPECTED_SKIPS: dict[str, int] = {}
+#: docs/plugins.md shows sections of the example plugin's modules, which its own tests run.
+EXPECTED_SKIPS: dict[str, int] = {"docs/plugins.md": 9}
 
 #: generated file -> the page whose run writes it (docs/hooks.py runs the same scripts)
 GENERATED = {
@@ -50,7 +53,10 @@ GENERATED = {
 
 _FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^`\n]*)$")
 _SKIP = re.compile(r"<!--\s*skip-snippet:\s*(?P<reason>.*?)\s*-->")
-_SNIPPET = re.compile(r"""^\s*--8<--\s+["'](?P<path>[^"']+)["']\s*$""")
+_SNIPPET = re.compile(
+    r"""^\s*--8<--\s+["'](?P<path>[^"':]+)(?::(?P<section>[a-z][-_0-9a-z]*))?["']\s*$""")
+#: A section marker in an included file (pymdownx.snippets removes them from what it includes).
+_SECTION = re.compile(r"--8<--\s+\[\s*(?P<kind>start|end)\s*:\s*(?P<name>[a-z][-_0-9a-z]*)\s*\]")
 
 
 @dataclass
@@ -95,17 +101,33 @@ def blocks(page: str) -> list[Block]:
     return out
 
 
+def _snippet(m: re.Match[str]) -> str:
+    """The text a --8<-- line includes: the file, or one section of it, without markers."""
+    lines = (ROOT / m["path"]).read_text(encoding="utf-8").splitlines(keepends=True)
+    if m["section"] is None:
+        return "".join(line for line in lines if not _SECTION.search(line))
+    out, inside = [], False
+    for line in lines:
+        marker = _SECTION.search(line)
+        if marker and marker["name"] == m["section"]:
+            if marker["kind"] == "end" and inside:
+                return "".join(out)
+            inside = inside or marker["kind"] == "start"
+        elif inside and not marker:
+            out.append(line)
+    raise AssertionError(f"{m['path']}: no section {m['section']!r} (or it is not closed)")
+
+
 def _expand_snippets(block: Block) -> tuple[str, str, int]:
     """(code, filename, first line) to compile; --8<-- lines are replaced by their files."""
     lines = block.code.splitlines()
     included = [_SNIPPET.match(line) for line in lines]
-    if len(lines) == 1 and included[0]:
+    if len(lines) == 1 and included[0] and included[0]["section"] is None:
         path = included[0]["path"]
-        return (ROOT / path).read_text(encoding="utf-8"), str(ROOT / path), 1
+        return _snippet(included[0]), str(ROOT / path), 1
     if not any(included):
         return block.code, str(ROOT / block.page), block.line
-    code = "\n".join((ROOT / m["path"]).read_text(encoding="utf-8") if m else line
-                     for line, m in zip(lines, included))
+    code = "\n".join(_snippet(m) if m else line for line, m in zip(lines, included))
     return code, f"{ROOT / block.page}:{block.line} (with snippets)", 1
 
 
@@ -119,7 +141,7 @@ def run_page(page: str) -> dict[str, object]:
     ran, skipped, t0 = 0, [], time.perf_counter()
     for b in blocks(page):
         if b.lang == "toml":
-            tomllib.loads(b.code)  # a configuration example must at least parse
+            tomllib.loads(_expand_snippets(b)[0])  # a configuration example must at least parse
             continue
         if not _python(b):
             continue
@@ -230,6 +252,25 @@ def test_block_parser_handles_markers_snippets_and_indentation(tmp_path, monkeyp
     assert result["ran"] == 2 and result["skipped"] == ["page.md:6: needs a GPU"]
     assert _expand_snippets(found[3])[0] == "z = 2\n"
 
+
+
+def test_snippet_sections_are_included_without_markers_and_toml_blocks_expand(tmp_path,
+                                                                                monkeypatch):
+    (tmp_path / "mod.py").write_text(
+        "a = 1\n# --8<-- [start:two]\nb = 2\n# --8<-- [start:inner]\nc = 3\n"
+        "# --8<-- [end:inner]\n# --8<-- [end:two]\n")
+    (tmp_path / "conf.toml").write_text("# --8<-- [start:t]\nx = 1\n# --8<-- [end:t]\n")
+    (tmp_path / "page.md").write_text(
+        '```python\n--8<-- "mod.py:two"\nassert (b, c) == (2, 3)\n```\n\n'
+        '```python\n--8<-- "mod.py"\n```\n\n```toml\n--8<-- "conf.toml:t"\n```\n'
+        '```python\n--8<-- "mod.py:nope"\n```\n')
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    found = blocks("page.md")
+    assert _expand_snippets(found[0])[0] == "b = 2\nc = 3\n\nassert (b, c) == (2, 3)"
+    assert _expand_snippets(found[1])[0] == "a = 1\nb = 2\nc = 3\n"
+    assert tomllib.loads(_expand_snippets(found[2])[0]) == {"x": 1}
+    with pytest.raises(AssertionError, match="no section 'nope'"):
+        _expand_snippets(found[3])
 
 def _hooks():
     pytest.importorskip("mkdocs")

@@ -2,8 +2,10 @@
 
 Entry points are tested in a subprocess whose ``PYTHONPATH`` holds a plugin module and a
 ``<name>.dist-info/`` directory (METADATA + entry_points.txt): that is exactly how an installed
-distribution looks to ``importlib.metadata``. The example third-party package in
-``examples/example_plugin`` is tested this way, and its backend passes the contract tests.
+distribution looks to ``importlib.metadata``. The example third-party package
+``examples/polysample-scipy`` is tested this way (or as installed, where ``make venv`` installed
+it), and its backend passes the contract tests (its whole conformance run is in
+``tests/test_scipy_plugin.py``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import subprocess
 import sys
 import textwrap
 import tomllib
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -24,7 +27,7 @@ import polysample as ps
 from polysample.core import plugins
 
 ROOT = Path(__file__).resolve().parents[1]
-EXAMPLE = ROOT / "examples" / "example_plugin"
+EXAMPLE = ROOT / "examples" / "polysample-scipy"
 EXAMPLE_SRC = EXAMPLE / "src"
 
 pytestmark = pytest.mark.usefixtures("fresh_registry")
@@ -205,33 +208,41 @@ def _example_entry_points() -> dict[str, str]:
     return dict(data["project"]["entry-points"]["polysample"])
 
 
-def test_installed_example_plugin_is_found_through_its_entry_point(tmp_path) -> None:
+def _install_example(directory: Path) -> None:
+    """The example's entry point as installed: the real installation where ``make venv`` made
+    one, else a ``.dist-info`` in ``directory`` (two would register the name twice)."""
     eps = _example_entry_points()
-    assert eps == {"numpy-legacy": "polysample_numpy_legacy"}
-    write_dist_info(tmp_path, "polysample-numpy-legacy", eps)
+    if not any(ep.name == "scipy" and ep.value == eps["scipy"]
+               for ep in metadata.entry_points(group="polysample")):
+        write_dist_info(directory, "polysample-scipy", eps)
+
+
+def test_installed_example_plugin_is_found_through_its_entry_point(tmp_path) -> None:
+    assert _example_entry_points() == {"scipy": "polysample_scipy"}
+    _install_example(tmp_path)
     code = textwrap.dedent('''
         import json, polysample as ps
-        row = {b.name: b for b in ps.backends()}.get("numpy-legacy")
-        x = ps.Normal(0.0, 1.0, backend="numpy-legacy").sample((4,), seed=3)
+        row = {b.name: b for b in ps.backends()}.get("scipy")
+        x = ps.Normal(0.0, 1.0, backend="scipy").sample((4,), seed=3)
         print(json.dumps({"status": row.status, "source": row.source, "shape": list(x.shape)}))
     ''')
     out = run_python(code, [tmp_path, EXAMPLE_SRC])
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["status"] == "available"
-    assert "polysample-numpy-legacy" in result["source"]
+    assert "polysample-scipy" in result["source"]
     assert result["shape"] == [4]
 
 
 def test_disable_plugin_autoload_skips_entry_points(tmp_path) -> None:
-    write_dist_info(tmp_path, "polysample-numpy-legacy", _example_entry_points())
+    _install_example(tmp_path)
     # The variable is read at discovery: one process checks both settings via refresh().
     code = textwrap.dedent('''
         import os, polysample as ps
-        on = "numpy-legacy" in ps.backend_names()
+        on = "scipy" in ps.backend_names()
         os.environ["POLYSAMPLE_DISABLE_PLUGIN_AUTOLOAD"] = "1"
         ps.refresh()
-        off = "numpy-legacy" in ps.backend_names()
+        off = "scipy" in ps.backend_names()
         print(on, off, "torch" in ps.backend_names())
     ''')
     out = run_python(code, [tmp_path, EXAMPLE_SRC])
@@ -260,11 +271,14 @@ def test_broken_entry_point_warns_naming_its_distribution(tmp_path) -> None:
 
 
 # --------------------------------------------------------------------------- example backend
-def _load_example_module():  # type: ignore[no-untyped-def]
-    name = "polysample_numpy_legacy"
+def _load_example_package():  # type: ignore[no-untyped-def]
+    """``polysample_scipy`` from the checkout (installed or not), without touching sys.path."""
+    name = "polysample_scipy"
     if name in sys.modules:
         return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, EXAMPLE_SRC / name / "__init__.py")
+    pkg = EXAMPLE_SRC / name
+    spec = importlib.util.spec_from_file_location(name, pkg / "__init__.py",
+                                                  submodule_search_locations=[str(pkg)])
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
@@ -272,17 +286,16 @@ def _load_example_module():  # type: ignore[no-untyped-def]
     return module
 
 
-_example = _load_example_module()
+_example = _load_example_package()
 
 
 @pytest.fixture
 def example_backend():  # type: ignore[no-untyped-def]
-    ps.register_backend("numpy-legacy", _example.NumpyLegacyBackend, source="examples/example_plugin")
-    yield "numpy-legacy"
-    ps.unregister_backend("numpy-legacy")
+    # An instance: the suite and backend= take one as it is, installed or not.
+    return _example.ScipyBackend()
 
 
-def test_example_plugin_passes_the_shipped_contract(example_backend: str) -> None:
+def test_example_plugin_passes_the_shipped_contract(example_backend) -> None:
     # The same rules the built-in backends pass (tests/test_contract.py), from the shipped suite.
     from polysample.conformance import check_backend
 
@@ -290,7 +303,7 @@ def test_example_plugin_passes_the_shipped_contract(example_backend: str) -> Non
     assert report.results and report.ok, report.summary()
 
 
-def test_example_plugin_global_stream_follows_manual_seed(example_backend: str) -> None:
+def test_example_plugin_global_stream_follows_manual_seed(example_backend) -> None:
     d = ps.Gamma(2.0, 1.0, backend=example_backend)
     ps.manual_seed(5)
     a = d.sample((8,))

@@ -12,6 +12,7 @@ seeds and |z| <= 5.9, i.e. a false-failure probability of 3.6e-9 each (CONFORMAN
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -24,6 +25,7 @@ import scipy.stats
 import torch
 
 import polysample as ps
+from polysample.backends.tfp.substrates import ProgramKey
 from polysample.conformance.grids import example_params
 
 SUBSTRATES = ["tfp", "tfp-tf"]
@@ -223,19 +225,21 @@ def test_substrate_errors_are_wrapped() -> None:
 
 
 def test_compiled_samplers_are_cached_and_bounded() -> None:
-    from polysample.backends.tfp import substrates
+    from polysample.backends.tfp import backend, substrates
 
     b = _backend("tfp")
     sub = b.substrate
-    d = ps.Normal(torch.tensor(0.0), 1.0, backend="tfp")
-    d.sample(seed=1)
+    d = ps.Normal(torch.zeros(3), 1.0, backend="tfp")
+    d.sample((2,), seed=1)
     before = len(sub.cache)
     for s in range(5):
-        d.sample(seed=s)
-    assert len(sub.cache) == before  # same family, shapes and dtype: one program
+        d.sample((2,), seed=s)
     ps.Normal(torch.zeros(7), 1.0, backend="tfp").sample(seed=1)
-    # A new shape adds one program; once the cache is full (earlier tests in the same process
-    # may have filled it) the least recently used one is evicted instead.
+    assert len(sub.cache) == before  # same family and dtype, 6 and 7 values: one bucket of 8
+    big = backend.BUCKET_MAX + 1
+    ps.Normal(torch.zeros(big), 1.0, backend="tfp").sample(seed=1)
+    # A large call adds its exact program; once the cache is full (earlier tests in the same
+    # process may have filled it) the least recently used one is evicted instead.
     assert len(sub.cache) == min(before + 1, substrates.CACHE_SIZE)
 
 
@@ -245,8 +249,12 @@ def test_compiled_sampler_cache_evicts_the_least_recently_used_program() -> None
     cache = _LRU(2)
     made: list[str] = []
 
-    def make(key: str):
-        return lambda: made.append(key) or key
+    def make(key: str):  # type: ignore[no-untyped-def]
+        def value() -> str:
+            made.append(key)
+            return key
+
+        return value
 
     for key in ("a", "b", "a", "c"):  # "b" is the least recently used when "c" arrives
         cache.get(key, make(key))
@@ -254,6 +262,370 @@ def test_compiled_sampler_cache_evicts_the_least_recently_used_program() -> None
     cache.get("a", make("a"))
     cache.get("b", make("b"))
     assert made == ["a", "b", "c", "b"]  # "a" was kept, "b" had been evicted
+
+
+# --------------------------------------------------------------------------- shape buckets
+def _programs(backend: str, family: str, dtype: torch.dtype, op: str = "draw",
+              kind: str = "fwd") -> set[ProgramKey]:
+    """The cached programs of ``family`` (forward or vjp) whose inputs have ``dtype``."""
+    keys = set()
+    for k in _backend(backend).substrate.cache.keys():
+        key = k[1]
+        if k[0] == kind and key.family == family and key.op == op and key.inputs[0][1] == dtype:
+            keys.add(key)
+    return keys
+
+
+@pytest.mark.parametrize("backend", SUBSTRATES)
+def test_tiny_calls_of_a_family_and_dtype_share_one_program(backend: str) -> None:
+    from polysample.backends.tfp.backend import bucket_size
+
+    # On TensorFlow one graph, with an unknown row dimension (-1), serves every bucket size.
+    rows = {8: 8, 512: 512} if backend == "tfp" else {8: -1, 512: -1}
+    # calls of 5 to 8 values, whatever their sample and batch shapes: one bucket of 8 rows
+    for batch, shape in [((), (5,)), ((2, 3), ()), ((7,), ()), ((2,), (2, 2)), ((2, 2), (2, 1))]:
+        x = ps.Gumbel(torch.zeros(batch, dtype=torch.float64), 2.0,
+                      backend=backend).sample(shape, seed=1)
+        assert x.shape == shape + batch and x.dtype == torch.float64
+    lp = ps.Gumbel(torch.zeros(3, dtype=torch.float64), 2.0, backend=backend).log_prob(
+        torch.zeros(2, 1, dtype=torch.float64))
+    assert lp.shape == (2, 3)
+    assert [k.bucket for k in _programs(backend, "Gumbel", torch.float64)] == [rows[8]]
+    assert [k.bucket for k in _programs(backend, "Gumbel", torch.float64, op="log_prob")] == [
+        rows[8]]
+    # one value: a program of unbatched parameters, shared by every one-value call
+    ps.Gumbel(torch.zeros(1, 1, dtype=torch.float64), 2.0, backend=backend).sample(seed=1)
+    ps.Gumbel(torch.tensor(0.0, dtype=torch.float64), 2.0, backend=backend).sample((1,), seed=1)
+    ones = [k for k in _programs(backend, "Gumbel", torch.float64) if k.bucket == 1]
+    assert len(ones) == 1 and ones[0].inputs == (((), torch.float64), ((), torch.float64))
+    # larger calls of different shapes share the bucket of their size too
+    assert bucket_size(300) == bucket_size(400) == 512
+    ps.Gumbel(torch.zeros(3), 1.0, backend=backend).sample((100,), seed=1)
+    ps.Gumbel(torch.zeros(2, 2), 1.0, backend=backend).sample((5, 20), seed=1)
+    ps.Gumbel(torch.zeros(2), 1.0, backend=backend).sample((3,), seed=1)  # 8 rows
+    expected = {rows[8], rows[512]}
+    assert {k.bucket for k in _programs(backend, "Gumbel", torch.float32)} == expected
+
+
+def test_bucket_sizes() -> None:
+    from polysample.backends.tfp.backend import bucket_size
+
+    assert [bucket_size(n) for n in (1, 2, 8, 9, 64, 65, 128, 129, 4096)] == [
+        1, 8, 8, 64, 64, 128, 128, 256, 4096]
+
+
+def test_xla_options_are_a_function_of_the_program_key() -> None:
+    from polysample.backends.tfp.substrates import compiler_options
+
+    def key(bucket: int) -> ProgramKey:
+        return ProgramKey("draw", "Gamma", bucket, (), (), ((((bucket,) if bucket > 1 else ()),
+                                                            torch.float32),))
+
+    assert compiler_options(key(0)) is None  # exact programs: XLA's defaults
+    assert compiler_options(key(1)) == compiler_options(key(8)) == {
+        "xla_backend_optimization_level": 0}
+    assert compiler_options(key(64)) == compiler_options(key(512)) == {
+        "xla_backend_optimization_level": 2}
+
+
+@pytest.mark.parametrize("backend", SUBSTRATES)
+def test_same_seed_same_values_in_buckets_and_exact_programs(backend: str) -> None:
+    from polysample.backends.tfp.backend import BUCKET_MAX
+
+    d = ps.Gamma(torch.tensor([1.5, 3.0]), 2.0, backend=backend)
+    for shape in [(), (3,), (2, 5), (BUCKET_MAX,)]:  # the last one runs its exact program
+        a, b = d.sample(shape, seed=7), d.sample(shape, seed=7)
+        assert torch.equal(a, b) and a.shape == shape + (2,)
+        assert not torch.equal(a, d.sample(shape, seed=8))
+        assert torch.equal(a, d.rsample(shape, seed=7))  # no parameter requires grad: same call
+    assert {k.bucket != 0 for k in _programs(backend, "Gamma", torch.float32)} == {True, False}
+    # every row is a draw of its own: no two samples of a bucketed call repeat each other
+    x = ps.Normal(torch.zeros(3), 1.0, backend=backend).sample((5,), seed=1)
+    assert x.flatten().unique().numel() == 15
+
+
+def _layout(t: torch.Tensor, batch: tuple[int, ...], reps: int, size: int,
+            event_rank: int) -> torch.Tensor:
+    """The rows a bucket hands to the substrate, built independently of the backend's code:
+    row r < reps * B is batch element r % B, the padding rows repeat row 0."""
+    ev = tuple(t.shape[t.dim() - event_rank:]) if event_rank else ()
+    flat = t.detach().expand(batch + ev).reshape((-1, *ev))
+    n_batch = flat.shape[0]
+    index = torch.arange(size) % n_batch
+    index[reps * n_batch:] = 0
+    return flat[index].clone()
+
+
+_GRAD_CASES = {
+    "Normal": lambda: {"loc": torch.tensor([[0.3], [-1.0]]).expand(2, 3),
+                       "scale": torch.tensor([0.5, 1.0, 2.0])},
+    "Gamma": lambda: {"concentration": torch.tensor([0.7, 2.0, 5.0]), "rate": torch.tensor(1.5)},
+    "Dirichlet": lambda: {"concentration": torch.tensor([[0.5, 1.0, 2.0], [3.0, 1.0, 0.8]])},
+    "MultivariateNormal": lambda: {
+        "loc": torch.tensor([0.5, -0.5, 1.0]),
+        "scale_tril": torch.tensor([[[1.0, 0, 0], [0.3, 0.8, 0], [-0.2, 0.1, 1.5]],
+                                    [[2.0, 0, 0], [0.0, 0.5, 0], [0.4, 0.4, 0.7]]])},
+    "Wishart": lambda: {"df": torch.tensor([4.5, 7.0]),
+                        "scale_tril": torch.tensor([[1.0, 0, 0], [0.3, 0.8, 0], [-0.2, 0.1, 1.5]])},
+}
+
+
+@pytest.mark.parametrize("backend", SUBSTRATES)
+@pytest.mark.parametrize("family", sorted(_GRAD_CASES))
+def test_bucketed_draws_and_gradients_equal_the_exact_program_on_the_same_rows(
+        backend: str, family: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bucketed rsample equals the exact program run on the rows laid out by hand (same
+    shapes, so the same random numbers), and its gradients are that program's per-row
+    gradients summed back onto the parameters (padding rows contributing nothing)."""
+    from polysample.backends.tfp import backend as tfp_backend
+    from polysample.backends.tfp.backend import TfpBackend, bucket_size
+    from polysample.core.families import FAMILIES
+
+    spec = FAMILIES[family]
+    shape = (3,)
+    leaves = {k: v.to(torch.float64).requires_grad_(True) for k, v in _GRAD_CASES[family]().items()}
+    dist = getattr(ps, family)(**leaves, backend=backend)
+    params = {k: getattr(dist, k) for k in spec.params}
+    b = TfpBackend(substrate="jax" if backend == "tfp" else "tensorflow")
+    x = b.rsample(family, params, torch.Size(shape), seed=np.random.SeedSequence(5))
+    assert x.shape == shape + dist.batch_shape + dist.event_shape
+    w = torch.linspace(-1.0, 2.0, x.numel(), dtype=torch.float64).reshape(x.shape)
+    grads = torch.autograd.grad((w * x).sum(), list(leaves.values()))
+
+    batch = tuple(dist.batch_shape)
+    rows = math.prod(shape) * math.prod(batch)
+    size = bucket_size(rows)
+    monkeypatch.setattr(tfp_backend, "BUCKET_MAX", 0)  # a fresh backend: exact programs only
+    exact = TfpBackend(substrate=b.substrate_name)
+    row_leaves = {k: _layout(params[k], batch, math.prod(shape), size,
+                             spec.param_event_dim(k)).requires_grad_(True) for k in params}
+    y = exact.rsample(family, row_leaves, torch.Size(()), seed=np.random.SeedSequence(5))
+    assert [p.key.bucket for p in b._plans.values()] == [size]
+    assert [p.key.bucket for p in exact._plans.values()] == [0]
+    y_real = y[:rows].reshape(x.shape)
+    torch.testing.assert_close(x.detach(), y_real.detach(), rtol=1e-9, atol=1e-12)
+    row_grads = torch.autograd.grad((w * y_real).sum(), list(row_leaves.values()))
+    # Sum the per-row gradients back onto the parameters by rebuilding them from rows: the
+    # autograd graph of _layout for the parameters does exactly that.
+    check = {k: v.detach().clone().requires_grad_(True) for k, v in leaves.items()}
+    d2 = getattr(torch.distributions, family)(**check, validate_args=False)
+    rebuilt = [_layout_graph(getattr(d2, k), batch, math.prod(shape), size,
+                             spec.param_event_dim(k)) for k in params]
+    expected = torch.autograd.grad(rebuilt, list(check.values()), grad_outputs=row_grads,
+                                   allow_unused=True)
+    for name, got, want in zip(leaves, grads, expected):
+        assert want is not None, name
+        torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-12, msg=name)
+
+
+def _layout_graph(t: torch.Tensor, batch: tuple[int, ...], reps: int, size: int,
+                  event_rank: int) -> torch.Tensor:
+    """:func:`_layout` with the real rows still attached to ``t``'s graph (padding detached)."""
+    ev = tuple(t.shape[t.dim() - event_rank:]) if event_rank else ()
+    flat = t.expand(batch + ev).reshape((-1, *ev))
+    index = torch.arange(size) % flat.shape[0]
+    real = reps * flat.shape[0]
+    return torch.cat([flat[index[:real]], flat[:1].detach().expand((size - real, *ev))])
+
+
+_LOG_PROB_CASES = {
+    "Normal": (lambda: ps.Normal(torch.tensor([0.0, 1.0, -1.0]), torch.tensor([1.0, 2.0, 0.5])),
+               lambda: torch.linspace(-2, 2, 12).reshape(4, 1, 3)),
+    "Categorical": (lambda: ps.Categorical(logits=torch.tensor([[0.1, 0.5, -0.3],
+                                                                [1.0, 0.0, 0.0]])),
+                    lambda: torch.tensor([[0, 2], [1, 1], [2, 0]])),
+    "Dirichlet": (lambda: ps.Dirichlet(torch.tensor([[0.5, 1.0, 2.0], [2.0, 2.0, 2.0]])),
+                  lambda: torch.tensor([[0.2, 0.3, 0.5]]).expand(3, 2, 3)),
+    "MultivariateNormal": (lambda: ps.MultivariateNormal(
+        torch.zeros(2, 3), scale_tril=torch.tensor([[1.0, 0, 0], [0.5, 1.0, 0], [0.2, -0.3, 0.7]])),
+        lambda: torch.linspace(-1, 1, 15).reshape(5, 1, 3)),
+    "Wishart": (lambda: ps.Wishart(torch.tensor([4.0, 6.0]), scale_tril=torch.eye(3)),
+                lambda: torch.eye(3) * 2),
+}
+
+
+@pytest.mark.parametrize("backend", SUBSTRATES)
+@pytest.mark.parametrize("family", sorted(_LOG_PROB_CASES))
+def test_bucketed_log_prob_equals_the_exact_program(backend: str, family: str,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from polysample.backends.tfp import backend as tfp_backend
+    from polysample.backends.tfp.backend import TfpBackend
+    from polysample.core.families import FAMILIES
+
+    make, value = _LOG_PROB_CASES[family]
+    dist = make()
+    params = {k: getattr(dist, k) for k in FAMILIES[family].params}
+    name = "jax" if backend == "tfp" else "tensorflow"
+    for dtype in (torch.float32, torch.float64):
+        p = {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in params.items()}
+        v = value()
+        v = v.to(dtype) if v.is_floating_point() else v
+        got = TfpBackend(substrate=name).log_prob(family, p, v)
+        with monkeypatch.context() as m:
+            m.setattr(tfp_backend, "BUCKET_MAX", 0)
+            want = TfpBackend(substrate=name).log_prob(family, p, v)
+        assert got.shape == want.shape == dist.log_prob(value()).shape
+        torch.testing.assert_close(got, want, rtol=1e-5 if dtype == torch.float32 else 1e-12,
+                                   atol=0)
+        # and both are torch's density (the rows were not permuted)
+        ref = getattr(torch.distributions, family)(
+            **{k: v.double() for k, v in params.items() if k != "probs"}, validate_args=False)
+        torch.testing.assert_close(got.double(), ref.log_prob(
+            v.double() if v.is_floating_point() else v), rtol=1e-4, atol=1e-5)
+
+
+def test_tensorflow_retracing_warnings_never_reach_users() -> None:
+    import logging
+
+    from polysample.backends.tfp.backend import BUCKET_MAX
+
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    handler = Keep(logging.WARNING)
+    logger = logging.getLogger("tensorflow")
+    logger.addHandler(handler)
+    try:
+        for k in range(1, 12):  # eleven exact programs made by the same code, each traced once
+            ps.Laplace(torch.zeros(BUCKET_MAX + k), 1.0, backend="tfp-tf").sample(seed=k)
+    finally:
+        logger.removeHandler(handler)
+    assert not [r for r in records if "retracing" in r.getMessage()]
+
+
+# --------------------------------------------------------------------------- persistent cache
+def test_persistent_cache_keeps_programs_and_values_across_processes(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    code = """
+        import logging, torch, polysample as ps
+        hits = []
+        class H(logging.Handler):
+            def emit(self, r):
+                if "Persistent compilation cache hit" in r.getMessage(): hits.append(r)
+        log = logging.getLogger("jax._src.compiler")
+        log.setLevel(logging.DEBUG); log.addHandler(H())
+        x = ps.Gamma(torch.tensor([0.5, 2.0]), 1.0, backend="tfp").sample((3,), seed=4)
+        y = ps.Normal(torch.zeros(5000), 1.0, backend="tfp").sample(seed=4)
+        loc = torch.zeros(2, dtype=torch.float64, requires_grad=True)
+        z = ps.Normal(loc, 1.0, backend="tfp").rsample((2,), seed=4)
+        (g,) = torch.autograd.grad(z.sum(), loc)
+        print(repr([x.tolist(), y[:3].tolist(), z.tolist(), g.tolist()]))
+        print("hits", len(hits))
+    """
+    env = {"POLYSAMPLE_JAX_CACHE_DIR": str(tmp_path / "cache")}
+    first = _run(code, env)
+    assert first.returncode == 0, first.stderr
+    assert any((tmp_path / "cache").iterdir())
+    second = _run(code, env)
+    assert second.returncode == 0, second.stderr
+    values1, hits1 = first.stdout.splitlines()[-2:]
+    values2, hits2 = second.stdout.splitlines()[-2:]
+    assert values1 == values2
+    assert hits1 == "hits 0" and int(hits2.split()[1]) >= 4  # 3 draws and a vjp, from disk
+
+
+class _FakeConfig:
+    def __init__(self, **values: object) -> None:
+        self.values = {"jax_compilation_cache_dir": None, "jax_enable_compilation_cache": True,
+                       **values}
+        self.updates: dict[str, object] = {}
+
+    def __getattr__(self, name: str) -> object:
+        return self.values[name]
+
+    def update(self, name: str, value: object) -> None:
+        self.values[name] = self.updates[name] = value
+
+
+class _FakeJax:
+    __version__ = "9.9.9"
+
+    def __init__(self, **config: object) -> None:
+        self.config = _FakeConfig(**config)
+
+
+def test_persistent_cache_directory_from_environment(tmp_path,  # type: ignore[no-untyped-def]
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from polysample.backends.tfp.substrates import enable_persistent_cache
+
+    monkeypatch.setenv("POLYSAMPLE_JAX_CACHE_DIR", str(tmp_path / "c"))
+    jax = _FakeJax()
+    assert enable_persistent_cache(jax) == tmp_path / "c"
+    assert jax.config.updates == {"jax_compilation_cache_dir": str(tmp_path / "c"),
+                                  "jax_persistent_cache_min_compile_time_secs": 0.0,
+                                  "jax_persistent_cache_min_entry_size_bytes": 0}
+    monkeypatch.setenv("POLYSAMPLE_JAX_CACHE_DIR", "")  # disabled
+    jax = _FakeJax()
+    assert enable_persistent_cache(jax) is None and not jax.config.updates
+    # the user's own JAX setting wins over ours
+    monkeypatch.setenv("POLYSAMPLE_JAX_CACHE_DIR", str(tmp_path / "c"))
+    jax = _FakeJax(jax_compilation_cache_dir="/theirs")
+    assert enable_persistent_cache(jax) is None and not jax.config.updates
+    jax = _FakeJax(jax_enable_compilation_cache=False)
+    assert enable_persistent_cache(jax) is None and not jax.config.updates
+
+
+def test_persistent_cache_directory_from_pyproject(tmp_path,  # type: ignore[no-untyped-def]
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from polysample.backends.tfp.substrates import enable_persistent_cache
+
+    monkeypatch.delenv("POLYSAMPLE_JAX_CACHE_DIR", raising=False)  # the variable would win
+    cfg = tmp_path / "pyproject.toml"
+    cfg.write_text('[tool.polysample.tfp]\ncompilation_cache = "build/jax"\n')
+    ps.reload_config()
+    assert enable_persistent_cache(_FakeJax()) == tmp_path / "build" / "jax"  # file-relative
+    cfg.write_text("[tool.polysample.tfp]\ncompilation_cache = false\n")
+    ps.reload_config()
+    assert enable_persistent_cache(_FakeJax()) is None
+    cfg.write_text("[tool.polysample.tfp]\ncompilation_cache = true\n")
+    ps.reload_config()
+    default = enable_persistent_cache(_FakeJax())
+    assert default is not None and default.name == "jax-9.9.9"
+    cfg.write_text("[tool.polysample.tfp]\ncompilation_cache = 3\n")
+    ps.reload_config()
+    with pytest.raises(ps.ConfigError, match=r"compilation_cache.*Received: 3"):
+        enable_persistent_cache(_FakeJax())
+
+
+def test_unwritable_persistent_cache_directory_warns_and_disables(
+        tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    from polysample.backends.tfp.substrates import enable_persistent_cache
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    monkeypatch.setenv("POLYSAMPLE_JAX_CACHE_DIR", str(blocker / "cache"))
+    jax = _FakeJax()
+    with pytest.warns(RuntimeWarning, match="persistent compilation cache") as record:
+        assert enable_persistent_cache(jax) is None
+    assert len(record) == 1 and not jax.config.updates
+    # and a draw in a process whose cache directory cannot be written still works
+    r = _run("""
+        import warnings, torch, polysample as ps
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
+            ps.Normal(0.0, 1.0, backend="tfp").sample(seed=1)
+            ps.Normal(torch.zeros(3), 1.0, backend="tfp").sample((2,), seed=1)
+        print(sum("persistent compilation cache" in str(x.message) for x in w))
+    """, {"POLYSAMPLE_JAX_CACHE_DIR": str(blocker / "cache")})
+    assert r.returncode == 0 and r.stdout.split()[-1] == "1", r.stderr
+
+
+def test_cache_trim_deletes_the_least_recently_used_programs(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from polysample.backends.tfp.substrates import _trim
+
+    for i in range(8):
+        f = tmp_path / f"key{i}-cache"
+        f.write_bytes(b"x" * 100)
+        os.utime(f, (1000 + i, 1000 + i))
+    (tmp_path / "other.txt").write_bytes(b"y" * 1000)  # not JAX's: never deleted
+    _trim(tmp_path, 1000)  # under the bound: nothing happens
+    assert len(list(tmp_path.glob("*-cache"))) == 8
+    _trim(tmp_path, 400)  # keeps 3/4 of the bound, the most recently used
+    assert sorted(p.name for p in tmp_path.glob("*-cache")) == ["key5-cache", "key6-cache",
+                                                                "key7-cache"]
+    assert (tmp_path / "other.txt").exists()
 
 
 # --------------------------------------------------------------------------- configuration
@@ -280,8 +652,10 @@ def test_substrate_from_pyproject(tmp_path, monkeypatch: pytest.MonkeyPatch) -> 
     assert TfpBackend(substrate="jax").substrate_name == "jax"  # tfp-tf style fixing wins
 
 
-def _run(code: str) -> subprocess.CompletedProcess[str]:
+def _run(code: str, extra_env: dict[str, str] | None = None
+         ) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("POLYSAMPLE_")}
+    env.update(extra_env or {})
     return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
                           text=True, env=env, timeout=120)
 

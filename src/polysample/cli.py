@@ -11,6 +11,9 @@
   and the gradient of the sum of the values with respect to each parameter is printed too.
 * ``polysample validate ...``: the conformance suite (:mod:`polysample.conformance.cli`),
   imported only when asked for, so the other commands never import SciPy.
+* ``polysample bench ...``: each backend timed beside its native library, and ``--calibrate``
+  for the routing table of the ``auto`` backend (:mod:`polysample.bench.cli`);
+  ``polysample backends --routes`` shows that table.
 
 Exit status: 0 success, 1 failure (the command ran and something failed), 2 usage error
 (a bad command line: unknown family or backend, a malformed or invalid parameter, seed or
@@ -64,6 +67,9 @@ def build_parser(with_validate: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--explain", metavar="FAMILY",
                    help="say which backend draws FAMILY under the current configuration, and "
                         "why (which setting chose it, and any fallback)")
+    p.add_argument("--routes", action="store_true",
+                   help="show the routing table of the 'auto' backend: each route, the "
+                        "measured figures and the conformance verdict it rests on")
     p.set_defaults(func=_cmd_backends)
 
     p = sub.add_parser(
@@ -94,6 +100,10 @@ def build_parser(with_validate: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(func=_cmd_sample)
 
+    from .bench.cli import register as register_bench
+
+    register_bench(sub)
+
     if with_validate:
         try:
             from .conformance.cli import register
@@ -117,6 +127,11 @@ def _unavailable_validate(reason: str) -> int:
 # --------------------------------------------------------------------------- backends
 def _cmd_backends(args: argparse.Namespace) -> int:
     import polysample as ps
+
+    if args.routes:
+        from .bench.cli import print_routes
+
+        return print_routes(as_json=args.json)
 
     if args.explain:
         from .core.families import FAMILIES

@@ -31,7 +31,7 @@ from .api import (
     plan,
 )
 from .expected import Declaration, load_declarations, parse_declarations
-from .grids import Grid, describe_point, example_params, grad_leaves, grids
+from .grids import Grid, example_params, grad_leaves, grid_points, grids
 from .model import LAYERS, Check, CheckResult
 from .report import Report, known_failures, load_expected_failures
 
@@ -39,5 +39,5 @@ __all__ = [
     "check_backend", "check_backends", "parametrize_with_checks", "plan", "design_assertions",
     "Report", "CheckResult", "Check", "LAYERS", "Declaration", "parse_declarations",
     "load_declarations", "load_expected_failures", "known_failures",
-    "example_params", "grad_leaves", "grids", "Grid", "describe_point",
+    "example_params", "grad_leaves", "grids", "Grid", "grid_points",
 ]

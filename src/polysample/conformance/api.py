@@ -127,9 +127,10 @@ def check_backends(
     ``on_result(report)`` is called after every unit of checks and once at the end (the CLI
     writes the JSON report there, so nothing computed is lost). ``client``: a
     ``distributed.Client`` to run the units on (see :mod:`.distributed`); the report is the same
-    as a serial run's apart from timings. An interrupted run (``KeyboardInterrupt``) leaves a
-    report marked incomplete (``report.complete`` is False, ``report.ok`` too), passes it to
-    ``on_result`` and re-raises.
+    as a serial run's apart from timings, and lists in ``retried`` (with a note each) the units
+    Dask ran again after losing the worker that held them. An interrupted run
+    (``KeyboardInterrupt``) leaves a report marked incomplete (``report.complete`` is False,
+    ``report.ok`` too), passes it to ``on_result`` and re-raises.
     """
     t0 = time.perf_counter()
     decls = _declarations(expected_failures)
@@ -153,11 +154,13 @@ def check_backends(
 
     try:
         if client is not None:
-            from .distributed import run_on_client
+            from .distributed import ClusterRun, run_on_client
 
             report.scheduler = f"dask ({len(client.scheduler_info().get('workers', {}))} workers)"
-            report.retried = run_on_client(client, ts, checks, quick, salt, record,
-                                           lambda: on_result(report) if on_result else None)
+            # The run appends the units Dask reassigned to the report's lists as it goes.
+            run_on_client(client, ts, checks, quick, salt, record,
+                          lambda: on_result(report) if on_result else None,
+                          ClusterRun(report.retried, report.notes))
         else:
             runner = Runner(quick=quick, salt=salt)
             for unit in units(checks):

@@ -16,7 +16,7 @@ import sys
 import time
 from typing import Any, TextIO
 
-__all__ = ["register", "run_validate", "UsageError"]
+__all__ = ["register", "run_validate", "UsageError", "default_backends"]
 
 
 class UsageError(Exception):
@@ -163,6 +163,27 @@ def _show_grids() -> int:
     return 0
 
 
+def default_backends() -> list[str]:
+    """What ``polysample validate`` checks without ``--backend``: every registered backend
+    except routers (``Backend.router``, e.g. ``auto``), whose draws are the others'. A
+    backend that fails to load is kept: the run reports it as a failed ``load`` check."""
+    import warnings
+
+    from ..core.plugins import backend_names, registry
+
+    out = []
+    for name in backend_names():
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                if registry.load(name).router:
+                    continue
+        except Exception:  # noqa: BLE001 - reported by the run itself
+            pass
+        out.append(name)
+    return out
+
+
 def _run(args: argparse.Namespace) -> int:
     if args.show_grids:
         return _show_grids()
@@ -175,7 +196,7 @@ def _run(args: argparse.Namespace) -> int:
     from .runner import generate_checks
 
     names = backend_names()
-    backends = args.backend or names
+    backends = args.backend or default_backends()
     unknown = [b for b in backends if b not in names]
     if unknown:
         raise UsageError(f"unknown backend {', '.join(map(repr, unknown))}. Expected one of: "
@@ -206,6 +227,12 @@ def _run(args: argparse.Namespace) -> int:
     if args.vary_seed is not None:
         salt = args.vary_seed if args.vary_seed >= 0 else secrets.randbelow(2**31) + 1
         print(f"polysample validate: --vary-seed salt {salt}", file=sys.stderr)
+    if args.workers is not None and args.scheduler is not None:
+        raise UsageError(f"give --workers N or --scheduler SPEC, not both (--workers N is "
+                         f"--scheduler processes:N). Received: --workers {args.workers} "
+                         f"--scheduler {args.scheduler}.")
+    if args.workers is not None and args.workers < 1:
+        raise UsageError(f"Expected --workers N with N >= 1. Received: {args.workers}.")
     spec = args.scheduler or (f"processes:{args.workers}" if args.workers else None)
 
     last: dict[str, Any] = {}

@@ -7,23 +7,37 @@ the same as a serial run's whatever the scheduler, worker count or order. What c
 small: the check results with their evidence (CDF curves for the plots, the normal-score
 summaries the agreement checks compare). The agreement checks then run in the client process.
 
-Needs ``dask`` and ``distributed`` (``pip install "polysample[dask]"``). A worker that dies loses
-only its running units: Dask reruns them elsewhere; the report lists the units that ran more
-than once. A worker that cannot load a backend reports every check of that unit as a failed
-load, naming the worker.
+Needs ``dask`` and ``distributed`` (``pip install "polysample[dask]"``).
+
+Lost workers. A worker that dies loses only the units it held (running, queued, or finished
+but not yet fetched): the scheduler hands them to another worker (Dask's own rescheduling, up
+to ``distributed.scheduler.allowed-failures`` times, then ``KilledWorker``, which fails the
+unit's checks). The scheduler logs every removal of a worker, with the keys it held, in its
+``"all"`` event topic; the client reads that log after each unit, so the report names the
+units that were reassigned (``Report.retried``) and where they were lost and finished (a note).
+Only the finished attempt's results are kept, so a rerun unit's results are those of a run
+that was never interrupted.
+
+Missing backends. A worker that cannot load a backend returns, instead of results, the error;
+the client reports every check of that unit as failed with the load error and the worker's
+address (the run goes on). A worker whose plan differs from the client's (another polysample
+or backend version) fails the checks it did not generate, saying so.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from .model import CheckResult, PitScores
+from .model import Check, CheckResult, PitScores
 from .runner import UNIT_LAYERS, Runner, Target, generate_checks, units
 
-__all__ = ["client_for", "run_on_client", "run_unit"]
+__all__ = ["client_for", "run_on_client", "run_unit", "UnitOutcome", "ClusterRun",
+           "lost_keys"]
 
 
 def client_for(spec: str) -> tuple[Any, Callable[[], None]]:
@@ -42,6 +56,8 @@ def client_for(spec: str) -> tuple[Any, Callable[[], None]]:
             n = 0
         if n < 1:
             raise ValueError(f"Expected processes:N with N >= 1. Received: {spec!r}.")
+        # One thread per worker: a unit is CPU-bound Python and NumPy, and Dask's nannies set
+        # OMP_NUM_THREADS=1, so N processes use N cores.
         cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                                dashboard_address=None, silence_logs=logging.ERROR)
         client = Client(cluster)
@@ -58,36 +74,73 @@ def client_for(spec: str) -> tuple[Any, Callable[[], None]]:
     return client, client.close
 
 
+@dataclass
+class UnitOutcome:
+    """What a worker sends back for one unit (small: no draws).
+
+    ``worker`` is the worker's address (``pid N`` outside a worker); ``load_error`` is set,
+    and ``results`` empty, when the backend could not be loaded or listed there; ``missing``
+    lists the requested check ids the worker's plan did not contain.
+    """
+
+    results: list[CheckResult]
+    scores: list[PitScores]
+    worker: str
+    pid: int
+    load_error: str | None = None
+    missing: list[str] = field(default_factory=list)
+
+
+def _where() -> str:
+    try:
+        from distributed import get_worker
+
+        return str(get_worker().address)
+    except Exception:  # noqa: BLE001 - not on a worker (serial use, tests)
+        return f"pid {os.getpid()}"
+
+
 def run_unit(target: Target | str, family: str, ids: Sequence[str], quick: bool,
-             salt: int) -> tuple[list[CheckResult], list[PitScores], str]:
+             salt: int) -> UnitOutcome:
     """Run the checks ``ids`` of one (backend, family) where this is called (a Dask task).
 
     ``target`` is a registered name (loaded here, from this process's plugins) or a
-    ``Target`` (an unregistered instance, pickled). Returns the results, the normal-score
-    summaries the agreement checks need, and where it ran.
+    ``Target`` (an unregistered instance, pickled).
     """
-    where = f"pid {os.getpid()}"
-    try:
-        worker = __import__("distributed").get_worker()
-        where = f"worker {worker.address}"
-    except Exception:  # noqa: BLE001 - not on a worker (serial use, tests)
-        pass
+    where, pid = _where(), os.getpid()
     try:
         if isinstance(target, str):
             from ..core.plugins import load_backend
 
             target = Target(target, load_backend(target))
-        checks = [c for c in generate_checks([target], [family], UNIT_LAYERS) if c.id in ids]
+        wanted = set(ids)
+        checks = [c for c in generate_checks([target], [family], UNIT_LAYERS) if c.id in wanted]
     except Exception as exc:  # noqa: BLE001 - a worker without the backend: a load failure
-        name = target if isinstance(target, str) else target.name
-        return [CheckResult(i, name, family, i.split("-")[-2] if "-" in i else "", "load",
-                            "semantics", "fail",
-                            message=f"backend {name!r} failed to load on {where}: "
-                                    f"{type(exc).__name__}: {exc}", involves=(name,))
-                for i in ids], [], where
+        return UnitOutcome([], [], where, pid, load_error=f"{type(exc).__name__}: {exc}")
     runner = Runner(quick=quick, salt=salt)
     results = [runner.run(c) for c in checks]
-    return results, list(runner._scores.values()), where
+    made = {c.id for c in checks}
+    return UnitOutcome(results, list(runner._scores.values()), where, pid,
+                       missing=[i for i in ids if i not in made])
+
+
+def _failed(check: Check, message: str) -> CheckResult:
+    return CheckResult(check.id, check.backend, check.family, check.grid, check.name,
+                       check.layer, "fail", message=message,
+                       involves=check.involves or (check.backend,))
+
+
+def _unit_results(unit: Sequence[Check], out: UnitOutcome) -> list[CheckResult]:
+    """The unit's results in plan order; load errors and missing checks become failures."""
+    name = unit[0].backend
+    if out.load_error is not None:
+        msg = (f"backend {name!r} failed to load on worker {out.worker} (pid {out.pid}): "
+               f"{out.load_error}. Install the backend on every worker.")
+        return [_failed(c, msg) for c in unit]
+    by_id = {r.id: r for r in out.results}
+    missing = (f"worker {out.worker} did not generate this check: its polysample or backend "
+               f"{name!r} differs from the client's. Install the same versions everywhere.")
+    return [by_id.get(c.id) or _failed(c, missing) for c in unit]
 
 
 def _cost(target: Target, family: str) -> float:
@@ -99,50 +152,107 @@ def _cost(target: Target, family: str) -> float:
     return (2.0 if compiled else 1.0) * (2.0 if family in heavy else 1.0)
 
 
-def run_on_client(client: Any, targets: Sequence[Target], checks: Sequence[Any], quick: bool,
+def lost_keys(events: Sequence[tuple[float, Any]], keys: set[str]) -> dict[str, list[str]]:
+    """From the scheduler's ``"all"`` events, which of ``keys`` were held by a worker when it
+    was removed (running, queued, or computed but not yet fetched): key -> those workers."""
+    lost: dict[str, list[str]] = {}
+    for _, msg in events:
+        if not isinstance(msg, dict) or msg.get("action") != "remove-worker":
+            continue
+        held = set(msg.get("processing-tasks", ())) | set(msg.get("lost-computed-tasks", ()))
+        for key in sorted(held & keys):
+            lost.setdefault(key, []).append(str(msg.get("worker", "?")))
+    return lost
+
+
+@dataclass
+class ClusterRun:
+    """What the client learnt about the run beyond the results: the units Dask reassigned
+    after losing a worker (``retried``, unit names ``<backend>-<family>``), a note for each,
+    and where every unit finished (unit name -> worker address)."""
+
+    retried: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    places: dict[str, str] = field(default_factory=dict)
+
+
+def run_on_client(client: Any, targets: Sequence[Target], checks: Sequence[Check], quick: bool,
                   salt: int, record: Callable[[CheckResult], None],
-                  flush: Callable[[], None]) -> list[str]:
-    """Run ``checks`` on ``client``: units on the workers, agreement here. Results go to
-    ``record`` as they arrive; ``flush`` after every unit. Returns the units run twice."""
+                  flush: Callable[[], None], run: ClusterRun | None = None) -> ClusterRun:
+    """Run ``checks`` on ``client``: units on the workers, agreement here.
+
+    Results go to ``record`` as units finish; ``flush`` is called after every unit. What the
+    report says about the cluster is appended to ``run`` as the run goes (a report sharing its
+    lists is up to date at every flush) and returned.
+    """
     from distributed import as_completed
 
     from ..core.plugins import backend_names
 
+    run = run if run is not None else ClusterRun()
     registered = set(backend_names())
     by_name = {t.name: t for t in targets}
-    futures = {}
-    agreement = []
+    # Keys unique to this run: a shared scheduler must neither merge two runs' units nor
+    # confuse an earlier run's lost units with this one's.
+    token = uuid.uuid4().hex[:12]
+    futures: dict[Any, tuple[str, list[Check]]] = {}
+    agreement: list[Check] = []
     for unit in units(checks):
         first = unit[0]
         if first.layer == "agreement":
             agreement.extend(unit)
             continue
         t = by_name[first.backend]
+        # A registered backend travels by name and is loaded from the worker's own plugins.
         ship: Target | str = t.name if t.name in registered else t
+        key = f"polysample-unit-{first.backend}-{first.family}-{token}"
         fut = client.submit(run_unit, ship, first.family, [c.id for c in unit], quick, salt,
-                            pure=False, priority=int(10 * _cost(t, first.family)),
-                            key=f"polysample-unit-{first.backend}-{first.family}-{salt}")
-        futures[fut] = unit
-    runner = Runner(quick=quick, salt=salt)
-    places: dict[str, str] = {}
-    for fut in as_completed(list(futures)):
-        unit = futures[fut]
+                            pure=False, priority=int(10 * _cost(t, first.family)), key=key)
+        futures[fut] = (key, unit)
+    names = {key: f"{unit[0].backend}-{unit[0].family}" for key, unit in futures.values()}
+    lost: dict[str, list[str]] = {}
+
+    def observe() -> None:
+        # The scheduler logs the removal of a worker before it reassigns the worker's tasks,
+        # on the stream that also brings the results: a rerun unit's loss is in the log by
+        # the time its result arrives.
         try:
-            results, scores, where = fut.result()
+            lost.update(lost_keys(client.get_events("all"), set(names)))
+        except Exception:  # noqa: BLE001 - a scheduler that refuses: nothing to report
+            return
+        for key in sorted(lost):
+            name = names[key]
+            if name in run.retried or name not in run.places:
+                continue
+            run.retried.append(name)
+            where = run.places[name]
+            outcome = ("it was lost for good" if where == "lost"
+                       else f"it finished on worker {where}")
+            run.notes.append(
+                f"unit {name} was on worker {', '.join(lost[key])} when that worker left; "
+                f"Dask ran it again and {outcome} (its results are that run's)")
+
+    runner = Runner(quick=quick, salt=salt)
+    for fut in as_completed(list(futures)):
+        key, unit = futures[fut]
+        name = names[key]
+        try:
+            out: UnitOutcome = fut.result()
         except Exception as exc:  # noqa: BLE001 - a unit lost for good (KilledWorker, ...)
-            results = [CheckResult(c.id, c.backend, c.family, c.grid, c.name, c.layer, "fail",
-                                   message=f"the Dask task running this unit failed: "
-                                           f"{type(exc).__name__}: {exc}",
-                                   involves=c.involves or (c.backend,)) for c in unit]
-            scores, where = [], "lost"
-        places[f"{unit[0].backend}-{unit[0].family}"] = where
-        runner.provide(scores)
+            hint = (" (is polysample installed on the workers?)"
+                    if isinstance(exc, ImportError) else "")
+            msg = f"the Dask task running this unit failed{hint}: {type(exc).__name__}: {exc}"
+            results, where = [_failed(c, msg) for c in unit], "lost"
+        else:
+            results, where = _unit_results(unit, out), out.worker
+            runner.provide(out.scores)
+        fut.release()
+        run.places[name] = where
         for r in results:
             record(r)
+        observe()
         flush()
-    for t in targets:
-        runner._targets.setdefault(t.name, t)
     for check in agreement:
         record(runner.run(check))
     flush()
-    return []
+    return run

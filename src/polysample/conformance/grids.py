@@ -5,7 +5,7 @@
 parameter space, deterministic (no randomness). The statistical grids are ``typical`` (the
 example point with batch shape (3,), spread over the bulk of the parameter space) and
 ``corners`` (concentrations from 1e-2 to 1e3, probabilities near 0 and 1, heavy tails, extreme
-scales). Both come from the family table (:mod:`.cases`); :func:`describe_point` names one grid
+scales). Both come from the family table (:mod:`.cases`); :func:`grid_points` names each grid
 point with its parameter values, as every report does.
 """
 
@@ -20,7 +20,7 @@ import torch
 from ..core.families import FAMILIES
 from .cases import CASES
 
-__all__ = ["example_params", "grad_leaves", "Grid", "grids", "describe_point", "grid_points"]
+__all__ = ["example_params", "grad_leaves", "Grid", "grids", "grid_points"]
 
 
 def example_params(
@@ -138,9 +138,3 @@ def grid_points(family: str, params: dict[str, Any]) -> list[str]:
                 continue
         cols[name] = list(v.reshape((m,) + event))
     return [", ".join(f"{k}={_fmt(vals[j])}" for k, vals in cols.items()) for j in range(m)]
-
-
-def describe_point(family: str, grid: str, params: dict[str, Any], j: int) -> str:
-    """``"<grid>[j] (name=value, ...)"``: the grid point ``j`` with its parameter values."""
-    pts = grid_points(family, params)
-    return f"{grid}[{j}] ({pts[j]})" if 0 <= j < len(pts) else f"{grid}[{j}]"

@@ -51,43 +51,56 @@ margin:8px 0}
 
 
 def _png(fig: Any) -> str:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    FigureCanvasAgg(fig).print_png(buf)
     return base64.b64encode(buf.getvalue()).decode()
 
 
+_STYLES: list[Any] = ["-", "--", ":", "-.", (0, (5, 1)), (0, (1, 1)), (0, (3, 1, 1, 1))]
+
+
 def _plot(curves: list[CdfCurves], backends: list[str], title: str) -> str:
-    """One figure: each backend's curves (one line style per grid point, labelled), and the
-    DKWM band of the check."""
-    import matplotlib
+    """One figure: each backend's curves in its colour, grid point ``[j]`` in line style ``j``
+    (the legend has one entry per backend and per grid point), and the DKWM band.
 
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
+    Drawn on a bare ``Figure`` with fixed margins (no pyplot, no tight layout, no second
+    render for a tight bounding box): a report holds about a hundred of these.
+    """
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
 
-    fig, ax = plt.subplots(figsize=(4.6, 2.9))
-    band = 0.0
-    styles = ["-", "--", ":", "-.", (0, (5, 1)), (0, (1, 1)), (0, (3, 1, 1, 1))]
+    fig = Figure(figsize=(4.6, 2.9), dpi=90)
+    fig.subplots_adjust(left=0.15, right=0.98, bottom=0.15, top=0.9)
+    ax = fig.add_subplot()
+    band, points, shown = 0.0, 0, []
     for c in curves:
         i = backends.index(c.backend) if c.backend in backends else 0
         color = _COLORS[i % len(_COLORS)]
         q = np.asarray(c.q)
         for j, dev in enumerate(c.curves):
-            label = f"{c.backend} [{j}]" + (" (tie-corrected)" if c.tie_corrected[j] else "")
-            ax.plot(q, dev, color=color, lw=1.1, alpha=0.85, ls=styles[j % len(styles)],
-                    label=label)
+            ax.plot(q, dev, color=color, lw=1.1, alpha=0.85, ls=_STYLES[j % len(_STYLES)])
         band = max(band, c.threshold)
+        points = max(points, len(c.curves))
+        shown.append((c.backend, color, any(c.tie_corrected)))
     if band:
-        ax.axhspan(-band, band, color="#9e9e9e", alpha=0.18, lw=0, label="DKWM threshold")
+        ax.axhspan(-band, band, color="#9e9e9e", alpha=0.18, lw=0)
     ax.axhline(0, color="#444", lw=0.6)
     ax.set_xlabel("quantile level q of the draw", fontsize=8)
     ax.set_ylabel("F_scipy - F_draws at x_q", fontsize=8)
     ax.set_title(title, fontsize=9)
     ax.tick_params(labelsize=7)
-    ax.legend(fontsize=6, loc="upper right", frameon=False, ncol=2)
-    fig.tight_layout()
-    data = _png(fig)
-    plt.close(fig)
-    return data
+    handles: list[Any] = [Line2D([], [], color=col, lw=1.5,
+                                 label=b + (" (tie-corrected)" if tie else ""))
+                          for b, col, tie in shown]
+    handles += [Line2D([], [], color="#555", lw=1.1, ls=_STYLES[j % len(_STYLES)],
+                       label=f"point [{j}]") for j in range(points)]
+    if band:
+        handles.append(Patch(color="#9e9e9e", alpha=0.3, label="DKWM threshold"))
+    ax.legend(handles=handles, fontsize=6, loc="upper right", frameon=False, ncol=2)
+    return _png(fig)
 
 
 def _grad_table(report: Report, family: str) -> str | None:

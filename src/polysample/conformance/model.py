@@ -136,12 +136,6 @@ class Check:
     def id(self) -> str:
         return f"{self.backend}-{self.family}-{self.grid}-{self.name}"
 
-    @property
-    def method(self) -> str:
-        """``sample`` or ``rsample`` for sampler checks (the draw they judge), else ``""``."""
-        head = self.name.split("_", 1)[0]
-        return head if head in ("sample", "rsample") else ""
-
 
 @dataclass
 class CheckResult:

@@ -95,7 +95,6 @@ class Runner:
     salt: int = 0
     _draws: dict[tuple[str, str, str, str], Draw | Exception] = field(default_factory=dict)
     _scores: dict[tuple[str, str, str, str, str], PitScores] = field(default_factory=dict)
-    _targets: dict[str, Target] = field(default_factory=dict)
 
     def seed(self, key: str) -> int:
         return seed_for(key, self.salt)
@@ -140,7 +139,6 @@ class Runner:
 
     def draw(self, t: Target, family: str, grid: Grid, method: str) -> Draw:
         """The draw of ``family`` on ``grid`` by ``method`` (made once per family visit)."""
-        self._targets.setdefault(t.name, t)
         key = (t.name, family, grid.label, method)
         if any(k[:2] != key[:2] for k in self._draws):
             self.release()  # checks come family by family: keep only this family's draws

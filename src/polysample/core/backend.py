@@ -81,6 +81,10 @@ class Backend:
     #: :class:`~polysample.core.errors.NotTraceableError` under tracing instead of letting the
     #: tracer bake the values in as constants.
     traceable: ClassVar[bool] = False
+    #: True for a backend that draws nothing itself but routes every call to other registered
+    #: backends (``auto``). ``polysample validate`` checks those backends instead and leaves a
+    #: router out unless it is named (``--backend auto``).
+    router: ClassVar[bool] = False
 
     # ------------------------------------------------------------------ metadata
     def version(self) -> str:
@@ -259,8 +263,8 @@ class TableBackend(Backend):
 
     def sample(self, family: str, params: Mapping[str, Any], sample_shape: torch.Size, *,
                seed: Seed = None) -> torch.Tensor:
-        row = self._row(family)
-        p = Params.of(family, params)
+        row = self.table.get(family) or self._row(family)
+        p = params if type(params) is Params else Params.of(family, params)
         if torch.is_grad_enabled():  # a direct call: the core has disabled grad already
             with torch.no_grad():
                 return row.draw(p, sample_shape, self.rng(seed, p), False)
@@ -268,13 +272,13 @@ class TableBackend(Backend):
 
     def rsample(self, family: str, params: Mapping[str, Any], sample_shape: torch.Size, *,
                 seed: Seed = None) -> torch.Tensor:
-        row = self._row(family)
+        row = self.table.get(family) or self._row(family)
         if not row.rsample:
             raise NotReparameterizableError(
                 f"{family} has no reparameterized sampler on backend {self.name!r}. Use "
                 "sample() with log_prob() (score-function estimator) or a relaxed family."
             )
-        p = Params.of(family, params)
+        p = params if type(params) is Params else Params.of(family, params)
         return row.draw(p, sample_shape, self.rng(seed, p), True)
 
     def log_prob(self, family: str, params: Mapping[str, Any],

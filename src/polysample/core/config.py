@@ -329,6 +329,8 @@ def _fallback_chain() -> tuple[tuple[str, str], ...]:
 # whose first choice supports the family are cached: fallbacks (POLYSAMPLE_FALLBACK) never are.
 _resolved: dict[tuple[Any, ...], tuple[Mapping[str, Any], FileConfig | None, Backend]] = {}
 _RESOLVED_MAX = 4096
+# The same answers for an explicit backend name: name -> (registry entries, family -> backend).
+_by_name: dict[str, tuple[Mapping[str, Any], dict[str, Backend]]] = {}
 
 
 def _env_reader(name: str) -> Any:
@@ -416,9 +418,16 @@ def resolve_backend(family: str, explicit: str | Backend | None = None) -> Backe
     ``UnknownBackendError``/``BackendUnavailableError`` for the chosen backend and
     ``UnsupportedFamilyError`` when neither it nor any fallback supports ``family``.
     """
-    if isinstance(explicit, Backend) and family in explicit.families():
+    if explicit.__class__ is str:
+        # backend="name" (the commonest call): two lookups by string, no key tuple to hash.
+        by_name = _by_name.get(explicit)  # type: ignore[arg-type]
+        if by_name is not None and by_name[0] is registry._entries:
+            answer = by_name[1].get(family)
+            if answer is not None:
+                return answer
+    elif isinstance(explicit, Backend) and family in explicit.families():
         return explicit
-    key = _resolution_key(family, explicit)
+    key = (family, 0, explicit) if explicit is not None else _resolution_key(family, None)
     # The registry's cached entries without taking its lock (a plain attribute read is atomic);
     # entries() builds them when they are not there yet.
     entries = registry._entries
@@ -430,6 +439,11 @@ def resolve_backend(family: str, explicit: str | Backend | None = None) -> Backe
         if hit is not None and hit[0] is entries and hit[1] is file_snapshot:
             return hit[2]
     backend, _, _, chain = _resolve(family, explicit)
+    if explicit.__class__ is str and not chain:
+        by_name = _by_name.get(explicit)  # type: ignore[arg-type]
+        if by_name is None or by_name[0] is not entries:
+            by_name = _by_name[explicit] = (entries, {})  # type: ignore[index]
+        by_name[1][family] = backend
     if key is not None and not chain:  # answers through a fallback are never cached
         if len(_resolved) >= _RESOLVED_MAX:
             _resolved.clear()

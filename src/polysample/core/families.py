@@ -2,7 +2,8 @@
 
 Each :class:`FamilySpec` records torch's name, the canonical parameters the core hands to a
 backend (torch's attribute names, already validated and broadcast by the torch constructor),
-the event rank, whether values are integer-like, and whether torch reparameterizes it.
+the event rank of its values and of each parameter, whether values are integer-like, and whether
+torch reparameterizes it.
 Alternative parameterizations are folded into one canonical set: ``probs`` *and* ``logits`` for
 the probability families (backends pick whichever suits them; both are differentiable torch
 views of one parameter), ``scale_tril`` for the multivariate normals and Wishart.
@@ -27,6 +28,15 @@ class FamilySpec:
         kind: ``"continuous"``, ``"discrete"`` (float-valued counts) or ``"index"`` (int64).
         reparameterized: torch's own ``has_rsample`` for this family.
         integer_params: parameters that are Python ints rather than tensors.
+        param_event_dims: aligned with ``params``: how many trailing dimensions of each parameter
+            belong to one batch element (its own event shape: 1 for ``Dirichlet``'s
+            ``concentration``, 2 for ``MultivariateNormal``'s ``scale_tril``) rather than to the
+            batch shape. The batch shape is the broadcast of every tensor parameter's leading
+            dimensions. A parameter with fewer dimensions than its rank broadcasts there too:
+            ``RelaxedOneHotCategorical``'s ``temperature`` has rank 1 because torch divides
+            ``logits + gumbels`` by it, so its last dimension (size 1 when given) lines up with
+            the event; a scalar temperature is rank 1 with an implicit event shape ``(1,)``.
+            Empty (the default) means 0 for every parameter.
     """
 
     name: str
@@ -35,6 +45,18 @@ class FamilySpec:
     kind: Literal["continuous", "discrete", "index"] = "continuous"
     reparameterized: bool = True
     integer_params: tuple[str, ...] = ()
+    param_event_dims: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.param_event_dims:
+            object.__setattr__(self, "param_event_dims", (0,) * len(self.params))
+        elif len(self.param_event_dims) != len(self.params):  # pragma: no cover - table typo
+            raise ValueError(f"{self.name}: param_event_dims {self.param_event_dims} is not "
+                             f"aligned with params {self.params}")
+
+    def param_event_dim(self, name: str) -> int:
+        """The event rank of parameter ``name`` (see ``param_event_dims``)."""
+        return self.param_event_dims[self.params.index(name)]
 
     @property
     def univariate(self) -> bool:
@@ -56,11 +78,11 @@ _SPECS = [
     _f("Bernoulli", _P, kind="discrete", reparameterized=False),
     _f("Beta", ("concentration1", "concentration0")),
     _f("Binomial", ("total_count",) + _P, kind="discrete", reparameterized=False),
-    _f("Categorical", _P, kind="index", reparameterized=False),
+    _f("Categorical", _P, kind="index", reparameterized=False, param_event_dims=(1, 1)),
     _f("Cauchy", ("loc", "scale")),
     _f("Chi2", ("df",)),
     _f("ContinuousBernoulli", _P),
-    _f("Dirichlet", ("concentration",), event_dim=1),
+    _f("Dirichlet", ("concentration",), event_dim=1, param_event_dims=(1,)),
     _f("Exponential", ("rate",)),
     _f("FisherSnedecor", ("df1", "df2")),
     _f("Gamma", ("concentration", "rate")),
@@ -75,24 +97,28 @@ _SPECS = [
        integer_params=("dim",)),
     _f("Laplace", ("loc", "scale")),
     _f("LogNormal", ("loc", "scale")),
-    _f("LogisticNormal", ("loc", "scale"), event_dim=1),
-    _f("LowRankMultivariateNormal", ("loc", "cov_factor", "cov_diag"), event_dim=1),
+    _f("LogisticNormal", ("loc", "scale"), event_dim=1, param_event_dims=(1, 1)),
+    _f("LowRankMultivariateNormal", ("loc", "cov_factor", "cov_diag"), event_dim=1,
+       param_event_dims=(1, 2, 1)),
     _f("Multinomial", ("total_count",) + _P, event_dim=1, kind="discrete",
-       reparameterized=False, integer_params=("total_count",)),
-    _f("MultivariateNormal", ("loc", "scale_tril"), event_dim=1),
+       reparameterized=False, integer_params=("total_count",), param_event_dims=(0, 1, 1)),
+    _f("MultivariateNormal", ("loc", "scale_tril"), event_dim=1, param_event_dims=(1, 2)),
     _f("NegativeBinomial", ("total_count",) + _P, kind="discrete", reparameterized=False),
     _f("Normal", ("loc", "scale")),
-    _f("OneHotCategorical", _P, event_dim=1, kind="discrete", reparameterized=False),
-    _f("OneHotCategoricalStraightThrough", _P, event_dim=1, kind="discrete"),
+    _f("OneHotCategorical", _P, event_dim=1, kind="discrete", reparameterized=False,
+       param_event_dims=(1, 1)),
+    _f("OneHotCategoricalStraightThrough", _P, event_dim=1, kind="discrete",
+       param_event_dims=(1, 1)),
     _f("Pareto", ("scale", "alpha")),
     _f("Poisson", ("rate",), kind="discrete", reparameterized=False),
     _f("RelaxedBernoulli", ("temperature",) + _P),
-    _f("RelaxedOneHotCategorical", ("temperature",) + _P, event_dim=1),
+    _f("RelaxedOneHotCategorical", ("temperature",) + _P, event_dim=1,
+       param_event_dims=(1, 1, 1)),
     _f("StudentT", ("df", "loc", "scale")),
     _f("Uniform", ("low", "high")),
     _f("VonMises", ("loc", "concentration"), reparameterized=False),
     _f("Weibull", ("scale", "concentration")),
-    _f("Wishart", ("df", "scale_tril"), event_dim=2),
+    _f("Wishart", ("df", "scale_tril"), event_dim=2, param_event_dims=(0, 2)),
 ]
 
 #: Every base family, keyed by torch's class name.

@@ -43,6 +43,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "polysample.backends.torch_backend",
     "polysample.backends.numpy_backend",
     "polysample.backends.tfp",
+    "polysample.backends.auto",
 )
 
 ENTRY_POINT_GROUP = "polysample"

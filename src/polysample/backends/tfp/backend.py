@@ -1,15 +1,28 @@
 """The TFP backend class (see the package docstring and ``docs/backends/tfp.md``).
 
 This module imports neither JAX nor TensorFlow; :mod:`.substrates` does, on first use.
+
+**Shape buckets.** Every distinct input shape is a new compiled program (0.05-2 s on JAX, a new
+trace on TensorFlow), so calls of at most :data:`BUCKET_MAX` values share programs: each
+parameter is broadcast to ``batch_shape + its own event shape``, the batch flattened and repeated
+once per sample, the rows padded to the bucket's size (:func:`bucket_size`) with copies of the
+first row, one value drawn per row, and the first ``n * B`` rows reshaped to
+``sample_shape + batch_shape + event_shape``. With gradients this is torch code outside the
+autograd Function, so they flow back through torch's own gather and cat; the padding rows are
+detached, so whatever their gradients are (even NaN) they never reach a parameter. Without
+gradients the same rows are laid out by NumPy. ``log_prob`` is bucketed the same way
+(parameters and value broadcast together). Larger calls run a program of their exact shapes,
+compiled with XLA's default options, at TFP's own speed.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
+import math
 import os
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -30,14 +43,29 @@ from ...core.families import FAMILIES
 from ...core.params import Params
 from ...core.seeds import GlobalStream, seed_sequence_from
 from .families import MIXTURE_COMPONENTS, TFP_FAMILIES, TfpFamily
-from .substrates import Substrate, load_substrate, substrate_importable
+from .substrates import ProgramKey, Substrate, load_substrate, substrate_importable
 
-__all__ = ["TfpBackend", "SUBSTRATES", "ENV_VAR"]
+__all__ = ["TfpBackend", "SUBSTRATES", "ENV_VAR", "BUCKET_MAX", "bucket_size"]
 
 SUBSTRATES = ("jax", "tensorflow")
 ENV_VAR = "POLYSAMPLE_TFP_SUBSTRATE"
 #: The keys of [tool.polysample.tfp] (an unknown key is a ConfigError).
 OPTIONS = {"substrate": '"jax" (default) or "tensorflow"'}
+
+#: Calls of at most this many values (``prod(sample_shape) * prod(batch_shape)``) run in shape
+#: buckets. A bucketed call costs more than its exact program (parameters laid out per row,
+#: padding, lighter XLA optimisation): a fixed 20-40 us, and 1.2-2.4 times the time of calls of
+#: 513-4096 values (measured, docs/backends/tfp.md), where sharing programs helps little:
+#: calls that large rarely come in many shapes (the conformance suite compiles as many programs
+#: with a limit of 4096).
+BUCKET_MAX = 512
+#: ... and whose padded parameters have at most this many elements each (a bucket of 512
+#: 3x3 matrices has 4608): rows with large events cost real work, so padding them would cost
+#: real time.
+BUCKET_ELEMENTS = 1 << 16
+
+#: Call signatures remembered per backend (a signature's plan is a few hundred bytes).
+_PLANS_MAX = 4096
 
 
 def _resolve_substrate() -> tuple[str, str]:
@@ -100,8 +128,9 @@ class _Call:
         self.sub, self.family, self.key, self.fn, self.seed, self.what = (
             sub, family, key, fn, seed, what)
 
-    def forward(self, tensors: Sequence[torch.Tensor],
+    def forward(self, tensors: Sequence[torch.Tensor | np.ndarray],
                 watch: tuple[int, ...] = ()) -> torch.Tensor:
+        """Run the program; ``tensors`` may be NumPy arrays (host inputs, see _Plan.inputs)."""
         sub = self.sub
         arrays = [sub.to_native(t) for t in tensors]
         try:
@@ -111,8 +140,10 @@ class _Call:
         except Exception as exc:  # noqa: BLE001 - never let a raw TFP/XLA/TF error out
             raise _wrap(exc, self.family, self.what, sub.name) from exc
         res = sub.to_torch(out)
-        device = tensors[0].device if tensors else torch.device("cpu")
-        return res if res.device == device else res.to(device)
+        first = tensors[0] if tensors else None
+        if not isinstance(first, torch.Tensor) or res.device == first.device:
+            return res
+        return res.to(first.device)
 
     def backward(self, tensors: Sequence[torch.Tensor], grad: torch.Tensor,
                  mask: tuple[int, ...]) -> list[torch.Tensor]:
@@ -132,6 +163,161 @@ class _Call:
             t = sub.to_torch(g)
             out.append(t.to(tensors[i].device) if t.device != tensors[i].device else t)
         return out
+
+
+def bucket_size(rows: int) -> int:
+    """The bucket of a call of ``rows`` values: 1, 8, 64, then the next power of two.
+
+    The steps follow what a compiled program costs per call on XLA:CPU (measurements in
+    docs/backends/tfp.md): the same for 1 to 8 rows (a scalar draw runs its own one-row program,
+    the cheapest), then a step of about 40 us from 16 rows on (XLA splits the loops into tasks
+    for its thread pool), then flat again up to a few hundred rows. Beyond 64 rows the work
+    shows, so buckets double and padding never more than doubles it.
+    """
+    if rows <= 1:
+        return 1
+    if rows <= 8:
+        return 8
+    return max(64, 1 << (rows - 1).bit_length())
+
+
+class _Plan:
+    """How one call signature runs: its program, and for a bucket the torch-side reshaping.
+
+    Exact plans (``rows == 0``) hand the inputs over unchanged. Bucket plans lay out row
+    ``s * B + b`` (sample ``s``, flat batch element ``b``) for the ``rows = n * B`` real rows,
+    then ``size - rows`` detached copies of row 0. A one-value call (``size == 1``) has no row
+    axis at all: its program takes each parameter with its own event shape, so a scalar draw
+    pays no reshaping.
+    """
+
+    __slots__ = ("key", "fn", "rows", "size", "reps", "batch", "targets", "events", "lead",
+                 "flatten", "_index", "_host_index")
+
+    key: ProgramKey
+    fn: Any
+    rows: int
+    size: int
+    reps: int
+    batch: int
+    targets: tuple[torch.Size | None, ...]
+    events: tuple[tuple[int, ...], ...]
+    lead: tuple[int, ...]
+    flatten: bool
+    _index: dict[torch.device, tuple[torch.Tensor, torch.Tensor]]
+    _host_index: np.ndarray
+
+    @classmethod
+    def build(cls, op: str, family: str, shape: tuple[int, ...], static: tuple[Any, ...],
+              tensors: Sequence[torch.Tensor], ranks: Sequence[int] | None,
+              program: Callable[[tuple[int, ...]], Any]) -> _Plan:
+        plan = cls()
+        plan.rows = 0
+        if ranks is not None:
+            plan._bucket(shape, tensors, ranks)
+        if plan.rows:
+            row = (plan.size,) if plan.size > 1 else ()
+            plan.key = ProgramKey(op, family, plan.size, (), static, tuple(
+                ((*row, *ev), t.dtype) for t, ev in zip(tensors, plan.events)))
+            plan.fn = program(())
+        else:
+            plan.key = ProgramKey(op, family, 0, shape, static,
+                                  tuple((tuple(t.shape), t.dtype) for t in tensors))
+            plan.fn = program(shape)
+        return plan
+
+    def _bucket(self, shape: tuple[int, ...], tensors: Sequence[torch.Tensor],
+                ranks: Sequence[int]) -> None:
+        leads, events = [], []
+        for t, r in zip(tensors, ranks):
+            k = max(t.dim() - r, 0)
+            leads.append(t.shape[:k])
+            # a parameter with fewer dimensions than its event rank broadcasts over the event
+            # (RelaxedOneHotCategorical's scalar temperature: event shape (1,))
+            events.append((1,) * (r - (t.dim() - k)) + tuple(t.shape[k:]))
+        try:
+            batch = tuple(torch.broadcast_shapes(*leads))
+        except RuntimeError:
+            return  # not broadcastable: the exact program raises the substrate's error
+        reps, n_batch = math.prod(shape), math.prod(batch)
+        rows = reps * n_batch
+        if rows == 0 or rows > BUCKET_MAX:
+            return
+        size = bucket_size(rows)
+        if size * max(math.prod(ev) for ev in events) > BUCKET_ELEMENTS:
+            return  # large events: the rows' work dominates, padding would cost real time
+        self.rows, self.size, self.reps, self.batch = rows, size, reps, n_batch
+        self.events = tuple(events)
+        if rows == 1:  # no row axis: each parameter reshaped to its event shape (usually as is)
+            self.targets = tuple(None if t.shape == ev else torch.Size(ev)
+                                 for t, ev in zip(tensors, events))
+        else:
+            self.targets = tuple(None if t.shape == batch + ev else torch.Size(batch + ev)
+                                 for t, ev in zip(tensors, events))
+        self.flatten = len(batch) != 1  # a 1-d batch is already one row per element
+        self.lead = shape + batch
+        self._index = {}
+        self._host_index = self._indices(torch.device("cpu"))[0].numpy()
+
+    def _indices(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """Row ``r`` of the bucket reads batch element ``r % B``; padding rows read element 0.
+
+        Returns the index of all ``size`` rows and that of the ``rows`` real ones.
+        """
+        index = self._index.get(device)
+        if index is None:
+            every = torch.arange(self.size, device=device) % self.batch
+            every[self.rows:] = 0
+            index = self._index[device] = (every, every[:self.rows])
+        return index
+
+    def inputs(self, tensors: Sequence[torch.Tensor],
+               grad: bool) -> Sequence[torch.Tensor | np.ndarray]:
+        """The program's inputs; ``grad``: the caller differentiates through them.
+
+        Without gradients, CPU inputs are laid out by NumPy and handed over as host arrays (the
+        substrate copies them anyway): a NumPy call costs about a microsecond, a torch
+        operation several, and small draws are dominated by such fixed costs.
+        """
+        if not self.rows:
+            return tensors
+        if self.rows == 1:
+            return [t if target is None else t.reshape(target)
+                    for t, target in zip(tensors, self.targets)]
+        if not grad and all(t.device.type == "cpu" for t in tensors):
+            host = []
+            for t, target, ev in zip(tensors, self.targets, self.events):
+                a = t.detach().numpy()
+                if target is not None:
+                    a = np.broadcast_to(a, target)
+                if self.flatten:
+                    a = a.reshape((self.batch, *ev))
+                host.append(a.take(self._host_index, axis=0))
+            return host
+        every, real = self._indices(tensors[0].device)
+        out = []
+        for t, target, ev in zip(tensors, self.targets, self.events):
+            if target is not None:
+                t = t.expand(target)
+            if self.flatten:
+                t = t.reshape((self.batch, *ev))
+            if not grad:
+                out.append(t.index_select(0, every))  # one gather: repetitions and padding
+            elif self.size == self.rows:
+                out.append(t.index_select(0, real))
+            else:
+                # Padding rows are detached: their (unused) draws may have any gradient, NaN
+                # included, and none of it must reach the parameter. Same values as above.
+                pad = t[:1].detach().expand((self.size - self.rows, *ev))
+                out.append(torch.cat([t.index_select(0, real), pad]))
+        return out
+
+    def output(self, out: torch.Tensor) -> torch.Tensor:
+        if not self.rows:
+            return out
+        if self.rows == 1:
+            return out.view(self.lead + tuple(out.shape)) if self.lead else out
+        return out[:self.rows].view(self.lead + tuple(out.shape[1:]))
 
 
 def _wrap(exc: Exception, family: str, what: str, substrate: str) -> PolysampleError:
@@ -191,6 +377,9 @@ class TfpBackend(Backend):
         self._substrate_name: str | None = substrate
         self._sub: Substrate | None = None
         self._stream: GlobalStream[_KeyStream] | None = None
+        # call signature -> _Plan; dict reads and writes are atomic, and two threads building
+        # the same plan build equal ones.
+        self._plans: dict[tuple[Any, ...], _Plan] = {}
 
     def __getstate__(self) -> dict[str, Any]:
         # The loaded substrate (modules, compiled programs) and the global stream (it holds a
@@ -285,28 +474,39 @@ class TfpBackend(Backend):
             out.append(v)
         return out
 
-    @staticmethod
-    def _key(what: str, family: str, shape: tuple[int, ...], static: tuple[Any, ...],
-             tensors: Sequence[torch.Tensor]) -> tuple[Any, ...]:
-        return (what, family, shape, static,
-                tuple((tuple(t.shape), t.dtype) for t in tensors))
+    def _plan(self, op: str, family: str, shape: tuple[int, ...], static: tuple[Any, ...],
+              tensors: Sequence[torch.Tensor],
+              make: Callable[[], tuple[Sequence[int] | None, Callable[[tuple[int, ...]], Any]]]
+              ) -> _Plan:
+        """The plan of one call signature, remembered: building one costs more than a draw.
 
-    def _program(self, family: str, fam: TfpFamily, shape: tuple[int, ...],
-                 static: tuple[Any, ...], what: str) -> Any:
+        ``make()`` is called on a miss only and returns each input's event rank (``None``: run
+        the exact program) and ``program(sample_shape)``, which makes the substrate function
+        (drawing with that sample shape; ``()`` in a bucket).
+        """
+        sig = (op, family, shape, static, tuple((tuple(t.shape), t.dtype) for t in tensors))
+        plan = self._plans.get(sig)
+        if plan is None:
+            ranks, program = make()
+            plan = _Plan.build(op, family, shape, static, tensors, ranks, program)
+            if len(self._plans) >= _PLANS_MAX:
+                self._plans.clear()
+            self._plans[sig] = plan
+        return plan
+
+    def _draw_program(self, fam: TfpFamily, static: tuple[Any, ...]
+                      ) -> Callable[[tuple[int, ...]], Any]:
         tfp = self.substrate.tfp
         names = fam.inputs
-        if what == "log_prob":
-            def lp(arrays: tuple[Any, ...], seed: Any) -> Any:
-                p = dict(zip(names, arrays[:-1]))
-                return fam.build(tfp, p, static).log_prob(arrays[-1])  # type: ignore[misc]
-            return lp
 
-        def draw(arrays: tuple[Any, ...], seed: Any) -> Any:
-            p = dict(zip(names, arrays))
-            if fam.draw is not None:
-                return fam.draw(tfp, p, static, shape, seed)
-            return fam.build(tfp, p, static).sample(shape, seed=seed)  # type: ignore[misc]
-        return draw
+        def program(shape: tuple[int, ...]) -> Any:
+            def draw(arrays: tuple[Any, ...], seed: Any) -> Any:
+                p = dict(zip(names, arrays))
+                if fam.draw is not None:
+                    return fam.draw(tfp, p, static, shape, seed)
+                return fam.build(tfp, p, static).sample(shape, seed=seed)  # type: ignore[misc]
+            return draw
+        return program
 
     def _run(self, family: str, params: Mapping[str, Any], sample_shape: torch.Size,
              seed: Seed, grad: bool) -> torch.Tensor:
@@ -315,15 +515,15 @@ class TfpBackend(Backend):
         tensors = self._tensors(fam, params)
         static = tuple(int(params[n]) for n in fam.static)
         shape = tuple(sample_shape)
+        plan = self._plan("draw", family, shape, static, tensors, lambda: (
+            [FAMILIES[family].param_event_dim(n) for n in fam.inputs],
+            self._draw_program(fam, static)))
         what = "rsample" if grad else "sample"
-        key = self._key("draw", family, shape, static, tensors)
-        call = _Call(sub, family, key, self._program(family, fam, shape, static, "draw"),
-                     sub.seed(self._seed_words(seed)), what)
-        if grad and torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
-            out = _Bridge.apply(call, *tensors)
-        else:
-            out = call.forward(tensors)
-        return self._post(fam, params, out, grad)
+        call = _Call(sub, family, plan.key, plan.fn, sub.seed(self._seed_words(seed)), what)
+        need_grad = grad and torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+        inputs = plan.inputs(tensors, need_grad)
+        out = _Bridge.apply(call, *inputs) if need_grad else call.forward(inputs)
+        return self._post(fam, params, plan.output(out), grad)
 
     @staticmethod
     def _post(fam: TfpFamily, params: Mapping[str, Any], out: torch.Tensor,
@@ -365,13 +565,33 @@ class TfpBackend(Backend):
         if family != "Categorical" and value.dtype != tensors[0].dtype:
             value = value.to(tensors[0].dtype)
         static = tuple(int(params[n]) for n in fam.static)
-        key = self._key("log_prob", family, (), static, [*tensors, value])
-        call = _Call(sub, family, key, self._program(family, fam, (), static, "log_prob"),
-                     None, "log_prob")
         all_t = [*tensors, value]
-        if torch.is_grad_enabled() and any(t.requires_grad for t in all_t):
-            return _Bridge.apply(call, *all_t)
-        return call.forward(all_t)
+        plan = self._plan("log_prob", family, (), static, all_t,
+                          lambda: self._log_prob_program(family, fam, static, value.dim()))
+        call = _Call(sub, family, plan.key, plan.fn, None, "log_prob")
+        need_grad = torch.is_grad_enabled() and any(t.requires_grad for t in all_t)
+        inputs = plan.inputs(all_t, need_grad)
+        out = _Bridge.apply(call, *inputs) if need_grad else call.forward(inputs)
+        return plan.output(out)
+
+    def _log_prob_program(self, family: str, fam: TfpFamily, static: tuple[Any, ...],
+                          value_dim: int
+                          ) -> tuple[list[int] | None, Callable[[tuple[int, ...]], Any]]:
+        spec = FAMILIES[family]
+        tfp = self.substrate.tfp
+        names = fam.inputs
+
+        def program(shape: tuple[int, ...]) -> Any:
+            def lp(arrays: tuple[Any, ...], seed: Any) -> Any:
+                p = dict(zip(names, arrays[:-1]))
+                return fam.build(tfp, p, static).log_prob(arrays[-1])  # type: ignore[misc]
+            return lp
+
+        # A value with fewer dimensions than an event has no rows: the exact program then lets
+        # TFP reject it with its own message.
+        if value_dim < spec.event_dim:
+            return None, program
+        return [spec.param_event_dim(n) for n in names] + [spec.event_dim], program
 
     def _rsample_mixture(self, params: Mapping[str, Any], sample_shape: torch.Size,
                          seed: Seed) -> torch.Tensor:
@@ -390,19 +610,25 @@ class TfpBackend(Backend):
         tfp = sub.tfp
         names = fam.inputs
 
-        def draw(arrays: tuple[Any, ...], seed: Any) -> Any:
-            tfd = tfp.distributions
-            component = fam.build(tfp, dict(zip(names, arrays[1:])), ())  # type: ignore[misc]
-            mixture = tfd.MixtureSameFamily(tfd.Categorical(logits=arrays[0]), component,
-                                            reparameterize=True)
-            return mixture.sample(shape, seed=seed)
+        def program(shape: tuple[int, ...]) -> Any:
+            def draw(arrays: tuple[Any, ...], seed: Any) -> Any:
+                tfd = tfp.distributions
+                component = fam.build(tfp, dict(zip(names, arrays[1:])), ())  # type: ignore[misc]
+                mixture = tfd.MixtureSameFamily(tfd.Categorical(logits=arrays[0]), component,
+                                                reparameterize=True)
+                return mixture.sample(shape, seed=seed)
+            return draw
 
-        key = self._key("mixture", comp, shape, (), tensors)
-        call = _Call(sub, f"MixtureSameFamily({comp})", key, draw,
+        # The mixture logits and the (univariate) components' parameters all end in the
+        # component axis: event rank 1 each, one mixture draw per row.
+        plan = self._plan("mixture", comp, shape, (), tensors,
+                          lambda: ([1] * len(tensors), program))
+        call = _Call(sub, f"MixtureSameFamily({comp})", plan.key, plan.fn,
                      sub.seed(self._seed_words(seed)), "rsample")
-        if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
-            return _Bridge.apply(call, *tensors)
-        return call.forward(tensors)
+        need_grad = torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+        inputs = plan.inputs(tensors, need_grad)
+        out = _Bridge.apply(call, *inputs) if need_grad else call.forward(inputs)
+        return plan.output(out)
 
 
 # FAMILIES is the source of truth for names: a typo in TFP_FAMILIES must fail loudly at import.

@@ -50,6 +50,8 @@ class TfpFamily:
         log_prob: TFP scores it (False: the core scores with torch).
         post: torch-side step applied to the substrate's draw (composed families).
         note: shown in ``polysample backends`` and the docs.
+        tf_static_rows: TFP on TensorFlow cannot draw it with an unknown batch dimension, so
+            its shape-bucket programs are traced once per bucket (see ``TfSubstrate._shared``).
     """
 
     inputs: tuple[str, ...]
@@ -60,6 +62,7 @@ class TfpFamily:
     log_prob: bool = True
     post: str = ""
     note: str = ""
+    tf_static_rows: bool = False
 
 
 def _d(name: str, *args: str, **fixed: Any) -> Builder:
@@ -147,8 +150,9 @@ TFP_FAMILIES: dict[str, TfpFamily] = {
                               _d("InverseGamma", "concentration", "scale=rate")),
     "Kumaraswamy": TfpFamily(("concentration1", "concentration0"),
                              _d("Kumaraswamy", "concentration1", "concentration0")),
+    # CholeskyLKJ's sampler takes len() of its batch shape (a TypeError when it is unknown)
     "LKJCholesky": TfpFamily(("concentration",), _lkj, static=("dim",), rsample=False,
-                             note="TFP CholeskyLKJ"),
+                             note="TFP CholeskyLKJ", tf_static_rows=True),
     "Laplace": TfpFamily(("loc", "scale"), _d("Laplace", "loc", "scale")),
     "LogNormal": TfpFamily(("loc", "scale"), _d("LogNormal", "loc", "scale")),
     "LogisticNormal": TfpFamily(("loc", "scale"), _d("Normal", "loc", "scale"), log_prob=False,

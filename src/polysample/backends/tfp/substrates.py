@@ -2,11 +2,15 @@
 
 Both offer the same small interface to :mod:`.backend`:
 
-* ``to_native(t)`` / ``to_torch(a)``: tensors cross by DLPack, zero copy.
+* ``to_native(t)`` / ``to_torch(a)``: tensors cross by DLPack, zero copy, small ones through
+  NumPy (see :data:`SMALL`); ``to_native`` also takes NumPy arrays (bucket rows laid out on
+  the host).
 * ``seed(words)``: a substrate seed from two ``uint32`` words (a JAX key's raw data, a TF
   stateless seed).
-* ``forward(key, fn, arrays, seed)``: ``fn(arrays, seed)`` compiled once per ``key``
-  (``jax.jit`` / ``tf.function``) and cached in a bounded LRU.
+* ``forward(key, fn, arrays, seed)``: ``fn(arrays, seed)`` compiled once per ``key`` (a
+  :class:`ProgramKey`; ``jax.jit`` / ``tf.function``) and cached in a bounded LRU. On JAX, a
+  key picks the compiler options (:func:`compiler_options`), so one key always runs one
+  program.
 * ``vjp(key, fn, arrays, seed, cotangent, mask)``: the vector-Jacobian product of ``fn`` with
   respect to ``arrays[i]`` for each ``i`` in ``mask``, by the substrate's own autodiff
   (``jax.vjp`` / ``tf.GradientTape``). The forward pass is recomputed from the same seed (the
@@ -14,6 +18,8 @@ Both offer the same small interface to :mod:`.backend`:
   residuals alive between torch's forward and backward.
 
 The modules are imported only here, inside :func:`load_substrate`, on the backend's first use.
+Loading the JAX substrate also turns on JAX's persistent compilation cache
+(:func:`enable_persistent_cache`), so later processes load compiled programs from disk.
 """
 
 from __future__ import annotations
@@ -23,20 +29,61 @@ import importlib
 import importlib.util
 import os
 import sys
+import tempfile
 import threading
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from typing import Any
+from pathlib import Path
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 
-from ...core.errors import BackendUnavailableError
+from ...core.config import backend_options, file_config
+from ...core.errors import BackendUnavailableError, ConfigError
+from .families import TFP_FAMILIES
 
-__all__ = ["Substrate", "load_substrate", "CACHE_SIZE"]
+__all__ = ["Substrate", "ProgramKey", "load_substrate", "CACHE_SIZE", "compiler_options",
+           "CACHE_ENV_VAR", "enable_persistent_cache"]
 
 #: Compiled programs kept per substrate (each is specialised to one family, shape and dtype).
 CACHE_SIZE = 256
+
+
+class ProgramKey(NamedTuple):
+    """What one compiled program is specialised to: equal keys share a program.
+
+    ``bucket``: the row count of the shape bucket the program serves (see :mod:`.backend`;
+    ``sample_shape`` is then ``()`` and every input has that many rows; a one-row bucket has no
+    row axis), or 0 for a program of one call's exact shapes. TensorFlow's programs of buckets
+    use -1: one graph for every row count (``TfSubstrate._shared``).
+    """
+
+    op: str  # "draw", "log_prob" or "mixture"
+    family: str
+    bucket: int
+    sample_shape: tuple[int, ...]
+    static: tuple[Any, ...]
+    inputs: tuple[tuple[tuple[int, ...], torch.dtype], ...]
+
+
+#: XLA options for the programs of the smallest shape buckets (at most FAST_COMPILE_MAX rows).
+#: Without LLVM's optimisations TFP's samplers compile 2-4 times faster (Gamma 0.3 s instead
+#: of 0.9 s, Dirichlet 0.3 s instead of 1.2 s; jax 0.6.2, CPU) and such tiny programs run as
+#: fast as optimised ones (calls cost 10-70 us whatever the code quality), but the code runs
+#: 2-6 times slower per element, so larger buckets do not use them. Measurements in
+#: docs/backends/tfp.md.
+FAST_COMPILE: dict[str, Any] = {"xla_backend_optimization_level": 0}
+FAST_COMPILE_MAX = 8
+
+#: XLA options for the other buckets (64 to 512 rows): LLVM's -O2 instead of the default -O3
+#: compiles 1.3-5 times faster (Dirichlet and Wishart of 512 rows: 0.9 s instead of 4.2 s) and
+#: runs about as fast (within 8%; MultivariateNormal 22%), where -O0 would be 2-4 times slower.
+#: Exact programs, which serve draws of any size, keep XLA's defaults (-O2 is up to 18% slower
+#: at 4096 rows and up to 30% on a million values).
+SMALL_COMPILE: dict[str, Any] = {"xla_backend_optimization_level": 2}
+
 
 _EXTRA = {"jax": "polysample[tfp]", "tensorflow": "polysample[tfp-tf]"}
 
@@ -118,6 +165,11 @@ class _LRU:
     def __len__(self) -> int:
         return len(self._data)
 
+    def keys(self) -> list[Any]:
+        """The cached keys, least recently used first (for tests and debugging)."""
+        with self._lock:
+            return list(self._data)
+
     def clear(self) -> None:
         with self._lock:
             self._data.clear()
@@ -132,7 +184,8 @@ class Substrate:
     def __init__(self) -> None:
         self.cache = _LRU(CACHE_SIZE)
 
-    def to_native(self, t: torch.Tensor) -> Any:
+    def to_native(self, t: torch.Tensor | np.ndarray) -> Any:
+        """The substrate's array for ``t``; a NumPy array is a small host input (copied)."""
         raise NotImplementedError
 
     def to_torch(self, a: Any) -> torch.Tensor:
@@ -163,6 +216,7 @@ def _merge(diff: Sequence[Any], rest: Sequence[Any], mask: tuple[int, ...]) -> l
 #: Tensors with at most this many elements cross as NumPy views, copied by the substrate when the
 #: compiled program is called: a DLPack import costs about 0.2 ms in jax 0.6 (and tens of
 #: microseconds in TF), far more than copying a small parameter. Larger tensors cross by DLPack.
+#: On JAX's CPU backend, results of at most this many elements are copied out through NumPy.
 SMALL = 1 << 16
 
 #: Byte alignment TensorFlow's kernels assume (Eigen's EIGEN_MAX_ALIGN_BYTES on AVX-512 builds).
@@ -180,6 +234,136 @@ def _dense(t: torch.Tensor) -> torch.Tensor:
     if t.data_ptr() % _ALIGN:
         return t.clone()
     return t
+
+
+#: Environment variable naming the directory of JAX's persistent compilation cache ("" disables).
+CACHE_ENV_VAR = "POLYSAMPLE_JAX_CACHE_DIR"
+
+#: The most disk space the cache may take where polysample writes it: beyond it, loading the
+#: substrate deletes the least recently used programs (see :func:`_trim`). One program takes
+#: 20 KB to 2 MB on CPU.
+CACHE_MAX_BYTES = 1 << 30
+
+
+def _cache_dir_setting(jax_version: str) -> tuple[Path | None, str]:
+    """Where the persistent cache should live, and the setting that said so.
+
+    ``POLYSAMPLE_JAX_CACHE_DIR`` (empty: disabled), then ``[tool.polysample.tfp]
+    compilation_cache`` (a path, relative to the file's directory, or ``false``; ``true`` means the
+    default), then ``platformdirs.user_cache_dir("polysample")/jax-<jax version>``: JAX's cache
+    keys include its version, so entries of another version are never read again and a
+    directory per version lets them be deleted as a whole.
+    """
+    env = os.environ.get(CACHE_ENV_VAR)
+    if env is not None:
+        source = f"environment variable {CACHE_ENV_VAR}"
+        return (Path(env).expanduser() if env.strip() else None), source
+    opts, where = backend_options("tfp")
+    if "compilation_cache" in opts:
+        value = opts["compilation_cache"]
+        source = f"{where}.compilation_cache"
+        if value is False:
+            return None, source
+        if isinstance(value, str) and value.strip():
+            path = Path(value).expanduser()
+            cfg_path = file_config().path
+            if not path.is_absolute() and cfg_path is not None:
+                path = cfg_path.parent / path
+            return path, source
+        if value is not True:
+            raise ConfigError(
+                f"Expected {source} to be a directory (a string), true (the default directory) or "
+                f"false (no persistent compilation cache). Received: {value!r}."
+            )
+    try:
+        import platformdirs
+    except ImportError:  # installed with the tfp extras; without it there is no default place
+        return None, "default (platformdirs is not installed)"
+    return Path(platformdirs.user_cache_dir("polysample")) / f"jax-{jax_version}", "default"
+
+
+def _writable(path: Path) -> OSError | None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        return exc
+    return None
+
+
+def enable_persistent_cache(jax: Any) -> Path | None:
+    """Point JAX's persistent compilation cache at polysample's directory; return it (or None).
+
+    Compiling is most of the cost of a first draw (0.05-2 s a program); a process that finds the
+    program on disk loads it in milliseconds (tracing TFP's Python still runs). Left alone when
+    the user configured JAX's cache themselves (``jax_compilation_cache_dir``, also set by the
+    ``JAX_COMPILATION_CACHE_DIR`` variable, or ``jax_enable_compilation_cache=False``) or
+    disabled ours (:func:`_cache_dir_setting`). Otherwise sets JAX's global options: the
+    directory, ``jax_persistent_cache_min_compile_time_secs = 0`` (JAX's default of 1 s would
+    skip nearly every sampler) and ``jax_persistent_cache_min_entry_size_bytes = 0``. They apply
+    to every JAX program of the process (documented in docs/backends/tfp.md). The directory is
+    kept under :data:`CACHE_MAX_BYTES` by :func:`_trim`.
+
+    Never fails a draw: a directory that cannot be written gives one warning and no cache.
+    """
+    if jax.config.jax_compilation_cache_dir or not jax.config.jax_enable_compilation_cache:
+        return None
+    path, source = _cache_dir_setting(jax.__version__)
+    if path is None:
+        return None
+    error = _writable(path)
+    if error is not None:
+        warnings.warn(
+            f"polysample: cannot use {str(path)!r} ({source}) for JAX's persistent compilation "
+            f"cache: {error.strerror or error}. Compiled samplers will not be kept between "
+            f"processes. Set {CACHE_ENV_VAR} to a writable directory, or to an empty string to "
+            "disable the cache and this warning.",
+            RuntimeWarning, stacklevel=2)
+        return None
+    jax.config.update("jax_compilation_cache_dir", str(path))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    _trim(path, CACHE_MAX_BYTES)
+    return path
+
+
+def _trim(path: Path, max_bytes: int) -> None:
+    """Delete the least recently used programs of ``path`` until it holds 3/4 of ``max_bytes``.
+
+    Every distinct large draw shape adds a program, so the directory would grow without bound.
+    JAX can bound it itself (``jax_compilation_cache_max_size``), but then every write scans the
+    whole directory under a file lock and fails (with a warning) on entries written without that
+    option; one scan here, when the substrate loads, costs about a millisecond. "Recently used"
+    is the file's access time (updated on read at least daily under Linux's relatime).
+    Best effort: a file another process deletes or reads meanwhile is skipped, and a program
+    deleted under a reader is recompiled by JAX.
+    """
+    entries = []
+    total = 0
+    try:
+        for entry in os.scandir(path):
+            if entry.name.endswith(("-cache", "-atime")) and entry.is_file():
+                st = entry.stat()
+                entries.append((st.st_atime, entry.path, st.st_size))
+                total += st.st_size
+    except OSError:
+        return
+    if total <= max_bytes:
+        return
+    for _, file, size in sorted(entries):
+        if total <= max_bytes * 3 // 4:
+            break
+        with contextlib.suppress(OSError):
+            os.remove(file)
+            total -= size
+
+
+def compiler_options(key: ProgramKey) -> dict[str, Any] | None:
+    """XLA options of the program for ``key`` (None: XLA's defaults)."""
+    if not key.bucket:
+        return None
+    return FAST_COMPILE if key.bucket <= FAST_COMPILE_MAX else SMALL_COMPILE
 
 
 class JaxSubstrate(Substrate):
@@ -205,8 +389,19 @@ class JaxSubstrate(Substrate):
         self.jax = jax
         self.tfp = tfp
         self._from_dlpack = jax.dlpack.from_dlpack
+        # Programs run on JAX's default device; results there can be read as NumPy arrays.
+        self._host = jax.default_backend() == "cpu"
+        #: Where compiled programs persist between processes (None: not ours, or disabled).
+        self.cache_dir = enable_persistent_cache(jax)
 
-    def to_native(self, t: torch.Tensor) -> Any:
+    def _jit(self, fn: Callable[..., Any], key: ProgramKey) -> Any:
+        # A pure function of the key: the same call signature always runs the same program, so
+        # "same seed, same values" holds whichever call compiled it (or loaded it from disk).
+        return self.jax.jit(fn, compiler_options=compiler_options(key))
+
+    def to_native(self, t: torch.Tensor | np.ndarray) -> Any:
+        if isinstance(t, np.ndarray):
+            return t
         t = t.detach()
         if t.numel() <= SMALL and t.device.type == "cpu":
             return t.numpy()
@@ -219,19 +414,23 @@ class JaxSubstrate(Substrate):
             return self.jax.numpy.asarray(t.cpu().numpy())
 
     def to_torch(self, a: Any) -> torch.Tensor:
+        if self._host and a.size <= SMALL:
+            # A DLPack export costs 5-12 us in jax 0.6 (Python bookkeeping), a copy of a small
+            # result through NumPy about 1.5 us: a sixth of a scalar draw's time.
+            return torch.from_numpy(np.array(a))
         return torch.from_dlpack(a)
 
     def seed(self, words: np.ndarray) -> Any:
         return words  # TFP's JAX samplers take a raw uint32[2] key
 
-    def forward(self, key: Any, fn: Callable[..., Any], arrays: Sequence[Any], seed: Any,
+    def forward(self, key: ProgramKey, fn: Callable[..., Any], arrays: Sequence[Any], seed: Any,
                 watch: tuple[int, ...] = ()) -> Any:
         # JAX programs are pure: the same inputs and key give the same draw with or without a
         # later jax.vjp, so ``watch`` changes nothing here.
-        compiled = self.cache.get(("fwd", key), lambda: self.jax.jit(fn))
+        compiled = self.cache.get(("fwd", key), lambda: self._jit(fn, key))
         return compiled(tuple(arrays), seed)
 
-    def vjp(self, key: Any, fn: Callable[..., Any], arrays: Sequence[Any], seed: Any,
+    def vjp(self, key: ProgramKey, fn: Callable[..., Any], arrays: Sequence[Any], seed: Any,
             cotangent: Any, mask: tuple[int, ...]) -> list[Any]:
         jax = self.jax
 
@@ -245,7 +444,7 @@ class JaxSubstrate(Substrate):
 
             return run
 
-        compiled = self.cache.get(("vjp", key, mask), lambda: jax.jit(make()))
+        compiled = self.cache.get(("vjp", key, mask), lambda: self._jit(make(), key))
         diff = tuple(arrays[i] for i in mask)
         rest = tuple(a for i, a in enumerate(arrays) if i not in mask)
         return list(compiled(diff, rest, seed, cotangent))
@@ -263,8 +462,23 @@ class TfSubstrate(Substrate):
 
         self.tf = tf
         self.tfp = tfp
+        # What seedless programs (log_prob) receive as their unused seed: input signatures need
+        # a tensor there.
+        self._no_seed = tf.zeros([2], tf.int32)
 
-    def to_native(self, t: torch.Tensor) -> Any:
+    def _function(self, fn: Callable[..., Any], signature: Sequence[Any] | None = None) -> Any:
+        f = self.tf.function(fn, autograph=False, input_signature=signature)
+        # One tf.function per program key, each traced once by design. TensorFlow counts traces
+        # per Python code object, so the many programs made by the same lambda above would log
+        # "N out of the last N calls to ... triggered tf.function retracing" (advice for a user
+        # who retraces one function by mistake). This attribute is TF's own switch for it (its
+        # SavedModel loader sets it on the functions it restores); a test keeps the log quiet.
+        f._omit_frequent_tracing_warning = True
+        return f
+
+    def to_native(self, t: torch.Tensor | np.ndarray) -> Any:
+        if isinstance(t, np.ndarray):
+            return self.tf.constant(t)
         t = t.detach()
         if t.numel() <= SMALL and t.device.type == "cpu":
             return self.tf.constant(t.numpy())
@@ -285,9 +499,38 @@ class TfSubstrate(Substrate):
     def seed(self, words: np.ndarray) -> Any:
         return self.tf.constant(words.view(np.int32))
 
-    def forward(self, key: Any, fn: Callable[..., Any], arrays: Sequence[Any], seed: Any,
+    @staticmethod
+    def _shared(key: ProgramKey) -> ProgramKey:
+        """The program of ``key`` on TensorFlow: buckets of every row count share one graph.
+
+        A graph is traced in Python (50-150 ms with TFP) but runs any shape its signature
+        allows, at the same speed: leaving the row dimension of bucket programs unknown (-1
+        here) makes one trace per family, dtype and event shapes serve every bucket. One-value
+        programs (no row axis), exact programs and families whose TFP sampler needs a static
+        batch shape (``TfpFamily.tf_static_rows``) keep their static shapes.
+        """
+        fam = TFP_FAMILIES.get(key.family)
+        if key.bucket <= 1 or (fam is not None and fam.tf_static_rows):
+            return key
+        return key._replace(bucket=-1, inputs=tuple(((-1, *shape[1:]), dtype)
+                                                    for shape, dtype in key.inputs))
+
+    def _specs(self, key: ProgramKey) -> list[Any] | None:
+        """``tf.function`` input signature of the row-polymorphic programs (None: by value)."""
+        if key.bucket != -1:
+            return None
+        tf = self.tf
+        return [tf.TensorSpec([None, *shape[1:]], tf.as_dtype(str(dtype).removeprefix("torch.")))
+                for shape, dtype in key.inputs]
+
+    def forward(self, key: ProgramKey, fn: Callable[..., Any], arrays: Sequence[Any], seed: Any,
                 watch: tuple[int, ...] = ()) -> Any:
         tf = self.tf
+        key = self._shared(key)
+        specs = self._specs(key)
+        signature = None if specs is None else [tuple(specs), tf.TensorSpec([2], tf.int32)]
+        if seed is None:
+            seed = self._no_seed
         if watch:
             # TFP on TensorFlow picks a different sampler implementation when a GradientTape
             # watches the parameters (Gamma: same seed, different values). vjp() recomputes
@@ -298,20 +541,27 @@ class TfSubstrate(Substrate):
                     tape.watch([arrays[i] for i in watch])
                     return fn(arrays, seed)
 
-            compiled = self.cache.get(
-                ("fwd-taped", key, watch),
-                lambda: tf.function(taped, autograph=False))
+            compiled = self.cache.get(("fwd-taped", key, watch),
+                                      lambda: self._function(taped, signature))
             return compiled(tuple(arrays), seed)
 
-        def make() -> Any:
-            return tf.function(lambda arrays, seed: fn(arrays, seed), autograph=False)
-
-        compiled = self.cache.get(("fwd", key), make)
+        compiled = self.cache.get(
+            ("fwd", key),
+            lambda: self._function(lambda arrays, seed: fn(arrays, seed), signature))
         return compiled(tuple(arrays), seed)
 
-    def vjp(self, key: Any, fn: Callable[..., Any], arrays: Sequence[Any], seed: Any,
+    def vjp(self, key: ProgramKey, fn: Callable[..., Any], arrays: Sequence[Any], seed: Any,
             cotangent: Any, mask: tuple[int, ...]) -> list[Any]:
         tf = self.tf
+        key = self._shared(key)
+        specs = self._specs(key)
+        if seed is None:
+            seed = self._no_seed
+        signature = None
+        if specs is not None:
+            signature = [tuple(specs[i] for i in mask),
+                         tuple(x for i, x in enumerate(specs) if i not in mask),
+                         tf.TensorSpec([2], tf.int32), tf.TensorSpec(None, cotangent.dtype)]
 
         def make() -> Any:
             def run(diff: tuple[Any, ...], rest: tuple[Any, ...], seed: Any, ct: Any) -> Any:
@@ -323,8 +573,7 @@ class TfSubstrate(Substrate):
 
             return run
 
-        compiled = self.cache.get(("vjp", key, mask),
-                                  lambda: tf.function(make(), autograph=False))
+        compiled = self.cache.get(("vjp", key, mask), lambda: self._function(make(), signature))
         diff = tuple(arrays[i] for i in mask)
         rest = tuple(a for i, a in enumerate(arrays) if i not in mask)
         return list(compiled(diff, rest, seed, cotangent))

@@ -1,0 +1,91 @@
+"""What the scipy backend promises beyond the conformance suite (tests/test_conformance.py)."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+
+import pytest
+import torch
+from polysample_scipy import OMITTED, ScipyBackend
+from polysample_scipy.scores import SCORES
+
+import polysample as ps
+from polysample.conformance import example_params
+
+BACKEND = ScipyBackend()  # judged as an instance: no registration needed
+
+
+def test_registering_and_listing_the_backend_does_not_import_scipy() -> None:
+    code = ("import sys, polysample_scipy as m\n"
+            "b = m.ScipyBackend(); b.check_available()\n"
+            "print(len(b.families()), b.version() != '', 'scipy' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["32", "True", "False"]
+
+
+def test_every_torch_family_is_offered_or_left_out_with_a_reason() -> None:
+    offered = set(BACKEND.families())
+    assert offered.isdisjoint(OMITTED)
+    assert offered | set(OMITTED) == set(ps.plugin.FAMILIES)
+    with pytest.raises(ps.UnsupportedFamilyError, match="scipy.stats has no LKJ"):
+        ps.LKJCholesky(3, 1.0, backend=BACKEND).sample()
+
+
+def test_a_missing_scipy_makes_the_backend_unavailable(monkeypatch) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "scipy" else real(name, *a))
+    with pytest.raises(ps.BackendUnavailableError, match="pip install scipy"):
+        BACKEND.check_available()
+
+
+def test_scipy_rejecting_parameters_is_an_invalid_parameter_error() -> None:
+    # Beyond what torch's constructor validates: SciPy refuses a negative total_count.
+    d = ps.NegativeBinomial(torch.tensor(-1.0), torch.tensor(0.5), backend=BACKEND,
+                            validate_args=False)
+    with pytest.raises(ps.InvalidParameterError, match="SciPy could not draw NegativeBinomial"):
+        d.sample((2,), seed=0)
+
+
+def _leaves(params: dict) -> dict[str, torch.Tensor]:
+    out = {}
+    for name, value in params.items():
+        if isinstance(value, torch.Tensor) and value.is_floating_point():
+            params[name] = out[name] = value.detach().clone().requires_grad_(True)
+    return out
+
+
+@pytest.mark.parametrize("family", sorted(SCORES))
+def test_log_prob_and_its_gradients_equal_torchs(family: str) -> None:
+    """SciPy's density, and the derivatives written in scores.py, against torch's autograd of
+    torch's log_prob (polysample's torch backend: torch.distributions with its mended defects):
+    in the value and in every floating parameter, including those the suite's gradcheck leaves
+    out (scale_tril, probs, total_count)."""
+    params = example_params(family, (2,), torch.float64)
+    leaves = _leaves(params)
+    reference = getattr(ps, family)(**params, backend="torch")
+    value = reference.sample((3,), seed=0)
+    continuous = ps.plugin.FAMILIES[family].kind == "continuous"
+    if continuous:
+        value.requires_grad_(True)
+        leaves = {**leaves, "value": value}
+    ours = getattr(ps, family)(**params, backend=BACKEND).log_prob(value)
+    theirs = reference.log_prob(value)
+    # rtol: torch's log I0 (VonMises) is a polynomial approximation good to about 1e-8.
+    torch.testing.assert_close(ours, theirs, rtol=1e-7, atol=1e-10)
+    names = list(leaves)
+    got = torch.autograd.grad(ours.sum(), [leaves[k] for k in names], allow_unused=True)
+    want = torch.autograd.grad(theirs.sum(), [leaves[k] for k in names], allow_unused=True)
+    for name, g, w in zip(names, got, want):
+        w = torch.zeros_like(leaves[name]) if w is None else w
+        assert g is not None, f"no gradient to {name}"
+        if name == "scale_tril":
+            # Only the lower triangle is a parameter. torch's Wishart (cholesky_solve) also
+            # returns a gradient above the diagonal, which the density does not depend on.
+            assert not g.triu(1).any()
+            g, w = g.tril(), w.tril()
+        torch.testing.assert_close(g, w, rtol=1e-6, atol=1e-8, msg=f"d log_prob / d {name}")

@@ -1,0 +1,171 @@
+"""The conformance suite on a Dask cluster (``check_backends(..., client=)``, ``--workers``).
+
+One local cluster of two worker processes serves the module. Its workers load the test plugin
+``dask_plugins`` (the ``hang_once`` backend), so one test can kill the worker running a unit.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import signal
+import sys
+import threading
+import time
+
+import pytest
+
+import polysample as ps
+from polysample.backends.numpy_backend import NumpyBackend
+from polysample.conformance import check_backends
+from polysample.conformance.distributed import client_for, lost_keys
+
+distributed = pytest.importorskip("distributed")
+
+TESTS = pathlib.Path(__file__).parent
+sys.path.insert(0, str(TESTS))  # workers are spawned with this process's sys.path
+
+pytestmark = pytest.mark.xdist_group("dask")
+
+QUICK = {"quick": True}
+
+
+@pytest.fixture(scope="module")
+def hang_file(tmp_path_factory):
+    return tmp_path_factory.mktemp("dask") / "hang.pid"
+
+
+@pytest.fixture(scope="module")
+def client(hang_file):
+    env = {"POLYSAMPLE_PLUGINS": "dask_plugins", "POLYSAMPLE_TEST_HANG_FILE": str(hang_file)}
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                       dashboard_address=None, env=env)
+    c = distributed.Client(cluster)
+    yield c
+    c.close()
+    cluster.close()
+
+
+@pytest.fixture
+def with_test_plugin(monkeypatch):
+    monkeypatch.setenv("POLYSAMPLE_PLUGINS", "dask_plugins")
+    ps.refresh()
+    yield
+    monkeypatch.delenv("POLYSAMPLE_PLUGINS")
+    ps.refresh()
+
+
+def same(result):
+    """A check's result without timings; its evidence (curves, scores) compared too."""
+    d = result.to_dict()
+    del d["seconds"]
+    d["details"] = {k: v for k, v in d["details"].items() if k != "draw_seconds"}
+    d["evidence"] = [repr(e) for e in result.evidence]  # repr: NaN entries compare equal
+    return d
+
+
+def test_the_report_equals_the_serial_one_check_for_check(client):
+    args = (["torch", "numpy"], ["Normal", "Gamma", "Categorical"])
+    serial = check_backends(*args, **QUICK)
+    cluster = check_backends(*args, **QUICK, client=client)
+    assert cluster.complete and cluster.ok == serial.ok
+    assert [same(r) for r in cluster.results] == [same(r) for r in serial.results]
+    assert {r.layer for r in cluster.results} >= {"semantics", "sampler", "agreement"}
+    assert cluster.scheduler == "dask (2 workers)" and cluster.retried == []
+
+
+def test_a_killed_worker_loses_only_its_unit_which_is_rerun_and_reported(
+        client, hang_file, with_test_plugin):
+    # hang_once hangs in its first draw on a worker; we kill that worker's process from here,
+    # as the OOM killer would. Dask reruns the unit on another worker.
+    pids = set(client.run(os.getpid).values())
+    killed: list[int] = []
+
+    def kill_when_hanging() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if hang_file.exists():
+                pid = int(hang_file.read_text())
+                if pid in pids:  # a worker process (never this one)
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(pid)
+                return
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_when_hanging, daemon=True)
+    killer.start()
+    args = (["hang_once", "torch"], ["Normal"])
+    report = check_backends(*args, **QUICK, client=client)
+    killer.join(timeout=5)
+    assert killed, "the hang_once unit never started"
+    assert report.complete and report.planned == len(report.results)
+    assert report.retried == ["hang_once-Normal"]
+    note = next(n for n in report.notes if n.startswith("unit hang_once-Normal"))
+    assert "Dask ran it again and it finished on worker tcp://" in note
+    assert '"retried": [\n  "hang_once-Normal"\n ]' in report.to_json()
+    serial = check_backends(*args, **QUICK)  # no hang outside the cluster's workers
+    assert [same(r) for r in report.results] == [same(r) for r in serial.results]
+    client.wait_for_workers(2, timeout=60)  # the nanny restarts the killed worker
+
+
+def test_a_worker_without_the_backend_reports_load_failures_naming_it(client):
+    # Registered in this process only: the workers do not have it.
+    ps.register_backend("client_only", NumpyBackend)
+    try:
+        report = check_backends(["client_only"], ["Normal"], **QUICK, layers=("semantics",),
+                                client=client)
+    finally:
+        ps.unregister_backend("client_only")
+    assert report.complete and not report.ok and report.results
+    workers = set(client.scheduler_info()["workers"])
+    for r in report.results:
+        assert r.status == "fail" and r.id.startswith("client_only-Normal-")
+        assert "failed to load on worker tcp://" in r.message
+        assert "UnknownBackendError" in r.message
+        assert any(w in r.message for w in workers)
+
+
+def test_validate_runs_on_a_running_scheduler_given_by_address(client, tmp_path, capsys):
+    import argparse
+    import json
+
+    from polysample.conformance.cli import register
+
+    parser = argparse.ArgumentParser(prog="polysample")
+    register(parser.add_subparsers(dest="command"))
+    out = tmp_path / "r.json"
+    args = parser.parse_args(["validate", "--backend", "numpy", "--family", "Exponential",
+                              "--quick", "--scheduler", client.scheduler.address,
+                              "--json", str(out)])
+    assert args.func(args) == 0
+    data = json.loads(out.read_text())
+    assert data["complete"] and data["scheduler"] == "dask (2 workers)" and data["retried"] == []
+    assert client.scheduler_info()["workers"]  # our client and cluster are still open
+
+
+def test_workers_and_scheduler_together_are_a_usage_error(capsys):
+    import argparse
+
+    from polysample.conformance.cli import register
+
+    parser = argparse.ArgumentParser(prog="polysample")
+    register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["validate", "--workers", "2", "--scheduler", "tcp://h:8786"])
+    assert args.func(args) == 2
+    assert "--workers N or --scheduler SPEC" in capsys.readouterr().err
+
+
+def test_lost_keys_reads_the_schedulers_worker_removals():
+    events = [(1.0, {"action": "add-worker", "worker": "tcp://a"}),
+              (2.0, {"action": "remove-worker", "worker": "tcp://a",
+                     "processing-tasks": {"k1", "other"}, "lost-computed-tasks": {"k2"}}),
+              (3.0, {"action": "remove-worker", "worker": "tcp://b",
+                     "processing-tasks": {"k1"}, "lost-computed-tasks": set()})]
+    assert lost_keys(events, {"k1", "k2", "k3"}) == {"k1": ["tcp://a", "tcp://b"],
+                                                      "k2": ["tcp://a"]}
+
+
+@pytest.mark.parametrize("spec", ["processes:0", "processes:x", "localhost"])
+def test_a_bad_scheduler_spec_says_what_is_expected(spec):
+    with pytest.raises(ValueError, match="Expected"):
+        client_for(spec)
