@@ -79,9 +79,34 @@ def _empty(shape: torch.Size, like: torch.Tensor, g: Gen) -> torch.Tensor:
     return torch.empty(shape, dtype=like.dtype, device=dev)
 
 
+def _above(t: torch.Tensor, limit: float) -> bool:
+    """Whether some value of ``t`` exceeds ``limit``: the caller then takes its general path,
+    right for every value. Inside vmap the values cannot be read (``.item()`` raises there), so
+    the answer is True whenever ``t`` has values."""
+    if not t.numel():
+        return False
+    if _functorch.is_functorch_wrapped_tensor(t):
+        return True
+    return float(t.detach().max()) > limit
+
+
+def _below(t: torch.Tensor, limit: float) -> bool:
+    """Whether some value of ``t`` is below ``limit`` (True inside vmap, as :func:`_above`)."""
+    if not t.numel():
+        return False
+    if _functorch.is_functorch_wrapped_tensor(t):
+        return True
+    return float(t.detach().min()) < limit
+
+
 def _randn(shape: torch.Size, like: torch.Tensor, g: Gen) -> torch.Tensor:
     # What torch.randn and torch.distributions' _standard_normal do (same values), minus a
-    # layer of dispatch: 0.4 us of a 7 us scalar rsample().
+    # layer of dispatch: 0.4 us of a 7 us scalar rsample(). Not inside vmap: an in-place draw
+    # into an unbatched tensor raises under randomness="different", where torch.randn gives
+    # each batch element its own draw (as torch.distributions does).
+    if _functorch.maybe_current_level() is not None:
+        return _home(torch.randn(shape, dtype=like.dtype, device=like.device if g is None
+                                 else g.device, generator=g), like, g)
     if g is None:
         return torch.empty(shape, dtype=like.dtype, device=like.device).normal_()
     return _home(_empty(shape, like, g).normal_(generator=g), like, g)
@@ -196,7 +221,7 @@ def _dirichlet_log_space(conc: torch.Tensor, g: Gen) -> torch.Tensor:
 
 
 def _dirichlet(conc: torch.Tensor, g: Gen, reparam: bool) -> torch.Tensor:
-    if conc.numel() and float(conc.detach().min()) < SMALL_CONCENTRATION:
+    if _below(conc, SMALL_CONCENTRATION):
         x = _dirichlet_log_space(conc, g)
         if reparam and conc.requires_grad:
             return _DirichletAt.apply(conc, x)  # type: ignore[no-untyped-call,no-any-return]
@@ -315,7 +340,9 @@ def _inverse_gamma(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) 
 def _beta(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> torch.Tensor:
     c1, c0 = p["concentration1"], p["concentration0"]
     conc = torch.stack([c1, c0], -1)
-    pieces = _pieces(ss, c1, g, reparam)
+    # Not in log space (small concentrations): it draws all the Gammas, then all the uniforms,
+    # so pieces would consume the stream in another order than one call.
+    pieces = None if _below(conc, SMALL_CONCENTRATION) else _pieces(ss, c1, g, reparam)
     if pieces is None:
         return _dirichlet(conc.expand(ss + conc.shape), g, reparam).select(-1, 0)
     # torch's Beta keeps both Dirichlet components (and its sampler's temporaries, 8x the
@@ -456,7 +483,7 @@ def _binomial(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> to
 
 def _binomial_draw(c64: torch.Tensor, p64: torch.Tensor, g: Gen) -> torch.Tensor:
     """Binomial draws in float64 (``c64``, ``p64`` of the result's shape, on ``g``'s device)."""
-    if not (c64.numel() and float(c64.max()) > LARGE_COUNT):
+    if not _above(c64, LARGE_COUNT):
         return torch.binomial(c64, p64, generator=g)
     small = torch.binomial(c64.clamp(max=LARGE_COUNT), p64, generator=g)
     # Large counts: the limit laws of _math.LARGE_COUNT, on the smaller of p and 1 - p.
@@ -554,8 +581,7 @@ def _poisson_draw(rate: torch.Tensor, g: Gen) -> torch.Tensor:
     differs from the Poisson's by O(rate^-1/2) < 1e-9, and no float can resolve the draw more
     finely there anyway.
     """
-    big = float(rate.detach().max()) > LARGE_RATE if rate.numel() else False
-    if not big:
+    if not _above(rate, LARGE_RATE):
         return _home(torch.poisson(_on_gen(rate, g), generator=g), rate, g)
     r = rate.detach().to(torch.float64)
     small = _home(torch.poisson(_on_gen(r.clamp(max=LARGE_RATE), g), generator=g), r, g)
