@@ -257,10 +257,14 @@ def _weibull(d: _Draw) -> torch.Tensor:
     if d.reparam:
         # NumPy's weibull(k) is (-log U)^(1/k) with unit scale; the same from exponential noise
         # keeps k differentiable in torch.
-        return scale * d.std_exponential().pow(k.reciprocal())
-    # NumPy's weibull has one parameter (unit scale): torch's scale multiplies it.
-    k64 = d.arg("concentration")
-    return _inplace(d.fill(lambda size: d.rng.weibull(k64, size)), "mul", scale)
+        x = scale * d.std_exponential().pow(k.reciprocal())
+    else:
+        # NumPy's weibull has one parameter (unit scale): torch's scale multiplies it.
+        k64 = d.arg("concentration")
+        x = _inplace(d.fill(lambda size: d.rng.weibull(k64, size)), "mul", scale)
+    # At small concentrations the draw underflows to 0 (outside the support) or overflows to
+    # inf (log_prob NaN): kept in [tiny, max].
+    return x.clamp_(min=_tiny(x.dtype), max=torch.finfo(x.dtype).max)
 
 
 def _pareto(d: _Draw) -> torch.Tensor:
@@ -341,12 +345,14 @@ def _fisher_snedecor(d: _Draw) -> torch.Tensor:
     if not d.reparam:
         a1, a2 = d.arg("df1"), d.arg("df2")
         x = d.fill(lambda size: d.rng.f(a1, a2, size))
-        return x.clamp_(min=_tiny(x.dtype))
+        # NumPy's f is inf when its denominator underflows (df2 near 0): kept finite.
+        return x.clamp_(min=_tiny(x.dtype), max=torch.finfo(x.dtype).max)
     df1, df2 = d.param("df1"), d.param("df2")
     log_x = d.log_gamma(df1 * 0.5) - d.log_gamma(df2 * 0.5) + df2.log() - df1.log()
     # Kept inside the support (> 0) as the Gamma draws are; clamped in log space, where the
     # saved exp() output is not modified.
-    return log_x.clamp(min=math.log(_tiny(log_x.dtype))).exp()
+    fi = torch.finfo(log_x.dtype)
+    return log_x.clamp(min=math.log(fi.tiny), max=math.log(fi.max)).exp()
 
 
 def _beta_numpy(d: _Draw, a: np.ndarray, b: np.ndarray) -> tuple[torch.Tensor, np.ndarray | None]:

@@ -384,7 +384,7 @@ def _fisher_snedecor(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool
     tiny = torch.finfo(x2.dtype).tiny
     x2.clamp_(min=tiny)
     y = x1 / x2
-    y.clamp_(min=tiny)
+    y.clamp_(min=tiny, max=torch.finfo(y.dtype).max)  # x1 / tiny can overflow to inf
     return y
 
 
@@ -408,7 +408,11 @@ def _pareto(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> torc
 def _weibull(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> torch.Tensor:
     scale, conc = p["scale"], p["concentration"]
     e = _std_exponential(ss + scale.shape, scale, g)
-    return scale * e.pow(conc.reciprocal())
+    # At small concentrations e^(1/k) underflows to 0 (outside the support) or overflows to
+    # inf (log_prob NaN): kept in [tiny, max], as torch clamps its Gamma draws to tiny.
+    x = scale * e.pow(conc.reciprocal())
+    fi = torch.finfo(x.dtype)
+    return x.clamp_(min=fi.tiny, max=fi.max)
 
 
 def _generalized_pareto(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> torch.Tensor:
