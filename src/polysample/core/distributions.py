@@ -9,6 +9,7 @@ shape, dtype, device, gradients): a backend that breaks it raises
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Sequence
 from typing import Any, ClassVar
@@ -35,6 +36,7 @@ from .families import FAMILIES, FamilySpec
 from .guards import (
     SMALL_RESULT,
     allocation_error,
+    check_event_size,
     check_finite,
     check_size,
     is_dynamo_compiling,
@@ -113,15 +115,38 @@ def _check_backend_arg(backend: object) -> None:
         )
 
 
-def _wrap_init_error(family: str, exc: Exception) -> InvalidParameterError:
+def _wrap_init_error(family: str, exc: Exception,
+                     non_finite: list[str] | None = None) -> InvalidParameterError:
     # Also the builtin class torch raised (RuntimeError for shapes that do not broadcast), so
     # the except clauses of torch code keep catching it.
+    received = "arguments that torch's message above names"
+    if non_finite:
+        # torch may name its own internal parameter (Beta's Dirichlet "concentration"): the
+        # caller's non-finite arguments are named too.
+        received += f"; non-finite: {', '.join(non_finite)}"
     return invalid_parameter(
         f"Invalid parameters for polysample.{family}: {exc} "
         f"Expected parameters of torch.distributions.{family}'s constructor (numbers or tensors "
-        "satisfying its arg_constraints, with broadcastable shapes). Received: arguments that "
-        "torch's message above names. Fix that argument.", exc
+        f"satisfying its arg_constraints, with broadcastable shapes). Received: {received}. "
+        "Fix that argument.", exc
     )
+
+
+def _non_finite_args(family: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[str]:
+    """The names of the floating arguments holding NaN or an infinity (for error messages)."""
+    try:
+        init = getattr(td, family).__init__
+        bound = inspect.signature(init).bind_partial(None, *args, **kwargs)
+    except (AttributeError, TypeError, ValueError):
+        return []
+    names = []
+    for name, value in list(bound.arguments.items())[1:]:
+        if isinstance(value, torch.Tensor) and value.is_floating_point() and value.numel():
+            if not bool(torch.isfinite(value.detach()).all()):
+                names.append(name)
+        elif isinstance(value, float) and not math.isfinite(value):
+            names.append(name)
+    return names
 
 
 def _invalid_value(dist: Any, method: str, value: object, exc: Exception) -> InvalidParameterError:
@@ -190,12 +215,19 @@ def _eager(dist: Any, method: str, *args: Any, **kwargs: Any) -> Any:
 def _to_half(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """A float32 draw rounded to ``dtype`` (float16, bfloat16), with the nonzero values that
     would flush to zero kept at the dtype's smallest normal number (as torch clamps its Gamma
-    draws): a positive draw stays inside a positive support (FisherSnedecor, LogNormal)."""
+    draws): a positive draw stays inside a positive support (FisherSnedecor, LogNormal); the
+    finite values that would overflow kept at its largest finite value."""
     out = x.to(dtype)
     flushed = (out == 0) & (x != 0)
     if bool(flushed.any()):
         tiny = torch.finfo(dtype).tiny
         out = torch.where(flushed, torch.where(x > 0, tiny, -tiny).to(dtype), out)
+    # Finite float32 values beyond float16's range (65504) would round to infinity, where
+    # log_prob is NaN (FisherSnedecor at small df2): kept at the dtype's largest finite value.
+    overflowed = out.isinf() & x.isfinite()
+    if bool(overflowed.any()):
+        big = torch.finfo(dtype).max
+        out = torch.where(overflowed, torch.where(x > 0, big, -big).to(dtype), out)
     return out
 
 
@@ -267,12 +299,22 @@ class PolysampleDistribution:
     def __init__(self, *args: Any, backend: str | Backend | None = None, **kwargs: Any) -> None:
         _check_backend_arg(backend)
         self._ps_backend = backend
+        check_event_size(self._ps_family, args, kwargs)
         try:
             super().__init__(*args, **kwargs)
         except PolysampleError:
             raise
         except (ValueError, TypeError, RuntimeError) as exc:
-            raise _wrap_init_error(self._ps_family, exc) from exc
+            raise _wrap_init_error(self._ps_family, exc,
+                                   _non_finite_args(self._ps_family, args, kwargs)) from exc
+        except AttributeError as exc:
+            if all(isinstance(a, torch.Tensor | int | float)
+                   for a in (*args, *kwargs.values())):
+                raise
+            # torch calls a tensor method on a wrong-typed argument (LowRankMultivariateNormal
+            # with a string or None loc: 'str' object has no attribute 'dim'): a wrong type, as
+            # torch's other constructors report it.
+            raise _wrap_init_error(self._ps_family, TypeError(str(exc))) from exc
         if self._ps_spec.event_dim == 1:
             # torch.distributions.MultivariateNormal accepts a loc whose size differs from the
             # scale's and only fails later, inside sample(), with a raw RuntimeError.
@@ -604,9 +646,22 @@ class PolysampleDistribution:
         torch's builtin class)."""
         return self._ps_torch("icdf", value)
 
+    def _ps_in_float32(self, method: str, value: Any) -> torch.Tensor:
+        """torch's ``method(value)`` on a float32 view of this distribution, rounded back."""
+        view = _float32_view(self)
+        out: torch.Tensor = getattr(super(PolysampleDistribution, view), method)(
+            value.float() if isinstance(value, torch.Tensor)
+            and value.is_floating_point() else value)
+        return out.to(_param_dtype(self)) if out.is_floating_point() else out
+
     def _ps_torch(self, method: str, value: Any) -> torch.Tensor:
         """torch's own ``method(value)``, its refusals raised as polysample errors."""
         try:
+            if method == "log_prob" and _param_dtype(self) in _HALF:
+                # Computed in float32, as the draws are, and rounded: torch's arithmetic in
+                # float16 overflows on values the draws reach (FisherSnedecor at small df2 is
+                # NaN at 65504).
+                return self._ps_in_float32(method, value)
             out: torch.Tensor = getattr(super(), method)(value)
         except PolysampleError:
             raise
@@ -615,11 +670,7 @@ class PolysampleDistribution:
                 raise  # torch has no such method for this family
             # torch lacks a float16/bfloat16 kernel (cholesky, triangular_solve, ...):
             # computed in float32, as the half-precision draws are, and rounded.
-            view = _float32_view(self)
-            out = getattr(super(PolysampleDistribution, view), method)(
-                value.float() if isinstance(value, torch.Tensor)
-                and value.is_floating_point() else value)
-            return out.to(_param_dtype(self)) if out.is_floating_point() else out
+            return self._ps_in_float32(method, value)
         except (ValueError, TypeError, RuntimeError) as exc:
             raise _invalid_value(self, method, value, exc) from exc
         except AttributeError as exc:

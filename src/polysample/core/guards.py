@@ -25,8 +25,8 @@ import torch
 from .errors import InvalidParameterError, InvalidParameterRuntimeError, SampleTooLargeError
 from .families import FAMILIES
 
-__all__ = ["check_finite", "check_size", "result_bytes", "allocation_error",
-           "transform_active", "memory_limit", "is_dynamo_compiling", "SMALL_RESULT"]
+__all__ = ["check_finite", "check_size", "check_event_size", "result_bytes",
+           "allocation_error", "transform_active", "memory_limit", "is_dynamo_compiling", "SMALL_RESULT"]
 
 _functorch = torch._C._functorch
 
@@ -200,6 +200,37 @@ def check_size(family: str, what: str, shape: torch.Size, params: Any) -> None:
         raise SampleTooLargeError(_message(
             family, what, shape, params, nbytes,
             f"more than {where} ({limit} bytes, {_human(limit)})"))
+
+
+def check_event_size(family: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """Raise :class:`SampleTooLargeError` at construction when a single draw cannot fit in
+    memory because of a Python-int size parameter (``LKJCholesky(dim)``: a ``(dim, dim)``
+    matrix). torch's constructor allocates O(dim) first: ``dim = 10**9`` took 20 s and
+    several GiB before failing with a misleading constraint error."""
+    if family != "LKJCholesky":
+        return
+    dim = kwargs["dim"] if "dim" in kwargs else (args[0] if args else None)
+    if isinstance(dim, bool) or not isinstance(dim, int) or dim <= 1:
+        return
+    conc = kwargs["concentration"] if "concentration" in kwargs else (
+        args[1] if len(args) > 1 else None)
+    dtype, device = torch.get_default_dtype(), torch.device("cpu")
+    if isinstance(conc, torch.Tensor):
+        device = conc.device
+        if conc.is_floating_point():
+            dtype = conc.dtype
+    nbytes = dim * dim * dtype.itemsize
+    if nbytes <= SMALL_RESULT:
+        return
+    limit = memory_limit(device)
+    if limit is not None and nbytes > limit:
+        where = ("this machine's physical memory" if device.type == "cpu"
+                 else f"the total memory of {device}")
+        raise SampleTooLargeError(
+            f"Cannot construct polysample.{family}(dim={dim}): a single draw, of shape "
+            f"({dim}, {dim}) and dtype {dtype}, needs {nbytes} bytes ({_human(nbytes)}), more "
+            f"than {where} ({limit} bytes, {_human(limit)}). Expected a dim whose draw fits "
+            "in memory. Reduce dim.")
 
 
 def allocation_error(exc: BaseException, family: str, what: str, shape: torch.Size,
