@@ -132,6 +132,34 @@ def _wrap_init_error(family: str, exc: Exception,
     )
 
 
+def _check_temperature(dist: Any, temperature: Any) -> None:
+    """torch's Relaxed families take ``temperature`` unchecked (it is no arg_constraint): a
+    string failed at the first draw with a raw TypeError, and a tensor that does not broadcast
+    to the batch shape gave draws of another shape (or a raw RuntimeError)."""
+    family = dist._ps_family
+    if temperature is None:
+        return
+    if isinstance(temperature, bool) or not isinstance(temperature, torch.Tensor | int | float):
+        raise InvalidParameterTypeError(
+            f"Invalid parameters for polysample.{family}: temperature must be a number or a "
+            f"tensor. Expected a positive number or tensor. Received: "
+            f"{type(temperature).__name__} {temperature!r:.50}. Give temperature as a float.")
+    if isinstance(temperature, torch.Tensor):
+        batch = dist.batch_shape + dist.event_shape  # torch divides the logits by it
+        try:
+            fits = torch.broadcast_shapes(temperature.shape, batch) == batch
+        except RuntimeError:
+            fits = False
+        if not fits:
+            raise InvalidParameterRuntimeError(
+                f"Invalid parameters for polysample.{family}: temperature of shape "
+                f"{tuple(temperature.shape)} does not broadcast to the batch shape "
+                f"{tuple(batch)} of probs/logits (batch and event). Expected a temperature of a "
+                "shape that "
+                "broadcasts to it. Received: that temperature. Give a scalar temperature, or "
+                "one shaped like probs' batch.")
+
+
 def _non_finite_args(family: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[str]:
     """The names of the floating arguments holding NaN or an infinity (for error messages)."""
     try:
@@ -315,6 +343,8 @@ class PolysampleDistribution:
             # with a string or None loc: 'str' object has no attribute 'dim'): a wrong type, as
             # torch's other constructors report it.
             raise _wrap_init_error(self._ps_family, TypeError(str(exc))) from exc
+        if "temperature" in self._ps_names:
+            _check_temperature(self, getattr(self, "temperature", None))
         if self._ps_spec.event_dim == 1:
             # torch.distributions.MultivariateNormal accepts a loc whose size differs from the
             # scale's and only fails later, inside sample(), with a raw RuntimeError.
@@ -452,8 +482,33 @@ class PolysampleDistribution:
 
     def _ps_allocation_error(self, exc: BaseException, what: str, shape: torch.Size,
                              params: Params) -> BaseException:
-        """The documented error for a backend's failure to allocate the result, else ``exc``."""
-        return allocation_error(exc, self._ps_family, what, shape, params) or exc
+        """The documented error for a backend's failure to allocate the result, or for its
+        failure on a parameter outside its constraint (``validate_args=False``), else ``exc``."""
+        return (allocation_error(exc, self._ps_family, what, shape, params)
+                or self._ps_constraint_error(exc, what) or exc)
+
+    def _ps_constraint_error(self, exc: BaseException, what: str) -> BaseException | None:
+        """With ``validate_args=False`` a parameter outside its constraint reaches the backend,
+        whose kernel may raise (``torch.poisson`` on a negative rate): the
+        :class:`InvalidParameterError` naming that parameter, or None when none is outside."""
+        if not isinstance(exc, ValueError | TypeError | RuntimeError):
+            return None
+        for name, constraint in self.arg_constraints.items():  # type: ignore[attr-defined]
+            value = self.__dict__.get(name)
+            if not isinstance(value, torch.Tensor) or not value.numel():
+                continue
+            try:
+                ok = bool(constraint.check(value.detach()).all())
+            except Exception:  # noqa: BLE001 - a check that cannot run names nothing
+                continue
+            if not ok:
+                return invalid_parameter(
+                    f"Cannot draw polysample.{self._ps_family}.{what}(): parameter {name} is "
+                    f"outside its constraint {constraint} (validate_args=False let it through) "
+                    f"and the backend failed on it: {' '.join(str(exc).split())[:200]} "
+                    f"Expected {name} satisfying {constraint}. Fix {name}, or construct with "
+                    "validate_args=True to have it refused at construction.", exc)
+        return None
 
     def sample(self, sample_shape: Any = torch.Size(), *, seed: Any = None,
                generator: torch.Generator | None = None) -> torch.Tensor:
@@ -500,7 +555,7 @@ class PolysampleDistribution:
                 params = params.computed_in(torch.float32)
             try:
                 out = backend.sample(self._ps_family, params, shape, seed=s)
-            except (MemoryError, RuntimeError) as exc:
+            except (MemoryError, RuntimeError, ValueError) as exc:
                 error = self._ps_allocation_error(exc, "sample", shape, params)
                 if error is exc:
                     raise
@@ -568,7 +623,7 @@ class PolysampleDistribution:
             params = params.computed_in(torch.float32)
         try:
             out = backend.rsample(self._ps_family, params, shape, seed=s)
-        except (MemoryError, RuntimeError) as exc:
+        except (MemoryError, RuntimeError, ValueError) as exc:
             error = self._ps_allocation_error(exc, "rsample", shape, params)
             if error is exc:
                 raise
