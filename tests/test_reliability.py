@@ -444,7 +444,11 @@ def test_cli_sample_with_a_huge_n_prints_one_line() -> None:
 
 
 @pytest.mark.parametrize("backend", _backends("torch", "numpy"))
-def test_draws_work_under_torch_compile(backend: str) -> None:
+def test_draws_work_under_torch_compile(backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Dynamo's first use turns torch.distributions' default validate_args off for the whole
+    # process (torch._dynamo.eval_frame); restored afterwards so later tests see the default.
+    monkeypatch.setattr(torch.distributions.Distribution, "_validate_args",
+                        torch.distributions.Distribution._validate_args)
     torch._dynamo.reset()
     loc = torch.zeros(3, requires_grad=True)
 
