@@ -66,6 +66,7 @@ from .core.errors import (
     NotReparameterizableError,
     NotTraceableError,
     PolysampleError,
+    SampleTooLargeError,
     UnknownBackendError,
     UnsupportedFamilyError,
 )
@@ -103,6 +104,6 @@ __all__ = [
     "PolysampleError", "UnknownBackendError", "BackendUnavailableError",
     "UnsupportedFamilyError", "NotReparameterizableError", "ConfigError",
     "InvalidParameterError", "BackendContractError", "InvalidParameterTypeError",
-    "InvalidParameterRuntimeError", "NotTraceableError",
+    "InvalidParameterRuntimeError", "NotTraceableError", "SampleTooLargeError",
     "__version__",
 ]

@@ -277,18 +277,19 @@ def _cmd_sample(args: argparse.Namespace) -> int:
             grads = {k: (g.tolist() if g is not None else None)
                      for k, g in zip(leaves, got)}  # type: ignore[misc]
     backend = resolve_backend(args.family, args.backend).name
-    out = values.detach().tolist()
     if args.json:
         print(json.dumps({"family": args.family, "backend": backend, "seed": args.seed,
                           "method": "rsample" if args.rsample else "sample",
-                          "values": out, "grad": grads or None}))
+                          "values": values.detach().tolist(), "grad": grads or None}))
         return 0
     shown = ", ".join(f"{k}={_fmt(v)}" for k, v in params.items())
     method = "rsample" if args.rsample else "sample"
     print(f"{args.family}({shown}).{method}(({args.num},)) on backend {backend!r}"
           + (f", seed {args.seed}" if args.seed is not None else ""))
-    for row in out:
-        print(f"  {_fmt(row)}")
+    # Row by row from chunks: a Python list of every value takes about 8 times the tensor.
+    for chunk in values.detach().split(1 << 16):
+        for row in chunk.tolist():
+            print(f"  {_fmt(row)}")
     for name, g in grads.items():
         print(f"d(sum)/d({name}) = {_fmt(g)}")
     return 0
@@ -325,10 +326,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         if not isinstance(exc, PolysampleError):
             raise
-        from .core.errors import InvalidParameterError, UnknownBackendError
+        from .core.errors import InvalidParameterError, SampleTooLargeError, UnknownBackendError
 
         print(f"polysample: error: {_one_line(exc)}", file=sys.stderr)
-        return 2 if isinstance(exc, UnknownBackendError | InvalidParameterError) else 1
+        usage = UnknownBackendError | InvalidParameterError | SampleTooLargeError  # -n too large
+        return 2 if isinstance(exc, usage) else 1
 
 
 def _one_line(exc: BaseException) -> str:

@@ -7,10 +7,25 @@ from collections.abc import Callable
 
 import torch
 
-__all__ = ["expm1_ratio", "redraw_outside_support", "MAX_SUPPORT_REDRAWS"]
+__all__ = ["expm1_ratio", "redraw_outside_support", "MAX_SUPPORT_REDRAWS", "LARGE_RATE",
+           "LARGE_COUNT", "LARGE_BINOMIAL_VARIANCE"]
 
 #: Redraws allowed for draws that fall outside the support (torch's Wishart default).
 MAX_SUPPORT_REDRAWS = 10
+
+#: Poisson rates above this are drawn as ``round(N(rate, rate))``: the libraries' Poisson
+#: samplers return integers and fail beyond int64 (torch returns -9.2e18, NumPy refuses rates
+#: above 9.2e18), and here the normal limit's CDF is within O(rate^-1/2) < 1e-9 of the
+#: Poisson's, finer than any float resolves the draws.
+LARGE_RATE = 1e18
+
+#: Binomial counts above this are drawn by a limit law (torch's and NumPy's samplers lose
+#: accuracy beyond: torch's float64 variance is +5% at 1e16 and x2 at 1e18; NumPy's +4% at
+#: 4e18 and refused beyond int64): with q = min(p, 1 - p), N(nq, nq(1-q)) rounded where
+#: nq(1-q) >= LARGE_BINOMIAL_VARIANCE (CDF error below 1e-5), else Poisson(nq) (total
+#: variation below q < 1e-5), mirrored for p > 1/2 and clipped to [0, n].
+LARGE_COUNT = 2.0 ** 50
+LARGE_BINOMIAL_VARIANCE = 1e10
 
 
 def expm1_ratio(xi: torch.Tensor, e: torch.Tensor) -> torch.Tensor:

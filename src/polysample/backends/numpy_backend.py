@@ -52,7 +52,13 @@ from ..core.implicit import (
 )
 from ..core.params import Params
 from ..core.seeds import GlobalStream, seed_sequence_from
-from ._math import expm1_ratio, redraw_outside_support
+from ._math import (
+    LARGE_BINOMIAL_VARIANCE,
+    LARGE_COUNT,
+    LARGE_RATE,
+    expm1_ratio,
+    redraw_outside_support,
+)
 
 # The implicit-reparameterization numerics live in polysample.core.implicit (the plugin kit);
 # they are re-exported here for code that imported them from this module.
@@ -251,10 +257,14 @@ def _weibull(d: _Draw) -> torch.Tensor:
     if d.reparam:
         # NumPy's weibull(k) is (-log U)^(1/k) with unit scale; the same from exponential noise
         # keeps k differentiable in torch.
-        return scale * d.std_exponential().pow(k.reciprocal())
-    # NumPy's weibull has one parameter (unit scale): torch's scale multiplies it.
-    k64 = d.arg("concentration")
-    return _inplace(d.fill(lambda size: d.rng.weibull(k64, size)), "mul", scale)
+        x = scale * d.std_exponential().pow(k.reciprocal())
+    else:
+        # NumPy's weibull has one parameter (unit scale): torch's scale multiplies it.
+        k64 = d.arg("concentration")
+        x = _inplace(d.fill(lambda size: d.rng.weibull(k64, size)), "mul", scale)
+    # At small concentrations the draw underflows to 0 (outside the support) or overflows to
+    # inf (log_prob NaN): kept in [tiny, max].
+    return x.clamp_(min=_tiny(x.dtype), max=torch.finfo(x.dtype).max)
 
 
 def _pareto(d: _Draw) -> torch.Tensor:
@@ -335,12 +345,14 @@ def _fisher_snedecor(d: _Draw) -> torch.Tensor:
     if not d.reparam:
         a1, a2 = d.arg("df1"), d.arg("df2")
         x = d.fill(lambda size: d.rng.f(a1, a2, size))
-        return x.clamp_(min=_tiny(x.dtype))
+        # NumPy's f is inf when its denominator underflows (df2 near 0): kept finite.
+        return x.clamp_(min=_tiny(x.dtype), max=torch.finfo(x.dtype).max)
     df1, df2 = d.param("df1"), d.param("df2")
     log_x = d.log_gamma(df1 * 0.5) - d.log_gamma(df2 * 0.5) + df2.log() - df1.log()
     # Kept inside the support (> 0) as the Gamma draws are; clamped in log space, where the
     # saved exp() output is not modified.
-    return log_x.clamp(min=math.log(_tiny(log_x.dtype))).exp()
+    fi = torch.finfo(log_x.dtype)
+    return log_x.clamp(min=math.log(fi.tiny), max=math.log(fi.max)).exp()
 
 
 def _beta_numpy(d: _Draw, a: np.ndarray, b: np.ndarray) -> tuple[torch.Tensor, np.ndarray | None]:
@@ -458,9 +470,23 @@ def _bernoulli(d: _Draw) -> torch.Tensor:
 
 
 def _binomial(d: _Draw) -> torch.Tensor:
-    n = np.rint(d.arg("total_count")).astype(np.int64)
-    p = np.clip(_probs64(d), 0.0, 1.0)
-    return d.fill(lambda size: d.rng.binomial(n, p, size))
+    n64, p = d.arg("total_count"), np.clip(_probs64(d), 0.0, 1.0)
+    size = d.size()
+    if n64.size == 0 or not float(np.max(n64)) > LARGE_COUNT:
+        n = np.rint(n64).astype(np.int64)
+        return d.fill(lambda chunk: d.rng.binomial(n, p, chunk))
+    # Large counts: the limit laws of _math.LARGE_COUNT, on the smaller of p and 1 - p.
+    n_b, p_b = np.broadcast_to(n64, size), np.broadcast_to(p, size)
+    small = d.rng.binomial(np.rint(np.minimum(n_b, LARGE_COUNT)).astype(np.int64), p_b)
+    q = np.minimum(p_b, 1.0 - p_b)
+    mean = n_b * q
+    var = mean * (1.0 - q)
+    normal = np.rint(mean + np.sqrt(var) * d.rng.standard_normal(size))
+    poisson = d.rng.poisson(np.minimum(mean, LARGE_RATE)).astype(np.float64)
+    y = np.minimum(np.maximum(np.where(var >= LARGE_BINOMIAL_VARIANCE, normal, poisson), 0.0),
+                   n_b)
+    y = np.where(p_b > 0.5, n_b - y, y)
+    return d.tensor(np.where(n_b > LARGE_COUNT, y, small))
 
 
 def _cdf_table(d: _Draw) -> torch.Tensor:
@@ -476,6 +502,8 @@ def _categorical_index(d: _Draw) -> torch.Tensor:
     c = _cdf_table(d)
     k = c.shape[-1]
     batch = tuple(c.shape[:-1])
+    if c.numel() == 0 or math.prod(d.sample_shape) == 0:
+        return torch.zeros(d.size(), dtype=torch.int64)  # nothing to draw (a 0-size batch)
     ns = len(d.sample_shape)
     u = torch.from_numpy(d.rng.random(d.size()))
     # searchsorted wants the batch in front: (batch..., samples).
@@ -508,7 +536,13 @@ def _geometric(d: _Draw) -> torch.Tensor:
     p = _probs64(d)
     positive = p > 0
     # NumPy's geometric counts trials (support 1, 2, ...); torch counts failures (0, 1, ...).
-    x = d.rng.geometric(np.where(positive, p, 1.0), d.size()).astype(np.float64) - 1.0
+    if p.size and float(p.min()) < 1e-9:
+        # NumPy returns int64, saturating at 9.2e18 (Geometric(1e-300) draws about 1e300):
+        # small probabilities by inversion in float64, floor(log(U) / log(1 - p)).
+        u = 1.0 - d.rng.random(d.size())  # in (0, 1]
+        x = np.floor(np.log(u) / np.log1p(-np.where(positive, p, 0.5)))
+    else:
+        x = d.rng.geometric(np.where(positive, p, 1.0), d.size()).astype(np.float64) - 1.0
     # probs == 0 never succeeds: torch's own sampler returns inf there.
     x = np.where(positive, x, np.inf)
     return d.tensor(x)
@@ -516,18 +550,33 @@ def _geometric(d: _Draw) -> torch.Tensor:
 
 def _negative_binomial(d: _Draw) -> torch.Tensor:
     n, p = d.arg("total_count"), _probs64(d)
-    # NumPy counts failures before n successes of probability p; torch counts successes (of
-    # probability probs) before total_count failures: NumPy's p is 1 - probs.
-    q = 1.0 - p
-    ok = (n > 0) & (q > 0)
-    x = d.rng.negative_binomial(np.where(ok, n, 1.0), np.where(ok, q, 0.5), d.size())
-    x = np.where(ok, x.astype(np.float64), np.where(n > 0, np.inf, 0.0))
+    # torch counts successes (of probability probs) before total_count failures: a Poisson of
+    # rate Gamma(total_count) * probs / (1 - probs), NumPy's own negative_binomial(n, 1 - probs)
+    # written out so that a large rate is drawn by _poisson_np (NumPy refuses n too large or p
+    # too small there). exp(logits) is probs / (1 - probs) without cancellation near 1.
+    ok = (n > 0) & (p < 1)
+    size = d.size()
+    lam = d.rng.standard_gamma(np.where(ok, n, 1.0), size) * np.exp(
+        np.where(ok, d.arg("logits"), 0.0))
+    x = _poisson_np(d.rng, lam, size).astype(np.float64)
+    x = np.where(ok, x, np.where(n > 0, np.inf, 0.0))
     return d.tensor(x)
+
+
+def _poisson_np(rng: np.random.Generator, lam: np.ndarray, size: tuple[int, ...]) -> np.ndarray:
+    """``rng.poisson(lam, size)``, with rates above ``LARGE_RATE`` drawn by the normal limit
+    (NumPy refuses rates above 9.2e18; see ``backends/_math.py``)."""
+    if lam.size == 0 or not float(np.max(lam)) > LARGE_RATE:
+        return rng.poisson(lam, size)
+    lam_b = np.broadcast_to(lam, size)
+    x = rng.poisson(np.minimum(lam_b, LARGE_RATE), size).astype(np.float64)
+    normal = np.maximum(np.rint(lam_b + np.sqrt(lam_b) * rng.standard_normal(size)), 0.0)
+    return np.where(lam_b > LARGE_RATE, normal, x)
 
 
 def _poisson(d: _Draw) -> torch.Tensor:
     rate = d.arg("rate")
-    return d.fill(lambda size: d.rng.poisson(rate, size))
+    return d.fill(lambda size: _poisson_np(d.rng, rate, size))
 
 
 def _multinomial(d: _Draw) -> torch.Tensor:

@@ -44,15 +44,23 @@ from torch.distributions.utils import clamp_probs
 
 from ..core import seeds as _seeds
 from ..core.backend import Row, Seed, TableBackend
+from ..core.errors import InvalidParameterError
 from ..core.families import FAMILIES
 from ..core.hookspecs import hookimpl
 from ..core.params import Params
 from ..core.seeds import global_seed_sequence, torch_generator_from
-from ._math import expm1_ratio, redraw_outside_support
+from ._math import (
+    LARGE_BINOMIAL_VARIANCE,
+    LARGE_COUNT,
+    LARGE_RATE,
+    expm1_ratio,
+    redraw_outside_support,
+)
 
 __all__ = ["TorchBackend", "build"]
 
 Gen = torch.Generator | None
+_functorch = torch._C._functorch
 Sampler = Callable[[Mapping[str, Any], torch.Size, Gen, bool], torch.Tensor]
 
 
@@ -71,9 +79,34 @@ def _empty(shape: torch.Size, like: torch.Tensor, g: Gen) -> torch.Tensor:
     return torch.empty(shape, dtype=like.dtype, device=dev)
 
 
+def _above(t: torch.Tensor, limit: float) -> bool:
+    """Whether some value of ``t`` exceeds ``limit``: the caller then takes its general path,
+    right for every value. Inside vmap the values cannot be read (``.item()`` raises there), so
+    the answer is True whenever ``t`` has values."""
+    if not t.numel():
+        return False
+    if _functorch.is_functorch_wrapped_tensor(t):
+        return True
+    return float(t.detach().max()) > limit
+
+
+def _below(t: torch.Tensor, limit: float) -> bool:
+    """Whether some value of ``t`` is below ``limit`` (True inside vmap, as :func:`_above`)."""
+    if not t.numel():
+        return False
+    if _functorch.is_functorch_wrapped_tensor(t):
+        return True
+    return float(t.detach().min()) < limit
+
+
 def _randn(shape: torch.Size, like: torch.Tensor, g: Gen) -> torch.Tensor:
     # What torch.randn and torch.distributions' _standard_normal do (same values), minus a
-    # layer of dispatch: 0.4 us of a 7 us scalar rsample().
+    # layer of dispatch: 0.4 us of a 7 us scalar rsample(). Not inside vmap: an in-place draw
+    # into an unbatched tensor raises under randomness="different", where torch.randn gives
+    # each batch element its own draw (as torch.distributions does).
+    if _functorch.maybe_current_level() is not None:
+        return _home(torch.randn(shape, dtype=like.dtype, device=like.device if g is None
+                                 else g.device, generator=g), like, g)
     if g is None:
         return torch.empty(shape, dtype=like.dtype, device=like.device).normal_()
     return _home(_empty(shape, like, g).normal_(generator=g), like, g)
@@ -97,7 +130,8 @@ def _std_gamma(conc: torch.Tensor, g: Gen) -> torch.Tensor:
 def _gamma(conc: torch.Tensor, rate: torch.Tensor, shape: torch.Size, g: Gen) -> torch.Tensor:
     """Gamma(conc, rate) exactly as ``td.Gamma.rsample``: standard gamma / rate, clamped to tiny."""
     value = _std_gamma(conc.expand(shape), g)
-    if torch.is_grad_enabled() and (conc.requires_grad or rate.requires_grad):
+    if ((torch.is_grad_enabled() and (conc.requires_grad or rate.requires_grad))
+            or _functorch.is_functorch_wrapped_tensor(rate)):  # vmap: out of place
         value = value / rate.expand(shape)
     else:  # the same quotient in place: no second array as large as the draw
         value.div_(rate)
@@ -150,7 +184,48 @@ class _DirichletSample(torch.autograd.Function):
         return _Dirichlet_backward(x, concentration, grad_output), None
 
 
+class _DirichletAt(torch.autograd.Function):
+    """A Dirichlet draw ``x`` made elsewhere, with torch's implicit gradient at ``x``."""
+
+    @staticmethod
+    def forward(ctx: Any, concentration: torch.Tensor, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(x, concentration)
+        return x
+
+    @staticmethod
+    def backward(ctx: Any, grad_output: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
+        x, concentration = ctx.saved_tensors
+        return _Dirichlet_backward(x, concentration, grad_output), None
+
+
+#: Below this concentration the Dirichlet is drawn in log space (_dirichlet_log_space).
+SMALL_CONCENTRATION = 0.5
+
+
+def _dirichlet_log_space(conc: torch.Tensor, g: Gen) -> torch.Tensor:
+    """Dirichlet(conc) from log Gamma draws, for small concentrations.
+
+    ``torch._sample_dirichlet`` normalizes Gamma draws, which underflow to 0 below the smallest
+    float (Gamma(1e-3) does with probability 0.49 in float64): a row whose Gammas all underflow
+    comes back exactly uniform (3% of the rows of Dirichlet(1e-3 x 5), finding R3). Here
+    ``log G_a = log G_(a+1) + log(U) / a`` (exact: ``G_a = G_(a+1) U^(1/a)``) never underflows,
+    and ``x = softmax(log G)`` in float64 is 0 only where the true value is below 1e-308; the
+    values are then kept inside the support (``[tiny, 1 - eps/2]``) as the other samplers do.
+    """
+    a = conc.detach().to(torch.float64)
+    log_g = (_std_gamma(a + 1.0, g).log_()
+             + torch.log1p(-_rand(a.shape, a, g)).div_(a))
+    x = torch.softmax(log_g, dim=-1).to(conc.dtype)
+    fi = torch.finfo(x.dtype)
+    return x.clamp_(min=fi.tiny, max=1.0 - fi.eps / 2)
+
+
 def _dirichlet(conc: torch.Tensor, g: Gen, reparam: bool) -> torch.Tensor:
+    if _below(conc, SMALL_CONCENTRATION):
+        x = _dirichlet_log_space(conc, g)
+        if reparam and conc.requires_grad:
+            return _DirichletAt.apply(conc, x)  # type: ignore[no-untyped-call,no-any-return]
+        return x
     if reparam and conc.requires_grad:
         return _DirichletSample.apply(conc, g)  # type: ignore[no-untyped-call]
     return _home(torch._sample_dirichlet(_on_gen(conc, g), generator=g), conc, g)
@@ -163,7 +238,8 @@ def _can_scalar_fast(t: torch.Tensor, shape: torch.Size, g: Gen) -> bool:
     ones), and on CPU only: ``.item()`` on CUDA would synchronize.
     """
     return (shape.numel() >= 256 and t.numel() == 1 and t.device.type == "cpu"
-            and (g is None or g.device.type == "cpu"))
+            and (g is None or g.device.type == "cpu")
+            and not _functorch.is_functorch_wrapped_tensor(t))  # no .item() under vmap
 
 
 # ---------------------------------------------------------------------- samplers
@@ -174,7 +250,9 @@ def _normal(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> torc
     loc, scale = p["loc"], p["scale"]
     shape = ss + loc.shape if ss else loc.shape
     if reparam:
-        if loc.requires_grad or scale.requires_grad:
+        if (loc.requires_grad or scale.requires_grad
+                or _functorch.is_functorch_wrapped_tensor(loc)
+                or _functorch.is_functorch_wrapped_tensor(scale)):  # vmap: out of place
             return loc + _randn(shape, loc, g) * scale
         # Nothing to differentiate: the same value (eps * scale + loc, two roundings) in place.
         return _randn(shape, loc, g).mul_(scale).add_(loc)
@@ -262,7 +340,9 @@ def _inverse_gamma(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) 
 def _beta(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> torch.Tensor:
     c1, c0 = p["concentration1"], p["concentration0"]
     conc = torch.stack([c1, c0], -1)
-    pieces = _pieces(ss, c1, g, reparam)
+    # Not in log space (small concentrations): it draws all the Gammas, then all the uniforms,
+    # so pieces would consume the stream in another order than one call.
+    pieces = None if _below(conc, SMALL_CONCENTRATION) else _pieces(ss, c1, g, reparam)
     if pieces is None:
         return _dirichlet(conc.expand(ss + conc.shape), g, reparam).select(-1, 0)
     # torch's Beta keeps both Dirichlet components (and its sampler's temporaries, 8x the
@@ -304,14 +384,19 @@ def _fisher_snedecor(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool
     tiny = torch.finfo(x2.dtype).tiny
     x2.clamp_(min=tiny)
     y = x1 / x2
-    y.clamp_(min=tiny)
+    y.clamp_(min=tiny, max=torch.finfo(y.dtype).max)  # x1 / tiny can overflow to inf
     return y
 
 
 def _kumaraswamy(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> torch.Tensor:
     c1, c0 = p["concentration1"], p["concentration0"]
     u = _rand(ss + c1.shape, c1, g)
-    return (1.0 + -1.0 * u.pow(c0.reciprocal())).pow(c1.reciprocal())
+    # torch's (1 - u^(1/b))^(1/a), with 1 - u^(1/b) as -expm1(log(u) / b): at small
+    # concentrations torch's form rounds to exactly 0 and 1, where log_prob is NaN (issue 12,
+    # support edges). Kept inside (0, 1) as the numpy backend keeps it.
+    x = (-torch.expm1(u.clamp(min=torch.finfo(u.dtype).tiny).log() / c0)).pow(c1.reciprocal())
+    fi = torch.finfo(x.dtype)
+    return x.clamp(min=fi.tiny, max=1 - fi.eps)
 
 
 def _pareto(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> torch.Tensor:
@@ -323,7 +408,11 @@ def _pareto(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> torc
 def _weibull(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> torch.Tensor:
     scale, conc = p["scale"], p["concentration"]
     e = _std_exponential(ss + scale.shape, scale, g)
-    return scale * e.pow(conc.reciprocal())
+    # At small concentrations e^(1/k) underflows to 0 (outside the support) or overflows to
+    # inf (log_prob NaN): kept in [tiny, max], as torch clamps its Gamma draws to tiny.
+    x = scale * e.pow(conc.reciprocal())
+    fi = torch.finfo(x.dtype)
+    return x.clamp_(min=fi.tiny, max=fi.max)
 
 
 def _generalized_pareto(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> torch.Tensor:
@@ -357,7 +446,10 @@ def _relaxed_one_hot(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool
     u = clamp_probs(_rand(ss + logits.shape, logits, g))
     gumbels = -((-(u.log())).log())
     scores = (logits + gumbels) / temperature
-    return (scores - scores.logsumexp(dim=-1, keepdim=True)).exp()
+    # torch's exp(scores - logsumexp(scores)) sums to 1 only within 2e-6 in float32, outside
+    # its own simplex check (1e-6), and underflows to 0 at low temperatures, where log_prob is
+    # -inf: softmax normalizes by its own sum, and values stay at least tiny (issue 12).
+    return torch.softmax(scores, dim=-1).clamp(min=torch.finfo(scores.dtype).tiny)
 
 
 def _mvn(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> torch.Tensor:
@@ -386,18 +478,47 @@ def _bernoulli(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> t
 def _binomial(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> torch.Tensor:
     count, probs = p["total_count"], p["probs"]
     shape = ss + probs.shape
-    out = torch.binomial(_on_gen(count.expand(shape), g), _on_gen(probs.expand(shape), g),
-                         generator=g)
-    return _home(out, probs, g)
+    # torch.binomial computes in the parameters' dtype, and its float32 BTRS sampler is wrong
+    # for large counts (Binomial(1e9, 0.3): variance +40%, finding R2); in float64 it is right.
+    c64 = _on_gen(count, g).to(torch.float64).expand(shape)
+    p64 = _on_gen(probs, g).to(torch.float64).expand(shape)
+    return _home(_binomial_draw(c64, p64, g), probs, g).to(probs.dtype)
+
+
+def _binomial_draw(c64: torch.Tensor, p64: torch.Tensor, g: Gen) -> torch.Tensor:
+    """Binomial draws in float64 (``c64``, ``p64`` of the result's shape, on ``g``'s device)."""
+    if not _above(c64, LARGE_COUNT):
+        return torch.binomial(c64, p64, generator=g)
+    small = torch.binomial(c64.clamp(max=LARGE_COUNT), p64, generator=g)
+    # Large counts: the limit laws of _math.LARGE_COUNT, on the smaller of p and 1 - p.
+    q = torch.minimum(p64, 1.0 - p64)
+    mean = c64 * q
+    var = mean * (1.0 - q)
+    normal = (mean + var.sqrt() * _randn(c64.shape, c64, g)).round()
+    poisson = torch.poisson(mean.clamp(max=LARGE_RATE), generator=g)
+    y = torch.where(var >= LARGE_BINOMIAL_VARIANCE, normal, poisson)
+    y = torch.minimum(y.clamp_(min=0.0), c64)
+    y = torch.where(p64 > 0.5, c64 - y, y)
+    return torch.where(c64 > LARGE_COUNT, y, small)
 
 
 def _categorical_index(probs: torch.Tensor, ss: torch.Size, g: Gen) -> torch.Tensor:
+    """Category indices by ``torch.multinomial`` on float64 probabilities.
+
+    ``torch.multinomial`` accumulates the probabilities in their own dtype: in float32 it loses
+    the small ones (Categorical with 1e5 categories of 1e-7 beside one large one draws a
+    category other than 0 with probability 0.0119 instead of 0.0100, finding R1). In float64
+    the sums are exact to 1e-16 and its uniforms have 53 bits. A category of probability 0 is
+    never drawn, but for the first category, when a uniform is exactly 0 (probability 2^-53
+    per draw). (An exact inversion by ``searchsorted`` costs 2 to 10 times more on few draws
+    per row, where most scalar draws are.)
+    """
     k = probs.shape[-1]
     batch = probs.shape[:-1]
     n = ss.numel()
     if n == 0 or probs.numel() == 0:
         return torch.zeros(ss + batch, dtype=torch.int64, device=probs.device)
-    probs_2d = _on_gen(probs.reshape(-1, k), g)
+    probs_2d = _on_gen(probs.detach().reshape(-1, k), g).to(torch.float64)
     samples_2d = torch.multinomial(probs_2d, n, True, generator=g).T
     return _home(samples_2d.reshape(ss + batch), probs, g)
 
@@ -419,9 +540,34 @@ def _one_hot_st(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> 
     return samples + (probs - probs.detach()) if reparam else samples
 
 
+#: Above this many category draws per call, Multinomial counts are drawn as conditional
+#: binomials (memory O(k) per count vector instead of O(total_count)).
+MULTINOMIAL_INDEX_LIMIT = 1 << 22
+
+
+def _multinomial_by_binomials(n: int, probs: torch.Tensor, ss: torch.Size,
+                              g: Gen) -> torch.Tensor:
+    """Counts ``x_j ~ Binomial(n - x_0 - ... - x_(j-1), p_j / (p_j + ... + p_(k-1)))``: exact,
+    as NumPy's multinomial, and without one index per trial (total_count may be 2**40)."""
+    shape = ss + probs.shape
+    p = _on_gen(probs.detach(), g).to(torch.float64)
+    tail = p.flip(-1).cumsum(-1).flip(-1)  # p_j + ... + p_(k-1), without cancellation
+    cond = torch.where(tail > 0, p / tail, torch.zeros_like(p)).clamp_(0.0, 1.0)
+    rest = torch.full(shape[:-1], float(n), dtype=torch.float64, device=p.device)
+    counts = []
+    for j in range(probs.shape[-1] - 1):
+        x = _binomial_draw(rest, cond[..., j].expand(shape[:-1]), g)
+        counts.append(x)
+        rest = rest - x
+    counts.append(rest)
+    return _home(torch.stack(counts, -1), probs, g).to(probs.dtype)
+
+
 def _multinomial(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> torch.Tensor:
     n, probs = p["total_count"], p["probs"]
     shape = ss + probs.shape
+    if n * ss.numel() * probs[..., 0].numel() > MULTINOMIAL_INDEX_LIMIT:
+        return _multinomial_by_binomials(n, probs, ss, g)
     samples = _categorical_index(probs, torch.Size((n,)) + ss, g)
     order = list(range(samples.dim()))
     order.append(order.pop(0))
@@ -431,9 +577,25 @@ def _multinomial(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) ->
     return counts.type_as(probs)
 
 
+def _poisson_draw(rate: torch.Tensor, g: Gen) -> torch.Tensor:
+    """``torch.poisson(rate)`` (rate already of the result's shape), right for large rates.
+
+    ``torch.poisson`` returns int64's minimum, -9.2e18, for rates beyond int64 (finding R4).
+    Above :data:`LARGE_RATE` the normal limit ``round(rate + sqrt(rate) Z)`` is used: its CDF
+    differs from the Poisson's by O(rate^-1/2) < 1e-9, and no float can resolve the draw more
+    finely there anyway.
+    """
+    if not _above(rate, LARGE_RATE):
+        return _home(torch.poisson(_on_gen(rate, g), generator=g), rate, g)
+    r = rate.detach().to(torch.float64)
+    small = _home(torch.poisson(_on_gen(r.clamp(max=LARGE_RATE), g), generator=g), r, g)
+    normal = (r + r.sqrt() * _randn(r.shape, r, g)).round_().clamp_(min=0.0)
+    return torch.where(r > LARGE_RATE, normal, small).to(rate.dtype)
+
+
 def _poisson(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> torch.Tensor:
     rate = p["rate"]
-    return _home(torch.poisson(_on_gen(rate.expand(ss + rate.shape), g), generator=g), rate, g)
+    return _poisson_draw(rate.expand(ss + rate.shape), g)
 
 
 def _geometric(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> torch.Tensor:
@@ -446,7 +608,11 @@ def _geometric(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> t
 def _negative_binomial(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> torch.Tensor:
     count, logits = p["total_count"], p["logits"]
     rate = _gamma(count, torch.exp(-logits), ss + logits.shape, g)
-    return _home(torch.poisson(_on_gen(rate, g), generator=g), logits, g)
+    return _poisson_draw(rate, g)
+
+
+#: Rounds of VonMises' rejection loop before it gives up (every loop is bounded).
+VON_MISES_MAX_ROUNDS = 1000
 
 
 def _von_mises(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> torch.Tensor:
@@ -457,7 +623,17 @@ def _von_mises(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> t
     shape = ss + loc.shape
     x = torch.empty(shape, dtype=work_loc.dtype, device=loc.device)
     done = torch.zeros(shape, dtype=torch.bool, device=loc.device)
+    rounds = 0
     while not done.all():
+        rounds += 1
+        if rounds > VON_MISES_MAX_ROUNDS:
+            # Each round accepts a draw with probability above 0.65 for every finite
+            # concentration (Best and Fisher): only a parameter that is no number gets here.
+            raise InvalidParameterError(
+                f"VonMises: the rejection sampler accepted no draw in {VON_MISES_MAX_ROUNDS} "
+                "rounds for some parameters (an acceptance rate below 1e-100). Expected finite "
+                f"loc and concentration > 0. Received: concentration "
+                f"{p['concentration'].detach().flatten()[:4].tolist()}...")
         u1, u2, u3 = _rand((3,) + shape, work_loc, g).unbind()
         z = torch.cos(math.pi * u1)
         f = (1 + r * z) / (r + z)
@@ -617,6 +793,17 @@ class TorchBackend(TableBackend):
         if isinstance(seed, torch.Generator):
             return seed
         return torch_generator_from(seed, params.device)
+
+    def sample(self, family: str, params: Mapping[str, Any], sample_shape: torch.Size, *,
+               seed: Seed = None) -> torch.Tensor:
+        if _functorch.maybe_current_level() is None:
+            return super().sample(family, params, sample_shape, seed=seed)
+        # Inside vmap the in-place fast paths would write a batched result into unbatched
+        # noise (randomness="same"): the out-of-place (rsample) formulas, without gradients.
+        row = self._row(family)
+        p = Params.of(family, params)
+        with torch.no_grad():
+            return row.draw(p, sample_shape, self.rng(seed, p), True)
 
     def log_prob(self, family: str, params: Mapping[str, Any], value: torch.Tensor) -> torch.Tensor:
         """torch's ``log_prob`` of the family built from ``params`` (for direct callers: the

@@ -14,6 +14,10 @@ Each :class:`Case` holds:
 * ``moments(params)``: analytic ``E[x]`` and ``E[x^2]`` as differentiable torch functions
   (the mean-pathwise-gradient check), and ``noise(x, params)``: the parameter-free noise
   recovered from a draw (the noise-invariance gradient check);
+* ``edges(dtype)``: the hard cases of issue 12 as a batch (or None), with ``edges_dtype``
+  when they must be drawn in another dtype than the suite's float64 (float32 Binomial and
+  Categorical: the defects they catch are float32 ones); judged by the sampler and agreement
+  layers only;
 * the sample-size class and a few flags (densities with simplex parameters cannot be
   ``gradcheck``-ed by finite differences, parameters with a positive domain).
 """
@@ -46,13 +50,20 @@ Params = dict[str, Any]
 #: shift of 1% of a standard deviation (E zeta = 0.01) at n >= 9.2e5 (miss rate 1e-3 at the
 #: per-point alpha); quick mode the same claims at 2%, n >= 1.2e5 and 2.3e5. The corners grid
 #: probes the edges of the parameter space with fewer draws in quick mode.
+#: The edges grids (issue 12's hard cases) are sized for the defects they catch: the float32
+#: Categorical's 1e-7 tails (P(x != 0) = 0.0119 instead of 0.0100) need n >= 2.4e5 for the
+#: exact sum of the category-0 indicator at the per-point alpha and a miss rate of 1e-3 (quick
+#: mode 2^18); the float32 Binomial(1e9, 0.3)'s +40% variance (K-S distance about 0.04) and
+#: Dirichlet(1e-3)'s 3% uniform rows (K-S distance about 0.03) need about 2e4.
 SAMPLE_SIZES: dict[str, dict[str, tuple[int, int]]] = {
     "continuous": {"typical": (1 << 18, 1 << 20), "corners": (1 << 15, 1 << 20)},
     # Cauchy: a 2% scale error moves E zeta^2 by 0.015 only (heavy tails compress the normal
     # scores), detected at n >= 8.7e5; 1% at 3.5e6. Its draws and CDF are cheap.
     "heavy": {"typical": (1 << 20, 1 << 22), "corners": (1 << 15, 1 << 20)},
-    "discrete": {"typical": (1 << 18, 1 << 20), "corners": (1 << 15, 1 << 18)},
-    "multivariate": {"typical": (1 << 17, 1 << 18), "corners": (1 << 14, 1 << 18)},
+    "discrete": {"typical": (1 << 18, 1 << 20), "corners": (1 << 15, 1 << 18),
+                 "edges": (1 << 18, 1 << 20)},
+    "multivariate": {"typical": (1 << 17, 1 << 18), "corners": (1 << 14, 1 << 18),
+                     "edges": (1 << 15, 1 << 17)},
     "matrix": {"typical": (1 << 15, 1 << 18), "corners": (1 << 13, 1 << 18)},
 }
 
@@ -75,6 +86,8 @@ class Case:
     size: str = "continuous"
     gradcheck: bool = True
     positive: frozenset[str] = field(default_factory=frozenset)
+    edges: Callable[[torch.dtype], Params] | None = None
+    edges_dtype: torch.dtype | None = None
 
     @property
     def univariate(self) -> bool:
@@ -136,7 +149,20 @@ def _corner(**values: Any) -> Callable[[torch.dtype], Params]:
     return lambda d: {k: _t(v, d) for k, v in values.items()}
 
 
-_CORNER_PROBS = [[1e-4, 1.0, 1.0, 1.0], [1.0, 1.0, 1.0, 1e3]]
+# The last row has categories of probability exactly 0, which no backend may ever draw: the
+# indicator of such a category is Bernoulli(0), and one draw of it fails its exact sum test.
+_CORNER_PROBS = [[1e-4, 1.0, 1.0, 1.0], [1.0, 1.0, 1.0, 1e3], [0.0, 1.0, 0.0, 1.0]]
+
+#: Categories of the Categorical edges grid: 1e5, all but the first of probability 1e-7.
+_MANY_CATEGORIES = 100_000
+
+
+def _categorical_tails(d: torch.dtype) -> Params:
+    # torch.multinomial accumulates float32 probabilities in float32 and draws a category
+    # other than 0 with probability 0.0119 instead of 0.0100 here (issue 12).
+    p = torch.full((_MANY_CATEGORIES,), 1e-7, dtype=torch.float64)
+    p[0] = 1.0 - 1e-7 * (_MANY_CATEGORIES - 1)
+    return {"probs": p.to(d)}
 
 
 # ---------------------------------------------------------------------- projections
@@ -176,12 +202,26 @@ def _categorical_project(p: Mapping[str, Arr], x: Arr, batch: tuple[int, ...],
     # Binomial(n, p_j), the sharpest test of a probability error.
     xs = x.reshape(n, m)
     pn = probs / probs.sum(-1, keepdims=True)
-    for c in range(probs.shape[-1]):
-        pc = pn[:, c]
-        out.append(Projection(f"category{c}", (xs == c).astype(np.float64),
-                              stats.bernoulli(pc), True, _bernoulli_column(pc),
-                              _binom_sum(1.0, pc)))
+    k = probs.shape[-1]
+    if k > _MAX_CATEGORY_STATS:
+        # Many categories: the first 8 one by one, the others in 8 blocks of neighbours (each
+        # block's indicator is Bernoulli of its total probability), so that the statistics
+        # cost O(n) each, not O(n k).
+        bounds = np.linspace(8, k, 9).astype(np.int64)
+        groups = [(f"category{c}", c, c + 1) for c in range(8)] + [
+            (f"categories{lo}to{hi - 1}", lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]
+    else:
+        groups = [(f"category{c}", c, c + 1) for c in range(k)]
+    for label, lo, hi in groups:
+        pc = pn[:, lo:hi].sum(-1)
+        hit = (xs == lo) if hi == lo + 1 else ((xs >= lo) & (xs < hi))
+        out.append(Projection(label, hit.astype(np.float64), stats.bernoulli(pc), True,
+                              _bernoulli_column(pc), _binom_sum(1.0, pc)))
     return out
+
+
+#: Above this many categories the per-category statistics are grouped (_categorical_project).
+_MAX_CATEGORY_STATS = 64
 
 
 def _normal_projections(family: str) -> Callable[..., list[Projection]]:
@@ -520,7 +560,7 @@ _TABLE = [
        positive=frozenset({"temperature"})),
     # ---- discrete, univariate
     _c("Bernoulli", lambda b, d, k: {"probs": _lin(0.2, 0.7, b, d)},
-       _corner(probs=[1e-4, 0.5, 0.9999]), law=lambda p: stats.bernoulli(p["probs"]),
+       _corner(probs=[1e-4, 0.5, 0.9999, 0.0, 1.0]), law=lambda p: stats.bernoulli(p["probs"]),
        discrete=True, exact_sum=_sum_bernoulli),
     _c("Geometric", lambda b, d, k: {"probs": _lin(0.2, 0.7, b, d)},
        _corner(probs=[1e-4, 0.5, 0.9999]),
@@ -528,20 +568,24 @@ _TABLE = [
        law=lambda p: stats.geom(p["probs"], loc=-1), discrete=True, exact_sum=_sum_geometric),
     _c("Binomial", lambda b, d, k: {"total_count": _lin(5.0, 20.0, b, d).round(),
                                     "probs": _lin(0.2, 0.7, b, d)},
-       _corner(total_count=[1.0, 100.0, 1000.0], probs=[1e-3, 0.5, 0.999]),
+       _corner(total_count=[1.0, 100.0, 1000.0, 10.0, 10.0], probs=[1e-3, 0.5, 0.999, 0.0, 1.0]),
        law=lambda p: stats.binom(p["total_count"], p["probs"]), discrete=True,
-       exact_sum=_sum_binomial),
+       exact_sum=_sum_binomial,
+       # torch.binomial in float32 (BTRS): Binomial(1e9, 0.3) with variance +40% (issue 12).
+       edges=_corner(total_count=[1e9, 1e6], probs=[0.3, 0.7]), edges_dtype=torch.float32),
     _c("NegativeBinomial", lambda b, d, k: {"total_count": _lin(2.0, 8.0, b, d),
                                             "probs": _lin(0.2, 0.6, b, d)},
        _corner(total_count=[0.5, 5.0, 100.0], probs=[1e-3, 0.5, 0.99]),
        # torch: successes (prob p) before total_count failures = SciPy nbinom(r, 1 - p).
        law=lambda p: stats.nbinom(p["total_count"], 1 - p["probs"]), discrete=True,
        exact_sum=_sum_negative_binomial),
-    _c("Poisson", lambda b, d, k: {"rate": _lin(0.5, 3.0, b, d)}, _corner(rate=[1e-3, 1.0, 1e3]),
+    _c("Poisson", lambda b, d, k: {"rate": _lin(0.5, 3.0, b, d)},
+       _corner(rate=[1e-3, 1.0, 1e3, 0.0]),
        law=lambda p: stats.poisson(p["rate"]), discrete=True, exact_sum=_sum_poisson),
     _c("Categorical", lambda b, d, k: {"probs": _simplex(b, d, k)},
        lambda d: {"probs": _rows(_CORNER_PROBS, d)}, project=_categorical_project,
-       logpdf=_categorical_logpdf, size="discrete", gradcheck=False),
+       logpdf=_categorical_logpdf, size="discrete", gradcheck=False,
+       edges=_categorical_tails, edges_dtype=torch.float32),
     _c("OneHotCategorical", lambda b, d, k: {"probs": _simplex(b, d, k)},
        lambda d: {"probs": _rows(_CORNER_PROBS, d)}, project=_categorical_project,
        size="discrete", gradcheck=False),
@@ -556,7 +600,10 @@ _TABLE = [
     _c("Dirichlet", lambda b, d, k: {"concentration": _lin(0.6, 3.0, b + (k,), d)},
        _corner(concentration=[[1e-2, 1e-2, 1e-2], [0.1, 1.0, 10.0], [1e3, 1e3, 1e3]]),
        project=_simplex_project("Dirichlet"), logpdf=_dirichlet_logpdf, moments=_dirichlet_moments,
-       size="multivariate", gradcheck=False),
+       size="multivariate", gradcheck=False,
+       # torch._sample_dirichlet: 3% of the rows of Dirichlet(1e-3 x 5) exactly uniform, where
+       # every Gamma draw underflowed (issue 12).
+       edges=_corner(concentration=[[1e-3] * 5])),
     _c("RelaxedOneHotCategorical",
        lambda b, d, k: {"temperature": torch.tensor(0.5, dtype=d), "probs": _simplex(b, d, k)},
        lambda d: {"temperature": torch.tensor(0.5, dtype=d),

@@ -58,15 +58,23 @@ class Grid:
     """A named, batched parameter set: one vectorised draw covers all its grid points.
 
     ``build(dtype)`` returns constructor kwargs for ``polysample.<family>``. Labels contain no
-    ``-`` (check ids are ``<backend>-<family>-<grid>-<check>``).
+    ``-`` (check ids are ``<backend>-<family>-<grid>-<check>``). ``dtype`` is the dtype the
+    sampler layer draws it in (None: float64, the suite's); ``layers`` the layers that judge it
+    (None: every layer).
     """
 
     label: str
     build: Callable[[torch.dtype], dict[str, Any]]
+    dtype: torch.dtype | None = None
+    layers: tuple[str, ...] | None = None
+
+    def judged_by(self, layer: str) -> bool:
+        return self.layers is None or layer in self.layers
 
 
 def grids(family: str) -> list[Grid]:
-    """The statistical parameter grids of ``family``: ``typical`` and, where defined, ``corners``."""
+    """The statistical parameter grids of ``family``: ``typical`` and, where defined,
+    ``corners`` and ``edges`` (issue 12's hard cases: sampler and agreement layers only)."""
     c = CASES[family]
 
     def typical(d: torch.dtype) -> dict[str, Any]:
@@ -75,7 +83,13 @@ def grids(family: str) -> list[Grid]:
     out = [Grid("typical", typical)]
     if c.corners is not None:
         out.append(Grid("corners", c.corners))
+    if c.edges is not None:
+        out.append(Grid("edges", c.edges, c.edges_dtype, ("sampler", "agreement")))
     return out
+
+
+#: Longest vector shown whole in a grid point; longer ones show their ends and their length.
+_SHOWN = 8
 
 
 def _fmt(v: Any) -> str:
@@ -84,6 +98,9 @@ def _fmt(v: Any) -> str:
         if v.dim() == 0:
             x = v.item()
             return f"{x:.4g}" if isinstance(x, float) else str(x)
+        if len(v) > _SHOWN:  # the 1e5 categories of the Categorical edges grid
+            head = ", ".join(_fmt(e) for e in v[:3])
+            return f"[{head}, ..., {_fmt(v[-1])}] ({len(v)} values)"
         return "[" + ", ".join(_fmt(e) for e in v) + "]"
     if isinstance(v, float):
         return f"{v:.4g}"

@@ -155,7 +155,8 @@ class Runner:
     def _draw(self, t: Target, family: str, grid: Grid, method: str) -> Draw:
         t0 = time.perf_counter()
         n = cases.sample_size(family, grid.label, self.quick)
-        params = grid.build(torch.float64)
+        dtype = grid.dtype or torch.float64
+        params = grid.build(dtype)
         dist = make(family, params, t)
         seed = self.seed(f"{t.name}-{family}-{grid.label}-{method}")
         fn = dist.sample if method == "sample" else dist.rsample
@@ -164,8 +165,8 @@ class Runner:
         t_draw = time.perf_counter() - t0
         xs = x.detach().to("cpu")
         spec = FAMILIES[family]
-        if xs.dtype != torch.float64 and spec.kind != "index":
-            raise CheckFailure(f"{method}() returned dtype {xs.dtype} for float64 parameters")
+        if xs.dtype != dtype and spec.kind != "index":
+            raise CheckFailure(f"{method}() returned dtype {xs.dtype} for {dtype} parameters")
         xn = xs.double().numpy()
         bad = ~np.isfinite(xn)
         if bad.any():

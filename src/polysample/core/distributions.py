@@ -9,6 +9,8 @@ shape, dtype, device, gradients): a backend that breaks it raises
 
 from __future__ import annotations
 
+import inspect
+import math
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -31,6 +33,16 @@ from .errors import (
     invalid_parameter,
 )
 from .families import FAMILIES, FamilySpec
+from .guards import (
+    SMALL_RESULT,
+    allocation_error,
+    check_event_size,
+    check_finite,
+    check_size,
+    is_dynamo_compiling,
+    result_bytes,
+)
+from .guards import transform_active as _transform_active
 from .params import Params
 from .seeds import as_seed_sequence
 from .torch_fixes import FIXES
@@ -103,15 +115,66 @@ def _check_backend_arg(backend: object) -> None:
         )
 
 
-def _wrap_init_error(family: str, exc: Exception) -> InvalidParameterError:
+def _wrap_init_error(family: str, exc: Exception,
+                     non_finite: list[str] | None = None) -> InvalidParameterError:
     # Also the builtin class torch raised (RuntimeError for shapes that do not broadcast), so
     # the except clauses of torch code keep catching it.
+    received = "arguments that torch's message above names"
+    if non_finite:
+        # torch may name its own internal parameter (Beta's Dirichlet "concentration"): the
+        # caller's non-finite arguments are named too.
+        received += f"; non-finite: {', '.join(non_finite)}"
     return invalid_parameter(
         f"Invalid parameters for polysample.{family}: {exc} "
         f"Expected parameters of torch.distributions.{family}'s constructor (numbers or tensors "
-        "satisfying its arg_constraints, with broadcastable shapes). Received: arguments that "
-        "torch's message above names. Fix that argument.", exc
+        f"satisfying its arg_constraints, with broadcastable shapes). Received: {received}. "
+        "Fix that argument.", exc
     )
+
+
+def _check_temperature(dist: Any, temperature: Any) -> None:
+    """torch's Relaxed families take ``temperature`` unchecked (it is no arg_constraint): a
+    string failed at the first draw with a raw TypeError, and a tensor that does not broadcast
+    to the batch shape gave draws of another shape (or a raw RuntimeError)."""
+    family = dist._ps_family
+    if temperature is None:
+        return
+    if isinstance(temperature, bool) or not isinstance(temperature, torch.Tensor | int | float):
+        raise InvalidParameterTypeError(
+            f"Invalid parameters for polysample.{family}: temperature must be a number or a "
+            f"tensor. Expected a positive number or tensor. Received: "
+            f"{type(temperature).__name__} {temperature!r:.50}. Give temperature as a float.")
+    if isinstance(temperature, torch.Tensor):
+        batch = dist.batch_shape + dist.event_shape  # torch divides the logits by it
+        try:
+            fits = torch.broadcast_shapes(temperature.shape, batch) == batch
+        except RuntimeError:
+            fits = False
+        if not fits:
+            raise InvalidParameterRuntimeError(
+                f"Invalid parameters for polysample.{family}: temperature of shape "
+                f"{tuple(temperature.shape)} does not broadcast to the batch shape "
+                f"{tuple(batch)} of probs/logits (batch and event). Expected a temperature of a "
+                "shape that "
+                "broadcasts to it. Received: that temperature. Give a scalar temperature, or "
+                "one shaped like probs' batch.")
+
+
+def _non_finite_args(family: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[str]:
+    """The names of the floating arguments holding NaN or an infinity (for error messages)."""
+    try:
+        init = getattr(td, family).__init__
+        bound = inspect.signature(init).bind_partial(None, *args, **kwargs)
+    except (AttributeError, TypeError, ValueError):
+        return []
+    names = []
+    for name, value in list(bound.arguments.items())[1:]:
+        if isinstance(value, torch.Tensor) and value.is_floating_point() and value.numel():
+            if not bool(torch.isfinite(value.detach()).all()):
+                names.append(name)
+        elif isinstance(value, float) and not math.isfinite(value):
+            names.append(name)
+    return names
 
 
 def _invalid_value(dist: Any, method: str, value: object, exc: Exception) -> InvalidParameterError:
@@ -134,9 +197,21 @@ def _invalid_value(dist: Any, method: str, value: object, exc: Exception) -> Inv
         "such a value (torch.as_tensor(value, dtype=...) converts numbers and arrays).", exc)
 
 
+#: Floating dtypes that the core draws in float32 and rounds: the libraries' samplers lack
+#: half-precision kernels (torch's Gamma and Dirichlet, TFP's bfloat16) or lose accuracy in
+#: them, and a float32 draw rounded to half is the most accurate half-precision draw.
+_HALF = frozenset({torch.float16, torch.bfloat16})
+
+
 def _check_traceable(backend: Backend, family: str, what: str) -> None:
-    """Refuse, under ``torch.jit.trace``, a computation that the tracer cannot record."""
-    if not backend.traceable and torch.jit.is_tracing():
+    """Refuse, under ``torch.jit.trace`` or a ``torch.func`` transform (``vmap``, ``grad``,
+    ...), a computation made outside torch, which the transform cannot follow."""
+    if backend.traceable:
+        return
+    transform = _transform_active()
+    if transform is None:
+        return
+    if transform == "torch.jit.trace":
         raise NotTraceableError(
             f"Cannot trace polysample.{family}.{what}() on backend {_label(backend)!r}: it "
             "computes outside torch, so torch.jit.trace would bake its result into the trace "
@@ -145,6 +220,68 @@ def _check_traceable(backend: Backend, family: str, what: str) -> None:
             f"{_label(backend)!r}. Trace with backend='torch', or compute the value outside "
             "the traced function and pass it in."
         )
+    raise NotTraceableError(
+        f"Cannot run polysample.{family}.{what}() on backend {_label(backend)!r} inside "
+        f"{transform}: it computes outside torch, so vmap would give every batch element the "
+        "same draw (whatever its randomness=) and the torch.func gradient transforms cannot "
+        "follow it. Expected a backend whose traceable is True inside torch.func transforms "
+        f"(backend='torch'). Received: backend {_label(backend)!r}. Use backend='torch' "
+        "there, or draw outside the transform and pass the values in."
+    )
+
+
+@torch.compiler.disable
+def _eager(dist: Any, method: str, *args: Any, **kwargs: Any) -> Any:
+    """``dist.<method>(...)`` run eagerly, outside ``torch.compile``'s graph (a graph break).
+
+    Draws need a generator, NumPy or TFP, none of which Dynamo can capture; run eagerly they
+    work on every backend, with gradients flowing through the break as usual.
+    """
+    return getattr(dist, method)(*args, **kwargs)
+
+
+def _to_half(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """A float32 draw rounded to ``dtype`` (float16, bfloat16), with the nonzero values that
+    would flush to zero kept at the dtype's smallest normal number (as torch clamps its Gamma
+    draws): a positive draw stays inside a positive support (FisherSnedecor, LogNormal); the
+    finite values that would overflow kept at its largest finite value."""
+    out = x.to(dtype)
+    flushed = (out == 0) & (x != 0)
+    if bool(flushed.any()):
+        tiny = torch.finfo(dtype).tiny
+        out = torch.where(flushed, torch.where(x > 0, tiny, -tiny).to(dtype), out)
+    # Finite float32 values beyond float16's range (65504) would round to infinity, where
+    # log_prob is NaN (FisherSnedecor at small df2): kept at the dtype's largest finite value.
+    overflowed = out.isinf() & x.isfinite()
+    if bool(overflowed.any()):
+        big = torch.finfo(dtype).max
+        out = torch.where(overflowed, torch.where(x > 0, big, -big).to(dtype), out)
+    return out
+
+
+def _half_kernel_missing(exc: BaseException) -> bool:
+    text = str(exc)
+    return "not implemented for 'Half'" in text or "not implemented for 'BFloat16'" in text
+
+
+def _param_dtype(dist: Any) -> torch.dtype:
+    """The floating dtype of ``dist``'s parameters."""
+    return dist._ps_params().float_dtype  # type: ignore[no-any-return]
+
+
+def _float32_view(obj: Any) -> Any:
+    """A shallow copy of a torch distribution (or transform) whose half-precision tensors,
+    nested distributions (``base_dist``) and transforms are float32."""
+    new = object.__new__(type(obj))
+    for name, value in obj.__dict__.items():
+        if isinstance(value, torch.Tensor) and value.dtype in _HALF:
+            value = value.float()
+        elif isinstance(value, td.Distribution | td.Transform):
+            value = _float32_view(value)
+        elif isinstance(value, list) and any(isinstance(v, td.Transform) for v in value):
+            value = [_float32_view(v) if isinstance(v, td.Transform) else v for v in value]
+        new.__dict__[name] = value
+    return new
 
 
 class _TorchOnClass:
@@ -190,12 +327,24 @@ class PolysampleDistribution:
     def __init__(self, *args: Any, backend: str | Backend | None = None, **kwargs: Any) -> None:
         _check_backend_arg(backend)
         self._ps_backend = backend
+        check_event_size(self._ps_family, args, kwargs)
         try:
             super().__init__(*args, **kwargs)
         except PolysampleError:
             raise
         except (ValueError, TypeError, RuntimeError) as exc:
-            raise _wrap_init_error(self._ps_family, exc) from exc
+            raise _wrap_init_error(self._ps_family, exc,
+                                   _non_finite_args(self._ps_family, args, kwargs)) from exc
+        except AttributeError as exc:
+            if all(isinstance(a, torch.Tensor | int | float)
+                   for a in (*args, *kwargs.values())):
+                raise
+            # torch calls a tensor method on a wrong-typed argument (LowRankMultivariateNormal
+            # with a string or None loc: 'str' object has no attribute 'dim'): a wrong type, as
+            # torch's other constructors report it.
+            raise _wrap_init_error(self._ps_family, TypeError(str(exc))) from exc
+        if "temperature" in self._ps_names:
+            _check_temperature(self, getattr(self, "temperature", None))
         if self._ps_spec.event_dim == 1:
             # torch.distributions.MultivariateNormal accepts a loc whose size differs from the
             # scale's and only fails later, inside sample(), with a raw RuntimeError.
@@ -246,15 +395,19 @@ class PolysampleDistribution:
         """The parameter that gives the result's dtype and device: the first floating tensor
         parameter, else the first tensor one (integer tensors, Python-number temperatures)."""
         first = None
-        for name in self._ps_tensor_params:
-            t = getattr(self, name)
-            if isinstance(t, torch.Tensor):
-                if t.is_floating_point():
-                    return t
-                first = t if first is None else first
-        if first is None:
-            return torch.empty((), dtype=torch.get_default_dtype())
-        return first
+        # Attributes already made first: reading a lazy one (Bernoulli's logits from integer
+        # probs) would compute it, and torch cannot compute logits of an integer tensor.
+        attrs = self.__dict__
+        for get in (attrs.get, lambda name: getattr(self, name)):
+            for name in self._ps_tensor_params:
+                t = get(name)
+                if isinstance(t, torch.Tensor):
+                    if t.is_floating_point():
+                        return t
+                    first = t if first is None else first
+            if first is not None:
+                return first
+        return torch.empty((), dtype=torch.get_default_dtype())
 
     def _ps_has_rsample(self) -> bool:
         """Whether the backend that resolves now offers ``rsample()`` for this family.
@@ -311,6 +464,52 @@ class PolysampleDistribution:
                 names.append(name)
         return names
 
+    def _ps_guard(self, backend: Backend, params: Params, shape: torch.Size,
+                  what: str) -> None:
+        """The core's checks before a draw: finite parameters (at the first draw of each
+        object), a result that fits in the device's memory.
+
+        The bytes of one sample are remembered with the finite check, so that a repeated
+        draw costs a dictionary lookup and one product (its scalar path stays as fast).
+        """
+        unit = self.__dict__.get("_ps_checked")
+        if unit is None:
+            unit = result_bytes(params)
+            if check_finite(self, self._ps_family, self._ps_tensor_params, backend.traceable):
+                self.__dict__["_ps_checked"] = unit
+        if unit * math.prod(shape) > SMALL_RESULT:
+            check_size(self._ps_family, what, shape, params)
+
+    def _ps_allocation_error(self, exc: BaseException, what: str, shape: torch.Size,
+                             params: Params) -> BaseException:
+        """The documented error for a backend's failure to allocate the result, or for its
+        failure on a parameter outside its constraint (``validate_args=False``), else ``exc``."""
+        return (allocation_error(exc, self._ps_family, what, shape, params)
+                or self._ps_constraint_error(exc, what) or exc)
+
+    def _ps_constraint_error(self, exc: BaseException, what: str) -> BaseException | None:
+        """With ``validate_args=False`` a parameter outside its constraint reaches the backend,
+        whose kernel may raise (``torch.poisson`` on a negative rate): the
+        :class:`InvalidParameterError` naming that parameter, or None when none is outside."""
+        if not isinstance(exc, ValueError | TypeError | RuntimeError):
+            return None
+        for name, constraint in self.arg_constraints.items():  # type: ignore[attr-defined]
+            value = self.__dict__.get(name)
+            if not isinstance(value, torch.Tensor) or not value.numel():
+                continue
+            try:
+                ok = bool(constraint.check(value.detach()).all())
+            except Exception:  # noqa: BLE001 - a check that cannot run names nothing
+                continue
+            if not ok:
+                return invalid_parameter(
+                    f"Cannot draw polysample.{self._ps_family}.{what}(): parameter {name} is "
+                    f"outside its constraint {constraint} (validate_args=False let it through) "
+                    f"and the backend failed on it: {' '.join(str(exc).split())[:200]} "
+                    f"Expected {name} satisfying {constraint}. Fix {name}, or construct with "
+                    "validate_args=True to have it refused at construction.", exc)
+        return None
+
     def sample(self, sample_shape: Any = torch.Size(), *, seed: Any = None,
                generator: torch.Generator | None = None) -> torch.Tensor:
         """Draw without gradients, with the backend that resolves for this distribution.
@@ -328,9 +527,16 @@ class PolysampleDistribution:
             grad. On a reparameterizable family it follows the law of ``rsample()``.
 
         Raises:
-            InvalidParameterError: a bad ``sample_shape`` or seed, or both seed and generator.
+            InvalidParameterError: a bad ``sample_shape`` or seed, or both seed and generator;
+                a parameter that is not finite (checked at the first draw of each object,
+                whatever ``validate_args`` says).
+            SampleTooLargeError: the result would not fit in the device's memory.
+            NotTraceableError: under ``torch.jit.trace`` or a ``torch.func`` transform, on a
+                backend that draws outside torch.
             UnsupportedFamilyError: neither the backend nor a fallback offers the family.
         """
+        if is_dynamo_compiling():
+            return _eager(self, "sample", sample_shape, seed=seed, generator=generator)
         shape = check_sample_shape(sample_shape)
         s = _normalize_seed(seed, generator)
         backend = self._ps_resolve()
@@ -341,13 +547,25 @@ class PolysampleDistribution:
         grad_was_enabled = torch.is_grad_enabled()
         if grad_was_enabled:
             torch._C._set_grad_enabled(False)
-        params = self._ps_params()
         try:
-            out = backend.sample(self._ps_family, params, shape, seed=s)
+            params = self._ps_params()
+            self._ps_guard(backend, params, shape, "sample")
+            want = params.dtype
+            if params.float_dtype in _HALF:
+                params = params.computed_in(torch.float32)
+            try:
+                out = backend.sample(self._ps_family, params, shape, seed=s)
+            except (MemoryError, RuntimeError, ValueError) as exc:
+                error = self._ps_allocation_error(exc, "sample", shape, params)
+                if error is exc:
+                    raise
+                raise error from exc
         finally:
             if grad_was_enabled:
                 torch._C._set_grad_enabled(True)
         out = self._ps_check(backend, out, shape, "sample", params)
+        if out.dtype != want:
+            out = _to_half(out, want)  # a half-precision draw, computed in float32
         if out.requires_grad:
             raise BackendContractError(
                 f"Backend {backend.name!r} returned a tensor that requires grad from sample() "
@@ -372,7 +590,10 @@ class PolysampleDistribution:
                 family (every discrete family), or not in a parameter that requires grad
                 (``FamilySupport.rsample_params``). Use ``sample()`` with ``log_prob()``
                 (the score-function estimator), or a relaxed family.
+            InvalidParameterError, SampleTooLargeError, NotTraceableError: as ``sample()``.
         """
+        if is_dynamo_compiling():
+            return _eager(self, "rsample", sample_shape, seed=seed, generator=generator)
         shape = check_sample_shape(sample_shape)
         s = _normalize_seed(seed, generator)
         backend = self._ps_resolve()
@@ -396,8 +617,20 @@ class PolysampleDistribution:
         if not backend.traceable:
             _check_traceable(backend, self._ps_family, "rsample")
         params = self._ps_params()
-        out = backend.rsample(self._ps_family, params, shape, seed=s)
+        self._ps_guard(backend, params, shape, "rsample")
+        want = params.dtype
+        if params.float_dtype in _HALF:
+            params = params.computed_in(torch.float32)
+        try:
+            out = backend.rsample(self._ps_family, params, shape, seed=s)
+        except (MemoryError, RuntimeError, ValueError) as exc:
+            error = self._ps_allocation_error(exc, "rsample", shape, params)
+            if error is exc:
+                raise
+            raise error from exc
         out = self._ps_check(backend, out, shape, "rsample", params)
+        if out.dtype != want:
+            out = _to_half(out, want)  # a half-precision draw, computed in float32
         if not out.requires_grad and torch.is_grad_enabled() and self._ps_any_grad():
             raise BackendContractError(
                 f"Backend {backend.name!r} returned a detached tensor from rsample() for "
@@ -419,6 +652,8 @@ class PolysampleDistribution:
         if not support.log_prob:
             return self._ps_torch("log_prob", value)
         if not backend.traceable:
+            if is_dynamo_compiling():
+                return _eager(self, "log_prob", value)  # type: ignore[no-any-return]
             _check_traceable(backend, self._ps_family, "log_prob")
         if not isinstance(value, torch.Tensor):
             # Accepted exactly where torch's own log_prob accepts it, then scored as the tensor
@@ -431,12 +666,20 @@ class PolysampleDistribution:
                 self._validate_sample(value)  # type: ignore[attr-defined]
             except ValueError as exc:
                 raise _invalid_value(self, "log_prob", value, exc) from exc
-        out = backend.log_prob(self._ps_family, self._ps_params(), value)
+        params = self._ps_params()
+        want = params.float_dtype
+        if want in _HALF:  # computed in float32, as the draws are
+            params = params.computed_in(torch.float32)
+            if value.is_floating_point():
+                value = value.to(torch.float32)
+        out = backend.log_prob(self._ps_family, params, value)
         if not isinstance(out, torch.Tensor):
             raise BackendContractError(
                 f"Backend {backend.name!r} returned {type(out).__name__} from log_prob() "
                 f"for {self._ps_family}; expected a torch.Tensor."
             )
+        if want in _HALF and out.dtype != want:
+            out = out.to(want)
         if (not out.requires_grad and torch.is_grad_enabled()
                 and (value.requires_grad or self._ps_grad_params(support))):
             raise BackendContractError(
@@ -458,12 +701,31 @@ class PolysampleDistribution:
         torch's builtin class)."""
         return self._ps_torch("icdf", value)
 
+    def _ps_in_float32(self, method: str, value: Any) -> torch.Tensor:
+        """torch's ``method(value)`` on a float32 view of this distribution, rounded back."""
+        view = _float32_view(self)
+        out: torch.Tensor = getattr(super(PolysampleDistribution, view), method)(
+            value.float() if isinstance(value, torch.Tensor)
+            and value.is_floating_point() else value)
+        return out.to(_param_dtype(self)) if out.is_floating_point() else out
+
     def _ps_torch(self, method: str, value: Any) -> torch.Tensor:
         """torch's own ``method(value)``, its refusals raised as polysample errors."""
         try:
+            if method == "log_prob" and _param_dtype(self) in _HALF:
+                # Computed in float32, as the draws are, and rounded: torch's arithmetic in
+                # float16 overflows on values the draws reach (FisherSnedecor at small df2 is
+                # NaN at 65504).
+                return self._ps_in_float32(method, value)
             out: torch.Tensor = getattr(super(), method)(value)
-        except (PolysampleError, NotImplementedError):
-            raise  # NotImplementedError: torch has no such method for this family
+        except PolysampleError:
+            raise
+        except NotImplementedError as exc:
+            if not _half_kernel_missing(exc):
+                raise  # torch has no such method for this family
+            # torch lacks a float16/bfloat16 kernel (cholesky, triangular_solve, ...):
+            # computed in float32, as the half-precision draws are, and rounded.
+            return self._ps_in_float32(method, value)
         except (ValueError, TypeError, RuntimeError) as exc:
             raise _invalid_value(self, method, value, exc) from exc
         except AttributeError as exc:
@@ -669,6 +931,8 @@ class MixtureSameFamily(_Combinator, td.MixtureSameFamily):
 
     def rsample(self, sample_shape: Any = torch.Size(), *, seed: Any = None,
                 generator: torch.Generator | None = None) -> torch.Tensor:
+        if is_dynamo_compiling():
+            return _eager(self, "rsample", sample_shape, seed=seed, generator=generator)
         shape = check_sample_shape(sample_shape)
         s = _normalize_seed(seed, generator)
         backend, fam = self._ps_mixture_backend()
@@ -683,8 +947,9 @@ class MixtureSameFamily(_Combinator, td.MixtureSameFamily):
             )
         _check_traceable(backend, f"MixtureSameFamily of {fam}", "rsample")
         comp: Any = self.component_distribution
-        out = backend.rsample_mixture(self.mixture_distribution.logits, comp._ps_params(),
-                                      shape, seed=s)
+        params = comp._ps_params()
+        comp._ps_guard(backend, params, shape, "rsample")
+        out = backend.rsample_mixture(self.mixture_distribution.logits, params, shape, seed=s)
         expected = self._extended_shape(shape)
         if not isinstance(out, torch.Tensor) or out.shape != expected:
             raise BackendContractError(

@@ -21,6 +21,7 @@ __all__ = [
     "InvalidParameterRuntimeError",
     "BackendContractError",
     "NotTraceableError",
+    "SampleTooLargeError",
     "invalid_parameter",
     "did_you_mean",
 ]
@@ -102,9 +103,25 @@ def did_you_mean(name: str, candidates: list[str] | tuple[str, ...]) -> str:
 
 
 class NotTraceableError(PolysampleError, RuntimeError):
-    """A draw or ``log_prob`` computed outside torch was asked for under ``torch.jit.trace``.
+    """A draw or ``log_prob`` computed outside torch was asked for under a torch transform
+    that cannot follow it: ``torch.jit.trace``, or a ``torch.func`` transform (``vmap``,
+    ``grad``, ``jacrev``, ``jacfwd``, ``hessian``, ...).
 
     The tracer records only torch operations: a value made by NumPy or TFP would be baked into
-    the trace as a constant. Raised instead, naming the backend; backends whose
-    :attr:`~polysample.Backend.traceable` is True (the torch backend) trace normally.
+    the trace as a constant. ``vmap`` would give every batch element the same draw (whatever
+    its ``randomness=``), and the ``torch.func`` gradient transforms cannot see through it.
+    Raised instead, naming the backend; backends whose :attr:`~polysample.Backend.traceable`
+    is True (the torch backend) trace and transform normally.
+    """
+
+
+class SampleTooLargeError(PolysampleError, MemoryError):
+    """A draw whose result cannot be allocated: more bytes than the device has memory.
+
+    Raised before anything is drawn when ``sample_shape + batch_shape + event_shape`` times the
+    result's element size exceeds the device's memory (the machine's physical memory for CPU
+    tensors), and in place of the library's own allocation failure (NumPy's ``MemoryError``,
+    torch's allocator ``RuntimeError``) when a smaller draw still does not fit. The message
+    names the requested shape, dtype and bytes. Also a ``MemoryError``, so ``except
+    MemoryError`` keeps catching it.
     """

@@ -262,6 +262,46 @@ def beta_dx_da(x: torch.Tensor, a: torch.Tensor, b: torch.Tensor,
             torch.nan_to_num(dx_db, nan=0.0, posinf=0.0, neginf=0.0))
 
 
+class _FirstOrderOnly(torch.autograd.Function):
+    """Identity on a first-order gradient; differentiating it again raises.
+
+    The implicit gradients are computed by finite differences of CDFs without a graph, so a
+    second derivative through them would be silently 0 (``create_graph=True`` returned a
+    gradient without a graph; ``torch.autograd.functional.hessian`` returned 0). Attached to
+    the gradient when ``create_graph=True``, this node makes the second differentiation raise
+    :class:`~polysample.NotReparameterizableError` (a ``NotImplementedError``, as torch's own
+    ``_standard_gamma_grad`` raises) instead.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, grad: torch.Tensor, what: str, *inputs: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        ctx.what = what
+        return grad.view_as(grad)
+
+    @staticmethod
+    def backward(ctx: Any, *grads: Any) -> Any:  # type: ignore[override]
+        from .errors import NotReparameterizableError
+
+        raise NotReparameterizableError(
+            f"Second-order gradients through {ctx.what} draws are not available: their "
+            "implicit reparameterization (a finite difference of the CDF) gives first-order "
+            "gradients only, so a second derivative would be silently 0. Expected a "
+            "first-order use of the gradient. Received: a differentiation of that gradient "
+            "(create_graph=True, torch.autograd.functional.hessian, ...). Differentiate it by "
+            "finite differences instead, or use a family with an explicit reparameterization."
+        )
+
+
+def _first_order(grad: torch.Tensor | None, what: str, *inputs: torch.Tensor) -> Any:
+    """``grad``, made to raise if differentiated again (when backward builds a graph)."""
+    if grad is None or not torch.is_grad_enabled():
+        return grad
+    needs = [t for t in inputs if isinstance(t, torch.Tensor) and t.requires_grad]
+    if not needs and not grad.requires_grad:
+        return grad
+    return _FirstOrderOnly.apply(grad.detach(), what, *needs)
+
+
 class ImplicitGamma(torch.autograd.Function):
     """Standard Gamma(α) sample ``z`` (drawn by NumPy) with gradient ``dz/dα`` in backward."""
 
@@ -271,11 +311,12 @@ class ImplicitGamma(torch.autograd.Function):
         return z
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, None]:  # type: ignore[override]
         alpha, z = ctx.saved_tensors
-        dz = standard_gamma_dz_dalpha(z, alpha, dtype=grad.dtype)
-        return (grad * dz).sum_to_size(alpha.shape), None
+        with torch.no_grad():
+            dz = standard_gamma_dz_dalpha(z, alpha, dtype=grad.dtype)
+            out = (grad * dz).sum_to_size(alpha.shape)
+        return _first_order(out, "Gamma", alpha, grad), None
 
 
 class ImplicitLogGamma(torch.autograd.Function):
@@ -291,11 +332,12 @@ class ImplicitLogGamma(torch.autograd.Function):
         return z.log()
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, None]:  # type: ignore[override]
         alpha, z = ctx.saved_tensors
-        dlog = standard_gamma_dz_dalpha(z, alpha, log=True, dtype=grad.dtype)
-        return (grad * dlog).sum_to_size(alpha.shape), None
+        with torch.no_grad():
+            dlog = standard_gamma_dz_dalpha(z, alpha, log=True, dtype=grad.dtype)
+            out = (grad * dlog).sum_to_size(alpha.shape)
+        return _first_order(out, "Gamma", alpha, grad), None
 
 
 class ImplicitBeta(torch.autograd.Function):
@@ -308,11 +350,13 @@ class ImplicitBeta(torch.autograd.Function):
         return x
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:  # type: ignore[override]
         a, b, x64 = ctx.saved_tensors
-        da, db = beta_dx_da(x64, a, b)
-        return grad * da.to(grad), grad * db.to(grad), None, None
+        with torch.no_grad():
+            da, db = beta_dx_da(x64, a, b)
+            ga, gb = grad * da.to(grad), grad * db.to(grad)
+        return (_first_order(ga, "Beta", a, b, grad), _first_order(gb, "Beta", a, b, grad),
+                None, None)
 
 
 class ImplicitDirichlet(torch.autograd.Function):
@@ -330,9 +374,14 @@ class ImplicitDirichlet(torch.autograd.Function):
         return x
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:  # type: ignore[override]
         alpha, x64 = ctx.saved_tensors
+        with torch.no_grad():
+            out = ImplicitDirichlet._gradient(alpha, x64, grad)
+        return _first_order(out, "Dirichlet", alpha, grad), None, None
+
+    @staticmethod
+    def _gradient(alpha: torch.Tensor, x64: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
         a = alpha.detach().double()
         # 1 - x_i and Σ_{j≠i} α_j as sums of the others: precise when one component dominates.
         y = exclusive_sum(x64)
@@ -341,7 +390,7 @@ class ImplicitDirichlet(torch.autograd.Function):
         s = (g * x64).sum(-1, keepdim=True)
         tiny = torch.finfo(torch.float64).tiny
         out = d * (g - s) / y.clamp(min=tiny)
-        return torch.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0).to(grad), None, None
+        return torch.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0).to(grad)
 
 
 def exclusive_sum(t: torch.Tensor) -> torch.Tensor:

@@ -95,6 +95,23 @@ class Params(Mapping[str, Any]):
         """The result shape ``sample_shape + batch_shape + event_shape``."""
         return sample_shape + self.batch_shape + self.event_shape
 
+    def computed_in(self, dtype: torch.dtype) -> Params:
+        """These parameters with every floating tensor cast to ``dtype`` (differentiably), and
+        ``dtype`` as the result's dtype unless it is an index: what a backend receives when
+        the core computes a half-precision draw in float32."""
+        values: dict[str, Any] = {}
+        for name in self._names:
+            try:
+                value = self[name]
+            except Exception:  # noqa: BLE001 - a lazy parameter torch cannot compute here
+                continue
+            if isinstance(value, torch.Tensor) and value.is_floating_point():
+                value = value.to(dtype)
+            values[name] = value
+        result = dtype if self.dtype.is_floating_point else self.dtype
+        return Params(self.family, values, self.batch_shape, self.event_shape, result, dtype,
+                      self.device, self._names)
+
     @classmethod
     def of(cls, family: str, params: Mapping[str, Any]) -> Params:
         """``params`` as a :class:`Params` (unchanged if it is one).

@@ -39,6 +39,8 @@ _root: np.random.SeedSequence = np.random.SeedSequence()
 _generation = 0
 _fork_key: tuple[int, ...] = ()
 _fork_pending = False
+_seeded = False  # manual_seed was called in this process
+_spawn_checked = False  # whether this is a spawned DataLoader worker was decided
 
 T = TypeVar("T")
 
@@ -70,9 +72,10 @@ def manual_seed(seed: int | np.random.SeedSequence) -> None:
     Also seeds torch's default generator (the torch backend's global stream). Backends loaded
     later are seeded too: their streams are derived from the root when first used.
     """
-    global _root, _generation, _fork_key, _fork_pending
+    global _root, _generation, _fork_key, _fork_pending, _seeded, _spawn_checked
     ss = as_seed_sequence(seed)
     with _lock:
+        _seeded = _spawn_checked = True
         _root = ss
         _fork_key = ()
         _fork_pending = False
@@ -102,8 +105,33 @@ def preserved_global_seed() -> Iterator[None]:
         torch.set_rng_state(torch_state)
 
 
+def _resolve_spawn() -> None:
+    """Root the streams of a DataLoader worker started by ``spawn`` (or ``forkserver``).
+
+    Such a worker imports polysample afresh, with a random root: its draws would differ on
+    every run whatever the parent's :func:`manual_seed`. torch seeds the worker's own
+    generator with the DataLoader's worker seed (drawn from the parent's torch generator,
+    which :func:`manual_seed` seeds, plus the worker id), so the root is derived from that
+    seed: reproducible, and distinct per worker and epoch, as the torch backend's stream is.
+    Decided once, at the first draw (the worker's info is set before its first item).
+    """
+    global _spawn_checked, _root, _generation
+    _spawn_checked = True
+    if _seeded or _fork_key or _fork_pending:
+        return  # seeded here, or forked (the fork path mixes the worker seed in)
+    from torch.utils.data import get_worker_info
+
+    info = get_worker_info()
+    if info is not None:
+        with _lock:
+            _root = np.random.SeedSequence(int(info.seed) % (1 << 63))
+            _generation += 1
+
+
 def _resolve_fork() -> None:
     global _fork_key, _fork_pending, _generation
+    if not _spawn_checked:
+        _resolve_spawn()
     if not _fork_pending:
         return
     with _lock:

@@ -52,6 +52,8 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
     if kind is None:
         return
     for grid in grids(family):
+        if not grid.judged_by("gradient"):
+            continue
         if kind == "cdf":
             yield Check(t.name, family, grid.label, "grad_cdf", "gradient", True,
                         _grad_cdf(t, family, grid, support))
