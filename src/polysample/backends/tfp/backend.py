@@ -37,6 +37,7 @@ from ...core.errors import (
     InvalidParameterError,
     NotReparameterizableError,
     PolysampleError,
+    SampleTooLargeError,
     UnsupportedFamilyError,
 )
 from ...core.families import FAMILIES
@@ -139,7 +140,10 @@ class _Call:
             raise
         except Exception as exc:  # noqa: BLE001 - never let a raw TFP/XLA/TF error out
             raise _wrap(exc, self.family, self.what, sub.name) from exc
-        res = sub.to_torch(out)
+        try:
+            res = sub.to_torch(out)
+        except Exception as exc:  # noqa: BLE001
+            raise _wrap(exc, self.family, self.what, sub.name) from exc
         first = tensors[0] if tensors else None
         if not isinstance(first, torch.Tensor) or res.device == first.device:
             return res
@@ -320,8 +324,21 @@ class _Plan:
         return out[:self.rows].view(self.lead + tuple(out.shape[1:]))
 
 
+#: Words of XLA's and TensorFlow's allocation failures (XlaRuntimeError RESOURCE_EXHAUSTED,
+#: tf.errors.ResourceExhaustedError "OOM when allocating").
+_OOM_WORDS = ("RESOURCE_EXHAUSTED", "ResourceExhausted", "Out of memory", "out of memory",
+              "OOM when allocating", "Failed to allocate", "failed to allocate")
+
+
 def _wrap(exc: Exception, family: str, what: str, substrate: str) -> PolysampleError:
     text = f"{type(exc).__name__}: {str(exc).strip()[:500]}"
+    if isinstance(exc, MemoryError) or any(w in text for w in _OOM_WORDS):
+        return SampleTooLargeError(
+            f"Cannot run polysample.{family}.{what} on the tfp backend ({substrate}): it could "
+            f"not allocate the memory the draw needs ({' '.join(text.split())[:300]}). "
+            "Expected a draw that fits in memory. Draw in chunks (several calls with a smaller "
+            "sample_shape), or reduce sample_shape."
+        )
     if what.startswith("log_prob") and isinstance(exc, ValueError | TypeError):
         return InvalidParameterError(
             f"TFP ({substrate}) rejected the value passed to {family}.log_prob: {text}. "
@@ -422,6 +439,8 @@ class TfpBackend(Backend):
         sub = self._sub
         if sub is None:
             sub = self._sub = load_substrate(self.substrate_name)
+        if sub.pid != os.getpid():
+            raise _forked(self.name, sub.name)
         return sub
 
     def families(self) -> Mapping[str, FamilySupport]:
@@ -462,16 +481,27 @@ class TfpBackend(Backend):
         return fam
 
     @staticmethod
-    def _tensors(fam: TfpFamily, params: Mapping[str, Any]) -> list[torch.Tensor]:
-        values = [params[n] for n in fam.inputs]
-        ref = next((v for v in values if isinstance(v, torch.Tensor) and v.is_floating_point()),
-                   None)
+    def _tensors(fam: TfpFamily, params: Mapping[str, Any],
+                 names: tuple[str, ...] | None = None) -> list[torch.Tensor]:
+        values = [params[n] for n in (fam.inputs if names is None else names)]
+        floats = [v for v in values if isinstance(v, torch.Tensor) and v.is_floating_point()]
+        ref = floats[0] if floats else None
+        # torch's constructors broadcast without promoting (Normal(float64 loc, float32 scale)
+        # keeps both) and its arithmetic promotes; TFP refuses mixed dtypes: promoted here.
+        dtype = ref.dtype if ref is not None else None
+        for v in floats[1:]:
+            if v.dtype != dtype:
+                dtype = torch.promote_types(dtype, v.dtype)  # type: ignore[arg-type]
         out = []
         for v in values:
             if not isinstance(v, torch.Tensor):
                 # e.g. RelaxedBernoulli keeps a Python float temperature
-                v = torch.as_tensor(v, dtype=ref.dtype if ref is not None else None,
+                v = torch.as_tensor(v, dtype=dtype,
                                     device=ref.device if ref is not None else None)
+            elif v.is_floating_point() and v.dtype != dtype:
+                v = v.to(dtype)
+            elif not v.is_floating_point() and dtype is not None:
+                v = v.to(dtype)  # integer probabilities (a Mapping of parameters)
             out.append(v)
         return out
 
@@ -498,7 +528,7 @@ class TfpBackend(Backend):
     def _draw_program(self, fam: TfpFamily, static: tuple[Any, ...]
                       ) -> Callable[[tuple[int, ...]], Any]:
         tfp = self.substrate.tfp
-        names = fam.inputs
+        names = fam.sample_inputs
 
         def program(shape: tuple[int, ...]) -> Any:
             def draw(arrays: tuple[Any, ...], seed: Any) -> Any:
@@ -513,22 +543,31 @@ class TfpBackend(Backend):
              seed: Seed, grad: bool) -> torch.Tensor:
         fam = self._family(family)
         sub = self.substrate
-        tensors = self._tensors(fam, params)
+        names = fam.sample_inputs
+        tensors = self._tensors(fam, params, names)
         static = tuple(int(params[n]) for n in fam.static)
         shape = tuple(sample_shape)
+        _check_int32(family, shape, params, tensors, sub.name)
         plan = self._plan("draw", family, shape, static, tensors, lambda: (
-            [FAMILIES[family].param_event_dim(n) for n in fam.inputs],
+            [FAMILIES[family].param_event_dim(n) for n in names],
             self._draw_program(fam, static)))
         what = "rsample" if grad else "sample"
         call = _Call(sub, family, plan.key, plan.fn, sub.seed(self._seed_words(seed)), what)
         need_grad = grad and torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
         inputs = plan.inputs(tensors, need_grad)
         out = _Bridge.apply(call, *inputs) if need_grad else call.forward(inputs)
-        return self._post(fam, params, plan.output(out), grad)
+        out = self._post(fam, params, plan.output(out), grad)
+        want = getattr(params, "dtype", None)
+        if want is not None and out.dtype != want and out.is_floating_point():
+            out = out.to(want)  # mixed parameter dtypes, computed in the promoted one
+        return out
 
     @staticmethod
     def _post(fam: TfpFamily, params: Mapping[str, Any], out: torch.Tensor,
               grad: bool) -> torch.Tensor:
+        if fam.clamp:
+            clamped = _clamp(out.detach(), fam.clamp)
+            out = _StraightThrough.apply(out, clamped) if out.requires_grad else clamped
         if fam.post == "stick_breaking":
             from torch.distributions.transforms import StickBreakingTransform
 
@@ -563,8 +602,14 @@ class TfpBackend(Backend):
             )
         sub = self.substrate
         tensors = self._tensors(fam, params)
-        if family != "Categorical" and value.dtype != tensors[0].dtype:
-            value = value.to(tensors[0].dtype)
+        if family != "Categorical":
+            # torch's log_prob promotes (float32 parameters, float64 value: float64)
+            dtype = tensors[0].dtype
+            if value.is_floating_point() and value.dtype != dtype:
+                dtype = torch.promote_types(dtype, value.dtype)
+                tensors = [t.to(dtype) if t.is_floating_point() else t for t in tensors]
+            if value.dtype != dtype:
+                value = value.to(dtype)
         static = tuple(int(params[n]) for n in fam.static)
         all_t = [*tensors, value]
         plan = self._plan("log_prob", family, (), static, all_t,
@@ -630,6 +675,72 @@ class TfpBackend(Backend):
         inputs = plan.inputs(tensors, need_grad)
         out = _Bridge.apply(call, *inputs) if need_grad else call.forward(inputs)
         return plan.output(out)
+
+
+class _StraightThrough(torch.autograd.Function):
+    """``clamped`` forward, the gradient of ``x`` backward (torch clamps Gamma draws so)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, clamped: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return clamped.clone()
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> Any:  # type: ignore[override]
+        return grad, None
+
+
+def _clamp(x: torch.Tensor, kind: str) -> torch.Tensor:
+    """``x`` in the open support of its family, as torch's samplers keep theirs.
+
+    TFP returns exact 0 (Gamma(1e-3) in float32: 92% of the draws), exact 0 and 1 (Beta(0.01,
+    0.01)) and simplex rows that sum to 1 within 6e-5 only (Dirichlet(1e-3)); torch's
+    ``log_prob`` scores such values -inf or refuses them. torch clamps Gamma (and so Chi2,
+    Beta, Dirichlet) draws to ``finfo.tiny``; the largest float below 1 is ``1 - eps/2``.
+    """
+    fi = torch.finfo(x.dtype)
+    if kind == "positive":
+        return x.clamp(min=fi.tiny)
+    if kind == "unit":
+        return x.clamp(min=fi.tiny, max=1 - fi.eps / 2)
+    # "simplex": renormalized, then clamped (dividing a clamped value by a sum above 1 could
+    # leave it below tiny again)
+    return (x / x.sum(-1, keepdim=True)).clamp(min=fi.tiny)
+
+
+#: TensorFlow (and TFP on it) compute shapes in int32: a draw of more elements fails with a
+#: raw "Dimension -727379968 must be >= 0".
+_INT32_MAX = (1 << 31) - 1
+
+
+def _check_int32(family: str, shape: tuple[int, ...], params: Mapping[str, Any],
+                 tensors: Sequence[torch.Tensor], substrate: str) -> None:
+    if substrate != "tensorflow" or not shape:
+        return
+    batch = getattr(params, "batch_shape", None)
+    event = getattr(params, "event_shape", None)
+    if batch is None or event is None:
+        return
+    n = math.prod(shape) * math.prod(batch) * max(math.prod(event), 1)
+    if n > _INT32_MAX:
+        full = shape + tuple(batch) + tuple(event)
+        raise SampleTooLargeError(
+            f"Cannot draw polysample.{family}(sample_shape={shape}) on the tfp backend "
+            f"(tensorflow): the result, of shape {full}, has {n} elements, more than "
+            f"TensorFlow's samplers can index ({_INT32_MAX}, int32). Expected at most "
+            f"{_INT32_MAX} elements per draw. Draw in chunks (several calls with a smaller "
+            "sample_shape), or use the JAX substrate (backend='tfp')."
+        )
+
+
+def _forked(backend: str, substrate: str) -> BackendUnavailableError:
+    return BackendUnavailableError(
+        f"The {backend} backend cannot draw in this process: it is a fork of a process that "
+        f"had already started {substrate} (pid {os.getpid()} is a child), and {substrate}'s "
+        "thread pools do not survive fork(), so a draw here would hang. Expected a process "
+        "that starts its own substrate. Use the 'spawn' (or 'forkserver') start method: "
+        "multiprocessing.set_start_method('spawn'), or DataLoader(..., "
+        "multiprocessing_context='spawn'); or draw in the parent before forking."
+    )
 
 
 # FAMILIES is the source of truth for names: a typo in TFP_FAMILIES must fail loudly at import.

@@ -27,6 +27,7 @@ torch's ``StickBreakingTransform``, ``OneHotCategoricalStraightThrough`` as a TF
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -52,6 +53,13 @@ class TfpFamily:
         note: shown in ``polysample backends`` and the docs.
         tf_static_rows: TFP on TensorFlow cannot draw it with an unknown batch dimension, so
             its shape-bucket programs are traced once per bucket (see ``TfSubstrate._shared``).
+        draw_inputs: the parameters the draws read when they differ from ``inputs`` (draws
+            read ``probs``: torch's ``logits`` made from probabilities are clamped to about
+            -15.9 in float32, so an outcome of probability exactly 0 would be drawn).
+        clamp: torch-side clamp of the draw into the open support, as torch's samplers clamp
+            (straight-through, so gradients flow): ``"positive"`` (at least ``finfo.tiny``),
+            ``"unit"`` (in ``[tiny, 1 - eps/2]``), ``"simplex"`` (``tiny`` and rows
+            renormalized).
     """
 
     inputs: tuple[str, ...]
@@ -63,6 +71,13 @@ class TfpFamily:
     post: str = ""
     note: str = ""
     tf_static_rows: bool = False
+    draw_inputs: tuple[str, ...] | None = None
+    clamp: str = ""
+
+    @property
+    def sample_inputs(self) -> tuple[str, ...]:
+        """The parameters a draw reads."""
+        return self.inputs if self.draw_inputs is None else self.draw_inputs
 
 
 def _d(name: str, *args: str, **fixed: Any) -> Builder:
@@ -121,25 +136,112 @@ def _half_cauchy(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...]) -> Any
     return tfp.distributions.HalfCauchy(loc=scale * 0, scale=scale)
 
 
+def _tf(tfp: Any) -> Any:
+    """The TensorFlow-like module of ``tfp``'s substrate (TensorFlow, or TFP's JAX port)."""
+    if tfp.__name__.endswith(".jax"):
+        return importlib.import_module("tensorflow_probability.python.internal.backend.jax.v2")
+    return importlib.import_module("tensorflow")
+
+
+def _samplers(tfp: Any) -> Any:
+    """TFP's stateless samplers module of ``tfp``'s substrate."""
+    if tfp.__name__.endswith(".jax"):
+        return importlib.import_module(tfp.__name__ + ".internal.samplers")
+    return importlib.import_module("tensorflow_probability.python.internal.samplers")
+
+
+def _inverse_cdf(tfp: Any, probs: Any, shape: tuple[int, ...], seed: Any) -> Any:
+    """Indices drawn from the rows of ``probs`` (``batch + (K,)``), ``shape + batch`` of them.
+
+    Inversion in float64: one cumulative sum per batch row, one uniform per draw, a binary
+    search each. Memory grows with ``draws + batch * K`` (TFP's Categorical makes a
+    ``draws * K`` array of Gumbel noise: 2.6 GB for 1e3 draws of 1e5 categories), and a
+    category of probability exactly 0 is never drawn: its interval of the CDF is empty.
+    """
+    tf = _tf(tfp)
+    p = tf.cast(probs, tf.float64)
+    cdf = tf.math.cumsum(p, axis=-1)
+    total = cdf[..., -1:]
+    batch = list(p.shape[:-1])
+    n = 1
+    for s in shape:
+        n *= s
+    u = _samplers(tfp).uniform(batch + [n], dtype=tf.float64, seed=seed)
+    # u * total < total, so the last category of positive probability is the largest drawn
+    # (trailing zeros share its CDF value): rounding could reach total itself.
+    v = tf.minimum(u * total, tf.math.nextafter(total, tf.zeros_like(total)))
+    idx = tf.searchsorted(cdf, v, side="right", out_type=tf.int64)  # batch + (n,)
+    rank = len(batch)
+    idx = tf.transpose(idx, [rank] + list(range(rank)))  # (n,) + batch
+    return tf.reshape(idx, list(shape) + batch)
+
+
+def _categorical(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...],
+                 shape: tuple[int, ...], seed: Any) -> Any:
+    return _inverse_cdf(tfp, p["probs"], shape, seed)
+
+
+def _one_hot(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...],
+             shape: tuple[int, ...], seed: Any) -> Any:
+    tf = _tf(tfp)
+    probs = p["probs"]
+    idx = _inverse_cdf(tfp, probs, shape, seed)
+    return tf.one_hot(idx, probs.shape[-1], dtype=probs.dtype)
+
+
+def _bernoulli(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...],
+               shape: tuple[int, ...], seed: Any) -> Any:
+    probs = p["probs"]
+    return tfp.distributions.Bernoulli(probs=probs, dtype=probs.dtype).sample(shape, seed=seed)
+
+
+def _in_float64(name: str, *args: str) -> Drawer:
+    """A drawer of ``tfd.<name>`` computed in float64 and cast back to the parameters' dtype.
+
+    TFP's count samplers lose accuracy in float32 for large counts (Binomial(1e9, 0.3): the
+    mean off by 9 standard errors, the variance 27% too large); float64 costs little here.
+    ``total_count`` is truncated as torch's sampler truncates it (``torch.binomial``: a
+    non-integer count given with ``validate_args=False`` draws from its floor).
+    """
+    pairs = [a.split("=") if "=" in a else (a, a) for a in args]
+
+    def draw(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...],
+             shape: tuple[int, ...], seed: Any) -> Any:
+        tf = _tf(tfp)
+        dtype = p[pairs[-1][1]].dtype
+        kw = {k: tf.cast(p[v], tf.float64) for k, v in pairs}
+        if "total_count" in kw and name == "Binomial":
+            kw["total_count"] = tf.floor(kw["total_count"])
+        if static:  # Multinomial's total_count
+            kw["total_count"] = float(static[0])
+        out = getattr(tfp.distributions, name)(**kw).sample(shape, seed=seed)
+        return tf.cast(out, dtype)
+
+    return draw
+
+
 TFP_FAMILIES: dict[str, TfpFamily] = {
     "Bernoulli": TfpFamily(("logits",), _d("Bernoulli", "logits", dtype=_dtype_of("logits")),
-                           rsample=False),
+                           draw=_bernoulli, draw_inputs=("probs",), rsample=False),
     "Beta": TfpFamily(("concentration1", "concentration0"),
-                      _d("Beta", "concentration1", "concentration0")),
+                      _d("Beta", "concentration1", "concentration0"), clamp="unit"),
     "Binomial": TfpFamily(("total_count", "logits"), _d("Binomial", "total_count", "logits"),
-                          rsample=False),
+                          draw=_in_float64("Binomial", "total_count", "probs"),
+                          draw_inputs=("total_count", "probs"), rsample=False),
     "Categorical": TfpFamily(("logits",), _d("Categorical", "logits", dtype="int64"),
-                             rsample=False),
+                             draw=_categorical, draw_inputs=("probs",), rsample=False),
     "Cauchy": TfpFamily(("loc", "scale"), _d("Cauchy", "loc", "scale")),
-    "Chi2": TfpFamily(("df",), _d("Chi2", "df")),
+    "Chi2": TfpFamily(("df",), _d("Chi2", "df"), clamp="positive"),
     # TFP's ContinuousBernoulli defaults to dtype=float32 whatever the logits' dtype
     "ContinuousBernoulli": TfpFamily(("logits",), _d("ContinuousBernoulli", "logits",
                                                      dtype=_dtype_of("logits"))),
-    "Dirichlet": TfpFamily(("concentration",), _d("Dirichlet", "concentration")),
+    "Dirichlet": TfpFamily(("concentration",), _d("Dirichlet", "concentration"),
+                           clamp="simplex"),
     "Exponential": TfpFamily(("rate",), _d("Exponential", "rate")),
     "FisherSnedecor": TfpFamily(("df1", "df2"), draw=_fisher_snedecor, log_prob=False,
                                 note="composed: ratio of two TFP Gamma draws"),
-    "Gamma": TfpFamily(("concentration", "rate"), _d("Gamma", "concentration", "rate")),
+    "Gamma": TfpFamily(("concentration", "rate"), _d("Gamma", "concentration", "rate"),
+                       clamp="positive"),
     "GeneralizedPareto": TfpFamily(("loc", "scale", "concentration"),
                                    _d("GeneralizedPareto", "loc", "scale", "concentration")),
     "Geometric": TfpFamily(("logits",), _d("Geometric", "logits"), rsample=False),
@@ -149,7 +251,8 @@ TFP_FAMILIES: dict[str, TfpFamily] = {
     "InverseGamma": TfpFamily(("concentration", "rate"),
                               _d("InverseGamma", "concentration", "scale=rate")),
     "Kumaraswamy": TfpFamily(("concentration1", "concentration0"),
-                             _d("Kumaraswamy", "concentration1", "concentration0")),
+                             _d("Kumaraswamy", "concentration1", "concentration0"),
+                             clamp="unit"),
     # CholeskyLKJ's sampler takes len() of its batch shape (a TypeError when it is unknown)
     "LKJCholesky": TfpFamily(("concentration",), _lkj, static=("dim",), rsample=False,
                              note="TFP CholeskyLKJ", tf_static_rows=True),
@@ -163,22 +266,25 @@ TFP_FAMILIES: dict[str, TfpFamily] = {
         _d("MultivariateNormalDiagPlusLowRankCovariance", "loc",
            "cov_perturb_factor=cov_factor", "cov_diag_factor=cov_diag"),
         note="TFP MultivariateNormalDiagPlusLowRankCovariance"),
-    "Multinomial": TfpFamily(("logits",), _multinomial, static=("total_count",), rsample=False),
+    "Multinomial": TfpFamily(("logits",), _multinomial, static=("total_count",), rsample=False,
+                             draw=_in_float64("Multinomial", "probs"), draw_inputs=("probs",)),
     "MultivariateNormal": TfpFamily(("loc", "scale_tril"),
                                     _d("MultivariateNormalTriL", "loc", "scale_tril"),
                                     note="TFP MultivariateNormalTriL"),
     "NegativeBinomial": TfpFamily(("total_count", "logits"),
-                                  _d("NegativeBinomial", "total_count", "logits"), rsample=False),
+                                  _d("NegativeBinomial", "total_count", "logits"), rsample=False,
+                                  draw=_in_float64("NegativeBinomial", "total_count", "logits")),
     "Normal": TfpFamily(("loc", "scale"), _d("Normal", "loc", "scale")),
     "OneHotCategorical": TfpFamily(("logits",),
                                    _d("OneHotCategorical", "logits", dtype=_dtype_of("logits")),
-                                   rsample=False),
+                                   draw=_one_hot, draw_inputs=("probs",), rsample=False),
     "OneHotCategoricalStraightThrough": TfpFamily(
         ("logits",), _d("OneHotCategorical", "logits", dtype=_dtype_of("logits")),
-        log_prob=False, post="straight_through",
+        draw=_one_hot, draw_inputs=("probs",), log_prob=False, post="straight_through",
         note="composed: TFP OneHotCategorical + torch straight-through gradient"),
     "Pareto": TfpFamily(("scale", "alpha"), _d("Pareto", "concentration=alpha", "scale")),
-    "Poisson": TfpFamily(("rate",), _d("Poisson", "rate"), rsample=False),
+    "Poisson": TfpFamily(("rate",), _d("Poisson", "rate"), rsample=False,
+                         draw=_in_float64("Poisson", "rate")),
     "RelaxedBernoulli": TfpFamily(("temperature", "logits"),
                                   _d("RelaxedBernoulli", "temperature", "logits")),
     "RelaxedOneHotCategorical": TfpFamily(("temperature", "logits"), _relaxed_one_hot),

@@ -183,6 +183,9 @@ class Substrate:
 
     def __init__(self) -> None:
         self.cache = _LRU(CACHE_SIZE)
+        #: The process that loaded the substrate: a fork's child finds another pid, and its
+        #: draws would hang on thread pools that did not survive fork() (see backend._forked).
+        self.pid = os.getpid()
 
     def to_native(self, t: torch.Tensor | np.ndarray) -> Any:
         """The substrate's array for ``t``; a NumPy array is a small host input (copied)."""
