@@ -17,8 +17,8 @@ type), with and without ``validate_args``; then it constructs the distribution, 
   Hypothesis' deadline.
 
 Runs are deterministic (``derandomize=True``) and bounded (``max_examples`` per backend). The
-TFP backends run a few examples each (:data:`MAX_EXAMPLES`); the TFP engineer raises them and
-removes the xfail marks of :data:`TFP_XFAIL` as the TFP items of issue 12 are fixed.
+TFP backends run a few examples each (:data:`MAX_EXAMPLES`: every new shape compiles a
+program). A backend listed in :data:`TFP_XFAIL` is xfail with its reason; none is now.
 """
 
 from __future__ import annotations
@@ -48,21 +48,16 @@ EAGER = [b for b in BACKENDS if b in ("torch", "numpy")]
 
 #: Examples per test and backend: the eager backends cost milliseconds per example; TFP
 #: compiles one program per family, shape and dtype (seconds each).
-MAX_EXAMPLES = {"torch": 250, "numpy": 250, "tfp": 6, "tfp-tf": 6}
+MAX_EXAMPLES = {"torch": 250, "numpy": 250, "tfp": 60, "tfp-tf": 60}
 #: Hypothesis' deadline per example (TFP: compilation included).
 DEADLINE_MS = {"torch": 5_000, "numpy": 5_000, "tfp": 60_000, "tfp-tf": 60_000}
 #: A hang fails the example after this long (SIGALRM; Hypothesis' deadline only measures
 #: examples that return).
 EXAMPLE_SECONDS = 90
 
-#: TFP failures the fuzzer exposes that are TFP items of issue 12 (another engineer's): the
-#: test is xfail on that backend until they are fixed. Extend or remove as they are.
-TFP_XFAIL = {
-    "tfp": "issue 12, TFP items: zero-probability outcomes, support edges, float32 "
-           "Binomial, bfloat16 parameters (the fuzzer finds them; fix and remove)",
-    "tfp-tf": "issue 12, TFP items: zero-probability outcomes, support edges, bfloat16 "
-              "parameters (the fuzzer finds them; fix and remove)",
-}
+#: Backends on which the fuzzer still finds defects, with the reason: the test is xfail there
+#: until they are fixed (empty: every built-in backend passes).
+TFP_XFAIL: dict[str, str] = {}
 
 DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16]
 BATCH_SHAPES = [(), (1,), (3,), (0,), (2, 1)]

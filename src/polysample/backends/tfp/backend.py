@@ -700,6 +700,8 @@ def _clamp(x: torch.Tensor, kind: str) -> torch.Tensor:
     fi = torch.finfo(x.dtype)
     if kind == "positive":
         return x.clamp(min=fi.tiny)
+    if kind == "positive_finite":  # ratios and powers that underflow to 0 or overflow to inf
+        return x.clamp(min=fi.tiny, max=fi.max)
     if kind == "unit":
         return x.clamp(min=fi.tiny, max=1 - fi.eps / 2)
     # "simplex": renormalized, then clamped (dividing a clamped value by a sum above 1 could

@@ -58,7 +58,7 @@ class TfpFamily:
             -15.9 in float32, so an outcome of probability exactly 0 would be drawn).
         clamp: torch-side clamp of the draw into the open support, as torch's samplers clamp
             (straight-through, so gradients flow): ``"positive"`` (at least ``finfo.tiny``),
-            ``"unit"`` (in ``[tiny, 1 - eps/2]``), ``"simplex"`` (``tiny`` and rows
+            ``"positive_finite"`` (in ``[tiny, finfo.max]``), ``"unit"`` (in ``[tiny, 1 - eps/2]``), ``"simplex"`` (``tiny`` and rows
             renormalized).
     """
 
@@ -162,18 +162,23 @@ def _inverse_cdf(tfp: Any, probs: Any, shape: tuple[int, ...], seed: Any) -> Any
     p = tf.cast(probs, tf.float64)
     cdf = tf.math.cumsum(p, axis=-1)
     total = cdf[..., -1:]
-    batch = list(p.shape[:-1])
+    static = list(p.shape[:-1])
+    rank = len(static)
+    # A TensorFlow graph traced for every bucket size has an unknown row dimension (None).
+    batch: Any = static if None not in static else tf.shape(p)[:-1]
     n = 1
     for s in shape:
         n *= s
-    u = _samplers(tfp).uniform(batch + [n], dtype=tf.float64, seed=seed)
+    u_shape = static + [n] if batch is static else tf.concat([batch, [n]], 0)
+    u = _samplers(tfp).uniform(u_shape, dtype=tf.float64, seed=seed)
     # u * total < total, so the last category of positive probability is the largest drawn
     # (trailing zeros share its CDF value): rounding could reach total itself.
     v = tf.minimum(u * total, tf.math.nextafter(total, tf.zeros_like(total)))
     idx = tf.searchsorted(cdf, v, side="right", out_type=tf.int64)  # batch + (n,)
-    rank = len(batch)
     idx = tf.transpose(idx, [rank] + list(range(rank)))  # (n,) + batch
-    return tf.reshape(idx, list(shape) + batch)
+    if batch is static:
+        return tf.reshape(idx, list(shape) + static)
+    return tf.reshape(idx, tf.concat([tf.constant(list(shape), tf.int32), batch], 0))
 
 
 def _categorical(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...],
@@ -239,7 +244,8 @@ TFP_FAMILIES: dict[str, TfpFamily] = {
                            clamp="simplex"),
     "Exponential": TfpFamily(("rate",), _d("Exponential", "rate")),
     "FisherSnedecor": TfpFamily(("df1", "df2"), draw=_fisher_snedecor, log_prob=False,
-                                note="composed: ratio of two TFP Gamma draws"),
+                                note="composed: ratio of two TFP Gamma draws",
+                                clamp="positive_finite"),
     "Gamma": TfpFamily(("concentration", "rate"), _d("Gamma", "concentration", "rate"),
                        clamp="positive"),
     "GeneralizedPareto": TfpFamily(("loc", "scale", "concentration"),
@@ -292,7 +298,8 @@ TFP_FAMILIES: dict[str, TfpFamily] = {
     "Uniform": TfpFamily(("low", "high"), _d("Uniform", "low", "high")),
     "VonMises": TfpFamily(("loc", "concentration"), _d("VonMises", "loc", "concentration"),
                           note="rsample beyond torch: TFP's implicit reparameterization"),
-    "Weibull": TfpFamily(("scale", "concentration"), _d("Weibull", "concentration", "scale")),
+    "Weibull": TfpFamily(("scale", "concentration"), _d("Weibull", "concentration", "scale"),
+                         clamp="positive_finite"),
     "Wishart": TfpFamily(("df", "scale_tril"),
                          _d("WishartTriL", "df", "scale_tril", input_output_cholesky=False),
                          note="TFP WishartTriL"),
