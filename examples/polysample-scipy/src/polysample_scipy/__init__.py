@@ -70,7 +70,7 @@ NOTES: dict[str, str] = {
                  "wrong below concentration 0.1 (NumPy's sampler: known_failures.toml)",
     "Wishart": "scipy.stats.wishart (one parameter point at a time); rsample by Bartlett",
     "VonMises": "scipy.stats.vonmises, wrapped to [-pi, pi); no rsample",
-    "Categorical": "scipy.stats.multinomial(1, probs), as an index",
+    "Categorical": "inversion of scipy.stats.uniform draws (memory: draws + categories)",
 }
 
 

@@ -109,7 +109,8 @@ LAWS: dict[str, Callable[[Args], Any]] = {
     # counts failures before n successes, so its success probability is 1 - probs.
     "NegativeBinomial": lambda a: stats.nbinom(a["total_count"], 1 - a["probs"]),
     "Poisson": lambda a: stats.poisson(a["rate"]),
-    # categorical families: one-hot draws of multinomial(1, probs)
+    # categorical families: one-hot draws of multinomial(1, probs) (Categorical's index is drawn
+    # by inversion instead, see _categorical_index: a one-hot array would cost draws x categories)
     "Categorical": lambda a: stats.multinomial(1, _normalized(a["probs"])),
     "OneHotCategorical": lambda a: stats.multinomial(1, _normalized(a["probs"])),
     "OneHotCategoricalStraightThrough": lambda a: stats.multinomial(1, _normalized(a["probs"])),
@@ -168,14 +169,34 @@ _CLAMP: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 }
 
 
+def _categorical_index(p: Params, sample_shape: torch.Size, rng: np.random.Generator
+                       ) -> np.ndarray:
+    """Category indices by inversion: SciPy's uniform draws searched in each batch row's
+    cumulative probabilities. ``multinomial(1, probs).rvs`` would build a one-hot array of
+    draws x categories (195 GiB for 262,144 draws of 1e5 categories); this needs memory for
+    the draws and one cumulative sum per row. A category of probability 0 has an empty interval
+    and is never drawn."""
+    probs = _normalized(Args(p)["probs"])
+    k = probs.shape[-1]
+    cdf = np.cumsum(probs.reshape(-1, k), axis=-1)  # (rows, K)
+    n = math.prod(sample_shape)
+    u = np.asarray(stats.uniform.rvs(size=(n, cdf.shape[0]), random_state=rng))
+    idx = np.empty(u.shape, dtype=np.int64)
+    for j in range(cdf.shape[0]):
+        v = u[:, j] * cdf[j, -1]
+        idx[:, j] = np.minimum(np.searchsorted(cdf[j], v, side="right"), k - 1)
+    return idx.reshape(tuple(sample_shape + p.batch_shape))
+
+
 def sample(family: str, p: Params, sample_shape: torch.Size, rng: np.random.Generator
            ) -> torch.Tensor:
     """``sample()``: SciPy's ``rvs`` of the family's law, in torch's conventions, as a tensor of
     the result's dtype and device, inside the support."""
-    x = _rvs(family, p, sample_shape, rng)
     if family == "Categorical":
-        x = x.argmax(-1)  # one-hot -> index
-    elif family == "VonMises":
+        return torch.as_tensor(_categorical_index(p, sample_shape, rng)).to(
+            device=p.device, dtype=p.dtype)
+    x = _rvs(family, p, sample_shape, rng)
+    if family == "VonMises":
         # SciPy's vonmises.rvs lies in [loc - pi, loc + pi]; torch's VonMises in [-pi, pi).
         x = np.mod(x + np.pi, 2 * np.pi) - np.pi
     t = torch.as_tensor(x).to(device=p.device, dtype=p.dtype)
