@@ -159,7 +159,9 @@ def _inverse_cdf(tfp: Any, probs: Any, shape: tuple[int, ...], seed: Any) -> Any
     category of probability exactly 0 is never drawn: its interval of the CDF is empty.
     """
     tf = _tf(tfp)
-    p = tf.cast(probs, tf.float64)
+    # An index has no gradient: the straight-through families add theirs on the torch side, and
+    # JAX cannot differentiate nextafter.
+    p = tf.stop_gradient(tf.cast(probs, tf.float64))
     cdf = tf.math.cumsum(p, axis=-1)
     total = cdf[..., -1:]
     static = list(p.shape[:-1])

@@ -192,6 +192,15 @@ def _grad_cdf(t: Target, family: str, grid: Grid,
             v = valid[k]
             if v.sum() < m // 4:
                 raise Skip(f"too few samples where the finite difference of {k} is reliable")
+            bad = np.flatnonzero(v & ~np.isfinite(got[k]))
+            if bad.size:  # a NaN or infinite gradient of a valid draw: wrong, whatever the rest
+                i = int(bad[0])
+                raise CheckFailure(
+                    f"pathwise gradient is not finite at {where_of(i)}: dx/d{k} = {got[k][i]} "
+                    f"at x = {extra['x'][i]:.6g} (expected {want[k][i]:.6g}; {bad.size} of "
+                    f"{int(v.sum())} draws)",
+                    Outcome(statistic=math.inf, threshold=GRAD_RTOL, n=m, seed=seed,
+                            point=where_of(i), details={"non_finite": int(bad.size)}))
             scale = np.median(np.abs(want[k][v])) + 1e-300
             err = np.abs(got[k] - want[k]) / np.maximum(np.abs(want[k]), 1e-3 * scale)
             err = np.where(v, err, 0.0)
@@ -228,7 +237,15 @@ def _grad_cdf(t: Target, family: str, grid: Grid,
             zs[k] = float(test.statistic[0])
             if test.ratio[0] >= ratio_w:
                 ratio_w, test_w, where2 = float(test.ratio[0]), test, k
-        assert test_w is not None
+        if test_w is None:  # every residual mean was NaN: gradients not finite in this sample
+            k = failing[0]
+            bad = np.flatnonzero(valid[k] & ~np.isfinite(got[k]))
+            raise CheckFailure(
+                f"pathwise gradient is wrong at {where_of(wi)} ({where}), and not finite at "
+                f"{bad.size} of {int(valid[k].sum())} draws of its conditional-mean sample "
+                f"(dx/d{k})",
+                Outcome(statistic=math.inf, threshold=GRAD_RTOL, n=mb, seed=seed2,
+                        point=where_of(wi), details={"non_finite": int(bad.size)}))
         ev = GradErrors(t.name, family, grid.label,
                         "|z| of the residuals' conditional mean (path not monotone in one "
                         "noise)", zs, f"{test_w.threshold[0]:.3g}")
