@@ -227,6 +227,27 @@ def _in_float64(name: str, *args: str) -> Drawer:
     return draw
 
 
+def _negative_binomial(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...],
+                       shape: tuple[int, ...], seed: Any) -> Any:
+    """NegativeBinomial as its gamma-Poisson mixture, in float64, from TFP's Gamma and Poisson.
+
+    The law TFP's own sampler draws (and torch's), at a fraction of the time: on JAX, TFP's
+    ``NegativeBinomial.sample`` took 9.4 s for 32768 draws of NB(100, 0.99) (its Poisson step
+    with one rate per draw), the same mixture drawn from ``Gamma`` and ``Poisson`` 0.02 s.
+    ``total_count`` 0 gives Gamma draws of 0 and so counts of 0, as in torch.
+    """
+    tf = _tf(tfp)
+    dtype = p["logits"].dtype
+    r = tf.cast(p["total_count"], tf.float64)
+    logits = tf.cast(p["logits"], tf.float64)
+    s1, s2 = tfp.random.split_seed(seed, n=2)
+    # mean rate total_count * p / (1 - p): Gamma(total_count, rate = (1 - p) / p = exp(-logits))
+    lam = tfp.distributions.Gamma(r, log_rate=-logits).sample(shape, seed=s1)
+    lam = tf.where(r > 0, lam, tf.zeros_like(lam))
+    counts = tfp.distributions.Poisson(rate=lam).sample(seed=s2)
+    return tf.cast(counts, dtype)
+
+
 TFP_FAMILIES: dict[str, TfpFamily] = {
     "Bernoulli": TfpFamily(("logits",), _d("Bernoulli", "logits", dtype=_dtype_of("logits")),
                            draw=_bernoulli, draw_inputs=("probs",), rsample=False),
@@ -281,7 +302,7 @@ TFP_FAMILIES: dict[str, TfpFamily] = {
                                     note="TFP MultivariateNormalTriL"),
     "NegativeBinomial": TfpFamily(("total_count", "logits"),
                                   _d("NegativeBinomial", "total_count", "logits"), rsample=False,
-                                  draw=_in_float64("NegativeBinomial", "total_count", "logits")),
+                                  draw=_negative_binomial),
     "Normal": TfpFamily(("loc", "scale"), _d("Normal", "loc", "scale")),
     "OneHotCategorical": TfpFamily(("logits",),
                                    _d("OneHotCategorical", "logits", dtype=_dtype_of("logits")),
