@@ -510,6 +510,23 @@ class PolysampleDistribution:
                     "validate_args=True to have it refused at construction.", exc)
         return None
 
+    def _ps_draw(self, backend: Backend, params: Params, shape: torch.Size, seed: Any,
+                 method: str) -> tuple[torch.Tensor, Params]:
+        """``backend.<method>`` after the parameter guard, a half-precision draw computed in
+        float32, an allocation failure raised as polysample's error; returns the draw and the
+        parameters it was computed with."""
+        self._ps_guard(backend, params, shape, method)
+        if params.float_dtype in _HALF:
+            params = params.computed_in(torch.float32)
+        try:
+            out = getattr(backend, method)(self._ps_family, params, shape, seed=seed)
+        except (MemoryError, RuntimeError, ValueError) as exc:
+            error = self._ps_allocation_error(exc, method, shape, params)
+            if error is exc:
+                raise
+            raise error from exc
+        return out, params
+
     def sample(self, sample_shape: Any = torch.Size(), *, seed: Any = None,
                generator: torch.Generator | None = None) -> torch.Tensor:
         """Draw without gradients, with the backend that resolves for this distribution.
@@ -549,17 +566,8 @@ class PolysampleDistribution:
             torch._C._set_grad_enabled(False)
         try:
             params = self._ps_params()
-            self._ps_guard(backend, params, shape, "sample")
             want = params.dtype
-            if params.float_dtype in _HALF:
-                params = params.computed_in(torch.float32)
-            try:
-                out = backend.sample(self._ps_family, params, shape, seed=s)
-            except (MemoryError, RuntimeError, ValueError) as exc:
-                error = self._ps_allocation_error(exc, "sample", shape, params)
-                if error is exc:
-                    raise
-                raise error from exc
+            out, params = self._ps_draw(backend, params, shape, s, "sample")
         finally:
             if grad_was_enabled:
                 torch._C._set_grad_enabled(True)
@@ -617,17 +625,8 @@ class PolysampleDistribution:
         if not backend.traceable:
             _check_traceable(backend, self._ps_family, "rsample")
         params = self._ps_params()
-        self._ps_guard(backend, params, shape, "rsample")
         want = params.dtype
-        if params.float_dtype in _HALF:
-            params = params.computed_in(torch.float32)
-        try:
-            out = backend.rsample(self._ps_family, params, shape, seed=s)
-        except (MemoryError, RuntimeError, ValueError) as exc:
-            error = self._ps_allocation_error(exc, "rsample", shape, params)
-            if error is exc:
-                raise
-            raise error from exc
+        out, params = self._ps_draw(backend, params, shape, s, "rsample")
         out = self._ps_check(backend, out, shape, "rsample", params)
         if out.dtype != want:
             out = _to_half(out, want)  # a half-precision draw, computed in float32
