@@ -17,8 +17,10 @@ compiled with XLA's default options, at TFP's own speed.
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import importlib.util
+import itertools
 import math
 import os
 import threading
@@ -28,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ...core.backend import Backend, FamilySupport, Seed
+from ...core.backend import Drawer, Row, Seed, TableBackend
 from ...core.config import backend_options
 from ...core.errors import (
     BackendContractError,
@@ -38,11 +40,11 @@ from ...core.errors import (
     NotReparameterizableError,
     PolysampleError,
     SampleTooLargeError,
-    UnsupportedFamilyError,
 )
 from ...core.families import FAMILIES
 from ...core.params import Params
 from ...core.seeds import GlobalStream, seed_sequence_from
+from .._math import redraw_outside_support
 from .families import MIXTURE_COMPONENTS, TFP_FAMILIES, TfpFamily
 from .substrates import ProgramKey, Substrate, load_substrate, substrate_importable
 
@@ -375,11 +377,14 @@ class _KeyStream:
             return words
 
 
-class TfpBackend(Backend):
+class TfpBackend(TableBackend):
     """TensorFlow Probability on JAX (default) or TensorFlow.
 
     ``substrate=None`` reads the configuration on first use (``POLYSAMPLE_TFP_SUBSTRATE``, then
     ``[tool.polysample.tfp] substrate``, then ``"jax"``); ``"tensorflow"`` or ``"jax"`` fixes it.
+    Its ``table`` has a row per :data:`~.families.TFP_FAMILIES` entry, drawing and scoring
+    through this instance's compiled programs; ``rng`` turns a call's seed into the two seed
+    words TFP's stateless samplers take.
     """
 
     name = "tfp"
@@ -400,9 +405,32 @@ class TfpBackend(Backend):
 
     def __getstate__(self) -> dict[str, Any]:
         # The loaded substrate (modules, compiled programs), the plans of the shape buckets
-        # (closures over those programs) and the global stream (it holds a lock) stay behind
-        # when pickled: a copy loads its own on first use.
-        return {**self.__dict__, "_sub": None, "_stream": None, "_plans": {}}
+        # (closures over those programs), the global stream (it holds a lock) and the table
+        # (bound to this instance) stay behind when pickled: a copy makes its own on first use.
+        state = {**self.__dict__, "_sub": None, "_stream": None, "_plans": {}}
+        state.pop("_table", None)
+        return state
+
+    @property
+    def table(self) -> Mapping[str, Row]:  # type: ignore[override]
+        """Family name -> :class:`Row`, from ``TFP_FAMILIES``: made per instance (and once),
+        as its rows run this instance's programs."""
+        table: Mapping[str, Row] | None = self.__dict__.get("_table")
+        if table is None:
+            table = self.__dict__["_table"] = {
+                name: self._table_row(name, fam) for name, fam in TFP_FAMILIES.items()}
+        return table
+
+    def _table_row(self, family: str, fam: TfpFamily) -> Row:
+        draw: Drawer = functools.partial(self._draw, family, fam)
+        note = fam.note
+        held = _HELD_TO_SUPPORT.get(family)
+        if held is not None:
+            draw = _redrawing(draw, held[0], family)
+            note = f"{note}; {held[1]}" if note else held[1]
+        return Row(draw=draw, rsample=fam.rsample, note=note,
+                   log_prob=functools.partial(self._log_prob, family, fam)
+                   if fam.log_prob else None)
 
     # ------------------------------------------------------------------ metadata
     def version(self) -> str:
@@ -443,26 +471,15 @@ class TfpBackend(Backend):
             raise _forked(self.name, sub.name)
         return sub
 
-    def families(self) -> Mapping[str, FamilySupport]:
-        out = {
-            name: FamilySupport(sample=True, rsample=fam.rsample, log_prob=fam.log_prob,
-                                note=fam.note)
-            for name, fam in TFP_FAMILIES.items()
-        }
-        return out
-
     def mixture_components(self) -> frozenset[str]:
         """MixtureSameFamily.rsample (TFP's reparameterize=True) for these components."""
         return frozenset(MIXTURE_COMPONENTS)
 
-    def rsample_mixture(self, mixture_logits: torch.Tensor, component: Params,
-                        sample_shape: torch.Size, *, seed: Seed = None) -> torch.Tensor:
-        return self._rsample_mixture({"mixture_logits": mixture_logits,
-                                      "component_family": component.family,
-                                      "component_params": component}, sample_shape, seed)
-
     # ------------------------------------------------------------------ seeds
-    def _seed_words(self, seed: Seed) -> np.ndarray:
+    def rng(self, seed: Seed, params: Params) -> np.ndarray:
+        """The two uint32 words of a stateless TFP seed (made a JAX key or a TensorFlow seed
+        by the substrate): the next pair of this backend's global stream for None, else from
+        the ``SeedSequence`` (or the ``torch.Generator``, advanced by one draw)."""
         if seed is None:
             stream = self._stream
             if stream is None:
@@ -471,40 +488,6 @@ class TfpBackend(Backend):
         return seed_sequence_from(seed).generate_state(2, np.uint32)
 
     # ------------------------------------------------------------------ helpers
-    def _family(self, family: str) -> TfpFamily:
-        fam = TFP_FAMILIES.get(family)
-        if fam is None:
-            raise UnsupportedFamilyError(
-                f"The tfp backend has no family {family!r}. Available: "
-                f"{', '.join(sorted(TFP_FAMILIES))}."
-            )
-        return fam
-
-    @staticmethod
-    def _tensors(fam: TfpFamily, params: Mapping[str, Any],
-                 names: tuple[str, ...] | None = None) -> list[torch.Tensor]:
-        values = [params[n] for n in (fam.inputs if names is None else names)]
-        floats = [v for v in values if isinstance(v, torch.Tensor) and v.is_floating_point()]
-        ref = floats[0] if floats else None
-        # torch's constructors broadcast without promoting (Normal(float64 loc, float32 scale)
-        # keeps both) and its arithmetic promotes; TFP refuses mixed dtypes: promoted here.
-        dtype = ref.dtype if ref is not None else None
-        for v in floats[1:]:
-            if v.dtype != dtype:
-                dtype = torch.promote_types(dtype, v.dtype)  # type: ignore[arg-type]
-        out = []
-        for v in values:
-            if not isinstance(v, torch.Tensor):
-                # e.g. RelaxedBernoulli keeps a Python float temperature
-                v = torch.as_tensor(v, dtype=dtype,
-                                    device=ref.device if ref is not None else None)
-            elif v.is_floating_point() and v.dtype != dtype:
-                v = v.to(dtype)
-            elif not v.is_floating_point() and dtype is not None:
-                v = v.to(dtype)  # integer probabilities (a Mapping of parameters)
-            out.append(v)
-        return out
-
     def _plan(self, op: str, family: str, shape: tuple[int, ...], static: tuple[Any, ...],
               tensors: Sequence[torch.Tensor],
               make: Callable[[], tuple[Sequence[int] | None, Callable[[tuple[int, ...]], Any]]]
@@ -539,27 +522,26 @@ class TfpBackend(Backend):
             return draw
         return program
 
-    def _run(self, family: str, params: Mapping[str, Any], sample_shape: torch.Size,
-             seed: Seed, grad: bool) -> torch.Tensor:
-        fam = self._family(family)
+    def _draw(self, family: str, fam: TfpFamily, params: Params, sample_shape: torch.Size,
+              words: np.ndarray, grad: bool) -> torch.Tensor:
+        """A row's drawer: ``sample`` (``grad`` False) or ``rsample`` with seed ``words``."""
         sub = self.substrate
         names = fam.sample_inputs
-        tensors = self._tensors(fam, params, names)
+        tensors = _inputs(params, names)
         static = tuple(int(params[n]) for n in fam.static)
         shape = tuple(sample_shape)
-        _check_int32(family, shape, params, tensors, sub.name)
+        _check_int32(params, shape, sub.name)
         plan = self._plan("draw", family, shape, static, tensors, lambda: (
-            [FAMILIES[family].param_event_dim(n) for n in names],
+            [params.spec.param_event_dim(n) for n in names],
             self._draw_program(fam, static)))
         what = "rsample" if grad else "sample"
-        call = _Call(sub, family, plan.key, plan.fn, sub.seed(self._seed_words(seed)), what)
+        call = _Call(sub, family, plan.key, plan.fn, sub.seed(words), what)
         need_grad = grad and torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
         inputs = plan.inputs(tensors, need_grad)
         out = _Bridge.apply(call, *inputs) if need_grad else call.forward(inputs)
         out = self._post(fam, params, plan.output(out), grad)
-        want = getattr(params, "dtype", None)
-        if want is not None and out.dtype != want and out.is_floating_point():
-            out = out.to(want)  # mixed parameter dtypes, computed in the promoted one
+        if out.dtype != params.dtype and out.is_floating_point():
+            out = out.to(params.dtype)  # mixed parameter dtypes, computed in the promoted one
         return out
 
     @staticmethod
@@ -577,31 +559,11 @@ class TfpBackend(Backend):
             return out + (probs - probs.detach())
         return out
 
-    # ------------------------------------------------------------------ API
-    def sample(self, family: str, params: Mapping[str, Any], sample_shape: torch.Size, *,
-               seed: Seed = None) -> torch.Tensor:
-        return self._run(family, params, sample_shape, seed, grad=False)
-
-    def rsample(self, family: str, params: Mapping[str, Any], sample_shape: torch.Size, *,
-                seed: Seed = None) -> torch.Tensor:
-        fam = self._family(family)
-        if not fam.rsample:
-            raise NotReparameterizableError(
-                f"{family} has no reparameterized sampler on the tfp backend. Use sample() with "
-                "log_prob() (score-function estimator) or a relaxed family."
-            )
-        return self._run(family, params, sample_shape, seed, grad=True)
-
-    def log_prob(self, family: str, params: Mapping[str, Any],
-                 value: torch.Tensor) -> torch.Tensor:
-        fam = self._family(family)
-        if not fam.log_prob:
-            raise UnsupportedFamilyError(
-                f"The tfp backend does not score {family} itself (it is composed); polysample "
-                "scores it with torch."
-            )
+    def _log_prob(self, family: str, fam: TfpFamily, params: Params,
+                  value: torch.Tensor) -> torch.Tensor:
+        """A row's ``log_prob`` (rows whose ``TfpFamily.log_prob`` is True)."""
         sub = self.substrate
-        tensors = self._tensors(fam, params)
+        tensors = _inputs(params, fam.inputs)
         if family != "Categorical":
             # torch's log_prob promotes (float32 parameters, float64 value: float64)
             dtype = tensors[0].dtype
@@ -639,19 +601,18 @@ class TfpBackend(Backend):
             return None, program
         return [spec.param_event_dim(n) for n in names] + [spec.event_dim], program
 
-    def _rsample_mixture(self, params: Mapping[str, Any], sample_shape: torch.Size,
-                         seed: Seed) -> torch.Tensor:
-        comp = params["component_family"]
-        if comp not in MIXTURE_COMPONENTS:
+    def rsample_mixture(self, mixture_logits: torch.Tensor, component: Params,
+                        sample_shape: torch.Size, *, seed: Seed = None) -> torch.Tensor:
+        comp = component.family
+        if comp not in MIXTURE_COMPONENTS:  # a direct call: the core asks mixture_components()
             raise NotReparameterizableError(
                 f"MixtureSameFamily.rsample on the tfp backend supports components "
                 f"{list(MIXTURE_COMPONENTS)}; received {comp!r}. Use sample() with log_prob()."
             )
         fam = TFP_FAMILIES[comp]
         sub = self.substrate
-        logits = params["mixture_logits"]
-        comp_tensors = self._tensors(fam, params["component_params"])
-        tensors = [logits.to(comp_tensors[0].dtype), *comp_tensors]
+        comp_tensors = _inputs(component, fam.inputs)
+        tensors = [mixture_logits.to(comp_tensors[0].dtype), *comp_tensors]
         shape = tuple(sample_shape)
         tfp = sub.tfp
         names = fam.inputs
@@ -670,11 +631,65 @@ class TfpBackend(Backend):
         plan = self._plan("mixture", comp, shape, (), tensors,
                           lambda: ([1] * len(tensors), program))
         call = _Call(sub, f"MixtureSameFamily({comp})", plan.key, plan.fn,
-                     sub.seed(self._seed_words(seed)), "rsample")
+                     sub.seed(self.rng(seed, component)), "rsample")
         need_grad = torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
         inputs = plan.inputs(tensors, need_grad)
         out = _Bridge.apply(call, *inputs) if need_grad else call.forward(inputs)
         return plan.output(out)
+
+
+def _inputs(params: Params, names: tuple[str, ...]) -> list[torch.Tensor]:
+    """The parameters ``names`` in one floating dtype.
+
+    ``Params`` gives floating tensors (Python numbers and integer tensors already in the
+    parameters' floating dtype); torch's constructors broadcast without promoting
+    (``Normal(float64 loc, float32 scale)`` keeps both) and its arithmetic promotes, while TFP
+    refuses mixed dtypes: computed in the promoted dtype (the draw is cast back to
+    ``params.dtype``).
+    """
+    values = [params[n] for n in names]
+    dtype = values[0].dtype
+    for v in values[1:]:
+        if v.dtype != dtype:
+            dtype = torch.promote_types(dtype, v.dtype)
+    return [v if v.dtype == dtype else v.to(dtype) for v in values]
+
+
+def _positive_definite(x: torch.Tensor) -> torch.Tensor:
+    """Whether each matrix of ``x`` passes torch's positive-definite check (the Wishart
+    support's): TFP returns ``L @ L^T`` from one matrix product, exactly symmetric (checked on
+    both substrates, float32 and float64), so only the Cholesky factorization of that check is
+    needed: on an idle CPU 7 us for one 3x3 matrix instead of 42, 0.4 ms for 1e4 instead of
+    1.2 (a loaded one adds the wake-up of torch's OpenMP threads: about 50 us a call here)."""
+    return torch.linalg.cholesky_ex(x).info == 0
+
+
+#: Families whose draws can leave the support by rounding, with the check of that support and
+#: the note shown in ``polysample backends``. TFP's Bartlett sampler for Wishart with ``df``
+#: just above ``p - 1`` gives matrices that are not positive definite, as torch's does: in
+#: float32, about 1% of the draws of Wishart(2.5, I_3) on either substrate, 12% at df = 2.2.
+_HELD_TO_SUPPORT: dict[str, tuple[Callable[[torch.Tensor], torch.Tensor], str]] = {
+    "Wishart": (_positive_definite, "draws outside the support redrawn"),
+}
+
+
+def _redrawing(draw: Drawer, inside: Callable[[torch.Tensor], torch.Tensor],
+               family: str) -> Drawer:
+    """``draw`` with its draws outside the support redrawn (:func:`redraw_outside_support`,
+    as on the torch and numpy backends): redraw ``k`` runs the same program seeded by words
+    derived from the call's and ``k``, so the same seed gives the same values."""
+
+    def held(params: Params, sample_shape: torch.Size, words: np.ndarray,
+             grad: bool) -> torch.Tensor:
+        seeds = itertools.chain([words], (_derived_words(words, k) for k in itertools.count(1)))
+        return redraw_outside_support(lambda: draw(params, sample_shape, next(seeds), grad),
+                                      lambda x: inside(x.detach()), family)
+    return held
+
+
+def _derived_words(words: np.ndarray, k: int) -> np.ndarray:
+    return np.random.SeedSequence([int(w) for w in words], spawn_key=(k,)).generate_state(
+        2, np.uint32)
 
 
 class _StraightThrough(torch.autograd.Function):
@@ -714,19 +729,15 @@ def _clamp(x: torch.Tensor, kind: str) -> torch.Tensor:
 _INT32_MAX = (1 << 31) - 1
 
 
-def _check_int32(family: str, shape: tuple[int, ...], params: Mapping[str, Any],
-                 tensors: Sequence[torch.Tensor], substrate: str) -> None:
+def _check_int32(params: Params, shape: tuple[int, ...], substrate: str) -> None:
     if substrate != "tensorflow" or not shape:
         return
-    batch = getattr(params, "batch_shape", None)
-    event = getattr(params, "event_shape", None)
-    if batch is None or event is None:
-        return
+    batch, event = params.batch_shape, params.event_shape
     n = math.prod(shape) * math.prod(batch) * max(math.prod(event), 1)
     if n > _INT32_MAX:
         full = shape + tuple(batch) + tuple(event)
         raise SampleTooLargeError(
-            f"Cannot draw polysample.{family}(sample_shape={shape}) on the tfp backend "
+            f"Cannot draw polysample.{params.family}(sample_shape={shape}) on the tfp backend "
             f"(tensorflow): the result, of shape {full}, has {n} elements, more than "
             f"TensorFlow's samplers can index ({_INT32_MAX}, int32). Expected at most "
             f"{_INT32_MAX} elements per draw. Draw in chunks (several calls with a smaller "
