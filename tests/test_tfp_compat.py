@@ -1,4 +1,5 @@
-"""The tfp backends as drop-ins for ``torch.distributions`` (issue 14): batched gradients.
+"""The tfp backends as drop-ins for ``torch.distributions`` (issue 14): batched gradients,
+``log_prob`` at the edges of the parameters and the support.
 
 Each test runs on both substrates (``tfp``: JAX, ``tfp-tf``: TensorFlow) and compiles a few
 small programs (0.05-1 s each), so the cases are few and small.
@@ -6,12 +7,14 @@ small programs (0.05-1 s each), so the cases are few and small.
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import torch
+import torch.distributions as td
 
 import polysample as ps
 
@@ -19,6 +22,7 @@ pytestmark = pytest.mark.xdist_group("tfp")
 
 SUBSTRATES = ["tfp", "tfp-tf"]
 F64 = torch.float64
+INF = math.inf
 
 
 @pytest.fixture(autouse=True)
@@ -38,6 +42,10 @@ GRADCHECK: dict[str, tuple[dict[str, torch.Tensor], torch.Tensor]] = {
     "Normal": ({"loc": _t(0.5, -0.2), "scale": _t(1.5, 0.7)}, _t(0.1, 0.3)),
     "Gamma": ({"concentration": _t(2.5, 0.7), "rate": _t(1.5, 2.0)}, _t(0.4, 1.3)),
     "Dirichlet": ({"concentration": _t([[2.0, 3.0, 1.5]])}, _t([0.2, 0.5, 0.3])),
+    # a symmetric value: TFP on TensorFlow read its lower triangle only, so the numerical
+    # gradient (which perturbs one entry at a time) was not the analytical one
+    "Wishart": ({"df": _t(5.0), "scale_tril": _t([[1.0, 0.0], [0.3, 0.8]])},
+                _t([[2.0, 0.7], [0.7, 1.5]])),
 }
 
 
@@ -90,3 +98,45 @@ def test_vmap_over_log_prob_raises_not_traceable(backend: str) -> None:
     d = ps.Normal(_t(0.0), _t(1.0), backend=backend)
     with pytest.raises(ps.NotTraceableError, match="torch.func transform"):
         torch.func.vmap(d.log_prob)(_t(0.1, 0.2))
+
+
+# --------------------------------------------------------------------------- log_prob at the edges
+def _edge_cases() -> list[Any]:
+    # (family, parameters, value, torch's value where it is known in closed form)
+    return [
+        pytest.param("Geometric", {"probs": _t(1.0, 1.0, 1e-10)}, _t(0.0, 1.0, 0.0),
+                     [0.0, -INF, math.log(1e-10)], id="Geometric-probs-1"),
+        pytest.param("NegativeBinomial", {"total_count": _t(0.0, 0.0, 3.0),
+                                          "probs": _t(0.3, 0.0, 0.3)}, _t(0.0, 0.0, 0.0),
+                     [0.0, 0.0, 3 * math.log(0.7)], id="NegativeBinomial-count-0"),
+        pytest.param("OneHotCategorical", {"logits": _t([[-INF, 0.0], [0.0, -INF]])},
+                     _t([0.0, 1.0]), [0.0, -INF], id="OneHotCategorical-logits-inf"),
+        pytest.param("ContinuousBernoulli", {"logits": _t(1e38, -1e38, 100.0, 1e-4)},
+                     _t(0.0, 0.0, 1.0, 0.9), None, id="ContinuousBernoulli-large-logits"),
+        pytest.param("RelaxedBernoulli", {"temperature": _t(0.5), "probs": _t(0.3, 0.3)},
+                     _t(0.0, 1.0), None, id="RelaxedBernoulli-support-ends"),
+    ]
+
+
+@pytest.mark.parametrize("backend", SUBSTRATES)
+@pytest.mark.parametrize(("family", "params", "value", "known"), _edge_cases())
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
+def test_log_prob_at_the_edges_is_torchs(backend: str, family: str,
+                                         params: dict[str, torch.Tensor], value: torch.Tensor,
+                                         known: list[float] | None, dtype: torch.dtype) -> None:
+    params = {k: v.to(dtype) for k, v in params.items()}
+    value = value.to(dtype)
+    ours = getattr(ps, family)(**params, backend=backend).log_prob(value)
+    theirs = getattr(td, family)(**params).log_prob(value)
+    assert not theirs.isnan().any()
+    torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-6)
+    if known is not None:
+        torch.testing.assert_close(ours, torch.tensor(known, dtype=dtype), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("backend", SUBSTRATES)
+def test_dirichlet_scores_an_integer_concentration(backend: str) -> None:
+    conc = torch.tensor([1, 2])
+    value = torch.tensor([0.3, 0.7])
+    ours = ps.Dirichlet(conc, backend=backend).log_prob(value)
+    torch.testing.assert_close(ours, td.Dirichlet(conc.float()).log_prob(value))

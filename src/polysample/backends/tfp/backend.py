@@ -676,7 +676,7 @@ class TfpBackend(Backend):
                 "scores it with torch."
             )
         sub = self.substrate
-        tensors = self._tensors(fam, params)
+        tensors = self._tensors(fam, params, fam.log_prob_inputs)
         if family != "Categorical":
             # torch's log_prob promotes (float32 parameters, float64 value: float64)
             dtype = tensors[0].dtype
@@ -700,12 +700,11 @@ class TfpBackend(Backend):
                           ) -> tuple[list[int] | None, Callable[[tuple[int, ...]], Any]]:
         spec = FAMILIES[family]
         tfp = self.substrate.tfp
-        names = fam.inputs
+        names = fam.log_prob_inputs
 
         def program(shape: tuple[int, ...]) -> Any:
             def lp(arrays: tuple[Any, ...], seed: Any) -> Any:
-                p = dict(zip(names, arrays[:-1]))
-                return fam.build(tfp, p, static).log_prob(arrays[-1])  # type: ignore[misc]
+                return fam.log_prob_of(tfp, dict(zip(names, arrays[:-1])), static, arrays[-1])
             return lp
 
         # A value with fewer dimensions than an event has no rows: the exact program then lets

@@ -19,6 +19,10 @@ checked against torch's definition (the conformance suite checks it again, again
   Cholesky factors), ``MultivariateNormal`` <-> ``MultivariateNormalTriL``,
   ``HalfCauchy(scale)`` <-> ``HalfCauchy(0, scale)``.
 
+``log_prob`` is TFP's, except where TFP and torch disagree at the edges of the parameters or the
+support (see ``TfpFamily.score``): there the scorer computes torch's value with TFP's
+operations, or (``ContinuousBernoulli``) torch scores it.
+
 Families TFP lacks are composed (``log_prob`` then falls back to torch):
 ``FisherSnedecor`` from two TFP Gamma draws, ``LogisticNormal`` as a TFP Normal draw followed by
 torch's ``StickBreakingTransform``, ``OneHotCategoricalStraightThrough`` as a TFP
@@ -32,10 +36,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 __all__ = ["TfpFamily", "TFP_FAMILIES", "MIXTURE_COMPONENTS"]
 
 Builder = Callable[[Any, Mapping[str, Any], tuple[Any, ...]], Any]
 Drawer = Callable[[Any, Mapping[str, Any], tuple[Any, ...], tuple[int, ...], Any], Any]
+Scorer = Callable[[Any, Mapping[str, Any], tuple[Any, ...], Any], Any]
 
 
 @dataclass(frozen=True)
@@ -60,6 +67,9 @@ class TfpFamily:
             (straight-through, so gradients flow): ``"positive"`` (at least ``finfo.tiny``),
             ``"positive_finite"`` (in ``[tiny, finfo.max]``), ``"unit"`` (in ``[tiny, 1 - eps/2]``), ``"simplex"`` (``tiny`` and rows
             renormalized).
+        score: ``score(tfp, params, static, value) -> log_prob`` where ``build(...).log_prob``
+            disagrees with torch (``None``: TFP's own ``log_prob``).
+        score_inputs: the parameters ``score`` reads when they differ from ``inputs``.
     """
 
     inputs: tuple[str, ...]
@@ -73,11 +83,25 @@ class TfpFamily:
     tf_static_rows: bool = False
     draw_inputs: tuple[str, ...] | None = None
     clamp: str = ""
+    score: Scorer | None = None
+    score_inputs: tuple[str, ...] | None = None
 
     @property
     def sample_inputs(self) -> tuple[str, ...]:
         """The parameters a draw reads."""
         return self.inputs if self.draw_inputs is None else self.draw_inputs
+
+    @property
+    def log_prob_inputs(self) -> tuple[str, ...]:
+        """The parameters ``log_prob`` reads."""
+        return self.inputs if self.score_inputs is None else self.score_inputs
+
+    def log_prob_of(self, tfp: Any, params: Mapping[str, Any], static: tuple[Any, ...],
+                    value: Any) -> Any:
+        """The log density of ``value`` (inside the compiled ``log_prob`` program)."""
+        if self.score is not None:
+            return self.score(tfp, params, static, value)
+        return self.build(tfp, params, static).log_prob(value)  # type: ignore[misc]
 
 
 def _d(name: str, *args: str, **fixed: Any) -> Builder:
@@ -227,6 +251,58 @@ def _in_float64(name: str, *args: str) -> Drawer:
     return draw
 
 
+# ---------------------------------------------------------------- scorers: torch's value at the edges
+def _geometric_score(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...], value: Any) -> Any:
+    # torch's formula, from probs: TFP scored from torch's logits, which torch clamps to
+    # +-15.9 (float32), so Geometric(probs=1).log_prob(1) was -15.9 (torch: -inf) and
+    # Geometric(probs=1e-10).log_prob(0) -15.9 (torch: -23.0). TFP's own formula from probs
+    # floors the value (torch does not, with validate_args=False).
+    tf = _tf(tfp)
+    probs = p["probs"]
+    return tf.math.xlog1py(value, -probs) + tf.math.log(probs)
+
+
+def _negative_binomial_score(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...],
+                             value: Any) -> Any:
+    # total_count 0 and value 0 has probability 1: torch says 0, TFP NaN (lgamma(0) is
+    # infinite). torch's expression there keeps torch's gradients in total_count and value.
+    tf = _tf(tfp)
+    count, logits = p["total_count"], p["logits"]
+    edge = tf.equal(count + value, 0)
+    safe = tf.where(edge, tf.ones_like(count), count)  # no NaN in the branch not taken
+    lp = tfp.distributions.NegativeBinomial(safe, logits=logits).log_prob(value)
+    at_edge = -count * tf.nn.softplus(logits) - value * tf.nn.softplus(-logits)
+    return tf.where(edge, at_edge, lp)
+
+
+def _one_hot_score(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...], value: Any) -> Any:
+    # torch scores the category of the largest entry (value.max(-1)[1]); TFP's
+    # sum(value * log_softmax(logits)) on TensorFlow is NaN where a logit is -inf (0 * -inf).
+    tf = _tf(tfp)
+    index = tf.argmax(value, axis=-1)
+    return tfp.distributions.Categorical(logits=p["logits"]).log_prob(index)
+
+
+def _relaxed_bernoulli_score(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...],
+                             value: Any) -> Any:
+    # torch inverts its sigmoid at the value clamped to [tiny, 1 - eps] (finite at 0 and 1,
+    # where the density is infinite and TFP says so).
+    tf = _tf(tfp)
+    dtype = value.dtype.as_numpy_dtype if hasattr(value.dtype, "as_numpy_dtype") else value.dtype
+    fi = np.finfo(dtype)
+    x = tf.clip_by_value(value, fi.tiny, 1 - fi.eps)
+    return tfp.distributions.RelaxedBernoulli(p["temperature"], logits=p["logits"]).log_prob(x)
+
+
+def _wishart_score(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...], value: Any) -> Any:
+    # TFP on TensorFlow reads the lower triangle of the value only, so its gradient in the
+    # value was not torch's (gradcheck failed); torch (and JAX's Cholesky) read both.
+    tf = _tf(tfp)
+    sym = (value + tf.linalg.matrix_transpose(value)) / 2
+    return tfp.distributions.WishartTriL(p["df"], p["scale_tril"],
+                                         input_output_cholesky=False).log_prob(sym)
+
+
 TFP_FAMILIES: dict[str, TfpFamily] = {
     "Bernoulli": TfpFamily(("logits",), _d("Bernoulli", "logits", dtype=_dtype_of("logits")),
                            draw=_bernoulli, draw_inputs=("probs",), rsample=False),
@@ -239,9 +315,14 @@ TFP_FAMILIES: dict[str, TfpFamily] = {
                              draw=_categorical, draw_inputs=("probs",), rsample=False),
     "Cauchy": TfpFamily(("loc", "scale"), _d("Cauchy", "loc", "scale")),
     "Chi2": TfpFamily(("df",), _d("Chi2", "df"), clamp="positive"),
-    # TFP's ContinuousBernoulli defaults to dtype=float32 whatever the logits' dtype
+    # TFP's ContinuousBernoulli defaults to dtype=float32 whatever the logits' dtype. Scored
+    # by torch: TFP's normalizer is exact, torch's saturates (probabilities clamped to
+    # [eps, 1 - eps]), so beyond |logits| of about 16 (float32; 36 in float64) they differ
+    # (logits=-1e38 at 0: TFP 87.5, torch 2.77).
     "ContinuousBernoulli": TfpFamily(("logits",), _d("ContinuousBernoulli", "logits",
-                                                     dtype=_dtype_of("logits"))),
+                                                     dtype=_dtype_of("logits")),
+                                     log_prob=False,
+                                     note="log_prob: torch's (its normalizer, not TFP's)"),
     "Dirichlet": TfpFamily(("concentration",), _d("Dirichlet", "concentration"),
                            clamp="simplex"),
     "Exponential": TfpFamily(("rate",), _d("Exponential", "rate")),
@@ -252,7 +333,8 @@ TFP_FAMILIES: dict[str, TfpFamily] = {
                        clamp="positive"),
     "GeneralizedPareto": TfpFamily(("loc", "scale", "concentration"),
                                    _d("GeneralizedPareto", "loc", "scale", "concentration")),
-    "Geometric": TfpFamily(("logits",), _d("Geometric", "logits"), rsample=False),
+    "Geometric": TfpFamily(("logits",), _d("Geometric", "logits"), rsample=False,
+                           score=_geometric_score, score_inputs=("probs",)),
     "Gumbel": TfpFamily(("loc", "scale"), _d("Gumbel", "loc", "scale")),
     "HalfCauchy": TfpFamily(("scale",), _half_cauchy),
     "HalfNormal": TfpFamily(("scale",), _d("HalfNormal", "scale")),
@@ -281,11 +363,13 @@ TFP_FAMILIES: dict[str, TfpFamily] = {
                                     note="TFP MultivariateNormalTriL"),
     "NegativeBinomial": TfpFamily(("total_count", "logits"),
                                   _d("NegativeBinomial", "total_count", "logits"), rsample=False,
-                                  draw=_in_float64("NegativeBinomial", "total_count", "logits")),
+                                  draw=_in_float64("NegativeBinomial", "total_count", "logits"),
+                                  score=_negative_binomial_score),
     "Normal": TfpFamily(("loc", "scale"), _d("Normal", "loc", "scale")),
     "OneHotCategorical": TfpFamily(("logits",),
                                    _d("OneHotCategorical", "logits", dtype=_dtype_of("logits")),
-                                   draw=_one_hot, draw_inputs=("probs",), rsample=False),
+                                   draw=_one_hot, draw_inputs=("probs",), rsample=False,
+                                   score=_one_hot_score),
     "OneHotCategoricalStraightThrough": TfpFamily(
         ("logits",), _d("OneHotCategorical", "logits", dtype=_dtype_of("logits")),
         draw=_one_hot, draw_inputs=("probs",), log_prob=False, post="straight_through",
@@ -294,7 +378,8 @@ TFP_FAMILIES: dict[str, TfpFamily] = {
     "Poisson": TfpFamily(("rate",), _d("Poisson", "rate"), rsample=False,
                          draw=_in_float64("Poisson", "rate")),
     "RelaxedBernoulli": TfpFamily(("temperature", "logits"),
-                                  _d("RelaxedBernoulli", "temperature", "logits")),
+                                  _d("RelaxedBernoulli", "temperature", "logits"),
+                                  score=_relaxed_bernoulli_score),
     "RelaxedOneHotCategorical": TfpFamily(("temperature", "logits"), _relaxed_one_hot),
     "StudentT": TfpFamily(("df", "loc", "scale"), _d("StudentT", "df", "loc", "scale")),
     "Uniform": TfpFamily(("low", "high"), _d("Uniform", "low", "high")),
@@ -304,7 +389,7 @@ TFP_FAMILIES: dict[str, TfpFamily] = {
                          clamp="positive_finite"),
     "Wishart": TfpFamily(("df", "scale_tril"),
                          _d("WishartTriL", "df", "scale_tril", input_output_cholesky=False),
-                         note="TFP WishartTriL"),
+                         note="TFP WishartTriL", score=_wishart_score),
 }
 
 #: Component families for which ``rsample("MixtureSameFamily", ...)`` is offered: univariate,
