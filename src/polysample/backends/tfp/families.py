@@ -142,8 +142,8 @@ def _fisher_snedecor(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...],
     # is implicitly reparameterized, so the ratio carries pathwise gradients in df1 and df2.
     s1, s2 = tfp.random.split_seed(seed, n=2)
     h1, h2 = p["df1"] / 2, p["df2"] / 2
-    g1 = tfp.distributions.Gamma(h1, h1).sample(shape, seed=s1)
-    g2 = tfp.distributions.Gamma(h2, h2).sample(shape, seed=s2)
+    g1 = _gamma_sample(tfp, h1, h1, shape, s1)
+    g2 = _gamma_sample(tfp, h2, h2, shape, s2)
     return g1 / g2
 
 
@@ -251,6 +251,97 @@ def _in_float64(name: str, *args: str) -> Drawer:
     return draw
 
 
+def _standard_gamma_dlogz(tf: Any, z: Any, a: Any, log: bool) -> Any:
+    """``dz/dα`` (``d(log z)/dα`` if ``log``) of a standard Gamma(α) draw ``z``, in float64.
+
+    ``-(∂P/∂α)(z; α) / p(z; α)``: the numerics of
+    :func:`polysample.core.implicit.standard_gamma_dz_dalpha` in the substrate's operations (a
+    central difference of the regularized incomplete gamma function on the smaller tail; the
+    normal limit where that is not finite, 0 where neither is).
+    """
+    h = 1e-4 * a / (1.0 + tf.sqrt(a))
+    lower = (tf.math.igamma(a + h, z) - tf.math.igamma(a - h, z)) / (2 * h)
+    upper = (tf.math.igammac(a - h, z) - tf.math.igammac(a + h, z)) / (2 * h)
+    d_f = tf.where(z < a, lower, upper)
+    log_p = tf.math.xlogy(a if log else a - 1, z) - z - tf.math.lgamma(a)
+    out = -d_f / tf.exp(log_p)
+    limit = (z + a) / (2 * a) / (z if log else 1.0)
+    limit = tf.where(tf.math.is_finite(limit), limit, tf.zeros_like(limit))
+    return tf.where(tf.math.is_finite(out), out, limit)
+
+
+def _f64_gradient(tf: Any, x: Any, alpha: Any, rate: Any, inverse: bool = False) -> Any:
+    """``x``, a TFP draw of Gamma(α, rate) (or InverseGamma(α, scale=rate) if ``inverse``)
+    made from parameters whose gradient was stopped, with its pathwise gradient in float64.
+
+    On TensorFlow, TFP differentiates Gamma draws with ``tf.raw_ops.RandomGammaGrad``, which is
+    inaccurate at large concentrations (at 1e4 in float32: up to 13% off per draw, 2.3% on
+    the mean; at 1e5 in float64: 28%). Here ``x = z / rate`` (``rate / z``), ``z`` standard
+    Gamma(α), and ``dz/dα`` is :func:`_standard_gamma_dlogz` (``tf.math.igamma`` is accurate
+    to 1e-10 there), attached by ``tf.custom_gradient``: draws without gradients never
+    compute it.
+    """
+    full = tf.shape(x)
+
+    @tf.custom_gradient
+    def attach(a: Any, r: Any) -> Any:
+        def grad(dy: Any) -> Any:
+            f64 = tf.float64
+            x64, a64, r64 = tf.cast(x, f64), tf.cast(a, f64), tf.cast(r, f64)
+            if inverse:  # x = r / z: dx/da = -x d(log z)/da
+                dx = -x64 * _standard_gamma_dlogz(tf, r64 / x64, a64, log=True)
+                return dy * tf.cast(dx, x.dtype), dy * x / r
+            dx = _standard_gamma_dlogz(tf, x64 * r64, a64, log=False) / r64
+            return dy * tf.cast(dx, x.dtype), -dy * x / r
+        return tf.identity(x), grad
+
+    # broadcast_to sums the gradients over the sample dimensions back to the parameters
+    return attach(tf.broadcast_to(alpha, full), tf.broadcast_to(rate, full))
+
+
+def _on_jax(tfp: Any) -> bool:
+    return bool(tfp.__name__.endswith(".jax"))
+
+
+def _gamma_sample(tfp: Any, alpha: Any, rate: Any, shape: tuple[int, ...], seed: Any) -> Any:
+    """TFP's Gamma(α, rate) draw; on TensorFlow with the float64 gradient of
+    :func:`_f64_gradient` (JAX's own is accurate: 1e-6 in float64, a few 1e-4 in float32)."""
+    tfd = tfp.distributions
+    if _on_jax(tfp):
+        return tfd.Gamma(alpha, rate).sample(shape, seed=seed)
+    tf = _tf(tfp)
+    x = tfd.Gamma(tf.stop_gradient(alpha), tf.stop_gradient(rate)).sample(shape, seed=seed)
+    return _f64_gradient(tf, x, alpha, rate)
+
+
+def _gamma(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...],
+           shape: tuple[int, ...], seed: Any) -> Any:
+    return _gamma_sample(tfp, p["concentration"], p["rate"], shape, seed)
+
+
+def _chi2(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...],
+          shape: tuple[int, ...], seed: Any) -> Any:
+    df = p["df"]
+    tfd = tfp.distributions
+    if _on_jax(tfp):
+        return tfd.Chi2(df).sample(shape, seed=seed)
+    tf = _tf(tfp)
+    x = tfd.Chi2(tf.stop_gradient(df)).sample(shape, seed=seed)  # Gamma(df / 2, rate 1/2)
+    return _f64_gradient(tf, x, df / 2, tf.constant(0.5, df.dtype))
+
+
+def _inverse_gamma(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...],
+                   shape: tuple[int, ...], seed: Any) -> Any:
+    alpha, rate = p["concentration"], p["rate"]
+    tfd = tfp.distributions
+    if _on_jax(tfp):
+        return tfd.InverseGamma(alpha, rate).sample(shape, seed=seed)
+    tf = _tf(tfp)
+    stop = tf.stop_gradient
+    x = tfd.InverseGamma(stop(alpha), stop(rate)).sample(shape, seed=seed)
+    return _f64_gradient(tf, x, alpha, rate, inverse=True)
+
+
 # ---------------------------------------------------------------- scorers: torch's value at the edges
 def _geometric_score(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...], value: Any) -> Any:
     # torch's formula, from probs: TFP scored from torch's logits, which torch clamps to
@@ -314,7 +405,8 @@ TFP_FAMILIES: dict[str, TfpFamily] = {
     "Categorical": TfpFamily(("logits",), _d("Categorical", "logits", dtype="int64"),
                              draw=_categorical, draw_inputs=("probs",), rsample=False),
     "Cauchy": TfpFamily(("loc", "scale"), _d("Cauchy", "loc", "scale")),
-    "Chi2": TfpFamily(("df",), _d("Chi2", "df"), clamp="positive"),
+    "Chi2": TfpFamily(("df",), _d("Chi2", "df"), draw=_chi2,
+                      clamp="positive"),
     # TFP's ContinuousBernoulli defaults to dtype=float32 whatever the logits' dtype. Scored
     # by torch: TFP's normalizer is exact, torch's saturates (probabilities clamped to
     # [eps, 1 - eps]), so beyond |logits| of about 16 (float32; 36 in float64) they differ
@@ -330,7 +422,7 @@ TFP_FAMILIES: dict[str, TfpFamily] = {
                                 note="composed: ratio of two TFP Gamma draws",
                                 clamp="positive_finite"),
     "Gamma": TfpFamily(("concentration", "rate"), _d("Gamma", "concentration", "rate"),
-                       clamp="positive"),
+                       draw=_gamma, clamp="positive"),
     "GeneralizedPareto": TfpFamily(("loc", "scale", "concentration"),
                                    _d("GeneralizedPareto", "loc", "scale", "concentration")),
     "Geometric": TfpFamily(("logits",), _d("Geometric", "logits"), rsample=False,
@@ -339,7 +431,8 @@ TFP_FAMILIES: dict[str, TfpFamily] = {
     "HalfCauchy": TfpFamily(("scale",), _half_cauchy),
     "HalfNormal": TfpFamily(("scale",), _d("HalfNormal", "scale")),
     "InverseGamma": TfpFamily(("concentration", "rate"),
-                              _d("InverseGamma", "concentration", "scale=rate")),
+                              _d("InverseGamma", "concentration", "scale=rate"),
+                              draw=_inverse_gamma),
     "Kumaraswamy": TfpFamily(("concentration1", "concentration0"),
                              _d("Kumaraswamy", "concentration1", "concentration0"),
                              clamp="unit"),
