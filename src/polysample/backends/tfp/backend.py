@@ -92,7 +92,14 @@ def _resolve_substrate() -> tuple[str, str]:
 
 
 class _Bridge(torch.autograd.Function):
-    """torch <-> substrate: forward runs the compiled program, backward the substrate's VJP."""
+    """torch <-> substrate: forward runs the compiled program, backward the substrate's VJP.
+
+    The backward pass goes through :class:`_Vjp`, so it also runs under ``vmap``: batched
+    gradients (``autograd.grad(..., is_grads_batched=True)``, ``gradcheck(...,
+    check_batched_grad=True)``, ``torch.func.vmap`` over a backward pass). The forward pass is
+    never batched: the core refuses draws and scores of backends that compute outside torch
+    inside ``torch.func`` transforms (``NotTraceableError``).
+    """
 
     @staticmethod
     def forward(ctx: Any, call: _Call, *tensors: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
@@ -115,11 +122,79 @@ class _Bridge(torch.autograd.Function):
         # Differentiate w.r.t. the inputs watched in forward (the same program on TF), even if
         # this backward needs fewer of them.
         mask = ctx.watch
-        grads = ctx.call.backward(tensors, grad, mask)
+        if not mask:
+            grads: Sequence[torch.Tensor] = ()
+        elif torch._C._functorch.is_functorch_wrapped_tensor(grad):  # under torch.func.vmap
+            grads = _Vjp.apply(ctx.call, mask, grad, *tensors)
+        else:
+            grads = _Vjp.forward(ctx.call, mask, grad, *tensors)
         out: list[torch.Tensor | None] = [None] * len(tensors)
         for i, g in zip(mask, grads):
             out[i] = g
         return (None, *out)
+
+
+class _Vjp(torch.autograd.Function):
+    """The substrate's VJP of one call, for a cotangent that may carry a batch dimension.
+
+    A plain cotangent runs the VJP once. A batched one runs it once per batch element (the
+    same compiled program each time) and stacks the results: under ``torch.func.vmap`` through
+    :meth:`vmap`, under the vmap prototype that ``is_grads_batched=True`` (and so
+    ``gradcheck``'s batched check) uses through :func:`_legacy_batched`. Never differentiated:
+    :class:`_Bridge` refuses a backward pass that builds a graph.
+    """
+
+    @staticmethod
+    def forward(call: _Call, mask: tuple[int, ...], grad: torch.Tensor,  # type: ignore[override]
+                *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        batched = _legacy_batched(grad)
+        if batched is None:
+            return tuple(call.backward(tensors, grad, mask))
+        rows, level = batched
+        outs = _stack([call.backward(tensors, row, mask) for row in rows.unbind(0)])
+        return tuple(torch._add_batch_dim(o, 0, level) for o in outs)  # type: ignore[attr-defined]
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: Any, output: Any) -> None:
+        pass
+
+    @staticmethod
+    def vmap(info: Any, in_dims: tuple[int | None, ...], call: _Call, mask: tuple[int, ...],
+             *args: torch.Tensor) -> tuple[tuple[torch.Tensor, ...], tuple[int, ...]]:
+        def row(i: int) -> list[torch.Tensor]:
+            return [a if d is None else a.select(d, i) for a, d in zip(args, in_dims[2:])]
+
+        # _Vjp.apply again, not call.backward: a cotangent batched by nested vmaps is unwrapped
+        # one level per call.
+        outs = _stack([_Vjp.apply(call, mask, *row(i)) for i in range(info.batch_size)])
+        return outs, (0,) * len(outs)
+
+
+def _stack(rows: Sequence[Sequence[torch.Tensor]]) -> tuple[torch.Tensor, ...]:
+    return tuple(torch.stack(column) for column in zip(*rows))
+
+
+def _legacy_batched(t: torch.Tensor) -> tuple[torch.Tensor, int] | None:
+    """``(rows, level)`` for a tensor batched by torch's vmap prototype (else None).
+
+    ``autograd.grad(..., is_grads_batched=True)`` batches cotangents with the prototype
+    (``torch._vmap_internals``), which calls ``autograd.Function``s with its batched tensors and
+    has no extension point for them. Its batch dimension is removed here (batch first, the
+    prototype's current nesting level) so the substrate sees plain tensors; the results are
+    batched again at that level by the caller.
+    """
+    if not torch._C._functorch.is_legacy_batchedtensor(t):
+        return None
+    level = torch._C._vmapmode_increment_nesting()  # the current level, plus one
+    torch._C._vmapmode_decrement_nesting()
+    level -= 1
+    rows = torch._remove_batch_dim(t, level, -1, 0)  # type: ignore[attr-defined]
+    if torch._C._functorch.is_legacy_batchedtensor(rows):
+        raise NotReparameterizableError(
+            "Expected a cotangent batched once by autograd.grad(..., is_grads_batched=True); "
+            "received one batched by nested vmaps of the vmap prototype, which the tfp "
+            "backend cannot unbatch. Use torch.func.vmap over autograd.grad instead.")
+    return rows, level
 
 
 class _Call:
@@ -563,7 +638,7 @@ class TfpBackend(TableBackend):
                   value: torch.Tensor) -> torch.Tensor:
         """A row's ``log_prob`` (rows whose ``TfpFamily.log_prob`` is True)."""
         sub = self.substrate
-        tensors = _inputs(params, fam.inputs)
+        tensors = _inputs(params, fam.log_prob_inputs)
         if family != "Categorical":
             # torch's log_prob promotes (float32 parameters, float64 value: float64)
             dtype = tensors[0].dtype
@@ -587,12 +662,11 @@ class TfpBackend(TableBackend):
                           ) -> tuple[list[int] | None, Callable[[tuple[int, ...]], Any]]:
         spec = FAMILIES[family]
         tfp = self.substrate.tfp
-        names = fam.inputs
+        names = fam.log_prob_inputs
 
         def program(shape: tuple[int, ...]) -> Any:
             def lp(arrays: tuple[Any, ...], seed: Any) -> Any:
-                p = dict(zip(names, arrays[:-1]))
-                return fam.build(tfp, p, static).log_prob(arrays[-1])  # type: ignore[misc]
+                return fam.log_prob_of(tfp, dict(zip(names, arrays[:-1])), static, arrays[-1])
             return lp
 
         # A value with fewer dimensions than an event has no rows: the exact program then lets

@@ -19,6 +19,10 @@ checked against torch's definition (the conformance suite checks it again, again
   Cholesky factors), ``MultivariateNormal`` <-> ``MultivariateNormalTriL``,
   ``HalfCauchy(scale)`` <-> ``HalfCauchy(0, scale)``.
 
+``log_prob`` is TFP's, except where TFP and torch disagree at the edges of the parameters or the
+support (see ``TfpFamily.score``): there the scorer computes torch's value with TFP's
+operations, or (``ContinuousBernoulli``) torch scores it.
+
 Families TFP lacks are composed (``log_prob`` then falls back to torch):
 ``FisherSnedecor`` from two TFP Gamma draws, ``LogisticNormal`` as a TFP Normal draw followed by
 torch's ``StickBreakingTransform``, ``OneHotCategoricalStraightThrough`` as a TFP
@@ -32,10 +36,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 __all__ = ["TfpFamily", "TFP_FAMILIES", "MIXTURE_COMPONENTS"]
 
 Builder = Callable[[Any, Mapping[str, Any], tuple[Any, ...]], Any]
 Drawer = Callable[[Any, Mapping[str, Any], tuple[Any, ...], tuple[int, ...], Any], Any]
+Scorer = Callable[[Any, Mapping[str, Any], tuple[Any, ...], Any], Any]
 
 
 @dataclass(frozen=True)
@@ -60,6 +67,9 @@ class TfpFamily:
             (straight-through, so gradients flow): ``"positive"`` (at least ``finfo.tiny``),
             ``"positive_finite"`` (in ``[tiny, finfo.max]``), ``"unit"`` (in ``[tiny, 1 - eps/2]``), ``"simplex"`` (``tiny`` and rows
             renormalized).
+        score: ``score(tfp, params, static, value) -> log_prob`` where ``build(...).log_prob``
+            disagrees with torch (``None``: TFP's own ``log_prob``).
+        score_inputs: the parameters ``score`` reads when they differ from ``inputs``.
     """
 
     inputs: tuple[str, ...]
@@ -73,11 +83,25 @@ class TfpFamily:
     tf_static_rows: bool = False
     draw_inputs: tuple[str, ...] | None = None
     clamp: str = ""
+    score: Scorer | None = None
+    score_inputs: tuple[str, ...] | None = None
 
     @property
     def sample_inputs(self) -> tuple[str, ...]:
         """The parameters a draw reads."""
         return self.inputs if self.draw_inputs is None else self.draw_inputs
+
+    @property
+    def log_prob_inputs(self) -> tuple[str, ...]:
+        """The parameters ``log_prob`` reads."""
+        return self.inputs if self.score_inputs is None else self.score_inputs
+
+    def log_prob_of(self, tfp: Any, params: Mapping[str, Any], static: tuple[Any, ...],
+                    value: Any) -> Any:
+        """The log density of ``value`` (inside the compiled ``log_prob`` program)."""
+        if self.score is not None:
+            return self.score(tfp, params, static, value)
+        return self.build(tfp, params, static).log_prob(value)  # type: ignore[misc]
 
 
 def _d(name: str, *args: str, **fixed: Any) -> Builder:
@@ -118,8 +142,8 @@ def _fisher_snedecor(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...],
     # is implicitly reparameterized, so the ratio carries pathwise gradients in df1 and df2.
     s1, s2 = tfp.random.split_seed(seed, n=2)
     h1, h2 = p["df1"] / 2, p["df2"] / 2
-    g1 = tfp.distributions.Gamma(h1, h1).sample(shape, seed=s1)
-    g2 = tfp.distributions.Gamma(h2, h2).sample(shape, seed=s2)
+    g1 = _gamma_sample(tfp, h1, h1, shape, s1)
+    g2 = _gamma_sample(tfp, h2, h2, shape, s2)
     return g1 / g2
 
 
@@ -248,6 +272,149 @@ def _negative_binomial(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...],
     return tf.cast(counts, dtype)
 
 
+def _standard_gamma_dlogz(tf: Any, z: Any, a: Any, log: bool) -> Any:
+    """``dz/dα`` (``d(log z)/dα`` if ``log``) of a standard Gamma(α) draw ``z``, in float64.
+
+    ``-(∂P/∂α)(z; α) / p(z; α)``: the numerics of
+    :func:`polysample.core.implicit.standard_gamma_dz_dalpha` in the substrate's operations (a
+    central difference of the regularized incomplete gamma function on the smaller tail; the
+    normal limit where that is not finite, 0 where neither is).
+    """
+    h = 1e-4 * a / (1.0 + tf.sqrt(a))
+    lower = (tf.math.igamma(a + h, z) - tf.math.igamma(a - h, z)) / (2 * h)
+    upper = (tf.math.igammac(a - h, z) - tf.math.igammac(a + h, z)) / (2 * h)
+    d_f = tf.where(z < a, lower, upper)
+    log_p = tf.math.xlogy(a if log else a - 1, z) - z - tf.math.lgamma(a)
+    out = -d_f / tf.exp(log_p)
+    limit = (z + a) / (2 * a) / (z if log else 1.0)
+    limit = tf.where(tf.math.is_finite(limit), limit, tf.zeros_like(limit))
+    return tf.where(tf.math.is_finite(out), out, limit)
+
+
+def _f64_gradient(tf: Any, x: Any, alpha: Any, rate: Any, inverse: bool = False) -> Any:
+    """``x``, a TFP draw of Gamma(α, rate) (or InverseGamma(α, scale=rate) if ``inverse``)
+    made from parameters whose gradient was stopped, with its pathwise gradient in float64.
+
+    On TensorFlow, TFP differentiates Gamma draws with ``tf.raw_ops.RandomGammaGrad``, which is
+    inaccurate at large concentrations (at 1e4 in float32: up to 13% off per draw, 2.3% on
+    the mean; at 1e5 in float64: 28%). Here ``x = z / rate`` (``rate / z``), ``z`` standard
+    Gamma(α), and ``dz/dα`` is :func:`_standard_gamma_dlogz` (``tf.math.igamma`` is accurate
+    to 1e-10 there), attached by ``tf.custom_gradient``: draws without gradients never
+    compute it.
+    """
+    full = tf.shape(x)
+
+    @tf.custom_gradient
+    def attach(a: Any, r: Any) -> Any:
+        def grad(dy: Any) -> Any:
+            f64 = tf.float64
+            x64, a64, r64 = tf.cast(x, f64), tf.cast(a, f64), tf.cast(r, f64)
+            if inverse:  # x = r / z: dx/da = -x d(log z)/da
+                dx = -x64 * _standard_gamma_dlogz(tf, r64 / x64, a64, log=True)
+                return dy * tf.cast(dx, x.dtype), dy * x / r
+            dx = _standard_gamma_dlogz(tf, x64 * r64, a64, log=False) / r64
+            return dy * tf.cast(dx, x.dtype), -dy * x / r
+        return tf.identity(x), grad
+
+    # broadcast_to sums the gradients over the sample dimensions back to the parameters
+    return attach(tf.broadcast_to(alpha, full), tf.broadcast_to(rate, full))
+
+
+def _on_jax(tfp: Any) -> bool:
+    return bool(tfp.__name__.endswith(".jax"))
+
+
+def _gamma_sample(tfp: Any, alpha: Any, rate: Any, shape: tuple[int, ...], seed: Any) -> Any:
+    """TFP's Gamma(α, rate) draw; on TensorFlow with the float64 gradient of
+    :func:`_f64_gradient` (JAX's own is accurate: 1e-6 in float64, a few 1e-4 in float32)."""
+    tfd = tfp.distributions
+    if _on_jax(tfp):
+        return tfd.Gamma(alpha, rate).sample(shape, seed=seed)
+    tf = _tf(tfp)
+    x = tfd.Gamma(tf.stop_gradient(alpha), tf.stop_gradient(rate)).sample(shape, seed=seed)
+    return _f64_gradient(tf, x, alpha, rate)
+
+
+def _gamma(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...],
+           shape: tuple[int, ...], seed: Any) -> Any:
+    return _gamma_sample(tfp, p["concentration"], p["rate"], shape, seed)
+
+
+def _chi2(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...],
+          shape: tuple[int, ...], seed: Any) -> Any:
+    df = p["df"]
+    tfd = tfp.distributions
+    if _on_jax(tfp):
+        return tfd.Chi2(df).sample(shape, seed=seed)
+    tf = _tf(tfp)
+    x = tfd.Chi2(tf.stop_gradient(df)).sample(shape, seed=seed)  # Gamma(df / 2, rate 1/2)
+    return _f64_gradient(tf, x, df / 2, tf.constant(0.5, df.dtype))
+
+
+def _inverse_gamma(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...],
+                   shape: tuple[int, ...], seed: Any) -> Any:
+    alpha, rate = p["concentration"], p["rate"]
+    tfd = tfp.distributions
+    if _on_jax(tfp):
+        return tfd.InverseGamma(alpha, rate).sample(shape, seed=seed)
+    tf = _tf(tfp)
+    stop = tf.stop_gradient
+    x = tfd.InverseGamma(stop(alpha), stop(rate)).sample(shape, seed=seed)
+    return _f64_gradient(tf, x, alpha, rate, inverse=True)
+
+
+# ---------------------------------------------------------------- scorers: torch's value at the edges
+def _geometric_score(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...], value: Any) -> Any:
+    # torch's formula, from probs: TFP scored from torch's logits, which torch clamps to
+    # +-15.9 (float32), so Geometric(probs=1).log_prob(1) was -15.9 (torch: -inf) and
+    # Geometric(probs=1e-10).log_prob(0) -15.9 (torch: -23.0). TFP's own formula from probs
+    # floors the value (torch does not, with validate_args=False).
+    tf = _tf(tfp)
+    probs = p["probs"]
+    return tf.math.xlog1py(value, -probs) + tf.math.log(probs)
+
+
+def _negative_binomial_score(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...],
+                             value: Any) -> Any:
+    # total_count 0 and value 0 has probability 1: torch says 0, TFP NaN (lgamma(0) is
+    # infinite). torch's expression there keeps torch's gradients in total_count and value.
+    tf = _tf(tfp)
+    count, logits = p["total_count"], p["logits"]
+    edge = tf.equal(count + value, 0)
+    safe = tf.where(edge, tf.ones_like(count), count)  # no NaN in the branch not taken
+    lp = tfp.distributions.NegativeBinomial(safe, logits=logits).log_prob(value)
+    at_edge = -count * tf.nn.softplus(logits) - value * tf.nn.softplus(-logits)
+    return tf.where(edge, at_edge, lp)
+
+
+def _one_hot_score(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...], value: Any) -> Any:
+    # torch scores the category of the largest entry (value.max(-1)[1]); TFP's
+    # sum(value * log_softmax(logits)) on TensorFlow is NaN where a logit is -inf (0 * -inf).
+    tf = _tf(tfp)
+    index = tf.argmax(value, axis=-1)
+    return tfp.distributions.Categorical(logits=p["logits"]).log_prob(index)
+
+
+def _relaxed_bernoulli_score(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...],
+                             value: Any) -> Any:
+    # torch inverts its sigmoid at the value clamped to [tiny, 1 - eps] (finite at 0 and 1,
+    # where the density is infinite and TFP says so).
+    tf = _tf(tfp)
+    dtype = value.dtype.as_numpy_dtype if hasattr(value.dtype, "as_numpy_dtype") else value.dtype
+    fi = np.finfo(dtype)
+    x = tf.clip_by_value(value, fi.tiny, 1 - fi.eps)
+    return tfp.distributions.RelaxedBernoulli(p["temperature"], logits=p["logits"]).log_prob(x)
+
+
+def _wishart_score(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...], value: Any) -> Any:
+    # TFP on TensorFlow reads the lower triangle of the value only, so its gradient in the
+    # value was not torch's (gradcheck failed); torch (and JAX's Cholesky) read both.
+    tf = _tf(tfp)
+    sym = (value + tf.linalg.matrix_transpose(value)) / 2
+    return tfp.distributions.WishartTriL(p["df"], p["scale_tril"],
+                                         input_output_cholesky=False).log_prob(sym)
+
+
 TFP_FAMILIES: dict[str, TfpFamily] = {
     "Bernoulli": TfpFamily(("logits",), _d("Bernoulli", "logits", dtype=_dtype_of("logits")),
                            draw=_bernoulli, draw_inputs=("probs",), rsample=False),
@@ -259,10 +426,16 @@ TFP_FAMILIES: dict[str, TfpFamily] = {
     "Categorical": TfpFamily(("logits",), _d("Categorical", "logits", dtype="int64"),
                              draw=_categorical, draw_inputs=("probs",), rsample=False),
     "Cauchy": TfpFamily(("loc", "scale"), _d("Cauchy", "loc", "scale")),
-    "Chi2": TfpFamily(("df",), _d("Chi2", "df"), clamp="positive"),
-    # TFP's ContinuousBernoulli defaults to dtype=float32 whatever the logits' dtype
+    "Chi2": TfpFamily(("df",), _d("Chi2", "df"), draw=_chi2,
+                      clamp="positive"),
+    # TFP's ContinuousBernoulli defaults to dtype=float32 whatever the logits' dtype. Scored
+    # by torch: TFP's normalizer is exact, torch's saturates (probabilities clamped to
+    # [eps, 1 - eps]), so beyond |logits| of about 16 (float32; 36 in float64) they differ
+    # (logits=-1e38 at 0: TFP 87.5, torch 2.77).
     "ContinuousBernoulli": TfpFamily(("logits",), _d("ContinuousBernoulli", "logits",
-                                                     dtype=_dtype_of("logits"))),
+                                                     dtype=_dtype_of("logits")),
+                                     log_prob=False,
+                                     note="log_prob: torch's (its normalizer, not TFP's)"),
     "Dirichlet": TfpFamily(("concentration",), _d("Dirichlet", "concentration"),
                            clamp="simplex"),
     "Exponential": TfpFamily(("rate",), _d("Exponential", "rate")),
@@ -270,15 +443,17 @@ TFP_FAMILIES: dict[str, TfpFamily] = {
                                 note="composed: ratio of two TFP Gamma draws",
                                 clamp="positive_finite"),
     "Gamma": TfpFamily(("concentration", "rate"), _d("Gamma", "concentration", "rate"),
-                       clamp="positive"),
+                       draw=_gamma, clamp="positive"),
     "GeneralizedPareto": TfpFamily(("loc", "scale", "concentration"),
                                    _d("GeneralizedPareto", "loc", "scale", "concentration")),
-    "Geometric": TfpFamily(("logits",), _d("Geometric", "logits"), rsample=False),
+    "Geometric": TfpFamily(("logits",), _d("Geometric", "logits"), rsample=False,
+                           score=_geometric_score, score_inputs=("probs",)),
     "Gumbel": TfpFamily(("loc", "scale"), _d("Gumbel", "loc", "scale")),
     "HalfCauchy": TfpFamily(("scale",), _half_cauchy),
     "HalfNormal": TfpFamily(("scale",), _d("HalfNormal", "scale")),
     "InverseGamma": TfpFamily(("concentration", "rate"),
-                              _d("InverseGamma", "concentration", "scale=rate")),
+                              _d("InverseGamma", "concentration", "scale=rate"),
+                              draw=_inverse_gamma),
     "Kumaraswamy": TfpFamily(("concentration1", "concentration0"),
                              _d("Kumaraswamy", "concentration1", "concentration0"),
                              clamp="unit"),
@@ -302,11 +477,12 @@ TFP_FAMILIES: dict[str, TfpFamily] = {
                                     note="TFP MultivariateNormalTriL"),
     "NegativeBinomial": TfpFamily(("total_count", "logits"),
                                   _d("NegativeBinomial", "total_count", "logits"), rsample=False,
-                                  draw=_negative_binomial),
+                                  draw=_negative_binomial, score=_negative_binomial_score),
     "Normal": TfpFamily(("loc", "scale"), _d("Normal", "loc", "scale")),
     "OneHotCategorical": TfpFamily(("logits",),
                                    _d("OneHotCategorical", "logits", dtype=_dtype_of("logits")),
-                                   draw=_one_hot, draw_inputs=("probs",), rsample=False),
+                                   draw=_one_hot, draw_inputs=("probs",), rsample=False,
+                                   score=_one_hot_score),
     "OneHotCategoricalStraightThrough": TfpFamily(
         ("logits",), _d("OneHotCategorical", "logits", dtype=_dtype_of("logits")),
         draw=_one_hot, draw_inputs=("probs",), log_prob=False, post="straight_through",
@@ -315,7 +491,8 @@ TFP_FAMILIES: dict[str, TfpFamily] = {
     "Poisson": TfpFamily(("rate",), _d("Poisson", "rate"), rsample=False,
                          draw=_in_float64("Poisson", "rate")),
     "RelaxedBernoulli": TfpFamily(("temperature", "logits"),
-                                  _d("RelaxedBernoulli", "temperature", "logits")),
+                                  _d("RelaxedBernoulli", "temperature", "logits"),
+                                  score=_relaxed_bernoulli_score),
     "RelaxedOneHotCategorical": TfpFamily(("temperature", "logits"), _relaxed_one_hot),
     "StudentT": TfpFamily(("df", "loc", "scale"), _d("StudentT", "df", "loc", "scale")),
     "Uniform": TfpFamily(("low", "high"), _d("Uniform", "low", "high")),
@@ -325,7 +502,7 @@ TFP_FAMILIES: dict[str, TfpFamily] = {
                          clamp="positive_finite"),
     "Wishart": TfpFamily(("df", "scale_tril"),
                          _d("WishartTriL", "df", "scale_tril", input_output_cholesky=False),
-                         note="TFP WishartTriL"),
+                         note="TFP WishartTriL", score=_wishart_score),
 }
 
 #: Component families for which ``rsample("MixtureSameFamily", ...)`` is offered: univariate,
