@@ -217,7 +217,7 @@ def test_multinomial_total_count_beyond_int64_is_refused(backend: str) -> None:
 
 
 @pytest.mark.parametrize("backend", [
-    pytest.param(b, marks=_tfp_xfail(b, "Geometric at tiny probabilities"))
+    pytest.param(b)
     for b in _backends()])
 def test_geometric_with_a_tiny_probability_does_not_saturate(backend: str) -> None:
     x = ps.Geometric(probs=torch.tensor([1e-300], dtype=torch.float64),

@@ -251,6 +251,35 @@ def _in_float64(name: str, *args: str) -> Drawer:
     return draw
 
 
+def _draw_shape(tf: Any, shape: tuple[int, ...], batch: Any) -> Any:
+    """``shape + batch``: a list, or a tensor where a TensorFlow bucket program does not know
+    its row dimension (``None``) when traced."""
+    static = list(batch.shape)
+    if None not in static:
+        return list(shape) + static
+    return tf.concat([tf.constant(list(shape), tf.int32), tf.shape(batch)], 0)
+
+
+def _geometric(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...],
+               shape: tuple[int, ...], seed: Any) -> Any:
+    """Failures before the first success, ``floor(log(u) / log1p(-p))`` with ``u`` uniform in
+    ``(0, 1]``, in float64 from ``probs`` (torch's sampler, in float64).
+
+    TFP's sampler read torch's ``logits`` (clamped to about -15.9 in float32) and saturated:
+    ``Geometric(probs=1e-300)`` in float64 drew a median of 3.2e15 (the law's: 6.9e299), in
+    float32 ``probs=1e-10`` about 1e7 (the law's: 6.9e9). A float32 count beyond ``finfo.max``
+    is ``inf``, as in torch; ``probs`` 1 gives 0, ``probs`` 0 ``inf``.
+    """
+    tf = _tf(tfp)
+    probs = p["probs"]
+    p64 = tf.stop_gradient(tf.cast(probs, tf.float64))
+    u = 1.0 - _samplers(tfp).uniform(_draw_shape(tf, shape, p64), dtype=tf.float64, seed=seed)
+    x = tf.floor(tf.math.log(u) / tf.math.log1p(-p64))
+    x = tf.where(p64 >= 1, tf.zeros_like(x), x)
+    x = tf.where(p64 > 0, x, tf.constant(np.inf, tf.float64))
+    return tf.cast(x, probs.dtype)
+
+
 def _negative_binomial(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...],
                        shape: tuple[int, ...], seed: Any) -> Any:
     """NegativeBinomial as its gamma-Poisson mixture, in float64, from TFP's Gamma and Poisson.
@@ -447,6 +476,7 @@ TFP_FAMILIES: dict[str, TfpFamily] = {
     "GeneralizedPareto": TfpFamily(("loc", "scale", "concentration"),
                                    _d("GeneralizedPareto", "loc", "scale", "concentration")),
     "Geometric": TfpFamily(("logits",), _d("Geometric", "logits"), rsample=False,
+                           draw=_geometric, draw_inputs=("probs",),
                            score=_geometric_score, score_inputs=("probs",)),
     "Gumbel": TfpFamily(("loc", "scale"), _d("Gumbel", "loc", "scale")),
     "HalfCauchy": TfpFamily(("scale",), _half_cauchy),
