@@ -182,7 +182,7 @@ def test_poisson_with_rates_beyond_int64_draws_near_the_rate(backend: str) -> No
 
 
 @pytest.mark.parametrize("backend", [
-    pytest.param(b, marks=_tfp_xfail(b, "counts beyond 2**50 (not checked on TFP yet)"))
+    pytest.param(b)
     for b in _backends()])
 def test_binomial_with_counts_beyond_2_to_the_50_keeps_its_variance(backend: str) -> None:
     n = 1 << 15
@@ -196,7 +196,7 @@ def test_binomial_with_counts_beyond_2_to_the_50_keeps_its_variance(backend: str
 
 
 @pytest.mark.parametrize("backend", [
-    pytest.param(b, marks=_tfp_xfail(b, "Multinomial with total_count 2**40"))
+    pytest.param(b)
     for b in _backends()])
 def test_multinomial_with_a_huge_total_count_is_drawn_not_refused(backend: str) -> None:
     if "Multinomial" not in _families(backend):
