@@ -1,10 +1,9 @@
 """Issue 12: nothing silently wrong, no hangs, no raw exceptions, on every backend.
 
 One named regression test per case of the issue (each fails without its fix), on every
-available backend where the case applies. Cases whose fix is the TFP backend's own (another
-item of the issue) are marked ``xfail`` on tfp/tfp-tf with the item as the reason; the core's
-checks (non-finite parameters, sample sizes, torch transforms) apply to every backend,
-TFP included, because they run before any backend draws.
+available backend where the case applies, tfp and tfp-tf included. The core's checks
+(non-finite parameters, sample sizes, torch transforms) apply to every backend because they run
+before any backend draws.
 """
 
 from __future__ import annotations
@@ -23,7 +22,6 @@ import polysample as ps
 from conftest import AVAILABLE
 
 INF, NAN = float("inf"), float("nan")
-TFP = {"tfp", "tfp-tf"}
 SRC = str(Path(ps.__file__).resolve().parents[1])
 
 
@@ -34,13 +32,6 @@ BUILTIN = ("torch", "numpy", "tfp", "tfp-tf")
 
 def _backends(*only: str) -> list[str]:
     return [b for b in AVAILABLE if b in BUILTIN and (not only or b in only)]
-
-
-def _tfp_xfail(backend: str, item: str) -> list[Any]:
-    """The mark for a case whose fix is the TFP backend's (issue 12, item ``item``)."""
-    if backend in TFP:
-        return [pytest.mark.xfail(reason=f"issue 12, TFP item: {item}", strict=False)]
-    return []
 
 
 def _families(backend: str) -> set[str]:
@@ -182,7 +173,7 @@ def test_poisson_with_rates_beyond_int64_draws_near_the_rate(backend: str) -> No
 
 
 @pytest.mark.parametrize("backend", [
-    pytest.param(b, marks=_tfp_xfail(b, "counts beyond 2**50 (not checked on TFP yet)"))
+    pytest.param(b)
     for b in _backends()])
 def test_binomial_with_counts_beyond_2_to_the_50_keeps_its_variance(backend: str) -> None:
     n = 1 << 15
@@ -196,7 +187,7 @@ def test_binomial_with_counts_beyond_2_to_the_50_keeps_its_variance(backend: str
 
 
 @pytest.mark.parametrize("backend", [
-    pytest.param(b, marks=_tfp_xfail(b, "Multinomial with total_count 2**40"))
+    pytest.param(b)
     for b in _backends()])
 def test_multinomial_with_a_huge_total_count_is_drawn_not_refused(backend: str) -> None:
     if "Multinomial" not in _families(backend):
@@ -217,7 +208,7 @@ def test_multinomial_total_count_beyond_int64_is_refused(backend: str) -> None:
 
 
 @pytest.mark.parametrize("backend", [
-    pytest.param(b, marks=_tfp_xfail(b, "Geometric at tiny probabilities"))
+    pytest.param(b)
     for b in _backends()])
 def test_geometric_with_a_tiny_probability_does_not_saturate(backend: str) -> None:
     x = ps.Geometric(probs=torch.tensor([1e-300], dtype=torch.float64),
@@ -283,10 +274,7 @@ _EDGES = [
 
 @pytest.mark.parametrize("method", ["sample", "rsample"])
 @pytest.mark.parametrize("backend,family,kwargs", [
-    pytest.param(b, fam, kw, id=f"{b}-{cid}",
-                 marks=_tfp_xfail(b, "RelaxedOneHotCategorical at a cold temperature: "
-                                     "values underflow to 0") if cid == "relaxed-one-hot-cold"
-                 else [])
+    pytest.param(b, fam, kw, id=f"{b}-{cid}")
     for b in _backends() for cid, fam, kw in _EDGES])
 def test_own_draws_at_the_support_edges_are_accepted_by_log_prob(
         backend: str, family: str, kwargs: dict[str, Any], method: str) -> None:

@@ -38,6 +38,8 @@ from typing import Any
 
 import numpy as np
 
+from .._math import LARGE_BINOMIAL_VARIANCE, LARGE_COUNT, LARGE_RATE
+
 __all__ = ["TfpFamily", "TFP_FAMILIES", "MIXTURE_COMPONENTS"]
 
 Builder = Callable[[Any, Mapping[str, Any], tuple[Any, ...]], Any]
@@ -231,8 +233,6 @@ def _in_float64(name: str, *args: str) -> Drawer:
 
     TFP's count samplers lose accuracy in float32 for large counts (Binomial(1e9, 0.3): the
     mean off by 9 standard errors, the variance 27% too large); float64 costs little here.
-    ``total_count`` is truncated as torch's sampler truncates it (``torch.binomial``: a
-    non-integer count given with ``validate_args=False`` draws from its floor).
     """
     pairs = [a.split("=") if "=" in a else (a, a) for a in args]
 
@@ -241,14 +241,119 @@ def _in_float64(name: str, *args: str) -> Drawer:
         tf = _tf(tfp)
         dtype = p[pairs[-1][1]].dtype
         kw = {k: tf.cast(p[v], tf.float64) for k, v in pairs}
-        if "total_count" in kw and name == "Binomial":
-            kw["total_count"] = tf.floor(kw["total_count"])
-        if static:  # Multinomial's total_count
-            kw["total_count"] = float(static[0])
         out = getattr(tfp.distributions, name)(**kw).sample(shape, seed=seed)
         return tf.cast(out, dtype)
 
     return draw
+
+
+def _binomial_f64(tfp: Any, count: Any, probs: Any, shape: tuple[int, ...], seed: Any) -> Any:
+    """Binomial(count, probs) draws in float64 (``shape`` + the parameters' broadcast shape).
+
+    TFP's float64 sampler loses accuracy beyond :data:`~polysample.backends._math.LARGE_COUNT`
+    (2**50; the variance 1.06 times the law's at 1e17, 4 times at 1e19, 2.5 times at
+    ``Binomial(1e18, 1e-12)``): there the limit laws of the torch and numpy backends are drawn
+    (``N(nq, nq(1-q))`` rounded, or ``Poisson(nq)``, with ``q = min(p, 1 - p)``, mirrored for
+    ``p > 1/2`` and clipped to ``[0, n]``), from seeds derived from the call's. Counts at or
+    below 2**50 are TFP's own draws (same seed, same values as before); the limit laws are
+    computed only when a count is above (``tf.cond``).
+    """
+    tf = _tf(tfp)
+    tfd = tfp.distributions
+    small = tfd.Binomial(total_count=tf.minimum(count, LARGE_COUNT),
+                         probs=probs).sample(shape, seed=seed)
+
+    def large() -> Any:
+        s_normal, s_poisson = _samplers(tfp).split_seed(seed, n=2, salt="polysample_binomial")
+        zero = tf.zeros_like(small)
+        n, p = count + zero, probs + zero
+        q = tf.minimum(p, 1.0 - p)
+        mean = n * q
+        var = mean * (1.0 - q)
+        full = list(small.shape) if None not in small.shape else tf.shape(small)
+        z = _samplers(tfp).normal(full, dtype=tf.float64, seed=s_normal)
+        normal = tf.round(mean + tf.sqrt(var) * z)
+        poisson = tfd.Poisson(rate=tf.minimum(mean, LARGE_RATE)).sample(seed=s_poisson)
+        y = tf.where(var >= LARGE_BINOMIAL_VARIANCE, normal, poisson)
+        y = tf.minimum(tf.maximum(y, 0.0), n)
+        y = tf.where(p > 0.5, n - y, y)
+        return tf.where(n > LARGE_COUNT, y, small)
+
+    return tf.cond(tf.reduce_any(count > LARGE_COUNT), large, lambda: small)
+
+
+def _binomial(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...],
+              shape: tuple[int, ...], seed: Any) -> Any:
+    # total_count is truncated as torch's sampler truncates it (torch.binomial: a non-integer
+    # count given with validate_args=False draws from its floor).
+    tf = _tf(tfp)
+    probs = p["probs"]
+    count = tf.floor(tf.cast(p["total_count"], tf.float64))
+    out = _binomial_f64(tfp, count, tf.cast(probs, tf.float64), shape, seed)
+    return tf.cast(out, probs.dtype)
+
+
+def _draw_shape(tf: Any, shape: tuple[int, ...], batch: Any) -> Any:
+    """``shape + batch``: a list, or a tensor where a TensorFlow bucket program does not know
+    its row dimension (``None``) when traced."""
+    static = list(batch.shape)
+    if None not in static:
+        return list(shape) + static
+    return tf.concat([tf.constant(list(shape), tf.int32), tf.shape(batch)], 0)
+
+
+def _multinomial_draw(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...],
+                      shape: tuple[int, ...], seed: Any) -> Any:
+    """Counts ``x_j ~ Binomial(n - x_0 - ... - x_(j-1), p_j / (p_j + ... + p_(k-1)))`` in
+    float64 (:func:`_binomial_f64`), the last category taking the remainder, so each row sums
+    to ``total_count`` exactly.
+
+    TFP's ``Multinomial`` iterates binomials too, but casts ``total_count`` to int32 (2**40
+    trials drew rows summing to 0 or less) and divides by ``1 - consumed`` (cancellation); the
+    tails here are summed from the last category. A category of probability 0 has conditional
+    probability 0, so its count is 0. A ``while_loop``, as TFP's, so the program does not grow
+    with the number of categories.
+    """
+    tf = _tf(tfp)
+    probs = p["probs"]
+    p64 = tf.stop_gradient(tf.cast(probs, tf.float64))
+    k = p64.shape[-1]
+    tail = tf.math.cumsum(p64, axis=-1, reverse=True)  # p_j + ... + p_(k-1)
+    cond = tf.clip_by_value(tf.math.divide_no_nan(p64, tail), 0.0, 1.0)
+    seeds = tf.stack(_samplers(tfp).split_seed(seed, n=k, salt="polysample_multinomial"))
+    rest = tf.fill(_draw_shape(tf, shape, p64[..., 0]), tf.constant(float(static[0]), tf.float64))
+    accum = tf.TensorArray(tf.float64, size=k, element_shape=rest.shape)
+
+    def step(i: Any, rest: Any, accum: Any) -> Any:
+        x = _binomial_f64(tfp, rest, tf.gather(cond, i, axis=-1), (),
+                          tf.gather(seeds, i, axis=0))
+        return i + 1, rest - x, accum.write(i, x)
+
+    _, rest, accum = tf.while_loop(lambda i, *_: i < k - 1, step,
+                                   (tf.constant(0), rest, accum))
+    counts = accum.write(k - 1, rest).stack()  # (k,) + shape + batch
+    rank = len(counts.shape)
+    return tf.cast(tf.transpose(counts, list(range(1, rank)) + [0]), probs.dtype)
+
+
+def _geometric(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...],
+               shape: tuple[int, ...], seed: Any) -> Any:
+    """Failures before the first success, ``floor(log(u) / log1p(-p))`` with ``u`` uniform in
+    ``(0, 1]``, in float64 from ``probs`` (torch's sampler, in float64).
+
+    TFP's sampler read torch's ``logits`` (clamped to about -15.9 in float32) and saturated:
+    ``Geometric(probs=1e-300)`` in float64 drew a median of 3.2e15 (the law's: 6.9e299), in
+    float32 ``probs=1e-10`` about 1e7 (the law's: 6.9e9). A float32 count beyond ``finfo.max``
+    is ``inf``, as in torch; ``probs`` 1 gives 0, ``probs`` 0 ``inf``.
+    """
+    tf = _tf(tfp)
+    probs = p["probs"]
+    p64 = tf.stop_gradient(tf.cast(probs, tf.float64))
+    u = 1.0 - _samplers(tfp).uniform(_draw_shape(tf, shape, p64), dtype=tf.float64, seed=seed)
+    x = tf.floor(tf.math.log(u) / tf.math.log1p(-p64))
+    x = tf.where(p64 >= 1, tf.zeros_like(x), x)
+    x = tf.where(p64 > 0, x, tf.constant(np.inf, tf.float64))
+    return tf.cast(x, probs.dtype)
 
 
 def _negative_binomial(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...],
@@ -421,7 +526,7 @@ TFP_FAMILIES: dict[str, TfpFamily] = {
     "Beta": TfpFamily(("concentration1", "concentration0"),
                       _d("Beta", "concentration1", "concentration0"), clamp="unit"),
     "Binomial": TfpFamily(("total_count", "logits"), _d("Binomial", "total_count", "logits"),
-                          draw=_in_float64("Binomial", "total_count", "probs"),
+                          draw=_binomial,
                           draw_inputs=("total_count", "probs"), rsample=False),
     "Categorical": TfpFamily(("logits",), _d("Categorical", "logits", dtype="int64"),
                              draw=_categorical, draw_inputs=("probs",), rsample=False),
@@ -447,6 +552,7 @@ TFP_FAMILIES: dict[str, TfpFamily] = {
     "GeneralizedPareto": TfpFamily(("loc", "scale", "concentration"),
                                    _d("GeneralizedPareto", "loc", "scale", "concentration")),
     "Geometric": TfpFamily(("logits",), _d("Geometric", "logits"), rsample=False,
+                           draw=_geometric, draw_inputs=("probs",),
                            score=_geometric_score, score_inputs=("probs",)),
     "Gumbel": TfpFamily(("loc", "scale"), _d("Gumbel", "loc", "scale")),
     "HalfCauchy": TfpFamily(("scale",), _half_cauchy),
@@ -471,7 +577,7 @@ TFP_FAMILIES: dict[str, TfpFamily] = {
            "cov_perturb_factor=cov_factor", "cov_diag_factor=cov_diag"),
         note="TFP MultivariateNormalDiagPlusLowRankCovariance"),
     "Multinomial": TfpFamily(("logits",), _multinomial, static=("total_count",), rsample=False,
-                             draw=_in_float64("Multinomial", "probs"), draw_inputs=("probs",)),
+                             draw=_multinomial_draw, draw_inputs=("probs",)),
     "MultivariateNormal": TfpFamily(("loc", "scale_tril"),
                                     _d("MultivariateNormalTriL", "loc", "scale_tril"),
                                     note="TFP MultivariateNormalTriL"),
@@ -493,7 +599,8 @@ TFP_FAMILIES: dict[str, TfpFamily] = {
     "RelaxedBernoulli": TfpFamily(("temperature", "logits"),
                                   _d("RelaxedBernoulli", "temperature", "logits"),
                                   score=_relaxed_bernoulli_score),
-    "RelaxedOneHotCategorical": TfpFamily(("temperature", "logits"), _relaxed_one_hot),
+    "RelaxedOneHotCategorical": TfpFamily(("temperature", "logits"), _relaxed_one_hot,
+                                          clamp="simplex"),
     "StudentT": TfpFamily(("df", "loc", "scale"), _d("StudentT", "df", "loc", "scale")),
     "Uniform": TfpFamily(("low", "high"), _d("Uniform", "low", "high")),
     "VonMises": TfpFamily(("loc", "concentration"), _d("VonMises", "loc", "concentration"),
