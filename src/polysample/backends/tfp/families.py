@@ -72,6 +72,10 @@ class TfpFamily:
         score: ``score(tfp, params, static, value) -> log_prob`` where ``build(...).log_prob``
             disagrees with torch (``None``: TFP's own ``log_prob``).
         score_inputs: the parameters ``score`` reads when they differ from ``inputs``.
+        draw_flags: ``draw_flags(params) -> tuple`` of Python values computed on the host from
+            the torch parameters and appended to ``static`` for the draw program (which is then
+            specialised to them): e.g. whether a Binomial count exceeds 2**50, so that programs
+            of ordinary counts do not compile the limit laws.
     """
 
     inputs: tuple[str, ...]
@@ -87,6 +91,7 @@ class TfpFamily:
     clamp: str = ""
     score: Scorer | None = None
     score_inputs: tuple[str, ...] | None = None
+    draw_flags: Callable[[Mapping[str, Any]], tuple[Any, ...]] | None = None
 
     @property
     def sample_inputs(self) -> tuple[str, ...]:
@@ -247,7 +252,8 @@ def _in_float64(name: str, *args: str) -> Drawer:
     return draw
 
 
-def _binomial_f64(tfp: Any, count: Any, probs: Any, shape: tuple[int, ...], seed: Any) -> Any:
+def _binomial_f64(tfp: Any, count: Any, probs: Any, shape: tuple[int, ...], seed: Any,
+                  large: bool) -> Any:
     """Binomial(count, probs) draws in float64 (``shape`` + the parameters' broadcast shape).
 
     TFP's float64 sampler loses accuracy beyond :data:`~polysample.backends._math.LARGE_COUNT`
@@ -255,15 +261,16 @@ def _binomial_f64(tfp: Any, count: Any, probs: Any, shape: tuple[int, ...], seed
     ``Binomial(1e18, 1e-12)``): there the limit laws of the torch and numpy backends are drawn
     (``N(nq, nq(1-q))`` rounded, or ``Poisson(nq)``, with ``q = min(p, 1 - p)``, mirrored for
     ``p > 1/2`` and clipped to ``[0, n]``), from seeds derived from the call's. Counts at or
-    below 2**50 are TFP's own draws (same seed, same values as before); the limit laws are
-    computed only when a count is above (``tf.cond``).
+    below 2**50 are TFP's own draws (same seed, same values as before). ``large``: some count
+    may be above 2**50 (decided on the host, :func:`_huge_count`); otherwise the program has no
+    limit laws to compile (they tripled the compile time of every Binomial program).
     """
     tf = _tf(tfp)
     tfd = tfp.distributions
     small = tfd.Binomial(total_count=tf.minimum(count, LARGE_COUNT),
                          probs=probs).sample(shape, seed=seed)
 
-    def large() -> Any:
+    def limit_laws() -> Any:
         s_normal, s_poisson = _samplers(tfp).split_seed(seed, n=2, salt="polysample_binomial")
         zero = tf.zeros_like(small)
         n, p = count + zero, probs + zero
@@ -279,7 +286,12 @@ def _binomial_f64(tfp: Any, count: Any, probs: Any, shape: tuple[int, ...], seed
         y = tf.where(p > 0.5, n - y, y)
         return tf.where(n > LARGE_COUNT, y, small)
 
-    return tf.cond(tf.reduce_any(count > LARGE_COUNT), large, lambda: small)
+    return limit_laws() if large else small
+
+
+def _huge_count(p: Mapping[str, Any]) -> tuple[bool]:
+    """Whether a Binomial count exceeds 2**50 (the draw program's flag, on the host)."""
+    return (bool((p["total_count"] > LARGE_COUNT).any()),)
 
 
 def _binomial(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...],
@@ -289,7 +301,7 @@ def _binomial(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...],
     tf = _tf(tfp)
     probs = p["probs"]
     count = tf.floor(tf.cast(p["total_count"], tf.float64))
-    out = _binomial_f64(tfp, count, tf.cast(probs, tf.float64), shape, seed)
+    out = _binomial_f64(tfp, count, tf.cast(probs, tf.float64), shape, seed, large=static[-1])
     return tf.cast(out, probs.dtype)
 
 
@@ -326,7 +338,7 @@ def _multinomial_draw(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...],
 
     def step(i: Any, rest: Any, accum: Any) -> Any:
         x = _binomial_f64(tfp, rest, tf.gather(cond, i, axis=-1), (),
-                          tf.gather(seeds, i, axis=0))
+                          tf.gather(seeds, i, axis=0), large=static[0] > LARGE_COUNT)
         return i + 1, rest - x, accum.write(i, x)
 
     _, rest, accum = tf.while_loop(lambda i, *_: i < k - 1, step,
@@ -526,7 +538,7 @@ TFP_FAMILIES: dict[str, TfpFamily] = {
     "Beta": TfpFamily(("concentration1", "concentration0"),
                       _d("Beta", "concentration1", "concentration0"), clamp="unit"),
     "Binomial": TfpFamily(("total_count", "logits"), _d("Binomial", "total_count", "logits"),
-                          draw=_binomial,
+                          draw=_binomial, draw_flags=_huge_count,
                           draw_inputs=("total_count", "probs"), rsample=False),
     "Categorical": TfpFamily(("logits",), _d("Categorical", "logits", dtype="int64"),
                              draw=_categorical, draw_inputs=("probs",), rsample=False),
