@@ -656,8 +656,13 @@ class TfpBackend(TableBackend):
         call = _Call(sub, family, plan.key, plan.fn, None, "log_prob")
         need_grad = torch.is_grad_enabled() and any(t.requires_grad for t in all_t)
         inputs = plan.inputs(all_t, need_grad)
-        out = _Bridge.apply(call, *inputs) if need_grad else call.forward(inputs)
-        return plan.output(out)
+        out = plan.output(_Bridge.apply(call, *inputs) if need_grad else call.forward(inputs))
+        want = tensors[0].dtype if tensors[0].is_floating_point() else torch.get_default_dtype()
+        if out.dtype != want:
+            # TFP on JAX computes some float32 log-densities in float64 (Laplace, VonMises,
+            # LowRankMultivariateNormal: constants promoted under x64); torch returns float32.
+            out = out.to(want)
+        return out
 
     def _log_prob_program(self, family: str, fam: TfpFamily, static: tuple[Any, ...],
                           value_dim: int

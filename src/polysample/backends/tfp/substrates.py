@@ -18,20 +18,26 @@ Both offer the same small interface to :mod:`.backend`:
   residuals alive between torch's forward and backward.
 
 The modules are imported only here, inside :func:`load_substrate`, on the backend's first use.
-Loading the JAX substrate also turns on JAX's persistent compilation cache
-(:func:`enable_persistent_cache`), so later processes load compiled programs from disk.
+On JAX, compiled programs persist in polysample's cache directory
+(:func:`enable_persistent_cache`), so later processes load them from disk without tracing.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import hashlib
 import importlib
+import importlib.metadata
 import importlib.util
 import os
+import pickle
+import platform
 import sys
 import tempfile
 import threading
 import warnings
+import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -239,12 +245,11 @@ def _dense(t: torch.Tensor) -> torch.Tensor:
     return t
 
 
-#: Environment variable naming the directory of JAX's persistent compilation cache ("" disables).
+#: Environment variable naming the directory of the compiled-program cache ("" disables).
 CACHE_ENV_VAR = "POLYSAMPLE_JAX_CACHE_DIR"
 
-#: The most disk space the cache may take where polysample writes it: beyond it, loading the
-#: substrate deletes the least recently used programs (see :func:`_trim`). One program takes
-#: 20 KB to 2 MB on CPU.
+#: The most disk space the cache may take: beyond it, loading the substrate deletes the least
+#: recently used programs (see :func:`_trim`). One program takes 20 KB to 1 MB on CPU.
 CACHE_MAX_BYTES = 1 << 30
 
 
@@ -253,9 +258,9 @@ def _cache_dir_setting(jax_version: str) -> tuple[Path | None, str]:
 
     ``POLYSAMPLE_JAX_CACHE_DIR`` (empty: disabled), then ``[tool.polysample.tfp]
     compilation_cache`` (a path, relative to the file's directory, or ``false``; ``true`` means the
-    default), then ``platformdirs.user_cache_dir("polysample")/jax-<jax version>``: JAX's cache
-    keys include its version, so entries of another version are never read again and a
-    directory per version lets them be deleted as a whole.
+    default), then ``platformdirs.user_cache_dir("polysample")/jax-<jax version>``: programs of
+    another JAX version are never read again, and a directory per version lets them be deleted
+    as a whole.
     """
     env = os.environ.get(CACHE_ENV_VAR)
     if env is not None:
@@ -276,7 +281,7 @@ def _cache_dir_setting(jax_version: str) -> tuple[Path | None, str]:
         if value is not True:
             raise ConfigError(
                 f"Expected {source} to be a directory (a string), true (the default directory) or "
-                f"false (no persistent compilation cache). Received: {value!r}."
+                f"false (no cache of compiled samplers). Received: {value!r}."
             )
     try:
         import platformdirs
@@ -296,17 +301,19 @@ def _writable(path: Path) -> OSError | None:
 
 
 def enable_persistent_cache(jax: Any) -> Path | None:
-    """Point JAX's persistent compilation cache at polysample's directory; return it (or None).
+    """The directory where compiled programs persist between processes (None: no cache).
 
-    Compiling is most of the cost of a first draw (0.05-2 s a program); a process that finds the
-    program on disk loads it in milliseconds (tracing TFP's Python still runs). Left alone when
-    the user configured JAX's cache themselves (``jax_compilation_cache_dir``, also set by the
-    ``JAX_COMPILATION_CACHE_DIR`` variable, or ``jax_enable_compilation_cache=False``) or
-    disabled ours (:func:`_cache_dir_setting`). Otherwise sets JAX's global options: the
-    directory, ``jax_persistent_cache_min_compile_time_secs = 0`` (JAX's default of 1 s would
-    skip nearly every sampler) and ``jax_persistent_cache_min_entry_size_bytes = 0``. They apply
-    to every JAX program of the process (documented in docs/backends/tfp.md). The directory is
-    kept under :data:`CACHE_MAX_BYTES` by :func:`_trim`.
+    Compiling is most of the cost of a first draw (0.05-2 s a program), and tracing TFP's
+    Python to find a program again 0.05-0.7 s more: :meth:`JaxSubstrate._program` keeps each
+    compiled executable here and a later process loads it in milliseconds. JAX's own
+    persistent compilation cache is not used, and JAX's configuration is not changed: an
+    executable JAX loaded from its cache cannot be serialized again whole (XLA:CPU drops
+    kernels: "Function reduce-window.1_kernel not found" when run), and finding a program there
+    needs the tracing this cache saves. Disabled (None) when the user configured JAX's cache
+    (``jax_compilation_cache_dir``, also set by the ``JAX_COMPILATION_CACHE_DIR`` variable, or
+    ``jax_enable_compilation_cache=False``), for the same reason, or disabled ours
+    (:func:`_cache_dir_setting`). The directory is kept under :data:`CACHE_MAX_BYTES` by
+    :func:`_trim`.
 
     Never fails a draw: a directory that cannot be written gives one warning and no cache.
     """
@@ -318,15 +325,12 @@ def enable_persistent_cache(jax: Any) -> Path | None:
     error = _writable(path)
     if error is not None:
         warnings.warn(
-            f"polysample: cannot use {str(path)!r} ({source}) for JAX's persistent compilation "
-            f"cache: {error.strerror or error}. Compiled samplers will not be kept between "
+            f"polysample: cannot use {str(path)!r} ({source}) as the cache of compiled "
+            f"samplers: {error.strerror or error}. Compiled samplers will not be kept between "
             f"processes. Set {CACHE_ENV_VAR} to a writable directory, or to an empty string to "
             "disable the cache and this warning.",
             RuntimeWarning, stacklevel=2)
         return None
-    jax.config.update("jax_compilation_cache_dir", str(path))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
     _trim(path, CACHE_MAX_BYTES)
     return path
 
@@ -346,7 +350,7 @@ def _trim(path: Path, max_bytes: int) -> None:
     total = 0
     try:
         for entry in os.scandir(path):
-            if entry.name.endswith(("-cache", "-atime")) and entry.is_file():
+            if entry.name.endswith(("-cache", "-atime", _PROGRAM_SUFFIX)) and entry.is_file():
                 st = entry.stat()
                 entries.append((st.st_atime, entry.path, st.st_size))
                 total += st.st_size
@@ -394,13 +398,48 @@ class JaxSubstrate(Substrate):
         self._from_dlpack = jax.dlpack.from_dlpack
         # Programs run on JAX's default device; results there can be read as NumPy arrays.
         self._host = jax.default_backend() == "cpu"
-        #: Where compiled programs persist between processes (None: not ours, or disabled).
-        self.cache_dir = enable_persistent_cache(jax)
+        #: Where compiled programs persist between processes (None: disabled); see
+        #: :meth:`_program`.
+        self.cache_dir = self.program_dir = enable_persistent_cache(jax)
+        #: Programs this process "compiled" (traced, lowered and compiled) and "loaded" (read
+        #: from :attr:`program_dir`).
+        self.stats = {"compiled": 0, "loaded": 0}
+        if self.program_dir is not None:
+            _init_custom_calls(jax)
 
-    def _jit(self, fn: Callable[..., Any], key: ProgramKey) -> Any:
+    def _jit(self, fn: Callable[..., Any], key: ProgramKey, tag: tuple[Any, ...]) -> Any:
         # A pure function of the key: the same call signature always runs the same program, so
         # "same seed, same values" holds whichever call compiled it (or loaded it from disk).
-        return self.jax.jit(fn, compiler_options=compiler_options(key))
+        return _LazyProgram(self, fn, key, tag)
+
+    def _program(self, fn: Callable[..., Any], key: ProgramKey, tag: tuple[Any, ...],
+                 args: tuple[Any, ...]) -> Any:
+        """The compiled program of ``fn`` for ``args``: compiled here, or read from disk.
+
+        Tracing TFP's Python, lowering and compiling cost 0.1-2 s a program. The compiled
+        executable is kept under a digest of the key, the arguments' shapes and dtypes and
+        :func:`_fingerprint` (versions, the programs' source, the CPU) in :attr:`program_dir`
+        (see :func:`enable_persistent_cache`); a later process loads it in milliseconds, without
+        tracing. It is the very executable the first process ran, so the values are the same.
+        A file that cannot be read (damaged, or from another jaxlib) is compiled and written
+        again.
+        """
+        jax = self.jax
+        path = None
+        if self.program_dir is not None:
+            leaves, tree = jax.tree_util.tree_flatten(args)
+            ident = repr((_fingerprint(jax), tag, key, str(tree),
+                          [(np.shape(a), str(a.dtype)) for a in leaves])).encode()
+            path = self.program_dir / f"{hashlib.sha256(ident).hexdigest()}{_PROGRAM_SUFFIX}"
+            compiled = _read_program(jax, path)
+            if compiled is not None:
+                self.stats["loaded"] += 1
+                return compiled
+        compiled = jax.jit(fn, compiler_options=compiler_options(key)).lower(*args).compile()
+        self.stats["compiled"] += 1
+        if path is not None:
+            _write_program(path, compiled)
+        return compiled
 
     def to_native(self, t: torch.Tensor | np.ndarray) -> Any:
         if isinstance(t, np.ndarray):
@@ -430,7 +469,7 @@ class JaxSubstrate(Substrate):
                 watch: tuple[int, ...] = ()) -> Any:
         # JAX programs are pure: the same inputs and key give the same draw with or without a
         # later jax.vjp, so ``watch`` changes nothing here.
-        compiled = self.cache.get(("fwd", key), lambda: self._jit(fn, key))
+        compiled = self.cache.get(("fwd", key), lambda: self._jit(fn, key, ("fwd",)))
         return compiled(tuple(arrays), seed)
 
     def vjp(self, key: ProgramKey, fn: Callable[..., Any], arrays: Sequence[Any], seed: Any,
@@ -447,10 +486,117 @@ class JaxSubstrate(Substrate):
 
             return run
 
-        compiled = self.cache.get(("vjp", key, mask), lambda: self._jit(make(), key))
+        compiled = self.cache.get(("vjp", key, mask),
+                                  lambda: self._jit(make(), key, ("vjp", mask)))
         diff = tuple(arrays[i] for i in mask)
         rest = tuple(a for i, a in enumerate(arrays) if i not in mask)
         return list(compiled(diff, rest, seed, cotangent))
+
+
+class _LazyProgram:
+    """A JAX program made on its first call (:meth:`JaxSubstrate._program`), then called."""
+
+    __slots__ = ("sub", "fn", "key", "tag", "_call")
+
+    def __init__(self, sub: JaxSubstrate, fn: Callable[..., Any], key: ProgramKey,
+                 tag: tuple[Any, ...]) -> None:
+        self.sub, self.fn, self.key, self.tag = sub, fn, key, tag
+        self._call: Any = None
+
+    def __call__(self, *args: Any) -> Any:
+        call = self._call
+        if call is None:
+            call = self._call = self.sub._program(self.fn, self.key, self.tag, args)
+        return call(*args)
+
+
+#: File names of compiled programs in the cache directory (:func:`_trim` keeps them in bounds).
+_PROGRAM_SUFFIX = "-program"
+_PROGRAM_FORMAT = 1
+
+
+@functools.cache
+def _fingerprint(jax: Any) -> str:
+    """What a compiled program depends on besides its key and arguments.
+
+    The versions of JAX, jaxlib, TFP and polysample, the source of the programs (so an edited
+    checkout never runs a stale program), and the CPU: XLA compiles for the host's instruction
+    set, so a cache directory copied to another machine is compiled again, never run there.
+    """
+    import jaxlib
+
+    parts = [jax.__version__, jaxlib.__version__, _version("tensorflow-probability"),
+             _version("polysample"), platform.machine(), jax.default_backend()]
+    here = Path(__file__).parent
+    digest = hashlib.sha256()
+    for file in sorted([*here.glob("*.py"), here.parent / "_math.py"]):
+        digest.update(file.read_bytes())
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features", "model name")):
+                digest.update(line.encode())
+    return "/".join([*parts, digest.hexdigest()])
+
+
+def _version(dist: str) -> str:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "?"
+
+
+def _init_custom_calls(jax: Any) -> None:
+    """Load the LAPACK kernels XLA:CPU calls for Cholesky, triangular solves and the like.
+
+    jaxlib loads them while *lowering* such an operation (``jaxlib.lapack.prepare_lapack_call``),
+    never when running one: a process that only runs programs read from disk would call null
+    function pointers and crash (seen with TFP's MultivariateNormalTriL ``log_prob``). Lowering
+    one small Cholesky here (about a millisecond, nothing compiled) loads them all.
+    """
+    jax.jit(jax.lax.linalg.cholesky).lower(np.eye(2, dtype=np.float32))
+
+
+def _read_program(jax: Any, path: Path) -> Any:
+    """The compiled program at ``path``, or None (absent, damaged or not loadable here).
+
+    The file is JAX's own serialization (``jax.experimental.serialize_executable``, a pickle):
+    like Python's own bytecode cache, only a directory you trust should hold it.
+    """
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    from jax.experimental import serialize_executable
+
+    try:
+        fmt, blob, in_proto, out_proto = pickle.loads(zlib.decompress(data))
+        if fmt != _PROGRAM_FORMAT:
+            return None
+        registry = jax.tree_util.default_registry
+        unflat = jax.tree_util.PyTreeDef.deserialize_using_proto
+        return serialize_executable.deserialize_and_load(
+            blob, unflat(registry, in_proto), unflat(registry, out_proto))
+    except Exception:  # noqa: BLE001 - whatever is wrong with the file, compile instead
+        return None
+
+
+def _write_program(path: Path, compiled: Any) -> None:
+    """Best effort: readers see a whole file or none; a failed write only loses the saving."""
+    from jax.experimental import serialize_executable
+
+    try:
+        blob, in_tree, out_tree = serialize_executable.serialize(compiled)
+        data = zlib.compress(pickle.dumps((_PROGRAM_FORMAT, blob, in_tree.serialize_using_proto(),
+                                           out_tree.serialize_using_proto())), 1)
+    except Exception:  # noqa: BLE001 - a program JAX cannot serialize is simply not kept
+        return
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
 
 
 class TfSubstrate(Substrate):

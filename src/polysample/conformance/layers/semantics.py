@@ -140,7 +140,13 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
                 if x.dtype != want or x.device != torch.device("cpu"):
                     raise CheckFailure(f"{m}() with {dtype} parameters returned dtype "
                                        f"{x.dtype} on {x.device}; expected {want} on cpu")
-        return Outcome("dtype and device follow the parameters (float32, float64)")
+            lp = d.log_prob(x)
+            if lp.dtype != dtype:
+                raise CheckFailure(f"log_prob() with {dtype} parameters (and values drawn from "
+                                   f"them) returned dtype {lp.dtype}; expected {dtype}, as "
+                                   f"torch.distributions.{family} returns")
+        return Outcome("dtype and device of draws and log_prob follow the parameters "
+                       "(float32, float64)")
 
     yield check("dtype", dtypes)
 
