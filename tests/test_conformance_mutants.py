@@ -187,3 +187,23 @@ def test_check_backend_judges_an_unregistered_instance_without_registering_it():
     assert report.ok and report.results
     assert all(r.backend == "torch" for r in report.results)  # its own name attribute
     assert ps.backend_names() == before
+
+
+def test_a_full_mode_declaration_applies_to_full_runs_only(with_mutants):
+    # A defect only full mode's samples detect: quick runs ignore the declaration (their pass
+    # is no stale xpass), full runs expect the failure.
+    decl = {"expected_failure": [{"backend": "torch", "family": "Normal", "grid": "example",
+                                  "check": "seeds", "mode": "full", "reason": "full only"}]}
+    quick = check_backend("torch", families=["Normal"], layers=("semantics",), quick=True,
+                          expected_failures=decl)
+    assert quick.ok and not quick.stale
+    full = check_backend("torch", families=["Normal"], layers=("semantics",),
+                         expected_failures=decl)
+    assert [r.id for r in full.stale] == ["torch-Normal-example-seeds"]
+    from polysample.conformance.expected import parse_declarations
+
+    [d] = parse_declarations(decl)
+    assert d.mode == "full" and d.applies_to(quick=False) and not d.applies_to(quick=True)
+    with pytest.raises(ValueError, match="mode must be"):
+        parse_declarations({"expected_failure": [{"backend": "torch", "mode": "fast",
+                                                  "reason": "x"}]})

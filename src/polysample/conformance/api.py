@@ -133,7 +133,7 @@ def check_backends(
     ``report.ok`` too), passes it to ``on_result`` and re-raises.
     """
     t0 = time.perf_counter()
-    decls = _declarations(expected_failures)
+    decls = [d for d in _declarations(expected_failures) if d.applies_to(quick)]
     ts, broken = targets(backends)
     notes = _check_families(ts, families)
     checks = list(generate_checks(ts, families, tuple(layers)))
@@ -222,7 +222,7 @@ def parametrize_with_checks(
     """
     import pytest
 
-    decls = _declarations(expected_failures)
+    decls = [d for d in _declarations(expected_failures) if d.applies_to(quick)]
     runner = Runner(quick=quick, salt=salt)
     ts, broken = targets(list(backends))
     _check_families(ts, families)

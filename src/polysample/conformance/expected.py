@@ -8,6 +8,7 @@ A declaration names a backend, and optionally a family, a grid and a check (each
     backend = "torch"
     family = "LKJCholesky"
     check = "sample_ks"          # optional: every check of the family (and grid)
+    mode = "full"                # optional: only full runs (or "quick"); default both
     reason = "torch 2.13 LKJCholesky.sample: wrong marginals of rows >= 2 (finding F2)"
 
     # ... or the short form, a check-id prefix cut at field boundaries:
@@ -46,6 +47,12 @@ class Declaration:
     grid: str = "*"
     check: str = "*"
     reason: str = ""
+    #: The runs it applies to: "*" (both), "full" or "quick". A defect that only full mode's
+    #: larger samples detect is declared for "full": quick mode's pass is then no stale xpass.
+    mode: str = "*"
+
+    def applies_to(self, quick: bool) -> bool:
+        return self.mode in ("*", "quick" if quick else "full")
 
     @property
     def label(self) -> str:
@@ -111,16 +118,20 @@ def parse_declarations(data: Any, source: str = "expected_failures") -> list[Dec
                 if not isinstance(t, Mapping) or "backend" not in t or "reason" not in t:
                     raise ValueError(f"{source}: each [[expected_failure]] needs at least "
                                      f"backend and reason. Received {t!r}.")
-                unknown = set(t) - {"backend", "family", "grid", "check", "reason"}
+                unknown = set(t) - {"backend", "family", "grid", "check", "reason", "mode"}
                 if unknown:
                     raise ValueError(f"{source}: unknown keys {sorted(unknown)} in "
                                      "[[expected_failure]] (expected backend, family, grid, "
-                                     "check, reason).")
+                                     "check, mode, reason).")
+                mode = t.get("mode", "*")
+                if mode not in ("*", "quick", "full"):
+                    raise ValueError(f"{source}: mode must be \"quick\", \"full\" or \"*\" in "
+                                     f"[[expected_failure]]. Received {mode!r}.")
                 fam = str(t.get("family", "*"))
                 if fam != "*" and not any(fnmatch.fnmatchcase(f, fam) for f in FAMILIES):
                     raise ValueError(f"{source}: unknown family {fam!r} in [[expected_failure]].")
                 out.append(Declaration(str(t["backend"]), fam, str(t.get("grid", "*")),
-                                       str(t.get("check", "*")), str(t["reason"])))
+                                       str(t.get("check", "*")), str(t["reason"]), mode))
             continue
         if not isinstance(key, str) or not isinstance(value, str):
             raise ValueError(f"Expected {source} to map check-id prefixes (strings) to reasons "

@@ -526,7 +526,8 @@ def _fingerprint(jax: Any) -> str:
     import jaxlib
 
     parts = [jax.__version__, jaxlib.__version__, _version("tensorflow-probability"),
-             _version("polysample"), platform.machine(), jax.default_backend()]
+             _version("polysample"), platform.machine(), jax.default_backend(),
+             jax.devices()[0].device_kind]
     here = Path(__file__).parent
     digest = hashlib.sha256()
     for file in sorted([*here.glob("*.py"), here.parent / "_math.py"]):
