@@ -79,6 +79,11 @@ class Draw:
     support_ok: bool
     points: list[str]
     seconds: float  # drawing only (the backend's share)
+    #: The drawn values (float64); an rsample draw equal to them shares the statistics.
+    values: np.ndarray | None = field(default=None, repr=False)
+    #: True when this draw is bit-for-bit the sample draw of the same seed: its projections
+    #: (and the sorted values, CDFs and normal scores they cache) are that draw's.
+    shared: bool = False
 
     def point(self, grid: str, j: int) -> str:
         return f"{grid}[{j}] ({self.points[j]})" if 0 <= j < len(self.points) else f"{grid}[{j}]"
@@ -158,7 +163,11 @@ class Runner:
         dtype = grid.dtype or torch.float64
         params = grid.build(dtype)
         dist = make(family, params, t)
-        seed = self.seed(f"{t.name}-{family}-{grid.label}-{method}")
+        # sample() and rsample() get the same seed: where a backend's rsample values are
+        # bit-for-bit its sample values (a reparameterised sampler), the statistics of the two
+        # draws are the same numbers and are computed once; where they differ, each is judged
+        # on its own. Either way each check sees a draw of the size and seed it reports.
+        seed = self.seed(f"{t.name}-{family}-{grid.label}-sample")
         fn = dist.sample if method == "sample" else dist.rsample
         with torch.no_grad():
             x = fn((n,), seed=seed)
@@ -173,13 +182,19 @@ class Runner:
             raise CheckFailure(
                 f"{method}() returned {int(bad.sum())} non-finite values out of {xn.size} "
                 f"(e.g. {xn[bad][:3].tolist()})", n=n, seed=seed)
+        if method != "sample":
+            twin = self._draws.get((t.name, family, grid.label, "sample"))
+            if (isinstance(twin, Draw) and twin.values is not None and twin.seed == seed
+                    and twin.values.shape == xn.shape and np.array_equal(twin.values, xn)):
+                return Draw(n, seed, twin.projections, twin.support_ok, twin.points, t_draw,
+                            xn, shared=True)
         batch = tuple(dist.batch_shape)
         p = params_np(dist, spec.params)
         rng = np.random.default_rng(self.seed(f"{family}-{grid.label}-projections"))
         projs = cases.projections(family, p, xn, batch, rng)
         # The support check of matrix families is costly: the first 5000 draws suffice for it.
         return Draw(n, seed, projs, in_support(dist, x[:5000]), grid_points(family, params),
-                    t_draw)
+                    t_draw, xn)
 
     # -------------------------------------------------------------- normal scores
     def provide(self, scores: Iterable[PitScores]) -> None:

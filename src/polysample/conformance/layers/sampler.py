@@ -166,13 +166,16 @@ def _draw_checks(t: Target, family: str, grid: Grid, method: str,
         per: dict[str, list[float]] = {}
         evidence: list[Evidence] = []
         for p in d.projections:
-            c = None
-            if p.discrete:
-                D = ks_integer(p.values, lambda k, j, _p=p: _p.column(j).cdf(k),  # type: ignore[misc]
-                               p.law.cdf)
-            else:
-                c = continuous_stats(p)
-                D = _ks_with_ulp(c, p.law)
+            c = None if p.discrete else continuous_stats(p)
+            D = p.cache.get("ks")
+            if D is None:  # computed once per draw (an rsample draw equal to it shares it)
+                if p.discrete:
+                    D = ks_integer(p.values,
+                                   lambda k, j, _p=p: _p.column(j).cdf(k),  # type: ignore[misc]
+                                   p.law.cdf)
+                else:
+                    D = _ks_with_ulp(c, p.law)  # type: ignore[arg-type]
+                p.cache["ks"] = D
             per[p.label] = D.tolist()
             j = int(np.argmax(D))
             if D[j] > worst:
@@ -186,13 +189,16 @@ def _draw_checks(t: Target, family: str, grid: Grid, method: str,
         point = _col_point(d, grid, wj)
         out = Outcome(statistic=worst, threshold=thr, n=d.n, seed=d.seed, alpha=alpha,
                       detectable=dkwm_detectable(d.n, alpha), point=point,
-                      details={"ks": per, "draw_seconds": round(d.seconds, 4)},
+                      details={"ks": per, "draw_seconds": round(d.seconds, 4),
+                               "values_equal_sample": d.shared},
                       evidence=evidence)
         if not worst <= thr:
             raise CheckFailure(
                 f"K-S distance {worst:.4g} of {where} at {point} exceeds the DKWM threshold "
                 f"{thr:.4g} (n={d.n}, alpha_i={alpha:.2g} per point)", out)
         out.message = f"max K-S distance {worst:.3g} ({where} at {grid.label}[{wj}])"
+        if d.shared:
+            out.message += "; the values equal sample()'s with the same seed"
         return out
 
     yield Check(name, family, grid.label, f"{method}_ks", "sampler", True, ks)
