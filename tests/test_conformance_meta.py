@@ -254,3 +254,48 @@ def test_an_incomplete_report_is_never_ok():
     data = r.to_dict()
     assert not r.ok and data["ok"] is False and data["complete"] is False
     assert data["planned"] == 10 and data["done"] == 1 and "INCOMPLETE" in r.summary()
+
+
+class _RsampleScaled(ps.Backend):
+    """torch's Normal, with only rsample()'s values scaled by 5% (sample() is right)."""
+
+    def __init__(self) -> None:
+        from polysample.backends.torch_backend import TorchBackend
+
+        self._inner = TorchBackend()
+
+    def version(self) -> str:
+        return "test"
+
+    def families(self):  # type: ignore[no-untyped-def]
+        return {"Normal": self._inner.families()["Normal"]}
+
+    def sample(self, family, params, sample_shape, *, seed=None):  # type: ignore[no-untyped-def]
+        return self._inner.sample(family, params, sample_shape, seed=seed)
+
+    def rsample(self, family, params, sample_shape, *, seed=None):  # type: ignore[no-untyped-def]
+        x = self._inner.rsample(family, params, sample_shape, seed=seed)
+        return params["loc"] + 1.05 * (x - params["loc"])
+
+    def log_prob(self, family, params, value):  # type: ignore[no-untyped-def]
+        return self._inner.log_prob(family, params, value)
+
+
+def test_rsample_draws_equal_to_sample_draws_share_their_statistics_and_others_do_not():
+    from polysample.conformance import check_backend
+
+    # torch's rsample values are its sample values for the same seed: computed once, said so.
+    good = check_backend("torch", families=["Normal"], quick=True, layers=("sampler",))
+    assert good.ok, good.summary()
+    ks = {r.check: r for r in good.results if r.grid == "typical"}
+    assert ks["rsample_ks"].details["values_equal_sample"] is True
+    assert "equal sample()'s" in ks["rsample_ks"].message
+    assert ks["sample_ks"].details["values_equal_sample"] is False
+    assert ks["rsample_ks"].seed == ks["sample_ks"].seed
+    # A backend whose rsample alone is wrong: its rsample draws are judged on their own.
+    bad = check_backend(_RsampleScaled(), families=["Normal"], quick=True, layers=("sampler",))
+    failed = {r.check for r in bad.results if r.status == "fail"}
+    assert {"rsample_ks", "rsample_pit_var"} <= failed, bad.summary()
+    assert not any(c.startswith("sample_") for c in failed), bad.summary()
+    assert not any(r.details.get("values_equal_sample") for r in bad.results
+                   if r.check == "rsample_ks")
