@@ -245,6 +245,28 @@ def test_json_report_is_strict_json_even_with_infinite_statistics():
     assert data["checks"][0]["statistic"] == "inf" and not data["ok"]
 
 
+def test_json_report_text_is_the_report_as_it_grows_one_check_per_line():
+    import json
+
+    from polysample.conformance.model import CheckResult
+    from polysample.conformance.report import Report
+
+    r = Report(planned=3)
+    assert json.loads(r.to_json())["checks"] == []
+    for i, status in enumerate(["pass", "fail", "skip"]):
+        # Each result's text is made once and reused by later writes; the document always
+        # equals the report's current dict, in both layouts.
+        r.results.append(CheckResult(f"b-F-g-c{i}", "b", "F", "g", f"c{i}", "sampler", status,
+                                     statistic=float(i), details={"d": [i, float("inf")]}))
+        for indent in (1, None):
+            text = r.to_json(indent)
+            assert json.loads(text) == json.loads(json.dumps(r.to_dict(), default=str))
+    lines = r.to_json().splitlines()
+    assert sum(line.lstrip().startswith('{"id": ') for line in lines) == 3
+    r.complete = True
+    assert json.loads(r.to_json())["counts"] == {"pass": 1, "fail": 1, "skip": 1}
+
+
 def test_an_incomplete_report_is_never_ok():
     from polysample.conformance.model import CheckResult
     from polysample.conformance.report import Report

@@ -13,6 +13,7 @@ import argparse
 import os
 import secrets
 import sys
+import threading
 import time
 from typing import Any, TextIO
 
@@ -282,8 +283,12 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     finally:
         progress.close()
+        closing = None
         if closer is not None:
-            closer()
+            # Closing a local cluster waits for its worker processes to exit (about 4 s with
+            # TensorFlow and JAX loaded): that happens while the report is printed and written.
+            closing = threading.Thread(target=closer, name="polysample-close-cluster")
+            closing.start()
     print(report.table())
     print()
     print(report.summary())
@@ -296,6 +301,8 @@ def _run(args: argparse.Namespace) -> int:
         print(f"HTML report: {args.html}")
     if args.json:
         print(f"JSON report: {args.json}")
+    if closing is not None:
+        closing.join()
     return 0 if report.ok else 1
 
 

@@ -280,6 +280,9 @@ def pit_summary(r: Runner, t: Target, family: str, grid: Grid, method: str,
 
 def _pit_check(r: Runner, t: Target, family: str, grid: Grid, method: str, which: str,
                d: Draw) -> Outcome:
+    # The agreement checks read this summary: kept before any outcome, so that no process
+    # has to draw again for it (an all-ties draw has an empty one).
+    r.keep(pit_summary(r, t, family, grid, method, which))
     cols, excluded = _pit_columns(d)
     if not cols:
         raise Skip("every column has ties at float64 resolution (mass below the float "
@@ -302,7 +305,6 @@ def _pit_check(r: Runner, t: Target, family: str, grid: Grid, method: str, which
             where, wj = p.label, int(np.flatnonzero(keep)[j])
             jj = j
     assert chosen is not None
-    r.keep(pit_summary(r, t, family, grid, method, which))
     note = (f"; excluded (ties at float64 resolution): {', '.join(excluded)}"
             if excluded else "")
     what = "|mean zeta|" if which == "mean" else "|mean zeta^2 - 1|"
