@@ -193,3 +193,42 @@ def test_the_report_is_the_same_on_a_dask_cluster_as_serially(tmp_path):
 
     assert [strip(c) for c in da["checks"]] == [strip(c) for c in db["checks"]]
     assert db["scheduler"].startswith("dask (2 workers)")
+
+
+def test_progress_eta_weighs_checks_by_their_expected_cost():
+    import io
+    import re
+    from types import SimpleNamespace
+
+    from polysample.conformance.cli import _Progress, check_weight, eta_seconds
+
+    assert eta_seconds(10.0, 0.5, 100.0) is None  # under 1% done: no estimate yet
+    assert eta_seconds(10.0, 50.0, 100.0) == pytest.approx(10.0)
+    compiled = frozenset({"tfp"})
+    assert check_weight("sampler", "torch", compiled) > 10 * check_weight("semantics", "torch",
+                                                                           compiled)
+    assert check_weight("gradient", "tfp", compiled) > check_weight("gradient", "torch", compiled)
+
+    # 100 cheap semantics checks, then 100 sampler checks: half of the checks done is not half
+    # of the time (counting checks said ETA 10 s here; the weights say about 250 s).
+    results = ([SimpleNamespace(layer="semantics", backend="torch", status="pass", id=f"s{i}")
+                for i in range(100)] +
+               [SimpleNamespace(layer="sampler", backend="torch", status="pass", id=f"k{i}")
+                for i in range(100)])
+    stream = io.StringIO()
+    p = _Progress(stream, 200, [check_weight(r.layer, r.backend, compiled) for r in results],
+                  lambda r: check_weight(r.layer, r.backend, compiled))
+    p.t0 -= 10.0  # ten seconds elapsed
+    for i, r in enumerate(results[:101]):
+        p.last = 0.0  # a line for every check
+        p(i + 1, 200, r)
+    lines = stream.getvalue().splitlines()
+    assert "ETA estimating" in lines[0] and lines[0].startswith("validate: 1/200 checks")
+    eta = float(re.search(r"ETA (\d+) s", lines[-1]).group(1))  # type: ignore[union-attr]
+    done = 100 * check_weight("semantics", "torch", compiled) + check_weight("sampler", "torch",
+                                                                             compiled)
+    left = 99 * check_weight("sampler", "torch", compiled)
+    assert eta == pytest.approx(10.0 * left / done, rel=0.05)
+    assert eta > 100
+    p(200, 200, results[-1])
+    assert "ETA 0 s" in stream.getvalue().splitlines()[-1]

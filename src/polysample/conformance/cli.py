@@ -15,6 +15,7 @@ import secrets
 import sys
 import threading
 import time
+from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 __all__ = ["register", "run_validate", "UsageError", "default_backends"]
@@ -82,13 +83,43 @@ def _check_writable(path: str | None, what: str) -> None:
                          "Choose a writable path.") from None
 
 
+#: Rough time of one check in milliseconds, per layer, on a backend that runs as it is called
+#: and on one that compiles programs (the tfp backends: first use traces or compiles; measured
+#: on the 2-core machine, 2026-12-01, between a warm and a cold run). The ETA weighs what is
+#: left by these: semantics checks are 100 times cheaper than sampler checks on torch, and the
+#: compiled backends' checks come first on a cluster, so counting checks misled by a factor of
+#: ten early in a run.
+CHECK_MS: dict[str, tuple[float, float]] = {
+    "semantics": (1.5, 100.0), "density": (10.0, 50.0), "sampler": (50.0, 150.0),
+    "gradient": (30.0, 700.0), "agreement": (0.3, 0.3)}
+
+
+def check_weight(layer: str, backend: str, compiled: frozenset[str]) -> float:
+    """The expected relative cost of a check of ``layer`` on ``backend`` (see ``CHECK_MS``)."""
+    eager, comp = CHECK_MS.get(layer, (10.0, 10.0))
+    return comp if backend in compiled else eager
+
+
+def eta_seconds(elapsed: float, done: float, total: float) -> float | None:
+    """Seconds left, from the weight done in ``elapsed`` seconds; None until 1% of the weight
+    is done (an estimate from less says nothing)."""
+    if total <= 0 or done < 0.01 * total or elapsed <= 0:
+        return None
+    return elapsed * max(total - done, 0.0) / done
+
+
 class _Progress:
     """Progress with elapsed time and ETA: a ``rich`` bar on a terminal, periodic plain lines
-    otherwise (CI logs). Failures are printed as they happen."""
+    otherwise (CI logs). Failures are printed as they happen. The bar and the ETA advance by
+    each check's expected cost (``check_weight``), the counts by checks."""
 
-    def __init__(self, stream: TextIO, total: int):
+    def __init__(self, stream: TextIO, total: int, weights: Sequence[float] = (),
+                 weigh: Callable[[Any], float] | None = None):
         self.stream = stream
         self.total = total
+        self.weight_total = float(sum(weights)) if weights else float(total)
+        self.weight_done = 0.0
+        self.weigh = weigh or (lambda result: 1.0)
         self.t0 = time.perf_counter()
         self.last = 0.0
         self._bar: Any = None
@@ -97,40 +128,47 @@ class _Progress:
                 from rich.console import Console
                 from rich.progress import (
                     BarColumn,
-                    MofNCompleteColumn,
                     Progress,
                     TextColumn,
                     TimeElapsedColumn,
-                    TimeRemainingColumn,
                 )
             except ImportError:  # rich is optional: plain lines then
                 return
             self._console = Console(file=stream)
-            self._bar = Progress(TextColumn("validate"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+            self._bar = Progress(TextColumn("validate"), BarColumn(),
+                                 TextColumn("{task.fields[checks]}"), TimeElapsedColumn(),
+                                 TextColumn("{task.fields[eta]}"),
                                  TextColumn("{task.description}"), console=self._console,
                                  transient=False)
-            self._task = self._bar.add_task("", total=total)
+            self._task = self._bar.add_task("", total=self.weight_total,
+                                            checks=f"0/{total}", eta="ETA estimating")
             self._bar.start()
+
+    def eta_text(self, elapsed: float) -> str:
+        eta = eta_seconds(elapsed, self.weight_done, self.weight_total)
+        return "ETA estimating" if eta is None else f"ETA {eta:.0f} s"
 
     def __call__(self, done: int, total: int, result: Any) -> None:
         now = time.perf_counter()
+        self.weight_done += self.weigh(result)
+        if done >= total:
+            self.weight_done = self.weight_total
         if result.status == "fail":
             line = f"FAIL {result.id}: {result.message[:240]}"
             if self._bar is not None:
                 self._console.print(line, markup=False, highlight=False)
             else:
                 self.stream.write(line + "\n")
+        elapsed = now - self.t0
         if self._bar is not None:
-            self._bar.update(self._task, completed=done, total=total,
+            self._bar.update(self._task, completed=min(self.weight_done, self.weight_total),
+                             checks=f"{done}/{total}", eta=self.eta_text(elapsed),
                              description=result.id[:60])
             return
         if now - self.last > 5 or done == total:
             self.last = now
-            elapsed = now - self.t0
-            eta = elapsed / done * (total - done) if done else float("nan")
             self.stream.write(f"validate: {done}/{total} checks, {elapsed:.0f} s elapsed, "
-                              f"ETA {eta:.0f} s ({result.id})\n")
+                              f"{self.eta_text(elapsed)} ({result.id})\n")
             self.stream.flush()
 
     def close(self) -> None:
@@ -247,10 +285,16 @@ def _run(args: argparse.Namespace) -> int:
 
     ts, _ = targets(backends)
     try:
-        total = len(list(generate_checks(ts, families, layers))) + (len(backends) - len(ts))
+        plan = list(generate_checks(ts, families, layers))
     except PolysampleError as exc:
         raise UsageError(str(exc)) from None
-    progress = _Progress(sys.stderr, total)
+    total = len(plan) + (len(backends) - len(ts))
+    compiled = frozenset(t.name for t in ts
+                         if type(t.backend).__module__.startswith("polysample.backends.tfp"))
+    progress = _Progress(
+        sys.stderr, total,
+        [check_weight(c.layer, c.backend, compiled) for c in plan] + [1.0] * (total - len(plan)),
+        lambda res: check_weight(res.layer, res.backend, compiled))
     client, closer = None, None
     try:
         if spec is not None:
