@@ -79,7 +79,8 @@ class Draw:
     support_ok: bool
     points: list[str]
     seconds: float  # drawing only (the backend's share)
-    #: The drawn values (float64); an rsample draw equal to them shares the statistics.
+    #: The drawn values (float64) of a sample draw; an rsample draw equal to them shares the
+    #: statistics.
     values: np.ndarray | None = field(default=None, repr=False)
     #: True when this draw is bit-for-bit the sample draw of the same seed: its projections
     #: (and the sorted values, CDFs and normal scores they cache) are that draw's.
@@ -187,14 +188,15 @@ class Runner:
             if (isinstance(twin, Draw) and twin.values is not None and twin.seed == seed
                     and twin.values.shape == xn.shape and np.array_equal(twin.values, xn)):
                 return Draw(n, seed, twin.projections, twin.support_ok, twin.points, t_draw,
-                            xn, shared=True)
+                            shared=True)
         batch = tuple(dist.batch_shape)
         p = params_np(dist, spec.params)
         rng = np.random.default_rng(self.seed(f"{family}-{grid.label}-projections"))
         projs = cases.projections(family, p, xn, batch, rng)
         # The support check of matrix families is costly: the first 5000 draws suffice for it.
+        # Only a sample draw keeps its values: an rsample draw of the family compares with them.
         return Draw(n, seed, projs, in_support(dist, x[:5000]), grid_points(family, params),
-                    t_draw, xn)
+                    t_draw, xn if method == "sample" else None)
 
     # -------------------------------------------------------------- normal scores
     def provide(self, scores: Iterable[PitScores]) -> None:
