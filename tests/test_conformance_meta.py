@@ -321,3 +321,25 @@ def test_rsample_draws_equal_to_sample_draws_share_their_statistics_and_others_d
     assert not any(c.startswith("sample_") for c in failed), bad.summary()
     assert not any(r.details.get("values_equal_sample") for r in bad.results
                    if r.check == "rsample_ks")
+
+
+def test_agreement_checks_never_draw_again_even_after_a_skipped_normal_score_check(monkeypatch):
+    from polysample.conformance import check_backends
+    from polysample.conformance.runner import Runner
+
+    made: list[tuple[str, str, str, str]] = []
+    original = Runner._draw
+
+    def counting(self, t, family, grid, method):  # type: ignore[no-untyped-def]
+        made.append((t.name, family, grid.label, method))
+        return original(self, t, family, grid, method)
+
+    monkeypatch.setattr(Runner, "_draw", counting)
+    # Dirichlet's edges grid has ties at float64 resolution in every column: its normal-score
+    # checks skip, and the agreement checks must still find the (empty) summaries kept.
+    report = check_backends(["torch", "numpy"], families=["Dirichlet"], quick=True,
+                            layers=("sampler", "agreement"))
+    skipped = [r for r in report.results if r.grid == "edges" and r.check == "sample_pit_mean"]
+    assert skipped and all(r.status == "skip" for r in skipped), report.summary()
+    assert any(r.layer == "agreement" and r.grid == "edges" for r in report.results)
+    assert len(made) == len(set(made)), sorted(made)
