@@ -119,7 +119,7 @@ class LocationMutant(_Mutant):
 class GradientSignMutant(_Mutant):
     """Right values, pathwise gradient with the wrong sign."""
 
-    FAMILIES = ("Normal", "Gamma")
+    FAMILIES = ("Normal", "Gamma", "Beta", "Dirichlet")
 
     def mutate(self, family, params, x):  # type: ignore[no-untyped-def]
         return 2 * x.detach() - x if x.requires_grad else x
@@ -183,6 +183,10 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     "mutant_scale": (ScaleMutant, "sample_pit_var", "Normal"),
     "mutant_location": (LocationMutant, "sample_pit_mean", "Normal"),
     "mutant_gradsign": (GradientSignMutant, "grad_cdf", "Normal"),
+    # Beta's per-sample identity does not hold (two Gammas): its conditional-mean z-test must
+    # catch it. Dirichlet's gradient is judged by the mean pathwise gradient.
+    "mutant_gradsign_beta": (GradientSignMutant, "grad_cdf", "Beta"),
+    "mutant_gradsign_dirichlet": (GradientSignMutant, "grad_mean", "Dirichlet"),
     "mutant_ratescale": (RateScaleMutant, "sample_ks", "Gamma"),
     "mutant_geometric": (GeometricOffByOneMutant, "sample_ks", "Geometric"),
     "mutant_detached": (DetachedMutant, "rsample_grad", "Normal"),

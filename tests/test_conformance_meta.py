@@ -343,3 +343,38 @@ def test_agreement_checks_never_draw_again_even_after_a_skipped_normal_score_che
     assert skipped and all(r.status == "skip" for r in skipped), report.summary()
     assert any(r.layer == "agreement" and r.grid == "edges" for r in report.results)
     assert len(made) == len(set(made)), sorted(made)
+
+
+def test_per_sample_gradient_samples_are_drawn_in_calls_of_one_shape(monkeypatch):
+    # A z-test of 2 000 per-sample gradients draws them in calls of at most 64 values (21
+    # parameter copies of a 3-point grid), each with its own seed derived from the check's,
+    # so a compiling backend runs one small-draw program for them all instead of compiling
+    # one per sample size.
+    from polysample.backends.torch_backend import TorchBackend
+    from polysample.conformance import check_backend
+    from polysample.conformance.layers.gradient import chunk_seeds, copies_per_call
+
+    assert copies_per_call(3, 2000) == 21 and copies_per_call(100, 32) == 1
+    assert copies_per_call(1, 32) == 32
+    assert chunk_seeds(7, 32, 32) == [7]
+    seeds = chunk_seeds(7, 2000, 21)
+    assert len(seeds) == 96 and seeds[0] == 7 and len(set(seeds)) == 96
+    assert seeds == chunk_seeds(7, 2000, 21) and chunk_seeds(8, 2000, 21)[1:] != seeds[1:]
+
+    calls: list[tuple[str, tuple[int, ...], object]] = []
+    original = TorchBackend.rsample
+
+    def recording(self, family, params, sample_shape, *, seed=None):  # type: ignore[no-untyped-def]
+        x = original(self, family, params, sample_shape, seed=seed)
+        calls.append((family, tuple(x.shape), seed))
+        return x
+
+    monkeypatch.setattr(TorchBackend, "rsample", recording)
+    report = check_backend("torch", families=["Dirichlet"], layers=("gradient",), quick=True)
+    assert report.ok, report.summary()
+    judged = [r for r in report.results if r.check == "grad_mean"]
+    assert judged and all(r.n == 2000 for r in judged), [(r.id, r.n) for r in judged]
+    # Dirichlet's grids have 3 points (batch (k, 3), event 3): 21 copies a call, 96 calls.
+    assert {shape[:2] for _, shape, _ in calls} == {(21, 3)}, calls
+    assert len(calls) == 96 * len(judged)
+    assert len({repr(seed) for *_, seed in calls}) == len(calls)

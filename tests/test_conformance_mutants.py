@@ -25,6 +25,7 @@ LAYERS = {
     "sample_pit_mean": ("sampler",),
     "sample_ks": ("sampler",),
     "grad_cdf": ("gradient",),
+    "grad_mean": ("gradient",),
     "rsample_grad": ("semantics",),
     "dtype": ("semantics",),
     "generator": ("semantics",),
@@ -52,6 +53,19 @@ def test_suite_fails_each_mutant_on_the_right_check(with_mutants, name):
         ", ".join(r.id for r in report.failures)
     if caught[0].alpha is not None:
         assert caught[0].statistic > caught[0].threshold
+
+
+def test_a_wrong_gradient_fails_the_conditional_mean_test_drawn_in_calls(with_mutants):
+    # Where the per-sample identity fails, the verdict comes from the conditional-mean z-test
+    # over 2 000 samples (quick mode), drawn in 63 calls of 32: with the sign flipped it must
+    # fail there too. torch's own Beta gradient passes.
+    bad = check_backend("mutant_gradsign_beta", families=["Beta"], layers=("gradient",),
+                        quick=True)
+    caught = [r for r in bad.failures if r.check == "grad_cdf"]
+    assert caught and all("conditional mean over 2000 samples" in r.message for r in caught), \
+        [r.message for r in caught]
+    good = check_backend("torch", families=["Beta"], layers=("gradient",), quick=True)
+    assert good.ok, good.summary()
 
 
 @pytest.mark.parametrize("name", sorted(mutants.POWER_MUTANTS))
