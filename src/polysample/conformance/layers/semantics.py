@@ -32,10 +32,15 @@ from ..grids import example_params, grad_leaves
 from ..model import Check, CheckFailure, Outcome, Skip
 from ..runner import Runner, Target, in_support, make
 
-__all__ = ["checks", "N"]
+__all__ = ["checks", "N", "N_WIDE"]
 
 #: The sample shape of most rules.
 N = (16,)
+#: The sample shape of the rules whose batch has 6 or 8 elements (``shapes``, ``broadcast``,
+#: ``expand``): at
+#: most 64 values, like the other rules' draws (a backend that compiles per size class, as TFP
+#: does, then runs one program for all of them).
+N_WIDE = (8,)
 
 
 def _dist(t: Target, family: str, support: FamilySupport, batch: tuple[int, ...] = (2,),
@@ -77,7 +82,7 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
         return Check(name, family, "example", rule, "semantics", False, fn)
 
     def shapes(r: Runner) -> Outcome:
-        for sample_shape, batch in (((), ()), (N, (2, 3)), ((2, 1), (2,))):
+        for sample_shape, batch in (((), ()), (N_WIDE, (2, 3)), ((2, 1), (2,))):
             d, _ = _dist(t, family, support, batch)
             if tuple(d.batch_shape) != batch:
                 raise CheckFailure(f"batch_shape {tuple(d.batch_shape)}, expected {batch}")
@@ -106,24 +111,24 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
             params[second] = params[second][0].clone()     # shape (3,)
             d = make(family, params, t)
             for m in methods:
-                x = getattr(d, m)(N, seed=1)
-                if x.shape != N + (2, 3):
+                x = getattr(d, m)(N_WIDE, seed=1)
+                if x.shape != N_WIDE + (2, 3):
                     raise CheckFailure(f"{m}() with {first} of shape (2, 1) and {second} of "
                                        f"shape (3,) returned shape {tuple(x.shape)}; expected "
-                                       f"{N + (2, 3)}")
+                                       f"{N_WIDE + (2, 3)}")
             done.append(f"{first} (2, 1) and {second} (3,) broadcast to (2, 3)")
         # One parameter point expanded over a batch: every batch element is its own draw
         # (a noise drawn without the batch dimensions and broadcast would repeat one column).
         d0 = make(family, example_params(family, ()), t).expand((2, 3))
         for m in methods:
-            x = getattr(d0, m)(N, seed=2).detach()
-            cols = x.reshape(N[0], 6, -1).transpose(0, 1).reshape(6, -1)
+            x = getattr(d0, m)(N_WIDE, seed=2).detach()
+            cols = x.reshape(N_WIDE[0], 6, -1).transpose(0, 1).reshape(6, -1)
             distinct = len({tuple(c.tolist()) for c in cols})
             need = 6 if FAMILIES[family].kind == "continuous" else 2
             if distinct < need:
                 raise CheckFailure(
                     f"{m}() of one parameter point expanded to batch_shape (2, 3) gave only "
-                    f"{distinct} distinct batch elements over {N[0]} draws: batch elements "
+                    f"{distinct} distinct batch elements over {N_WIDE[0]} draws: batch elements "
                     "must be drawn independently (is the noise missing the batch dimensions?)")
         done.append("batch elements drawn independently")
         return Outcome("; ".join(done))
@@ -293,11 +298,11 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
         e = d.expand((4, 2))
         if type(e) is not type(d) or e.backend is not d.backend:
             raise CheckFailure("expand() lost the class or the backend")
-        x = e.sample(N, seed=0)
-        want = torch.Size(N) + torch.Size((4, 2)) + d.event_shape
+        x = e.sample(N_WIDE, seed=0)
+        want = torch.Size(N_WIDE) + torch.Size((4, 2)) + d.event_shape
         if x.shape != want:
-            raise CheckFailure(f"expand((4, 2)).sample({N}) has shape {tuple(x.shape)}; "
-                               f"expected {tuple(want)}")
+            raise CheckFailure(f"expand((4, 2)).sample({N_WIDE}) has shape "
+                               f"{tuple(x.shape)}; expected {tuple(want)}")
         return Outcome("expand() keeps the class and the backend")
 
     yield check("expand", expand)
