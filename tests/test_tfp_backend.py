@@ -321,11 +321,16 @@ def test_bucket_sizes() -> None:
 def test_xla_options_are_a_function_of_the_program_key() -> None:
     from polysample.backends.tfp.substrates import compiler_options
 
-    def key(bucket: int) -> ProgramKey:
-        return ProgramKey("draw", "Gamma", bucket, (), (), ((((bucket,) if bucket > 1 else ()),
+    def key(bucket: int, family: str = "Gamma") -> ProgramKey:
+        return ProgramKey("draw", family, bucket, (), (), ((((bucket,) if bucket > 1 else ()),
                                                             torch.float32),))
 
-    assert compiler_options(key(0)) is None  # exact programs: XLA's defaults
+    # Exact programs: LLVM -O2, but XLA's defaults for the families drawn through TFP's
+    # Poisson sampler (slower at -O2).
+    assert compiler_options(key(0)) == {"xla_backend_optimization_level": 2}
+    for family in ("Poisson", "Binomial", "NegativeBinomial"):
+        assert compiler_options(key(0, family)) is None
+        assert compiler_options(key(64, family)) == {"xla_backend_optimization_level": 2}
     assert compiler_options(key(1)) == compiler_options(key(8)) == {
         "xla_backend_optimization_level": 0}
     assert compiler_options(key(64)) == compiler_options(key(512)) == {

@@ -83,11 +83,14 @@ class ProgramKey(NamedTuple):
 FAST_COMPILE: dict[str, Any] = {"xla_backend_optimization_level": 0}
 FAST_COMPILE_MAX = 8
 
-#: XLA options for the other buckets (64 to 512 rows): LLVM's -O2 instead of the default -O3
-#: compiles 1.3-5 times faster (Dirichlet and Wishart of 512 rows: 0.9 s instead of 4.2 s) and
-#: runs about as fast (within 8%; MultivariateNormal 22%), where -O0 would be 2-4 times slower.
-#: Exact programs, which serve draws of any size, keep XLA's defaults (-O2 is up to 18% slower
-#: at 4096 rows and up to 30% on a million values).
+#: XLA options for the other programs (buckets of 64 to 512 rows, and exact programs): LLVM's
+#: -O2 instead of the default -O3. Buckets compile 1.3-5 times faster (Dirichlet and Wishart of
+#: 512 rows: 0.9 s instead of 4.2 s) and run about as fast (within 8%; MultivariateNormal 22%),
+#: where -O0 would be 2-4 times slower. Exact programs compile 1.4-3 times faster (a 262144 x 3
+#: Beta draw: 1.9 s instead of 3.6 s) and draw a million values at the same speed (medians of
+#: 7-15 interleaved runs: 0.88-1.06 times -O3's time over ten families), except through TFP's
+#: Poisson sampler (1.10-1.15 times): the families that use it (``TfpFamily.
+#: full_optimization``) keep XLA's defaults. Measurements in docs/backends/tfp.md.
 SMALL_COMPILE: dict[str, Any] = {"xla_backend_optimization_level": 2}
 
 
@@ -369,7 +372,8 @@ def _trim(path: Path, max_bytes: int) -> None:
 def compiler_options(key: ProgramKey) -> dict[str, Any] | None:
     """XLA options of the program for ``key`` (None: XLA's defaults)."""
     if not key.bucket:
-        return None
+        fam = TFP_FAMILIES.get(key.family)
+        return None if fam is None or fam.full_optimization else SMALL_COMPILE
     return FAST_COMPILE if key.bucket <= FAST_COMPILE_MAX else SMALL_COMPILE
 
 
