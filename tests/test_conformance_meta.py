@@ -346,16 +346,17 @@ def test_agreement_checks_never_draw_again_even_after_a_skipped_normal_score_che
 
 
 def test_per_sample_gradient_samples_are_drawn_in_calls_of_one_shape(monkeypatch):
-    # A z-test of 2 000 per-sample gradients draws them in calls of at most 64 values (21
-    # parameter copies of a 3-point grid), each with its own seed derived from the check's,
-    # so a compiling backend runs one small-draw program for them all instead of compiling
-    # one per sample size.
+    # A z-test of 2 000 per-sample gradients draws them in calls of at most 512 values (170
+    # parameter copies of a 3-point grid), the per-sample checks' 32 samples in calls of at
+    # most 64, each call with its own seed derived from the check's, so a compiling backend
+    # runs one program per size class instead of compiling one per sample size.
     from polysample.backends.torch_backend import TorchBackend
     from polysample.conformance import check_backend
     from polysample.conformance.layers.gradient import chunk_seeds, copies_per_call
 
-    assert copies_per_call(3, 2000) == 21 and copies_per_call(100, 32) == 1
-    assert copies_per_call(1, 32) == 32
+    assert copies_per_call(3, 2000) == 170 and copies_per_call(100, 32) == 1
+    assert copies_per_call(3, 32) == 21 and copies_per_call(1, 32) == 32
+    assert copies_per_call(1, 20) == 20 and copies_per_call(1000, 2000) == 1
     assert chunk_seeds(7, 32, 32) == [7]
     seeds = chunk_seeds(7, 2000, 21)
     assert len(seeds) == 96 and seeds[0] == 7 and len(set(seeds)) == 96
@@ -374,7 +375,7 @@ def test_per_sample_gradient_samples_are_drawn_in_calls_of_one_shape(monkeypatch
     assert report.ok, report.summary()
     judged = [r for r in report.results if r.check == "grad_mean"]
     assert judged and all(r.n == 2000 for r in judged), [(r.id, r.n) for r in judged]
-    # Dirichlet's grids have 3 points (batch (k, 3), event 3): 21 copies a call, 96 calls.
-    assert {shape[:2] for _, shape, _ in calls} == {(21, 3)}, calls
-    assert len(calls) == 96 * len(judged)
+    # Dirichlet's grids have 3 points (batch (k, 3), event 3): 170 copies a call, 12 calls.
+    assert {shape[:2] for _, shape, _ in calls} == {(170, 3)}, calls
+    assert len(calls) == 12 * len(judged)
     assert len({repr(seed) for *_, seed in calls}) == len(calls)

@@ -13,14 +13,16 @@
   ``f(x) = w1.x + w2.x^2`` against the analytic gradient of ``E f`` (z-test with a
   Cornish-Fisher skewness correction, :func:`..stats.mean_z_test`).
 
-Per-sample gradients come from backward passes over small calls: the parameters are repeated
-along a new leading batch dimension (one copy per sample), ``rsample(())`` draws one value per
-copy, and each call draws at most :data:`CALL_VALUES` values (``k = 64 // G`` copies of a grid
-of ``G`` points; at least one), so a check of ``m`` samples makes ``ceil(m / k)`` calls with
-seeds derived from its own (:func:`chunk_seeds`). Every call of a grid has the same shapes, the
-size of a small draw, so a compiling backend runs one program for all of them, the one its
-other small draws already built (on TFP-on-JAX an exact program of 2 000 copies took 0.4-8 s to
-compile, a 128-row bucket 0.6-2 s).
+Per-sample gradients come from backward passes: the parameters are repeated along a new
+leading batch dimension (one copy per sample) and ``rsample(())`` draws one value per copy.
+Samples are drawn in calls of a fixed size per grid (``k = V // G`` copies of a grid of ``G``
+points, at least one; :func:`copies_per_call`), ``ceil(m / k)`` calls with seeds derived from
+the check's own (:func:`chunk_seeds`): ``V = 64`` values for the 32 samples of the per-sample
+checks, the size class of the semantics layer's draws, and ``V = 512`` for the z-tests'
+2 000-20 000. So a backend that compiles per size class runs one program per family for all of
+them (TFP-on-JAX compiled an exact program per sample size before, 0.4-8 s each, 77 s for the
+quick suite), while a backend with a fixed cost per call (NumPy's implicit gradients iterate
+torch operations: 5 ms a call) makes few calls.
 """
 
 from __future__ import annotations
@@ -42,12 +44,14 @@ from ..runner import Runner, Target, make
 from ..stats import ALPHA_CHECK, mean_z_test, seed_for, z_detectable, z_threshold
 
 __all__ = ["checks", "GRAD_SAMPLES", "GRAD_MEAN_SAMPLES", "GRAD_RTOL", "CALL_VALUES",
-           "chunk_seeds", "copies_per_call"]
+           "Z_CALL_VALUES", "chunk_seeds", "copies_per_call"]
 
 #: Samples per per-sample gradient check (CDF identity, noise invariance): no sampling noise.
 GRAD_SAMPLES = 32
-#: The most values one ``rsample`` call of the per-sample gradient draws makes (see above).
+#: The most values one ``rsample`` call of the per-sample gradient draws makes (see above):
+#: for the per-sample checks' 32 samples, and for the z-tests' larger samples.
 CALL_VALUES = 64
+Z_CALL_VALUES = 512
 #: Samples per mean-pathwise-gradient z-test (full, quick).
 GRAD_MEAN_SAMPLES = (20_000, 2_000)
 #: Max relative error of a per-sample gradient (CONFORMANCE.md: 5e-3).
@@ -110,7 +114,8 @@ def _per_sample_leaves(family: str, params: dict[str, Any], support: FamilySuppo
 
 def copies_per_call(points: int, m: int) -> int:
     """Parameter copies per call for ``m`` samples of a grid of ``points`` points."""
-    return max(1, min(m, CALL_VALUES // max(points, 1)))
+    values = CALL_VALUES if m <= GRAD_SAMPLES else Z_CALL_VALUES
+    return max(1, min(m, values // max(points, 1)))
 
 
 def chunk_seeds(seed: int, m: int, per_call: int) -> list[int]:
