@@ -221,3 +221,33 @@ def test_a_full_mode_declaration_applies_to_full_runs_only(with_mutants):
     with pytest.raises(ValueError, match="mode must be"):
         parse_declarations({"expected_failure": [{"backend": "torch", "mode": "fast",
                                                   "reason": "x"}]})
+
+
+def test_a_declaration_that_is_not_strict_expects_the_failure_without_calling_a_pass_stale(
+        with_mutants):
+    # strict = false: a defect that a sample shows or not depending on the seed. A failure is
+    # xfail, a pass stays a pass (no stale declaration); strict declarations report the pass.
+    from polysample.conformance.expected import parse_declarations
+
+    def decl(strict: bool, backend: str) -> dict:
+        return {"expected_failure": [{"backend": backend, "family": "Normal",
+                                      "check": "seeds", "strict": strict, "reason": "rare"}]}
+
+    passing = check_backend("torch", families=["Normal"], layers=("semantics",),
+                            expected_failures=decl(False, "torch"))
+    assert passing.ok and not passing.stale
+    assert {r.status for r in passing.results if r.check == "seeds"} == {"pass"}
+    strict = check_backend("torch", families=["Normal"], layers=("semantics",),
+                           expected_failures=decl(True, "torch"))
+    assert [r.id for r in strict.stale] == ["torch-Normal-example-seeds"]
+    failing = check_backend("mutant_generator", families=["Normal"], layers=("semantics",),
+                            expected_failures={"expected_failure": [
+                                {"backend": "mutant_generator", "family": "Normal",
+                                 "check": "generator", "strict": False, "reason": "rare"}]})
+    assert failing.ok and [r.status for r in failing.results if r.check == "generator"] == \
+        ["xfail"]
+    [d] = parse_declarations(decl(False, "torch"))
+    assert d.strict is False
+    with pytest.raises(ValueError, match="strict must be true or false"):
+        parse_declarations({"expected_failure": [{"backend": "torch", "strict": "no",
+                                                  "reason": "x"}]})

@@ -216,7 +216,8 @@ def parametrize_with_checks(
             check()
 
     Declared failures are ``xfail(strict=True)``: one that passes is reported (XPASS strict);
-    agreement checks covered through a declared draw are ``xfail(strict=False)``. A backend
+    agreement checks covered through a declared draw, and declarations with ``strict = false``,
+    are ``xfail(strict=False)``. A backend
     that cannot load gives one failing check ``<name>-*-all-load``. With two or more backends
     the agreement layer compares them.
     """
@@ -236,7 +237,8 @@ def parametrize_with_checks(
         probe = CheckResult(check.id, check.backend, check.family, check.grid, check.name,
                             check.layer, "fail", involves=check.involves or (check.backend,))
         d, direct = coverage(probe, decls)
-        marks = [] if d is None else [pytest.mark.xfail(reason=d.reason, strict=direct)]
+        marks = [] if d is None else [pytest.mark.xfail(reason=d.reason,
+                                                        strict=direct and d.strict)]
         params.append(pytest.param(_Runnable(check, runner), id=check.id, marks=marks))
     return pytest.mark.parametrize("check", params)
 
