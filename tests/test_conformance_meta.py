@@ -379,3 +379,38 @@ def test_per_sample_gradient_samples_are_drawn_in_calls_of_one_shape(monkeypatch
     assert {shape[:2] for _, shape, _ in calls} == {(170, 3)}, calls
     assert len(calls) == 12 * len(judged)
     assert len({repr(seed) for *_, seed in calls}) == len(calls)
+
+
+def test_per_sample_gradients_of_calls_that_do_not_depend_on_a_parameter_are_zeros_of_its_shape():
+    # A backend whose draw ignores scale_tril in every other call: those calls' gradients are
+    # zeros of the parameter copy's shape (not of the draw's), so the z-test judges them.
+    import torch
+
+    from polysample.backends.torch_backend import TorchBackend
+    from polysample.conformance.grids import grids
+    from polysample.conformance.layers.gradient import _per_sample_draws
+    from polysample.conformance.runner import Target
+
+    class Half(TorchBackend):
+        calls = 0
+
+        def rsample(self, family, params, sample_shape, *, seed=None):  # type: ignore[no-untyped-def]
+            x = super().rsample(family, params, sample_shape, seed=seed)
+            Half.calls += 1
+            if Half.calls % 2 == 0:
+                loc = params["loc"]
+                x = loc + (x - loc).detach()
+            return x
+
+    backend = Half()
+    t = Target("half", backend)
+    grid = grids("MultivariateNormal")[0]
+    params = grid.build(torch.float64)
+    x, grads, _ = _per_sample_draws(t, "MultivariateNormal", params,
+                                    backend.families()["MultivariateNormal"], 2000, 3,
+                                    lambda x: x)
+    g = grads["scale_tril"]
+    assert x.shape[0] == 2000 and g is not None
+    assert g.shape == (2000,) + tuple(params["scale_tril"].shape[-3:])
+    assert Half.calls > 2 and (g.flatten(1).abs().sum(1) == 0).any()
+    assert grads["loc"] is not None and grads["loc"].shape == (2000,) + tuple(x.shape[1:])

@@ -88,7 +88,7 @@ FAST_COMPILE_MAX = 8
 #: 512 rows: 0.9 s instead of 4.2 s) and run about as fast (within 8%; MultivariateNormal 22%),
 #: where -O0 would be 2-4 times slower. Exact programs compile 1.4-3 times faster (a 262144 x 3
 #: Beta draw: 1.9 s instead of 3.6 s) and draw a million values at the same speed (medians of
-#: 7-15 interleaved runs: 0.88-1.06 times -O3's time over ten families), except through TFP's
+#: 7-15 interleaved runs: 0.88-1.09 times -O3's time over eleven families), except through TFP's
 #: Poisson sampler (1.10-1.15 times): the families that use it (``TfpFamily.
 #: full_optimization``) keep XLA's defaults. Measurements in docs/backends/tfp.md.
 SMALL_COMPILE: dict[str, Any] = {"xla_backend_optimization_level": 2}

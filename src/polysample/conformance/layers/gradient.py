@@ -143,7 +143,7 @@ def _per_sample_draws(t: Target, family: str, params: dict[str, Any], support: F
     points = math.prod(_torch_dist(family, params).batch_shape)
     per_call = copies_per_call(points, m)
     xs: list[torch.Tensor] = []
-    gs: dict[str, list[torch.Tensor | None]] = {}
+    gs: dict[str, list[tuple[torch.Tensor, bool]]] = {}
     dists = []
     for s in chunk_seeds(seed, m, per_call):
         big, leaves = _per_sample_leaves(family, params, support, per_call)
@@ -158,15 +158,14 @@ def _per_sample_draws(t: Target, family: str, params: dict[str, Any], support: F
                                     allow_unused=True)
         xs.append(x.detach())
         for k, g in zip(want, grads):
-            gs.setdefault(k, []).append(None if g is None else g.detach())
+            # A call whose draw does not depend on the copy: zero, of the copy's shape.
+            gs.setdefault(k, []).append(
+                (torch.zeros_like(leaves[k]) if g is None else g.detach(), g is None))
         dists.append(dist)
     out: dict[str, torch.Tensor | None] = {}
     for k, parts in gs.items():
-        if all(g is None for g in parts):
-            out[k] = None
-        else:
-            full = [torch.zeros_like(xs[0]) if g is None else g for g in parts]
-            out[k] = torch.cat(full)[:m]
+        unused = all(none for _, none in parts)
+        out[k] = None if unused else torch.cat([g for g, _ in parts])[:m]
     return torch.cat(xs)[:m], out, dists
 
 
