@@ -12,7 +12,9 @@ autograd Function, so they flow back through torch's own gather and cat; the pad
 detached, so whatever their gradients are (even NaN) they never reach a parameter. Without
 gradients the same rows are laid out by NumPy. ``log_prob`` is bucketed the same way
 (parameters and value broadcast together). Larger calls run a program of their exact shapes,
-compiled with XLA's default options, at TFP's own speed.
+compiled with XLA's default options, at TFP's own speed. On TensorFlow, whose graphs take any
+row count (``Substrate.rows_polymorphic``), the rows are not padded and one-value calls get a
+row axis too: one graph per family, dtype and event shapes serves them all.
 """
 
 from __future__ import annotations
@@ -269,16 +271,19 @@ class _Plan:
     ``s * B + b`` (sample ``s``, flat batch element ``b``) for the ``rows = n * B`` real rows,
     then ``size - rows`` detached copies of row 0. A one-value call (``size == 1``) has no row
     axis at all: its program takes each parameter with its own event shape, so a scalar draw
-    pays no reshaping.
+    pays no reshaping. Where one program runs every row count (``poly``: TensorFlow's graphs,
+    see ``Substrate.rows_polymorphic``) there is no padding (``size == rows``) and every call,
+    one-value calls included, has a row axis: they all share that program.
     """
 
-    __slots__ = ("key", "fn", "rows", "size", "reps", "batch", "targets", "events", "lead",
-                 "flatten", "_index", "_host_index")
+    __slots__ = ("key", "fn", "rows", "size", "axis", "reps", "batch", "targets", "events",
+                 "lead", "flatten", "_index", "_host_index")
 
     key: ProgramKey
     fn: Any
     rows: int
     size: int
+    axis: bool
     reps: int
     batch: int
     targets: tuple[torch.Size | None, ...]
@@ -291,14 +296,14 @@ class _Plan:
     @classmethod
     def build(cls, op: str, family: str, shape: tuple[int, ...], static: tuple[Any, ...],
               tensors: Sequence[torch.Tensor], ranks: Sequence[int] | None,
-              program: Callable[[tuple[int, ...]], Any]) -> _Plan:
+              program: Callable[[tuple[int, ...]], Any], poly: bool = False) -> _Plan:
         plan = cls()
         plan.rows = 0
         if ranks is not None:
-            plan._bucket(shape, tensors, ranks)
+            plan._bucket(shape, tensors, ranks, poly)
         if plan.rows:
-            row = (plan.size,) if plan.size > 1 else ()
-            plan.key = ProgramKey(op, family, plan.size, (), static, tuple(
+            row = (-1,) if poly else (plan.size,) if plan.axis else ()
+            plan.key = ProgramKey(op, family, -1 if poly else plan.size, (), static, tuple(
                 ((*row, *ev), t.dtype) for t, ev in zip(tensors, plan.events)))
             plan.fn = program(())
         else:
@@ -308,7 +313,7 @@ class _Plan:
         return plan
 
     def _bucket(self, shape: tuple[int, ...], tensors: Sequence[torch.Tensor],
-                ranks: Sequence[int]) -> None:
+                ranks: Sequence[int], poly: bool) -> None:
         leads, events = [], []
         for t, r in zip(tensors, ranks):
             k = max(t.dim() - r, 0)
@@ -324,12 +329,13 @@ class _Plan:
         rows = reps * n_batch
         if rows == 0 or rows > BUCKET_MAX:
             return
-        size = bucket_size(rows)
+        size = rows if poly else bucket_size(rows)
         if size * max(math.prod(ev) for ev in events) > BUCKET_ELEMENTS:
             return  # large events: the rows' work dominates, padding would cost real time
         self.rows, self.size, self.reps, self.batch = rows, size, reps, n_batch
+        self.axis = poly or size > 1
         self.events = tuple(events)
-        if rows == 1:  # no row axis: each parameter reshaped to its event shape (usually as is)
+        if not self.axis:  # each parameter reshaped to its event shape (usually as is)
             self.targets = tuple(None if t.shape == ev else torch.Size(ev)
                                  for t, ev in zip(tensors, events))
         else:
@@ -362,7 +368,7 @@ class _Plan:
         """
         if not self.rows:
             return tensors
-        if self.rows == 1:
+        if not self.axis:
             return [t if target is None else t.reshape(target)
                     for t, target in zip(tensors, self.targets)]
         if not grad and all(t.device.type == "cpu" for t in tensors):
@@ -396,7 +402,7 @@ class _Plan:
     def output(self, out: torch.Tensor) -> torch.Tensor:
         if not self.rows:
             return out
-        if self.rows == 1:
+        if not self.axis:
             return out.view(self.lead + tuple(out.shape)) if self.lead else out
         return out[:self.rows].view(self.lead + tuple(out.shape[1:]))
 
@@ -577,7 +583,8 @@ class TfpBackend(TableBackend):
         plan = self._plans.get(sig)
         if plan is None:
             ranks, program = make()
-            plan = _Plan.build(op, family, shape, static, tensors, ranks, program)
+            plan = _Plan.build(op, family, shape, static, tensors, ranks, program,
+                               self.substrate.rows_polymorphic(family))
             if len(self._plans) >= _PLANS_MAX:
                 self._plans.clear()
             self._plans[sig] = plan

@@ -61,7 +61,8 @@ class TfpFamily:
         post: torch-side step applied to the substrate's draw (composed families).
         note: shown in ``polysample backends`` and the docs.
         tf_static_rows: TFP on TensorFlow cannot draw it with an unknown batch dimension, so
-            its shape-bucket programs are traced once per bucket (see ``TfSubstrate._shared``).
+            its shape-bucket programs are traced once per bucket (see
+            ``TfSubstrate.rows_polymorphic``).
         draw_inputs: the parameters the draws read when they differ from ``inputs`` (draws
             read ``probs``: torch's ``logits`` made from probabilities are clamped to about
             -15.9 in float32, so an outcome of probability exactly 0 would be drawn).

@@ -62,8 +62,9 @@ class ProgramKey(NamedTuple):
 
     ``bucket``: the row count of the shape bucket the program serves (see :mod:`.backend`;
     ``sample_shape`` is then ``()`` and every input has that many rows; a one-row bucket has no
-    row axis), or 0 for a program of one call's exact shapes. TensorFlow's programs of buckets
-    use -1: one graph for every row count (``TfSubstrate._shared``).
+    row axis), or 0 for a program of one call's exact shapes, or -1 for a program whose row
+    axis has any length (every input's first dimension is then -1): what the backend asks for
+    where :meth:`Substrate.rows_polymorphic` says so.
     """
 
     op: str  # "draw", "log_prob" or "mixture"
@@ -205,6 +206,11 @@ class Substrate:
 
     def seed(self, words: np.ndarray) -> Any:
         raise NotImplementedError
+
+    def rows_polymorphic(self, family: str) -> bool:
+        """Whether one program of ``family`` runs bucket calls of every row count, one included
+        (the backend then neither pads their rows nor drops the row axis of one-value calls)."""
+        return False
 
     def forward(self, key: Any, fn: Callable[..., Any], arrays: Sequence[Any], seed: Any,
                 watch: tuple[int, ...] = ()) -> Any:
@@ -653,21 +659,14 @@ class TfSubstrate(Substrate):
     def seed(self, words: np.ndarray) -> Any:
         return self.tf.constant(words.view(np.int32))
 
-    @staticmethod
-    def _shared(key: ProgramKey) -> ProgramKey:
-        """The program of ``key`` on TensorFlow: buckets of every row count share one graph.
-
-        A graph is traced in Python (50-150 ms with TFP) but runs any shape its signature
-        allows, at the same speed: leaving the row dimension of bucket programs unknown (-1
-        here) makes one trace per family, dtype and event shapes serve every bucket. One-value
-        programs (no row axis), exact programs and families whose TFP sampler needs a static
-        batch shape (``TfpFamily.tf_static_rows``) keep their static shapes.
-        """
-        fam = TFP_FAMILIES.get(key.family)
-        if key.bucket <= 1 or (fam is not None and fam.tf_static_rows):
-            return key
-        return key._replace(bucket=-1, inputs=tuple(((-1, *shape[1:]), dtype)
-                                                    for shape, dtype in key.inputs))
+    def rows_polymorphic(self, family: str) -> bool:
+        """A graph is traced in Python (50-150 ms with TFP) but runs any shape its signature
+        allows, at the same speed: leaving the row dimension of bucket programs unknown makes
+        one trace per family, dtype and event shapes serve every bucket call, one-value calls
+        included. Families whose TFP sampler needs a static batch shape
+        (``TfpFamily.tf_static_rows``) keep one trace per bucket."""
+        fam = TFP_FAMILIES.get(family)
+        return fam is None or not fam.tf_static_rows
 
     def _specs(self, key: ProgramKey) -> list[Any] | None:
         """``tf.function`` input signature of the row-polymorphic programs (None: by value)."""
@@ -680,7 +679,6 @@ class TfSubstrate(Substrate):
     def forward(self, key: ProgramKey, fn: Callable[..., Any], arrays: Sequence[Any], seed: Any,
                 watch: tuple[int, ...] = ()) -> Any:
         tf = self.tf
-        key = self._shared(key)
         specs = self._specs(key)
         signature = None if specs is None else [tuple(specs), tf.TensorSpec([2], tf.int32)]
         if seed is None:
@@ -707,7 +705,6 @@ class TfSubstrate(Substrate):
     def vjp(self, key: ProgramKey, fn: Callable[..., Any], arrays: Sequence[Any], seed: Any,
             cotangent: Any, mask: tuple[int, ...]) -> list[Any]:
         tf = self.tf
-        key = self._shared(key)
         specs = self._specs(key)
         if seed is None:
             seed = self._no_seed
