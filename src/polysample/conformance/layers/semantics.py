@@ -41,6 +41,12 @@ N = (16,)
 #: most 64 values, like the other rules' draws (a backend that compiles per size class, as TFP
 #: does, then runs one program for all of them).
 N_WIDE = (8,)
+#: The (sample shape, batch shape) pairs of the ``shapes`` rule: no batch and no sample shape
+#: (one value), a sample dimension over a 2-d batch, and a 2-d sample shape with a trailing 1
+#: over a 1-d batch. One value, then 48 and 16: a backend that compiles per size class, as TFP
+#: on JAX does (1, 8, 64, ... rows), runs two programs for them, not three.
+SHAPE_CASES: tuple[tuple[tuple[int, ...], tuple[int, ...]], ...] = (
+    ((), ()), (N_WIDE, (2, 3)), ((8, 1), (2,)))
 
 
 def _dist(t: Target, family: str, support: FamilySupport, batch: tuple[int, ...] = (2,),
@@ -82,7 +88,7 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
         return Check(name, family, "example", rule, "semantics", False, fn)
 
     def shapes(r: Runner) -> Outcome:
-        for sample_shape, batch in (((), ()), (N_WIDE, (2, 3)), ((2, 1), (2,))):
+        for sample_shape, batch in SHAPE_CASES:
             d, _ = _dist(t, family, support, batch)
             if tuple(d.batch_shape) != batch:
                 raise CheckFailure(f"batch_shape {tuple(d.batch_shape)}, expected {batch}")
