@@ -316,6 +316,21 @@ def test_tiny_calls_of_a_family_and_dtype_share_one_program(backend: str) -> Non
     assert {k.bucket for k in _programs(backend, "Gumbel", torch.float32)} == expected
 
 
+def test_the_semantics_rules_draw_in_the_one_and_64_row_programs_only() -> None:
+    """The shapes rule's 2-d sample shape draws 16 values, in the size class of the other
+    rules' draws: a cold run compiles no 8-row program per family for it."""
+    from polysample.conformance import check_backend
+
+    sub = _backend("tfp").substrate
+    sub.cache.clear()
+    _backend("tfp")._plans.clear()
+    report = check_backend("tfp", families=["Gumbel"], layers=("semantics",), quick=True)
+    assert report.ok, report.summary()
+    sizes = {k[1].bucket for k in sub.cache.keys()
+             if k[1].family == "Gumbel" and k[1].op == "draw"}
+    assert sizes == {1, 64}, sizes
+
+
 def test_bucket_sizes() -> None:
     from polysample.backends.tfp.backend import bucket_size
 
