@@ -1,4 +1,5 @@
-"""``import polysample`` stays light: no TensorFlow, JAX, SciPy or matplotlib.
+"""``import polysample`` stays light: no TensorFlow, JAX, SciPy, matplotlib, nor torch's Dynamo
+(``torch._dynamo``, torch.compile's tracer: 2 s to import, loaded on the first compiled draw).
 
 Checked in a fresh interpreter (this test process may have imported them already). Listing the
 backends instantiates every backend, which must still not import TensorFlow or JAX: heavy
@@ -12,7 +13,7 @@ import os
 import subprocess
 import sys
 
-HEAVY = ("tensorflow", "jax", "scipy", "matplotlib")
+HEAVY = ("tensorflow", "jax", "scipy", "matplotlib", "torch._dynamo")
 
 SCRIPT = """
 import json, sys, warnings

@@ -230,7 +230,10 @@ def _check_traceable(backend: Backend, family: str, what: str) -> None:
     )
 
 
-@torch.compiler.disable
+# torch._disable_dynamo is torch.compiler.disable with Dynamo imported on the first call
+# (torch uses it for the same reason): importing Dynamo costs about 2 s, and ``import
+# polysample`` must stay light. Dynamo knows the wrapper (torch/_dynamo/trace_rules.py).
+@torch._disable_dynamo
 def _eager(dist: Any, method: str, *args: Any, **kwargs: Any) -> Any:
     """``dist.<method>(...)`` run eagerly, outside ``torch.compile``'s graph (a graph break).
 
