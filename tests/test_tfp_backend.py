@@ -713,27 +713,6 @@ def test_neither_jax_nor_tensorflow_is_imported_before_first_draw() -> None:
     assert r.returncode == 0 and "ok" in r.stdout, r.stderr
 
 
-_JAX_DRAWS = """
-    import hashlib, sys, torch, polysample as ps
-    {first}
-    x = torch.cat([ps.Gamma(torch.tensor([0.5, 3.0]), 2.0, backend="tfp").sample((5,), seed=3),
-                   ps.Beta(torch.tensor([0.5, 2.0]), 1.5, backend="tfp").sample((70,), seed=4)])
-    print("tensorflow" in sys.modules, hashlib.sha256(x.numpy().tobytes()).hexdigest())
-"""
-
-
-def test_the_jax_substrate_loads_without_tensorflow_and_draws_the_same_with_it() -> None:
-    # TFP's JAX substrate imports TensorFlow only to copy docstrings (4-5 s of its load): the
-    # backend keeps it from doing so, and the programs are the same as with TensorFlow loaded.
-    env = {"POLYSAMPLE_JAX_CACHE_DIR": ""}  # each process compiles its own programs
-    alone = _run(_JAX_DRAWS.format(first=""), env)
-    after_tf = _run(_JAX_DRAWS.format(first="import tensorflow"), env)
-    assert alone.returncode == 0 and after_tf.returncode == 0, alone.stderr + after_tf.stderr
-    (loaded, digest), (loaded_tf, digest_tf) = (r.stdout.split() for r in (alone, after_tf))
-    assert (loaded, loaded_tf) == ("False", "True")
-    assert digest == digest_tf
-
-
 def test_missing_substrate_names_the_extra() -> None:
     r = _run("""
         import sys

@@ -28,7 +28,6 @@ import contextlib
 import functools
 import hashlib
 import importlib
-import importlib.abc
 import importlib.metadata
 import importlib.util
 import os
@@ -125,35 +124,6 @@ def _quiet_tensorflow() -> Any:
         absl_logging.set_verbosity(absl_logging.ERROR)
     except ImportError:  # absl comes with TensorFlow; without TensorFlow there is nothing to do
         pass
-
-
-class _HideTensorFlow(importlib.abc.MetaPathFinder):
-    """Makes ``import tensorflow`` fail with ImportError in one thread (other threads import it
-    as usual)."""
-
-    def __init__(self) -> None:
-        self.thread = threading.get_ident()
-
-    def find_spec(self, fullname: str, path: Any, target: Any = None) -> None:
-        if threading.get_ident() == self.thread and fullname.partition(".")[0] == "tensorflow":
-            raise ModuleNotFoundError(f"{fullname} hidden while TFP's JAX substrate loads",
-                                      name=fullname)
-        return None
-
-
-@contextlib.contextmanager
-def _tensorflow_hidden() -> Any:
-    """While inside, TensorFlow cannot be imported by this thread unless it is imported already
-    (a module in ``sys.modules`` is found without asking the import system's finders)."""
-    if "tensorflow" in sys.modules:
-        yield
-        return
-    finder = _HideTensorFlow()
-    sys.meta_path.insert(0, finder)
-    try:
-        yield
-    finally:
-        sys.meta_path.remove(finder)
 
 
 @contextlib.contextmanager
@@ -425,18 +395,13 @@ class JaxSubstrate(Substrate):
         # It is switched on once, when this backend is first used (documented in
         # docs/backends/tfp.md); float32 inputs keep float32 results.
         jax.config.update("jax_enable_x64", True)
-        # TFP's JAX substrate imports TensorFlow, when installed, only to copy its docstrings
-        # onto TFP's NumPy-API shims (tensorflow_probability/python/internal/backend/jax/
-        # _utils.py, loaded lazily): 4-5 s of a 5.7 s substrate load. It is kept from doing so
-        # (the shims then carry no docstrings; the programs are the same). Where TensorFlow is
-        # already imported, TFP uses it as before.
-        with _quiet_tensorflow(), _tensorflow_hidden():
+        # TFP's JAX substrate imports TensorFlow, when installed, to copy docstrings
+        # (tensorflow_probability/python/internal/backend/jax/_utils.py, loaded lazily): load it
+        # now, under the same logging rules as the TensorFlow substrate.
+        with _quiet_tensorflow():
             from tensorflow_probability.substrates import jax as tfp
 
             importlib.import_module("tensorflow_probability.python.internal.backend.jax._utils")
-            # The substrate's package loads lazily, on its first attribute: load it here, so
-            # that all of it sees the same (TensorFlow-less) state.
-            tfp.distributions  # noqa: B018
 
         self.jax = jax
         self.tfp = tfp
