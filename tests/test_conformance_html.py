@@ -13,6 +13,9 @@ from browser import chromium, flags, run
 from polysample.conformance import check_backends
 from polysample.conformance.html import render_html, write_html
 
+# One worker runs this module: the report (the module fixture below) is made once, not per worker.
+pytestmark = pytest.mark.xdist_group("html-report")
+
 
 @pytest.fixture(scope="module")
 def report():

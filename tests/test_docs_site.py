@@ -33,6 +33,8 @@ from browser import chromium, flags, in_ci, run
 from polysample.core.families import FAMILIES
 
 ROOT = Path(__file__).resolve().parent.parent
+# One worker runs this module: the site (the module fixture below) is built once, not per worker.
+pytestmark = pytest.mark.xdist_group("docs-site")
 
 PROBE = """<script>(function () {
   var problems = [];
