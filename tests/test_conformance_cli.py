@@ -39,6 +39,31 @@ def test_passing_run_exits_0_and_writes_a_complete_json_report(tmp_path, capsys)
     assert "Normal" in table and "pass" in table
 
 
+@pytest.mark.parametrize("every,writes", [(1e9, 2), (0.0, 5)])
+def test_the_json_report_is_rewritten_at_most_every_json_every_seconds_and_at_the_end(
+        tmp_path, monkeypatch, every, writes):
+    import polysample.conformance.cli as cli
+    from polysample.conformance.report import Report
+
+    written: list[tuple[int, bool]] = []
+    real = Report.write_json
+
+    def spy(self, path):
+        written.append((len(self.results), self.complete))
+        real(self, path)
+
+    monkeypatch.setattr(Report, "write_json", spy)
+    monkeypatch.setattr(cli, "JSON_EVERY", every)
+    out = tmp_path / "r.json"
+    # three units (Normal, Gamma, Exponential); the first is written at once
+    assert validate("--backend", "torch", "--family", "Normal", "--family", "Gamma",
+                    "--family", "Exponential", "--layer", "semantics", "--quick",
+                    "--json", str(out)) == 0
+    assert len(written) == writes, written
+    data = json.loads(out.read_text())
+    assert data["complete"] and written[-1] == (data["done"], True)
+
+
 def test_failing_backend_exits_1(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("POLYSAMPLE_PLUGINS", "mutants")
     ps.refresh()

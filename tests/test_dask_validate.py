@@ -19,9 +19,11 @@ import numpy as np
 import pytest
 
 import polysample as ps
+import polysample.conformance.distributed as distributed_module
 from polysample.backends.numpy_backend import NumpyBackend
 from polysample.conformance import check_backends
-from polysample.conformance.distributed import client_for, lost_keys
+from polysample.conformance.distributed import client_for, cluster_map, lost_keys
+from polysample.conformance.html import render_html
 
 distributed = pytest.importorskip("distributed")
 
@@ -121,6 +123,21 @@ def test_the_report_equals_the_serial_one_check_for_check(client):
     assert _mismatch([same(r) for r in cluster.results], [same(r) for r in serial.results]) is None
     assert {r.layer for r in cluster.results} >= {"semantics", "sampler", "agreement"}
     assert cluster.scheduler == "dask (2 workers)" and cluster.retried == []
+    # the HTML report's plots drawn on the workers are the ones drawn here
+    page = render_html(cluster, pmap=cluster_map(client))
+    assert page == render_html(cluster) and page.count("data:image/png;base64,") >= 3
+
+
+def test_cluster_map_runs_the_jobs_on_the_workers_in_order(client):
+    pids = set(client.run(os.getpid).values())
+    out = cluster_map(client)(_pid_and_double, list(range(7)))
+    assert [x for _, x in out] == [0, 2, 4, 6, 8, 10, 12]
+    assert {pid for pid, _ in out} <= pids and os.getpid() not in pids
+    assert cluster_map(client)(_pid_and_double, []) == []
+
+
+def _pid_and_double(x: int) -> tuple[int, int]:
+    return os.getpid(), 2 * x
 
 
 def test_a_killed_worker_loses_only_its_unit_which_is_rerun_and_reported(
@@ -174,7 +191,8 @@ def test_a_worker_without_the_backend_reports_load_failures_naming_it(client):
         assert any(w in r.message for w in workers)
 
 
-def test_validate_runs_on_a_running_scheduler_given_by_address(client, tmp_path, capsys):
+def test_validate_runs_on_a_running_scheduler_given_by_address(client, tmp_path, capsys,
+                                                              monkeypatch):
     import argparse
     import json
 
@@ -182,13 +200,22 @@ def test_validate_runs_on_a_running_scheduler_given_by_address(client, tmp_path,
 
     parser = argparse.ArgumentParser(prog="polysample")
     register(parser.add_subparsers(dest="command"))
-    out = tmp_path / "r.json"
+    out, page = tmp_path / "r.json", tmp_path / "r.html"
     args = parser.parse_args(["validate", "--backend", "numpy", "--family", "Exponential",
                               "--quick", "--scheduler", client.scheduler.address,
-                              "--json", str(out)])
+                              "--json", str(out), "--html", str(page)])
+    mapped: list[int] = []
+
+    def recording(c):  # the CLI draws the HTML report's plots on the cluster
+        pmap = cluster_map(c)
+        return lambda fn, jobs: mapped.append(len(jobs)) or pmap(fn, jobs)
+
+    monkeypatch.setattr(distributed_module, "cluster_map", recording)
     assert args.func(args) == 0
     data = json.loads(out.read_text())
     assert data["complete"] and data["scheduler"] == "dask (2 workers)" and data["retried"] == []
+    assert mapped and mapped[0] >= 1
+    assert page.read_text().count("data:image/png;base64,") == mapped[0]
     assert client.scheduler_info()["workers"]  # our client and cluster are still open
 
 

@@ -10,6 +10,7 @@ unwritable file), 130 when interrupted (Ctrl-C: the reports written so far say
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import secrets
 import sys
@@ -18,7 +19,11 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
-__all__ = ["register", "run_validate", "UsageError", "default_backends"]
+__all__ = ["register", "run_validate", "UsageError", "default_backends", "JSON_EVERY"]
+
+#: During a run, ``--json`` rewrites the report at most this often (seconds); it is always
+#: written when the run ends, completed, interrupted or failed.
+JSON_EVERY = 5.0
 
 
 class UsageError(Exception):
@@ -274,12 +279,16 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError(f"Expected --workers N with N >= 1. Received: {args.workers}.")
     spec = args.scheduler or (f"processes:{args.workers}" if args.workers else None)
 
-    last: dict[str, Any] = {}
+    last: dict[str, Any] = {"written": -math.inf}
 
-    def save(report: Any) -> None:
+    def save(report: Any, force: bool = False) -> None:
+        # Rewritten as the run goes (at most every JSON_EVERY seconds: a four-backend report
+        # takes 40 ms to write, and the client shares the cores with the workers), and always
+        # when the run ends, however it ends.
         last["report"] = report
-        if args.json:
+        if args.json and (force or time.monotonic() - last["written"] >= JSON_EVERY):
             report.write_json(args.json)
+            last["written"] = time.monotonic()
 
     from .api import targets
 
@@ -296,6 +305,7 @@ def _run(args: argparse.Namespace) -> int:
         [check_weight(c.layer, c.backend, compiled) for c in plan] + [1.0] * (total - len(plan)),
         lambda res: check_weight(res.layer, res.backend, compiled))
     client, closer = None, None
+    page: str | None = None
     try:
         if spec is not None:
             from .distributed import client_for
@@ -304,9 +314,16 @@ def _run(args: argparse.Namespace) -> int:
                 client, closer = client_for(spec)
             except (ImportError, ValueError, OSError) as exc:
                 raise UsageError(str(exc)) from None
-        report = check_backends(backends, families, expected, quick=args.quick, salt=salt,
-                                layers=layers, progress=progress, on_result=save,
-                                client=client)
+        try:
+            report = check_backends(backends, families, expected, quick=args.quick,
+                                    salt=salt, layers=layers, progress=progress,
+                                    on_result=save, client=client)
+        finally:
+            if last.get("report") is not None:
+                save(last["report"], force=True)
+        if args.html and client is not None:
+            # The plots are drawn on the cluster's workers (idle now), a share each.
+            page = _render_on(client, report)
     except KeyboardInterrupt:
         progress.close()
         partial = last.get("report")
@@ -341,13 +358,25 @@ def _run(args: argparse.Namespace) -> int:
     if args.html:
         from .html import render_html
 
-        write_atomic(args.html, render_html(report))
+        write_atomic(args.html, page if page is not None else render_html(report))
         print(f"HTML report: {args.html}")
     if args.json:
         print(f"JSON report: {args.json}")
     if closing is not None:
         closing.join()
     return 0 if report.ok else 1
+
+
+def _render_on(client: Any, report: Any) -> str | None:
+    """The HTML report with its plots drawn on ``client``'s workers; None where that failed
+    (workers without matplotlib, say): the caller then draws them here."""
+    from .distributed import cluster_map
+    from .html import render_html
+
+    try:
+        return render_html(report, pmap=cluster_map(client))
+    except Exception:  # noqa: BLE001 - drawn locally instead
+        return None
 
 
 def _print_profile(report: Any) -> None:

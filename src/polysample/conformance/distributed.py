@@ -37,7 +37,7 @@ from .model import Check, CheckResult, PitScores
 from .runner import UNIT_LAYERS, Runner, Target, generate_checks, units
 
 __all__ = ["client_for", "run_on_client", "run_unit", "UnitOutcome", "ClusterRun",
-           "lost_keys"]
+           "lost_keys", "cluster_map"]
 
 
 def client_for(spec: str) -> tuple[Any, Callable[[], None]]:
@@ -256,3 +256,21 @@ def run_on_client(client: Any, targets: Sequence[Target], checks: Sequence[Check
         record(runner.run(check))
     flush()
     return run
+
+
+def cluster_map(client: Any) -> Callable[[Callable[[Any], Any], list[Any]], list[Any]]:
+    """``pmap(fn, jobs)`` on ``client``'s workers: one task per job, the results in order (the
+    HTML report's plots, :func:`.html.render_html`)."""
+
+    def pmap(fn: Callable[[Any], Any], jobs: list[Any]) -> list[Any]:
+        if not jobs:
+            return []
+        token = uuid.uuid4().hex[:12]
+        futures = client.map(fn, jobs, pure=False,
+                             key=[f"polysample-plot-{i}-{token}" for i in range(len(jobs))])
+        try:
+            return list(client.gather(futures))
+        finally:
+            client.cancel(futures)
+
+    return pmap
