@@ -529,7 +529,7 @@ def test_tensorflow_retracing_warnings_never_reach_users() -> None:
 # --------------------------------------------------------------------------- persistent cache
 def test_persistent_cache_keeps_programs_and_values_across_processes(tmp_path) -> None:  # type: ignore[no-untyped-def]
     code = """
-        import torch, polysample as ps
+        import sys, torch, polysample as ps
         x = ps.Gamma(torch.tensor([0.5, 2.0]), 1.0, backend="tfp").sample((3,), seed=4)
         y = ps.Normal(torch.zeros(5000), 1.0, backend="tfp").sample(seed=4)
         loc = torch.zeros(2, dtype=torch.float64, requires_grad=True)
@@ -548,6 +548,7 @@ def test_persistent_cache_keeps_programs_and_values_across_processes(tmp_path) -
         stats = load_substrate("jax").stats
         print("compiled", stats["compiled"], "loaded", stats["loaded"],
               jax.config.jax_compilation_cache_dir)
+        assert sys.modules["tensorflow"] is None  # as with polysample[tfp] alone
     """
     cache = tmp_path / "cache"
     env = {"POLYSAMPLE_JAX_CACHE_DIR": str(cache)}
@@ -556,7 +557,7 @@ def test_persistent_cache_keeps_programs_and_values_across_processes(tmp_path) -
     for damage in (False, True, False):
         if damage:  # a damaged file is compiled again, never an error
             kept[0].write_bytes(b"not a program")
-        run = _run(code, env)
+        run = _run(code, env, WITHOUT_TENSORFLOW)
         assert run.returncode == 0, run.stderr
         runs.append(run.stdout.splitlines()[-2:])
         kept = sorted(cache.glob("*-program"))
@@ -647,7 +648,7 @@ def test_unwritable_persistent_cache_directory_warns_and_disables(
             ps.Normal(0.0, 1.0, backend="tfp").sample(seed=1)
             ps.Normal(torch.zeros(3), 1.0, backend="tfp").sample((2,), seed=1)
         print(sum("cache of compiled samplers" in str(x.message) for x in w))
-    """, {"POLYSAMPLE_JAX_CACHE_DIR": str(blocker / "cache")})
+    """, {"POLYSAMPLE_JAX_CACHE_DIR": str(blocker / "cache")}, WITHOUT_TENSORFLOW)
     assert r.returncode == 0 and r.stdout.split()[-1] == "1", r.stderr
 
 
@@ -691,12 +692,18 @@ def test_substrate_from_pyproject(tmp_path, monkeypatch: pytest.MonkeyPatch) -> 
     assert TfpBackend(substrate="jax").substrate_name == "jax"  # tfp-tf style fixing wins
 
 
-def _run(code: str, extra_env: dict[str, str] | None = None
+#: Prepended to a child's code: TensorFlow cannot be imported there, as where only
+#: ``polysample[tfp]`` (JAX, no TensorFlow) is installed. TFP's JAX substrate would otherwise
+#: import TensorFlow to copy its docstrings (4-5 s of each child's start).
+WITHOUT_TENSORFLOW = 'import sys; sys.modules["tensorflow"] = None\n'
+
+
+def _run(code: str, extra_env: dict[str, str] | None = None, prefix: str = ""
          ) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("POLYSAMPLE_")}
     env.update(extra_env or {})
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
-                          text=True, env=env, timeout=120)
+    return subprocess.run([sys.executable, "-c", prefix + textwrap.dedent(code)],
+                          capture_output=True, text=True, env=env, timeout=120)
 
 
 def test_neither_jax_nor_tensorflow_is_imported_before_first_draw() -> None:
