@@ -125,7 +125,8 @@ def check_backends(
     Backends are registered names or ``Backend`` instances. A backend that fails to load is one
     failed ``load`` check and the run goes on; a check that raises fails, the run goes on.
     ``on_result(report)`` is called after every unit of checks and once at the end (the CLI
-    writes the JSON report there, so nothing computed is lost). ``client``: a
+    rewrites the JSON report there, at most every few seconds and always at the end, so
+    nothing computed is lost). ``client``: a
     ``distributed.Client`` to run the units on (see :mod:`.distributed`); the report is the same
     as a serial run's apart from timings, and lists in ``retried`` (with a note each) the units
     Dask ran again after losing the worker that held them. An interrupted run

@@ -87,9 +87,9 @@ class Report:
     notes: list[str] = field(default_factory=list)
     scheduler: str = "serial"
     retried: list[str] = field(default_factory=list)
-    #: Each result's JSON text, by identity: the CLI rewrites the report after every unit of
-    #: checks, and serialising every result again each time made a run's JSON writes quadratic
-    #: (45 s of a 2-backend run). Results are not changed once recorded.
+    #: Each result's JSON text, by identity: the CLI rewrites the report as the run goes (at
+    #: most every ``cli.JSON_EVERY`` seconds), and serialising every result again each time
+    #: made a run's JSON writes quadratic (45 s of a 2-backend run). Results are not changed once recorded.
     _rows: dict[int, tuple[CheckResult, str]] = field(default_factory=dict, repr=False,
                                                       compare=False)
 
