@@ -89,7 +89,8 @@ class Report:
     retried: list[str] = field(default_factory=list)
     #: Each result's JSON text, by identity: the CLI rewrites the report as the run goes (at
     #: most every ``cli.JSON_EVERY`` seconds), and serialising every result again each time
-    #: made a run's JSON writes quadratic (45 s of a 2-backend run). Results are not changed once recorded.
+    #: made a run's JSON writes quadratic (45 s of a 2-backend run). Results are not changed
+    #: once recorded.
     _rows: dict[int, tuple[CheckResult, str]] = field(default_factory=dict, repr=False,
                                                       compare=False)
 
