@@ -1,5 +1,5 @@
-# Set-up and tasks. `make demo` runs the main job, `make test` lints, type-checks, builds the
-# documentation site and tests.
+# Set-up and tasks. `make demo` runs the main job, `make test` lints, type-checks and tests (the
+# tests build the documentation site too).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -37,8 +37,9 @@ typecheck: venv
 	$(BIN)/mypy
 
 # Two worker processes (pytest-xdist); tests that share compiled programs run in one group.
+PYTEST := $(BIN)/python -m pytest -q -n 2 --dist loadgroup --durations=20
 pytest: venv
-	$(BIN)/python -m pytest -q -n 2 --dist loadgroup --durations=20
+	$(PYTEST)
 
 # The documentation site (MkDocs + Material + mkdocstrings) into site/; --strict turns every
 # warning (a broken link or anchor, a docstring mkdocstrings cannot render) into an error.
@@ -46,7 +47,17 @@ pytest: venv
 docs: venv
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict -d site
 
-test: lint typecheck docs pytest
+# The lint, then the type check beside the tests: mypy (30 s on one core, cold) shares the two
+# cores with pytest's workers instead of running before them, and its report is printed after
+# pytest's. The documentation site is not built twice: tests/test_docs_site.py runs
+# `mkdocs build --strict` (as `make docs` does) and then opens the pages in a browser.
+test: lint
+	@echo "$(BIN)/mypy (beside pytest; its report follows pytest's)"
+	@$(BIN)/mypy > .typecheck.log 2>&1 & mypy=$$!; \
+	$(PYTEST); tests=$$?; \
+	wait $$mypy; types=$$?; echo "$(BIN)/mypy:"; cat .typecheck.log; rm -f .typecheck.log; \
+	if [ $$types -ne 0 ]; then echo "make test: the type check failed"; fi; \
+	[ $$tests -eq 0 ] && [ $$types -eq 0 ]
 
 bench: venv
 	@mkdir -p reports

@@ -182,6 +182,14 @@ class _Matrix(HTMLParser):
             self.cell.append(data)
 
 
+def test_the_site_builds_with_strict_checks(site):
+    """`make test` relies on this test for the `mkdocs build --strict` that `make docs` runs
+    (without a browser, too: the page tests below skip outside CI when Chromium is missing)."""
+    pages = {p.relative_to(site).as_posix() for p in site.rglob("index.html")}
+    assert "index.html" in pages
+    assert {"getting-started/index.html", "conformance/index.html"} <= pages, sorted(pages)
+
+
 def test_home_page_renders(server, tmp_path):
     base, log = server
     log.clear()
