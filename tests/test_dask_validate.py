@@ -22,7 +22,7 @@ import polysample as ps
 import polysample.conformance.distributed as distributed_module
 from polysample.backends.numpy_backend import NumpyBackend
 from polysample.conformance import check_backends
-from polysample.conformance.distributed import client_for, cluster_map, lost_keys
+from polysample.conformance.distributed import client_for, cluster_map, local_cluster, lost_keys
 from polysample.conformance.html import render_html
 
 distributed = pytest.importorskip("distributed")
@@ -43,12 +43,16 @@ def hang_file(tmp_path_factory):
 @pytest.fixture(scope="module")
 def client(hang_file):
     env = {"POLYSAMPLE_PLUGINS": "dask_plugins", "POLYSAMPLE_TEST_HANG_FILE": str(hang_file)}
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                       dashboard_address=None, env=env)
+    # A user's environment without MALLOC_TRIM_THRESHOLD_ (another module's Dask cluster may
+    # have set it in this process: nannies write their settings into their parent's environ).
+    trim = os.environ.pop("MALLOC_TRIM_THRESHOLD_", None)
+    cluster = local_cluster(2, env=env)  # as --workers 2 makes it
     c = distributed.Client(cluster)
     yield c
     c.close()
     cluster.close()
+    if trim is not None:
+        os.environ["MALLOC_TRIM_THRESHOLD_"] = trim
 
 
 @pytest.fixture
@@ -134,6 +138,17 @@ def test_cluster_map_runs_the_jobs_on_the_workers_in_order(client):
     assert [x for _, x in out] == [0, 2, 4, 6, 8, 10, 12]
     assert {pid for pid, _ in out} <= pids and os.getpid() not in pids
     assert cluster_map(client)(_pid_and_double, []) == []
+
+
+def test_workers_allocate_memory_as_a_plain_process_does(client):
+    # Dask's nannies set MALLOC_TRIM_THRESHOLD_, which fixes glibc's mmap threshold: every
+    # large array was then fresh pages, and the checks ran 40% slower on a worker.
+    env = client.run(lambda: {k: os.environ.get(k) for k in ("MALLOC_TRIM_THRESHOLD_",
+                                                              "OMP_NUM_THREADS")})
+    assert len(env) == 2
+    for worker in env.values():
+        assert worker["MALLOC_TRIM_THRESHOLD_"] is None  # unset here, unset there
+        assert worker["OMP_NUM_THREADS"] == "1"  # one core per worker process
 
 
 def _pid_and_double(x: int) -> tuple[int, int]:
