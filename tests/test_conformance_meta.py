@@ -414,3 +414,62 @@ def test_per_sample_gradients_of_calls_that_do_not_depend_on_a_parameter_are_zer
     assert g.shape == (2000,) + tuple(params["scale_tril"].shape[-3:])
     assert Half.calls > 2 and (g.flatten(1).abs().sum(1) == 0).any()
     assert grads["loc"] is not None and grads["loc"].shape == (2000,) + tuple(x.shape[1:])
+
+
+def test_fast_cdf_equals_scipys_cdf_on_every_continuous_statistic_of_every_family():
+    # The sampler layer's CDF: SciPy's cdf without its per-element bookkeeping. Same values,
+    # bit for bit, on draws of every grid of every family (their SciPy laws included).
+    from polysample.conformance.grids import grids
+    from polysample.conformance.reference import fast_cdf
+    from polysample.conformance.runner import Target
+    from polysample.core.families import FAMILIES
+    from polysample.core.plugins import load_backend
+
+    runner, target = Runner(quick=True), Target("torch", load_backend("torch"))
+    scipy_laws, families = set(), 0
+    for family in CASES:
+        if FAMILIES[family].kind != "continuous" or CASES[family].project is None:
+            continue
+        families += 1
+        for grid in grids(family):
+            d = runner._draw(target, family, grid, "sample")
+            for p in d.projections:
+                if p.discrete:
+                    continue
+                x = np.sort(p.values[:4000], axis=0)
+                want = np.asarray(p.law.cdf(x), np.float64)
+                assert np.array_equal(fast_cdf(p.law, x), want, equal_nan=True), (family, p.label)
+                if isinstance(getattr(p.law, "dist", None), stats.rv_continuous):
+                    scipy_laws.add(p.law.dist.name)
+        runner.release()
+    assert families >= 25 and len(scipy_laws) >= 15, (families, sorted(scipy_laws))
+
+
+@pytest.mark.parametrize("law, x", [
+    (stats.gamma([0.5, 2.0], scale=[1.0, 3.0]), [[0.0, 1.0], [np.nan, 2.0], [-1.0, np.inf]]),
+    (stats.beta([0.5, 2.0], [1.0, 3.0]), [[0.0, 1.0], [0.5, 1.5], [1e-300, 1 - 1e-16]]),
+    (stats.gamma([-1.0, 2.0]), [[0.5, 1.0]]),  # an invalid parameter: NaN in its column
+    (stats.genpareto([-0.5, 0.5]), [[1.0, 3.0], [2.0, 0.1], [2.5, 4.0]]),
+    (stats.uniform([0.0, 1.0], [1.0, 2.0]), [[0.0, 1.0], [1.0, 3.0]]),
+])
+def test_fast_cdf_falls_back_to_scipy_on_boundaries_nans_and_invalid_parameters(law, x):
+    from polysample.conformance.reference import fast_cdf
+
+    x = np.asarray(x, np.float64)
+    with np.errstate(all="ignore"):
+        want = np.asarray(law.cdf(x), np.float64)
+    assert np.array_equal(fast_cdf(law, x), want, equal_nan=True)
+
+
+def test_fast_cdf_skips_scipys_bookkeeping_inside_the_support():
+    from polysample.conformance.reference import fast_cdf
+
+    law = stats.gamma([0.5, 2.0], scale=[1.0, 3.0])
+    x = np.array([[0.1, 1.0], [2.0, 5.0]])
+    want = law.cdf(x)
+
+    def refuse(_x):
+        raise AssertionError("SciPy's cdf was called")
+
+    law.cdf = refuse
+    assert np.array_equal(fast_cdf(law, x), want)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from scipy import special, stats
 
-__all__ = ["Projection", "Normal", "Kumaraswamy", "ContinuousBernoulli", "RelaxedBernoulli", "VonMises",
+__all__ = ["Projection", "fast_cdf", "Normal", "Kumaraswamy", "ContinuousBernoulli", "RelaxedBernoulli", "VonMises",
            "Categorical", "inverse_stick_breaking", "mvn_logpdf", "unit_vectors",
            "params_np", "flat"]
 
@@ -44,6 +44,38 @@ class Projection:
     column: Callable[[int], Any] | None = None
     exact_sum: Callable[[int], Any] | None = None
     cache: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+def fast_cdf(law: Any, x: Arr) -> Arr:
+    """``law.cdf(x)`` as float64, for a SciPy frozen continuous law without its per-element
+    bookkeeping where that cannot change a value.
+
+    SciPy's ``cdf`` checks the parameters and the support element by element, compresses every
+    argument to the valid elements, evaluates ``_cdf`` on them and scatters the results back:
+    about half the time of a Gamma or Beta CDF over the suite's draws, 95% of an exponential's.
+    Here the parameters are checked once (they have one value per grid point), and where every
+    ``x`` lies inside the open support ``_cdf`` runs on the whole array: the same elementwise
+    function on the same values, so the same result. Anything else (a value on or outside the
+    support's boundary, a NaN, an invalid parameter, another kind of law) goes through
+    ``law.cdf``.
+    """
+    d = getattr(law, "dist", None)
+    if isinstance(d, stats.rv_continuous):
+        with np.errstate(all="ignore"):
+            try:
+                args, loc, scale = d._parse_args(*law.args, **law.kwds)
+                args = tuple(np.asarray(a, np.float64) for a in args)
+                ok = bool(np.all(d._argcheck(*args)) and np.all(np.asarray(scale) > 0))
+            except (TypeError, ValueError):
+                ok = False
+            if ok:
+                z = (np.asarray(x, np.float64) - loc) / scale
+                lo, hi = d._get_support(*args)
+                if np.all((z > lo) & (z < hi)):
+                    out = np.asarray(d._cdf(z, *args), dtype=np.float64)
+                    if out.shape == z.shape:
+                        return out
+    return np.asarray(law.cdf(x), dtype=np.float64)
 
 
 def params_np(dist: Any, names: tuple[str, ...]) -> dict[str, Arr]:

@@ -29,7 +29,7 @@ from ...core.backend import FamilySupport
 from ...core.families import FAMILIES
 from ..grids import Grid, grids
 from ..model import CdfCurves, Check, CheckFailure, Evidence, Outcome, PitScores, Skip
-from ..reference import Projection
+from ..reference import Projection, fast_cdf
 from ..runner import Draw, Runner, Target
 from ..stats import (
     ALPHA_CHECK,
@@ -59,7 +59,7 @@ def continuous_stats(pr: Projection) -> dict[str, np.ndarray]:
     law = pr.law
     xs = np.sort(pr.values, axis=0)
     with np.errstate(all="ignore"):
-        F = np.asarray(law.cdf(xs), dtype=np.float64)
+        F = fast_cdf(law, xs)
         # A law with mass below float64 spacing (Beta(0.01, 0.01) near 1) yields ties: those
         # columns get the K-S test with one ulp of tolerance and no normal-score tests.
         ties = np.any(xs[1:] == xs[:-1], axis=0)
@@ -95,7 +95,7 @@ def _tie_bounds(xs: np.ndarray, law: Any) -> tuple[np.ndarray, np.ndarray]:
     upper = np.nextafter(xs, np.inf)
     lower = np.where(sub, 0.0, np.nextafter(xs, -np.inf))
     with np.errstate(all="ignore"):
-        return np.asarray(law.cdf(upper), np.float64), np.asarray(law.cdf(lower), np.float64)
+        return fast_cdf(law, upper), fast_cdf(law, lower)
 
 
 def _ks_with_ulp(c: dict[str, np.ndarray], law: Any) -> np.ndarray:
