@@ -15,7 +15,6 @@ import sys
 import threading
 import time
 
-import dask
 import numpy as np
 import pytest
 
@@ -151,6 +150,8 @@ def test_workers_allocate_memory_as_a_plain_process_does(client):
         assert worker["MALLOC_TRIM_THRESHOLD_"] is None  # unset here, unset there
         assert worker["OMP_NUM_THREADS"] == "1"  # one core per worker process
     # no statistical profiler sampling the workers' stacks for a dashboard nobody serves
+    import dask
+
     assert set(client.run(lambda: dask.config.get("distributed.worker.profile.enabled"))
                .values()) == {False}
 
