@@ -6,6 +6,7 @@ One local cluster of two worker processes serves the module. Its workers load th
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -154,6 +155,62 @@ def test_workers_allocate_memory_as_a_plain_process_does(client):
 
     assert set(client.run(lambda: dask.config.get("distributed.worker.profile.enabled"))
                .values()) == {False}
+
+
+def _write_at_exit(path: str) -> int:
+    import atexit
+
+    atexit.register(pathlib.Path(path).write_text, "finalized")
+    return os.getpid()
+
+
+def test_a_closed_worker_exits_without_finalizing_its_interpreter(tmp_path):
+    # Finalizing TensorFlow and JAX made closing the cluster take 2-5 s. An exit handler the
+    # worker's libraries registered during the run is skipped: the process ends right after
+    # the worker closed (and released its directory).
+    marker = tmp_path / "finalized"
+    import socket
+    import warnings
+
+    busy = socket.socket()  # a user's own Dask dashboard on its usual port
+    with contextlib.suppress(OSError):
+        busy.bind(("", 8787))
+        busy.listen()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        cluster = local_cluster(1)
+    busy.close()
+    assert not [w for w in caught if "8787" in str(w.message)]  # it kept to a free port
+    with distributed.Client(cluster) as c:
+        (pid,) = c.run(_write_at_exit, str(marker)).values()
+        (local_dir,) = c.run(lambda dask_worker: dask_worker.local_directory).values()
+    cluster.close()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and pathlib.Path(f"/proc/{pid}").exists():
+        time.sleep(0.05)
+    assert not marker.exists()
+    assert not pathlib.Path(local_dir).exists()
+
+
+def test_the_exit_handler_flushes_output_and_skips_earlier_handlers(tmp_path):
+    marker = tmp_path / "finalized"
+    code = f"""
+import atexit, pathlib, sys
+atexit.register(pathlib.Path({str(marker)!r}).write_text, "finalized")
+from polysample.conformance._dask_worker import ExitWithoutFinalizing
+if sys.argv[1] == "teardown":
+    ExitWithoutFinalizing().teardown(None)
+print("buffered", end="")
+"""
+    import subprocess
+
+    for mode, finalized in (("teardown", False), ("plain", True)):
+        marker.unlink(missing_ok=True)
+        done = subprocess.run([sys.executable, "-c", code, mode], capture_output=True,
+                              text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout == "buffered"
+        assert marker.exists() is finalized, mode
 
 
 def _pid_and_double(x: int) -> tuple[int, int]:
