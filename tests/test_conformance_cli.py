@@ -265,3 +265,53 @@ def test_progress_eta_weighs_checks_by_their_expected_cost():
     assert eta > 100
     p(200, 200, results[-1])
     assert "ETA 0 s" in stream.getvalue().splitlines()[-1]
+
+
+def test_eta_model_learns_each_kinds_cost_from_the_finished_checks():
+    import io
+    import re
+    from types import SimpleNamespace
+
+    from polysample.conformance.cli import EtaModel, _Progress
+
+    kinds = [("x", "semantics")] * 100 + [("x", "sampler")] * 100 + [("y", "sampler")] * 10
+    priors = [1.0] * 100 + [50.0] * 100 + [50.0] * 10  # milliseconds
+    m = EtaModel(kinds, priors, workers=1, classes={"x": "compiled", "y": "compiled"})
+    assert m.eta() is None  # nothing measured
+    m.add(("x", "semantics"), 1.0, 0.01)
+    assert m.eta() is None  # under 1% of the plan's priors
+    for _ in range(99):
+        m.add(("x", "semantics"), 1.0, 0.01)  # ten times the prior: a cold cache, say
+    # the sampler checks, not measured yet, follow their backend (and class): 10 x 50 ms each
+    assert m.eta() == pytest.approx(110 * 0.5)
+    m.workers = 2
+    assert m.eta() == pytest.approx(110 * 0.5 / 2)
+    m.workers = 1
+    for _ in range(50):
+        m.add(("x", "sampler"), 50.0, 0.1)  # twice the prior: the kind's own ratio takes over
+    eta = m.eta()
+    assert eta is not None and 50 * 0.1 < 50 * 0.1 + 10 * 0.05 * 2 <= eta < 50 * 0.5
+    # unknown kinds (a load failure) and missing timings are ignored
+    m.add(("z", "load"), 1.0, 5.0)
+    m.add(("x", "sampler"), 50.0, float("nan"))
+    assert m.eta() == pytest.approx(eta)
+    # a one-time cost (an import in a first draw) counts for at most OUTLIER priors
+    o = EtaModel([("x", "semantics")] * 200, [10.0] * 200)
+    for _ in range(10):
+        o.add(("x", "semantics"), 10.0, 0.01)
+    o.add(("x", "semantics"), 10.0, 60.0)  # counted as 0.1 s
+    assert o.eta() == pytest.approx(189 * 0.01 * (0.2 / 0.11))  # uncapped: 1,000 s
+
+    # _Progress prints the model's estimate
+    stream = io.StringIO()
+    results = [SimpleNamespace(layer="semantics", backend="x", family="F", status="pass",
+                               id=f"s{i}", seconds=0.01) for i in range(3)]
+    model = EtaModel([("x", "semantics")] * 6, [1.0] * 6)
+    p = _Progress(stream, 6, [1.0] * 6, lambda r: 1.0, model)
+    for i, r in enumerate(results):
+        p.last = 0.0
+        p(i + 1, 6, r)
+    eta = float(re.search(r"ETA (\d+(?:\.\d+)?) s", stream.getvalue().splitlines()[-1])
+                .group(1))  # type: ignore[union-attr]
+    assert eta == pytest.approx(round(3 * 0.01), abs=0.5)
+    assert model.eta() == pytest.approx(3 * 0.01)

@@ -10,6 +10,7 @@ unwritable file), 130 when interrupted (Ctrl-C: the reports written so far say
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import secrets
@@ -99,10 +100,15 @@ CHECK_MS: dict[str, tuple[float, float]] = {
     "gradient": (30.0, 700.0), "agreement": (0.3, 0.3)}
 
 
-def check_weight(layer: str, backend: str, compiled: frozenset[str]) -> float:
-    """The expected relative cost of a check of ``layer`` on ``backend`` (see ``CHECK_MS``)."""
+def check_weight(layer: str, backend: str, compiled: frozenset[str],
+                 family: str | None = None) -> float:
+    """The expected relative cost of a check of ``layer`` on ``backend`` (see ``CHECK_MS``),
+    times the family's weight when ``family`` is given (:func:`.runner.family_weight`)."""
+    from .runner import family_weight
+
     eager, comp = CHECK_MS.get(layer, (10.0, 10.0))
-    return comp if backend in compiled else eager
+    ms = comp if backend in compiled else eager
+    return ms * family_weight(family) if family is not None else ms
 
 
 def eta_seconds(elapsed: float, done: float, total: float) -> float | None:
@@ -113,18 +119,101 @@ def eta_seconds(elapsed: float, done: float, total: float) -> float | None:
     return elapsed * max(total - done, 0.0) / done
 
 
+class EtaModel:
+    """Seconds left in a run, learnt from the checks that finished.
+
+    Every planned check has a kind, ``(backend, layer)``, and a prior cost (``check_weight``
+    with its family, in milliseconds). A finished check reports the seconds it took. Each
+    kind learns the ratio of its measured seconds to its priors, shrunk (``pseudo`` checks'
+    worth) toward the ratio of its backend's measured checks; while its backend has none, of
+    the backends of its class (``classes``: compiled or not), or 1 (the prior): a warm cache
+    makes a compiled backend's every layer faster than the priors say, a cold one slower, and
+    its layers (and the compiled backends) not measured yet follow. A check still to
+    come costs its prior times its kind's ratio; the time left is their sum over the number of
+    checks running at once (``workers``). Priors alone misled by a factor of two to five early
+    in a run (a warm four-backend run said "ETA 512 s" 19 s into an 88 s run).
+    """
+
+    #: The most a check counts for, in multiples of its prior (see :meth:`add`).
+    OUTLIER = 10.0
+
+    def __init__(self, kinds: Sequence[Any], priors: Sequence[float], workers: int = 1,
+                 pseudo: float = 3.0, classes: dict[str, str] | None = None) -> None:
+        self.workers = max(int(workers), 1)
+        self.classes = classes or {}
+        self.pseudo = pseudo
+        #: Per kind: the priors (s) of the checks left, and of the checks measured, the
+        #: seconds measured, and the number of planned checks.
+        self.left: dict[Any, float] = {}
+        self.prior_done: dict[Any, float] = {}
+        self.seconds: dict[Any, float] = {}
+        self.planned: dict[Any, int] = {}
+        for kind, ms in zip(kinds, priors):
+            self.left[kind] = self.left.get(kind, 0.0) + ms / 1000.0
+            self.planned[kind] = self.planned.get(kind, 0) + 1
+        self.total = sum(self.left.values())
+        self.measured = 0.0  # seconds of the measured checks
+        self.expected = 0.0  # their priors
+        #: Per backend: the seconds measured and their priors.
+        self.backend_seconds: dict[Any, float] = {}
+        self.backend_prior: dict[Any, float] = {}
+
+    def add(self, kind: Any, prior_ms: float, seconds: float) -> None:
+        """One finished check of ``kind``, of prior cost ``prior_ms``, that took ``seconds``."""
+        if kind not in self.left or not seconds >= 0:
+            return
+        prior = prior_ms / 1000.0
+        # A one-time cost (the first draw of a process imports TensorFlow: seconds) says nothing
+        # about the checks to come: no check counts for more than OUTLIER times its prior.
+        seconds = min(seconds, self.OUTLIER * prior)
+        self.left[kind] = max(self.left[kind] - prior, 0.0)
+        self.prior_done[kind] = self.prior_done.get(kind, 0.0) + prior
+        self.seconds[kind] = self.seconds.get(kind, 0.0) + seconds
+        self.measured += seconds
+        self.expected += prior
+        for group in (kind[0], ("class", self.classes.get(kind[0]))):
+            self.backend_seconds[group] = self.backend_seconds.get(group, 0.0) + seconds
+            self.backend_prior[group] = self.backend_prior.get(group, 0.0) + prior
+
+    def eta(self) -> float | None:
+        """Seconds left; None until the measured checks' priors make 1% of the plan's."""
+        if self.expected <= 0 or self.expected < 0.01 * self.total:
+            return None
+        left = 0.0
+        for kind, rest in self.left.items():
+            if rest > 0:
+                scale = 1.0
+                for group in (kind[0], ("class", self.classes.get(kind[0]))):
+                    seen = self.backend_prior.get(group, 0.0)
+                    if seen > 0:
+                        scale = self.backend_seconds[group] / seen
+                        break
+                # ``pseudo`` checks of the kind's mean prior at its backend's ratio
+                a = self.pseudo * (rest + self.prior_done.get(kind, 0.0)) / self.planned[kind]
+                ratio = (self.seconds.get(kind, 0.0) + a * scale) / (
+                    self.prior_done.get(kind, 0.0) + a)
+                left += rest * ratio
+        return left / self.workers
+
+
 class _Progress:
     """Progress with elapsed time and ETA: a ``rich`` bar on a terminal, periodic plain lines
-    otherwise (CI logs). Failures are printed as they happen. The bar and the ETA advance by
-    each check's expected cost (``check_weight``), the counts by checks."""
+    otherwise (CI logs). Failures are printed as they happen. The bar advances by each check's
+    expected cost (``check_weight``), the counts by checks. The ETA comes from ``eta``, an
+    :class:`EtaModel` fed with each result's kind (``kind(result)``) and seconds, when given;
+    from the weight done per second otherwise. ``kind(result)`` is the result's kind and prior
+    (by default its backend and layer, and ``weigh(result)``)."""
 
     def __init__(self, stream: TextIO, total: int, weights: Sequence[float] = (),
-                 weigh: Callable[[Any], float] | None = None):
+                 weigh: Callable[[Any], float] | None = None, eta: EtaModel | None = None,
+                 kind: Callable[[Any], Any] | None = None):
         self.stream = stream
         self.total = total
         self.weight_total = float(sum(weights)) if weights else float(total)
         self.weight_done = 0.0
         self.weigh = weigh or (lambda result: 1.0)
+        self.model = eta
+        self.kind = kind or (lambda result: ((result.backend, result.layer), self.weigh(result)))
         self.t0 = time.perf_counter()
         self.last = 0.0
         self._bar: Any = None
@@ -150,12 +239,21 @@ class _Progress:
             self._bar.start()
 
     def eta_text(self, elapsed: float) -> str:
-        eta = eta_seconds(elapsed, self.weight_done, self.weight_total)
+        if self.weight_done >= self.weight_total:
+            eta: float | None = 0.0
+        elif self.model is not None:
+            eta = self.model.eta()
+        else:
+            eta = eta_seconds(elapsed, self.weight_done, self.weight_total)
         return "ETA estimating" if eta is None else f"ETA {eta:.0f} s"
 
     def __call__(self, done: int, total: int, result: Any) -> None:
         now = time.perf_counter()
         self.weight_done += self.weigh(result)
+        seconds = getattr(result, "seconds", None)
+        if self.model is not None and isinstance(seconds, (int, float)):
+            kind, prior = self.kind(result)
+            self.model.add(kind, prior, float(seconds))
         if done >= total:
             self.weight_done = self.weight_total
         if result.status == "fail":
@@ -300,10 +398,16 @@ def _run(args: argparse.Namespace) -> int:
     total = len(plan) + (len(backends) - len(ts))
     compiled = frozenset(t.name for t in ts
                          if type(t.backend).__module__.startswith("polysample.backends.tfp"))
+    weights = [check_weight(c.layer, c.backend, compiled, c.family) for c in plan]
+    workers = args.workers or 1
+    if args.scheduler and args.scheduler.startswith("processes:"):
+        with contextlib.suppress(ValueError):
+            workers = int(args.scheduler.split(":", 1)[1])
+    eta = EtaModel([(c.backend, c.layer) for c in plan], weights, workers,
+                   classes={t.name: "compiled" if t.name in compiled else "eager" for t in ts})
     progress = _Progress(
-        sys.stderr, total,
-        [check_weight(c.layer, c.backend, compiled) for c in plan] + [1.0] * (total - len(plan)),
-        lambda res: check_weight(res.layer, res.backend, compiled))
+        sys.stderr, total, weights + [1.0] * (total - len(plan)),
+        lambda res: check_weight(res.layer, res.backend, compiled, res.family), eta)
     client, closer = None, None
     page: str | None = None
     ahead = None
@@ -315,6 +419,8 @@ def _run(args: argparse.Namespace) -> int:
                 client, closer = client_for(spec)
             except (ImportError, ValueError, OSError) as exc:
                 raise UsageError(str(exc)) from None
+            with contextlib.suppress(Exception):  # a scheduler that does not say: as planned
+                eta.workers = max(len(client.scheduler_info().get("workers", {})), 1)
             if args.html:
                 # A family's plots are drawn on the workers as soon as all its units are back.
                 ahead = PlotsAhead(client, plan)

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .model import Check, CheckResult, PitScores
-from .runner import UNIT_LAYERS, Runner, Target, generate_checks, units
+from .runner import HEAVY_FAMILIES, UNIT_LAYERS, Runner, Target, generate_checks, units
 
 __all__ = ["client_for", "local_cluster", "run_on_client", "run_unit", "UnitOutcome", "ClusterRun",
            "lost_keys", "cluster_map", "PlotsAhead"]
@@ -173,11 +173,8 @@ def _unit_results(unit: Sequence[Check], out: UnitOutcome) -> list[CheckResult]:
 
 def _cost(target: Target, family: str) -> float:
     """A rough priority: compiled backends and heavy families first (a better makespan)."""
-    heavy = {"Beta", "Dirichlet", "Gamma", "StudentT", "FisherSnedecor", "Wishart", "VonMises",
-             "InverseGamma", "Chi2", "Binomial", "NegativeBinomial", "Poisson", "LKJCholesky",
-             "MultivariateNormal", "LowRankMultivariateNormal", "LogisticNormal"}
     compiled = type(target.backend).__module__.startswith("polysample.backends.tfp")
-    return (2.0 if compiled else 1.0) * (2.0 if family in heavy else 1.0)
+    return (2.0 if compiled else 1.0) * (2.0 if family in HEAVY_FAMILIES else 1.0)
 
 
 def lost_keys(events: Sequence[tuple[float, Any]], keys: set[str]) -> dict[str, list[str]]:

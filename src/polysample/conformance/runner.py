@@ -235,6 +235,19 @@ def _f(x: Any) -> float | None:
 # ---------------------------------------------------------------------- generation
 UNIT_LAYERS = ("semantics", "density", "sampler", "gradient")
 
+#: Families whose checks cost several times the others' (rejection samplers, special-function
+#: CDFs, matrices): per backend, their units took 3 to 4 times the others' (medians, a warm
+#: quick run of the four built-in backends, 2026-12-02).
+HEAVY_FAMILIES = frozenset({
+    "Beta", "Dirichlet", "Gamma", "StudentT", "FisherSnedecor", "Wishart", "VonMises",
+    "InverseGamma", "Chi2", "Binomial", "NegativeBinomial", "Poisson", "LKJCholesky",
+    "MultivariateNormal", "LowRankMultivariateNormal", "LogisticNormal"})
+
+
+def family_weight(family: str) -> float:
+    """The relative cost of a family's checks (see :data:`HEAVY_FAMILIES`)."""
+    return 3.5 if family in HEAVY_FAMILIES else 1.0
+
 
 def generate_checks(targets: Sequence[Target], families: Sequence[str] | None = None,
                     layers: Sequence[str] = LAYERS) -> Iterator[Check]:
