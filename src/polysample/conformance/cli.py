@@ -131,7 +131,7 @@ class EtaModel:
     its layers (and the compiled backends) not measured yet follow. A check still to
     come costs its prior times its kind's ratio; the time left is their sum over the number of
     checks running at once (``workers``). Priors alone misled by a factor of two to five early
-    in a run (a warm four-backend run said "ETA 512 s" 19 s into an 88 s run).
+    in a run (a warm four-backend run said "ETA 512 s" 19 s into a 103 s run).
     """
 
     #: The most a check counts for, in multiples of its prior (see :meth:`add`).
