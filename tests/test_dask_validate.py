@@ -133,40 +133,6 @@ def test_the_report_equals_the_serial_one_check_for_check(client):
     assert page == render_html(cluster) and page.count("data:image/png;base64,") >= 3
 
 
-def test_plots_drawn_ahead_during_the_run_are_the_final_reports_plots(client):
-    from polysample.conformance.api import targets
-    from polysample.conformance.distributed import PlotsAhead
-    from polysample.conformance.html import _plot_job, plot_jobs
-    from polysample.conformance.runner import generate_checks
-
-    backends, families, layers = ["torch", "numpy"], ["Normal", "Exponential"], ("sampler",)
-    plan = list(generate_checks(targets(backends)[0], families, layers))
-    ahead = PlotsAhead(client, plan)
-    started_early = []
-
-    def on_result(report):
-        ahead.observe(report)
-        if len(report.results) < len(plan):
-            started_early.append(ahead.started)
-
-    report = check_backends(backends, families, **QUICK, layers=layers, client=client,
-                            on_result=on_result)
-    # Exponential's plots started while Normal's units were still to come (or the reverse)
-    assert max(started_early) > 0
-    assert ahead.started == len(plot_jobs(report)) >= 2
-    page = render_html(report, pmap=ahead)
-    assert page == render_html(report)
-    assert ahead.taken == ahead.started  # every plot came from the ones drawn ahead
-    # a plot whose job changed after it was started is drawn again, from the new job
-    again = PlotsAhead(client, plan)
-    again.observe(report)
-    _, job = plot_jobs(report)[0]
-    changed = (job[0][:1], job[1], job[2])
-    assert again(_plot_job, [changed]) == [_plot_job(changed)] != [_plot_job(job)]
-    assert again.taken == 0
-    again.cancel()
-
-
 def test_cluster_map_runs_the_jobs_on_the_workers_in_order(client):
     pids = set(client.run(os.getpid).values())
     out = cluster_map(client)(_pid_and_double, list(range(7)))
@@ -315,20 +281,18 @@ def test_validate_runs_on_a_running_scheduler_given_by_address(client, tmp_path,
     args = parser.parse_args(["validate", "--backend", "numpy", "--family", "Exponential",
                               "--quick", "--scheduler", client.scheduler.address,
                               "--json", str(out), "--html", str(page)])
-    made: list[distributed_module.PlotsAhead] = []
+    mapped: list[int] = []
 
-    class Recording(distributed_module.PlotsAhead):  # the CLI draws the plots on the cluster
-        def __init__(self, *a, **k):
-            super().__init__(*a, **k)
-            made.append(self)
+    def recording(c):  # the CLI draws the HTML report's plots on the cluster
+        pmap = cluster_map(c)
+        return lambda fn, jobs: mapped.append(len(jobs)) or pmap(fn, jobs)
 
-    monkeypatch.setattr(distributed_module, "PlotsAhead", Recording)
+    monkeypatch.setattr(distributed_module, "cluster_map", recording)
     assert args.func(args) == 0
     data = json.loads(out.read_text())
     assert data["complete"] and data["scheduler"] == "dask (2 workers)" and data["retried"] == []
-    (ahead,) = made
-    assert ahead.started >= 1 and ahead.taken == ahead.started  # drawn there during the run
-    assert page.read_text().count("data:image/png;base64,") == ahead.taken
+    assert mapped and mapped[0] >= 1
+    assert page.read_text().count("data:image/png;base64,") == mapped[0]
     assert client.scheduler_info()["workers"]  # our client and cluster are still open
 
 

@@ -410,10 +410,9 @@ def _run(args: argparse.Namespace) -> int:
         lambda res: check_weight(res.layer, res.backend, compiled, res.family), eta)
     client, closer = None, None
     page: str | None = None
-    ahead = None
     try:
         if spec is not None:
-            from .distributed import PlotsAhead, client_for
+            from .distributed import client_for
 
             try:
                 client, closer = client_for(spec)
@@ -421,25 +420,16 @@ def _run(args: argparse.Namespace) -> int:
                 raise UsageError(str(exc)) from None
             with contextlib.suppress(Exception):  # a scheduler that does not say: as planned
                 eta.workers = max(len(client.scheduler_info().get("workers", {})), 1)
-            if args.html:
-                # A family's plots are drawn on the workers as soon as all its units are back.
-                ahead = PlotsAhead(client, plan)
-
-        def on_result(report: Any) -> None:
-            save(report)
-            if ahead is not None:
-                ahead.observe(report)
-
         try:
             report = check_backends(backends, families, expected, quick=args.quick,
                                     salt=salt, layers=layers, progress=progress,
-                                    on_result=on_result, client=client)
+                                    on_result=save, client=client)
         finally:
             if last.get("report") is not None:
                 save(last["report"], force=True)
         if args.html and client is not None:
-            # The plots not drawn yet are drawn on the cluster's workers, a share each.
-            page = _render_on(client, report, ahead)
+            # The plots are drawn on the cluster's workers (idle now), a share each.
+            page = _render_on(client, report)
     except KeyboardInterrupt:
         progress.close()
         partial = last.get("report")
@@ -483,20 +473,16 @@ def _run(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
-def _render_on(client: Any, report: Any, ahead: Any = None) -> str | None:
-    """The HTML report with its plots drawn on ``client``'s workers (those ``ahead``, a
-    :class:`.distributed.PlotsAhead`, started during the run included); None where that failed
+def _render_on(client: Any, report: Any) -> str | None:
+    """The HTML report with its plots drawn on ``client``'s workers; None where that failed
     (workers without matplotlib, say): the caller then draws them here."""
     from .distributed import cluster_map
     from .html import render_html
 
     try:
-        return render_html(report, pmap=ahead if ahead is not None else cluster_map(client))
+        return render_html(report, pmap=cluster_map(client))
     except Exception:  # noqa: BLE001 - drawn locally instead
         return None
-    finally:
-        if ahead is not None:
-            ahead.cancel()
 
 
 def _print_profile(report: Any) -> None:

@@ -37,7 +37,7 @@ from .model import Check, CheckResult, PitScores
 from .runner import HEAVY_FAMILIES, UNIT_LAYERS, Runner, Target, generate_checks, units
 
 __all__ = ["client_for", "local_cluster", "run_on_client", "run_unit", "UnitOutcome", "ClusterRun",
-           "lost_keys", "cluster_map", "PlotsAhead"]
+           "lost_keys", "cluster_map"]
 
 
 def local_cluster(n: int, env: dict[str, str] | None = None) -> Any:
@@ -299,84 +299,3 @@ def cluster_map(client: Any) -> Callable[[Callable[[Any], Any], list[Any]], list
             client.cancel(futures)
 
     return pmap
-
-
-class PlotsAhead:
-    """The HTML report's plots, drawn on the cluster while the run goes on.
-
-    A family's plots need every backend's draws of that family; once the last of its units has
-    come back (:meth:`observe`, called with the report after every unit), its plots are
-    submitted at a priority below every unit's, so a worker draws them when it has no unit
-    left to run instead of after the last one. The instance is then the ``pmap`` of
-    :func:`.html.render_html`: a plot started ahead whose job is still the report's is taken as
-    it is, any other is drawn then (on the cluster, like :func:`cluster_map`). The page is the
-    same either way.
-    """
-
-    def __init__(self, client: Any, checks: Sequence[Check]) -> None:
-        self.client = client
-        self._token = uuid.uuid4().hex[:12]
-        self._count = 0
-        self._seen = 0
-        #: Checks still to come back, per family (agreement checks draw nothing).
-        self._left: dict[str, int] = {}
-        for c in checks:
-            if c.layer != "agreement":
-                self._left[c.family] = self._left.get(c.family, 0) + 1
-        #: Plot title -> (job, future) of the plots started ahead.
-        self._ahead: dict[str, tuple[Any, Any]] = {}
-        #: How many plots were started ahead, and how many of those a page then took.
-        self.started = 0
-        self.taken = 0
-
-    def _submit(self, fn: Callable[[Any], str], jobs: list[Any], priority: int) -> list[Any]:
-        keys = [f"polysample-plot-{self._count + i}-{self._token}" for i in range(len(jobs))]
-        self._count += len(jobs)
-        return list(self.client.map(fn, jobs, key=keys, pure=False, priority=priority))
-
-    def observe(self, report: Any) -> None:
-        """Start the plots of the families whose every unit has come back since last time."""
-        from .html import _plot_job, plot_jobs
-
-        done = set()
-        for r in report.results[self._seen:]:
-            left = self._left.get(r.family)
-            if left is None or r.layer == "agreement":
-                continue
-            self._left[r.family] = left - 1
-            if left == 1:
-                done.add(r.family)
-        self._seen = len(report.results)
-        if not done:
-            return
-        jobs = [job for _, job in plot_jobs(report, done) if job[2] not in self._ahead]
-        for job, fut in zip(jobs, self._submit(_plot_job, jobs, priority=-10)):
-            self._ahead[job[2]] = (job, fut)
-        self.started += len(jobs)
-
-    def __call__(self, fn: Callable[[Any], str], jobs: list[Any]) -> list[str]:
-        from .html import _plot_job
-
-        futures: list[Any] = []
-        fresh: list[int] = []
-        for i, job in enumerate(jobs):
-            ahead = self._ahead.pop(job[2], None)
-            if ahead is not None and fn is _plot_job and ahead[0] == job:
-                futures.append(ahead[1])
-                self.taken += 1
-            else:
-                futures.append(None)
-                fresh.append(i)
-        for i, fut in zip(fresh, self._submit(fn, [jobs[i] for i in fresh], priority=0)):
-            futures[i] = fut
-        try:
-            return list(self.client.gather(futures))
-        finally:
-            self.client.cancel(futures)
-
-    def cancel(self) -> None:
-        """Drop the plots started ahead that no page asked for."""
-        futures = [fut for _, fut in self._ahead.values()]
-        self._ahead.clear()
-        if futures:
-            self.client.cancel(futures)

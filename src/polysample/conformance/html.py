@@ -18,7 +18,7 @@ from .model import CdfCurves, GradErrors
 from .report import Report, write_atomic
 from .stats import ALPHA_CHECK, ALPHA_TOTAL
 
-__all__ = ["write_html", "render_html", "PlotMap", "PlotJob", "plot_jobs"]
+__all__ = ["write_html", "render_html", "PlotMap"]
 
 _COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2"]
 _STATUS_CSS = {"pass": "pass", "FAIL": "fail", "xfail": "xfail", "unsupported": "unsup"}
@@ -133,37 +133,12 @@ def _failure_text(r: Any) -> str:
 PlotMap = Callable[[Callable[[Any], str], list[Any]], Sequence[str]]
 
 
-#: One plot to draw: the curves of one statistic of one grid (one ``CdfCurves`` per backend),
-#: the report's backends (their colours) and the title.
-PlotJob = tuple[list[CdfCurves], list[str], str]
-
-
-def _plot_job(job: PlotJob) -> str:
+def _plot_job(job: tuple[list[CdfCurves], list[str], str]) -> str:
     """:func:`_plot` of one job (a picklable function of one argument, for ``pmap``)."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
     return _plot(*job)
-
-
-def plot_jobs(report: Report, families: set[str] | None = None,
-              ) -> list[tuple[tuple[str, str, str], PlotJob]]:
-    """The report's plots (of ``families`` only, when given), keyed by (family, grid,
-    statistic) in key order: what :func:`render_html` draws. Each plot's curves are in the
-    order of ``report.backends``, whatever order the results came in, so the plots of a
-    family drawn before the run ended (see :class:`.distributed.PlotsAhead`) are the ones the
-    final report would draw."""
-    backends = list(report.backends)
-    order = {b: i for i, b in enumerate(backends)}
-    curves: dict[tuple[str, str, str], list[CdfCurves]] = {}
-    for r in report.results:
-        if families is not None and r.family not in families:
-            continue
-        for e in r.evidence:
-            if isinstance(e, CdfCurves):
-                curves.setdefault((e.family, e.grid, e.label), []).append(e)
-    return [(k, (sorted(curves[k], key=lambda c: order.get(c.backend, len(order))), backends,
-                 f"{k[0]} · {k[1]} · {k[2]}")) for k in sorted(curves)]
 
 
 def render_html(report: Report, pmap: PlotMap | None = None) -> str:
@@ -235,9 +210,14 @@ def render_html(report: Report, pmap: PlotMap | None = None) -> str:
         if r.family == "*":
             parts.append(f"<div class='fails'>{html.escape(r.id)}: "
                          f"{html.escape(r.message)}</div>")
-    planned = plot_jobs(report)
-    curves = {k: job[0] for k, job in planned}
-    pngs = dict(zip(curves, (pmap or _serial)(_plot_job, [job for _, job in planned])))
+    curves: dict[tuple[str, str, str], list[CdfCurves]] = {}
+    for r in report.results:
+        for e in r.evidence:
+            if isinstance(e, CdfCurves):
+                curves.setdefault((e.family, e.grid, e.label), []).append(e)
+    keys = sorted(curves)
+    jobs = [(curves[k], backends, f"{k[0]} · {k[1]} · {k[2]}") for k in keys]
+    pngs = dict(zip(keys, (pmap or _serial)(_plot_job, jobs)))
     for f in fams:
         rs = [r for r in report.results if r.family == f]
         parts.append(f"<section class='family' id='{f}'><h2>{f}</h2>")
