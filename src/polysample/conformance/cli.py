@@ -152,8 +152,7 @@ class EtaModel:
             self.left[kind] = self.left.get(kind, 0.0) + ms / 1000.0
             self.planned[kind] = self.planned.get(kind, 0) + 1
         self.total = sum(self.left.values())
-        self.measured = 0.0  # seconds of the measured checks
-        self.expected = 0.0  # their priors
+        self.expected = 0.0  # the priors of the measured checks
         #: Per backend: the seconds measured and their priors.
         self.backend_seconds: dict[Any, float] = {}
         self.backend_prior: dict[Any, float] = {}
@@ -169,7 +168,6 @@ class EtaModel:
         self.left[kind] = max(self.left[kind] - prior, 0.0)
         self.prior_done[kind] = self.prior_done.get(kind, 0.0) + prior
         self.seconds[kind] = self.seconds.get(kind, 0.0) + seconds
-        self.measured += seconds
         self.expected += prior
         for group in (kind[0], ("class", self.classes.get(kind[0]))):
             self.backend_seconds[group] = self.backend_seconds.get(group, 0.0) + seconds
@@ -200,20 +198,17 @@ class _Progress:
     """Progress with elapsed time and ETA: a ``rich`` bar on a terminal, periodic plain lines
     otherwise (CI logs). Failures are printed as they happen. The bar advances by each check's
     expected cost (``check_weight``), the counts by checks. The ETA comes from ``eta``, an
-    :class:`EtaModel` fed with each result's kind (``kind(result)``) and seconds, when given;
-    from the weight done per second otherwise. ``kind(result)`` is the result's kind and prior
-    (by default its backend and layer, and ``weigh(result)``)."""
+    :class:`EtaModel` fed with each result's backend and layer, ``weigh(result)`` and seconds,
+    when given; from the weight done per second otherwise."""
 
     def __init__(self, stream: TextIO, total: int, weights: Sequence[float] = (),
-                 weigh: Callable[[Any], float] | None = None, eta: EtaModel | None = None,
-                 kind: Callable[[Any], Any] | None = None):
+                 weigh: Callable[[Any], float] | None = None, eta: EtaModel | None = None):
         self.stream = stream
         self.total = total
         self.weight_total = float(sum(weights)) if weights else float(total)
         self.weight_done = 0.0
         self.weigh = weigh or (lambda result: 1.0)
         self.model = eta
-        self.kind = kind or (lambda result: ((result.backend, result.layer), self.weigh(result)))
         self.t0 = time.perf_counter()
         self.last = 0.0
         self._bar: Any = None
@@ -252,8 +247,7 @@ class _Progress:
         self.weight_done += self.weigh(result)
         seconds = getattr(result, "seconds", None)
         if self.model is not None and isinstance(seconds, (int, float)):
-            kind, prior = self.kind(result)
-            self.model.add(kind, prior, float(seconds))
+            self.model.add((result.backend, result.layer), self.weigh(result), float(seconds))
         if done >= total:
             self.weight_done = self.weight_total
         if result.status == "fail":
@@ -399,11 +393,7 @@ def _run(args: argparse.Namespace) -> int:
     compiled = frozenset(t.name for t in ts
                          if type(t.backend).__module__.startswith("polysample.backends.tfp"))
     weights = [check_weight(c.layer, c.backend, compiled, c.family) for c in plan]
-    workers = args.workers or 1
-    if args.scheduler and args.scheduler.startswith("processes:"):
-        with contextlib.suppress(ValueError):
-            workers = int(args.scheduler.split(":", 1)[1])
-    eta = EtaModel([(c.backend, c.layer) for c in plan], weights, workers,
+    eta = EtaModel([(c.backend, c.layer) for c in plan], weights,
                    classes={t.name: "compiled" if t.name in compiled else "eager" for t in ts})
     progress = _Progress(
         sys.stderr, total, weights + [1.0] * (total - len(plan)),
@@ -418,7 +408,7 @@ def _run(args: argparse.Namespace) -> int:
                 client, closer = client_for(spec)
             except (ImportError, ValueError, OSError) as exc:
                 raise UsageError(str(exc)) from None
-            with contextlib.suppress(Exception):  # a scheduler that does not say: as planned
+            with contextlib.suppress(Exception):  # a scheduler that does not say: one
                 eta.workers = max(len(client.scheduler_info().get("workers", {})), 1)
         try:
             report = check_backends(backends, families, expected, quick=args.quick,
