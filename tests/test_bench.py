@@ -3,6 +3,7 @@ they work), the timing helpers, and the memory fixes' promise of unchanged value
 
 from __future__ import annotations
 
+import gc
 import json
 from pathlib import Path
 
@@ -101,6 +102,26 @@ def test_goals_are_the_issues() -> None:
     assert goal_for("numpy", "Normal", "sample", "memory").limit == 1.2
     assert goal_for("tfp-tf", "Normal", "sample", "scalar").limit == 1.2
     assert goal_for("numpy", "Normal", "log_prob", "large") is None
+
+
+def test_cases_are_timed_with_the_callers_heap_frozen(monkeypatch: pytest.MonkeyPatch) -> None:
+    # time_interleaved collects garbage before each timing: with the heap that existed before
+    # the run frozen, that collection walks only what the run made (it took most of a smoke
+    # run's time inside a test process), and the heap is collectable again afterwards.
+    import polysample.bench.engine as engine
+
+    frozen: list[int] = []
+
+    def recording(*args: object, **kwargs: object) -> object:
+        frozen.append(gc.get_freeze_count())
+        return time_interleaved(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(engine, "time_interleaved", recording)
+    before = gc.get_freeze_count()
+    report = run_bench(["torch"], ["Normal"], ("sample",), SMOKE, memory=False)
+    assert len(frozen) == 2 and all(not r.skipped for r in report.rows)  # large and scalar
+    assert min(frozen) > before + 1000
+    assert gc.get_freeze_count() == before
 
 
 def test_interleaved_timing_reports_median_and_range() -> None:

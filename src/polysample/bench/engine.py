@@ -31,7 +31,7 @@ from .natives import (
     native_rsample_backward,
     native_sample,
 )
-from .timing import CLOCKS, Measurement, format_seconds, time_interleaved
+from .timing import CLOCKS, Measurement, format_seconds, frozen_heap, time_interleaved
 
 __all__ = ["Sizes", "FULL", "SMOKE", "Case", "Row", "BenchReport", "run_bench", "goal_for",
            "machine_info"]
@@ -306,7 +306,7 @@ def run_bench(backends: Sequence[str], families: Sequence[str] | None = None,
     ``progress(label, done, total)`` is called before each case. A case that raises becomes a
     skipped row with the error (a benchmark run never stops halfway).
     """
-    from .memory import measure, supported
+    from .memory import supported
 
     t0 = time.perf_counter()
     fams = list(families) if families else list(BENCH_FAMILIES)
@@ -343,6 +343,21 @@ def run_bench(backends: Sequence[str], families: Sequence[str] | None = None,
             kept.append(item)
         plan = kept
     ok, why_no_memory = supported()
+    total = len(plan)
+    with frozen_heap():
+        _run_plan(plan, report, sizes, clock, smoke, ok, why_no_memory, progress)
+    report.rows.extend(skipped)
+    if progress:
+        progress("done", total, total)
+    report.machine = machine_info()
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _run_plan(plan: list[Case | tuple[str, str]], report: BenchReport, sizes: Sizes, clock: str,
+              smoke: bool, ok: bool, why_no_memory: str, progress: Progress | None) -> None:
+    from .memory import measure
+
     total = len(plan)
     for i, item in enumerate(plan):
         if isinstance(item, tuple):
@@ -386,12 +401,6 @@ def run_bench(backends: Sequence[str], families: Sequence[str] | None = None,
         except Exception as exc:  # noqa: BLE001 - a failing case is reported, the run goes on
             row.skipped = f"{type(exc).__name__}: {str(exc)[:300]}"
         report.rows.append(row)
-    report.rows.extend(skipped)
-    if progress:
-        progress("done", total, total)
-    report.machine = machine_info()
-    report.seconds = time.perf_counter() - t0
-    return report
 
 
 # ----------------------------------------------------------------------------- output

@@ -18,14 +18,15 @@ depend on state left by another callable, and must have finished their work when
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 __all__ = ["CLOCKS", "Comparison", "Measurement", "Result", "run_comparison", "time_callable",
-           "format_seconds"]
+           "format_seconds", "frozen_heap"]
 
 #: Clocks a benchmark can be timed with (see the module docstring).
 CLOCKS: dict[str, Callable[[], float]] = {"wall": time.perf_counter, "cpu": time.process_time}
@@ -87,6 +88,24 @@ def _number(fn: Callable[[], object], warmup: int, min_repeat_s: float, max_numb
             break
         number *= 10
     return number
+
+
+@contextlib.contextmanager
+def frozen_heap() -> Iterator[None]:
+    """Collect once, then keep the objects alive now out of later collections until exit.
+
+    :func:`time_interleaved` runs a full collection before each timing, which walks every
+    object of the process: in a process with a large heap (a test run, a notebook session) that
+    took most of a smoke benchmark's time. Inside this block the objects that existed on entry
+    sit in the collector's permanent generation (``gc.freeze``), so each of those collections
+    walks only what the benchmark made since. On exit they are collectable again.
+    """
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def time_interleaved(fns: list[tuple[str, Callable[[], object]]], *, repeats: int = 7,
