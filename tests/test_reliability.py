@@ -154,6 +154,43 @@ def test_beta_with_tiny_concentrations_is_never_exactly_one_half(backend: str) -
     assert (x > 0).all() and (x < 1).all()
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("backend", _backends())
+def test_von_mises_with_huge_concentrations_draws_the_spread_of_its_normal_limit(
+        backend: str, dtype: torch.dtype) -> None:
+    # torch refused 1e17 and 1e30 (its proposal rounds to 1, nothing is accepted); TFP's float32
+    # sampler returned loc itself at 1e10 and 1e17 and NaN at 1e30.
+    kappa = torch.tensor([1e7, 1e10, 1e17, 1e30], dtype=dtype)
+    x = ps.VonMises(torch.tensor(0.5, dtype=dtype), kappa, backend=backend).sample(
+        (4000,), seed=3)
+    assert x.dtype == dtype and torch.isfinite(x).all() and (x.abs() <= math.pi).all()
+    dev = x.double() - 0.5
+    sigma = kappa.double().rsqrt()
+    ulp = torch.finfo(dtype).eps / 2  # the spacing of floats at 0.5
+    for j in range(4):
+        if sigma[j] > 100 * ulp:
+            # sd(std) / std = 1 / sqrt(2n) = 1.1%: 10% is 9 standard errors
+            assert abs(float(dev[:, j].std() / sigma[j]) - 1) < 0.1, (float(kappa[j]), j)
+        else:  # below the float's resolution around loc: loc, give or take a few ulps
+            assert float(dev[:, j].abs().max()) <= 8 * float(sigma[j]) + 2 * ulp
+
+
+@pytest.mark.parametrize("backend", [b for b in _backends() if b in ("tfp", "tfp-tf")])
+def test_von_mises_rsample_at_huge_concentrations_has_the_normal_limits_gradients(
+        backend: str) -> None:
+    loc = torch.tensor([0.5, 0.5, 0.5], dtype=torch.float64, requires_grad=True)
+    kappa = torch.tensor([2.0, 1e10, 1e30], dtype=torch.float64, requires_grad=True)
+    x = ps.VonMises(loc, kappa, backend=backend).rsample((200,), seed=4)
+    g_loc, g_kappa = torch.autograd.grad(x.sum(), [loc, kappa])
+    assert torch.isfinite(x).all() and torch.isfinite(g_loc).all() and torch.isfinite(g_kappa).all()
+    assert torch.allclose(g_loc[1:], torch.full((2,), 200.0, dtype=torch.float64))
+    # x = loc + z / sqrt(kappa): dx/dkappa = -(x - loc) / (2 kappa); at 1e30, x - loc (about
+    # 1e-15) is known only to the float spacing at 0.5 (1.1e-16)
+    want = -(x.detach() - 0.5).sum(0) / (2 * kappa.detach())
+    assert torch.allclose(g_kappa[1], want[1], rtol=1e-6, atol=0)
+    assert torch.allclose(g_kappa[2], want[2], rtol=0.2, atol=0)
+
+
 @pytest.mark.parametrize("validate", [True, False])
 @pytest.mark.parametrize("backend", _backends())
 def test_poisson_with_an_infinite_rate_is_refused(backend: str, validate: bool) -> None:

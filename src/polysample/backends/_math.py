@@ -8,7 +8,7 @@ from collections.abc import Callable
 import torch
 
 __all__ = ["expm1_ratio", "redraw_outside_support", "MAX_SUPPORT_REDRAWS", "LARGE_RATE",
-           "LARGE_COUNT", "LARGE_BINOMIAL_VARIANCE"]
+           "LARGE_COUNT", "LARGE_BINOMIAL_VARIANCE", "VON_MISES_NORMAL_LIMIT"]
 
 #: Redraws allowed for draws that fall outside the support (torch's Wishart default).
 MAX_SUPPORT_REDRAWS = 10
@@ -26,6 +26,15 @@ LARGE_RATE = 1e18
 #: variation below q < 1e-5), mirrored for p > 1/2 and clipped to [0, n].
 LARGE_COUNT = 2.0 ** 50
 LARGE_BINOMIAL_VARIANCE = 1e10
+
+#: VonMises concentrations above this are drawn from the law's normal limit, ``loc + z /
+#: sqrt(concentration)`` wrapped to ``[-pi, pi)`` (NumPy's own threshold): the densities differ
+#: by O(1 / concentration) < 1e-6, which no feasible sample resolves. The rejection samplers fail
+#: beyond: torch's Best-Fisher proposal ``r`` rounds to 1 in float64 from about 5e15 (1e15 still
+#: drew, 1e17 was refused) and then accepts nothing; TFP 0.25's float32 sampler returned ``loc``
+#: itself for every draw from 1e8 (the spread should be 1e-4) and NaN from 1e19, its float64
+#: one ``loc`` itself at 1e17 and NaN at 1e300.
+VON_MISES_NORMAL_LIMIT = 1e6
 
 
 def expm1_ratio(xi: torch.Tensor, e: torch.Tensor) -> torch.Tensor:

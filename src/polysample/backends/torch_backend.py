@@ -53,6 +53,7 @@ from ._math import (
     LARGE_BINOMIAL_VARIANCE,
     LARGE_COUNT,
     LARGE_RATE,
+    VON_MISES_NORMAL_LIMIT,
     expm1_ratio,
     redraw_outside_support,
 )
@@ -616,9 +617,15 @@ VON_MISES_MAX_ROUNDS = 1000
 
 
 def _von_mises(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> torch.Tensor:
-    """torch's Best-Fisher rejection sampler (``von_mises._rejection_sample``) with ``g``."""
-    loc = p["loc"]
-    d = td.VonMises(loc, p["concentration"], validate_args=False)
+    """torch's Best-Fisher rejection sampler (``von_mises._rejection_sample``) with ``g``;
+    concentrations above :data:`VON_MISES_NORMAL_LIMIT` from the normal limit (torch's proposal
+    rounds to 1 from about 1e16 on and then accepts nothing)."""
+    loc, concentration = torch.broadcast_tensors(p["loc"], p["concentration"])
+    large = concentration > VON_MISES_NORMAL_LIMIT
+    any_large = _above(concentration, VON_MISES_NORMAL_LIMIT)
+    if any_large:  # the rejection loop runs those elements with a harmless concentration
+        concentration = torch.where(large, torch.ones_like(concentration), concentration)
+    d = td.VonMises(loc, concentration, validate_args=False)
     work_loc, conc, r = d._loc, d._concentration, d._proposal_r  # float64 for float32 params
     shape = ss + loc.shape
     x = torch.empty(shape, dtype=work_loc.dtype, device=loc.device)
@@ -642,6 +649,10 @@ def _von_mises(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> t
         if accept.any():
             x = torch.where(accept, (u3 - 0.5).sign() * f.acos(), x)
             done = done | accept
+    if any_large:
+        kappa = p["concentration"].to(work_loc.dtype).expand(loc.shape)
+        normal = _randn(shape, work_loc, g) * kappa.rsqrt()
+        x = torch.where(large, normal, x)
     return ((x + math.pi + work_loc) % (2 * math.pi) - math.pi).to(loc.dtype)
 
 

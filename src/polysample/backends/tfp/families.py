@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from .._math import LARGE_BINOMIAL_VARIANCE, LARGE_COUNT, LARGE_RATE
+from .._math import LARGE_BINOMIAL_VARIANCE, LARGE_COUNT, LARGE_RATE, VON_MISES_NORMAL_LIMIT
 
 __all__ = ["TfpFamily", "TFP_FAMILIES", "MIXTURE_COMPONENTS"]
 
@@ -292,6 +292,40 @@ def _binomial_f64(tfp: Any, count: Any, probs: Any, shape: tuple[int, ...], seed
         return tf.where(n > LARGE_COUNT, y, small)
 
     return limit_laws() if large else small
+
+
+def _large_concentration(p: Mapping[str, Any]) -> tuple[bool]:
+    """Whether a VonMises concentration exceeds the normal limit's threshold (on the host)."""
+    return (bool((p["concentration"] > VON_MISES_NORMAL_LIMIT).any()),)
+
+
+def _von_mises(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...],
+               shape: tuple[int, ...], seed: Any) -> Any:
+    """TFP's VonMises, and beyond :data:`VON_MISES_NORMAL_LIMIT` its normal limit.
+
+    TFP 0.25's float32 sampler returns ``loc`` itself for every draw from about 1e8 on (the
+    spread should be 1e-4 and less) and NaN from 1e19; its float64 one NaN at 1e300. Where some
+    concentration is that large (``static[-1]``, decided on the host) those elements are drawn
+    as ``loc + z / sqrt(concentration)`` wrapped to ``[-pi, pi]`` from a seed derived from the
+    call's (gradients: ``dx/dloc = 1``, ``dx/dconcentration = -z / (2 concentration^1.5)``, the
+    limits of TFP's implicit ones), and TFP draws the others with a concentration of 1 there
+    (so no NaN reaches a gradient through ``where``). Otherwise the program is TFP's alone.
+    """
+    tfd = tfp.distributions
+    loc, conc = p["loc"], p["concentration"]
+    if not static[-1]:
+        return tfd.VonMises(loc, conc).sample(shape, seed=seed)
+    tf = _tf(tfp)
+    s_small, s_normal = _samplers(tfp).split_seed(seed, n=2, salt="polysample_von_mises")
+    large = conc > VON_MISES_NORMAL_LIMIT
+    one = tf.ones_like(conc)
+    small = tfd.VonMises(loc, tf.where(large, one, conc)).sample(shape, seed=s_small)
+    full = list(small.shape) if None not in small.shape else tf.shape(small)
+    z = _samplers(tfp).normal(full, dtype=small.dtype, seed=s_normal)
+    x = loc + z * tf.math.rsqrt(tf.where(large, conc, one))
+    two_pi = 2.0 * np.pi
+    x = x - two_pi * tf.round(x / two_pi)
+    return tf.where(large, x, small)
 
 
 def _huge_count(p: Mapping[str, Any]) -> tuple[bool]:
@@ -623,6 +657,7 @@ TFP_FAMILIES: dict[str, TfpFamily] = {
     "StudentT": TfpFamily(("df", "loc", "scale"), _d("StudentT", "df", "loc", "scale")),
     "Uniform": TfpFamily(("low", "high"), _d("Uniform", "low", "high")),
     "VonMises": TfpFamily(("loc", "concentration"), _d("VonMises", "loc", "concentration"),
+                          draw=_von_mises, draw_flags=_large_concentration,
                           note="rsample beyond torch: TFP's implicit reparameterization"),
     "Weibull": TfpFamily(("scale", "concentration"), _d("Weibull", "concentration", "scale"),
                          clamp="positive_finite"),
