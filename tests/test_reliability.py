@@ -191,6 +191,31 @@ def test_von_mises_rsample_at_huge_concentrations_has_the_normal_limits_gradient
     assert torch.allclose(g_kappa[2], want[2], rtol=0.2, atol=0)
 
 
+@pytest.mark.parametrize("method", ["sample", "rsample"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("backend", _backends())
+def test_fisher_snedecor_with_tiny_degrees_of_freedom_is_symmetric_about_one(
+        backend: str, dtype: torch.dtype, method: str) -> None:
+    # F(d, d) is below 1 with probability 1/2. Both Gamma draws of the ratio underflowing to
+    # the smallest float made it exactly 1 (float32 at 0.01: 42% on numpy's rsample and
+    # tfp-tf, 0.08% on torch) or NaN (numpy's sample: 0.06%).
+    df = torch.tensor(0.01, dtype=dtype)
+    x = getattr(ps.FisherSnedecor(df, df, backend=backend), method)((20000,), seed=6)
+    assert x.dtype == dtype and not torch.isnan(x).any() and (x > 0).all()
+    below, above = (x < 1).double().mean(), (x > 1).double().mean()
+    # sd of each fraction: 0.0035; 0.03 is 8.5 of them
+    assert abs(float(below) - 0.5) < 0.03 and abs(float(above) - 0.5) < 0.03, (below, above)
+
+
+@pytest.mark.parametrize("backend", _backends())
+def test_fisher_snedecor_sample_at_a_thousandth_has_no_ties_at_one(backend: str) -> None:
+    # torch drew exactly 1 for 49% of these (both Gammas clamped alike), numpy NaN for 48%
+    for dtype in (torch.float32, torch.float64):
+        df = torch.tensor(1e-3, dtype=dtype)
+        x = ps.FisherSnedecor(df, df, backend=backend).sample((20000,), seed=7)
+        assert not torch.isnan(x).any() and float((x == 1).double().mean()) < 1e-3
+
+
 @pytest.mark.parametrize("validate", [True, False])
 @pytest.mark.parametrize("backend", _backends())
 def test_poisson_with_an_infinite_rate_is_refused(backend: str, validate: bool) -> None:
