@@ -446,6 +446,14 @@ def test_meta_device_parameters(backend: str, family: str) -> None:
         d.sample((3,))
 
 
+@pytest.mark.parametrize("family", ["Normal", "Gamma", "Beta"])
+def test_meta_device_parameters_with_validation_are_refused_by_name(family: str) -> None:
+    # torch's argument checks read values; the error path then read them again and a raw
+    # RuntimeError ("Tensor.item() cannot be called on meta tensors") escaped
+    with pytest.raises(ps.InvalidParameterRuntimeError, match="meta device.*validate_args=False"):
+        getattr(ps, family)(torch.ones(2, device="meta"), 1.0)
+
+
 @pytest.mark.parametrize("shape", [(10**13,), (10**7, 10**7), (2**40, 2**40),
                                    (2**31, 2**31, 2**31)])
 @pytest.mark.parametrize("family", ["Normal", "Poisson", "Dirichlet"])

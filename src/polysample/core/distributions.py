@@ -132,6 +132,16 @@ def _wrap_init_error(family: str, exc: Exception,
     )
 
 
+def _meta_error(family: str, exc: Exception) -> InvalidParameterError:
+    """torch's constructor failed on a parameter of the meta device: its checks read values."""
+    return invalid_parameter(
+        f"Invalid parameters for polysample.{family}: {exc}. Expected parameters whose values "
+        "can be read to check torch's arg_constraints. Received: a tensor on the meta device "
+        "(a shape without values). Pass validate_args=False to build a distribution of meta "
+        "tensors (the torch backend then draws meta tensors; backends that compute outside "
+        "torch refuse them), or give tensors on a real device.", exc)
+
+
 def _check_temperature(dist: Any, temperature: Any) -> None:
     """torch's Relaxed families take ``temperature`` unchecked (it is no arg_constraint): a
     string failed at the first draw with a raw TypeError, and a tensor that does not broadcast
@@ -169,6 +179,8 @@ def _non_finite_args(family: str, args: tuple[Any, ...], kwargs: dict[str, Any])
         return []
     names = []
     for name, value in list(bound.arguments.items())[1:]:
+        if isinstance(value, torch.Tensor) and value.is_meta:
+            continue  # shapes without values: nothing to read
         if isinstance(value, torch.Tensor) and value.is_floating_point() and value.numel():
             if not bool(torch.isfinite(value.detach()).all()):
                 names.append(name)
@@ -336,6 +348,8 @@ class PolysampleDistribution:
         except PolysampleError:
             raise
         except (ValueError, TypeError, RuntimeError) as exc:
+            if any(isinstance(a, torch.Tensor) and a.is_meta for a in (*args, *kwargs.values())):
+                raise _meta_error(self._ps_family, exc) from exc
             raise _wrap_init_error(self._ps_family, exc,
                                    _non_finite_args(self._ps_family, args, kwargs)) from exc
         except AttributeError as exc:
