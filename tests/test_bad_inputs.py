@@ -108,6 +108,13 @@ CASES: list[Case] = [
     ("log-prob-unbroadcastable", "Normal",
      lambda b: ps.Normal(torch.zeros(3), 1.0, backend=b).log_prob(torch.zeros(2)),
      ps.InvalidParameterError, "broadcastable"),
+    # torch's expand raised a raw RuntimeError for a shape the batch does not broadcast to
+    ("expand-to-an-unbroadcastable-shape", "Normal",
+     lambda b: ps.Normal(torch.zeros(3), 1.0, backend=b).expand((2, 4)),
+     ps.InvalidParameterRuntimeError, r"Cannot expand Normal of batch shape \(3,\)"),
+    ("expand-independent", "Normal",
+     lambda b: ps.Independent(ps.Normal(torch.zeros(2, 3), 1.0, backend=b), 1).expand((5,)),
+     ps.InvalidParameterRuntimeError, "Cannot expand"),
 ]
 
 PARAMS = [

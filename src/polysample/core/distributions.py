@@ -132,6 +132,21 @@ def _wrap_init_error(family: str, exc: Exception,
     )
 
 
+def _expanded(dist: Any, expand: Any, batch_shape: Any, instance: Any) -> Any:
+    """``expand(batch_shape, _instance=instance)`` of torch's class, a shape it refuses raised
+    as a polysample error (also the builtin class torch raised)."""
+    try:
+        return expand(batch_shape, _instance=instance)
+    except PolysampleError:
+        raise
+    except (ValueError, TypeError, RuntimeError) as exc:
+        raise invalid_parameter(
+            f"Cannot expand {type(dist).__name__} of batch shape {tuple(dist.batch_shape)} to "
+            f"{batch_shape!r}: {exc} Expected a batch shape that the current one broadcasts "
+            "to (each dimension equal to the current one, or the current one 1). Received: "
+            f"{batch_shape!r}.", exc) from exc
+
+
 def _meta_error(family: str, exc: Exception) -> InvalidParameterError:
     """torch's constructor failed on a parameter of the meta device: its checks read values."""
     return invalid_parameter(
@@ -754,7 +769,7 @@ class PolysampleDistribution:
 
     def expand(self, batch_shape: Any, _instance: Any = None) -> Any:
         new = self._get_checked_instance(type(self), _instance)  # type: ignore[attr-defined]
-        new = super().expand(batch_shape, _instance=new)  # type: ignore[misc]
+        new = _expanded(self, super().expand, batch_shape, new)  # type: ignore[misc]
         new._ps_backend = self._ps_backend
         return new
 
@@ -847,7 +862,7 @@ class Independent(_Combinator, td.Independent):
 
     def expand(self, batch_shape: Any, _instance: Any = None) -> Any:
         new = self._get_checked_instance(Independent, _instance)
-        new = super().expand(batch_shape, _instance=new)
+        new = _expanded(self, super().expand, batch_shape, new)
         new._ps_backend = self._ps_backend
         return new
 
@@ -890,7 +905,7 @@ class TransformedDistribution(_Combinator, td.TransformedDistribution):
 
     def expand(self, batch_shape: Any, _instance: Any = None) -> Any:
         new = self._get_checked_instance(TransformedDistribution, _instance)
-        new = super().expand(batch_shape, _instance=new)
+        new = _expanded(self, super().expand, batch_shape, new)
         new._ps_backend = self._ps_backend
         return new
 
@@ -976,7 +991,7 @@ class MixtureSameFamily(_Combinator, td.MixtureSameFamily):
 
     def expand(self, batch_shape: Any, _instance: Any = None) -> Any:
         new = self._get_checked_instance(MixtureSameFamily, _instance)
-        new = super().expand(batch_shape, _instance=new)
+        new = _expanded(self, super().expand, batch_shape, new)
         new._ps_backend = self._ps_backend
         return new
 
