@@ -108,6 +108,10 @@ CASES: list[Case] = [
     ("log-prob-unbroadcastable", "Normal",
      lambda b: ps.Normal(torch.zeros(3), 1.0, backend=b).log_prob(torch.zeros(2)),
      ps.InvalidParameterError, "broadcastable"),
+    # torch's icdf returns NaN for probabilities outside [0, 1] (validate_args on: refused)
+    ("icdf-outside-the-unit-interval", "Normal",
+     lambda b: ps.Normal(torch.zeros(3), 1.0, backend=b).icdf(torch.tensor([0.5, 2.0, NAN])),
+     ps.InvalidParameterError, r"probabilities in \[0, 1\]. Received: \[2.0, nan\]"),
     # torch's expand raised a raw RuntimeError for a shape the batch does not broadcast to
     ("expand-to-an-unbroadcastable-shape", "Normal",
      lambda b: ps.Normal(torch.zeros(3), 1.0, backend=b).expand((2, 4)),

@@ -729,7 +729,18 @@ class PolysampleDistribution:
 
     def icdf(self, value: Any) -> torch.Tensor:
         """torch's ``icdf``; a value torch rejects raises ``InvalidParameterError`` (also
-        torch's builtin class)."""
+        torch's builtin class), and so does, with ``validate_args``, a tensor of probabilities
+        outside ``[0, 1]`` or NaN (torch returns NaN for them)."""
+        if getattr(self, "_validate_args", False) and isinstance(value, torch.Tensor):
+            v = value.detach()
+            if v.is_floating_point() and v.numel() and not v.is_meta:
+                ok = (v >= 0) & (v <= 1)
+                if not bool(ok.all()):
+                    bad = v[~ok].flatten()[:3].tolist()
+                    raise InvalidParameterError(
+                        f"Invalid value for {self._ps_family}.icdf: expected probabilities in "
+                        f"[0, 1]. Received: {bad} (torch returns NaN for them). Pass values in "
+                        "[0, 1], or validate_args=False for torch's NaN.")
         return self._ps_torch("icdf", value)
 
     def _ps_in_float32(self, method: str, value: Any) -> torch.Tensor:
