@@ -57,6 +57,7 @@ from ._math import (
     LARGE_COUNT,
     LARGE_RATE,
     expm1_ratio,
+    fisher_snedecor_small_df,
     redraw_outside_support,
 )
 
@@ -160,26 +161,12 @@ class _Draw:
             return z
         return ImplicitGamma.apply(concentration, z)
 
-    def log_gamma(self, concentration: torch.Tensor, wide: bool = False) -> torch.Tensor:
-        """``log`` of standard Gamma(concentration) draws, differentiable on rsample.
-
-        ``wide``: below a concentration of 0.5 a float32 draw is made in float64 and its
-        logarithm cast back, for a caller whose result stays finite whatever ``log z`` is
-        (FisherSnedecor clamps its log in range): float32 Gamma draws underflow to the smallest
-        float32 (1.2e-38) far more often than float64 ones to 2.2e-308
-        (``FisherSnedecor(0.01, 0.01).rsample()`` was exactly 1 for 42% of its float32 draws,
-        both Gammas clamped alike; 0.08% in float64).
-        """
-        alpha = concentration.detach().to("cpu", torch.float64).numpy()
-        if (wide and self.np_dtype is np.float32 and alpha.size
-                and float(alpha.min()) < 0.5):
-            z64 = torch.from_numpy(self.rng.standard_gamma(alpha, self.size(), dtype=np.float64))
-            z = z64.to(self.device).clamp_(min=torch.finfo(torch.float64).tiny)
-        else:
-            z = self.std_gamma(alpha)
+    def log_gamma(self, concentration: torch.Tensor) -> torch.Tensor:
+        """``log`` of standard Gamma(concentration) draws, differentiable on rsample."""
+        z = self.std_gamma(concentration.detach().to("cpu", torch.float64).numpy())
         if not (self.reparam and concentration.requires_grad):
-            return z.log().to(self.dtype)
-        return ImplicitLogGamma.apply(concentration, z).to(self.dtype)
+            return z.log()
+        return ImplicitLogGamma.apply(concentration, z)
 
     def affine(self, eps: torch.Tensor, loc: torch.Tensor | None, scale: torch.Tensor) -> torch.Tensor:
         if self.reparam:
@@ -355,38 +342,42 @@ def _student_t(d: _Draw) -> torch.Tensor:
     return d.affine(t, d.param("loc"), d.param("scale"))
 
 
-def _fisher_snedecor_log_space(d: _Draw, df1: np.ndarray, df2: np.ndarray) -> torch.Tensor:
-    """``sample`` for degrees of freedom below 1: ``log F = log G1 - log G2 + log(df2 / df1)``
-    with ``log G_a = log G_(a+1) + log(U) / a`` (exact: ``G_a = G_(a+1) U^(1/a)``), which never
-    underflows. NumPy's ``f`` divides two Gamma draws that both underflow to 0 there (NaN for
-    0.06% of the draws of ``FisherSnedecor(0.01, 0.01)``, 48% at 0.001)."""
-    size = d.size()
-
-    def log_gamma(a: np.ndarray) -> np.ndarray:
-        a = np.broadcast_to(a, size)
-        return np.log(d.rng.standard_gamma(a + 1.0, size)) + np.log1p(-d.rng.random(size)) / a
-
-    log_x = log_gamma(0.5 * df1) - log_gamma(0.5 * df2) + np.log(df2) - np.log(df1)
-    fi = np.finfo(d.np_dtype)
-    x = d.tensor(np.exp(np.clip(log_x, np.log(fi.tiny), np.log(fi.max))))
-    return x.clamp_(min=_tiny(x.dtype), max=torch.finfo(x.dtype).max)
-
-
 def _fisher_snedecor(d: _Draw) -> torch.Tensor:
+    a1, a2 = d.arg("df1"), d.arg("df2")
+    if a1.size and float(min(a1.min(), a2.min())) < 1.0:
+        return _fisher_snedecor_small_df(d)
     if not d.reparam:
-        a1, a2 = d.arg("df1"), d.arg("df2")
-        if a1.size and float(min(a1.min(), a2.min())) < 1.0:
-            return _fisher_snedecor_log_space(d, a1, a2)
         x = d.fill(lambda size: d.rng.f(a1, a2, size))
         # NumPy's f is inf when its denominator underflows (df2 near 0): kept finite.
         return x.clamp_(min=_tiny(x.dtype), max=torch.finfo(x.dtype).max)
     df1, df2 = d.param("df1"), d.param("df2")
-    log_x = (d.log_gamma(df1 * 0.5, wide=True) - d.log_gamma(df2 * 0.5, wide=True)
-             + df2.log() - df1.log())
+    log_x = d.log_gamma(df1 * 0.5) - d.log_gamma(df2 * 0.5) + df2.log() - df1.log()
     # Kept inside the support (> 0) as the Gamma draws are; clamped in log space, where the
     # saved exp() output is not modified.
     fi = torch.finfo(log_x.dtype)
     return log_x.clamp(min=math.log(fi.tiny), max=math.log(fi.max)).exp()
+
+
+def _fisher_snedecor_small_df(d: _Draw) -> torch.Tensor:
+    """Degrees of freedom below 1: :func:`._math.fisher_snedecor_small_df`. NumPy's ``f``
+    divides two Gamma draws that both underflow to 0 there (NaN for 0.06% of the draws of
+    ``FisherSnedecor(0.01, 0.01)``, 48% at 0.001), and the ratio of two clamped ones was exactly
+    1 (49% at 0.001)."""
+    df1, df2 = d.param("df1"), d.param("df2")
+
+    def log_gamma(h: torch.Tensor, shape: torch.Size) -> tuple[torch.Tensor, torch.Tensor]:
+        a = h.detach().to("cpu").numpy() + 1.0
+        z = torch.from_numpy(d.rng.standard_gamma(a, tuple(shape))).clamp_(min=_tiny(torch.float64))
+        log_u = torch.log1p(-torch.from_numpy(d.rng.random(tuple(shape))))
+        z, log_u = z.to(d.device), log_u.to(d.device)
+        if d.reparam:
+            dlog_z = standard_gamma_dz_dalpha(z, h + 1.0, log=True)
+        else:
+            dlog_z = torch.zeros_like(z)
+        return z.log() + log_u / h, dlog_z - log_u / h**2
+
+    grad = d.reparam and (df1.requires_grad or df2.requires_grad)
+    return fisher_snedecor_small_df(df1, df2, torch.Size(d.size()), log_gamma, grad)
 
 
 def _beta_numpy(d: _Draw, a: np.ndarray, b: np.ndarray) -> tuple[torch.Tensor, np.ndarray | None]:

@@ -55,6 +55,7 @@ from ._math import (
     LARGE_RATE,
     VON_MISES_NORMAL_LIMIT,
     expm1_ratio,
+    fisher_snedecor_small_df,
     redraw_outside_support,
 )
 
@@ -393,48 +394,17 @@ def _fisher_snedecor(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool
 
 def _fisher_snedecor_log_space(df1: torch.Tensor, df2: torch.Tensor, shape: torch.Size, g: Gen,
                                reparam: bool) -> torch.Tensor:
-    """``F = (df2 / df1) B / (1 - B)``, ``B ~ Beta(df1 / 2, df2 / 2)`` drawn in log space
-    (:func:`_dirichlet_log_space`, float64), for degrees of freedom below 1.
+    """Degrees of freedom below 1: :func:`._math.fisher_snedecor_small_df` (the ratio of two
+    Gamma draws made 49% of ``FisherSnedecor(0.001, 0.001)`` exactly 1, and 0.08% at 0.01)."""
+    def log_gamma(h: torch.Tensor, shape: torch.Size) -> tuple[torch.Tensor, torch.Tensor]:
+        a = h.expand(shape) + 1.0
+        z = _std_gamma(a, g).clamp(min=torch.finfo(torch.float64).tiny)
+        log_u = torch.log1p(-_rand(shape, a, g))
+        dlog_z = torch._standard_gamma_grad(a, z) / z
+        return z.log() + log_u / h, dlog_z - log_u / h**2
 
-    The ratio of two Gamma draws fails there: both underflow to the smallest float together
-    (``FisherSnedecor(0.001, 0.001)``: 49% of the draws were exactly 1, and 0.08% at 0.01).
-    ``B`` and ``1 - B`` are each computed without cancellation, and the gradient is ``B``'s
-    implicit one (:func:`polysample.core.implicit.beta_dx_da`, the per-sample CDF identity's)
-    carried through the monotone map to ``F``.
-    """
-    a, b = (0.5 * df1).expand(shape), (0.5 * df2).expand(shape)
-    x64 = _dirichlet_log_space(torch.stack([a, b], -1).detach().to(torch.float64), g)
-    beta64, rest64 = x64[..., 0], x64[..., 1]
-    beta, rest = beta64.to(df1.dtype), rest64.to(df1.dtype)
-    if reparam and (df1.requires_grad or df2.requires_grad):
-        beta = _BetaAt.apply(a, b, beta, beta64, rest64)  # type: ignore[no-untyped-call]
-        rest = rest - (beta - beta.detach())  # the value of 1 - B, the gradient of -B
-    y = (df2 / df1) * (beta / rest)
-    fi = torch.finfo(y.dtype)
-    return y.clamp(min=fi.tiny, max=fi.max)
-
-
-class _BetaAt(torch.autograd.Function):
-    """A Beta(a, b) draw ``x`` made elsewhere (``x64`` and ``1 - x`` as ``y64``, float64), with
-    its implicit gradients (:func:`polysample.core.implicit.beta_dx_da`)."""
-
-    @staticmethod
-    def forward(ctx: Any, a: torch.Tensor, b: torch.Tensor, x: torch.Tensor,  # type: ignore[override]
-                x64: torch.Tensor, y64: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(a, b, x64, y64)
-        return x.clone()
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:  # type: ignore[override]
-        from ..core.implicit import _first_order, beta_dx_da
-
-        a, b, x64, y64 = ctx.saved_tensors
-        with torch.no_grad():
-            da, db = beta_dx_da(x64, a, b, y64)
-            ga, gb = grad * da.to(grad), grad * db.to(grad)
-        # second-order gradients raise, as through torch's own Gamma and Dirichlet samplers
-        return (_first_order(ga, "FisherSnedecor", a, b, grad),
-                _first_order(gb, "FisherSnedecor", a, b, grad), None, None, None)
+    grad = reparam and (df1.requires_grad or df2.requires_grad)
+    return fisher_snedecor_small_df(df1, df2, shape, log_gamma, grad)
 
 
 def _kumaraswamy(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> torch.Tensor:
