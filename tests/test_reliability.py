@@ -207,6 +207,19 @@ def test_fisher_snedecor_with_tiny_degrees_of_freedom_is_symmetric_about_one(
     assert abs(float(below) - 0.5) < 0.03 and abs(float(above) - 0.5) < 0.03, (below, above)
 
 
+@pytest.mark.parametrize("backend", _backends("torch", "numpy"))
+def test_fisher_snedecor_rsample_at_tiny_degrees_of_freedom_has_no_nan_gradient(
+        backend: str) -> None:
+    # Draws reach 1e300 there: two separate products of the gradient overflowed to inf - inf
+    df1 = torch.full((4000,), 0.01, dtype=torch.float64, requires_grad=True)
+    df2 = torch.full((4000,), 0.02, dtype=torch.float64, requires_grad=True)
+    x = ps.FisherSnedecor(df1, df2, backend=backend).rsample(seed=8)
+    g1, g2 = torch.autograd.grad(x.sum(), [df1, df2])
+    assert not torch.isnan(g1).any() and not torch.isnan(g2).any()
+    small = x < 1e100  # away from the float range's end the derivatives are finite
+    assert torch.isfinite(g1[small]).all() and torch.isfinite(g2[small]).all()
+
+
 @pytest.mark.parametrize("backend", _backends())
 def test_fisher_snedecor_sample_at_a_thousandth_has_no_ties_at_one(backend: str) -> None:
     # torch drew exactly 1 for 49% of these (both Gammas clamped alike), numpy NaN for 48%
