@@ -89,10 +89,11 @@ def redraw_outside_support(draw: Callable[[], torch.Tensor],
     return sample
 
 
-def fisher_snedecor_small_df(df1: torch.Tensor, df2: torch.Tensor, shape: torch.Size,
-                             log_gamma: Callable[[torch.Tensor, torch.Size],
-                                                 tuple[torch.Tensor, torch.Tensor]],
-                             grad: bool) -> torch.Tensor:
+def fisher_snedecor_small_df(
+        df1: torch.Tensor, df2: torch.Tensor, shape: torch.Size,
+        log_gamma: Callable[[torch.Tensor, torch.Size],
+                            tuple[torch.Tensor, Callable[[], torch.Tensor]]],
+        grad: bool) -> torch.Tensor:
     """FisherSnedecor draws for degrees of freedom below 1, computed in log space.
 
     ``log F = log G1 - log G2 + log(df2 / df1)`` with ``log G_h = log G_(h+1) + log(U) / h``
@@ -101,15 +102,16 @@ def fisher_snedecor_small_df(df1: torch.Tensor, df2: torch.Tensor, shape: torch.
     underflow to the smallest float together (``FisherSnedecor(0.001, 0.001)``: 49% of torch's
     draws were exactly 1, and NumPy's ``f`` NaN for 48%).
 
-    ``log_gamma(h, shape)`` is the backend's: float64 ``(log G_h, d log G_h / dh)`` for
-    ``G_h ~ Gamma(h)`` of ``shape`` (``h`` broadcasts to it; the derivative pathwise in ``h``: the implicit one of
-    ``G_(h+1)``, which never underflows, minus ``log(U) / h**2``). With ``grad``, ``dF/d df_i =
-    F d(log F)/d df_i`` is computed as one number per draw (two separate products overflowed
-    to ``inf - inf``: NaN), 0 for draws kept at the end of the range.
+    ``log_gamma(h, shape)`` is the backend's: float64 ``log G_h`` for ``G_h ~ Gamma(h)`` of
+    ``shape`` (``h`` broadcasts to it), and a function computing ``d log G_h / dh`` when a
+    gradient is asked for (pathwise in ``h``: the implicit derivative of ``G_(h+1)``, which
+    never underflows, minus ``log(U) / h**2``). With ``grad``, ``dF/d df_i = F d(log F)/d df_i``
+    is computed as one number per draw (two separate products overflowed to ``inf - inf``:
+    NaN), 0 for draws kept at the end of the range.
     """
     h1, h2 = (0.5 * df1.detach()).to(torch.float64), (0.5 * df2.detach()).to(torch.float64)
-    l1, d1 = log_gamma(h1, shape)
-    l2, d2 = log_gamma(h2, shape)
+    l1, dlog_g1 = log_gamma(h1, shape)
+    l2, dlog_g2 = log_gamma(h2, shape)
     log_x = l1 - l2 + (2 * h2).log() - (2 * h1).log()
     fi = torch.finfo(df1.dtype)
     lo, hi = math.log(fi.tiny), math.log(fi.max)
@@ -117,32 +119,39 @@ def fisher_snedecor_small_df(df1: torch.Tensor, df2: torch.Tensor, shape: torch.
     if not grad:
         return value
     inside = ((log_x > lo) & (log_x < hi)).to(torch.float64)
-    # d log F / d df1 = d1 / 2 - 1 / df1; d log F / d df2 = -d2 / 2 + 1 / df2
-    dlog1 = (0.5 * d1 - 0.5 / h1) * inside
-    dlog2 = (-0.5 * d2 + 0.5 / h2) * inside
-    return _LogSpaceDraw.apply(df1, df2, value, log_x.clamp(min=lo, max=hi), dlog1, dlog2)
+
+    def dlogs() -> tuple[torch.Tensor, torch.Tensor]:
+        # d log F / d df1 = d log G1 / dh1 / 2 - 1 / df1; d log F / d df2 = -d log G2 / dh2 / 2
+        # + 1 / df2 (computed in backward only)
+        return ((0.5 * dlog_g1() - 0.5 / h1) * inside, (-0.5 * dlog_g2() + 0.5 / h2) * inside)
+
+    return _LogSpaceDraw.apply(df1, df2, value, log_x.clamp(min=lo, max=hi), dlogs)
 
 
 class _LogSpaceDraw(torch.autograd.Function):
-    """A draw ``y = exp(log_y)`` with ``dy/dp_i = y d(log y)/dp_i`` (``dlog_i``, float64, per
+    """A draw ``y = exp(log_y)`` with ``dy/dp_i = y d(log y)/dp_i`` (``dlogs()``, float64, per
     draw), each computed as one number: ``sign * exp(log_y + log|dlog_i|)``."""
 
     @staticmethod
     def forward(ctx: Any, p1: torch.Tensor, p2: torch.Tensor, y: torch.Tensor,  # type: ignore[override]
-                log_y: torch.Tensor, dlog1: torch.Tensor, dlog2: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(p1, p2, log_y, dlog1, dlog2)
+                log_y: torch.Tensor, dlogs: Callable[[], tuple[torch.Tensor, torch.Tensor]]
+                ) -> torch.Tensor:
+        ctx.save_for_backward(p1, p2, log_y)
+        ctx.dlogs = dlogs
         return y.clone()
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:  # type: ignore[override]
         from ..core.implicit import _first_order
 
-        p1, p2, log_y, dlog1, dlog2 = ctx.saved_tensors
+        p1, p2, log_y = ctx.saved_tensors
         out = []
-        for p, dlog in ((p1, dlog1), (p2, dlog2)):
+        with torch.no_grad():
+            dlog = ctx.dlogs()
+        for p, d in zip((p1, p2), dlog):
             with torch.no_grad():
-                dy = dlog.sign() * (log_y + dlog.abs().log()).exp()  # dlog = 0: 0
+                dy = d.sign() * (log_y + d.abs().log()).exp()  # d = 0: 0
                 g = torch.where(grad == 0, torch.zeros_like(dy), grad.to(torch.float64) * dy)
                 g = g.to(grad.dtype).sum_to_size(p.shape)
             out.append(_first_order(g, "FisherSnedecor", p1, p2, grad))
-        return out[0], out[1], None, None, None, None
+        return out[0], out[1], None, None, None

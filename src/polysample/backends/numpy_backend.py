@@ -365,16 +365,14 @@ def _fisher_snedecor_small_df(d: _Draw) -> torch.Tensor:
     1 (49% at 0.001)."""
     df1, df2 = d.param("df1"), d.param("df2")
 
-    def log_gamma(h: torch.Tensor, shape: torch.Size) -> tuple[torch.Tensor, torch.Tensor]:
+    def log_gamma(h: torch.Tensor, shape: torch.Size
+                  ) -> tuple[torch.Tensor, Callable[[], torch.Tensor]]:
         a = h.detach().to("cpu").numpy() + 1.0
         z = torch.from_numpy(d.rng.standard_gamma(a, tuple(shape))).clamp_(min=_tiny(torch.float64))
         log_u = torch.log1p(-torch.from_numpy(d.rng.random(tuple(shape))))
         z, log_u = z.to(d.device), log_u.to(d.device)
-        if d.reparam:
-            dlog_z = standard_gamma_dz_dalpha(z, h + 1.0, log=True)
-        else:
-            dlog_z = torch.zeros_like(z)
-        return z.log() + log_u / h, dlog_z - log_u / h**2
+        return z.log() + log_u / h, lambda: (
+            standard_gamma_dz_dalpha(z, h + 1.0, log=True) - log_u / h**2)
 
     grad = d.reparam and (df1.requires_grad or df2.requires_grad)
     return fisher_snedecor_small_df(df1, df2, torch.Size(d.size()), log_gamma, grad)

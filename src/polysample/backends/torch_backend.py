@@ -396,12 +396,12 @@ def _fisher_snedecor_log_space(df1: torch.Tensor, df2: torch.Tensor, shape: torc
                                reparam: bool) -> torch.Tensor:
     """Degrees of freedom below 1: :func:`._math.fisher_snedecor_small_df` (the ratio of two
     Gamma draws made 49% of ``FisherSnedecor(0.001, 0.001)`` exactly 1, and 0.08% at 0.01)."""
-    def log_gamma(h: torch.Tensor, shape: torch.Size) -> tuple[torch.Tensor, torch.Tensor]:
+    def log_gamma(h: torch.Tensor, shape: torch.Size
+                  ) -> tuple[torch.Tensor, Callable[[], torch.Tensor]]:
         a = h.expand(shape) + 1.0
         z = _std_gamma(a, g).clamp(min=torch.finfo(torch.float64).tiny)
         log_u = torch.log1p(-_rand(shape, a, g))
-        dlog_z = torch._standard_gamma_grad(a, z) / z
-        return z.log() + log_u / h, dlog_z - log_u / h**2
+        return z.log() + log_u / h, lambda: torch._standard_gamma_grad(a, z) / z - log_u / h**2
 
     grad = reparam and (df1.requires_grad or df2.requires_grad)
     return fisher_snedecor_small_df(df1, df2, shape, log_gamma, grad)
