@@ -612,7 +612,7 @@ class TfpBackend(TableBackend):
         names = fam.sample_inputs
         tensors = _inputs(params, names)
         static = tuple(int(params[n]) for n in fam.static)
-        if fam.draw_flags is not None:
+        if fam.draw_flags is not None and sub.name in fam.flags_on:
             static += fam.draw_flags(params)
         shape = tuple(sample_shape)
         _check_int32(params, shape, sub.name)

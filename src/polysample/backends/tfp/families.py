@@ -77,6 +77,8 @@ class TfpFamily:
             the torch parameters and appended to ``static`` for the draw program (which is then
             specialised to them): e.g. whether a Binomial count exceeds 2**50, so that programs
             of ordinary counts do not compile the limit laws.
+        flags_on: the substrates whose draw programs use ``draw_flags`` (on the others the
+            flags are not computed, so they make no second program).
         full_optimization: its exact programs keep XLA's default optimisation (LLVM -O3)
             instead of -O2 (see ``substrates.compiler_options``): the families drawn through
             TFP's Poisson sampler, which ran 10-15% slower at -O2.
@@ -97,6 +99,7 @@ class TfpFamily:
     score: Scorer | None = None
     score_inputs: tuple[str, ...] | None = None
     draw_flags: Callable[[Mapping[str, Any]], tuple[Any, ...]] | None = None
+    flags_on: tuple[str, ...] = ("jax", "tensorflow")
 
     @property
     def sample_inputs(self) -> tuple[str, ...]:
@@ -159,7 +162,7 @@ def _fisher_snedecor(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...],
     # is implicitly reparameterized, so the ratio carries pathwise gradients in df1 and df2.
     s1, s2 = tfp.random.split_seed(seed, n=2)
     h1, h2 = p["df1"] / 2, p["df2"] / 2
-    if static and static[-1] and not _on_jax(tfp):
+    if static and static[-1]:  # TensorFlow only (``flags_on``)
         return _fisher_snedecor_log_space(tfp, h1, h2, shape, s1, s2)
     g1 = _gamma_sample(tfp, h1, h1, shape, s1)
     g2 = _gamma_sample(tfp, h2, h2, shape, s2)
@@ -626,6 +629,7 @@ TFP_FAMILIES: dict[str, TfpFamily] = {
                            clamp="simplex"),
     "Exponential": TfpFamily(("rate",), _d("Exponential", "rate")),
     "FisherSnedecor": TfpFamily(("df1", "df2"), draw=_fisher_snedecor, draw_flags=_small_df,
+                                flags_on=("tensorflow",),
                                 log_prob=False,
                                 note="composed: ratio of two TFP Gamma draws",
                                 clamp="positive_finite"),
