@@ -176,7 +176,7 @@ def _fisher_snedecor_log_space(tfp: Any, h1: Any, h2: Any, shape: tuple[int, ...
     and pathwise in ``h`` through both terms). TensorFlow's Gamma draws of such small
     concentrations underflow to the smallest float, both at once often, and their ratio was then
     exactly 1: for 42% of float32 draws of ``FisherSnedecor(0.01, 0.01)`` and 49% of float64
-    ones at 0.001. (TFP on JAX draws its Gammas in log space itself.)"""
+    ones at 0.001. (TFP on JAX showed no such ties: its programs keep the plain ratio.)"""
     tf = _tf(tfp)
     samplers = _samplers(tfp)
 
@@ -336,7 +336,8 @@ def _von_mises(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...],
     """TFP's VonMises, and beyond :data:`VON_MISES_NORMAL_LIMIT` its normal limit.
 
     TFP 0.25's float32 sampler returns ``loc`` itself for every draw from about 1e8 on (the
-    spread should be 1e-4 and less) and NaN from 1e19; its float64 one NaN at 1e300. Where some
+    spread should be 1e-4 and less) and NaN from 1e19; its float64 one ``loc`` itself at 1e17
+    and NaN at 1e300. Where some
     concentration is that large (``static[-1]``, decided on the host) those elements are drawn
     as ``loc + z / sqrt(concentration)`` wrapped to ``[-pi, pi]`` from a seed derived from the
     call's (gradients: ``dx/dloc = 1``, ``dx/dconcentration = -z / (2 concentration^1.5)``, the
