@@ -107,6 +107,51 @@ def _cdf_identity(family: str, scipy_cdf, theta: str, params: dict, backend: str
     np.testing.assert_allclose(per_sample, expected, rtol=5e-3, atol=1e-8)
 
 
+def _rsample_families() -> list[str]:
+    from polysample.core.families import FAMILIES
+
+    b = _backend("tfp")
+    return [f for f in sorted(FAMILIES) if (s := b.supports(f)) is not None and s.rsample]
+
+
+def test_sample_and_rsample_with_gradients_draw_the_same_values_on_tensorflow() -> None:
+    """One forward program per call signature: with the same seed, ``sample()``, ``rsample()``
+    and ``rsample()`` of parameters that require gradients return the same values, in bucket
+    programs of both dtypes and in exact ones. The backward pass recomputes the draw under
+    TensorFlow's GradientTape, which must not pick another sampler: these draws are made
+    under one too (on JAX, programs are pure and the forward program is the only one). The
+    gradients are those of the forward draw: the identity below and the suite's grad_cdf."""
+    backend = "tfp-tf"
+    for family in _rsample_families():
+        for dtype in (torch.float32, torch.float64):
+            params = example_params(family, (3,), dtype)
+            # 15 values (a bucket program), and 1200 (an exact program) in float64
+            for shape in [(5,)] if dtype == torch.float32 else [(5,), (400,)]:
+                plain = getattr(ps, family)(**params, backend=backend)
+                leaves = {k: v.clone().requires_grad_(True) if isinstance(v, torch.Tensor)
+                          and v.is_floating_point() else v for k, v in params.items()}
+                graded = getattr(ps, family)(**leaves, backend=backend)
+                x = graded.rsample(shape, seed=11)
+                msg = f"{family} {dtype} sample_shape={shape}"
+                assert torch.equal(x.detach(), plain.rsample(shape, seed=11)), msg
+                assert torch.equal(x.detach(), plain.sample(shape, seed=11)), msg
+
+
+@pytest.mark.parametrize("backend", SUBSTRATES)
+@pytest.mark.parametrize("shape", [(), (5,), (400,)])
+def test_the_backward_pass_differentiates_the_forward_draw(backend: str,
+                                                           shape: tuple[int, ...]) -> None:
+    """Gamma(c, rate) = G(c)/rate, so dx/d rate = -x/rate for every draw x: the gradient the
+    backward pass returns is that of the values the forward pass returned."""
+    rate = torch.tensor([0.5, 1.5, 4.0], dtype=torch.float64, requires_grad=True)
+    conc = torch.tensor([0.3, 2.0, 7.0], dtype=torch.float64, requires_grad=True)
+    x = ps.Gamma(conc, rate, backend=backend).rsample(shape, seed=5)
+    w = torch.linspace(0.5, 1.5, x.numel(), dtype=torch.float64).reshape(x.shape)
+    (g,) = torch.autograd.grad((w * x).sum(), rate)
+    expected = -(w * x.detach()).reshape(-1, 3).sum(0) / rate.detach()
+    torch.testing.assert_close(g, expected, rtol=1e-12, atol=0)
+
+
 @pytest.mark.parametrize("backend", SUBSTRATES)
 def test_gamma_pathwise_gradient_matches_scipy_cdf(backend: str) -> None:
     _cdf_identity("Gamma", lambda x, concentration, rate: scipy.stats.gamma.cdf(

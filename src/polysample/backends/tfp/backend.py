@@ -110,7 +110,7 @@ class _Bridge(torch.autograd.Function):
         ctx.save_for_backward(*tensors)
         ctx.watch = tuple(i for i, t in enumerate(tensors)
                           if t.requires_grad and t.is_floating_point())
-        return call.forward(tensors, ctx.watch)
+        return call.forward(tensors)
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> Any:  # type: ignore[override]
@@ -122,8 +122,8 @@ class _Bridge(torch.autograd.Function):
                 "create_graph=True, or use backend='torch' for higher-order derivatives."
             )
         tensors = ctx.saved_tensors
-        # Differentiate w.r.t. the inputs watched in forward (the same program on TF), even if
-        # this backward needs fewer of them.
+        # Differentiate w.r.t. every input that required gradients in forward, even if this
+        # backward needs fewer of them: one VJP program per call signature.
         mask = ctx.watch
         if not mask:
             grads: Sequence[torch.Tensor] = ()
@@ -209,13 +209,12 @@ class _Call:
         self.sub, self.family, self.key, self.fn, self.seed, self.what = (
             sub, family, key, fn, seed, what)
 
-    def forward(self, tensors: Sequence[torch.Tensor | np.ndarray],
-                watch: tuple[int, ...] = ()) -> torch.Tensor:
+    def forward(self, tensors: Sequence[torch.Tensor | np.ndarray]) -> torch.Tensor:
         """Run the program; ``tensors`` may be NumPy arrays (host inputs, see _Plan.inputs)."""
         sub = self.sub
         arrays = [sub.to_native(t) for t in tensors]
         try:
-            out = sub.forward(self.key, self.fn, arrays, self.seed, watch)
+            out = sub.forward(self.key, self.fn, arrays, self.seed)
         except PolysampleError:
             raise
         except Exception as exc:  # noqa: BLE001 - never let a raw TFP/XLA/TF error out

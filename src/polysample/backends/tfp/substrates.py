@@ -212,9 +212,8 @@ class Substrate:
         (the backend then neither pads their rows nor drops the row axis of one-value calls)."""
         return False
 
-    def forward(self, key: Any, fn: Callable[..., Any], arrays: Sequence[Any], seed: Any,
-                watch: tuple[int, ...] = ()) -> Any:
-        """``fn(arrays, seed)``; ``watch``: inputs a later :meth:`vjp` differentiates."""
+    def forward(self, key: Any, fn: Callable[..., Any], arrays: Sequence[Any], seed: Any) -> Any:
+        """``fn(arrays, seed)``, the same values whether or not :meth:`vjp` follows."""
         raise NotImplementedError
 
     def vjp(self, key: Any, fn: Callable[..., Any], arrays: Sequence[Any], seed: Any,
@@ -475,10 +474,10 @@ class JaxSubstrate(Substrate):
     def seed(self, words: np.ndarray) -> Any:
         return words  # TFP's JAX samplers take a raw uint32[2] key
 
-    def forward(self, key: ProgramKey, fn: Callable[..., Any], arrays: Sequence[Any], seed: Any,
-                watch: tuple[int, ...] = ()) -> Any:
+    def forward(self, key: ProgramKey, fn: Callable[..., Any], arrays: Sequence[Any],
+                seed: Any) -> Any:
         # JAX programs are pure: the same inputs and key give the same draw with or without a
-        # later jax.vjp, so ``watch`` changes nothing here.
+        # later jax.vjp.
         compiled = self.cache.get(("fwd", key), lambda: self._jit(fn, key, ("fwd",)))
         return compiled(tuple(arrays), seed)
 
@@ -676,27 +675,17 @@ class TfSubstrate(Substrate):
         return [tf.TensorSpec([None, *shape[1:]], tf.as_dtype(str(dtype).removeprefix("torch.")))
                 for shape, dtype in key.inputs]
 
-    def forward(self, key: ProgramKey, fn: Callable[..., Any], arrays: Sequence[Any], seed: Any,
-                watch: tuple[int, ...] = ()) -> Any:
+    def forward(self, key: ProgramKey, fn: Callable[..., Any], arrays: Sequence[Any],
+                seed: Any) -> Any:
         tf = self.tf
         specs = self._specs(key)
         signature = None if specs is None else [tuple(specs), tf.TensorSpec([2], tf.int32)]
         if seed is None:
             seed = self._no_seed
-        if watch:
-            # TFP on TensorFlow picks a different sampler implementation when a GradientTape
-            # watches the parameters (Gamma: same seed, different values). vjp() recomputes
-            # the draw under a tape, so the forward draw must be made under one too, or the
-            # gradients would belong to another sample.
-            def taped(arrays: tuple[Any, ...], seed: Any) -> Any:
-                with tf.GradientTape() as tape:
-                    tape.watch([arrays[i] for i in watch])
-                    return fn(arrays, seed)
-
-            compiled = self.cache.get(("fwd-taped", key, watch),
-                                      lambda: self._function(taped, signature))
-            return compiled(tuple(arrays), seed)
-
+        # One program for sample(), rsample() and log_prob(), with or without gradients: vjp()
+        # recomputes the draw under a GradientTape, which gives the same values as this untaped
+        # program (TFP 0.25, every family, both dtypes, bucket and exact programs; checked by
+        # tests/test_tfp_backend.py). A taped copy of every program cost a second trace each.
         compiled = self.cache.get(
             ("fwd", key),
             lambda: self._function(lambda arrays, seed: fn(arrays, seed), signature))
