@@ -162,7 +162,7 @@ def _fisher_snedecor(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...],
     # is implicitly reparameterized, so the ratio carries pathwise gradients in df1 and df2.
     s1, s2 = tfp.random.split_seed(seed, n=2)
     h1, h2 = p["df1"] / 2, p["df2"] / 2
-    if static and static[-1]:  # TensorFlow only (``flags_on``)
+    if static and static[-1]:
         return _fisher_snedecor_log_space(tfp, h1, h2, shape, s1, s2)
     g1 = _gamma_sample(tfp, h1, h1, shape, s1)
     g2 = _gamma_sample(tfp, h2, h2, shape, s2)
@@ -171,24 +171,74 @@ def _fisher_snedecor(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...],
 
 def _fisher_snedecor_log_space(tfp: Any, h1: Any, h2: Any, shape: tuple[int, ...], s1: Any,
                                s2: Any) -> Any:
-    """FisherSnedecor on TensorFlow with a degree of freedom below 1: ``log F = log G1 - log G2
-    + log(h2 / h1)``, ``log G_h = log G_(h+1) + log(U) / h`` (exact: ``G_h = G_(h+1) U^(1/h)``,
-    and pathwise in ``h`` through both terms). TensorFlow's Gamma draws of such small
+    """FisherSnedecor with a degree of freedom below 1: ``log F = log G1 - log G2 +
+    log(h2 / h1)`` from :func:`_log_standard_gamma`. TensorFlow's Gamma draws of such small
     concentrations underflow to the smallest float, both at once often, and their ratio was then
     exactly 1: for 42% of float32 draws of ``FisherSnedecor(0.01, 0.01)`` and 49% of float64
-    ones at 0.001. (TFP on JAX showed no such ties: its programs keep the plain ratio.)"""
+    ones at 0.001; on JAX the ratio's gradient was NaN (from 0.1 in float32)."""
+    tf = _tf(tfp)
+    log_x = (_log_standard_gamma(tfp, h1, shape, s1) - _log_standard_gamma(tfp, h2, shape, s2)
+             + tf.math.log(h2) - tf.math.log(h1))
+    return _exp_in_range(tf, log_x)
+
+
+def _log_standard_gamma(tfp: Any, h: Any, shape: tuple[int, ...], seed: Any) -> Any:
+    """``log G``, ``G ~ Gamma(h, 1)`` (``shape + h.shape`` of them), as ``log G_(h+1) +
+    log(U) / h``: exact (``G_h = G_(h+1) U^(1/h)``) and finite for every ``h > 0``, where a
+    draw of ``G_h`` itself underflows to 0 (Gamma(0.05) in float32: 1.2% of the draws) and
+    TFP's pathwise gradient of such a draw is NaN on both substrates. Pathwise in ``h``
+    through both terms; ``G_(h+1)``, of concentration above 1, never underflows."""
     tf = _tf(tfp)
     samplers = _samplers(tfp)
+    sg, su = samplers.split_seed(seed, n=2, salt="polysample_log_gamma")
+    g = _gamma_sample(tfp, h + 1, tf.ones_like(h), shape, sg)
+    static_shape = tuple(g.shape)  # JAX: always known; TensorFlow: None in row buckets
+    u = samplers.uniform(tf.shape(g) if None in static_shape else static_shape,
+                         dtype=g.dtype, seed=su)
+    return tf.math.log(g) + tf.math.log1p(-u) / h
 
-    def log_gamma(h: Any, seed: Any) -> Any:
-        sg, su = samplers.split_seed(seed, n=2, salt="polysample_log_gamma")
-        g = _gamma_sample(tfp, h + 1, tf.ones_like(h), shape, sg)
-        u = samplers.uniform(tf.shape(g), dtype=g.dtype, seed=su)
-        return tf.math.log(g) + tf.math.log1p(-u) / h
 
-    log_x = log_gamma(h1, s1) - log_gamma(h2, s2) + tf.math.log(h2) - tf.math.log(h1)
-    info = np.finfo(h1.dtype.as_numpy_dtype)
-    return tf.exp(tf.clip_by_value(log_x, float(np.log(info.tiny)), float(np.log(info.max))))
+def _exp_in_range(tf: Any, log_x: Any) -> Any:
+    """``exp(log_x)`` held in ``[tiny, max]`` of its dtype. The upper bound is a little below
+    ``log(max)``: ``exp`` of that rounded to the dtype is ``inf`` in float32, and a cotangent
+    that flushes to zero (XLA flushes subnormals) times ``inf`` made the gradient NaN."""
+    info = np.finfo(getattr(log_x.dtype, "as_numpy_dtype", log_x.dtype))
+    hi = float(np.log(info.max)) * (1 - 4 * float(info.eps))
+    return tf.exp(tf.clip_by_value(log_x, float(np.log(info.tiny)), hi))
+
+
+def _small_concentration(*names: str) -> Callable[[Mapping[str, Any]], tuple[bool]]:
+    """``draw_flags``: whether some of the parameters ``names`` is below 1/2 (on the host): the
+    draws are then made from :func:`_log_standard_gamma`. A Gamma(α) draw underflows with
+    probability about ``tiny**α``: in float32 1e-19 at 1/2, 1e-4 at 0.1 (1.2e-2 at 0.05); in
+    float64 1e-3 at 0.01. (FisherSnedecor's degrees of freedom below 1 are the same bound:
+    they are twice its Gammas' concentrations.)"""
+
+    def flags(p: Mapping[str, Any]) -> tuple[bool]:
+        return (any(bool((p[n] < 0.5).any()) for n in names),)
+    return flags
+
+
+def _beta(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...],
+          shape: tuple[int, ...], seed: Any) -> Any:
+    a, b = p["concentration1"], p["concentration0"]
+    if not (static and static[-1]):
+        return tfp.distributions.Beta(a, b).sample(shape, seed=seed)
+    # TFP draws log-space Gammas too, but their pathwise gradient divides by the Gamma draw
+    # itself, NaN where it underflows (Beta(0.05, 0.05) in float32: 2% of the draws)
+    s1, s2 = tfp.random.split_seed(seed, n=2)
+    tf = _tf(tfp)
+    return tf.math.sigmoid(_log_standard_gamma(tfp, a, shape, s1)
+                           - _log_standard_gamma(tfp, b, shape, s2))
+
+
+def _dirichlet(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...],
+               shape: tuple[int, ...], seed: Any) -> Any:
+    conc = p["concentration"]
+    if not (static and static[-1]):
+        return tfp.distributions.Dirichlet(conc).sample(shape, seed=seed)
+    tf = _tf(tfp)
+    return tf.math.softmax(_log_standard_gamma(tfp, conc, shape, seed), axis=-1)
 
 
 def _lkj(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...]) -> Any:
@@ -526,7 +576,12 @@ def _gamma_sample(tfp: Any, alpha: Any, rate: Any, shape: tuple[int, ...], seed:
 
 def _gamma(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...],
            shape: tuple[int, ...], seed: Any) -> Any:
-    return _gamma_sample(tfp, p["concentration"], p["rate"], shape, seed)
+    alpha, rate = p["concentration"], p["rate"]
+    if static and static[-1]:  # JAX only (``flags_on``): TensorFlow's gradient is ours
+        tf = _tf(tfp)
+        return _exp_in_range(tf, _log_standard_gamma(tfp, alpha, shape, seed)
+                             - tf.math.log(rate))
+    return _gamma_sample(tfp, alpha, rate, shape, seed)
 
 
 def _chi2(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...],
@@ -544,6 +599,9 @@ def _inverse_gamma(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...],
                    shape: tuple[int, ...], seed: Any) -> Any:
     alpha, rate = p["concentration"], p["rate"]
     tfd = tfp.distributions
+    if static and static[-1]:  # rate / G, from log G (_log_standard_gamma)
+        tf = _tf(tfp)
+        return _exp_in_range(tf, tf.math.log(rate) - _log_standard_gamma(tfp, alpha, shape, seed))
     if _on_jax(tfp):
         return tfd.InverseGamma(alpha, rate).sample(shape, seed=seed)
     tf = _tf(tfp)
@@ -608,7 +666,9 @@ TFP_FAMILIES: dict[str, TfpFamily] = {
     "Bernoulli": TfpFamily(("logits",), _d("Bernoulli", "logits", dtype=_dtype_of("logits")),
                            draw=_bernoulli, draw_inputs=("probs",), rsample=False),
     "Beta": TfpFamily(("concentration1", "concentration0"),
-                      _d("Beta", "concentration1", "concentration0"), clamp="unit"),
+                      _d("Beta", "concentration1", "concentration0"), draw=_beta,
+                      draw_flags=_small_concentration("concentration1", "concentration0"),
+                      clamp="unit"),
     "Binomial": TfpFamily(("total_count", "logits"), _d("Binomial", "total_count", "logits"),
                           draw=_binomial, draw_flags=_huge_count,
                           draw_inputs=("total_count", "probs"), rsample=False,
@@ -627,15 +687,16 @@ TFP_FAMILIES: dict[str, TfpFamily] = {
                                      log_prob=False,
                                      note="log_prob: torch's (its normalizer, not TFP's)"),
     "Dirichlet": TfpFamily(("concentration",), _d("Dirichlet", "concentration"),
+                           draw=_dirichlet, draw_flags=_small_concentration("concentration"),
                            clamp="simplex"),
     "Exponential": TfpFamily(("rate",), _d("Exponential", "rate")),
     "FisherSnedecor": TfpFamily(("df1", "df2"), draw=_fisher_snedecor, draw_flags=_small_df,
-                                flags_on=("tensorflow",),
                                 log_prob=False,
                                 note="composed: ratio of two TFP Gamma draws",
                                 clamp="positive_finite"),
     "Gamma": TfpFamily(("concentration", "rate"), _d("Gamma", "concentration", "rate"),
-                       draw=_gamma, clamp="positive"),
+                       draw=_gamma, draw_flags=_small_concentration("concentration"),
+                       flags_on=("jax",), clamp="positive"),
     "GeneralizedPareto": TfpFamily(("loc", "scale", "concentration"),
                                    _d("GeneralizedPareto", "loc", "scale", "concentration")),
     "Geometric": TfpFamily(("logits",), _d("Geometric", "logits"), rsample=False,
@@ -646,7 +707,9 @@ TFP_FAMILIES: dict[str, TfpFamily] = {
     "HalfNormal": TfpFamily(("scale",), _d("HalfNormal", "scale")),
     "InverseGamma": TfpFamily(("concentration", "rate"),
                               _d("InverseGamma", "concentration", "scale=rate"),
-                              draw=_inverse_gamma),
+                              draw=_inverse_gamma,
+                              draw_flags=_small_concentration("concentration"),
+                              clamp="positive_finite"),
     "Kumaraswamy": TfpFamily(("concentration1", "concentration0"),
                              _d("Kumaraswamy", "concentration1", "concentration0"),
                              clamp="unit"),
