@@ -133,6 +133,46 @@ def _gamma_dz_exact(z: torch.Tensor, a: torch.Tensor, log: bool) -> torch.Tensor
 
 
 
+#: Above this shape the log-beta function is computed from Stirling's series (:func:`_lbeta`).
+_STIRLING_MIN = 1e3
+_HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
+
+
+def _stirling_tail(z: torch.Tensor) -> torch.Tensor:
+    """``lgamma(z) - ((z - 1/2) log z - z + log(2 pi) / 2)``: the next term, below 1e-30, is left out: ``z >= 1000`` here."""
+    r = (1.0 / z) ** 2
+    return (1.0 / 12 - r * (1.0 / 360 - r * (1.0 / 1260 - r / 1680))) / z
+
+
+def _lbeta(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``log B(a, b)`` in float64, accurate where a shape is large.
+
+    ``lgamma(a) + lgamma(b) - lgamma(a + b)`` cancels: at ``a = 1e8`` each term is about 1.7e9
+    and the difference is off by about 4e-7, which the central differences of the incomplete
+    beta in ``a`` (relative change about 1e-8 there) cannot afford: the implicit Beta gradient's
+    median relative error at ``Beta(1e8, 1)`` was 1.3 (1.2e-7 with this function). Where the larger shape is at least 1000 the difference
+    is taken analytically from Stirling's series, each term computed to relative precision:
+    ``lgamma(L) - lgamma(L + s) = -(L - 1/2) log1p(s / L) - s log(L + s) + s + w(L) - w(L + s)``
+    (``w``: :func:`_stirling_tail`), and with both shapes large
+    ``log B = log(2 pi)/2 - log(s)/2 - (L - 1/2) log1p(s / L) - s log1p(L / s) + w(L) + w(s)
+    - w(L + s)``.
+    """
+    big, small = torch.maximum(a, b), torch.minimum(a, b)
+    plain = torch.lgamma(a) + torch.lgamma(b) - torch.lgamma(a + b)
+    if not bool((big >= _STIRLING_MIN).any()):
+        return plain
+    big_s = big.clamp(min=_STIRLING_MIN)
+    total = big_s + small
+    ratio = torch.log1p(small / big_s)
+    w = _stirling_tail(big_s) - _stirling_tail(total)
+    one = torch.lgamma(small) - (big_s - 0.5) * ratio - small * total.log() + small + w
+    small_s = small.clamp(min=_STIRLING_MIN)
+    both = (_HALF_LOG_2PI - 0.5 * small_s.log() - (big_s - 0.5) * torch.log1p(small_s / big_s)
+            - small_s * torch.log1p(big_s / small_s) + _stirling_tail(big_s)
+            + _stirling_tail(small_s) - _stirling_tail(big_s + small_s))
+    return torch.where(big < _STIRLING_MIN, plain, torch.where(small < _STIRLING_MIN, one, both))
+
+
 _FPMIN = 1e-300
 
 
@@ -188,8 +228,7 @@ def _betainc_lower_quad(x: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> to
     # Centre the exponent at the mode region so the integrand neither overflows nor underflows.
     terms = torch.exp(am1 * (u.log() - lmu) + bm1 * (torch.log1p(-u) - lmuc))
     integral = (terms * weights).sum(-1) * half.squeeze(-1)
-    log_front = (a - 1.0) * mu.log() + (b - 1.0) * torch.log1p(-mu) - (
-        torch.lgamma(a) + torch.lgamma(b) - torch.lgamma(a + b))
+    log_front = (a - 1.0) * mu.log() + (b - 1.0) * torch.log1p(-mu) - _lbeta(a, b)
     return integral * log_front.exp()
 
 
@@ -209,7 +248,7 @@ def _betainc_lower(x: torch.Tensor, y: torch.Tensor, a: torch.Tensor, b: torch.T
         small = ~big
         out[small] = _betainc_lower(x[small], y[small], a[small], b[small], big[small])
         return out
-    log_front = a * x.log() + b * y.log() - (torch.lgamma(a) + torch.lgamma(b) - torch.lgamma(a + b))
+    log_front = a * x.log() + b * y.log() - _lbeta(a, b)
     return log_front.exp() * _betacf(a, b, x) / a
 
 
@@ -225,10 +264,26 @@ def betainc(x: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def _upper_better(x: torch.Tensor, y: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Where the continued fraction of ``I_y(b, a)`` is better conditioned than that of
+    ``I_x(a, b)``: its first denominator ``1 - (a + b) y / (b + 1)`` loses fewer digits than
+    ``1 - (a + b) x / (a + 1)``.
+
+    A central difference of either tail is the derivative (no ``1 - I`` is formed), so the
+    better conditioned one is used. With ``a`` large and ``b`` small, ``(a + b) / (a + 1)`` is
+    about 1 and the lower tail's denominator is about ``1 - x``: at ``Beta(1e8, 1)`` half the
+    digits were lost, and the draws below the mean (15%) had derivatives up to 96% off.
+    """
+    t_lo = (a + b) * x / (a + 1.0)
+    t_up = (a + b) * y / (b + 1.0)
+    return t_up / (1.0 - t_up).abs() < t_lo / (1.0 - t_lo).abs()
+
+
 def _dbetainc_da(x: torch.Tensor, y: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``∂I_x(a, b)/∂a`` by a central difference on the smaller tail; ``y = 1 - x``."""
+    """``∂I_x(a, b)/∂a`` by a central difference on the smaller tail (or on the better
+    conditioned one, :func:`_upper_better`); ``y = 1 - x``."""
     h = _rel_step(a)
-    lower = x < (a + 1.0) / (a + b + 2.0)
+    lower = (x < (a + 1.0) / (a + b + 2.0)) & ~_upper_better(x, y, a, b)
     out = torch.empty_like(x)
     xl, yl, al, bl, hl = x[lower], y[lower], a[lower], b[lower], h[lower]
     ql = _use_quadrature(al, bl)
@@ -253,7 +308,7 @@ def beta_dx_da(x: torch.Tensor, a: torch.Tensor, b: torch.Tensor,
     tiny = torch.finfo(torch.float64).tiny
     y = (1.0 - x) if y is None else torch.broadcast_to(y.detach().double(), x.shape)
     x, y = x.clamp(min=tiny), y.clamp(min=tiny)
-    log_p = (a - 1) * x.log() + (b - 1) * y.log() - (torch.lgamma(a) + torch.lgamma(b) - torch.lgamma(a + b))
+    log_p = (a - 1) * x.log() + (b - 1) * y.log() - _lbeta(a, b)
     p = log_p.exp()
     dx_da = -_dbetainc_da(x, y, a, b) / p
     # I_x(a, b) = 1 - I_y(b, a), so dI/db = -dI_y(b, a)/d(first shape).
