@@ -100,24 +100,29 @@ _EXTRA = {"jax": "polysample[tfp]", "tensorflow": "polysample[tfp-tf]"}
 
 # Read when this module is imported (first use of the backend), before JAX is imported: importing
 # JAX sets TF_CPP_MIN_LOG_LEVEL itself, which must not count as the user's choice.
-_USER_TF_LOG_LEVEL = "TF_CPP_MIN_LOG_LEVEL" in os.environ
+_USER_TF_LOG_LEVEL = os.environ.get("TF_CPP_MIN_LOG_LEVEL")
 
 
 @contextlib.contextmanager
 def _quiet_tensorflow() -> Any:
-    """Import TensorFlow quietly unless the user chose ``TF_CPP_MIN_LOG_LEVEL`` themselves.
+    """Import TensorFlow quietly, as far as the user's ``TF_CPP_MIN_LOG_LEVEL`` allows.
 
     TensorFlow's C++ chatter (oneDNN notices, "could not find cuda drivers", cuInit failures on
-    CPU machines) is noise to a sampling library's users. Level 3 also hides C++ ERROR lines;
-    Python exceptions are unaffected. TF 2.21 writes some lines before absl logging is
-    initialised, ignoring the variable, so stderr (fd 2) is muted while the modules load.
+    CPU machines) is noise to a sampling library's users. TF 2.21 writes some of these lines
+    before absl logging is initialised, ignoring the variable, so stderr (fd 2) is muted while
+    the modules load, unless the user set the level to 0 (show everything). Without a level of
+    the user's, it is set to 3 (which also hides C++ ERROR lines; Python exceptions are
+    unaffected) and absl's verbosity to ERROR; a level of the user's is kept as it is.
     """
-    if _USER_TF_LOG_LEVEL or "tensorflow" in sys.modules:
+    if "tensorflow" in sys.modules or (_USER_TF_LOG_LEVEL or "").strip() == "0":
         yield
         return
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    if _USER_TF_LOG_LEVEL is None:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
     with _muted_stderr():
         yield
+    if _USER_TF_LOG_LEVEL is not None:
+        return
     try:
         from absl import logging as absl_logging
 
