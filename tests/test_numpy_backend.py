@@ -532,6 +532,23 @@ def test_inverse_gamma_gradient_follows_from_gamma():
     assert _rel_err(g, ref) <= 1e-6
 
 
+
+@pytest.mark.parametrize("shape", [1e10, 1e12])
+def test_gamma_implicit_gradient_at_large_concentrations(shape):
+    # Against the normal limit dz/da = (z + a) / (2a), exact to O(1/a) (1e-10 here). With
+    # lgamma's cancellation in the density the error was 4.3e-5 at 1e10 and 6e-3 at 1e12.
+    one = torch.ones((), dtype=torch.float64)
+    a = torch.full((400,), shape, dtype=torch.float64, requires_grad=True)  # exact path
+    z = ps.Gamma(a, one, backend="numpy").rsample(seed=2)
+    (got,) = torch.autograd.grad(z.sum(), a)
+    ref = (z.detach() + shape) / (2 * shape)
+    assert float(((got - ref) / ref).abs().max()) <= 1e-5
+    a = torch.tensor(shape, dtype=torch.float64, requires_grad=True)  # tabulated path
+    z = ps.Gamma(a, one, backend="numpy").rsample((40_000,), seed=2)
+    (got,) = torch.autograd.grad(z.sum(), a)
+    ref = float(((z.detach() + shape) / (2 * shape)).sum())
+    assert abs(float(got) - ref) / ref <= 1e-6
+
 BETA_GRID = [1e-2, 0.1, 1.0, 10.0, 1e2, 1e3, 1e4]
 
 

@@ -120,7 +120,7 @@ def _gamma_dz_exact(z: torch.Tensor, a: torch.Tensor, log: bool) -> torch.Tensor
     hu = _rel_step(au)
     d_f.index_copy_(0, upper, (torch.special.gammaincc(au - hu, zu)
                                - torch.special.gammaincc(au + hu, zu)) / (2 * hu))
-    log_p = (a if log else a - 1) * z.log() - z - torch.lgamma(a)
+    log_p = _log_gamma_pdf(z, a) + (z.log() if log else 0.0)
     out = -d_f / log_p.exp()
     bad = ~torch.isfinite(out)
     if bad.any():
@@ -172,6 +172,25 @@ def _lbeta(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
             + _stirling_tail(small_s) - _stirling_tail(big_s + small_s))
     return torch.where(big < _STIRLING_MIN, plain, torch.where(small < _STIRLING_MIN, one, both))
 
+
+
+def _log_gamma_pdf(z: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    """``log p(z)`` of the standard Gamma(a) in float64, accurate where ``a`` is large.
+
+    ``(a - 1) log z - z - lgamma(a)`` cancels: at ``a = 1e10`` the terms are about 2e11 and the
+    density was off by 2e-5 relative (the gradient with it), 3e-3 at ``1e12``. From ``a >= 1000``
+    Stirling's series gives ``(a - 1) log1p(d / a) - d - log(a) / 2 - log(2 pi) / 2 - w(a)``
+    with ``d = z - a``, whose terms are of the size of the result.
+    """
+    plain = (a - 1) * z.log() - z - torch.lgamma(a)
+    big = a >= _STIRLING_MIN
+    if not bool(big.any()):
+        return plain
+    a_s = a.clamp(min=_STIRLING_MIN)
+    d = z - a_s
+    stirling = ((a_s - 1) * torch.log1p(d / a_s) - d - 0.5 * a_s.log() - _HALF_LOG_2PI
+                - _stirling_tail(a_s))
+    return torch.where(big, stirling, plain)
 
 _FPMIN = 1e-300
 
