@@ -369,7 +369,10 @@ def test_extreme_concentrations_are_finite_with_finite_gradients(family, params,
     assert torch.isfinite(y).all() or family in ("InverseGamma", "StudentT", "FisherSnedecor")
     if family in ("Gamma", "Beta", "Dirichlet"):
         assert torch.isfinite(y).all() and (y > 0).all()
-    torch.where(torch.isfinite(y), y, 0).sum().backward()
+    # Values beyond 1e30 are left out of the loss (their gradients multiply a zero cotangent,
+    # which must still not make NaN): StudentT(0.01) in float32 draws +-3.4e38 for 40% of its
+    # values, and 500 per-draw derivatives of that size (d y / d scale = y) overflow the sum.
+    torch.where(torch.isfinite(y) & (y.abs() < 1e30), y, 0).sum().backward()
     for k, v in kwargs.items():
         assert v.grad is not None and not torch.isnan(v.grad).any(), k
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["expm1_ratio", "redraw_outside_support", "MAX_SUPPORT_REDRAWS", "LARGE_RATE",
+__all__ = ["expm1_ratio", "redraw_outside_support", "in_range", "times_exp_in_range", "MAX_SUPPORT_REDRAWS", "LARGE_RATE",
            "LARGE_COUNT", "LARGE_BINOMIAL_VARIANCE", "VON_MISES_NORMAL_LIMIT",
            "fisher_snedecor_small_df"]
 
@@ -56,6 +56,48 @@ def expm1_ratio(xi: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
     series = e * (1 + t * (0.5 + t / 6))
     return torch.where(small, series, exact)
 
+
+
+def in_range(fn: Callable[..., torch.Tensor], params: tuple[torch.Tensor, ...],
+             lo: float, hi: float) -> torch.Tensor:
+    """``fn(*params)`` kept in ``[lo, hi]``, with a zero gradient (never NaN) where it left it.
+
+    ``fn`` is an elementwise transform of fixed noise (no drawing inside), broadcasting its
+    parameters. Clamping the value is not enough for a draw that overflowed (Weibull's
+    ``e ** (1 / k)`` at concentration 1e-3, GeneralizedPareto's ``expm1(xi e) / xi`` at
+    ``xi = 1000``): the derivative of the operation that overflowed is infinite there, and the
+    clamp's zero gradient times it is NaN, which reached the parameters. The entries outside
+    are recomputed with every parameter that requires grad set to 1 (the "double where"), so
+    their gradient is exactly 0 and the other entries' values and gradients are unchanged.
+    """
+    x = fn(*params)
+    if not (torch.is_grad_enabled() and x.requires_grad):
+        return x.clamp(min=lo, max=hi)
+    with torch.no_grad():
+        out = ~((x >= lo) & (x <= hi))
+    if not bool(out.any()):
+        return x
+    one = torch.ones((), dtype=x.dtype, device=x.device)
+    safe = tuple(torch.where(out, one, p) if p.requires_grad else p for p in params)
+    return torch.where(out, x.detach().clamp(min=lo, max=hi), fn(*safe))
+
+
+def times_exp_in_range(z: torch.Tensor, log_factor: torch.Tensor,
+                       dtype: torch.dtype) -> torch.Tensor:
+    """``z * exp(log_factor)`` as ``dtype``, finite: where its magnitude would pass 99% of the
+    dtype's largest float it is held there, with a zero gradient.
+
+    The exponent is capped before ``exp`` (``z`` is noise, without gradient), so no infinite
+    value or derivative enters the chain: a StudentT with ``df = 1e-30`` has a scale factor
+    ``sqrt(df / chi2)`` of about ``exp(1e30)``. Compute ``log_factor`` in float64, where its
+    own derivatives (``log(U) / h**2`` for small ``h``) stay finite.
+    """
+    fi = torch.finfo(dtype)
+    z = z.detach().to(log_factor.dtype)
+    # |z| exp(log_factor) as one exp, capped 1% below the largest float: a product never rounds
+    # to inf (whose zero cotangent times inf is NaN), and |z| < 1 cannot lift the cap
+    log_abs = z.abs().clamp(min=fi.tiny).log() + log_factor
+    return (z.sign() * torch.clamp(log_abs, max=math.log(fi.max) - 0.01).exp()).to(dtype)
 
 def redraw_outside_support(draw: Callable[[], torch.Tensor],
                            inside: Callable[[torch.Tensor], torch.Tensor], family: str,

@@ -58,7 +58,9 @@ from ._math import (
     LARGE_RATE,
     expm1_ratio,
     fisher_snedecor_small_df,
+    in_range,
     redraw_outside_support,
+    times_exp_in_range,
 )
 
 # The implicit-reparameterization numerics live in polysample.core.implicit (the plugin kit);
@@ -258,7 +260,10 @@ def _weibull(d: _Draw) -> torch.Tensor:
     if d.reparam:
         # NumPy's weibull(k) is (-log U)^(1/k) with unit scale; the same from exponential noise
         # keeps k differentiable in torch.
-        x = scale * d.std_exponential().pow(k.reciprocal())
+        e = d.std_exponential()
+        fi = torch.finfo(e.dtype)
+        # kept in [tiny, max] with a zero gradient where it left it (not NaN), see in_range
+        return in_range(lambda s, c: s * e.pow(c.reciprocal()), (scale, k), _tiny(e.dtype), fi.max)
     else:
         # NumPy's weibull has one parameter (unit scale): torch's scale multiplies it.
         k64 = d.arg("concentration")
@@ -289,7 +294,11 @@ def _kumaraswamy(d: _Draw) -> torch.Tensor:
 
 def _generalized_pareto(d: _Draw) -> torch.Tensor:
     loc, scale, xi = d.param("loc"), d.param("scale"), d.param("concentration")
-    return loc + scale * expm1_ratio(xi, d.std_exponential())
+    e = d.std_exponential()
+    # A large concentration overflows expm1(xi e): held at the largest float, with a zero
+    # gradient there (not NaN), as the torch backend does.
+    fi = torch.finfo(e.dtype)
+    return in_range(lambda lo, s, c: lo + s * expm1_ratio(c, e), (loc, scale, xi), -fi.max, fi.max)
 
 
 def _continuous_bernoulli(d: _Draw) -> torch.Tensor:
@@ -337,9 +346,28 @@ def _student_t(d: _Draw) -> torch.Tensor:
         df64 = d.arg("df")
         t = d.fill(lambda size: d.rng.standard_t(df64, size))
         return d.affine(t, d.param("loc"), d.param("scale"))
+    df64 = d.arg("df")
+    if df64.size and float(df64.min()) < 1.0:
+        return _student_t_small_df(d, df)
     log_chi2 = d.log_gamma(df * 0.5) + math.log(2.0)
     t = d.std_normal() * (0.5 * (df.log() - log_chi2)).exp()
     return d.affine(t, d.param("loc"), d.param("scale"))
+
+
+def _student_t_small_df(d: _Draw, df: torch.Tensor) -> torch.Tensor:
+    """rsample for ``df`` below 1, as the torch backend draws it: ``sqrt(df / chi2) = sqrt(h /
+    G_h)`` with ``log G_h = log G_(h+1) + log(U) / h`` in float64 (the chi2 draw in the
+    parameters' dtype sat at the smallest float: float32 draws capped near 1e19, and
+    ``df = 1e-30`` gave values near 1e3 with NaN gradients), held inside the float range."""
+    t = d.std_normal()
+    h = (0.5 * df).to(torch.float64).expand(t.shape)
+    a = h.detach().to("cpu").numpy() + 1.0
+    z = torch.from_numpy(np.asarray(d.rng.standard_gamma(a))).to(t.device)
+    log_u = torch.log1p(-torch.from_numpy(np.asarray(d.rng.random(a.shape)))).to(t.device)
+    log_g = ImplicitLogGamma.apply(h + 1.0, z) + log_u / h
+    t = times_exp_in_range(t, 0.5 * (h.log() - log_g), t.dtype)
+    fi = torch.finfo(t.dtype)
+    return in_range(lambda lo, s: lo + s * t, (d.param("loc"), d.param("scale")), -fi.max, fi.max)
 
 
 def _fisher_snedecor(d: _Draw) -> torch.Tensor:

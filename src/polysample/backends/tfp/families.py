@@ -232,6 +232,34 @@ def _beta(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...],
                            - _log_standard_gamma(tfp, b, shape, s2))
 
 
+
+def _student_t(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...],
+               shape: tuple[int, ...], seed: Any) -> Any:
+    """TFP's StudentT; with ``df`` below 1/2 (``draw_flags``), ``loc + scale z sqrt(h / G_h)``
+    (``h = df / 2``) from :func:`_log_standard_gamma`. TFP's chi2 draw underflows there, and its
+    pathwise gradient was NaN on JAX (float32 ``df = 0.1``). The exponent of ``scale
+    sqrt(h / G_h)`` is capped so that the product with ``z`` stays 1% below the dtype's largest
+    float (a zero gradient there, as :func:`_exp_in_range`)."""
+    df, loc, scale = p["df"], p["loc"], p["scale"]
+    if not (static and static[-1]):
+        return tfp.distributions.StudentT(df, loc, scale).sample(shape, seed=seed)
+    tf = _tf(tfp)
+    samplers = _samplers(tfp)
+    sz, sg = samplers.split_seed(seed, n=2, salt="polysample_student_t")
+    # every batch element its own noise: df broadcast to the parameters' batch shape
+    h = (df + tf.zeros_like(loc) + tf.zeros_like(scale)) / 2
+    log_g = _log_standard_gamma(tfp, h, shape, sg)
+    static_shape = tuple(log_g.shape)
+    z = samplers.normal(tf.shape(log_g) if None in static_shape else static_shape,
+                        dtype=log_g.dtype, seed=sz)
+    info = np.finfo(getattr(log_g.dtype, "as_numpy_dtype", log_g.dtype))
+    # |z| scale sqrt(h / G_h) as one exp, capped 1% below the largest float: no product rounds
+    # to inf (a zero cotangent times inf made the gradients NaN)
+    log_abs = (tf.math.log(tf.maximum(tf.abs(z), float(info.tiny))) + tf.math.log(scale)
+               + 0.5 * (tf.math.log(h) - log_g))
+    y = tf.sign(z) * tf.exp(tf.minimum(log_abs, float(np.log(info.max)) - 0.01))
+    return tf.clip_by_value(loc + y, -float(info.max), float(info.max))
+
 def _dirichlet(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...],
                shape: tuple[int, ...], seed: Any) -> Any:
     conc = p["concentration"]
@@ -752,7 +780,8 @@ TFP_FAMILIES: dict[str, TfpFamily] = {
                                   score=_relaxed_bernoulli_score),
     "RelaxedOneHotCategorical": TfpFamily(("temperature", "logits"), _relaxed_one_hot,
                                           clamp="simplex"),
-    "StudentT": TfpFamily(("df", "loc", "scale"), _d("StudentT", "df", "loc", "scale")),
+    "StudentT": TfpFamily(("df", "loc", "scale"), _d("StudentT", "df", "loc", "scale"),
+                          draw=_student_t, draw_flags=_small_concentration("df")),
     "Uniform": TfpFamily(("low", "high"), _d("Uniform", "low", "high")),
     "VonMises": TfpFamily(("loc", "concentration"), _d("VonMises", "loc", "concentration"),
                           draw=_von_mises, draw_flags=_large_concentration,
