@@ -279,7 +279,7 @@ def test_rsample_past_the_float_range_has_zero_not_nan_gradients(backend: str) -
 def test_student_t_rsample_at_small_df_follows_the_law(backend: str, dtype: torch.dtype) -> None:
     # One-sample K-S against SciPy with the DKWM bound at alpha = 1e-6 per case (n = 20,000:
     # threshold 0.019). The chi2 draw in the parameters' dtype sat at the smallest float, so
-    # float32 draws were capped near 1e19: at df 0.05 a fifth of the law lies beyond. Draws past
+    # float32 draws were capped near 1e19: at df 0.05 10% of the law lies beyond. Draws past
     # 99% of the largest float are held there (0.6% of the law on each side in float32), which
     # moves the K-S distance by at most that mass.
     stats = pytest.importorskip("scipy.stats")
