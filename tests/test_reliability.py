@@ -274,6 +274,20 @@ def test_rsample_past_the_float_range_has_zero_not_nan_gradients(backend: str) -
                 assert not torch.isnan(g).any(), (family, dtype, name)
                 assert (g[top] == 0).all(), (family, dtype, name)
 
+
+@pytest.mark.parametrize("backend", _backends("torch"))
+def test_beta_rsample_at_huge_concentrations_has_no_nan_gradient(backend: str) -> None:
+    # torch's implicit Dirichlet gradient was NaN for Beta(1e20, 1) and Beta(1e30, 1e30); the
+    # torch backend recomputes such entries with polysample's implicit gradient (the numpy
+    # backend's, which passes this in 6 s: its continued fractions converge slowly there)
+    for dtype in (torch.float32, torch.float64):
+        for c1, c0 in ((1e20, 1.0), (1.0, 1e20), (1e30, 1e30), (1e-30, 1e30)):
+            a = torch.full((200,), c1, dtype=dtype, requires_grad=True)
+            b = torch.full((200,), c0, dtype=dtype, requires_grad=True)
+            x = ps.Beta(a, b, backend=backend).rsample(seed=4)
+            for g in torch.autograd.grad(x.sum(), [a, b]):
+                assert torch.isfinite(g).all(), (dtype, c1, c0)
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("backend", _backends())
 def test_student_t_rsample_at_small_df_follows_the_law(backend: str, dtype: torch.dtype) -> None:

@@ -47,6 +47,7 @@ from ..core.backend import Row, Seed, TableBackend
 from ..core.errors import InvalidParameterError
 from ..core.families import FAMILIES
 from ..core.hookspecs import hookimpl
+from ..core.implicit import ImplicitDirichlet, _first_order
 from ..core.params import Params
 from ..core.seeds import global_seed_sequence, torch_generator_from
 from ._math import (
@@ -173,6 +174,32 @@ def _pieces(ss: torch.Size, like: torch.Tensor, g: Gen, reparam: bool) -> list[s
     return [slice(i, min(rows, i + step)) for i in range(0, rows, step)]
 
 
+def _dirichlet_backward(x: torch.Tensor, concentration: torch.Tensor,
+                        grad: torch.Tensor) -> torch.Tensor:
+    """torch's implicit Dirichlet gradient; where it is not finite, polysample's.
+
+    torch's approximation fails at large concentrations: ``Beta(1e20, 1)``'s gradient was NaN
+    (and ``Beta(1e15, 1)``'s of the wrong sign). Those entries are recomputed by
+    :class:`..core.implicit.ImplicitDirichlet` (float64, at the returned value: 0 where the
+    value rounded to 1). Elsewhere torch's is kept: polysample's is more accurate (per draw of
+    ``Beta(1e8, 1)``, median relative error 1e-7 against torch's 3%) but takes seconds for a few
+    hundred draws there.
+    """
+    out = _Dirichlet_backward(x, concentration, grad)
+    if _functorch.is_functorch_wrapped_tensor(out):
+        return out  # type: ignore[no-any-return]
+    bad = ~torch.isfinite(out)
+    if not bool(bad.any()):
+        return out  # type: ignore[no-any-return]
+    rows = bad.any(-1)
+    conc = concentration.expand(x.shape)
+    with torch.no_grad():
+        fixed = ImplicitDirichlet._gradient(conc[rows], x[rows].detach().double(), grad[rows])
+        out = out.clone()
+        out[rows] = fixed
+    return _first_order(out, "Dirichlet", concentration, grad)  # type: ignore[no-any-return]
+
+
 class _DirichletSample(torch.autograd.Function):
     """``torch._sample_dirichlet`` with a generator; backward is torch's own implicit gradient."""
 
@@ -185,7 +212,7 @@ class _DirichletSample(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad_output: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
         x, concentration = ctx.saved_tensors
-        return _Dirichlet_backward(x, concentration, grad_output), None
+        return _dirichlet_backward(x, concentration, grad_output), None
 
 
 class _DirichletAt(torch.autograd.Function):
@@ -199,7 +226,7 @@ class _DirichletAt(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad_output: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
         x, concentration = ctx.saved_tensors
-        return _Dirichlet_backward(x, concentration, grad_output), None
+        return _dirichlet_backward(x, concentration, grad_output), None
 
 
 #: Below this concentration the Dirichlet is drawn in log space (_dirichlet_log_space).
