@@ -152,8 +152,12 @@ def _relaxed_one_hot(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...]) ->
 
 
 def _small_df(p: Mapping[str, Any]) -> tuple[bool]:
-    """Whether some FisherSnedecor degree of freedom is below 1 (on the host)."""
-    return (bool((p["df1"] < 1).any() or (p["df2"] < 1).any()),)
+    """Whether some FisherSnedecor degree of freedom is below 1/2 (on the host): its Gammas'
+    concentrations are then below 1/4, where a draw underflows with probability above
+    ``tiny**(1/4)`` (3e-10 in float32). From 1/2 to 1 TFP's own ratio is kept: flagging there
+    made the conformance suite's corner (degrees of freedom 0.5) compile every gradient
+    program twice (the FisherSnedecor statistical test 34 s cold, was 18 s)."""
+    return (bool((p["df1"] < 0.5).any() or (p["df2"] < 0.5).any()),)
 
 
 def _fisher_snedecor(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...],
@@ -171,7 +175,7 @@ def _fisher_snedecor(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...],
 
 def _fisher_snedecor_log_space(tfp: Any, h1: Any, h2: Any, shape: tuple[int, ...], s1: Any,
                                s2: Any) -> Any:
-    """FisherSnedecor with a degree of freedom below 1: ``log F = log G1 - log G2 +
+    """FisherSnedecor with a degree of freedom below 1/2: ``log F = log G1 - log G2 +
     log(h2 / h1)`` from :func:`_log_standard_gamma`. TensorFlow's Gamma draws of such small
     concentrations underflow to the smallest float, both at once often, and their ratio was then
     exactly 1: for 42% of float32 draws of ``FisherSnedecor(0.01, 0.01)`` and 49% of float64
