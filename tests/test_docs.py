@@ -213,7 +213,17 @@ def check_generated(name: str, since: float) -> None:
         assert json.loads(path.read_text(encoding="utf-8"))["ok"] is True
 
 
-@pytest.mark.parametrize("page", PAGES)
+def _pages() -> list[object]:
+    # The pages that write generated files run on the worker that builds the site
+    # (tests/test_docs_site.py, xdist group "docs-site"), before it: the build then finds the
+    # files fresh and does not run the scripts a second time, and never rewrites a file while a
+    # page's test checks it.
+    writers = set(GENERATED.values())
+    return [pytest.param(p, marks=pytest.mark.xdist_group("docs-site")) if p in writers else p
+            for p in PAGES]
+
+
+@pytest.mark.parametrize("page", _pages())
 def test_page_examples_run(page, page_sandbox, timings):
     start = time.time()
     result = run_page(page)
