@@ -32,11 +32,13 @@ torch's ``StickBreakingTransform``, ``OneHotCategoricalStraightThrough`` as a TF
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping
+import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
 
 from .._math import LARGE_BINOMIAL_VARIANCE, LARGE_COUNT, LARGE_RATE, VON_MISES_NORMAL_LIMIT
 
@@ -443,6 +445,108 @@ def _von_mises(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...],
     return tf.where(large, x, small)
 
 
+#: A draw program is specialised to hold draws past the float range (``_may_overflow``) where
+#: the probability that one draw leaves it exceeds ``exp(-OVERFLOW_LOG_ODDS)`` (6e-16).
+OVERFLOW_LOG_ODDS = 35.0
+
+
+def _may_overflow(family: str) -> Callable[[Mapping[str, Any]], tuple[bool]]:
+    """``draw_flags``: whether a draw of ``family`` may leave the float range (on the host).
+
+    The log of the probability that one draw passes the largest float (or, for Weibull, falls
+    below the smallest normal one) is bounded from the parameters: ``Pareto``: ``-alpha
+    log(max / scale)``; ``GeneralizedPareto`` (concentration ``xi > 0``): ``-(log(max / scale)
+    + log xi) / xi``; ``Weibull``: ``-concentration log(scale / tiny)``. Calls where every one
+    is below ``-OVERFLOW_LOG_ODDS`` keep TFP's own sampler."""
+
+    def flags(p: Mapping[str, Any]) -> tuple[bool]:
+        scale = p["scale"]
+        info = torch.finfo(scale.dtype)
+        log_max, log_tiny = math.log(info.max), math.log(info.tiny)
+        with torch.no_grad():
+            if family == "Pareto":
+                odds = p["alpha"] * (log_max - scale.log())
+            elif family == "GeneralizedPareto":
+                xi = p["concentration"]
+                safe = torch.where(xi > 0, xi, torch.ones_like(xi))
+                odds = torch.where(xi > 0, (log_max - scale.log() + safe.log()) / safe,
+                                   torch.full_like(safe, math.inf))
+            else:  # Weibull
+                odds = p["concentration"] * (scale.log() - log_tiny)
+        return (bool((odds < OVERFLOW_LOG_ODDS).any()),)
+
+    return flags
+
+
+def _std_exponential(tfp: Any, params: Sequence[Any], shape: tuple[int, ...], seed: Any) -> Any:
+    """Standard exponential noise of shape ``shape + broadcast(params)``, as ``-log1p(-u)`` from
+    TFP's stateless uniform, at least ``tiny`` (a log of it stays finite)."""
+    tf = _tf(tfp)
+    zero = sum(tf.zeros_like(q) for q in params)
+    static_shape = (*shape, *zero.shape)
+    full = tf.concat([tf.constant(shape, tf.int32), tf.shape(zero)], 0) \
+        if None in static_shape else static_shape
+    u = _samplers(tfp).uniform(full, dtype=zero.dtype, seed=seed)
+    info = np.finfo(getattr(zero.dtype, "as_numpy_dtype", zero.dtype))
+    return tf.maximum(-tf.math.log1p(-u), float(info.tiny)) + zero
+
+
+def _held_in_range(tfp: Any, fn: Callable[..., Any], params: Sequence[Any], lo: float,
+                   hi: float) -> Any:
+    """``fn(*params)`` (elementwise on fixed noise) held in ``[lo, hi]``, with a zero gradient
+    (never NaN or infinite) where it left the range: those entries are recomputed with every
+    parameter set to 1 (the "double where"), as ``_math.in_range`` does on the torch side."""
+    tf = _tf(tfp)
+    x0 = tf.stop_gradient(fn(*params))
+    out = tf.logical_not((x0 >= lo) & (x0 <= hi))
+    one = tf.ones_like(x0)
+    safe = [tf.where(out, one, q) for q in params]
+    return tf.where(out, tf.clip_by_value(x0, lo, hi), fn(*safe))
+
+
+def _overflow_drawer(family: str) -> Drawer:
+    """TFP's own sampler, or, where :func:`_may_overflow` flags the call, the same law from
+    exponential noise with the draws past the float range held at its end with a zero gradient
+    (TFP 0.25 returned ``inf`` with NaN gradients, or, for Weibull, infinite ones at the
+    torch-side clamp): ``Pareto`` as ``scale exp(e / alpha)``, ``GeneralizedPareto`` as ``loc +
+    scale expm1(xi e) / xi``, ``Weibull`` as ``scale exp(log(e) / concentration)``."""
+
+    def draw(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...],
+             shape: tuple[int, ...], seed: Any) -> Any:
+        tfd = tfp.distributions
+        args: tuple[Any, ...]
+        if family == "Pareto":
+            args = (p["scale"], p["alpha"])
+            if not static[-1]:
+                return tfd.Pareto(concentration=p["alpha"], scale=p["scale"]).sample(shape, seed=seed)
+        elif family == "GeneralizedPareto":
+            args = (p["loc"], p["scale"], p["concentration"])
+            if not static[-1]:
+                return tfd.GeneralizedPareto(*args).sample(shape, seed=seed)
+        else:
+            args = (p["scale"], p["concentration"])
+            if not static[-1]:
+                return tfd.Weibull(concentration=p["concentration"], scale=p["scale"]).sample(
+                    shape, seed=seed)
+        tf = _tf(tfp)
+        e = _std_exponential(tfp, args, shape, seed)
+        info = np.finfo(getattr(e.dtype, "as_numpy_dtype", e.dtype))
+        big = float(info.max)
+        if family == "Pareto":
+            return _held_in_range(tfp, lambda s, a: s * tf.exp(e / a), args, 0.0, big)
+        if family == "GeneralizedPareto":
+            def gpd(loc: Any, s: Any, xi: Any) -> Any:
+                # xi = 0: the limit loc + s e (xi replaced by 1 where it is 0, then selected away)
+                nz = tf.not_equal(xi, 0)
+                safe = tf.where(nz, xi, tf.ones_like(xi))
+                return loc + s * tf.where(nz, tf.math.expm1(safe * e) / safe, e)
+            return _held_in_range(tfp, gpd, args, -big, big)
+        log_e = tf.math.log(e)
+        return _held_in_range(tfp, lambda s, k: s * tf.exp(log_e / k), args, float(info.tiny), big)
+
+    return draw
+
+
 def _huge_count(p: Mapping[str, Any]) -> tuple[bool]:
     """Whether a Binomial count exceeds 2**50 (the draw program's flag, on the host)."""
     return (bool((p["total_count"] > LARGE_COUNT).any()),)
@@ -730,7 +834,9 @@ TFP_FAMILIES: dict[str, TfpFamily] = {
                        draw=_gamma, draw_flags=_small_concentration("concentration"),
                        flags_on=("jax",), clamp="positive"),
     "GeneralizedPareto": TfpFamily(("loc", "scale", "concentration"),
-                                   _d("GeneralizedPareto", "loc", "scale", "concentration")),
+                                   _d("GeneralizedPareto", "loc", "scale", "concentration"),
+                                   draw=_overflow_drawer("GeneralizedPareto"),
+                                   draw_flags=_may_overflow("GeneralizedPareto")),
     "Geometric": TfpFamily(("logits",), _d("Geometric", "logits"), rsample=False,
                            draw=_geometric, draw_inputs=("probs",),
                            score=_geometric_score, score_inputs=("probs",)),
@@ -776,7 +882,8 @@ TFP_FAMILIES: dict[str, TfpFamily] = {
         ("logits",), _d("OneHotCategorical", "logits", dtype=_dtype_of("logits")),
         draw=_one_hot, draw_inputs=("probs",), log_prob=False, post="straight_through",
         note="composed: TFP OneHotCategorical + torch straight-through gradient"),
-    "Pareto": TfpFamily(("scale", "alpha"), _d("Pareto", "concentration=alpha", "scale")),
+    "Pareto": TfpFamily(("scale", "alpha"), _d("Pareto", "concentration=alpha", "scale"),
+                        draw=_overflow_drawer("Pareto"), draw_flags=_may_overflow("Pareto")),
     "Poisson": TfpFamily(("rate",), _d("Poisson", "rate"), rsample=False,
                          draw=_in_float64("Poisson", "rate"), full_optimization=True),
     "RelaxedBernoulli": TfpFamily(("temperature", "logits"),
@@ -791,7 +898,8 @@ TFP_FAMILIES: dict[str, TfpFamily] = {
                           draw=_von_mises, draw_flags=_large_concentration,
                           note="rsample beyond torch: TFP's implicit reparameterization"),
     "Weibull": TfpFamily(("scale", "concentration"), _d("Weibull", "concentration", "scale"),
-                         clamp="positive_finite"),
+                         clamp="positive_finite", draw=_overflow_drawer("Weibull"),
+                         draw_flags=_may_overflow("Weibull")),
     "Wishart": TfpFamily(("df", "scale_tril"),
                          _d("WishartTriL", "df", "scale_tril", input_output_cholesky=False),
                          note="TFP WishartTriL", score=_wishart_score),
