@@ -450,32 +450,29 @@ def _von_mises(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...],
 OVERFLOW_LOG_ODDS = 35.0
 
 
-def _may_overflow(family: str) -> Callable[[Mapping[str, Any]], tuple[bool]]:
-    """``draw_flags``: whether a draw of ``family`` may leave the float range (on the host).
+def _may_overflow(log_odds: Callable[..., Any]) -> Callable[[Mapping[str, Any]], tuple[bool]]:
+    """``draw_flags``: whether a draw may leave the float range (on the host).
 
-    The log of the probability that one draw passes the largest float (or, for Weibull, falls
-    below the smallest normal one) is bounded from the parameters: ``Pareto``: ``-alpha
-    log(max / scale)``; ``GeneralizedPareto`` (concentration ``xi > 0``): ``-(log(max / scale)
-    + log xi) / xi``; ``Weibull``: ``-concentration log(scale / tiny)``. Calls where every one
-    is below ``-OVERFLOW_LOG_ODDS`` keep TFP's own sampler."""
+    ``log_odds(p, log_max, log_tiny)`` bounds minus the log of the probability that one draw
+    passes the largest float (or, for Weibull, falls below the smallest normal one), elementwise
+    from the torch parameters ``p``; calls where it is at least ``OVERFLOW_LOG_ODDS`` everywhere
+    keep TFP's own sampler."""
 
     def flags(p: Mapping[str, Any]) -> tuple[bool]:
-        scale = p["scale"]
-        info = torch.finfo(scale.dtype)
-        log_max, log_tiny = math.log(info.max), math.log(info.tiny)
+        info = torch.finfo(p["scale"].dtype)
         with torch.no_grad():
-            if family == "Pareto":
-                odds = p["alpha"] * (log_max - scale.log())
-            elif family == "GeneralizedPareto":
-                xi = p["concentration"]
-                safe = torch.where(xi > 0, xi, torch.ones_like(xi))
-                odds = torch.where(xi > 0, (log_max - scale.log() + safe.log()) / safe,
-                                   torch.full_like(safe, math.inf))
-            else:  # Weibull
-                odds = p["concentration"] * (scale.log() - log_tiny)
+            odds = log_odds(p, math.log(info.max), math.log(info.tiny))
         return (bool((odds < OVERFLOW_LOG_ODDS).any()),)
 
     return flags
+
+
+def _gpd_log_odds(p: Mapping[str, Any], log_max: float, log_tiny: float) -> Any:
+    # xi > 0 only: a negative concentration bounds the support
+    xi = p["concentration"]
+    safe = torch.where(xi > 0, xi, torch.ones_like(xi))
+    return torch.where(xi > 0, (log_max - p["scale"].log() + safe.log()) / safe,
+                       torch.full_like(safe, math.inf))
 
 
 def _std_exponential(tfp: Any, params: Sequence[Any], shape: tuple[int, ...], seed: Any) -> Any:
@@ -504,47 +501,38 @@ def _held_in_range(tfp: Any, fn: Callable[..., Any], params: Sequence[Any], lo: 
     return tf.where(out, tf.clip_by_value(x0, lo, hi), fn(*safe))
 
 
-def _overflow_drawer(family: str) -> Drawer:
-    """TFP's own sampler, or, where :func:`_may_overflow` flags the call, the same law from
-    exponential noise with the draws past the float range held at its end with a zero gradient
-    (TFP 0.25 returned ``inf`` with NaN gradients, or, for Weibull, infinite ones at the
-    torch-side clamp): ``Pareto`` as ``scale exp(e / alpha)``, ``GeneralizedPareto`` as ``loc +
-    scale expm1(xi e) / xi``, ``Weibull`` as ``scale exp(log(e) / concentration)``."""
+def _gpd_from_exponential(tf: Any, e: Any, loc: Any, scale: Any, xi: Any) -> Any:
+    # xi = 0: the limit loc + scale e (xi replaced by 1 there, then selected away)
+    nz = tf.not_equal(xi, 0)
+    safe = tf.where(nz, xi, tf.ones_like(xi))
+    return loc + scale * tf.where(nz, tf.math.expm1(safe * e) / safe, e)
+
+
+def _overflow_drawer(build: Builder, names: tuple[str, ...], transform: Callable[..., Any],
+                     positive: bool = False) -> Drawer:
+    """TFP's own sampler (``build``), or, where ``_may_overflow`` flags the call,
+    ``transform(tf, e, *params)`` of standard exponential noise ``e``, with the draws past the
+    float range (``positive``: also below its smallest normal number) held at its end with a
+    zero gradient. TFP 0.25 returned ``inf`` there with NaN gradients (Pareto,
+    GeneralizedPareto), or infinite gradients at the torch-side clamp (Weibull)."""
 
     def draw(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...],
              shape: tuple[int, ...], seed: Any) -> Any:
-        tfd = tfp.distributions
-        args: tuple[Any, ...]
-        if family == "Pareto":
-            args = (p["scale"], p["alpha"])
-            if not static[-1]:
-                return tfd.Pareto(concentration=p["alpha"], scale=p["scale"]).sample(shape, seed=seed)
-        elif family == "GeneralizedPareto":
-            args = (p["loc"], p["scale"], p["concentration"])
-            if not static[-1]:
-                return tfd.GeneralizedPareto(*args).sample(shape, seed=seed)
-        else:
-            args = (p["scale"], p["concentration"])
-            if not static[-1]:
-                return tfd.Weibull(concentration=p["concentration"], scale=p["scale"]).sample(
-                    shape, seed=seed)
+        if not static[-1]:
+            return build(tfp, p, static).sample(shape, seed=seed)
         tf = _tf(tfp)
-        e = _std_exponential(tfp, args, shape, seed)
+        params = tuple(p[n] for n in names)
+        e = _std_exponential(tfp, params, shape, seed)
         info = np.finfo(getattr(e.dtype, "as_numpy_dtype", e.dtype))
-        big = float(info.max)
-        if family == "Pareto":
-            return _held_in_range(tfp, lambda s, a: s * tf.exp(e / a), args, 0.0, big)
-        if family == "GeneralizedPareto":
-            def gpd(loc: Any, s: Any, xi: Any) -> Any:
-                # xi = 0: the limit loc + s e (xi replaced by 1 where it is 0, then selected away)
-                nz = tf.not_equal(xi, 0)
-                safe = tf.where(nz, xi, tf.ones_like(xi))
-                return loc + s * tf.where(nz, tf.math.expm1(safe * e) / safe, e)
-            return _held_in_range(tfp, gpd, args, -big, big)
-        log_e = tf.math.log(e)
-        return _held_in_range(tfp, lambda s, k: s * tf.exp(log_e / k), args, float(info.tiny), big)
+        lo = float(info.tiny) if positive else -float(info.max)
+        return _held_in_range(tfp, lambda *q: transform(tf, e, *q), params, lo, float(info.max))
 
     return draw
+
+
+_PARETO = _d("Pareto", "concentration=alpha", "scale")
+_GENERALIZED_PARETO = _d("GeneralizedPareto", "loc", "scale", "concentration")
+_WEIBULL = _d("Weibull", "concentration", "scale")
 
 
 def _huge_count(p: Mapping[str, Any]) -> tuple[bool]:
@@ -833,10 +821,11 @@ TFP_FAMILIES: dict[str, TfpFamily] = {
     "Gamma": TfpFamily(("concentration", "rate"), _d("Gamma", "concentration", "rate"),
                        draw=_gamma, draw_flags=_small_concentration("concentration"),
                        flags_on=("jax",), clamp="positive"),
-    "GeneralizedPareto": TfpFamily(("loc", "scale", "concentration"),
-                                   _d("GeneralizedPareto", "loc", "scale", "concentration"),
-                                   draw=_overflow_drawer("GeneralizedPareto"),
-                                   draw_flags=_may_overflow("GeneralizedPareto")),
+    "GeneralizedPareto": TfpFamily(
+        ("loc", "scale", "concentration"), _GENERALIZED_PARETO,
+        draw=_overflow_drawer(_GENERALIZED_PARETO, ("loc", "scale", "concentration"),
+                              _gpd_from_exponential),
+        draw_flags=_may_overflow(_gpd_log_odds)),
     "Geometric": TfpFamily(("logits",), _d("Geometric", "logits"), rsample=False,
                            draw=_geometric, draw_inputs=("probs",),
                            score=_geometric_score, score_inputs=("probs",)),
@@ -882,8 +871,11 @@ TFP_FAMILIES: dict[str, TfpFamily] = {
         ("logits",), _d("OneHotCategorical", "logits", dtype=_dtype_of("logits")),
         draw=_one_hot, draw_inputs=("probs",), log_prob=False, post="straight_through",
         note="composed: TFP OneHotCategorical + torch straight-through gradient"),
-    "Pareto": TfpFamily(("scale", "alpha"), _d("Pareto", "concentration=alpha", "scale"),
-                        draw=_overflow_drawer("Pareto"), draw_flags=_may_overflow("Pareto")),
+    "Pareto": TfpFamily(
+        ("scale", "alpha"), _PARETO,
+        draw=_overflow_drawer(_PARETO, ("scale", "alpha"),
+                              lambda tf, e, scale, alpha: scale * tf.exp(e / alpha)),
+        draw_flags=_may_overflow(lambda p, log_max, _: p["alpha"] * (log_max - p["scale"].log()))),
     "Poisson": TfpFamily(("rate",), _d("Poisson", "rate"), rsample=False,
                          draw=_in_float64("Poisson", "rate"), full_optimization=True),
     "RelaxedBernoulli": TfpFamily(("temperature", "logits"),
@@ -897,9 +889,13 @@ TFP_FAMILIES: dict[str, TfpFamily] = {
     "VonMises": TfpFamily(("loc", "concentration"), _d("VonMises", "loc", "concentration"),
                           draw=_von_mises, draw_flags=_large_concentration,
                           note="rsample beyond torch: TFP's implicit reparameterization"),
-    "Weibull": TfpFamily(("scale", "concentration"), _d("Weibull", "concentration", "scale"),
-                         clamp="positive_finite", draw=_overflow_drawer("Weibull"),
-                         draw_flags=_may_overflow("Weibull")),
+    "Weibull": TfpFamily(
+        ("scale", "concentration"), _WEIBULL, clamp="positive_finite",
+        draw=_overflow_drawer(_WEIBULL, ("scale", "concentration"),
+                              lambda tf, e, scale, k: scale * tf.exp(tf.math.log(e) / k),
+                              positive=True),
+        draw_flags=_may_overflow(
+            lambda p, _, log_tiny: p["concentration"] * (p["scale"].log() - log_tiny))),
     "Wishart": TfpFamily(("df", "scale_tril"),
                          _d("WishartTriL", "df", "scale_tril", input_output_cholesky=False),
                          note="TFP WishartTriL", score=_wishart_score),
