@@ -1,11 +1,15 @@
 """What the conformance suite detects: small parameter errors, family by family.
 
-For every continuous univariate family and every parameter that sets a scale, rate,
-concentration or shape, a backend that draws with that parameter off by a factor ``1 + e``
-(``e = 2%`` in quick mode, ``1%`` in full mode) is run through the sampler layer; so is one
-whose draws are shifted by ``e`` standard deviations (the scale parameter where the standard
-deviation is infinite); for the discrete families, ``probs`` off by the same factor. Each row
-says whether the suite failed it (it should) and on which check.
+For every family and every parameter that sets a scale, rate, concentration, shape or
+probability, a backend that draws with that parameter off by a factor ``1 + e`` (``e = 2%`` in
+quick mode, ``1%`` in full mode) is run through the sampler layer. A vector of concentrations
+(Dirichlet) has its first component off by that factor; a vector of probabilities its first
+probability, the others scaled to keep the sum 1; a matrix (``scale_tril``, ``cov_factor``) is
+scaled whole. Each continuous univariate family is also drawn shifted by ``e`` standard
+deviations (the scale parameter where the standard deviation is infinite), and each family
+with a vector ``loc`` with that ``loc`` moved by ``e`` standard deviations of the first
+coordinate (of the underlying normal, for LogisticNormal). Each row says whether the suite
+failed it (it should) and on which check.
 
 The backends are the torch backend with one defect (as ``tests/mutants.py``). Not a test: the
 figures go into ``docs/conformance.md``. Usage::
@@ -31,6 +35,20 @@ from polysample.core.families import FAMILIES
 #: Parameters that are not scales, rates, concentrations or probabilities (locations are
 #: tested by the shift; integer counts are not perturbed).
 _SKIP = {"loc", "low", "high", "logits", "total_count", "dim"}
+#: The standard deviation of the first coordinate of a vector ``loc``, from the parameters.
+_LOC_SD = {
+    "MultivariateNormal": lambda p: p["scale_tril"][..., 0, 0].abs(),
+    "LowRankMultivariateNormal": lambda p: (p["cov_factor"][..., 0, :].square().sum(-1)
+                                            + p["cov_diag"][..., 0]).sqrt(),
+    "LogisticNormal": lambda p: p["scale"][..., 0],
+}
+
+
+def _vector(family: str, param: str, value: torch.Tensor | None) -> bool:
+    """Whether ``param`` is a vector of components (not a scalar, matrix or size-1 event)."""
+    if FAMILIES[family].param_event_dim(param) != 1 or param == "temperature":
+        return False
+    return value is None or value.shape[-1] > 1
 
 
 class _Perturbed(Backend):
@@ -49,9 +67,21 @@ class _Perturbed(Backend):
         if self.param is None:
             return params
         p = dict(params)
-        p[self.param] = params[self.param] * self.factor
+        v = params[self.param]
+        if self.param == "loc":  # a vector location: the first coordinate, by e sd
+            first = v[..., :1] + (self.factor - 1) * _LOC_SD[self.family](params)[..., None]
+            p["loc"] = torch.cat([first, v[..., 1:]], -1)
+        elif _vector(self.family, self.param, v):
+            first = v[..., :1] * self.factor
+            rest = v[..., 1:]
+            if self.param == "probs":  # the others scaled so the vector still sums to 1
+                rest = rest * (1 - first) / (1 - v[..., :1])
+            p[self.param] = torch.cat([first, rest], -1)
+        else:
+            p[self.param] = v * self.factor
         if self.param == "probs":
-            p["logits"] = torch.logit(p["probs"])
+            vector = FAMILIES[self.family].param_event_dim("probs") == 1
+            p["logits"] = p["probs"].log() if vector else torch.logit(p["probs"])
         return p
 
     def _draw(self, method: str, params: Any, shape: torch.Size, seed: Any) -> torch.Tensor:
@@ -78,13 +108,13 @@ def rows(families: list[str], modes: list[bool]) -> list[tuple[str, str, str, st
     out = []
     for family in families:
         spec = FAMILIES[family]
-        if not spec.univariate or family in ("Categorical",):
-            continue
         params = [p for p in spec.params if p not in _SKIP]
-        if spec.kind == "discrete":
+        if spec.kind != "continuous":
             params = [p for p in params if p == "probs"]
+        if family in _LOC_SD:
+            params.insert(0, "loc")
         cases: list[tuple[str | None, float]] = [(p, 0.0) for p in params]
-        if spec.kind == "continuous":
+        if spec.kind == "continuous" and spec.univariate:
             cases.append((None, 1.0))
         for quick in modes:
             e = 0.02 if quick else 0.01
@@ -93,7 +123,12 @@ def rows(families: list[str], modes: list[bool]) -> list[tuple[str, str, str, st
                 t0 = time.perf_counter()
                 report = check_backend(b, layers=("sampler",), quick=quick)
                 fails = sorted({f"{r.grid} {r.check}" for r in report.failures})
-                what = f"{param} x{1 + e:g}" if param else f"shift +{e:g} sd"
+                if param == "loc":
+                    what = f"loc[0] +{e:g} sd"
+                elif param and _vector(family, param, None):
+                    what = f"{param}[0] x{1 + e:g}"
+                else:
+                    what = f"{param} x{1 + e:g}" if param else f"shift +{e:g} sd"
                 out.append((family, "quick" if quick else "full", what,
                             ", ".join(fails) if fails else "NOT DETECTED",
                             time.perf_counter() - t0))
@@ -129,13 +164,15 @@ def detectable_table() -> list[str]:
     rows = ["| check | size class | grid | mode | n before | n after | detectable before | "
             "detectable after |", "|---|---|---|---|---|---|---|---|"]
     classes = [("Normal", "continuous"), ("continuous", "continuous"), ("Cauchy", "heavy"),
-               ("discrete", "discrete"), ("multivariate", "multivariate"),
+               ("discrete", "discrete"), ("categorical", "categorical"),
+               ("multivariate", "multivariate"),
                ("matrix", "matrix")]
     for label, fn in kinds:
         for name, cls in classes:
-            if ("sum" in label) != (cls == "discrete"):
+            if ("sum" in label) != (cls in ("discrete", "categorical")):
                 continue
-            before = _BEFORE.get(name, _BEFORE["continuous" if cls == "heavy" else cls])
+            before = _BEFORE.get(name, _BEFORE[{"heavy": "continuous",
+                                                "categorical": "discrete"}.get(cls, cls)])
             for grid in ("typical", "corners"):
                 for i, mode in enumerate(("quick", "full")):
                     nb, na = before[i], SAMPLE_SIZES[cls][grid][i]

@@ -15,6 +15,7 @@ import torch
 import polysample
 from polysample.backends.torch_backend import TorchBackend
 from polysample.core.backend import Backend, FamilySupport
+from polysample.core.families import FAMILIES
 
 
 class _Mutant(Backend):
@@ -55,7 +56,16 @@ class _ParamMutant(_Mutant):
     def _params(self, family, params):  # type: ignore[no-untyped-def]
         name, factor = self.ERRORS[family]
         changed = dict(params)
-        changed[name] = params[name] * factor
+        value = params[name]
+        if name == "probs" and FAMILIES[family].param_event_dim("probs") == 1:
+            # A vector of probabilities: the first one off by the factor, the others rescaled
+            # so they still sum to 1 (scaling them all would change nothing).
+            first = value[..., :1] * factor
+            rest = value[..., 1:] * (1 - first) / (1 - value[..., :1])
+            changed[name] = torch.cat([first, rest], -1)
+            changed["logits"] = changed[name].log()
+            return changed
+        changed[name] = value * factor
         if name == "probs":
             changed["logits"] = torch.logit(changed["probs"])
         return changed
@@ -205,6 +215,8 @@ POWER_MUTANTS: dict[str, tuple[str, str, float, bool]] = {
     "mutant_gamma_rate_1pc": ("Gamma", "rate", 1.01, False),
     "mutant_beta_conc1_1pc": ("Beta", "concentration1", 1.01, False),
     "mutant_bernoulli_probs_2pc": ("Bernoulli", "probs", 1.02, True),
+    "mutant_categorical_probs_2pc": ("Categorical", "probs", 1.02, True),
+    "mutant_onehot_probs_1pc": ("OneHotCategorical", "probs", 1.01, False),
 }
 
 

@@ -9,8 +9,8 @@ import pytest
 from scipy import stats
 
 import polysample as ps
-from polysample.conformance import design_assertions, plan
-from polysample.conformance.cases import CASES, projections
+from polysample.conformance import check_backend, design_assertions, plan
+from polysample.conformance.cases import CASES, projections, sample_size
 from polysample.conformance.runner import Runner
 from polysample.conformance.stats import (
     ALPHA_CHECK,
@@ -137,6 +137,10 @@ def test_design_assertions_hold_in_both_modes():
     full, quick = design_assertions(False), design_assertions(True)
     assert full["normal_scale"] < 1.01 ** 2 - 1 and full["normal_location"] < 0.01
     assert quick["normal_scale"] < 1.02 ** 2 - 1 and quick["normal_location"] < 0.02
+    # Categorical count tests: a 2% (1%) error in the typical grid's smallest probability,
+    # 4/15, moves the category's mean by 0.02 sqrt(4/11) (0.01 sqrt(4/11)) standard deviations.
+    assert quick["categorical_count"] < 0.02 * (4 / 11) ** 0.5
+    assert full["categorical_count"] < 0.01 * (4 / 11) ** 0.5
 
 
 def test_quick_mode_has_the_same_alpha_and_weaker_power():
@@ -304,8 +308,6 @@ class _RsampleScaled(ps.Backend):
 
 
 def test_rsample_draws_equal_to_sample_draws_share_their_statistics_and_others_do_not():
-    from polysample.conformance import check_backend
-
     # torch's rsample values are its sample values for the same seed: computed once, said so.
     good = check_backend("torch", families=["Normal"], quick=True, layers=("sampler",))
     assert good.ok, good.summary()
@@ -473,3 +475,15 @@ def test_fast_cdf_skips_scipys_bookkeeping_inside_the_support():
 
     law.cdf = refuse
     assert np.array_equal(fast_cdf(law, x), want)
+
+
+def test_multivariate_checks_detect_a_location_shift_of_2pc_quick_and_1pc_full():
+    # MultivariateNormal has the most statistics per grid point (3 axes, 8 projections), so
+    # the smallest alpha per statistic of the multivariate families. A shift of the first
+    # coordinate by e standard deviations moves its axis's mean normal score by e.
+    r = check_backend("torch", families=["MultivariateNormal"], quick=True, layers=("sampler",))
+    res = next(x for x in r.results if x.grid == "typical" and x.check == "sample_pit_mean")
+    assert res.status == "pass" and res.detectable < 0.02, res
+    n_full = sample_size("MultivariateNormal", "typical", False)
+    # The same test at full mode's n (detectable scales as n^-1/2 at a fixed alpha).
+    assert res.detectable * (res.n / n_full) ** 0.5 < 0.01, (res.detectable, res.n, n_full)

@@ -273,13 +273,21 @@ def design_assertions(quick: bool = False) -> dict[str, float]:
     The Normal checks detect, with miss rate 1e-3 at alpha_i, a 2% scale error
     (``E zeta^2 - 1 = 0.0404``) and a location shift of 2% of a standard deviation
     (``E zeta = 0.02``) in quick mode, 1% (``0.0201``, ``0.01``) in full mode; every other
-    continuous family the same scale claim. Returns the detectable discrepancies.
+    continuous family the same scale claim; the categorical families' count tests a 2% (1%)
+    error in any one probability of their typical grid (``p_i x 1.02``, the others rescaled:
+    the mean of the category-i indicator moves by ``0.02 sqrt(p_i / (1 - p_i))`` of its
+    standard deviation). Returns the detectable discrepancies.
     """
-    from .cases import sample_size
+    import torch
+
+    from .cases import CASES, sample_size
     from .stats import pit_var_detectable
 
     n_norm = sample_size("Normal", "typical", quick)
     n_cont = sample_size("Gamma", "typical", quick)
+    n_cat = min(sample_size(f, "typical", quick)
+                for f in ("Categorical", "OneHotCategorical", "OneHotCategoricalStraightThrough"))
+    probs = CASES["Categorical"].example((3,), torch.float64, 3)["probs"]
     # A typical grid has 3 points: alpha_i per point is ALPHA_CHECK / 3.
     alpha = ALPHA_CHECK / 3
     out = {
@@ -287,6 +295,8 @@ def design_assertions(quick: bool = False) -> dict[str, float]:
         "normal_scale": pit_var_detectable(n_norm, alpha),
         "continuous_scale": pit_var_detectable(n_cont, alpha),
         "ks_continuous": dkwm_detectable(n_cont, alpha, MISS_RATE),
+        # The count test splits alpha over every (grid point, category) of the grid.
+        "categorical_count": z_detectable(1 / n_cat ** 0.5, ALPHA_CHECK / probs.numel()),
         "alpha_per_check": ALPHA_CHECK,
         "max_statistical_checks": MAX_STATISTICAL_CHECKS,
     }
@@ -294,4 +304,6 @@ def design_assertions(quick: bool = False) -> dict[str, float]:
     assert out["normal_location"] < loc, out
     assert out["normal_scale"] < scale, out
     assert out["continuous_scale"] < scale, out
+    p_min = float(probs.min())
+    assert out["categorical_count"] < loc * (p_min / (1 - p_min)) ** 0.5, out
     return out

@@ -62,7 +62,20 @@ SAMPLE_SIZES: dict[str, dict[str, tuple[int, int]]] = {
     "heavy": {"typical": (1 << 20, 1 << 22), "corners": (1 << 15, 1 << 20)},
     "discrete": {"typical": (1 << 18, 1 << 20), "corners": (1 << 15, 1 << 18),
                  "edges": (1 << 18, 1 << 20)},
-    "multivariate": {"typical": (1 << 17, 1 << 18), "corners": (1 << 14, 1 << 18),
+    # Categorical, OneHotCategorical(StraightThrough): the count of category i is
+    # Binomial(n, p_i), and the typical grid's smallest probabilities are 0.2-0.3, where a 2%
+    # error in one probability (p_i x 1.02, the others rescaled) moves the count by about
+    # 0.02 sqrt(n p_i (1 - p_i)) sd: 9.06 sd at n = 2^20 (the exact bound is 6.66 sd, so it
+    # is missed with probability 0.008), 4.5 sd at 2^18 (missed more often than not). Full
+    # mode: 1% at 2^22. The draws are cheap (a quick run of the three families: 0.6-1.5 s per
+    # built-in backend at 2^18).
+    "categorical": {"typical": (1 << 20, 1 << 22), "corners": (1 << 15, 1 << 18),
+                    "edges": (1 << 18, 1 << 20)},
+    # Multivariate: a location shift of 2% (1%) of the first coordinate's standard deviation
+    # moves that axis's mean normal score by 0.02 (0.01), which the pit_mean test detects at
+    # n >= 2.5e5 (1e6) with miss rate 1e-3 at its alpha (split over every axis and projection
+    # of the grid): MultivariateNormal's +1% went undetected in full mode at 2^18.
+    "multivariate": {"typical": (1 << 18, 1 << 20), "corners": (1 << 14, 1 << 18),
                      "edges": (1 << 15, 1 << 17)},
     "matrix": {"typical": (1 << 15, 1 << 18), "corners": (1 << 13, 1 << 18)},
 }
@@ -584,14 +597,14 @@ _TABLE = [
        law=lambda p: stats.poisson(p["rate"]), discrete=True, exact_sum=_sum_poisson),
     _c("Categorical", lambda b, d, k: {"probs": _simplex(b, d, k)},
        lambda d: {"probs": _rows(_CORNER_PROBS, d)}, project=_categorical_project,
-       logpdf=_categorical_logpdf, size="discrete", gradcheck=False,
+       logpdf=_categorical_logpdf, size="categorical", gradcheck=False,
        edges=_categorical_tails, edges_dtype=torch.float32),
     _c("OneHotCategorical", lambda b, d, k: {"probs": _simplex(b, d, k)},
        lambda d: {"probs": _rows(_CORNER_PROBS, d)}, project=_categorical_project,
-       size="discrete", gradcheck=False),
+       size="categorical", gradcheck=False),
     _c("OneHotCategoricalStraightThrough", lambda b, d, k: {"probs": _simplex(b, d, k)},
        lambda d: {"probs": _rows(_CORNER_PROBS, d)}, project=_categorical_project,
-       moments=_straight_through_moments, size="discrete", gradcheck=False),
+       moments=_straight_through_moments, size="categorical", gradcheck=False),
     # ---- multivariate
     _c("Multinomial", lambda b, d, k: {"total_count": 10, "probs": _simplex(b, d, k)},
        lambda d: {"total_count": 1000, "probs": _rows(_CORNER_PROBS, d)},
