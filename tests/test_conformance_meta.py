@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 from scipy import stats
 
 import polysample as ps
@@ -487,3 +488,27 @@ def test_multivariate_checks_detect_a_location_shift_of_2pc_quick_and_1pc_full()
     n_full = sample_size("MultivariateNormal", "typical", False)
     # The same test at full mode's n (detectable scales as n^-1/2 at a fixed alpha).
     assert res.detectable * (res.n / n_full) ** 0.5 < 0.01, (res.detectable, res.n, n_full)
+
+
+def test_a_draws_continuous_statistics_keep_only_their_normal_scores():
+    # A multivariate draw has eleven statistics of n x 3 values; with the sorted values and
+    # their CDF kept beside the normal scores a full-mode draw held 1.1 GB. What the checks
+    # read is computed once, and the n x m intermediates are dropped.
+    from polysample.conformance.layers.sampler import continuous_stats
+
+    n, rng = 20_000, np.random.default_rng(3)
+    p = {k: v.numpy() for k, v in CASES["MultivariateNormal"].example(
+        (3,), torch.float64, 3).items()}
+    x = np.asarray(torch.distributions.MultivariateNormal(
+        torch.as_tensor(p["loc"]), scale_tril=torch.as_tensor(p["scale_tril"])).sample((n,)))
+    for pr in projections("MultivariateNormal", p, x, (3,), rng):
+        values = pr.values.copy()
+        c = continuous_stats(pr)
+        assert pr.values.shape == (0, 3)
+        big = [k for k, v in c.items() if isinstance(v, np.ndarray) and v.size >= n]
+        assert big == ["zeta"], sorted(c)
+        xs = np.sort(values, axis=0)
+        np.testing.assert_array_equal(c["ks"], ks_continuous(xs, pr.law.cdf(xs)))
+        np.testing.assert_allclose(np.sort(c["zeta"], axis=0),
+                                   stats.norm.ppf(pr.law.cdf(xs)), atol=1e-9)
+        assert continuous_stats(pr) is c  # computed once
