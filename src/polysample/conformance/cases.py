@@ -63,12 +63,12 @@ SAMPLE_SIZES: dict[str, dict[str, tuple[int, int]]] = {
     "discrete": {"typical": (1 << 18, 1 << 20), "corners": (1 << 15, 1 << 18),
                  "edges": (1 << 18, 1 << 20)},
     # Categorical, OneHotCategorical(StraightThrough): the count of category i is
-    # Binomial(n, p_i), and the typical grid's smallest probabilities are 0.2-0.3, where a 2%
-    # error in one probability (p_i x 1.02, the others rescaled) moves the count by about
-    # 0.02 sqrt(n p_i (1 - p_i)) sd: 9.06 sd at n = 2^20 (the exact bound is 6.66 sd, so it
-    # is missed with probability 0.008), 4.5 sd at 2^18 (missed more often than not). Full
-    # mode: 1% at 2^22. The draws are cheap (a quick run of the three families: 0.6-1.5 s per
-    # built-in backend at 2^18).
+    # Binomial(n, p_i), and the typical grid's smallest probability is 4/15, where a 2% error
+    # in it (p_i x 1.02, the others rescaled) moves the count by 0.02 sqrt(n p_i / (1 - p_i))
+    # sd: 12.3 sd at n = 2^20 (the exact bound is 6.66 sd), 6.2 sd at 2^18 (missed more often
+    # than not). Full mode: 1% at 2^22, the same 12.3 sd. design_assertions() checks it. The
+    # draws are cheap (a quick run of the three families: 0.6-1.5 s per built-in backend at
+    # 2^18).
     "categorical": {"typical": (1 << 20, 1 << 22), "corners": (1 << 15, 1 << 18),
                     "edges": (1 << 18, 1 << 20)},
     # Multivariate: a location shift of 2% (1%) of the first coordinate's standard deviation
