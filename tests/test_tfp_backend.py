@@ -197,6 +197,36 @@ def test_von_mises_rsample_gradient_in_concentration(backend: str) -> None:
 
 
 @pytest.mark.parametrize("backend", SUBSTRATES)
+def test_float32_draws_at_parameters_near_zero_are_the_float64_draws_rounded(backend: str
+                                                                              ) -> None:
+    # Below 1e-12 (TfpFamily.widen) a float32 call runs in float64: 1 / k**2 overflows float32
+    # from about 1e-19 and the gradients were NaN. Same seed: the float64 values, rounded, and
+    # gradients that flow back to the float32 parameters; above it float32 is its own program.
+    loc = torch.zeros(6)
+    for k, widened in ((1e-25, True), (1e-11, False)):
+        c32 = torch.full((6,), k, requires_grad=True)
+        x32 = ps.VonMises(loc, c32, backend=backend).rsample((4,), seed=9)
+        x64 = ps.VonMises(loc.double(), c32.detach().double(), backend=backend).rsample(
+            (4,), seed=9)
+        assert x32.dtype == torch.float32
+        assert torch.equal(x32.detach(), x64.float()) == widened, k
+        (g,) = torch.autograd.grad(x32.sum(), c32)
+        assert g.dtype == torch.float32 and torch.isfinite(g).all(), k
+
+
+def test_a_widened_draw_is_held_inside_float32_with_zero_gradient_there() -> None:
+    from polysample.backends.tfp.backend import _narrow
+
+    out = torch.tensor([1e300, -1e300, 1e-300, -1e-300, 0.0, 2.0], dtype=torch.float64,
+                       requires_grad=True)
+    y = _narrow(out, torch.float32)
+    fi = torch.finfo(torch.float32)
+    assert y.tolist() == [fi.max, -fi.max, fi.tiny, -fi.tiny, 0.0, 2.0]
+    (g,) = torch.autograd.grad(y.sum(), out)
+    assert g.tolist() == [0.0, 0.0, 0.0, 0.0, 1.0, 1.0]
+
+
+@pytest.mark.parametrize("backend", SUBSTRATES)
 def test_von_mises_rsample_gradient_in_loc_is_identity(backend: str) -> None:
     loc = torch.tensor([0.3, -1.0], requires_grad=True)
     x = ps.VonMises(loc, torch.tensor([2.0, 0.5]), backend=backend).rsample((5,), seed=1)

@@ -48,7 +48,7 @@ from ...core.families import FAMILIES
 from ...core.params import Params
 from ...core.seeds import GlobalStream, seed_sequence_from
 from .._math import redraw_outside_support
-from .families import MIXTURE_COMPONENTS, TFP_FAMILIES, TfpFamily
+from .families import MIXTURE_COMPONENTS, TFP_FAMILIES, WIDEN_BELOW, TfpFamily
 from .substrates import ProgramKey, Substrate, load_substrate, substrate_importable
 
 __all__ = ["TfpBackend", "SUBSTRATES", "ENV_VAR", "BUCKET_MAX", "bucket_size"]
@@ -610,6 +610,9 @@ class TfpBackend(TableBackend):
         sub = self.substrate
         names = fam.sample_inputs
         tensors = _inputs(params, names)
+        narrow = _widened(fam, params, tensors)
+        if narrow is not None:
+            tensors = [t.double() for t in tensors]
         static = tuple(int(params[n]) for n in fam.static)
         if fam.draw_flags is not None and sub.name in fam.flags_on:
             static += fam.draw_flags(params)
@@ -622,8 +625,10 @@ class TfpBackend(TableBackend):
         call = _Call(sub, family, plan.key, plan.fn, sub.seed(words), what)
         need_grad = grad and torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
         inputs = plan.inputs(tensors, need_grad)
-        out = _Bridge.apply(call, *inputs) if need_grad else call.forward(inputs)
-        out = self._post(fam, params, plan.output(out), grad)
+        out = plan.output(_Bridge.apply(call, *inputs) if need_grad else call.forward(inputs))
+        if narrow is not None:
+            out = _narrow(out, narrow)
+        out = self._post(fam, params, out, grad)
         if out.dtype != params.dtype and out.is_floating_point():
             out = out.to(params.dtype)  # mixed parameter dtypes, computed in the promoted one
         return out
@@ -724,6 +729,32 @@ class TfpBackend(TableBackend):
         inputs = plan.inputs(tensors, need_grad)
         out = _Bridge.apply(call, *inputs) if need_grad else call.forward(inputs)
         return plan.output(out)
+
+
+def _widened(fam: TfpFamily, params: Params, tensors: Sequence[torch.Tensor]
+             ) -> torch.dtype | None:
+    """float32 when this float32 draw runs in float64 (some ``fam.widen`` parameter is below
+    :data:`.families.WIDEN_BELOW`, checked on the host), else None."""
+    if not fam.widen or tensors[0].dtype != torch.float32:
+        return None
+    if any(bool((params[n].detach() < WIDEN_BELOW).any()) for n in fam.widen):
+        return torch.float32
+    return None
+
+
+def _narrow(out: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """A float64 draw rounded to ``dtype``. Values past ``dtype``'s largest float are held at it
+    and nonzero ones below its smallest normal float at that, with a zero gradient there (in
+    float64 their derivatives are finite, so the zero cotangent gives exactly 0, never NaN)."""
+    fi = torch.finfo(dtype)
+    y = out.to(dtype)
+    with torch.no_grad():
+        mag = out.detach().abs()
+        held = (mag > fi.max) | ((mag < fi.tiny) & (mag > 0))
+    if not bool(held.any()):
+        return y
+    kept = (out.detach().sign() * mag.clamp(min=fi.tiny, max=fi.max)).to(dtype)
+    return torch.where(held, kept, y)
 
 
 def _inputs(params: Params, names: tuple[str, ...]) -> list[torch.Tensor]:

@@ -42,7 +42,13 @@ import torch
 
 from .._math import LARGE_BINOMIAL_VARIANCE, LARGE_COUNT, LARGE_RATE, VON_MISES_NORMAL_LIMIT
 
-__all__ = ["TfpFamily", "TFP_FAMILIES", "MIXTURE_COMPONENTS"]
+__all__ = ["TfpFamily", "TFP_FAMILIES", "MIXTURE_COMPONENTS", "WIDEN_BELOW"]
+
+#: A float32 draw of a family with a ``TfpFamily.widen`` parameter below this runs in float64.
+#: Its derivatives overflow float32 from about 1e-19 (``1 / h**2`` passes the largest float;
+#: NaN gradients on both substrates: Gamma, Beta, Dirichlet, InverseGamma, FisherSnedecor,
+#: StudentT, Kumaraswamy, VonMises); below 1e-12 the float64 draw costs nothing that matters.
+WIDEN_BELOW = 1e-12
 
 Builder = Callable[[Any, Mapping[str, Any], tuple[Any, ...]], Any]
 Drawer = Callable[[Any, Mapping[str, Any], tuple[Any, ...], tuple[int, ...], Any], Any]
@@ -84,6 +90,9 @@ class TfpFamily:
         full_optimization: its exact programs keep XLA's default optimisation (LLVM -O3)
             instead of -O2 (see ``substrates.compiler_options``): the families drawn through
             TFP's Poisson sampler, which ran 10-15% slower at -O2.
+        widen: parameters below :data:`WIDEN_BELOW` of which make a float32 draw run in
+            float64, rounded to float32 afterwards (see ``backend._narrow``): derivatives such
+            as ``log(U) / h**2`` overflow float32 there and the gradients were NaN.
     """
 
     inputs: tuple[str, ...]
@@ -102,6 +111,7 @@ class TfpFamily:
     score_inputs: tuple[str, ...] | None = None
     draw_flags: Callable[[Mapping[str, Any]], tuple[Any, ...]] | None = None
     flags_on: tuple[str, ...] = ("jax", "tensorflow")
+    widen: tuple[str, ...] = ()
 
     @property
     def sample_inputs(self) -> tuple[str, ...]:
@@ -792,7 +802,7 @@ TFP_FAMILIES: dict[str, TfpFamily] = {
     "Beta": TfpFamily(("concentration1", "concentration0"),
                       _d("Beta", "concentration1", "concentration0"), draw=_beta,
                       draw_flags=_small_concentration("concentration1", "concentration0"),
-                      clamp="unit"),
+                      clamp="unit", widen=("concentration1", "concentration0")),
     "Binomial": TfpFamily(("total_count", "logits"), _d("Binomial", "total_count", "logits"),
                           draw=_binomial, draw_flags=_huge_count,
                           draw_inputs=("total_count", "probs"), rsample=False,
@@ -801,7 +811,7 @@ TFP_FAMILIES: dict[str, TfpFamily] = {
                              draw=_categorical, draw_inputs=("probs",), rsample=False),
     "Cauchy": TfpFamily(("loc", "scale"), _d("Cauchy", "loc", "scale")),
     "Chi2": TfpFamily(("df",), _d("Chi2", "df"), draw=_chi2,
-                      clamp="positive"),
+                      clamp="positive", widen=("df",)),
     # TFP's ContinuousBernoulli defaults to dtype=float32 whatever the logits' dtype. Scored
     # by torch: TFP's normalizer is exact, torch's saturates (probabilities clamped to
     # [eps, 1 - eps]), so beyond |logits| of about 16 (float32; 36 in float64) they differ
@@ -812,15 +822,15 @@ TFP_FAMILIES: dict[str, TfpFamily] = {
                                      note="log_prob: torch's (its normalizer, not TFP's)"),
     "Dirichlet": TfpFamily(("concentration",), _d("Dirichlet", "concentration"),
                            draw=_dirichlet, draw_flags=_small_concentration("concentration"),
-                           clamp="simplex"),
+                           clamp="simplex", widen=("concentration",)),
     "Exponential": TfpFamily(("rate",), _d("Exponential", "rate")),
     "FisherSnedecor": TfpFamily(("df1", "df2"), draw=_fisher_snedecor, draw_flags=_small_df,
                                 log_prob=False,
                                 note="composed: ratio of two TFP Gamma draws",
-                                clamp="positive_finite"),
+                                clamp="positive_finite", widen=("df1", "df2")),
     "Gamma": TfpFamily(("concentration", "rate"), _d("Gamma", "concentration", "rate"),
                        draw=_gamma, draw_flags=_small_concentration("concentration"),
-                       flags_on=("jax",), clamp="positive"),
+                       flags_on=("jax",), clamp="positive", widen=("concentration",)),
     "GeneralizedPareto": TfpFamily(
         ("loc", "scale", "concentration"), _GENERALIZED_PARETO,
         draw=_overflow_drawer(_GENERALIZED_PARETO, ("loc", "scale", "concentration"),
@@ -836,10 +846,10 @@ TFP_FAMILIES: dict[str, TfpFamily] = {
                               _d("InverseGamma", "concentration", "scale=rate"),
                               draw=_inverse_gamma,
                               draw_flags=_small_concentration("concentration"),
-                              clamp="positive_finite"),
+                              clamp="positive_finite", widen=("concentration",)),
     "Kumaraswamy": TfpFamily(("concentration1", "concentration0"),
                              _d("Kumaraswamy", "concentration1", "concentration0"),
-                             clamp="unit"),
+                             clamp="unit", widen=("concentration1", "concentration0")),
     # CholeskyLKJ's sampler takes len() of its batch shape (a TypeError when it is unknown)
     "LKJCholesky": TfpFamily(("concentration",), _lkj, static=("dim",), rsample=False,
                              note="TFP CholeskyLKJ", tf_static_rows=True),
@@ -884,11 +894,13 @@ TFP_FAMILIES: dict[str, TfpFamily] = {
     "RelaxedOneHotCategorical": TfpFamily(("temperature", "logits"), _relaxed_one_hot,
                                           clamp="simplex"),
     "StudentT": TfpFamily(("df", "loc", "scale"), _d("StudentT", "df", "loc", "scale"),
-                          draw=_student_t, draw_flags=_small_concentration("df")),
+                          draw=_student_t, draw_flags=_small_concentration("df"),
+                          widen=("df",)),
     "Uniform": TfpFamily(("low", "high"), _d("Uniform", "low", "high")),
     "VonMises": TfpFamily(("loc", "concentration"), _d("VonMises", "loc", "concentration"),
                           draw=_von_mises, draw_flags=_large_concentration,
-                          note="rsample beyond torch: TFP's implicit reparameterization"),
+                          note="rsample beyond torch: TFP's implicit reparameterization",
+                          widen=("concentration",)),
     "Weibull": TfpFamily(
         ("scale", "concentration"), _WEIBULL, clamp="positive_finite",
         draw=_overflow_drawer(_WEIBULL, ("scale", "concentration"),
