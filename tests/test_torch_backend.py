@@ -8,6 +8,7 @@ explicit generator (or, for the few samplers that cannot, a forked copy of the g
 
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Any
 
@@ -140,6 +141,35 @@ def test_generalized_pareto_gradient_at_concentration_zero_is_x_squared_over_two
                              backend="torch").rsample((4,), seed=1)
     (g,) = torch.autograd.grad(x.sum(), c)
     torch.testing.assert_close(g, (x.detach() ** 2 / 2).sum(0), rtol=1e-12, atol=0)
+
+
+def test_inverse_gamma_below_one_half_keeps_torchs_implicit_gradient() -> None:
+    # Drawn in log space there (rate / G underflowed: at concentration 1e-30 every draw, in
+    # float64 too, sat at the float range's end with an infinite or NaN gradient); the gradient
+    # is still torch's implicit one, dx/da = -x**2 dz/da at z = rate / x, draw by draw.
+    a = torch.tensor([0.05, 0.1, 0.3], dtype=torch.float64).repeat(200).requires_grad_(True)
+    x = ps.InverseGamma(a, torch.ones_like(a), backend="torch").rsample(seed=4)
+    (g,) = torch.autograd.grad(x.sum(), a)
+    x = x.detach()
+    z = 1 / x
+    ok = z >= 1e-20  # below it the limit form (next test)
+    assert float(ok.double().mean()) > 0.9
+    ref = -x**2 * torch._standard_gamma_grad(a.detach(), z)
+    torch.testing.assert_close(g[ok], ref[ok], rtol=1e-8, atol=0)
+
+
+def test_implicit_log_gamma_derivative_limit_agrees_with_torchs_formula() -> None:
+    # Below z = 1e-20 d(log z)/da is -(log z - digamma(a + 1)) / a, which needs only log z
+    # (a Gamma draw of concentration 1e-30 is exp(-1e30)); torch's series agrees to 1e-14.
+    from polysample.backends._math import implicit_dlog_gamma
+
+    a = torch.tensor([0.01, 0.05, 0.3, 0.49], dtype=torch.float64)
+    for z in (1e-21, 1e-25, 1e-100, 1e-300):
+        log_z = torch.full_like(a, math.log(z))
+        # the backend's formula is not used there: a NaN from it must not show
+        ours = implicit_dlog_gamma(log_z, a, lambda z, a: torch.full_like(z, math.nan))
+        ref = torch._standard_gamma_grad(a, torch.full_like(a, z)) / z
+        torch.testing.assert_close(ours, ref, rtol=1e-12, atol=0)
 
 
 @pytest.mark.parametrize("family", DIFFERS_ON_PURPOSE)

@@ -11,7 +11,7 @@ import torch
 
 __all__ = ["expm1_ratio", "redraw_outside_support", "in_range", "times_exp_in_range", "MAX_SUPPORT_REDRAWS", "LARGE_RATE",
            "LARGE_COUNT", "LARGE_BINOMIAL_VARIANCE", "VON_MISES_NORMAL_LIMIT",
-           "fisher_snedecor_small_df"]
+           "fisher_snedecor_small_df", "inverse_gamma_small_concentration"]
 
 #: Redraws allowed for draws that fall outside the support (torch's Wishart default).
 MAX_SUPPORT_REDRAWS = 10
@@ -167,7 +167,60 @@ def fisher_snedecor_small_df(
         # + 1 / df2 (computed in backward only)
         return ((0.5 * dlog_g1() - 0.5 / h1) * inside, (-0.5 * dlog_g2() + 0.5 / h2) * inside)
 
-    return _LogSpaceDraw.apply(df1, df2, value, log_x.clamp(min=lo, max=hi), dlogs)
+    return _LogSpaceDraw.apply(df1, df2, value, log_x.clamp(min=lo, max=hi), dlogs,
+                               "FisherSnedecor")
+
+
+#: Below this a standard Gamma draw's implicit derivative is taken from the small-``z`` form
+#: (:func:`implicit_dlog_gamma`), whose relative error is of order ``z``.
+_SMALL_GAMMA = 1e-20
+
+
+def implicit_dlog_gamma(log_z: torch.Tensor, a: torch.Tensor,
+                        dlog_dalpha: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+                        ) -> torch.Tensor:
+    """``d(log z)/da`` of the implicit reparameterization of a standard Gamma(a) draw given as
+    ``log z`` (float64), also where ``z`` itself underflows: ``dlog_dalpha(z, a)`` (the backend's
+    own) where ``z >= 1e-20``, below it the limit ``-(log z - digamma(a + 1)) / a`` (from
+    ``P(z; a) ~ z**a / Gamma(a + 1)`` as ``z -> 0``)."""
+    a = a.expand_as(log_z)
+    small = log_z < math.log(_SMALL_GAMMA)
+    exact = dlog_dalpha(torch.where(small, torch.ones_like(log_z), log_z.exp()), a)
+    return torch.where(small, (torch.special.digamma(a + 1) - log_z) / a, exact)
+
+
+def inverse_gamma_small_concentration(
+        conc: torch.Tensor, rate: torch.Tensor, shape: torch.Size,
+        log_gamma: Callable[[torch.Tensor, torch.Size],
+                            tuple[torch.Tensor, Callable[[], torch.Tensor]]],
+        dlog_dalpha: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+        grad: bool) -> torch.Tensor:
+    """InverseGamma draws for concentrations below 1/2, in log space: ``log x = log rate -
+    log G_a`` (``log_gamma`` as for :func:`fisher_snedecor_small_df`), kept in ``[tiny, max]``
+    of the parameters' dtype. ``rate / G_a`` fails there: ``G_a`` underflows (below 1e-30 every
+    draw, in float64 too), and ``d(1 / G)/dG = -1 / G**2`` overflowed, so the gradient in the
+    concentration was infinite or NaN. The gradient stays the implicit one (as above 1/2):
+    ``d(log G)/da`` by :func:`implicit_dlog_gamma` with the backend's ``dlog_dalpha``. With
+    ``grad``, ``dx/dp = x d(log x)/dp`` is computed as one number per draw, 0 for draws kept
+    at the end of the range."""
+    a = conc.detach().to(torch.float64)
+    log_g, _ = log_gamma(a, shape)
+    log_rate = rate.detach().to(torch.float64).log()
+    log_x = log_rate - log_g
+    fi = torch.finfo(conc.dtype)
+    lo, hi = math.log(fi.tiny), math.log(fi.max)
+    value = log_x.clamp(min=lo, max=hi).exp().to(conc.dtype).clamp(min=fi.tiny, max=fi.max)
+    if not grad:
+        return value
+    inside = ((log_x > lo) & (log_x < hi)).to(torch.float64)
+
+    def dlogs() -> tuple[torch.Tensor, torch.Tensor]:
+        # d log x / d conc = -d log G / da; d log x / d rate = 1 / rate
+        return (-implicit_dlog_gamma(log_g, a, dlog_dalpha) * inside,
+                (-log_rate).exp() * inside)
+
+    return _LogSpaceDraw.apply(conc, rate, value, log_x.clamp(min=lo, max=hi), dlogs,
+                               "InverseGamma")
 
 
 class _LogSpaceDraw(torch.autograd.Function):
@@ -176,10 +229,11 @@ class _LogSpaceDraw(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, p1: torch.Tensor, p2: torch.Tensor, y: torch.Tensor,  # type: ignore[override]
-                log_y: torch.Tensor, dlogs: Callable[[], tuple[torch.Tensor, torch.Tensor]]
-                ) -> torch.Tensor:
+                log_y: torch.Tensor, dlogs: Callable[[], tuple[torch.Tensor, torch.Tensor]],
+                family: str) -> torch.Tensor:
         ctx.save_for_backward(p1, p2, log_y)
         ctx.dlogs = dlogs
+        ctx.family = family
         return y.clone()
 
     @staticmethod
@@ -195,5 +249,5 @@ class _LogSpaceDraw(torch.autograd.Function):
                 dy = d.sign() * (log_y + d.abs().log()).exp()  # d = 0: 0
                 g = torch.where(grad == 0, torch.zeros_like(dy), grad.to(torch.float64) * dy)
                 g = g.to(grad.dtype).sum_to_size(p.shape)
-            out.append(_first_order(g, "FisherSnedecor", p1, p2, grad))
-        return out[0], out[1], None, None, None
+            out.append(_first_order(g, ctx.family, p1, p2, grad))
+        return out[0], out[1], None, None, None, None

@@ -59,6 +59,7 @@ from ._math import (
     expm1_ratio,
     fisher_snedecor_small_df,
     in_range,
+    inverse_gamma_small_concentration,
     redraw_outside_support,
     times_exp_in_range,
 )
@@ -293,9 +294,11 @@ def _kumaraswamy(d: _Draw) -> torch.Tensor:
     a, b = d.param("concentration1"), d.param("concentration0")
     u = d.uniform()
     # Inverse CDF (1 - (1 - u)^(1/b))^(1/a), with U and 1 - U exchanged (same law).
-    x = (-torch.expm1(u.clamp(min=_tiny(u.dtype)).log() / b)).pow(a.reciprocal())
-    eps = torch.finfo(x.dtype).eps
-    return x.clamp(min=_tiny(x.dtype), max=1 - eps)
+    # Held there with a zero gradient (in_range): the derivative of the power (1 / a**2)
+    # overflows float32 below about 1e-19, and the clamp's zero gradient times it was NaN.
+    log_u = u.clamp(min=_tiny(u.dtype)).log()
+    return in_range(lambda c1, c0: (-torch.expm1(log_u / c0)).pow(c1.reciprocal()), (a, b),
+                    _tiny(u.dtype), 1 - torch.finfo(u.dtype).eps)
 
 
 def _generalized_pareto(d: _Draw) -> torch.Tensor:
@@ -341,6 +344,13 @@ def _chi2(d: _Draw) -> torch.Tensor:
 
 def _inverse_gamma(d: _Draw) -> torch.Tensor:
     rate = d.param("rate")
+    conc64 = d.arg("concentration")
+    if conc64.size and float(conc64.min()) < 0.5:  # rate / G in log space (G underflows)
+        conc = d.param("concentration")
+        grad = d.reparam and (conc.requires_grad or rate.requires_grad)
+        return inverse_gamma_small_concentration(
+            conc, rate, torch.Size(d.size()), _log_gamma_f64(d),
+            lambda z, a: standard_gamma_dz_dalpha(z, a, log=True), grad)
     if not d.reparam:
         return d.gamma(d.param("concentration")).reciprocal_().mul_(rate)
     return rate * (-d.log_gamma(d.param("concentration"))).exp()
@@ -398,7 +408,14 @@ def _fisher_snedecor_small_df(d: _Draw) -> torch.Tensor:
     ``FisherSnedecor(0.01, 0.01)``, 48% at 0.001), and the ratio of two clamped ones was exactly
     1 (49% at 0.001)."""
     df1, df2 = d.param("df1"), d.param("df2")
+    grad = d.reparam and (df1.requires_grad or df2.requires_grad)
+    return fisher_snedecor_small_df(df1, df2, torch.Size(d.size()), _log_gamma_f64(d), grad)
 
+
+def _log_gamma_f64(d: _Draw) -> Callable[[torch.Tensor, torch.Size],
+                                         tuple[torch.Tensor, Callable[[], torch.Tensor]]]:
+    """The ``log_gamma`` of :func:`._math.fisher_snedecor_small_df` drawn by ``d``'s NumPy
+    generator: float64 ``log G_h = log G_(h+1) + log(U) / h`` and its derivative in ``h``."""
     def log_gamma(h: torch.Tensor, shape: torch.Size
                   ) -> tuple[torch.Tensor, Callable[[], torch.Tensor]]:
         a = h.detach().to("cpu").numpy() + 1.0
@@ -407,9 +424,7 @@ def _fisher_snedecor_small_df(d: _Draw) -> torch.Tensor:
         z, log_u = z.to(d.device), log_u.to(d.device)
         return z.log() + log_u / h, lambda: (
             standard_gamma_dz_dalpha(z, h + 1.0, log=True) - log_u / h**2)
-
-    grad = d.reparam and (df1.requires_grad or df2.requires_grad)
-    return fisher_snedecor_small_df(df1, df2, torch.Size(d.size()), log_gamma, grad)
+    return log_gamma
 
 
 def _beta_numpy(d: _Draw, a: np.ndarray, b: np.ndarray) -> tuple[torch.Tensor, np.ndarray | None]:

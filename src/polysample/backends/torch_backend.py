@@ -58,6 +58,7 @@ from ._math import (
     expm1_ratio,
     fisher_snedecor_small_df,
     in_range,
+    inverse_gamma_small_concentration,
     redraw_outside_support,
     times_exp_in_range,
 )
@@ -365,6 +366,11 @@ def _chi2(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> torch.
 
 def _inverse_gamma(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> torch.Tensor:
     conc, rate = p["concentration"], p["rate"]
+    if _below(conc, SMALL_CONCENTRATION):  # rate / G in log space (G underflows)
+        grad = reparam and (conc.requires_grad or rate.requires_grad)
+        return inverse_gamma_small_concentration(
+            conc, rate, ss + conc.shape, _log_gamma_f64(g),
+            lambda z, a: torch._standard_gamma_grad(a, z) / z, grad)
     return _gamma(conc, rate, ss + conc.shape, g).pow(-rate.new_ones(()))
 
 
@@ -442,19 +448,25 @@ def _fisher_snedecor(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool
     return y
 
 
-def _fisher_snedecor_log_space(df1: torch.Tensor, df2: torch.Tensor, shape: torch.Size, g: Gen,
-                               reparam: bool) -> torch.Tensor:
-    """Degrees of freedom below 1: :func:`._math.fisher_snedecor_small_df` (the ratio of two
-    Gamma draws made 49% of ``FisherSnedecor(0.001, 0.001)`` exactly 1, and 0.08% at 0.01)."""
+def _log_gamma_f64(g: Gen) -> Callable[[torch.Tensor, torch.Size],
+                                        tuple[torch.Tensor, Callable[[], torch.Tensor]]]:
+    """The ``log_gamma`` of :func:`._math.fisher_snedecor_small_df` for generator ``g``:
+    float64 ``log G_h = log G_(h+1) + log(U) / h`` and its derivative in ``h``."""
     def log_gamma(h: torch.Tensor, shape: torch.Size
                   ) -> tuple[torch.Tensor, Callable[[], torch.Tensor]]:
         a = h.expand(shape) + 1.0
         z = _std_gamma(a, g).clamp(min=torch.finfo(torch.float64).tiny)
         log_u = torch.log1p(-_rand(shape, a, g))
         return z.log() + log_u / h, lambda: torch._standard_gamma_grad(a, z) / z - log_u / h**2
+    return log_gamma
 
+
+def _fisher_snedecor_log_space(df1: torch.Tensor, df2: torch.Tensor, shape: torch.Size, g: Gen,
+                               reparam: bool) -> torch.Tensor:
+    """Degrees of freedom below 1: :func:`._math.fisher_snedecor_small_df` (the ratio of two
+    Gamma draws made 49% of ``FisherSnedecor(0.001, 0.001)`` exactly 1, and 0.08% at 0.01)."""
     grad = reparam and (df1.requires_grad or df2.requires_grad)
-    return fisher_snedecor_small_df(df1, df2, shape, log_gamma, grad)
+    return fisher_snedecor_small_df(df1, df2, shape, _log_gamma_f64(g), grad)
 
 
 def _kumaraswamy(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> torch.Tensor:
@@ -463,9 +475,13 @@ def _kumaraswamy(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) ->
     # torch's (1 - u^(1/b))^(1/a), with 1 - u^(1/b) as -expm1(log(u) / b): at small
     # concentrations torch's form rounds to exactly 0 and 1, where log_prob is NaN (issue 12,
     # support edges). Kept inside (0, 1) as the numpy backend keeps it.
-    x = (-torch.expm1(u.clamp(min=torch.finfo(u.dtype).tiny).log() / c0)).pow(c1.reciprocal())
-    fi = torch.finfo(x.dtype)
-    return x.clamp(min=fi.tiny, max=1 - fi.eps)
+    # Held there with a zero gradient (in_range): at concentrations below about 1e-19 in
+    # float32 the derivative of the power (1 / a**2) overflows, and the clamp's zero gradient
+    # times it was NaN.
+    log_u = u.clamp(min=torch.finfo(u.dtype).tiny).log()
+    fi = torch.finfo(u.dtype)
+    return in_range(lambda a, b: (-torch.expm1(log_u / b)).pow(a.reciprocal()), (c1, c0),
+                    fi.tiny, 1 - fi.eps)
 
 
 def _pareto(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> torch.Tensor:
