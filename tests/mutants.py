@@ -16,6 +16,7 @@ import polysample
 from polysample.backends.torch_backend import TorchBackend
 from polysample.core.backend import Backend, FamilySupport
 from polysample.core.families import FAMILIES
+from polysample.core.params import Params
 
 
 class _Mutant(Backend):
@@ -175,6 +176,23 @@ class DtypeMutant(_Mutant):
         return x.float()
 
 
+class PlainClampMutant(_Mutant):
+    """Kumaraswamy by its inverse CDF clamped into (0, 1) (the torch backend before
+    2026-12-03): the law is right, but at a concentration of 1e-30 in float32 the power's
+    derivative ``1 / a**2`` overflows and the clamp's zero gradient times it is NaN."""
+
+    FAMILIES = ("Kumaraswamy",)
+
+    def rsample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        a, b = torch.broadcast_tensors(params["concentration1"], params["concentration0"])
+        uniform = Params.of("Uniform", {"low": torch.zeros_like(a.detach()),
+                                        "high": torch.ones_like(a.detach())})
+        u = self._inner.sample("Uniform", uniform, sample_shape, seed=seed)
+        fi = torch.finfo(u.dtype)
+        x = (-torch.expm1(u.clamp(min=fi.tiny).log() / b)).pow(a.reciprocal())
+        return x.clamp(min=fi.tiny, max=1 - fi.eps)
+
+
 class GarbageMutant(_Mutant):
     """Returns NaN for Normal, the wrong shape for Exponential, and raises for Gamma."""
 
@@ -203,6 +221,7 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     "mutant_dtype": (DtypeMutant, "dtype", "Normal"),
     "mutant_generator": (GeneratorIgnoringMutant, "generator", "Normal"),
     "mutant_sharednoise": (SharedNoiseMutant, "broadcast", "Normal"),
+    "mutant_plainclamp": (PlainClampMutant, "rsample_near_zero", "Kumaraswamy"),
 }
 
 #: The power claims (docs/conformance.md): quick mode catches a 2% error, full mode 1%.

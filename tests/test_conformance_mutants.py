@@ -30,6 +30,7 @@ LAYERS = {
     "dtype": ("semantics",),
     "generator": ("semantics",),
     "broadcast": ("semantics",),
+    "rsample_near_zero": ("semantics",),
 }
 
 

@@ -99,6 +99,7 @@ class Case:
     size: str = "continuous"
     gradcheck: bool = True
     positive: frozenset[str] = field(default_factory=frozenset)
+    tiny: frozenset[str] = field(default_factory=frozenset)
     edges: Callable[[torch.dtype], Params] | None = None
     edges_dtype: torch.dtype | None = None
 
@@ -479,6 +480,10 @@ def _sum_negative_binomial(p: Mapping[str, Arr], n: int) -> Any:
 # ---------------------------------------------------------------------- the table
 _POS_SCALE = frozenset({"scale"})
 _POS_CONC = frozenset({"concentration", "rate"})
+#: ``Case.tiny``: shape parameters (concentrations, degrees of freedom) whose draws at 1e-30 the
+#: semantics rule ``rsample_near_zero`` checks (finite values, no NaN gradient).
+_TINY_CONC = frozenset({"concentration"})
+_TINY_CONC2 = frozenset({"concentration1", "concentration0"})
 
 
 def _c(family: str, example: Callable[[tuple[int, ...], torch.dtype, int], Params],
@@ -519,40 +524,43 @@ _TABLE = [
        law=lambda p: stats.expon(scale=1 / p["rate"]), positive=frozenset({"rate"})),
     _c("Gamma", lambda b, d, k: {"concentration": _lin(0.7, 4.0, b, d), "rate": _lin(0.5, 2.0, b, d)},
        _corner(concentration=[1e-2, 0.1, 1.0, 30.0, 1e3], rate=[1.0, 0.5, 2.0, 1e-2, 1e2]),
-       law=lambda p: stats.gamma(p["concentration"], scale=1 / p["rate"]), positive=_POS_CONC),
+       law=lambda p: stats.gamma(p["concentration"], scale=1 / p["rate"]), positive=_POS_CONC,
+       tiny=_TINY_CONC),
     _c("InverseGamma",
        lambda b, d, k: {"concentration": _lin(0.7, 4.0, b, d), "rate": _lin(0.5, 2.0, b, d)},
        _corner(concentration=[0.1, 1.0, 1e3], rate=[1.0, 5.0, 0.1]),
-       law=lambda p: stats.invgamma(p["concentration"], scale=p["rate"]), positive=_POS_CONC),
+       law=lambda p: stats.invgamma(p["concentration"], scale=p["rate"]), positive=_POS_CONC,
+       tiny=_TINY_CONC),
     _c("Chi2", lambda b, d, k: {"df": _lin(1.5, 6.0, b, d)}, _corner(df=[1e-2, 0.5, 1e3]),
-       law=lambda p: stats.chi2(p["df"]), positive=frozenset({"df"})),
+       law=lambda p: stats.chi2(p["df"]), positive=frozenset({"df"}), tiny=frozenset({"df"})),
     _c("Beta", lambda b, d, k: {"concentration1": _lin(0.8, 3.0, b, d),
                                 "concentration0": _lin(1.2, 2.5, b, d)},
        _corner(concentration1=[1e-2, 0.1, 1e3, 1.0, 3.0], concentration0=[1e-2, 5.0, 1e3, 1.0, 1e-2]),
        law=lambda p: stats.beta(p["concentration1"], p["concentration0"]),
-       positive=frozenset({"concentration1", "concentration0"})),
+       positive=_TINY_CONC2, tiny=_TINY_CONC2),
     _c("Kumaraswamy", lambda b, d, k: {"concentration1": _lin(0.8, 3.0, b, d),
                                        "concentration0": _lin(1.2, 2.5, b, d)},
        _corner(concentration1=[0.2, 1.0, 10.0], concentration0=[0.2, 5.0, 10.0]),
        law=lambda p: ref.Kumaraswamy(p["concentration1"], p["concentration0"]),
-       positive=frozenset({"concentration1", "concentration0"})),
+       positive=_TINY_CONC2, tiny=_TINY_CONC2),
     _c("StudentT", lambda b, d, k: {"df": _lin(2.5, 8.0, b, d), "loc": _lin(-0.5, 0.5, b, d),
                                     "scale": _lin(0.5, 2.0, b, d)},
        _corner(df=[0.5, 1.0, 3.0, 1e3], loc=[0.0, 1.0, -2.0, 0.0], scale=[1.0, 1e-3, 2.0, 1e3]),
        law=lambda p: stats.t(p["df"], p["loc"], p["scale"]),
-       positive=frozenset({"df", "scale"})),
+       positive=frozenset({"df", "scale"}), tiny=frozenset({"df"})),
     _c("FisherSnedecor", lambda b, d, k: {"df1": _lin(3.0, 8.0, b, d), "df2": _lin(5.0, 12.0, b, d)},
        _corner(df1=[0.5, 5.0, 1e3], df2=[0.5, 10.0, 1e3]),
-       law=lambda p: stats.f(p["df1"], p["df2"]), positive=frozenset({"df1", "df2"})),
+       law=lambda p: stats.f(p["df1"], p["df2"]), positive=frozenset({"df1", "df2"}),
+       tiny=frozenset({"df1", "df2"})),
     _c("Weibull", lambda b, d, k: {"scale": _lin(0.5, 2.0, b, d),
                                    "concentration": _lin(0.8, 3.0, b, d)},
        _corner(scale=[1.0, 2.0, 0.5], concentration=[0.1, 1.0, 20.0]),
        law=lambda p: stats.weibull_min(p["concentration"], scale=p["scale"]),
-       positive=frozenset({"scale", "concentration"})),
+       positive=frozenset({"scale", "concentration"}), tiny=frozenset({"concentration"})),
     _c("Pareto", lambda b, d, k: {"scale": _lin(0.5, 2.0, b, d), "alpha": _lin(2.5, 5.0, b, d)},
        _corner(scale=[1.0, 1e-2, 10.0], alpha=[0.5, 3.0, 50.0]),
        law=lambda p: stats.pareto(p["alpha"], scale=p["scale"]),
-       positive=frozenset({"scale", "alpha"})),
+       positive=frozenset({"scale", "alpha"}), tiny=frozenset({"alpha"})),
     _c("GeneralizedPareto", lambda b, d, k: {"loc": _lin(-0.5, 0.5, b, d),
                                              "scale": _lin(0.5, 2.0, b, d),
                                              "concentration": _lin(-0.2, 0.3, b, d)},
@@ -563,7 +571,7 @@ _TABLE = [
                                     "concentration": _lin(0.5, 4.0, b, d)},
        _corner(loc=[0.0, 3.0, -3.0], concentration=[1e-2, 1.0, 100.0]),
        law=lambda p: ref.VonMises(p["loc"], p["concentration"]),
-       positive=frozenset({"concentration"})),
+       positive=frozenset({"concentration"}), tiny=_TINY_CONC),
     _c("ContinuousBernoulli", lambda b, d, k: {"probs": _lin(0.2, 0.7, b, d)},
        _corner(probs=[1e-3, 0.3, 0.999]), law=lambda p: ref.ContinuousBernoulli(p["probs"])),
     _c("RelaxedBernoulli", lambda b, d, k: {"temperature": torch.tensor(0.5, dtype=d),
@@ -613,7 +621,7 @@ _TABLE = [
     _c("Dirichlet", lambda b, d, k: {"concentration": _lin(0.6, 3.0, b + (k,), d)},
        _corner(concentration=[[1e-2, 1e-2, 1e-2], [0.1, 1.0, 10.0], [1e3, 1e3, 1e3]]),
        project=_simplex_project("Dirichlet"), logpdf=_dirichlet_logpdf, moments=_dirichlet_moments,
-       size="multivariate", gradcheck=False,
+       size="multivariate", gradcheck=False, tiny=_TINY_CONC,
        # torch._sample_dirichlet: 3% of the rows of Dirichlet(1e-3 x 5) exactly uniform, where
        # every Gamma draw underflowed (issue 12).
        edges=_corner(concentration=[[1e-3] * 5])),

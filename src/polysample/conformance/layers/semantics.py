@@ -4,7 +4,8 @@ No statistics: each check is deterministic (fixed seeds) and fails with certaint
 is broken. The rules (DESIGN.md section 1): shape ``sample_shape + batch_shape + event_shape``
 (with broadcast batched parameters), dtype and device follow the parameters, ``sample`` never
 tracks gradients, ``rsample`` is differentiable in every parameter that requires grad (or raises
-``NotReparameterizableError`` where the backend does not claim it), ``has_rsample`` tells which,
+``NotReparameterizableError`` where the backend does not claim it) with finite values and no NaN
+gradient even at shape parameters of 1e-30 (``rsample_near_zero``), ``has_rsample`` tells which,
 same seed gives identical values (int, ``SeedSequence``, ``torch.Generator``), unseeded calls
 draw from the global stream that ``manual_seed`` seeds, ``log_prob`` scores the backend's own
 samples (as torch does, where the backend scores them itself), ``expand``/``wrap``/pickling keep
@@ -28,6 +29,7 @@ from ...core.backend import FamilySupport
 from ...core.errors import InvalidParameterError, NotReparameterizableError
 from ...core.families import FAMILIES
 from ...core.seeds import preserved_global_seed
+from ..cases import CASES
 from ..grids import example_params, grad_leaves
 from ..model import Check, CheckFailure, Outcome, Skip
 from ..runner import Runner, Target, in_support, make
@@ -64,6 +66,43 @@ def _dist(t: Target, family: str, support: FamilySupport, batch: tuple[int, ...]
                     params[name] = params[name].detach()
                     del leaves[name]
     return make(family, params, t), leaves
+
+
+#: The value of a shape parameter (``Case.tiny``) in the ``rsample_near_zero`` rule: valid, and
+#: far below where derivatives such as ``log(U) / a**2`` or ``1 / a**2`` overflow float32
+#: (about 1e-19), which made the gradients NaN (a zero cotangent times inf).
+NEAR_ZERO = 1e-30
+
+
+def _near_zero(t: Target, family: str, support: FamilySupport, name: str,
+               dtype: torch.dtype) -> None:
+    """``rsample`` of the example parameters with ``name`` at :data:`NEAR_ZERO`: the values are
+    finite (a draw past the float range is held at its end) and no gradient is NaN."""
+    params = example_params(family, (2,), dtype)
+    params[name] = torch.full_like(params[name], NEAR_ZERO)
+    leaves = grad_leaves(family, params)
+    allowed = support.rsample_params
+    for k in list(leaves):
+        if allowed is not None and k not in allowed:
+            params[k] = params[k].detach()
+            del leaves[k]
+    where = f"at {name} = {NEAR_ZERO:g} ({str(dtype).removeprefix('torch.')})"
+    x = make(family, params, t).rsample(N, seed=0)
+    bad = ~torch.isfinite(x.detach())
+    if bad.any():
+        raise CheckFailure(f"rsample() {where} returned {int(bad.sum())} non-finite values of "
+                           f"{x.numel()} (e.g. {x.detach()[bad][:3].tolist()}): hold draws past "
+                           "the float range at its end")
+    if not leaves or not x.requires_grad:
+        return
+    # log1p(|x|): a bounded, non-zero cotangent for every draw, including those held at the
+    # range's end
+    grads = torch.autograd.grad(torch.log1p(x.abs()).sum(), list(leaves.values()),
+                                allow_unused=True)
+    for k, g in zip(leaves, grads):
+        if g is not None and torch.isnan(g).any():
+            raise CheckFailure(f"rsample() {where}: the gradient w.r.t. {k} is NaN for "
+                               f"{int(torch.isnan(g).sum())} of its {g.numel()} elements")
 
 
 def _expected_dtype(family: str, dtype: torch.dtype) -> torch.dtype:
@@ -192,6 +231,17 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
             return Outcome(f"rsample() differentiable in {sorted(leaves)}")
 
         yield check("rsample_grad", rsample_grad)
+
+        tiny = sorted(CASES[family].tiny) if family in CASES else []
+        if tiny:
+            def rsample_near_zero(r: Runner) -> Outcome:
+                for name in tiny:
+                    for dtype in (torch.float32, torch.float64):
+                        _near_zero(t, family, support, name, dtype)
+                return Outcome(f"rsample() at {', '.join(tiny)} = {NEAR_ZERO:g} (float32 and "
+                               "float64): finite values, no NaN gradient")
+
+            yield check("rsample_near_zero", rsample_near_zero)
     else:
         def rsample_raises(r: Runner) -> Outcome:
             d, _ = _dist(t, family, support)
