@@ -72,6 +72,9 @@ def _dist(t: Target, family: str, support: FamilySupport, batch: tuple[int, ...]
 #: far below where derivatives such as ``log(U) / a**2`` or ``1 / a**2`` overflow float32
 #: (about 1e-19), which made the gradients NaN (a zero cotangent times inf).
 NEAR_ZERO = 1e-30
+#: Its sample shape: 512 values over the batch of 2, the size of the gradient layer's calls,
+#: so a backend that compiles per size class (TFP on JAX) runs programs it already has.
+N_NEAR_ZERO = (256,)
 
 
 def _near_zero(t: Target, family: str, support: FamilySupport, name: str,
@@ -87,7 +90,7 @@ def _near_zero(t: Target, family: str, support: FamilySupport, name: str,
             params[k] = params[k].detach()
             del leaves[k]
     where = f"at {name} = {NEAR_ZERO:g} ({str(dtype).removeprefix('torch.')})"
-    x = make(family, params, t).rsample(N, seed=0)
+    x = make(family, params, t).rsample(N_NEAR_ZERO, seed=0)
     bad = ~torch.isfinite(x.detach())
     if bad.any():
         raise CheckFailure(f"rsample() {where} returned {int(bad.sum())} non-finite values of "
