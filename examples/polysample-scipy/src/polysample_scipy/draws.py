@@ -262,6 +262,7 @@ def _lognormal(p: Params, sample_shape: torch.Size, rng: np.random.Generator) ->
     return _location_scale("norm")(p, sample_shape, rng).exp()
 
 
+# --8<-- [start:held]
 def _held(fn: Callable[..., torch.Tensor], params: tuple[torch.Tensor, ...], lo: float,
           hi: float) -> torch.Tensor:
     """``fn(*params)`` (a transform of fixed noise) held in ``[lo, hi]``, with a zero gradient
@@ -294,6 +295,7 @@ def _pareto(p: Params, sample_shape: torch.Size, rng: np.random.Generator) -> to
     e = noise("expon", p, sample_shape, rng)
     return _held(lambda s, a: s * (e / a).exp(), (p["scale"], p["alpha"]), 0.0,
                  torch.finfo(e.dtype).max)
+# --8<-- [end:held]
 
 
 def _expm1_ratio(xi: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
