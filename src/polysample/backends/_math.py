@@ -131,6 +131,17 @@ def redraw_outside_support(draw: Callable[[], torch.Tensor],
     return sample
 
 
+def _exp_held(log_x: torch.Tensor, dtype: torch.dtype
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``exp(log_x)`` (float64) as ``dtype``, held in ``[tiny, max]``; the held log, and where
+    it was inside the range (float64 1/0: the factor of the log-space derivatives)."""
+    fi = torch.finfo(dtype)
+    lo, hi = math.log(fi.tiny), math.log(fi.max)
+    log_held = log_x.clamp(min=lo, max=hi)
+    value = log_held.exp().to(dtype).clamp(min=fi.tiny, max=fi.max)
+    return value, log_held, ((log_x > lo) & (log_x < hi)).to(torch.float64)
+
+
 def fisher_snedecor_small_df(
         df1: torch.Tensor, df2: torch.Tensor, shape: torch.Size,
         log_gamma: Callable[[torch.Tensor, torch.Size],
@@ -155,20 +166,16 @@ def fisher_snedecor_small_df(
     l1, dlog_g1 = log_gamma(h1, shape)
     l2, dlog_g2 = log_gamma(h2, shape)
     log_x = l1 - l2 + (2 * h2).log() - (2 * h1).log()
-    fi = torch.finfo(df1.dtype)
-    lo, hi = math.log(fi.tiny), math.log(fi.max)
-    value = log_x.clamp(min=lo, max=hi).exp().to(df1.dtype).clamp(min=fi.tiny, max=fi.max)
+    value, log_held, inside = _exp_held(log_x, df1.dtype)
     if not grad:
         return value
-    inside = ((log_x > lo) & (log_x < hi)).to(torch.float64)
 
     def dlogs() -> tuple[torch.Tensor, torch.Tensor]:
         # d log F / d df1 = d log G1 / dh1 / 2 - 1 / df1; d log F / d df2 = -d log G2 / dh2 / 2
         # + 1 / df2 (computed in backward only)
         return ((0.5 * dlog_g1() - 0.5 / h1) * inside, (-0.5 * dlog_g2() + 0.5 / h2) * inside)
 
-    return _LogSpaceDraw.apply(df1, df2, value, log_x.clamp(min=lo, max=hi), dlogs,
-                               "FisherSnedecor")
+    return _LogSpaceDraw.apply(df1, df2, value, log_held, dlogs, "FisherSnedecor")
 
 
 #: Below this a standard Gamma draw's implicit derivative is taken from the small-``z`` form
@@ -206,21 +213,16 @@ def inverse_gamma_small_concentration(
     a = conc.detach().to(torch.float64)
     log_g, _ = log_gamma(a, shape)
     log_rate = rate.detach().to(torch.float64).log()
-    log_x = log_rate - log_g
-    fi = torch.finfo(conc.dtype)
-    lo, hi = math.log(fi.tiny), math.log(fi.max)
-    value = log_x.clamp(min=lo, max=hi).exp().to(conc.dtype).clamp(min=fi.tiny, max=fi.max)
+    value, log_held, inside = _exp_held(log_rate - log_g, conc.dtype)
     if not grad:
         return value
-    inside = ((log_x > lo) & (log_x < hi)).to(torch.float64)
 
     def dlogs() -> tuple[torch.Tensor, torch.Tensor]:
         # d log x / d conc = -d log G / da; d log x / d rate = 1 / rate
         return (-implicit_dlog_gamma(log_g, a, dlog_dalpha) * inside,
                 (-log_rate).exp() * inside)
 
-    return _LogSpaceDraw.apply(conc, rate, value, log_x.clamp(min=lo, max=hi), dlogs,
-                               "InverseGamma")
+    return _LogSpaceDraw.apply(conc, rate, value, log_held, dlogs, "InverseGamma")
 
 
 class _LogSpaceDraw(torch.autograd.Function):
