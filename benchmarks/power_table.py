@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -31,6 +32,10 @@ from polysample.backends.torch_backend import TorchBackend
 from polysample.conformance import check_backend
 from polysample.core.backend import Backend
 from polysample.core.families import FAMILIES
+
+# The parameter perturbation is the mutants' own (tests/mutants.py).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from mutants import perturbed  # noqa: E402
 
 #: Parameters that are not scales, rates, concentrations or probabilities (locations are
 #: tested by the shift; integer counts are not perturbed).
@@ -71,17 +76,9 @@ class _Perturbed(Backend):
         if self.param == "loc":  # a vector location: the first coordinate, by e sd
             first = v[..., :1] + (self.factor - 1) * _LOC_SD[self.family](params)[..., None]
             p["loc"] = torch.cat([first, v[..., 1:]], -1)
-        elif _vector(self.family, self.param, v):
-            first = v[..., :1] * self.factor
-            rest = v[..., 1:]
-            if self.param == "probs":  # the others scaled so the vector still sums to 1
-                rest = rest * (1 - first) / (1 - v[..., :1])
-            p[self.param] = torch.cat([first, rest], -1)
         else:
-            p[self.param] = v * self.factor
-        if self.param == "probs":
-            vector = FAMILIES[self.family].param_event_dim("probs") == 1
-            p["logits"] = p["probs"].log() if vector else torch.logit(p["probs"])
+            p = perturbed(self.family, params, self.param, self.factor,
+                          first_component=_vector(self.family, self.param, v))
         return p
 
     def _draw(self, method: str, params: Any, shape: torch.Size, seed: Any) -> torch.Tensor:

@@ -49,6 +49,30 @@ class _Mutant(Backend):
         return self._inner.log_prob(family, params, value)
 
 
+def perturbed(family: str, params: Mapping[str, Any], name: str, factor: float, *,
+              first_component: bool = False) -> dict[str, Any]:
+    """``params`` with parameter ``name`` multiplied by ``factor`` (``logits`` follows a changed
+    ``probs``). A vector of probabilities has its first probability multiplied and the others
+    rescaled so they still sum to 1 (scaling them all would change nothing); with
+    ``first_component``, another vector of components (Dirichlet's concentration) also has its
+    first component changed only. Shared by these mutants and ``benchmarks/power_table.py``."""
+    changed = dict(params)
+    value = params[name]
+    if name == "probs" and FAMILIES[family].param_event_dim("probs") == 1:
+        first = value[..., :1] * factor
+        rest = value[..., 1:] * (1 - first) / (1 - value[..., :1])
+        changed[name] = torch.cat([first, rest], -1)
+        changed["logits"] = changed[name].log()
+        return changed
+    if first_component:
+        changed[name] = torch.cat([value[..., :1] * factor, value[..., 1:]], -1)
+    else:
+        changed[name] = value * factor
+    if name == "probs":
+        changed["logits"] = torch.logit(changed["probs"])
+    return changed
+
+
 class _ParamMutant(_Mutant):
     """Draws with one parameter off by a factor: ``ERRORS[family] = (parameter, factor)``."""
 
@@ -56,20 +80,7 @@ class _ParamMutant(_Mutant):
 
     def _params(self, family, params):  # type: ignore[no-untyped-def]
         name, factor = self.ERRORS[family]
-        changed = dict(params)
-        value = params[name]
-        if name == "probs" and FAMILIES[family].param_event_dim("probs") == 1:
-            # A vector of probabilities: the first one off by the factor, the others rescaled
-            # so they still sum to 1 (scaling them all would change nothing).
-            first = value[..., :1] * factor
-            rest = value[..., 1:] * (1 - first) / (1 - value[..., :1])
-            changed[name] = torch.cat([first, rest], -1)
-            changed["logits"] = changed[name].log()
-            return changed
-        changed[name] = value * factor
-        if name == "probs":
-            changed["logits"] = torch.logit(changed["probs"])
-        return changed
+        return perturbed(family, params, name, factor)
 
     def sample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
         return self._inner.sample(family, self._params(family, params), sample_shape, seed=seed)
