@@ -740,3 +740,48 @@ def test_sample_too_large_error_is_exported_and_documented() -> None:
     docs = Path(__file__).resolve().parents[1] / "docs" / "errors.md"
     text = docs.read_text()
     assert "`SampleTooLargeError`" in text and "torch.func" in text
+
+
+# ============================================================ empty batches
+#: Families with an event dimension, whose torch 2.13 constructors failed on an empty batch
+#: (their constraint check reshapes zero elements to (0, -1)); on tfp, which compiles a program
+#: per shape, these stand for the rest.
+_EVENT_FAMILIES = ("Dirichlet", "MultivariateNormal", "Wishart", "OneHotCategorical",
+                   "Multinomial", "Beta")
+
+
+def _empty_cases() -> list[Any]:
+    out = []
+    for b in _backends():
+        for fam in sorted(_families(b)):
+            if fam != "LKJCholesky" and (b in ("torch", "numpy") or fam in _EVENT_FAMILIES):
+                out.append(pytest.param(b, fam, id=f"{b}-{fam}"))
+    return out
+
+
+@pytest.mark.parametrize("backend,family", _empty_cases())
+def test_an_empty_batch_draws_and_scores_empty_tensors(backend: str, family: str) -> None:
+    from polysample.conformance.grids import example_params
+
+    params = example_params(family, (0,), torch.float64)
+    d = getattr(ps, family)(**params, backend=backend)
+    assert d._validate_args  # validation stays on for later values
+    support = ps.load_backend(backend).families()[family]
+    x = d.sample((4,))
+    assert x.shape == (4, *d.batch_shape, *d.event_shape) and x.numel() == 0
+    if support.log_prob:
+        assert d.log_prob(x).shape == (4, *d.batch_shape)
+    if support.rsample:
+        leaves = [v for v in params.values()
+                  if isinstance(v, torch.Tensor) and v.is_floating_point()]
+        for v in leaves:
+            v.requires_grad_(True)
+        y = getattr(ps, family)(**params, backend=backend).rsample((4,))
+        assert y.shape == x.shape and y.requires_grad
+        grads = torch.autograd.grad(y.sum(), leaves, allow_unused=True)
+        assert all(g is None or g.shape == v.shape for g, v in zip(grads, leaves))
+
+
+def test_lkj_cholesky_of_an_empty_batch_says_what_to_do() -> None:
+    with pytest.raises(ps.InvalidParameterError, match="with an empty batch.*at least one"):
+        ps.LKJCholesky(3, torch.ones(0))

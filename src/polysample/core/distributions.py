@@ -342,6 +342,27 @@ class _TorchOnClass:
         raise AttributeError(f"property {self.name!r} of {type(obj).__name__!r} has no setter")
 
 
+def _shapes(args: Sequence[Any], kwargs: dict[str, Any]) -> str:
+    parts = [f"shape {tuple(a.shape)}" for a in args if isinstance(a, torch.Tensor)]
+    parts += [f"{k} of shape {tuple(v.shape)}" for k, v in kwargs.items()
+              if isinstance(v, torch.Tensor)]
+    return ", ".join(parts) or "no tensors"
+
+
+def _empty_check_failure(exc: RuntimeError, args: Sequence[Any]) -> bool:
+    """Whether ``exc`` is torch 2.13's constraint check failing on an empty tensor.
+
+    ``constraints.independent(...).check`` (the support or parameter constraint of every family
+    with an event dimension: Dirichlet, MultivariateNormal, Wishart, OneHotCategorical...)
+    reshapes its result to ``batch_shape + (-1,)``, which raises ``RuntimeError: cannot reshape
+    tensor of 0 elements`` when the batch is empty, although no element can break the
+    constraint. ``torch.distributions.Dirichlet(torch.ones(0, 3))`` fails so; polysample's
+    classes accept empty batches.
+    """
+    return ("cannot reshape tensor of 0 elements" in str(exc)
+            and any(isinstance(a, torch.Tensor) and a.numel() == 0 for a in args))
+
+
 class PolysampleDistribution:
     """Mixin placed before the torch class: routes draws to the resolved backend."""
 
@@ -359,7 +380,29 @@ class PolysampleDistribution:
         self._ps_backend = backend
         check_event_size(self._ps_family, args, kwargs)
         try:
-            super().__init__(*args, **kwargs)
+            try:
+                super().__init__(*args, **kwargs)
+            except RuntimeError as exc:
+                if not _empty_check_failure(exc, (*args, *kwargs.values())):
+                    raise
+                # An empty batch: nothing to validate (see _empty_check_failure); built
+                # unchecked, then validating later values as asked.
+                validate = kwargs.get("validate_args")
+                try:
+                    super().__init__(*args, **{**kwargs, "validate_args": False})
+                except RuntimeError as again:
+                    if not _empty_check_failure(again, (*args, *kwargs.values())):
+                        raise
+                    # LKJCholesky builds an inner Beta with the default validation
+                    raise invalid_parameter(
+                        f"Cannot build polysample.{self._ps_family} with an empty batch: torch "
+                        f"{torch.__version__}'s constructor checks an inner distribution's "
+                        f"parameters and fails on zero elements ({again}). Expected parameters "
+                        "with at least one element. Received: "
+                        f"{_shapes(args, kwargs)}. Draw a batch of one and take [:0], or skip "
+                        "the empty draw.", again) from again
+                self._validate_args = (torch.distributions.Distribution._validate_args
+                                       if validate is None else bool(validate))
         except PolysampleError:
             raise
         except (ValueError, TypeError, RuntimeError) as exc:
@@ -390,6 +433,15 @@ class PolysampleDistribution:
                     f"dimension to match the scale's event size {tril.shape[-1]}. Received: loc "
                     f"of shape {tuple(loc.shape)}. Give loc and the scale the same event size."
                 )
+
+    def _validate_sample(self, value: torch.Tensor) -> None:
+        try:
+            super()._validate_sample(value)  # type: ignore[misc]
+        except RuntimeError as exc:
+            # torch checks the shapes first: an empty value of the right shape has no element
+            # outside the support
+            if not _empty_check_failure(exc, (value,)):
+                raise
 
     # ------------------------------------------------------------------ routing
     @property
