@@ -38,6 +38,7 @@ from .guards import (
     allocation_error,
     check_event_size,
     check_finite,
+    check_real,
     check_size,
     is_dynamo_compiling,
     result_bytes,
@@ -202,6 +203,21 @@ def _non_finite_args(family: str, args: tuple[Any, ...], kwargs: dict[str, Any])
         elif isinstance(value, float) and not math.isfinite(value):
             names.append(name)
     return names
+
+
+def _check_real_value(dist: Any, method: str, value: object) -> None:
+    """A complex ``value`` for ``log_prob``/``cdf``/``icdf`` raises
+    :class:`InvalidParameterTypeError`: torch scores some families' complex values as complex
+    numbers, others from the real part, others fail, and backends differ."""
+    complex_value = (value.is_complex() if isinstance(value, torch.Tensor)
+                     else isinstance(value, complex))
+    if complex_value:
+        kind = (f"a tensor of dtype {value.dtype}" if isinstance(value, torch.Tensor)
+                else f"the complex number {value!r}")
+        raise InvalidParameterTypeError(
+            f"Invalid value for {dist._ps_family}.{method}: expected a real value (a number or "
+            f"a tensor of a floating, integer or bool dtype). Received: {kind}. Pass its real "
+            "part (x.real) if that is what you meant.")
 
 
 def _invalid_value(dist: Any, method: str, value: object, exc: Exception) -> InvalidParameterError:
@@ -378,6 +394,7 @@ class PolysampleDistribution:
     def __init__(self, *args: Any, backend: str | Backend | None = None, **kwargs: Any) -> None:
         _check_backend_arg(backend)
         self._ps_backend = backend
+        check_real(self._ps_family, args, kwargs)
         check_event_size(self._ps_family, args, kwargs)
         try:
             try:
@@ -730,6 +747,7 @@ class PolysampleDistribution:
         rejects raises :class:`~polysample.InvalidParameterError`, which is also the builtin
         class torch raises.
         """
+        _check_real_value(self, "log_prob", value)
         backend = self._ps_resolve()
         support = backend.families()[self._ps_family]
         if not support.log_prob:
@@ -777,12 +795,14 @@ class PolysampleDistribution:
     def cdf(self, value: Any) -> torch.Tensor:
         """torch's ``cdf``; a value torch rejects raises ``InvalidParameterError`` (also
         torch's builtin class)."""
+        _check_real_value(self, "cdf", value)
         return self._ps_torch("cdf", value)
 
     def icdf(self, value: Any) -> torch.Tensor:
         """torch's ``icdf``; a value torch rejects raises ``InvalidParameterError`` (also
         torch's builtin class), and so does, with ``validate_args``, a tensor of probabilities
         outside ``[0, 1]`` or NaN (torch returns NaN for them)."""
+        _check_real_value(self, "icdf", value)
         if getattr(self, "_validate_args", False) and isinstance(value, torch.Tensor):
             v = value.detach()
             if v.is_floating_point() and v.numel() and not v.is_meta:

@@ -22,10 +22,15 @@ from typing import Any
 
 import torch
 
-from .errors import InvalidParameterError, InvalidParameterRuntimeError, SampleTooLargeError
+from .errors import (
+    InvalidParameterError,
+    InvalidParameterRuntimeError,
+    InvalidParameterTypeError,
+    SampleTooLargeError,
+)
 from .families import FAMILIES
 
-__all__ = ["check_finite", "check_size", "check_event_size", "result_bytes",
+__all__ = ["check_finite", "check_size", "check_event_size", "check_real", "result_bytes",
            "allocation_error", "transform_active", "memory_limit", "is_dynamo_compiling", "SMALL_RESULT"]
 
 _functorch = torch._C._functorch
@@ -200,6 +205,27 @@ def check_size(family: str, what: str, shape: torch.Size, params: Any) -> None:
         raise SampleTooLargeError(_message(
             family, what, shape, params, nbytes,
             f"more than {where} ({limit} bytes, {_human(limit)})"))
+
+
+def check_real(family: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """Raise :class:`InvalidParameterTypeError` at construction for a complex parameter (a
+    tensor of a complex dtype or a Python ``complex``). Every family's parameters are real;
+    torch's classes fail on them in a different way per family and backend (a raw
+    ``NotImplementedError``, a complex draw that broke the backend contract, or, for
+    ``Binomial`` and ``NegativeBinomial``, a draw from the real part without a word)."""
+    named = [*(f"argument {i}" for i in range(len(args))), *kwargs]
+    for name, value in zip(named, (*args, *kwargs.values())):
+        if isinstance(value, torch.Tensor):
+            bad = value.is_complex()
+            kind = f"a tensor of dtype {value.dtype}"
+        else:
+            bad = isinstance(value, complex)
+            kind = f"the complex number {value!r}"
+        if bad:
+            raise InvalidParameterTypeError(
+                f"Invalid parameters for polysample.{family}: expected real parameters "
+                f"(numbers, or tensors of a floating, integer or bool dtype). Received: {name} "
+                f"{kind}. Pass its real part (x.real) if that is what you meant.")
 
 
 def check_event_size(family: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
