@@ -785,3 +785,35 @@ def test_an_empty_batch_draws_and_scores_empty_tensors(backend: str, family: str
 def test_lkj_cholesky_of_an_empty_batch_says_what_to_do() -> None:
     with pytest.raises(ps.InvalidParameterError, match="with an empty batch.*at least one"):
         ps.LKJCholesky(3, torch.ones(0))
+
+
+def test_empty_draws_and_scores_do_not_call_the_backend() -> None:
+    # on tfp each new shape is a compiled program: an empty one was compiled for nothing
+    from polysample.backends.torch_backend import TorchBackend
+
+    class Counting(TorchBackend):
+        name = "counting"
+        calls = 0
+
+        def sample(self, *a: Any, **k: Any) -> Any:
+            Counting.calls += 1
+            return super().sample(*a, **k)
+
+        def rsample(self, *a: Any, **k: Any) -> Any:
+            Counting.calls += 1
+            return super().rsample(*a, **k)
+
+        def log_prob(self, *a: Any, **k: Any) -> Any:
+            Counting.calls += 1
+            return super().log_prob(*a, **k)
+
+    b = Counting()
+    loc = torch.zeros(3, requires_grad=True)
+    d = ps.Normal(loc, 1.0, backend=b)
+    x = d.rsample((0,))
+    lp = d.log_prob(torch.zeros(0, 3))
+    assert x.shape == (0, 3) and lp.shape == (0, 3) and Counting.calls == 0
+    (g,) = torch.autograd.grad(x.sum() + lp.sum(), [loc])
+    assert torch.equal(g, torch.zeros(3))
+    d.rsample((2,))
+    assert Counting.calls == 1

@@ -205,6 +205,30 @@ def _non_finite_args(family: str, args: tuple[Any, ...], kwargs: dict[str, Any])
     return names
 
 
+def _empty_draw(params: Params, shape: torch.Size, method: str) -> torch.Tensor:
+    """The draw of zero values: its shape, dtype and device; from ``rsample`` connected to
+    the parameters that require grad (zero gradients), as torch's empty draws are."""
+    out = torch.empty(params.shape(shape), dtype=params.dtype, device=params.device)
+    return _linked(out, params) if method == "rsample" else out
+
+
+def _linked(out: torch.Tensor, params: Params, *more: torch.Tensor) -> torch.Tensor:
+    """``out`` (empty) with a zero gradient link to every tensor among ``params`` and ``more``
+    that requires grad, as torch's arithmetic on empty tensors gives."""
+    if not torch.is_grad_enabled():
+        return out
+    tensors = list(more)
+    for name in params:
+        try:
+            tensors.append(params[name])
+        except Exception:  # noqa: BLE001 - a lazy parameter torch cannot compute here
+            continue
+    for t in tensors:
+        if isinstance(t, torch.Tensor) and t.requires_grad and t.is_floating_point():
+            out = out + (t.sum() * 0).to(out.dtype)
+    return out
+
+
 def _check_real_value(dist: Any, method: str, value: object) -> None:
     """A complex ``value`` for ``log_prob``/``cdf``/``icdf`` raises
     :class:`InvalidParameterTypeError`: torch scores some families' complex values as complex
@@ -619,6 +643,10 @@ class PolysampleDistribution:
         self._ps_guard(backend, params, shape, method)
         if params.float_dtype in _HALF:
             params = params.computed_in(torch.float32)
+        if 0 in params.shape(shape):
+            # Nothing to draw (an empty batch or sample_shape): no backend call, which on a
+            # compiling backend (tfp) would make a program for the empty shape.
+            return _empty_draw(params, shape, method), params
         try:
             out = getattr(backend, method)(self._ps_family, params, shape, seed=seed)
         except (MemoryError, RuntimeError, ValueError) as exc:
@@ -768,6 +796,10 @@ class PolysampleDistribution:
             except ValueError as exc:
                 raise _invalid_value(self, "log_prob", value, exc) from exc
         params = self._ps_params()
+        if value.numel() == 0 or 0 in params.batch_shape:
+            empty = self._ps_empty_score(params, value)
+            if empty is not None:
+                return empty
         want = params.float_dtype
         if want in _HALF:  # computed in float32, as the draws are
             params = params.computed_in(torch.float32)
@@ -791,6 +823,20 @@ class PolysampleDistribution:
                 "backend; choose another with backend=..."
             )
         return out
+
+    def _ps_empty_score(self, params: Params, value: torch.Tensor) -> torch.Tensor | None:
+        """``log_prob`` of zero values (an empty value or batch), without a backend call (a
+        compiled program on tfp; torch's own fails for MultivariateNormal): its shape, dtype
+        and gradient links. None where the result is not empty."""
+        lead = value.shape[:max(value.dim() - len(params.event_shape), 0)]
+        try:
+            shape = torch.broadcast_shapes(lead, params.batch_shape)
+        except RuntimeError as exc:
+            raise _invalid_value(self, "log_prob", value, exc) from exc
+        if 0 not in shape:
+            return None
+        out = torch.empty(shape, dtype=params.float_dtype, device=params.device)
+        return _linked(out, params, value)
 
     def cdf(self, value: Any) -> torch.Tensor:
         """torch's ``cdf``; a value torch rejects raises ``InvalidParameterError`` (also
