@@ -40,6 +40,7 @@ from .guards import (
     check_finite,
     check_real,
     check_size,
+    complex_kind,
     is_dynamo_compiling,
     result_bytes,
 )
@@ -233,11 +234,8 @@ def _check_real_value(dist: Any, method: str, value: object) -> None:
     """A complex ``value`` for ``log_prob``/``cdf``/``icdf`` raises
     :class:`InvalidParameterTypeError`: torch scores some families' complex values as complex
     numbers, others from the real part, others fail, and backends differ."""
-    complex_value = (value.is_complex() if isinstance(value, torch.Tensor)
-                     else isinstance(value, complex))
-    if complex_value:
-        kind = (f"a tensor of dtype {value.dtype}" if isinstance(value, torch.Tensor)
-                else f"the complex number {value!r}")
+    kind = complex_kind(value)
+    if kind is not None:
         raise InvalidParameterTypeError(
             f"Invalid value for {dist._ps_family}.{method}: expected a real value (a number or "
             f"a tensor of a floating, integer or bool dtype). Received: {kind}. Pass its real "

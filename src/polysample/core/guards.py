@@ -30,7 +30,7 @@ from .errors import (
 )
 from .families import FAMILIES
 
-__all__ = ["check_finite", "check_size", "check_event_size", "check_real", "result_bytes",
+__all__ = ["check_finite", "check_size", "check_event_size", "check_real", "complex_kind", "result_bytes",
            "allocation_error", "transform_active", "memory_limit", "is_dynamo_compiling", "SMALL_RESULT"]
 
 _functorch = torch._C._functorch
@@ -207,21 +207,24 @@ def check_size(family: str, what: str, shape: torch.Size, params: Any) -> None:
             f"more than {where} ({limit} bytes, {_human(limit)})"))
 
 
+def complex_kind(value: Any) -> str | None:
+    """How to name ``value`` in an error if it is complex (a tensor of a complex dtype or a
+    Python ``complex``), else None."""
+    if isinstance(value, torch.Tensor):
+        return f"a tensor of dtype {value.dtype}" if value.is_complex() else None
+    return f"the complex number {value!r}" if isinstance(value, complex) else None
+
+
 def check_real(family: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-    """Raise :class:`InvalidParameterTypeError` at construction for a complex parameter (a
-    tensor of a complex dtype or a Python ``complex``). Every family's parameters are real;
-    torch's classes fail on them in a different way per family and backend (a raw
-    ``NotImplementedError``, a complex draw that broke the backend contract, or, for
-    ``Binomial`` and ``NegativeBinomial``, a draw from the real part without a word)."""
+    """Raise :class:`InvalidParameterTypeError` at construction for a complex parameter.
+    Every family's parameters are real; torch's classes fail on complex ones in a different
+    way per family and backend (a raw ``NotImplementedError``, a complex draw that broke the
+    backend contract, or, for ``Binomial`` and ``NegativeBinomial``, a draw from the real part
+    without a word)."""
     named = [*(f"argument {i}" for i in range(len(args))), *kwargs]
     for name, value in zip(named, (*args, *kwargs.values())):
-        if isinstance(value, torch.Tensor):
-            bad = value.is_complex()
-            kind = f"a tensor of dtype {value.dtype}"
-        else:
-            bad = isinstance(value, complex)
-            kind = f"the complex number {value!r}"
-        if bad:
+        kind = complex_kind(value)
+        if kind is not None:
             raise InvalidParameterTypeError(
                 f"Invalid parameters for polysample.{family}: expected real parameters "
                 f"(numbers, or tensors of a floating, integer or bool dtype). Received: {name} "
