@@ -90,7 +90,9 @@ def ks_integer(x: np.ndarray, cdf, cdf_all=None) -> np.ndarray:  # type: ignore[
     """
     n, m = x.shape
     out = np.empty(m)
-    xs = np.sort(x, axis=0)
+    # Each column contiguous (Fortran order): searchsorted reads one column at a time.
+    xs = np.array(x, order="F")
+    xs.sort(axis=0)
     lo, hi = int(xs[0].min()) - 1, int(xs[-1].max())
     if hi - lo <= 20_000 and cdf_all is not None:
         # All columns at once on a shared integer grid (one vectorised CDF call).
@@ -98,7 +100,7 @@ def ks_integer(x: np.ndarray, cdf, cdf_all=None) -> np.ndarray:  # type: ignore[
         fn = np.stack([np.searchsorted(xs[:, j], k, side="right") for j in range(m)], 1) / n
         return np.max(np.abs(fn - cdf_all(k[:, None])), axis=0)
     for j in range(m):
-        col = np.sort(x[:, j])
+        col = xs[:, j]
         lo, hi = int(col[0]) - 1, int(col[-1])
         if hi - lo > 2_000_000:
             # A heavy-tailed column: test at the observed values and their left neighbours.

@@ -64,7 +64,7 @@ def continuous_stats(pr: Projection) -> dict[str, np.ndarray]:
     if "zeta" in c:
         return c
     law = pr.law
-    xs = np.sort(pr.values, axis=0)
+    xs = _sorted_columns(pr.values)
     pr.values = pr.values[:0]
     with np.errstate(all="ignore"):
         F = fast_cdf(law, xs)
@@ -83,6 +83,20 @@ def continuous_stats(pr: Projection) -> dict[str, np.ndarray]:
     c.update(ks=_ks_with_ulp(xs, F, ties, law), curves=_continuous_curves(xs, F, ties, law),
              ties=ties, zeta=zeta)
     return c
+
+
+def _sorted_columns(values: np.ndarray) -> np.ndarray:
+    """``values`` sorted along axis 0, in Fortran order: each column contiguous.
+
+    Every later step works column by column (the reference CDF, the normal scores, the K-S
+    extremes, the means), and elementwise NumPy functions keep their input's memory order. A
+    reduction along axis 0 of a C-ordered ``(n, m)`` array with a few columns walks memory with
+    a stride of ``m`` and runs 10-40 times slower than along contiguous columns (``min`` of
+    ``(349525, 3)`` float64: 12.4 ms against 0.3 ms); so is the sort, by 20%.
+    """
+    xs = np.array(values, dtype=np.float64, order="F")
+    xs.sort(axis=0)
+    return xs
 
 
 def _sf_subset(law: Any, xs: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -128,7 +142,7 @@ def _curves(pr: Projection, c: dict[str, np.ndarray] | None,
     if c is not None:
         return c["curves"]  # type: ignore[return-value]
     # integer statistics: F_n(k) - F(k) at the draw's quantiles k
-    xs = np.sort(pr.values, axis=0)
+    xs = _sorted_columns(pr.values)
     n = xs.shape[0]
     k = xs[np.clip((_Q * n).astype(int), 0, n - 1)]
     fn = np.stack([np.searchsorted(xs[:, j], k[:, j], side="right")
@@ -302,7 +316,9 @@ def _pit_check(r: Runner, t: Target, family: str, grid: Grid, method: str, which
     worst_ratio, chosen, where, wj = -1.0, None, "", 0
     est: dict[str, list[float]] = {}
     for p, keep in cols:
-        z = continuous_stats(p)["zeta"][:, keep]
+        z = continuous_stats(p)["zeta"]
+        if not keep.all():
+            z = z[:, keep]
         if not np.all(np.isfinite(z)):
             k = int(np.sum(~np.isfinite(z)))
             raise CheckFailure(f"{k} values of {p.label} have reference CDF 0 or 1 (impossible "
