@@ -144,6 +144,8 @@ class _Broken(ps.Backend):
 
     def _good(self, params: Any, sample_shape: torch.Size) -> torch.Tensor:
         loc, scale = params["loc"], params["scale"]
+        if self.mode == "inplace":  # "sanitising" the caller's tensor
+            scale.clamp_(min=1e-30)
         return loc + scale * torch.randn(tuple(sample_shape) + tuple(loc.shape), dtype=loc.dtype)
 
     def sample(self, family, params, sample_shape, *, seed=None):  # type: ignore[no-untyped-def]
@@ -169,6 +171,8 @@ BROKEN = [
     ("dtype", "sample", "expected shape .* dtype torch.float32.*received .* torch.float64"),
     ("grad", "sample", "requires grad from sample\\(\\)"),
     ("detached", "rsample", "detached tensor from rsample\\(\\)"),
+    ("inplace", "sample", "modified scale in place during sample\\(\\) for Normal"),
+    ("inplace", "rsample", "modified scale in place during rsample\\(\\) for Normal"),
 ]
 
 
@@ -185,9 +189,48 @@ def test_backend_breaking_the_contract_raises_backend_contract_error(
     broken_backend: type[_Broken], mode: str, method: str, pattern: str
 ) -> None:
     loc = torch.zeros(2, requires_grad=True)
-    d = ps.Normal(loc, 1.0, backend="broken")
+    d = ps.Normal(loc, torch.ones(2), backend="broken")
     getattr(d, method)((3,))  # the well-behaved backend passes
     broken_backend.mode = mode
     with pytest.raises(ps.BackendContractError, match=pattern) as info:
         getattr(d, method)((3,))
     assert "'broken'" in str(info.value)
+
+
+class _ScoreWriter(ps.Backend):
+    """Scores Normal with torch after writing into the value it was given."""
+
+    def families(self):  # type: ignore[no-untyped-def]
+        return {"Normal": ps.FamilySupport(sample=True, log_prob=True)}
+
+    def sample(self, family, params, sample_shape, *, seed=None):  # type: ignore[no-untyped-def]
+        return params["loc"] + params["scale"] * torch.randn(
+            tuple(sample_shape) + tuple(params["loc"].shape))
+
+    def log_prob(self, family, params, value):  # type: ignore[no-untyped-def]
+        value.nan_to_num_(0.0)
+        return torch.distributions.Normal(params["loc"], params["scale"]).log_prob(value)
+
+
+def test_a_backend_writing_into_the_scored_value_raises_backend_contract_error() -> None:
+    ps.register_backend("scorewriter", _ScoreWriter)
+    try:
+        value = torch.tensor([0.5, -1.0])
+        d = ps.Normal(torch.zeros(2), torch.ones(2), backend="scorewriter")
+        with pytest.raises(ps.BackendContractError,
+                           match="'scorewriter' modified value in place during log_prob"):
+            d.log_prob(value)
+        d.sample((3,))  # drawing touches nothing: no error
+    finally:
+        ps.unregister_backend("scorewriter")
+
+
+def test_inference_tensors_and_lazily_computed_parameters_are_not_reported() -> None:
+    # Inference tensors keep no version counter; probs computed from logits during the call is
+    # torch's own new tensor, not the caller's.
+    with torch.inference_mode():
+        loc = torch.zeros(3)
+    assert ps.Normal(loc, 1.0, backend="torch").sample((2,)).shape == (2, 3)
+    for backend in ("torch", "numpy"):
+        x = ps.Bernoulli(logits=torch.zeros(4), backend=backend).sample((5,))
+        assert x.shape == (5, 4)

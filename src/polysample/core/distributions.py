@@ -206,6 +206,50 @@ def _non_finite_args(family: str, args: tuple[Any, ...], kwargs: dict[str, Any])
     return names
 
 
+#: ``(name, tensor, version)`` of each tensor a backend call receives (see :func:`_snapshot`).
+Snapshot = list[tuple[str, torch.Tensor, int]]
+
+
+def _snapshot(attrs: dict[str, Any], names: tuple[str, ...],
+              extra: tuple[tuple[str, torch.Tensor], ...] = ()) -> Snapshot:
+    """The version counters of the parameter tensors already made (and of ``extra``, a scored
+    value): torch bumps a tensor's counter on every in-place change, of it or of a view
+    sharing its memory, so a backend that writes into the caller's tensors shows. A parameter
+    that torch computes lazily during the call (``probs`` from ``logits``) is new, not the
+    caller's, and is not in the snapshot. Inference tensors keep no counter: skipped."""
+    out = []
+    for name in names:
+        t = attrs.get(name)
+        if t.__class__ is torch.Tensor or isinstance(t, torch.Tensor):
+            try:
+                out.append((name, t, t._version))
+            except RuntimeError:  # an inference tensor
+                pass
+    for name, t in extra:
+        try:
+            out.append((name, t, t._version))
+        except RuntimeError:
+            pass
+    return out
+
+
+def _check_untouched(snap: Snapshot, backend: Backend, family: str, what: str) -> None:
+    for _, t, v in snap:
+        if t._version != v:
+            break
+    else:
+        return
+    changed = [name for name, t, v in snap if t._version != v]
+    if changed:
+        raise BackendContractError(
+            f"Backend {backend.name!r} modified {', '.join(changed)} in place during "
+            f"{what}() for {family}: the distribution's parameters (and the caller's tensors "
+            "they may share memory with) are no longer what was passed. Expected a backend "
+            "that leaves its inputs unchanged (computing on copies or with out-of-place "
+            "operations). This is a bug in that backend; choose another with backend=..."
+        )
+
+
 def _empty_draw(params: Params, shape: torch.Size, method: str) -> torch.Tensor:
     """The draw of zero values: its shape, dtype and device; from ``rsample`` connected to
     the parameters that require grad (zero gradients), as torch's empty draws are."""
@@ -645,6 +689,7 @@ class PolysampleDistribution:
             # Nothing to draw (an empty batch or sample_shape): no backend call, which on a
             # compiling backend (tfp) would make a program for the empty shape.
             return _empty_draw(params, shape, method), params
+        snap = _snapshot(self.__dict__, self._ps_tensor_params)
         try:
             out = getattr(backend, method)(self._ps_family, params, shape, seed=seed)
         except (MemoryError, RuntimeError, ValueError) as exc:
@@ -652,6 +697,7 @@ class PolysampleDistribution:
             if error is exc:
                 raise
             raise error from exc
+        _check_untouched(snap, backend, self._ps_family, method)
         return out, params
 
     def sample(self, sample_shape: Any = torch.Size(), *, seed: Any = None,
@@ -803,7 +849,9 @@ class PolysampleDistribution:
             params = params.computed_in(torch.float32)
             if value.is_floating_point():
                 value = value.to(torch.float32)
+        snap = _snapshot(self.__dict__, self._ps_tensor_params, (("value", value),))
         out = backend.log_prob(self._ps_family, params, value)
+        _check_untouched(snap, backend, self._ps_family, "log_prob")
         if not isinstance(out, torch.Tensor):
             raise BackendContractError(
                 f"Backend {backend.name!r} returned {type(out).__name__} from log_prob() "
@@ -1107,7 +1155,10 @@ class MixtureSameFamily(_Combinator, td.MixtureSameFamily):
         comp: Any = self.component_distribution
         params = comp._ps_params()
         comp._ps_guard(backend, params, shape, "rsample")
-        out = backend.rsample_mixture(self.mixture_distribution.logits, params, shape, seed=s)
+        logits = self.mixture_distribution.logits
+        snap = _snapshot(comp.__dict__, comp._ps_tensor_params, (("mixture logits", logits),))
+        out = backend.rsample_mixture(logits, params, shape, seed=s)
+        _check_untouched(snap, backend, f"MixtureSameFamily of {fam}", "rsample")
         expected = self._extended_shape(shape)
         if not isinstance(out, torch.Tensor) or out.shape != expected:
             raise BackendContractError(
