@@ -7,6 +7,7 @@ suite FAILS each one, naming the check that should catch it (CONFORMANCE.md, "Mu
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -204,6 +205,49 @@ class PlainClampMutant(_Mutant):
         return x.clamp(min=fi.tiny, max=1 - fi.eps)
 
 
+class InPlaceMutant(_Mutant):
+    """"Sanitises" the caller's scale in place before drawing (a clamp that changes no valid
+    value, but writes into the distribution's, often the caller's, tensor)."""
+
+    def mutate(self, family, params, x):  # type: ignore[no-untyped-def]
+        scale = params["scale"]
+        if not scale.requires_grad and scale.is_contiguous():
+            scale.clamp_(min=1e-30)
+        return x
+
+
+class NumpyWriteMutant(_Mutant):
+    """Writes into the caller's value through NumPy while scoring it (no torch operation, so
+    no version counter moves): only a comparison of the values can see it."""
+
+    def families(self) -> Mapping[str, FamilySupport]:
+        return {f: dataclasses.replace(s, log_prob=True) for f, s in super().families().items()}
+
+    def log_prob(self, family, params, value):  # type: ignore[no-untyped-def]
+        arr = value.detach().numpy()
+        out = self._inner.log_prob(family, params, value.clone())
+        arr[...] = 0.0
+        return out
+
+
+class BufferReuseMutant(_Mutant):
+    """Copies every draw into one buffer per shape and dtype and returns that buffer: each
+    call's values are right, but a later call overwrites what the caller already holds."""
+
+    FAMILIES = ("Normal", "Exponential")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._buffers: dict[tuple[Any, ...], torch.Tensor] = {}
+
+    def mutate(self, family, params, x):  # type: ignore[no-untyped-def]
+        if x.requires_grad:
+            return x
+        key = (tuple(x.shape), x.dtype)
+        buf = self._buffers.setdefault(key, torch.empty_like(x))
+        return buf.copy_(x)
+
+
 class GarbageMutant(_Mutant):
     """Returns NaN for Normal, the wrong shape for Exponential, and raises for Gamma."""
 
@@ -233,6 +277,9 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     "mutant_generator": (GeneratorIgnoringMutant, "generator", "Normal"),
     "mutant_sharednoise": (SharedNoiseMutant, "broadcast", "Normal"),
     "mutant_plainclamp": (PlainClampMutant, "rsample_near_zero", "Kumaraswamy"),
+    "mutant_inplace": (InPlaceMutant, "shapes", "Normal"),
+    "mutant_bufferreuse": (BufferReuseMutant, "seeds", "Normal"),
+    "mutant_numpywrite": (NumpyWriteMutant, "log_prob", "Normal"),
 }
 
 #: The power claims (docs/conformance.md): quick mode catches a 2% error, full mode 1%.

@@ -31,6 +31,9 @@ LAYERS = {
     "generator": ("semantics",),
     "broadcast": ("semantics",),
     "rsample_near_zero": ("semantics",),
+    "shapes": ("semantics",),
+    "seeds": ("semantics",),
+    "log_prob": ("semantics",),
 }
 
 
@@ -59,6 +62,24 @@ def test_suite_fails_each_mutant_on_the_right_check(with_mutants, name):
         ", ".join(r.id for r in report.failures)
     if caught[0].alpha is not None:
         assert caught[0].statistic > caught[0].threshold
+
+
+def test_writing_into_inputs_or_reusing_a_result_buffer_fails_with_what_to_fix(with_mutants):
+    report = check_backends(["mutant_inplace", "mutant_bufferreuse", "mutant_numpywrite"],
+                            families=["Normal"], quick=True, layers=("semantics",))
+    by = {r.id: r for r in report.results}
+    inplace = by["mutant_inplace-Normal-example-shapes"]
+    assert inplace.status == "fail"
+    assert "BackendContractError" in inplace.message
+    assert "modified scale in place during sample()" in inplace.message
+    reuse = by["mutant_bufferreuse-Normal-example-seeds"]
+    assert reuse.status == "fail"
+    assert "a later call changed the values an earlier call had returned" in reuse.message
+    numpy_write = by["mutant_numpywrite-Normal-example-log_prob"]
+    assert numpy_write.status == "fail"
+    assert "log_prob() changed the values of value" in numpy_write.message
+    # Every value the buffer-reusing backend returns is right when it is returned.
+    assert by["mutant_bufferreuse-Normal-example-shapes"].status == "pass"
 
 
 def test_a_wrong_gradient_fails_the_conditional_mean_test_drawn_in_calls(with_mutants):

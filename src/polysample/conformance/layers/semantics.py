@@ -116,6 +116,33 @@ def _equal(a: torch.Tensor, b: torch.Tensor) -> bool:
     return a.shape == b.shape and bool(torch.equal(a, b))
 
 
+def _copies(tensors: dict[str, Any]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in tensors.items() if isinstance(v, torch.Tensor)}
+
+
+def _inputs_intact(what: str, tensors: dict[str, Any], given: dict[str, torch.Tensor]) -> None:
+    """The tensors a call was given hold the values they had (the core sees in-place torch
+    operations by their version counters; this sees any write, through NumPy or DLPack too)."""
+    def same(a: torch.Tensor, b: torch.Tensor) -> bool:
+        return torch.equal(a, b) or (a.is_floating_point() and a.shape == b.shape and
+                                     torch.allclose(a, b, rtol=0, atol=0, equal_nan=True))
+
+    changed = [k for k, v in given.items() if not same(tensors[k].detach(), v)]
+    if changed:
+        raise CheckFailure(f"{what} changed the values of {', '.join(changed)}, which the "
+                           "caller passed: a backend must not write into the tensors it is "
+                           "given (they are the caller's); compute on copies")
+
+
+def _kept_intact(method: str, earlier: torch.Tensor, kept: torch.Tensor) -> None:
+    """An earlier result still holds its values after later calls (a backend that returns a
+    buffer it reuses, or keeps writing to, changes what the caller already holds)."""
+    if not _equal(earlier.detach(), kept):
+        raise CheckFailure(f"{method}(): a later call changed the values an earlier call had "
+                           "returned: the backend returns a buffer it reuses or writes to "
+                           "again. Return a new tensor from every call")
+
+
 def _broadcastable(family: str) -> bool:
     """Univariate families with two batched parameters (one can be (2, 1), another (3,))."""
     return FAMILIES[family].univariate and sum(
@@ -271,19 +298,29 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
     yield check("has_rsample", has_rsample)
 
     def seeds(r: Runner) -> Outcome:
-        d, _ = _dist(t, family, support)
+        params = example_params(family, (2,))
+        given = _copies(params)
+        d = make(family, params, t)
         a = d.sample(N, seed=7)
+        kept = a.clone()
         if not _equal(a, d.sample(N, seed=7)):
             raise CheckFailure("sample(): the same seed gave different values")
         if not _equal(a, d.sample(N, seed=np.random.SeedSequence(7))):
             raise CheckFailure("sample(): seed=7 and seed=SeedSequence(7) gave different values")
-        if _equal(a, d.sample(N, seed=8)):
+        b = d.sample(N, seed=8)
+        _kept_intact("sample", a, kept)
+        if _equal(a, b):
             raise CheckFailure("sample(): seeds 7 and 8 gave identical values")
         if support.rsample:
             ra = d.rsample(N, seed=7)
+            kept = ra.detach().clone()
             if not _equal(ra, d.rsample(N, seed=7)):
                 raise CheckFailure("rsample(): the same seed gave different values")
-        return Outcome("same seed => identical values; another seed => different values")
+            d.rsample(N, seed=8)
+            _kept_intact("rsample", ra, kept)
+        _inputs_intact("sample() and rsample()", params, given)
+        return Outcome("same seed => identical values; another seed => different values; "
+                       "a later call leaves earlier results unchanged; parameters unchanged")
 
     yield check("seeds", seeds)
 
@@ -328,7 +365,10 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
         params = example_params(family, (2,), torch.float64)
         d = make(family, params, t)
         x = d.sample(N, seed=1)
+        given = _copies(params)
+        given["value"] = x.clone()
         got = d.log_prob(x)
+        _inputs_intact("log_prob()", {**params, "value": x}, given)
         if not isinstance(got, torch.Tensor):
             raise CheckFailure(f"log_prob returned {type(got).__name__}")
         want_shape = torch.Size(N) + d.batch_shape
