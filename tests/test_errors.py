@@ -234,3 +234,35 @@ def test_inference_tensors_and_lazily_computed_parameters_are_not_reported() -> 
     for backend in ("torch", "numpy"):
         x = ps.Bernoulli(logits=torch.zeros(4), backend=backend).sample((5,))
         assert x.shape == (5, 4)
+
+
+class _LogitsWriter(_ScoreWriter):
+    """Reparameterizes mixtures of Normals after normalising the mixture logits in place."""
+
+    def families(self):  # type: ignore[no-untyped-def]
+        return {"Normal": ps.FamilySupport(sample=True, rsample=True)}
+
+    def rsample(self, family, params, sample_shape, *, seed=None):  # type: ignore[no-untyped-def]
+        return self.sample(family, params, sample_shape, seed=seed)
+
+    def mixture_components(self):  # type: ignore[no-untyped-def]
+        return frozenset({"Normal"})
+
+    def rsample_mixture(self, mixture_logits, component, sample_shape, *, seed=None):  # type: ignore[no-untyped-def]
+        mixture_logits.sub_(mixture_logits.logsumexp(-1, keepdim=True))
+        return torch.zeros(tuple(sample_shape) + tuple(component.batch_shape[:-1]))
+
+
+def test_a_backend_writing_into_the_mixture_logits_raises_backend_contract_error() -> None:
+    ps.register_backend("logitswriter", _LogitsWriter)
+    try:
+        logits = torch.tensor([1.0, 2.0])
+        mix = ps.MixtureSameFamily(ps.Categorical(logits=logits),
+                                   ps.Normal(torch.zeros(2), torch.ones(2),
+                                             backend="logitswriter"))
+        with pytest.raises(ps.BackendContractError,
+                           match="'logitswriter' modified mixture logits in place during "
+                                 "rsample\\(\\) for MixtureSameFamily of Normal"):
+            mix.rsample((3,))
+    finally:
+        ps.unregister_backend("logitswriter")
