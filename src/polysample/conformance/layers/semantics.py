@@ -123,9 +123,9 @@ def _copies(tensors: dict[str, Any]) -> dict[str, torch.Tensor]:
 def _inputs_intact(what: str, tensors: dict[str, Any], given: dict[str, torch.Tensor]) -> None:
     """The tensors a call was given hold the values they had (the core sees in-place torch
     operations by their version counters; this sees any write, through NumPy or DLPack too)."""
-    def same(a: torch.Tensor, b: torch.Tensor) -> bool:
-        return torch.equal(a, b) or (a.is_floating_point() and a.shape == b.shape and
-                                     torch.allclose(a, b, rtol=0, atol=0, equal_nan=True))
+    def same(a: torch.Tensor, b: torch.Tensor) -> bool:  # NaN where NaN was
+        return _equal(a, b) or (a.is_floating_point() and a.shape == b.shape and
+                                torch.allclose(a, b, rtol=0, atol=0, equal_nan=True))
 
     changed = [k for k, v in given.items() if not same(tensors[k].detach(), v)]
     if changed:
