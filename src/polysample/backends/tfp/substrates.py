@@ -28,6 +28,7 @@ import contextlib
 import functools
 import hashlib
 import importlib
+import importlib.abc
 import importlib.metadata
 import importlib.util
 import os
@@ -146,6 +147,60 @@ def _muted_stderr() -> Any:
     finally:
         os.dup2(saved, 2)
         os.close(saved)
+
+
+#: TFP's NumPy backend: TFP's JAX substrate loads it (for static shapes, in its
+#: ``internal/prefer_static.py``), and so does TFP on TensorFlow.
+_TFP_NUMPY_BACKEND = "tensorflow_probability.python.internal.backend.numpy"
+
+
+class _NoTensorFlow(importlib.abc.MetaPathFinder):
+    """Makes ``import tensorflow`` fail in one thread (the one loading TFP's JAX substrate)."""
+
+    def __init__(self) -> None:
+        self.thread = threading.get_ident()
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
+        if name.partition(".")[0] == "tensorflow" and threading.get_ident() == self.thread:
+            raise ImportError(f"{name} is not imported with TFP's JAX substrate")
+        return None
+
+
+@contextlib.contextmanager
+def _without_tensorflow() -> Any:
+    """Load TFP's JAX substrate without importing TensorFlow, also where it is installed.
+
+    TFP's JAX substrate imports TensorFlow when it can, only to copy TensorFlow's docstrings
+    onto its JAX functions (``backend/jax/_utils.py`` and ``backend/numpy/_utils.py`` try the
+    import and skip the copy on ImportError, as on a machine without TensorFlow). That import
+    was 8 of the 10 s of the JAX backend's first draw on the project's 2-core machine. Here it
+    fails, in this thread only, while the substrate loads; where TensorFlow is already imported
+    nothing changes.
+
+    TFP's NumPy backend, which the JAX substrate loads too, is shared with TFP on TensorFlow,
+    and TFP on TensorFlow refuses it once loaded without TensorFlow (its ``prefer_static``
+    compares the signatures of the two backends' functions, which then differ). So the NumPy
+    backend's modules loaded here are dropped from ``sys.modules`` afterwards: the JAX
+    substrate keeps the module objects it imported, and a later import of TFP on TensorFlow
+    (the ``tfp-tf`` backend, or the user's own) loads them afresh, with TensorFlow.
+    """
+    if "tensorflow" in sys.modules:
+        yield
+        return
+    before = set(sys.modules)
+    finder = _NoTensorFlow()
+    sys.meta_path.insert(0, finder)
+    try:
+        yield
+    finally:
+        sys.meta_path.remove(finder)
+        loaded = [m for m in sys.modules if m not in before
+                  and (m == _TFP_NUMPY_BACKEND or m.startswith(_TFP_NUMPY_BACKEND + "."))]
+        for name in loaded:
+            del sys.modules[name]
+        parent = sys.modules.get(_TFP_NUMPY_BACKEND.rpartition(".")[0])
+        if loaded and parent is not None and hasattr(parent, "numpy"):
+            delattr(parent, "numpy")
 
 
 class _LRU:
@@ -399,12 +454,12 @@ class JaxSubstrate(Substrate):
         # It is switched on once, when this backend is first used (documented in
         # docs/backends/tfp.md); float32 inputs keep float32 results.
         jax.config.update("jax_enable_x64", True)
-        # TFP's JAX substrate imports TensorFlow, when installed, to copy docstrings
-        # (tensorflow_probability/python/internal/backend/jax/_utils.py, loaded lazily): load it
-        # now, under the same logging rules as the TensorFlow substrate.
-        with _quiet_tensorflow():
-            from tensorflow_probability.substrates import jax as tfp
-
+        # TFP's JAX substrate imports TensorFlow, when installed, only to copy docstrings
+        # (tensorflow_probability/python/internal/backend/jax/_utils.py, loaded lazily): it is
+        # loaded here, at once, without TensorFlow (see _without_tensorflow).
+        with _without_tensorflow():
+            # The module itself, not TFP's lazy stand-in for it: the whole substrate loads here.
+            tfp = importlib.import_module("tensorflow_probability.substrates.jax")
             importlib.import_module("tensorflow_probability.python.internal.backend.jax._utils")
 
         self.jax = jax
