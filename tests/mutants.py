@@ -132,6 +132,73 @@ class SharedNoiseMutant(_Mutant):
         return self.sample(family, params, sample_shape, seed=seed)
 
 
+class _SampleAxisMutant(_Mutant):
+    """Rearranges each call's draws along the flattened sample axis (``rearrange(x)`` gets them
+    as ``(n, *batch, *event)``): every value keeps its batch element, so each column's law is
+    still right; only the independence of the draws is broken."""
+
+    def rearrange(self, family, params, x):  # type: ignore[no-untyped-def]
+        return x
+
+    def _apply(self, family, params, sample_shape, x):  # type: ignore[no-untyped-def]
+        k = len(tuple(sample_shape))
+        if k == 0:
+            return x
+        flat = x.reshape((-1,) + tuple(x.shape[k:]))
+        return self.rearrange(family, params, flat).reshape(x.shape)
+
+    def sample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        x = self._inner.sample(family, params, sample_shape, seed=seed)
+        return self._apply(family, params, sample_shape, x)
+
+    def rsample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        x = self._inner.rsample(family, params, sample_shape, seed=seed)
+        return self._apply(family, params, sample_shape, x)
+
+
+class SortedMutant(_SampleAxisMutant):
+    """Returns each call's draws sorted along the sample axis (as a stratified or inverse-CDF
+    sampler fed an ordered grid would): right marginals, K-S and normal scores unchanged."""
+
+    FAMILIES = ("Normal", "Poisson")
+
+    def rearrange(self, family, params, x):  # type: ignore[no-untyped-def]
+        return x.sort(dim=0).values
+
+
+class AntitheticMutant(_SampleAxisMutant):
+    """Draws in antithetic pairs (``x``, ``2 loc - x``): right marginals, the sample mean exact,
+    neighbouring draws perfectly anti-correlated."""
+
+    def rearrange(self, family, params, x):  # type: ignore[no-untyped-def]
+        h = x.shape[0] // 2
+        mirrored = 2 * params["loc"] - x[0:2 * h:2]
+        return torch.stack([x[0:2 * h:2], mirrored], 1).reshape((2 * h,) + tuple(x.shape[1:]))
+
+
+class CorrelatedBatchMutant(_Mutant):
+    """Batch elements drawn with correlated noise (each element's standard noise is 0.5 times
+    the previous element's plus an independent part): every element's law is right and the
+    elements of an expanded batch differ, but neighbouring batch elements have correlation 0.5."""
+
+    def _correlate(self, params, sample_shape, x):  # type: ignore[no-untyped-def]
+        loc, scale = params["loc"], params["scale"]
+        k = len(tuple(sample_shape))
+        eps = ((x - loc) / scale).reshape(x.shape[:k] + (-1,))
+        cols = [eps[..., 0]]
+        for j in range(1, eps.shape[-1]):
+            cols.append(0.5 * cols[-1] + 0.75 ** 0.5 * eps[..., j])
+        return loc + scale * torch.stack(cols, -1).reshape(x.shape)
+
+    def sample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        x = self._inner.sample(family, params, sample_shape, seed=seed)
+        return self._correlate(params, sample_shape, x)
+
+    def rsample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        x = self._inner.rsample(family, params, sample_shape, seed=seed)
+        return self._correlate(params, sample_shape, x)
+
+
 class LocationMutant(_Mutant):
     """Normal drawn with location + 0.01 sigma."""
 
@@ -280,6 +347,11 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     "mutant_inplace": (InPlaceMutant, "shapes", "Normal"),
     "mutant_bufferreuse": (BufferReuseMutant, "seeds", "Normal"),
     "mutant_numpywrite": (NumpyWriteMutant, "log_prob", "Normal"),
+    # Right marginals, dependent draws: only the independence check can see these.
+    "mutant_sorted": (SortedMutant, "sample_indep", "Normal"),
+    "mutant_sorted_poisson": (SortedMutant, "sample_indep", "Poisson"),
+    "mutant_antithetic": (AntitheticMutant, "sample_indep", "Normal"),
+    "mutant_correlated_batch": (CorrelatedBatchMutant, "sample_indep", "Normal"),
 }
 
 #: The power claims (docs/conformance.md): quick mode catches a 2% error, full mode 1%.

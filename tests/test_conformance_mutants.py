@@ -24,6 +24,7 @@ LAYERS = {
     "sample_pit_var": ("sampler",),
     "sample_pit_mean": ("sampler",),
     "sample_ks": ("sampler",),
+    "sample_indep": ("sampler",),
     "grad_cdf": ("gradient",),
     "grad_mean": ("gradient",),
     "rsample_grad": ("semantics",),
@@ -48,7 +49,8 @@ def with_mutants(monkeypatch):
 
 #: Mutants whose own test below makes a stronger claim (caught in quick mode, by the named
 #: z-test): running the full-mode suite on them too would only repeat it, 16 s slower.
-_OWN_TEST = {"mutant_gradsign_beta"}
+_OWN_TEST = {"mutant_gradsign_beta", "mutant_sorted", "mutant_sorted_poisson",
+             "mutant_antithetic", "mutant_correlated_batch"}
 
 
 @pytest.mark.parametrize("name", sorted(set(mutants.MUTANTS) - _OWN_TEST))
@@ -62,6 +64,26 @@ def test_suite_fails_each_mutant_on_the_right_check(with_mutants, name):
         ", ".join(r.id for r in report.failures)
     if caught[0].alpha is not None:
         assert caught[0].statistic > caught[0].threshold
+
+
+@pytest.mark.parametrize("name", ["mutant_sorted", "mutant_sorted_poisson", "mutant_antithetic",
+                                  "mutant_correlated_batch"])
+def test_dependent_draws_with_the_right_marginals_fail_the_independence_check_alone(
+        with_mutants, name):
+    # Sorted draws, antithetic pairs and correlated batch elements keep every column's law:
+    # the marginal checks pass them, the independence check fails them, in quick mode.
+    _cls, check, family = mutants.MUTANTS[name]
+    report = check_backend(name, families=[family], layers=("sampler",), quick=True)
+    failed = {r.check for r in report.failures}
+    expected = {"sample_indep", "rsample_indep"} if family == "Normal" else {"sample_indep"}
+    assert failed == expected, [(r.id, r.message) for r in report.failures]
+    caught = next(r for r in report.failures if r.check == check)
+    assert caught.statistic > caught.threshold
+    assert "draws are not independent" in caught.message
+    if name == "mutant_correlated_batch":
+        assert "between grid points" in caught.message and "loc=" in caught.message
+    if name == "mutant_antithetic":
+        assert "between neighbouring draws" in caught.message
 
 
 def test_writing_into_inputs_or_reusing_a_result_buffer_fails_with_what_to_fix(with_mutants):

@@ -276,12 +276,15 @@ def design_assertions(quick: bool = False) -> dict[str, float]:
     continuous family the same scale claim; the categorical families' count tests a 2% (1%)
     error in any one probability of their typical grid (``p_i x 1.02``, the others rescaled:
     the mean of the category-i indicator moves by ``0.02 sqrt(p_i / (1 - p_i))`` of its
-    standard deviation). Returns the detectable discrepancies.
+    standard deviation); the independence check a PIT correlation below 0.15 between
+    neighbouring draws. Returns the detectable discrepancies.
     """
+    import numpy as np
     import torch
 
     from .cases import CASES, sample_size
-    from .stats import pit_var_detectable
+    from .layers.sampler import INDEPENDENCE_ROWS
+    from .stats import pit_var_detectable, product_mean_test
 
     n_norm = sample_size("Normal", "typical", quick)
     n_cont = sample_size("Gamma", "typical", quick)
@@ -297,6 +300,11 @@ def design_assertions(quick: bool = False) -> dict[str, float]:
         "ks_continuous": dkwm_detectable(n_cont, alpha, MISS_RATE),
         # The count test splits alpha over every (grid point, category) of the grid.
         "categorical_count": z_detectable(1 / n_cat ** 0.5, ALPHA_CHECK / probs.numel()),
+        # The PIT correlation of neighbouring draws (disjoint pairs of the first rows): a
+        # 3-point grid has 3 x 2 serial tests and 2 between grid points.
+        "independence": product_mean_test(
+            np.zeros((min(n_cont, INDEPENDENCE_ROWS) // 2, 1)),
+            np.zeros((min(n_cont, INDEPENDENCE_ROWS) // 2, 1)), ALPHA_CHECK / 8).detectable,
         "alpha_per_check": ALPHA_CHECK,
         "max_statistical_checks": MAX_STATISTICAL_CHECKS,
     }
@@ -306,4 +314,5 @@ def design_assertions(quick: bool = False) -> dict[str, float]:
     assert out["continuous_scale"] < scale, out
     p_min = float(probs.min())
     assert out["categorical_count"] < loc * (p_min / (1 - p_min)) ** 0.5, out
+    assert out["independence"] < 0.15, out  # sorted draws: about 1; antithetic pairs: -1
     return out

@@ -25,7 +25,8 @@ __all__ = [
     "dkwm_threshold", "dkwm_detectable", "ks_continuous", "ks_integer", "z_threshold",
     "z_detectable", "ZTest", "z_test", "seed_for", "norm_isf", "ColumnTest", "pit_mean_test",
     "pit_var_test", "pit_var_bounds", "pit_var_detectable", "mean_z_test", "sum_tail_test",
-    "two_sample_z_test",
+    "two_sample_z_test", "product_mean_test", "product_mean_threshold", "PIT_PRODUCT_BOUND",
+    "PIT_PRODUCT_VAR",
 ]
 
 #: Total false-failure probability of one full run (all built-in backends, every family).
@@ -252,6 +253,39 @@ def sum_tail_test(sums: np.ndarray, law: object, alpha: float, n: int) -> Column
     mean = np.asarray(law.mean(), dtype=np.float64)  # type: ignore[attr-defined]
     return ColumnTest(sums.astype(np.float64), np.where(sums >= mean, zs, -zs), thr, zs,
                       z_detectable(1 / math.sqrt(n), alpha), alpha)
+
+
+#: The centred PIT values the independence check multiplies lie in [-1/2, 1/2] with variance
+#: at most 1/12 (exactly 1/12 for a continuous law, ``(1 - sum p^3) / 12`` for the mid-PIT of a
+#: discrete one): a product of two independent ones is bounded by 1/4, with variance <= 1/144.
+PIT_PRODUCT_BOUND = 0.25
+PIT_PRODUCT_VAR = 1.0 / 144.0
+
+
+def product_mean_threshold(k: int, alpha: float) -> float:
+    """Bernstein's two-sided bound on the mean of ``k`` independent zero-mean terms bounded by
+    :data:`PIT_PRODUCT_BOUND` with variance at most :data:`PIT_PRODUCT_VAR`:
+    ``P(|sum| >= s) <= 2 exp(-(s^2 / 2) / (k var + M s / 3))``, solved for ``s`` at ``alpha``.
+    Exact for every ``k`` (no normal approximation)."""
+    lg = math.log(2.0 / alpha)
+    c = lg * PIT_PRODUCT_BOUND / 3.0
+    return (c + math.sqrt(c * c + 2.0 * lg * k * PIT_PRODUCT_VAR)) / k
+
+
+def product_mean_test(a: np.ndarray, b: np.ndarray, alpha: float) -> ColumnTest:
+    """Independence of paired centred PIT values, per column of ``a`` and ``b`` (k, m).
+
+    Under independence with the reference marginals each ``a_i`` and ``b_i`` has mean 0, so
+    their product has mean 0, and the ``k`` pairs are independent of one another: the mean
+    product stays within :func:`product_mean_threshold`. ``estimate`` is the mean product
+    times 12, the correlation of the two PIT values for a continuous law (sorted draws give
+    about 1 between neighbours, antithetic pairs -1); ``detectable`` is that correlation.
+    """
+    k = a.shape[0]
+    est = 12.0 * (a * b).mean(axis=0)
+    thr = 12.0 * product_mean_threshold(k, alpha)
+    detectable = thr + 12.0 * norm_isf(MISS_RATE) * math.sqrt(PIT_PRODUCT_VAR / k)
+    return ColumnTest(est, est, np.full_like(est, thr), np.abs(est), detectable, alpha)
 
 
 def two_sample_z_test(a: np.ndarray, b: np.ndarray, var: float, n_a: int, n_b: int,

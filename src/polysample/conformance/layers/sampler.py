@@ -12,6 +12,13 @@ statistics with a known law (:func:`..cases.projections`):
 * ``<method>_sum`` (integer statistics with an exact sum law): the sum of the ``n`` draws
   against its exact law (Binomial, Poisson, negative binomial); the category counts of the
   categorical families are exact binomials. This is the sharp test of a probability error.
+* ``<method>_indep``: the draws are independent, along the sample axis and across the batch.
+  The checks above judge each column's marginal only: sorted draws, antithetic pairs or a noise
+  shared between batch elements with different parameters pass them. Here the first
+  :data:`INDEPENDENCE_ROWS` rows, in the order drawn, become centred PIT values ``F(x) - 1/2``
+  (mid-PIT ``(F(x) + F(x - 1)) / 2 - 1/2`` for integer statistics), which have mean 0 under the
+  reference; the mean product of neighbours in a column (disjoint pairs, odd and even offsets)
+  and of the same row in neighbouring grid points must stay within Bernstein's exact bound.
 
 Each check splits its share of the error budget over every grid point of every statistic.
 """
@@ -39,15 +46,21 @@ from ..stats import (
     ks_integer,
     pit_mean_test,
     pit_var_test,
+    product_mean_test,
     sum_tail_test,
 )
 
-__all__ = ["checks", "pit_summary", "PLOTTED", "continuous_stats"]
+__all__ = ["checks", "pit_summary", "PLOTTED", "continuous_stats", "INDEPENDENCE_ROWS"]
 
 #: Statistics whose CDF deviation the HTML report plots (one per family is enough to read).
 PLOTTED = ("value", "axis0", "marginal0", "logratio0", "corr10", "corr20")
 #: Quantile levels of the plotted curves.
 _Q = np.linspace(0.005, 0.995, 199)
+#: Rows of a draw the independence check reads (all of them below this): 2^14 rows detect a
+#: PIT correlation of about 0.12 between neighbours at the per-test alpha with a miss rate of
+#: 1e-3 (sorted draws have about 1, antithetic pairs -1); the reference CDF at these rows costs
+#: 1/16 of the K-S check's at the quick typical sample size.
+INDEPENDENCE_ROWS = 1 << 14
 
 
 def continuous_stats(pr: Projection) -> dict[str, np.ndarray]:
@@ -65,8 +78,11 @@ def continuous_stats(pr: Projection) -> dict[str, np.ndarray]:
         return c
     law = pr.law
     xs = _sorted_columns(pr.values)
-    pr.values = pr.values[:0]
     with np.errstate(all="ignore"):
+        # The independence check's rows, in the order drawn, before the values are dropped.
+        c["pit_head"] = fast_cdf(law, np.asarray(pr.values[:INDEPENDENCE_ROWS],
+                                                 dtype=np.float64)) - 0.5
+        pr.values = pr.values[:0]
         F = fast_cdf(law, xs)
         # A law with mass below float64 spacing (Beta(0.01, 0.01) near 1) yields ties: those
         # columns get the K-S test with one ulp of tolerance and no normal-score tests.
@@ -83,6 +99,28 @@ def continuous_stats(pr: Projection) -> dict[str, np.ndarray]:
     c.update(ks=_ks_with_ulp(xs, F, ties, law), curves=_continuous_curves(xs, F, ties, law),
              ties=ties, zeta=zeta)
     return c
+
+
+def _pit_head(pr: Projection) -> tuple[np.ndarray, np.ndarray]:
+    """The centred PIT values of the first :data:`INDEPENDENCE_ROWS` rows of a statistic, in
+    the order drawn, and which columns are usable (for a continuous statistic, those without
+    ties at float64 resolution: there ``F(x)`` is not uniform and its mean not 1/2)."""
+    if not pr.discrete:
+        c = continuous_stats(pr)
+        return c["pit_head"], ~c["ties"]
+    c = pr.cache
+    if "pit_head" not in c:
+        x = np.asarray(pr.values[:INDEPENDENCE_ROWS], dtype=np.float64)
+        cols = []
+        for j in range(x.shape[1]):
+            law = pr.column(j) if pr.column is not None else None
+            cdf = law.cdf if law is not None else (lambda k, _j=j: pr.law.cdf(k[:, None])[:, _j])
+            # mid-PIT: its mean is exactly 1/2 under the law (sum_k p_k (F(k) + F(k-1)) / 2)
+            cols.append(0.5 * (np.asarray(cdf(x[:, j]), dtype=np.float64)
+                               + np.asarray(cdf(x[:, j] - 1.0), dtype=np.float64)) - 0.5)
+        c["pit_head"] = np.stack(cols, 1) if cols else x
+    v = c["pit_head"]
+    return v, np.ones(v.shape[1], dtype=bool)
 
 
 def _sorted_columns(values: np.ndarray) -> np.ndarray:
@@ -271,6 +309,66 @@ def _draw_checks(t: Target, family: str, grid: Grid, method: str,
             return out
 
         yield Check(name, family, grid.label, f"{method}_sum", "sampler", True, sumtest)
+
+    def independence(r: Runner) -> Outcome:
+        d = r.draw(t, family, grid, method)
+        return _independence_check(d, grid, method)
+
+    yield Check(name, family, grid.label, f"{method}_indep", "sampler", True, independence)
+
+
+def _independence_check(d: Draw, grid: Grid, method: str) -> Outcome:
+    """Neighbouring rows of each column (disjoint pairs, at even and at odd offsets) and the
+    same row of neighbouring usable columns (different batch elements of one call), each pair's
+    mean product against Bernstein's bound at the check's alpha split over every such test."""
+    tests: list[tuple[str, str, np.ndarray, np.ndarray, list[int]]] = []
+    excluded: list[str] = []
+    for p in d.projections:
+        v, keep = _pit_head(p)
+        cols = np.flatnonzero(keep)
+        if len(cols) < v.shape[1]:
+            excluded.append(f"{p.label}{np.flatnonzero(~keep).tolist()}")
+        if len(cols) == 0 or v.shape[0] < 4:
+            continue
+        u = v[:, cols]
+        h = (u.shape[0] // 2) * 2
+        tests.append((p.label, "serial", u[0:h:2], u[1:h:2], cols.tolist()))
+        h1 = ((u.shape[0] - 1) // 2) * 2 + 1
+        tests.append((p.label, "serial", u[1:h1:2], u[2:h1 + 1:2], cols.tolist()))
+        if len(cols) > 1:
+            tests.append((p.label, "batch", u[:, :-1], u[:, 1:], cols.tolist()))
+    if not tests:
+        raise Skip("no statistic with usable columns (ties at float64 resolution)")
+    m = sum(a.shape[1] for _, _, a, _, _ in tests)
+    alpha = ALPHA_CHECK / m
+    worst_ratio, chosen, desc, wj = -1.0, None, "", 0
+    est: dict[str, list[float]] = {}
+    for label, kind, a, b, at in tests:
+        test = product_mean_test(a, b, alpha)
+        est.setdefault(f"{label}:{kind}", []).extend(test.estimate.tolist())
+        j = test.worst
+        if test.ratio[j] > worst_ratio:
+            worst_ratio, chosen, wj = float(test.ratio[j]), (test, j), at[j]
+            desc = (f"between neighbouring draws of {label} at {d.point(grid.label, at[j])}"
+                    if kind == "serial" else
+                    f"of {label} between grid points {d.point(grid.label, at[j])} and "
+                    f"{d.point(grid.label, at[j + 1])} (batch elements of one call)")
+    assert chosen is not None
+    test, j = chosen
+    note = (f"; excluded (ties at float64 resolution): {', '.join(excluded)}"
+            if excluded else "")
+    rows = min(d.n, INDEPENDENCE_ROWS)
+    out = Outcome(statistic=float(test.statistic[j]), threshold=float(test.threshold[j]),
+                  n=d.n, seed=d.seed, alpha=alpha, detectable=test.detectable,
+                  point=d.point(grid.label, wj), details={"pit_correlation": est, "rows": rows})
+    if worst_ratio > 1:
+        raise CheckFailure(
+            f"{method}() draws are not independent: 12 x the mean product of centred PIT "
+            f"values {desc} is {test.estimate[j]:.3g} (0 for independent draws; the PITs' "
+            f"correlation), beyond the exact bound {test.threshold[j]:.3g} (first {rows} of "
+            f"{d.n} draws, alpha_i={alpha:.2g}){note}", out)
+    out.message = f"max |12 x mean PIT product| {test.statistic[j]:.3g} {desc}{note}"
+    return out
 
 
 def _pit_columns(d: Draw) -> tuple[list[tuple[Projection, np.ndarray]], list[str]]:
