@@ -86,6 +86,18 @@ def test_dependent_draws_with_the_right_marginals_fail_the_independence_check_al
         assert "between neighbouring draws" in caught.message
 
 
+def test_independent_draws_of_a_wrong_law_are_not_called_dependent(with_mutants):
+    # Gamma drawn with scale = rate: the PITs' means are far from 0, so their products are too.
+    # The independence check fails (its null is "independent draws of the reference law"), and
+    # says that the law may be the cause instead of blaming dependence alone.
+    report = check_backend("mutant_ratescale", families=["Gamma"], layers=("sampler",),
+                           quick=True)
+    indep = [r for r in report.failures if r.check == "sample_indep"]
+    assert indep, [r.id for r in report.failures]
+    assert all("not independent draws of the reference law" in r.message
+               and "see the K-S check" in r.message for r in indep), indep[0].message
+
+
 def test_writing_into_inputs_or_reusing_a_result_buffer_fails_with_what_to_fix(with_mutants):
     report = check_backends(["mutant_inplace", "mutant_bufferreuse", "mutant_numpywrite"],
                             families=["Normal"], quick=True, layers=("semantics",))

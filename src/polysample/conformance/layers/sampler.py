@@ -342,6 +342,7 @@ def _independence_check(d: Draw, grid: Grid, method: str) -> Outcome:
     m = sum(a.shape[1] for _, _, a, _, _ in tests)
     alpha = ALPHA_CHECK / m
     worst_ratio, chosen, desc, wj = -1.0, None, "", 0
+    means = (0.0, 0.0)
     est: dict[str, list[float]] = {}
     for label, kind, a, b, at in tests:
         test = product_mean_test(a, b, alpha)
@@ -349,6 +350,7 @@ def _independence_check(d: Draw, grid: Grid, method: str) -> Outcome:
         j = test.worst
         if test.ratio[j] > worst_ratio:
             worst_ratio, chosen, wj = float(test.ratio[j]), (test, j), at[j]
+            means = (float(a[:, j].mean()), float(b[:, j].mean()))
             desc = (f"between neighbouring draws of {label} at {d.point(grid.label, at[j])}"
                     if kind == "serial" else
                     f"of {label} between grid points {d.point(grid.label, at[j])} and "
@@ -362,8 +364,16 @@ def _independence_check(d: Draw, grid: Grid, method: str) -> Outcome:
                   n=d.n, seed=d.seed, alpha=alpha, detectable=test.detectable,
                   point=d.point(grid.label, wj), details={"pit_correlation": est, "rows": rows})
     if worst_ratio > 1:
+        lead = "draws are not independent"
+        if abs(12 * means[0] * means[1]) > test.threshold[j] / 2:
+            # Independent draws from a wrong law also fail: the PITs' means are off, and so is
+            # the mean of their product. Say so rather than blame dependence.
+            lead = "draws are not independent draws of the reference law"
+            note += (f"; the first draws' centred PITs have means {means[0]:.3g} and "
+                     f"{means[1]:.3g} (0 under the reference): the law is wrong (see the K-S "
+                     "check) or the draws come in order")
         raise CheckFailure(
-            f"{method}() draws are not independent: 12 x the mean product of centred PIT "
+            f"{method}() {lead}: 12 x the mean product of centred PIT "
             f"values {desc} is {test.estimate[j]:.3g} (0 for independent draws; the PITs' "
             f"correlation), beyond the exact bound {test.threshold[j]:.3g} (first {rows} of "
             f"{d.n} draws, alpha_i={alpha:.2g}){note}", out)
