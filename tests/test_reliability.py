@@ -747,14 +747,14 @@ def test_sample_too_large_error_is_exported_and_documented() -> None:
 #: (their constraint check reshapes zero elements to (0, -1)); on tfp, which compiles a program
 #: per shape, these stand for the rest.
 _EVENT_FAMILIES = ("Dirichlet", "MultivariateNormal", "Wishart", "OneHotCategorical",
-                   "Multinomial", "Beta")
+                   "Multinomial", "Beta", "LKJCholesky")
 
 
 def _empty_cases() -> list[Any]:
     out = []
     for b in _backends():
         for fam in sorted(_families(b)):
-            if fam != "LKJCholesky" and (b in ("torch", "numpy") or fam in _EVENT_FAMILIES):
+            if b in ("torch", "numpy") or fam in _EVENT_FAMILIES:
                 out.append(pytest.param(b, fam, id=f"{b}-{fam}"))
     return out
 
@@ -780,11 +780,6 @@ def test_an_empty_batch_draws_and_scores_empty_tensors(backend: str, family: str
         assert y.shape == x.shape and y.requires_grad
         grads = torch.autograd.grad(y.sum(), leaves, allow_unused=True)
         assert all(g is None or g.shape == v.shape for g, v in zip(grads, leaves))
-
-
-def test_lkj_cholesky_of_an_empty_batch_says_what_to_do() -> None:
-    with pytest.raises(ps.InvalidParameterError, match="with an empty batch.*at least one"):
-        ps.LKJCholesky(3, torch.ones(0))
 
 
 def test_empty_draws_and_scores_do_not_call_the_backend() -> None:

@@ -38,3 +38,19 @@ def test_relaxed_log_prob_with_a_python_number_temperature(family: str, kwargs: 
     ref = getattr(torch.distributions, family)(torch.tensor(0.5), **kwargs)
     torch.testing.assert_close(d.log_prob(x), ref.log_prob(x))
     assert d.temperature == 0.5 and not isinstance(d.temperature, torch.Tensor)
+
+
+def test_lkj_cholesky_of_an_empty_batch_keeps_torchs_checks_and_validation_setting() -> None:
+    # torch's constructor builds an inner Beta with the default validation, which raises on
+    # zero elements (the fix builds it unchecked for an empty batch only)
+    with pytest.raises(RuntimeError, match="0 elements"):
+        torch.distributions.LKJCholesky(3, torch.ones(0), validate_args=False)
+    for validate in (None, True, False):
+        d = ps.LKJCholesky(3, torch.ones(0, 2, dtype=torch.float64), validate_args=validate)
+        assert d.batch_shape == (0, 2) and d.event_shape == (3, 3)
+        assert d._validate_args is (validate is not False)
+        assert d._beta.concentration0.shape == (0, 2, 3)
+    with pytest.raises(ps.InvalidParameterError, match="dim"):
+        ps.LKJCholesky(1, torch.ones(0))
+    with pytest.raises(ps.InvalidParameterError, match="concentration"):
+        ps.LKJCholesky(3, -torch.ones(1))

@@ -471,19 +471,7 @@ class PolysampleDistribution:
                 # An empty batch: nothing to validate (see _empty_check_failure); built
                 # unchecked, then validating later values as asked.
                 validate = kwargs.get("validate_args")
-                try:
-                    super().__init__(*args, **{**kwargs, "validate_args": False})
-                except RuntimeError as again:
-                    if not _empty_check_failure(again, (*args, *kwargs.values())):
-                        raise
-                    # LKJCholesky builds an inner Beta with the default validation
-                    raise invalid_parameter(
-                        f"Cannot build polysample.{self._ps_family} with an empty batch: torch "
-                        f"{torch.__version__}'s constructor checks an inner distribution's "
-                        f"parameters and fails on zero elements ({again}). Expected parameters "
-                        "with at least one element. Received: "
-                        f"{_shapes(args, kwargs)}. Draw a batch of one and take [:0], or skip "
-                        "the empty draw.", again) from again
+                super().__init__(*args, **{**kwargs, "validate_args": False})
                 self._validate_args = (torch.distributions.Distribution._validate_args
                                        if validate is None else bool(validate))
         except PolysampleError:

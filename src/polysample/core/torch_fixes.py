@@ -93,11 +93,41 @@ class KumaraswamyFix:
         return a.log() + b.log() + (a - 1) * log_x + (b - 1) * log1m_xa
 
 
+class LKJCholeskyEmptyBatchFix:
+    """torch 2.13's ``LKJCholesky`` builds an inner ``Beta`` (a ``Dirichlet``) with the default
+    validation, whatever ``validate_args`` says, and that constraint check reshapes zero
+    elements to ``(0, -1)``: ``LKJCholesky(3, torch.ones(0))`` raises ``RuntimeError``. With an
+    empty ``concentration``, the same construction with the inner ``Beta`` unchecked (its
+    parameters come from ``concentration``, checked by torch's own ``arg_constraints``)."""
+
+    dim: int
+    concentration: torch.Tensor
+    _beta: Any
+
+    def __init__(self, dim: int, concentration: Any = 1.0,
+                 validate_args: bool | None = None) -> None:
+        if not (isinstance(concentration, torch.Tensor) and concentration.numel() == 0):
+            super().__init__(dim, concentration, validate_args)  # type: ignore[call-arg]
+            return
+        # torch's checks of dim and its attributes, on one element; then the empty batch
+        super().__init__(dim, concentration.new_ones(()), validate_args)  # type: ignore[call-arg]
+        self.concentration = concentration
+        offset = torch.arange(dim - 1, dtype=concentration.dtype, device=concentration.device)
+        offset = torch.cat([offset.new_zeros((1,)), offset])
+        marginal = concentration + 0.5 * (dim - 2)
+        self._beta = torch.distributions.Beta(offset + 0.5,
+                                              marginal.unsqueeze(-1) - 0.5 * offset,
+                                              validate_args=False)
+        torch.distributions.Distribution.__init__(
+            self, concentration.shape, torch.Size((dim, dim)), validate_args)  # type: ignore[arg-type]
+
+
 #: family -> mixin placed before torch's class. A fix of a parent family (Gamma) also applies
 #: to its polysample subclasses (Chi2), before their own: torch's subclasses inherit its code.
 FIXES: dict[str, type] = {
     "GeneralizedPareto": GeneralizedParetoFix,
     "Kumaraswamy": KumaraswamyFix,
+    "LKJCholesky": LKJCholeskyEmptyBatchFix,
     "RelaxedBernoulli": NumberTemperatureFix,
     "RelaxedOneHotCategorical": NumberTemperatureFix,
 }
