@@ -315,6 +315,32 @@ class BufferReuseMutant(_Mutant):
         return buf.copy_(x)
 
 
+class RawMemoryMutant(_Mutant):
+    """Copies broadcast (stride-0) parameters, but reads other non-contiguous ones' memory as
+    if it were contiguous (as a bridge that passes a raw data pointer and drops the strides
+    does): right for contiguous and broadcast parameters, other values for a strided view."""
+
+    FAMILIES = ("Normal", "Exponential")
+
+    @staticmethod
+    def _raw(params):  # type: ignore[no-untyped-def]
+        out = {}
+        for k, v in params.items():
+            if isinstance(v, torch.Tensor) and 0 in v.stride():
+                v = v.contiguous()
+            elif isinstance(v, torch.Tensor) and v.dim() and not v.is_contiguous():
+                strides = torch.empty(v.shape, device="meta").stride()
+                v = v.as_strided(v.shape, strides, v.storage_offset())
+            out[k] = v
+        return out
+
+    def sample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        return self._inner.sample(family, self._raw(params), sample_shape, seed=seed)
+
+    def rsample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        return self._inner.rsample(family, self._raw(params), sample_shape, seed=seed)
+
+
 class GarbageMutant(_Mutant):
     """Returns NaN for Normal, the wrong shape for Exponential, and raises for Gamma."""
 
@@ -347,6 +373,7 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     "mutant_inplace": (InPlaceMutant, "shapes", "Normal"),
     "mutant_bufferreuse": (BufferReuseMutant, "seeds", "Normal"),
     "mutant_numpywrite": (NumpyWriteMutant, "log_prob", "Normal"),
+    "mutant_rawmemory": (RawMemoryMutant, "layouts", "Exponential"),
     # Right marginals, dependent draws: only the independence check can see these.
     "mutant_sorted": (SortedMutant, "sample_indep", "Normal"),
     "mutant_sorted_poisson": (SortedMutant, "sample_indep", "Poisson"),

@@ -35,6 +35,7 @@ LAYERS = {
     "shapes": ("semantics",),
     "seeds": ("semantics",),
     "log_prob": ("semantics",),
+    "layouts": ("semantics",),
 }
 
 
@@ -114,6 +115,16 @@ def test_writing_into_inputs_or_reusing_a_result_buffer_fails_with_what_to_fix(w
     assert "log_prob() changed the values of value" in numpy_write.message
     # Every value the buffer-reusing backend returns is right when it is returned.
     assert by["mutant_bufferreuse-Normal-example-shapes"].status == "pass"
+
+
+def test_a_backend_reading_raw_memory_fails_the_layouts_rule_alone(with_mutants):
+    # Broadcast parameters it copies, so shapes, broadcast and expand pass; a strided parameter
+    # it reads as if contiguous, so it draws from other values: only `layouts` sees it.
+    report = check_backend("mutant_rawmemory", layers=("semantics",), quick=True)
+    assert {(r.family, r.check) for r in report.failures} == {
+        ("Normal", "layouts"), ("Exponential", "layouts")}, report.summary()
+    assert all("strided" in r.message and "drew other values" in r.message
+               and "raw memory" in r.message for r in report.failures)
 
 
 def test_a_wrong_gradient_fails_the_conditional_mean_test_drawn_in_calls(with_mutants):

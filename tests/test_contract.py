@@ -52,4 +52,4 @@ def test_the_door_covers_every_family_of_the_torch_backend() -> None:
     rules = {i.rsplit("-", 1)[1] for i in ids}
     assert {"shapes", "broadcast", "dtype", "sample_no_grad", "rsample_grad", "rsample_raises",
             "has_rsample", "seeds", "global_stream", "generator", "log_prob", "expand", "wrap",
-            "pickle", "invalid_params"} <= rules
+            "pickle", "layouts", "invalid_params"} <= rules

@@ -9,7 +9,8 @@ gradient even at shape parameters of 1e-30 (``rsample_near_zero``), ``has_rsampl
 same seed gives identical values (int, ``SeedSequence``, ``torch.Generator``), unseeded calls
 draw from the global stream that ``manual_seed`` seeds, ``log_prob`` scores the backend's own
 samples (as torch does, where the backend scores them itself), ``expand``/``wrap``/pickling keep
-the backend, and invalid parameters raise ``InvalidParameterError``.
+the backend, non-contiguous parameters and values count by their values, not their memory layout
+(``layouts``), and invalid parameters raise ``InvalidParameterError``.
 
 One small sample shape (16 draws of a batch of 2) serves most rules, so backends that compile a
 program per shape compile few.
@@ -141,6 +142,37 @@ def _kept_intact(method: str, earlier: torch.Tensor, kept: torch.Tensor) -> None
         raise CheckFailure(f"{method}(): a later call changed the values an earlier call had "
                            "returned: the backend returns a buffer it reuses or writes to "
                            "again. Return a new tensor from every call")
+
+
+def _strided(v: torch.Tensor) -> torch.Tensor:
+    """``v``'s values in a non-contiguous view (every other element of a zero-filled buffer)."""
+    out = v.new_zeros(v.shape + (2,))[..., 0]
+    out.copy_(v)
+    return out
+
+
+def _expanded(v: torch.Tensor) -> torch.Tensor:
+    """The first batch element of ``v`` expanded over the batch (stride 0)."""
+    return v[:1].expand_as(v)
+
+
+#: The parameter layouts of the ``layouts`` rule: how a view is made from a contiguous tensor.
+LAYOUTS: tuple[tuple[str, Callable[[torch.Tensor], torch.Tensor]], ...] = (
+    ("strided (every other element of a buffer)", _strided),
+    ("expanded (stride 0 over the batch)", _expanded),
+)
+
+
+def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """The same values up to rounding: a different memory layout may take another BLAS path
+    (a last-bit change), never another value. Counts and indices: exactly equal."""
+    if a.shape != b.shape or a.dtype != b.dtype:
+        return False
+    if not a.is_floating_point():
+        return bool(torch.equal(a, b))
+    tol = 64 * torch.finfo(a.dtype).eps
+    scale = 1.0 + float(b.abs().nan_to_num(posinf=0.0, neginf=0.0).max()) if b.numel() else 1.0
+    return bool(torch.allclose(a, b, rtol=tol, atol=tol * scale, equal_nan=True))
 
 
 def _broadcastable(family: str) -> bool:
@@ -429,6 +461,41 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
         return Outcome("a pickled copy keeps the backend and draws the same values")
 
     yield check("pickle", pickles)
+
+    def layouts(r: Runner) -> Outcome:
+        # The core hands the backend the distribution's tensors as they are: broadcasting makes
+        # stride-0 views, and a caller's slice or transpose is non-contiguous. A backend that
+        # reads a tensor's memory as if it were contiguous (a raw data pointer, a bridge that
+        # drops the strides) draws from other parameters, or crashes.
+        methods = ("sample", "rsample") if support.rsample else ("sample",)
+        params = example_params(family, (2,))
+        for how, view in LAYOUTS:
+            viewed = {k: view(v) if isinstance(v, torch.Tensor) and v.dim() else v
+                      for k, v in params.items()}
+            plain = {k: v.contiguous() if isinstance(v, torch.Tensor) else v
+                     for k, v in viewed.items()}
+            given = _copies(viewed)
+            d, ref = make(family, viewed, t), make(family, plain, t)
+            for m in methods:
+                got = getattr(d, m)(N, seed=9).detach()
+                want = getattr(ref, m)(N, seed=9).detach()
+                if not _close(got, want):
+                    raise CheckFailure(
+                        f"{m}() with {how} parameters drew other values than with contiguous "
+                        f"copies of them (same values, same seed): e.g. {got.flatten()[:3].tolist()} "
+                        f"against {want.flatten()[:3].tolist()}. Read parameters through "
+                        "their strides (torch indexing, .contiguous(), .numpy()), not their "
+                        "raw memory")
+            _inputs_intact(f"sample() with {how} parameters", viewed, given)
+        x = make(family, params, t).sample(N, seed=9)
+        got = make(family, params, t).log_prob(_strided(x))
+        if not _close(got, make(family, params, t).log_prob(x)):
+            raise CheckFailure("log_prob() of a strided value differs from log_prob() of a "
+                               "contiguous copy: read the value through its strides")
+        return Outcome("strided and expanded parameters draw as their contiguous copies; a "
+                       "strided value scores as its copy")
+
+    yield check("layouts", layouts)
 
     def invalid(r: Runner) -> Outcome:
         import polysample
