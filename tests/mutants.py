@@ -11,6 +11,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import torch
 
 import polysample
@@ -341,6 +342,33 @@ class RawMemoryMutant(_Mutant):
         return self._inner.rsample(family, self._raw(params), sample_shape, seed=seed)
 
 
+class SeedOffsetMutant(_Mutant):
+    """Uses the seed as an offset into one stream (a counter started at the seed): seeds 7 and
+    8 give the same draws shifted by one. Each seed is reproducible and differs from the next."""
+
+    def _draw(self, params, sample_shape, seed):  # type: ignore[no-untyped-def]
+        if not isinstance(seed, np.random.SeedSequence):
+            return None
+        loc, scale = params["loc"], params["scale"]
+        shape = torch.Size(sample_shape) + loc.shape
+        offset = int(seed.entropy) % 4096  # type: ignore[arg-type]
+        g = torch.Generator().manual_seed(0)
+        z = torch.randn(offset + shape.numel(), generator=g, dtype=loc.dtype)[offset:]
+        return loc + scale * z.reshape(shape)
+
+    def sample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        x = self._draw(params, sample_shape, seed)
+        if x is None:
+            return self._inner.sample(family, params, sample_shape, seed=seed)
+        return x.detach()
+
+    def rsample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        x = self._draw(params, sample_shape, seed)
+        if x is None:
+            return self._inner.rsample(family, params, sample_shape, seed=seed)
+        return x
+
+
 class GarbageMutant(_Mutant):
     """Returns NaN for Normal, the wrong shape for Exponential, and raises for Gamma."""
 
@@ -374,6 +402,7 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     "mutant_bufferreuse": (BufferReuseMutant, "seeds", "Normal"),
     "mutant_numpywrite": (NumpyWriteMutant, "log_prob", "Normal"),
     "mutant_rawmemory": (RawMemoryMutant, "layouts", "Exponential"),
+    "mutant_seedoffset": (SeedOffsetMutant, "seeds", "Normal"),
     # Right marginals, dependent draws: only the independence check can see these.
     "mutant_sorted": (SortedMutant, "sample_indep", "Normal"),
     "mutant_sorted_poisson": (SortedMutant, "sample_indep", "Poisson"),

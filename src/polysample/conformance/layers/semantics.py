@@ -175,6 +175,29 @@ def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
     return bool(torch.allclose(a, b, rtol=tol, atol=tol * scale, equal_nan=True))
 
 
+def _streams_apart(t: Target, family: str) -> None:
+    """Draws of a continuous family with seeds 7 and 8 share no more than half their values
+    (apart from a value at the same place in both, as the constant entries of a Cholesky
+    factor): two nearby seeds give one stream shifted (the seed used as an offset, a counter
+    started at the seed), whose draws overlap almost entirely. One parameter point expanded
+    over the ``broadcast`` rule's batch, so a shifted noise gives the same values whatever the
+    shift. Coinciding float values of independent draws are rare (about 1e-4 of 48 x 48 pairs
+    in float32)."""
+    if FAMILIES[family].kind != "continuous":
+        return
+    d = make(family, example_params(family, ()), t).expand((2, 3))
+    x = d.sample(N_WIDE, seed=7).flatten().numpy()
+    y = d.sample(N_WIDE, seed=8).flatten().numpy()
+    moved = y != x
+    shared = int(np.isin(y[moved], x).sum())
+    if shared > moved.sum() // 2:
+        raise CheckFailure(
+            f"sample(): {shared} of the {int(moved.sum())} values drawn with seed 8 were also "
+            "drawn with seed 7: nearby seeds give overlapping streams (is the seed an offset "
+            "into one stream?). Derive each seed's stream from the whole seed (a "
+            "SeedSequence, a hashed or split key)")
+
+
 def _broadcastable(family: str) -> bool:
     """Univariate families with two batched parameters (one can be (2, 1), another (3,))."""
     return FAMILIES[family].univariate and sum(
@@ -343,6 +366,7 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
         _kept_intact("sample", a, kept)
         if _equal(a, b):
             raise CheckFailure("sample(): seeds 7 and 8 gave identical values")
+        _streams_apart(t, family)
         if support.rsample:
             ra = d.rsample(N, seed=7)
             kept = ra.detach().clone()
@@ -351,7 +375,8 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
             d.rsample(N, seed=8)
             _kept_intact("rsample", ra, kept)
         _inputs_intact("sample() and rsample()", params, given)
-        return Outcome("same seed => identical values; another seed => different values; "
+        return Outcome("same seed => identical values; another seed => different values "
+                       "(no overlapping streams); "
                        "a later call leaves earlier results unchanged; parameters unchanged")
 
     yield check("seeds", seeds)
