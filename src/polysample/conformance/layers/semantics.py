@@ -512,9 +512,9 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
                         "their strides (torch indexing, .contiguous(), .numpy()), not their "
                         "raw memory")
             _inputs_intact(f"sample() with {how} parameters", viewed, given)
-        x = make(family, params, t).sample(N, seed=9)
-        got = make(family, params, t).log_prob(_strided(x))
-        if not _close(got, make(family, params, t).log_prob(x)):
+        d = make(family, params, t)
+        x = d.sample(N, seed=9)
+        if not _close(d.log_prob(_strided(x)), d.log_prob(x)):
             raise CheckFailure("log_prob() of a strided value differs from log_prob() of a "
                                "contiguous copy: read the value through its strides")
         return Outcome("strided and expanded parameters draw as their contiguous copies; a "
