@@ -124,14 +124,18 @@ class EtaModel:
 
     Every planned check has a kind, ``(backend, layer)``, and a prior cost (``check_weight``
     with its family, in milliseconds). A finished check reports the seconds it took. Each
-    kind learns the ratio of its measured seconds to its priors, shrunk (``pseudo`` checks'
-    worth) toward the ratio of its backend's measured checks; while its backend has none, of
-    the backends of its class (``classes``: compiled or not), or 1 (the prior): a warm cache
-    makes a compiled backend's every layer faster than the priors say, a cold one slower, and
-    its layers (and the compiled backends) not measured yet follow. A check still to
-    come costs its prior times its kind's ratio; the time left is their sum over the number of
-    checks running at once (``workers``). Priors alone misled by a factor of two to five early
-    in a run (a warm four-backend run said "ETA 512 s" 19 s into a 103 s run).
+    kind learns the ratio of its measured seconds to its priors, shrunk toward the ratio of
+    its backend, that one toward the ratio of the backend's class (``classes``: compiled or
+    not), that one toward the ratio of every measured check, and that one toward 1 (the
+    prior); each shrinkage weighs the parent as ``pseudo`` checks of the group's mean prior.
+    A warm cache makes a compiled backend's every layer faster than the priors say, a cold one
+    slower, and its layers (and the compiled backends) not measured yet follow, while a
+    backend's first few checks (a process's first draw imports its library) do not set its
+    ratio alone: they did, and a warm five-backend run of 134 s said "ETA 1950 s" at 33 s. A
+    check still to come costs its prior times its kind's ratio; the time left is their sum
+    over the number of checks running at once (``workers``). Priors alone misled by a factor
+    of two to five early in a run (a warm four-backend run said "ETA 512 s" 19 s into a 103 s
+    run).
     """
 
     #: The most a check counts for, in multiples of its prior (see :meth:`add`).
@@ -148,14 +152,36 @@ class EtaModel:
         self.prior_done: dict[Any, float] = {}
         self.seconds: dict[Any, float] = {}
         self.planned: dict[Any, int] = {}
+        #: Per group (a backend, ``("class", c)``, or ``"all"``): the seconds measured, their
+        #: priors, and the pseudo-prior (s) its parent's ratio counts for.
+        self.group_seconds: dict[Any, float] = {}
+        self.group_prior: dict[Any, float] = {}
+        self.group_weight: dict[Any, float] = {}
+        planned: dict[Any, int] = {}
         for kind, ms in zip(kinds, priors):
             self.left[kind] = self.left.get(kind, 0.0) + ms / 1000.0
             self.planned[kind] = self.planned.get(kind, 0) + 1
+            for group in self._groups(kind):
+                self.group_weight[group] = self.group_weight.get(group, 0.0) + ms / 1000.0
+                planned[group] = planned.get(group, 0) + 1
+        for group, n in planned.items():
+            self.group_weight[group] *= self.pseudo / n
         self.total = sum(self.left.values())
         self.expected = 0.0  # the priors of the measured checks
-        #: Per backend: the seconds measured and their priors.
-        self.backend_seconds: dict[Any, float] = {}
-        self.backend_prior: dict[Any, float] = {}
+
+    def _groups(self, kind: Any) -> tuple[Any, ...]:
+        """The groups of ``kind``, innermost first: its backend, its class, every check."""
+        return (kind[0], ("class", self.classes.get(kind[0])), "all")
+
+    def _ratio(self, kind: Any) -> float:
+        """The measured-to-prior ratio of ``kind``'s backend, shrunk as the class says."""
+        ratio = 1.0
+        for group in reversed(self._groups(kind)):
+            a = self.group_weight.get(group, 0.0)
+            seen = self.group_prior.get(group, 0.0)
+            if seen + a > 0:
+                ratio = (self.group_seconds.get(group, 0.0) + a * ratio) / (seen + a)
+        return ratio
 
     def add(self, kind: Any, prior_ms: float, seconds: float) -> None:
         """One finished check of ``kind``, of prior cost ``prior_ms``, that took ``seconds``."""
@@ -169,9 +195,9 @@ class EtaModel:
         self.prior_done[kind] = self.prior_done.get(kind, 0.0) + prior
         self.seconds[kind] = self.seconds.get(kind, 0.0) + seconds
         self.expected += prior
-        for group in (kind[0], ("class", self.classes.get(kind[0]))):
-            self.backend_seconds[group] = self.backend_seconds.get(group, 0.0) + seconds
-            self.backend_prior[group] = self.backend_prior.get(group, 0.0) + prior
+        for group in self._groups(kind):
+            self.group_seconds[group] = self.group_seconds.get(group, 0.0) + seconds
+            self.group_prior[group] = self.group_prior.get(group, 0.0) + prior
 
     def eta(self) -> float | None:
         """Seconds left; None until the measured checks' priors make 1% of the plan's."""
@@ -180,12 +206,7 @@ class EtaModel:
         left = 0.0
         for kind, rest in self.left.items():
             if rest > 0:
-                scale = 1.0
-                for group in (kind[0], ("class", self.classes.get(kind[0]))):
-                    seen = self.backend_prior.get(group, 0.0)
-                    if seen > 0:
-                        scale = self.backend_seconds[group] / seen
-                        break
+                scale = self._ratio(kind)
                 # ``pseudo`` checks of the kind's mean prior at its backend's ratio
                 a = self.pseudo * (rest + self.prior_done.get(kind, 0.0)) / self.planned[kind]
                 ratio = (self.seconds.get(kind, 0.0) + a * scale) / (
