@@ -256,6 +256,18 @@ class DtypeMutant(_Mutant):
         return x.float()
 
 
+class Float32Mutant(_ParamMutant):
+    """Right in float64, wrong in float32: Gamma drawn with its rate x 1.04 when the parameters
+    are float32 (a float32-only code path with a bug). Every grid but ``float32`` is float64."""
+
+    FAMILIES = ("Gamma",)
+
+    def _params(self, family, params):  # type: ignore[no-untyped-def]
+        if params["rate"].dtype != torch.float32:
+            return params
+        return perturbed(family, params, "rate", 1.04)
+
+
 class PlainClampMutant(_Mutant):
     """Kumaraswamy by its inverse CDF clamped into (0, 1) (the torch backend before
     2026-12-03): the law is right, but at a concentration of 1e-30 in float32 the power's
@@ -408,6 +420,8 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     "mutant_sorted_poisson": (SortedMutant, "sample_indep", "Poisson"),
     "mutant_antithetic": (AntitheticMutant, "sample_indep", "Normal"),
     "mutant_correlated_batch": (CorrelatedBatchMutant, "sample_indep", "Normal"),
+    # Wrong in float32 only: only the float32 grid can see it.
+    "mutant_float32": (Float32Mutant, "sample_pit_mean", "Gamma"),
 }
 
 #: The power claims (docs/conformance.md): quick mode catches a 2% error, full mode 1%.

@@ -51,7 +51,7 @@ def with_mutants(monkeypatch):
 #: Mutants whose own test below makes a stronger claim (caught in quick mode, by the named
 #: z-test): running the full-mode suite on them too would only repeat it, 16 s slower.
 _OWN_TEST = {"mutant_gradsign_beta", "mutant_sorted", "mutant_sorted_poisson",
-             "mutant_antithetic", "mutant_correlated_batch"}
+             "mutant_antithetic", "mutant_correlated_batch", "mutant_float32"}
 
 
 @pytest.mark.parametrize("name", sorted(set(mutants.MUTANTS) - _OWN_TEST))
@@ -85,6 +85,20 @@ def test_dependent_draws_with_the_right_marginals_fail_the_independence_check_al
         assert "between grid points" in caught.message and "loc=" in caught.message
     if name == "mutant_antithetic":
         assert "between neighbouring draws" in caught.message
+
+
+def test_a_backend_wrong_in_float32_alone_fails_the_float32_grid_alone(with_mutants):
+    # Gamma's rate off by 4% in float32 only: the float64 grids pass it, the float32 grid (the
+    # typical parameters in float32, a quarter of the draws) fails it, in quick mode.
+    report = check_backend("mutant_float32", families=["Gamma"], layers=("sampler",),
+                           quick=True)
+    assert {r.grid for r in report.failures} == {"float32"}, [r.id for r in report.failures]
+    caught = {r.check: r for r in report.failures}
+    assert "sample_pit_mean" in caught and "sample_ks" in caught, sorted(caught)
+    assert caught["sample_pit_mean"].statistic > caught["sample_pit_mean"].threshold
+    assert "rate=" in caught["sample_pit_mean"].message  # names the float32 grid point
+    assert not any(r.check.startswith("rsample") for r in report.results
+                   if r.grid == "float32")  # sample() only on that grid (the error budget)
 
 
 def test_independent_draws_of_a_wrong_law_are_not_called_dependent(with_mutants):

@@ -215,6 +215,17 @@ def test_float32_draws_at_parameters_near_zero_are_the_float64_draws_rounded(bac
         assert g.dtype == torch.float32 and torch.isfinite(g).all(), k
 
 
+def test_float32_lkj_cholesky_factors_have_a_positive_diagonal() -> None:
+    # TFP's float32 CholeskyLKJ on JAX returned factors with a zero diagonal entry (a row whose
+    # first entries have norm 1 in float32: 3 of 8192 draws at concentration 0.5, seed 1),
+    # outside torch's support; drawn in float64 and rounded (TfpFamily.in_float64), none is.
+    conc = torch.tensor([0.5, 1.25, 2.0])
+    x = ps.LKJCholesky(3, conc, backend="tfp").sample((8192,), seed=1)
+    x64 = ps.LKJCholesky(3, conc.double(), backend="tfp").sample((8192,), seed=1)
+    assert x.dtype == torch.float32 and torch.equal(x, x64.float())
+    assert torch.distributions.constraints.corr_cholesky.check(x).all()
+
+
 def test_a_widened_draw_is_held_inside_float32_with_zero_gradient_there() -> None:
     from polysample.backends.tfp.backend import _narrow
 

@@ -124,8 +124,16 @@ class Case:
 
 
 def sample_size(family: str, grid: str, quick: bool) -> int:
-    """Draws per grid point for the sampler checks of ``family`` on ``grid``."""
+    """Draws per grid point for the sampler checks of ``family`` on ``grid``.
+
+    The ``float32`` grid (the typical parameters in float32) draws a quarter of the typical
+    grid's: it is there to catch what goes wrong in float32 alone (at a Normal grid point a
+    scale error of 2.7% in quick mode, 1.4% in full mode; a location shift of 3.7% and 1.9% of
+    a standard deviation), the float64 grids the smaller errors of the sampler itself.
+    """
     sizes = SAMPLE_SIZES[CASES[family].size]
+    if grid == "float32":
+        return sizes["typical"][0 if quick else 1] // 4
     return sizes.get(grid, sizes["typical"])[0 if quick else 1]
 
 

@@ -5,8 +5,10 @@
 parameter space, deterministic (no randomness). The statistical grids are ``typical`` (the
 example point with batch shape (3,), spread over the bulk of the parameter space) and
 ``corners`` (concentrations from 1e-2 to 1e3, probabilities near 0 and 1, heavy tails, extreme
-scales). Both come from the family table (:mod:`.cases`); :func:`grid_points` names each grid
-point with its parameter values, as every report does.
+scales). Both come from the family table (:mod:`.cases`), and so does ``edges`` where a family
+has one. ``float32`` is the typical grid drawn in float32 (``sample()`` only, sampler layer):
+the suite's other grids are float64, and a backend wrong in float32 alone must fail too.
+:func:`grid_points` names each grid point with its parameter values, as every report does.
 """
 
 from __future__ import annotations
@@ -60,13 +62,15 @@ class Grid:
     ``build(dtype)`` returns constructor kwargs for ``polysample.<family>``. Labels contain no
     ``-`` (check ids are ``<backend>-<family>-<grid>-<check>``). ``dtype`` is the dtype the
     sampler layer draws it in (None: float64, the suite's); ``layers`` the layers that judge it
-    (None: every layer).
+    (None: every layer); ``methods`` the sampler methods drawn on it (None: ``sample`` and,
+    where the backend has it, ``rsample``).
     """
 
     label: str
     build: Callable[[torch.dtype], dict[str, Any]]
     dtype: torch.dtype | None = None
     layers: tuple[str, ...] | None = None
+    methods: tuple[str, ...] | None = None
 
     def judged_by(self, layer: str) -> bool:
         return self.layers is None or layer in self.layers
@@ -74,7 +78,15 @@ class Grid:
 
 def grids(family: str) -> list[Grid]:
     """The statistical parameter grids of ``family``: ``typical`` and, where defined,
-    ``corners`` and ``edges`` (issue 12's hard cases: sampler and agreement layers only)."""
+    ``corners`` and ``edges`` (issue 12's hard cases: sampler and agreement layers only), then
+    ``float32``: the typical parameters in float32, ``sample()`` judged by the sampler layer.
+
+    The float32 grid has a quarter of the typical grid's draws
+    (:func:`..cases.sample_size`) and one method, so that a full run of the four built-in
+    backends stays within :data:`..stats.MAX_STATISTICAL_CHECKS` (3,572 statistical checks;
+    4,024 with ``rsample()`` on it too). The semantics layer checks float32 ``rsample()``'s
+    dtype, shapes and gradients.
+    """
     c = CASES[family]
 
     def typical(d: torch.dtype) -> dict[str, Any]:
@@ -85,6 +97,7 @@ def grids(family: str) -> list[Grid]:
         out.append(Grid("corners", c.corners))
     if c.edges is not None:
         out.append(Grid("edges", c.edges, c.edges_dtype, ("sampler", "agreement")))
+    out.append(Grid("float32", typical, torch.float32, ("sampler",), ("sample",)))
     return out
 
 

@@ -34,7 +34,8 @@ class Projection:
     ``values`` is ``(n, m)`` float64; ``law`` is the reference law vectorised over the ``m``
     columns (its parameters have shape ``(m,)``); for discrete statistics ``column(j)`` is the
     law of column ``j`` alone (for the exact integer K-S path) and ``exact_sum(n)`` the law of a
-    sum of ``n`` draws of each column (or None).
+    sum of ``n`` draws of each column (or None). ``resolution``: the float type of the draw
+    the statistic comes from (float32 for the ``float32`` grid), at which its ties are judged.
     """
 
     label: str
@@ -44,6 +45,7 @@ class Projection:
     column: Callable[[int], Any] | None = None
     exact_sum: Callable[[int], Any] | None = None
     cache: dict[str, Any] = field(default_factory=dict, repr=False)
+    resolution: type[np.floating[Any]] = np.float64
 
 
 def fast_cdf(law: Any, x: Arr) -> Arr:
@@ -200,8 +202,18 @@ class RelaxedBernoulli:
         return np.log(self.pdf(x))
 
 
+#: Two float32 spacings at pi (2.4e-7 each): how far past +-pi a rounded angle may lie.
+_PI_ROUNDING = 4.8e-7
+
+
 class VonMises:
-    """Angles in [-pi, pi) (torch's convention): ``P(X <= x)`` counted from -pi."""
+    """Angles in [-pi, pi) (torch's convention): ``P(X <= x)`` counted from -pi.
+
+    Angles are read modulo 2 pi, except within :data:`_PI_ROUNDING` beyond either end: a
+    float32 draw rounds angles just below pi to float32(pi) = 3.14159274 > pi, which stands for
+    the top of the support (``F = 1``), not for an angle just above -pi (and -float32(pi) for
+    the bottom, ``F = 0``).
+    """
 
     def __init__(self, loc: Arr, kappa: Arr):
         self.loc, self.kappa = loc, kappa
@@ -213,8 +225,11 @@ class VonMises:
         return stats.vonmises.cdf(self._w(x), self.kappa)
 
     def cdf(self, x: Arr) -> Arr:
-        return np.mod(self._g(x) - self._g(np.full_like(np.asarray(x, dtype=float), -np.pi)),
-                      1.0)
+        x = np.asarray(x, dtype=float)
+        F = np.mod(self._g(x) - self._g(np.full_like(x, -np.pi)), 1.0)
+        over = np.abs(x) - np.pi
+        edge = (over >= 0) & (over <= _PI_ROUNDING)
+        return np.where(edge, (x > 0).astype(float), F) if edge.any() else F
 
     def sf(self, x: Arr) -> Arr:
         return 1.0 - self.cdf(x)

@@ -733,10 +733,13 @@ class TfpBackend(TableBackend):
 
 def _widened(fam: TfpFamily, params: Params, tensors: Sequence[torch.Tensor]
              ) -> torch.dtype | None:
-    """float32 when this float32 draw runs in float64 (some ``fam.widen`` parameter is below
-    :data:`.families.WIDEN_BELOW`, checked on the host), else None."""
-    if not fam.widen or tensors[0].dtype != torch.float32:
+    """float32 when this float32 draw runs in float64 (``fam.in_float64``, or some
+    ``fam.widen`` parameter is below :data:`.families.WIDEN_BELOW`, checked on the host), else
+    None."""
+    if tensors[0].dtype != torch.float32 or not (fam.widen or fam.in_float64):
         return None
+    if fam.in_float64:
+        return torch.float32
     if any(bool((params[n].detach() < WIDEN_BELOW).any()) for n in fam.widen):
         return torch.float32
     return None

@@ -93,6 +93,9 @@ class TfpFamily:
         widen: parameters below :data:`WIDEN_BELOW` of which make a float32 draw run in
             float64, rounded to float32 afterwards (see ``backend._narrow``): derivatives such
             as ``log(U) / h**2`` overflow float32 there and the gradients were NaN.
+        in_float64: every float32 draw runs in float64, rounded to float32 afterwards: TFP's
+            float32 sampler is wrong (LKJCholesky: factors with a zero diagonal entry, see
+            docs/conformance.md, finding F9).
     """
 
     inputs: tuple[str, ...]
@@ -112,6 +115,7 @@ class TfpFamily:
     draw_flags: Callable[[Mapping[str, Any]], tuple[Any, ...]] | None = None
     flags_on: tuple[str, ...] = ("jax", "tensorflow")
     widen: tuple[str, ...] = ()
+    in_float64: bool = False
 
     @property
     def sample_inputs(self) -> tuple[str, ...]:
@@ -852,7 +856,7 @@ TFP_FAMILIES: dict[str, TfpFamily] = {
                              clamp="unit", widen=("concentration1", "concentration0")),
     # CholeskyLKJ's sampler takes len() of its batch shape (a TypeError when it is unknown)
     "LKJCholesky": TfpFamily(("concentration",), _lkj, static=("dim",), rsample=False,
-                             note="TFP CholeskyLKJ", tf_static_rows=True),
+                             note="TFP CholeskyLKJ", tf_static_rows=True, in_float64=True),
     "Laplace": TfpFamily(("loc", "scale"), _d("Laplace", "loc", "scale")),
     "LogNormal": TfpFamily(("loc", "scale"), _d("LogNormal", "loc", "scale")),
     "LogisticNormal": TfpFamily(("loc", "scale"), _d("Normal", "loc", "scale"), log_prob=False,

@@ -77,16 +77,21 @@ def continuous_stats(pr: Projection) -> dict[str, np.ndarray]:
     if "zeta" in c:
         return c
     law = pr.law
+    res = pr.resolution
     xs = _sorted_columns(pr.values)
     with np.errstate(all="ignore"):
         # The independence check's rows, in the order drawn, before the values are dropped.
-        c["pit_head"] = fast_cdf(law, np.asarray(pr.values[:INDEPENDENCE_ROWS],
-                                                 dtype=np.float64)) - 0.5
+        head = np.asarray(pr.values[:INDEPENDENCE_ROWS], dtype=np.float64)
+        c["pit_head"] = _cdf_at(law, head, res) - 0.5
         pr.values = pr.values[:0]
-        F = fast_cdf(law, xs)
+        F = _cdf_at(law, xs, res)
         # A law with mass below float64 spacing (Beta(0.01, 0.01) near 1) yields ties: those
-        # columns get the K-S test with one ulp of tolerance and no normal-score tests.
+        # columns get the K-S test with one ulp of tolerance and no normal-score tests. A
+        # float32 draw ties by rounding alone (2^16 draws of a 24-bit mantissa): its ties count
+        # only where the reference puts mass on a float32 spacing (see _coarse).
         ties = np.any(xs[1:] == xs[:-1], axis=0)
+        if res is not np.float64 and ties.any():
+            ties &= _coarse(xs, law, res)
         # 1 - F is exact to ~1e-16 absolute: call sf only where F > 1 - 1e-6 (far tail).
         upper = F >= 0.5
         # Phi^-1 of the smaller tail (no cancellation), negated in the upper half: one pass.
@@ -94,17 +99,19 @@ def continuous_stats(pr: Projection) -> dict[str, np.ndarray]:
         tail = F > 1 - 1e-6
         if tail.any():
             G[tail] = _sf_subset(law, xs, tail)
+            if res is not np.float64:  # a value rounded onto the top of the support
+                G = np.where(tail & (G <= 0.0), 1.0 - F, G)
         zeta = special.ndtri(G, out=G)
         np.negative(zeta, out=zeta, where=upper)
-    c.update(ks=_ks_with_ulp(xs, F, ties, law), curves=_continuous_curves(xs, F, ties, law),
-             ties=ties, zeta=zeta)
+    c.update(ks=_ks_with_ulp(xs, F, ties, law, res),
+             curves=_continuous_curves(xs, F, ties, law, res), ties=ties, zeta=zeta)
     return c
 
 
 def _pit_head(pr: Projection) -> tuple[np.ndarray, np.ndarray]:
     """The centred PIT values of the first :data:`INDEPENDENCE_ROWS` rows of a statistic, in
     the order drawn, and which columns are usable (for a continuous statistic, those without
-    ties at float64 resolution: there ``F(x)`` is not uniform and its mean not 1/2)."""
+    ties at the draw's float resolution: there ``F(x)`` is not uniform and its mean not 1/2)."""
     if not pr.discrete:
         c = continuous_stats(pr)
         return c["pit_head"], ~c["ties"]
@@ -146,26 +153,91 @@ def _sf_subset(law: Any, xs: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return np.asarray(law.sf(xs), dtype=np.float64)[mask]
 
 
-def _tie_bounds(xs: np.ndarray, law: Any) -> tuple[np.ndarray, np.ndarray]:
-    """``F`` just above and just below each sorted value: samplers flush or clamp standard
-    variates below the smallest normal float to 0 or to ``tiny`` and then scale them (torch's
-    Chi2(0.01) returns 2 tiny for 2.9% of its draws): a value within 1e3 tiny of 0 stands for
-    all of [0, value]; any other for one ulp either side."""
-    tiny = np.finfo(np.float64).tiny
+def _band(xs: np.ndarray, res: Any = np.float64) -> tuple[np.ndarray, np.ndarray]:
+    """The reals each value of a draw in float type ``res`` stands for: samplers flush or clamp
+    standard variates below the smallest normal float to 0 or to ``tiny`` and then scale them
+    (torch's Chi2(0.01) returns 2 tiny for 2.9% of its draws): a value within 1e3 tiny of 0
+    stands for all of [0, value] (0 itself for [0, tiny]: a flushed value); any other for one
+    ulp of ``res`` either side."""
+    tiny = float(np.finfo(res).tiny)
     sub = (xs >= 0) & (xs <= 1e3 * tiny)
-    upper = np.nextafter(xs, np.inf)
-    lower = np.where(sub, 0.0, np.nextafter(xs, -np.inf))
+    if res is np.float64:
+        upper, lower = np.nextafter(xs, np.inf), np.nextafter(xs, -np.inf)
+    else:
+        with np.errstate(all="ignore"):
+            ulp = np.abs(np.spacing(xs.astype(res))).astype(np.float64)
+        upper, lower = xs + ulp, xs - ulp
+    return np.where(sub, 0.0, lower), np.where(sub, np.maximum(upper, tiny), upper)
+
+
+def _tie_bounds(xs: np.ndarray, law: Any, res: Any = np.float64
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """``F`` at the upper and lower end of each value's :func:`_band`."""
+    lower, upper = _band(xs, res)
     with np.errstate(all="ignore"):
         return fast_cdf(law, upper), fast_cdf(law, lower)
 
 
-def _ks_with_ulp(xs: np.ndarray, F: np.ndarray, ties: np.ndarray, law: Any) -> np.ndarray:
+def _cdf_at(law: Any, x: np.ndarray, res: Any) -> np.ndarray:
+    """The reference CDF at the values of a draw in float type ``res``.
+
+    A float32 value can round onto the edge of the support, or past it (VonMises draws equal to
+    float32(pi) = 3.14159274 > pi): there ``F`` is 0 or 1 and the value's normal score
+    infinite, though the value stands for reals inside. Such values get the mean of ``F`` over
+    their :func:`_band` instead; one whose whole band has ``F`` 0 or 1 keeps it (and fails).
+    """
+    F = fast_cdf(law, x)
+    if res is np.float64:
+        return F
+    edge = (F <= 0.0) | (F >= 1.0)
+    if edge.any():
+        up, down = _tie_bounds(x, law, res)
+        F = np.where(edge, 0.5 * (np.clip(up, 0.0, 1.0) + np.clip(down, 0.0, 1.0)), F)
+    return F
+
+
+#: Band mass above which ties of a float32 draw count (:func:`_coarse`).
+COARSE_MASS = 1e-5
+#: Sorted values, evenly spaced by rank, at which :func:`_coarse` reads the band mass.
+_COARSE_PROBES = 1024
+
+
+def _coarse(xs: np.ndarray, law: Any, res: Any) -> np.ndarray:
+    """Which columns of a sorted draw in float type ``res`` put reference mass above
+    :data:`COARSE_MASS` on one value's :func:`_band` (at its ties, its extremes and 1024
+    values evenly spaced by rank).
+
+    Rounding to ``res`` moves each value's PIT by at most half its band's mass ``m``, so the
+    mean normal score by about ``4.5 m`` at most at the suite's sample sizes (the mean of
+    ``1 / phi(zeta)`` over 2^16 normal scores is about 9): below 1e-5 that is 0.2% of quick
+    mode's pit_mean threshold, and such columns are judged as if continuous (the ties add at
+    most ``1/n`` each to a K-S distance). Above it (a float32 Gamma(0.01) flushes 42% of its
+    draws to 0) the column is judged as one with ties at float64 resolution: K-S with the
+    band as tolerance, no normal scores.
+    """
+    n, m = xs.shape
+    probes = np.unique(np.linspace(0, n - 1, min(n, _COARSE_PROBES)).astype(int))
+    out = np.zeros(m, dtype=bool)
+    for j in range(m):
+        x = xs[:, j]
+        tied = np.flatnonzero(x[1:] == x[:-1])
+        if len(tied) == 0:
+            continue
+        at = np.unique(x[np.concatenate([probes, tied])])
+        up, down = _tie_bounds(np.repeat(at[:, None], m, axis=1), law, res)
+        with np.errstate(invalid="ignore"):
+            out[j] = not np.all(np.abs(up[:, j] - down[:, j]) <= COARSE_MASS)
+    return out
+
+
+def _ks_with_ulp(xs: np.ndarray, F: np.ndarray, ties: np.ndarray, law: Any,
+                 res: Any = np.float64) -> np.ndarray:
     D = ks_continuous(xs, F)
     if ties.any():
         n = xs.shape[0]
         i = np.arange(1, n + 1, dtype=np.float64)[:, None]
         cols = np.flatnonzero(ties)
-        up, down = _tie_bounds(xs, law)
+        up, down = _tie_bounds(xs, law, res)
         dp = np.max(i / n - up, axis=0)
         dm = np.max(down - (i - 1) / n, axis=0)
         D[cols] = np.maximum(dp, dm)[cols]
@@ -189,13 +261,13 @@ def _curves(pr: Projection, c: dict[str, np.ndarray] | None,
 
 
 def _continuous_curves(xs: np.ndarray, F: np.ndarray, ties: np.ndarray, law: Any,
-                       ) -> tuple[np.ndarray, np.ndarray]:
+                       res: Any = np.float64) -> tuple[np.ndarray, np.ndarray]:
     n = F.shape[0]
     idx = np.clip((_Q * n).astype(int), 0, n - 1)
     dev = F[idx, :] - _Q[:, None]
     if ties.any():
         cols = np.flatnonzero(ties)
-        up, down = _tie_bounds(xs[idx], law)
+        up, down = _tie_bounds(xs[idx], law, res)
         q = _Q[:, None]
         # inside [down, up] the deviation is 0; outside, the distance to the nearer end
         corrected = np.where(q > up, up - q, np.where(q < down, down - q, 0.0))
@@ -211,7 +283,11 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
     methods = ["sample"] + (["rsample"] if support.rsample else [])
     continuous = FAMILIES[family].kind == "continuous"
     for grid in grids(family):
+        if not grid.judged_by("sampler"):
+            continue
         for method in methods:
+            if grid.methods is not None and method not in grid.methods:
+                continue
             yield from _draw_checks(t, family, grid, method, continuous)
 
 
@@ -338,7 +414,7 @@ def _independence_check(d: Draw, grid: Grid, method: str) -> Outcome:
         if len(cols) > 1:
             tests.append((p.label, "batch", u[:, :-1], u[:, 1:], cols.tolist()))
     if not tests:
-        raise Skip("no statistic with usable columns (ties at float64 resolution)")
+        raise Skip(f"no statistic with usable columns (ties at {_res(d)} resolution)")
     m = sum(a.shape[1] for _, _, a, _, _ in tests)
     alpha = ALPHA_CHECK / m
     worst_ratio, chosen, desc, wj = -1.0, None, "", 0
@@ -357,7 +433,7 @@ def _independence_check(d: Draw, grid: Grid, method: str) -> Outcome:
                     f"{d.point(grid.label, at[j + 1])} (batch elements of one call)")
     assert chosen is not None
     test, j = chosen
-    note = (f"; excluded (ties at float64 resolution): {', '.join(excluded)}"
+    note = (f"; excluded (ties at {_res(d)} resolution): {', '.join(excluded)}"
             if excluded else "")
     rows = min(d.n, INDEPENDENCE_ROWS)
     out = Outcome(statistic=float(test.statistic[j]), threshold=float(test.threshold[j]),
@@ -379,6 +455,11 @@ def _independence_check(d: Draw, grid: Grid, method: str) -> Outcome:
             f"{d.n} draws, alpha_i={alpha:.2g}){note}", out)
     out.message = f"max |12 x mean PIT product| {test.statistic[j]:.3g} {desc}{note}"
     return out
+
+
+def _res(d: Draw) -> str:
+    """The float type of a draw's values, as the messages name it."""
+    return np.dtype(d.projections[0].resolution).name if d.projections else "float64"
 
 
 def _pit_columns(d: Draw) -> tuple[list[tuple[Projection, np.ndarray]], list[str]]:
@@ -417,7 +498,7 @@ def _pit_check(r: Runner, t: Target, family: str, grid: Grid, method: str, which
     r.keep(pit_summary(r, t, family, grid, method, which))
     cols, excluded = _pit_columns(d)
     if not cols:
-        raise Skip("every column has ties at float64 resolution (mass below the float "
+        raise Skip(f"every column has ties at {_res(d)} resolution (mass on a float "
                    "spacing): normal scores undefined; K-S still applies")
     m = sum(p.values.shape[1] for p in d.projections if not p.discrete)
     alpha = ALPHA_CHECK / m
@@ -439,7 +520,7 @@ def _pit_check(r: Runner, t: Target, family: str, grid: Grid, method: str, which
             where, wj = p.label, int(np.flatnonzero(keep)[j])
             jj = j
     assert chosen is not None
-    note = (f"; excluded (ties at float64 resolution): {', '.join(excluded)}"
+    note = (f"; excluded (ties at {_res(d)} resolution): {', '.join(excluded)}"
             if excluded else "")
     what = "|mean zeta|" if which == "mean" else "|mean zeta^2 - 1|"
     point = d.point(grid.label, wj)
