@@ -403,6 +403,43 @@ def test_tiny_calls_of_a_family_and_dtype_share_one_program(backend: str) -> Non
     assert {k.bucket for k in _programs(backend, "Gumbel", torch.float32)} == expected
 
 
+@pytest.mark.parametrize("backend", SUBSTRATES)
+def test_large_draws_run_in_chunks_of_one_program(backend: str) -> None:
+    # On JAX, draws of a chunked family (TFP's rejection samplers) of more rows than a chunk
+    # holds run the family's chunk program once per chunk, whatever the sample size; calls
+    # between a bucket and a chunk, other families and TensorFlow keep exact programs.
+    from polysample.backends.tfp.backend import BUCKET_MAX, CHUNK_ELEMENTS
+
+    _backend(backend).substrate.cache.clear()
+    _backend(backend)._plans.clear()
+    chunk = CHUNK_ELEMENTS  # rows of scalar parameters per call
+    rate = torch.ones(3, dtype=torch.float64, requires_grad=True)
+    d = ps.Gamma(torch.full((3,), 2.0, dtype=torch.float64), rate, backend=backend)
+    for n in (chunk // 3 + 1, chunk, 3 * chunk // 2):  # 2, 4 and 5 chunks (the last padded)
+        x = d.rsample((n,), seed=5)
+        assert x.shape == (n, 3)
+        assert torch.equal(x, d.rsample((n,), seed=5)) and not torch.equal(
+            x, d.rsample((n,), seed=6))
+        (g,) = torch.autograd.grad(x.sum(), rate)  # x = G / rate: every chunk's gradient
+        torch.testing.assert_close(g, -x.detach().sum(0), rtol=1e-9, atol=0)
+        # chunks (whole batch rows: 10,922 samples of the 3 columns each) are independent
+        # draws: no chunk repeats the first one's values
+        per = chunk // 3
+        for start in range(per, n, per):
+            m = min(per, n - start)
+            assert not torch.isin(x.detach()[start:start + m], x.detach()[:m]).any(), start
+        assert abs(float(x.mean()) - 2) < 0.05 and abs(float(x.var()) - 2) < 0.1
+    made = {k.bucket for k in _programs(backend, "Gamma", torch.float64)}
+    assert made == ({chunk} if backend == "tfp" else {0}), made
+    ps.Gamma(torch.full((3,), 2.0, dtype=torch.float64), 1.0, backend=backend).sample(
+        (BUCKET_MAX,), seed=1)  # 1536 rows: its exact program
+    ps.Normal(torch.zeros(3, dtype=torch.float64), 1.0, backend=backend).sample(
+        (chunk,), seed=1)  # not a chunked family: its exact program
+    assert {k.bucket for k in _programs(backend, "Gamma", torch.float64)} - made == (
+        {0} if backend == "tfp" else set())
+    assert {k.bucket for k in _programs(backend, "Normal", torch.float64)} == {0}
+
+
 def test_the_semantics_rules_draw_in_the_one_and_64_row_programs_only() -> None:
     """The shapes rule's 2-d sample shape draws 16 values, in the size class of the other
     rules' draws: a cold run compiles no 8-row program per family for it."""

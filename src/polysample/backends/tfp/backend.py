@@ -12,7 +12,11 @@ autograd Function, so they flow back through torch's own gather and cat; the pad
 detached, so whatever their gradients are (even NaN) they never reach a parameter. Without
 gradients the same rows are laid out by NumPy. ``log_prob`` is bucketed the same way
 (parameters and value broadcast together). Larger calls run a program of their exact shapes
-(on JAX compiled at LLVM -O2, see ``substrates.compiler_options``), at TFP's own speed. On
+(on JAX compiled at LLVM -O2, see ``substrates.compiler_options``), at TFP's own speed, up to
+one chunk (:data:`CHUNK_ELEMENTS`); on JAX, draws of more rows of the families whose
+samplers run as fast so (``TfpFamily.chunked``) run in chunks, calls of one program per
+family, dtype and event shapes laid out as a bucket's, each with a seed derived from the
+call's (:func:`_chunk_words`). On
 TensorFlow, whose graphs take any row count (``Substrate.rows_polymorphic``), the rows are not
 padded and one-value calls get a row axis too: one graph per family, dtype and event shapes
 serves them all.
@@ -49,7 +53,13 @@ from ...core.params import Params
 from ...core.seeds import GlobalStream, seed_sequence_from
 from .._math import redraw_outside_support
 from .families import MIXTURE_COMPONENTS, TFP_FAMILIES, WIDEN_BELOW, TfpFamily
-from .substrates import ProgramKey, Substrate, load_substrate, substrate_importable
+from .substrates import (
+    LARGEST_BUCKET,
+    ProgramKey,
+    Substrate,
+    load_substrate,
+    substrate_importable,
+)
 
 __all__ = ["TfpBackend", "SUBSTRATES", "ENV_VAR", "BUCKET_MAX", "bucket_size"]
 
@@ -64,11 +74,19 @@ OPTIONS = {"substrate": '"jax" (default) or "tensorflow"'}
 #: 513-4096 values (measured, docs/backends/tfp.md), where sharing programs helps little:
 #: calls that large rarely come in many shapes (the conformance suite compiles as many programs
 #: with a limit of 4096).
-BUCKET_MAX = 512
+BUCKET_MAX = LARGEST_BUCKET  # 512
 #: ... and whose padded parameters have at most this many elements each (a bucket of 512
 #: 3x3 matrices has 4608): rows with large events cost real work, so padding them would cost
 #: real time.
 BUCKET_ELEMENTS = 1 << 16
+
+#: On JAX, draws of the ``TfpFamily.chunked`` families of more rows than one chunk holds run
+#: in chunks: calls of the family's chunk program, whose rows hold at most this many elements
+#: of each parameter (2^15 rows of scalars, 2^11 rows of 3x3 matrices), each chunk seeded by
+#: words derived from the call's. One program per family, dtype and event shapes then draws
+#: every large sample (the conformance suite's grids at every n), where each shape compiled
+#: its own (about 1 s each).
+CHUNK_ELEMENTS = 1 << 15
 
 #: Call signatures remembered per backend (a signature's plan is a few hundred bytes).
 _PLANS_MAX = 4096
@@ -277,7 +295,7 @@ class _Plan:
     """
 
     __slots__ = ("key", "fn", "rows", "size", "axis", "reps", "batch", "targets", "events",
-                 "lead", "flatten", "_index", "_host_index")
+                 "lead", "flatten", "chunks", "per_chunk", "_index", "_host_index")
 
     key: ProgramKey
     fn: Any
@@ -290,17 +308,24 @@ class _Plan:
     events: tuple[tuple[int, ...], ...]
     lead: tuple[int, ...]
     flatten: bool
-    _index: dict[torch.device, tuple[torch.Tensor, torch.Tensor]]
-    _host_index: np.ndarray
+    chunks: int
+    per_chunk: int
+    _index: dict[tuple[torch.device, int], tuple[torch.Tensor, torch.Tensor]]
+    _host_index: dict[int, np.ndarray]
 
     @classmethod
     def build(cls, op: str, family: str, shape: tuple[int, ...], static: tuple[Any, ...],
               tensors: Sequence[torch.Tensor], ranks: Sequence[int] | None,
-              program: Callable[[tuple[int, ...]], Any], poly: bool = False) -> _Plan:
+              program: Callable[[tuple[int, ...]], Any], poly: bool = False,
+              chunked: bool = False) -> _Plan:
+        """``chunked``: a call of more rows than a chunk holds runs in chunks (draws only: each
+        chunk needs its own seed)."""
         plan = cls()
         plan.rows = 0
+        plan.chunks = 1
+        plan.per_chunk = 0
         if ranks is not None:
-            plan._bucket(shape, tensors, ranks, poly)
+            plan._bucket(shape, tensors, ranks, poly, chunked)
         if plan.rows:
             row = (-1,) if poly else (plan.size,) if plan.axis else ()
             plan.key = ProgramKey(op, family, -1 if poly else plan.size, (), static, tuple(
@@ -313,7 +338,7 @@ class _Plan:
         return plan
 
     def _bucket(self, shape: tuple[int, ...], tensors: Sequence[torch.Tensor],
-                ranks: Sequence[int], poly: bool) -> None:
+                ranks: Sequence[int], poly: bool, chunked: bool) -> None:
         leads, events = [], []
         for t, r in zip(tensors, ranks):
             k = max(t.dim() - r, 0)
@@ -327,11 +352,23 @@ class _Plan:
             return  # not broadcastable: the exact program raises the substrate's error
         reps, n_batch = math.prod(shape), math.prod(batch)
         rows = reps * n_batch
-        if rows == 0 or rows > BUCKET_MAX:
+        if rows == 0:
             return
-        size = rows if poly else bucket_size(rows)
-        if size * max(math.prod(ev) for ev in events) > BUCKET_ELEMENTS:
-            return  # large events: the rows' work dominates, padding would cost real time
+        largest = max(math.prod(ev) for ev in events)
+        if rows > BUCKET_MAX:
+            # a chunk: the largest power of two of rows within CHUNK_ELEMENTS, more than a
+            # bucket; calls between the two run their exact program. Each chunk holds a whole
+            # number of batch rows (``per_chunk``), so every chunk lays out the parameters
+            # alike: they are laid out once for all chunks.
+            chunk = 1 << max((CHUNK_ELEMENTS // max(largest, 1)).bit_length() - 1, 0)
+            per_chunk = (chunk // n_batch) * n_batch
+            if not chunked or chunk <= BUCKET_MAX or rows <= chunk or per_chunk == 0:
+                return
+            size, self.chunks, self.per_chunk = chunk, -(-rows // per_chunk), per_chunk
+        else:
+            size = rows if poly else bucket_size(rows)
+            if size * largest > BUCKET_ELEMENTS:
+                return  # large events: the rows' work dominates, padding would cost real time
         self.rows, self.size, self.reps, self.batch = rows, size, reps, n_batch
         self.axis = poly or size > 1
         self.events = tuple(events)
@@ -344,23 +381,40 @@ class _Plan:
         self.flatten = len(batch) != 1  # a 1-d batch is already one row per element
         self.lead = shape + batch
         self._index = {}
-        self._host_index = self._indices(torch.device("cpu"))[0].numpy()
+        self._host_index = {}
 
-    def _indices(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        """Row ``r`` of the bucket reads batch element ``r % B``; padding rows read element 0.
+    def real(self, chunk: int) -> int:
+        """The real (unpadded) rows of call ``chunk``: ``rows`` for an unchunked plan."""
+        if self.chunks == 1:
+            return self.rows
+        return min(self.per_chunk, self.rows - chunk * self.per_chunk)
 
-        Returns the index of all ``size`` rows and that of the ``rows`` real ones.
+    def _indices(self, device: torch.device, chunk: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """Row ``r`` of the rows' layout reads batch element ``r % B``; padding rows read
+        element 0. Call ``chunk`` holds rows ``chunk * per_chunk`` on, a multiple of ``B``: its
+        row ``i`` reads element ``i % B`` too, so only the last chunk's padding differs.
+
+        Returns the index of the call's ``size`` rows and that of its real ones.
         """
-        index = self._index.get(device)
+        real = self.real(chunk)
+        index = self._index.get((device, real))
         if index is None:
             every = torch.arange(self.size, device=device) % self.batch
-            every[self.rows:] = 0
-            index = self._index[device] = (every, every[:self.rows])
+            every[real:] = 0
+            index = self._index[(device, real)] = (every, every[:real])
         return index
 
-    def inputs(self, tensors: Sequence[torch.Tensor],
-               grad: bool) -> Sequence[torch.Tensor | np.ndarray]:
-        """The program's inputs; ``grad``: the caller differentiates through them.
+    def _host(self, chunk: int) -> np.ndarray:
+        real = self.real(chunk)
+        index = self._host_index.get(real)
+        if index is None:
+            index = self._host_index[real] = self._indices(torch.device("cpu"), chunk)[0].numpy()
+        return index
+
+    def inputs(self, tensors: Sequence[torch.Tensor], grad: bool,
+               chunk: int = 0) -> Sequence[torch.Tensor | np.ndarray]:
+        """The inputs of call ``chunk`` of the program; ``grad``: the caller differentiates
+        through them.
 
         Without gradients, CPU inputs are laid out by NumPy and handed over as host arrays (the
         substrate copies them anyway): a NumPy call costs about a microsecond, a torch
@@ -373,15 +427,17 @@ class _Plan:
                     for t, target in zip(tensors, self.targets)]
         if not grad and all(t.device.type == "cpu" for t in tensors):
             host = []
+            index = self._host(chunk)
             for t, target, ev in zip(tensors, self.targets, self.events):
                 a = t.detach().numpy()
                 if target is not None:
                     a = np.broadcast_to(a, target)
                 if self.flatten:
                     a = a.reshape((self.batch, *ev))
-                host.append(a.take(self._host_index, axis=0))
+                host.append(a.take(index, axis=0))
             return host
-        every, real = self._indices(tensors[0].device)
+        every, real = self._indices(tensors[0].device, chunk)
+        n_real = self.real(chunk)
         out = []
         for t, target, ev in zip(tensors, self.targets, self.events):
             if target is not None:
@@ -390,12 +446,12 @@ class _Plan:
                 t = t.reshape((self.batch, *ev))
             if not grad:
                 out.append(t.index_select(0, every))  # one gather: repetitions and padding
-            elif self.size == self.rows:
+            elif self.size == n_real:
                 out.append(t.index_select(0, real))
             else:
                 # Padding rows are detached: their (unused) draws may have any gradient, NaN
                 # included, and none of it must reach the parameter. Same values as above.
-                pad = t[:1].detach().expand((self.size - self.rows, *ev))
+                pad = t[:1].detach().expand((self.size - n_real, *ev))
                 out.append(torch.cat([t.index_select(0, real), pad]))
         return out
 
@@ -583,8 +639,11 @@ class TfpBackend(TableBackend):
         plan = self._plans.get(sig)
         if plan is None:
             ranks, program = make()
+            sub = self.substrate
+            fam = TFP_FAMILIES.get(family)
+            chunked = op == "draw" and sub.name == "jax" and fam is not None and fam.chunked
             plan = _Plan.build(op, family, shape, static, tensors, ranks, program,
-                               self.substrate.rows_polymorphic(family))
+                               sub.rows_polymorphic(family), chunked)
             if len(self._plans) >= _PLANS_MAX:
                 self._plans.clear()
             self._plans[sig] = plan
@@ -622,16 +681,44 @@ class TfpBackend(TableBackend):
             [params.spec.param_event_dim(n) for n in names],
             self._draw_program(fam, static)))
         what = "rsample" if grad else "sample"
-        call = _Call(sub, family, plan.key, plan.fn, sub.seed(words), what)
         need_grad = grad and torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
-        inputs = plan.inputs(tensors, need_grad)
-        out = plan.output(_Bridge.apply(call, *inputs) if need_grad else call.forward(inputs))
+        if plan.chunks == 1:
+            call = _Call(sub, family, plan.key, plan.fn, sub.seed(words), what)
+            inputs = plan.inputs(tensors, need_grad)
+            out = _Bridge.apply(call, *inputs) if need_grad else call.forward(inputs)
+        else:
+            out = torch.cat(self._chunks(sub, family, plan, tensors, words, what, need_grad))
+        out = plan.output(out)
         if narrow is not None:
             out = _narrow(out, narrow)
         out = self._post(fam, params, out, grad)
         if out.dtype != params.dtype and out.is_floating_point():
             out = out.to(params.dtype)  # mixed parameter dtypes, computed in the promoted one
         return out
+
+    @staticmethod
+    def _chunks(sub: Substrate, family: str, plan: _Plan, tensors: Sequence[torch.Tensor],
+                words: np.ndarray, what: str, grad: bool) -> list[torch.Tensor]:
+        """The real rows of each call of a chunked draw, each chunk seeded by
+        :func:`_chunk_words`. Every chunk lays the parameters out alike (a whole number of
+        batch rows each): they are laid out once, as tensors (DLPack hands them over without a
+        copy); with gradients the last chunk gets its own, whose padding rows are detached."""
+        shared: Sequence[torch.Tensor | np.ndarray] | None = None
+        outs = []
+        for chunk in range(plan.chunks):
+            if grad and chunk == plan.chunks - 1:
+                inputs = plan.inputs(tensors, grad, chunk)
+            else:
+                if shared is None:
+                    shared = [torch.from_numpy(np.ascontiguousarray(a))
+                              if isinstance(a, np.ndarray) else a
+                              for a in plan.inputs(tensors, grad, 0)]
+                inputs = shared
+            call = _Call(sub, family, plan.key, plan.fn, sub.seed(_chunk_words(words, chunk)),
+                         what)
+            out = _Bridge.apply(call, *inputs) if grad else call.forward(inputs)
+            outs.append(out[:plan.real(chunk)])
+        return outs
 
     @staticmethod
     def _post(fam: TfpFamily, params: Mapping[str, Any], out: torch.Tensor,
@@ -811,6 +898,13 @@ def _redrawing(draw: Drawer, inside: Callable[[torch.Tensor], torch.Tensor],
 
 def _derived_words(words: np.ndarray, k: int) -> np.ndarray:
     return np.random.SeedSequence([int(w) for w in words], spawn_key=(k,)).generate_state(
+        2, np.uint32)
+
+
+def _chunk_words(words: np.ndarray, chunk: int) -> np.ndarray:
+    """The seed of call ``chunk`` of a chunked draw: a two-part spawn key, so that no chunk
+    shares its seed with a redraw (:func:`_derived_words`, one part) or another chunk."""
+    return np.random.SeedSequence([int(w) for w in words], spawn_key=(0, chunk)).generate_state(
         2, np.uint32)
 
 

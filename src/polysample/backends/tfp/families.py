@@ -96,6 +96,11 @@ class TfpFamily:
         in_float64: every float32 draw runs in float64, rounded to float32 afterwards: TFP's
             float32 sampler is wrong (LKJCholesky: factors with a zero diagonal entry, see
             docs/conformance.md, finding F9).
+        chunked: on JAX, draws of more rows than a chunk holds run in chunks of one program
+            (``backend.CHUNK_ELEMENTS``): the families whose chunked draws took at most the
+            exact program's time (TFP's rejection samplers, 0.63-0.96 times it, measured in
+            docs/backends/tfp.md); the others' per-row parameters cost 1.2-3.2 times, and on
+            TensorFlow every family's did (1.7-3.9 times).
     """
 
     inputs: tuple[str, ...]
@@ -116,6 +121,7 @@ class TfpFamily:
     flags_on: tuple[str, ...] = ("jax", "tensorflow")
     widen: tuple[str, ...] = ()
     in_float64: bool = False
+    chunked: bool = False
 
     @property
     def sample_inputs(self) -> tuple[str, ...]:
@@ -806,11 +812,11 @@ TFP_FAMILIES: dict[str, TfpFamily] = {
     "Beta": TfpFamily(("concentration1", "concentration0"),
                       _d("Beta", "concentration1", "concentration0"), draw=_beta,
                       draw_flags=_small_concentration("concentration1", "concentration0"),
-                      clamp="unit", widen=("concentration1", "concentration0")),
+                      clamp="unit", widen=("concentration1", "concentration0"), chunked=True),
     "Binomial": TfpFamily(("total_count", "logits"), _d("Binomial", "total_count", "logits"),
                           draw=_binomial, draw_flags=_huge_count,
                           draw_inputs=("total_count", "probs"), rsample=False,
-                          full_optimization=True),
+                          full_optimization=True, chunked=True),
     "Categorical": TfpFamily(("logits",), _d("Categorical", "logits", dtype="int64"),
                              draw=_categorical, draw_inputs=("probs",), rsample=False),
     "Cauchy": TfpFamily(("loc", "scale"), _d("Cauchy", "loc", "scale")),
@@ -826,15 +832,16 @@ TFP_FAMILIES: dict[str, TfpFamily] = {
                                      note="log_prob: torch's (its normalizer, not TFP's)"),
     "Dirichlet": TfpFamily(("concentration",), _d("Dirichlet", "concentration"),
                            draw=_dirichlet, draw_flags=_small_concentration("concentration"),
-                           clamp="simplex", widen=("concentration",)),
+                           clamp="simplex", widen=("concentration",), chunked=True),
     "Exponential": TfpFamily(("rate",), _d("Exponential", "rate")),
     "FisherSnedecor": TfpFamily(("df1", "df2"), draw=_fisher_snedecor, draw_flags=_small_df,
                                 log_prob=False,
                                 note="composed: ratio of two TFP Gamma draws",
-                                clamp="positive_finite", widen=("df1", "df2")),
+                                clamp="positive_finite", widen=("df1", "df2"), chunked=True),
     "Gamma": TfpFamily(("concentration", "rate"), _d("Gamma", "concentration", "rate"),
                        draw=_gamma, draw_flags=_small_concentration("concentration"),
-                       flags_on=("jax",), clamp="positive", widen=("concentration",)),
+                       flags_on=("jax",), clamp="positive", widen=("concentration",),
+                       chunked=True),
     "GeneralizedPareto": TfpFamily(
         ("loc", "scale", "concentration"), _GENERALIZED_PARETO,
         draw=_overflow_drawer(_GENERALIZED_PARETO, ("loc", "scale", "concentration"),
@@ -850,7 +857,7 @@ TFP_FAMILIES: dict[str, TfpFamily] = {
                               _d("InverseGamma", "concentration", "scale=rate"),
                               draw=_inverse_gamma,
                               draw_flags=_small_concentration("concentration"),
-                              clamp="positive_finite", widen=("concentration",)),
+                              clamp="positive_finite", widen=("concentration",), chunked=True),
     "Kumaraswamy": TfpFamily(("concentration1", "concentration0"),
                              _d("Kumaraswamy", "concentration1", "concentration0"),
                              clamp="unit", widen=("concentration1", "concentration0")),
@@ -860,13 +867,13 @@ TFP_FAMILIES: dict[str, TfpFamily] = {
     "Laplace": TfpFamily(("loc", "scale"), _d("Laplace", "loc", "scale")),
     "LogNormal": TfpFamily(("loc", "scale"), _d("LogNormal", "loc", "scale")),
     "LogisticNormal": TfpFamily(("loc", "scale"), _d("Normal", "loc", "scale"), log_prob=False,
-                                post="stick_breaking",
+                                post="stick_breaking", chunked=True,
                                 note="composed: TFP Normal + torch StickBreakingTransform"),
     "LowRankMultivariateNormal": TfpFamily(
         ("loc", "cov_factor", "cov_diag"),
         _d("MultivariateNormalDiagPlusLowRankCovariance", "loc",
            "cov_perturb_factor=cov_factor", "cov_diag_factor=cov_diag"),
-        note="TFP MultivariateNormalDiagPlusLowRankCovariance"),
+        note="TFP MultivariateNormalDiagPlusLowRankCovariance", chunked=True),
     "Multinomial": TfpFamily(("logits",), _multinomial, static=("total_count",), rsample=False,
                              draw=_multinomial_draw, draw_inputs=("probs",)),
     "MultivariateNormal": TfpFamily(("loc", "scale_tril"),
@@ -875,7 +882,7 @@ TFP_FAMILIES: dict[str, TfpFamily] = {
     "NegativeBinomial": TfpFamily(("total_count", "logits"),
                                   _d("NegativeBinomial", "total_count", "logits"), rsample=False,
                                   draw=_negative_binomial, score=_negative_binomial_score,
-                                  full_optimization=True),
+                                  full_optimization=True, chunked=True),
     "Normal": TfpFamily(("loc", "scale"), _d("Normal", "loc", "scale")),
     "OneHotCategorical": TfpFamily(("logits",),
                                    _d("OneHotCategorical", "logits", dtype=_dtype_of("logits")),
@@ -899,7 +906,7 @@ TFP_FAMILIES: dict[str, TfpFamily] = {
                                           clamp="simplex"),
     "StudentT": TfpFamily(("df", "loc", "scale"), _d("StudentT", "df", "loc", "scale"),
                           draw=_student_t, draw_flags=_small_concentration("df"),
-                          widen=("df",)),
+                          widen=("df",), chunked=True),
     "Uniform": TfpFamily(("low", "high"), _d("Uniform", "low", "high")),
     "VonMises": TfpFamily(("loc", "concentration"), _d("VonMises", "loc", "concentration"),
                           draw=_von_mises, draw_flags=_large_concentration,
@@ -914,7 +921,7 @@ TFP_FAMILIES: dict[str, TfpFamily] = {
             lambda p, _, log_tiny: p["concentration"] * (p["scale"].log() - log_tiny))),
     "Wishart": TfpFamily(("df", "scale_tril"),
                          _d("WishartTriL", "df", "scale_tril", input_output_cholesky=False),
-                         note="TFP WishartTriL", score=_wishart_score),
+                         note="TFP WishartTriL", score=_wishart_score, chunked=True),
 }
 
 #: Component families for which ``rsample("MixtureSameFamily", ...)`` is offered: univariate,

@@ -63,7 +63,7 @@ class ProgramKey(NamedTuple):
 
     ``bucket``: the row count of the shape bucket the program serves (see :mod:`.backend`;
     ``sample_shape`` is then ``()`` and every input has that many rows; a one-row bucket has no
-    row axis), or 0 for a program of one call's exact shapes, or -1 for a program whose row
+    row axis; above 512 rows, the chunk program of large draws), or 0 for a program of one call's exact shapes, or -1 for a program whose row
     axis has any length (every input's first dimension is then -1): what the backend asks for
     where :meth:`Substrate.rows_polymorphic` says so.
     """
@@ -434,9 +434,14 @@ def _trim(path: Path, max_bytes: int) -> None:
             total -= size
 
 
+#: Buckets above this many rows are the chunk programs of large draws (``backend.
+#: CHUNK_ELEMENTS``): compiled as exact programs are.
+LARGEST_BUCKET = 512
+
+
 def compiler_options(key: ProgramKey) -> dict[str, Any] | None:
     """XLA options of the program for ``key`` (None: XLA's defaults)."""
-    if not key.bucket:
+    if not key.bucket or key.bucket > LARGEST_BUCKET:
         fam = TFP_FAMILIES.get(key.family)
         return None if fam is None or fam.full_optimization else SMALL_COMPILE
     return FAST_COMPILE if key.bucket <= FAST_COMPILE_MAX else SMALL_COMPILE
