@@ -177,6 +177,19 @@ class AntitheticMutant(_SampleAxisMutant):
         return torch.stack([x[0:2 * h:2], mirrored], 1).reshape((2 * h,) + tuple(x.shape[1:]))
 
 
+class PeriodicMutant(_SampleAxisMutant):
+    """Repeats each call's first quarter of draws four times (as a backend that reuses one
+    seed, generator state or buffer for every block of a large call would): right marginals,
+    neighbouring draws independent, every draw repeated 65,536 rows later."""
+
+    FAMILIES = ("Normal", "Poisson")
+
+    def rearrange(self, family, params, x):  # type: ignore[no-untyped-def]
+        n = x.shape[0]
+        block = max(1, -(-n // 4))
+        return x[:block].repeat((4,) + (1,) * (x.dim() - 1))[:n]
+
+
 class CorrelatedBatchMutant(_Mutant):
     """Batch elements drawn with correlated noise (each element's standard noise is 0.5 times
     the previous element's plus an independent part): every element's law is right and the
@@ -420,6 +433,9 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     "mutant_sorted_poisson": (SortedMutant, "sample_indep", "Poisson"),
     "mutant_antithetic": (AntitheticMutant, "sample_indep", "Normal"),
     "mutant_correlated_batch": (CorrelatedBatchMutant, "sample_indep", "Normal"),
+    # Repeated stretches of draws (right marginals): only the repeat check can see these.
+    "mutant_periodic": (PeriodicMutant, "sample_repeats", "Normal"),
+    "mutant_periodic_poisson": (PeriodicMutant, "sample_repeats", "Poisson"),
     # Wrong in float32 only: only the float32 grid can see it.
     "mutant_float32": (Float32Mutant, "sample_pit_mean", "Gamma"),
 }

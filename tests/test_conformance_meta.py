@@ -18,6 +18,8 @@ from polysample.conformance.stats import (
     ALPHA_CHECK,
     ALPHA_TOTAL,
     MAX_STATISTICAL_CHECKS,
+    REPEAT_CHECKS_PER_SLOT,
+    budget_slots,
     dkwm_detectable,
     dkwm_threshold,
     ks_continuous,
@@ -136,7 +138,13 @@ def test_seeds_are_derived_from_check_ids():
 
 
 def test_error_budget_is_split_over_the_statistical_checks():
+    from polysample.conformance.stats import ALPHA_REPEAT
+
     assert ALPHA_CHECK * MAX_STATISTICAL_CHECKS == pytest.approx(ALPHA_TOTAL)
+    assert ALPHA_REPEAT * REPEAT_CHECKS_PER_SLOT == pytest.approx(ALPHA_CHECK)
+    assert budget_slots(["sample_ks", "sample_pit_mean"]) == 2
+    assert budget_slots(["sample_ks"] + ["sample_repeats"] * REPEAT_CHECKS_PER_SLOT) == 2
+    assert budget_slots(["sample_repeats"] * (REPEAT_CHECKS_PER_SLOT + 1)) == 2
 
 
 def test_full_matrix_stays_within_the_error_budget():
@@ -149,10 +157,13 @@ def test_full_matrix_stays_within_the_error_budget():
     builtin = [n for n in ("torch", "numpy", "tfp", "tfp-tf") if _loads(n)]
     assert builtin[:2] == ["torch", "numpy"]
     ts, _ = targets(builtin)
-    stat = sum(c.statistical for c in generate_checks(ts))
+    checks = [c for c in generate_checks(ts) if c.statistical]
+    stat = budget_slots(c.name for c in checks)
     assert stat <= MAX_STATISTICAL_CHECKS, stat
+    repeats = sum(c.name.endswith("_repeats") for c in checks)
+    assert 0 < repeats <= REPEAT_CHECKS_PER_SLOT, repeats  # the repeat checks take one slot
     if len(builtin) == 4:  # the float32 grid is sample() only to fit (with rsample: 4,024)
-        assert stat == 3572, stat
+        assert (stat, repeats) == (3573, 697), (stat, repeats)
 
 
 def _loads(name: str) -> bool:
@@ -634,3 +645,90 @@ def test_a_float32_angle_rounded_past_pi_stands_for_the_top_of_the_support():
     x = np.append(np.linspace(-3.0, 3.0, 4095), top).astype(np.float32)
     c = continuous_stats(_float32_projection(x, law))
     assert np.all(np.isfinite(c["zeta"])) and c["zeta"].max() > 5
+
+
+# ---------------------------------------------------------------------- the repeat check
+def _brute_repeats(x: np.ndarray, k: int) -> int:
+    windows = [tuple(map(tuple, x[i:i + k] + 0.0)) for i in range(len(x) - k + 1)]
+    return len(windows) - len(set(windows))
+
+
+@pytest.mark.parametrize("k", [1, 2, 5, 9])
+@pytest.mark.parametrize("m", [1, 3])
+def test_repeated_windows_counts_what_a_brute_force_count_finds(k, m):
+    from polysample.conformance.stats import repeated_windows
+
+    x = np.random.default_rng(10 * k + m).integers(0, 2, size=(400, m)).astype(np.float64)
+    x[::7] *= -1.0  # -0.0 equals 0.0
+    count, pair = repeated_windows(x, k)
+    assert count == _brute_repeats(x, k)
+    if count:
+        i, j = pair
+        assert i < j and np.array_equal(x[i:i + k] + 0.0, x[j:j + k] + 0.0)
+        # no earlier window repeats before row j
+        assert all(_brute_repeats(x[:jj + k], k) == 0 for jj in range(j))
+    else:
+        assert pair is None
+
+
+def test_a_hash_collision_is_never_counted_as_a_repeat(monkeypatch):
+    # With every window hashed alike, each candidate pair is compared value by value.
+    from polysample.conformance import stats as st
+
+    monkeypatch.setattr(st, "_mix64", lambda z: np.zeros_like(z))
+    x = np.arange(64, dtype=np.float64)[:, None]
+    assert st.repeated_windows(x, 3) == (0, None)
+    y = np.concatenate([x, x[:5]])
+    assert st.repeated_windows(y, 3) == (3, (0, 64))
+    z = np.concatenate([x, x[:5], x[10:14]])  # two repeated windows interleaved in one group
+    assert st.repeated_windows(z, 3) == (5, (0, 64))
+
+
+def test_the_repeat_bound_holds_and_the_window_is_the_shortest_within_alpha():
+    from polysample.conformance.stats import repeat_bound, repeat_window, repeated_windows
+
+    # Bernoulli(0.5) rows: q = p = 1/2, where the bound is the expected number of equal pairs
+    # of windows exactly. Of 16 rows among 2,000, that is 30.5; the mean count of repeated
+    # windows over 40 seeds stays below it (within four standard errors) and near it.
+    n, k = 2000, 16
+    bound = repeat_bound(n, k, 0.5, 0.5)
+    counts = [repeated_windows(np.random.default_rng(s).integers(0, 2, (n, 1)).astype(float),
+                               k)[0] for s in range(40)]
+    assert 0.8 * bound <= np.mean(counts) <= bound + 4 * math.sqrt(bound / 40)
+    k = repeat_window(n, 0.5, 0.5, 1e-6)
+    assert k is not None and repeat_bound(n, k, 0.5, 0.5) <= 1e-6 < repeat_bound(n, k - 1, 0.5, 0.5)
+    assert repeat_window(n, 1.0, 1.0, 1e-6) is None  # one value: no window is unlikely
+
+
+def test_independent_draws_with_ties_pass_the_repeat_check_and_repeated_ones_fail():
+    # A float32 Gamma(0.01) draw flushes 42% of its values to 0 and float32 normal draws tie by
+    # rounding: their ties are the reference's, and windows of a few rows never repeat. The
+    # same draws with their first half repeated fail, naming the rows.
+    from polysample.conformance.layers.sampler import _repeat_check
+    from polysample.conformance.model import CheckFailure
+    from polysample.conformance.reference import Projection
+    from polysample.conformance.runner import Draw
+
+    rng = np.random.default_rng(5)
+    gamma = stats.gamma(np.full(2, 0.01))
+    g = gamma.rvs(size=(1 << 14, 2), random_state=rng)
+    g32 = np.where(g < np.finfo(np.float32).tiny, 0.0, g).astype(np.float32)
+    z32 = rng.standard_normal((1 << 16, 3)).astype(np.float32)
+    cases = [(g32, gamma), (z32, stats.norm(np.zeros(3), np.ones(3)))]
+    for x, law in cases:
+        def draw(values: np.ndarray, law=law) -> Draw:  # type: ignore[no-untyped-def]
+            pr = Projection("value", values.astype(np.float64), law, resolution=np.float32)
+            return Draw(len(values), 0, [pr], True, ["a", "b", "c"], 0.0)
+
+        out = _repeat_check(draw(x), _grid("float32"), "sample")
+        assert out.statistic == 0.0 and out.details["window_rows"] >= 1
+        half = len(x) // 2
+        with pytest.raises(CheckFailure, match=f"the first at row 0 and again at row {half}"):
+            _repeat_check(draw(np.concatenate([x[:half], x[:half]])), _grid("float32"),
+                          "sample")
+
+
+def _grid(label: str):  # type: ignore[no-untyped-def]
+    from polysample.conformance.grids import grids
+
+    return next(g for g in grids("Normal") if g.label == label)

@@ -25,6 +25,7 @@ LAYERS = {
     "sample_pit_mean": ("sampler",),
     "sample_ks": ("sampler",),
     "sample_indep": ("sampler",),
+    "sample_repeats": ("sampler",),
     "grad_cdf": ("gradient",),
     "grad_mean": ("gradient",),
     "rsample_grad": ("semantics",),
@@ -51,7 +52,8 @@ def with_mutants(monkeypatch):
 #: Mutants whose own test below makes a stronger claim (caught in quick mode, by the named
 #: z-test): running the full-mode suite on them too would only repeat it, 16 s slower.
 _OWN_TEST = {"mutant_gradsign_beta", "mutant_sorted", "mutant_sorted_poisson",
-             "mutant_antithetic", "mutant_correlated_batch", "mutant_float32"}
+             "mutant_antithetic", "mutant_correlated_batch", "mutant_float32",
+             "mutant_periodic", "mutant_periodic_poisson"}
 
 
 @pytest.mark.parametrize("name", sorted(set(mutants.MUTANTS) - _OWN_TEST))
@@ -77,6 +79,10 @@ def test_dependent_draws_with_the_right_marginals_fail_the_independence_check_al
     report = check_backend(name, families=[family], layers=("sampler",), quick=True)
     failed = {r.check for r in report.failures}
     expected = {"sample_indep", "rsample_indep"} if family == "Normal" else {"sample_indep"}
+    if name == "mutant_sorted_poisson":
+        # sorted counts come in long runs of one value: stretches that independent draws
+        # would not repeat, so the repeat check fails them too
+        expected.add("sample_repeats")
     assert failed == expected, [(r.id, r.message) for r in report.failures]
     caught = next(r for r in report.failures if r.check == check)
     assert caught.statistic > caught.threshold
@@ -85,6 +91,25 @@ def test_dependent_draws_with_the_right_marginals_fail_the_independence_check_al
         assert "between grid points" in caught.message and "loc=" in caught.message
     if name == "mutant_antithetic":
         assert "between neighbouring draws" in caught.message
+
+
+@pytest.mark.parametrize("name", ["mutant_periodic", "mutant_periodic_poisson"])
+def test_repeated_draws_with_the_right_marginals_fail_the_repeat_check_alone(with_mutants,
+                                                                           name):
+    # Each call's first quarter of draws repeated four times: every column's law is right and
+    # neighbouring draws are independent, so the other checks pass (a continuous column then
+    # has ties, which before this check only made the suite skip its normal scores).
+    _cls, check, family = mutants.MUTANTS[name]
+    report = check_backend(name, families=[family], layers=("sampler",), quick=True)
+    failed = {r.check for r in report.failures}
+    expected = {"sample_repeats", "rsample_repeats"} if family == "Normal" else {
+        "sample_repeats"}
+    assert failed == expected, [(r.id, r.message) for r in report.failures]
+    assert {r.grid for r in report.failures} == {"typical", "corners", "float32"}
+    caught = next(r for r in report.failures if r.check == check and r.grid == "typical")
+    assert caught.statistic > caught.threshold
+    assert "repeats its draws" in caught.message
+    assert "the first at row 0 and again at row 65536" in caught.message, caught.message
 
 
 def test_a_backend_wrong_in_float32_alone_fails_the_float32_grid_alone(with_mutants):

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from .expected import Declaration, load_declarations
 from .model import CheckResult
-from .stats import ALPHA_CHECK, ALPHA_TOTAL, MAX_STATISTICAL_CHECKS
+from .stats import ALPHA_CHECK, ALPHA_TOTAL, MAX_STATISTICAL_CHECKS, budget_slots
 
 if TYPE_CHECKING:
     from .model import Check
@@ -134,7 +134,7 @@ class Report:
         return {**self._head(), "checks": [r.to_dict() for r in self.results]}
 
     def _head(self) -> dict[str, Any]:
-        n_stat = sum(1 for r in self.results if r.alpha is not None)
+        n_stat = budget_slots(r.check for r in self.results if r.alpha is not None)
         return {
             "ok": self.ok,
             "complete": self.complete,

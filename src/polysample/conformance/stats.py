@@ -5,8 +5,9 @@ Every threshold is derived from the error budget (see ``docs/conformance.md``):
 * The whole run may fail falsely with probability at most :data:`ALPHA_TOTAL` (1e-6).
 * That budget is split evenly (Bonferroni) over at most :data:`MAX_STATISTICAL_CHECKS`
   statistical checks, so each check has :data:`ALPHA_CHECK`; a check made of ``m`` elementary
-  tests (batch elements, projections, parameters) gives each ``ALPHA_CHECK / m``.
-  ``plan_budget_ok`` asserts that a plan stays within the budget.
+  tests (batch elements, projections, parameters) gives each ``ALPHA_CHECK / m``. The repeat
+  checks share one check's share: each has :data:`ALPHA_REPEAT` (:func:`budget_slots`).
+  ``tests/test_conformance_meta.py`` asserts that a full run stays within the budget.
 * Seeds are derived from check ids (:func:`seed_for`), so a run is bit-for-bit repeatable.
 
 All statistics are computed in float64 (NumPy).
@@ -16,17 +17,20 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 
 __all__ = [
-    "ALPHA_TOTAL", "MAX_STATISTICAL_CHECKS", "ALPHA_CHECK", "MISS_RATE",
+    "ALPHA_TOTAL", "MAX_STATISTICAL_CHECKS", "ALPHA_CHECK", "MISS_RATE", "ALPHA_REPEAT",
+    "REPEAT_CHECKS_PER_SLOT", "budget_slots",
     "dkwm_threshold", "dkwm_detectable", "ks_continuous", "ks_integer", "z_threshold",
     "z_detectable", "ZTest", "z_test", "seed_for", "norm_isf", "ColumnTest", "pit_mean_test",
     "pit_var_test", "pit_var_bounds", "pit_var_detectable", "mean_z_test", "sum_tail_test",
     "two_sample_z_test", "product_mean_test", "product_mean_threshold", "PIT_PRODUCT_BOUND",
-    "PIT_PRODUCT_VAR",
+    "PIT_PRODUCT_VAR", "REPEAT_MAX_WINDOW", "repeat_bound", "repeat_window",
+    "repeated_windows",
 ]
 
 #: Total false-failure probability of one full run (all built-in backends, every family).
@@ -36,8 +40,27 @@ ALPHA_TOTAL = 1e-6
 MAX_STATISTICAL_CHECKS = 4000
 #: False-failure probability of one statistical check (Bonferroni): 2.5e-10.
 ALPHA_CHECK = ALPHA_TOTAL / MAX_STATISTICAL_CHECKS
+#: The repeat checks (``*_repeats``) share one statistical check's alpha: each runs at
+#: ``ALPHA_CHECK / REPEAT_CHECKS_PER_SLOT`` (:data:`ALPHA_REPEAT`, 2.5e-13), so that many of
+#: them together risk no more than one check. A smaller alpha only lengthens the window of
+#: rows they compare (a repeated stretch is found with certainty once it spans the window).
+REPEAT_CHECKS_PER_SLOT = 1000
+ALPHA_REPEAT = ALPHA_CHECK / REPEAT_CHECKS_PER_SLOT
 #: The miss rate at which the "smallest detectable discrepancy" of each check is stated.
 MISS_RATE = 1e-3
+
+
+def budget_slots(names: Iterable[str]) -> int:
+    """How many of the :data:`MAX_STATISTICAL_CHECKS` a run's statistical checks (given by
+    name, e.g. ``sample_ks``) take: one each, and one per :data:`REPEAT_CHECKS_PER_SLOT`
+    repeat checks (``*_repeats``)."""
+    other = repeats = 0
+    for name in names:
+        if name.endswith("_repeats"):
+            repeats += 1
+        else:
+            other += 1
+    return other + -(-repeats // REPEAT_CHECKS_PER_SLOT)
 
 
 def norm_isf(p: float) -> float:
@@ -295,3 +318,134 @@ def two_sample_z_test(a: np.ndarray, b: np.ndarray, var: float, n_a: int, n_b: i
     z = (np.asarray(a) - np.asarray(b)) / se
     thr = np.full_like(z, z_threshold(alpha))
     return ColumnTest(z, z, thr, np.abs(z), z_detectable(se, alpha), alpha)
+
+
+#: The longest window of consecutive rows the repeat check compares (:func:`repeat_window`).
+REPEAT_MAX_WINDOW = 256
+
+
+def repeat_bound(n: int, k: int, q: float, p: float) -> float:
+    """An upper bound on the expected number of pairs of equal windows of ``k`` consecutive
+    rows among ``n`` independent, identically distributed rows, where ``q = P(row = row')``
+    for two independent rows (the collision probability, ``sum_r P(r)^2``) and ``p`` bounds
+    ``max_r P(r)``.
+
+    Of the ``N = n - k + 1`` windows, a pair at distance ``d >= k`` shares no row: equal with
+    probability ``q^k``. A pair at distance ``d < k`` is equal when rows ``d`` apart agree
+    along the span, ``k`` equalities of a row with an earlier drawn one: probability at most
+    ``p^k``. So ``E[pairs] <= C(N, 2) q^k + N (k - 1) p^k``; by Markov's inequality this also
+    bounds the probability that any window repeats.
+    """
+    N = n - k + 1
+    if N < 2:
+        return 0.0
+    return N * (N - 1) / 2.0 * q ** k + N * (k - 1) * p ** k
+
+
+def repeat_window(n: int, q: float, p: float, alpha: float,
+                  kmax: int = REPEAT_MAX_WINDOW) -> int | None:
+    """The shortest window (1 to ``kmax`` rows) whose repetition anywhere among ``n``
+    independent rows has probability at most ``alpha`` (:func:`repeat_bound`), or None when
+    even ``kmax`` rows carry too little entropy (a law with most of its mass on one value)."""
+    for k in range(1, kmax + 1):
+        if n - k + 1 < 2:
+            return None
+        if repeat_bound(n, k, q, p) <= alpha:
+            return k
+    return None
+
+
+#: The rolling hash's base (odd, so invertible modulo 2^64) and its inverse.
+_ROLL_BASE = np.uint64(0xD1B54A32D192ED03)
+_ROLL_INVERSE = np.uint64(pow(0xD1B54A32D192ED03, -1, 1 << 64))
+
+
+def _mix64(z: np.ndarray) -> np.ndarray:
+    """SplitMix64's finaliser, elementwise on ``uint64`` (wrapping arithmetic)."""
+    z = z ^ (z >> np.uint64(30))
+    z = z * np.uint64(0xBF58476D1CE4E5B9)
+    z = z ^ (z >> np.uint64(27))
+    z = z * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def repeated_windows(rows: np.ndarray, k: int) -> tuple[int, tuple[int, int] | None]:
+    """How many windows of ``k`` consecutive rows of ``rows`` (``(n, m)``, in the order drawn)
+    repeat an earlier window exactly (the number of windows minus the number of distinct ones;
+    values compared bit for bit, ``-0.0`` read as ``0.0``), and the starting rows ``(i, j)``,
+    ``i < j``, of the first repeat (the equal pair with the smallest ``j``; None when no window
+    repeats).
+
+    Windows are hashed (SplitMix64's finaliser over each row's values, then a rolling
+    polynomial hash over ``k`` rows) and sorted; windows of equal hash are compared value by
+    value, and a group whose hashes collide is counted by its windows' values, so the count
+    is exact whatever the hash does.
+    """
+    x = np.array(rows, dtype=np.float64, order="C", copy=True).reshape(rows.shape[0], -1)
+    x += 0.0  # -0.0 -> 0.0: equal values, equal bits
+    n, m = x.shape
+    N = n - k + 1
+    if N < 2:
+        return 0, None
+    bits = x.view(np.uint64)
+    with np.errstate(over="ignore"):
+        h = np.zeros(n, dtype=np.uint64)
+        for j in range(m):
+            h = _mix64(h * np.uint64(0x9E3779B97F4A7C15) + bits[:, j])
+        if k == 1:
+            w = h
+        else:
+            # Rolling polynomial hash, O(n) for any k (uint64 arithmetic wraps modulo 2^64):
+            # with B odd, w_i = sum_t h_{i+t} B^-t = (S_{i+k} - S_i) B^i, S the prefix sums of
+            # h_s B^-s.
+            base = np.full(n, _ROLL_BASE, dtype=np.uint64)
+            base[0] = 1
+            power = np.cumprod(base)
+            base[1:] = _ROLL_INVERSE
+            inverse = np.cumprod(base)
+            prefix = np.zeros(n + 1, dtype=np.uint64)
+            np.cumsum(h * inverse, out=prefix[1:])
+            w = _mix64((prefix[k:] - prefix[:N]) * power[:N])
+    ws = np.sort(w)  # twice as fast as an argsort; most draws have no equal hashes
+    if not np.any(ws[1:] == ws[:-1]):
+        return 0, None
+    order = np.argsort(w, kind="stable")  # equal hashes in row order
+    ws = w[order]
+    same = np.flatnonzero(ws[1:] == ws[:-1])
+    a, b = order[same], order[same + 1]
+    equal = np.ones(len(same), dtype=bool)
+    for t in range(k):
+        equal &= np.all(bits[a + t] == bits[b + t], axis=1)
+    # Runs of equal hashes: where every neighbour pair in a run is equal, the run is one
+    # window repeated; a run with an unequal pair (a hash collision) is counted by its values.
+    starts = np.flatnonzero(np.diff(np.concatenate([[False], ws[1:] == ws[:-1], [False]])
+                                    .astype(np.int8)) == 1)
+    bad = set(np.searchsorted(starts, same[~equal], side="right") - 1)
+    count = int(equal.sum())
+    firsts: list[tuple[int, int]] = []
+    if len(a):
+        # within a run of equal windows, order is by row: the first pair is the first repeat
+        first_of_run = np.isin(same, starts)
+        ok = first_of_run & equal
+        firsts = list(zip(a[ok].tolist(), b[ok].tolist()))
+    for r in bad:
+        lo = starts[r]
+        hi = lo
+        while hi + 1 < len(ws) and ws[hi + 1] == ws[lo]:
+            hi += 1
+        members = np.sort(order[lo:hi + 1])
+        inrun = (same >= lo) & (same < hi)
+        count -= int(equal[inrun].sum())
+        firsts = [f for f in firsts if f[0] not in set(members.tolist())]
+        content = np.stack([bits[members + t] for t in range(k)], 1).reshape(len(members), -1)
+        _, first, inv = np.unique(content, axis=0, return_index=True, return_inverse=True)
+        inv = inv.reshape(-1)
+        count += len(members) - len(first)
+        for g in range(len(first)):
+            idx = members[inv == g]
+            if len(idx) > 1:
+                firsts.append((int(idx[0]), int(idx[1])))
+    if count == 0:
+        return 0, None
+    i, j = min(firsts, key=lambda f: f[1])
+    return count, (int(i), int(j))

@@ -19,6 +19,10 @@ statistics with a known law (:func:`..cases.projections`):
   (mid-PIT ``(F(x) + F(x - 1)) / 2 - 1/2`` for integer statistics), which have mean 0 under the
   reference; the mean product of neighbours in a column (disjoint pairs, odd and even offsets)
   and of the same row in neighbouring grid points must stay within Bernstein's exact bound.
+* ``<method>_repeats``: no window of consecutive rows of a statistic occurs twice, for the
+  shortest window that independent draws of the reference law repeat with probability at most
+  the check's alpha (:func:`..stats.repeat_window`): a seed, generator state or buffer reused
+  within a call repeats stretches of draws with right marginals and independent neighbours.
 
 Each check splits its share of the error budget over every grid point of every statistic.
 """
@@ -40,6 +44,8 @@ from ..reference import Projection, fast_cdf
 from ..runner import Draw, Runner, Target
 from ..stats import (
     ALPHA_CHECK,
+    ALPHA_REPEAT,
+    REPEAT_MAX_WINDOW,
     dkwm_detectable,
     dkwm_threshold,
     ks_continuous,
@@ -47,6 +53,9 @@ from ..stats import (
     pit_mean_test,
     pit_var_test,
     product_mean_test,
+    repeat_bound,
+    repeat_window,
+    repeated_windows,
     sum_tail_test,
 )
 
@@ -79,6 +88,12 @@ def continuous_stats(pr: Projection) -> dict[str, np.ndarray]:
     law = pr.law
     res = pr.resolution
     xs = _sorted_columns(pr.values)
+    # Columns in which some value occurs twice. When every column has one, rows can repeat:
+    # the repeat check needs the rows in the order drawn and the reference's mass per value.
+    repeated = np.any(xs[1:] == xs[:-1], axis=0)
+    if repeated.all():
+        c["repeat_rows"] = np.array(pr.values, dtype=np.float64)
+        c["repeat_mass"] = _collision_mass(xs, law, res)
     with np.errstate(all="ignore"):
         # The independence check's rows, in the order drawn, before the values are dropped.
         head = np.asarray(pr.values[:INDEPENDENCE_ROWS], dtype=np.float64)
@@ -88,8 +103,9 @@ def continuous_stats(pr: Projection) -> dict[str, np.ndarray]:
         # A law with mass below float64 spacing (Beta(0.01, 0.01) near 1) yields ties: those
         # columns get the K-S test with one ulp of tolerance and no normal-score tests. A
         # float32 draw ties by rounding alone (2^16 draws of a 24-bit mantissa): its ties count
-        # only where the reference puts mass on a float32 spacing (see _coarse).
-        ties = np.any(xs[1:] == xs[:-1], axis=0)
+        # only where the reference puts mass on a float32 spacing (see _coarse). Ties the
+        # reference cannot explain (a backend repeating its draws) fail the repeat check.
+        ties = repeated.copy()
         if res is not np.float64 and ties.any():
             ties &= _coarse(xs, law, res)
         # 1 - F is exact to ~1e-16 absolute: call sf only where F > 1 - 1e-6 (far tail).
@@ -228,6 +244,45 @@ def _coarse(xs: np.ndarray, law: Any, res: Any) -> np.ndarray:
         with np.errstate(invalid="ignore"):
             out[j] = not np.all(np.abs(up[:, j] - down[:, j]) <= COARSE_MASS)
     return out
+
+
+#: Margin on the estimated collision probabilities of integer statistics (their estimate's
+#: relative standard deviation is below 1% at the suite's sample sizes).
+REPEAT_DISCRETE_MARGIN = 1.25
+#: Tied values, the most frequent first, at which :func:`_collision_mass` reads the band mass.
+_COLLISION_TIES = 1024
+
+
+def _collision_mass(xs: np.ndarray, law: Any, res: Any) -> tuple[np.ndarray, np.ndarray]:
+    """For each column of a sorted draw in float type ``res``: ``q``, twice the mean reference
+    mass of a value's :func:`_band` over 1024 values spread by rank (an estimate of the
+    probability that two independent draws are equal, doubled for safety; the band, two
+    spacings wide, already holds more than the one value it stands for), and ``p``, the
+    largest band mass at those values and at the 1024 most repeated ones (a bound on the
+    largest probability of one value). An undefined mass counts as 1."""
+    n, m = xs.shape
+    probes = np.unique(np.linspace(0, n - 1, min(n, _COARSE_PROBES)).astype(int))
+    mass = _band_mass(xs[probes], law, res)
+    q = np.minimum(1.0, 2.0 * mass.mean(axis=0))
+    p = mass.max(axis=0)
+    for j in range(m):
+        x = xs[:, j]
+        tied = x[1:][x[1:] == x[:-1]]
+        if len(tied) == 0:
+            continue
+        vals, counts = np.unique(tied, return_counts=True)
+        top = vals[np.argsort(-counts, kind="stable")[:_COLLISION_TIES]]
+        tm = _band_mass(np.repeat(top[:, None], m, axis=1), law, res)[:, j]
+        p[j] = max(p[j], float(tm.max()))
+    return q, np.maximum(p, q / 2.0)
+
+
+def _band_mass(x: np.ndarray, law: Any, res: Any) -> np.ndarray:
+    """The reference mass of each value's :func:`_band`. Past the support's edge some
+    references return NaN (a logit of a value above 1): the CDF is 1 above, 0 below."""
+    up, down = _tie_bounds(x, law, res)
+    up, down = np.nan_to_num(up, nan=1.0), np.nan_to_num(down, nan=0.0)
+    return np.clip(up - down, 0.0, 1.0)
 
 
 def _ks_with_ulp(xs: np.ndarray, F: np.ndarray, ties: np.ndarray, law: Any,
@@ -391,6 +446,114 @@ def _draw_checks(t: Target, family: str, grid: Grid, method: str,
         return _independence_check(d, grid, method)
 
     yield Check(name, family, grid.label, f"{method}_indep", "sampler", True, independence)
+
+    def repeats(r: Runner) -> Outcome:
+        d = r.draw(t, family, grid, method)
+        return _repeat_check(d, grid, method)
+
+    yield Check(name, family, grid.label, f"{method}_repeats", "sampler", True, repeats)
+
+
+def _repeat_rows(pr: Projection) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """A statistic's rows in the order drawn, with ``q`` and ``p`` per column (see
+    :func:`_collision_mass`; for integer statistics ``q`` is the draw's mean of the reference
+    probability of each drawn value, an unbiased estimate of ``sum_k P(k)^2``, and ``p`` the
+    largest of those probabilities, both times :data:`REPEAT_DISCRETE_MARGIN`); or None when a
+    column holds no value twice (then no two rows are equal)."""
+    if not pr.discrete:
+        c = continuous_stats(pr)
+        if "repeat_rows" not in c:
+            return None
+        return c["repeat_rows"], *c["repeat_mass"]
+    cache = pr.cache
+    if "repeat_mass" not in cache:
+        x = np.asarray(pr.values, dtype=np.float64)
+        n, m = x.shape
+        qs, ps = np.ones(m), np.ones(m)
+        for j in range(m):
+            law = pr.column(j) if pr.column is not None else None
+            v, counts = _value_counts(x[:, j])
+            if law is not None:
+                cdf: Callable[[np.ndarray], Any] = law.cdf
+            else:
+                def cdf(k: np.ndarray, _j: int = j) -> Any:
+                    return pr.law.cdf(np.repeat(k[:, None], m, axis=1))[:, _j]
+            with np.errstate(all="ignore"):
+                pmf = (np.asarray(cdf(v), dtype=np.float64)
+                       - np.asarray(cdf(v - 1.0), dtype=np.float64))
+            pmf = np.nan_to_num(np.clip(pmf, 0.0, 1.0), nan=1.0)
+            qs[j] = min(1.0, REPEAT_DISCRETE_MARGIN * float(np.sum(counts / n * pmf)))
+            ps[j] = min(1.0, REPEAT_DISCRETE_MARGIN * float(pmf.max()))
+        cache["repeat_mass"] = (qs, ps)
+    return pr.values, *cache["repeat_mass"]
+
+
+def _value_counts(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct values of an integer statistic's column and their counts (by ``bincount``
+    where the values span a range no longer than the column, else by sorting)."""
+    lo, hi = float(x.min()), float(x.max())
+    if np.isfinite(lo) and np.isfinite(hi) and hi - lo < len(x) and np.all(x == np.floor(x)):
+        counts = np.bincount((x - lo).astype(np.int64))
+        v = np.flatnonzero(counts)
+        return v + lo, counts[v]
+    return np.unique(x, return_counts=True)
+
+
+def _repeat_check(d: Draw, grid: Grid, method: str) -> Outcome:
+    """No window of consecutive rows of the draw equals another (:func:`repeated_windows`),
+    for the shortest window whose repetition independent draws of the reference law make
+    less likely than the check's alpha (:func:`repeat_window`): a backend that reuses a seed,
+    a generator state or a buffer across the rows of one call repeats whole stretches of
+    draws, with right marginals (the other checks of this layer read repeated values as ties
+    at float resolution).
+
+    Each statistic is a function of the draw's rows, so a repeated stretch of rows repeats in
+    every statistic: the one that needs the shortest window is judged (the window of each is
+    chosen at the check's alpha split over the statistics). A continuous statistic with a
+    column in which no value occurs twice shows that no two rows are equal."""
+    alpha = ALPHA_REPEAT / max(1, len(d.projections))
+    for p in d.projections:
+        if not p.discrete and "repeat_rows" not in continuous_stats(p):
+            out = Outcome(statistic=0.0, threshold=0.0, n=d.n, seed=d.seed, alpha=alpha,
+                          detectable=1.0, details={"statistic": p.label, "window_rows": 1})
+            out.message = (f"no two rows are equal (a column of {p.label} holds no value "
+                           "twice)")
+            return out
+    excluded: list[str] = []
+    best: tuple[int, str, np.ndarray, float, float] | None = None
+    for p in d.projections:
+        ev = _repeat_rows(p)
+        assert ev is not None
+        rows, q, pm = ev
+        q_row, p_row = float(np.prod(q)), float(np.prod(pm))
+        k = repeat_window(d.n, q_row, p_row, alpha)
+        if k is None:
+            excluded.append(p.label)
+        elif best is None or k < best[0]:
+            best = (k, p.label, rows, q_row, p_row)
+    if best is None:
+        raise Skip("every statistic puts so much mass on one value that independent draws "
+                   f"repeat any window of up to {REPEAT_MAX_WINDOW} rows")
+    k, label, rows, q_row, p_row = best
+    count, pair = repeated_windows(rows, k)
+    # detectable: the rows a repeated stretch must span to be found with certainty
+    out = Outcome(statistic=float(count), threshold=0.0, n=d.n, seed=d.seed, alpha=alpha,
+                  detectable=float(k),
+                  details={"statistic": label, "window_rows": k, "excluded": excluded})
+    what = "rows" if k == 1 else f"windows of {k} consecutive rows"
+    if count and pair is not None:
+        i, j = pair
+        out.details["first_repeat"] = [i, j]
+        raise CheckFailure(
+            f"{method}() repeats its draws: {count} {what} of {label} (every grid point of "
+            f"{grid.label}) equal an earlier one, the first at row {i} and again at "
+            f"row {j} ({j - i} rows later); independent draws of the reference law repeat "
+            f"any such window with probability at most {repeat_bound(d.n, k, q_row, p_row):.2g}"
+            f" (n={d.n}, alpha_i={alpha:.2g}). A seed, generator state or buffer reused within "
+            "one call does this", out)
+    out.message = (f"no window of {k} consecutive rows of {label} repeats (any repeated "
+                   f"stretch of {k} rows or more would)")
+    return out
 
 
 def _independence_check(d: Draw, grid: Grid, method: str) -> Outcome:
