@@ -732,3 +732,23 @@ def _grid(label: str):  # type: ignore[no-untyped-def]
     from polysample.conformance.grids import grids
 
     return next(g for g in grids("Normal") if g.label == label)
+
+
+def test_freeze_gives_scipys_frozen_law_without_copying_the_distribution():
+    from polysample.conformance.reference import freeze
+
+    a, b = np.array([0.5, 2.0, 30.0]), np.array([0.7, 2.0, 0.1])
+    x = np.linspace(0.001, 0.999, 11)[:, None]
+    ours, theirs = freeze(stats.beta, a, b), stats.beta(a, b)
+    assert type(ours) is type(theirs) and ours.dist is stats.beta  # shared, not copied
+    for method in ("cdf", "sf", "pdf", "logpdf", "ppf"):
+        assert np.array_equal(getattr(ours, method)(x), getattr(theirs, method)(x)), method
+    assert np.array_equal(ours.mean(), theirs.mean())
+    assert np.array_equal(ours.support(), theirs.support())
+    k = np.arange(-1, 12)[:, None]
+    ours, theirs = freeze(stats.binom, 10, np.array([0.1, 0.5])), stats.binom(10, [0.1, 0.5])
+    assert type(ours) is type(theirs)
+    for method in ("cdf", "sf", "pmf"):
+        assert np.array_equal(getattr(ours, method)(k), getattr(theirs, method)(k)), method
+    # anything that is not a SciPy distribution is called as it is
+    assert freeze(lambda *args: ("called", args), 1, 2) == ("called", (1, 2))

@@ -237,7 +237,7 @@ def _categorical_project(p: Mapping[str, Arr], x: Arr, batch: tuple[int, ...],
     for label, lo, hi in groups:
         pc = pn[:, lo:hi].sum(-1)
         hit = (xs == lo) if hi == lo + 1 else ((xs >= lo) & (xs < hi))
-        out.append(Projection(label, hit.astype(np.float64), stats.bernoulli(pc), True,
+        out.append(Projection(label, hit.astype(np.float64), ref.freeze(stats.bernoulli, pc), True,
                               _bernoulli_column(pc), _binom_sum(1.0, pc)))
     return out
 
@@ -283,7 +283,7 @@ def _wishart_project(p: Mapping[str, Arr], x: Arr, batch: tuple[int, ...],
     tril, df = p["scale_tril"], p["df"]
     k = tril.shape[-1]
     cov = np.broadcast_to(tril @ np.swapaxes(tril, -1, -2), batch + (k, k)).reshape(m, k, k)
-    law = stats.chi2(flat(df, batch))
+    law = ref.freeze(stats.chi2, flat(df, batch))
     xw = x.reshape(n, m, k, k)
     out = []
     for i, u in enumerate(np.concatenate([np.eye(k), ref.unit_vectors(rng, k, n_random)])):
@@ -320,25 +320,25 @@ def _simplex_project(family: str) -> Callable[..., list[Projection]]:
             label = f"marginal{i}" if i < k else f"subset{i - k}"
             if family == "Dirichlet":
                 # Sums of Dirichlet components are Beta(a_S, a_0 - a_S).
-                out.append(Projection(label, v, stats.beta(a_s, a.sum(-1) - a_s)))
+                out.append(Projection(label, v, ref.freeze(stats.beta, a_s, a.sum(-1) - a_s)))
             else:
                 total = float(p["total_count"])
-                out.append(Projection(label, v, stats.binom(np.full(m, total), a_s), True,
+                out.append(Projection(label, v, ref.freeze(stats.binom, np.full(m, total), a_s), True,
                                       _binom_column(total, a_s), _binom_sum(total, a_s)))
         return out
     return project
 
 
 def _bernoulli_column(probs: Arr) -> Callable[[int], Any]:
-    return lambda j: stats.bernoulli(probs[j])
+    return lambda j: ref.freeze(stats.bernoulli, probs[j])
 
 
 def _binom_column(total: float, probs: Arr) -> Callable[[int], Any]:
-    return lambda j: stats.binom(total, probs[j])
+    return lambda j: ref.freeze(stats.binom, total, probs[j])
 
 
 def _binom_sum(total: float, probs: Arr) -> Callable[[int], Any]:
-    return lambda n: stats.binom(n * total, probs)
+    return lambda n: ref.freeze(stats.binom, n * total, probs)
 
 
 def _relaxed_one_hot_project(p: Mapping[str, Arr], x: Arr, batch: tuple[int, ...],
@@ -357,7 +357,7 @@ def _relaxed_one_hot_project(p: Mapping[str, Arr], x: Arr, batch: tuple[int, ...
     for i in range(k - 1):
         # t (log x_i - log x_k) - (log p_i - log p_k) is a difference of two Gumbels: logistic.
         v = t * (xs[..., i] - xs[..., k - 1]) - (lp[:, i] - lp[:, k - 1])
-        out.append(Projection(f"logratio{i}", v, stats.logistic(np.zeros(m), np.ones(m))))
+        out.append(Projection(f"logratio{i}", v, ref.freeze(stats.logistic, np.zeros(m), np.ones(m))))
     return out
 
 
@@ -374,7 +374,7 @@ def _lkj_project(p: Mapping[str, Arr], x: Arr, batch: tuple[int, ...],
     for i in range(dim):
         for j in range(i):
             # Marginally (r_ij + 1) / 2 ~ Beta(eta - 1 + d/2, eta - 1 + d/2).
-            out.append(Projection(f"corr{i}{j}", (corr[..., i, j] + 1) / 2, stats.beta(b, b)))
+            out.append(Projection(f"corr{i}{j}", (corr[..., i, j] + 1) / 2, ref.freeze(stats.beta, b, b)))
     return out
 
 
@@ -466,23 +466,23 @@ def _relaxed_one_hot_noise(x: torch.Tensor, prm: Mapping[str, torch.Tensor]) -> 
 
 # ---------------------------------------------------------------------- exact sums
 def _sum_bernoulli(p: Mapping[str, Arr], n: int) -> Any:
-    return stats.binom(n, p["probs"])
+    return ref.freeze(stats.binom, n, p["probs"])
 
 
 def _sum_binomial(p: Mapping[str, Arr], n: int) -> Any:
-    return stats.binom(n * p["total_count"], p["probs"])
+    return ref.freeze(stats.binom, n * p["total_count"], p["probs"])
 
 
 def _sum_poisson(p: Mapping[str, Arr], n: int) -> Any:
-    return stats.poisson(n * p["rate"])
+    return ref.freeze(stats.poisson, n * p["rate"])
 
 
 def _sum_geometric(p: Mapping[str, Arr], n: int) -> Any:
-    return stats.nbinom(n, p["probs"])
+    return ref.freeze(stats.nbinom, n, p["probs"])
 
 
 def _sum_negative_binomial(p: Mapping[str, Arr], n: int) -> Any:
-    return stats.nbinom(n * p["total_count"], 1 - p["probs"])
+    return ref.freeze(stats.nbinom, n * p["total_count"], 1 - p["probs"])
 
 
 # ---------------------------------------------------------------------- the table
@@ -512,39 +512,39 @@ _TABLE = [
     _c("Normal", _ls(-0.5, 0.5, 0.5, 2.0), _LOC_SCALE_CORNERS,
        law=lambda p: ref.Normal(p["loc"], p["scale"]), positive=_POS_SCALE),
     _c("Cauchy", _ls(-0.5, 0.5, 0.5, 2.0), _corner(loc=[0.0, 50.0, -3.0], scale=[1e-3, 1.0, 1e3]),
-       law=lambda p: stats.cauchy(p["loc"], p["scale"]), positive=_POS_SCALE, size="heavy"),
+       law=lambda p: ref.freeze(stats.cauchy, p["loc"], p["scale"]), positive=_POS_SCALE, size="heavy"),
     _c("Laplace", _ls(-0.5, 0.5, 0.5, 2.0), _LOC_SCALE_CORNERS,
-       law=lambda p: stats.laplace(p["loc"], p["scale"]), positive=_POS_SCALE),
+       law=lambda p: ref.freeze(stats.laplace, p["loc"], p["scale"]), positive=_POS_SCALE),
     _c("Gumbel", _ls(-0.5, 0.5, 0.5, 2.0), _LOC_SCALE_CORNERS,
-       law=lambda p: stats.gumbel_r(p["loc"], p["scale"]), positive=_POS_SCALE),
+       law=lambda p: ref.freeze(stats.gumbel_r, p["loc"], p["scale"]), positive=_POS_SCALE),
     _c("LogNormal", _ls(-0.5, 0.5, 0.5, 2.0), _corner(loc=[-5.0, 0.0, 5.0], scale=[1e-2, 1.0, 3.0]),
-       law=lambda p: stats.lognorm(p["scale"], scale=np.exp(p["loc"])), positive=_POS_SCALE),
+       law=lambda p: ref.freeze(stats.lognorm, p["scale"], scale=np.exp(p["loc"])), positive=_POS_SCALE),
     _c("HalfNormal", lambda b, d, k: {"scale": _lin(0.5, 2.0, b, d)},
-       _corner(scale=[1e-3, 1.0, 1e3]), law=lambda p: stats.halfnorm(scale=p["scale"]),
+       _corner(scale=[1e-3, 1.0, 1e3]), law=lambda p: ref.freeze(stats.halfnorm, scale=p["scale"]),
        positive=_POS_SCALE),
     _c("HalfCauchy", lambda b, d, k: {"scale": _lin(0.5, 2.0, b, d)},
-       _corner(scale=[1e-3, 1.0, 1e3]), law=lambda p: stats.halfcauchy(scale=p["scale"]),
+       _corner(scale=[1e-3, 1.0, 1e3]), law=lambda p: ref.freeze(stats.halfcauchy, scale=p["scale"]),
        positive=_POS_SCALE),
     _c("Uniform", lambda b, d, k: {"low": _lin(-1.0, 0.0, b, d), "high": _lin(1.0, 3.0, b, d)},
        _corner(low=[-1e3, 0.0, 5.0], high=[1e3, 1e-3, 5.5]),
-       law=lambda p: stats.uniform(p["low"], p["high"] - p["low"])),
+       law=lambda p: ref.freeze(stats.uniform, p["low"], p["high"] - p["low"])),
     _c("Exponential", lambda b, d, k: {"rate": _lin(0.5, 3.0, b, d)}, _corner(rate=[1e-3, 1.0, 1e3]),
-       law=lambda p: stats.expon(scale=1 / p["rate"]), positive=frozenset({"rate"})),
+       law=lambda p: ref.freeze(stats.expon, scale=1 / p["rate"]), positive=frozenset({"rate"})),
     _c("Gamma", lambda b, d, k: {"concentration": _lin(0.7, 4.0, b, d), "rate": _lin(0.5, 2.0, b, d)},
        _corner(concentration=[1e-2, 0.1, 1.0, 30.0, 1e3], rate=[1.0, 0.5, 2.0, 1e-2, 1e2]),
-       law=lambda p: stats.gamma(p["concentration"], scale=1 / p["rate"]), positive=_POS_CONC,
+       law=lambda p: ref.freeze(stats.gamma, p["concentration"], scale=1 / p["rate"]), positive=_POS_CONC,
        tiny=_TINY_CONC),
     _c("InverseGamma",
        lambda b, d, k: {"concentration": _lin(0.7, 4.0, b, d), "rate": _lin(0.5, 2.0, b, d)},
        _corner(concentration=[0.1, 1.0, 1e3], rate=[1.0, 5.0, 0.1]),
-       law=lambda p: stats.invgamma(p["concentration"], scale=p["rate"]), positive=_POS_CONC,
+       law=lambda p: ref.freeze(stats.invgamma, p["concentration"], scale=p["rate"]), positive=_POS_CONC,
        tiny=_TINY_CONC),
     _c("Chi2", lambda b, d, k: {"df": _lin(1.5, 6.0, b, d)}, _corner(df=[1e-2, 0.5, 1e3]),
-       law=lambda p: stats.chi2(p["df"]), positive=frozenset({"df"}), tiny=frozenset({"df"})),
+       law=lambda p: ref.freeze(stats.chi2, p["df"]), positive=frozenset({"df"}), tiny=frozenset({"df"})),
     _c("Beta", lambda b, d, k: {"concentration1": _lin(0.8, 3.0, b, d),
                                 "concentration0": _lin(1.2, 2.5, b, d)},
        _corner(concentration1=[1e-2, 0.1, 1e3, 1.0, 3.0], concentration0=[1e-2, 5.0, 1e3, 1.0, 1e-2]),
-       law=lambda p: stats.beta(p["concentration1"], p["concentration0"]),
+       law=lambda p: ref.freeze(stats.beta, p["concentration1"], p["concentration0"]),
        positive=_TINY_CONC2, tiny=_TINY_CONC2),
     _c("Kumaraswamy", lambda b, d, k: {"concentration1": _lin(0.8, 3.0, b, d),
                                        "concentration0": _lin(1.2, 2.5, b, d)},
@@ -554,26 +554,26 @@ _TABLE = [
     _c("StudentT", lambda b, d, k: {"df": _lin(2.5, 8.0, b, d), "loc": _lin(-0.5, 0.5, b, d),
                                     "scale": _lin(0.5, 2.0, b, d)},
        _corner(df=[0.5, 1.0, 3.0, 1e3], loc=[0.0, 1.0, -2.0, 0.0], scale=[1.0, 1e-3, 2.0, 1e3]),
-       law=lambda p: stats.t(p["df"], p["loc"], p["scale"]),
+       law=lambda p: ref.freeze(stats.t, p["df"], p["loc"], p["scale"]),
        positive=frozenset({"df", "scale"}), tiny=frozenset({"df"})),
     _c("FisherSnedecor", lambda b, d, k: {"df1": _lin(3.0, 8.0, b, d), "df2": _lin(5.0, 12.0, b, d)},
        _corner(df1=[0.5, 5.0, 1e3], df2=[0.5, 10.0, 1e3]),
-       law=lambda p: stats.f(p["df1"], p["df2"]), positive=frozenset({"df1", "df2"}),
+       law=lambda p: ref.freeze(stats.f, p["df1"], p["df2"]), positive=frozenset({"df1", "df2"}),
        tiny=frozenset({"df1", "df2"})),
     _c("Weibull", lambda b, d, k: {"scale": _lin(0.5, 2.0, b, d),
                                    "concentration": _lin(0.8, 3.0, b, d)},
        _corner(scale=[1.0, 2.0, 0.5], concentration=[0.1, 1.0, 20.0]),
-       law=lambda p: stats.weibull_min(p["concentration"], scale=p["scale"]),
+       law=lambda p: ref.freeze(stats.weibull_min, p["concentration"], scale=p["scale"]),
        positive=frozenset({"scale", "concentration"}), tiny=frozenset({"concentration"})),
     _c("Pareto", lambda b, d, k: {"scale": _lin(0.5, 2.0, b, d), "alpha": _lin(2.5, 5.0, b, d)},
        _corner(scale=[1.0, 1e-2, 10.0], alpha=[0.5, 3.0, 50.0]),
-       law=lambda p: stats.pareto(p["alpha"], scale=p["scale"]),
+       law=lambda p: ref.freeze(stats.pareto, p["alpha"], scale=p["scale"]),
        positive=frozenset({"scale", "alpha"}), tiny=frozenset({"alpha"})),
     _c("GeneralizedPareto", lambda b, d, k: {"loc": _lin(-0.5, 0.5, b, d),
                                              "scale": _lin(0.5, 2.0, b, d),
                                              "concentration": _lin(-0.2, 0.3, b, d)},
        _corner(loc=[0.0, 1.0, -1.0], scale=[1.0, 1e-2, 10.0], concentration=[-0.4, 0.0, 0.8]),
-       law=lambda p: stats.genpareto(p["concentration"], p["loc"], p["scale"]),
+       law=lambda p: ref.freeze(stats.genpareto, p["concentration"], p["loc"], p["scale"]),
        positive=_POS_SCALE),
     _c("VonMises", lambda b, d, k: {"loc": _lin(-1.0, 1.0, b, d),
                                     "concentration": _lin(0.5, 4.0, b, d)},
@@ -589,16 +589,16 @@ _TABLE = [
        positive=frozenset({"temperature"})),
     # ---- discrete, univariate
     _c("Bernoulli", lambda b, d, k: {"probs": _lin(0.2, 0.7, b, d)},
-       _corner(probs=[1e-4, 0.5, 0.9999, 0.0, 1.0]), law=lambda p: stats.bernoulli(p["probs"]),
+       _corner(probs=[1e-4, 0.5, 0.9999, 0.0, 1.0]), law=lambda p: ref.freeze(stats.bernoulli, p["probs"]),
        discrete=True, exact_sum=_sum_bernoulli),
     _c("Geometric", lambda b, d, k: {"probs": _lin(0.2, 0.7, b, d)},
        _corner(probs=[1e-4, 0.5, 0.9999]),
        # torch counts failures before the first success; SciPy's geom counts trials.
-       law=lambda p: stats.geom(p["probs"], loc=-1), discrete=True, exact_sum=_sum_geometric),
+       law=lambda p: ref.freeze(stats.geom, p["probs"], loc=-1), discrete=True, exact_sum=_sum_geometric),
     _c("Binomial", lambda b, d, k: {"total_count": _lin(5.0, 20.0, b, d).round(),
                                     "probs": _lin(0.2, 0.7, b, d)},
        _corner(total_count=[1.0, 100.0, 1000.0, 10.0, 10.0], probs=[1e-3, 0.5, 0.999, 0.0, 1.0]),
-       law=lambda p: stats.binom(p["total_count"], p["probs"]), discrete=True,
+       law=lambda p: ref.freeze(stats.binom, p["total_count"], p["probs"]), discrete=True,
        exact_sum=_sum_binomial,
        # torch.binomial in float32 (BTRS): Binomial(1e9, 0.3) with variance +40% (issue 12).
        edges=_corner(total_count=[1e9, 1e6], probs=[0.3, 0.7]), edges_dtype=torch.float32),
@@ -606,11 +606,11 @@ _TABLE = [
                                             "probs": _lin(0.2, 0.6, b, d)},
        _corner(total_count=[0.5, 5.0, 100.0], probs=[1e-3, 0.5, 0.99]),
        # torch: successes (prob p) before total_count failures = SciPy nbinom(r, 1 - p).
-       law=lambda p: stats.nbinom(p["total_count"], 1 - p["probs"]), discrete=True,
+       law=lambda p: ref.freeze(stats.nbinom, p["total_count"], 1 - p["probs"]), discrete=True,
        exact_sum=_sum_negative_binomial),
     _c("Poisson", lambda b, d, k: {"rate": _lin(0.5, 3.0, b, d)},
        _corner(rate=[1e-3, 1.0, 1e3, 0.0]),
-       law=lambda p: stats.poisson(p["rate"]), discrete=True, exact_sum=_sum_poisson),
+       law=lambda p: ref.freeze(stats.poisson, p["rate"]), discrete=True, exact_sum=_sum_poisson),
     _c("Categorical", lambda b, d, k: {"probs": _simplex(b, d, k)},
        lambda d: {"probs": _rows(_CORNER_PROBS, d)}, project=_categorical_project,
        logpdf=_categorical_logpdf, size="categorical", gradcheck=False,
