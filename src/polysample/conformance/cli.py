@@ -90,14 +90,19 @@ def _check_writable(path: str | None, what: str) -> None:
 
 
 #: Rough time of one check in milliseconds, per layer, on a backend that runs as it is called
-#: and on one that compiles programs (the tfp backends: first use traces or compiles; measured
-#: on the 2-core machine, 2026-12-01, between a warm and a cold run). The ETA weighs what is
-#: left by these: semantics checks are 100 times cheaper than sampler checks on torch, and the
-#: compiled backends' checks come first on a cluster, so counting checks misled by a factor of
-#: ten early in a run.
+#: and on one that compiles programs (the tfp backends: first use traces or compiles), per unit
+#: of family weight: the geometric mean of a cold and a warm `make demo` (2026-12-04, the
+#: 2-core machine; cold / warm: semantics 1.3 / 1.3 and 68.5 / 21.3, density 4.9 / 4.9 and
+#: 27.5 / 16.8, sampler 15.0 / 13.7 and 49.4 / 23.3, gradient 27.4 / 23.8 and 202.7 / 50.4,
+#: agreement 0.4 / 0.5). The ETA weighs what is left by these: semantics checks are ten times
+#: cheaper than sampler checks on torch, and the compiled backends' checks come first on a
+#: cluster, so counting checks misled by a factor of ten early in a run. Priors that were off
+#: by a different factor per layer (a compiled backend's semantics checks took 0.2-0.7 times
+#: the earlier priors, its gradient checks 0.07-0.3 times) made the first estimate, learnt
+#: from semantics checks alone, two to three times too long.
 CHECK_MS: dict[str, tuple[float, float]] = {
-    "semantics": (1.5, 100.0), "density": (10.0, 50.0), "sampler": (50.0, 150.0),
-    "gradient": (30.0, 700.0), "agreement": (0.3, 0.3)}
+    "semantics": (1.3, 38.2), "density": (4.9, 21.5), "sampler": (14.3, 33.9),
+    "gradient": (25.5, 101.0), "agreement": (0.45, 0.45)}
 
 
 def check_weight(layer: str, backend: str, compiled: frozenset[str],
