@@ -190,6 +190,18 @@ class PeriodicMutant(_SampleAxisMutant):
         return x[:block].repeat((4,) + (1,) * (x.dim() - 1))[:n]
 
 
+class SmallCallMutant(_Mutant):
+    """Right in large draws; in calls of at most 64 values (a training loop's) its Normal
+    scale is 1.5 times too large, as a backend with another path for small draws (a shape
+    bucket, a small-n algorithm) can be wrong there alone."""
+
+    def sample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        x = self._inner.sample(family, params, sample_shape, seed=seed)
+        if x.numel() > 64:
+            return x
+        return params["loc"] + 1.5 * (x - params["loc"])
+
+
 class CorrelatedBatchMutant(_Mutant):
     """Batch elements drawn with correlated noise (each element's standard noise is 0.5 times
     the previous element's plus an independent part): every element's law is right and the
@@ -436,6 +448,8 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     # Repeated stretches of draws (right marginals): only the repeat check can see these.
     "mutant_periodic": (PeriodicMutant, "sample_repeats", "Normal"),
     "mutant_periodic_poisson": (PeriodicMutant, "sample_repeats", "Poisson"),
+    # Wrong in small calls only: only the calls check can see it.
+    "mutant_smallcalls": (SmallCallMutant, "calls_ks", "Normal"),
     # Wrong in float32 only: only the float32 grid can see it.
     "mutant_float32": (Float32Mutant, "sample_pit_mean", "Gamma"),
 }

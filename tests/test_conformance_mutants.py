@@ -26,6 +26,7 @@ LAYERS = {
     "sample_ks": ("sampler",),
     "sample_indep": ("sampler",),
     "sample_repeats": ("sampler",),
+    "calls_ks": ("sampler",),
     "grad_cdf": ("gradient",),
     "grad_mean": ("gradient",),
     "rsample_grad": ("semantics",),
@@ -53,7 +54,7 @@ def with_mutants(monkeypatch):
 #: z-test): running the full-mode suite on them too would only repeat it, 16 s slower.
 _OWN_TEST = {"mutant_gradsign_beta", "mutant_sorted", "mutant_sorted_poisson",
              "mutant_antithetic", "mutant_correlated_batch", "mutant_float32",
-             "mutant_periodic", "mutant_periodic_poisson"}
+             "mutant_periodic", "mutant_periodic_poisson", "mutant_smallcalls"}
 
 
 @pytest.mark.parametrize("name", sorted(set(mutants.MUTANTS) - _OWN_TEST))
@@ -110,6 +111,18 @@ def test_repeated_draws_with_the_right_marginals_fail_the_repeat_check_alone(wit
     assert caught.statistic > caught.threshold
     assert "repeats its draws" in caught.message
     assert "the first at row 0 and again at row 65536" in caught.message, caught.message
+
+
+def test_a_backend_wrong_in_small_calls_alone_fails_the_calls_check_alone(with_mutants):
+    # Normal's scale 1.5 times too large in calls of at most 64 values only: every large draw
+    # is right, so only the typical grid drawn in calls of 16 rows (quick mode) fails.
+    report = check_backend("mutant_smallcalls", families=["Normal"], layers=("sampler",),
+                           quick=True)
+    assert [r.id for r in report.failures] == ["mutant_smallcalls-Normal-typical-calls_ks"], [
+        r.id for r in report.failures]
+    caught = report.failures[0]
+    assert caught.statistic > caught.threshold and caught.n == 256 * 16
+    assert "sample() in calls of 16 rows" in caught.message and "loc=" in caught.message
 
 
 def test_a_backend_wrong_in_float32_alone_fails_the_float32_grid_alone(with_mutants):

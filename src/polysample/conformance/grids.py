@@ -83,8 +83,8 @@ def grids(family: str) -> list[Grid]:
 
     The float32 grid has a quarter of the typical grid's draws
     (:func:`..cases.sample_size`) and one method, so that a full run of the four built-in
-    backends stays within :data:`..stats.MAX_STATISTICAL_CHECKS` (3,572 statistical checks
-    besides the repeat checks, which share one place; 4,024 with ``rsample()`` on it too). The semantics layer checks float32 ``rsample()``'s
+    backends stays within :data:`..stats.MAX_STATISTICAL_CHECKS` (3,723 statistical checks
+    besides the repeat checks, which share one place; 4,175 with ``rsample()`` on it too). The semantics layer checks float32 ``rsample()``'s
     dtype, shapes and gradients.
     """
     c = CASES[family]

@@ -169,9 +169,18 @@ class Runner:
         # draws are the same numbers and are computed once; where they differ, each is judged
         # on its own. Either way each check sees a draw of the size and seed it reports.
         seed = self.seed(f"{t.name}-{family}-{grid.label}-sample")
-        fn = dist.sample if method == "sample" else dist.rsample
+        fn = dist.rsample if method == "rsample" else dist.sample
         with torch.no_grad():
-            x = fn((n,), seed=seed)
+            if method == "calls":
+                # Many small calls, as a training loop draws (a backend may take another path
+                # for them: a shape bucket, a small-n algorithm), each with its own seed.
+                calls = CALLS_QUICK if self.quick else CALLS_FULL
+                n = calls * CALL_ROWS
+                seed = self.seed(f"{t.name}-{family}-{grid.label}-calls")
+                x = torch.cat([fn((CALL_ROWS,), seed=seed_for(f"{seed}-{i}"))
+                               for i in range(calls)])
+            else:
+                x = fn((n,), seed=seed)
         t_draw = time.perf_counter() - t0
         xs = x.detach().to("cpu")
         spec = FAMILIES[family]
@@ -222,6 +231,13 @@ class Runner:
             hit = pit_summary(self, t, family, grid, method, which)
             self._scores[key] = hit
         return hit
+
+
+#: The ``calls`` draw of the sampler layer's ``calls_ks`` check: this many calls (quick mode,
+#: full mode) of ``CALL_ROWS`` rows each, every call with its own seed.
+CALLS_QUICK = 256
+CALLS_FULL = 1024
+CALL_ROWS = 16
 
 
 def in_support(dist: Any, x: torch.Tensor) -> bool:

@@ -19,6 +19,9 @@ statistics with a known law (:func:`..cases.projections`):
   (mid-PIT ``(F(x) + F(x - 1)) / 2 - 1/2`` for integer statistics), which have mean 0 under the
   reference; the mean product of neighbours in a column (disjoint pairs, odd and even offsets)
   and of the same row in neighbouring grid points must stay within Bernstein's exact bound.
+* ``calls_ks`` (typical grid): the K-S check of ``sample()`` drawn in many small calls (see
+  :data:`..runner.CALLS_QUICK`), each with its own seed, pooled: a backend may take another
+  path for small calls, and every other check draws its grid in one large call;
 * ``<method>_repeats``: no window of consecutive rows of a statistic occurs twice, for the
   shortest window that independent draws of the reference law repeat with probability at most
   the check's alpha (:func:`..stats.repeat_window`): a seed, generator state or buffer reused
@@ -41,7 +44,7 @@ from ...core.families import FAMILIES
 from ..grids import Grid, grids
 from ..model import CdfCurves, Check, CheckFailure, Evidence, Outcome, PitScores, Skip
 from ..reference import Projection, fast_cdf
-from ..runner import Draw, Runner, Target
+from ..runner import CALL_ROWS, Draw, Runner, Target
 from ..stats import (
     ALPHA_CHECK,
     ALPHA_REPEAT,
@@ -344,6 +347,17 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
             if grid.methods is not None and method not in grid.methods:
                 continue
             yield from _draw_checks(t, family, grid, method, continuous)
+        if grid.label == "typical":
+            # sample() in many small calls (see Runner's ``calls`` draw): its K-S check only
+            yield from (c for c in _draw_checks(t, family, grid, "calls", continuous)
+                        if c.name == "calls_ks")
+
+
+def _called(method: str) -> str:
+    """How a message names the draw of ``method`` (``calls``: sample() in small calls)."""
+    if method == "calls":
+        return f"sample() in calls of {CALL_ROWS} rows"
+    return f"{method}()"
 
 
 def _draw_checks(t: Target, family: str, grid: Grid, method: str,
@@ -353,8 +367,8 @@ def _draw_checks(t: Target, family: str, grid: Grid, method: str,
     def ks(r: Runner) -> Outcome:
         d = r.draw(t, family, grid, method)
         if not d.support_ok:
-            raise CheckFailure(f"{method}() returned values outside the support", n=d.n,
-                               seed=d.seed)
+            raise CheckFailure(f"{_called(method)} returned values outside the support",
+                               n=d.n, seed=d.seed)
         m = sum(p.values.shape[1] for p in d.projections)
         alpha = ALPHA_CHECK / m
         thr = dkwm_threshold(d.n, alpha)
@@ -386,9 +400,10 @@ def _draw_checks(t: Target, family: str, grid: Grid, method: str,
                                "values_equal_sample": d.shared},
                       evidence=evidence)
         if not worst <= thr:
+            how = f" of {_called(method)}" if method == "calls" else ""
             raise CheckFailure(
-                f"K-S distance {worst:.4g} of {where} at {point} exceeds the DKWM threshold "
-                f"{thr:.4g} (n={d.n}, alpha_i={alpha:.2g} per point)", out)
+                f"K-S distance {worst:.4g}{how} of {where} at {point} exceeds the DKWM "
+                f"threshold {thr:.4g} (n={d.n}, alpha_i={alpha:.2g} per point)", out)
         out.message = f"max K-S distance {worst:.3g} ({where} at {grid.label}[{wj}])"
         if d.shared:
             out.message += "; the values equal sample()'s with the same seed"
