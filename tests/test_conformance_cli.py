@@ -373,3 +373,114 @@ def test_the_first_eta_learnt_from_semantics_checks_holds_for_the_other_layers(m
     left = sum(true[k] for i, k in enumerate(kinds) if i not in finished)
     eta = m.eta()
     assert eta is not None and left / 1.5 < eta < 1.5 * left, (eta, left)
+
+
+def _torch_plan(layers: tuple[str, ...]) -> list:
+    from polysample.conformance.api import targets
+    from polysample.conformance.runner import generate_checks
+
+    ts, _ = targets(["torch"])
+    return list(generate_checks(ts, None, layers))
+
+
+def test_a_checks_prior_follows_its_share_of_the_draw_and_the_modes_sample_size():
+    from polysample.conformance.cases import sample_size
+    from polysample.conformance.cli import CHECK_MS, check_weight
+
+    none: frozenset[str] = frozenset()
+    ks = check_weight("sampler", "torch", none, "Normal", "sample_ks", "typical", quick=True)
+    pit = check_weight("sampler", "torch", none, "Normal", "sample_pit_mean", "typical", True)
+    assert ks > 20 * pit  # the check that draws pays for the draw
+    for grid in ("typical", "corners", "float32"):
+        full = check_weight("sampler", "torch", none, "Normal", "sample_ks", grid, quick=False)
+        quick = check_weight("sampler", "torch", none, "Normal", "sample_ks", grid, quick=True)
+        assert full / quick == pytest.approx(
+            sample_size("Normal", grid, False) / sample_size("Normal", grid, True))
+    assert check_weight("gradient", "torch", none, "Gamma", "grad_mean", "typical", False) == \
+        pytest.approx(10 * check_weight("gradient", "torch", none, "Gamma", "grad_mean",
+                                        "typical", True))
+    # the shares average to about one over a backend's sampler checks, so that CHECK_MS (the
+    # layer's mean cost per check, calibrated on whole runs) still holds
+    plan = _torch_plan(("sampler",))
+    mean = sum(check_weight(c.layer, c.backend, none, c.family, c.name, c.grid) /
+               check_weight(c.layer, c.backend, none, c.family) for c in plan) / len(plan)
+    assert 0.8 < mean < 1.25, mean
+    assert CHECK_MS["sampler"][0] > 10 * CHECK_MS["semantics"][0]
+
+
+def test_a_full_runs_eta_counts_the_draws_of_its_larger_samples():
+    # A full run draws four to thirty-two times more per sampler check than a quick run, and
+    # one check of each grid (sample_ks) makes the draw. With one prior per layer and mode,
+    # the checks that draw counted for at most OUTLIER priors: a full run of the four built-in
+    # backends (416 s) was said to need 189 s more at 95 s and 73 s more at 283 s. Here, the
+    # mean seconds per check of torch and numpy in that run, each check's cost following its
+    # grid's sample size: the estimate halfway through is within 25% of the time left.
+    from polysample.conformance.cases import sample_size
+    from polysample.conformance.cli import EtaModel, check_weight
+
+    measured = {"sample_ks": 0.735, "rsample_ks": 0.306, "calls_ks": 0.122,
+                "sample_repeats": 0.053, "rsample_repeats": 0.006, "sample_sum": 0.036,
+                "rsample_sum": 0.114, "sample_indep": 0.0096, "rsample_indep": 0.0012,
+                "sample_pit_mean": 0.012, "sample_pit_var": 0.021,
+                "rsample_pit_mean": 0.015, "rsample_pit_var": 0.027}
+
+    def true(c) -> float:
+        if c.layer == "semantics":
+            return 0.0013
+        n = sample_size(c.family, c.grid, False) / sample_size(c.family, "typical", False)
+        return measured.get(c.name, 0.02) * n
+
+    none: frozenset[str] = frozenset()
+    plan = _torch_plan(("semantics", "sampler"))
+    priors = [check_weight(c.layer, c.backend, none, c.family, c.name, c.grid, quick=False)
+              for c in plan]
+    m = EtaModel([(c.backend, c.layer) for c in plan], priors, classes={"torch": "eager"})
+    half = len(plan) // 2
+    for c, prior in zip(plan[:half], priors[:half]):
+        m.add((c.backend, c.layer), prior, true(c))
+    left = sum(true(c) for c in plan[half:])
+    eta = m.eta()
+    assert eta is not None and left / 1.25 < eta < 1.25 * left, (eta, left)
+
+
+def test_the_eta_learns_a_clusters_unit_whole_not_from_its_first_result():
+    # A cluster delivers a unit's results at once; a line printed in the middle of them saw a
+    # backend's first check (its import: seconds) without the unit's other checks, and said
+    # "ETA 341 s" 25 s into a 121 s run. With ``settled`` the model learns at unit ends.
+    import io
+    import re
+    from types import SimpleNamespace
+
+    from polysample.conformance.cli import EtaModel, _Progress
+
+    def run(settled: bool) -> list[float]:
+        kinds = [("a", "semantics")] * 100 + [("b", "semantics")] * 100
+        m = EtaModel(kinds, [100.0] * 200, workers=1, classes={"a": "eager", "b": "eager"})
+        stream = io.StringIO()
+        p = _Progress(stream, 200, [100.0] * 200, lambda r: 100.0, m, settled=settled)
+
+        def result(b: str, seconds: float) -> SimpleNamespace:
+            return SimpleNamespace(layer="semantics", backend=b, status="pass", id=b,
+                                   seconds=seconds)
+
+        done = 0
+        for _ in range(50):
+            done += 1
+            p(done, 200, result("a", 0.1))
+        p.settle()
+        for i in range(50):  # b's unit: the first check imports b's library
+            p.last = 0.0 if i == 0 else p.last  # a line right after the first result
+            done += 1
+            p(done, 200, result("b", 5.0 if i == 0 else 0.1))
+        p.settle()
+        p.last = 0.0
+        p(done + 1, 200, result("a", 0.1))
+        return [float(x) for x in re.findall(r"ETA (\d+(?:\.\d+)?) s", stream.getvalue())]
+
+    settled = run(True)
+    # mid-unit: the estimate of the last unit's end (150 checks of 0.1 s left); after it,
+    # 99 checks of 0.1 s left, the import counted as ten priors at most
+    assert settled[-2] == pytest.approx(150 * 0.1, rel=0.05), settled
+    assert settled[-1] == pytest.approx(99 * 0.1, rel=0.25), settled
+    eager = run(False)
+    assert eager[-2] > 3 * settled[-2], eager  # what a line in the middle of a unit said
