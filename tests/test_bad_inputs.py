@@ -24,6 +24,10 @@ def _sample_with(**kwargs: Any) -> Callable[[str], Any]:
     return lambda b: ps.Normal(0.0, 1.0, backend=b).sample(shape, **kwargs)
 
 
+def _relaxed(family: str, temperature: Any) -> Callable[[str], Any]:
+    return lambda b: getattr(ps, family)(temperature, probs=torch.tensor([0.3, 0.7]), backend=b)
+
+
 # (id, family, action(backend) -> anything, error, regex the message must contain)
 Case = tuple[str, str, Callable[[str], Any], type, str]
 
@@ -57,6 +61,13 @@ CASES: list[Case] = [
      ps.InvalidParameterError, "Number, torch.Tensor"),
     ("none-parameter", "Exponential", lambda b: ps.Exponential(None, backend=b),
      ps.InvalidParameterError, "Exponential"),
+    # torch checks no temperature: zero drew NaN, a negative one a reflected law, silently
+    *[(f"temperature-{name}", family,
+       _relaxed(family, t),
+       ps.InvalidParameterError, "temperature must be positive")
+      for family in ("RelaxedBernoulli", "RelaxedOneHotCategorical")
+      for name, t in [("zero", 0.0), ("negative", -1.0),
+                      ("tensor-with-a-zero", torch.tensor([0.5, 0.0]))]],
     # sample_shape
     *[(f"sample-shape-{name}", "Normal",
        _sample_with(shape=shape),

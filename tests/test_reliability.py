@@ -345,6 +345,28 @@ def test_student_t_rsample_at_small_df_follows_the_law(backend: str, dtype: torc
         distance = max((i / n - cdf).max(), (cdf - (i - 1) / n).max())
         assert distance <= threshold, (df, distance, float(x.abs().max()))
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("backend", _backends())
+def test_student_t_sample_at_small_df_stays_in_the_float_range_and_follows_the_law(
+        backend: str, dtype: torch.dtype) -> None:
+    # NumPy's standard_t gave +-inf at small df (df = 1e-3: about half the draws), where
+    # rsample() and the other backends hold such draws at the float range's ends. The law is
+    # checked as in the rsample test above (K-S, DKWM bound, alpha = 1e-6, n = 20,000).
+    stats = pytest.importorskip("scipy.stats")
+    n, alpha = 20_000, 1e-6
+    threshold = math.sqrt(math.log(2 / alpha) / (2 * n))
+    for df in (1e-10, 1e-3, 0.05):
+        x = ps.StudentT(torch.tensor(df, dtype=dtype), backend=backend).sample((n,), seed=22)
+        assert torch.isfinite(x).all(), (df, x[~torch.isfinite(x)][:3])
+        if df < 0.05:
+            continue
+        xs = x.double().sort().values.numpy()
+        cdf = stats.t(df).cdf(xs)
+        i = torch.arange(1, n + 1, dtype=torch.float64).numpy()
+        distance = max((i / n - cdf).max(), (cdf - (i - 1) / n).max())
+        assert distance <= threshold, (df, distance)
+
+
 @pytest.mark.parametrize("backend", _backends("tfp", "tfp-tf"))
 def test_draws_that_may_leave_the_float_range_follow_the_law(backend: str) -> None:
     # Where a draw may pass the largest float (probability above exp(-35) per draw), tfp draws
@@ -413,6 +435,10 @@ def test_binomial_with_counts_beyond_2_to_the_50_keeps_its_variance(backend: str
             (n,), seed=2)
         ratio = float(((x - mean) ** 2).mean()) / var
         assert abs(ratio - 1) < 6 * math.sqrt(2 / n), (count, p, ratio)
+        # one draw (sample_shape ()): numpy's scalar path raised AttributeError
+        one = ps.Binomial(torch.tensor(count, dtype=torch.float64),
+                          torch.tensor(p, dtype=torch.float64), backend=backend).sample(seed=2)
+        assert one.shape == () and abs(float(one) - mean) < 10 * math.sqrt(var), (count, one)
 
 
 @pytest.mark.parametrize("backend", [

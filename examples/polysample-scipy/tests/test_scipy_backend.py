@@ -51,6 +51,15 @@ def test_scipy_rejecting_parameters_is_an_invalid_parameter_error() -> None:
         d.sample((2,), seed=0)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_student_t_draws_past_the_float_range_are_held_at_its_ends(dtype) -> None:
+    # SciPy's t overflows to +-inf at small df: about half the draws at df = 1e-3.
+    x = ps.StudentT(torch.tensor(1e-3, dtype=dtype), backend=BACKEND).sample((1000,), seed=0)
+    big = torch.finfo(dtype).max
+    assert torch.isfinite(x).all()
+    assert (x == big).any() and (x == -big).any()
+
+
 def _leaves(params: dict) -> dict[str, torch.Tensor]:
     out = {}
     for name, value in params.items():

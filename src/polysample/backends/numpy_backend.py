@@ -360,6 +360,11 @@ def _student_t(d: _Draw) -> torch.Tensor:
     df = d.param("df")
     if not d.reparam:
         df64 = d.arg("df")
+        if df64.size and float(df64.min()) < 1.0:
+            # NumPy's standard_t overflows to +-inf there (df = 1e-3: about half the draws);
+            # rsample's draw holds them at the float range's ends, as the torch backend does.
+            with torch.no_grad():
+                return _student_t_small_df(d, df)
         t = d.fill(lambda size: d.rng.standard_t(df64, size))
         return d.affine(t, d.param("loc"), d.param("scale"))
     df64 = d.arg("df")
@@ -549,12 +554,14 @@ def _binomial(d: _Draw) -> torch.Tensor:
         return d.fill(lambda chunk: d.rng.binomial(n, p, chunk))
     # Large counts: the limit laws of _math.LARGE_COUNT, on the smaller of p and 1 - p.
     n_b, p_b = np.broadcast_to(n64, size), np.broadcast_to(p, size)
-    small = d.rng.binomial(np.rint(np.minimum(n_b, LARGE_COUNT)).astype(np.int64), p_b)
+    small = d.rng.binomial(np.rint(np.minimum(n_b, LARGE_COUNT)).astype(np.int64), p_b, size)
     q = np.minimum(p_b, 1.0 - p_b)
     mean = n_b * q
     var = mean * (1.0 - q)
     normal = np.rint(mean + np.sqrt(var) * d.rng.standard_normal(size))
-    poisson = d.rng.poisson(np.minimum(mean, LARGE_RATE)).astype(np.float64)
+    # ``size`` given: a 0-d draw is then an array, not a Python int (a scalar Binomial of a
+    # count above LARGE_COUNT raised AttributeError)
+    poisson = d.rng.poisson(np.minimum(mean, LARGE_RATE), size).astype(np.float64)
     y = np.minimum(np.maximum(np.where(var >= LARGE_BINOMIAL_VARIANCE, normal, poisson), 0.0),
                    n_b)
     y = np.where(p_b > 0.5, n_b - y, y)

@@ -185,6 +185,21 @@ def _check_temperature(dist: Any, temperature: Any) -> None:
                 "shape that "
                 "broadcasts to it. Received: that temperature. Give a scalar temperature, or "
                 "one shaped like probs' batch.")
+    if not getattr(dist, "_validate_args", False):
+        return
+    # Nor is it checked for positivity: a zero temperature drew NaN on every backend, and a
+    # negative one drew values in the support from a reflected law (wrong, and silent).
+    t = temperature if isinstance(temperature, torch.Tensor) else torch.tensor(float(temperature))
+    if t.is_meta or t.numel() == 0:
+        return
+    bad = t.detach() <= 0  # NaN is refused at the draw, with the other non-finite parameters
+    if bool(bad.any()):
+        shown = t.detach()[bad].flatten()[:5].tolist()
+        raise InvalidParameterError(
+            f"Invalid parameters for polysample.{family}: temperature must be positive. "
+            f"Expected temperature > 0 (the relaxation's sharpness: small values draw nearly "
+            f"one-hot samples). Received: {int(bad.sum())} value(s) <= 0, e.g. {shown}. "
+            "Give a positive temperature, such as 0.1 or 1.0.")
 
 
 def _non_finite_args(family: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[str]:
