@@ -127,6 +127,14 @@ CASES: list[Case] = [
     ("expand-to-an-unbroadcastable-shape", "Normal",
      lambda b: ps.Normal(torch.zeros(3), 1.0, backend=b).expand((2, 4)),
      ps.InvalidParameterRuntimeError, r"Cannot expand Normal of batch shape \(3,\)"),
+    # torch checks only the upper bound of reinterpreted_batch_ndims: -1 gave an Independent
+    # whose log_prob summed nothing
+    ("independent-negative-ndims", "Normal",
+     lambda b: ps.Independent(ps.Normal(torch.zeros(2, 3), 1.0, backend=b), -1),
+     ps.InvalidParameterError, "non-negative int.*Received: int -1"),
+    ("independent-float-ndims", "Normal",
+     lambda b: ps.Independent(ps.Normal(torch.zeros(2, 3), 1.0, backend=b), 1.5),
+     ps.InvalidParameterTypeError, "non-negative int.*Received: float 1.5"),
     ("expand-independent", "Normal",
      lambda b: ps.Independent(ps.Normal(torch.zeros(2, 3), 1.0, backend=b), 1).expand((5,)),
      ps.InvalidParameterRuntimeError, "Cannot expand"),

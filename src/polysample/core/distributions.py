@@ -1025,8 +1025,20 @@ class Independent(_Combinator, td.Independent):
         _check_backend_arg(backend)
         self._ps_backend = backend
         base = self._ps_component(base_distribution, "base_distribution")
+        n = reinterpreted_batch_ndims
+        # torch checks only the upper bound: a negative count made an Independent whose
+        # log_prob summed nothing, and a float failed with torch's comparison message.
+        if not isinstance(n, int | np.integer) or n < 0:
+            error = (InvalidParameterError if isinstance(n, int | np.integer)
+                     else InvalidParameterTypeError)
+            raise error(
+                "Invalid parameters for polysample.Independent: Expected "
+                "reinterpreted_batch_ndims to be a non-negative int, at most the base "
+                f"distribution's {len(base.batch_shape)} batch dimension(s). Received: "
+                f"{type(n).__name__} {n!r:.50}. Give how many of the base's rightmost batch "
+                "dimensions become event dimensions (0 to keep them all batch).")
         try:
-            super().__init__(base, reinterpreted_batch_ndims, validate_args=validate_args)
+            super().__init__(base, int(n), validate_args=validate_args)
         except (ValueError, TypeError, RuntimeError) as exc:
             raise _wrap_init_error("Independent", exc) from exc
 
