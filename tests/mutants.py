@@ -293,6 +293,18 @@ class Float32Mutant(_ParamMutant):
         return perturbed(family, params, "rate", 1.04)
 
 
+class Float32GradientMutant(_Mutant):
+    """Right values everywhere, right float64 gradients, pathwise gradients 2% too large in
+    float32 (a float32-only derivative code path with a bug)."""
+
+    FAMILIES = ("Normal", "Gamma")
+
+    def mutate(self, family, params, x):  # type: ignore[no-untyped-def]
+        if not x.requires_grad or x.dtype != torch.float32:
+            return x
+        return x.detach() + 1.02 * (x - x.detach())
+
+
 class PlainClampMutant(_Mutant):
     """Kumaraswamy by its inverse CDF clamped into (0, 1) (the torch backend before
     2026-12-03): the law is right, but at a concentration of 1e-30 in float32 the power's
@@ -452,6 +464,8 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     "mutant_smallcalls": (SmallCallMutant, "calls_ks", "Normal"),
     # Wrong in float32 only: only the float32 grid can see it.
     "mutant_float32": (Float32Mutant, "sample_pit_mean", "Gamma"),
+    # Right values, float32 gradients 2% off: only the float32 grid's gradient checks see it.
+    "mutant_float32_grad": (Float32GradientMutant, "grad_cdf", "Gamma"),
 }
 
 #: The power claims (docs/conformance.md): quick mode catches a 2% error, full mode 1%.

@@ -162,8 +162,8 @@ def test_full_matrix_stays_within_the_error_budget():
     assert stat <= MAX_STATISTICAL_CHECKS, stat
     repeats = sum(c.name.endswith("_repeats") for c in checks)
     assert 0 < repeats <= REPEAT_CHECKS_PER_SLOT, repeats  # the repeat checks take one slot
-    if len(builtin) == 4:  # the float32 grid is sample() only to fit (with rsample: 4,175)
-        assert (stat, repeats) == (3724, 697), (stat, repeats)
+    if len(builtin) == 4:  # the float32 grid is sample() only to fit (with rsample: 4,281)
+        assert (stat, repeats) == (3830, 697), (stat, repeats)
 
 
 def _loads(name: str) -> bool:

@@ -54,7 +54,8 @@ def with_mutants(monkeypatch):
 #: z-test): running the full-mode suite on them too would only repeat it, 16 s slower.
 _OWN_TEST = {"mutant_gradsign_beta", "mutant_sorted", "mutant_sorted_poisson",
              "mutant_antithetic", "mutant_correlated_batch", "mutant_float32",
-             "mutant_periodic", "mutant_periodic_poisson", "mutant_smallcalls"}
+             "mutant_periodic", "mutant_periodic_poisson", "mutant_smallcalls",
+             "mutant_float32_grad"}
 
 
 @pytest.mark.parametrize("name", sorted(set(mutants.MUTANTS) - _OWN_TEST))
@@ -137,6 +138,19 @@ def test_a_backend_wrong_in_float32_alone_fails_the_float32_grid_alone(with_muta
     assert "rate=" in caught["sample_pit_mean"].message  # names the float32 grid point
     assert not any(r.check.startswith("rsample") for r in report.results
                    if r.grid == "float32")  # sample() only on that grid (the error budget)
+
+
+def test_float32_gradients_2_percent_off_fail_the_float32_grids_gradient_checks_alone(
+        with_mutants):
+    # Right values, right float64 gradients: every check passed this backend before the
+    # gradient layer judged the float32 grid (per-sample tolerance 1e-2 there, 5e-3 in float64).
+    report = check_backend("mutant_float32_grad", families=["Normal", "Gamma"], quick=True)
+    assert sorted(r.id for r in report.failures) == [
+        "mutant_float32_grad-Gamma-float32-grad_cdf",
+        "mutant_float32_grad-Normal-float32-grad_cdf"], [r.id for r in report.failures]
+    for r in report.failures:  # by the per-sample identity, then its conditional mean
+        assert r.statistic > r.threshold, (r.id, r.statistic, r.threshold)
+        assert "float32[" in r.message and "=" in r.message  # names the grid point
 
 
 def test_independent_draws_of_a_wrong_law_are_not_called_dependent(with_mutants):

@@ -239,12 +239,15 @@ def pit_var_test(zeta: np.ndarray, alpha: float) -> ColumnTest:
     return ColumnTest(est, dev, thr, np.abs(dev), pit_var_detectable(n, alpha), alpha)
 
 
-def mean_z_test(samples: np.ndarray, expected: np.ndarray | float, alpha: float) -> ColumnTest:
+def mean_z_test(samples: np.ndarray, expected: np.ndarray | float, alpha: float,
+                exact_tol: float = 1e-9) -> ColumnTest:
     """z-test that the mean of ``samples`` (m, ...) along axis 0 equals ``expected``.
 
     The standard error is estimated from the samples; the threshold adds a Cornish-Fisher
     correction for the samples' skewness (the mean's quantile moves by
-    ``skew (z^2 - 1) / (6 sqrt m)``). A zero standard error passes only an exact match.
+    ``skew (z^2 - 1) / (6 sqrt m)``). A zero standard error (below ``exact_tol / 10``
+    relative) passes only an exact match (within ``exact_tol`` relative: float64 rounding by
+    default; samples computed in float32 need about 1e-5).
     ``statistic`` is |z|; ``deviation`` is z, so ``ratio = |z| / threshold``.
     """
     m = samples.shape[0]
@@ -256,8 +259,8 @@ def mean_z_test(samples: np.ndarray, expected: np.ndarray | float, alpha: float)
     with np.errstate(divide="ignore", invalid="ignore"):
         skew = np.where(sd > 0, ((samples - mean) ** 3).mean(0) / sd ** 3, 0.0)
         thr = zt + np.abs(skew) * (zt * zt - 1) / (6 * math.sqrt(m))
-        exact = se <= 1e-10 * (1 + np.abs(expected))
-        close = np.abs(mean - expected) <= 1e-9 * (1 + np.abs(expected))
+        exact = se <= 0.1 * exact_tol * (1 + np.abs(expected))
+        close = np.abs(mean - expected) <= exact_tol * (1 + np.abs(expected))
         z = np.where(exact, np.where(close, 0.0, np.inf),
                      (mean - expected) / np.where(exact, 1.0, se))
     return ColumnTest(np.asarray(mean), np.asarray(z), np.asarray(thr), np.abs(z),
