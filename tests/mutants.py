@@ -8,6 +8,7 @@ suite FAILS each one, naming the check that should catch it (CONFORMANCE.md, "Mu
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -305,6 +306,19 @@ class Float32GradientMutant(_Mutant):
         return x.detach() + 1.02 * (x - x.detach())
 
 
+class ShapeGradientMutant(_Mutant):
+    """Right values, right gradients with ``sample_shape = ()``; with a sample shape, the
+    backward pass takes the mean over the samples instead of their sum (a custom backward
+    that reduces the sample dimensions wrongly)."""
+
+    def rsample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        x = self._inner.rsample(family, params, sample_shape, seed=seed)
+        n = math.prod(sample_shape)
+        if not x.requires_grad or n <= 1:
+            return x
+        return x.detach() + (x - x.detach()) / n
+
+
 class PlainClampMutant(_Mutant):
     """Kumaraswamy by its inverse CDF clamped into (0, 1) (the torch backend before
     2026-12-03): the law is right, but at a concentration of 1e-30 in float32 the power's
@@ -466,6 +480,8 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     "mutant_float32": (Float32Mutant, "sample_pit_mean", "Gamma"),
     # Right values, float32 gradients 2% off: only the float32 grid's gradient checks see it.
     "mutant_float32_grad": (Float32GradientMutant, "grad_cdf", "Gamma"),
+    # Right gradients with sample_shape (), a mean for a sum with one: only grad_shape sees it.
+    "mutant_shape_grad": (ShapeGradientMutant, "grad_shape", "Normal"),
 }
 
 #: The power claims (docs/conformance.md): quick mode catches a 2% error, full mode 1%.

@@ -26,6 +26,7 @@ from polysample.conformance.stats import (
     ks_integer,
     mean_z_test,
     norm_isf,
+    paired_t_test,
     pit_mean_test,
     pit_var_test,
     product_mean_test,
@@ -162,8 +163,8 @@ def test_full_matrix_stays_within_the_error_budget():
     assert stat <= MAX_STATISTICAL_CHECKS, stat
     repeats = sum(c.name.endswith("_repeats") for c in checks)
     assert 0 < repeats <= REPEAT_CHECKS_PER_SLOT, repeats  # the repeat checks take one slot
-    if len(builtin) == 4:  # the float32 grid is sample() only to fit (with rsample: 4,281)
-        assert (stat, repeats) == (3830, 697), (stat, repeats)
+    if len(builtin) == 4:  # the float32 grid is sample() only to fit (with rsample: 4,395)
+        assert (stat, repeats) == (3944, 697), (stat, repeats)
 
 
 def _loads(name: str) -> bool:
@@ -257,6 +258,30 @@ def test_sum_tail_test_is_exact_for_binomial_sums():
 def test_two_sample_z_test_compares_means_of_unit_variance_terms():
     t = two_sample_z_test(np.array([0.01]), np.array([0.0]), 1.0, 10_000, 10_000, 1e-6)
     assert t.statistic[0] == pytest.approx(0.01 / math.sqrt(2 / 10_000))
+
+
+def test_paired_t_test_holds_its_level_with_32_pairs_where_the_normal_quantile_does_not():
+    # 32 pairs of independent normal terms, 40,000 columns, alpha = 1e-3: Student's t with 31
+    # degrees of freedom holds the level; the normal quantile (3.29) would reject 0.27%.
+    rng = np.random.default_rng(9)
+    a, b = rng.standard_normal((32, 40_000)), rng.standard_normal((32, 40_000))
+    t = paired_t_test(a, b, 1e-3)
+    rate = np.mean(t.ratio > 1)
+    assert rate < 1e-3 + 5 * math.sqrt(1e-3 / 40_000), rate
+    assert np.mean(t.statistic > z_threshold(1e-3)) > 2e-3  # what z would have rejected
+    # correlated pairs are allowed (the pairs need only be independent of each other)
+    c = rng.standard_normal((32, 40_000))
+    rate = np.mean(paired_t_test(c + 0.1 * a, c + 0.1 * b, 1e-3).ratio > 1)
+    assert rate < 1e-3 + 5 * math.sqrt(1e-3 / 40_000), rate
+
+
+def test_paired_t_test_passes_rounding_and_fails_a_5pc_difference_of_equal_draws():
+    rng = np.random.default_rng(10)
+    g = 3.0 + rng.standard_normal((32, 3))  # per-call gradients, signal-to-noise 3
+    assert paired_t_test(g, g, 1e-10).statistic.tolist() == [0.0, 0.0, 0.0]
+    assert (paired_t_test(g * (1 + 1e-12), g, 1e-10).ratio == 0).all()  # rounding
+    t = paired_t_test(1.05 * g, g, 1e-10)  # the same draws, the gradient 5% off
+    assert (t.ratio > 1).all(), t.statistic
 
 
 @pytest.mark.parametrize("family,params", [
@@ -449,6 +474,10 @@ def test_per_sample_gradient_samples_are_drawn_in_calls_of_one_shape(monkeypatch
     monkeypatch.setattr(TorchBackend, "rsample", recording)
     report = check_backend("torch", families=["Dirichlet"], layers=("gradient",), quick=True)
     assert report.ok, report.summary()
+    # grad_shape draws the example parameters (a batch of 2) in calls of 16 rows both ways
+    shaped = [c for c in calls if c[1][:2] == (16, 2)]
+    assert len(shaped) == 1 + 2 * 32, len(shaped)  # a first draw, then 32 pairs
+    calls = [c for c in calls if c[1][:2] != (16, 2)]
     judged = [r for r in report.results if r.check == "grad_mean"]
     assert judged and all(r.n == 2000 for r in judged), [(r.id, r.n) for r in judged]
     # Dirichlet's grids have 3 points (batch (k, 3), event 3): 170 copies a call, 12 calls.

@@ -29,6 +29,7 @@ LAYERS = {
     "calls_ks": ("sampler",),
     "grad_cdf": ("gradient",),
     "grad_mean": ("gradient",),
+    "grad_shape": ("gradient",),
     "rsample_grad": ("semantics",),
     "dtype": ("semantics",),
     "generator": ("semantics",),
@@ -55,7 +56,7 @@ def with_mutants(monkeypatch):
 _OWN_TEST = {"mutant_gradsign_beta", "mutant_sorted", "mutant_sorted_poisson",
              "mutant_antithetic", "mutant_correlated_batch", "mutant_float32",
              "mutant_periodic", "mutant_periodic_poisson", "mutant_smallcalls",
-             "mutant_float32_grad"}
+             "mutant_float32_grad", "mutant_shape_grad"}
 
 
 @pytest.mark.parametrize("name", sorted(set(mutants.MUTANTS) - _OWN_TEST))
@@ -151,6 +152,17 @@ def test_float32_gradients_2_percent_off_fail_the_float32_grids_gradient_checks_
     for r in report.failures:  # by the per-sample identity, then its conditional mean
         assert r.statistic > r.threshold, (r.id, r.statistic, r.threshold)
         assert "float32[" in r.message and "=" in r.message  # names the grid point
+
+
+def test_a_wrong_reduction_over_the_sample_shape_fails_grad_shape_alone(with_mutants):
+    # Right values, right gradients with sample_shape (): every other check draws that way,
+    # and passed this backend, whose gradient with a sample shape is the samples' mean.
+    report = check_backend("mutant_shape_grad", families=["Normal"], quick=True)
+    assert [r.id for r in report.failures] == ["mutant_shape_grad-Normal-example-grad_shape"], [
+        r.id for r in report.failures]
+    caught = report.failures[0]
+    assert caught.statistic > caught.threshold and caught.n == 32 * 16
+    assert "rsample((16,))'s gradient" in caught.message
 
 
 def test_independent_draws_of_a_wrong_law_are_not_called_dependent(with_mutants):

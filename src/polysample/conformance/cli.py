@@ -140,6 +140,10 @@ def size_scale(layer: str, family: str | None, grid: str | None, name: str | Non
         if family not in CASES:
             return 1.0
         return sample_size(family, grid, False) / sample_size(family, grid, True)
+    if layer == "gradient" and name == "grad_shape":
+        from .layers.gradient import SHAPE_CALLS
+
+        return SHAPE_CALLS[0] / SHAPE_CALLS[1]
     if layer == "gradient" and name in ("grad_mean", "grad_cdf"):
         from .layers.gradient import GRAD_MEAN_SAMPLES
 

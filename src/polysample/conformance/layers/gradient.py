@@ -12,6 +12,12 @@
 * ``grad_mean`` (the other reparameterized families): the mean pathwise gradient of
   ``f(x) = w1.x + w2.x^2`` against the analytic gradient of ``E f`` (z-test with a
   Cornish-Fisher skewness correction, :func:`..stats.mean_z_test`).
+* ``grad_shape`` (every reparameterized family): ``rsample((16,))``'s gradient, the parameters
+  shared by the samples, against ``rsample(())``'s on 16 parameter copies, same seeds (a
+  paired t-test, :func:`..stats.paired_t_test`): the checks above draw with
+  ``sample_shape = ()`` only.
+
+The per-sample checks and z-tests run on the float32 grid too (``GRAD_RTOL_F32``).
 
 Per-sample gradients come from backward passes: the parameters are repeated along a new
 leading batch dimension (one copy per sample) and ``rsample(())`` draws one value per copy.
@@ -92,6 +98,112 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
         else:
             yield Check(t.name, family, grid.label, "grad_mean", "gradient", True,
                         _grad_mean(t, family, grid, support))
+    yield Check(t.name, family, "example", "grad_shape", "gradient", True,
+                _grad_shape(t, family, support))
+
+
+#: ``grad_shape``: calls per sample (full, quick) of ``SHAPE_ROWS`` draws of the example
+#: parameters (a batch of 2): the sizes of the semantics layer's draws, so a backend that
+#: compiles per size class runs the programs it already has.
+SHAPE_CALLS = (128, 32)
+SHAPE_ROWS = 16
+
+
+def _grad_shape(t: Target, family: str,
+                support: FamilySupport) -> Callable[[Runner], Outcome]:
+    """``rsample(sample_shape)``'s gradient, the parameters shared by the samples, against
+    ``rsample(())``'s on one parameter copy per sample (the other checks' formulation): both
+    estimate the gradient of ``E h(x)`` for a bounded ``h``, so their mean difference over
+    pairs of calls with the same seed must be zero (a paired t-test,
+    :func:`..stats.paired_t_test`; where both calls draw the same values, as on torch and
+    numpy, the pairs differ only where the gradients do, and a gradient 5% off fails too). A backend whose backward pass
+    reduces the sample dimensions wrongly (a mean for a sum, one sample's gradient for all)
+    passed every other check, which draw with ``sample_shape = ()``."""
+    from ..grids import example_params
+    from ..stats import paired_t_test, seed_for
+
+    def fn(r: Runner) -> Outcome:
+        k = SHAPE_CALLS[1 if r.quick else 0]
+        m = SHAPE_ROWS
+        seed = r.seed(f"{t.name}-{family}-example-grad_shape")
+        params = example_params(family, (2,), torch.float64)
+        shared = dict(params)
+        leaves = grad_leaves(family, shared)
+        allowed = support.rsample_params
+        for name in list(leaves):
+            if allowed is not None and name not in allowed:
+                shared[name] = shared[name].detach()
+                del leaves[name]
+        if not leaves:
+            raise Skip("no parameter with a pathwise gradient")
+        names = list(leaves)
+        d = make(family, shared, t, validate=False)
+        # h(x) = sum w1 tanh(u) + w2 tanh(u)^2, u = (x - c) / s per value element, with c and
+        # s (fixed) from a first draw: bounded, and not symmetric about c (the mean gradient of
+        # a symmetric h in a scale parameter is zero).
+        with torch.no_grad():
+            pilot = d.rsample((m,), seed=seed_for(f"{seed}-pilot")).double()
+        c = pilot.median(0).values
+        spread = (pilot.max(0).values - pilot.min(0).values) / 4
+        s = torch.maximum(spread, 1e-6 * (1 + c.abs()))
+        wr = np.random.default_rng(seed)
+        w1 = torch.as_tensor(wr.standard_normal(tuple(c.shape)))
+        w2 = torch.as_tensor(wr.standard_normal(tuple(c.shape)))
+
+        def h(x: torch.Tensor) -> torch.Tensor:
+            v = torch.tanh((x.double() - c) / s)
+            return (w1 * v + w2 * v * v).sum() / m
+
+        a_rows, b_rows = [], []
+        for i in range(k):
+            # A distribution per call: one built once caches tensors derived from the leaves
+            # (Chi2's concentration, a probs from logits), whose graph a backward pass frees.
+            d = make(family, shared, t, validate=False)
+            x = d.rsample((m,), seed=seed_for(f"{seed}-shape-{i}"))
+            if not x.requires_grad:
+                raise CheckFailure(f"rsample(({m},)) returned a tensor without gradient")
+            ga = torch.autograd.grad(h(x), [leaves[n] for n in names], allow_unused=True)
+            big, copies = _per_sample_leaves(family, params, support, m)
+            # The same seed: a backend that draws the same values both ways (torch, numpy)
+            # gives pairs that differ only where the gradients do.
+            y = make(family, big, t, validate=False).rsample((), seed=seed_for(
+                f"{seed}-shape-{i}"))
+            gb = torch.autograd.grad(h(y), [copies[n] for n in names], allow_unused=True)
+            ra, rb = [], []
+            for n, g1, g2 in zip(names, ga, gb):
+                leaf = leaves[n]
+                ra.append((torch.zeros_like(leaf) if g1 is None else g1).double().flatten())
+                g2s = (torch.zeros_like(copies[n]) if g2 is None else g2).double().sum(0)
+                rb.append(g2s.sum_to_size(leaf.shape).flatten())
+            a_rows.append(torch.cat(ra).numpy())
+            b_rows.append(torch.cat(rb).numpy())
+        a, b = np.stack(a_rows), np.stack(b_rows)
+        labels = [f"{n}{list(np.unravel_index(j, tuple(leaves[n].shape)))}"
+                  for n in names for j in range(leaves[n].numel())]
+        alpha = ALPHA_CHECK / max(a.shape[1], 1)
+        test = paired_t_test(a, b, alpha)
+        j = int(np.argmax(test.ratio)) if test.ratio.size else 0
+        worst = float(test.ratio[j]) if test.ratio.size else 0.0
+        stat = float(test.statistic[j]) if test.ratio.size else 0.0
+        thr = float(test.threshold[j]) if test.ratio.size else math.inf
+        out = Outcome(statistic=stat, threshold=thr, n=k * m, seed=seed, alpha=alpha,
+                      detectable=test.detectable,
+                      details={"calls": k, "rows_per_call": m,
+                               "mean_difference": {lab: float(v) for lab, v in
+                                                   zip(labels, test.estimate)}})
+        if worst > 1:
+            ma, mb = float(a.mean(0)[j]), float(b.mean(0)[j])
+            raise CheckFailure(
+                f"rsample(({m},))'s gradient, the parameters shared by the samples, differs "
+                f"from rsample(())'s on one parameter copy per sample: for {labels[j]} the mean "
+                f"gradient of a bounded function of x over {k} calls is {ma:.6g} against "
+                f"{mb:.6g} (|t| = {stat:.3g} > {thr:.3g}). A backward pass that reduces the "
+                "sample dimensions wrongly (a mean instead of a sum, one sample for all) shows "
+                "this way", out)
+        out.message = f"rsample(sample_shape) gradients agree with per-copy ones: max |t| {stat:.2f}"
+        return out
+
+    return fn
 
 
 def _torch_dist(family: str, params: Mapping[str, Any]) -> Any:
