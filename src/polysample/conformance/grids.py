@@ -13,7 +13,7 @@ the suite's other grids are float64, and a backend wrong in float32 alone must f
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,6 +52,20 @@ def grad_leaves(family: str, params: dict[str, Any]) -> dict[str, torch.Tensor]:
         leaf = value.detach().clone().requires_grad_(True)
         params[name] = leaf
         leaves[name] = leaf
+    return leaves
+
+
+def rsample_leaves(family: str, params: dict[str, Any],
+                   allowed: Collection[str] | None) -> dict[str, torch.Tensor]:
+    """:func:`grad_leaves` restricted to the parameters a backend reparameterizes
+    (``FamilySupport.rsample_params``; None: all of them): the others are detached in
+    ``params``, in place."""
+    leaves = grad_leaves(family, params)
+    if allowed is not None:
+        for name in list(leaves):
+            if name not in allowed:
+                params[name] = params[name].detach()
+                del leaves[name]
     return leaves
 
 

@@ -119,7 +119,7 @@ def _grad_shape(t: Target, family: str,
     numpy, the pairs differ only where the gradients do, and a gradient 5% off fails too). A backend whose backward pass
     reduces the sample dimensions wrongly (a mean for a sum, one sample's gradient for all)
     passed every other check, which draw with ``sample_shape = ()``."""
-    from ..grids import example_params
+    from ..grids import example_params, rsample_leaves
     from ..stats import paired_t_test, seed_for
 
     def fn(r: Runner) -> Outcome:
@@ -128,12 +128,7 @@ def _grad_shape(t: Target, family: str,
         seed = r.seed(f"{t.name}-{family}-example-grad_shape")
         params = example_params(family, (2,), torch.float64)
         shared = dict(params)
-        leaves = grad_leaves(family, shared)
-        allowed = support.rsample_params
-        for name in list(leaves):
-            if allowed is not None and name not in allowed:
-                shared[name] = shared[name].detach()
-                del leaves[name]
+        leaves = rsample_leaves(family, shared, support.rsample_params)
         if not leaves:
             raise Skip("no parameter with a pathwise gradient")
         names = list(leaves)

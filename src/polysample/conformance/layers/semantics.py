@@ -31,7 +31,7 @@ from ...core.errors import InvalidParameterError, NotReparameterizableError
 from ...core.families import FAMILIES
 from ...core.seeds import preserved_global_seed
 from ..cases import CASES
-from ..grids import example_params, grad_leaves
+from ..grids import example_params, rsample_leaves
 from ..model import Check, CheckFailure, Outcome, Skip
 from ..runner import Runner, Target, in_support, make
 
@@ -59,13 +59,7 @@ def _dist(t: Target, family: str, support: FamilySupport, batch: tuple[int, ...]
     params = example_params(family, batch, dtype)
     leaves: dict[str, Any] = {}
     if grad:
-        leaves = grad_leaves(family, params)
-        allowed = support.rsample_params
-        if allowed is not None:
-            for name in list(leaves):
-                if name not in allowed:
-                    params[name] = params[name].detach()
-                    del leaves[name]
+        leaves = rsample_leaves(family, params, support.rsample_params)
     return make(family, params, t), leaves
 
 
@@ -84,12 +78,7 @@ def _near_zero(t: Target, family: str, support: FamilySupport, name: str,
     finite (a draw past the float range is held at its end) and no gradient is NaN."""
     params = example_params(family, (2,), dtype)
     params[name] = torch.full_like(params[name], NEAR_ZERO)
-    leaves = grad_leaves(family, params)
-    allowed = support.rsample_params
-    for k in list(leaves):
-        if allowed is not None and k not in allowed:
-            params[k] = params[k].detach()
-            del leaves[k]
+    leaves = rsample_leaves(family, params, support.rsample_params)
     where = f"at {name} = {NEAR_ZERO:g} ({str(dtype).removeprefix('torch.')})"
     x = make(family, params, t).rsample(N_NEAR_ZERO, seed=0)
     bad = ~torch.isfinite(x.detach())
