@@ -43,11 +43,18 @@ import torch
 from ...core.backend import FamilySupport
 from ...core.families import FAMILIES
 from .. import cases
-from ..grids import Grid, grad_leaves, grid_points, grids
+from ..grids import Grid, example_params, grad_leaves, grid_points, grids, rsample_leaves
 from ..model import Check, CheckFailure, GradErrors, Outcome, Skip
 from ..reference import params_np
 from ..runner import Runner, Target, make
-from ..stats import ALPHA_CHECK, mean_z_test, seed_for, z_detectable, z_threshold
+from ..stats import (
+    ALPHA_CHECK,
+    mean_z_test,
+    paired_t_test,
+    seed_for,
+    z_detectable,
+    z_threshold,
+)
 
 __all__ = ["checks", "GRAD_SAMPLES", "GRAD_MEAN_SAMPLES", "GRAD_RTOL", "GRAD_RTOL_F32",
            "grad_rtol", "CALL_VALUES",
@@ -116,11 +123,10 @@ def _grad_shape(t: Target, family: str,
     estimate the gradient of ``E h(x)`` for a bounded ``h``, so their mean difference over
     pairs of calls with the same seed must be zero (a paired t-test,
     :func:`..stats.paired_t_test`; where both calls draw the same values, as on torch and
-    numpy, the pairs differ only where the gradients do, and a gradient 5% off fails too). A backend whose backward pass
-    reduces the sample dimensions wrongly (a mean for a sum, one sample's gradient for all)
-    passed every other check, which draw with ``sample_shape = ()``."""
-    from ..grids import example_params, rsample_leaves
-    from ..stats import paired_t_test, seed_for
+    numpy, the pairs differ only where the gradients do, and a gradient 5% off fails too).
+    A backend whose backward pass reduces the sample dimensions wrongly (a mean for a sum,
+    one sample's gradient for all) passed every other check, which draw with
+    ``sample_shape = ()``."""
 
     def fn(r: Runner) -> Outcome:
         k = SHAPE_CALLS[1 if r.quick else 0]
@@ -173,7 +179,7 @@ def _grad_shape(t: Target, family: str,
             a_rows.append(torch.cat(ra).numpy())
             b_rows.append(torch.cat(rb).numpy())
         a, b = np.stack(a_rows), np.stack(b_rows)
-        labels = [f"{n}{list(np.unravel_index(j, tuple(leaves[n].shape)))}"
+        labels = [f"{n}{[int(i) for i in np.unravel_index(j, tuple(leaves[n].shape))]}"
                   for n in names for j in range(leaves[n].numel())]
         alpha = ALPHA_CHECK / max(a.shape[1], 1)
         test = paired_t_test(a, b, alpha)
@@ -559,7 +565,7 @@ def _grad_mean(t: Target, family: str, grid: Grid,
             if ratio[j] > worst_ratio:
                 worst_ratio = float(ratio[j])
                 chosen = (float(stat_k[j]), float(test.threshold[j]))
-                where = (f"{k}{list(j)}: mean pathwise gradient {test.estimate[j]:.6g}, "
+                where = (f"{k}{[int(i) for i in j]}: mean pathwise gradient {test.estimate[j]:.6g}, "
                          f"analytic {a_np[j]:.6g}")
         stat, thr = chosen if chosen is not None else (0.0, z_threshold(alpha))
         out = Outcome(statistic=stat, threshold=thr, n=m, seed=seed, alpha=alpha,
