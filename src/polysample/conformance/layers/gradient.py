@@ -122,8 +122,9 @@ def _grad_shape(t: Target, family: str,
     ``rsample(())``'s on one parameter copy per sample (the other checks' formulation): both
     estimate the gradient of ``E h(x)`` for a bounded ``h``, so their mean difference over
     pairs of calls with the same seed must be zero (a paired t-test,
-    :func:`..stats.paired_t_test`; where both calls draw the same values, as on torch and
-    numpy, the pairs differ only where the gradients do, and a gradient 5% off fails too).
+    :func:`..stats.paired_t_test`; where both calls draw the same values, as on every
+    built-in backend, the pairs differ only where the gradients do, and a gradient 5% off
+    fails too).
     A backend whose backward pass reduces the sample dimensions wrongly (a mean for a sum,
     one sample's gradient for all) passed every other check, which draw with
     ``sample_shape = ()``."""
@@ -165,8 +166,8 @@ def _grad_shape(t: Target, family: str,
                 raise CheckFailure(f"rsample(({m},)) returned a tensor without gradient")
             ga = torch.autograd.grad(h(x), [leaves[n] for n in names], allow_unused=True)
             big, copies = _per_sample_leaves(family, params, support, m)
-            # The same seed: a backend that draws the same values both ways (torch, numpy)
-            # gives pairs that differ only where the gradients do.
+            # The same seed: a backend that draws the same values both ways (the built-in
+            # ones do) gives pairs that differ only where the gradients do.
             y = make(family, big, t, validate=False).rsample((), seed=seed_for(
                 f"{seed}-shape-{i}"))
             gb = torch.autograd.grad(h(y), [copies[n] for n in names], allow_unused=True)
