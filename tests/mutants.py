@@ -319,6 +319,23 @@ class ShapeGradientMutant(_Mutant):
         return x.detach() + (x - x.detach()) / n
 
 
+class SeedTruncatingMutant(_Mutant):
+    """Keeps the low 32 bits of the seed's entropy: seeds 7 and 7 + 2^32 draw the same values
+    (a backend that packs the seed into one 32-bit word)."""
+
+    @staticmethod
+    def _cut(seed):  # type: ignore[no-untyped-def]
+        if isinstance(seed, np.random.SeedSequence) and isinstance(seed.entropy, int):
+            return np.random.SeedSequence(seed.entropy & 0xFFFFFFFF, spawn_key=seed.spawn_key)
+        return seed
+
+    def sample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        return self._inner.sample(family, params, sample_shape, seed=self._cut(seed))
+
+    def rsample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        return self._inner.rsample(family, params, sample_shape, seed=self._cut(seed))
+
+
 class PlainClampMutant(_Mutant):
     """Kumaraswamy by its inverse CDF clamped into (0, 1) (the torch backend before
     2026-12-03): the law is right, but at a concentration of 1e-30 in float32 the power's
@@ -466,6 +483,7 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     "mutant_numpywrite": (NumpyWriteMutant, "log_prob", "Normal"),
     "mutant_rawmemory": (RawMemoryMutant, "layouts", "Exponential"),
     "mutant_seedoffset": (SeedOffsetMutant, "seeds", "Normal"),
+    "mutant_seedtruncating": (SeedTruncatingMutant, "seeds", "Normal"),
     # Right marginals, dependent draws: only the independence check can see these.
     "mutant_sorted": (SortedMutant, "sample_indep", "Normal"),
     "mutant_sorted_poisson": (SortedMutant, "sample_indep", "Poisson"),

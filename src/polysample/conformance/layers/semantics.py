@@ -355,6 +355,12 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
         _kept_intact("sample", a, kept)
         if _equal(a, b):
             raise CheckFailure("sample(): seeds 7 and 8 gave identical values")
+        for power in (32, 64):  # seeds that differ only above 32 or 64 bits
+            if _equal(a, d.sample(N, seed=7 + 2**power)):
+                raise CheckFailure(
+                    f"sample(): seeds 7 and 7 + 2^{power} gave identical values: the seed is "
+                    f"cut to {power} bits. Derive the stream from the whole seed (the "
+                    "SeedSequence the backend receives: its generate_state(), or spawn()).")
         _streams_apart(t, family)
         if support.rsample:
             ra = d.rsample(N, seed=7)
