@@ -117,6 +117,17 @@ class GeneratorIgnoringMutant(_Mutant):
         return self._inner.sample(family, params, sample_shape, seed=seed)
 
 
+class SeedIgnoringMutant(_Mutant):
+    """Ignores every seed (an int's ``SeedSequence`` and ``generator=``): draws from its global
+    stream, so nothing it draws is reproducible."""
+
+    def sample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        return self._inner.sample(family, params, sample_shape, seed=None)
+
+    def rsample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        return self._inner.rsample(family, params, sample_shape, seed=None)
+
+
 class SharedNoiseMutant(_Mutant):
     """Draws one noise value per sample and broadcasts it over the batch (the noise's shape
     misses the batch dimensions): every column has the right law, but the batch elements are
@@ -476,6 +487,7 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     "mutant_detached": (DetachedMutant, "rsample_grad", "Normal"),
     "mutant_dtype": (DtypeMutant, "dtype", "Normal"),
     "mutant_generator": (GeneratorIgnoringMutant, "generator", "Normal"),
+    "mutant_seedignoring": (SeedIgnoringMutant, "seeds", "Normal"),
     "mutant_sharednoise": (SharedNoiseMutant, "broadcast", "Normal"),
     "mutant_plainclamp": (PlainClampMutant, "rsample_near_zero", "Kumaraswamy"),
     "mutant_inplace": (InPlaceMutant, "shapes", "Normal"),

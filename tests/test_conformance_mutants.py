@@ -205,6 +205,20 @@ def test_a_backend_reading_raw_memory_fails_the_layouts_rule_alone(with_mutants)
                and "raw memory" in r.message for r in report.failures)
 
 
+def test_rules_comparing_seeded_draws_blame_the_ignored_seed_not_their_route(with_mutants):
+    # wrap, pickle and layouts compare two routes to one seeded draw: a backend that ignores
+    # seeds fails them, and each must name the seed as the cause, not wrapping, pickling or
+    # memory layouts (an outside plugin author was sent to "read parameters through their
+    # strides" for an ignored seed).
+    report = check_backend("mutant_seedignoring", families=["Normal"], layers=("semantics",),
+                           quick=True)
+    failed = {r.check: r.message for r in report.failures}
+    assert {"seeds", "generator", "wrap", "pickle", "layouts"} <= set(failed), report.summary()
+    for rule in ("wrap", "pickle", "layouts"):
+        assert "drew different values twice" in failed[rule], failed[rule]
+        assert "seeds rule" in failed[rule] and "strides" not in failed[rule], failed[rule]
+
+
 def test_a_wrong_gradient_fails_the_conditional_mean_test_drawn_in_calls(with_mutants):
     # Where the per-sample identity fails, the verdict comes from the conditional-mean z-test
     # over 2 000 samples (quick mode), drawn in 63 calls of 32: with the sign flipped it must
@@ -270,6 +284,19 @@ def test_a_raising_backend_is_reported_and_does_not_stop_the_run(with_mutants):
     failed = [r for r in report.failures if r.backend == "mutant_garbage"]
     assert failed and all("simulated backend crash" in r.message for r in failed)
     assert all(r.status == "pass" for r in report.results if r.backend == "torch")
+
+
+def test_a_failure_is_located_in_the_backends_code_not_in_polysamples(with_mutants):
+    # Gamma raises in the mutant's own code: located there. Exponential returns the wrong
+    # shape: the core's BackendContractError says so, with no location inside polysample's
+    # core (an outside author read "(at distributions.py:608)" as a pointer into the library).
+    report = check_backends(["mutant_garbage"], families=["Gamma", "Exponential"], quick=True,
+                            layers=("semantics",))
+    by = {r.id: r.message for r in report.results}
+    crash = by["mutant_garbage-Gamma-example-shapes"]
+    assert "simulated backend crash (at mutants.py:" in crash, crash
+    contract = by["mutant_garbage-Exponential-example-shapes"]
+    assert "BackendContractError" in contract and "(at " not in contract, contract
 
 
 def test_a_backend_that_fails_to_load_is_one_failed_check():

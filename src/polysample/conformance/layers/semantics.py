@@ -106,6 +106,23 @@ def _equal(a: torch.Tensor, b: torch.Tensor) -> bool:
     return a.shape == b.shape and bool(torch.equal(a, b))
 
 
+def _seeded(d: Any, method: str, seed: int, rule: str) -> torch.Tensor:
+    """``d.<method>(N, seed=seed)``, after checking that the seed repeats it.
+
+    The rules that compare two routes to the same draw (``wrap``, ``pickle``, ``layouts``)
+    need "same seed, same values" first: without it they would blame their route for what the
+    ``seeds`` rule finds, so they say so instead.
+    """
+    a = getattr(d, method)(N, seed=seed).detach()
+    if not _equal(a, getattr(d, method)(N, seed=seed).detach()):
+        raise CheckFailure(
+            f"{method}() with seed {seed} drew different values twice, so the {rule} rule "
+            "(which compares two ways to the same seeded draw) cannot judge its own property: "
+            "the backend does not derive its draws from the seed it receives (see the seeds "
+            "rule). Fix that first.")
+    return a
+
+
 def _copies(tensors: dict[str, Any]) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in tensors.items() if isinstance(v, torch.Tensor)}
 
@@ -464,7 +481,7 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
         params = example_params(family, (2,))
         w = polysample.wrap(getattr(td, family)(**params), backend=t.backend)
         direct = make(family, params, t)
-        if not _equal(w.sample(N, seed=11), direct.sample(N, seed=11)):
+        if not _equal(w.sample(N, seed=11), _seeded(direct, "sample", 11, "wrap")):
             raise CheckFailure("wrap(torch distribution) draws differ from the polysample "
                                "class with the same parameters and seed")
         return Outcome("wrap() routes a torch distribution to the backend")
@@ -476,7 +493,7 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
         e = pickle.loads(pickle.dumps(d))
         if type(e) is not type(d):
             raise CheckFailure("pickling lost the class")
-        if not _equal(e.sample(N, seed=5), d.sample(N, seed=5)):
+        if not _equal(e.sample(N, seed=5), _seeded(d, "sample", 5, "pickle")):
             raise CheckFailure("a pickled copy draws different values with the same seed")
         return Outcome("a pickled copy keeps the backend and draws the same values")
 
@@ -498,7 +515,7 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
             d, ref = make(family, viewed, t), make(family, plain, t)
             for m in methods:
                 got = getattr(d, m)(N, seed=9).detach()
-                want = getattr(ref, m)(N, seed=9).detach()
+                want = _seeded(ref, m, 9, "layouts")
                 if not _close(got, want):
                     raise CheckFailure(
                         f"{m}() with {how} parameters drew other values than with contiguous "
