@@ -13,8 +13,8 @@ so a check gives the same result whatever ran before it, in whichever process.
 from __future__ import annotations
 
 import itertools
+import sys
 import time
-import traceback
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -121,9 +121,9 @@ class Runner:
             status, out = "skip", Outcome(str(exc))
         except Exception as exc:  # a backend that raises: the check fails, the run goes on
             message = f"raised {type(exc).__name__}: {exc}"
-            tb = traceback.extract_tb(exc.__traceback__)
-            if tb:
-                message += f" (at {tb[-1].filename.rsplit('/', 1)[-1]}:{tb[-1].lineno})"
+            where = raised_at(exc)
+            if where:
+                message += f" (at {where})"
             status, out = "fail", Outcome(message)
         if caught:
             # Kept as evidence (torch's Wishart warns "Singular sample detected" on valid draws).
@@ -238,6 +238,35 @@ class Runner:
 CALLS_QUICK = 256
 CALLS_FULL = 1024
 CALL_ROWS = 16
+
+
+#: Modules whose frames never locate a backend's failure: polysample's own plumbing (the
+#: core's contract checks raise there about the backend's output, in messages that say what
+#: went wrong) and the libraries a backend calls into (a ValueError deep inside NumPy is
+#: located where the backend called NumPy).
+_NOT_THE_BACKEND = ("polysample.core", "polysample.conformance", "polysample.plugin",
+                    "numpy", "scipy", "torch", "jax", "jaxlib", "tensorflow",
+                    "tensorflow_probability", "keras", "tf_keras", "pluggy")
+
+
+def raised_at(exc: BaseException) -> str | None:
+    """``file:line`` of the innermost frame of ``exc``'s traceback in the backend's code (the
+    built-in backends' modules, a plugin's, the user's), None when there is none: where the
+    core raised about a backend's output, the message says what the backend did."""
+    frames = []
+    tb = exc.__traceback__
+    while tb is not None:
+        frames.append(tb)
+        tb = tb.tb_next
+    for frame in reversed(frames):
+        module = str(frame.tb_frame.f_globals.get("__name__", ""))
+        top = module.split(".", 1)[0]
+        if (top in sys.stdlib_module_names or module == "polysample"
+                or any(module == m or module.startswith(m + ".") for m in _NOT_THE_BACKEND)):
+            continue
+        code = frame.tb_frame.f_code
+        return f"{code.co_filename.rsplit('/', 1)[-1]}:{frame.tb_lineno}"
+    return None
 
 
 def in_support(dist: Any, x: torch.Tensor) -> bool:
