@@ -108,6 +108,11 @@ def test_sample_integer_parameter(capsys: pytest.CaptureFixture[str]) -> None:
      "to be an integer"),
     (["sample", "Bernoulli", "-p", "probs=0.3", "--rsample"], 1,
      "Bernoulli has no reparameterized sampler"),
+    # In the command line's words, with the backends that can (not "backend= argument").
+    (["sample", "LKJCholesky", "-p", "dim=3", "-p", "concentration=1", "--backend", "numpy"], 2,
+     "Backend 'numpy' (--backend) does not support 'LKJCholesky' (NumPy has no LKJ sampler"),
+    (["sample", "LKJCholesky", "-p", "dim=3", "-p", "concentration=1", "--backend", "numpy"], 2,
+     "torch; pass one with --backend."),
 ])
 def test_errors_are_one_line_with_exit_status(
     capsys: pytest.CaptureFixture[str], argv: list[str], code: int, message: str

@@ -265,6 +265,8 @@ def _cmd_sample(args: argparse.Namespace) -> int:
         for value in params.values():
             if isinstance(value, torch.Tensor):
                 value.requires_grad_(True)
+    if args.backend is not None:
+        _cli_backend_supports(args.backend, args.family)
     dist = getattr(ps, args.family)(**params, backend=args.backend)
     draw = dist.rsample if args.rsample else dist.sample
     values = draw((args.num,), seed=args.seed)
@@ -293,6 +295,28 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     for name, g in grads.items():
         print(f"d(sum)/d({name}) = {_fmt(g)}")
     return 0
+
+
+def _cli_backend_supports(name: str, family: str) -> None:
+    """A usage error (exit status 2) in the command line's words (``--backend``, not the Python
+    API's ``backend=``) when backend ``name`` and its fallbacks cannot draw ``family``, naming
+    the backends that can."""
+    import polysample as ps
+
+    from .core.config import resolve_backend
+    from .core.errors import UnsupportedFamilyError
+
+    try:
+        resolve_backend(family, name)
+    except UnsupportedFamilyError as exc:
+        why = getattr(ps.load_backend(name), "omitted", {}).get(family)
+        able = [b.name for b in ps.backends()
+                if b.status == "available" and family in b.family_names]
+        raise _UsageError(
+            f"Backend {name!r} (--backend) does not support {family!r}"
+            + (f" ({why.rstrip('.')})" if why else "") + ". "
+            + (f"Backends that do: {', '.join(able)}; pass one with --backend."
+               if able else "No installed backend does.")) from exc
 
 
 def _fmt(value: Any) -> str:

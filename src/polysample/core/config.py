@@ -404,7 +404,7 @@ def _resolve(family: str, explicit: str | Backend | None
     why = getattr(backend, "omitted", {}).get(family)
     raise UnsupportedFamilyError(
         f"Backend {label!r} (chosen by {source}) does not support {family!r}"
-        + (f" ({why})" if why else "")
+        + (f" ({why.rstrip('.')})" if why else "")
         + (f", nor do the fallbacks {tried[1:]}" if len(tried) > 1 else "")
         + ". Choose another backend with backend=..., or configure a fallback chain "
         "(fallback = [\"torch\"] under [tool.polysample], or POLYSAMPLE_FALLBACK=torch)."
