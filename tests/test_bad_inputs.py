@@ -57,10 +57,33 @@ CASES: list[Case] = [
     ("wrong-event-shape", "MultivariateNormal",
      lambda b: ps.MultivariateNormal(torch.zeros(3), scale_tril=torch.eye(2), backend=b),
      ps.InvalidParameterError, "loc.*event size 2.*Received: loc of shape \\(3,\\)"),
+    # A wrong type is named with the argument (torch's ValueError names none; Multinomial's
+    # says "inhomogeneous total_count is not supported"), as the TypeError subclass.
     ("string-parameter", "Normal", lambda b: ps.Normal("zero", 1.0, backend=b),
-     ps.InvalidParameterError, "Number, torch.Tensor"),
+     ps.InvalidParameterTypeError, "expected loc to be a number or a torch.Tensor. Received: "
+     "str 'zero'"),
     ("none-parameter", "Exponential", lambda b: ps.Exponential(None, backend=b),
-     ps.InvalidParameterError, "Exponential"),
+     ps.InvalidParameterTypeError, "expected rate to be a number or a torch.Tensor. Received: "
+     "NoneType None"),
+    # A draw of no values still needs a torch shape: sizes are 64-bit (raw TypeError and
+    # RuntimeError of torch.empty before).
+    ("empty-draw-dimension-beyond-int64", "Normal",
+     lambda b: ps.Normal(torch.zeros(3), 1.0, backend=b).sample((0, 2**64)),
+     ps.InvalidParameterTypeError, "holds no values, but torch's tensor sizes are 64-bit"),
+    ("empty-batch-dimension-beyond-int64", "Normal",
+     lambda b: ps.Normal(torch.zeros(0), 1.0, backend=b).rsample((2**63,)),
+     ps.InvalidParameterTypeError, "Received: sample_shape=.9223372036854775808,.."),
+    ("empty-draw-size-overflow", "Normal",
+     lambda b: ps.Normal(torch.zeros(0), 1.0, backend=b).sample((2**62, 4)),
+     ps.InvalidParameterRuntimeError, "the product of the nonzero ones, is beyond 2..63 - 1"),
+    ("list-parameter", "Normal", lambda b: ps.Normal([0.0, 1.0], 1.0, backend=b),
+     ps.InvalidParameterTypeError, "Received: list .0.0, 1.0.. Give loc as a number or a tensor"),
+    ("string-total-count", "Multinomial",
+     lambda b: ps.Multinomial("a", probs=torch.ones(2) / 2, backend=b),
+     ps.InvalidParameterTypeError, "expected total_count to be a number or a torch.Tensor"),
+    ("none-total-count", "Multinomial",
+     lambda b: ps.Multinomial(None, probs=torch.ones(2) / 2, backend=b),
+     ps.InvalidParameterTypeError, "expected total_count to be a number or a torch.Tensor"),
     # torch checks no temperature: zero drew NaN, a negative one a reflected law, silently
     *[(f"temperature-{name}", family,
        _relaxed(family, t),

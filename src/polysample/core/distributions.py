@@ -40,6 +40,7 @@ from .guards import (
     check_finite,
     check_real,
     check_size,
+    check_types,
     complex_kind,
     is_dynamo_compiling,
     result_bytes,
@@ -268,7 +269,20 @@ def _check_untouched(snap: Snapshot, backend: Backend, family: str, what: str) -
 def _empty_draw(params: Params, shape: torch.Size, method: str) -> torch.Tensor:
     """The draw of zero values: its shape, dtype and device; from ``rsample`` connected to
     the parameters that require grad (zero gradients), as torch's empty draws are."""
-    out = torch.empty(params.shape(shape), dtype=params.dtype, device=params.device)
+    full = params.shape(shape)
+    try:
+        out = torch.empty(full, dtype=params.dtype, device=params.device)
+    except (TypeError, RuntimeError) as exc:
+        # No memory is at stake, but torch's sizes and strides are 64-bit: (0, 2**64) fails to
+        # unpack (TypeError), (2**62, 4, 0) overflows the size calculation (RuntimeError).
+        error = (InvalidParameterTypeError if isinstance(exc, TypeError)
+                 else InvalidParameterRuntimeError)
+        raise error(
+            f"Cannot make the {method}() result of shape {tuple(full)} (sample_shape="
+            f"{tuple(shape)}): it holds no values, but torch's tensor sizes are 64-bit and a "
+            "dimension, or the product of the nonzero ones, is beyond 2**63 - 1. Expected a "
+            "sample_shape whose dimensions (times the batch and event sizes) stay below 2**63. "
+            f"Received: sample_shape={tuple(shape)}.") from exc
     return _linked(out, params) if method == "rsample" else out
 
 
@@ -476,6 +490,7 @@ class PolysampleDistribution:
         _check_backend_arg(backend)
         self._ps_backend = backend
         check_real(self._ps_family, args, kwargs)
+        check_types(self._ps_family, args, kwargs)
         check_event_size(self._ps_family, args, kwargs)
         try:
             try:

@@ -15,7 +15,10 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
+import numbers
 import os
 from collections.abc import Callable
 from typing import Any
@@ -30,7 +33,7 @@ from .errors import (
 )
 from .families import FAMILIES
 
-__all__ = ["check_finite", "check_size", "check_event_size", "check_real", "complex_kind", "result_bytes",
+__all__ = ["check_finite", "check_size", "check_event_size", "check_real", "check_types", "complex_kind", "result_bytes",
            "allocation_error", "transform_active", "memory_limit", "is_dynamo_compiling", "SMALL_RESULT"]
 
 _functorch = torch._C._functorch
@@ -229,6 +232,40 @@ def check_real(family: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> No
                 f"Invalid parameters for polysample.{family}: expected real parameters "
                 f"(numbers, or tensors of a floating, integer or bool dtype). Received: {name} "
                 f"{kind}. Pass its real part (x.real) if that is what you meant.")
+
+
+@functools.cache
+def _signature(family: str) -> tuple[tuple[str, ...], dict[str, Any]]:
+    """The names of torch's constructor arguments of ``family`` (in order) and their
+    defaults (``inspect.Parameter.empty`` for a required one)."""
+    params = inspect.signature(getattr(torch.distributions, family).__init__).parameters
+    names = tuple(n for n, p in params.items()
+                  if n != "self" and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD,
+                                               p.KEYWORD_ONLY))
+    return names, {n: params[n].default for n in names}
+
+
+def check_types(family: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """Raise :class:`InvalidParameterTypeError` at construction for a parameter that is not a
+    number or a tensor (a string, ``None`` where the argument has no ``None`` default, a list,
+    a NumPy array): torch's constructors raise a ``ValueError`` that names no argument ("Input
+    arguments must all be instances of Number, torch.Tensor ...") or, for ``Multinomial``'s
+    ``total_count``, a misleading one ("inhomogeneous total_count is not supported")."""
+    names, defaults = _signature(family)
+    given = list(zip(names, args)) + [(k, v) for k, v in kwargs.items() if k in defaults]
+    for name, value in given:
+        if name == "validate_args":
+            continue
+        if value is None:
+            if defaults.get(name, inspect.Parameter.empty) is None:
+                continue
+        elif isinstance(value, torch.Tensor | numbers.Number) or hasattr(
+                type(value), "__torch_function__"):
+            continue
+        raise InvalidParameterTypeError(
+            f"Invalid parameters for polysample.{family}: expected {name} to be a number or a "
+            f"torch.Tensor. Received: {type(value).__name__} {value!r:.60}. Give {name} as a "
+            "number or a tensor (torch.as_tensor(...) converts a list or a NumPy array).")
 
 
 def check_event_size(family: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
