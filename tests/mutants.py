@@ -128,6 +128,20 @@ class SeedIgnoringMutant(_Mutant):
         return self._inner.rsample(family, params, sample_shape, seed=None)
 
 
+class TruncatedTailsMutant(_Mutant):
+    """Normal drawn by the inverse CDF from uniforms confined to [Phi(-3.5), Phi(3.5)]: no
+    draw beyond 3.5 standard deviations (as too coarse uniforms, or a clamp that redraws,
+    give). Every other statistic moves by less than its noise at the suite's sample sizes."""
+
+    CUT = 3.5
+
+    def mutate(self, family, params, x):  # type: ignore[no-untyped-def]
+        loc, scale = params["loc"], params["scale"]
+        lo = 0.5 * math.erfc(self.CUT / math.sqrt(2.0))
+        u = lo + (1 - 2 * lo) * torch.special.ndtr((x - loc) / scale)
+        return loc + scale * torch.special.ndtri(u)
+
+
 class SharedNoiseMutant(_Mutant):
     """Draws one noise value per sample and broadcasts it over the batch (the noise's shape
     misses the batch dimensions): every column has the right law, but the batch elements are
@@ -504,6 +518,8 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     # Repeated stretches of draws (right marginals): only the repeat check can see these.
     "mutant_periodic": (PeriodicMutant, "sample_repeats", "Normal"),
     "mutant_periodic_poisson": (PeriodicMutant, "sample_repeats", "Poisson"),
+    # Tails cut at 3.5 sd (right law elsewhere): only the tail check can see it.
+    "mutant_truncated": (TruncatedTailsMutant, "sample_tails", "Normal"),
     # Wrong in small calls only: only the calls check can see it.
     "mutant_smallcalls": (SmallCallMutant, "calls_ks", "Normal"),
     # Wrong in float32 only: only the float32 grid can see it.

@@ -33,6 +33,7 @@ from polysample.conformance.stats import (
     product_mean_threshold,
     seed_for,
     sum_tail_test,
+    tail_count_test,
     two_sample_z_test,
     z_test,
     z_threshold,
@@ -162,9 +163,11 @@ def test_full_matrix_stays_within_the_error_budget():
     stat = budget_slots(c.name for c in checks)
     assert stat <= MAX_STATISTICAL_CHECKS, stat
     repeats = sum(c.name.endswith("_repeats") for c in checks)
-    assert 0 < repeats <= REPEAT_CHECKS_PER_SLOT, repeats  # the repeat checks take one slot
+    tails = sum(c.name.endswith("_tails") for c in checks)
+    # the repeat and tail checks take two slots
+    assert 0 < repeats + tails <= 2 * REPEAT_CHECKS_PER_SLOT, (repeats, tails)
     if len(builtin) == 4:  # the float32 grid is sample() only to fit (with rsample: 4,395)
-        assert (stat, repeats) == (3944, 697), (stat, repeats)
+        assert (stat, repeats, tails) == (3945, 697, 573), (stat, repeats, tails)
 
 
 def _loads(name: str) -> bool:
@@ -253,6 +256,32 @@ def test_sum_tail_test_is_exact_for_binomial_sums():
     sums = rng.binomial(n, p).astype(float)
     rate = np.mean(sum_tail_test(sums, stats.binom(n, p), 1e-2, n).ratio > 1)
     assert rate <= 1e-2 + 5 * math.sqrt(1e-2 / 40_000), rate
+
+
+def test_tail_count_test_holds_its_level_on_normal_scores():
+    # 10 000 null columns of 2048 scores at alpha = 1e-2 (levels of 64 and 256 expected draws:
+    # p = 1/32 and 1/8). The counts are exactly binomial: the rate stays at or below alpha.
+    z = np.random.default_rng(11).standard_normal((2048, 10_000))
+    rate = np.mean(tail_count_test(z, 1e-2).ratio > 1)
+    assert rate <= 1e-2 + 5 * math.sqrt(1e-2 / 10_000), rate
+
+
+def test_tail_count_test_finds_its_stated_deficit_and_a_cut_tail():
+    n, alpha = 16_384, 1e-8
+    rng = np.random.default_rng(12)
+    z = rng.standard_normal((n, 1000))
+    t = tail_count_test(z, alpha)
+    assert t.ok and 0 < t.detectable < 1
+    # The lower tail beyond the largest level's quantile thinned by the stated deficit: found
+    # with probability 1 - MISS_RATE (at least 99% of 1000 columns here).
+    q = norm_isf(256 / n)
+    thin = (z < -q) & (rng.random(z.shape) < t.detectable)
+    found = np.mean(tail_count_test(np.where(thin, 0.0, z), alpha).ratio > 1)
+    assert found >= 0.99, found
+    # Cut beyond 3.5 sd at the suite's quick n, one column: no draw where 64 are expected.
+    x = np.random.default_rng(13).standard_normal((1 << 18, 1))
+    cut = tail_count_test(np.clip(x, -3.5, 3.5) * (np.abs(x) < 3.5), alpha)
+    assert not cut.ok and cut.estimate[0] < 0.1 and cut.deviation[0] < 0
 
 
 def test_two_sample_z_test_compares_means_of_unit_variance_terms():

@@ -26,6 +26,7 @@ LAYERS = {
     "sample_ks": ("sampler",),
     "sample_indep": ("sampler",),
     "sample_repeats": ("sampler",),
+    "sample_tails": ("sampler",),
     "calls_ks": ("sampler",),
     "grad_cdf": ("gradient",),
     "grad_mean": ("gradient",),
@@ -113,6 +114,18 @@ def test_repeated_draws_with_the_right_marginals_fail_the_repeat_check_alone(wit
     assert caught.statistic > caught.threshold
     assert "repeats its draws" in caught.message
     assert "the first at row 0 and again at row 65536" in caught.message, caught.message
+
+
+@pytest.mark.parametrize("quick", [True, False])
+def test_tails_cut_at_3_5_sd_fail_the_tail_check_alone(with_mutants, quick):
+    # K-S and the normal scores weigh every draw alike: a Normal with no draw beyond 3.5 sd
+    # (4.7e-4 of its mass) passed both modes before the tail check (mean zeta^2 moves by 2.4 of
+    # its standard deviations at n = 2^18).
+    report = check_backend("mutant_truncated", families=["Normal"], layers=("sampler",),
+                           quick=quick)
+    assert report.failures and {r.check for r in report.failures} == {
+        "sample_tails", "rsample_tails"}, report.summary()
+    assert all("cut short" in r.message for r in report.failures)
 
 
 def test_a_backend_wrong_in_small_calls_alone_fails_the_calls_check_alone(with_mutants):

@@ -15,6 +15,7 @@ All statistics are computed in float64 (NumPy).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 from collections.abc import Iterable
@@ -28,6 +29,7 @@ __all__ = [
     "dkwm_threshold", "dkwm_detectable", "ks_continuous", "ks_integer", "z_threshold",
     "z_detectable", "ZTest", "z_test", "seed_for", "norm_isf", "ColumnTest", "pit_mean_test",
     "pit_var_test", "pit_var_bounds", "pit_var_detectable", "mean_z_test", "sum_tail_test",
+    "tail_count_test", "TAIL_COUNTS", "ALPHA_TAILS", "POOLED_CHECKS",
     "two_sample_z_test", "paired_t_test", "product_mean_test", "product_mean_threshold", "PIT_PRODUCT_BOUND",
     "PIT_PRODUCT_VAR", "REPEAT_MAX_WINDOW", "repeat_bound", "repeat_window",
     "repeated_windows",
@@ -46,6 +48,16 @@ ALPHA_CHECK = ALPHA_TOTAL / MAX_STATISTICAL_CHECKS
 #: rows they compare (a repeated stretch is found with certainty once it spans the window).
 REPEAT_CHECKS_PER_SLOT = 1000
 ALPHA_REPEAT = ALPHA_CHECK / REPEAT_CHECKS_PER_SLOT
+#: The tail checks (``*_tails``) share that slot with them, at the same alpha: they look for
+#: tails that are missing or far too heavy, whose counts leave their law by many standard
+#: deviations (a Normal cut at 3.5 sd has no draw where 64 are expected).
+ALPHA_TAILS = ALPHA_REPEAT
+#: Suffixes of the checks that share slots, :data:`REPEAT_CHECKS_PER_SLOT` to a slot.
+POOLED_CHECKS = ("_repeats", "_tails")
+#: Expected counts ``n p`` of the tail check's levels: the draws below the reference's
+#: ``p``-quantile and above its ``(1 - p)``-quantile are counted for each (see
+#: :func:`tail_count_test`).
+TAIL_COUNTS = (64, 256)
 #: The miss rate at which the "smallest detectable discrepancy" of each check is stated.
 MISS_RATE = 1e-3
 
@@ -53,10 +65,10 @@ MISS_RATE = 1e-3
 def budget_slots(names: Iterable[str]) -> int:
     """How many of the :data:`MAX_STATISTICAL_CHECKS` a run's statistical checks (given by
     name, e.g. ``sample_ks``) take: one each, and one per :data:`REPEAT_CHECKS_PER_SLOT`
-    repeat checks (``*_repeats``)."""
+    repeat and tail checks together (:data:`POOLED_CHECKS`)."""
     other = repeats = 0
     for name in names:
-        if name.endswith("_repeats"):
+        if name.endswith(POOLED_CHECKS):
             repeats += 1
         else:
             other += 1
@@ -279,6 +291,71 @@ def sum_tail_test(sums: np.ndarray, law: object, alpha: float, n: int) -> Column
     mean = np.asarray(law.mean(), dtype=np.float64)  # type: ignore[attr-defined]
     return ColumnTest(sums.astype(np.float64), np.where(sums >= mean, zs, -zs), thr, zs,
                       z_detectable(1 / math.sqrt(n), alpha), alpha)
+
+
+def tail_count_test(zeta: np.ndarray, alpha: float,
+                    counts: tuple[int, ...] = TAIL_COUNTS) -> ColumnTest:
+    """Per column of normal scores ``zeta = Phi^-1(F(x))`` (n rows), the number of draws below
+    the reference's ``p``-quantile and above its ``(1 - p)``-quantile, for ``n p`` each of
+    ``counts``, against their exact Binomial(n, p) law: each of the ``2 len(counts)`` counts at
+    ``alpha / (2 len(counts))`` (two-sided, as :func:`sum_tail_test`). Under the reference the
+    counts are exactly binomial whatever the law (the scores are exactly N(0, 1)).
+
+    The column's worst count gives ``statistic`` (the normal quantile of its smaller tail
+    probability), ``deviation`` (signed: negative for too few draws) and ``estimate`` (observed
+    over expected count). ``detectable``: the smallest relative deficit of the tail beyond the
+    largest level's quantile (``counts[-1] / n`` of mass) found with probability
+    ``1 - MISS_RATE``.
+    """
+    from scipy import special
+
+    n = zeta.shape[0]
+    a = alpha / (2 * len(counts))
+    zt = z_threshold(a)
+    best = np.full(zeta.shape[1], -1.0)
+    ratio = np.ones(zeta.shape[1])
+    sign = np.ones(zeta.shape[1])
+    for c in counts:
+        p = min(c / n, 0.5)
+        q = norm_isf(p)  # the p-quantile of the scores is -q, the (1 - p)-quantile q
+        for k in ((zeta < -q).sum(axis=0), (zeta > q).sum(axis=0)):
+            lower = special.bdtr(k, n, p)  # P(X <= k)
+            upper = np.where(k > 0, special.bdtrc(k - 1, n, p), 1.0)  # P(X >= k)
+            tail = np.minimum(lower, upper)
+            zs = np.array([norm_isf(min(max(float(t), 1e-300), 0.5)) for t in tail])
+            worse = zs > best
+            best = np.where(worse, zs, best)
+            ratio = np.where(worse, k / (n * p), ratio)
+            sign = np.where(worse, np.where(k < n * p, -1.0, 1.0), sign)
+    return ColumnTest(ratio, sign * best, np.full_like(best, zt), best,
+                      _tail_detectable(n, a, min(counts[-1] / n, 0.5)), alpha)
+
+
+@functools.lru_cache(maxsize=256)
+def _tail_detectable(n: int, a: float, p: float) -> float:
+    """The relative deficit ``r`` of a tail of mass ``p`` that its count, tested two-sided at
+    ``a``, finds with probability ``1 - MISS_RATE``: the count must fall to ``crit``, the
+    largest ``k`` with ``P(X <= k) < a / 2``, bisected on ``P(Bin(n, p (1 - r)) <= crit)``."""
+    from scipy import special
+
+    lo_k, hi_k = -1, int(n * p)  # P(X <= lo_k) < a / 2 <= P(X <= hi_k)
+    while hi_k - lo_k > 1:
+        mid = (lo_k + hi_k) // 2
+        if special.bdtr(mid, n, p) < a / 2:
+            lo_k = mid
+        else:
+            hi_k = mid
+    crit = lo_k
+    if crit < 0:
+        return 1.0  # even an empty tail is no evidence at this n
+    lo, hi = 0.0, 1.0
+    for _ in range(50):
+        r = (lo + hi) / 2
+        if special.bdtr(crit, n, p * (1 - r)) >= 1 - MISS_RATE:
+            hi = r
+        else:
+            lo = r
+    return hi
 
 
 #: The centred PIT values the independence check multiplies lie in [-1/2, 1/2] with variance
