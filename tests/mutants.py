@@ -142,6 +142,17 @@ class TruncatedTailsMutant(_Mutant):
         return loc + scale * torch.special.ndtri(u)
 
 
+class CappedPoissonMutant(_Mutant):
+    """Poisson with its draws capped at ``floor(rate + 4 sqrt(rate))`` (a sampler with a
+    bounded search, or a table that ends): right below the cap."""
+
+    FAMILIES = ("Poisson",)
+
+    def mutate(self, family, params, x):  # type: ignore[no-untyped-def]
+        rate = params["rate"]
+        return torch.minimum(x, (rate + 4 * rate.sqrt()).floor())
+
+
 class SharedNoiseMutant(_Mutant):
     """Draws one noise value per sample and broadcasts it over the batch (the noise's shape
     misses the batch dimensions): every column has the right law, but the batch elements are
@@ -520,6 +531,7 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     "mutant_periodic_poisson": (PeriodicMutant, "sample_repeats", "Poisson"),
     # Tails cut at 3.5 sd (right law elsewhere): only the tail check can see it.
     "mutant_truncated": (TruncatedTailsMutant, "sample_tails", "Normal"),
+    "mutant_capped_poisson": (CappedPoissonMutant, "sample_tails", "Poisson"),
     # Wrong in small calls only: only the calls check can see it.
     "mutant_smallcalls": (SmallCallMutant, "calls_ks", "Normal"),
     # Wrong in float32 only: only the float32 grid can see it.

@@ -128,6 +128,19 @@ def test_tails_cut_at_3_5_sd_fail_the_tail_check_alone(with_mutants, quick):
     assert all("cut short" in r.message for r in report.failures)
 
 
+def test_a_capped_count_fails_the_tail_check_where_ks_and_the_sum_pass(with_mutants):
+    # Poisson draws capped at rate + 4 sd: on the typical grid (rates 0.5 to 3) K-S and the
+    # exact sum test pass; the count at or beyond the upper tail level is 0 where 64 or more
+    # are expected.
+    report = check_backend("mutant_capped_poisson", families=["Poisson"], layers=("sampler",),
+                           quick=True)
+    typical = {r.check: r for r in report.results if r.grid == "typical"}
+    assert typical["sample_tails"].status == "fail", report.summary()
+    assert "upper tail" in typical["sample_tails"].message
+    assert "cut short" in typical["sample_tails"].message
+    assert typical["sample_ks"].status == typical["sample_sum"].status == "pass"
+
+
 def test_a_backend_wrong_in_small_calls_alone_fails_the_calls_check_alone(with_mutants):
     # Normal's scale 1.5 times too large in calls of at most 64 values only: every large draw
     # is right, so only the typical grid drawn in calls of 16 rows (quick mode) fails.

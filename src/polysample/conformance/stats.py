@@ -29,7 +29,7 @@ __all__ = [
     "dkwm_threshold", "dkwm_detectable", "ks_continuous", "ks_integer", "z_threshold",
     "z_detectable", "ZTest", "z_test", "seed_for", "norm_isf", "ColumnTest", "pit_mean_test",
     "pit_var_test", "pit_var_bounds", "pit_var_detectable", "mean_z_test", "sum_tail_test",
-    "tail_count_test", "TAIL_COUNTS", "ALPHA_TAILS", "POOLED_CHECKS",
+    "tail_count_test", "binomial_count_test", "TAIL_COUNTS", "ALPHA_TAILS", "POOLED_CHECKS",
     "two_sample_z_test", "paired_t_test", "product_mean_test", "product_mean_threshold", "PIT_PRODUCT_BOUND",
     "PIT_PRODUCT_VAR", "REPEAT_MAX_WINDOW", "repeat_bound", "repeat_window",
     "repeated_windows",
@@ -293,42 +293,51 @@ def sum_tail_test(sums: np.ndarray, law: object, alpha: float, n: int) -> Column
                       z_detectable(1 / math.sqrt(n), alpha), alpha)
 
 
+def binomial_count_test(k: np.ndarray, n: int, p: np.ndarray, alpha: float) -> ColumnTest:
+    """Counts ``k`` of ``n`` draws, each against its exact Binomial(n, p) law, two-sided at
+    ``alpha`` each (as :func:`sum_tail_test`): ``statistic`` is the normal quantile of the
+    smaller tail probability, ``deviation`` that quantile signed (negative for too few),
+    ``estimate`` the observed over the expected count, ``detectable`` the smallest relative
+    deficit of the count with the largest ``p`` found with probability ``1 - MISS_RATE``."""
+    from scipy import special
+
+    k = np.asarray(k, dtype=np.float64)
+    p = np.asarray(p, dtype=np.float64)
+    lower = special.bdtr(k, n, p)  # P(X <= k)
+    upper = np.where(k > 0, special.bdtrc(np.maximum(k - 1, 0), n, p), 1.0)  # P(X >= k)
+    tail = np.minimum(lower, upper)
+    zs = np.array([norm_isf(min(max(float(t), 1e-300), 0.5))
+                   for t in tail.ravel()]).reshape(tail.shape)
+    sign = np.where(k < n * p, -1.0, 1.0)
+    return ColumnTest(k / (n * p), sign * zs, np.full_like(zs, z_threshold(alpha)), zs,
+                      _tail_detectable(n, alpha, float(p.max())), alpha)
+
+
 def tail_count_test(zeta: np.ndarray, alpha: float,
                     counts: tuple[int, ...] = TAIL_COUNTS) -> ColumnTest:
     """Per column of normal scores ``zeta = Phi^-1(F(x))`` (n rows), the number of draws below
     the reference's ``p``-quantile and above its ``(1 - p)``-quantile, for ``n p`` each of
-    ``counts``, against their exact Binomial(n, p) law: each of the ``2 len(counts)`` counts at
-    ``alpha / (2 len(counts))`` (two-sided, as :func:`sum_tail_test`). Under the reference the
-    counts are exactly binomial whatever the law (the scores are exactly N(0, 1)).
+    ``counts``, against their exact Binomial(n, p) law (:func:`binomial_count_test`): each of
+    the ``2 len(counts)`` counts at ``alpha / (2 len(counts))``. Under the reference the counts
+    are exactly binomial whatever the law (the scores are exactly N(0, 1)).
 
-    The column's worst count gives ``statistic`` (the normal quantile of its smaller tail
-    probability), ``deviation`` (signed: negative for too few draws) and ``estimate`` (observed
-    over expected count). ``detectable``: the smallest relative deficit of the tail beyond the
-    largest level's quantile (``counts[-1] / n`` of mass) found with probability
-    ``1 - MISS_RATE``.
+    The column's worst count gives ``statistic``, ``deviation`` and ``estimate``;
+    ``detectable``: the smallest relative deficit of the tail beyond the largest level's
+    quantile (``counts[-1] / n`` of mass) found with probability ``1 - MISS_RATE``.
     """
-    from scipy import special
-
-    n = zeta.shape[0]
+    n, m = zeta.shape
     a = alpha / (2 * len(counts))
-    zt = z_threshold(a)
-    best = np.full(zeta.shape[1], -1.0)
-    ratio = np.ones(zeta.shape[1])
-    sign = np.ones(zeta.shape[1])
+    ks, ps = [], []
     for c in counts:
         p = min(c / n, 0.5)
         q = norm_isf(p)  # the p-quantile of the scores is -q, the (1 - p)-quantile q
-        for k in ((zeta < -q).sum(axis=0), (zeta > q).sum(axis=0)):
-            lower = special.bdtr(k, n, p)  # P(X <= k)
-            upper = np.where(k > 0, special.bdtrc(k - 1, n, p), 1.0)  # P(X >= k)
-            tail = np.minimum(lower, upper)
-            zs = np.array([norm_isf(min(max(float(t), 1e-300), 0.5)) for t in tail])
-            worse = zs > best
-            best = np.where(worse, zs, best)
-            ratio = np.where(worse, k / (n * p), ratio)
-            sign = np.where(worse, np.where(k < n * p, -1.0, 1.0), sign)
-    return ColumnTest(ratio, sign * best, np.full_like(best, zt), best,
-                      _tail_detectable(n, a, min(counts[-1] / n, 0.5)), alpha)
+        ks += [(zeta < -q).sum(axis=0), (zeta > q).sum(axis=0)]
+        ps += [np.full(m, p), np.full(m, p)]
+    t = binomial_count_test(np.stack(ks), n, np.stack(ps), a)  # (2 len(counts), m)
+    w = np.argmax(t.statistic, axis=0)
+    col = np.arange(m)
+    return ColumnTest(t.estimate[w, col], t.deviation[w, col], t.threshold[w, col],
+                      t.statistic[w, col], t.detectable, alpha)
 
 
 @functools.lru_cache(maxsize=256)

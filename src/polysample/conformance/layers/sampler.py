@@ -12,6 +12,10 @@ statistics with a known law (:func:`..cases.projections`):
 * ``<method>_sum`` (integer statistics with an exact sum law): the sum of the ``n`` draws
   against its exact law (Binomial, Poisson, negative binomial); the category counts of the
   categorical families are exact binomials. This is the sharp test of a probability error.
+* ``<method>_tails``: the draws beyond the reference's extreme quantiles, counted against
+  their exact binomial laws (continuous statistics: where 64 and 256 draws are expected;
+  counts: the tail levels of :func:`_discrete_tail_levels`): cut or far too heavy tails, which
+  the checks above, weighing every draw alike, miss.
 * ``<method>_indep``: the draws are independent, along the sample axis and across the batch.
   The checks above judge each column's marginal only: sorted draws, antithetic pairs or a noise
   shared between batch elements with different parameters pass them. Here the first
@@ -51,10 +55,12 @@ from ..stats import (
     ALPHA_TAILS,
     REPEAT_MAX_WINDOW,
     TAIL_COUNTS,
+    binomial_count_test,
     dkwm_detectable,
     dkwm_threshold,
     ks_continuous,
     ks_integer,
+    norm_isf,
     pit_mean_test,
     pit_var_test,
     product_mean_test,
@@ -62,7 +68,6 @@ from ..stats import (
     repeat_window,
     repeated_windows,
     sum_tail_test,
-    tail_count_test,
 )
 
 __all__ = ["checks", "pit_summary", "PLOTTED", "continuous_stats", "INDEPENDENCE_ROWS"]
@@ -423,11 +428,6 @@ def _draw_checks(t: Target, family: str, grid: Grid, method: str,
 
         yield Check(name, family, grid.label, f"{method}_pit_mean", "sampler", True, pit("mean"))
         yield Check(name, family, grid.label, f"{method}_pit_var", "sampler", True, pit("var"))
-
-        def tails(r: Runner) -> Outcome:
-            return _tails_check(r.draw(t, family, grid, method), grid, method)
-
-        yield Check(name, family, grid.label, f"{method}_tails", "sampler", True, tails)
     else:
         def sumtest(r: Runner) -> Outcome:
             d = r.draw(t, family, grid, method)
@@ -463,6 +463,11 @@ def _draw_checks(t: Target, family: str, grid: Grid, method: str,
             return out
 
         yield Check(name, family, grid.label, f"{method}_sum", "sampler", True, sumtest)
+
+    def tails(r: Runner) -> Outcome:
+        return _tails_check(r.draw(t, family, grid, method), grid, method)
+
+    yield Check(name, family, grid.label, f"{method}_tails", "sampler", True, tails)
 
     def independence(r: Runner) -> Outcome:
         d = r.draw(t, family, grid, method)
@@ -665,47 +670,98 @@ def _pit_columns(d: Draw) -> tuple[list[tuple[Projection, np.ndarray]], list[str
     return cols, excluded
 
 
+#: A tail level of a discrete statistic is judged where at least this many draws are expected
+#: beyond it: with fewer, even a tail without any draw would not fail at the tail check's alpha.
+TAIL_MIN_EXPECTED = 32
+
+
+def _discrete_tail_levels(law: Any, n: int) -> list[tuple[bool, float, float]]:
+    """``(upper, k, P)`` of each tail level of a discrete law judged at ``n`` draws: ``X >= k``
+    (upper) or ``X <= k``, of probability ``P`` at most each of :data:`TAIL_COUNTS` over ``n``
+    and at least :data:`TAIL_MIN_EXPECTED` over ``n`` (a law whose tails jump past the levels,
+    a Bernoulli, has none)."""
+    levels: dict[tuple[bool, float], float] = {}
+    for c in TAIL_COUNTS:
+        q = c / n
+        with np.errstate(all="ignore"):
+            try:
+                k_hi = float(law.isf(q)) + 1.0  # the smallest k with P(X >= k) <= q
+                k_lo = float(law.ppf(q)) - 1.0  # the largest k with P(X <= k) < q
+                found = [(True, k_hi, float(law.sf(k_hi - 1.0))),
+                         (False, k_lo, float(law.cdf(k_lo)))]
+            except Exception:  # noqa: BLE001 - a law without quantiles: no tail levels
+                return []
+        for upper, k, prob in found:
+            if math.isfinite(k) and math.isfinite(prob) and prob * n >= TAIL_MIN_EXPECTED:
+                levels[(upper, k)] = prob
+    return [(upper, k, prob) for (upper, k), prob in levels.items()]
+
+
 def _tails_check(d: Draw, grid: Grid, method: str) -> Outcome:
-    """The draws beyond the reference's extreme quantiles, counted (:func:`..stats.
-    tail_count_test`): a sampler whose tails are cut (an inverse CDF fed too coarse uniforms,
-    a clamp, a rejection step that drops the extremes) or far too heavy. The K-S and
-    normal-score checks weigh every draw alike and miss a Normal cut at 3.5 sd (it moves
-    ``mean zeta^2`` by 2.4 of its standard deviations at n = 2^18)."""
+    """The draws beyond the reference's extreme quantiles, counted against their exact
+    binomial laws (:func:`..stats.binomial_count_test`): a sampler whose tails are cut (an
+    inverse CDF fed too coarse uniforms, a clamp, a rejection step that drops the extremes, a
+    count capped at a maximum) or far too heavy. The K-S and moment checks weigh every draw
+    alike and miss a Normal cut at 3.5 sd (it moves ``mean zeta^2`` by 2.4 of its standard
+    deviations at n = 2^18) or a Poisson capped three standard deviations above its mean.
+
+    Continuous statistics: the normal scores below ``-q`` and above ``q``, ``q`` the normal
+    quantile of each level (exactly Binomial(n, p) under the reference). Discrete statistics
+    with a law per column: ``X >= k`` and ``X <= k`` at the levels of
+    :func:`_discrete_tail_levels`. Every count is tested at the check's alpha split over all of
+    them."""
     cols, excluded = _pit_columns(d)
-    if not cols:
-        raise Skip(f"every column has ties at {_res(d)} resolution (mass on a float "
-                   "spacing): normal scores undefined; K-S still applies")
-    m = sum(int(keep.sum()) for _, keep in cols)
-    alpha = ALPHA_TAILS / m
-    worst, chosen, where, wj, jj = -1.0, None, "", 0, 0
-    counts: dict[str, list[float]] = {}
+    counts: list[float] = []
+    probs: list[float] = []
+    where: list[tuple[str, int, bool]] = []
     for p, keep in cols:
         z = continuous_stats(p)["zeta"]  # column-contiguous: the counts read each column
-        test = tail_count_test(z if keep.all() else np.asfortranarray(z[:, keep]), alpha)
-        counts[p.label] = test.estimate.tolist()
-        j = test.worst
-        if test.ratio[j] > worst:
-            worst, chosen = float(test.ratio[j]), test
-            where, wj, jj = p.label, int(np.flatnonzero(keep)[j]), j
-    assert chosen is not None
+        for c in TAIL_COUNTS:
+            prob = min(c / d.n, 0.5)
+            q = norm_isf(prob)
+            for upper, k in ((False, (z < -q).sum(axis=0)), (True, (z > q).sum(axis=0))):
+                for j in np.flatnonzero(keep):
+                    counts.append(float(k[j]))
+                    probs.append(prob)
+                    where.append((p.label, int(j), upper))
+    for p in d.projections:
+        if not p.discrete or p.column is None:
+            continue
+        for j in range(p.values.shape[1]):
+            x = p.values[:, j]
+            for upper, k, prob in _discrete_tail_levels(p.column(j), d.n):
+                counts.append(float(np.count_nonzero(x >= k if upper else x <= k)))
+                probs.append(prob)
+                where.append((p.label, j, upper))
+    if not counts:
+        if excluded:
+            raise Skip(f"every column has ties at {_res(d)} resolution (mass on a float "
+                       "spacing): normal scores undefined; K-S still applies")
+        raise Skip("no tail of the reference law holds enough draws to be judged at this n "
+                   f"(at least {TAIL_MIN_EXPECTED} expected beyond a level)")
+    alpha = ALPHA_TAILS / len(counts)
+    test = binomial_count_test(np.array(counts), d.n, np.array(probs), alpha)
+    i = test.worst
+    label, wj, upper = where[i]
     note = (f"; excluded (ties at {_res(d)} resolution): {', '.join(excluded)}"
             if excluded else "")
     point = d.point(grid.label, wj)
-    levels = " and ".join(str(c) for c in TAIL_COUNTS)
-    out = Outcome(statistic=float(chosen.statistic[jj]), threshold=float(chosen.threshold[jj]),
-                  n=d.n, seed=d.seed, alpha=alpha, detectable=chosen.detectable, point=point,
-                  details={"tail_count_ratio": counts, "expected_counts": list(TAIL_COUNTS)})
-    if worst > 1:
-        few = chosen.deviation[jj] < 0
+    side = "upper" if upper else "lower"
+    out = Outcome(statistic=float(test.statistic[i]), threshold=float(test.threshold[i]),
+                  n=d.n, seed=d.seed, alpha=alpha, detectable=test.detectable, point=point,
+                  details={"tails": len(counts), "worst_count": counts[i],
+                           "worst_expected": probs[i] * d.n})
+    if test.ratio[i] > 1:
+        few = test.deviation[i] < 0
         raise CheckFailure(
-            f"{_called(method)}'s tail of {where} at {point} holds "
-            f"{chosen.estimate[jj]:.3g} times the draws the reference puts there (counts "
-            f"beyond the quantiles where {levels} of n={d.n} are expected; z = "
-            f"{chosen.statistic[jj]:.3g}, alpha_i={alpha:.2g}): the sampler's tails are "
-            + ("cut short (a clamp, too coarse uniforms, a dropped extreme)" if few else
-               "far too heavy") + note, out)
-    out.message = (f"tail counts within their exact laws: worst {chosen.estimate[jj]:.3g} "
-                   f"times the expected ({where} at {grid.label}[{wj}]){note}")
+            f"{_called(method)}'s {side} tail of {label} at {point} holds {counts[i]:.0f} "
+            f"draws where the reference puts {probs[i] * d.n:.1f} (n={d.n}; z = "
+            f"{test.statistic[i]:.3g}, alpha_i={alpha:.2g}): the sampler's tails are "
+            + ("cut short (a clamp, too coarse uniforms, a dropped extreme, a capped count)"
+               if few else "far too heavy") + note, out)
+    out.message = (f"{len(counts)} tail counts within their exact laws: worst {counts[i]:.0f} "
+                   f"where {probs[i] * d.n:.1f} expected ({side} tail of {label} at "
+                   f"{grid.label}[{wj}]){note}")
     return out
 
 
