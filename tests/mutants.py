@@ -278,6 +278,25 @@ class GradientSignMutant(_Mutant):
         return 2 * x.detach() - x if x.requires_grad else x
 
 
+class ScaleGradientMutant(_Mutant):
+    """Right values; the gradient in one parameter multiplied by ``FACTOR`` (0: none, -1: the
+    sign flipped): Normal's, Laplace's and Cauchy's ``scale``, StudentT's ``df``. Their true
+    derivatives are odd in ``x - loc``: a wrong one fails the per-sample identity, and the
+    conditional-mean fallback must not let it average out."""
+
+    FAMILIES = ("Normal", "Laplace", "Cauchy", "StudentT")
+    FACTOR = -1.0
+
+    def _params(self, family, params):  # type: ignore[no-untyped-def]
+        name = "df" if family == "StudentT" else "scale"
+        v = params[name]
+        return {**dict(params.items()), name: v.detach() + self.FACTOR * (v - v.detach())}
+
+    def rsample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        return self._inner.rsample(family, self._params(family, params), sample_shape,
+                                   seed=seed)
+
+
 class RateScaleMutant(_Mutant):
     """Gamma drawn with ``scale = rate`` (NumPy's convention passed the torch rate)."""
 
@@ -508,6 +527,7 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     "mutant_gradsign_beta": (GradientSignMutant, "grad_cdf", "Beta"),
     "mutant_gradsign_dirichlet": (GradientSignMutant, "grad_mean", "Dirichlet"),
     "mutant_ratescale": (RateScaleMutant, "sample_ks", "Gamma"),
+    "mutant_scalegrad": (ScaleGradientMutant, "grad_cdf", "Normal"),
     "mutant_geometric": (GeometricOffByOneMutant, "sample_ks", "Geometric"),
     "mutant_detached": (DetachedMutant, "rsample_grad", "Normal"),
     "mutant_dtype": (DtypeMutant, "dtype", "Normal"),

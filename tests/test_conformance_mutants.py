@@ -245,6 +245,23 @@ def test_rules_comparing_seeded_draws_blame_the_ignored_seed_not_their_route(wit
         assert "seeds rule" in failed[rule] and "strides" not in failed[rule], failed[rule]
 
 
+@pytest.mark.parametrize("factor", [-1.0, 0.0, 1.05])
+def test_a_gradient_wrong_by_an_odd_function_of_x_fails_the_conditional_mean_test(
+        with_mutants, monkeypatch, factor):
+    # A scale gradient with its sign flipped (or none, or 5% too large) fails the per-sample
+    # identity; its residual is odd in x - loc, and the fallback tested only the mean of the
+    # residuals weighted by an even function of x: it averaged out, and these passed both
+    # modes. Each quartile of F(x) is tested too now.
+    monkeypatch.setattr(mutants.ScaleGradientMutant, "FACTOR", factor)
+    # StudentT's df is drawn through a chi-square (not monotone in one noise): its true
+    # residuals are noise of order one, beside which 5% is below the test's power.
+    families = ["Normal", "Laplace", "Cauchy"] + (["StudentT"] if factor <= 0 else [])
+    report = check_backend("mutant_scalegrad", families=families, layers=("gradient",),
+                           quick=True)
+    failed = {(r.family, r.check) for r in report.failures}
+    assert {(f, "grad_cdf") for f in families} <= failed, report.summary()
+
+
 def test_a_wrong_gradient_fails_the_conditional_mean_test_drawn_in_calls(with_mutants):
     # Where the per-sample identity fails, the verdict comes from the conditional-mean z-test
     # over 2 000 samples (quick mode), drawn in 63 calls of 32: with the sign flipped it must
