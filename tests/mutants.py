@@ -153,6 +153,17 @@ class CappedPoissonMutant(_Mutant):
         return torch.minimum(x, (rate + 4 * rate.sqrt()).floor())
 
 
+class GeometricSkipMutant(_Mutant):
+    """Geometric draws of 20 and more one too large (a ceil for a floor past a table's end):
+    P(X = 20) = 0, each later value drawn as the one before it. K-S (cumulative) and the sum
+    (the mean moves by P(X >= 20)) stay within their noise."""
+
+    FAMILIES = ("Geometric",)
+
+    def mutate(self, family, params, x):  # type: ignore[no-untyped-def]
+        return torch.where(x >= 20, x + 1, x)
+
+
 class SharedNoiseMutant(_Mutant):
     """Draws one noise value per sample and broadcasts it over the batch (the noise's shape
     misses the batch dimensions): every column has the right law, but the batch elements are
@@ -552,6 +563,7 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     # Tails cut at 3.5 sd (right law elsewhere): only the tail check can see it.
     "mutant_truncated": (TruncatedTailsMutant, "sample_tails", "Normal"),
     "mutant_capped_poisson": (CappedPoissonMutant, "sample_tails", "Poisson"),
+    "mutant_geometric_skip": (GeometricSkipMutant, "sample_atoms", "Geometric"),
     # Wrong in small calls only: only the calls check can see it.
     "mutant_smallcalls": (SmallCallMutant, "calls_ks", "Normal"),
     # Wrong in float32 only: only the float32 grid can see it.

@@ -164,10 +164,11 @@ def test_full_matrix_stays_within_the_error_budget():
     assert stat <= MAX_STATISTICAL_CHECKS, stat
     repeats = sum(c.name.endswith("_repeats") for c in checks)
     tails = sum(c.name.endswith("_tails") for c in checks)
-    # the repeat and tail checks take two slots
-    assert 0 < repeats + tails <= 2 * REPEAT_CHECKS_PER_SLOT, (repeats, tails)
+    atoms = sum(c.name.endswith("_atoms") for c in checks)
+    # the repeat, tail and atom checks take two slots
+    assert 0 < repeats + tails + atoms <= 2 * REPEAT_CHECKS_PER_SLOT, (repeats, tails, atoms)
     if len(builtin) == 4:  # the float32 grid is sample() only to fit (with rsample: 4,395)
-        assert (stat, repeats, tails) == (3945, 697, 697), (stat, repeats, tails)
+        assert (stat, repeats, tails, atoms) == (3945, 697, 697, 124), (stat, repeats, tails, atoms)
 
 
 def _loads(name: str) -> bool:

@@ -27,6 +27,7 @@ LAYERS = {
     "sample_indep": ("sampler",),
     "sample_repeats": ("sampler",),
     "sample_tails": ("sampler",),
+    "sample_atoms": ("sampler",),
     "calls_ks": ("sampler",),
     "grad_cdf": ("gradient",),
     "grad_mean": ("gradient",),
@@ -139,6 +140,15 @@ def test_a_capped_count_fails_the_tail_check_where_ks_and_the_sum_pass(with_muta
     assert "upper tail" in typical["sample_tails"].message
     assert "cut short" in typical["sample_tails"].message
     assert typical["sample_ks"].status == typical["sample_sum"].status == "pass"
+
+
+def test_a_count_never_drawn_fails_the_atom_check_alone(with_mutants):
+    # Geometric(0.2) never draws 20 (604 draws expected at n = 2^18): K-S, the exact sum and
+    # the tail counts stay within their noise.
+    report = check_backend("mutant_geometric_skip", families=["Geometric"],
+                           layers=("sampler",), quick=True)
+    assert {r.check for r in report.failures} == {"sample_atoms"}, report.summary()
+    assert any("value = 20" in r.message and " 0 times" in r.message for r in report.failures)
 
 
 def test_a_backend_wrong_in_small_calls_alone_fails_the_calls_check_alone(with_mutants):

@@ -115,7 +115,8 @@ CHECK_MS: dict[str, tuple[float, float]] = {
 SAMPLER_SHARE: dict[str, float] = {
     "sample_ks": 4.2, "rsample_ks": 2.5, "calls_ks": 2.5, "sample_repeats": 0.42,
     "rsample_repeats": 0.42, "sample_sum": 0.42, "rsample_sum": 0.42, "sample_indep": 0.21,
-    "rsample_indep": 0.21, "sample_tails": 0.02, "rsample_tails": 0.02}
+    "rsample_indep": 0.21, "sample_tails": 0.02, "rsample_tails": 0.02,
+    "sample_atoms": 0.05, "rsample_atoms": 0.05}
 #: The share of a sampler check not named above (the normal-score checks).
 SAMPLER_SHARE_OTHER = 0.1
 

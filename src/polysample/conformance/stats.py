@@ -48,12 +48,12 @@ ALPHA_CHECK = ALPHA_TOTAL / MAX_STATISTICAL_CHECKS
 #: rows they compare (a repeated stretch is found with certainty once it spans the window).
 REPEAT_CHECKS_PER_SLOT = 1000
 ALPHA_REPEAT = ALPHA_CHECK / REPEAT_CHECKS_PER_SLOT
-#: The tail checks (``*_tails``) share that slot with them, at the same alpha: they look for
-#: tails that are missing or far too heavy, whose counts leave their law by many standard
-#: deviations (a Normal cut at 3.5 sd has no draw where 64 are expected).
+#: The tail and atom checks (``*_tails``, ``*_atoms``) share those slots, at the same alpha:
+#: they look for tails or values that are missing or far too heavy, whose counts leave their
+#: law by many standard deviations (a Normal cut at 3.5 sd has no draw where 64 are expected).
 ALPHA_TAILS = ALPHA_REPEAT
 #: Suffixes of the checks that share slots, :data:`REPEAT_CHECKS_PER_SLOT` to a slot.
-POOLED_CHECKS = ("_repeats", "_tails")
+POOLED_CHECKS = ("_repeats", "_tails", "_atoms")
 #: Expected counts ``n p`` of the tail check's levels: the draws below the reference's
 #: ``p``-quantile and above its ``(1 - p)``-quantile are counted for each (see
 #: :func:`tail_count_test`).

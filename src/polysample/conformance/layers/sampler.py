@@ -12,6 +12,8 @@ statistics with a known law (:func:`..cases.projections`):
 * ``<method>_sum`` (integer statistics with an exact sum law): the sum of the ``n`` draws
   against its exact law (Binomial, Poisson, negative binomial); the category counts of the
   categorical families are exact binomials. This is the sharp test of a probability error.
+* ``<method>_atoms`` (counts with a law per column): each value's number of draws against
+  its exact binomial law, where at least 32 draws are expected.
 * ``<method>_tails``: the draws beyond the reference's extreme quantiles, counted against
   their exact binomial laws (continuous statistics: where 64 and 256 draws are expected;
   counts: the tail levels of :func:`_discrete_tail_levels`): cut or far too heavy tails, which
@@ -464,6 +466,11 @@ def _draw_checks(t: Target, family: str, grid: Grid, method: str,
 
         yield Check(name, family, grid.label, f"{method}_sum", "sampler", True, sumtest)
 
+        def atoms(r: Runner) -> Outcome:
+            return _atoms_check(r.draw(t, family, grid, method), grid, method)
+
+        yield Check(name, family, grid.label, f"{method}_atoms", "sampler", True, atoms)
+
     def tails(r: Runner) -> Outcome:
         return _tails_check(r.draw(t, family, grid, method), grid, method)
 
@@ -762,6 +769,69 @@ def _tails_check(d: Draw, grid: Grid, method: str) -> Outcome:
     out.message = (f"{len(counts)} tail counts within their exact laws: worst {counts[i]:.0f} "
                    f"where {probs[i] * d.n:.1f} expected ({side} tail of {label} at "
                    f"{grid.label}[{wj}]){note}")
+    return out
+
+
+#: The most values of one column the atom check judges (a count with a wider range puts
+#: fewer than :data:`TAIL_MIN_EXPECTED` draws on most of its values anyway).
+ATOMS_MAX_VALUES = 1 << 14
+
+
+def _atoms_check(d: Draw, grid: Grid, method: str) -> Outcome:
+    """Each value of a count, where at least :data:`TAIL_MIN_EXPECTED` draws are expected: its
+    number of draws against its exact Binomial(n, P(X = k)) law (two-sided, the check's alpha
+    split over every value of every column). K-S compares cumulative probabilities and the sum
+    test the mean: a sampler that never draws one value and draws the next one twice as often
+    (a Geometric rounded up from 20 on: P(X = 20) = 0) moves neither beyond its noise."""
+    counts: list[float] = []
+    probs: list[float] = []
+    where: list[tuple[str, int, float]] = []
+    for p in d.projections:
+        if not p.discrete or p.column is None:
+            continue
+        for j in range(p.values.shape[1]):
+            law = p.column(j)
+            with np.errstate(all="ignore"):
+                try:
+                    lo = float(law.ppf(TAIL_MIN_EXPECTED / d.n))
+                    hi = float(law.isf(TAIL_MIN_EXPECTED / d.n))
+                except Exception:  # noqa: BLE001 - a law without quantiles: not judged
+                    continue
+                if not (math.isfinite(lo) and math.isfinite(hi)) or hi < lo:
+                    continue
+                hi = min(hi, lo + ATOMS_MAX_VALUES - 1)
+                ks = np.arange(lo, hi + 1.0)
+                pm = np.asarray(law.pmf(ks), dtype=np.float64)
+            use = np.isfinite(pm) & (pm * d.n >= TAIL_MIN_EXPECTED) & (pm < 1.0)
+            if not use.any():
+                continue
+            x = p.values[:, j]
+            inside = (x >= lo) & (x <= hi) & (x == np.floor(x))
+            seen = np.bincount((x[inside] - lo).astype(np.int64), minlength=ks.size)
+            for k, c, prob in zip(ks[use], seen[use], pm[use]):
+                counts.append(float(c))
+                probs.append(float(prob))
+                where.append((p.label, j, float(k)))
+    if not counts:
+        raise Skip(f"no value of a count holds {TAIL_MIN_EXPECTED} expected draws (or no "
+                   "statistic has a law per column)")
+    alpha = ALPHA_TAILS / len(counts)
+    test = binomial_count_test(np.array(counts), d.n, np.array(probs), alpha)
+    i = test.worst
+    label, wj, k = where[i]
+    point = d.point(grid.label, wj)
+    out = Outcome(statistic=float(test.statistic[i]), threshold=float(test.threshold[i]),
+                  n=d.n, seed=d.seed, alpha=alpha, detectable=test.detectable, point=point,
+                  details={"values": len(counts), "worst_count": counts[i],
+                           "worst_expected": probs[i] * d.n})
+    if test.ratio[i] > 1:
+        raise CheckFailure(
+            f"{_called(method)} drew {label} = {k:g} at {point} {counts[i]:.0f} times where "
+            f"the reference expects {probs[i] * d.n:.1f} (P = {probs[i]:.4g}, n={d.n}; z = "
+            f"{test.statistic[i]:.3g}, alpha_i={alpha:.2g})", out)
+    out.message = (f"{len(counts)} value counts within their exact laws: worst {label} = "
+                   f"{k:g} drawn {counts[i]:.0f} times where {probs[i] * d.n:.1f} expected "
+                   f"({grid.label}[{wj}])")
     return out
 
 
