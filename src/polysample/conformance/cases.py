@@ -543,7 +543,10 @@ _TABLE = [
        law=lambda p: ref.freeze(stats.chi2, p["df"]), positive=frozenset({"df"}), tiny=frozenset({"df"})),
     _c("Beta", lambda b, d, k: {"concentration1": _lin(0.8, 3.0, b, d),
                                 "concentration0": _lin(1.2, 2.5, b, d)},
-       _corner(concentration1=[1e-2, 0.1, 1e3, 1.0, 3.0], concentration0=[1e-2, 5.0, 1e3, 1.0, 1e-2]),
+       # (0.3, 0.7): both below 1 and unequal, where a sampler branches (Johnk's method) and
+       # a swap of the two would show.
+       _corner(concentration1=[1e-2, 0.1, 1e3, 1.0, 3.0, 0.3],
+               concentration0=[1e-2, 5.0, 1e3, 1.0, 1e-2, 0.7]),
        law=lambda p: ref.freeze(stats.beta, p["concentration1"], p["concentration0"]),
        positive=_TINY_CONC2, tiny=_TINY_CONC2),
     _c("Kumaraswamy", lambda b, d, k: {"concentration1": _lin(0.8, 3.0, b, d),
@@ -597,7 +600,10 @@ _TABLE = [
        law=lambda p: ref.freeze(stats.geom, p["probs"], loc=-1), discrete=True, exact_sum=_sum_geometric),
     _c("Binomial", lambda b, d, k: {"total_count": _lin(5.0, 20.0, b, d).round(),
                                     "probs": _lin(0.2, 0.7, b, d)},
-       _corner(total_count=[1.0, 100.0, 1000.0, 10.0, 10.0], probs=[1e-3, 0.5, 0.999, 0.0, 1.0]),
+       # (1000, 0.05): a skewed law of moderate variance (47.5), where a normal approximation
+       # is tempting and wrong.
+       _corner(total_count=[1.0, 100.0, 1000.0, 10.0, 10.0, 1000.0],
+               probs=[1e-3, 0.5, 0.999, 0.0, 1.0, 0.05]),
        law=lambda p: ref.freeze(stats.binom, p["total_count"], p["probs"]), discrete=True,
        exact_sum=_sum_binomial,
        # torch.binomial in float32 (BTRS): Binomial(1e9, 0.3) with variance +40% (issue 12).
@@ -609,7 +615,9 @@ _TABLE = [
        law=lambda p: ref.freeze(stats.nbinom, p["total_count"], 1 - p["probs"]), discrete=True,
        exact_sum=_sum_negative_binomial),
     _c("Poisson", lambda b, d, k: {"rate": _lin(0.5, 3.0, b, d)},
-       _corner(rate=[1e-3, 1.0, 1e3, 0.0]),
+       # 12 and 40: above the rate where samplers switch algorithms (10 in torch's and NumPy's
+       # PTRS), where a rounded normal approximation would be tempting and wrong.
+       _corner(rate=[1e-3, 1.0, 1e3, 0.0, 12.0, 40.0]),
        law=lambda p: ref.freeze(stats.poisson, p["rate"]), discrete=True, exact_sum=_sum_poisson),
     _c("Categorical", lambda b, d, k: {"probs": _simplex(b, d, k)},
        lambda d: {"probs": _rows(_CORNER_PROBS, d)}, project=_categorical_project,
