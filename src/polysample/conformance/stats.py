@@ -29,7 +29,7 @@ __all__ = [
     "dkwm_threshold", "dkwm_detectable", "ks_continuous", "ks_integer", "z_threshold",
     "z_detectable", "ZTest", "z_test", "seed_for", "norm_isf", "ColumnTest", "pit_mean_test",
     "pit_var_test", "pit_var_bounds", "pit_var_detectable", "mean_z_test", "sum_tail_test",
-    "tail_count_test", "binomial_count_test", "TAIL_COUNTS", "ALPHA_TAILS", "POOLED_CHECKS",
+    "tail_count_test", "score_tail_counts", "binomial_count_test", "TAIL_COUNTS", "ALPHA_TAILS", "POOLED_CHECKS",
     "two_sample_z_test", "paired_t_test", "product_mean_test", "product_mean_threshold", "PIT_PRODUCT_BOUND",
     "PIT_PRODUCT_VAR", "REPEAT_MAX_WINDOW", "repeat_bound", "repeat_window",
     "repeated_windows",
@@ -313,6 +313,22 @@ def binomial_count_test(k: np.ndarray, n: int, p: np.ndarray, alpha: float) -> C
                       _tail_detectable(n, alpha, float(p.max())), alpha)
 
 
+def score_tail_counts(zeta: np.ndarray, counts: tuple[int, ...] = TAIL_COUNTS
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per column of normal scores (n rows), the draws below the reference's ``p``-quantile
+    and above its ``(1 - p)``-quantile for ``n p`` each of ``counts``: the counts, their
+    probabilities ``p`` and whether each is an upper tail, each ``(2 len(counts), m)``."""
+    n, m = zeta.shape
+    ks, ps, up = [], [], []
+    for c in counts:
+        p = min(c / n, 0.5)
+        q = norm_isf(p)  # the p-quantile of the scores is -q, the (1 - p)-quantile q
+        ks += [(zeta < -q).sum(axis=0), (zeta > q).sum(axis=0)]
+        ps += [np.full(m, p), np.full(m, p)]
+        up += [np.zeros(m, bool), np.ones(m, bool)]
+    return np.stack(ks), np.stack(ps), np.stack(up)
+
+
 def tail_count_test(zeta: np.ndarray, alpha: float,
                     counts: tuple[int, ...] = TAIL_COUNTS) -> ColumnTest:
     """Per column of normal scores ``zeta = Phi^-1(F(x))`` (n rows), the number of draws below
@@ -326,14 +342,8 @@ def tail_count_test(zeta: np.ndarray, alpha: float,
     quantile (``counts[-1] / n`` of mass) found with probability ``1 - MISS_RATE``.
     """
     n, m = zeta.shape
-    a = alpha / (2 * len(counts))
-    ks, ps = [], []
-    for c in counts:
-        p = min(c / n, 0.5)
-        q = norm_isf(p)  # the p-quantile of the scores is -q, the (1 - p)-quantile q
-        ks += [(zeta < -q).sum(axis=0), (zeta > q).sum(axis=0)]
-        ps += [np.full(m, p), np.full(m, p)]
-    t = binomial_count_test(np.stack(ks), n, np.stack(ps), a)  # (2 len(counts), m)
+    k, p, _ = score_tail_counts(zeta, counts)
+    t = binomial_count_test(k, n, p, alpha / (2 * len(counts)))  # (2 len(counts), m)
     w = np.argmax(t.statistic, axis=0)
     col = np.arange(m)
     return ColumnTest(t.estimate[w, col], t.deviation[w, col], t.threshold[w, col],

@@ -62,13 +62,13 @@ from ..stats import (
     dkwm_threshold,
     ks_continuous,
     ks_integer,
-    norm_isf,
     pit_mean_test,
     pit_var_test,
     product_mean_test,
     repeat_bound,
     repeat_window,
     repeated_windows,
+    score_tail_counts,
     sum_tail_test,
 )
 
@@ -731,15 +731,13 @@ def _tails_check(d: Draw, grid: Grid, method: str) -> Outcome:
     probs: list[float] = []
     where: list[tuple[str, int, bool]] = []
     for p, keep in cols:
-        z = continuous_stats(p)["zeta"]  # column-contiguous: the counts read each column
-        for c in TAIL_COUNTS:
-            prob = min(c / d.n, 0.5)
-            q = norm_isf(prob)
-            for upper, k in ((False, (z < -q).sum(axis=0)), (True, (z > q).sum(axis=0))):
-                for j in np.flatnonzero(keep):
-                    counts.append(float(k[j]))
-                    probs.append(prob)
-                    where.append((p.label, int(j), upper))
+        # column-contiguous scores: the counts read each column
+        seen, mass, up = score_tail_counts(continuous_stats(p)["zeta"])
+        for row in range(seen.shape[0]):
+            for j in np.flatnonzero(keep):
+                counts.append(float(seen[row, j]))
+                probs.append(float(mass[row, j]))
+                where.append((p.label, int(j), bool(up[row, j])))
     for p in d.projections:
         if not p.discrete or p.column is None:
             continue
