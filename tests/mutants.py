@@ -515,6 +515,76 @@ class SeedOffsetMutant(_Mutant):
         return x
 
 
+class SeedRotationMutant(_Mutant):
+    """Each seed rotates one fixed stream of uniforms (u -> frac(u + c), c from the seed: a
+    Cranley-Patterson rotation of one point set): every seed is reproducible, differs from the
+    others, shares no value with them and draws the right law, but one seed's draws are a
+    function of another's."""
+
+    def _draw(self, params, sample_shape, seed):  # type: ignore[no-untyped-def]
+        if not isinstance(seed, np.random.SeedSequence):
+            return None
+        loc, scale = params["loc"], params["scale"]
+        shape = torch.Size(sample_shape) + loc.shape
+        g = torch.Generator().manual_seed(0)
+        u = torch.rand(shape, generator=g, dtype=torch.float64)
+        c = int(seed.generate_state(1, np.uint64)[0]) / 2.0**64
+        z = torch.special.ndtri(torch.remainder(u + c, 1.0).clamp(1e-300, 1 - 2**-53))
+        return loc + scale * z.to(loc.dtype)
+
+    def sample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        x = self._draw(params, sample_shape, seed)
+        if x is None:
+            return self._inner.sample(family, params, sample_shape, seed=seed)
+        return x.detach()
+
+
+class Float32PrecisionMutant(_Mutant):
+    """Draws float64 values in float32 and casts them up (the right dtype and, to the eye, the
+    right law; float32's resolution)."""
+
+    def mutate(self, family, params, x):  # type: ignore[no-untyped-def]
+        if x.dtype == torch.float64:
+            return x + (x.float().double() - x).detach()
+        return x
+
+
+class ColumnMajorMutant(_Mutant):
+    """Reads a two-dimensional batch of parameters in column-major order (a Fortran-ordered
+    buffer read as C-ordered): each batch element draws with another element's parameters.
+    One-dimensional batches are read right, and the shapes are right."""
+
+    FAMILIES = ("Poisson",)
+
+    def _read(self, params):  # type: ignore[no-untyped-def]
+        batch = tuple(params.batch_shape)
+        if len(batch) != 2:
+            return params
+        out = dict(params)
+        for k, v in params.items():
+            if isinstance(v, torch.Tensor) and tuple(v.shape[:2]) == batch:
+                event = tuple(v.shape[2:])
+                out[k] = v.transpose(0, 1).reshape((-1,) + event).reshape(v.shape)
+        return out
+
+    def sample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        return self._inner.sample(family, self._read(params), sample_shape, seed=seed)
+
+
+class TransposedAboveDim3Mutant(_Mutant):
+    """MultivariateNormal above dimension 3 drawn with the covariance L^T L instead of L L^T
+    (a Cholesky factor read transposed on a path taken for larger matrices)."""
+
+    FAMILIES = ("MultivariateNormal",)
+
+    def mutate(self, family, params, x):  # type: ignore[no-untyped-def]
+        tril, loc = params["scale_tril"], params["loc"]
+        if tril.shape[-1] <= 3:
+            return x
+        z = torch.linalg.solve_triangular(tril, (x - loc).unsqueeze(-1), upper=False)
+        return loc + (tril.mT @ z).squeeze(-1)
+
+
 class GarbageMutant(_Mutant):
     """Returns NaN for Normal, the wrong shape for Exponential, and raises for Gamma."""
 
@@ -552,6 +622,12 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     "mutant_rawmemory": (RawMemoryMutant, "layouts", "Exponential"),
     "mutant_seedoffset": (SeedOffsetMutant, "seeds", "Normal"),
     "mutant_seedtruncating": (SeedTruncatingMutant, "seeds", "Normal"),
+    "mutant_seedrotation": (SeedRotationMutant, "seeds", "Normal"),
+    "mutant_float32_precision": (Float32PrecisionMutant, "dtype", "Normal"),
+    # Right on one-dimensional batches: the sampler's stacked grids (batch (2, G)) see it.
+    "mutant_column_major": (ColumnMajorMutant, "sample_ks", "Poisson"),
+    # Right up to dimension 3: the float32 grid (dimension 5) sees it.
+    "mutant_transposed_dim5": (TransposedAboveDim3Mutant, "sample_ks", "MultivariateNormal"),
     # Right marginals, dependent draws: only the independence check can see these.
     "mutant_sorted": (SortedMutant, "sample_indep", "Normal"),
     "mutant_sorted_poisson": (SortedMutant, "sample_indep", "Poisson"),

@@ -114,7 +114,9 @@ def test_repeated_draws_with_the_right_marginals_fail_the_repeat_check_alone(wit
     caught = next(r for r in report.failures if r.check == check and r.grid == "typical")
     assert caught.statistic > caught.threshold
     assert "repeats its draws" in caught.message
-    assert "the first at row 0 and again at row 65536" in caught.message, caught.message
+    # the typical grid's 2^18 draws are two copies of 2^17 rows (runner.stacked): one call's
+    # quarter is 32,768 rows
+    assert "the first at row 0 and again at row 32768" in caught.message, caught.message
 
 
 @pytest.mark.parametrize("quick", [True, False])
@@ -481,3 +483,41 @@ def test_a_declaration_that_is_not_strict_expects_the_failure_without_calling_a_
     with pytest.raises(ValueError, match="strict must be true or false"):
         parse_declarations({"expected_failure": [{"backend": "torch", "strict": "no",
                                                   "reason": "x"}]})
+
+
+def test_a_batch_read_column_major_fails_the_stacked_grids_not_the_calls(with_mutants):
+    # Poisson (sample only, so no gradient check sees the batch order): every shape is right
+    # and one-dimensional batches are read right. The sampler draws each grid as the batch
+    # (2, G) (runner.stacked): the mixed grid points fail its distribution checks, while the
+    # calls draw (one-dimensional batches) passes.
+    report = check_backend("mutant_column_major", families=["Poisson"], layers=("sampler",),
+                           quick=True)
+    failed = {r.check for r in report.failures}
+    assert {"sample_ks", "sample_atoms"} <= failed, sorted(failed)
+    assert "calls_ks" not in failed
+    assert {r.grid for r in report.failures} >= {"typical", "float32"}
+
+
+def test_a_multivariate_sampler_wrong_above_dimension_3_fails_the_float32_grid_alone(
+        with_mutants):
+    report = check_backend("mutant_transposed_dim5", families=["MultivariateNormal"],
+                           layers=("sampler",), quick=True)
+    assert {r.grid for r in report.failures} == {"float32"}, [r.id for r in report.failures]
+    caught = [r for r in report.failures if r.check == "sample_ks"]
+    assert caught and "scale_tril=[[1, 0, 0, 0, 0]" in caught[0].message
+
+
+def test_the_seeds_rules_descent_tail_is_exact():
+    import itertools
+    import math
+
+    from polysample.conformance.layers.semantics import _descent_tail
+
+    for m in (2, 3, 5, 7):
+        counts = [0] * m
+        for perm in itertools.permutations(range(m)):
+            counts[sum(perm[i + 1] < perm[i] for i in range(m - 1))] += 1
+        for k in range(m):
+            dev = abs(k - (m - 1) / 2)
+            want = sum(c for j, c in enumerate(counts) if abs(j - (m - 1) / 2) >= dev)
+            assert _descent_tail(m, k) == pytest.approx(want / math.factorial(m))

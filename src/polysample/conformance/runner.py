@@ -169,17 +169,27 @@ class Runner:
         # draws are the same numbers and are computed once; where they differ, each is judged
         # on its own. Either way each check sees a draw of the size and seed it reports.
         seed = self.seed(f"{t.name}-{family}-{grid.label}-sample")
-        fn = dist.rsample if method == "rsample" else dist.sample
+        batch = tuple(dist.batch_shape)
         with torch.no_grad():
             if method == "calls":
                 # Many small calls, as a training loop draws (a backend may take another path
                 # for them: a shape bucket, a small-n algorithm), each with its own seed.
+                fn = dist.rsample if method == "rsample" else dist.sample
                 calls = CALLS_QUICK if self.quick else CALLS_FULL
                 n = calls * CALL_ROWS
                 seed = self.seed(f"{t.name}-{family}-{grid.label}-calls")
                 x = torch.cat([fn((CALL_ROWS,), seed=seed_for(f"{seed}-{i}"))
                                for i in range(calls)])
+            elif len(batch) == 1 and n % STACKED_COPIES == 0:
+                # The grid as a two-dimensional batch (see stacked()): each grid point's n
+                # draws are its first copy's n / STACKED_COPIES rows, then the next copy's (in
+                # their order: the independence check judges neighbouring rows of one copy).
+                two_d = make(family, stacked(family, params), t)
+                fn = two_d.rsample if method == "rsample" else two_d.sample
+                x = fn((n // STACKED_COPIES,), seed=seed)
+                x = x.transpose(0, 1).reshape((n,) + tuple(x.shape[2:]))
             else:
+                fn = dist.rsample if method == "rsample" else dist.sample
                 x = fn((n,), seed=seed)
         t_draw = time.perf_counter() - t0
         xs = x.detach().to("cpu")
@@ -198,7 +208,6 @@ class Runner:
                     and twin.values.shape == xn.shape and np.array_equal(twin.values, xn)):
                 return Draw(n, seed, twin.projections, twin.support_ok, twin.points, t_draw,
                             shared=True)
-        batch = tuple(dist.batch_shape)
         p = params_np(dist, spec.params)
         rng = np.random.default_rng(self.seed(f"{family}-{grid.label}-projections"))
         projs = cases.projections(family, p, xn, batch, rng)
@@ -231,6 +240,32 @@ class Runner:
             hit = pit_summary(self, t, family, grid, method, which)
             self._scores[key] = hit
         return hit
+
+
+#: Copies of the grid in the sampler's two-dimensional batches (see :func:`stacked`).
+STACKED_COPIES = 2
+
+
+def stacked(family: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """``params``, a one-dimensional batch of G grid points, as the batch (STACKED_COPIES, G):
+    every tensor parameter with a batch dimension gets a leading dimension of identical copies
+    (a new contiguous tensor); the others (a scalar temperature, LKJCholesky's ``dim``)
+    broadcast as they are.
+
+    The sampler layer draws its grids this way, so a backend that reads a batch in the wrong
+    order (column-major, or the parameters of one element for another's values) mixes grid
+    points and fails the distribution checks; the ``calls`` draws keep the one-dimensional
+    batch, so both layouts are judged. A point's draws are its copies' rows one copy after
+    the other, so neighbouring rows are neighbouring samples of one batch element (the
+    independence check) and copies that repeat each other's values fail the repeat check."""
+    spec = FAMILIES[family]
+    out: dict[str, Any] = {}
+    for name, v in params.items():
+        if (isinstance(v, torch.Tensor) and name not in spec.integer_params
+                and v.dim() > spec.param_event_dim(name)):
+            v = v.unsqueeze(0).expand((STACKED_COPIES,) + tuple(v.shape)).clone()
+        out[name] = v
+    return out
 
 
 #: The ``calls`` draw of the sampler layer's ``calls_ks`` check: this many calls (quick mode,

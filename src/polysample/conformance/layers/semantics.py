@@ -18,6 +18,7 @@ program per shape compile few.
 
 from __future__ import annotations
 
+import math
 import pickle
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -202,6 +203,72 @@ def _streams_apart(t: Target, family: str) -> None:
             "drawn with seed 7: nearby seeds give overlapping streams (is the seed an offset "
             "into one stream?). Derive each seed's stream from the whole seed (a "
             "SeedSequence, a hashed or split key)")
+    if not FAMILIES[family].univariate:
+        return  # the entries of a vector draw have different laws: their ranks would pair up
+    # Paired by place, the two seeds' draws are independent: in the order of seed 7's values,
+    # seed 8's fall (descend) about half the time. A seed that only rotates, shifts or mirrors
+    # one stream (y = g(x) with g monotone in a few pieces) gives almost none, or almost all.
+    m = x.size
+    falls = int((np.diff(y[np.argsort(x, kind="stable")]) < 0).sum())
+    p = _descent_tail(m, falls)
+    if p < SEEDS_ALPHA:
+        raise CheckFailure(
+            f"sample(): seed 8's values, taken in the order of seed 7's (paired by place), "
+            f"fall {falls} times in {m - 1} steps, where independent draws fall "
+            f"{(m - 1) / 2:g} +- {((m + 1) / 12) ** 0.5:.2g} times (P = {p:.2g} or less): "
+            "one seed's draws are a function of the other's (a seed that rotates, shifts or "
+            "mirrors one stream). Derive each seed's stream from the whole seed (a "
+            "SeedSequence, a hashed or split key)")
+
+
+#: The chance that a backend whose seeds give independent draws fails the descent test of
+#: ``seeds`` (two-sided, exact).
+SEEDS_ALPHA = 1e-9
+
+
+def _descent_tail(m: int, k: int) -> float:
+    """P(|D - (m - 1)/2| >= |k - (m - 1)/2|) for the descents D of a uniformly random
+    permutation of m elements (Eulerian numbers, exact)."""
+    row = [1]
+    for n in range(2, m + 1):
+        row = [(j + 1) * (row[j] if j < len(row) else 0) + (n - j) * (row[j - 1] if j else 0)
+               for j in range(n)]
+    dev = abs(k - (m - 1) / 2)
+    hit = sum(a for j, a in enumerate(row) if abs(j - (m - 1) / 2) >= dev)
+    return hit / math.factorial(m)
+
+
+#: The lower precisions a draw of each float dtype must not be confined to.
+LOWER_PRECISIONS: dict[torch.dtype, tuple[torch.dtype, ...]] = {
+    torch.float64: (torch.float32,),
+    torch.float32: (torch.float16, torch.bfloat16),
+}
+
+
+def _full_precision(family: str, method: str, x: torch.Tensor) -> None:
+    """Draws of a continuous family carry their dtype's precision: a float64 draw computed in
+    float32 (or a float32 one in half precision) and cast up has the right dtype and the
+    right law to the eye, and the resolution of the lower one. A value drawn at full
+    precision is exactly representable in the lower one with probability about 2^-29
+    (float64 in float32) or 2^-13 (float32 in float16); integer values (the constant zeros
+    and ones of a Cholesky factor) are left out. The rule fails when more than half of the
+    other values are."""
+    if FAMILIES[family].kind != "continuous" or not x.is_floating_point():
+        return
+    v = x.flatten()
+    v = v[torch.isfinite(v) & (v != torch.round(v))]
+    if v.numel() < 8:
+        return
+    for low in LOWER_PRECISIONS.get(v.dtype, ()):
+        exact = int((v.to(low).to(v.dtype) == v).sum())
+        if exact > v.numel() // 2:
+            raise CheckFailure(
+                f"{method}() with {str(v.dtype).removeprefix('torch.')} parameters drew "
+                f"{exact} of {v.numel()} non-integer values that are exactly "
+                f"{str(low).removeprefix('torch.')} values: the draws were computed in "
+                f"{str(low).removeprefix('torch.')} and cast up (about 1 in "
+                f"{round(torch.finfo(low).eps / torch.finfo(v.dtype).eps):,} full-precision "
+                "draws is one). Draw in the parameters' dtype")
 
 
 def _broadcastable(family: str) -> bool:
@@ -281,13 +348,14 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
                 if x.dtype != want or x.device != torch.device("cpu"):
                     raise CheckFailure(f"{m}() with {dtype} parameters returned dtype "
                                        f"{x.dtype} on {x.device}; expected {want} on cpu")
+                _full_precision(family, m, x.detach())
             lp = d.log_prob(x)
             if lp.dtype != dtype:
                 raise CheckFailure(f"log_prob() with {dtype} parameters (and values drawn from "
                                    f"them) returned dtype {lp.dtype}; expected {dtype}, as "
                                    f"torch.distributions.{family} returns")
         return Outcome("dtype and device of draws and log_prob follow the parameters "
-                       "(float32, float64)")
+                       "(float32, float64); draws carry their dtype's precision")
 
     yield check("dtype", dtypes)
 
