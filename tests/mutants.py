@@ -585,6 +585,18 @@ class TransposedAboveDim3Mutant(_Mutant):
         return loc + (tril.mT @ z).squeeze(-1)
 
 
+class LogOfDensityMutant(_Mutant):
+    """Scores Normal itself, as log(pdf): right wherever the density is a normal float, -inf
+    beyond about 38 standard deviations (where exp underflows)."""
+
+    def families(self) -> Mapping[str, FamilySupport]:
+        return {f: dataclasses.replace(s, log_prob=True) for f, s in super().families().items()}
+
+    def log_prob(self, family, params, value):  # type: ignore[override]
+        lp = torch.distributions.Normal(params["loc"], params["scale"]).log_prob(value)
+        return torch.log(torch.exp(lp))
+
+
 class GarbageMutant(_Mutant):
     """Returns NaN for Normal, the wrong shape for Exponential, and raises for Gamma."""
 
@@ -624,6 +636,7 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     "mutant_seedtruncating": (SeedTruncatingMutant, "seeds", "Normal"),
     "mutant_seedrotation": (SeedRotationMutant, "seeds", "Normal"),
     "mutant_float32_precision": (Float32PrecisionMutant, "dtype", "Normal"),
+    "mutant_log_of_density": (LogOfDensityMutant, "log_prob_far", "Normal"),
     # Right on one-dimensional batches: the sampler's stacked grids (batch (2, G)) see it.
     "mutant_column_major": (ColumnMajorMutant, "sample_ks", "Poisson"),
     # Right up to dimension 3: the float32 grid (dimension 5) sees it.

@@ -34,6 +34,7 @@ LAYERS = {
     "grad_shape": ("gradient",),
     "rsample_grad": ("semantics",),
     "dtype": ("semantics",),
+    "log_prob_far": ("density",),
     "generator": ("semantics",),
     "broadcast": ("semantics",),
     "rsample_near_zero": ("semantics",),
@@ -521,3 +522,30 @@ def test_the_seeds_rules_descent_tail_is_exact():
             dev = abs(k - (m - 1) / 2)
             want = sum(c for j, c in enumerate(counts) if abs(j - (m - 1) / 2) >= dev)
             assert _descent_tail(m, k) == pytest.approx(want / math.factorial(m))
+
+
+def test_a_log_prob_computed_as_log_pdf_fails_log_prob_far_alone(with_mutants):
+    # Right to 1e-15 at the typical draws (log_prob_f64, log_prob_f32 and gradcheck pass):
+    # only where the density underflows float64 (about 38 sd out) is it -inf.
+    report = check_backend("mutant_log_of_density", families=["Normal"], layers=("density",))
+    assert [r.check for r in report.failures] == ["log_prob_far"], [
+        r.id for r in report.failures]
+    assert "got -inf, want -800" in report.failures[0].message
+
+
+def test_far_points_reach_the_level_in_the_support_only():
+    import numpy as np
+    from scipy import stats
+
+    from polysample.conformance.layers.density import FAR_LOG_DENSITY, far_points
+
+    draws = np.array([[-1.0, 0.5], [1.0, 2.0]])
+    law = stats.norm(np.array([0.0, 1.0]), np.array([1.0, 0.5]))
+    xs, found = far_points(law, draws, lambda x: np.ones(x.shape, bool))
+    assert found.all()
+    lp = law.logpdf(xs)
+    assert np.all((lp <= FAR_LOG_DENSITY) & (lp >= 2 * FAR_LOG_DENSITY)), lp
+    assert np.all(xs[0] < draws.min(0)) and np.all(xs[1] > draws.max(0))
+    # a support that ends (x >= 0): the lower side is not found, its value stays inside
+    xs, found = far_points(stats.expon(), np.array([[0.5], [2.0]]), lambda x: x >= 0)
+    assert found.tolist() == [[False], [True]] and xs[0, 0] == 1.25

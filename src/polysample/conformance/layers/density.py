@@ -5,7 +5,8 @@ them and there is nothing of the backend's to test) and that have an independent
 density (see :mod:`..cases`). ``log_prob_f64`` / ``log_prob_f32`` compare with SciPy at five
 draws of torch's sampler per grid point (relative tolerance 1e-6 in float64, 1e-4 in float32);
 ``log_prob_gradcheck`` runs ``torch.autograd.gradcheck`` in float64 (skipped for parameters on
-a simplex, where finite differences leave the constraint).
+a simplex, where finite differences leave the constraint). ``log_prob_far`` compares float64
+``log_prob`` with SciPy in the far tails (:func:`far_points`), where the density underflows.
 """
 
 from __future__ import annotations
@@ -24,7 +25,67 @@ from ..model import Check, CheckFailure, Outcome, Skip
 from ..reference import params_np
 from ..runner import Runner, Target, make
 
-__all__ = ["checks"]
+__all__ = ["checks", "far_points", "FAR_LOG_DENSITY"]
+
+#: The reference log density at the values of ``log_prob_far``: below float64's smallest
+#: density (exp(-745) underflows to 0), so that a log_prob computed as log(pdf) is -inf there.
+FAR_LOG_DENSITY = -800.0
+
+
+#: How far ``log_prob_far`` looks: at most this many times the distance from the draws'
+#: midpoint to their extreme (a value whose square, or its distance's, overflows float64 is
+#: not asked for: 2^400 is about 1e120).
+FAR_REACH = 2.0 ** 400
+
+
+def far_points(law: Any, draws: np.ndarray, inside: Callable[[np.ndarray], np.ndarray]
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Values of each grid point's law, below and above its draws (``(n, G)``), where the
+    reference log density is between ``2 * FAR_LOG_DENSITY`` and ``FAR_LOG_DENSITY``:
+    ``(values (2, G), found (2, G))``. Each side walks out from the draws' midpoint by
+    doubling its distance to the extreme draw (up to :data:`FAR_REACH` times it), then
+    bisects; a side where the support (``inside``) ends or the reference stops being finite
+    first (SciPy's Laplace and Pareto densities underflow themselves) is not found."""
+    with np.errstate(all="ignore"):
+        return _far_points(law, draws, inside)
+
+
+def _far_points(law: Any, draws: np.ndarray, inside: Callable[[np.ndarray], np.ndarray]
+                ) -> tuple[np.ndarray, np.ndarray]:
+    lo_d, hi_d = draws.min(0), draws.max(0)
+    mid = (lo_d + hi_d) / 2
+    level = FAR_LOG_DENSITY
+
+    def logpdf(x: np.ndarray) -> np.ndarray:
+        v = np.asarray(law.logpdf(x), dtype=np.float64)
+        return np.where(np.isfinite(x) & ~np.isnan(v) & inside(x), v, -np.inf)
+
+    xs = np.empty((2,) + mid.shape)
+    found = np.zeros((2,) + mid.shape, dtype=bool)
+    for side, edge in enumerate((lo_d, hi_d)):
+        step = edge - mid
+        inner = np.ones_like(mid)            # multiples of step with log density > level
+        outer = np.full_like(mid, np.nan)    # the first multiple at or below it
+        t = np.ones_like(mid)
+        while t[0] < FAR_REACH:
+            t = t * 2
+            v = logpdf(mid + t * step)
+            new = np.isnan(outer) & (v <= level)
+            outer = np.where(new, t, outer)
+            inner = np.where(np.isnan(outer), t, inner)
+            if not np.isnan(outer).any():
+                break
+        outer = np.where(np.isnan(outer), inner, outer)
+        for _ in range(120):
+            t = (inner + outer) / 2
+            v = logpdf(mid + t * step)
+            above = v > level
+            inner, outer = np.where(above, t, inner), np.where(above, outer, t)
+        x = mid + outer * step
+        v = logpdf(x)
+        found[side] = np.isfinite(v) & (v <= level) & (v >= 2 * level)
+        xs[side] = np.where(found[side], x, mid)  # elsewhere a value inside the support
+    return xs, found
 
 
 def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
@@ -70,6 +131,44 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
                 logprob(torch.float64, 1e-6))
     yield Check(t.name, family, "example", "log_prob_f32", "density", False,
                 logprob(torch.float32, 1e-4))
+
+    if c.law is not None and not c.discrete:
+        def far(r: Runner) -> Outcome:
+            params, tdist, value = points(torch.float64)
+            p = params_np(tdist, spec.params)
+            law = c.law(p)
+            support = tdist.support
+
+            def inside(x: np.ndarray) -> np.ndarray:
+                return np.asarray(support.check(torch.from_numpy(x)))
+
+            xs, found = far_points(law, value.double().numpy(), inside)
+            if not found.any():
+                raise Skip("the reference density does not fall below "
+                           f"exp({FAR_LOG_DENSITY:g}) at a finite value of the support "
+                           "before it overflows")
+            got = make(family, params, t).log_prob(torch.from_numpy(xs)).detach().double()
+            got = got.numpy()
+            want = np.asarray(law.logpdf(xs), dtype=np.float64)
+            err = np.where(found, np.abs(got - want) / (np.abs(want) + 1.0), 0.0)
+            err = np.where(np.isfinite(err), err, np.inf)
+            worst = float(err.max())
+            if worst > 1e-6:
+                side, j = np.unravel_index(int(np.argmax(err)), err.shape)
+                pts = grid_points(family, params)
+                raise CheckFailure(
+                    f"log_prob in the far {('lower', 'upper')[side]} tail differs from SciPy: "
+                    f"got {got[side, j]:.10g}, want {want[side, j]:.10g} at value "
+                    f"{xs[side, j]:.10g} with {pts[j]} (max |got - want|/(|want| + 1) = "
+                    f"{worst:.3g} > 1e-06). The density there is below exp(-745), where it "
+                    "underflows in float64: compute log_prob in log space, not as "
+                    "log(pdf)", statistic=worst, threshold=1e-6,
+                    point=f"example[{j}] ({pts[j]})")
+            return Outcome(f"max rel. error {worst:.2g} at {int(found.sum())} values where "
+                           f"the density is about exp({FAR_LOG_DENSITY:g})",
+                           statistic=worst, threshold=1e-6)
+
+        yield Check(t.name, family, "example", "log_prob_far", "density", False, far)
 
     if not c.gradcheck:
         return
