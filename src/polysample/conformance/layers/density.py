@@ -132,11 +132,11 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
     yield Check(t.name, family, "example", "log_prob_f32", "density", False,
                 logprob(torch.float32, 1e-4))
 
-    if c.law is not None and not c.discrete:
+    reference = c.law
+    if reference is not None and not c.discrete:
         def far(r: Runner) -> Outcome:
             params, tdist, value = points(torch.float64)
-            p = params_np(tdist, spec.params)
-            law = c.law(p)
+            law = reference(params_np(tdist, spec.params))
             support = tdist.support
 
             def inside(x: np.ndarray) -> np.ndarray:
