@@ -571,6 +571,23 @@ class ColumnMajorMutant(_Mutant):
         return self._inner.sample(family, self._read(params), sample_shape, seed=seed)
 
 
+class EqualElementsMutant(_Mutant):
+    """Batch elements with equal parameters draw equal values, where the batch has a leading
+    dimension of two (as a backend that draws once per distinct parameter point would):
+    every value has the right law; the second row of the batch repeats the first."""
+
+    FAMILIES = ("Normal", "Poisson")
+
+    def mutate(self, family, params, x):  # type: ignore[no-untyped-def]
+        batch = tuple(params.batch_shape)
+        if len(batch) != 2 or batch[0] != 2:
+            return x
+        lead = x.dim() - len(batch) - len(tuple(params.event_shape))
+        x = x.clone()
+        x.select(lead, 1).copy_(x.select(lead, 0))
+        return x
+
+
 class TransposedAboveDim3Mutant(_Mutant):
     """MultivariateNormal above dimension 3 drawn with the covariance L^T L instead of L L^T
     (a Cholesky factor read transposed on a path taken for larger matrices)."""
@@ -639,6 +656,8 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     "mutant_log_of_density": (LogOfDensityMutant, "log_prob_far", "Normal"),
     # Right on one-dimensional batches: the sampler's stacked grids (batch (2, G)) see it.
     "mutant_column_major": (ColumnMajorMutant, "sample_ks", "Poisson"),
+    # Equal values for equal parameters: the stacked grids' copies repeat each other.
+    "mutant_equal_elements": (EqualElementsMutant, "sample_repeats", "Poisson"),
     # Right up to dimension 3: the float32 grid (dimension 5) sees it.
     "mutant_transposed_dim5": (TransposedAboveDim3Mutant, "sample_ks", "MultivariateNormal"),
     # Right marginals, dependent draws: only the independence check can see these.

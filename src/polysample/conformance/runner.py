@@ -174,7 +174,7 @@ class Runner:
             if method == "calls":
                 # Many small calls, as a training loop draws (a backend may take another path
                 # for them: a shape bucket, a small-n algorithm), each with its own seed.
-                fn = dist.rsample if method == "rsample" else dist.sample
+                fn = dist.sample
                 calls = CALLS_QUICK if self.quick else CALLS_FULL
                 n = calls * CALL_ROWS
                 seed = self.seed(f"{t.name}-{family}-{grid.label}-calls")
