@@ -572,20 +572,82 @@ class ColumnMajorMutant(_Mutant):
 
 
 class EqualElementsMutant(_Mutant):
-    """Batch elements with equal parameters draw equal values, where the batch has a leading
-    dimension of two (as a backend that draws once per distinct parameter point would):
-    every value has the right law; the second row of the batch repeats the first."""
+    """Batch elements with equal parameters draw equal values, where the batch has two
+    dimensions and its rows hold the same parameters (as a backend that draws once per
+    distinct parameter point would): every value has the right law; every row of the batch
+    repeats the first."""
 
     FAMILIES = ("Normal", "Poisson")
 
     def mutate(self, family, params, x):  # type: ignore[no-untyped-def]
         batch = tuple(params.batch_shape)
-        if len(batch) != 2 or batch[0] != 2:
+        if len(batch) != 2:
             return x
         lead = x.dim() - len(batch) - len(tuple(params.event_shape))
-        x = x.clone()
-        x.select(lead, 1).copy_(x.select(lead, 0))
-        return x
+        first = x.narrow(lead, 0, 1)
+        return first.expand_as(x).clone()
+
+
+class Float32RsampleMutant(_Mutant):
+    """float32 ``rsample()`` draws Normal with its scale 1.2 times too large, with matching
+    gradients (a float32 reparameterised path of its own); float32 ``sample()`` and every
+    float64 path are right. The per-sample gradient identity holds for any noise of a
+    location-scale family, so only a check of the values' law sees it."""
+
+    def rsample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        x = self._inner.rsample(family, params, sample_shape, seed=seed)
+        if x.dtype != torch.float32:
+            return x
+        return params["loc"] + 1.2 * (x - params["loc"])
+
+
+class SmallRsampleMutant(_Mutant):
+    """``rsample()`` calls of at most 64 values draw Normal with its scale 1.5 times too large,
+    with matching gradients; ``sample()`` and large calls are right."""
+
+    def rsample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        x = self._inner.rsample(family, params, sample_shape, seed=seed)
+        if x.numel() > 64:
+            return x
+        return params["loc"] + 1.5 * (x - params["loc"])
+
+
+class SecondSampleDimMutant(_Mutant):
+    """With two or more sample dimensions, draws one value per index of the first and repeats
+    it along the others (a noise drawn for ``sample_shape[0]`` alone and broadcast)."""
+
+    FAMILIES = ("Normal", "Poisson")
+
+    def mutate(self, family, params, x):  # type: ignore[no-untyped-def]
+        k = x.dim() - len(tuple(params.batch_shape)) - len(tuple(params.event_shape))
+        if k < 2:
+            return x
+        return x.narrow(1, 0, 1).expand_as(x).clone()
+
+
+class LargeBatchMutant(_Mutant):
+    """Batches of more than 64 elements draw Poisson with its rate 1.5 times too large (a
+    path for large batches); smaller batches are right."""
+
+    FAMILIES = ("Poisson",)
+
+    def sample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        if math.prod(params.batch_shape) > 64:
+            params = perturbed(family, params, "rate", 1.5)
+        return self._inner.sample(family, params, sample_shape, seed=seed)
+
+
+class BinomialNoFlipMutant(_Mutant):
+    """Binomial with p > 1/2 and n (1 - p) >= 10 (a large-n algorithm run on 1 - p) drawn as
+    Binomial(n, 1 - p): the flip back is missing."""
+
+    FAMILIES = ("Binomial",)
+
+    def sample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        n, p = params["total_count"], params["probs"]
+        q = torch.where((p > 0.5) & (n * (1 - p) >= 10), 1 - p, p)
+        return self._inner.sample(family, {"total_count": n, "probs": q, "logits": q.logit()},
+                                  sample_shape, seed=seed)
 
 
 class TransposedAboveDim3Mutant(_Mutant):
@@ -658,6 +720,11 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     "mutant_column_major": (ColumnMajorMutant, "sample_ks", "Poisson"),
     # Equal values for equal parameters: the stacked grids' copies repeat each other.
     "mutant_equal_elements": (EqualElementsMutant, "sample_repeats", "Poisson"),
+    "mutant_float32_rsample": (Float32RsampleMutant, "sample_ks", "Normal"),
+    "mutant_small_rsample": (SmallRsampleMutant, "calls_ks", "Normal"),
+    "mutant_second_sample_dim": (SecondSampleDimMutant, "sample_indep", "Poisson"),
+    "mutant_large_batch": (LargeBatchMutant, "sample_ks", "Poisson"),
+    "mutant_binomial_noflip": (BinomialNoFlipMutant, "sample_ks", "Binomial"),
     # Right up to dimension 3: the float32 grid (dimension 5) sees it.
     "mutant_transposed_dim5": (TransposedAboveDim3Mutant, "sample_ks", "MultivariateNormal"),
     # Right marginals, dependent draws: only the independence check can see these.

@@ -115,9 +115,9 @@ def test_repeated_draws_with_the_right_marginals_fail_the_repeat_check_alone(wit
     caught = next(r for r in report.failures if r.check == check and r.grid == "typical")
     assert caught.statistic > caught.threshold
     assert "repeats its draws" in caught.message
-    # the typical grid's 2^18 draws are two copies of 2^17 rows (runner.stacked): one call's
-    # quarter is 32,768 rows
-    assert "the first at row 0 and again at row 32768" in caught.message, caught.message
+    # the typical grid's 2^18 draws per point are 32 copies of 8,192 rows (runner.stacked):
+    # the call's quarter is 2,048 rows of each copy
+    assert "the first at row 0 and again at row 2048" in caught.message, caught.message
 
 
 @pytest.mark.parametrize("quick", [True, False])
@@ -549,3 +549,19 @@ def test_far_points_reach_the_level_in_the_support_only():
     # a support that ends (x >= 0): the lower side is not found, its value stays inside
     xs, found = far_points(stats.expon(), np.array([[0.5], [2.0]]), lambda x: x >= 0)
     assert found.tolist() == [[False], [True]] and xs[0, 0] == 1.25
+
+
+@pytest.mark.parametrize("name", ["mutant_float32_rsample", "mutant_small_rsample"])
+def test_a_wrong_rsample_law_in_float32_or_small_calls_fails_on_its_columns(with_mutants,
+                                                                            name):
+    # The per-sample gradient identity holds for any noise of a location-scale family: only
+    # the law of the values shows these. The float32 grid and the small calls are judged on
+    # sample() and, as more columns of the same checks, on rsample().
+    report = check_backend(name, families=["Normal"], layers=("sampler", "gradient"),
+                           quick=True)
+    grid, check = ("float32", "sample_ks") if name == "mutant_float32_rsample" else (
+        "typical", "calls_ks")
+    assert {r.grid for r in report.failures} == {grid}, [r.id for r in report.failures]
+    caught = [r for r in report.failures if r.check == check]
+    assert caught and "by rsample()" in caught[0].message, [r.id for r in report.failures]
+    assert not any(r.layer == "gradient" for r in report.failures)

@@ -601,9 +601,10 @@ _TABLE = [
     _c("Binomial", lambda b, d, k: {"total_count": _lin(5.0, 20.0, b, d).round(),
                                     "probs": _lin(0.2, 0.7, b, d)},
        # (1000, 0.05): a skewed law of moderate variance (47.5), where a normal approximation
-       # is tempting and wrong.
-       _corner(total_count=[1.0, 100.0, 1000.0, 10.0, 10.0, 1000.0],
-               probs=[1e-3, 0.5, 0.999, 0.0, 1.0, 0.05]),
+       # is tempting and wrong. (100, 0.8): p > 1/2 with n (1 - p) = 20, where samplers draw
+       # Binomial(n, 1 - p) by a large-n algorithm (BTRS) and flip it back.
+       _corner(total_count=[1.0, 100.0, 1000.0, 10.0, 10.0, 1000.0, 100.0],
+               probs=[1e-3, 0.5, 0.999, 0.0, 1.0, 0.05, 0.8]),
        law=lambda p: ref.freeze(stats.binom, p["total_count"], p["probs"]), discrete=True,
        exact_sum=_sum_binomial,
        # torch.binomial in float32 (BTRS): Binomial(1e9, 0.3) with variance +40% (issue 12).

@@ -94,8 +94,8 @@ def grids(family: str) -> list[Grid]:
     """The statistical parameter grids of ``family``: ``typical`` and, where defined,
     ``corners`` and ``edges`` (issue 12's hard cases: sampler and agreement layers only), then
     ``float32``: the typical parameters in float32 at event size :data:`FLOAT32_EVENT_SIZE`
-    (for the families that have one: dimension, categories), ``sample()`` judged by the
-    sampler layer.
+    (for the families that have one: dimension, categories), judged by the sampler layer's
+    ``sample_*`` checks (whose draw has ``rsample()`` columns too where the backend has it).
 
     The float32 grid has a quarter of the typical grid's draws
     (:func:`..cases.sample_size`) and one method, so that a full run of the four built-in

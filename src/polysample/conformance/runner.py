@@ -85,9 +85,27 @@ class Draw:
     #: True when this draw is bit-for-bit the sample draw of the same seed: its projections
     #: (and the sorted values, CDFs and normal scores they cache) are that draw's.
     shared: bool = False
+    #: How messages name the draw: ``"sample()"``, ``"sample() in calls of 16 rows"``, ...
+    called: str = ""
+    #: A draw made of parts (``sample()`` and ``rsample()`` where a grid is judged on one
+    #: method): each part's columns follow the previous part's, one per grid point, and
+    #: this names the parts; empty for a draw of one method.
+    parts: tuple[str, ...] = ()
 
     def point(self, grid: str, j: int) -> str:
-        return f"{grid}[{j}] ({self.points[j]})" if 0 <= j < len(self.points) else f"{grid}[{j}]"
+        """Column ``j``'s grid point, and its part where the draw has parts."""
+        g = len(self.points)
+        if not 0 <= j < g * max(1, len(self.parts)):
+            return f"{grid}[{j}]"
+        where = f"{grid}[{j % g}] ({self.points[j % g]})"
+        return f"{where} by {self.parts[j // g]}" if self.parts else where
+
+    @property
+    def columns(self) -> list[str]:
+        """Every column's label: its grid point, and its part where the draw has parts."""
+        if not self.parts:
+            return list(self.points)
+        return [f"{pt} by {part}" for part in self.parts for pt in self.points]
 
 
 @dataclass
@@ -170,44 +188,65 @@ class Runner:
         # on its own. Either way each check sees a draw of the size and seed it reports.
         seed = self.seed(f"{t.name}-{family}-{grid.label}-sample")
         batch = tuple(dist.batch_shape)
+        # Where a grid is judged on sample() alone (float32) and in the small calls, a backend
+        # with rsample() also draws the same with it, as more columns of the one draw (see
+        # Draw.parts): both paths are judged at the same n, in the checks the error budget
+        # already counts (their alpha split over twice the columns).
+        both = (method == "calls" or grid.methods == ("sample",)) and len(batch) == 1 and (
+            family_support(t, family).rsample)
         with torch.no_grad():
             if method == "calls":
                 # Many small calls, as a training loop draws (a backend may take another path
                 # for them: a shape bucket, a small-n algorithm), each with its own seed.
-                fn = dist.sample
                 calls = CALLS_QUICK if self.quick else CALLS_FULL
                 n = calls * CALL_ROWS
                 seed = self.seed(f"{t.name}-{family}-{grid.label}-calls")
-                x = torch.cat([fn((CALL_ROWS,), seed=seed_for(f"{seed}-{i}"))
-                               for i in range(calls)])
-            elif len(batch) == 1 and n % STACKED_COPIES == 0:
-                # The grid as a two-dimensional batch (see stacked()): each grid point's n
-                # draws are its first copy's n / STACKED_COPIES rows, then the next copy's (in
-                # their order: the independence check judges neighbouring rows of one copy).
+                how = f" in calls of {CALL_ROWS} rows"
+
+                def draw(name: str, s: int) -> torch.Tensor:
+                    return torch.cat([getattr(dist, name)((CALL_ROWS,), seed=seed_for(f"{s}-{i}"))
+                                      for i in range(calls)])
+            elif len(batch) == 1 and n % (STACKED_COPIES * 2) == 0:
+                # The grid as a two-dimensional batch, drawn with a two-dimensional sample
+                # shape (see stacked() and stacked_rows()).
                 two_d = make(family, stacked(family, params), t)
-                fn = two_d.rsample if method == "rsample" else two_d.sample
-                x = fn((n // STACKED_COPIES,), seed=seed)
-                x = x.transpose(0, 1).reshape((n,) + tuple(x.shape[2:]))
+                how = ""
+
+                def draw(name: str, s: int) -> torch.Tensor:
+                    return stacked_rows(getattr(two_d, name), n, s)
             else:
-                fn = dist.rsample if method == "rsample" else dist.sample
-                x = fn((n,), seed=seed)
+                how = ""
+
+                def draw(name: str, s: int) -> torch.Tensor:
+                    return getattr(dist, name)((n,), seed=s)  # type: ignore[no-any-return]
+            fns = [("rsample" if method == "rsample" else "sample", seed)]
+            if both:
+                fns.append(("rsample", seed_for(f"{seed}-rsample")))
+            xs_parts = [draw(name, s) for name, s in fns]
+        x = xs_parts[0] if len(xs_parts) == 1 else torch.cat(xs_parts, dim=1)
+        parts = tuple(f"{name}(){how}" for name, _ in fns) if len(fns) > 1 else ()
+        called = " and ".join(f"{name}()" for name, _ in fns) + how
         t_draw = time.perf_counter() - t0
         xs = x.detach().to("cpu")
         spec = FAMILIES[family]
         if xs.dtype != dtype and spec.kind != "index":
-            raise CheckFailure(f"{method}() returned dtype {xs.dtype} for {dtype} parameters")
+            raise CheckFailure(f"{called} returned dtype {xs.dtype} for {dtype} parameters")
         xn = xs.double().numpy()
         bad = ~np.isfinite(xn)
         if bad.any():
             raise CheckFailure(
-                f"{method}() returned {int(bad.sum())} non-finite values out of {xn.size} "
+                f"{called} returned {int(bad.sum())} non-finite values out of {xn.size} "
                 f"(e.g. {xn[bad][:3].tolist()})", n=n, seed=seed)
+        points = grid_points(family, params)
         if method != "sample":
             twin = self._draws.get((t.name, family, grid.label, "sample"))
             if (isinstance(twin, Draw) and twin.values is not None and twin.seed == seed
                     and twin.values.shape == xn.shape and np.array_equal(twin.values, xn)):
-                return Draw(n, seed, twin.projections, twin.support_ok, twin.points, t_draw,
-                            shared=True)
+                return Draw(n, seed, twin.projections, twin.support_ok, points, t_draw,
+                            shared=True, called=called)
+        if parts:  # the parameters of every part's columns, in the order of the columns
+            dist = make(family, tiled(family, params, len(parts)), t)
+            batch = tuple(dist.batch_shape)
         p = params_np(dist, spec.params)
         rng = np.random.default_rng(self.seed(f"{family}-{grid.label}-projections"))
         projs = cases.projections(family, p, xn, batch, rng)
@@ -216,8 +255,8 @@ class Runner:
                 pr.resolution = np.float32
         # The support check of matrix families is costly: the first 5000 draws suffice for it.
         # Only a sample draw keeps its values: an rsample draw of the family compares with them.
-        return Draw(n, seed, projs, in_support(dist, x[:5000]), grid_points(family, params),
-                    t_draw, xn if method == "sample" else None)
+        return Draw(n, seed, projs, in_support(dist, x[:5000]), points, t_draw,
+                    xn if method == "sample" else None, called=called, parts=parts)
 
     # -------------------------------------------------------------- normal scores
     def provide(self, scores: Iterable[PitScores]) -> None:
@@ -242,11 +281,25 @@ class Runner:
         return hit
 
 
-#: Copies of the grid in the sampler's two-dimensional batches (see :func:`stacked`).
-STACKED_COPIES = 2
+#: Copies of the grid in the sampler's two-dimensional batches (see :func:`stacked`): a batch
+#: of 32 G elements (96 to 192), where a backend may take a path for large batches.
+STACKED_COPIES = 32
 
 
-def stacked(family: str, params: Mapping[str, Any]) -> dict[str, Any]:
+def stacked_rows(fn: Callable[..., torch.Tensor], n: int, seed: int) -> torch.Tensor:
+    """``n`` draws per grid point from ``fn`` (the ``sample``/``rsample`` of a distribution on
+    the batch ``(STACKED_COPIES, G)``, :func:`stacked`) as ``(n, G, *event)``: one call with
+    the sample shape ``(n / (2 STACKED_COPIES), 2)``; a point's rows are its first copy's
+    draws in order (the second sample dimension fastest), then the next copy's. Neighbouring
+    rows are neighbouring samples of one batch element, along either sample dimension (the
+    independence and repeat checks judge them)."""
+    x = fn((n // (2 * STACKED_COPIES), 2), seed=seed)
+    x = x.movedim(2, 0)
+    return x.reshape((n,) + tuple(x.shape[3:]))
+
+
+def stacked(family: str, params: Mapping[str, Any], copies: int = STACKED_COPIES
+            ) -> dict[str, Any]:
     """``params``, a one-dimensional batch of G grid points, as the batch (STACKED_COPIES, G):
     every tensor parameter with a batch dimension gets a leading dimension of identical copies
     (a new contiguous tensor); the others (a scalar temperature, LKJCholesky's ``dim``)
@@ -263,8 +316,21 @@ def stacked(family: str, params: Mapping[str, Any]) -> dict[str, Any]:
     for name, v in params.items():
         if (isinstance(v, torch.Tensor) and name not in spec.integer_params
                 and v.dim() > spec.param_event_dim(name)):
-            v = v.unsqueeze(0).expand((STACKED_COPIES,) + tuple(v.shape)).clone()
+            v = v.unsqueeze(0).expand((copies,) + tuple(v.shape)).clone()
         out[name] = v
+    return out
+
+
+def tiled(family: str, params: Mapping[str, Any], times: int) -> dict[str, Any]:
+    """``params``, a one-dimensional batch of G grid points, repeated ``times`` times along
+    the batch: the batch (times * G,) of the columns of a draw made of parts (see
+    :attr:`Draw.parts`)."""
+    out = stacked(family, params, times)
+    spec = FAMILIES[family]
+    for name, v in out.items():
+        if (isinstance(v, torch.Tensor) and name not in spec.integer_params
+                and v.dim() > spec.param_event_dim(name) + 1):
+            out[name] = v.flatten(0, 1)
     return out
 
 

@@ -50,7 +50,7 @@ from ...core.families import FAMILIES
 from ..grids import Grid, grids
 from ..model import CdfCurves, Check, CheckFailure, Evidence, Outcome, PitScores, Skip
 from ..reference import Projection, fast_cdf
-from ..runner import CALL_ROWS, Draw, Runner, Target
+from ..runner import Draw, Runner, Target
 from ..stats import (
     ALPHA_CHECK,
     ALPHA_REPEAT,
@@ -363,13 +363,6 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
                         if c.name == "calls_ks")
 
 
-def _called(method: str) -> str:
-    """How a message names the draw of ``method`` (``calls``: sample() in small calls)."""
-    if method == "calls":
-        return f"sample() in calls of {CALL_ROWS} rows"
-    return f"{method}()"
-
-
 def _draw_checks(t: Target, family: str, grid: Grid, method: str,
                  continuous: bool) -> Iterator[Check]:
     name = t.name
@@ -377,7 +370,7 @@ def _draw_checks(t: Target, family: str, grid: Grid, method: str,
     def ks(r: Runner) -> Outcome:
         d = r.draw(t, family, grid, method)
         if not d.support_ok:
-            raise CheckFailure(f"{_called(method)} returned values outside the support",
+            raise CheckFailure(f"{d.called} returned values outside the support",
                                n=d.n, seed=d.seed)
         m = sum(p.values.shape[1] for p in d.projections)
         alpha = ALPHA_CHECK / m
@@ -401,7 +394,7 @@ def _draw_checks(t: Target, family: str, grid: Grid, method: str,
                 dev, tie = _curves(p, c)
                 evidence.append(CdfCurves(
                     name, family, grid.label, p.label, tuple(_Q.tolist()),
-                    tuple(tuple(col) for col in dev.T.tolist()), tuple(d.points),
+                    tuple(tuple(col) for col in dev.T.tolist()), tuple(d.columns),
                     tuple(D.tolist()), thr, tuple(bool(x) for x in tie)))
         point = _col_point(d, grid, wj)
         out = Outcome(statistic=worst, threshold=thr, n=d.n, seed=d.seed, alpha=alpha,
@@ -410,7 +403,8 @@ def _draw_checks(t: Target, family: str, grid: Grid, method: str,
                                "values_equal_sample": d.shared},
                       evidence=evidence)
         if not worst <= thr:
-            how = f" of {_called(method)}" if method == "calls" else ""
+            # the point names the part of a draw made of parts
+            how = f" of {d.called}" if d.called != f"{method}()" and not d.parts else ""
             raise CheckFailure(
                 f"K-S distance {worst:.4g}{how} of {where} at {point} exceeds the DKWM "
                 f"threshold {thr:.4g} (n={d.n}, alpha_i={alpha:.2g} per point)", out)
@@ -580,7 +574,7 @@ def _repeat_check(d: Draw, grid: Grid, method: str) -> Outcome:
         i, j = pair
         out.details["first_repeat"] = [i, j]
         raise CheckFailure(
-            f"{method}() repeats its draws: {count} {what} of {label} (every grid point of "
+            f"{d.called} repeats its draws: {count} {what} of {label} (every grid point of "
             f"{grid.label}) equal an earlier one, the first at row {i} and again at "
             f"row {j} ({j - i} rows later); independent draws of the reference law repeat "
             f"any such window with probability at most {repeat_bound(d.n, k, q_row, p_row):.2g}"
@@ -595,7 +589,8 @@ def _independence_check(d: Draw, grid: Grid, method: str) -> Outcome:
     """Neighbouring rows of each column (disjoint pairs, at even and at odd offsets) and the
     same row of neighbouring usable columns (different batch elements of one call), each pair's
     mean product against Bernstein's bound at the check's alpha split over every such test."""
-    tests: list[tuple[str, str, np.ndarray, np.ndarray, list[int]]] = []
+    # (statistic, kind, first values, second values, their columns)
+    tests: list[tuple[str, str, np.ndarray, np.ndarray, list[int], list[int]]] = []
     excluded: list[str] = []
     for p in d.projections:
         v, keep = _pit_head(p)
@@ -606,19 +601,24 @@ def _independence_check(d: Draw, grid: Grid, method: str) -> Outcome:
             continue
         u = v[:, cols]
         h = (u.shape[0] // 2) * 2
-        tests.append((p.label, "serial", u[0:h:2], u[1:h:2], cols.tolist()))
+        tests.append((p.label, "serial", u[0:h:2], u[1:h:2], cols.tolist(), cols.tolist()))
         h1 = ((u.shape[0] - 1) // 2) * 2 + 1
-        tests.append((p.label, "serial", u[1:h1:2], u[2:h1 + 1:2], cols.tolist()))
-        if len(cols) > 1:
-            tests.append((p.label, "batch", u[:, :-1], u[:, 1:], cols.tolist()))
+        tests.append((p.label, "serial", u[1:h1:2], u[2:h1 + 1:2], cols.tolist(),
+                      cols.tolist()))
+        # neighbouring usable columns of one call (one part of a draw made of parts)
+        g = max(1, len(d.points))
+        same = cols[:-1] // g == cols[1:] // g
+        if same.any():
+            tests.append((p.label, "batch", u[:, :-1][:, same], u[:, 1:][:, same],
+                          cols[:-1][same].tolist(), cols[1:][same].tolist()))
     if not tests:
         raise Skip(f"no statistic with usable columns (ties at {_res(d)} resolution)")
-    m = sum(a.shape[1] for _, _, a, _, _ in tests)
+    m = sum(a.shape[1] for _, _, a, _, _, _ in tests)
     alpha = ALPHA_CHECK / m
     worst_ratio, chosen, desc, wj = -1.0, None, "", 0
     means = (0.0, 0.0)
     est: dict[str, list[float]] = {}
-    for label, kind, a, b, at in tests:
+    for label, kind, a, b, at, partner in tests:
         test = product_mean_test(a, b, alpha)
         est.setdefault(f"{label}:{kind}", []).extend(test.estimate.tolist())
         j = test.worst
@@ -628,7 +628,7 @@ def _independence_check(d: Draw, grid: Grid, method: str) -> Outcome:
             desc = (f"between neighbouring draws of {label} at {d.point(grid.label, at[j])}"
                     if kind == "serial" else
                     f"of {label} between grid points {d.point(grid.label, at[j])} and "
-                    f"{d.point(grid.label, at[j + 1])} (batch elements of one call)")
+                    f"{d.point(grid.label, partner[j])} (batch elements of one call)")
     assert chosen is not None
     test, j = chosen
     note = (f"; excluded (ties at {_res(d)} resolution): {', '.join(excluded)}"
@@ -647,7 +647,7 @@ def _independence_check(d: Draw, grid: Grid, method: str) -> Outcome:
                      f"{means[1]:.3g} (0 under the reference): the law is wrong (see the K-S "
                      "check) or the draws come in order")
         raise CheckFailure(
-            f"{method}() {lead}: 12 x the mean product of centred PIT "
+            f"{d.called} {lead}: 12 x the mean product of centred PIT "
             f"values {desc} is {test.estimate[j]:.3g} (0 for independent draws; the PITs' "
             f"correlation), beyond the exact bound {test.threshold[j]:.3g} (first {rows} of "
             f"{d.n} draws, alpha_i={alpha:.2g}){note}", out)
@@ -768,7 +768,7 @@ def _tails_check(d: Draw, grid: Grid, method: str) -> Outcome:
     if test.ratio[i] > 1:
         few = test.deviation[i] < 0
         raise CheckFailure(
-            f"{_called(method)}'s {side} tail of {label} at {point} holds {counts[i]:.0f} "
+            f"{d.called}'s {side} tail of {label} at {point} holds {counts[i]:.0f} "
             f"draws where the reference puts {probs[i] * d.n:.1f} (n={d.n}; z = "
             f"{test.statistic[i]:.3g}, alpha_i={alpha:.2g}): the sampler's tails are "
             + ("cut short (a clamp, too coarse uniforms, a dropped extreme, a capped count)"
@@ -838,7 +838,7 @@ def _atoms_check(d: Draw, grid: Grid, method: str) -> Outcome:
                            "worst_expected": probs[i] * d.n})
     if test.ratio[i] > 1:
         raise CheckFailure(
-            f"{_called(method)} drew {label} = {k:g} at {point} {counts[i]:.0f} times where "
+            f"{d.called} drew {label} = {k:g} at {point} {counts[i]:.0f} times where "
             f"the reference expects {probs[i] * d.n:.1f} (P = {probs[i]:.4g}, n={d.n}; z = "
             f"{test.statistic[i]:.3g}, alpha_i={alpha:.2g})", out)
     out.message = (f"{len(counts)} value counts within their exact laws: worst {label} = "
