@@ -449,7 +449,11 @@ def test_rsample_draws_equal_to_sample_draws_share_their_statistics_and_others_d
     bad = check_backend(_RsampleScaled(), families=["Normal"], quick=True, layers=("sampler",))
     failed = {r.check for r in bad.results if r.status == "fail"}
     assert {"rsample_ks", "rsample_pit_var"} <= failed, bad.summary()
-    assert not any(c.startswith("sample_") for c in failed), bad.summary()
+    # sample() is right: its checks pass, but for the float32 grid's, whose draw has
+    # rsample() columns too (runner.Draw.parts): those fail there, and say so
+    sample_fails = [r for r in bad.results if r.status == "fail" and r.check.startswith("sample_")]
+    assert {r.grid for r in sample_fails} == {"float32"}, bad.summary()
+    assert all("by rsample()" in r.message for r in sample_fails), bad.summary()
     assert not any(r.details.get("values_equal_sample") for r in bad.results
                    if r.check == "rsample_ks")
 
