@@ -815,3 +815,26 @@ def test_freeze_gives_scipys_frozen_law_without_copying_the_distribution():
         assert np.array_equal(getattr(ours, method)(k), getattr(theirs, method)(k)), method
     # anything that is not a SciPy distribution is called as it is
     assert freeze(lambda *args: ("called", args), 1, 2) == ("called", (1, 2))
+
+
+def test_rsample_columns_join_a_sample_draw_only_where_their_values_differ():
+    # torch's rsample() draws its sample() values for the same seed: the float32 grid and the
+    # small calls are judged once, at the alpha of one set of columns; a backend whose
+    # rsample() differs gets the rsample() values as more columns (see the test above).
+    from polysample.conformance.grids import grids
+    from polysample.conformance.runner import Runner, Target
+    from polysample.core.plugins import load_backend
+
+    r = Runner(quick=True)
+    t = Target("torch", load_backend("torch"))
+    f32 = next(g for g in grids("Normal") if g.label == "float32")
+    for method in ("sample", "calls"):
+        d = r.draw(t, "Normal", f32 if method == "sample" else grids("Normal")[0], method)
+        assert d.parts == () and "(the same values)" in d.called, d.called
+        assert all(p.values.shape[1] == 3 for p in d.projections)
+    t2 = Target("scaled", _RsampleScaled())
+    d = Runner(quick=True).draw(t2, "Normal", f32, "sample")
+    assert d.parts == ("sample()", "rsample()")
+    assert all(p.values.shape[1] == 6 for p in d.projections)
+    assert d.point("float32", 4).startswith("float32[1] (") and d.point(
+        "float32", 4).endswith("by rsample()")

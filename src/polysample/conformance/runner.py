@@ -191,7 +191,8 @@ class Runner:
         # Where a grid is judged on sample() alone (float32) and in the small calls, a backend
         # with rsample() also draws the same with it, as more columns of the one draw (see
         # Draw.parts): both paths are judged at the same n, in the checks the error budget
-        # already counts (their alpha split over twice the columns).
+        # already counts (their alpha split over twice the columns), unless rsample() drew
+        # sample()'s values.
         both = (method == "calls" or grid.methods == ("sample",)) and len(batch) == 1 and (
             family_support(t, family).rsample)
         with torch.no_grad():
@@ -219,13 +220,21 @@ class Runner:
 
                 def draw(name: str, s: int) -> torch.Tensor:
                     return getattr(dist, name)((n,), seed=s)  # type: ignore[no-any-return]
-            fns = [("rsample" if method == "rsample" else "sample", seed)]
-            if both:
-                fns.append(("rsample", seed_for(f"{seed}-rsample")))
-            xs_parts = [draw(name, s) for name, s in fns]
+            names = ["rsample" if method == "rsample" else "sample"] + (
+                ["rsample"] if both else [])
+            # The same seed for both: where rsample() draws sample()'s values bit for bit (a
+            # reparameterised sampler, every built-in backend), its columns would repeat the
+            # sample() columns' statistics, and the draw is judged once.
+            xs_parts = [draw(name, seed) for name in names]
+        same = len(xs_parts) > 1 and bool(torch.equal(xs_parts[0].detach(),
+                                                      xs_parts[1].detach()))
+        if same:
+            names, xs_parts = names[:1], xs_parts[:1]
         x = xs_parts[0] if len(xs_parts) == 1 else torch.cat(xs_parts, dim=1)
-        parts = tuple(f"{name}(){how}" for name, _ in fns) if len(fns) > 1 else ()
-        called = " and ".join(f"{name}()" for name, _ in fns) + how
+        parts = tuple(f"{name}(){how}" for name in names) if len(names) > 1 else ()
+        called = " and ".join(f"{name}()" for name in names) + how
+        if same:
+            called = f"sample() and rsample(){how} (the same values)"
         t_draw = time.perf_counter() - t0
         xs = x.detach().to("cpu")
         spec = FAMILIES[family]
