@@ -223,7 +223,7 @@ class Runner:
             names = ["rsample" if method == "rsample" else "sample"] + (
                 ["rsample"] if both else [])
             # The same seed for both: where rsample() draws sample()'s values bit for bit (a
-            # reparameterised sampler, every built-in backend), its columns would repeat the
+            # reparameterised sampler: torch's and TFP's), its columns would repeat the
             # sample() columns' statistics, and the draw is judged once.
             xs_parts = [draw(name, seed) for name in names]
         same = len(xs_parts) > 1 and bool(torch.equal(xs_parts[0].detach(),
