@@ -385,6 +385,22 @@ class ShapeGradientMutant(_Mutant):
         return x.detach() + (x - x.detach()) / n
 
 
+class ChunkDetachMutant(_Mutant):
+    """Right values; a call of more than 512 sample rows is drawn in chunks of 512 rows, and
+    every chunk after the first is detached: its rows have no gradient (a chunked path that
+    concatenates its chunks' values but keeps the graph of one). Every gradient check but
+    ``grad_large`` draws at most 512 values per call."""
+
+    FAMILIES = ("Normal", "StudentT", "Dirichlet", "LogisticNormal")
+    CHUNK = 512
+
+    def rsample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        x = self._inner.rsample(family, params, sample_shape, seed=seed)
+        if len(sample_shape) == 0 or sample_shape[0] <= self.CHUNK:
+            return x
+        return torch.cat([x[:self.CHUNK], x[self.CHUNK:].detach()])
+
+
 class SeedTruncatingMutant(_Mutant):
     """Keeps the low 32 bits of the seed's entropy: seeds 7 and 7 + 2^32 draw the same values
     (a backend that packs the seed into one 32-bit word)."""
@@ -747,6 +763,8 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     "mutant_float32_grad": (Float32GradientMutant, "grad_cdf", "Gamma"),
     # Right gradients with sample_shape (), a mean for a sum with one: only grad_shape sees it.
     "mutant_shape_grad": (ShapeGradientMutant, "grad_shape", "Normal"),
+    # Right values and right gradients in calls of at most 512 rows: only grad_large sees it.
+    "mutant_chunk_detach": (ChunkDetachMutant, "grad_large", "Normal"),
 }
 
 #: The power claims (docs/conformance.md): quick mode catches a 2% error, full mode 1%.

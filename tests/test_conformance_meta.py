@@ -165,10 +165,14 @@ def test_full_matrix_stays_within_the_error_budget():
     repeats = sum(c.name.endswith("_repeats") for c in checks)
     tails = sum(c.name.endswith("_tails") for c in checks)
     atoms = sum(c.name.endswith("_atoms") for c in checks)
-    # the repeat, tail and atom checks take two slots
-    assert 0 < repeats + tails + atoms <= 2 * REPEAT_CHECKS_PER_SLOT, (repeats, tails, atoms)
+    large = sum(c.name == "grad_large" for c in checks)
+    assert large > 0
+    # the repeat, tail, atom and large-call gradient checks take two slots
+    assert 0 < repeats + tails + atoms + large <= 2 * REPEAT_CHECKS_PER_SLOT, (
+        repeats, tails, atoms, large)
     if len(builtin) == 4:  # the float32 grid is sample() only to fit (with rsample: 4,395)
-        assert (stat, repeats, tails, atoms) == (3945, 697, 697, 124), (stat, repeats, tails, atoms)
+        assert (stat, repeats, tails, atoms, large) == (3945, 697, 697, 124, 106), (
+            stat, repeats, tails, atoms, large)
 
 
 def _loads(name: str) -> bool:
@@ -512,6 +516,9 @@ def test_per_sample_gradient_samples_are_drawn_in_calls_of_one_shape(monkeypatch
     shaped = [c for c in calls if c[1][:2] == (16, 2)]
     assert len(shaped) == 1 + 2 * 32, len(shaped)  # a first draw, then 32 pairs
     calls = [c for c in calls if c[1][:2] != (16, 2)]
+    # grad_large draws one call of 1024 rows on 32 copies of the example parameters
+    assert [c[1] for c in calls if c[1][:2] == (1024, 32)] == [(1024, 32, 2, 3)]
+    calls = [c for c in calls if c[1][:2] != (1024, 32)]
     judged = [r for r in report.results if r.check == "grad_mean"]
     assert judged and all(r.n == 2000 for r in judged), [(r.id, r.n) for r in judged]
     # Dirichlet's grids have 3 points (batch (k, 3), event 3): 170 copies a call, 12 calls.

@@ -32,6 +32,7 @@ LAYERS = {
     "grad_cdf": ("gradient",),
     "grad_mean": ("gradient",),
     "grad_shape": ("gradient",),
+    "grad_large": ("gradient",),
     "rsample_grad": ("semantics",),
     "dtype": ("semantics",),
     "log_prob_far": ("density",),
@@ -59,7 +60,7 @@ def with_mutants(monkeypatch):
 _OWN_TEST = {"mutant_gradsign_beta", "mutant_sorted", "mutant_sorted_poisson",
              "mutant_antithetic", "mutant_correlated_batch", "mutant_float32",
              "mutant_periodic", "mutant_periodic_poisson", "mutant_smallcalls",
-             "mutant_float32_grad", "mutant_shape_grad"}
+             "mutant_float32_grad", "mutant_shape_grad", "mutant_chunk_detach"}
 
 
 @pytest.mark.parametrize("name", sorted(set(mutants.MUTANTS) - _OWN_TEST))
@@ -193,13 +194,15 @@ def test_float32_gradients_2_percent_off_fail_the_float32_grids_gradient_checks_
         assert "float32[" in r.message and "=" in r.message  # names the grid point
 
 
-def test_a_wrong_reduction_over_the_sample_shape_fails_grad_shape_alone(with_mutants):
+def test_a_wrong_reduction_over_the_sample_shape_fails_the_sample_shape_checks_alone(with_mutants):
     # Right values, right gradients with sample_shape (): every other check draws that way,
-    # and passed this backend, whose gradient with a sample shape is the samples' mean.
+    # and passed this backend, whose gradient with a sample shape is the samples' mean. The
+    # large call's gradient (1024 rows) is the mean too.
     report = check_backend("mutant_shape_grad", families=["Normal"], quick=True)
-    assert [r.id for r in report.failures] == ["mutant_shape_grad-Normal-example-grad_shape"], [
-        r.id for r in report.failures]
-    caught = report.failures[0]
+    assert sorted(r.id for r in report.failures) == [
+        "mutant_shape_grad-Normal-example-grad_large",
+        "mutant_shape_grad-Normal-example-grad_shape"], [r.id for r in report.failures]
+    caught = next(r for r in report.failures if r.check == "grad_shape")
     assert caught.statistic > caught.threshold and caught.n == 32 * 16
     assert "rsample((16,))'s gradient" in caught.message
 
@@ -565,3 +568,21 @@ def test_a_wrong_rsample_law_in_float32_or_small_calls_fails_on_its_columns(with
     caught = [r for r in report.failures if r.check == check]
     assert caught and "by rsample()" in caught[0].message, [r.id for r in report.failures]
     assert not any(r.layer == "gradient" for r in report.failures)
+
+
+def test_gradients_detached_after_a_first_chunk_fail_grad_large_alone(with_mutants):
+    # Right values, and right gradients in every call of at most 512 sample rows: every other
+    # gradient check draws so. One call of 1024 rows on 32 parameter copies (65,536 values)
+    # sees the rows after the first chunk without gradient, on each kind of reference: the
+    # per-sample identity (Normal; StudentT, whose df path is not monotone in one noise), the
+    # analytic mean gradient (Dirichlet) and the noise's invariance (LogisticNormal).
+    report = check_backend("mutant_chunk_detach", quick=True)
+    assert sorted(r.id for r in report.failures) == [
+        f"mutant_chunk_detach-{f}-example-grad_large"
+        for f in ("Dirichlet", "LogisticNormal", "Normal", "StudentT")], report.summary()
+    for r in report.failures:
+        assert r.statistic > r.threshold
+        assert "rsample((1024,)) on a batch of (32, 2)" in r.message, r.message
+        if r.family != "LogisticNormal":  # a t-test at the pooled alpha
+            assert r.alpha is not None and r.alpha < 1e-13
+            assert r.statistic > 4 * r.threshold, (r.id, r.statistic, r.threshold)

@@ -25,7 +25,7 @@ import numpy as np
 
 __all__ = [
     "ALPHA_TOTAL", "MAX_STATISTICAL_CHECKS", "ALPHA_CHECK", "MISS_RATE", "ALPHA_REPEAT",
-    "REPEAT_CHECKS_PER_SLOT", "budget_slots",
+    "ALPHA_LARGE", "REPEAT_CHECKS_PER_SLOT", "budget_slots",
     "dkwm_threshold", "dkwm_detectable", "ks_continuous", "ks_integer", "z_threshold",
     "z_detectable", "ZTest", "z_test", "seed_for", "norm_isf", "ColumnTest", "pit_mean_test",
     "pit_var_test", "pit_var_bounds", "pit_var_detectable", "mean_z_test", "sum_tail_test",
@@ -52,8 +52,12 @@ ALPHA_REPEAT = ALPHA_CHECK / REPEAT_CHECKS_PER_SLOT
 #: they look for tails or values that are missing or far too heavy, whose counts leave their
 #: law by many standard deviations (a Normal cut at 3.5 sd has no draw where 64 are expected).
 ALPHA_TAILS = ALPHA_REPEAT
+#: The large-call gradient checks (``grad_large``) share those slots too, at the same alpha:
+#: they look for gradients that a large call gets grossly wrong (rows without gradient, a
+#: chunk's gradient scaled), which leave the reference by tens to thousands of standard errors.
+ALPHA_LARGE = ALPHA_REPEAT
 #: Suffixes of the checks that share slots, :data:`REPEAT_CHECKS_PER_SLOT` to a slot.
-POOLED_CHECKS = ("_repeats", "_tails", "_atoms")
+POOLED_CHECKS = ("_repeats", "_tails", "_atoms", "_large")
 #: Expected counts ``n p`` of the tail check's levels: the draws below the reference's
 #: ``p``-quantile and above its ``(1 - p)``-quantile are counted for each (see
 #: :func:`tail_count_test`).

@@ -17,6 +17,12 @@
   shared by the samples, against ``rsample(())``'s on 16 parameter copies, same seeds (a
   paired t-test, :func:`..stats.paired_t_test`): the checks above draw with
   ``sample_shape = ()`` only.
+* ``grad_large`` (every reparameterized family): the gradient of one large call,
+  ``rsample((1024,))`` on 32 copies of the example parameters (65,536 values, more than any
+  other gradient check draws in one call), against the family's reference: the per-sample
+  identity at 32 rows of each copy spread over all 1024 (``cdf``), the analytic mean gradient
+  (``mean``) or the noise's invariance at every row (``noise``). Every other gradient check
+  draws at most 512 values per call.
 
 The per-sample checks and z-tests run on the float32 grid too (``GRAD_RTOL_F32``).
 
@@ -50,6 +56,7 @@ from ..reference import params_np
 from ..runner import Runner, Target, make
 from ..stats import (
     ALPHA_CHECK,
+    ALPHA_LARGE,
     mean_z_test,
     paired_t_test,
     seed_for,
@@ -57,7 +64,7 @@ from ..stats import (
     z_threshold,
 )
 
-__all__ = ["checks", "GRAD_SAMPLES", "GRAD_MEAN_SAMPLES", "GRAD_RTOL", "GRAD_RTOL_F32",
+__all__ = ["checks", "GRAD_SAMPLES", "LARGE_COPIES", "LARGE_ROWS", "LARGE_PICKS", "GRAD_MEAN_SAMPLES", "GRAD_RTOL", "GRAD_RTOL_F32",
            "grad_rtol", "CALL_VALUES",
            "Z_CALL_VALUES", "chunk_seeds", "copies_per_call"]
 
@@ -108,6 +115,8 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
                         _grad_mean(t, family, grid, support))
     yield Check(t.name, family, "example", "grad_shape", "gradient", True,
                 _grad_shape(t, family, support))
+    yield Check(t.name, family, "example", "grad_large", "gradient", kind != "noise",
+                _grad_large(t, family, support, kind))
 
 
 #: ``grad_shape``: calls per sample (full, quick) of ``SHAPE_ROWS`` draws of the example
@@ -207,6 +216,222 @@ def _grad_shape(t: Target, family: str,
         return out
 
     return fn
+
+
+#: ``grad_large``: one call of ``LARGE_ROWS`` rows on ``LARGE_COPIES`` copies of the example
+#: parameters (a batch of 2): 65,536 values, above any chunk or bucket size of the built-in
+#: backends (TFP on JAX draws its rejection samplers' large calls in chunks of 2^15 values).
+#: The copies give the test its degrees of freedom (Student's t with 31).
+LARGE_COPIES = 32
+LARGE_ROWS = 1024
+#: ``cdf`` families: rows of each copy whose per-sample identity is judged, one in every
+#: ``LARGE_ROWS / LARGE_PICKS`` from a random offset per copy, so that the last rows of the
+#: call are judged as well as the first.
+LARGE_PICKS = 32
+
+
+def _grad_large(t: Target, family: str, support: FamilySupport,
+                kind: str) -> Callable[[Runner], Outcome]:
+    """The gradient of one large ``rsample`` call (see the module docstring). Every other
+    gradient check draws at most :data:`Z_CALL_VALUES` values per call: a backend whose
+    gradients were wrong in large calls only (rows after the first chunk detached, a vjp that
+    reads a chunk's cotangent for another's) passed them all.
+
+    ``cdf``: the cotangent is a bounded weight ``w(x)`` at ``LARGE_PICKS`` rows of each copy
+    (zero elsewhere), so the gradient with respect to copy ``c`` is ``sum_i w(x_i) dx_i/dtheta``
+    over its picked rows, whose expectation is ``sum_i w(x_i) (-dF/dtheta / p)(x_i)``
+    (``E[dx/dtheta | x]`` for any valid reparameterization); the two sums over the 32 copies
+    are compared by a paired t-test, a mean difference within ``GRAD_RTOL`` of the terms'
+    scale passing as the finite difference's error (for the families whose path is monotone
+    in one noise the two are equal sample by sample). ``mean``: each copy's gradient of the
+    mean of ``w1.x + w2.x^2`` over its 1024 rows against the analytic gradient of its
+    expectation (a one-sample t-test over the copies). ``noise``: the noise recovered from
+    every value, weighted at random, does not move with theta."""
+
+    def fn(r: Runner) -> Outcome:
+        seed = r.seed(f"{t.name}-{family}-example-grad_large")
+        params = example_params(family, (2,), torch.float64)
+        big, copies = _per_sample_leaves(family, params, support, LARGE_COPIES)
+        if not copies:
+            raise Skip("no parameter with a pathwise gradient")
+        names = list(copies)
+        dist = make(family, big, t, validate=False)
+        x = dist.rsample((LARGE_ROWS,), seed=seed)
+        called = f"rsample(({LARGE_ROWS},)) on a batch of {tuple(dist.batch_shape)}"
+        if not x.requires_grad:
+            raise CheckFailure(f"{called} returned a tensor without gradient")
+        if kind == "cdf":
+            return _large_cdf(family, dist, x, copies, names, seed, called)
+        if kind == "mean":
+            return _large_mean(t, family, params, support, x, copies, names, seed, called)
+        return _large_noise(family, big, x, copies, names, seed, called)
+
+    return fn
+
+
+def _large_outcome(got: np.ndarray, want: np.ndarray, labels: list[str], seed: int,
+                   called: str, what: str, exact_tol: float) -> Outcome:
+    """The paired t-test of ``got`` against ``want`` (copies, columns) for ``grad_large``, at
+    :data:`..stats.ALPHA_LARGE` (the pooled slots of the error budget) split over the columns."""
+    alpha = ALPHA_LARGE / max(got.shape[1], 1)
+    bad = ~np.isfinite(got)
+    if bad.any():
+        c, j = (int(i) for i in np.argwhere(bad)[0])
+        raise CheckFailure(
+            f"{called}: the gradient for {labels[j]} is not finite ({got[c, j]}) for parameter "
+            f"copy {c}", Outcome(statistic=math.inf, threshold=0.0, n=got.size, seed=seed,
+                                 details={"non_finite": int(bad.sum())}))
+    test = paired_t_test(got, want, alpha, exact_tol)
+    j = int(np.argmax(test.ratio)) if test.ratio.size else 0
+    stat = float(test.statistic[j]) if test.ratio.size else 0.0
+    thr = float(test.threshold[j]) if test.ratio.size else math.inf
+    out = Outcome(statistic=stat, threshold=thr, n=LARGE_COPIES * LARGE_ROWS, seed=seed,
+                  alpha=alpha, detectable=test.detectable,
+                  details={"copies": LARGE_COPIES, "rows": LARGE_ROWS, "compared": what,
+                           "mean_difference": {lab: float(v) for lab, v in
+                                               zip(labels, test.estimate)}})
+    if test.ratio.size and test.ratio[j] > 1:
+        raise CheckFailure(
+            f"the gradient of one large call, {called}, is wrong: {what} for {labels[j]} is "
+            f"{float(got[:, j].mean()):.6g} against {float(want[:, j].mean()):.6g} (mean over "
+            f"{LARGE_COPIES} parameter copies; |t| = {stat:.3g} > {thr:.3g}). Every smaller "
+            "call's gradient may still be right: this is what a backend that detaches or "
+            "mis-scales the rows of a large call (its later chunks, say) draws", out)
+    out.message = f"large-call gradients agree with the reference: max |t| {stat:.2f}"
+    return out
+
+
+def _labels(copies: Mapping[str, torch.Tensor], names: list[str]) -> list[str]:
+    return [f"{n}{[int(i) for i in np.unravel_index(j, tuple(copies[n].shape[1:]))]}"
+            for n in names for j in range(math.prod(copies[n].shape[1:]))]
+
+
+def _large_cdf(family: str, dist: Any, x: torch.Tensor, copies: Mapping[str, torch.Tensor],
+               names: list[str], seed: int, called: str) -> Outcome:
+    spec = FAMILIES[family]
+    law_of = cases.CASES[family].law
+    assert law_of is not None
+    xn = x.detach().double().numpy()  # (rows, copies, 2)
+    rows, ncopy = xn.shape[0], xn.shape[1]
+    step = rows // LARGE_PICKS
+    rng = np.random.default_rng(seed)
+    pick = rng.integers(0, step, size=ncopy)[None, :] + step * np.arange(LARGE_PICKS)[:, None]
+    cols = np.repeat(np.arange(ncopy)[None, :], LARGE_PICKS, axis=0)
+    xs = xn[pick, cols]  # (picks, copies, 2)
+    p = {k: np.broadcast_to(v, xs.shape).reshape(-1).copy()
+         for k, v in params_np(dist, spec.params).items() if k in _needed(family)}
+    flat_x = xs.reshape(-1)
+    law = law_of(p)
+    with np.errstate(all="ignore"):
+        F0 = law.cdf(flat_x)
+        pdf = law.pdf(flat_x)
+    use_sf = F0 > 0.5
+    want, valid = {}, np.ones(flat_x.shape, dtype=bool)
+    for k in names:
+        dF, rel = _fd_derivative(family, p, k, flat_x, use_sf)
+        with np.errstate(all="ignore"):
+            want[k] = -dF / pdf
+        valid &= ((rel < 1e-4) & np.isfinite(want[k]) & (pdf > 0)
+                  & (np.minimum(F0, 1 - F0) > 1e-12))
+    if valid.sum() < flat_x.size // 2:
+        raise Skip("too few draws where the finite differences of the CDF are reliable")
+    # w(x) bounds every weighted term by its parameter's scale (the median |dx/dtheta|).
+    scales = {k: float(np.median(np.abs(want[k][valid]))) + 1e-300 for k in names}
+    with np.errstate(all="ignore"):
+        spread = np.max(np.stack([np.abs(want[k]) / scales[k] for k in names]), axis=0)
+    w = np.where(valid, 1.0 / (1.0 + np.where(valid, spread, 0.0)), 0.0)
+    cot = torch.zeros(xn.shape, dtype=torch.float64)
+    cot[torch.as_tensor(pick), torch.as_tensor(cols)] = torch.as_tensor(w.reshape(xs.shape))
+    grads = torch.autograd.grad(x, [copies[k] for k in names], grad_outputs=cot.to(x.dtype),
+                                allow_unused=True)
+    got_cols, want_cols = [], []
+    for k, g in zip(names, grads):
+        # per copy and batch element, in units of the parameter's scale per picked row
+        norm = scales[k] * LARGE_PICKS
+        gk = (torch.zeros_like(copies[k]) if g is None else g).detach().double().numpy()
+        got_cols.append(gk.reshape(ncopy, -1) / norm)
+        wk = np.where(valid, w * want[k], 0.0).reshape(xs.shape).sum(0)
+        want_cols.append(wk.reshape(ncopy, -1) / norm)
+    return _large_outcome(np.concatenate(got_cols, 1), np.concatenate(want_cols, 1),
+                          _labels(copies, names), seed, called,
+                          f"the weighted sum of dx/dtheta at {LARGE_PICKS} rows per copy, against "
+                          "-dF/dtheta / p", GRAD_RTOL)
+
+
+def _large_mean(t: Target, family: str, params: dict[str, Any], support: FamilySupport,
+                x: torch.Tensor, copies: Mapping[str, torch.Tensor], names: list[str],
+                seed: int, called: str) -> Outcome:
+    moments = cases.CASES[family].moments
+    assert moments is not None
+    spec = FAMILIES[family]
+    small = dict(params)
+    leaves0 = grad_leaves(family, small)
+    ev_shape = tuple(x.shape[2:])
+    wr = np.random.default_rng(seed)
+    w1 = torch.as_tensor(wr.standard_normal(ev_shape), dtype=torch.float64)
+    w2 = torch.as_tensor(wr.standard_normal(ev_shape), dtype=torch.float64)
+    if family == "OneHotCategoricalStraightThrough":
+        w2 = torch.zeros_like(w2)  # straight-through is exact for E[x] only
+    canon = {k: getattr(getattr(torch.distributions, family)(**small), k)
+             for k in spec.params if k != "logits" and k not in spec.integer_params}
+    e1, e2 = moments(canon)
+    analytic = torch.autograd.grad((w1 * e1).sum() + (w2 * e2).sum(),
+                                   [leaves0[k] for k in names], allow_unused=True)
+    xd = x.double()
+    f = (w1 * xd + w2 * xd * xd).sum() / x.shape[0]
+    grads = torch.autograd.grad(f, [copies[k] for k in names], allow_unused=True)
+    got_cols, want_cols, labels = [], [], []
+    for k, a, g in zip(names, analytic, grads):
+        shape = tuple(copies[k].shape[1:])
+        gk = (torch.zeros_like(copies[k]) if g is None else g).detach().double().numpy()
+        ak = np.zeros(shape) if a is None else a.detach().double().numpy()
+        keep = np.ones(shape, dtype=bool)
+        if k == "scale_tril" and len(shape) >= 2:
+            # entries above the diagonal are not parameters of a lower-triangular factor
+            keep = ~np.broadcast_to(np.triu(np.ones(shape[-2:], dtype=bool), 1), shape)
+        idx = np.flatnonzero(keep.reshape(-1))
+        got_cols.append(gk.reshape(gk.shape[0], -1)[:, idx])
+        want_cols.append(np.broadcast_to(ak.reshape(-1)[idx], (gk.shape[0], idx.size)))
+        labels += [f"{k}{[int(i) for i in np.unravel_index(j, shape)]}" for j in idx]
+    return _large_outcome(np.concatenate(got_cols, 1), np.concatenate(want_cols, 1), labels,
+                          seed, called, "the mean gradient of E[w1.x + w2.x^2]",
+                          EXACT_TOL[0])
+
+
+def _large_noise(family: str, big: Mapping[str, Any], x: torch.Tensor,
+                 copies: Mapping[str, torch.Tensor], names: list[str], seed: int,
+                 called: str) -> Outcome:
+    noise = cases.CASES[family].noise
+    assert noise is not None
+    rows = x.shape[0]
+    # the parameters per value (rows first), as the noise functions read them
+    per_row = {k: (v.expand((rows,) + tuple(v.shape)) if isinstance(v, torch.Tensor) else v)
+               for k, v in big.items()}
+    e = torch.as_tensor(np.random.default_rng(seed).standard_normal(
+        tuple(noise(x.detach(), per_row).shape)))
+    totals = torch.autograd.grad((noise(x, per_row).double() * e).sum(),
+                                 [copies[k] for k in names], allow_unused=True)
+    partials = torch.autograd.grad((noise(x.detach(), per_row).double() * e).sum(),
+                                   [copies[k] for k in names], allow_unused=True)
+    worst, where, errs = 0.0, "", {}
+    for k, tot, pa in zip(names, totals, partials):
+        if pa is None:
+            continue
+        tt = torch.zeros_like(pa) if tot is None else tot
+        scale = pa.abs().flatten(1).max(-1).values.clamp_min(1e-12)
+        err = (tt.abs().flatten(1).max(-1).values / scale).max().item()
+        errs[k] = err
+        if not err <= worst:
+            worst, where = err, k
+    out = Outcome(statistic=worst, threshold=GRAD_RTOL, n=x.shape[0] * x.shape[1], seed=seed,
+                  details={"max_rel_error": errs, "copies": LARGE_COPIES, "rows": rows})
+    if not worst <= GRAD_RTOL:
+        raise CheckFailure(
+            f"the gradient of one large call, {called}, is wrong: the noise recovered from "
+            f"its values moves with {where} (|d noise/d theta| / |partial| = {worst:.3g} > "
+            f"{GRAD_RTOL:g}, summed over every row with random weights)", out)
+    out.message = f"noise invariant over the large call to {GRAD_RTOL:g} (max {worst:.2g})"
+    return out
 
 
 def _torch_dist(family: str, params: Mapping[str, Any]) -> Any:
