@@ -401,6 +401,22 @@ class ChunkDetachMutant(_Mutant):
         return torch.cat([x[:self.CHUNK], x[self.CHUNK:].detach()])
 
 
+class TailGradientMutant(_Mutant):
+    """Right values; the gradient of draws above the 99.5% quantile 1.5 times too large (a
+    gradient formula wrong in a far branch: an asymptotic series, a tail algorithm). The
+    per-sample checks draw 32 samples per grid, rarely one up there."""
+
+    FAMILIES = ("Normal",)
+    Z = 2.5758293035489004  # the standard normal's 99.5% quantile
+
+    def rsample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        x = self._inner.rsample(family, params, sample_shape, seed=seed)
+        if not x.requires_grad:
+            return x
+        z = ((x - params["loc"]) / params["scale"]).detach()
+        return torch.where(z > self.Z, x.detach() + 1.5 * (x - x.detach()), x)
+
+
 class SeedTruncatingMutant(_Mutant):
     """Keeps the low 32 bits of the seed's entropy: seeds 7 and 7 + 2^32 draw the same values
     (a backend that packs the seed into one 32-bit word)."""
@@ -765,6 +781,8 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     "mutant_shape_grad": (ShapeGradientMutant, "grad_shape", "Normal"),
     # Right values and right gradients in calls of at most 512 rows: only grad_large sees it.
     "mutant_chunk_detach": (ChunkDetachMutant, "grad_large", "Normal"),
+    # Right values, gradients wrong above the 99.5% quantile only: grad_large's extreme rows.
+    "mutant_tail_grad": (TailGradientMutant, "grad_large", "Normal"),
 }
 
 #: The power claims (docs/conformance.md): quick mode catches a 2% error, full mode 1%.

@@ -60,7 +60,8 @@ def with_mutants(monkeypatch):
 _OWN_TEST = {"mutant_gradsign_beta", "mutant_sorted", "mutant_sorted_poisson",
              "mutant_antithetic", "mutant_correlated_batch", "mutant_float32",
              "mutant_periodic", "mutant_periodic_poisson", "mutant_smallcalls",
-             "mutant_float32_grad", "mutant_shape_grad", "mutant_chunk_detach"}
+             "mutant_float32_grad", "mutant_shape_grad", "mutant_chunk_detach",
+             "mutant_tail_grad"}
 
 
 @pytest.mark.parametrize("name", sorted(set(mutants.MUTANTS) - _OWN_TEST))
@@ -586,3 +587,19 @@ def test_gradients_detached_after_a_first_chunk_fail_grad_large_alone(with_mutan
         if r.family != "LogisticNormal":  # a t-test at the pooled alpha
             assert r.alpha is not None and r.alpha < 1e-13
             assert r.statistic > 4 * r.threshold, (r.id, r.statistic, r.threshold)
+
+
+def test_gradients_wrong_above_the_99_5_percent_quantile_fail_grad_large_alone(with_mutants):
+    # Right values; Normal's gradients 1.5 times too large for draws above the 99.5% quantile.
+    # grad_cdf's 32 samples per grid found none up there in either mode, and the sums of
+    # grad_large average the few they hold; its most extreme row of each column, judged by the
+    # per-sample identity, finds them.
+    report = check_backend("mutant_tail_grad", families=["Normal"], quick=True)
+    assert [r.id for r in report.failures] == ["mutant_tail_grad-Normal-example-grad_large"], [
+        r.id for r in report.failures]
+    caught = report.failures[0]
+    assert "at the most extreme row of each column" in caught.message, caught.message
+    assert caught.statistic == pytest.approx(0.5) and caught.threshold == 5e-3
+    full = check_backend("mutant_tail_grad", families=["Normal"], layers=("gradient",),
+                         quick=False)
+    assert [r.id for r in full.failures] == [caught.id], [r.id for r in full.failures]

@@ -21,8 +21,10 @@
   ``rsample((1024,))`` on 32 copies of the example parameters (65,536 values, more than any
   other gradient check draws in one call), against the family's reference: the per-sample
   identity at 32 rows of each copy spread over all 1024 (``cdf``), the analytic mean gradient
-  (``mean``) or the noise's invariance at every row (``noise``). Every other gradient check
-  draws at most 512 values per call.
+  (``mean``) or the noise's invariance at every row (``noise``); for ``cdf`` families also
+  single draws' gradients at a random and at the most extreme row of each of the 64 columns,
+  where a parameter's path is monotone in one noise. Every other gradient check draws at
+  most 512 values per call.
 
 The per-sample checks and z-tests run on the float32 grid too (``GRAD_RTOL_F32``).
 
@@ -243,7 +245,10 @@ def _grad_large(t: Target, family: str, support: FamilySupport,
     (``E[dx/dtheta | x]`` for any valid reparameterization); the two sums over the 32 copies
     are compared by a paired t-test, a mean difference within ``GRAD_RTOL`` of the terms'
     scale passing as the finite difference's error (for the families whose path is monotone
-    in one noise the two are equal sample by sample). ``mean``: each copy's gradient of the
+    in one noise the two are equal sample by sample). Then single draws' gradients (a
+    cotangent of 1 at one row per column): at a random row of each column, which tells the
+    parameters whose path is monotone in one noise, and for those at the most extreme row of
+    each column too, where the identity must hold to ``GRAD_RTOL``. ``mean``: each copy's gradient of the
     mean of ``w1.x + w2.x^2`` over its 1024 rows against the analytic gradient of its
     expectation (a one-sample t-test over the copies). ``noise``: the noise recovered from
     every value, weighted at random, does not move with theta."""
@@ -306,6 +311,27 @@ def _labels(copies: Mapping[str, torch.Tensor], names: list[str]) -> list[str]:
             for n in names for j in range(math.prod(copies[n].shape[1:]))]
 
 
+def _identity(family: str, p: dict[str, np.ndarray], xn: np.ndarray, names: list[str]
+              ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray]:
+    """The reference ``-dF/dtheta / p`` of each parameter at the values ``xn`` (flat, with
+    their parameters ``p``), where it is reliable, and ``F(xn)`` (as :func:`_grad_cdf`)."""
+    law_of = cases.CASES[family].law
+    assert law_of is not None
+    law = law_of(p)
+    with np.errstate(all="ignore"):
+        F0 = law.cdf(xn)
+        pdf = law.pdf(xn)
+    use_sf = F0 > 0.5
+    want, valid = {}, {}
+    for k in names:
+        dF, rel = _fd_derivative(family, p, k, xn, use_sf)
+        with np.errstate(all="ignore"):
+            want[k] = -dF / pdf
+        valid[k] = ((rel < 1e-4) & np.isfinite(want[k]) & (pdf > 0)
+                    & (np.minimum(F0, 1 - F0) > 1e-12))
+    return want, valid, F0
+
+
 def _large_cdf(family: str, dist: Any, x: torch.Tensor, copies: Mapping[str, torch.Tensor],
                names: list[str], seed: int, called: str) -> Outcome:
     spec = FAMILIES[family]
@@ -318,22 +344,11 @@ def _large_cdf(family: str, dist: Any, x: torch.Tensor, copies: Mapping[str, tor
     pick = rng.integers(0, step, size=ncopy)[None, :] + step * np.arange(LARGE_PICKS)[:, None]
     cols = np.repeat(np.arange(ncopy)[None, :], LARGE_PICKS, axis=0)
     xs = xn[pick, cols]  # (picks, copies, 2)
-    p = {k: np.broadcast_to(v, xs.shape).reshape(-1).copy()
-         for k, v in params_np(dist, spec.params).items() if k in _needed(family)}
-    flat_x = xs.reshape(-1)
-    law = law_of(p)
-    with np.errstate(all="ignore"):
-        F0 = law.cdf(flat_x)
-        pdf = law.pdf(flat_x)
-    use_sf = F0 > 0.5
-    want, valid = {}, np.ones(flat_x.shape, dtype=bool)
-    for k in names:
-        dF, rel = _fd_derivative(family, p, k, flat_x, use_sf)
-        with np.errstate(all="ignore"):
-            want[k] = -dF / pdf
-        valid &= ((rel < 1e-4) & np.isfinite(want[k]) & (pdf > 0)
-                  & (np.minimum(F0, 1 - F0) > 1e-12))
-    if valid.sum() < flat_x.size // 2:
+    pnp = {k: v for k, v in params_np(dist, spec.params).items() if k in _needed(family)}
+    p = {k: np.broadcast_to(v, xs.shape).reshape(-1).copy() for k, v in pnp.items()}
+    want, valid_k, _ = _identity(family, p, xs.reshape(-1), names)
+    valid = np.logical_and.reduce([valid_k[k] for k in names])
+    if valid.sum() < valid.size // 2:
         raise Skip("too few draws where the finite differences of the CDF are reliable")
     # w(x) bounds every weighted term by its parameter's scale (the median |dx/dtheta|).
     scales = {k: float(np.median(np.abs(want[k][valid]))) + 1e-300 for k in names}
@@ -343,7 +358,7 @@ def _large_cdf(family: str, dist: Any, x: torch.Tensor, copies: Mapping[str, tor
     cot = torch.zeros(xn.shape, dtype=torch.float64)
     cot[torch.as_tensor(pick), torch.as_tensor(cols)] = torch.as_tensor(w.reshape(xs.shape))
     grads = torch.autograd.grad(x, [copies[k] for k in names], grad_outputs=cot.to(x.dtype),
-                                allow_unused=True)
+                                allow_unused=True, retain_graph=True)
     got_cols, want_cols = [], []
     for k, g in zip(names, grads):
         # per copy and batch element, in units of the parameter's scale per picked row
@@ -352,10 +367,70 @@ def _large_cdf(family: str, dist: Any, x: torch.Tensor, copies: Mapping[str, tor
         got_cols.append(gk.reshape(ncopy, -1) / norm)
         wk = np.where(valid, w * want[k], 0.0).reshape(xs.shape).sum(0)
         want_cols.append(wk.reshape(ncopy, -1) / norm)
-    return _large_outcome(np.concatenate(got_cols, 1), np.concatenate(want_cols, 1),
-                          _labels(copies, names), seed, called,
-                          f"the weighted sum of dx/dtheta at {LARGE_PICKS} rows per copy, against "
-                          "-dF/dtheta / p", GRAD_RTOL)
+    got, ref = np.concatenate(got_cols, 1), np.concatenate(want_cols, 1)
+    out = _large_outcome(got, ref, _labels(copies, names), seed, called,
+                         f"the weighted sum of dx/dtheta at {LARGE_PICKS} rows per copy, "
+                         "against -dF/dtheta / p", GRAD_RTOL)
+    # Per sample: the identity holds sample by sample for a parameter whose path is monotone
+    # in one noise (the location-scale families, the implicit gradients of Gamma or Beta). One
+    # random row of each column (64 draws) tells which parameters: where it holds at 90% of
+    # them, it must hold at all of them and at the most extreme row of each column too (64
+    # draws beyond about the 0.1% and 99.9% quantiles), where a gradient wrong in the tails
+    # only hides from every sum, and from grad_cdf's 32 samples.
+    p_all = {k: np.broadcast_to(v, xn.shape).reshape(-1) for k, v in pnp.items()}
+    with np.errstate(all="ignore"):
+        F_all = np.asarray(law_of(p_all).cdf(xn.reshape(-1)), dtype=np.float64).reshape(xn.shape)
+    far = np.where(np.minimum(F_all, 1 - F_all) > 1e-9, np.abs(F_all - 0.5), -1.0)
+    cc, bb = np.meshgrid(np.arange(ncopy), np.arange(xn.shape[2]), indexing="ij")
+    rows_at = {"a random row": rng.integers(0, rows, size=cc.shape),
+               "the most extreme row": np.argmax(far, axis=0)}
+    errs: dict[str, dict[str, np.ndarray]] = {}
+    where: dict[str, dict[str, str]] = {}
+    for label, row in rows_at.items():
+        xt = xn[row, cc, bb].reshape(-1)
+        pt = {k: np.broadcast_to(v, xn.shape[1:]).reshape(-1).copy() for k, v in pnp.items()}
+        want_t, valid_t, F_t = _identity(family, pt, xt, names)
+        cot = torch.zeros(xn.shape, dtype=torch.float64)
+        cot[torch.as_tensor(row), torch.as_tensor(cc), torch.as_tensor(bb)] = 1.0
+        grads = torch.autograd.grad(x, [copies[k] for k in names], grad_outputs=cot.to(x.dtype),
+                                    allow_unused=True, retain_graph=label == "a random row")
+        errs[label], where[label] = {}, {}
+        for k, g in zip(names, grads):
+            gk = (torch.zeros_like(copies[k]) if g is None else g).detach().double().numpy()
+            gk = gk.reshape(-1)
+            v = valid_t[k]
+            scale = np.median(np.abs(want_t[k][v])) + 1e-300 if v.any() else 1.0
+            with np.errstate(all="ignore"):
+                err = np.abs(gk - want_t[k]) / np.maximum(np.abs(want_t[k]), 1e-3 * scale)
+            errs[label][k] = np.where(v, np.where(np.isfinite(err), err, np.inf), np.nan)
+            i = int(np.nanargmax(errs[label][k])) if v.any() else 0
+            where[label][k] = (f"dx/d{k} = {gk[i]:.6g}, expected {want_t[k][i]:.6g} at x = "
+                               f"{xt[i]:.6g} (F(x) = {F_t[i]:.6g}; copy {i // xn.shape[2]}, "
+                               f"row {row.reshape(-1)[i]})")
+    central = errs["a random row"]
+    per_sample = [k for k in names if np.isfinite(central[k]).any()
+                  and np.nanmean(np.where(np.isnan(central[k]), np.nan,
+                                          central[k] <= GRAD_RTOL)) >= 0.9]
+    worst, what = 0.0, ""
+    maxima: dict[str, float] = {}
+    for k in per_sample:
+        for label in rows_at:
+            e = float(np.nanmax(errs[label][k]))
+            maxima[f"{k} ({label})"] = e
+            if e > worst:
+                worst, what = e, f"{label} of each column: {where[label][k]}"
+    out.details["per_sample_max_rel_error"] = maxima
+    if worst > GRAD_RTOL:
+        raise CheckFailure(
+            f"the gradient of one large call, {called}, is wrong at {what}: the per-sample "
+            f"identity dx/dtheta = -dF/dtheta / p, which holds at 90% or more of a random row "
+            f"of each column, fails (relative error {worst:.3g} > {GRAD_RTOL:g})",
+            Outcome(statistic=worst, threshold=GRAD_RTOL, n=out.n, seed=seed,
+                    details=out.details))
+    if per_sample:
+        out.message += (f"; per sample ({', '.join(per_sample)}) at a random and the most "
+                        f"extreme row of each column: max relative error {worst:.2g}")
+    return out
 
 
 def _large_mean(t: Target, family: str, params: dict[str, Any], support: FamilySupport,
