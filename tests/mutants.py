@@ -417,6 +417,20 @@ class TailGradientMutant(_Mutant):
         return torch.where(z > self.Z, x.detach() + 1.5 * (x - x.detach()), x)
 
 
+class NanGradientMutant(_Mutant):
+    """Right values; every ``rsample()`` gradient NaN (a backward pass that divides by zero)."""
+
+    FAMILIES = ("LogisticNormal", "MultivariateNormal")
+
+    def rsample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        x = self._inner.rsample(family, params, sample_shape, seed=seed)
+        if not x.requires_grad:
+            return x
+        y = x.clone()  # the same values; the gradient flowing back through them NaN
+        y.register_hook(lambda g: torch.full_like(g, float("nan")))
+        return y
+
+
 class SeedTruncatingMutant(_Mutant):
     """Keeps the low 32 bits of the seed's entropy: seeds 7 and 7 + 2^32 draw the same values
     (a backend that packs the seed into one 32-bit word)."""
@@ -783,6 +797,8 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     "mutant_chunk_detach": (ChunkDetachMutant, "grad_large", "Normal"),
     # Right values, gradients wrong above the 99.5% quantile only: grad_large's extreme rows.
     "mutant_tail_grad": (TailGradientMutant, "grad_large", "Normal"),
+    # NaN gradients: the noise checks compared NaN with their tolerance, which is False.
+    "mutant_nan_grad": (NanGradientMutant, "grad_noise", "LogisticNormal"),
 }
 
 #: The power claims (docs/conformance.md): quick mode catches a 2% error, full mode 1%.

@@ -845,3 +845,19 @@ def test_rsample_columns_join_a_sample_draw_only_where_their_values_differ():
     assert all(p.values.shape[1] == 6 for p in d.projections)
     assert d.point("float32", 4).startswith("float32[1] (") and d.point(
         "float32", 4).endswith("by rsample()")
+
+
+def test_noise_motion_is_the_worst_ratio_over_copies_and_nan_is_never_within_tolerance():
+    # grad_noise and grad_large's noise check share this: a NaN total derivative used to
+    # compare False with the tolerance in grad_noise, and so passed.
+    from polysample.conformance.layers.gradient import _noise_motion
+
+    partial = torch.tensor([[1.0, -2.0], [4.0, 0.5]])
+    worst, where, errs = _noise_motion(
+        ["loc", "scale"], [torch.tensor([[0.0, 0.2], [0.0, 0.0]]), None], [partial, partial])
+    assert (worst, where) == (pytest.approx(0.1), "loc") and errs == {
+        "loc": pytest.approx(0.1), "scale": 0.0}
+    worst, where, _ = _noise_motion(["loc"], [torch.tensor([[float("nan"), 0.0]])],
+                                    [torch.tensor([[1.0, 1.0]])])
+    assert math.isnan(worst) and where == "loc"
+    assert _noise_motion(["loc"], [None], [None]) == (0.0, "", {})

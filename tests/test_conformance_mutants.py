@@ -33,6 +33,7 @@ LAYERS = {
     "grad_mean": ("gradient",),
     "grad_shape": ("gradient",),
     "grad_large": ("gradient",),
+    "grad_noise": ("gradient",),
     "rsample_grad": ("semantics",),
     "dtype": ("semantics",),
     "log_prob_far": ("density",),
@@ -61,7 +62,7 @@ _OWN_TEST = {"mutant_gradsign_beta", "mutant_sorted", "mutant_sorted_poisson",
              "mutant_antithetic", "mutant_correlated_batch", "mutant_float32",
              "mutant_periodic", "mutant_periodic_poisson", "mutant_smallcalls",
              "mutant_float32_grad", "mutant_shape_grad", "mutant_chunk_detach",
-             "mutant_tail_grad"}
+             "mutant_tail_grad", "mutant_nan_grad"}
 
 
 @pytest.mark.parametrize("name", sorted(set(mutants.MUTANTS) - _OWN_TEST))
@@ -603,3 +604,17 @@ def test_gradients_wrong_above_the_99_5_percent_quantile_fail_grad_large_alone(w
     full = check_backend("mutant_tail_grad", families=["Normal"], layers=("gradient",),
                          quick=False)
     assert [r.id for r in full.failures] == [caught.id], [r.id for r in full.failures]
+
+
+def test_nan_gradients_fail_every_gradient_check(with_mutants):
+    # Right values, NaN gradients: grad_noise compared the NaN ratio with its tolerance and
+    # grad_mean its NaN z with its threshold (both False: no failure), and passed them.
+    report = check_backend("mutant_nan_grad", families=["LogisticNormal", "MultivariateNormal"],
+                           layers=("gradient",), quick=True)
+    failed = {(r.family, r.grid, r.check) for r in report.failures}
+    assert failed == {(r.family, r.grid, r.check) for r in report.results}, report.summary()
+    assert ("MultivariateNormal", "typical", "grad_mean") in failed
+    assert ("LogisticNormal", "typical", "grad_noise") in failed
+    for r in report.failures:
+        if r.check in ("grad_noise", "grad_mean"):
+            assert "nan" in r.message or "inf" in r.message, r.message

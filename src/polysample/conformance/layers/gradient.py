@@ -43,7 +43,7 @@ torch operations: 5 ms a call) makes few calls.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -481,6 +481,25 @@ def _large_mean(t: Target, family: str, params: dict[str, Any], support: FamilyS
                           EXACT_TOL[0])
 
 
+def _noise_motion(names: list[str], totals: Sequence[torch.Tensor | None],
+                  partials: Sequence[torch.Tensor | None]) -> tuple[float, str, dict[str, float]]:
+    """How much the recovered noise moves with each parameter: per parameter copy (leading
+    dimension), the largest ``|d noise/d theta|`` (total derivative, through x) over the largest
+    ``|partial|`` (x held fixed), maximised over the copies; the worst parameter and its name.
+    A NaN ratio is the worst (a gradient that is not a number never passes)."""
+    worst, where, errs = 0.0, "", {}
+    for k, tot, pa in zip(names, totals, partials):
+        if pa is None:
+            continue
+        tt = torch.zeros_like(pa) if tot is None else tot
+        scale = pa.abs().flatten(1).max(-1).values.clamp_min(1e-12)
+        err = (tt.abs().flatten(1).max(-1).values / scale).max().item()
+        errs[k] = err
+        if not err <= worst:
+            worst, where = err, k
+    return worst, where, errs
+
+
 def _large_noise(family: str, big: Mapping[str, Any], x: torch.Tensor,
                  copies: Mapping[str, torch.Tensor], names: list[str], seed: int,
                  called: str) -> Outcome:
@@ -496,16 +515,7 @@ def _large_noise(family: str, big: Mapping[str, Any], x: torch.Tensor,
                                  [copies[k] for k in names], allow_unused=True)
     partials = torch.autograd.grad((noise(x.detach(), per_row).double() * e).sum(),
                                    [copies[k] for k in names], allow_unused=True)
-    worst, where, errs = 0.0, "", {}
-    for k, tot, pa in zip(names, totals, partials):
-        if pa is None:
-            continue
-        tt = torch.zeros_like(pa) if tot is None else tot
-        scale = pa.abs().flatten(1).max(-1).values.clamp_min(1e-12)
-        err = (tt.abs().flatten(1).max(-1).values / scale).max().item()
-        errs[k] = err
-        if not err <= worst:
-            worst, where = err, k
+    worst, where, errs = _noise_motion(names, totals, partials)
     out = Outcome(statistic=worst, threshold=GRAD_RTOL, n=x.shape[0] * x.shape[1], seed=seed,
                   details={"max_rel_error": errs, "copies": LARGE_COPIES, "rows": rows})
     if not worst <= GRAD_RTOL:
@@ -809,23 +819,13 @@ def _grad_noise(t: Target, family: str, grid: Grid,
                                      allow_unused=True)
         partials = torch.autograd.grad(noise(x.detach(), big).sum(),
                                        [leaves[k] for k in names], allow_unused=True)
-        worst, where = 0.0, ""
-        errs = {}
-        for k, tot, pa in zip(names, totals, partials):
-            if pa is None:
-                continue
-            tt = torch.zeros_like(pa) if tot is None else tot
-            scale = pa.abs().flatten(1).max(-1).values.clamp_min(1e-12)
-            e = (tt.abs().flatten(1).max(-1).values / scale).max().item()
-            errs[k] = e
-            if e > worst:
-                worst, where = e, k
+        worst, where, errs = _noise_motion(names, totals, partials)
         out = Outcome(statistic=worst, threshold=rtol, n=m, seed=seed,
                       details={"max_rel_error": errs},
                       evidence=[GradErrors(t.name, family, grid.label,
                                            "max |d noise/d theta| / |partial|", errs,
                                            f"{rtol:g}")])
-        if worst > rtol:
+        if not worst <= rtol:  # NaN fails
             raise CheckFailure(
                 f"the noise recovered from x moves with {where}: |d noise/d theta| / "
                 f"|partial| = {worst:.3g} > {rtol:g}", out)
@@ -876,7 +876,9 @@ def _grad_mean(t: Target, family: str, grid: Grid,
             g_np = (np.zeros((m,) + tuple(leaves0[k].shape)) if g is None
                     else g.detach().double().numpy())
             test = mean_z_test(g_np, a_np, alpha, EXACT_TOL[dtype == torch.float32])
-            ratio, stat_k = test.ratio, test.statistic
+            # a NaN gradient makes a NaN z, which compares False with any threshold: the worst
+            ratio = np.where(np.isnan(test.ratio), np.inf, test.ratio)
+            stat_k = np.where(np.isnan(test.statistic), np.inf, test.statistic)
             if k == "scale_tril" and ratio.ndim >= 2:
                 # Entries above the diagonal are not parameters of a lower-triangular factor:
                 # torch multiplies by the whole matrix, TFP reads the lower triangle only.
