@@ -142,6 +142,25 @@ class TruncatedTailsMutant(_Mutant):
         return loc + scale * torch.special.ndtri(u)
 
 
+class ExponentialTailMutant(_Mutant):
+    """Normal whose tail beyond ``R = 3.4426`` sd (the base of a 128-layer ziggurat) is drawn as
+    ``R + Exp(1)`` instead of the normal tail (the classic ziggurat defect): the same mass
+    beyond ``R``, spread far too wide. The draws beyond 4.6 sd, where one is expected at
+    n = 2^18, are about 30 times too many; the mass beyond the other levels (3.5 and 3.1 sd)
+    moves by less than its noise, and so do K-S and the normal scores."""
+
+    R = 3.442619855899
+
+    def mutate(self, family, params, x):  # type: ignore[no-untyped-def]
+        loc, scale = params["loc"], params["scale"]
+        z = (x - loc) / scale
+        a = z.abs()
+        # the draw's quantile within the tail beyond R (the same uniform), then Exp(1)'s
+        u = torch.special.ndtr(-a) / torch.special.ndtr(torch.tensor(-self.R, dtype=a.dtype))
+        far = self.R - torch.log(u.clamp_min(1e-300))
+        return loc + scale * torch.where(a > self.R, torch.sign(z) * far, z)
+
+
 class CappedPoissonMutant(_Mutant):
     """Poisson with its draws capped at ``floor(rate + 4 sqrt(rate))`` (a sampler with a
     bounded search, or a table that ends): right below the cap."""
@@ -784,6 +803,8 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     # Tails cut at 3.5 sd (right law elsewhere): only the tail check can see it.
     "mutant_truncated": (TruncatedTailsMutant, "sample_tails", "Normal"),
     "mutant_capped_poisson": (CappedPoissonMutant, "sample_tails", "Poisson"),
+    # Right mass beyond 3.44 sd, spread exponentially: only the one-draw tail level sees it.
+    "mutant_exponential_tail": (ExponentialTailMutant, "sample_tails", "Normal"),
     "mutant_geometric_skip": (GeometricSkipMutant, "sample_atoms", "Geometric"),
     # Wrong in small calls only: only the calls check can see it.
     "mutant_smallcalls": (SmallCallMutant, "calls_ks", "Normal"),

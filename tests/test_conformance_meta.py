@@ -289,6 +289,20 @@ def test_tail_count_test_finds_its_stated_deficit_and_a_cut_tail():
     assert not cut.ok and cut.estimate[0] < 0.1 and cut.deviation[0] < 0
 
 
+def test_tail_count_test_finds_a_far_tail_too_heavy_at_one_expected_draw():
+    # A ziggurat's tail beyond R = 3.44 sd drawn as R + Exp(1): the mass beyond R is right, so
+    # the counts where 64 and 256 draws are expected stay within their noise; beyond the 1/n
+    # quantile (4.6 sd at the suite's quick n) about 30 draws fall where 1 is expected.
+    n, alpha, r = 1 << 18, 1e-13, 3.442619855899
+    z = np.random.default_rng(14).standard_normal((n, 1))
+    tail = stats.norm.sf(np.abs(z)) / stats.norm.sf(r)
+    zig = np.where(np.abs(z) > r, np.sign(z) * (r - np.log(tail)), z)
+    assert tail_count_test(z, alpha).ok
+    assert tail_count_test(zig, alpha, counts=(64, 256)).ok
+    t = tail_count_test(zig, alpha)
+    assert not t.ok and t.estimate[0] > 10 and t.deviation[0] > 0
+
+
 def test_two_sample_z_test_compares_means_of_unit_variance_terms():
     t = two_sample_z_test(np.array([0.01]), np.array([0.0]), 1.0, 10_000, 10_000, 1e-6)
     assert t.statistic[0] == pytest.approx(0.01 / math.sqrt(2 / 10_000))

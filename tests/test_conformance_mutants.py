@@ -62,7 +62,7 @@ _OWN_TEST = {"mutant_gradsign_beta", "mutant_sorted", "mutant_sorted_poisson",
              "mutant_antithetic", "mutant_correlated_batch", "mutant_float32",
              "mutant_periodic", "mutant_periodic_poisson", "mutant_smallcalls",
              "mutant_float32_grad", "mutant_shape_grad", "mutant_chunk_detach",
-             "mutant_tail_grad", "mutant_nan_grad"}
+             "mutant_tail_grad", "mutant_nan_grad", "mutant_exponential_tail"}
 
 
 @pytest.mark.parametrize("name", sorted(set(mutants.MUTANTS) - _OWN_TEST))
@@ -133,6 +133,20 @@ def test_tails_cut_at_3_5_sd_fail_the_tail_check_alone(with_mutants, quick):
     assert report.failures and {r.check for r in report.failures} == {
         "sample_tails", "rsample_tails"}, report.summary()
     assert all("cut short" in r.message for r in report.failures)
+
+
+@pytest.mark.parametrize("quick", [True, False])
+def test_a_far_tail_too_heavy_fails_the_one_draw_tail_level_alone(with_mutants, quick):
+    # A ziggurat's tail beyond 3.44 sd drawn as 3.44 + Exp(1): the mass beyond 3.44 sd is
+    # right, so the levels of 64 and 256 expected draws, K-S and the normal scores pass; beyond
+    # the 1/n quantile (4.6 sd in quick mode, 4.9 in full) about 30 times the one expected.
+    report = check_backend("mutant_exponential_tail", families=["Normal"], layers=("sampler",),
+                           quick=quick)
+    assert report.failures and {r.check for r in report.failures} == {
+        "sample_tails", "rsample_tails"}, report.summary()
+    for r in report.failures:
+        assert "far too heavy" in r.message, r.message
+        assert r.details["worst_expected"] == pytest.approx(1.0), r.details
 
 
 def test_a_capped_count_fails_the_tail_check_where_ks_and_the_sum_pass(with_mutants):

@@ -15,7 +15,7 @@ statistics with a known law (:func:`..cases.projections`):
 * ``<method>_atoms`` (counts with a law per column): each value's number of draws against
   its exact binomial law, where at least 32 draws are expected.
 * ``<method>_tails``: the draws beyond the reference's extreme quantiles, counted against
-  their exact binomial laws (continuous statistics: where 64 and 256 draws are expected;
+  their exact binomial laws (continuous statistics: where 1, 64 and 256 draws are expected;
   counts: the tail levels of :func:`_discrete_tail_levels`): cut or far too heavy tails, which
   the checks above, weighing every draw alike, miss.
 * ``<method>_indep``: the draws are independent, along the sample axis and across the batch.
@@ -698,6 +698,8 @@ def _discrete_tail_levels(law: Any, n: int) -> list[tuple[bool, float, float]]:
     a Bernoulli, has none)."""
     levels: dict[tuple[bool, float], float] = {}
     for c in TAIL_COUNTS:
+        if c < TAIL_MIN_EXPECTED:
+            continue  # no level of this probability could be judged (the one-draw level)
         q = c / n
         with np.errstate(all="ignore"):
             try:
