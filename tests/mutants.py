@@ -450,6 +450,22 @@ class NanGradientMutant(_Mutant):
         return y
 
 
+class NanMaskingMutant(_Mutant):
+    """Right values and right finite gradients; a NaN or infinite upstream gradient comes back
+    as 0 (a backward pass that applies ``nan_to_num`` to the cotangent's product, as the torch
+    and numpy backends' Dirichlet gradients did)."""
+
+    FAMILIES = ("Normal", "Dirichlet")
+
+    def rsample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        x = self._inner.rsample(family, params, sample_shape, seed=seed)
+        if not x.requires_grad:
+            return x
+        y = x.clone()
+        y.register_hook(lambda g: torch.nan_to_num(g, nan=0.0, posinf=0.0, neginf=0.0))
+        return y
+
+
 class SeedTruncatingMutant(_Mutant):
     """Keeps the low 32 bits of the seed's entropy: seeds 7 and 7 + 2^32 draw the same values
     (a backend that packs the seed into one 32-bit word)."""
@@ -820,6 +836,8 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     "mutant_tail_grad": (TailGradientMutant, "grad_large", "Normal"),
     # NaN gradients: the noise checks compared NaN with their tolerance, which is False.
     "mutant_nan_grad": (NanGradientMutant, "grad_noise", "LogisticNormal"),
+    # Right gradients; a NaN upstream gradient made finite: only rsample_grad's NaN rule.
+    "mutant_nan_masking": (NanMaskingMutant, "rsample_grad", "Normal"),
 }
 
 #: The power claims (docs/conformance.md): quick mode catches a 2% error, full mode 1%.

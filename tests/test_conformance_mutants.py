@@ -62,7 +62,8 @@ _OWN_TEST = {"mutant_gradsign_beta", "mutant_sorted", "mutant_sorted_poisson",
              "mutant_antithetic", "mutant_correlated_batch", "mutant_float32",
              "mutant_periodic", "mutant_periodic_poisson", "mutant_smallcalls",
              "mutant_float32_grad", "mutant_shape_grad", "mutant_chunk_detach",
-             "mutant_tail_grad", "mutant_nan_grad", "mutant_exponential_tail"}
+             "mutant_tail_grad", "mutant_nan_grad", "mutant_exponential_tail",
+             "mutant_nan_masking"}
 
 
 @pytest.mark.parametrize("name", sorted(set(mutants.MUTANTS) - _OWN_TEST))
@@ -133,6 +134,18 @@ def test_tails_cut_at_3_5_sd_fail_the_tail_check_alone(with_mutants, quick):
     assert report.failures and {r.check for r in report.failures} == {
         "sample_tails", "rsample_tails"}, report.summary()
     assert all("cut short" in r.message for r in report.failures)
+
+
+def test_a_backward_pass_that_masks_a_nan_cotangent_fails_rsample_grad_alone(with_mutants):
+    # Right values and finite gradients; a NaN upstream gradient came back 0, as the torch and
+    # numpy backends' Dirichlet (and torch's Beta) gradients did: a NaN loss gave finite
+    # updates. Every other check passes it.
+    report = check_backend("mutant_nan_masking", families=["Normal", "Dirichlet"],
+                           layers=("semantics", "gradient"), quick=True)
+    assert {(r.family, r.check) for r in report.failures} == {
+        ("Normal", "rsample_grad"), ("Dirichlet", "rsample_grad")}, report.summary()
+    for r in report.failures:
+        assert "NaN upstream gradient" in r.message and "came back finite" in r.message, r.message
 
 
 @pytest.mark.parametrize("quick", [True, False])

@@ -323,6 +323,27 @@ def test_beta_rsample_at_huge_concentrations_has_no_nan_gradient(backend: str) -
             for g in torch.autograd.grad(x.sum(), [a, b]):
                 assert torch.isfinite(g).all(), (dtype, c1, c0)
 
+@pytest.mark.parametrize("backend", _backends("torch", "numpy"))
+def test_dirichlet_and_beta_gradients_propagate_a_nan_cotangent(backend: str) -> None:
+    # The implicit Dirichlet gradient made its product with the cotangent finite, so a NaN
+    # upstream gradient came back 0 (torch.distributions gives NaN); also where the torch
+    # backend recomputes torch's non-finite gradient (Beta(1e20, 1)). Rows with a finite
+    # cotangent keep finite gradients.
+    for c1, c0 in ((0.7, 2.0), (1e20, 1.0)):
+        a = torch.full((4,), c1, dtype=torch.float64, requires_grad=True)
+        b = torch.full((4,), c0, dtype=torch.float64, requires_grad=True)
+        x = ps.Beta(a, b, backend=backend).rsample(seed=4)
+        ct = torch.tensor([math.nan, 1.0, 1.0, 1.0], dtype=torch.float64)
+        for g in torch.autograd.grad(x, [a, b], ct):
+            assert torch.isnan(g[0]) and torch.isfinite(g[1:]).all(), (c1, c0, g)
+    conc = torch.tensor([[0.7, 2.0, 3.5], [1.5, 1.5, 1.5]], dtype=torch.float64,
+                        requires_grad=True)
+    x = ps.Dirichlet(conc, backend=backend).rsample(seed=4)
+    ct = torch.tensor([[math.nan, 1.0, 0.5], [1.0, 2.0, 0.5]], dtype=torch.float64)
+    (g,) = torch.autograd.grad(x, conc, ct)
+    assert torch.isnan(g[0]).all() and torch.isfinite(g[1]).all(), g
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("backend", _backends())
 def test_student_t_rsample_at_small_df_follows_the_law(backend: str, dtype: torch.dtype) -> None:

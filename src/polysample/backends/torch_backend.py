@@ -189,10 +189,11 @@ def _dirichlet_backward(x: torch.Tensor, concentration: torch.Tensor,
     out = _Dirichlet_backward(x, concentration, grad)
     if _functorch.is_functorch_wrapped_tensor(out):
         return out  # type: ignore[no-any-return]
-    bad = ~torch.isfinite(out)
-    if not bool(bad.any()):
+    # Rows whose cotangent is not finite keep torch's (non-finite) product: a NaN upstream
+    # gradient must come back NaN, not be recomputed into a finite number.
+    rows = (~torch.isfinite(out)).any(-1) & torch.isfinite(grad).all(-1)
+    if not bool(rows.any()):
         return out  # type: ignore[no-any-return]
-    rows = bad.any(-1)
     conc = concentration.expand(x.shape)
     with torch.no_grad():
         fixed = ImplicitDirichlet._gradient(conc[rows], x[rows].detach().double(), grad[rows])

@@ -469,8 +469,12 @@ class ImplicitDirichlet(torch.autograd.Function):
         g = grad.double()
         s = (g * x64).sum(-1, keepdim=True)
         tiny = torch.finfo(torch.float64).tiny
-        out = d * (g - s) / y.clamp(min=tiny)
-        return torch.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0).to(grad)
+        # The Jacobian's factor is made finite (0 where the value rounded to a vertex), not
+        # the product with the cotangent: a NaN or infinite upstream gradient must come back
+        # non-finite (a NaN loss must not give finite updates; conformance rule
+        # ``rsample_grad``).
+        factor = torch.nan_to_num(d / y.clamp(min=tiny), nan=0.0, posinf=0.0, neginf=0.0)
+        return (factor * (g - s)).to(grad)
 
 
 def exclusive_sum(t: torch.Tensor) -> torch.Tensor:
