@@ -450,20 +450,36 @@ class NanGradientMutant(_Mutant):
         return y
 
 
+def _finite(g: torch.Tensor | None) -> torch.Tensor | None:
+    return None if g is None else torch.nan_to_num(g, nan=0.0, posinf=0.0, neginf=0.0)
+
+
 class NanMaskingMutant(_Mutant):
-    """Right values and right finite gradients; a NaN or infinite upstream gradient comes back
-    as 0 (a backward pass that applies ``nan_to_num`` to the cotangent's product, as the torch
-    and numpy backends' Dirichlet gradients did)."""
+    """Right values and right finite gradients; a NaN or infinite upstream gradient of
+    ``rsample()`` or ``log_prob`` comes back as 0 (a backward pass that applies ``nan_to_num``
+    to the cotangent's product, as the torch and numpy backends' Dirichlet gradients did)."""
 
     FAMILIES = ("Normal", "Dirichlet")
+
+    def families(self) -> Mapping[str, FamilySupport]:
+        # scores both itself (torch's log_prob, hooked), so the density layer judges it
+        return {f: dataclasses.replace(s, log_prob=True) for f, s in super().families().items()}
 
     def rsample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
         x = self._inner.rsample(family, params, sample_shape, seed=seed)
         if not x.requires_grad:
             return x
         y = x.clone()
-        y.register_hook(lambda g: torch.nan_to_num(g, nan=0.0, posinf=0.0, neginf=0.0))
+        y.register_hook(_finite)
         return y
+
+    def log_prob(self, family, params, value):  # type: ignore[override]
+        lp = self._inner.log_prob(family, params, value)
+        if not lp.requires_grad:
+            return lp
+        out = lp.clone()
+        out.register_hook(_finite)
+        return out
 
 
 class SeedTruncatingMutant(_Mutant):

@@ -386,6 +386,37 @@ def in_support(dist: Any, x: torch.Tensor) -> bool:
         return True
 
 
+def nan_cotangent(out: torch.Tensor, inputs: Mapping[str, torch.Tensor], what: str) -> None:
+    """Raise :class:`CheckFailure` unless a NaN upstream gradient at the first element of
+    ``out`` comes back NaN in every entry of ``inputs`` that the element moves with (the
+    entries where a cotangent of 1 there gives a nonzero gradient). A backward pass that makes
+    it finite (``nan_to_num`` on the product with the cotangent, a mask of non-finite entries)
+    gives a NaN loss finite parameter updates: a training run that should stop goes on with
+    wrong gradients. ``out``'s graph is used twice and then released; ``what`` names the call
+    (``"rsample((16,))"``, ``"log_prob"``)."""
+    one = torch.zeros(out.shape, dtype=out.dtype, device=out.device)
+    one.view(-1)[0] = 1.0
+    names = list(inputs)
+    tensors = [inputs[k] for k in names]
+    moved = torch.autograd.grad(out, tensors, one, allow_unused=True, retain_graph=True)
+    nan = torch.where(one != 0, torch.tensor(float("nan"), dtype=out.dtype, device=out.device),
+                      one)
+    back = torch.autograd.grad(out, tensors, nan, allow_unused=True)
+    for k, g1, g2 in zip(names, moved, back):
+        if g1 is None or not bool((g1 != 0).any()):
+            continue
+        entries = g1 != 0
+        finite = int(entries.sum()) if g2 is None else int(torch.isfinite(g2[entries]).sum())
+        if finite:
+            raise CheckFailure(
+                f"a NaN upstream gradient at the first value of {what} came back finite in "
+                f"{finite} of the {int(entries.sum())} entries of the gradient w.r.t. {k} that "
+                "the value moves with (a backward pass that masks non-finite cotangents): a NaN "
+                "loss would give finite parameter updates. Propagate the cotangent as autograd "
+                "does (0 * NaN is NaN), and make only the Jacobian's own non-finite factors "
+                "finite, if any")
+
+
 def _f(x: Any) -> float | None:
     return None if x is None else float(x)
 

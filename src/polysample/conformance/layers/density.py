@@ -5,7 +5,8 @@ them and there is nothing of the backend's to test) and that have an independent
 density (see :mod:`..cases`). ``log_prob_f64`` / ``log_prob_f32`` compare with SciPy at five
 draws of torch's sampler per grid point (relative tolerance 1e-6 in float64, 1e-4 in float32);
 ``log_prob_gradcheck`` runs ``torch.autograd.gradcheck`` in float64 (skipped for parameters on
-a simplex, where finite differences leave the constraint). ``log_prob_far`` compares float64
+a simplex, where finite differences leave the constraint), and checks that a NaN upstream
+gradient comes back NaN (:func:`..runner.nan_cotangent`). ``log_prob_far`` compares float64
 ``log_prob`` with SciPy in the far tails (:func:`far_points`), where the density underflows.
 """
 
@@ -23,7 +24,7 @@ from .. import cases
 from ..grids import example_params, grad_leaves, grid_points
 from ..model import Check, CheckFailure, Outcome, Skip
 from ..reference import params_np
-from ..runner import Runner, Target, make
+from ..runner import Runner, Target, make, nan_cotangent
 
 __all__ = ["checks", "far_points", "FAR_LOG_DENSITY"]
 
@@ -189,6 +190,8 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
                                       rtol=1e-4, raise_exception=False)
         if not ok:
             raise CheckFailure(f"torch.autograd.gradcheck of log_prob w.r.t. {names} failed")
-        return Outcome(f"gradcheck of log_prob w.r.t. {names}")
+        nan_cotangent(f(*(leaves[k] for k in names)), {k: leaves[k] for k in names}, "log_prob")
+        return Outcome(f"gradcheck of log_prob w.r.t. {names}; a NaN upstream gradient comes "
+                       "back NaN")
 
     yield Check(t.name, family, "example", "log_prob_gradcheck", "density", False, gradcheck)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import pickle
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -34,7 +34,7 @@ from ...core.seeds import preserved_global_seed
 from ..cases import CASES
 from ..grids import example_params, rsample_leaves
 from ..model import Check, CheckFailure, Outcome, Skip
-from ..runner import Runner, Target, in_support, make
+from ..runner import Runner, Target, in_support, make, nan_cotangent
 
 __all__ = ["checks", "N", "N_WIDE"]
 
@@ -122,34 +122,6 @@ def _seeded(d: Any, method: str, seed: int, rule: str) -> torch.Tensor:
             "the backend does not derive its draws from the seed it receives (see the seeds "
             "rule). Fix that first.")
     return a
-
-
-def _nan_cotangent(x: torch.Tensor, leaves: Mapping[str, torch.Tensor]) -> None:
-    """A NaN upstream gradient at one value comes back NaN in every parameter entry that value
-    moves with: a backward pass that makes it finite (``nan_to_num`` on the product with the
-    cotangent, a mask of non-finite entries) gives a NaN loss finite parameter updates, and
-    a training run that should stop goes on with wrong gradients. The entries are those of
-    the one-hot cotangent's nonzero gradient; ``x``'s graph must be retained."""
-    one = torch.zeros(x.shape, dtype=x.dtype, device=x.device)
-    one.view(-1)[0] = 1.0
-    names = list(leaves)
-    tensors = [leaves[k] for k in names]
-    moved = torch.autograd.grad(x, tensors, one, allow_unused=True, retain_graph=True)
-    nan = torch.where(one != 0, torch.tensor(math.nan, dtype=x.dtype, device=x.device), one)
-    back = torch.autograd.grad(x, tensors, nan, allow_unused=True)
-    for k, g1, g2 in zip(names, moved, back):
-        if g1 is None or not bool((g1 != 0).any()):
-            continue
-        entries = g1 != 0
-        finite = int(torch.isfinite(g2[entries]).sum()) if g2 is not None else int(entries.sum())
-        if finite:
-            raise CheckFailure(
-                f"a NaN upstream gradient at the first value of rsample({tuple(N)}) came back "
-                f"finite in {finite} of the {int(entries.sum())} entries of the gradient w.r.t. "
-                f"{k} that the value moves with (a backward pass that masks non-finite "
-                "cotangents): a NaN loss would give finite parameter updates. Propagate the "
-                "cotangent as autograd does (0 * NaN is NaN), and make only the Jacobian's "
-                "own non-finite factors finite, if any")
 
 
 def _copies(tensors: dict[str, Any]) -> dict[str, torch.Tensor]:
@@ -416,7 +388,7 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
                                        f"expected {tuple(leaves[k].shape)}")
                 if not torch.isfinite(g).all():
                     raise CheckFailure(f"rsample() gives non-finite gradients w.r.t. {k}")
-            _nan_cotangent(x, leaves)
+            nan_cotangent(x, leaves, f"rsample({tuple(N)})")
             return Outcome(f"rsample() differentiable in {sorted(leaves)}; a NaN upstream "
                            "gradient comes back NaN")
 
