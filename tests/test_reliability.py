@@ -8,6 +8,7 @@ before any backend draws.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import subprocess
@@ -20,6 +21,7 @@ import torch
 
 import polysample as ps
 from conftest import AVAILABLE
+from polysample.conformance.grids import example_params
 
 INF, NAN = float("inf"), float("nan")
 SRC = str(Path(ps.__file__).resolve().parents[1])
@@ -342,6 +344,63 @@ def test_dirichlet_and_beta_gradients_propagate_a_nan_cotangent(backend: str) ->
     ct = torch.tensor([[math.nan, 1.0, 0.5], [1.0, 2.0, 0.5]], dtype=torch.float64)
     (g,) = torch.autograd.grad(x, conc, ct)
     assert torch.isnan(g[0]).all() and torch.isfinite(g[1]).all(), g
+
+
+#: Families with two floating parameters, tried with mixed dtypes on the compiled backends
+#: (every family on torch and numpy): one program per family and dtype, seconds each.
+_MIXED_COMPILED = ("Normal", "Gamma", "LogNormal", "MultivariateNormal")
+
+
+@pytest.mark.parametrize("backend", _backends())
+def test_mixed_float_dtypes_draw_and_score_in_the_promoted_dtype(backend: str) -> None:
+    # A float32 parameter beside a float64 one: rsample() with gradients raised
+    # BackendContractError on the torch and numpy backends (they drew float64 where the core
+    # expected the first parameter's float32), sample() kept float32, MultivariateNormal with
+    # a float64 loc and a float32 scale_tril raised torch's RuntimeError, and torch's own
+    # log_prob failed for LowRankMultivariateNormal and Wishart. Every backend now receives
+    # the parameters in the promoted dtype: draws and scores are float64, and each leaf's
+    # gradient keeps the leaf's dtype.
+    families = sorted(_families(backend)) if backend in ("torch", "numpy") else \
+        [f for f in _MIXED_COMPILED if f in _families(backend)]
+    tried = 0
+    for family in families:
+        params = example_params(family, (2,), dtype=torch.float64)
+        floats = [k for k, v in params.items()
+                  if isinstance(v, torch.Tensor) and v.is_floating_point()]
+        if len(floats) < 2:
+            continue
+        for narrow_first in (True, False):
+            kw, leaves = dict(params), {}
+            for i, k in enumerate(floats):
+                v = params[k].detach().clone()
+                if (i == 0) == narrow_first:
+                    v = v.float()
+                kw[k] = leaves[k] = v.requires_grad_(True)
+            d = getattr(ps, family)(**kw, backend=backend)
+            # what torch holds after construction (Binomial casts total_count to probs' dtype)
+            held = [getattr(d, k) for k in floats]
+            want = functools.reduce(torch.promote_types, [t.dtype for t in held])
+            x = d.sample((3,), seed=1)
+            assert x.dtype == want or not x.is_floating_point(), (family, x.dtype)
+            assert d.log_prob(x).dtype == want, family
+            if d.has_rsample:
+                y = d.rsample((3,), seed=1)
+                assert y.dtype == want, (family, y.dtype)
+                grads = torch.autograd.grad(y.sum(), list(leaves.values()), allow_unused=True)
+                for k, g in zip(leaves, grads):
+                    assert g is None or (g.dtype == leaves[k].dtype and torch.isfinite(g).all()), \
+                        (family, k)
+            tried += 1
+    assert tried >= (2 * len(_MIXED_COMPILED) if backend not in ("torch", "numpy") else 40)
+
+
+def test_half_precision_gumbel_scores_its_draws() -> None:
+    # Gumbel's transforms refer to each other (a transform and its inverse): the float32 copy
+    # that scores half-precision parameters recursed until Python's limit.
+    d = ps.Gumbel(torch.zeros(2, dtype=torch.float16), torch.ones(2, dtype=torch.float16),
+                  backend="torch")
+    lp = d.log_prob(d.sample((3,), seed=0))
+    assert lp.dtype == torch.float16 and torch.isfinite(lp).all()
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])

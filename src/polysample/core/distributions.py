@@ -405,22 +405,57 @@ def _half_kernel_missing(exc: BaseException) -> bool:
     return "not implemented for 'Half'" in text or "not implemented for 'BFloat16'" in text
 
 
+_UNDECIDED = object()
+
+
+def _promoted(dist: Any, attrs: dict[str, Any], dtype: torch.dtype) -> torch.dtype | None:
+    """``dtype`` promoted with the floating dtype of every tensor the distribution holds, or
+    None where they all have ``dtype``: its parameters in ``attrs`` (its ``__dict__``; torch
+    keeps some only there, under private names: MultivariateNormal's
+    ``_unbroadcasted_scale_tril``), and those that torch's transformed families read through a
+    property (LogNormal's ``loc`` is its base Normal's)."""
+    mixed = False
+    for v in attrs.values():
+        if v.__class__ is torch.Tensor and v.dtype != dtype and v.is_floating_point():
+            dtype, mixed = torch.promote_types(dtype, v.dtype), True
+    cls = type(dist)
+    for name in dist._ps_tensor_params:
+        if name not in attrs and isinstance(getattr(cls, name, None), property):
+            try:
+                v = getattr(dist, name)
+            except Exception:  # noqa: BLE001 - a property torch cannot compute: not a dtype
+                continue
+            if isinstance(v, torch.Tensor) and v.dtype != dtype and v.is_floating_point():
+                dtype, mixed = torch.promote_types(dtype, v.dtype), True
+    return dtype if mixed else None
+
+
 def _param_dtype(dist: Any) -> torch.dtype:
     """The floating dtype of ``dist``'s parameters."""
     return dist._ps_params().float_dtype  # type: ignore[no-any-return]
 
 
-def _float32_view(obj: Any) -> Any:
+def _float32_view(obj: Any, to: torch.dtype | None = None,
+                  memo: dict[int, Any] | None = None) -> Any:
     """A shallow copy of a torch distribution (or transform) whose half-precision tensors,
-    nested distributions (``base_dist``) and transforms are float32."""
-    new = object.__new__(type(obj))
+    nested distributions (``base_dist``) and transforms are float32; with ``to``, whose
+    floating tensors of every other dtype are ``to`` (cast differentiably). Transforms that
+    refer to each other (a transform and its inverse) are copied once (``memo``)."""
+    memo = {} if memo is None else memo
+    done = memo.get(id(obj))
+    if done is not None:
+        return done
+    new = memo[id(obj)] = object.__new__(type(obj))
     for name, value in obj.__dict__.items():
-        if isinstance(value, torch.Tensor) and value.dtype in _HALF:
-            value = value.float()
+        if isinstance(value, torch.Tensor) and (
+                value.dtype in _HALF if to is None
+                else value.is_floating_point() and value.dtype != to):
+            value = value.float() if to is None else value.to(to)
         elif isinstance(value, td.Distribution | td.Transform):
-            value = _float32_view(value)
+            value = _float32_view(value, to, memo)
         elif isinstance(value, list) and any(isinstance(v, td.Transform) for v in value):
-            value = [_float32_view(v) if isinstance(v, td.Transform) else v for v in value]
+            value = [_float32_view(v, to, memo) if isinstance(v, td.Transform) else v
+                     for v in value]
         new.__dict__[name] = value
     return new
 
@@ -571,10 +606,29 @@ class PolysampleDistribution:
             fdtype = t.dtype
             if not fdtype.is_floating_point:
                 fdtype = torch.get_default_dtype()
-        return Params(self._ps_family, self, self._batch_shape,  # type: ignore[attr-defined]
-                      self._event_shape,  # type: ignore[attr-defined]
-                      torch.int64 if self._ps_index else fdtype, fdtype, t.device,
-                      self._ps_names, self._ps_ints)
+        promoted = self._ps_mixed(fdtype)
+        params = Params(self._ps_family, self, self._batch_shape,  # type: ignore[attr-defined]
+                        self._event_shape,  # type: ignore[attr-defined]
+                        torch.int64 if self._ps_index else fdtype, fdtype, t.device,
+                        self._ps_names, self._ps_ints)
+        if promoted is not None:
+            # Floating parameters of different dtypes (a float32 loc, a float64 scale): the
+            # backend receives them all in the promoted dtype (cast differentiably), which is
+            # the result's, so no parameter loses precision and every backend returns one
+            # dtype (torch's own families disagree: Normal.sample() keeps loc's, Gamma
+            # promotes, LowRankMultivariateNormal raises).
+            params = params.computed_in(promoted)
+        return params
+
+    def _ps_mixed(self, dtype: torch.dtype) -> torch.dtype | None:
+        """The promoted dtype of parameters of different floating dtypes, else None
+        (:func:`_promoted`, from the first floating parameter's ``dtype``); decided once per
+        distribution (its parameters do not change), not on every draw."""
+        attrs = self.__dict__
+        promoted = attrs.get("_ps_promoted", _UNDECIDED)
+        if promoted is _UNDECIDED:
+            promoted = attrs["_ps_promoted"] = _promoted(self, attrs, dtype)
+        return promoted  # type: ignore[no-any-return]
 
     def _ps_reference(self) -> torch.Tensor:
         """The parameter that gives the result's dtype and device: the first floating tensor
@@ -941,6 +995,14 @@ class PolysampleDistribution:
                 # float16 overflows on values the draws reach (FisherSnedecor at small df2 is
                 # NaN at 65504).
                 return self._ps_in_float32(method, value)
+            mixed = self._ps_mixed(self._ps_reference().dtype)
+            if method == "log_prob" and mixed is not None:
+                # Parameters of different floating dtypes: scored in the promoted one, the
+                # draws' (torch's own log_prob keeps the first one's dtype for some families
+                # and fails for others: LowRankMultivariateNormal, Wishart).
+                view = _float32_view(self, mixed)
+                return getattr(super(PolysampleDistribution, view), method)(  # type: ignore[no-any-return]
+                    value)
             out: torch.Tensor = getattr(super(), method)(value)
         except PolysampleError:
             raise
