@@ -392,6 +392,12 @@ def test_mixed_float_dtypes_draw_and_score_in_the_promoted_dtype(backend: str) -
                         (family, k)
             tried += 1
     assert tried >= (2 * len(_MIXED_COMPILED) if backend not in ("torch", "numpy") else 40)
+    # a model's parameters: nn.Parameter is a tensor subclass
+    loc = torch.nn.Parameter(torch.zeros(2))
+    scale = torch.nn.Parameter(torch.ones(2, dtype=torch.float64))
+    y = ps.Normal(loc, scale, backend=backend).rsample((3,), seed=1)
+    y.sum().backward()
+    assert y.dtype == torch.float64 and loc.grad is not None and loc.grad.dtype == torch.float32
 
 
 def test_half_precision_gumbel_scores_its_draws() -> None:

@@ -415,8 +415,8 @@ def _promoted(dist: Any, attrs: dict[str, Any], dtype: torch.dtype) -> torch.dty
     ``_unbroadcasted_scale_tril``), and those that torch's transformed families read through a
     property (LogNormal's ``loc`` is its base Normal's)."""
     mixed = False
-    for v in attrs.values():
-        if v.__class__ is torch.Tensor and v.dtype != dtype and v.is_floating_point():
+    for v in attrs.values():  # an nn.Parameter is a tensor too
+        if isinstance(v, torch.Tensor) and v.dtype != dtype and v.is_floating_point():
             dtype, mixed = torch.promote_types(dtype, v.dtype), True
     cls = type(dist)
     for name in dist._ps_tensor_params:
@@ -995,8 +995,8 @@ class PolysampleDistribution:
                 # float16 overflows on values the draws reach (FisherSnedecor at small df2 is
                 # NaN at 65504).
                 return self._ps_in_float32(method, value)
-            mixed = self._ps_mixed(self._ps_reference().dtype)
-            if method == "log_prob" and mixed is not None:
+            mixed = self._ps_mixed(self._ps_reference().dtype) if method == "log_prob" else None
+            if mixed is not None:
                 # Parameters of different floating dtypes: scored in the promoted one, the
                 # draws' (torch's own log_prob keeps the first one's dtype for some families
                 # and fails for others: LowRankMultivariateNormal, Wishart).
