@@ -400,6 +400,18 @@ def test_mixed_float_dtypes_draw_and_score_in_the_promoted_dtype(backend: str) -
     assert y.dtype == torch.float64 and loc.grad is not None and loc.grad.dtype == torch.float32
 
 
+@pytest.mark.parametrize("backend", _backends())
+def test_a_dirichlet_of_one_category_draws_its_one_point(backend: str) -> None:
+    # The simplex of one category is the point 1 (torch draws it, with a zero gradient); the
+    # TFP backends raised BackendContractError (TFP: "event_size at least 2").
+    conc = torch.tensor([[0.5], [3.0]], dtype=torch.float64, requires_grad=True)
+    x = ps.Dirichlet(conc, backend=backend).rsample((4,), seed=0)
+    assert x.shape == (4, 2, 1)
+    torch.testing.assert_close(x.detach(), torch.ones_like(x), rtol=0, atol=1e-15)  # torch: 1 - ulp
+    (g,) = torch.autograd.grad(x.sum(), conc)
+    torch.testing.assert_close(g, torch.zeros_like(g), rtol=0, atol=1e-12)
+
+
 def test_half_precision_gumbel_scores_its_draws() -> None:
     # Gumbel's transforms refer to each other (a transform and its inverse): the float32 copy
     # that scores half-precision parameters recursed until Python's limit.

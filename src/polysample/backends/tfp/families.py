@@ -289,7 +289,9 @@ def _student_t(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...],
 def _dirichlet(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...],
                shape: tuple[int, ...], seed: Any) -> Any:
     conc = p["concentration"]
-    if not (static and static[-1]):
+    # TFP refuses one category ("event_size at least 2"); the one point of that simplex, 1, is
+    # what the log-space path's softmax gives (with a zero gradient, as torch's).
+    if not (static and static[-1]) and conc.shape[-1] != 1:
         return tfp.distributions.Dirichlet(conc).sample(shape, seed=seed)
     tf = _tf(tfp)
     return tf.math.softmax(_log_standard_gamma(tfp, conc, shape, seed), axis=-1)
