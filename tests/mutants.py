@@ -482,6 +482,23 @@ class NanMaskingMutant(_Mutant):
         return out
 
 
+class SmallestEventMutant(_Mutant):
+    """Right for Dirichlet of two or more categories; refuses one category (a sampler written
+    for k >= 2, as TFP's Dirichlet is)."""
+
+    FAMILIES = ("Dirichlet",)
+
+    def sample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        if params["concentration"].shape[-1] < 2:
+            raise ValueError("concentration must have event_size at least 2")
+        return super().sample(family, params, sample_shape, seed=seed)
+
+    def rsample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        if params["concentration"].shape[-1] < 2:
+            raise ValueError("concentration must have event_size at least 2")
+        return super().rsample(family, params, sample_shape, seed=seed)
+
+
 class SeedTruncatingMutant(_Mutant):
     """Keeps the low 32 bits of the seed's entropy: seeds 7 and 7 + 2^32 draw the same values
     (a backend that packs the seed into one 32-bit word)."""
@@ -852,6 +869,8 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     "mutant_tail_grad": (TailGradientMutant, "grad_large", "Normal"),
     # NaN gradients: the noise checks compared NaN with their tolerance, which is False.
     "mutant_nan_grad": (NanGradientMutant, "grad_noise", "LogisticNormal"),
+    # Refuses the smallest event (one category): the shapes rule's k = 1 draw.
+    "mutant_smallest_event": (SmallestEventMutant, "shapes", "Dirichlet"),
     # Right gradients; a NaN upstream gradient made finite: only rsample_grad's NaN rule.
     "mutant_nan_masking": (NanMaskingMutant, "rsample_grad", "Normal"),
 }

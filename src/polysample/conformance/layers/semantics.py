@@ -53,6 +53,11 @@ SHAPE_CASES: tuple[tuple[tuple[int, ...], tuple[int, ...]], ...] = (
     ((), ()), (N_WIDE, (2, 3)), ((8, 1), (2,)))
 
 
+#: The smallest event size the ``shapes`` rule draws each family with an event dimension at
+#: (the ``k`` of its example parameters; 1 unless the family needs more).
+SMALLEST_EVENT = {"LKJCholesky": 2}
+
+
 def _dist(t: Target, family: str, support: FamilySupport, batch: tuple[int, ...] = (2,),
           dtype: torch.dtype = torch.float32, grad: bool = False) -> tuple[Any, dict[str, Any]]:
     """The family from its example parameters; with ``grad`` the parameters the backend
@@ -299,7 +304,22 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
                 if not in_support(d, x.detach()):
                     raise CheckFailure(f"{m}({sample_shape}) returned values outside the "
                                        f"support {d.support}: {x.flatten()[:6].tolist()}")
-        return Outcome("sample_shape + batch_shape + event_shape, values in the support")
+        done = "sample_shape + batch_shape + event_shape, values in the support"
+        if not d.event_shape:
+            return Outcome(done)
+        # The smallest event (a Dirichlet of one category, a 1x1 Wishart): a valid
+        # distribution that samplers written for k >= 2 refuse (TFP's Dirichlet did).
+        k = SMALLEST_EVENT.get(family, 1)
+        d = make(family, example_params(family, (2,), torch.float32, k), t)
+        want = torch.Size((3,)) + d.batch_shape + d.event_shape
+        for m in methods:
+            x = getattr(d, m)((3,), seed=0)
+            if x.shape != want or not in_support(d, x.detach()):
+                raise CheckFailure(
+                    f"{m}((3,)) at the smallest event size (k = {k}, event_shape "
+                    f"{tuple(d.event_shape)}) returned shape {tuple(x.shape)} (expected "
+                    f"{tuple(want)}), values {x.flatten()[:6].tolist()} (support {d.support})")
+        return Outcome(f"{done}; also at event size k = {k} (event_shape {tuple(d.event_shape)})")
 
     yield check("shapes", shapes)
 
