@@ -125,22 +125,32 @@ def test_repeated_draws_with_the_right_marginals_fail_the_repeat_check_alone(wit
 
 
 @pytest.mark.parametrize("quick", [True, False])
-def test_tails_cut_at_3_5_sd_fail_the_tail_check_alone(with_mutants, quick):
+@pytest.mark.parametrize("name,says,expected", [
     # K-S and the normal scores weigh every draw alike: a Normal with no draw beyond 3.5 sd
-    # (4.7e-4 of its mass) passed both modes before the tail check (mean zeta^2 moves by 2.4 of
-    # its standard deviations at n = 2^18).
-    report = check_backend("mutant_truncated", families=["Normal"], layers=("sampler",),
-                           quick=quick)
+    # (4.7e-4 of its mass) passed both modes before the tail check (mean zeta^2 moves by 2.4
+    # of its standard deviations at n = 2^18).
+    ("mutant_truncated", "cut short", None),
+    # A ziggurat's tail beyond 3.44 sd drawn as 3.44 + Exp(1): the mass beyond 3.44 sd is
+    # right, so the levels of 64 and 256 expected draws, K-S and the normal scores pass; beyond
+    # the 1/n quantile (4.6 sd in quick mode, 4.9 in full) about 30 times the one expected.
+    ("mutant_exponential_tail", "far too heavy", 1.0),
+])
+def test_tails_cut_or_far_too_heavy_fail_the_tail_check_alone(with_mutants, quick, name, says,
+                                                             expected):
+    report = check_backend(name, families=["Normal"], layers=("sampler",), quick=quick)
     assert report.failures and {r.check for r in report.failures} == {
         "sample_tails", "rsample_tails"}, report.summary()
-    assert all("cut short" in r.message for r in report.failures)
+    for r in report.failures:
+        assert says in r.message, r.message
+        if expected is not None:
+            assert r.details["worst_expected"] == pytest.approx(expected), r.details
 
 
 def test_a_backward_pass_that_masks_a_nan_cotangent_fails_rsample_grad_alone(with_mutants):
     # Right values and finite gradients; a NaN upstream gradient came back 0, as the torch and
     # numpy backends' Dirichlet (and torch's Beta) gradients did: a NaN loss gave finite
-    # updates. Every other check passes it (Dirichlet's log_prob has no gradcheck: its
-    # parameters live on no simplex, but its values do).
+    # updates. Every other check passes it (Dirichlet has no log_prob_gradcheck: its case
+    # says gradcheck=False).
     report = check_backend("mutant_nan_masking", families=["Normal", "Dirichlet"],
                            layers=("semantics", "density", "gradient"), quick=True)
     assert {(r.family, r.check) for r in report.failures} == {
@@ -148,20 +158,6 @@ def test_a_backward_pass_that_masks_a_nan_cotangent_fails_rsample_grad_alone(wit
         ("Normal", "log_prob_gradcheck")}, report.summary()
     for r in report.failures:
         assert "NaN upstream gradient" in r.message and "came back finite" in r.message, r.message
-
-
-@pytest.mark.parametrize("quick", [True, False])
-def test_a_far_tail_too_heavy_fails_the_one_draw_tail_level_alone(with_mutants, quick):
-    # A ziggurat's tail beyond 3.44 sd drawn as 3.44 + Exp(1): the mass beyond 3.44 sd is
-    # right, so the levels of 64 and 256 expected draws, K-S and the normal scores pass; beyond
-    # the 1/n quantile (4.6 sd in quick mode, 4.9 in full) about 30 times the one expected.
-    report = check_backend("mutant_exponential_tail", families=["Normal"], layers=("sampler",),
-                           quick=quick)
-    assert report.failures and {r.check for r in report.failures} == {
-        "sample_tails", "rsample_tails"}, report.summary()
-    for r in report.failures:
-        assert "far too heavy" in r.message, r.message
-        assert r.details["worst_expected"] == pytest.approx(1.0), r.details
 
 
 def test_a_capped_count_fails_the_tail_check_where_ks_and_the_sum_pass(with_mutants):
