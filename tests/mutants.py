@@ -751,6 +751,20 @@ class LargeBatchMutant(_Mutant):
         return self._inner.sample(family, params, sample_shape, seed=seed)
 
 
+class WideBatchMutant(_Mutant):
+    """Batches of more than 1,024 elements draw Poisson with its rate 1.5 times too large (a
+    path for large batches: a parallel one above a grain size); smaller batches are right, so
+    only the float32 grid's wide batch (:data:`polysample.conformance.grids.WIDE_ROWS`) sees
+    it."""
+
+    FAMILIES = ("Poisson",)
+
+    def sample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        if math.prod(params.batch_shape) > 1024:
+            params = perturbed(family, params, "rate", 1.5)
+        return self._inner.sample(family, params, sample_shape, seed=seed)
+
+
 class BinomialNoFlipMutant(_Mutant):
     """Binomial with p > 1/2 and n (1 - p) >= 10 (a large-n algorithm run on 1 - p) drawn as
     Binomial(n, 1 - p): the flip back is missing."""
@@ -838,6 +852,7 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     "mutant_small_rsample": (SmallRsampleMutant, "calls_ks", "Normal"),
     "mutant_second_sample_dim": (SecondSampleDimMutant, "sample_indep", "Poisson"),
     "mutant_large_batch": (LargeBatchMutant, "sample_ks", "Poisson"),
+    "mutant_wide_batch": (WideBatchMutant, "sample_ks", "Poisson"),
     "mutant_binomial_noflip": (BinomialNoFlipMutant, "sample_ks", "Binomial"),
     # Right up to dimension 3: the float32 grid (dimension 5) sees it.
     "mutant_transposed_dim5": (TransposedAboveDim3Mutant, "sample_ks", "MultivariateNormal"),

@@ -63,7 +63,7 @@ _OWN_TEST = {"mutant_gradsign_beta", "mutant_sorted", "mutant_sorted_poisson",
              "mutant_periodic", "mutant_periodic_poisson", "mutant_smallcalls",
              "mutant_float32_grad", "mutant_shape_grad", "mutant_chunk_detach",
              "mutant_tail_grad", "mutant_nan_grad", "mutant_exponential_tail",
-             "mutant_nan_masking"}
+             "mutant_nan_masking", "mutant_wide_batch"}
 
 
 @pytest.mark.parametrize("name", sorted(set(mutants.MUTANTS) - _OWN_TEST))
@@ -536,6 +536,20 @@ def test_a_multivariate_sampler_wrong_above_dimension_3_fails_the_float32_grid_a
     assert {r.grid for r in report.failures} == {"float32"}, [r.id for r in report.failures]
     caught = [r for r in report.failures if r.check == "sample_ks"]
     assert caught and "scale_tril=[[1, 0, 0, 0, 0]" in caught[0].message
+
+
+def test_a_sampler_wrong_on_wide_batches_fails_the_float32_grid_alone(with_mutants):
+    # Right on batches of up to 1,024 elements: every grid but float32, whose copies make a
+    # batch of thousands (grids.WIDE_ROWS rows each), and the small calls.
+    from polysample.conformance.grids import WIDE_ROWS
+    from polysample.conformance.runner import STACKED_COPIES
+
+    report = check_backend("mutant_wide_batch", families=["Poisson"], layers=("sampler",),
+                           quick=True)
+    assert {r.grid for r in report.failures} == {"float32"}, [r.id for r in report.failures]
+    assert any(r.check == "sample_ks" for r in report.failures)
+    # the layout the mutant needs: the stacked grids stay at 32 copies
+    assert STACKED_COPIES * 6 <= 1024 < 65536 // WIDE_ROWS * 3
 
 
 def test_the_seeds_rules_descent_tail_is_exact():

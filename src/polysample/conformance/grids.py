@@ -77,7 +77,10 @@ class Grid:
     ``-`` (check ids are ``<backend>-<family>-<grid>-<check>``). ``dtype`` is the dtype the
     sampler layer draws it in (None: float64, the suite's); ``layers`` the layers that judge it
     (None: every layer); ``methods`` the sampler methods drawn on it (None: ``sample`` and,
-    where the backend has it, ``rsample``).
+    where the backend has it, ``rsample``); ``rows_per_copy`` how the sampler lays its draw
+    out (:func:`..runner.stacked_rows`): None, :data:`..runner.STACKED_COPIES` copies of the
+    grid in the batch, each drawing ``n / STACKED_COPIES`` rows; a number, as many copies as
+    give each that many rows (a wide batch: thousands of elements).
     """
 
     label: str
@@ -85,6 +88,7 @@ class Grid:
     dtype: torch.dtype | None = None
     layers: tuple[str, ...] | None = None
     methods: tuple[str, ...] | None = None
+    rows_per_copy: int | None = None
 
     def judged_by(self, layer: str) -> bool:
         return self.layers is None or layer in self.layers
@@ -118,7 +122,8 @@ def grids(family: str) -> list[Grid]:
     def float32(d: torch.dtype) -> dict[str, Any]:
         return c.example((3,), d, FLOAT32_EVENT_SIZE)
 
-    out.append(Grid("float32", float32, torch.float32, ("sampler", "gradient"), ("sample",)))
+    out.append(Grid("float32", float32, torch.float32, ("sampler", "gradient"), ("sample",),
+                    WIDE_ROWS))
     return out
 
 
@@ -126,6 +131,15 @@ def grids(family: str) -> list[Grid]:
 #: multivariate sampler's defect above dimension 3 (a Cholesky factor read transposed, an
 #: algorithm switched on for larger matrices) shows there.
 FLOAT32_EVENT_SIZE = 5
+
+
+#: Rows per batch element in the sampler's draw of the float32 grid: its ``n`` draws per point
+#: come from ``n / 64`` identical copies of the grid, each drawing the sample shape
+#: ``(32, 2)`` (a batch of 3,072 elements in quick mode for most families, 384 to 12,288 in
+#: all; 3,072 to 49,152 in full mode), where the other grids draw 32 copies of many rows. A backend that takes another path for large batches
+#: (a parallel path above a grain size, per-element parameters read from a buffer that wraps
+#: around) is judged on it.
+WIDE_ROWS = 64
 
 
 #: Longest vector shown whole in a grid point; longer ones show their ends and their length.

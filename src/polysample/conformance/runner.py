@@ -207,14 +207,15 @@ class Runner:
                 def draw(name: str, s: int) -> torch.Tensor:
                     return torch.cat([getattr(dist, name)((CALL_ROWS,), seed=seed_for(f"{s}-{i}"))
                                       for i in range(calls)])
-            elif len(batch) == 1 and n % (STACKED_COPIES * 2) == 0:
+            elif len(batch) == 1 and n % (copies(grid, n) * 2) == 0:
                 # The grid as a two-dimensional batch, drawn with a two-dimensional sample
                 # shape (see stacked() and stacked_rows()).
-                two_d = make(family, stacked(family, params), t)
+                wide = copies(grid, n)
+                two_d = make(family, stacked(family, params, wide), t)
                 how = ""
 
                 def draw(name: str, s: int) -> torch.Tensor:
-                    return stacked_rows(getattr(two_d, name), n, s)
+                    return stacked_rows(getattr(two_d, name), n, s, wide)
             else:
                 how = ""
 
@@ -295,14 +296,21 @@ class Runner:
 STACKED_COPIES = 32
 
 
-def stacked_rows(fn: Callable[..., torch.Tensor], n: int, seed: int) -> torch.Tensor:
+def copies(grid: Grid, n: int) -> int:
+    """Copies of ``grid`` in the sampler's batch for ``n`` draws per point:
+    :data:`STACKED_COPIES`, or ``n / grid.rows_per_copy`` (a wide batch: the float32 grid)."""
+    return STACKED_COPIES if grid.rows_per_copy is None else max(1, n // grid.rows_per_copy)
+
+
+def stacked_rows(fn: Callable[..., torch.Tensor], n: int, seed: int,
+                 copies: int = STACKED_COPIES) -> torch.Tensor:
     """``n`` draws per grid point from ``fn`` (the ``sample``/``rsample`` of a distribution on
-    the batch ``(STACKED_COPIES, G)``, :func:`stacked`) as ``(n, G, *event)``: one call with
-    the sample shape ``(n / (2 STACKED_COPIES), 2)``; a point's rows are its first copy's
-    draws in order (the second sample dimension fastest), then the next copy's. Neighbouring
-    rows are neighbouring samples of one batch element, along either sample dimension (the
+    the batch ``(copies, G)``, :func:`stacked`) as ``(n, G, *event)``: one call with the
+    sample shape ``(n / (2 copies), 2)``; a point's rows are its first copy's draws in order
+    (the second sample dimension fastest), then the next copy's. Neighbouring rows are
+    neighbouring samples of one batch element, along either sample dimension (the
     independence and repeat checks judge them)."""
-    x = fn((n // (2 * STACKED_COPIES), 2), seed=seed)
+    x = fn((n // (2 * copies), 2), seed=seed)
     x = x.movedim(2, 0)
     return x.reshape((n,) + tuple(x.shape[3:]))
 
