@@ -709,6 +709,113 @@ def test_half_precision_parameters_draw_in_their_dtype(backend: str, family: str
         assert all(p.grad is not None and p.grad.dtype == dtype for p in leaves)
 
 
+_OPEN_ENDS = {
+    # a density of 0 or infinity at the upper end (Uniform's high is outside its support)
+    "Beta": (0.3, 0.3), "Kumaraswamy": (0.3, 0.3), "Uniform": (0.0, 1000.0),
+}
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("backend", _backends())
+def test_half_precision_draws_stay_below_the_upper_end(backend: str, dtype: torch.dtype
+                                                       ) -> None:
+    # Rounded to half precision, a float32 draw just below the end became the end: Beta(0.3,
+    # 0.3) was exactly 1 in about 5% of its half-precision draws (log_prob inf), Uniform(0,
+    # 1000) exactly 1000 (log_prob -inf), on every backend.
+    for family, (a, b) in _OPEN_ENDS.items():
+        if family not in _families(backend):
+            continue
+        leaves = [torch.tensor(a, dtype=dtype, requires_grad=True),
+                  torch.tensor(b, dtype=dtype, requires_grad=True)]
+        d = getattr(ps, family)(*leaves, backend=backend)
+        end = 1.0 if family != "Uniform" else b
+        x = d.sample((20000,), seed=0)
+        assert bool((x < end).all()), (family, int((x >= end).sum()))
+        assert bool(torch.isfinite(d.log_prob(x)).all()), family
+        if d.has_rsample:
+            y = d.rsample((20000,), seed=0)
+            assert bool((y < end).all()), family
+            y.float().sum().backward()
+            assert all(v.grad is not None and bool(v.grad.isfinite()) for v in leaves[:1])
+
+
+_HALF_SIMPLEX = {
+    "Dirichlet": lambda dt: {"concentration": torch.tensor([0.5, 1.0, 2.0, 3.0], dtype=dt)},
+    "RelaxedOneHotCategorical": lambda dt: {
+        "temperature": torch.tensor(0.5, dtype=dt),
+        "probs": torch.tensor([0.1, 0.2, 0.3, 0.4], dtype=dt)},
+    "LogisticNormal": lambda dt: {"loc": torch.zeros(3, dtype=dt),
+                                  "scale": torch.ones(3, dtype=dt)},
+    "LKJCholesky": lambda dt: {"dim": 3, "concentration": torch.tensor(1.0, dtype=dt)},
+}
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("backend", _backends())
+def test_half_precision_simplex_draws_are_scored(backend: str, dtype: torch.dtype) -> None:
+    # torch's simplex holds a sum within 1e-6 of 1, which half precision cannot: log_prob of
+    # the families' own half-precision draws raised "Invalid value" (with validate_args on).
+    # LKJCholesky's torch-scored draws were checked against float32's tolerance.
+    for family, make in _HALF_SIMPLEX.items():
+        if family not in _families(backend):
+            continue
+        d = getattr(ps, family)(**make(dtype), backend=backend)
+        x = d.sample((2000,), seed=1)
+        lp = d.log_prob(x)
+        assert lp.dtype == dtype and bool(torch.isfinite(lp).all()), family
+        # the float32 score of the same values (unchecked), rounded to the dtype
+        ref = getattr(ps, family)(**{k: (v.float() if isinstance(v, torch.Tensor) else v)
+                                     for k, v in make(dtype).items()},
+                                  backend="torch", validate_args=False).log_prob(x.float())
+        assert torch.allclose(lp.float(), ref, rtol=2 * torch.finfo(dtype).eps, atol=1e-2), \
+            family
+    # what is off the simplex by more than half precision's rounding is still refused
+    d = ps.Dirichlet(torch.ones(3, dtype=dtype), backend=backend)
+    for v in ([0.5, 0.5, 0.1], [-0.001, 0.5, 0.501]):
+        with pytest.raises(ps.InvalidParameterError):
+            d.log_prob(torch.tensor(v, dtype=dtype))
+
+
+@pytest.mark.parametrize("backend", _backends())
+def test_half_precision_wishart_draws_stay_positive_definite(backend: str) -> None:
+    if "Wishart" not in _families(backend):
+        pytest.skip(f"{backend} has no Wishart")
+    # Entries that vanish in float16 (a covariance of 1e-12) were each kept at +-6.1e-5, the
+    # smallest normal number: the singular [[t, -t], [-t, t]]. The diagonal is kept, the
+    # off-diagonal entries vanish.
+    tril = torch.tensor([[1.0133e-06, 0.0], [1.7881e-07, 1.0133e-06]], dtype=torch.float16)
+    df = torch.tensor(5.5, dtype=torch.float16)
+    d = ps.Wishart(df=df, scale_tril=tril, validate_args=False, backend=backend)
+    x = d.sample((8,), seed=0)
+    assert bool(d.support.check(x.float()).all())
+    # with validate_args, log_prob checks a float16 value in float32 (torch has no float16
+    # Cholesky for the check): it raised torch's NotImplementedError
+    d = ps.Wishart(df=df, scale_tril=torch.tensor([[1.0, 0.0], [0.2, 1.0]], dtype=torch.float16),
+                   backend=backend)
+    lp = d.log_prob(d.sample((3,), seed=0))
+    assert lp.dtype == torch.float16 and bool(lp.isfinite().all())
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("backend", _backends())
+def test_kumaraswamy_log_prob_near_one(backend: str, dtype: torch.dtype) -> None:
+    # TFP computed log(1 - x^a) as log1p(-x^a), and x^a rounds to 1 near 1 when a < 1: at
+    # 1 - eps/2 (a = b = 0.3) it said inf where the closed form says 10.08 (float32), and at
+    # 1 - eps it was 0.36 too small. The closed form, through log(-expm1(a log x)) in float64:
+    if "Kumaraswamy" not in _families(backend):
+        pytest.skip(f"{backend} has no Kumaraswamy")
+    eps = torch.finfo(dtype).eps
+    x = torch.tensor([1 - eps / 2, 1 - eps, 1 - 16 * eps, 0.5, 1e-30], dtype=dtype)
+    for a, b in [(0.3, 0.3), (0.3, 5.0), (2.0, 3.0)]:
+        d = ps.Kumaraswamy(torch.tensor(a, dtype=dtype), torch.tensor(b, dtype=dtype),
+                           backend=backend)
+        lp = d.log_prob(x)
+        x64 = x.double()
+        want = (math.log(a * b) + (a - 1) * x64.log()
+                + (b - 1) * torch.log(-torch.expm1(a * x64.log())))
+        assert torch.allclose(lp.double(), want, rtol=1e-4, atol=1e-4), (a, b, lp, want)
+
+
 @pytest.mark.parametrize("backend", [
     pytest.param(b)
     for b in _backends()])
