@@ -37,6 +37,7 @@ LAYERS = {
     "rsample_grad": ("semantics",),
     "dtype": ("semantics",),
     "log_prob_far": ("density",),
+    "log_prob_edge": ("density",),
     "generator": ("semantics",),
     "broadcast": ("semantics",),
     "rsample_near_zero": ("semantics",),
@@ -63,7 +64,7 @@ _OWN_TEST = {"mutant_gradsign_beta", "mutant_sorted", "mutant_sorted_poisson",
              "mutant_periodic", "mutant_periodic_poisson", "mutant_smallcalls",
              "mutant_float32_grad", "mutant_shape_grad", "mutant_chunk_detach",
              "mutant_tail_grad", "mutant_nan_grad", "mutant_exponential_tail",
-             "mutant_nan_masking", "mutant_wide_batch"}
+             "mutant_nan_masking", "mutant_wide_batch", "mutant_cancelling_edge"}
 
 
 @pytest.mark.parametrize("name", sorted(set(mutants.MUTANTS) - _OWN_TEST))
@@ -575,6 +576,37 @@ def test_a_log_prob_computed_as_log_pdf_fails_log_prob_far_alone(with_mutants):
     assert [r.check for r in report.failures] == ["log_prob_far"], [
         r.id for r in report.failures]
     assert "got -inf, want -800" in report.failures[0].message
+
+
+def test_a_log_prob_cancelling_near_an_end_fails_log_prob_edge_alone(with_mutants):
+    # TFP 0.25's Kumaraswamy formula, log1p(-x^a): right to 1e-15 at the typical draws (the
+    # other density checks pass), inf or 2% off within a few ulps of 1.
+    report = check_backend("mutant_cancelling_edge", families=["Kumaraswamy"],
+                           layers=("density",))
+    assert [r.check for r in report.failures] == ["log_prob_edge"], [
+        r.id for r in report.failures]
+    assert "near an end of the support" in report.failures[0].message
+    assert "concentration1=" in report.failures[0].message
+
+
+def test_edge_points_lie_inside_near_each_finite_end():
+    import torch
+
+    from polysample.conformance.layers.density import EDGE_STEPS, edge_points
+
+    beta = torch.distributions.Beta(torch.tensor([0.5, 2.0], dtype=torch.float64),
+                                    torch.tensor([0.5, 3.0], dtype=torch.float64))
+    x, inside = edge_points(beta)
+    assert x.shape == (2 * len(EDGE_STEPS), 2) and bool(inside.all())
+    assert float(x[:len(EDGE_STEPS)].max()) <= 2.0 ** -380  # just above 0
+    assert float(x[len(EDGE_STEPS):].min()) >= 1 - 2.0 ** -20  # just below 1
+    assert 1 - 2.0 ** -52 in x[len(EDGE_STEPS):, 0].tolist()
+    pareto = torch.distributions.Pareto(torch.tensor([2.0], dtype=torch.float64),
+                                        torch.tensor([3.0], dtype=torch.float64))
+    x, inside = edge_points(pareto)
+    assert x.shape == (len(EDGE_STEPS), 1) and bool(inside.all())
+    assert x[:, 0].tolist() == [2.0 + 2.0 * 2.0 ** -k for k in EDGE_STEPS]
+    assert edge_points(torch.distributions.Normal(0.0, 1.0)) is None
 
 
 def test_far_points_reach_the_level_in_the_support_only():

@@ -7,7 +7,9 @@ draws of torch's sampler per grid point (relative tolerance 1e-6 in float64, 1e-
 ``log_prob_gradcheck`` runs ``torch.autograd.gradcheck`` in float64 (skipped for parameters on
 a simplex, where finite differences leave the constraint), and checks that a NaN upstream
 gradient comes back NaN (:func:`..runner.nan_cotangent`). ``log_prob_far`` compares float64
-``log_prob`` with SciPy in the far tails (:func:`far_points`), where the density underflows.
+``log_prob`` with SciPy in the far tails (:func:`far_points`), where the density underflows;
+``log_prob_edge`` near the finite ends of the support (:func:`edge_points`), where differences
+such as ``1 - x^a`` cancel.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from ..model import Check, CheckFailure, Outcome, Skip
 from ..reference import params_np
 from ..runner import Runner, Target, make, nan_cotangent
 
-__all__ = ["checks", "far_points", "FAR_LOG_DENSITY"]
+__all__ = ["checks", "far_points", "FAR_LOG_DENSITY", "edge_points", "EDGE_STEPS"]
 
 #: The reference log density at the values of ``log_prob_far``: below float64's smallest
 #: density (exp(-745) underflows to 0), so that a log_prob computed as log(pdf) is -inf there.
@@ -37,6 +39,40 @@ FAR_LOG_DENSITY = -800.0
 #: midpoint to their extreme (a value whose square, or its distance's, overflows float64 is
 #: not asked for: 2^400 is about 1e120).
 FAR_REACH = 2.0 ** 400
+
+
+#: How close to a finite end of the support ``log_prob_edge`` looks: a lower end L at
+#: ``L + |L| 2^-k`` (``2^-(19 k)`` when L is 0: down to 2^-988, a float64 subnormal's
+#: neighbourhood), an upper end U at ``U - max(|U|, 1) 2^-k``, for each k.
+EDGE_STEPS = (20, 40, 52)
+
+
+def edge_points(tdist: Any) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Values near the finite ends of ``tdist``'s interval support, ``(values (m, G),
+    inside (m, G))`` (``inside``: the values in the support), or None when it has no finite
+    end (see :data:`EDGE_STEPS`)."""
+    s = tdist.support
+    while isinstance(s, torch.distributions.constraints.independent):
+        s = s.base_constraint
+    batch = tdist.batch_shape
+    rows = []
+    lb, ub = getattr(s, "lower_bound", None), getattr(s, "upper_bound", None)
+    if lb is not None:
+        lo = torch.as_tensor(lb, dtype=torch.float64).expand(batch)
+        for k in EDGE_STEPS:
+            rows.append(torch.where(lo == 0, torch.tensor(2.0 ** -(19 * k), dtype=torch.float64),
+                                    lo + lo.abs() * 2.0 ** -k))
+    if ub is not None:
+        hi = torch.as_tensor(ub, dtype=torch.float64).expand(batch)
+        for k in EDGE_STEPS:
+            rows.append(hi - hi.abs().clamp(min=1.0) * 2.0 ** -k)
+    if not rows:
+        return None
+    x = torch.stack(rows)
+    inside = x.isfinite() & tdist.support.check(x)
+    if not bool(inside.any()):
+        return None
+    return x, inside
 
 
 def far_points(law: Any, draws: np.ndarray, inside: Callable[[np.ndarray], np.ndarray]
@@ -170,6 +206,39 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
                            statistic=worst, threshold=1e-6)
 
         yield Check(t.name, family, "example", "log_prob_far", "density", False, far)
+
+    if reference is not None and not c.discrete and spec.event_dim == 0 and edge_points(
+            getattr(torch.distributions, family)(**example_params(family, (3,),
+                                                                  torch.float64))) is not None:
+        def edge(r: Runner) -> Outcome:
+            params, tdist, value = points(torch.float64)
+            found = edge_points(tdist)
+            if found is None:
+                raise Skip("the support has no finite end")
+            xs, inside = found
+            # values outside the support (an end that is also the other's) asked at a draw
+            xs = torch.where(inside, xs, value[0].expand_as(xs))
+            law = reference(params_np(tdist, spec.params))
+            got = make(family, params, t).log_prob(xs).detach().double().numpy()
+            with np.errstate(all="ignore"):
+                want = np.asarray(law.logpdf(xs.numpy()), dtype=np.float64)
+                err = np.where(got == want, 0.0, np.abs(got - want) / (np.abs(want) + 1.0))
+            err = np.where(inside.numpy(), np.where(np.isnan(err), np.inf, err), 0.0)
+            worst = float(err.max())
+            if worst > 1e-6:
+                i, j = np.unravel_index(int(np.argmax(err)), err.shape)
+                pts = grid_points(family, params)
+                raise CheckFailure(
+                    f"log_prob near an end of the support differs from SciPy: got "
+                    f"{got[i, j]:.10g}, want {want[i, j]:.10g} at value {float(xs[i, j])!r} "
+                    f"with {pts[j]} (max |got - want|/(|want| + 1) = {worst:.3g} > 1e-06). "
+                    "Near an end, 1 - x^a and similar differences cancel: compute them in "
+                    "log space (log(-expm1(a log x)), log1p)", statistic=worst, threshold=1e-6,
+                    point=f"example[{j}] ({pts[j]})")
+            return Outcome(f"max rel. error {worst:.2g} at {int(inside.sum())} values near "
+                           "the ends of the support", statistic=worst, threshold=1e-6)
+
+        yield Check(t.name, family, "example", "log_prob_edge", "density", False, edge)
 
     if not c.gradcheck:
         return
