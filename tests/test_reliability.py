@@ -814,6 +814,13 @@ def test_kumaraswamy_log_prob_near_one(backend: str, dtype: torch.dtype) -> None
         want = (math.log(a * b) + (a - 1) * x64.log()
                 + (b - 1) * torch.log(-torch.expm1(a * x64.log())))
         assert torch.allclose(lp.double(), want, rtol=1e-4, atol=1e-4), (a, b, lp, want)
+    # At the ends with a = 1 (at 0) or b = 1 (at 1) the density is b or a: torch's 0 * log 0
+    # made it NaN on the torch-scored backends.
+    d = ps.Kumaraswamy(torch.tensor([1.0, 2.5], dtype=dtype), torch.tensor([3.0, 1.0], dtype=dtype),
+                       backend=backend)
+    lp = d.log_prob(torch.tensor([0.0, 1.0], dtype=dtype))
+    assert torch.allclose(lp.double(), torch.tensor([math.log(3.0), math.log(2.5)],
+                                                    dtype=torch.float64)), lp
 
 
 @pytest.mark.parametrize("backend", [

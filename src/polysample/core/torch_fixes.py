@@ -78,7 +78,9 @@ class KumaraswamyFix:
     ``1 - x^a`` rounds to 0 for ``x`` near 1 at small ``a`` (``x = 1 - 2^-23``, ``a = 0.05``
     in float32), giving NaN for values inside the support, which the samplers draw (issue 12,
     support edges). Same density, in log space: ``log a + log b + (a - 1) log x
-    + (b - 1) log(1 - x^a)`` with ``log(1 - x^a) = log(-expm1(a log x))``."""
+    + (b - 1) log(1 - x^a)`` with ``log(1 - x^a) = log(-expm1(a log x))``; the products as
+    ``xlogy``, so that the density at an end of the support is finite where it is (``a = 1``
+    at 0, ``b = 1`` at 1: ``0 * log 0`` was NaN)."""
 
     concentration1: torch.Tensor
     concentration0: torch.Tensor
@@ -88,9 +90,9 @@ class KumaraswamyFix:
         if self._validate_args:
             self._validate_sample(value)  # type: ignore[attr-defined]
         a, b = self.concentration1, self.concentration0
-        log_x = value.log()
-        log1m_xa = torch.log(-torch.expm1(a * log_x))
-        return a.log() + b.log() + (a - 1) * log_x + (b - 1) * log1m_xa
+        one_minus_xa = -torch.expm1(a * value.log())
+        return (a.log() + b.log() + torch.xlogy(a - 1, value)
+                + torch.xlogy(b - 1, one_minus_xa))
 
 
 class LKJCholeskyEmptyBatchFix:
