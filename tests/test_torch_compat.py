@@ -80,7 +80,7 @@ def _call(obj: Any, method: str, *args: Any) -> Any:
 
 #: Families whose log_prob is polysample's own formula (torch_fixes: Kumaraswamy in log space,
 #: NaN in torch near 1 at small concentrations), equal to torch's to rounding only.
-LOG_PROB_FIXED = {"Kumaraswamy"}
+LOG_PROB_FIXED = {"Kumaraswamy", "StudentT", "Cauchy", "HalfCauchy"}
 
 
 def _assert_same(ours: tuple[str, Any], theirs: tuple[str, Any], what: str,

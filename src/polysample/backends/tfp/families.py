@@ -799,6 +799,44 @@ def _relaxed_bernoulli_score(tfp: Any, p: Mapping[str, Any], static: tuple[Any, 
     return tfp.distributions.RelaxedBernoulli(p["temperature"], logits=p["logits"]).log_prob(x)
 
 
+def _log1p_square_ratio(tf: Any, y: Any, c: Any) -> Any:
+    # log(1 + y^2 / c) without squaring a large y (polysample.core.torch_fixes has the same
+    # for torch): TFP's StudentT and Cauchy said -inf beyond |y| = 1.8e19 in float32 (a
+    # StudentT of df 0.05 draws up to 3e38: 1% of its float32 draws), 1.3e154 in float64.
+    big = tf.abs(y) > tf.sqrt(c)
+    y_big = tf.where(big, y, tf.ones_like(y))
+    y_small = tf.where(big, tf.zeros_like(y), y)
+    large = (2 * tf.math.log(tf.abs(y_big)) - tf.math.log(c)
+             + tf.math.log1p(c / tf.square(y_big)))
+    return tf.where(big, large, tf.math.log1p(tf.square(y_small) / c))
+
+
+def _student_t_score(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...],
+                     value: Any) -> Any:
+    tf = _tf(tfp)
+    df, loc, scale = p["df"], p["loc"], p["scale"]
+    y = (value - loc) / scale
+    z = (tf.math.log(scale) + 0.5 * tf.math.log(df) + 0.5 * math.log(math.pi)
+         + tf.math.lgamma(0.5 * df) - tf.math.lgamma(0.5 * (df + 1)))
+    return -0.5 * (df + 1) * _log1p_square_ratio(tf, y, df) - z
+
+
+def _cauchy_score(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...], value: Any) -> Any:
+    tf = _tf(tfp)
+    scale = p["scale"]
+    z = (value - p["loc"]) / scale
+    return -math.log(math.pi) - tf.math.log(scale) - _log1p_square_ratio(tf, z, tf.ones_like(z))
+
+
+def _half_cauchy_score(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...],
+                       value: Any) -> Any:
+    tf = _tf(tfp)
+    scale = p["scale"]
+    z = value / scale
+    lp = math.log(2 / math.pi) - tf.math.log(scale) - _log1p_square_ratio(tf, z, tf.ones_like(z))
+    return tf.where(value >= 0, lp, tf.math.log(tf.zeros_like(lp)))
+
+
 def _kumaraswamy_score(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...],
                        value: Any) -> Any:
     # TFP computes log1p(-x^a), and x^a rounds to 1 within a few ulps of 1 when a < 1: at
@@ -838,7 +876,7 @@ TFP_FAMILIES: dict[str, TfpFamily] = {
                           full_optimization=True, chunked=True),
     "Categorical": TfpFamily(("logits",), _d("Categorical", "logits", dtype="int64"),
                              draw=_categorical, draw_inputs=("probs",), rsample=False),
-    "Cauchy": TfpFamily(("loc", "scale"), _d("Cauchy", "loc", "scale")),
+    "Cauchy": TfpFamily(("loc", "scale"), _d("Cauchy", "loc", "scale"), score=_cauchy_score),
     "Chi2": TfpFamily(("df",), _d("Chi2", "df"), draw=_chi2,
                       clamp="positive", widen=("df",)),
     # TFP's ContinuousBernoulli defaults to dtype=float32 whatever the logits' dtype. Scored
@@ -870,7 +908,7 @@ TFP_FAMILIES: dict[str, TfpFamily] = {
                            draw=_geometric, draw_inputs=("probs",),
                            score=_geometric_score, score_inputs=("probs",)),
     "Gumbel": TfpFamily(("loc", "scale"), _d("Gumbel", "loc", "scale")),
-    "HalfCauchy": TfpFamily(("scale",), _half_cauchy),
+    "HalfCauchy": TfpFamily(("scale",), _half_cauchy, score=_half_cauchy_score),
     "HalfNormal": TfpFamily(("scale",), _d("HalfNormal", "scale")),
     "InverseGamma": TfpFamily(("concentration", "rate"),
                               _d("InverseGamma", "concentration", "scale=rate"),
@@ -926,7 +964,7 @@ TFP_FAMILIES: dict[str, TfpFamily] = {
                                           clamp="simplex"),
     "StudentT": TfpFamily(("df", "loc", "scale"), _d("StudentT", "df", "loc", "scale"),
                           draw=_student_t, draw_flags=_small_concentration("df"),
-                          widen=("df",), chunked=True),
+                          widen=("df",), chunked=True, score=_student_t_score),
     "Uniform": TfpFamily(("low", "high"), _d("Uniform", "low", "high")),
     "VonMises": TfpFamily(("loc", "concentration"), _d("VonMises", "loc", "concentration"),
                           draw=_von_mises, draw_flags=_large_concentration,
