@@ -18,6 +18,7 @@ import torch
 import torch.distributions as td
 
 import polysample as ps
+from conftest import LOG_PROB_FIXED
 from polysample.backends.torch_backend import TorchBackend
 from polysample.conformance.grids import example_params, grad_leaves
 from polysample.core.families import FAMILIES
@@ -39,9 +40,6 @@ TORCH_IDENTICAL = [f for f in ALL if f not in ("Wishart", "GeneralizedPareto")]
 #: formula at the example parameters, so they stay in TORCH_IDENTICAL.
 DIFFERS_ON_PURPOSE = ("Kumaraswamy", "RelaxedOneHotCategorical")
 TORCH_IDENTICAL = [f for f in TORCH_IDENTICAL if f not in DIFFERS_ON_PURPOSE]
-#: Families whose log_prob is polysample's fix, not torch's (torch_fixes: Kumaraswamy in log
-#: space, NaN in torch near 1 at small concentrations): equal to torch's to rounding only.
-LOG_PROB_FIXED = ("Kumaraswamy",)
 REPARAM = [f for f in ALL if FAMILIES[f].reparameterized]
 
 

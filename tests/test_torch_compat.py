@@ -31,7 +31,7 @@ import torch
 import torch.distributions as td
 
 import polysample as ps
-from conftest import EAGER_BACKENDS, family_cases
+from conftest import EAGER_BACKENDS, LOG_PROB_FIXED, family_cases
 from polysample.conformance.grids import example_params
 from polysample.core.distributions import CLASSES, PolysampleDistribution
 from polysample.core.families import FAMILIES
@@ -78,9 +78,6 @@ def _call(obj: Any, method: str, *args: Any) -> Any:
     return getattr(obj, method)(*args)
 
 
-#: Families whose log_prob is polysample's own formula (torch_fixes: Kumaraswamy in log space,
-#: NaN in torch near 1 at small concentrations), equal to torch's to rounding only.
-LOG_PROB_FIXED = {"Kumaraswamy", "StudentT", "Cauchy", "HalfCauchy"}
 
 
 def _assert_same(ours: tuple[str, Any], theirs: tuple[str, Any], what: str,
