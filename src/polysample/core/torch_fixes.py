@@ -127,6 +127,13 @@ class StudentTFix:
         return -0.5 * (self.df + 1.0) * log1p_square_ratio(y, self.df) - z
 
 
+def cauchy_log_prob(value: torch.Tensor, loc: Any, scale: torch.Tensor) -> torch.Tensor:
+    """The Cauchy log density, with :func:`log1p_square_ratio`."""
+    z = (value - loc) / scale
+    one = torch.ones((), dtype=z.dtype, device=z.device)
+    return -math.log(math.pi) - scale.log() - log1p_square_ratio(z, one)
+
+
 class CauchyFix:
     """torch 2.13's ``Cauchy.log_prob`` squares the standardized value (``-inf`` beyond 1.8e19
     in float32, 1.3e154 in float64, where the log density is finite); with
@@ -139,9 +146,7 @@ class CauchyFix:
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
         if self._validate_args:
             self._validate_sample(value)  # type: ignore[attr-defined]
-        z = (value - self.loc) / self.scale
-        one = torch.ones((), dtype=z.dtype, device=z.device)
-        return -math.log(math.pi) - self.scale.log() - log1p_square_ratio(z, one)
+        return cauchy_log_prob(value, self.loc, self.scale)
 
 
 class HalfCauchyFix:
@@ -156,9 +161,7 @@ class HalfCauchyFix:
             self._validate_sample(value)  # type: ignore[attr-defined]
         scale = self.base_dist.scale
         value = torch.as_tensor(value, dtype=scale.dtype, device=scale.device)
-        z = value / scale
-        one = torch.ones((), dtype=z.dtype, device=z.device)
-        lp = math.log(2 / math.pi) - scale.log() - log1p_square_ratio(z, one)
+        lp = math.log(2) + cauchy_log_prob(value, 0.0, scale)
         return torch.where(value >= 0, lp, -math.inf)
 
 

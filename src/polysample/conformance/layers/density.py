@@ -125,6 +125,14 @@ def _far_points(law: Any, draws: np.ndarray, inside: Callable[[np.ndarray], np.n
     return xs, found
 
 
+def _rel_errors(got: np.ndarray, want: np.ndarray, asked: np.ndarray) -> np.ndarray:
+    """``|got - want| / (|want| + 1)`` where ``asked`` (0 elsewhere, and where both are the same
+    number or infinity; infinity where either is NaN or only one is infinite)."""
+    with np.errstate(all="ignore"):
+        err = np.where(got == want, 0.0, np.abs(got - want) / (np.abs(want) + 1.0))
+    return np.where(asked, np.where(np.isfinite(err), err, np.inf), 0.0)
+
+
 def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
     c = cases.CASES[family]
     if not support.log_prob or not c.has_density:
@@ -187,8 +195,7 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
             got = make(family, params, t).log_prob(torch.from_numpy(xs)).detach().double()
             got = got.numpy()
             want = np.asarray(law.logpdf(xs), dtype=np.float64)
-            err = np.where(found, np.abs(got - want) / (np.abs(want) + 1.0), 0.0)
-            err = np.where(np.isfinite(err), err, np.inf)
+            err = _rel_errors(got, want, found)
             worst = float(err.max())
             if worst > 1e-6:
                 side, j = np.unravel_index(int(np.argmax(err)), err.shape)
@@ -222,8 +229,7 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
             got = make(family, params, t).log_prob(xs).detach().double().numpy()
             with np.errstate(all="ignore"):
                 want = np.asarray(law.logpdf(xs.numpy()), dtype=np.float64)
-                err = np.where(got == want, 0.0, np.abs(got - want) / (np.abs(want) + 1.0))
-            err = np.where(inside.numpy(), np.where(np.isnan(err), np.inf, err), 0.0)
+            err = _rel_errors(got, want, inside.numpy())
             worst = float(err.max())
             if worst > 1e-6:
                 i, j = np.unravel_index(int(np.argmax(err)), err.shape)
