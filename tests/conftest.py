@@ -41,8 +41,9 @@ AVAILABLE: list[str] = _available()
 
 #: Families whose log_prob is polysample's own formula (``polysample.core.torch_fixes``:
 #: Kumaraswamy in log space, NaN in torch near 1; StudentT, Cauchy and HalfCauchy without
-#: squaring large values, -inf in torch beyond 1.8e19 in float32): torch's to rounding only.
-LOG_PROB_FIXED = frozenset({"Kumaraswamy", "StudentT", "Cauchy", "HalfCauchy"})
+#: squaring large values, -inf in torch beyond 1.8e19 in float32; InverseGamma in closed form,
+#: +inf in torch below 1e-154): torch's to rounding only.
+LOG_PROB_FIXED = frozenset({"Kumaraswamy", "StudentT", "Cauchy", "HalfCauchy", "InverseGamma"})
 
 
 #: Backends whose eager draws cost microseconds: the contract matrix covers all their families.

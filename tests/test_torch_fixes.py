@@ -114,3 +114,21 @@ def test_student_t_scores_its_own_float32_draws(backend: str) -> None:
     x = d.sample((20000,), seed=0)
     lp = d.log_prob(x[x.isfinite()])
     assert bool(lp.isfinite().all()), int((~lp.isfinite()).sum())
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("backend", ["torch", "numpy"])
+def test_inverse_gamma_scores_tiny_values(backend: str, dtype) -> None:
+    # torch added the Jacobian through x^-2, which overflows below 1e-154 (1e-19 in float32):
+    # +inf where the log density is -rate/x, hugely negative.
+    d = ps.InverseGamma(torch.tensor(2.0, dtype=dtype), torch.tensor(3.0, dtype=dtype),
+                        backend=backend)
+    xs = [1e-30, 1e-3, 0.5, 2.0, 1e10] + ([1e-160, 1e-300] if dtype == torch.float64 else [])
+    got = d.log_prob(torch.tensor(xs, dtype=dtype)).double().tolist()
+    for x, g in zip(xs, got):
+        x = float(torch.tensor(x, dtype=dtype))
+        want = 2 * math.log(3.0) - math.lgamma(2.0) - 3 * math.log(x) - 3.0 / x
+        if math.isinf(want) or abs(want) > torch.finfo(dtype).max:
+            assert g == -math.inf, (x, g)
+        else:
+            assert g == pytest.approx(want, rel=1e-5), (x, g, want)
