@@ -38,6 +38,7 @@ LAYERS = {
     "dtype": ("semantics",),
     "log_prob_far": ("density",),
     "log_prob_edge": ("density",),
+    "log_prob_huge": ("density",),
     "generator": ("semantics",),
     "broadcast": ("semantics",),
     "rsample_near_zero": ("semantics",),
@@ -64,7 +65,8 @@ _OWN_TEST = {"mutant_gradsign_beta", "mutant_sorted", "mutant_sorted_poisson",
              "mutant_periodic", "mutant_periodic_poisson", "mutant_smallcalls",
              "mutant_float32_grad", "mutant_shape_grad", "mutant_chunk_detach",
              "mutant_tail_grad", "mutant_nan_grad", "mutant_exponential_tail",
-             "mutant_nan_masking", "mutant_wide_batch", "mutant_cancelling_edge"}
+             "mutant_nan_masking", "mutant_wide_batch", "mutant_cancelling_edge",
+             "mutant_squaring_tail"}
 
 
 @pytest.mark.parametrize("name", sorted(set(mutants.MUTANTS) - _OWN_TEST))
@@ -569,11 +571,11 @@ def test_the_seeds_rules_descent_tail_is_exact():
             assert _descent_tail(m, k) == pytest.approx(want / math.factorial(m))
 
 
-def test_a_log_prob_computed_as_log_pdf_fails_log_prob_far_alone(with_mutants):
+def test_a_log_prob_computed_as_log_pdf_fails_the_far_and_huge_checks_alone(with_mutants):
     # Right to 1e-15 at the typical draws (log_prob_f64, log_prob_f32 and gradcheck pass):
-    # only where the density underflows float64 (about 38 sd out) is it -inf.
+    # only where the density underflows float64 (about 38 sd out, and at 1e30) is it -inf.
     report = check_backend("mutant_log_of_density", families=["Normal"], layers=("density",))
-    assert [r.check for r in report.failures] == ["log_prob_far"], [
+    assert [r.check for r in report.failures] == ["log_prob_far", "log_prob_huge"], [
         r.id for r in report.failures]
     assert "got -inf, want -800" in report.failures[0].message
 
@@ -587,6 +589,32 @@ def test_a_log_prob_cancelling_near_an_end_fails_log_prob_edge_alone(with_mutant
         r.id for r in report.failures]
     assert "near an end of the support" in report.failures[0].message
     assert "concentration1=" in report.failures[0].message
+
+
+def test_a_log_prob_squaring_the_standardized_value_fails_log_prob_huge_alone(with_mutants):
+    # torch 2.13's StudentT formula: right at typical and far values (log_prob_far asks where
+    # the density is exp(-800), z about 1e87 for df = 2.5), -inf beyond |z| = 1.3e154.
+    report = check_backend("mutant_squaring_tail", families=["StudentT"], layers=("density",))
+    assert [r.check for r in report.failures] == ["log_prob_huge"], [
+        r.id for r in report.failures]
+    assert "at a huge value" in report.failures[0].message
+    assert "df=" in report.failures[0].message
+    assert {r.check for r in report.results if r.status == "pass"} >= {
+        "log_prob_f64", "log_prob_f32", "log_prob_far", "log_prob_gradcheck"}
+
+
+def test_huge_points_lie_in_the_support_on_each_open_side():
+    import torch
+
+    from polysample.conformance.layers.density import HUGE_VALUES, huge_points
+
+    x, inside = huge_points(torch.distributions.Normal(torch.zeros(2, dtype=torch.float64), 1.0))
+    assert x.shape == (2 * len(HUGE_VALUES), 2) and bool(inside.all())
+    assert sorted(x[:, 0].tolist()) == sorted([s * h for h in HUGE_VALUES for s in (1, -1)])
+    x, inside = huge_points(torch.distributions.Gamma(torch.ones(3, dtype=torch.float64), 1.0))
+    assert inside.sum(0).tolist() == [len(HUGE_VALUES)] * 3  # the positive ones only
+    assert bool((x[inside] > 0).all())
+    assert huge_points(torch.distributions.Beta(torch.tensor([2.0]), torch.tensor([3.0]))) is None
 
 
 def test_edge_points_lie_inside_near_each_finite_end():

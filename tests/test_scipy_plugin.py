@@ -52,7 +52,7 @@ def declared() -> set[str]:
 #: declaration can go stale unnoticed) and one of each kind of case. ``make demo`` (which CI
 #: runs after the tests) validates every family of the plugin with the same declarations.
 FAMILIES = ("Dirichlet", "Normal", "Gamma", "Beta", "StudentT", "Binomial", "Categorical",
-            "MultivariateNormal", "Wishart")
+            "MultivariateNormal", "Wishart", "Laplace", "Pareto", "HalfCauchy")
 
 
 def test_validate_quick_passes_apart_from_the_declared_failures(tmp_path) -> None:
@@ -73,13 +73,13 @@ def test_validate_quick_passes_apart_from_the_declared_failures(tmp_path) -> Non
         statuses.setdefault(r["status"], set()).add(r["id"])
     assert statuses.get("xfail", set()) == declared(), "a declared failure did not fail"
     assert not statuses.get("fail") and not statuses.get("xpass")
-    assert len(statuses["pass"]) > 250  # 9 families, every layer but agreement
+    assert len(statuses["pass"]) > 250  # 12 families, every layer but agreement
     print(f"polysample validate --backend scipy --quick: {seconds:.1f} s")
 
 
 def test_the_plugins_own_tests_pass_with_its_pytest_options(tmp_path) -> None:
     # Its pyproject.toml names the backend, quick mode and known_failures.toml; one family, the
-    # one with declared failures, keeps this short (the validation above covers nine families).
+    # one with declared failures, keeps this short (the validation above covers twelve families).
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
          "--polysample-family", "Dirichlet"],

@@ -102,6 +102,9 @@ class Case:
     tiny: frozenset[str] = field(default_factory=frozenset)
     edges: Callable[[torch.dtype], Params] | None = None
     edges_dtype: torch.dtype | None = None
+    #: an angle (VonMises): a huge float stands for no particular angle, so ``log_prob_huge``
+    #: does not ask for one
+    circular: bool = False
 
     @property
     def univariate(self) -> bool:
@@ -514,7 +517,7 @@ _TABLE = [
     _c("Cauchy", _ls(-0.5, 0.5, 0.5, 2.0), _corner(loc=[0.0, 50.0, -3.0], scale=[1e-3, 1.0, 1e3]),
        law=lambda p: ref.freeze(stats.cauchy, p["loc"], p["scale"]), positive=_POS_SCALE, size="heavy"),
     _c("Laplace", _ls(-0.5, 0.5, 0.5, 2.0), _LOC_SCALE_CORNERS,
-       law=lambda p: ref.freeze(stats.laplace, p["loc"], p["scale"]), positive=_POS_SCALE),
+       law=lambda p: ref.laplace(p["loc"], p["scale"]), positive=_POS_SCALE),
     _c("Gumbel", _ls(-0.5, 0.5, 0.5, 2.0), _LOC_SCALE_CORNERS,
        law=lambda p: ref.freeze(stats.gumbel_r, p["loc"], p["scale"]), positive=_POS_SCALE),
     _c("LogNormal", _ls(-0.5, 0.5, 0.5, 2.0), _corner(loc=[-5.0, 0.0, 5.0], scale=[1e-2, 1.0, 3.0]),
@@ -523,7 +526,7 @@ _TABLE = [
        _corner(scale=[1e-3, 1.0, 1e3]), law=lambda p: ref.freeze(stats.halfnorm, scale=p["scale"]),
        positive=_POS_SCALE),
     _c("HalfCauchy", lambda b, d, k: {"scale": _lin(0.5, 2.0, b, d)},
-       _corner(scale=[1e-3, 1.0, 1e3]), law=lambda p: ref.freeze(stats.halfcauchy, scale=p["scale"]),
+       _corner(scale=[1e-3, 1.0, 1e3]), law=lambda p: ref.half_cauchy(p["scale"]),
        positive=_POS_SCALE),
     _c("Uniform", lambda b, d, k: {"low": _lin(-1.0, 0.0, b, d), "high": _lin(1.0, 3.0, b, d)},
        _corner(low=[-1e3, 0.0, 5.0], high=[1e3, 1e-3, 5.5]),
@@ -557,7 +560,7 @@ _TABLE = [
     _c("StudentT", lambda b, d, k: {"df": _lin(2.5, 8.0, b, d), "loc": _lin(-0.5, 0.5, b, d),
                                     "scale": _lin(0.5, 2.0, b, d)},
        _corner(df=[0.5, 1.0, 3.0, 1e3], loc=[0.0, 1.0, -2.0, 0.0], scale=[1.0, 1e-3, 2.0, 1e3]),
-       law=lambda p: ref.freeze(stats.t, p["df"], p["loc"], p["scale"]),
+       law=lambda p: ref.student_t(p["df"], p["loc"], p["scale"]),
        positive=frozenset({"df", "scale"}), tiny=frozenset({"df"})),
     _c("FisherSnedecor", lambda b, d, k: {"df1": _lin(3.0, 8.0, b, d), "df2": _lin(5.0, 12.0, b, d)},
        _corner(df1=[0.5, 5.0, 1e3], df2=[0.5, 10.0, 1e3]),
@@ -570,7 +573,7 @@ _TABLE = [
        positive=frozenset({"scale", "concentration"}), tiny=frozenset({"concentration"})),
     _c("Pareto", lambda b, d, k: {"scale": _lin(0.5, 2.0, b, d), "alpha": _lin(2.5, 5.0, b, d)},
        _corner(scale=[1.0, 1e-2, 10.0], alpha=[0.5, 3.0, 50.0]),
-       law=lambda p: ref.freeze(stats.pareto, p["alpha"], scale=p["scale"]),
+       law=lambda p: ref.pareto(p["alpha"], p["scale"]),
        positive=frozenset({"scale", "alpha"}), tiny=frozenset({"alpha"})),
     _c("GeneralizedPareto", lambda b, d, k: {"loc": _lin(-0.5, 0.5, b, d),
                                              "scale": _lin(0.5, 2.0, b, d),
@@ -582,7 +585,7 @@ _TABLE = [
                                     "concentration": _lin(0.5, 4.0, b, d)},
        _corner(loc=[0.0, 3.0, -3.0], concentration=[1e-2, 1.0, 100.0]),
        law=lambda p: ref.VonMises(p["loc"], p["concentration"]),
-       positive=frozenset({"concentration"}), tiny=_TINY_CONC),
+       positive=frozenset({"concentration"}), tiny=_TINY_CONC, circular=True),
     _c("ContinuousBernoulli", lambda b, d, k: {"probs": _lin(0.2, 0.7, b, d)},
        _corner(probs=[1e-3, 0.3, 0.999]), law=lambda p: ref.ContinuousBernoulli(p["probs"])),
     _c("RelaxedBernoulli", lambda b, d, k: {"temperature": torch.tensor(0.5, dtype=d),

@@ -9,7 +9,8 @@ a simplex, where finite differences leave the constraint), and checks that a NaN
 gradient comes back NaN (:func:`..runner.nan_cotangent`). ``log_prob_far`` compares float64
 ``log_prob`` with SciPy in the far tails (:func:`far_points`), where the density underflows;
 ``log_prob_edge`` near the finite ends of the support (:func:`edge_points`), where differences
-such as ``1 - x^a`` cancel.
+such as ``1 - x^a`` cancel; ``log_prob_huge`` at huge values (:func:`huge_points`), where the
+square of the standardized value overflows although the log density is a few hundred.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from ..model import Check, CheckFailure, Outcome, Skip
 from ..reference import params_np
 from ..runner import Runner, Target, make, nan_cotangent
 
-__all__ = ["checks", "far_points", "FAR_LOG_DENSITY", "edge_points", "EDGE_STEPS"]
+__all__ = ["checks", "far_points", "FAR_LOG_DENSITY", "edge_points", "EDGE_STEPS",
+           "huge_points", "HUGE_VALUES", "HUGE_FLOOR"]
 
 #: The reference log density at the values of ``log_prob_far``: below float64's smallest
 #: density (exp(-745) underflows to 0), so that a log_prob computed as log(pdf) is -inf there.
@@ -70,6 +72,28 @@ def edge_points(tdist: Any) -> tuple[torch.Tensor, torch.Tensor] | None:
         return None
     x = torch.stack(rows)
     inside = x.isfinite() & tdist.support.check(x)
+    if not bool(inside.any()):
+        return None
+    return x, inside
+
+
+#: The magnitudes ``log_prob_huge`` asks for, on each side of zero that lies in the support.
+#: A standardized value's square overflows float64 beyond 1.3e154, and float32's beyond 1.8e19,
+#: where a heavy tail's log density is still a few hundred (a Cauchy's: -922 at 1e200).
+HUGE_VALUES = (1e30, 1e100, 1e200, 1e300)
+
+#: Where the reference log density is -inf at a huge value (below -1.8e308: a Normal's at 1e200
+#: is -5e399), ``log_prob_huge`` accepts any ``log_prob`` below this.
+HUGE_FLOOR = -1e300
+
+
+def huge_points(tdist: Any) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """``(values (m, G), inside (m, G))``: +-:data:`HUGE_VALUES` (float64) and which lie in
+    ``tdist``'s support, or None when none does."""
+    batch = tdist.batch_shape
+    x = torch.tensor([s * h for h in HUGE_VALUES for s in (1.0, -1.0)], dtype=torch.float64)
+    x = x.reshape((-1,) + (1,) * len(batch)).expand((x.numel(),) + tuple(batch))
+    inside = tdist.support.check(x)
     if not bool(inside.any()):
         return None
     return x, inside
@@ -245,6 +269,40 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
                            "the ends of the support", statistic=worst, threshold=1e-6)
 
         yield Check(t.name, family, "example", "log_prob_edge", "density", False, edge)
+
+    if reference is not None and not c.discrete and not c.circular and spec.event_dim == 0 and \
+            huge_points(getattr(torch.distributions, family)(
+                **example_params(family, (3,), torch.float64))) is not None:
+        def huge(r: Runner) -> Outcome:
+            params, tdist, value = points(torch.float64)
+            found = huge_points(tdist)
+            if found is None:
+                raise Skip("no huge value lies in the support")
+            xs, inside = found
+            xs = torch.where(inside, xs, value[0].expand_as(xs))
+            law = reference(params_np(tdist, spec.params))
+            got = make(family, params, t).log_prob(xs).detach().double().numpy()
+            with np.errstate(all="ignore"):
+                want = np.asarray(law.logpdf(xs.numpy()), dtype=np.float64)
+            # a log density below float64's range: any value below HUGE_FLOOR (-inf included)
+            below = inside.numpy() & (want == -np.inf) & (got <= HUGE_FLOOR)
+            err = _rel_errors(got, want, inside.numpy() & ~below)
+            worst = float(err.max())
+            if worst > 1e-6:
+                i, j = np.unravel_index(int(np.argmax(err)), err.shape)
+                pts = grid_points(family, params)
+                raise CheckFailure(
+                    f"log_prob at a huge value differs from the reference: got "
+                    f"{got[i, j]:.10g}, want {want[i, j]:.10g} at value {float(xs[i, j])!r} "
+                    f"with {pts[j]} (max |got - want|/(|want| + 1) = {worst:.3g} > 1e-06). "
+                    "The square of the standardized value z overflows beyond 1.3e154 (float64; "
+                    "1.8e19 in float32) where the log density is finite: compute log(1 + z^2) "
+                    "as 2 log|z| + log1p(z^-2) there, and powers as multiples of logs",
+                    statistic=worst, threshold=1e-6, point=f"example[{j}] ({pts[j]})")
+            return Outcome(f"max rel. error {worst:.2g} at {int(inside.sum())} huge values",
+                           statistic=worst, threshold=1e-6)
+
+        yield Check(t.name, family, "example", "log_prob_huge", "density", False, huge)
 
     if not c.gradcheck:
         return
