@@ -42,8 +42,10 @@ AVAILABLE: list[str] = _available()
 #: Families whose log_prob is polysample's own formula (``polysample.core.torch_fixes``:
 #: Kumaraswamy in log space, NaN in torch near 1; StudentT, Cauchy and HalfCauchy without
 #: squaring large values, -inf in torch beyond 1.8e19 in float32; InverseGamma in closed form,
-#: +inf in torch below 1e-154): torch's to rounding only.
-LOG_PROB_FIXED = frozenset({"Kumaraswamy", "StudentT", "Cauchy", "HalfCauchy", "InverseGamma"})
+#: +inf in torch below 1e-154; Gumbel, Pareto and Weibull without overflowing x / scale or its
+#: powers, NaN or -inf in torch near float32's largest value): torch's to rounding only.
+LOG_PROB_FIXED = frozenset({"Kumaraswamy", "StudentT", "Cauchy", "HalfCauchy", "InverseGamma",
+                            "Gumbel", "Pareto", "Weibull"})
 
 
 #: Backends whose eager draws cost microseconds: the contract matrix covers all their families.

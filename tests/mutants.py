@@ -837,6 +837,21 @@ class SquaringStudentTMutant(_Mutant):
                 - scale.log() - (df + 1) / 2 * torch.log1p(z ** 2 / df))
 
 
+class ParetoRatioMutant(_Mutant):
+    """Scores Pareto itself with torch 2.13's formula, an exponential at ``log(x / scale)``:
+    right in float64 and at every float32 value but near float32's largest, where ``x / scale``
+    overflows for a scale below 1 (-inf where the log density is about -311)."""
+
+    FAMILIES = ("Pareto",)
+
+    def families(self) -> Mapping[str, FamilySupport]:
+        return {f: dataclasses.replace(s, log_prob=True) for f, s in super().families().items()}
+
+    def log_prob(self, family, params, value):  # type: ignore[override]
+        return torch.distributions.Pareto(params["scale"], params["alpha"],
+                                          validate_args=False).log_prob(value)
+
+
 class GarbageMutant(_Mutant):
     """Returns NaN for Normal, the wrong shape for Exponential, and raises for Gamma."""
 
@@ -879,6 +894,7 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     "mutant_log_of_density": (LogOfDensityMutant, "log_prob_far", "Normal"),
     "mutant_cancelling_edge": (CancellingKumaraswamyMutant, "log_prob_edge", "Kumaraswamy"),
     "mutant_squaring_tail": (SquaringStudentTMutant, "log_prob_huge", "StudentT"),
+    "mutant_pareto_ratio": (ParetoRatioMutant, "log_prob_huge", "Pareto"),
     # Right on one-dimensional batches: the sampler's stacked grids (batch (2, G)) see it.
     "mutant_column_major": (ColumnMajorMutant, "sample_ks", "Poisson"),
     # Equal values for equal parameters: the stacked grids' copies repeat each other.

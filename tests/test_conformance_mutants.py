@@ -66,7 +66,7 @@ _OWN_TEST = {"mutant_gradsign_beta", "mutant_sorted", "mutant_sorted_poisson",
              "mutant_float32_grad", "mutant_shape_grad", "mutant_chunk_detach",
              "mutant_tail_grad", "mutant_nan_grad", "mutant_exponential_tail",
              "mutant_nan_masking", "mutant_wide_batch", "mutant_cancelling_edge",
-             "mutant_squaring_tail"}
+             "mutant_squaring_tail", "mutant_pareto_ratio"}
 
 
 @pytest.mark.parametrize("name", sorted(set(mutants.MUTANTS) - _OWN_TEST))
@@ -603,18 +603,32 @@ def test_a_log_prob_squaring_the_standardized_value_fails_log_prob_huge_alone(wi
         "log_prob_f64", "log_prob_f32", "log_prob_far", "log_prob_gradcheck"}
 
 
+def test_a_standardized_value_overflowing_in_float32_fails_log_prob_huge_alone(with_mutants):
+    # torch 2.13's Pareto: log(x / scale), right in float64 and at typical float32 values;
+    # at float32's largest value x / scale overflows for the grid's scale 0.5.
+    report = check_backend("mutant_pareto_ratio", families=["Pareto"], layers=("density",))
+    assert [r.check for r in report.failures] == ["log_prob_huge"], [
+        r.id for r in report.failures]
+    message = report.failures[0].message
+    assert message.startswith("float32 log_prob at a huge value"), message
+    assert "3.4028234" in message and "scale=0.5" in message, message
+
+
 def test_huge_points_lie_in_the_support_on_each_open_side():
     import torch
 
     from polysample.conformance.layers.density import HUGE_VALUES, huge_points
 
+    values = HUGE_VALUES[torch.float64]
     x, inside = huge_points(torch.distributions.Normal(torch.zeros(2, dtype=torch.float64), 1.0))
-    assert x.shape == (2 * len(HUGE_VALUES), 2) and bool(inside.all())
-    assert sorted(x[:, 0].tolist()) == sorted([s * h for h in HUGE_VALUES for s in (1, -1)])
+    assert x.shape == (2 * len(values), 2) and bool(inside.all()) and x.dtype == torch.float64
+    assert sorted(x[:, 0].tolist()) == sorted([s * h for h in values for s in (1, -1)])
     x, inside = huge_points(torch.distributions.Gamma(torch.ones(3, dtype=torch.float64), 1.0))
-    assert inside.sum(0).tolist() == [len(HUGE_VALUES)] * 3  # the positive ones only
+    assert inside.sum(0).tolist() == [len(values)] * 3  # the positive ones only
     assert bool((x[inside] > 0).all())
     assert huge_points(torch.distributions.Beta(torch.tensor([2.0]), torch.tensor([3.0]))) is None
+    x, inside = huge_points(torch.distributions.Normal(torch.zeros(1), 1.0), torch.float32)
+    assert x.dtype == torch.float32 and float(x.max()) == torch.finfo(torch.float32).max
 
 
 def test_edge_points_lie_inside_near_each_finite_end():

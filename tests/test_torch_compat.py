@@ -194,6 +194,21 @@ def test_log_prob_of_fixed_values_matches_torch(backend: str, family: str, valid
                  f"{family}.log_prob")
 
 
+@pytest.mark.parametrize("backend,family", EAGER)
+def test_log_prob_of_a_value_of_another_dtype_matches_torch(backend: str, family: str) -> None:
+    # torch's result dtype differs by family (Gamma casts the value to the parameters' dtype,
+    # Normal promotes): polysample's, its mended families included, is torch's.
+    for params_dtype, value_dtype in ((torch.float32, torch.float64),
+                                      (torch.float64, torch.float32)):
+        ours, theirs = _pair(family, backend, _params(family, (2,), params_dtype))
+        x = _fixed_values(theirs)
+        if not x.is_floating_point():
+            continue
+        x = x.to(value_dtype)
+        _assert_same(_outcome(ours.log_prob, x), _outcome(theirs.log_prob, x),
+                     f"{family}.log_prob")
+
+
 def _value_forms(x: torch.Tensor) -> Iterator[tuple[str, Any]]:
     yield "0d-tensor", x
     yield "number", x.item()

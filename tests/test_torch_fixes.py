@@ -70,10 +70,10 @@ def _heavy_reference(family: str, p: dict, x: float) -> float:
     loc, scale = p.get("loc", 0.0), p["scale"]
     if family == "HalfCauchy" and x < 0:
         return -math.inf
-    y = (x - loc) / scale
+    y = (x - loc) / scale  # may overflow: the large branch takes logs first
     c = p.get("df", 1.0)
-    l1p = (2 * math.log(abs(y)) - math.log(c) + math.log1p(c / y / y) if abs(y) > 1
-           else math.log1p(y * y / c))
+    l1p = (2 * (math.log(abs(x - loc)) - math.log(scale)) - math.log(c) + math.log1p(c / y / y)
+           if abs(y) > 1 else math.log1p(y * y / c))
     if family == "StudentT":
         z = (math.log(scale) + 0.5 * math.log(c) + 0.5 * math.log(math.pi)
              + math.lgamma(c / 2) - math.lgamma((c + 1) / 2))
@@ -82,17 +82,19 @@ def _heavy_reference(family: str, p: dict, x: float) -> float:
     return lp + math.log(2) if family == "HalfCauchy" else lp
 
 
+@pytest.mark.parametrize("scale", [2.0, 0.5])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("family", sorted(_HEAVY))
 @pytest.mark.parametrize("backend", ["torch", "numpy", "tfp", "tfp-tf"])
-def test_heavy_tails_score_large_values(backend: str, family: str, dtype) -> None:
+def test_heavy_tails_score_large_values(backend: str, family: str, dtype, scale) -> None:
     # torch squared the standardized value: -inf beyond 1.8e19 in float32 (1.3e154 in
-    # float64), where the log density is finite (StudentT(3) at 3e38: -351.6). TFP too.
+    # float64), where the log density is finite (StudentT(3) at 3e38: -351.6). TFP too. With
+    # a scale below 1 the standardized value itself overflows at the dtype's largest value.
     from conftest import AVAILABLE
 
     if backend not in AVAILABLE:
         pytest.skip(f"{backend} is not installed")
-    p = _HEAVY[family]
+    p = {**_HEAVY[family], "scale": scale}
     d = getattr(ps, family)(**{k: torch.tensor(v, dtype=dtype) for k, v in p.items()},
                             backend=backend, validate_args=False)
     big = torch.finfo(dtype).max
@@ -101,6 +103,73 @@ def test_heavy_tails_score_large_values(backend: str, family: str, dtype) -> Non
     for x, g in zip(xs, got):
         want = _heavy_reference(family, p, float(torch.tensor(x, dtype=dtype)))
         assert g == pytest.approx(want, rel=1e-5, abs=1e-5), (x, g, want)
+
+
+def _power_reference(family: str, p: dict, x: float) -> float:
+    """The log density in closed form, in float64 (-inf below float64's range)."""
+    if family == "Gumbel":
+        y = (p["loc"] - x) / p["scale"]
+        return -math.inf if y > 709 else y - math.exp(y) - math.log(p["scale"])
+    if family == "Pareto":
+        a, s = p["alpha"], p["scale"]
+        return math.log(a) + a * math.log(s) - (a + 1) * math.log(x)
+    k, s = p["concentration"], p["scale"]  # Weibull
+    if x == 0:
+        return {True: math.inf, False: -math.log(s)}[k < 1] if k <= 1 else -math.inf
+    t = k * (math.log(x) - math.log(s))
+    return -math.inf if t > 709 else (math.log(k) - k * math.log(s) + (k - 1) * math.log(x)
+                                      - math.exp(t))
+
+
+_POWERS = {  # family: (parameters, values); the scale 0.5 makes x / scale overflow near the max
+    "Gumbel": ({"loc": 1.0, "scale": 0.5}, [-3e38, -1e30, -50.0, 0.3, 4.0, 1e30, 3e38]),
+    "Pareto": ({"scale": 0.5, "alpha": 2.5}, [0.5, 0.7, 3.0, 1e30, 3e38]),
+    "Weibull": ({"scale": 0.5, "concentration": 0.8}, [0.0, 1e-30, 0.3, 4.0, 1e20, 3e38]),
+}
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("family", sorted(_POWERS))
+@pytest.mark.parametrize("backend", ["torch", "numpy", "tfp", "tfp-tf"])
+def test_standardized_values_and_powers_score_extreme_values(backend: str, family: str,
+                                                             dtype) -> None:
+    # torch 2.13 in float32: Gumbel NaN at -3e38 (y = (loc - x)/scale overflows: inf - inf;
+    # TFP on JAX +inf), Pareto -inf at 3e38 (log(x / scale): the log density is -311; TFP
+    # too), Weibull NaN at 1e20 and 3e38 and at 0 and -inf at 1e-30 where it is -55.9 (the
+    # power (x / scale)^k; TFP -inf at 3e38 where it is -1.05e31).
+    from conftest import AVAILABLE
+
+    if backend not in AVAILABLE:
+        pytest.skip(f"{backend} is not installed")
+    p, xs = _POWERS[family]
+    d = getattr(ps, family)(**{k: torch.tensor(v, dtype=dtype) for k, v in p.items()},
+                            backend=backend, validate_args=False)
+    got = d.log_prob(torch.tensor(xs, dtype=dtype)).double().tolist()
+    lowest = -torch.finfo(dtype).max
+    for x, g in zip(xs, got):
+        want = _power_reference(family, p, float(torch.tensor(x, dtype=dtype)))
+        if want < lowest:
+            assert g <= lowest, (x, g, want)
+        else:
+            assert g == pytest.approx(want, rel=1e-5), (x, g, want)
+
+
+@pytest.mark.parametrize("backend", ["torch", "numpy"])
+def test_weibull_and_gumbel_fixes_keep_torchs_values_and_gradients(backend: str) -> None:
+    # at typical values, polysample's formulas are torch's to rounding, gradients included
+    for family, p in (("Weibull", {"scale": 1.5, "concentration": 2.5}),
+                      ("Gumbel", {"loc": 0.3, "scale": 1.5}),
+                      ("Pareto", {"scale": 1.5, "alpha": 2.5})):
+        leaves = {k: torch.tensor(v, dtype=torch.float64, requires_grad=True)
+                  for k, v in p.items()}
+        x = torch.tensor([1.6, 2.0, 3.5, 7.0], dtype=torch.float64)
+        ours = getattr(ps, family)(**leaves, backend=backend).log_prob(x).sum()
+        theirs = getattr(torch.distributions, family)(**leaves).log_prob(x).sum()
+        g1 = torch.autograd.grad(ours, list(leaves.values()))
+        g2 = torch.autograd.grad(theirs, list(leaves.values()))
+        assert float(ours.detach()) == pytest.approx(float(theirs.detach()), rel=1e-12)
+        for a, b in zip(g1, g2):
+            assert float(a) == pytest.approx(float(b), rel=1e-10)
 
 
 @pytest.mark.parametrize("backend", ["torch", "numpy", "tfp", "tfp-tf", "scipy"])

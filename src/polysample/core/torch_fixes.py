@@ -95,16 +95,23 @@ class KumaraswamyFix:
                 + torch.xlogy(b - 1, one_minus_xa))
 
 
-def log1p_square_ratio(y: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-    """``log(1 + y^2 / c)`` (``c > 0``) without squaring a large ``y``: beyond ``sqrt(c)``, as
-    ``2 log|y| - log c + log1p(c / y^2)``. ``y^2`` overflows beyond 1.8e19 in float32 (1.3e154
-    in float64), where ``log1p(y^2 / c)`` said inf: the heavy-tailed families' log density
-    was -inf at values their samplers draw (a StudentT of df 0.05 in float32: 10% of draws).
-    Each branch sees safe inputs, so neither puts a NaN in the other's gradient."""
+def log1p_square_ratio(diff: torch.Tensor, scale: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """``log(1 + y^2 / c)`` for ``y = diff / scale`` (``c > 0``) without squaring a large
+    ``y``: beyond ``sqrt(c)``, as ``2 (log|diff| - log scale) - log c + log1p(c / y^2)``.
+    ``y^2`` overflows beyond 1.8e19 in float32 (1.3e154 in float64), where ``log1p(y^2 / c)``
+    said inf: the heavy-tailed families' log density was -inf at values their samplers draw
+    (a StudentT of df 0.05 in float32: 10% of draws); and ``y`` itself overflows when
+    ``|diff|`` is near the dtype's largest value and ``scale < 1`` (a Cauchy of scale 0.5 at
+    3e38 in float32), where ``log|diff| - log scale`` does not. Each branch sees safe inputs,
+    so neither puts a NaN in the other's gradient."""
+    y = diff / scale
     big = y.abs() > c.sqrt()
-    y_big = torch.where(big, y, torch.ones_like(y))
+    one = torch.ones_like(y)
+    d_big = torch.where(big, diff, one)
+    s_big = torch.where(big, scale, one)
     y_small = torch.where(big, torch.zeros_like(y), y)
-    large = 2 * y_big.abs().log() - c.log() + torch.log1p(c / y_big.square())
+    large = (2 * (d_big.abs().log() - s_big.log()) - c.log()
+             + torch.log1p(c / (d_big / s_big).square()))
     return torch.where(big, large, torch.log1p(y_small.square() / c))
 
 
@@ -121,17 +128,17 @@ class StudentTFix:
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
         if self._validate_args:
             self._validate_sample(value)  # type: ignore[attr-defined]
-        y = (value - self.loc) / self.scale
         z = (self.scale.log() + 0.5 * self.df.log() + 0.5 * math.log(math.pi)
              + torch.lgamma(0.5 * self.df) - torch.lgamma(0.5 * (self.df + 1.0)))
-        return -0.5 * (self.df + 1.0) * log1p_square_ratio(y, self.df) - z
+        return -0.5 * (self.df + 1.0) * log1p_square_ratio(value - self.loc, self.scale,
+                                                           self.df) - z
 
 
 def cauchy_log_prob(value: torch.Tensor, loc: Any, scale: torch.Tensor) -> torch.Tensor:
     """The Cauchy log density, with :func:`log1p_square_ratio`."""
-    z = (value - loc) / scale
-    one = torch.ones((), dtype=z.dtype, device=z.device)
-    return -math.log(math.pi) - scale.log() - log1p_square_ratio(z, one)
+    diff = value - loc
+    one = torch.ones((), dtype=diff.dtype, device=diff.device)
+    return -math.log(math.pi) - scale.log() - log1p_square_ratio(diff, scale, one)
 
 
 class CauchyFix:
@@ -183,6 +190,69 @@ class InverseGammaFix:
                 - rate / value)
 
 
+class GumbelFix:
+    """torch 2.13's ``Gumbel.log_prob`` is ``y - exp(y) - log scale`` with ``y = (loc - x) /
+    scale``: NaN (``inf - inf``) where ``y`` overflows, far below ``loc`` (``-3e38`` at scale
+    0.5 in float32, and at ``x = -inf``), where the log density is ``-inf``; ``-inf`` wherever
+    ``exp(y)`` overflows."""
+
+    loc: torch.Tensor
+    scale: torch.Tensor
+    _validate_args: bool
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        if self._validate_args:
+            self._validate_sample(value)  # type: ignore[attr-defined]
+        y = (self.loc - value) / self.scale
+        over = y > math.log(torch.finfo(y.dtype).max)  # exp(y) overflows: the density is 0
+        y = torch.where(over, torch.zeros_like(y), y)  # no NaN in the gradient not taken
+        return torch.where(over, -math.inf, y - y.exp()) - self.scale.log()
+
+
+class ParetoFix:
+    """torch 2.13's ``Pareto.log_prob`` scores an exponential at ``log(x / scale)``, and
+    ``x / scale`` overflows for ``x`` near the dtype's largest value and ``scale < 1`` (-inf
+    at 3e38 in float32 for scale 0.5, where the log density is about -311). The same formula
+    with ``log x - log scale``: ``log alpha - log scale - (alpha + 1)(log x - log scale)``."""
+
+    scale: torch.Tensor
+    alpha: torch.Tensor
+    _validate_args: bool
+
+    def log_prob(self, value: Any) -> torch.Tensor:
+        if self._validate_args:
+            self._validate_sample(value)  # type: ignore[attr-defined]
+        if not isinstance(value, torch.Tensor):  # a number, as torch takes one
+            value = torch.as_tensor(value, dtype=self.scale.dtype, device=self.scale.device)
+        log_scale = self.scale.log()
+        return self.alpha.log() - log_scale - (self.alpha + 1) * (value.log() - log_scale)
+
+
+class WeibullFix:
+    """torch 2.13's ``Weibull.log_prob`` inverts a power and an affine transform: in float32
+    ``(x / scale)^k`` overflows or underflows, so ``Weibull(2, 2).log_prob`` is NaN at 1e20
+    and 3e38 (the log density is -inf at 1e20: ``-(x/scale)^k``) and ``-inf`` at 1e-30 (it is
+    -69.8), and it is NaN at 0 (the density there is finite for ``k = 1``, zero above, infinite
+    below). The closed form ``log k - k log scale + (k - 1) log x - exp(k (log x - log
+    scale))``, the product as ``xlogy``; ``-inf`` below 0."""
+
+    scale: torch.Tensor
+    concentration: torch.Tensor
+    _validate_args: bool
+
+    def log_prob(self, value: Any) -> torch.Tensor:
+        if self._validate_args:
+            self._validate_sample(value)  # type: ignore[attr-defined]
+        if not isinstance(value, torch.Tensor):  # a number, as torch takes one
+            value = torch.as_tensor(value, dtype=self.scale.dtype, device=self.scale.device)
+        k, log_scale = self.concentration, self.scale.log()
+        inside = value >= 0
+        x = torch.where(inside, value, torch.ones_like(value))  # no NaN in the gradient not taken
+        lp = (k.log() - k * log_scale + torch.xlogy(k - 1, x)
+              - torch.exp(k * (x.log() - log_scale)))
+        return torch.where(inside, lp, -math.inf)
+
+
 class LKJCholeskyEmptyBatchFix:
     """torch 2.13's ``LKJCholesky`` builds an inner ``Beta`` (a ``Dirichlet``) with the default
     validation, whatever ``validate_args`` says, and that constraint check reshapes zero
@@ -216,6 +286,9 @@ class LKJCholeskyEmptyBatchFix:
 #: to its polysample subclasses (Chi2), before their own: torch's subclasses inherit its code.
 FIXES: dict[str, type] = {
     "Cauchy": CauchyFix,
+    "Gumbel": GumbelFix,
+    "Pareto": ParetoFix,
+    "Weibull": WeibullFix,
     "HalfCauchy": HalfCauchyFix,
     "InverseGamma": InverseGammaFix,
     "StudentT": StudentTFix,

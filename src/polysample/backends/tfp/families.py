@@ -799,15 +799,20 @@ def _relaxed_bernoulli_score(tfp: Any, p: Mapping[str, Any], static: tuple[Any, 
     return tfp.distributions.RelaxedBernoulli(p["temperature"], logits=p["logits"]).log_prob(x)
 
 
-def _log1p_square_ratio(tf: Any, y: Any, c: Any) -> Any:
-    # log(1 + y^2 / c) without squaring a large y (polysample.core.torch_fixes has the same
-    # for torch): TFP's StudentT and Cauchy said -inf beyond |y| = 1.8e19 in float32 (a
-    # StudentT of df 0.05 draws up to 3e38: 1% of its float32 draws), 1.3e154 in float64.
+def _log1p_square_ratio(tf: Any, diff: Any, scale: Any, c: Any) -> Any:
+    # log(1 + y^2 / c), y = diff / scale, without squaring a large y (polysample.core.
+    # torch_fixes has the same for torch): TFP's StudentT and Cauchy said -inf beyond
+    # |y| = 1.8e19 in float32 (a StudentT of df 0.05 draws up to 3e38: 1% of its float32
+    # draws), 1.3e154 in float64; and y itself overflows near the dtype's largest value when
+    # scale < 1, where log|diff| - log scale does not.
+    y = diff / scale
     big = tf.abs(y) > tf.sqrt(c)
-    y_big = tf.where(big, y, tf.ones_like(y))
+    one = tf.ones_like(y)
+    d_big = tf.where(big, diff, one)
+    s_big = tf.where(big, scale * one, one)
     y_small = tf.where(big, tf.zeros_like(y), y)
-    large = (2 * tf.math.log(tf.abs(y_big)) - tf.math.log(c)
-             + tf.math.log1p(c / tf.square(y_big)))
+    large = (2 * (tf.math.log(tf.abs(d_big)) - tf.math.log(s_big)) - tf.math.log(c)
+             + tf.math.log1p(c / tf.square(d_big / s_big)))
     return tf.where(big, large, tf.math.log1p(tf.square(y_small) / c))
 
 
@@ -815,26 +820,70 @@ def _student_t_score(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...],
                      value: Any) -> Any:
     tf = _tf(tfp)
     df, loc, scale = p["df"], p["loc"], p["scale"]
-    y = (value - loc) / scale
     z = (tf.math.log(scale) + 0.5 * tf.math.log(df) + 0.5 * math.log(math.pi)
          + tf.math.lgamma(0.5 * df) - tf.math.lgamma(0.5 * (df + 1)))
-    return -0.5 * (df + 1) * _log1p_square_ratio(tf, y, df) - z
+    return -0.5 * (df + 1) * _log1p_square_ratio(tf, value - loc, scale, df) - z
 
 
 def _cauchy_score(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...], value: Any) -> Any:
     tf = _tf(tfp)
     scale = p["scale"]
-    z = (value - p["loc"]) / scale
-    return -math.log(math.pi) - tf.math.log(scale) - _log1p_square_ratio(tf, z, tf.ones_like(z))
+    diff = value - p["loc"]
+    return (-math.log(math.pi) - tf.math.log(scale)
+            - _log1p_square_ratio(tf, diff, scale, tf.ones_like(diff)))
 
 
 def _half_cauchy_score(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...],
                        value: Any) -> Any:
     tf = _tf(tfp)
     scale = p["scale"]
-    z = value / scale
-    lp = math.log(2 / math.pi) - tf.math.log(scale) - _log1p_square_ratio(tf, z, tf.ones_like(z))
+    lp = (math.log(2 / math.pi) - tf.math.log(scale)
+          - _log1p_square_ratio(tf, value, scale, tf.ones_like(value * scale)))
     return tf.where(value >= 0, lp, tf.math.log(tf.zeros_like(lp)))
+
+
+def _gumbel_score(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...], value: Any) -> Any:
+    # TFP computes -(z + exp(-z)) with z = (x - loc) / scale: +inf (JAX) or NaN (TensorFlow)
+    # where z overflows to -inf, far below loc (-3e38 at scale 0.5 in float32), where the log
+    # density is -inf. And XLA's CPU exp, fused into y - exp(y), is finite garbage for y above
+    # about 1e38 in float32 (y - exp(y) = -1.68e38 at y = 2e38): beyond log(largest value),
+    # where exp(y) overflows, the log density is -inf, and it is not computed.
+    tf = _tf(tfp)
+    loc, scale = p["loc"], p["scale"]
+    y = (loc - value) / scale
+    dtype = y.dtype.as_numpy_dtype if hasattr(y.dtype, "as_numpy_dtype") else y.dtype
+    over = y > math.log(float(np.finfo(dtype).max))
+    y = tf.where(over, tf.zeros_like(y), y)  # no NaN in the gradient not taken
+    lp = y - tf.exp(y) - tf.math.log(scale)
+    return tf.where(over, tf.math.log(tf.zeros_like(lp)), lp)
+
+
+def _pareto_score(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...], value: Any) -> Any:
+    # TFP's Pareto divides the value by the scale, which overflows near the dtype's largest
+    # value for scale < 1 (-inf at 3e38 in float32, scale 0.5; the log density is -311):
+    # log alpha - log scale - (alpha + 1)(log x - log scale) in the support, TFP's value
+    # outside it.
+    tf = _tf(tfp)
+    scale, alpha = p["scale"], p["alpha"]
+    inside = value >= scale
+    x = tf.where(inside, value, tf.ones_like(value) * scale)  # no NaN in the branch not taken
+    log_scale = tf.math.log(scale)
+    lp = tf.math.log(alpha) - log_scale - (alpha + 1) * (tf.math.log(x) - log_scale)
+    return tf.where(inside, lp, _PARETO(tfp, p, static).log_prob(value))
+
+
+def _weibull_score(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...], value: Any) -> Any:
+    # TFP computes (x / scale)^k, which overflows in float32 near the largest value (-inf at
+    # 3e38 for k = 0.8, scale 0.5, where the log density is -1.05e31): log k - k log scale
+    # + (k - 1) log x - exp(k (log x - log scale)) for x > 0, TFP's value elsewhere.
+    tf = _tf(tfp)
+    scale, k = p["scale"], p["concentration"]
+    inside = value > 0
+    x = tf.where(inside, value, tf.ones_like(value))  # no NaN in the branch not taken
+    log_x, log_scale = tf.math.log(x), tf.math.log(scale)
+    lp = (tf.math.log(k) - k * log_scale + (k - 1) * log_x
+          - tf.exp(k * (log_x - log_scale)))
+    return tf.where(inside, lp, _WEIBULL(tfp, p, static).log_prob(value))
 
 
 def _kumaraswamy_score(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...],
@@ -907,7 +956,7 @@ TFP_FAMILIES: dict[str, TfpFamily] = {
     "Geometric": TfpFamily(("logits",), _d("Geometric", "logits"), rsample=False,
                            draw=_geometric, draw_inputs=("probs",),
                            score=_geometric_score, score_inputs=("probs",)),
-    "Gumbel": TfpFamily(("loc", "scale"), _d("Gumbel", "loc", "scale")),
+    "Gumbel": TfpFamily(("loc", "scale"), _d("Gumbel", "loc", "scale"), score=_gumbel_score),
     "HalfCauchy": TfpFamily(("scale",), _half_cauchy, score=_half_cauchy_score),
     "HalfNormal": TfpFamily(("scale",), _d("HalfNormal", "scale")),
     "InverseGamma": TfpFamily(("concentration", "rate"),
@@ -954,7 +1003,8 @@ TFP_FAMILIES: dict[str, TfpFamily] = {
         ("scale", "alpha"), _PARETO,
         draw=_overflow_drawer(_PARETO, ("scale", "alpha"),
                               lambda tf, e, scale, alpha: scale * tf.exp(e / alpha)),
-        draw_flags=_may_overflow(lambda p, log_max, _: p["alpha"] * (log_max - p["scale"].log()))),
+        draw_flags=_may_overflow(lambda p, log_max, _: p["alpha"] * (log_max - p["scale"].log())),
+        score=_pareto_score),
     "Poisson": TfpFamily(("rate",), _d("Poisson", "rate"), rsample=False,
                          draw=_in_float64("Poisson", "rate"), full_optimization=True),
     "RelaxedBernoulli": TfpFamily(("temperature", "logits"),
@@ -976,7 +1026,8 @@ TFP_FAMILIES: dict[str, TfpFamily] = {
                               lambda tf, e, scale, k: scale * tf.exp(tf.math.log(e) / k),
                               positive=True),
         draw_flags=_may_overflow(
-            lambda p, _, log_tiny: p["concentration"] * (p["scale"].log() - log_tiny))),
+            lambda p, _, log_tiny: p["concentration"] * (p["scale"].log() - log_tiny)),
+        score=_weibull_score),
     "Wishart": TfpFamily(("df", "scale_tril"),
                          _d("WishartTriL", "df", "scale_tril", input_output_cholesky=False),
                          note="TFP WishartTriL", score=_wishart_score, chunked=True),

@@ -30,7 +30,7 @@ from ..reference import params_np
 from ..runner import Runner, Target, make, nan_cotangent
 
 __all__ = ["checks", "far_points", "FAR_LOG_DENSITY", "edge_points", "EDGE_STEPS",
-           "huge_points", "HUGE_VALUES", "HUGE_FLOOR"]
+           "huge_points", "HUGE_VALUES", "HUGE_RTOL"]
 
 #: The reference log density at the values of ``log_prob_far``: below float64's smallest
 #: density (exp(-745) underflows to 0), so that a log_prob computed as log(pdf) is -inf there.
@@ -77,23 +77,30 @@ def edge_points(tdist: Any) -> tuple[torch.Tensor, torch.Tensor] | None:
     return x, inside
 
 
-#: The magnitudes ``log_prob_huge`` asks for, on each side of zero that lies in the support.
-#: A standardized value's square overflows float64 beyond 1.3e154, and float32's beyond 1.8e19,
-#: where a heavy tail's log density is still a few hundred (a Cauchy's: -922 at 1e200).
-HUGE_VALUES = (1e30, 1e100, 1e200, 1e300)
+#: The magnitudes ``log_prob_huge`` asks for in each dtype, on each side of zero that lies in
+#: the support. A standardized value's square overflows float64 beyond 1.3e154 and float32's
+#: beyond 1.8e19, where a heavy tail's log density is still a few hundred (a Cauchy's: -922 at
+#: 1e200). float32 asks for its largest finite value too, where the standardized value itself
+#: overflows when the scale is below 1 (the reference, in float64, does not; float64's largest
+#: value would overflow the reference's own standardization).
+HUGE_VALUES: dict[torch.dtype, tuple[float, ...]] = {
+    torch.float64: (1e30, 1e100, 1e200, 1e300),
+    torch.float32: (1e10, 1e20, 1e30, torch.finfo(torch.float32).max),
+}
 
-#: Where the reference log density is -inf at a huge value (below -1.8e308: a Normal's at 1e200
-#: is -5e399), ``log_prob_huge`` accepts any ``log_prob`` below this.
-HUGE_FLOOR = -1e300
+#: The relative tolerance of ``log_prob_huge`` in each dtype (as ``log_prob_f64`` and
+#: ``log_prob_f32``).
+HUGE_RTOL = {torch.float64: 1e-6, torch.float32: 1e-4}
 
 
-def huge_points(tdist: Any) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """``(values (m, G), inside (m, G))``: +-:data:`HUGE_VALUES` (float64) and which lie in
+def huge_points(tdist: Any, dtype: torch.dtype = torch.float64
+                ) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """``(values (m, G), inside (m, G))``: +-:data:`HUGE_VALUES` of ``dtype`` and which lie in
     ``tdist``'s support, or None when none does."""
     batch = tdist.batch_shape
-    x = torch.tensor([s * h for h in HUGE_VALUES for s in (1.0, -1.0)], dtype=torch.float64)
+    x = torch.tensor([s * h for h in HUGE_VALUES[dtype] for s in (1.0, -1.0)], dtype=dtype)
     x = x.reshape((-1,) + (1,) * len(batch)).expand((x.numel(),) + tuple(batch))
-    inside = tdist.support.check(x)
+    inside = tdist.support.check(x.double())
     if not bool(inside.any()):
         return None
     return x, inside
@@ -274,33 +281,42 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
             huge_points(getattr(torch.distributions, family)(
                 **example_params(family, (3,), torch.float64))) is not None:
         def huge(r: Runner) -> Outcome:
-            params, tdist, value = points(torch.float64)
-            found = huge_points(tdist)
-            if found is None:
-                raise Skip("no huge value lies in the support")
-            xs, inside = found
-            xs = torch.where(inside, xs, value[0].expand_as(xs))
-            law = reference(params_np(tdist, spec.params))
-            got = make(family, params, t).log_prob(xs).detach().double().numpy()
-            with np.errstate(all="ignore"):
-                want = np.asarray(law.logpdf(xs.numpy()), dtype=np.float64)
-            # a log density below float64's range: any value below HUGE_FLOOR (-inf included)
-            below = inside.numpy() & (want == -np.inf) & (got <= HUGE_FLOOR)
-            err = _rel_errors(got, want, inside.numpy() & ~below)
-            worst = float(err.max())
-            if worst > 1e-6:
-                i, j = np.unravel_index(int(np.argmax(err)), err.shape)
-                pts = grid_points(family, params)
-                raise CheckFailure(
-                    f"log_prob at a huge value differs from the reference: got "
-                    f"{got[i, j]:.10g}, want {want[i, j]:.10g} at value {float(xs[i, j])!r} "
-                    f"with {pts[j]} (max |got - want|/(|want| + 1) = {worst:.3g} > 1e-06). "
-                    "The square of the standardized value z overflows beyond 1.3e154 (float64; "
-                    "1.8e19 in float32) where the log density is finite: compute log(1 + z^2) "
-                    "as 2 log|z| + log1p(z^-2) there, and powers as multiples of logs",
-                    statistic=worst, threshold=1e-6, point=f"example[{j}] ({pts[j]})")
-            return Outcome(f"max rel. error {worst:.2g} at {int(inside.sum())} huge values",
-                           statistic=worst, threshold=1e-6)
+            worst, count = 0.0, 0
+            for dtype in (torch.float64, torch.float32):
+                params, tdist, value = points(dtype)
+                found = huge_points(tdist, dtype)
+                if found is None:
+                    raise Skip("no huge value lies in the support")
+                xs, inside = found
+                xs = torch.where(inside, xs, value[0].expand_as(xs))
+                law = reference(params_np(tdist, spec.params))
+                got = make(family, params, t).log_prob(xs).detach().double().numpy()
+                with np.errstate(all="ignore"):
+                    want = np.asarray(law.logpdf(xs.double().numpy()), dtype=np.float64)
+                # a log density below the dtype's range: any value at or below its lowest
+                lowest = -torch.finfo(dtype).max
+                below = inside.numpy() & (want < lowest) & (got <= lowest)
+                err = _rel_errors(got, want, inside.numpy() & ~below)
+                rtol = HUGE_RTOL[dtype]
+                count += int(inside.sum())
+                worst = max(worst, float(err.max()) / rtol)
+                if err.max() > rtol:
+                    i, j = np.unravel_index(int(np.argmax(err)), err.shape)
+                    pts = grid_points(family, params)
+                    raise CheckFailure(
+                        f"{str(dtype).replace('torch.', '')} log_prob at a huge value differs "
+                        f"from the reference: got {got[i, j]:.10g}, want {want[i, j]:.10g} at "
+                        f"value {float(xs[i, j])!r} with {pts[j]} (max |got - want|/(|want| + 1)"
+                        f" = {float(err.max()):.3g} > {rtol:g}). The square of the standardized "
+                        "value z = (x - loc)/scale overflows beyond 1.3e154 (float64; 1.8e19 in "
+                        "float32), and z itself near the largest value when scale < 1, where "
+                        "the log density is finite: compute log(1 + z^2) as 2 (log|x - loc| - "
+                        "log scale) + log1p(z^-2) there, and powers of x/scale as exponentials "
+                        "of log x - log scale", statistic=float(err.max()), threshold=rtol,
+                        point=f"example[{j}] ({pts[j]})")
+            return Outcome(f"max rel. error {worst:.2g} of its tolerance (1e-06 in float64, "
+                           f"1e-04 in float32) at {count} huge values",
+                           statistic=worst, threshold=1.0)
 
         yield Check(t.name, family, "example", "log_prob_huge", "density", False, huge)
 
