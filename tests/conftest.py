@@ -43,9 +43,12 @@ AVAILABLE: list[str] = _available()
 #: Kumaraswamy in log space, NaN in torch near 1; StudentT, Cauchy and HalfCauchy without
 #: squaring large values, -inf in torch beyond 1.8e19 in float32; InverseGamma in closed form,
 #: +inf in torch below 1e-154; Gumbel, Pareto and Weibull without overflowing x / scale or its
-#: powers, NaN or -inf in torch near float32's largest value): torch's to rounding only.
+#: powers, NaN or -inf in torch near float32's largest value; RelaxedBernoulli with softplus,
+#: -inf in torch near 0; Normal and HalfNormal from the standardized value, -inf in torch
+#: where (x - loc)^2 overflows float32): torch's to rounding only.
 LOG_PROB_FIXED = frozenset({"Kumaraswamy", "StudentT", "Cauchy", "HalfCauchy", "InverseGamma",
-                            "Gumbel", "Pareto", "Weibull"})
+                            "Gumbel", "Pareto", "Weibull", "RelaxedBernoulli", "Normal",
+                            "HalfNormal"})
 
 
 #: Backends whose eager draws cost microseconds: the contract matrix covers all their families.

@@ -852,6 +852,23 @@ class ParetoRatioMutant(_Mutant):
                                           validate_args=False).log_prob(value)
 
 
+class RelaxedOverflowMutant(_Mutant):
+    """Scores RelaxedBernoulli itself with torch 2.13's formula, ``log1p(exp(d))`` for
+    ``softplus(d)``, ``d = logits - T logit(x)``: right at the example grid's temperature 0.5
+    everywhere the suite asks, -inf near 0 at the corners' temperature 3 (in float64 at
+    ``2^-760``, where ``d`` exceeds 709)."""
+
+    FAMILIES = ("RelaxedBernoulli",)
+
+    def families(self) -> Mapping[str, FamilySupport]:
+        return {f: dataclasses.replace(s, log_prob=True) for f, s in super().families().items()}
+
+    def log_prob(self, family, params, value):  # type: ignore[override]
+        return torch.distributions.RelaxedBernoulli(params["temperature"],
+                                                    logits=params["logits"],
+                                                    validate_args=False).log_prob(value)
+
+
 class GarbageMutant(_Mutant):
     """Returns NaN for Normal, the wrong shape for Exponential, and raises for Gamma."""
 
@@ -895,6 +912,7 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     "mutant_cancelling_edge": (CancellingKumaraswamyMutant, "log_prob_edge", "Kumaraswamy"),
     "mutant_squaring_tail": (SquaringStudentTMutant, "log_prob_huge", "StudentT"),
     "mutant_pareto_ratio": (ParetoRatioMutant, "log_prob_huge", "Pareto"),
+    "mutant_relaxed_overflow": (RelaxedOverflowMutant, "log_prob_edge", "RelaxedBernoulli"),
     # Right on one-dimensional batches: the sampler's stacked grids (batch (2, G)) see it.
     "mutant_column_major": (ColumnMajorMutant, "sample_ks", "Poisson"),
     # Equal values for equal parameters: the stacked grids' copies repeat each other.

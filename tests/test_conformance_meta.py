@@ -391,6 +391,17 @@ def test_tail_safe_references_agree_with_scipy_and_stay_finite_at_huge_values(fa
         assert got[i, j] == pytest.approx(want, rel=1e-14), (family, v, j)
 
 
+def test_relaxed_bernoulli_reference_log_density_is_finite_where_the_density_underflows():
+    law = CASES["RelaxedBernoulli"].law({"temperature": np.array([3.0, 0.5]),
+                                         "probs": np.array([0.95, 0.3])})
+    x = np.array([[1e-3, 1e-3], [0.3, 0.3], [0.9, 0.9], [1 - 1e-9, 1 - 1e-9]])
+    np.testing.assert_allclose(law.logpdf(x), np.log(law.pdf(x)), rtol=1e-12)
+    tiny = np.array([[4.060706939705039e-115, 4.060706939705039e-115]])
+    assert law.pdf(tiny)[0, 0] == 0.0  # underflows
+    # T log x dominates: log T - log x + (T logit x - logit p) - 2 softplus(...) ~ (T - 1) log x
+    assert law.logpdf(tiny)[0, 0] == pytest.approx(-528.63768, rel=1e-7)
+
+
 def test_projections_of_a_multivariate_normal_are_normal():
     rng = np.random.default_rng(4)
     tril = np.array([[1.0, 0, 0], [0.5, 2.0, 0], [-1.0, 0.3, 0.5]])

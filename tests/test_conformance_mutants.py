@@ -66,7 +66,7 @@ _OWN_TEST = {"mutant_gradsign_beta", "mutant_sorted", "mutant_sorted_poisson",
              "mutant_float32_grad", "mutant_shape_grad", "mutant_chunk_detach",
              "mutant_tail_grad", "mutant_nan_grad", "mutant_exponential_tail",
              "mutant_nan_masking", "mutant_wide_batch", "mutant_cancelling_edge",
-             "mutant_squaring_tail", "mutant_pareto_ratio"}
+             "mutant_squaring_tail", "mutant_pareto_ratio", "mutant_relaxed_overflow"}
 
 
 @pytest.mark.parametrize("name", sorted(set(mutants.MUTANTS) - _OWN_TEST))
@@ -575,7 +575,7 @@ def test_a_log_prob_computed_as_log_pdf_fails_the_far_and_huge_checks_alone(with
     # Right to 1e-15 at the typical draws (log_prob_f64, log_prob_f32 and gradcheck pass):
     # only where the density underflows float64 (about 38 sd out, and at 1e30) is it -inf.
     report = check_backend("mutant_log_of_density", families=["Normal"], layers=("density",))
-    assert [r.check for r in report.failures] == ["log_prob_far", "log_prob_huge"], [
+    assert {r.check for r in report.failures} == {"log_prob_far", "log_prob_huge"}, [
         r.id for r in report.failures]
     assert "got -inf, want -800" in report.failures[0].message
 
@@ -585,7 +585,7 @@ def test_a_log_prob_cancelling_near_an_end_fails_log_prob_edge_alone(with_mutant
     # other density checks pass), inf or 2% off within a few ulps of 1.
     report = check_backend("mutant_cancelling_edge", families=["Kumaraswamy"],
                            layers=("density",))
-    assert [r.check for r in report.failures] == ["log_prob_edge"], [
+    assert {r.check for r in report.failures} == {"log_prob_edge"}, [
         r.id for r in report.failures]
     assert "near an end of the support" in report.failures[0].message
     assert "concentration1=" in report.failures[0].message
@@ -595,7 +595,7 @@ def test_a_log_prob_squaring_the_standardized_value_fails_log_prob_huge_alone(wi
     # torch 2.13's StudentT formula: right at typical and far values (log_prob_far asks where
     # the density is exp(-800), z about 1e87 for df = 2.5), -inf beyond |z| = 1.3e154.
     report = check_backend("mutant_squaring_tail", families=["StudentT"], layers=("density",))
-    assert [r.check for r in report.failures] == ["log_prob_huge"], [
+    assert {r.check for r in report.failures} == {"log_prob_huge"}, [
         r.id for r in report.failures]
     assert "at a huge value" in report.failures[0].message
     assert "df=" in report.failures[0].message
@@ -607,11 +607,21 @@ def test_a_standardized_value_overflowing_in_float32_fails_log_prob_huge_alone(w
     # torch 2.13's Pareto: log(x / scale), right in float64 and at typical float32 values;
     # at float32's largest value x / scale overflows for the grid's scale 0.5.
     report = check_backend("mutant_pareto_ratio", families=["Pareto"], layers=("density",))
-    assert [r.check for r in report.failures] == ["log_prob_huge"], [
+    assert {r.check for r in report.failures} == {"log_prob_huge"}, [
         r.id for r in report.failures]
     message = report.failures[0].message
     assert message.startswith("float32 log_prob at a huge value"), message
     assert "3.4028234" in message and "scale=0.5" in message, message
+
+
+def test_an_overflowing_logit_fails_log_prob_edge_at_the_corners_alone(with_mutants):
+    # torch 2.13's RelaxedBernoulli: log1p(exp(d)) overflows near 0 only where the
+    # temperature is large (the corners' 3), not at the example grid's 0.5.
+    report = check_backend("mutant_relaxed_overflow", families=["RelaxedBernoulli"],
+                           layers=("density",))
+    assert [(r.check, r.grid) for r in report.failures] == [("log_prob_edge", "corners")], [
+        r.id for r in report.failures]
+    assert "temperature=3" in report.failures[0].message, report.failures[0].message
 
 
 def test_huge_points_lie_in_the_support_on_each_open_side():

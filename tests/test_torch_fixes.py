@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -170,6 +171,52 @@ def test_weibull_and_gumbel_fixes_keep_torchs_values_and_gradients(backend: str)
         assert float(ours.detach()) == pytest.approx(float(theirs.detach()), rel=1e-12)
         for a, b in zip(g1, g2):
             assert float(a) == pytest.approx(float(b), rel=1e-10)
+
+
+@pytest.mark.parametrize("family", ["Normal", "HalfNormal"])
+@pytest.mark.parametrize("backend", ["torch", "numpy", "tfp", "tfp-tf"])
+def test_normal_scores_large_values_of_a_wide_law_in_float32(backend: str, family: str) -> None:
+    # torch 2.13 squared x - loc before dividing by the variance: -inf at 1e20 for scale 1000
+    # in float32, where the log density is -5e33.
+    from conftest import AVAILABLE
+
+    if backend not in AVAILABLE:
+        pytest.skip(f"{backend} is not installed")
+    scale = torch.tensor(1000.0)
+    d = (ps.Normal(torch.tensor(-3.0), scale, backend=backend) if family == "Normal"
+         else ps.HalfNormal(scale, backend=backend))
+    loc = -3.0 if family == "Normal" else 0.0
+    xs = [0.5, 1e4, 1e19, 1e20, 3e38]
+    got = d.log_prob(torch.tensor(xs)).double().tolist()
+    for x, g in zip(xs, got):
+        x = float(torch.tensor(x))
+        want = (-0.5 * ((x - loc) / 1000.0) ** 2 - math.log(1000.0) - 0.5 * math.log(2 * math.pi)
+                + (math.log(2) if family == "HalfNormal" else 0.0))
+        if want < -torch.finfo(torch.float32).max:
+            assert g == -math.inf, (x, g)
+        else:
+            assert g == pytest.approx(want, rel=1e-5), (x, g, want)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("backend", ["torch", "numpy", "tfp", "tfp-tf"])
+def test_relaxed_bernoulli_scores_values_near_zero(backend: str, dtype) -> None:
+    # torch 2.13: log T + d - 2 log1p(exp(d)), d = logits - T logit(x), and exp(d) overflows
+    # near 0: -inf at 2^-50 in float32 (T = 3, p = 0.95), where the log density is -71.2.
+    from conftest import AVAILABLE
+    from polysample.conformance.cases import CASES
+
+    if backend not in AVAILABLE:
+        pytest.skip(f"{backend} is not installed")
+    d = ps.RelaxedBernoulli(torch.tensor(3.0, dtype=dtype), probs=torch.tensor(0.95, dtype=dtype),
+                            backend=backend)
+    smallest = 2.0 ** -120 if dtype == torch.float32 else 2.0 ** -1000
+    xs = torch.tensor([smallest, 2.0 ** -50, 1e-3, 0.3, 0.9], dtype=dtype)
+    got = d.log_prob(xs).double().numpy()
+    law = CASES["RelaxedBernoulli"].law({"temperature": np.array(3.0),
+                                         "probs": np.array(float(torch.tensor(0.95, dtype=dtype)))})
+    want = law.logpdf(xs.double().numpy())
+    np.testing.assert_allclose(got, want, rtol=1e-5)
 
 
 @pytest.mark.parametrize("backend", ["torch", "numpy", "tfp", "tfp-tf", "scipy"])

@@ -73,6 +73,29 @@ class NumberTemperatureFix:
         return super(NumberTemperatureFix, view).log_prob(value)  # type: ignore[misc,no-any-return]
 
 
+class RelaxedBernoulliFix(NumberTemperatureFix):
+    """torch 2.13's ``RelaxedBernoulli.log_prob`` scores the logit ``u`` of the value with
+    ``log T + d - 2 log1p(exp(d))``, ``d = logits - T u``, and ``exp(d)`` overflows beyond 88
+    in float32 (709 in float64) near 0: ``RelaxedBernoulli(3, probs=0.95).log_prob(2^-50)``
+    was ``-inf`` in float32, where the log density is -71.2. The same density with
+    ``softplus(d)``; the value clamped to ``[tiny, 1 - eps]`` as torch's sigmoid inverse
+    clamps it; a Python number as ``temperature`` as in :class:`NumberTemperatureFix`."""
+
+    def log_prob(self, value: Any) -> torch.Tensor:
+        if self._validate_args:  # type: ignore[attr-defined]
+            self._validate_sample(value)  # type: ignore[attr-defined]
+        logits = self.base_dist.logits
+        t = torch.as_tensor(self.base_dist.temperature, dtype=logits.dtype, device=logits.device)
+        if not isinstance(value, torch.Tensor):  # a number, as torch takes one
+            value = torch.as_tensor(value, dtype=logits.dtype, device=logits.device)
+        fi = torch.finfo(value.dtype)
+        x = value.clamp(min=fi.tiny, max=1.0 - fi.eps)
+        u = x.log() - (-x).log1p()
+        d = logits - u * t
+        softplus = torch.nn.functional.softplus
+        return t.log() + d - 2 * softplus(d) + softplus(-u) + softplus(u)
+
+
 class KumaraswamyFix:
     """torch 2.13's ``Kumaraswamy.log_prob`` inverts its three transforms in turn, and
     ``1 - x^a`` rounds to 0 for ``x`` near 1 at small ``a`` (``x = 1 - 2^-23``, ``a = 0.05``
@@ -190,6 +213,43 @@ class InverseGammaFix:
                 - rate / value)
 
 
+def normal_log_prob(value: Any, loc: Any, scale: Any) -> torch.Tensor:
+    """The normal log density from the standardized value, ``-z^2/2 - log scale - log(2 pi)/2``."""
+    z = (value - loc) / scale
+    log_scale = math.log(scale) if isinstance(scale, Real) else scale.log()
+    return -0.5 * z * z - log_scale - 0.5 * math.log(2 * math.pi)  # type: ignore[no-any-return]
+
+
+class NormalFix:
+    """torch 2.13's ``Normal.log_prob`` squares ``value - loc`` before dividing by the
+    variance: in float32 the square overflows beyond 1.8e19 although the log density may be
+    finite (``Normal(0, 1000).log_prob(1e20)`` was ``-inf``; it is -5e33). With the
+    standardized value (:func:`normal_log_prob`)."""
+
+    loc: Any
+    scale: Any
+    _validate_args: bool
+
+    def log_prob(self, value: Any) -> torch.Tensor:
+        if self._validate_args:
+            self._validate_sample(value)  # type: ignore[attr-defined]
+        return normal_log_prob(value, self.loc, self.scale)
+
+
+class HalfNormalFix:
+    """torch 2.13's ``HalfNormal.log_prob`` is its inner ``Normal``'s (torch's own class): the
+    same overflow; with :func:`normal_log_prob`."""
+
+    base_dist: Any
+    _validate_args: bool
+
+    def log_prob(self, value: Any) -> torch.Tensor:
+        if self._validate_args:
+            self._validate_sample(value)  # type: ignore[attr-defined]
+        lp = normal_log_prob(value, 0.0, self.base_dist.scale) + math.log(2)
+        return torch.where(value >= 0, lp, -math.inf)
+
+
 class GumbelFix:
     """torch 2.13's ``Gumbel.log_prob`` is ``y - exp(y) - log scale`` with ``y = (loc - x) /
     scale``: NaN (``inf - inf``) where ``y`` overflows, far below ``loc`` (``-3e38`` at scale
@@ -287,6 +347,8 @@ class LKJCholeskyEmptyBatchFix:
 FIXES: dict[str, type] = {
     "Cauchy": CauchyFix,
     "Gumbel": GumbelFix,
+    "HalfNormal": HalfNormalFix,
+    "Normal": NormalFix,
     "Pareto": ParetoFix,
     "Weibull": WeibullFix,
     "HalfCauchy": HalfCauchyFix,
@@ -295,6 +357,6 @@ FIXES: dict[str, type] = {
     "GeneralizedPareto": GeneralizedParetoFix,
     "Kumaraswamy": KumaraswamyFix,
     "LKJCholesky": LKJCholeskyEmptyBatchFix,
-    "RelaxedBernoulli": NumberTemperatureFix,
+    "RelaxedBernoulli": RelaxedBernoulliFix,
     "RelaxedOneHotCategorical": NumberTemperatureFix,
 }

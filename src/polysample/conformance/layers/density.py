@@ -170,9 +170,15 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
         return
     spec = FAMILIES[family]
 
-    def points(dtype: torch.dtype) -> tuple[dict[str, Any], Any, torch.Tensor]:
-        params = example_params(family, (3,), dtype)
-        tdist = getattr(torch.distributions, family)(**example_params(family, (3,), torch.float64))
+    def grid_params(grid: str, dtype: torch.dtype) -> dict[str, Any]:
+        if grid == "corners" and c.corners is not None:
+            return dict(c.corners(dtype))
+        return example_params(family, (3,), dtype)
+
+    def points(dtype: torch.dtype, grid: str = "example"
+               ) -> tuple[dict[str, Any], Any, torch.Tensor]:
+        params = grid_params(grid, dtype)
+        tdist = getattr(torch.distributions, family)(**grid_params(grid, torch.float64))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(1234)
             value = tdist.sample((5,))
@@ -245,17 +251,20 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
 
         yield Check(t.name, family, "example", "log_prob_far", "density", False, far)
 
-    if reference is not None and not c.discrete and spec.event_dim == 0 and edge_points(
-            getattr(torch.distributions, family)(**example_params(family, (3,),
-                                                                  torch.float64))) is not None:
-        def edge(r: Runner) -> Outcome:
-            params, tdist, value = points(torch.float64)
+    # The edge and huge values are asked at the example grid and at the corners (extreme
+    # parameters: a scale of 1e-3 or 1e3, a temperature of 3), each grid a check of its own.
+    grids = ("example", "corners") if c.corners is not None else ("example",)
+
+    def edge(grid: str) -> Callable[[Runner], Outcome]:
+        def fn(r: Runner) -> Outcome:
+            params, tdist, value = points(torch.float64, grid)
             found = edge_points(tdist)
             if found is None:
                 raise Skip("the support has no finite end")
             xs, inside = found
             # values outside the support (an end that is also the other's) asked at a draw
             xs = torch.where(inside, xs, value[0].expand_as(xs))
+            assert reference is not None  # the check is yielded only then
             law = reference(params_np(tdist, spec.params))
             got = make(family, params, t).log_prob(xs).detach().double().numpy()
             with np.errstate(all="ignore"):
@@ -266,29 +275,34 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
                 i, j = np.unravel_index(int(np.argmax(err)), err.shape)
                 pts = grid_points(family, params)
                 raise CheckFailure(
-                    f"log_prob near an end of the support differs from SciPy: got "
+                    f"log_prob near an end of the support differs from the reference: got "
                     f"{got[i, j]:.10g}, want {want[i, j]:.10g} at value {float(xs[i, j])!r} "
                     f"with {pts[j]} (max |got - want|/(|want| + 1) = {worst:.3g} > 1e-06). "
-                    "Near an end, 1 - x^a and similar differences cancel: compute them in "
-                    "log space (log(-expm1(a log x)), log1p)", statistic=worst, threshold=1e-6,
-                    point=f"example[{j}] ({pts[j]})")
+                    "Near an end, 1 - x^a and similar differences cancel, and exp() of a "
+                    "large logit overflows: compute them in log space (log(-expm1(a log x)), "
+                    "log1p, softplus)", statistic=worst, threshold=1e-6,
+                    point=f"{grid}[{j}] ({pts[j]})")
             return Outcome(f"max rel. error {worst:.2g} at {int(inside.sum())} values near "
                            "the ends of the support", statistic=worst, threshold=1e-6)
+        return fn
 
-        yield Check(t.name, family, "example", "log_prob_edge", "density", False, edge)
+    if reference is not None and not c.discrete and spec.event_dim == 0 and edge_points(
+            getattr(torch.distributions, family)(**example_params(family, (3,),
+                                                                  torch.float64))) is not None:
+        for grid in grids:
+            yield Check(t.name, family, grid, "log_prob_edge", "density", False, edge(grid))
 
-    if reference is not None and not c.discrete and not c.circular and spec.event_dim == 0 and \
-            huge_points(getattr(torch.distributions, family)(
-                **example_params(family, (3,), torch.float64))) is not None:
-        def huge(r: Runner) -> Outcome:
+    def huge(grid: str) -> Callable[[Runner], Outcome]:
+        def fn(r: Runner) -> Outcome:
             worst, count = 0.0, 0
             for dtype in (torch.float64, torch.float32):
-                params, tdist, value = points(dtype)
+                params, tdist, value = points(dtype, grid)
                 found = huge_points(tdist, dtype)
                 if found is None:
                     raise Skip("no huge value lies in the support")
                 xs, inside = found
                 xs = torch.where(inside, xs, value[0].expand_as(xs))
+                assert reference is not None  # the check is yielded only then
                 law = reference(params_np(tdist, spec.params))
                 got = make(family, params, t).log_prob(xs).detach().double().numpy()
                 with np.errstate(all="ignore"):
@@ -307,18 +321,23 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
                         f"{str(dtype).replace('torch.', '')} log_prob at a huge value differs "
                         f"from the reference: got {got[i, j]:.10g}, want {want[i, j]:.10g} at "
                         f"value {float(xs[i, j])!r} with {pts[j]} (max |got - want|/(|want| + 1)"
-                        f" = {float(err.max()):.3g} > {rtol:g}). The square of the standardized "
-                        "value z = (x - loc)/scale overflows beyond 1.3e154 (float64; 1.8e19 in "
-                        "float32), and z itself near the largest value when scale < 1, where "
-                        "the log density is finite: compute log(1 + z^2) as 2 (log|x - loc| - "
-                        "log scale) + log1p(z^-2) there, and powers of x/scale as exponentials "
-                        "of log x - log scale", statistic=float(err.max()), threshold=rtol,
-                        point=f"example[{j}] ({pts[j]})")
+                        f" = {float(err.max()):.3g} > {rtol:g}). A square such as (x - loc)^2 "
+                        "overflows beyond 1.3e154 (float64; 1.8e19 in float32), and x/scale near "
+                        "the largest value when scale < 1, where the log density is finite: "
+                        "standardize first, compute log(1 + z^2) as 2 (log|x - loc| - log scale)"
+                        " + log1p(z^-2) for large z, and powers of x/scale as exponentials of "
+                        "log x - log scale", statistic=float(err.max()), threshold=rtol,
+                        point=f"{grid}[{j}] ({pts[j]})")
             return Outcome(f"max rel. error {worst:.2g} of its tolerance (1e-06 in float64, "
                            f"1e-04 in float32) at {count} huge values",
                            statistic=worst, threshold=1.0)
+        return fn
 
-        yield Check(t.name, family, "example", "log_prob_huge", "density", False, huge)
+    if reference is not None and not c.discrete and not c.circular and spec.event_dim == 0 and \
+            huge_points(getattr(torch.distributions, family)(
+                **example_params(family, (3,), torch.float64))) is not None:
+        for grid in grids:
+            yield Check(t.name, family, grid, "log_prob_huge", "density", False, huge(grid))
 
     if not c.gradcheck:
         return
