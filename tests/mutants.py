@@ -462,7 +462,8 @@ class NanMaskingMutant(_Mutant):
     FAMILIES = ("Normal", "Dirichlet")
 
     def families(self) -> Mapping[str, FamilySupport]:
-        # scores both itself (torch's log_prob, hooked), so the density layer judges it
+        # scores both itself (polysample's torch log_prob, hooked), so the density layer
+        # judges it
         return {f: dataclasses.replace(s, log_prob=True) for f, s in super().families().items()}
 
     def rsample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
@@ -474,7 +475,10 @@ class NanMaskingMutant(_Mutant):
         return y
 
     def log_prob(self, family, params, value):  # type: ignore[override]
-        lp = self._inner.log_prob(family, params, value)
+        # polysample's torch-scored log_prob (torch's with its defects mended: the inner
+        # backend's raw torch formula fails log_prob_huge, which is not this mutant's point)
+        lp = getattr(polysample, family)(**params, backend="torch",
+                                         validate_args=False).log_prob(value)
         if not lp.requires_grad:
             return lp
         out = lp.clone()
