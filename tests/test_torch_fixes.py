@@ -122,27 +122,32 @@ def _power_reference(family: str, p: dict, x: float) -> float:
                                       - math.exp(t))
 
 
-_POWERS = {  # family: (parameters, values); the scale 0.5 makes x / scale overflow near the max
-    "Gumbel": ({"loc": 1.0, "scale": 0.5}, [-3e38, -1e30, -50.0, 0.3, 4.0, 1e30, 3e38]),
-    "Pareto": ({"scale": 0.5, "alpha": 2.5}, [0.5, 0.7, 3.0, 1e30, 3e38]),
-    "Weibull": ({"scale": 0.5, "concentration": 0.8}, [0.0, 1e-30, 0.3, 4.0, 1e20, 3e38]),
+_POWERS = {  # case: (family, parameters, values); a scale 0.5 makes x / scale overflow near
+    # the largest value
+    "Gumbel": ("Gumbel", {"loc": 1.0, "scale": 0.5}, [-3e38, -1e30, -50.0, 0.3, 4.0, 1e30, 3e38]),
+    "Pareto": ("Pareto", {"scale": 0.5, "alpha": 2.5}, [0.5, 0.7, 3.0, 1e30, 3e38]),
+    "Weibull": ("Weibull", {"scale": 0.5, "concentration": 0.8},
+                [0.0, 1e-30, 0.3, 4.0, 1e20, 3e38]),
+    "Weibull-k2": ("Weibull", {"scale": 2.0, "concentration": 2.0},
+                   [0.0, 1e-30, 0.3, 4.0, 1e20, 3e38]),
 }
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("family", sorted(_POWERS))
+@pytest.mark.parametrize("case", sorted(_POWERS))
 @pytest.mark.parametrize("backend", ["torch", "numpy", "tfp", "tfp-tf"])
-def test_standardized_values_and_powers_score_extreme_values(backend: str, family: str,
+def test_standardized_values_and_powers_score_extreme_values(backend: str, case: str,
                                                              dtype) -> None:
     # torch 2.13 in float32: Gumbel NaN at -3e38 (y = (loc - x)/scale overflows: inf - inf;
     # TFP on JAX +inf), Pareto -inf at 3e38 (log(x / scale): the log density is -311; TFP
-    # too), Weibull NaN at 1e20 and 3e38 and at 0 and -inf at 1e-30 where it is -55.9 (the
-    # power (x / scale)^k; TFP -inf at 3e38 where it is -1.05e31).
+    # too), Weibull NaN at 0, 1e20 and 3e38, and -inf at 1e-30 for scale and concentration 2
+    # where it is -69.8 (the power (x / scale)^k; TFP -inf at 3e38 for concentration 0.8
+    # where it is -1.05e31).
     from conftest import AVAILABLE
 
     if backend not in AVAILABLE:
         pytest.skip(f"{backend} is not installed")
-    p, xs = _POWERS[family]
+    family, p, xs = _POWERS[case]
     d = getattr(ps, family)(**{k: torch.tensor(v, dtype=dtype) for k, v in p.items()},
                             backend=backend, validate_args=False)
     got = d.log_prob(torch.tensor(xs, dtype=dtype)).double().tolist()
