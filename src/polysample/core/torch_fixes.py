@@ -18,6 +18,17 @@ import torch
 __all__ = ["FIXES"]
 
 
+def _checked_value(dist: Any, value: Any, like: torch.Tensor) -> torch.Tensor:
+    """``value`` validated as torch validates it (when ``validate_args``), a Python number
+    as a tensor of ``like``'s dtype and device (torch's transformed families take one); a
+    tensor unchanged, so that its dtype promotes as in torch."""
+    if dist._validate_args:
+        dist._validate_sample(value)
+    if isinstance(value, torch.Tensor):
+        return value
+    return torch.as_tensor(value, dtype=like.dtype, device=like.device)
+
+
 class GeneralizedParetoFix:
     """torch 2.13's ``GeneralizedPareto`` compares ``concentration`` with a float32 zero
     (``torch.isclose(concentration, torch.tensor(0.0))``), so ``log_prob``, ``cdf`` and
@@ -280,10 +291,7 @@ class ParetoFix:
     _validate_args: bool
 
     def log_prob(self, value: Any) -> torch.Tensor:
-        if self._validate_args:
-            self._validate_sample(value)  # type: ignore[attr-defined]
-        if not isinstance(value, torch.Tensor):  # a number, as torch takes one
-            value = torch.as_tensor(value, dtype=self.scale.dtype, device=self.scale.device)
+        value = _checked_value(self, value, self.scale)
         log_scale = self.scale.log()
         return self.alpha.log() - log_scale - (self.alpha + 1) * (value.log() - log_scale)
 
@@ -301,10 +309,7 @@ class WeibullFix:
     _validate_args: bool
 
     def log_prob(self, value: Any) -> torch.Tensor:
-        if self._validate_args:
-            self._validate_sample(value)  # type: ignore[attr-defined]
-        if not isinstance(value, torch.Tensor):  # a number, as torch takes one
-            value = torch.as_tensor(value, dtype=self.scale.dtype, device=self.scale.device)
+        value = _checked_value(self, value, self.scale)
         k, log_scale = self.concentration, self.scale.log()
         inside = value >= 0
         x = torch.where(inside, value, torch.ones_like(value))  # no NaN in the gradient not taken

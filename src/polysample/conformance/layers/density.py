@@ -15,6 +15,7 @@ square of the standardized value overflows although the log density is a few hun
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -255,21 +256,30 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
     # parameters: a scale of 1e-3 or 1e3, a temperature of 3), each grid a check of its own.
     grids = ("example", "corners") if c.corners is not None else ("example",)
 
+    def scored(grid: str, dtype: torch.dtype,
+               where: Callable[[Any], tuple[torch.Tensor, torch.Tensor] | None], none: str
+               ) -> tuple[dict[str, Any], torch.Tensor, np.ndarray, np.ndarray, np.ndarray]:
+        """The backend's ``log_prob`` and the reference's at the values ``where(law)`` gives
+        for ``grid`` in ``dtype``: ``(params, values, inside, got, want)``; Skip(``none``)
+        when it gives none. Values outside the support are asked at a draw instead."""
+        params, tdist, value = points(dtype, grid)
+        found = where(tdist)
+        if found is None:
+            raise Skip(none)
+        xs, inside = found
+        xs = torch.where(inside, xs, value[0].expand_as(xs))
+        assert reference is not None  # the checks are yielded only then
+        law = reference(params_np(tdist, spec.params))
+        got = make(family, params, t).log_prob(xs).detach().double().numpy()
+        with np.errstate(all="ignore"):
+            want = np.asarray(law.logpdf(xs.double().numpy()), dtype=np.float64)
+        return params, xs, inside.numpy(), got, want
+
     def edge(grid: str) -> Callable[[Runner], Outcome]:
         def fn(r: Runner) -> Outcome:
-            params, tdist, value = points(torch.float64, grid)
-            found = edge_points(tdist)
-            if found is None:
-                raise Skip("the support has no finite end")
-            xs, inside = found
-            # values outside the support (an end that is also the other's) asked at a draw
-            xs = torch.where(inside, xs, value[0].expand_as(xs))
-            assert reference is not None  # the check is yielded only then
-            law = reference(params_np(tdist, spec.params))
-            got = make(family, params, t).log_prob(xs).detach().double().numpy()
-            with np.errstate(all="ignore"):
-                want = np.asarray(law.logpdf(xs.numpy()), dtype=np.float64)
-            err = _rel_errors(got, want, inside.numpy())
+            params, xs, inside, got, want = scored(grid, torch.float64, edge_points,
+                                                   "the support has no finite end")
+            err = _rel_errors(got, want, inside)
             worst = float(err.max())
             if worst > 1e-6:
                 i, j = np.unravel_index(int(np.argmax(err)), err.shape)
@@ -296,21 +306,13 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
         def fn(r: Runner) -> Outcome:
             worst, count = 0.0, 0
             for dtype in (torch.float64, torch.float32):
-                params, tdist, value = points(dtype, grid)
-                found = huge_points(tdist, dtype)
-                if found is None:
-                    raise Skip("no huge value lies in the support")
-                xs, inside = found
-                xs = torch.where(inside, xs, value[0].expand_as(xs))
-                assert reference is not None  # the check is yielded only then
-                law = reference(params_np(tdist, spec.params))
-                got = make(family, params, t).log_prob(xs).detach().double().numpy()
-                with np.errstate(all="ignore"):
-                    want = np.asarray(law.logpdf(xs.double().numpy()), dtype=np.float64)
+                params, xs, inside, got, want = scored(
+                    grid, dtype, functools.partial(huge_points, dtype=dtype),
+                    "no huge value lies in the support")
                 # a log density below the dtype's range: any value at or below its lowest
                 lowest = -torch.finfo(dtype).max
-                below = inside.numpy() & (want < lowest) & (got <= lowest)
-                err = _rel_errors(got, want, inside.numpy() & ~below)
+                below = inside & (want < lowest) & (got <= lowest)
+                err = _rel_errors(got, want, inside & ~below)
                 rtol = HUGE_RTOL[dtype]
                 count += int(inside.sum())
                 worst = max(worst, float(err.max()) / rtol)
