@@ -266,3 +266,54 @@ def test_a_backend_writing_into_the_mixture_logits_raises_backend_contract_error
             mix.rsample((3,))
     finally:
         ps.unregister_backend("logitswriter")
+
+
+class _Refuser(ps.Backend):
+    """Draws Gamma, refusing a non-positive concentration as its library does: with its own
+    :class:`InvalidParameterError` (mode "own") or with a long raw ``ValueError`` ("raw")."""
+
+    name = "refuser"
+    mode = "own"
+
+    def families(self):  # type: ignore[no-untyped-def]
+        return {"Gamma": ps.FamilySupport(sample=True)}
+
+    def sample(self, family, params, sample_shape, *, seed=None):  # type: ignore[no-untyped-def]
+        if bool((params["concentration"] <= 0).any()):
+            if self.mode == "own":
+                raise ps.InvalidParameterError("refuser: concentration must be > 0, got -1")
+            raise ValueError("shape < 0 " + "because the library says so " * 30)
+        return torch.ones(tuple(sample_shape) + tuple(params.batch_shape))
+
+
+def test_a_backends_own_invalid_parameter_error_reaches_the_user_unchanged() -> None:
+    d = ps.Gamma(torch.tensor(-1.0), torch.tensor(1.0), validate_args=False,
+                 backend=_Refuser())
+    with pytest.raises(ps.InvalidParameterError) as info:
+        d.sample()
+    assert str(info.value) == "refuser: concentration must be > 0, got -1"
+
+
+def test_a_backends_long_raw_error_is_quoted_cut_at_a_word_and_ended() -> None:
+    backend = _Refuser()
+    backend.mode = "raw"
+    d = ps.Gamma(torch.tensor(-1.0), torch.tensor(1.0), validate_args=False, backend=backend)
+    with pytest.raises(ps.InvalidParameterError) as info:
+        d.sample()
+    text = str(info.value)
+    assert "parameter concentration is outside its constraint" in text
+    # the library's message, cut after a whole word, marked, and ended before the next sentence
+    assert "failed on it: shape < 0 because the library says so" in text
+    assert " because ... Expected concentration" in text and len(text) < 700
+    assert isinstance(info.value.__cause__, ValueError)
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("short", "short."), ("ends.", "ends."), ("a\n  b", "a b."), ("", "."),
+    ("word " * 100, ("word " * 60).strip() + " ..."),
+], ids=["short", "ended", "lines", "empty", "long"])
+def test_quoted_keeps_another_librarys_message_on_one_line_and_ended(text: str,
+                                                                     expected: str) -> None:
+    from polysample.core.errors import quoted
+
+    assert quoted(text) == expected

@@ -31,6 +31,7 @@ from .errors import (
     UnknownBackendError,
     UnsupportedFamilyError,
     invalid_parameter,
+    quoted,
 )
 from .families import FAMILIES, FamilySpec
 from .guards import (
@@ -788,8 +789,9 @@ class PolysampleDistribution:
         """With ``validate_args=False`` a parameter outside its constraint reaches the backend,
         whose kernel may raise (``torch.poisson`` on a negative rate): the
         :class:`InvalidParameterError` naming that parameter, or None when none is outside."""
-        if not isinstance(exc, ValueError | TypeError | RuntimeError):
-            return None
+        if (not isinstance(exc, ValueError | TypeError | RuntimeError)
+                or isinstance(exc, InvalidParameterError)):
+            return None  # a backend's own InvalidParameterError says what it refused: kept
         for name, constraint in self.arg_constraints.items():  # type: ignore[attr-defined]
             value = self.__dict__.get(name)
             if not isinstance(value, torch.Tensor) or not value.numel():
@@ -802,7 +804,7 @@ class PolysampleDistribution:
                 return invalid_parameter(
                     f"Cannot draw polysample.{self._ps_family}.{what}(): parameter {name} is "
                     f"outside its constraint {constraint} (validate_args=False let it through) "
-                    f"and the backend failed on it: {' '.join(str(exc).split())[:200]} "
+                    f"and the backend failed on it: {quoted(exc)} "
                     f"Expected {name} satisfying {constraint}. Fix {name}, or construct with "
                     "validate_args=True to have it refused at construction.", exc)
         return None

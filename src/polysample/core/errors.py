@@ -94,6 +94,20 @@ class BackendContractError(PolysampleError, RuntimeError):
     """
 
 
+def quoted(exc: BaseException | str, limit: int = 300) -> str:
+    """Another library's message for quoting inside one of polysample's: on one line, cut at a
+    word boundary after at most ``limit`` characters (marked with an ellipsis), and ending with
+    a full stop so that the sentence after it starts apart from it."""
+    text = " ".join(str(exc).split())
+    if len(text) > limit:
+        cut = text[:limit]
+        space = cut.rfind(" ")
+        text = (cut[:space] if space > limit // 2 else cut).rstrip(" ,;:") + " ..."
+    if not text:
+        return type(exc).__name__ + "." if isinstance(exc, BaseException) else "."
+    return text if text[-1] in ".!?)]" else text + "."
+
+
 def did_you_mean(name: str, candidates: list[str] | tuple[str, ...]) -> str:
     """`` Did you mean 'x'?`` for the closest candidate to a misspelt ``name``, or ``""``."""
     import difflib

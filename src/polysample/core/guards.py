@@ -30,6 +30,7 @@ from .errors import (
     InvalidParameterRuntimeError,
     InvalidParameterTypeError,
     SampleTooLargeError,
+    quoted,
 )
 from .families import FAMILIES
 
@@ -314,4 +315,4 @@ def allocation_error(exc: BaseException, family: str, what: str, shape: torch.Si
     return SampleTooLargeError(_message(
         family, what, shape, params, nbytes,
         "and the backend could not allocate the memory it needs to draw it (which can be "
-        f"more than the result's: {type(exc).__name__}: {' '.join(str(exc).split())[:200]})"))
+        f"more than the result's: {type(exc).__name__}: {quoted(exc)})"))

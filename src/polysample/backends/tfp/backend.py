@@ -47,6 +47,7 @@ from ...core.errors import (
     NotReparameterizableError,
     PolysampleError,
     SampleTooLargeError,
+    quoted,
 )
 from ...core.families import FAMILIES
 from ...core.params import Params
@@ -474,7 +475,7 @@ def _wrap(exc: Exception, family: str, what: str, substrate: str) -> PolysampleE
     if isinstance(exc, MemoryError) or any(w in text for w in _OOM_WORDS):
         return SampleTooLargeError(
             f"Cannot run polysample.{family}.{what} on the tfp backend ({substrate}): it could "
-            f"not allocate the memory the draw needs ({' '.join(text.split())[:300]}). "
+            f"not allocate the memory the draw needs ({quoted(text)}). "
             "Expected a draw that fits in memory. Draw in chunks (several calls with a smaller "
             "sample_shape), or reduce sample_shape."
         )
