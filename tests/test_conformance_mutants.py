@@ -741,3 +741,26 @@ def test_nan_gradients_fail_every_gradient_check(with_mutants):
     for r in report.failures:
         if r.check in ("grad_noise", "grad_mean"):
             assert "nan" in r.message or "inf" in r.message, r.message
+
+
+class _WideUniform(mutants._Mutant):
+    """Uniform drawn 2% past ``high``: values where the reference CDF is 1."""
+
+    FAMILIES = ("Uniform",)
+    name = "wide_uniform"
+
+    def mutate(self, family, params, x):  # type: ignore[no-untyped-def]
+        return params["low"] + (x - params["low"]) * 1.02
+
+
+def test_values_where_the_reference_cdf_is_0_or_1_fail_naming_the_grid_point():
+    report = check_backend(_WideUniform(), families=["Uniform"], layers=("sampler",),
+                           quick=True)
+    pit = [r for r in report.failures if r.check in ("sample_pit_mean", "sample_pit_var")]
+    assert pit, report.summary()
+    for r in pit:
+        # which method drew them, how many, and the grid point's parameter values
+        assert r.message.startswith(("sample() drew ", "sample() and rsample() (which drew "
+                                     "the same values) drew ")), r.message
+        assert f"where the reference CDF is 0 or 1, the first at {r.grid}[" in r.message
+        assert "low=" in r.point and "high=" in r.point and r.point in r.message, r.message

@@ -235,7 +235,7 @@ class Runner:
         parts = tuple(f"{name}(){how}" for name in names) if len(names) > 1 else ()
         called = " and ".join(f"{name}()" for name in names) + how
         if same:
-            called = f"sample() and rsample(){how} (the same values)"
+            called = f"sample() and rsample(){how} (which drew the same values)"
         t_draw = time.perf_counter() - t0
         xs = x.detach().to("cpu")
         spec = FAMILIES[family]

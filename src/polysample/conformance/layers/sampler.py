@@ -770,8 +770,8 @@ def _tails_check(d: Draw, grid: Grid, method: str) -> Outcome:
     if test.ratio[i] > 1:
         few = test.deviation[i] < 0
         raise CheckFailure(
-            f"{d.called}'s {side} tail of {label} at {point} holds {counts[i]:.0f} "
-            f"draws where the reference puts {probs[i] * d.n:.1f} (n={d.n}; z = "
+            f"the {side} tail of {label} at {point}, drawn by {d.called}, holds "
+            f"{counts[i]:.0f} draws where the reference puts {probs[i] * d.n:.1f} (n={d.n}; z = "
             f"{test.statistic[i]:.3g}, alpha_i={alpha:.2g}): the sampler's tails are "
             + ("cut short (a clamp, too coarse uniforms, a dropped extreme, a capped count)"
                if few else "far too heavy") + note, out)
@@ -879,9 +879,13 @@ def _pit_check(r: Runner, t: Target, family: str, grid: Grid, method: str, which
         if not keep.all():
             z = z[:, keep]
         if not np.all(np.isfinite(z)):
-            k = int(np.sum(~np.isfinite(z)))
-            raise CheckFailure(f"{k} values of {p.label} have reference CDF 0 or 1 (impossible "
-                               "under the reference law)", n=d.n, seed=d.seed, alpha=alpha)
+            bad = ~np.isfinite(z)
+            k, first = int(bad.sum()), int(np.flatnonzero(bad.any(axis=0))[0])
+            point = d.point(grid.label, int(np.flatnonzero(keep)[first]))
+            raise CheckFailure(f"{d.called} drew {k} values (statistic {p.label}) where the "
+                               f"reference CDF is 0 or 1, the first at {point}: impossible "
+                               "under the reference law", n=d.n, seed=d.seed, alpha=alpha,
+                               point=point)
         test = pit_mean_test(z, alpha) if which == "mean" else pit_var_test(z, alpha)
         est[p.label] = test.estimate.tolist()
         j = test.worst
