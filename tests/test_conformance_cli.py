@@ -210,6 +210,30 @@ def test_show_grids_lists_every_family_with_its_points(capsys):
     assert "Gamma corners" in out and "concentration=0.01" in out and "n = " in out
 
 
+def test_show_grids_takes_families_and_says_each_grids_dtype_and_layers(capsys):
+    assert validate("--show-grids", "--family", "Categorical") == 0
+    out = capsys.readouterr().out
+    heads = [line for line in out.splitlines() if not line.startswith(" ")]
+    assert heads and all(h.startswith("Categorical ") for h in heads), heads
+    assert "Categorical typical (float64; n = " in out
+    # the edges grid is float32 (a probability of 1e-7 is then below float32's epsilon)
+    assert ("Categorical edges (float32; n = 262144 quick, 1048576 full; judged by the sampler "
+            "and agreement layers only)") in out
+    assert "(100000 values); float32" in out
+    assert validate("--show-grids", "--family", "Nope") == 2
+
+
+def test_a_grid_point_in_another_dtype_than_float64_says_so():
+    import torch
+
+    from polysample.conformance.grids import grid_points
+
+    assert grid_points("Normal", {"loc": torch.zeros(2), "scale": torch.ones(2)}) == [
+        "loc=0, scale=1; float32"] * 2
+    assert grid_points("Normal", {"loc": torch.zeros(1, dtype=torch.float64), "scale": 1.0}
+                       ) == ["loc=0, scale=1"]
+
+
 def test_the_report_is_the_same_on_a_dask_cluster_as_serially(tmp_path):
     pytest.importorskip("distributed")
     a, b = tmp_path / "serial.json", tmp_path / "dask.json"

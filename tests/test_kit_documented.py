@@ -62,3 +62,16 @@ def test_every_member_an_author_uses_is_documented(name: str) -> None:
 def test_the_check_can_fail() -> None:
     assert not _documented("not_a_kit_name")
     assert _documented("GlobalStream") and not _documented("Stream")
+
+
+@pytest.mark.parametrize("name", sorted(kit.__all__))
+def test_kit_docstrings_say_what_they_mean_without_sending_to_internal_modules(name: str) -> None:
+    # help(polysample.plugin.Backend) said "See the module docstring for the contract": the
+    # module was polysample.core.backend, which the kit tells authors not to import.
+    doc = getattr(getattr(kit, name), "__doc__", None) or ""
+    assert "module docstring" not in doc, (name, doc[:200])
+
+
+def test_backend_and_params_docstrings_hold_the_contract() -> None:
+    assert "Contract for implementers" in (kit.Backend.__doc__ or "")
+    assert "batch_shape" in (kit.Params.__doc__ or "") and "float_dtype" in kit.Params.__doc__

@@ -69,7 +69,8 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--profile", action="store_true",
                    help="print where the time went (per backend, layer, check and family)")
     p.add_argument("--show-grids", action="store_true",
-                   help="print every family's parameter grids with their points, then exit")
+                   help="print the parameter grids (of each --family, default all) with their "
+                        "dtype, sample sizes and points, then exit")
     p.set_defaults(func=run_validate)
     return p
 
@@ -380,18 +381,22 @@ def run_validate(args: argparse.Namespace) -> int:
         return 2
 
 
-def _show_grids() -> int:
+def _show_grids(families: list[str]) -> int:
+    """Each grid of ``families`` with its dtype, sample sizes, the layers and methods that
+    judge it where not all do, and its points with their parameter values."""
     import torch
 
-    from ..core.families import FAMILIES
     from .cases import sample_size
     from .grids import grid_points, grids
 
-    for family in sorted(FAMILIES):
+    for family in families:
         for g in grids(family):
             n_q, n_f = (sample_size(family, g.label, q) for q in (True, False))
-            print(f"{family} {g.label} (n = {n_q} quick, {n_f} full)")
-            for j, pt in enumerate(grid_points(family, g.build(torch.float64))):
+            dtype = g.dtype or torch.float64
+            only = f"; judged by the {' and '.join(g.layers)} layers only" if g.layers else ""
+            print(f"{family} {g.label} ({str(dtype).removeprefix('torch.')}; n = {n_q} quick, "
+                  f"{n_f} full{only})")
+            for j, pt in enumerate(grid_points(family, g.build(dtype))):
                 print(f"  [{j}] {pt}")
     return 0
 
@@ -418,8 +423,6 @@ def default_backends() -> list[str]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    if args.show_grids:
-        return _show_grids()
     from ..core.errors import PolysampleError
     from ..core.families import FAMILIES
     from ..core.plugins import backend_names
@@ -441,6 +444,8 @@ def _run(args: argparse.Namespace) -> int:
         if bad:
             raise UsageError(f"unknown family {', '.join(map(repr, bad))}. Expected "
                              f"torch.distributions names: {', '.join(sorted(FAMILIES))}.")
+    if args.show_grids:
+        return _show_grids(families or sorted(FAMILIES))
     layers = tuple(args.layer) if args.layer else LAYERS
     bad_layers = [x for x in layers if x not in LAYERS]
     if bad_layers:

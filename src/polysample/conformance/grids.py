@@ -166,7 +166,9 @@ def grid_points(family: str, params: dict[str, Any]) -> list[str]:
 
     A parameter whose leading dimensions are the batch shape keeps its trailing (event)
     dimensions, shown as nested lists; a scalar (or any parameter that broadcasts to the batch
-    shape) is broadcast; a Python number is repeated.
+    shape) is broadcast; a Python number is repeated. Parameters in another floating dtype
+    than float64 (the suite's) are marked with it (``"loc=0, scale=1; float32"``): a
+    probability of 1e-7 or a concentration of 0.01 is another case in float32.
     """
     with torch.no_grad():
         batch = tuple(getattr(torch.distributions, family)(**{
@@ -191,4 +193,9 @@ def grid_points(family: str, params: dict[str, Any]) -> list[str]:
                 cols[name] = [v] * m
                 continue
         cols[name] = list(v.reshape((m,) + event))
-    return [", ".join(f"{k}={_fmt(vals[j])}" for k, vals in cols.items()) for j in range(m)]
+    floats = {v.dtype for v in params.values()
+              if isinstance(v, torch.Tensor) and v.is_floating_point()}
+    mark = "".join(f"; {str(d).removeprefix('torch.')}" for d in sorted(
+        floats - {torch.float64}, key=str))
+    return [", ".join(f"{k}={_fmt(vals[j])}" for k, vals in cols.items()) + mark
+            for j in range(m)]

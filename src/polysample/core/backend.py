@@ -1,32 +1,6 @@
 """The ``Backend`` base class every backend, built-in or third-party, subclasses (interface v1).
 
-Contract for implementers (the core enforces the user-facing contract around these calls):
-
-* ``__init__`` must be cheap and must not import heavy frameworks; import them on first use.
-  Raise :class:`~polysample.BackendUnavailableError` from :meth:`Backend.check_available` (or
-  ``__init__``) when a dependency is missing, saying which extra to install.
-* ``families()`` maps torch family names to :class:`FamilySupport`; a name that is not a torch
-  family makes the backend fail to load (a typo must not silently drop a family).
-* The core calls ``sample``/``rsample``/``log_prob`` only for what ``families()`` claims
-  (``rsample`` only where ``FamilySupport.rsample``, ``log_prob`` only where
-  ``FamilySupport.log_prob``), so a backend needs no guards of its own.
-* They receive ``params``, a :class:`~polysample.core.params.Params`: the canonical parameters
-  named as torch names them (see :mod:`polysample.core.families`), validated and broadcast by
-  the core, plus ``family``, ``batch_shape``, ``event_shape``, the result ``dtype``, the
-  parameters' ``float_dtype`` and ``device``; and ``sample_shape`` as a ``torch.Size``.
-* ``seed`` is ``None`` (draw from this backend's global stream, see
-  :class:`~polysample.core.seeds.GlobalStream`), a ``numpy.random.SeedSequence`` (a
-  reproducible draw: same seed, same values), or a ``torch.Generator`` (the caller's torch
-  stream; :func:`polysample.core.seeds.seed_sequence_from` turns one into a ``SeedSequence``).
-* Return a ``torch.Tensor`` of shape ``sample_shape + batch_shape + event_shape``, on
-  ``params.device``, of ``params.dtype``. ``sample`` is called with gradients disabled;
-  ``rsample`` must be differentiable with respect to every parameter listed as
-  reparameterizable in :class:`FamilySupport`; ``log_prob`` too, with respect to the
-  parameters that require grad (the core checks both).
-* ``traceable`` (default False): set it to True only if every computation is made of torch
-  operations (``torch.jit.trace`` then records draws); otherwise the core refuses to trace.
-* Optional: ``mixture_components()`` names the component families for which the backend
-  reparameterizes ``MixtureSameFamily`` itself, in :meth:`Backend.rsample_mixture`.
+The contract for implementers is :class:`Backend`'s docstring (``help(Backend)``).
 
 :class:`TableBackend` does the dispatch for backends whose families are rows of a table (one
 drawer per family) and normalises seeds through one method, ``rng``.
@@ -71,7 +45,38 @@ class FamilySupport:
 
 
 class Backend:
-    """Base class of a sampling backend. See the module docstring for the contract."""
+    """Base class of a sampling backend (interface v1), built-in or third-party.
+
+    Contract for implementers (the core enforces the user-facing contract around these calls):
+
+    * ``__init__`` must be cheap and must not import heavy frameworks; import them on first use.
+      Raise :class:`~polysample.BackendUnavailableError` from :meth:`Backend.check_available` (or
+      ``__init__``) when a dependency is missing, saying which extra to install.
+    * ``families()`` maps torch family names to :class:`FamilySupport`; a name that is not a torch
+      family makes the backend fail to load (a typo must not silently drop a family).
+    * The core calls ``sample``/``rsample``/``log_prob`` only for what ``families()`` claims
+      (``rsample`` only where ``FamilySupport.rsample``, ``log_prob`` only where
+      ``FamilySupport.log_prob``), so a backend needs no guards of its own.
+    * They receive ``params``, a :class:`Params`: the canonical parameters
+      named as torch names them (``polysample.plugin.FAMILIES``), validated and broadcast by
+      the core, plus ``family``, ``batch_shape``, ``event_shape``, the result ``dtype``, the
+      parameters' ``float_dtype`` and ``device``; and ``sample_shape`` as a ``torch.Size``.
+    * ``seed`` is ``None`` (draw from this backend's global stream, see
+      :class:`~polysample.plugin.GlobalStream`), a ``numpy.random.SeedSequence`` (a
+      reproducible draw: same seed, same values), or a ``torch.Generator`` (the caller's torch
+      stream; :func:`~polysample.plugin.seed_sequence_from` turns one into a ``SeedSequence``).
+    * Return a ``torch.Tensor`` of shape ``sample_shape + batch_shape + event_shape``, on
+      ``params.device``, of ``params.dtype``. ``sample`` is called with gradients disabled;
+      ``rsample`` must be differentiable with respect to every parameter listed as
+      reparameterizable in :class:`FamilySupport`; ``log_prob`` too, with respect to the
+      parameters that require grad (the core checks both).
+    * ``traceable`` (default False): set it to True only if every computation is made of torch
+      operations (``torch.jit.trace`` then records draws); otherwise the core refuses to trace.
+    * Optional: ``mixture_components()`` names the component families for which the backend
+      reparameterizes ``MixtureSameFamily`` itself, in :meth:`Backend.rsample_mixture`.
+
+    ``docs/plugins.md`` walks through writing one.
+    """
 
     #: Registered name; set by the subclass (the registry also records the name it was given).
     name: str = ""
@@ -235,9 +240,9 @@ class TableBackend(Backend):
 
     def rng(self, seed: Seed, params: Params) -> Any:
         """The random state a drawer receives for ``seed`` (None, a ``SeedSequence`` or a
-        ``torch.Generator``; see the module docstring): e.g. a ``numpy.random.Generator``
+        ``torch.Generator``; see :class:`Backend`): e.g. a ``numpy.random.Generator``
         from :func:`~polysample.core.seeds.seed_sequence_from`, or this backend's
-        :class:`~polysample.core.seeds.GlobalStream` for None."""
+        :class:`~polysample.plugin.GlobalStream` for None."""
         raise NotImplementedError
 
     def families(self) -> Mapping[str, FamilySupport]:

@@ -1,21 +1,6 @@
 """``Params``: what a backend receives for one draw, filled in by the core.
 
-A :class:`Params` is a read-only mapping of the family's canonical parameters (torch's
-attribute names, see :mod:`polysample.core.families`), already validated and broadcast by the
-torch constructor, plus what the core knows about the call:
-
-* ``family``: the torch family name;
-* ``batch_shape``, ``event_shape``: the distribution's shapes (the result has shape
-  ``sample_shape + batch_shape + event_shape``);
-* ``dtype``: the result dtype (the parameters' floating dtype; ``int64`` for ``Categorical``);
-* ``float_dtype``: the parameters' floating dtype (the dtype to compute in);
-* ``device``: the parameters' device, where the result must be.
-
-Values are read from the distribution only when a backend asks for them (so a draw that needs
-two of four parameters reads two). Parameters that torch keeps as Python numbers (a float
-``temperature``) come back as tensors of ``float_dtype`` on ``device``; integer-valued
-parameters (``total_count`` of ``Multinomial``, ``dim`` of ``LKJCholesky``) stay Python ints;
-integer tensors given for floating parameters (an ``int64`` ``df``) come as ``float_dtype``.
+What it holds is :class:`Params`'s docstring (``help(Params)``).
 """
 
 from __future__ import annotations
@@ -32,7 +17,25 @@ __all__ = ["Params"]
 
 
 class Params(Mapping[str, Any]):
-    """The parameters of one draw and its shapes, dtype and device (see the module docstring)."""
+    """The parameters of one draw and its shapes, dtype and device.
+
+    A read-only mapping of the family's canonical parameters (torch's
+    attribute names: ``polysample.plugin.FAMILIES``), already validated and broadcast by the
+    torch constructor, plus what the core knows about the call:
+
+    * ``family``: the torch family name;
+    * ``batch_shape``, ``event_shape``: the distribution's shapes (the result has shape
+      ``sample_shape + batch_shape + event_shape``);
+    * ``dtype``: the result dtype (the parameters' floating dtype; ``int64`` for ``Categorical``);
+    * ``float_dtype``: the parameters' floating dtype (the dtype to compute in);
+    * ``device``: the parameters' device, where the result must be.
+
+    Values are read from the distribution only when a backend asks for them (so a draw that needs
+    two of four parameters reads two). Parameters that torch keeps as Python numbers (a float
+    ``temperature``) come back as tensors of ``float_dtype`` on ``device``; integer-valued
+    parameters (``total_count`` of ``Multinomial``, ``dim`` of ``LKJCholesky``) stay Python ints;
+    integer tensors given for floating parameters (an ``int64`` ``df``) come as ``float_dtype``.
+    """
 
     __slots__ = ("family", "batch_shape", "event_shape", "dtype", "float_dtype", "device",
                  "_source", "_names", "_ints", "_by_attr")
