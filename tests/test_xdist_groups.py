@@ -15,3 +15,16 @@ def test_xdist_groups_are_honoured(request: pytest.FixtureRequest) -> None:
     assert request.node.nodeid.endswith("@probe"), (
         f"pytest-xdist ignored the xdist_group mark (node id {request.node.nodeid!r}); "
         "see the pytest pin in constraints.txt")
+
+
+def test_each_xdist_worker_runs_its_share_of_the_cores() -> None:
+    import os
+
+    import torch
+
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 0)
+    if workers < 2:
+        pytest.skip("not under pytest-xdist with two or more workers")
+    share = max(1, (os.cpu_count() or 1) // workers)
+    assert torch.get_num_threads() == share  # conftest._share_the_cores_between_workers
+    assert os.environ["TF_NUM_INTRAOP_THREADS"] and os.environ["OMP_NUM_THREADS"]
