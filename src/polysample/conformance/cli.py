@@ -382,8 +382,8 @@ def run_validate(args: argparse.Namespace) -> int:
 
 
 def _show_grids(families: list[str]) -> int:
-    """Each grid of ``families`` with its dtype, sample sizes, the layers and methods that
-    judge it where not all do, and its points with their parameter values."""
+    """Each grid of ``families`` with its dtype, sample sizes, the layers that judge it where
+    not all do, and its points with their parameter values."""
     import torch
 
     from .cases import sample_size
