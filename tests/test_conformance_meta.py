@@ -216,8 +216,10 @@ def test_product_mean_test_holds_its_level_on_independent_pits_continuous_and_di
     a, b = rng.random((2, 200, 40_000)) - 0.5
     assert np.mean(product_mean_test(a, b, 1e-2).ratio > 1) < 1e-2
     law = stats.poisson(0.7)
-    k = rng.poisson(0.7, (2, 200, 40_000)).astype(float)
-    mid = 0.5 * (law.cdf(k) + law.cdf(k - 1)) - 0.5
+    k = rng.poisson(0.7, (2, 200, 40_000))
+    # F at -1, 0, ..., max k, looked up: the same values as law.cdf at each count, 50x faster
+    cdf = law.cdf(np.arange(-1, k.max() + 1))
+    mid = 0.5 * (cdf[k + 1] + cdf[k]) - 0.5
     assert abs(mid.mean()) < 5 * 0.5 / math.sqrt(mid.size)
     assert np.mean(product_mean_test(mid[0], mid[1], 1e-2).ratio > 1) < 1e-2
     # and it is not vacuous: close above the normal approximation's threshold (12 x mean
