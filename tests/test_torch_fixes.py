@@ -43,6 +43,30 @@ def test_relaxed_log_prob_with_a_python_number_temperature(family: str, kwargs: 
     assert d.temperature == 0.5 and not isinstance(d.temperature, torch.Tensor)
 
 
+@pytest.mark.parametrize("backend", ["torch", "numpy"])
+def test_relaxed_one_hot_log_prob_with_a_temperature_per_batch_element(backend: str) -> None:
+    # torch draws with a batch temperature of shape batch + (1,) (the shape its sampler
+    # divides by) but its log_prob adds a normaliser of that shape to scores of shape
+    # sample + batch: a RuntimeError in torch 2.13, mended in polysample's class.
+    t = torch.tensor([[0.3], [1.0], [2.5]], dtype=torch.float64)
+    probs = torch.tensor([[0.2, 0.3, 0.5], [0.1, 0.6, 0.3], [0.7, 0.2, 0.1]], dtype=torch.float64)
+    d = ps.RelaxedOneHotCategorical(t, probs=probs, backend=backend)
+    x = d.sample((4,), seed=0)
+    with pytest.raises(RuntimeError):  # torch 2.13 itself (the defect mended)
+        torch.distributions.RelaxedOneHotCategorical(t, probs=probs).log_prob(x)
+    ref = torch.stack([torch.distributions.RelaxedOneHotCategorical(t[i, 0], probs=probs[i])
+                       .log_prob(x[:, i]) for i in range(3)], 1)
+    got = d.log_prob(x)
+    assert got.shape == (4, 3)
+    torch.testing.assert_close(got, ref)
+    # a scalar temperature and one of shape (1,) score as torch does
+    for scalar in (torch.tensor(0.7, dtype=torch.float64),
+                   torch.tensor([0.7], dtype=torch.float64)):
+        ref = torch.distributions.RelaxedOneHotCategorical(scalar, probs=probs).log_prob(x)
+        torch.testing.assert_close(ps.RelaxedOneHotCategorical(scalar, probs=probs).log_prob(x),
+                                   ref)
+
+
 def test_lkj_cholesky_of_an_empty_batch_keeps_torchs_checks_and_validation_setting() -> None:
     # torch's constructor builds an inner Beta with the default validation, which raises on
     # zero elements (the fix builds it unchecked for an empty batch only)

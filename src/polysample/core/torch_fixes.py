@@ -84,6 +84,34 @@ class NumberTemperatureFix:
         return super(NumberTemperatureFix, view).log_prob(value)  # type: ignore[misc,no-any-return]
 
 
+class RelaxedOneHotCategoricalFix(NumberTemperatureFix):
+    """torch 2.13's ``RelaxedOneHotCategorical`` draws with a temperature per batch element
+    only when it has a trailing axis of 1 (``batch_shape + (1,)``: it divides
+    ``logits + gumbels`` by it), but its ``log_prob`` then adds the log normaliser, of that
+    shape, to scores of shape ``sample_shape + batch_shape``: a RuntimeError (or, with a
+    sample shape equal to the batch, scores broadcast into a wrong shape). Scored here with the
+    normaliser's trailing axis dropped; any other temperature as torch (or
+    :class:`NumberTemperatureFix`) scores it."""
+
+    def log_prob(self, value: Any) -> torch.Tensor:
+        base = self.base_dist
+        t = base.temperature
+        if not isinstance(t, torch.Tensor) or t.dim() == 0 or t.shape[-1] != 1:
+            return super().log_prob(value)
+        if self._validate_args:  # type: ignore[attr-defined]
+            self._validate_sample(value)  # type: ignore[attr-defined]
+        logits = base.logits
+        if not isinstance(value, torch.Tensor):
+            value = torch.as_tensor(value, dtype=logits.dtype, device=logits.device)
+        k = logits.shape[-1]
+        # ExpRelaxedCategorical at y = log(value), minus log |d value / d y| = sum(y)
+        y = value.log()
+        score = logits - y * t
+        score = (score - score.logsumexp(-1, keepdim=True)).sum(-1)
+        log_norm = (math.lgamma(k) + (k - 1) * t.log())[..., 0]
+        return score + log_norm - y.sum(-1)
+
+
 class RelaxedBernoulliFix(NumberTemperatureFix):
     """torch 2.13's ``RelaxedBernoulli.log_prob`` scores the logit ``u`` of the value with
     ``log T + d - 2 log1p(exp(d))``, ``d = logits - T u``, and ``exp(d)`` overflows beyond 88
@@ -363,5 +391,5 @@ FIXES: dict[str, type] = {
     "Kumaraswamy": KumaraswamyFix,
     "LKJCholesky": LKJCholeskyEmptyBatchFix,
     "RelaxedBernoulli": RelaxedBernoulliFix,
-    "RelaxedOneHotCategorical": NumberTemperatureFix,
+    "RelaxedOneHotCategorical": RelaxedOneHotCategoricalFix,
 }
