@@ -234,6 +234,18 @@ def test_a_grid_point_in_another_dtype_than_float64_says_so():
                        ) == ["loc=0, scale=1"]
 
 
+def test_default_backends_claiming_none_of_the_families_are_named_not_judged(capsys):
+    # Without --backend, every registered backend: the SciPy plugin claims no Relaxed family,
+    # and was once a usage error ("nothing to validate") that stopped the whole run.
+    assert validate("--family", "RelaxedBernoulli", "--layer", "semantics", "--quick") == 0
+    captured = capsys.readouterr()
+    assert "not checked: scipy (claiming none of RelaxedBernoulli)" in captured.err
+    assert "RelaxedBernoulli" in captured.out
+    # named explicitly, a backend claiming none of them is still refused (usage error)
+    assert validate("--backend", "scipy", "--family", "RelaxedBernoulli", "--quick") == 2
+    assert "nothing to validate" in capsys.readouterr().err
+
+
 def test_the_report_is_the_same_on_a_dask_cluster_as_serially(tmp_path):
     pytest.importorskip("distributed")
     a, b = tmp_path / "serial.json", tmp_path / "dask.json"

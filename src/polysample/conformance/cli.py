@@ -422,6 +422,34 @@ def default_backends() -> list[str]:
     return out
 
 
+def _claiming(backends: list[str], families: list[str]) -> list[str]:
+    """The default backends (every registered one) that claim one of ``families`` or fail to
+    load (the run reports that); the others are named on stderr. A backend named with
+    ``--backend`` is judged even so (the run then says it claims none of them)."""
+    import warnings
+
+    from ..core.plugins import registry
+
+    out: list[str] = []
+    left: list[str] = []
+    for name in backends:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                claimed = {f for f, s in registry.load(name).families().items() if s.sample}
+        except Exception:  # noqa: BLE001 - reported by the run itself
+            out.append(name)
+            continue
+        (out if claimed & set(families) else left).append(name)
+    if left:
+        print(f"polysample validate: not checked: {', '.join(left)} (claiming none of "
+              f"{', '.join(families)})", file=sys.stderr)
+    if not out:
+        raise UsageError(f"no registered backend claims {', '.join(families)}. Registered: "
+                         f"{', '.join(backends)}.")
+    return out
+
+
 def _run(args: argparse.Namespace) -> int:
     from ..core.errors import PolysampleError
     from ..core.families import FAMILIES
@@ -446,6 +474,8 @@ def _run(args: argparse.Namespace) -> int:
                              f"torch.distributions names: {', '.join(sorted(FAMILIES))}.")
     if args.show_grids:
         return _show_grids(families or sorted(FAMILIES))
+    if families and not args.backend:
+        backends = _claiming(backends, families)
     layers = tuple(args.layer) if args.layer else LAYERS
     bad_layers = [x for x in layers if x not in LAYERS]
     if bad_layers:
