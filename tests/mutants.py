@@ -858,8 +858,8 @@ class ParetoRatioMutant(_Mutant):
 
 class RelaxedOverflowMutant(_Mutant):
     """Scores RelaxedBernoulli itself with torch 2.13's formula, ``log1p(exp(d))`` for
-    ``softplus(d)``, ``d = logits - T logit(x)``: right at the example grid's temperature 0.5
-    everywhere the suite asks, -inf near 0 at the corners' temperature 3 (in float64 at
+    ``softplus(d)``, ``d = logits - T logit(x)``: right at the example grid's temperatures
+    (0.3 and 1) everywhere the suite asks, -inf near 0 at the corners' temperature 3 (in float64 at
     ``2^-760``, where ``d`` exceeds 709)."""
 
     FAMILIES = ("RelaxedBernoulli",)
@@ -871,6 +871,33 @@ class RelaxedOverflowMutant(_Mutant):
         return torch.distributions.RelaxedBernoulli(params["temperature"],
                                                     logits=params["logits"],
                                                     validate_args=False).log_prob(value)
+
+
+class CollapsedBatchMutant(_Mutant):
+    """Draws every batch element with the first element's ``scale_tril`` (MultivariateNormal,
+    Wishart) or ``temperature`` (RelaxedOneHotCategorical), as a backend built on a library
+    that takes one covariance per call might; no ``rsample`` (with one, the unused elements'
+    zero gradients would give it away in the gradient layer instead)."""
+
+    FAMILIES = ("MultivariateNormal", "Wishart", "RelaxedOneHotCategorical")
+    _SHARED = {"MultivariateNormal": "scale_tril", "Wishart": "scale_tril",
+               "RelaxedOneHotCategorical": "temperature"}
+
+    def families(self) -> Mapping[str, FamilySupport]:
+        return {f: dataclasses.replace(s, rsample=False) for f, s in super().families().items()}
+
+    def sample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        name = self._SHARED[family]
+        p = dict(params)
+        v = params[name]
+        event = FAMILIES[family].param_event_dim(name)
+        if v.dim() > event:  # a batch: its first element's value for all
+            first = v.reshape((-1,) + tuple(v.shape[v.dim() - event:]))[0]
+            p[name] = first.expand(v.shape).clone()
+        if family == "MultivariateNormal":
+            p.pop("covariance_matrix", None)
+            p.pop("precision_matrix", None)
+        return self._inner.sample(family, p, sample_shape, seed=seed)
 
 
 class GarbageMutant(_Mutant):
@@ -961,6 +988,11 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     "mutant_smallest_event": (SmallestEventMutant, "shapes", "Dirichlet"),
     # Right gradients; a NaN upstream gradient made finite: only rsample_grad's NaN rule.
     "mutant_nan_masking": (NanMaskingMutant, "rsample_grad", "Normal"),
+    # The first batch element's matrix (temperature) for the whole batch: the typical grid's
+    # points differ in it (they once shared one).
+    "mutant_collapsed_mvn": (CollapsedBatchMutant, "sample_ks", "MultivariateNormal"),
+    "mutant_collapsed_wishart": (CollapsedBatchMutant, "sample_ks", "Wishart"),
+    "mutant_collapsed_relaxed": (CollapsedBatchMutant, "sample_ks", "RelaxedOneHotCategorical"),
 }
 
 #: The power claims (docs/conformance.md): quick mode catches a 2% error, full mode 1%.

@@ -151,6 +151,16 @@ def _lin(lo: float, hi: float, shape: tuple[int, ...], dtype: torch.dtype) -> to
     return torch.linspace(lo, hi, n, dtype=dtype).reshape(shape)
 
 
+def _tril(b: tuple[int, ...], d: torch.dtype, k: int, diag: tuple[float, float],
+          below: tuple[float, float]) -> torch.Tensor:
+    """Lower-triangular ``(k, k)`` factors that differ from one grid point to the next: the
+    diagonal spread over ``diag``, the entries below it over ``below``. One matrix shared by
+    the whole grid would let a backend that reads the first batch element's matrix for every
+    element (a library taking one covariance per call) pass every sampler check."""
+    return (torch.diag_embed(_lin(*diag, b + (k,), d))
+            + torch.tril(_lin(*below, b + (k, k), d), -1))
+
+
 def _t(values: Any, dtype: torch.dtype) -> torch.Tensor:
     return torch.tensor(values, dtype=dtype)
 
@@ -588,7 +598,7 @@ _TABLE = [
        positive=frozenset({"concentration"}), tiny=_TINY_CONC, circular=True),
     _c("ContinuousBernoulli", lambda b, d, k: {"probs": _lin(0.2, 0.7, b, d)},
        _corner(probs=[1e-3, 0.3, 0.999]), law=lambda p: ref.ContinuousBernoulli(p["probs"])),
-    _c("RelaxedBernoulli", lambda b, d, k: {"temperature": torch.tensor(0.5, dtype=d),
+    _c("RelaxedBernoulli", lambda b, d, k: {"temperature": _lin(0.3, 1.0, b, d),
                                             "probs": _lin(0.2, 0.7, b, d)},
        _corner(temperature=[0.5, 1.0, 3.0], probs=[0.05, 0.5, 0.95]),
        law=lambda p: ref.RelaxedBernoulli(p["temperature"], p["probs"]),
@@ -646,8 +656,9 @@ _TABLE = [
        # every Gamma draw underflowed (issue 12).
        edges=_corner(concentration=[[1e-3] * 5])),
     _c("RelaxedOneHotCategorical",
-       lambda b, d, k: {"temperature": torch.tensor(0.5, dtype=d), "probs": _simplex(b, d, k)},
-       lambda d: {"temperature": torch.tensor(0.5, dtype=d),
+       # A temperature per grid point (torch's batch temperature has a trailing axis of 1).
+       lambda b, d, k: {"temperature": _lin(0.3, 1.0, b + (1,), d), "probs": _simplex(b, d, k)},
+       lambda d: {"temperature": _t([[0.5], [2.0]], d),
                   "probs": _rows([[0.05, 1.0, 1.0], [1.0, 1.0, 20.0]], d)},
        project=_relaxed_one_hot_project, noise=_relaxed_one_hot_noise, size="multivariate",
        gradcheck=False),
@@ -657,9 +668,8 @@ _TABLE = [
        project=_normal_projections("LogisticNormal"), noise=_logistic_normal_noise,
        size="multivariate"),
     _c("MultivariateNormal",
-       lambda b, d, k: {"loc": _lin(-0.5, 0.5, b + (k,), d), "scale_tril": (
-           torch.eye(k, dtype=d) + 0.3 * torch.tril(torch.ones(k, k, dtype=d), -1)
-       ).expand(b + (k, k)).clone()},
+       lambda b, d, k: {"loc": _lin(-0.5, 0.5, b + (k,), d),
+                        "scale_tril": _tril(b, d, k, (0.5, 2.0), (-0.4, 0.6))},
        _corner(loc=[[0.0, 1e3, -3.0]],
                scale_tril=[[[1e-3, 0.0, 0.0], [0.5, 1.0, 0.0], [1e2, -3.0, 1e3]]]),
        project=_normal_projections("MultivariateNormal"), logpdf=_mvn_logpdf,
@@ -673,11 +683,11 @@ _TABLE = [
        project=_normal_projections("LowRankMultivariateNormal"), logpdf=_lowrank_logpdf,
        moments=_lowrank_moments, size="multivariate", positive=frozenset({"cov_diag"})),
     _c("Wishart",
-       lambda b, d, k: {"df": _lin(k + 2.0, k + 5.0, b, d), "scale_tril": (
-           torch.eye(k, dtype=d) + 0.2 * torch.tril(torch.ones(k, k, dtype=d), -1)
-       ).expand(b + (k, k)).clone()},
+       lambda b, d, k: {"df": _lin(k + 2.0, k + 5.0, b, d),
+                        "scale_tril": _tril(b, d, k, (0.5, 2.0), (-0.3, 0.4))},
        lambda d: {"df": _t([3.5, 1e3], d), "scale_tril": _t(
-           [[[1.0, 0.0, 0.0], [0.5, 0.1, 0.0], [2.0, -1.0, 3.0]]], d).expand(2, 3, 3)},
+           [[[1.0, 0.0, 0.0], [0.5, 0.1, 0.0], [2.0, -1.0, 3.0]],
+            [[2.0, 0.0, 0.0], [-1.0, 0.5, 0.0], [0.3, 0.2, 1e-2]]], d)},
        project=_wishart_project, logpdf=_wishart_logpdf, moments=_wishart_moments,
        size="matrix"),
     _c("LKJCholesky", lambda b, d, k: {"dim": k, "concentration": _lin(0.5, 2.0, b, d)},

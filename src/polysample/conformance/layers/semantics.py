@@ -276,11 +276,21 @@ def _full_precision(family: str, method: str, x: torch.Tensor) -> None:
                 "draws is one). Draw in the parameters' dtype")
 
 
+#: Parameters that never set the batch shape: torch's Relaxed families take it from
+#: ``probs``/``logits`` alone, and a ``temperature`` must broadcast to it.
+_NOT_BATCHING = frozenset({"temperature"})
+
+
+def _batching(family: str, params: dict[str, Any]) -> list[str]:
+    """The parameters of the ``(2, 3)`` example batch that set the batch shape."""
+    return [k for k, v in params.items()
+            if isinstance(v, torch.Tensor) and v.dim() == 2 and k not in _NOT_BATCHING]
+
+
 def _broadcastable(family: str) -> bool:
     """Univariate families with two batched parameters (one can be (2, 1), another (3,))."""
-    return FAMILIES[family].univariate and sum(
-        1 for p in example_params(family, (2, 3)).values()
-        if isinstance(p, torch.Tensor) and p.dim() == 2) >= 2
+    return FAMILIES[family].univariate and len(
+        _batching(family, example_params(family, (2, 3)))) >= 2
 
 
 def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
@@ -328,8 +338,7 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
         done = []
         if _broadcastable(family):
             params = example_params(family, (2, 3))
-            first, second = [k for k, v in params.items()
-                             if isinstance(v, torch.Tensor) and v.dim() == 2][:2]
+            first, second = _batching(family, params)[:2]
             params[first] = params[first][:, :1].clone()   # shape (2, 1)
             params[second] = params[second][0].clone()     # shape (3,)
             d = make(family, params, t)
