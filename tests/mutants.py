@@ -900,6 +900,17 @@ class CollapsedBatchMutant(_Mutant):
         return self._inner.sample(family, p, sample_shape, seed=seed)
 
 
+class ShortMultinomialMutant(_Mutant):
+    """Multinomial rows summing to ``total_count - 1`` (one trial dropped from the largest
+    count): within torch's support constraint, which allows any sum up to ``total_count``."""
+
+    FAMILIES = ("Multinomial",)
+
+    def mutate(self, family, params, x):  # type: ignore[no-untyped-def]
+        drop = torch.zeros_like(x).scatter_(-1, x.argmax(-1, keepdim=True), 1.0)
+        return x - drop
+
+
 class GarbageMutant(_Mutant):
     """Returns NaN for Normal, the wrong shape for Exponential, and raises for Gamma."""
 
@@ -993,6 +1004,8 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     "mutant_collapsed_mvn": (CollapsedBatchMutant, "sample_ks", "MultivariateNormal"),
     "mutant_collapsed_wishart": (CollapsedBatchMutant, "sample_ks", "Wishart"),
     "mutant_collapsed_relaxed": (CollapsedBatchMutant, "sample_ks", "RelaxedOneHotCategorical"),
+    # Rows summing to total_count - 1: the shapes rule's support check, not torch's constraint.
+    "mutant_short_multinomial": (ShortMultinomialMutant, "shapes", "Multinomial"),
 }
 
 #: The power claims (docs/conformance.md): quick mode catches a 2% error, full mode 1%.

@@ -388,10 +388,16 @@ def raised_at(exc: BaseException) -> str | None:
 
 
 def in_support(dist: Any, x: torch.Tensor) -> bool:
+    """Whether every value of ``x`` lies in ``dist``'s support (torch's constraint; for a
+    Multinomial also a sum of exactly ``total_count``, where torch's constraint allows any sum
+    up to it)."""
     try:
-        return bool(dist.support.check(x).all())
+        ok = bool(dist.support.check(x).all())
     except Exception:  # noqa: BLE001 - no support check is no evidence against the backend
         return True
+    if ok and isinstance(dist, torch.distributions.Multinomial) and x.numel():
+        ok = bool((x.sum(-1) == dist.total_count).all())
+    return ok
 
 
 def nan_cotangent(out: torch.Tensor, inputs: Mapping[str, torch.Tensor], what: str) -> None:

@@ -300,9 +300,10 @@ def _large_outcome(got: np.ndarray, want: np.ndarray, labels: list[str], seed: i
         raise CheckFailure(
             f"the gradient of one large call, {called}, is wrong: {what} for {labels[j]} is "
             f"{float(got[:, j].mean()):.6g} against {float(want[:, j].mean()):.6g} (mean over "
-            f"{LARGE_COPIES} parameter copies; |t| = {stat:.3g} > {thr:.3g}). Every smaller "
-            "call's gradient may still be right: this is what a backend that detaches or "
-            "mis-scales the rows of a large call (its later chunks, say) draws", out)
+            f"{LARGE_COPIES} parameter copies; |t| = {stat:.3g} > {thr:.3g}). Where the other "
+            "gradient checks (smaller calls) pass, the large calls alone are wrong: a "
+            "backend that detaches or mis-scales the rows of a large call (its later "
+            "chunks, say) does this; where they fail too, the gradient itself is wrong", out)
     out.message = f"large-call gradients agree with the reference: max |t| {stat:.2f}"
     return out
 
