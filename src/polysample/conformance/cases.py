@@ -18,8 +18,8 @@ Each :class:`Case` holds:
   when they must be drawn in another dtype than the suite's float64 (float32 Binomial and
   Categorical: the defects they catch are float32 ones); judged by the sampler and agreement
   layers only;
-* the sample-size class and a few flags (densities with simplex parameters cannot be
-  ``gradcheck``-ed by finite differences, parameters with a positive domain).
+* the sample-size class and a few flags (densities with simplex parameters (``probs``)
+  cannot be ``gradcheck``-ed by finite differences, parameters with a positive domain).
 """
 
 from __future__ import annotations
@@ -543,27 +543,30 @@ _TABLE = [
        law=lambda p: ref.freeze(stats.uniform, p["low"], p["high"] - p["low"])),
     _c("Exponential", lambda b, d, k: {"rate": _lin(0.5, 3.0, b, d)}, _corner(rate=[1e-3, 1.0, 1e3]),
        law=lambda p: ref.freeze(stats.expon, scale=1 / p["rate"]), positive=frozenset({"rate"})),
-    _c("Gamma", lambda b, d, k: {"concentration": _lin(0.7, 4.0, b, d), "rate": _lin(0.5, 2.0, b, d)},
+    # Concentrations (degrees of freedom) start at exactly 1 (2): the exponential and uniform
+    # special cases, where formulas written as xlogy(a - 1, x) branch (TensorFlow's gradient
+    # of xlogy in a is 0 there); the example grid's first point has them.
+    _c("Gamma", lambda b, d, k: {"concentration": _lin(1.0, 4.0, b, d), "rate": _lin(0.5, 2.0, b, d)},
        _corner(concentration=[1e-2, 0.1, 1.0, 30.0, 1e3], rate=[1.0, 0.5, 2.0, 1e-2, 1e2]),
        law=lambda p: ref.freeze(stats.gamma, p["concentration"], scale=1 / p["rate"]), positive=_POS_CONC,
        tiny=_TINY_CONC),
     _c("InverseGamma",
-       lambda b, d, k: {"concentration": _lin(0.7, 4.0, b, d), "rate": _lin(0.5, 2.0, b, d)},
+       lambda b, d, k: {"concentration": _lin(1.0, 4.0, b, d), "rate": _lin(0.5, 2.0, b, d)},
        _corner(concentration=[0.1, 1.0, 1e3], rate=[1.0, 5.0, 0.1]),
        law=lambda p: ref.freeze(stats.invgamma, p["concentration"], scale=p["rate"]), positive=_POS_CONC,
        tiny=_TINY_CONC),
-    _c("Chi2", lambda b, d, k: {"df": _lin(1.5, 6.0, b, d)}, _corner(df=[1e-2, 0.5, 1e3]),
+    _c("Chi2", lambda b, d, k: {"df": _lin(2.0, 6.0, b, d)}, _corner(df=[1e-2, 0.5, 1e3]),
        law=lambda p: ref.freeze(stats.chi2, p["df"]), positive=frozenset({"df"}), tiny=frozenset({"df"})),
-    _c("Beta", lambda b, d, k: {"concentration1": _lin(0.8, 3.0, b, d),
-                                "concentration0": _lin(1.2, 2.5, b, d)},
+    _c("Beta", lambda b, d, k: {"concentration1": _lin(1.0, 3.0, b, d),
+                                "concentration0": _lin(1.0, 2.5, b, d)},
        # (0.3, 0.7): both below 1 and unequal, where a sampler branches (Johnk's method) and
        # a swap of the two would show.
        _corner(concentration1=[1e-2, 0.1, 1e3, 1.0, 3.0, 0.3],
                concentration0=[1e-2, 5.0, 1e3, 1.0, 1e-2, 0.7]),
        law=lambda p: ref.freeze(stats.beta, p["concentration1"], p["concentration0"]),
        positive=_TINY_CONC2, tiny=_TINY_CONC2),
-    _c("Kumaraswamy", lambda b, d, k: {"concentration1": _lin(0.8, 3.0, b, d),
-                                       "concentration0": _lin(1.2, 2.5, b, d)},
+    _c("Kumaraswamy", lambda b, d, k: {"concentration1": _lin(1.0, 3.0, b, d),
+                                       "concentration0": _lin(1.0, 2.5, b, d)},
        _corner(concentration1=[0.2, 1.0, 10.0], concentration0=[0.2, 5.0, 10.0]),
        law=lambda p: ref.Kumaraswamy(p["concentration1"], p["concentration0"]),
        positive=_TINY_CONC2, tiny=_TINY_CONC2),
@@ -577,7 +580,7 @@ _TABLE = [
        law=lambda p: ref.freeze(stats.f, p["df1"], p["df2"]), positive=frozenset({"df1", "df2"}),
        tiny=frozenset({"df1", "df2"})),
     _c("Weibull", lambda b, d, k: {"scale": _lin(0.5, 2.0, b, d),
-                                   "concentration": _lin(0.8, 3.0, b, d)},
+                                   "concentration": _lin(1.0, 3.0, b, d)},
        _corner(scale=[1.0, 2.0, 0.5], concentration=[0.1, 1.0, 20.0]),
        law=lambda p: ref.freeze(stats.weibull_min, p["concentration"], scale=p["scale"]),
        positive=frozenset({"scale", "concentration"}), tiny=frozenset({"concentration"})),
@@ -648,10 +651,10 @@ _TABLE = [
        lambda d: {"total_count": 1000, "probs": _rows(_CORNER_PROBS, d)},
        project=_simplex_project("Multinomial"), logpdf=_multinomial_logpdf, size="multivariate",
        gradcheck=False),
-    _c("Dirichlet", lambda b, d, k: {"concentration": _lin(0.6, 3.0, b + (k,), d)},
+    _c("Dirichlet", lambda b, d, k: {"concentration": _lin(1.0, 3.5, b + (k,), d)},
        _corner(concentration=[[1e-2, 1e-2, 1e-2], [0.1, 1.0, 10.0], [1e3, 1e3, 1e3]]),
        project=_simplex_project("Dirichlet"), logpdf=_dirichlet_logpdf, moments=_dirichlet_moments,
-       size="multivariate", gradcheck=False, tiny=_TINY_CONC,
+       size="multivariate", tiny=_TINY_CONC,
        # torch._sample_dirichlet: 3% of the rows of Dirichlet(1e-3 x 5) exactly uniform, where
        # every Gamma draw underflowed (issue 12).
        edges=_corner(concentration=[[1e-3] * 5])),
