@@ -67,7 +67,7 @@ AVAILABLE: list[str] = _available()
 #: where (x - loc)^2 overflows float32): torch's to rounding only.
 LOG_PROB_FIXED = frozenset({"Kumaraswamy", "StudentT", "Cauchy", "HalfCauchy", "InverseGamma",
                             "Gumbel", "Pareto", "Weibull", "RelaxedBernoulli", "Normal",
-                            "HalfNormal"})
+                            "HalfNormal", "RelaxedOneHotCategorical"})
 
 
 #: Backends whose eager draws cost microseconds: the contract matrix covers all their families.

@@ -50,6 +50,7 @@ from ..core.hookspecs import hookimpl
 from ..core.implicit import ImplicitDirichlet, _first_order
 from ..core.params import Params
 from ..core.seeds import global_seed_sequence, torch_generator_from
+from ..core.torch_fixes import FIXES
 from ._math import (
     LARGE_BINOMIAL_VARIANCE,
     LARGE_COUNT,
@@ -849,6 +850,20 @@ def build(family: str, params: Mapping[str, Any]) -> td.Distribution:
     return getattr(td, family)(**kwargs, validate_args=False)  # type: ignore[no-any-return]
 
 
+_SCORERS: dict[str, type] = {}
+
+
+def _scorer(family: str) -> type:
+    """torch's class of ``family`` with polysample's mends of its defects
+    (:mod:`polysample.core.torch_fixes`), as polysample's own classes score."""
+    cls = _SCORERS.get(family)
+    if cls is None:
+        base = getattr(td, family)
+        fix = FIXES.get(family)
+        cls = _SCORERS[family] = base if fix is None else type(family, (fix, base), {})
+    return cls
+
+
 # ---------------------------------------------------------------------- the backend
 _NOTES = {"Wishart": "singular draws redrawn (torch 2.13 redraws every draw)"}
 
@@ -908,10 +923,13 @@ class TorchBackend(TableBackend):
             return row.draw(p, sample_shape, self.rng(seed, p), True)
 
     def log_prob(self, family: str, params: Mapping[str, Any], value: torch.Tensor) -> torch.Tensor:
-        """torch's ``log_prob`` of the family built from ``params`` (for direct callers: the
-        core scores torch-backend draws with the distribution object itself)."""
+        """torch's ``log_prob`` of the family built from ``params``, with the defects that
+        polysample's classes mend mended (:mod:`polysample.core.torch_fixes`): for direct
+        callers; the core scores torch-backend draws with the distribution object itself."""
         self._row(family)  # an unknown family raises UnsupportedFamilyError
-        return build(family, params).log_prob(value)
+        spec = FAMILIES[family]
+        kwargs = {name: params[name] for name in spec.params if name != "probs"}
+        return _scorer(family)(**kwargs, validate_args=False).log_prob(value)  # type: ignore[no-any-return]
 
 
 @hookimpl
