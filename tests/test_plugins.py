@@ -148,6 +148,8 @@ def test_a_duplicate_backend_name_disables_the_later_plugin_with_a_warning(tmp_p
     assert {r.status for r in rows} == {"available", "disabled"}
     disabled = next(r for r in rows if r.status == "disabled")
     assert "dup_two" in disabled.source and "duplicate" in disabled.error
+    # the row in use comes last: a mapping by name holds the backend that draws
+    assert {b.name: b for b in ps.backends()}["twin"].status == "available"
     assert ps.Normal(0.0, 1.0, backend="twin").sample().shape == ()
 
 

@@ -70,7 +70,7 @@ class BackendInfo:
 
     name: str
     version: str
-    status: str  # "available", "unavailable" or "broken"
+    status: str  # "available", "unavailable", "broken" or "disabled" (a duplicate name)
     families: int
     rsample_families: int
     source: str
@@ -313,7 +313,11 @@ def refresh() -> None:
 
 
 def backends() -> list[BackendInfo]:
-    """Every registered backend with its version, status and families."""
+    """Every registered backend with its version, status and families, by name.
+
+    A name that two plugins registered appears twice: first the registration set aside
+    (status ``"disabled"``, with the reason), then the one in use, so that a mapping built from
+    the rows (``{r.name: r for r in backends()}``) holds the backend that draws."""
     rows = []
     for name, entry in sorted(registry.entries().items()):
         if entry.factory is None:
@@ -337,7 +341,9 @@ def backends() -> list[BackendInfo]:
             distribution=entry.distribution, dist_version=entry.dist_version,
         ))
     for entry in registry.disabled:
-        rows.append(BackendInfo(entry.name, "", "disabled", 0, 0, entry.source, entry.disabled,
-                                module=entry.module, distribution=entry.distribution,
-                                dist_version=entry.dist_version))
+        row = BackendInfo(entry.name, "", "disabled", 0, 0, entry.source, entry.disabled,
+                          module=entry.module, distribution=entry.distribution,
+                          dist_version=entry.dist_version)
+        at = next((i for i, r in enumerate(rows) if r.name == entry.name), len(rows))
+        rows.insert(at, row)
     return rows
