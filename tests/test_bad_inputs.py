@@ -224,3 +224,17 @@ def test_a_complex_value_is_refused_by_the_scoring_methods(backend: str, method:
             d._validate_args = validate
             with pytest.raises(ps.InvalidParameterTypeError, match="expected a real value"):
                 getattr(d, method)(value)
+
+
+@pytest.mark.parametrize("backend", ["torch", "numpy"])
+def test_a_one_dimensional_integer_tensor_is_a_sample_shape_as_in_torch(backend):
+    # torch.distributions takes torch.Size(tensor): code passing a tensor shape runs unchanged
+    want = torch.distributions.Normal(0.0, 1.0).sample(torch.tensor([2, 3])).shape
+    d = ps.Normal(0.0, 1.0, backend=backend)
+    assert d.sample(torch.tensor([2, 3])).shape == want == (2, 3)
+    assert d.rsample(np.array([4])).shape == (4,)
+    for bad in (torch.tensor([2.0]), torch.tensor(4), torch.tensor([True]), np.array([[2]])):
+        with pytest.raises(ps.InvalidParameterTypeError, match="Expected sample_shape"):
+            d.sample(bad)
+    with pytest.raises(ps.InvalidParameterRuntimeError, match="Expected sample_shape"):
+        d.sample(torch.tensor([-1]))

@@ -317,3 +317,13 @@ def test_quoted_keeps_another_librarys_message_on_one_line_and_ended(text: str,
     from polysample.core.errors import quoted
 
     assert quoted(text) == expected
+
+
+def test_an_argument_outside_its_constraint_is_named_even_where_torch_names_its_own():
+    # torch's Beta checks an inner Dirichlet: its message names "concentration" of
+    # "Dirichlet", arguments the caller never gave
+    with pytest.raises(ps.InvalidParameterError, match=r"outside their constraints: "
+                       r"concentration1 \(GreaterThan\(lower_bound=0\.0\)\)"):
+        ps.Beta(-0.5, 1.0)
+    with pytest.raises(ps.InvalidParameterError, match="outside their constraints: scale"):
+        ps.Normal(0.0, torch.tensor([1.0, -1.0]))

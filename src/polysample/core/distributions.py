@@ -55,12 +55,19 @@ __all__ = ["PolysampleDistribution", "wrap", "CLASSES", "check_sample_shape", "c
 
 
 def check_sample_shape(sample_shape: object) -> torch.Size:
-    """Validate ``sample_shape``: a ``torch.Size``, a sequence of non-negative ints, or an int.
+    """Validate ``sample_shape``: a ``torch.Size``, a sequence of non-negative ints, an int, or
+    (as torch takes it) a one-dimensional integer tensor or NumPy array.
 
     Raises the :class:`InvalidParameterError` that is also torch's class for the same input:
     ``RuntimeError`` for a negative size, ``TypeError`` for anything that is not ints.
     """
     negative = False
+    if isinstance(sample_shape, torch.Tensor | np.ndarray) and sample_shape.ndim == 1 and (
+            not sample_shape.dtype.is_floating_point and not sample_shape.dtype.is_complex
+            and sample_shape.dtype != torch.bool if isinstance(sample_shape, torch.Tensor)
+            else sample_shape.dtype.kind in "iu"):
+        # a one-dimensional integer tensor or array: torch.Size takes it, and so does torch
+        sample_shape = [int(d) for d in sample_shape.tolist()]
     if type(sample_shape) is torch.Size:
         if not sample_shape or min(sample_shape) >= 0:
             return sample_shape
@@ -120,14 +127,17 @@ def _check_backend_arg(backend: object) -> None:
 
 
 def _wrap_init_error(family: str, exc: Exception,
-                     non_finite: list[str] | None = None) -> InvalidParameterError:
+                     non_finite: list[str] | None = None,
+                     violating: list[str] | None = None) -> InvalidParameterError:
     # Also the builtin class torch raised (RuntimeError for shapes that do not broadcast), so
     # the except clauses of torch code keep catching it.
     received = "arguments that torch's message above names"
+    # torch may name its own internal parameter (Beta's Dirichlet "concentration"): the
+    # caller's own arguments that are non-finite or outside their constraints are named too.
     if non_finite:
-        # torch may name its own internal parameter (Beta's Dirichlet "concentration"): the
-        # caller's non-finite arguments are named too.
         received += f"; non-finite: {', '.join(non_finite)}"
+    if violating:
+        received += f"; outside their constraints: {', '.join(violating)}"
     return invalid_parameter(
         f"Invalid parameters for polysample.{family}: {exc} "
         f"Expected parameters of torch.distributions.{family}'s constructor (numbers or tensors "
@@ -220,6 +230,34 @@ def _non_finite_args(family: str, args: tuple[Any, ...], kwargs: dict[str, Any])
                 names.append(name)
         elif isinstance(value, float) and not math.isfinite(value):
             names.append(name)
+    return names
+
+
+def _violating_args(family: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[str]:
+    """The caller's arguments outside the constraints of ``family``'s own ``arg_constraints``,
+    each with its constraint (for error messages)."""
+    try:
+        cls = getattr(td, family)
+        bound = inspect.signature(cls.__init__).bind_partial(None, *args, **kwargs)
+        constraints = dict(cls.arg_constraints)
+    except (AttributeError, TypeError, ValueError):
+        return []
+    names = []
+    for name, value in list(bound.arguments.items())[1:]:
+        c = constraints.get(name)
+        if isinstance(value, bool) or c is None:
+            continue
+        if isinstance(value, int | float):
+            value = torch.tensor(float(value), dtype=torch.float64)
+        if not isinstance(value, torch.Tensor) or value.is_meta or not value.numel() or (
+                not value.is_floating_point()):
+            continue
+        try:
+            ok = bool(c.check(value.detach()).all())
+        except Exception:  # noqa: BLE001 - a dependent constraint cannot be checked alone
+            continue
+        if not ok:
+            names.append(f"{name} ({c})")
     return names
 
 
@@ -591,7 +629,8 @@ class PolysampleDistribution:
             if any(isinstance(a, torch.Tensor) and a.is_meta for a in (*args, *kwargs.values())):
                 raise _meta_error(self._ps_family, exc) from exc
             raise _wrap_init_error(self._ps_family, exc,
-                                   _non_finite_args(self._ps_family, args, kwargs)) from exc
+                                   _non_finite_args(self._ps_family, args, kwargs),
+                                   _violating_args(self._ps_family, args, kwargs)) from exc
         except AttributeError as exc:
             if all(isinstance(a, torch.Tensor | int | float)
                    for a in (*args, *kwargs.values())):
