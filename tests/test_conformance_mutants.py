@@ -152,13 +152,12 @@ def test_tails_cut_or_far_too_heavy_fail_the_tail_check_alone(with_mutants, quic
 def test_a_backward_pass_that_masks_a_nan_cotangent_fails_rsample_grad_alone(with_mutants):
     # Right values and finite gradients; a NaN upstream gradient came back 0, as the torch and
     # numpy backends' Dirichlet (and torch's Beta) gradients did: a NaN loss gave finite
-    # updates. Every other check passes it (Dirichlet has no log_prob_gradcheck: its case
-    # says gradcheck=False).
+    # updates. Every other check passes it.
     report = check_backend("mutant_nan_masking", families=["Normal", "Dirichlet"],
                            layers=("semantics", "density", "gradient"), quick=True)
     assert {(r.family, r.check) for r in report.failures} == {
         ("Normal", "rsample_grad"), ("Dirichlet", "rsample_grad"),
-        ("Normal", "log_prob_gradcheck")}, report.summary()
+        ("Normal", "log_prob_gradcheck"), ("Dirichlet", "log_prob_gradcheck")}, report.summary()
     for r in report.failures:
         assert "NaN upstream gradient" in r.message and "came back finite" in r.message, r.message
 
