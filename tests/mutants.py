@@ -911,6 +911,27 @@ class ShortMultinomialMutant(_Mutant):
         return x - drop
 
 
+class BinomialNormalMutant(_Mutant):
+    """Binomial drawn by a rounded normal approximation where ``n p (1 - p) > 25`` (the exact
+    mean, nearly the exact variance, none of the skewness): the corner (1000, 0.05)."""
+
+    FAMILIES = ("Binomial",)
+
+    def sample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        x = self._inner.sample(family, params, sample_shape, seed=seed)
+        n, p = params["total_count"], params["probs"]
+        var = n * p * (1 - p)
+        if isinstance(seed, torch.Generator):
+            g = seed
+        else:
+            ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(
+                None if seed is None else seed)
+            g = torch.Generator().manual_seed(int(ss.generate_state(1, np.uint64)[0] >> 1))
+        z = torch.randn(x.shape, generator=g, dtype=x.dtype)
+        approx = (n * p + var.sqrt() * z).round().clamp(torch.zeros_like(n), n)
+        return torch.where(var > 25, approx, x)
+
+
 class GarbageMutant(_Mutant):
     """Returns NaN for Normal, the wrong shape for Exponential, and raises for Gamma."""
 
@@ -1006,6 +1027,8 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     "mutant_collapsed_relaxed": (CollapsedBatchMutant, "sample_ks", "RelaxedOneHotCategorical"),
     # Rows summing to total_count - 1: the shapes rule's support check, not torch's constraint.
     "mutant_short_multinomial": (ShortMultinomialMutant, "shapes", "Multinomial"),
+    # A rounded normal approximation at the corner (1000, 0.05): right mean and variance.
+    "mutant_binomial_normal": (BinomialNormalMutant, "sample_tails", "Binomial"),
 }
 
 #: The power claims (docs/conformance.md): quick mode catches a 2% error, full mode 1%.

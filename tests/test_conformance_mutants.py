@@ -66,7 +66,8 @@ _OWN_TEST = {"mutant_gradsign_beta", "mutant_sorted", "mutant_sorted_poisson",
              "mutant_float32_grad", "mutant_shape_grad", "mutant_chunk_detach",
              "mutant_tail_grad", "mutant_nan_grad", "mutant_exponential_tail",
              "mutant_nan_masking", "mutant_wide_batch", "mutant_cancelling_edge",
-             "mutant_squaring_tail", "mutant_pareto_ratio", "mutant_relaxed_overflow"}
+             "mutant_squaring_tail", "mutant_pareto_ratio", "mutant_relaxed_overflow",
+             "mutant_binomial_normal"}
 
 
 @pytest.mark.parametrize("name", sorted(set(mutants.MUTANTS) - _OWN_TEST))
@@ -763,3 +764,15 @@ def test_values_where_the_reference_cdf_is_0_or_1_fail_naming_the_grid_point():
                                      "the same values) drew ")), r.message
         assert f"where the reference CDF is 0 or 1, the first at {r.grid}[" in r.message
         assert "low=" in r.point and "high=" in r.point and r.point in r.message, r.message
+
+
+def test_a_normal_approximation_at_the_binomial_corner_fails_in_quick_mode(with_mutants):
+    # Binomial(1000, 0.05) drawn by a rounded normal approximation: the right mean, nearly the
+    # right variance, no skewness. Quick mode passed it with 2^15 draws at the corners (tail
+    # count z 6.3 against 7.7, an outside tester's trial); Binomial's corners draw 2^18.
+    report = check_backend("mutant_binomial_normal", families=["Binomial"],
+                           layers=("sampler",), quick=True)
+    caught = {(r.grid, r.check) for r in report.failures}
+    assert ("corners", "sample_tails") in caught and {g for g, _ in caught} == {"corners"}, caught
+    tails = next(r for r in report.failures if r.check == "sample_tails")
+    assert "total_count=1000, probs=0.05" in tails.message, tails.message

@@ -62,6 +62,12 @@ SAMPLE_SIZES: dict[str, dict[str, tuple[int, int]]] = {
     "heavy": {"typical": (1 << 20, 1 << 22), "corners": (1 << 15, 1 << 20)},
     "discrete": {"typical": (1 << 18, 1 << 20), "corners": (1 << 15, 1 << 18),
                  "edges": (1 << 18, 1 << 20)},
+    # Binomial: its corner (1000, 0.05) is where a normal approximation (rounded, for
+    # n p (1 - p) > 25) is tempting; the law's skewness (0.13) puts 2.2 times the reference's
+    # draws beyond its 1/n-quantile only at n = 2^18 (tail count z 17.8 against a bound of
+    # 7.7; 6.3 at 2^15, which quick mode passed).
+    "binomial": {"typical": (1 << 18, 1 << 20), "corners": (1 << 18, 1 << 18),
+                 "edges": (1 << 18, 1 << 20)},
     # Categorical, OneHotCategorical(StraightThrough): the count of category i is
     # Binomial(n, p_i), and the typical grid's smallest probability is 4/15, where a 2% error
     # in it (p_i x 1.02, the others rescaled) moves the count by 0.02 sqrt(n p_i / (1 - p_i))
@@ -629,7 +635,7 @@ _TABLE = [
        _corner(total_count=[1.0, 100.0, 1000.0, 10.0, 10.0, 1000.0, 100.0],
                probs=[1e-3, 0.5, 0.999, 0.0, 1.0, 0.05, 0.8]),
        law=lambda p: ref.freeze(stats.binom, p["total_count"], p["probs"]), discrete=True,
-       exact_sum=_sum_binomial,
+       exact_sum=_sum_binomial, size="binomial",
        # torch.binomial in float32 (BTRS): Binomial(1e9, 0.3) with variance +40% (issue 12).
        edges=_corner(total_count=[1e9, 1e6], probs=[0.3, 0.7]), edges_dtype=torch.float32),
     _c("NegativeBinomial", lambda b, d, k: {"total_count": _lin(2.0, 8.0, b, d),
