@@ -327,3 +327,19 @@ def test_an_argument_outside_its_constraint_is_named_even_where_torch_names_its_
         ps.Beta(-0.5, 1.0)
     with pytest.raises(ps.InvalidParameterError, match="outside their constraints: scale"):
         ps.Normal(0.0, torch.tensor([1.0, -1.0]))
+
+
+def test_not_reparameterizable_names_the_alternatives_that_apply():
+    # a continuous family: no relaxed family to suggest, the backends that reparameterize it
+    with pytest.raises(ps.NotReparameterizableError) as info:
+        ps.VonMises(0.0, 1.0, backend="numpy").rsample()
+    msg = str(info.value)
+    assert "log_prob()" in msg and "Relaxed" not in msg
+    others = [b.name for b in ps.backends() if b.status == "available"
+              and "VonMises" in b.family_names and b.name != "numpy"
+              and ps.load_backend(b.name).families()["VonMises"].rsample]
+    assert others and all(name in msg for name in others), (others, msg)
+    # a discrete family: the relaxed families, and no backend to suggest
+    with pytest.raises(ps.NotReparameterizableError,
+                       match="RelaxedBernoulli.*No registered backend reparameterizes Poisson"):
+        ps.Poisson(1.0, backend="torch").rsample()

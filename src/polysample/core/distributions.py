@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import warnings
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -116,6 +117,33 @@ def child_seed(seed: Seed, index: int) -> Seed:
             seed.entropy, spawn_key=tuple(seed.spawn_key) + (index,), pool_size=seed.pool_size
         )
     return seed
+
+
+def _not_reparameterizable(family: str, backend: Backend) -> str:
+    """The message of ``rsample()`` on a backend without a reparameterized sampler of
+    ``family``: the alternatives that apply to it, and the registered backends that have one."""
+    from .plugins import backend_names, registry
+
+    others = []
+    for name in backend_names():
+        if name == backend.name:
+            continue
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                fam = registry.load(name).families().get(family)
+        except Exception:  # noqa: BLE001 - a backend that cannot load offers nothing here
+            continue
+        if fam is not None and fam.rsample:
+            others.append(name)
+    relaxed = (" or a relaxed family (RelaxedBernoulli, RelaxedOneHotCategorical) for discrete "
+               "variables" if FAMILIES[family].kind != "continuous" else "")
+    where = (f", or a backend that reparameterizes {family}: {', '.join(others)} (see "
+             "`polysample backends`)." if others else
+             f". No registered backend reparameterizes {family} (`polysample backends`).")
+    return (f"{family} has no reparameterized sampler on backend {backend.name!r}, so rsample() "
+            "cannot give pathwise gradients. Use sample() with log_prob() (score-function "
+            f"estimator){relaxed}{where}")
 
 
 def _check_backend_arg(backend: object) -> None:
@@ -974,13 +1002,7 @@ class PolysampleDistribution:
         backend = self._ps_resolve()
         support = backend.families()[self._ps_family]
         if not support.rsample:
-            raise NotReparameterizableError(
-                f"{self._ps_family} has no reparameterized sampler on backend {backend.name!r}, "
-                "so rsample() cannot give pathwise gradients. Use sample() with log_prob() "
-                "(score-function estimator), a relaxed family (RelaxedBernoulli, "
-                "RelaxedOneHotCategorical) for discrete variables, or a backend where "
-                f"has_rsample is True for {self._ps_family} (see `polysample backends`)."
-            )
+            raise NotReparameterizableError(_not_reparameterizable(self._ps_family, backend))
         if support.rsample_params is not None:
             bad = [p for p in self._ps_grad_params(support) if p not in support.rsample_params]
             if bad:
