@@ -277,16 +277,23 @@ def _violating_args(family: str, args: tuple[Any, ...], kwargs: dict[str, Any]) 
             continue
         if isinstance(value, int | float):
             value = torch.tensor(float(value), dtype=torch.float64)
-        if not isinstance(value, torch.Tensor) or value.is_meta or not value.numel() or (
-                not value.is_floating_point()):
+        if not isinstance(value, torch.Tensor) or value.is_meta or not (
+                value.is_floating_point()):
             continue
-        try:
-            ok = bool(c.check(value.detach()).all())
-        except Exception:  # noqa: BLE001 - a dependent constraint cannot be checked alone
-            continue
-        if not ok:
+        if _violates(c, value):
             names.append(f"{name} ({c})")
     return names
+
+
+def _violates(constraint: Any, value: torch.Tensor) -> bool:
+    """Whether some entry of ``value`` is outside ``constraint`` (False where the check
+    cannot run: an empty tensor, a dependent constraint that needs the other parameters)."""
+    if not value.numel():
+        return False
+    try:
+        return not bool(constraint.check(value.detach()).all())
+    except Exception:  # noqa: BLE001 - a check that cannot run names nothing
+        return False
 
 
 #: ``(name, tensor, version)`` of each tensor a backend call receives (see :func:`_snapshot`).
@@ -884,13 +891,7 @@ class PolysampleDistribution:
             return None  # a backend's own InvalidParameterError says what it refused: kept
         for name, constraint in self.arg_constraints.items():  # type: ignore[attr-defined]
             value = self.__dict__.get(name)
-            if not isinstance(value, torch.Tensor) or not value.numel():
-                continue
-            try:
-                ok = bool(constraint.check(value.detach()).all())
-            except Exception:  # noqa: BLE001 - a check that cannot run names nothing
-                continue
-            if not ok:
+            if isinstance(value, torch.Tensor) and _violates(constraint, value):
                 return invalid_parameter(
                     f"Cannot draw polysample.{self._ps_family}.{what}(): parameter {name} is "
                     f"outside its constraint {constraint} (validate_args=False let it through) "
