@@ -945,6 +945,24 @@ class GarbageMutant(_Mutant):
         raise RuntimeError("simulated backend crash")
 
 
+class ConstantGradientMutant(_Mutant):
+    """Right values; the gradient in every parameter but ``loc`` (``probs``) does not depend
+    on the draw: zero (a backward pass that drops the path's dependence on the parameter)."""
+
+    FAMILIES = ("MultivariateNormal", "Dirichlet", "RelaxedOneHotCategorical")
+    _KEEP = {"MultivariateNormal": "loc", "RelaxedOneHotCategorical": "probs"}
+
+    def rsample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        keep = self._KEEP.get(family)
+        cut = {k: (v.detach() if isinstance(v, torch.Tensor) and k != keep else v)
+               for k, v in params.items()}
+        x = self._inner.rsample(family, cut, sample_shape, seed=seed)
+        if keep is not None:
+            return x
+        tied = [v for v in params.values() if isinstance(v, torch.Tensor) and v.requires_grad]
+        return x + 0 * sum(v.sum() for v in tied) if tied else x
+
+
 #: backend name -> (class, the check that must fail, family)
 MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     "mutant_scale": (ScaleMutant, "sample_pit_var", "Normal"),
@@ -1029,6 +1047,9 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     "mutant_short_multinomial": (ShortMultinomialMutant, "shapes", "Multinomial"),
     # A rounded normal approximation at the corner (1000, 0.05): right mean and variance.
     "mutant_binomial_normal": (BinomialNormalMutant, "sample_tails", "Binomial"),
+    # A zero gradient in the matrix (concentration, temperature): judged by the mean pathwise
+    # gradient and the recovered noise, whose messages say so and name the grid point.
+    "mutant_constant_grad": (ConstantGradientMutant, "grad_mean", "MultivariateNormal"),
 }
 
 #: The power claims (docs/conformance.md): quick mode catches a 2% error, full mode 1%.

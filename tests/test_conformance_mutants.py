@@ -67,7 +67,7 @@ _OWN_TEST = {"mutant_gradsign_beta", "mutant_sorted", "mutant_sorted_poisson",
              "mutant_tail_grad", "mutant_nan_grad", "mutant_exponential_tail",
              "mutant_nan_masking", "mutant_wide_batch", "mutant_cancelling_edge",
              "mutant_squaring_tail", "mutant_pareto_ratio", "mutant_relaxed_overflow",
-             "mutant_binomial_normal"}
+             "mutant_binomial_normal", "mutant_constant_grad"}
 
 
 @pytest.mark.parametrize("name", sorted(set(mutants.MUTANTS) - _OWN_TEST))
@@ -776,3 +776,23 @@ def test_a_normal_approximation_at_the_binomial_corner_fails_in_quick_mode(with_
     assert ("corners", "sample_tails") in caught and {g for g, _ in caught} == {"corners"}, caught
     tails = next(r for r in report.failures if r.check == "sample_tails")
     assert "total_count=1000, probs=0.05" in tails.message, tails.message
+
+
+def test_gradient_failures_name_the_grid_point_and_a_gradient_without_spread(with_mutants):
+    # A gradient that does not depend on the draw (zero here) has no spread: its z and t
+    # statistics are infinite, which told a reader nothing ("|z| = inf"). The messages say
+    # what the gradient is in every draw, and name the failing element's grid point with its
+    # parameter values (they named only "scale_tril[0, 0, 0]").
+    report = check_backend("mutant_constant_grad", layers=("gradient",), quick=True,
+                           families=["MultivariateNormal", "Dirichlet",
+                                     "RelaxedOneHotCategorical"])
+    failed = {(r.family, r.check, r.grid): r.message for r in report.failures}
+    msg = failed[("MultivariateNormal", "grad_mean", "typical")]
+    assert "the pathwise gradient is 0 in every one of the 2000 draws (no spread" in msg, msg
+    assert "scale_tril[0, 0, 0] at typical[0] (loc=[" in msg and "inf" not in msg, msg
+    msg = failed[("Dirichlet", "grad_mean", "corners")]
+    assert "concentration[0, 0] at corners[0] (concentration=[0.01, 0.01, 0.01])" in msg, msg
+    msg = failed[("Dirichlet", "grad_large", "example")]
+    assert "at example[0] (concentration=[" in msg and "in every one of the 32 copies" in msg
+    msg = failed[("RelaxedOneHotCategorical", "grad_noise", "typical")]
+    assert "moves with temperature[0, 0] at typical[0] (temperature=[" in msg, msg

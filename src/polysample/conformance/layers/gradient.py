@@ -207,11 +207,18 @@ def _grad_shape(t: Target, family: str,
                                                    zip(labels, test.estimate)}})
         if worst > 1:
             ma, mb = float(a.mean(0)[j]), float(b.mean(0)[j])
+            const = _no_spread(a[:, j] - b[:, j])
+            how = (f"the difference is {const} calls: no spread" if const else
+                   f"|t| = {stat:.3g} > {thr:.3g}")
+            shapes = [tuple(leaves[n].shape) for n in names for _ in range(leaves[n].numel())]
+            index = [tuple(int(i) for i in np.unravel_index(c, tuple(leaves[n].shape)))
+                     for n in names for c in range(leaves[n].numel())]
+            at = _point_of(family, params, "example", shapes[j], index[j])
             raise CheckFailure(
                 f"rsample(({m},))'s gradient, the parameters shared by the samples, differs "
-                f"from rsample(())'s on one parameter copy per sample: for {labels[j]} the mean "
-                f"gradient of a bounded function of x over {k} calls is {ma:.6g} against "
-                f"{mb:.6g} (|t| = {stat:.3g} > {thr:.3g}). A backward pass that reduces the "
+                f"from rsample(())'s on one parameter copy per sample: for {labels[j]}{at} the "
+                f"mean gradient of a bounded function of x over {k} calls is {ma:.6g} against "
+                f"{mb:.6g} ({how}). A backward pass that reduces the "
                 "sample dimensions wrongly (a mean instead of a sum, one sample for all) shows "
                 "this way", out)
         out.message = f"rsample(sample_shape) gradients agree with per-copy ones: max |t| {stat:.2f}"
@@ -276,7 +283,8 @@ def _grad_large(t: Target, family: str, support: FamilySupport,
 
 
 def _large_outcome(got: np.ndarray, want: np.ndarray, labels: list[str], seed: int,
-                   called: str, what: str, exact_tol: float) -> Outcome:
+                   called: str, what: str, exact_tol: float,
+                   points: Sequence[str] = ()) -> Outcome:
     """The paired t-test of ``got`` against ``want`` (copies, columns) for ``grad_large``, at
     :data:`..stats.ALPHA_LARGE` (the pooled slots of the error budget) split over the columns."""
     alpha = ALPHA_LARGE / max(got.shape[1], 1)
@@ -297,10 +305,14 @@ def _large_outcome(got: np.ndarray, want: np.ndarray, labels: list[str], seed: i
                            "mean_difference": {lab: float(v) for lab, v in
                                                zip(labels, test.estimate)}})
     if test.ratio.size and test.ratio[j] > 1:
+        const = _no_spread(got[:, j] - want[:, j])
+        how = (f"the difference is {const} copies: no spread" if const else
+               f"|t| = {stat:.3g} > {thr:.3g}")
+        at = points[j] if j < len(points) else ""
         raise CheckFailure(
-            f"the gradient of one large call, {called}, is wrong: {what} for {labels[j]} is "
-            f"{float(got[:, j].mean()):.6g} against {float(want[:, j].mean()):.6g} (mean over "
-            f"{LARGE_COPIES} parameter copies; |t| = {stat:.3g} > {thr:.3g}). Where the other "
+            f"the gradient of one large call, {called}, is wrong: {what} for {labels[j]}{at} "
+            f"is {float(got[:, j].mean()):.6g} against {float(want[:, j].mean()):.6g} (mean "
+            f"over {LARGE_COPIES} parameter copies; {how}). Where the other "
             "gradient checks (smaller calls) pass, the large calls alone are wrong: a "
             "backend that detaches or mis-scales the rows of a large call (its later "
             "chunks, say) does this; where they fail too, the gradient itself is wrong", out)
@@ -311,6 +323,26 @@ def _large_outcome(got: np.ndarray, want: np.ndarray, labels: list[str], seed: i
 def _labels(copies: Mapping[str, torch.Tensor], names: list[str]) -> list[str]:
     return [f"{n}{[int(i) for i in np.unravel_index(j, tuple(copies[n].shape[1:]))]}"
             for n in names for j in range(math.prod(copies[n].shape[1:]))]
+
+
+def _example_points(family: str, shapes: Sequence[tuple[int, ...]],
+                    index: Sequence[tuple[int, ...]]) -> list[str]:
+    """:func:`_point_of` for each column of ``grad_large`` or ``grad_shape`` (element
+    ``index[c]`` of a parameter of shape ``shapes[c]``) on the example grid of 2 points."""
+    params = example_params(family, (2,), torch.float64)
+    return [_point_of(family, params, "example", s, i) for s, i in zip(shapes, index)]
+
+
+def _columns(copies: Mapping[str, torch.Tensor], names: list[str]
+             ) -> tuple[list[tuple[int, ...]], list[tuple[int, ...]]]:
+    """The shape and element index of each of :func:`_labels`' columns."""
+    shapes, index = [], []
+    for n in names:
+        shape = tuple(copies[n].shape[1:])
+        for j in range(math.prod(shape)):
+            shapes.append(shape)
+            index.append(tuple(int(i) for i in np.unravel_index(j, shape)))
+    return shapes, index
 
 
 def _identity(family: str, p: dict[str, np.ndarray], xn: np.ndarray, names: list[str]
@@ -372,7 +404,8 @@ def _large_cdf(family: str, dist: Any, x: torch.Tensor, copies: Mapping[str, tor
     got, ref = np.concatenate(got_cols, 1), np.concatenate(want_cols, 1)
     out = _large_outcome(got, ref, _labels(copies, names), seed, called,
                          f"the weighted sum of dx/dtheta at {LARGE_PICKS} rows per copy, "
-                         "against -dF/dtheta / p", GRAD_RTOL)
+                         "against -dF/dtheta / p", GRAD_RTOL,
+                         _example_points(family, *_columns(copies, names)))
     # Per sample: the identity holds sample by sample for a parameter whose path is monotone
     # in one noise (the location-scale families, the implicit gradients of Gamma or Beta). A
     # random row of each column of the first 16 copies (32 draws) tells which parameters:
@@ -464,7 +497,7 @@ def _large_mean(t: Target, family: str, params: dict[str, Any], support: FamilyS
     xd = x.double()
     f = (w1 * xd + w2 * xd * xd).sum() / x.shape[0]
     grads = torch.autograd.grad(f, [copies[k] for k in names], allow_unused=True)
-    got_cols, want_cols, labels = [], [], []
+    got_cols, want_cols, labels, points = [], [], [], []
     for k, a, g in zip(names, analytic, grads):
         shape = tuple(copies[k].shape[1:])
         gk = (torch.zeros_like(copies[k]) if g is None else g).detach().double().numpy()
@@ -476,17 +509,22 @@ def _large_mean(t: Target, family: str, params: dict[str, Any], support: FamilyS
         idx = np.flatnonzero(keep.reshape(-1))
         got_cols.append(gk.reshape(gk.shape[0], -1)[:, idx])
         want_cols.append(np.broadcast_to(ak.reshape(-1)[idx], (gk.shape[0], idx.size)))
-        labels += [f"{k}{[int(i) for i in np.unravel_index(j, shape)]}" for j in idx]
+        at = [tuple(int(i) for i in np.unravel_index(j, shape)) for j in idx]
+        labels += [f"{k}{list(i)}" for i in at]
+        points += [_point_of(family, params, "example", shape, i) for i in at]
     return _large_outcome(np.concatenate(got_cols, 1), np.concatenate(want_cols, 1), labels,
                           seed, called, "the mean gradient of E[w1.x + w2.x^2]",
-                          EXACT_TOL[0])
+                          EXACT_TOL[0], points)
 
 
 def _noise_motion(names: list[str], totals: Sequence[torch.Tensor | None],
-                  partials: Sequence[torch.Tensor | None]) -> tuple[float, str, dict[str, float]]:
+                  partials: Sequence[torch.Tensor | None],
+                  point: Callable[[tuple[int, ...], tuple[int, ...]], str] | None = None
+                  ) -> tuple[float, str, dict[str, float]]:
     """How much the recovered noise moves with each parameter: per parameter copy (leading
     dimension), the largest ``|d noise/d theta|`` (total derivative, through x) over the largest
-    ``|partial|`` (x held fixed), maximised over the copies; the worst parameter and its name.
+    ``|partial|`` (x held fixed), maximised over the copies; the worst parameter, named with
+    its worst element (and, by ``point(shape, index)``, that element's grid point).
     A NaN ratio is the worst (a gradient that is not a number never passes)."""
     worst, where, errs = 0.0, "", {}
     for k, tot, pa in zip(names, totals, partials):
@@ -494,10 +532,16 @@ def _noise_motion(names: list[str], totals: Sequence[torch.Tensor | None],
             continue
         tt = torch.zeros_like(pa) if tot is None else tot
         scale = pa.abs().flatten(1).max(-1).values.clamp_min(1e-12)
+        ratio = (tt.abs().flatten(1) / scale[:, None]).double()
+        ratio = torch.where(torch.isnan(ratio), torch.inf, ratio)
         err = (tt.abs().flatten(1).max(-1).values / scale).max().item()
         errs[k] = err
         if not err <= worst:
-            worst, where = err, k
+            flat = int(torch.argmax(ratio.max(0).values)) if ratio.numel() else 0
+            shape = tuple(pa.shape[1:])
+            idx = tuple(int(i) for i in np.unravel_index(flat, shape)) if shape else ()
+            at = point(shape, idx) if point is not None else ""
+            worst, where = err, (f"{k}{list(idx)}{at}" if shape else k)
     return worst, where, errs
 
 
@@ -516,7 +560,9 @@ def _large_noise(family: str, big: Mapping[str, Any], x: torch.Tensor,
                                  [copies[k] for k in names], allow_unused=True)
     partials = torch.autograd.grad((noise(x.detach(), per_row).double() * e).sum(),
                                    [copies[k] for k in names], allow_unused=True)
-    worst, where, errs = _noise_motion(names, totals, partials)
+    worst, where, errs = _noise_motion(
+        names, totals, partials,
+        lambda shape, idx: _example_points(family, [shape], [idx])[0])
     out = Outcome(statistic=worst, threshold=GRAD_RTOL, n=x.shape[0] * x.shape[1], seed=seed,
                   details={"max_rel_error": errs, "copies": LARGE_COPIES, "rows": rows})
     if not worst <= GRAD_RTOL:
@@ -531,6 +577,27 @@ def _large_noise(family: str, big: Mapping[str, Any], x: torch.Tensor,
 def _torch_dist(family: str, params: Mapping[str, Any]) -> Any:
     return getattr(torch.distributions, family)(**{
         k: (v.detach() if isinstance(v, torch.Tensor) else v) for k, v in params.items()})
+
+
+def _point_of(family: str, params: Mapping[str, Any], grid: str, shape: Sequence[int],
+              idx: Sequence[int]) -> str:
+    """`` at grid[j] (name=value, ...)``: the grid point of element ``idx`` of a parameter of
+    ``shape`` whose leading dimensions are the grid's batch (as its gradient is); empty
+    where they are not (a parameter the points share)."""
+    batch = tuple(_torch_dist(family, params).batch_shape)
+    if not batch or len(idx) < len(batch) or tuple(shape[:len(batch)]) != batch:
+        return ""
+    j = int(np.ravel_multi_index(tuple(int(i) for i in idx[:len(batch)]), batch))
+    return f" at {grid}[{j}] ({grid_points(family, dict(params))[j]})"
+
+
+def _no_spread(values: np.ndarray) -> str:
+    """Where ``values`` (the draws' terms of one mean) are all equal, the words for it: a
+    z or t statistic is then infinite, which says nothing to a reader."""
+    v = np.asarray(values, dtype=np.float64).reshape(-1)
+    if v.size < 2 or not np.isfinite(v).all() or not np.all(v == v[0]):
+        return ""
+    return f"{v[0] + 0.0:.6g} in every one of the {v.size}"
 
 
 def _per_sample_leaves(family: str, params: dict[str, Any], support: FamilySupport,
@@ -820,7 +887,9 @@ def _grad_noise(t: Target, family: str, grid: Grid,
                                      allow_unused=True)
         partials = torch.autograd.grad(noise(x.detach(), big).sum(),
                                        [leaves[k] for k in names], allow_unused=True)
-        worst, where, errs = _noise_motion(names, totals, partials)
+        worst, where, errs = _noise_motion(
+            names, totals, partials,
+            lambda shape, idx: _point_of(family, params, grid.label, shape, idx))
         out = Outcome(statistic=worst, threshold=rtol, n=m, seed=seed,
                       details={"max_rel_error": errs},
                       evidence=[GradErrors(t.name, family, grid.label,
@@ -871,7 +940,7 @@ def _grad_mean(t: Target, family: str, grid: Grid,
         per = [grads[k] for k in names]
         total_elems = sum(leaves0[k].numel() for k in names)
         alpha = ALPHA_CHECK / total_elems
-        worst_ratio, chosen, where, zs = -1.0, None, "", {}
+        worst_ratio, chosen, where, zs, const = -1.0, None, "", {}, ""
         for k, a, g in zip(names, analytic, per):
             a_np = np.zeros(tuple(leaves0[k].shape)) if a is None else a.double().numpy()
             g_np = (np.zeros((m,) + tuple(leaves0[k].shape)) if g is None
@@ -893,8 +962,10 @@ def _grad_mean(t: Target, family: str, grid: Grid,
             if ratio[j] > worst_ratio:
                 worst_ratio = float(ratio[j])
                 chosen = (float(stat_k[j]), float(test.threshold[j]))
-                where = (f"{k}{[int(i) for i in j]}: mean pathwise gradient {test.estimate[j]:.6g}, "
-                         f"analytic {a_np[j]:.6g}")
+                const = _no_spread(g_np[(slice(None), *j)])
+                at = _point_of(family, params, grid.label, tuple(leaves0[k].shape), j)
+                where = (f"{k}{[int(i) for i in j]}{at}: mean pathwise gradient "
+                         f"{test.estimate[j]:.6g}, analytic {a_np[j]:.6g}")
         stat, thr = chosen if chosen is not None else (0.0, z_threshold(alpha))
         out = Outcome(statistic=stat, threshold=thr, n=m, seed=seed, alpha=alpha,
                       detectable=z_detectable(1.0, alpha) / math.sqrt(m),
@@ -903,8 +974,11 @@ def _grad_mean(t: Target, family: str, grid: Grid,
                                            "max |z| of the mean pathwise gradient", zs,
                                            f"{thr:.3g}")])
         if worst_ratio > 1:
-            raise CheckFailure(f"mean pathwise gradient of E[w1.x + w2.x^2] is off: |z| = "
-                               f"{stat:.3g} > {thr:.3g} ({where})", out)
+            how = (f"the pathwise gradient is {const} draws (no spread: a gradient that does "
+                   "not depend on the draw, or none)" if const else
+                   f"|z| = {stat:.3g} > {thr:.3g}")
+            raise CheckFailure(f"mean pathwise gradient of E[w1.x + w2.x^2] is off: {how} "
+                               f"({where})", out)
         out.message = f"max |z| {stat:.2f}"
         return out
 
