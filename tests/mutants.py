@@ -808,6 +808,19 @@ class LogOfDensityMutant(_Mutant):
         return torch.log(torch.exp(lp))
 
 
+class LogProbGradientMutant(_Mutant):
+    """Scores Normal itself with the right values and a ``scale`` gradient 1% off (a
+    hand-written backward pass with a wrong constant)."""
+
+    def families(self) -> Mapping[str, FamilySupport]:
+        return {f: dataclasses.replace(s, log_prob=True) for f, s in super().families().items()}
+
+    def log_prob(self, family, params, value):  # type: ignore[override]
+        scale = params["scale"]
+        off = scale.detach() + 1.01 * (scale - scale.detach())
+        return self._inner.log_prob(family, {**dict(params.items()), "scale": off}, value)
+
+
 class CancellingKumaraswamyMutant(_Mutant):
     """Scores Kumaraswamy itself with ``log1p(-x^a)`` for ``log(1 - x^a)`` (TFP 0.25's
     formula): right to 1e-15 at typical values, wrong within a few thousand ulps of 1, where
@@ -990,6 +1003,7 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     "mutant_seedrotation": (SeedRotationMutant, "seeds", "Normal"),
     "mutant_float32_precision": (Float32PrecisionMutant, "dtype", "Normal"),
     "mutant_log_of_density": (LogOfDensityMutant, "log_prob_far", "Normal"),
+    "mutant_log_prob_grad": (LogProbGradientMutant, "log_prob_gradcheck", "Normal"),
     "mutant_cancelling_edge": (CancellingKumaraswamyMutant, "log_prob_edge", "Kumaraswamy"),
     "mutant_squaring_tail": (SquaringStudentTMutant, "log_prob_huge", "StudentT"),
     "mutant_pareto_ratio": (ParetoRatioMutant, "log_prob_huge", "Pareto"),

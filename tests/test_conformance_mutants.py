@@ -39,6 +39,7 @@ LAYERS = {
     "log_prob_far": ("density",),
     "log_prob_edge": ("density",),
     "log_prob_huge": ("density",),
+    "log_prob_gradcheck": ("density",),
     "generator": ("semantics",),
     "broadcast": ("semantics",),
     "rsample_near_zero": ("semantics",),
@@ -67,7 +68,8 @@ _OWN_TEST = {"mutant_gradsign_beta", "mutant_sorted", "mutant_sorted_poisson",
              "mutant_tail_grad", "mutant_nan_grad", "mutant_exponential_tail",
              "mutant_nan_masking", "mutant_wide_batch", "mutant_cancelling_edge",
              "mutant_squaring_tail", "mutant_pareto_ratio", "mutant_relaxed_overflow",
-             "mutant_binomial_normal", "mutant_constant_grad"}
+             "mutant_binomial_normal", "mutant_constant_grad",
+             "mutant_log_prob_grad"}
 
 
 @pytest.mark.parametrize("name", sorted(set(mutants.MUTANTS) - _OWN_TEST))
@@ -796,3 +798,14 @@ def test_gradient_failures_name_the_grid_point_and_a_gradient_without_spread(wit
     assert "at example[0] (concentration=[" in msg and "in every one of the 32 copies" in msg
     msg = failed[("RelaxedOneHotCategorical", "grad_noise", "typical")]
     assert "moves with temperature[0, 0] at typical[0] (temperature=[" in msg, msg
+
+
+def test_log_prob_gradcheck_names_the_partial_derivative_that_fails(with_mutants):
+    # gradcheck says only "failed" (or prints two whole Jacobians): the message names the
+    # parameter element, its grid point, the value and both derivatives.
+    report = check_backend("mutant_log_prob_grad", families=["Normal"], layers=("density",),
+                           quick=True)
+    assert {r.check for r in report.failures} == {"log_prob_gradcheck"}, report.summary()
+    msg = report.failures[0].message
+    assert "d log_prob/d scale[" in msg and "at example[" in msg and "loc=" in msg, msg
+    assert "backward pass" in msg and "central difference" in msg, msg

@@ -16,6 +16,7 @@ square of the standardized value overflows although the log density is a few hun
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -359,9 +360,58 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
         ok = torch.autograd.gradcheck(f, tuple(leaves[k] for k in names), eps=1e-6, atol=1e-5,
                                       rtol=1e-4, raise_exception=False)
         if not ok:
-            raise CheckFailure(f"torch.autograd.gradcheck of log_prob w.r.t. {names} failed")
+            raise CheckFailure(f"torch.autograd.gradcheck of log_prob w.r.t. {names} failed: "
+                               + _worst_partial(family, f, params, value, names,
+                                                [leaves[k] for k in names]))
         nan_cotangent(f(*(leaves[k] for k in names)), {k: leaves[k] for k in names}, "log_prob")
         return Outcome(f"gradcheck of log_prob w.r.t. {names}; a NaN upstream gradient comes "
                        "back NaN")
 
     yield Check(t.name, family, "example", "log_prob_gradcheck", "density", False, gradcheck)
+
+
+def _worst_partial(family: str, f: Callable[..., torch.Tensor], params: dict[str, Any],
+                   value: torch.Tensor, names: list[str], inputs: list[torch.Tensor],
+                   eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e-4) -> str:
+    """Where ``gradcheck`` failed: the partial derivative of one ``log_prob`` value whose
+    backward pass (analytic) is furthest from its central difference, beyond gradcheck's
+    tolerance, with its parameter element, value and grid point (gradcheck itself prints two
+    whole Jacobians)."""
+    jac = torch.autograd.functional.jacobian(f, tuple(inputs))
+    out_shape = tuple(f(*inputs).shape)
+    batch = tuple(getattr(torch.distributions, family)(**{
+        k: (v.detach() if isinstance(v, torch.Tensor) else v) for k, v in params.items()}
+    ).batch_shape)
+    points = grid_points(family, params)
+    worst: tuple[float, str] = (-1.0, "no partial derivative beyond the tolerance was found "
+                                "again (gradcheck's own differences disagree)")
+    base = [x.detach() for x in inputs]
+    for i, (k, x, jk) in enumerate(zip(names, base, jac)):
+        ana = jk.detach().reshape(math.prod(out_shape), x.numel()).double()
+        for e in range(x.numel()):
+            moved = []
+            for step in (eps, -eps):
+                y = x.clone()
+                y.view(-1)[e] += step
+                args = list(base)
+                args[i] = y
+                with torch.no_grad():
+                    moved.append(f(*args).detach().double().reshape(-1))
+            num = (moved[0] - moved[1]) / (2 * eps)
+            with np.errstate(all="ignore"):
+                ratio = ((ana[:, e] - num).abs() / (atol + rtol * num.abs())).numpy()
+            ratio = np.where(np.isnan(ratio), np.inf, ratio)
+            o = int(np.argmax(ratio))
+            if ratio[o] > max(1.0, worst[0]):
+                idx = [int(v) for v in np.unravel_index(e, tuple(x.shape))]
+                out = [int(v) for v in np.unravel_index(o, out_shape)]
+                b = out[len(out_shape) - len(batch):] if batch else []
+                j = int(np.ravel_multi_index(tuple(b), batch)) if batch else 0
+                at = f" at example[{j}] ({points[j]})" if batch else ""
+                shown = value[tuple(out[:len(out_shape) - len(batch)])][tuple(b)]
+                worst = (float(ratio[o]),
+                         f"d log_prob/d {k}{idx}{at}, for the value "
+                         f"{np.array2string(shown.double().numpy(), precision=6)}: backward "
+                         f"pass {float(ana[o, e]):.6g}, central difference {float(num[o]):.6g}"
+                         f" (gradcheck's tolerance {atol:g} + {rtol:g} |difference|)")
+    return worst[1]
