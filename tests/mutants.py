@@ -976,6 +976,17 @@ class ConstantGradientMutant(_Mutant):
         return x + 0 * sum(v.sum() for v in tied) if tied else x
 
 
+class UnwrappedVonMisesMutant(_Mutant):
+    """VonMises angles in ``[0, 2 pi)`` instead of ``[-pi, pi)``: the same circular law,
+    values no caller of torch's VonMises expects (torch's support constraint is the real
+    line)."""
+
+    FAMILIES = ("VonMises",)
+
+    def mutate(self, family, params, x):  # type: ignore[no-untyped-def]
+        return torch.where(x < 0, x + 2 * math.pi, x)
+
+
 #: backend name -> (class, the check that must fail, family)
 MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     "mutant_scale": (ScaleMutant, "sample_pit_var", "Normal"),
@@ -1059,6 +1070,8 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     "mutant_collapsed_relaxed": (CollapsedBatchMutant, "sample_ks", "RelaxedOneHotCategorical"),
     # Rows summing to total_count - 1: the shapes rule's support check, not torch's constraint.
     "mutant_short_multinomial": (ShortMultinomialMutant, "shapes", "Multinomial"),
+    # Angles in [0, 2 pi): the shapes rule's support, which is [-pi, pi] for VonMises.
+    "mutant_unwrapped_vonmises": (UnwrappedVonMisesMutant, "shapes", "VonMises"),
     # A rounded normal approximation at the corner (1000, 0.05): right mean and variance.
     "mutant_binomial_normal": (BinomialNormalMutant, "sample_tails", "Binomial"),
     # A zero gradient in the matrix (concentration, temperature): judged by the mean pathwise

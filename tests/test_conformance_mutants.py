@@ -361,6 +361,9 @@ def test_a_backend_returning_garbage_fails_cleanly_and_the_run_goes_on(with_muta
     by = {r.id: r for r in report.results}
     assert by["mutant_garbage-Normal-typical-sample_ks"].status == "fail"
     assert "non-finite" in by["mutant_garbage-Normal-typical-sample_ks"].message
+    # which grid points drew them, with their parameters
+    assert "in 3 of its 3 columns, the first at typical[0] (loc=" in \
+        by["mutant_garbage-Normal-typical-sample_ks"].message
     assert "BackendContractError" in by["mutant_garbage-Exponential-example-shapes"].message
     torch_results = [r for r in report.results if r.backend == "torch"]
     assert torch_results and all(r.status == "pass" for r in torch_results)
@@ -809,3 +812,18 @@ def test_log_prob_gradcheck_names_the_partial_derivative_that_fails(with_mutants
     msg = report.failures[0].message
     assert "d log_prob/d scale[" in msg and "at example[" in msg and "loc=" in msg, msg
     assert "backward pass" in msg and "central difference" in msg, msg
+
+
+@pytest.mark.parametrize("name,says", [
+    ("mutant_unwrapped_vonmises", "outside the support [-pi, pi], e.g. ["),
+    ("mutant_short_multinomial", "outside the support (counts summing to total_count = "),
+])
+def test_values_outside_the_family_support_are_named(with_mutants, name, says):
+    # torch's constraints are wider than these families' values (VonMises: the real line;
+    # Multinomial: any sum up to total_count): the suite judges the family's support and
+    # says which values left it, and how many (it printed torch's constraint and the first
+    # six values, in support or not).
+    _cls, check, family = mutants.MUTANTS[name]
+    report = check_backend(name, families=[family], layers=("semantics",), quick=True)
+    msg = next(r.message for r in report.failures if r.check == check)
+    assert says in msg and " of " in msg, msg

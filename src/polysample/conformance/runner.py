@@ -13,6 +13,7 @@ so a check gives the same result whatever ran before it, in whichever process.
 from __future__ import annotations
 
 import itertools
+import math
 import sys
 import time
 import warnings
@@ -87,6 +88,8 @@ class Draw:
     shared: bool = False
     #: How messages name the draw: ``"sample()"``, ``"sample() in calls of 16 rows"``, ...
     called: str = ""
+    #: Where values left the support (``support_ok`` False): how many, with examples.
+    outside: str = ""
     #: A draw made of parts (``sample()`` and ``rsample()`` where a grid is judged on one
     #: method): each part's columns follow the previous part's, one per grid point, and
     #: this names the parts; empty for a draw of one method.
@@ -243,17 +246,23 @@ class Runner:
             raise CheckFailure(f"{called} returned dtype {xs.dtype} for {dtype} parameters")
         xn = xs.double().numpy()
         bad = ~np.isfinite(xn)
-        if bad.any():
-            raise CheckFailure(
-                f"{called} returned {int(bad.sum())} non-finite values out of {xn.size} "
-                f"(e.g. {xn[bad][:3].tolist()})", n=n, seed=seed)
         points = grid_points(family, params)
+        if bad.any():
+            where = ""
+            if xn.ndim >= 2 and len(batch) == 1 and points:
+                cols = np.unique(np.nonzero(bad)[1])
+                probe = Draw(n, seed, [], True, points, 0.0, parts=parts)
+                where = (f" in {cols.size} of its {xn.shape[1]} columns, the first at "
+                         f"{probe.point(grid.label, int(cols[0]))}")
+            raise CheckFailure(
+                f"{called} returned {int(bad.sum())} non-finite values out of {xn.size}"
+                f"{where} (e.g. {xn[bad][:3].tolist()})", n=n, seed=seed)
         if method != "sample":
             twin = self._draws.get((t.name, family, grid.label, "sample"))
             if (isinstance(twin, Draw) and twin.values is not None and twin.seed == seed
                     and twin.values.shape == xn.shape and np.array_equal(twin.values, xn)):
                 return Draw(n, seed, twin.projections, twin.support_ok, points, t_draw,
-                            shared=True, called=called)
+                            shared=True, called=called, outside=twin.outside)
         if parts:  # the parameters of every part's columns, in the order of the columns
             dist = make(family, tiled(family, params, len(parts)), t)
             batch = tuple(dist.batch_shape)
@@ -265,8 +274,10 @@ class Runner:
                 pr.resolution = np.float32
         # The support check of matrix families is costly: the first 5000 draws suffice for it.
         # Only a sample draw keeps its values: an rsample draw of the family compares with them.
-        return Draw(n, seed, projs, in_support(dist, x[:5000]), points, t_draw,
-                    xn if method == "sample" else None, called=called, parts=parts)
+        outside = outside_support(dist, x[:5000])
+        return Draw(n, seed, projs, not outside, points, t_draw,
+                    xn if method == "sample" else None, called=called, parts=parts,
+                    outside=outside)
 
     # -------------------------------------------------------------- normal scores
     def provide(self, scores: Iterable[PitScores]) -> None:
@@ -387,17 +398,33 @@ def raised_at(exc: BaseException) -> str | None:
     return None
 
 
-def in_support(dist: Any, x: torch.Tensor) -> bool:
-    """Whether every value of ``x`` lies in ``dist``'s support (torch's constraint; for a
-    Multinomial also a sum of exactly ``total_count``, where torch's constraint allows any sum
-    up to it)."""
+def outside_support(dist: Any, x: torch.Tensor) -> str:
+    """Empty where every value of ``x`` lies in ``dist``'s support; else how many do not, of
+    what support, with the first of them. The support is torch's constraint, narrowed where
+    torch's is wider than the family's values: a Multinomial's counts sum to exactly
+    ``total_count`` (torch's constraint allows any sum up to it), a VonMises value lies in
+    ``[-pi, pi]`` (torch's constraint is the real line; its sampler, NumPy's and TFP's wrap
+    to that interval), widened by one unit of the dtype's precision (float32's pi is above
+    pi)."""
+    if not x.numel():
+        return ""
     try:
-        ok = bool(dist.support.check(x).all())
+        ok = dist.support.check(x)
     except Exception:  # noqa: BLE001 - no support check is no evidence against the backend
-        return True
-    if ok and isinstance(dist, torch.distributions.Multinomial) and x.numel():
-        ok = bool((x.sum(-1) == dist.total_count).all())
-    return ok
+        return ""
+    what = f"the support {dist.support}"
+    if isinstance(dist, torch.distributions.Multinomial):
+        ok = ok & (x.sum(-1) == dist.total_count)
+        what = f"the support (counts summing to total_count = {dist.total_count})"
+    elif isinstance(dist, torch.distributions.VonMises) and x.is_floating_point():
+        ok = ok & (x.abs() <= math.pi * (1 + torch.finfo(x.dtype).eps))
+        what = "the support [-pi, pi]"
+    if bool(ok.all()):
+        return ""
+    bad = ~ok
+    unit = "values" if ok.dim() == x.dim() else "events"
+    first = [torch.as_tensor(v).tolist() for v in x[bad][:3]]
+    return f"{int(bad.sum())} of {bad.numel()} {unit} outside {what}, e.g. {first}"
 
 
 def nan_cotangent(out: torch.Tensor, inputs: Mapping[str, torch.Tensor], what: str) -> None:

@@ -370,8 +370,8 @@ def _draw_checks(t: Target, family: str, grid: Grid, method: str,
     def ks(r: Runner) -> Outcome:
         d = r.draw(t, family, grid, method)
         if not d.support_ok:
-            raise CheckFailure(f"{d.called} returned values outside the support",
-                               n=d.n, seed=d.seed)
+            raise CheckFailure(f"{d.called} returned values outside the support: "
+                               f"{d.outside}", n=d.n, seed=d.seed)
         m = sum(p.values.shape[1] for p in d.projections)
         alpha = ALPHA_CHECK / m
         thr = dkwm_threshold(d.n, alpha)

@@ -34,7 +34,7 @@ from ...core.seeds import preserved_global_seed
 from ..cases import CASES
 from ..grids import example_params, rsample_leaves
 from ..model import Check, CheckFailure, Outcome, Skip
-from ..runner import Runner, Target, in_support, make, nan_cotangent
+from ..runner import Runner, Target, make, nan_cotangent, outside_support
 
 __all__ = ["checks", "N", "N_WIDE"]
 
@@ -311,9 +311,10 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
                 if x.shape != want:
                     raise CheckFailure(f"{m}({sample_shape}) with batch_shape {batch} returned "
                                        f"shape {tuple(x.shape)}; expected {tuple(want)}")
-                if not in_support(d, x.detach()):
-                    raise CheckFailure(f"{m}({sample_shape}) returned values outside the "
-                                       f"support {d.support}: {x.flatten()[:6].tolist()}")
+                outside = outside_support(d, x.detach())
+                if outside:
+                    raise CheckFailure(f"{m}({sample_shape}) with batch_shape {batch} "
+                                       f"returned {outside}")
         done = "sample_shape + batch_shape + event_shape, values in the support"
         if not d.event_shape:
             return Outcome(done)
@@ -324,11 +325,12 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
         want = torch.Size((3,)) + d.batch_shape + d.event_shape
         for m in methods:
             x = getattr(d, m)((3,), seed=0)
-            if x.shape != want or not in_support(d, x.detach()):
+            outside = outside_support(d, x.detach()) if x.shape == want else ""
+            if x.shape != want or outside:
                 raise CheckFailure(
                     f"{m}((3,)) at the smallest event size (k = {k}, event_shape "
                     f"{tuple(d.event_shape)}) returned shape {tuple(x.shape)} (expected "
-                    f"{tuple(want)}), values {x.flatten()[:6].tolist()} (support {d.support})")
+                    f"{tuple(want)}), " + (outside or f"values {x.flatten()[:6].tolist()}"))
         return Outcome(f"{done}; also at event size k = {k} (event_shape {tuple(d.event_shape)})")
 
     yield check("shapes", shapes)
