@@ -987,6 +987,14 @@ class UnwrappedVonMisesMutant(_Mutant):
         return torch.where(x < 0, x + 2 * math.pi, x)
 
 
+class ConstantMutant(_Mutant):
+    """Normal "draws" that are its ``loc`` (a sampler that ignores its random stream)."""
+
+    def mutate(self, family, params, x):  # type: ignore[no-untyped-def]
+        loc = params["loc"]
+        return x.detach() * 0 + loc if not x.requires_grad else x * 0 + loc
+
+
 #: backend name -> (class, the check that must fail, family)
 MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     "mutant_scale": (ScaleMutant, "sample_pit_var", "Normal"),
@@ -1072,6 +1080,8 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     "mutant_short_multinomial": (ShortMultinomialMutant, "shapes", "Multinomial"),
     # Angles in [0, 2 pi): the shapes rule's support, which is [-pi, pi] for VonMises.
     "mutant_unwrapped_vonmises": (UnwrappedVonMisesMutant, "shapes", "VonMises"),
+    # Draws that do not vary: the repeat check says so (it blamed a reused seed).
+    "mutant_constant": (ConstantMutant, "sample_repeats", "Normal"),
     # A rounded normal approximation at the corner (1000, 0.05): right mean and variance.
     "mutant_binomial_normal": (BinomialNormalMutant, "sample_tails", "Binomial"),
     # A zero gradient in the matrix (concentration, temperature): judged by the mean pathwise

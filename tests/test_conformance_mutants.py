@@ -69,7 +69,7 @@ _OWN_TEST = {"mutant_gradsign_beta", "mutant_sorted", "mutant_sorted_poisson",
              "mutant_nan_masking", "mutant_wide_batch", "mutant_cancelling_edge",
              "mutant_squaring_tail", "mutant_pareto_ratio", "mutant_relaxed_overflow",
              "mutant_binomial_normal", "mutant_constant_grad",
-             "mutant_log_prob_grad"}
+             "mutant_log_prob_grad", "mutant_constant"}
 
 
 @pytest.mark.parametrize("name", sorted(set(mutants.MUTANTS) - _OWN_TEST))
@@ -827,3 +827,16 @@ def test_values_outside_the_family_support_are_named(with_mutants, name, says):
     report = check_backend(name, families=[family], layers=("semantics",), quick=True)
     msg = next(r.message for r in report.failures if r.check == check)
     assert says in msg and " of " in msg, msg
+
+
+def test_draws_that_do_not_vary_are_not_blamed_on_a_seed(with_mutants):
+    # A column holding one value in every row repeats every window, as a reused seed does:
+    # the repeat check said "A seed, generator state or buffer reused within one call does
+    # this". It names the column, its grid point and value instead.
+    report = check_backend("mutant_constant", families=["Normal"], layers=("sampler",),
+                           quick=True)
+    caught = {(r.check, r.grid): r.message for r in report.failures}
+    msg = caught[("sample_repeats", "typical")]
+    assert "do not vary: value at typical[0] (loc=-0.5, scale=0.5) is -0.5 in every one" in msg
+    assert "seed" not in msg, msg
+    assert ("sample_ks", "typical") in caught

@@ -573,6 +573,15 @@ def _repeat_check(d: Draw, grid: Grid, method: str) -> Outcome:
     if count and pair is not None:
         i, j = pair
         out.details["first_repeat"] = [i, j]
+        const = _constant_columns(d, grid, label, rows)
+        if const:
+            raise CheckFailure(
+                f"the draws of {d.called} do not vary: {const}; {count} {what} of {label} "
+                f"equal an "
+                f"earlier one, where independent draws of the reference law repeat any such "
+                f"window with probability at most {repeat_bound(d.n, k, q_row, p_row):.2g} "
+                f"(n={d.n}, alpha_i={alpha:.2g}). A sampler that ignores its random stream "
+                "(returns a parameter, or a fixed quantile) does this", out)
         raise CheckFailure(
             f"{d.called} repeats its draws: {count} {what} of {label} (every grid point of "
             f"{grid.label}) equal an earlier one, the first at row {i} and again at "
@@ -583,6 +592,23 @@ def _repeat_check(d: Draw, grid: Grid, method: str) -> Outcome:
     out.message = (f"no window of {k} consecutive rows of {label} repeats (any repeated "
                    f"stretch of {k} rows or more would)")
     return out
+
+
+def _constant_columns(d: Draw, grid: Grid, label: str, rows: np.ndarray) -> str:
+    """Where a column of the statistic ``label`` (its ``rows`` in the order drawn) holds one
+    value in every row: the first such column's grid point and value, and how many there
+    are; else empty. Such a column repeats every window, as a reused seed does, but no seed
+    is to blame."""
+    v = np.asarray(rows)
+    if v.ndim != 2 or v.shape[0] < 2:
+        return ""
+    same = np.flatnonzero(np.all(v == v[:1], axis=0))
+    if not same.size:
+        return ""
+    j = int(same[0])
+    more = f" (so are {same.size - 1} more of its {v.shape[1]} columns)" if same.size > 1 else ""
+    return (f"{label} at {d.point(grid.label, j)} is {float(v[0, j]):.6g} in every one of the "
+            f"{v.shape[0]} draws{more}")
 
 
 def _independence_check(d: Draw, grid: Grid, method: str) -> Outcome:
