@@ -962,8 +962,10 @@ def _grad_mean(t: Target, family: str, grid: Grid,
             if ratio[j] > worst_ratio:
                 worst_ratio = float(ratio[j])
                 chosen = (float(stat_k[j]), float(test.threshold[j]))
-                const = _no_spread(g_np[(slice(None), *j)])
-                at = _point_of(family, params, grid.label, tuple(leaves0[k].shape), j)
+                jj = tuple(int(i) for i in j)
+                const = _no_spread(g_np.reshape(m, -1)[:, int(np.ravel_multi_index(
+                    jj, g_np.shape[1:])) if jj else 0])
+                at = _point_of(family, params, grid.label, tuple(leaves0[k].shape), jj)
                 where = (f"{k}{[int(i) for i in j]}{at}: mean pathwise gradient "
                          f"{test.estimate[j]:.6g}, analytic {a_np[j]:.6g}")
         stat, thr = chosen if chosen is not None else (0.0, z_threshold(alpha))
