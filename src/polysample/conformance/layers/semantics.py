@@ -51,6 +51,15 @@ N_WIDE = (8,)
 #: on JAX does (1, 8, 64, ... rows), runs two programs for them, not three.
 SHAPE_CASES: tuple[tuple[tuple[int, ...], tuple[int, ...]], ...] = (
     ((), ()), (N_WIDE, (2, 3)), ((8, 1), (2,)))
+#: The (sample shape, batch shape) calls of the ``seeds`` and ``generator`` rules besides
+#: ``(N, (2,))``: no batch (a distribution of scalar parameters, the commonest call), one
+#: value, and a three-dimensional sample shape over a 2-d batch. A backend that honoured the
+#: seed for the example batch alone (and drew from its global stream for scalar parameters or
+#: for sample shapes of three dimensions) passed. Sizes of 1, 64 and 48 values: the size
+#: classes the ``shapes`` rule already draws. ``sample()`` with another seed must differ only
+#: where the call draws at least 32 values (fewer may repeat by chance for a discrete law).
+SEED_CASES: tuple[tuple[tuple[int, ...], tuple[int, ...]], ...] = (
+    ((64,), ()), ((), ()), ((2, 4, 1), (2, 3)))
 
 
 #: The smallest event size the ``shapes`` rule draws each family with an event dimension at
@@ -489,8 +498,22 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
             d.rsample(N, seed=8)
             _kept_intact("rsample", ra, kept)
         _inputs_intact("sample() and rsample()", params, given)
+        methods = ("sample", "rsample") if support.rsample else ("sample",)
+        for shape, batch in SEED_CASES:
+            e, _ = _dist(t, family, support, batch)
+            call = f"({shape}) with batch_shape {batch}"
+            for m in methods:
+                first = getattr(e, m)(shape, seed=7).detach()
+                if not _equal(first, getattr(e, m)(shape, seed=7).detach()):
+                    raise CheckFailure(f"{m}{call}: the same seed gave different values (with "
+                                       f"sample_shape {N} and batch_shape (2,) it did not): "
+                                       "honour the seed in every call")
+                if m == "sample" and first.numel() >= 32 and _equal(
+                        first, e.sample(shape, seed=8)):
+                    raise CheckFailure(f"sample{call}: seeds 7 and 8 gave identical values")
         return Outcome("same seed => identical values; another seed => different values "
-                       "(no overlapping streams); "
+                       "(no overlapping streams), also without a batch, for one value and for "
+                       "a 3-d sample shape; "
                        "a later call leaves earlier results unchanged; parameters unchanged")
 
     yield check("seeds", seeds)
@@ -514,21 +537,24 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
     yield check("global_stream", global_stream)
 
     def generator(r: Runner) -> Outcome:
-        d, _ = _dist(t, family, support)
-        g1 = torch.Generator().manual_seed(3)
-        g2 = torch.Generator().manual_seed(3)
-        a = d.sample(N, generator=g1)
-        if not _equal(a, d.sample(N, generator=g2)):
-            raise CheckFailure("generator=: two generators in the same state gave different "
-                               "values")
-        if _equal(a, d.sample(N, generator=g1)):
-            raise CheckFailure("generator=: the generator did not advance (a second draw from "
-                               "it repeated the first)")
-        g3 = torch.Generator().manual_seed(4)
-        if _equal(a, d.sample(N, generator=g3)):
-            raise CheckFailure("generator=: generators seeded 3 and 4 gave identical values "
-                               "(the generator is ignored)")
-        return Outcome("generator= is reproducible and advances")
+        for shape, batch in ((N, (2,)), *(c for c in SEED_CASES if c[0])):
+            d, _ = _dist(t, family, support, batch)
+            call = f"sample({shape}) with batch_shape {batch}"
+            g1 = torch.Generator().manual_seed(3)
+            g2 = torch.Generator().manual_seed(3)
+            a = d.sample(shape, generator=g1)
+            if not _equal(a, d.sample(shape, generator=g2)):
+                raise CheckFailure(f"generator=, {call}: two generators in the same state gave "
+                                   "different values")
+            if _equal(a, d.sample(shape, generator=g1)):
+                raise CheckFailure(f"generator=, {call}: the generator did not advance (a "
+                                   "second draw from it repeated the first)")
+            g3 = torch.Generator().manual_seed(4)
+            if _equal(a, d.sample(shape, generator=g3)):
+                raise CheckFailure(f"generator=, {call}: generators seeded 3 and 4 gave "
+                                   "identical values (the generator is ignored)")
+        return Outcome("generator= is reproducible and advances, also without a batch and "
+                       "for a 3-d sample shape")
 
     yield check("generator", generator)
 
