@@ -335,11 +335,21 @@ def _simplex_project(family: str) -> Callable[..., list[Projection]]:
         out = []
         for i, s in enumerate(subsets):
             v = xs[..., s].sum(-1)
+            if family == "Dirichlet":
+                # A valid draw's components sum to 1 only to rounding (torch's simplex
+                # constraint allows 1e-6), and so may a part of them: a component or sum of
+                # 1 + 1 ulp (exp(log g - logsumexp) where one component holds nearly all the
+                # mass) is read as 1, the end of its Beta law's support. Values further out
+                # fail the support check. Each value stands for k spacings either side
+                # (Projection.ulps): normalising k rounded Gamma draws, and the suite's own
+                # sum of rounded components, are that far from the exact value.
+                v = np.clip(v, 0.0, 1.0)
             a_s = a[:, s].sum(-1)
             label = f"marginal{i}" if i < k else f"subset{i - k}"
             if family == "Dirichlet":
                 # Sums of Dirichlet components are Beta(a_S, a_0 - a_S).
-                out.append(Projection(label, v, ref.freeze(stats.beta, a_s, a.sum(-1) - a_s)))
+                out.append(Projection(label, v, ref.freeze(stats.beta, a_s, a.sum(-1) - a_s),
+                                      ulps=k))
             else:
                 total = float(p["total_count"])
                 out.append(Projection(label, v, ref.freeze(stats.binom, np.full(m, total), a_s), True,

@@ -36,7 +36,10 @@ class Projection:
     columns (its parameters have shape ``(m,)``); for discrete statistics ``column(j)`` is the
     law of column ``j`` alone (for the exact integer K-S path) and ``exact_sum(n)`` the law of a
     sum of ``n`` draws of each column (or None). ``resolution``: the float type of the draw
-    the statistic comes from (float32 for the ``float32`` grid), at which its ties are judged.
+    the statistic comes from (float32 for the ``float32`` grid), at which its ties are judged;
+    ``ulps``: how many of its spacings either side of a value the value stands for (1; more
+    where the statistic is computed from rounded parts: a Dirichlet component is a Gamma draw
+    divided by a sum of ``k``, each rounded, and a subset's sum adds rounded components).
     """
 
     label: str
@@ -47,6 +50,7 @@ class Projection:
     exact_sum: Callable[[int], Any] | None = None
     cache: dict[str, Any] = field(default_factory=dict, repr=False)
     resolution: type[np.floating[Any]] = np.float64
+    ulps: int = 1
 
 
 def freeze(dist: Any, *args: Any, **kwds: Any) -> Any:
