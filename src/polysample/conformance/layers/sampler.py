@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -99,7 +100,7 @@ def continuous_stats(pr: Projection) -> dict[str, np.ndarray]:
     if "zeta" in c:
         return c
     law = pr.law
-    res = pr.resolution
+    res: Any = pr.resolution if pr.ulps == 1 else _Wide(pr.resolution, pr.ulps)
     xs = _sorted_columns(pr.values)
     # Columns in which some value occurs twice. When every column has one, rows can repeat:
     # the repeat check needs the rows in the order drawn and the reference's mass per value.
@@ -119,7 +120,7 @@ def continuous_stats(pr: Projection) -> dict[str, np.ndarray]:
         # only where the reference puts mass on a float32 spacing (see _coarse). Ties the
         # reference cannot explain (a backend repeating its draws) fail the repeat check.
         ties = repeated.copy()
-        if res is not np.float64 and ties.any():
+        if pr.resolution is not np.float64 and ties.any():
             ties &= _coarse(xs, law, res)
         # 1 - F is exact to ~1e-16 absolute: call sf only where F > 1 - 1e-6 (far tail).
         upper = F >= 0.5
@@ -128,12 +129,13 @@ def continuous_stats(pr: Projection) -> dict[str, np.ndarray]:
         tail = F > 1 - 1e-6
         if tail.any():
             G[tail] = _sf_subset(law, xs, tail)
-            if res is not np.float64:  # a value rounded onto the top of the support
+            if pr.resolution is not np.float64:  # a value rounded onto the top of the support
                 G = np.where(tail & (G <= 0.0), 1.0 - F, G)
         zeta = special.ndtri(G, out=G)
         np.negative(zeta, out=zeta, where=upper)
-    c.update(ks=_ks_with_ulp(xs, F, ties, law, res),
-             curves=_continuous_curves(xs, F, ties, law, res), ties=ties, zeta=zeta)
+    D, at = _ks_with_ulp(xs, F, ties, law, res)
+    c.update(ks=D, ks_at=at, curves=_continuous_curves(xs, F, ties, law, res), ties=ties,
+             zeta=zeta)
     return c
 
 
@@ -182,19 +184,30 @@ def _sf_subset(law: Any, xs: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return np.asarray(law.sf(xs), dtype=np.float64)[mask]
 
 
+@dataclass(frozen=True)
+class _Wide:
+    """A float type whose values each stand for ``ulps`` spacings either side
+    (``Projection.ulps``): the band of :func:`_band`, wider."""
+
+    dtype: Any
+    ulps: int
+
+
 def _band(xs: np.ndarray, res: Any = np.float64) -> tuple[np.ndarray, np.ndarray]:
     """The reals each value of a draw in float type ``res`` stands for: samplers flush or clamp
     standard variates below the smallest normal float to 0 or to ``tiny`` and then scale them
     (torch's Chi2(0.01) returns 2 tiny for 2.9% of its draws): a value within 1e3 tiny of 0
     stands for all of [0, value] (0 itself for [0, tiny]: a flushed value); any other for one
     ulp of ``res`` either side."""
+    ulps = res.ulps if isinstance(res, _Wide) else 1
+    res = res.dtype if isinstance(res, _Wide) else res
     tiny = float(np.finfo(res).tiny)
     sub = (xs >= 0) & (xs <= 1e3 * tiny)
-    if res is np.float64:
+    if res is np.float64 and ulps == 1:
         upper, lower = np.nextafter(xs, np.inf), np.nextafter(xs, -np.inf)
     else:
         with np.errstate(all="ignore"):
-            ulp = np.abs(np.spacing(xs.astype(res))).astype(np.float64)
+            ulp = ulps * np.abs(np.spacing(xs.astype(res))).astype(np.float64)
         upper, lower = xs + ulp, xs - ulp
     return np.where(sub, 0.0, lower), np.where(sub, np.maximum(upper, tiny), upper)
 
@@ -216,7 +229,7 @@ def _cdf_at(law: Any, x: np.ndarray, res: Any) -> np.ndarray:
     their :func:`_band` instead; one whose whole band has ``F`` 0 or 1 keeps it (and fails).
     """
     F = fast_cdf(law, x)
-    if res is np.float64:
+    if (res.dtype if isinstance(res, _Wide) else res) is np.float64:
         return F
     edge = (F <= 0.0) | (F >= 1.0)
     if edge.any():
@@ -299,17 +312,35 @@ def _band_mass(x: np.ndarray, law: Any, res: Any) -> np.ndarray:
 
 
 def _ks_with_ulp(xs: np.ndarray, F: np.ndarray, ties: np.ndarray, law: Any,
-                 res: Any = np.float64) -> np.ndarray:
+                 res: Any = np.float64) -> tuple[np.ndarray, np.ndarray]:
+    """The K-S distance per column (tie-corrected where ``ties``), and where each is attained:
+    rows ``(x, reference CDF there, the draws' empirical CDF there)`` per column, for a
+    failure's message (where in the law the draw departs: a tail, the centre, the end of the
+    support)."""
     D = ks_continuous(xs, F)
+    n = xs.shape[0]
+    i = np.arange(1, n + 1, dtype=np.float64)[:, None]
+    cols = np.arange(xs.shape[1])
+    # F(x_(i)) - i/n: D+ at its minimum (the draws' CDF above the reference's just after
+    # x_(i)), D- at its maximum + 1/n (below it just before x_(i))
+    d = F - i / n
+    lo, hi = np.argmin(d, axis=0), np.argmax(d, axis=0)
+    plus = -d[lo, cols] >= d[hi, cols] + 1.0 / n
+    row = np.where(plus, lo, hi)
+    at = np.stack([xs[row, cols], F[row, cols], np.where(plus, (lo + 1) / n, hi / n)])
     if ties.any():
-        n = xs.shape[0]
-        i = np.arange(1, n + 1, dtype=np.float64)[:, None]
-        cols = np.flatnonzero(ties)
+        tc = np.flatnonzero(ties)
         up, down = _tie_bounds(xs, law, res)
-        dp = np.max(i / n - up, axis=0)
-        dm = np.max(down - (i - 1) / n, axis=0)
-        D[cols] = np.maximum(dp, dm)[cols]
-    return D
+        ep, em = i / n - up, down - (i - 1) / n
+        rp, rm = np.argmax(ep, axis=0), np.argmax(em, axis=0)
+        dp, dm = ep[rp, cols], em[rm, cols]
+        D[tc] = np.maximum(dp, dm)[tc]
+        usep = dp >= dm
+        row = np.where(usep, rp, rm)
+        tied = np.stack([xs[row, cols], np.where(usep, up[rp, cols], down[rm, cols]),
+                         np.where(usep, (rp + 1) / n, rm / n)])
+        at[:, tc] = tied[:, tc]
+    return D, at
 
 
 def _curves(pr: Projection, c: dict[str, np.ndarray] | None,
@@ -405,9 +436,25 @@ def _draw_checks(t: Target, family: str, grid: Grid, method: str,
         if not worst <= thr:
             # the point names the part of a draw made of parts
             how = f" of {d.called}" if d.called != f"{method}()" and not d.parts else ""
+            failing = next(p for p in d.projections if p.label == where)
+            at = failing.cache.get("ks_at")
+            there = ""
+            if at is not None:
+                x, f_ref, f_emp = (float(v) for v in at[:, wj])
+                there = (f"; the largest gap is at {where} = {x:.17g}, where the reference "
+                         f"CDF is {f_ref:.6g} and the draws' {f_emp:.6g}")
+            if method != "sample" or where not in PLOTTED:
+                # the failing statistic's curves, so that the report's plots show the verdict
+                dev, tie = _curves(failing, None if failing.discrete else
+                                   continuous_stats(failing))
+                label = where if method == "sample" else f"{where}, {d.called}"
+                evidence.append(CdfCurves(
+                    name, family, grid.label, label, tuple(_Q.tolist()),
+                    tuple(tuple(col) for col in dev.T.tolist()), tuple(d.columns),
+                    tuple(float(v) for v in per[where]), thr, tuple(bool(x) for x in tie)))
             raise CheckFailure(
                 f"K-S distance {worst:.4g}{how} of {where} at {point} exceeds the DKWM "
-                f"threshold {thr:.4g} (n={d.n}, alpha_i={alpha:.2g} per point)", out)
+                f"threshold {thr:.4g} (n={d.n}, alpha_i={alpha:.2g} per point){there}", out)
         out.message = f"max K-S distance {worst:.3g} ({where} at {grid.label}[{wj}])"
         if d.shared:
             out.message += "; the values equal sample()'s with the same seed"
