@@ -128,6 +128,45 @@ class SeedIgnoringMutant(_Mutant):
         return self._inner.rsample(family, params, sample_shape, seed=None)
 
 
+class PartialSeedMutant(_Mutant):
+    """Honours the seed except for some calls (``ignored(params, sample_shape)``), which draw
+    from its global stream: those of scalar parameters (batch ``()``, the commonest call), or
+    those of a sample shape of three dimensions or more. The ``seeds`` rule once tried the
+    example batch of 2 with one sample shape only, and passed both."""
+
+    FAMILIES = ("Normal", "Exponential")
+    SCALAR = True
+
+    def _ignored(self, params, sample_shape):  # type: ignore[no-untyped-def]
+        if self.SCALAR:
+            return tuple(params.batch_shape) == ()
+        return len(tuple(sample_shape)) >= 3
+
+    def sample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        seed = None if self._ignored(params, sample_shape) else seed
+        return self._inner.sample(family, params, sample_shape, seed=seed)
+
+    def rsample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        seed = None if self._ignored(params, sample_shape) else seed
+        return self._inner.rsample(family, params, sample_shape, seed=seed)
+
+
+class Seed3dMutant(PartialSeedMutant):
+    SCALAR = False
+
+
+class RoundingDirichlet(_Mutant):
+    """Not a mutant: torch's Dirichlet with every float64 component one unit of rounding high
+    (times ``1 + 2^-52``): the components sum to 1 within rounding, as a correct sampler's
+    do, and a part of them can exceed 1 by an ulp. The suite read such a sum as beyond its
+    Beta law's support and failed the corners and edges grids (K-S 0.14)."""
+
+    FAMILIES = ("Dirichlet",)
+
+    def mutate(self, family, params, x):  # type: ignore[no-untyped-def]
+        return x * (1 + 2.0 ** -52) if x.dtype == torch.float64 else x
+
+
 class TruncatedTailsMutant(_Mutant):
     """Normal drawn by the inverse CDF from uniforms confined to [Phi(-3.5), Phi(3.5)]: no
     draw beyond 3.5 standard deviations (as too coarse uniforms, or a clamp that redraws,
@@ -1011,6 +1050,9 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     "mutant_dtype": (DtypeMutant, "dtype", "Normal"),
     "mutant_generator": (GeneratorIgnoringMutant, "generator", "Normal"),
     "mutant_seedignoring": (SeedIgnoringMutant, "seeds", "Normal"),
+    # The seed ignored for scalar parameters, or for sample shapes of three dimensions.
+    "mutant_seed_scalar": (PartialSeedMutant, "seeds", "Exponential"),
+    "mutant_seed_3d": (Seed3dMutant, "seeds", "Normal"),
     "mutant_sharednoise": (SharedNoiseMutant, "broadcast", "Normal"),
     "mutant_plainclamp": (PlainClampMutant, "rsample_near_zero", "Kumaraswamy"),
     "mutant_inplace": (InPlaceMutant, "shapes", "Normal"),
@@ -1111,3 +1153,4 @@ def polysample_register_backends(register):  # type: ignore[no-untyped-def]
     for name, (family, param, factor, _quick) in POWER_MUTANTS.items():
         register(name, param_mutant(family, param, factor))
     register("mutant_garbage", GarbageMutant)
+    register("rounding_dirichlet", RoundingDirichlet)

@@ -919,9 +919,25 @@ def test_noise_motion_is_the_worst_ratio_over_copies_and_nan_is_never_within_tol
     partial = torch.tensor([[1.0, -2.0], [4.0, 0.5]])
     worst, where, errs = _noise_motion(
         ["loc", "scale"], [torch.tensor([[0.0, 0.2], [0.0, 0.0]]), None], [partial, partial])
-    assert (worst, where) == (pytest.approx(0.1), "loc") and errs == {
+    # named with the element that moves most (copy 0, element 1: 0.2 / 2)
+    assert (worst, where) == (pytest.approx(0.1), "loc[1]") and errs == {
         "loc": pytest.approx(0.1), "scale": 0.0}
     worst, where, _ = _noise_motion(["loc"], [torch.tensor([[float("nan"), 0.0]])],
                                     [torch.tensor([[1.0, 1.0]])])
-    assert math.isnan(worst) and where == "loc"
+    assert math.isnan(worst) and where == "loc[0]"
     assert _noise_motion(["loc"], [None], [None]) == (0.0, "", {})
+
+
+def test_ks_location_is_where_the_distance_is_attained():
+    # Four values against a uniform law: F(x_(i)) - i/n is -0.15, -0.3, -0.45, -0.1, so the
+    # draws' CDF exceeds the reference's most just after 0.3 (0.75 against 0.3): D = 0.45.
+    from polysample.conformance.layers.sampler import _ks_with_ulp
+
+    xs = np.array([[0.1], [0.2], [0.3], [0.9]])
+    D, at = _ks_with_ulp(xs, xs.copy(), np.array([False]), None)
+    assert D[0] == pytest.approx(0.45)
+    assert at[:, 0].tolist() == pytest.approx([0.3, 0.3, 0.75])
+    # below the reference: values bunched high; just before 0.9 the draws' CDF is 0 and F 0.85
+    xs = np.array([[0.85], [0.9], [0.95], [0.99]])
+    D, at = _ks_with_ulp(xs, xs.copy(), np.array([False]), None)
+    assert D[0] == pytest.approx(0.85) and at[:, 0].tolist() == pytest.approx([0.85, 0.85, 0.0])

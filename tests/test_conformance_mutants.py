@@ -840,3 +840,41 @@ def test_draws_that_do_not_vary_are_not_blamed_on_a_seed(with_mutants):
     assert "do not vary: value at typical[0] (loc=-0.5, scale=0.5) is -0.5 in every one" in msg
     assert "seed" not in msg, msg
     assert ("sample_ks", "typical") in caught
+
+
+@pytest.mark.parametrize("name,says", [
+    ("mutant_seed_scalar", "with batch_shape (): the same seed gave different values"),
+    ("mutant_seed_3d", "((2, 4, 1)) with batch_shape (2, 3): the same seed gave different"),
+])
+def test_a_seed_honoured_for_some_calls_only_fails_naming_the_call(with_mutants, name, says):
+    # The seeds rule tried one call (sample_shape (16,), batch (2,)): a backend that drew
+    # scalar parameters, or 3-d sample shapes, from its global stream passed it.
+    _cls, check, family = mutants.MUTANTS[name]
+    report = check_backend(name, families=[family], layers=("semantics",), quick=True)
+    caught = {r.check: r.message for r in report.failures}
+    assert says in caught["seeds"], caught
+    assert "generator" in caught, caught  # generator= is ignored there too
+
+
+def test_a_dirichlet_one_rounding_unit_off_passes(with_mutants):
+    # Components one ulp high sum to 1 + 1 ulp (within torch's simplex constraint): a correct
+    # sampler's rounding. The suite read a part's sum of 1 + 1 ulp as beyond the support.
+    report = check_backend("rounding_dirichlet", families=["Dirichlet"], layers=("sampler",),
+                           quick=True)
+    assert report.ok, [(r.id, r.message) for r in report.failures]
+
+
+def test_a_ks_failure_says_where_the_gap_is_and_plots_the_failing_statistic(with_mutants):
+    # The message names the value at which the draws' CDF departs most from the reference's,
+    # and the failing statistic's curves reach the report even where it is not one of the
+    # statistics always plotted (the plot showed another, inside its band).
+    report = check_backend("mutant_collapsed_mvn", families=["MultivariateNormal"],
+                           layers=("sampler",), quick=True)
+    for r in report.failures:
+        if not r.check.endswith("_ks"):
+            continue
+        assert "the largest gap is at " in r.message and "where the reference CDF is " in \
+            r.message, r.message
+        plotted = [e.label for e in r.evidence if type(e).__name__ == "CdfCurves"]
+        assert any(f" of {label.split(',')[0]} at " in r.message for label in plotted), (
+            r.id, r.message, plotted)
