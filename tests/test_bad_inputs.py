@@ -7,6 +7,7 @@ or ``RuntimeError`` from torch, NumPy or TFP.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -238,3 +239,38 @@ def test_a_one_dimensional_integer_tensor_is_a_sample_shape_as_in_torch(backend)
             d.sample(bad)
     with pytest.raises(ps.InvalidParameterRuntimeError, match="Expected sample_shape"):
         d.sample(torch.tensor([-1]))
+
+
+@pytest.mark.parametrize("backend", AVAILABLE)
+def test_values_outside_the_law_score_alike_on_every_backend(backend):
+    # An outside trial: values torch's support check lets through scored differently per
+    # backend (TFP's Multinomial gave [1, 1] of total 3 a probability of 1.5, torch 0.5 as if
+    # the total were 2; TFP's and SciPy's Uniform scored its `high` as inside; TFP's
+    # Categorical gave an index out of range a probability of 1; SciPy's wrapped -1 around).
+    if backend == "auto":
+        pytest.skip("routes to the others")
+    two = torch.tensor([0.5, 0.5])
+    assert ps.Multinomial(3, two, backend=backend).log_prob(torch.tensor([1.0, 1.0])) == -math.inf
+    assert ps.Multinomial(3, two, backend=backend).log_prob(
+        torch.tensor([1.0, 2.0])).item() == pytest.approx(math.log(0.375))
+    assert ps.Uniform(0.0, 1.0, backend=backend).log_prob(torch.tensor([1.0, 0.5])).tolist() == [
+        -math.inf, 0.0]
+    for validate in (True, False):
+        d = ps.Categorical(torch.tensor([0.25, 0.75]), validate_args=validate, backend=backend)
+        for bad in ([2], [-1]):
+            with pytest.raises(ps.InvalidParameterError, match=r"category indices in \[0, 2\)"):
+                d.log_prob(torch.tensor(bad))
+
+
+@pytest.mark.parametrize("backend", AVAILABLE)
+def test_bool_values_are_scored_as_numbers_and_indices_on_every_backend(backend):
+    # torch's Bernoulli.log_prob raised on a bool tensor ("subtraction with two bool
+    # tensors") where TFP's scored it; TFP's Categorical refused one that torch takes.
+    if backend == "auto":
+        pytest.skip("routes to the others")
+    b = ps.Bernoulli(torch.tensor([0.3, 0.6]), backend=backend)
+    assert b.log_prob(torch.tensor([True, False])).tolist() == pytest.approx(
+        [math.log(0.3), math.log(0.4)], rel=1e-6)
+    c = ps.Categorical(torch.tensor([0.25, 0.75]), backend=backend)
+    assert c.log_prob(torch.tensor([True, False])).tolist() == pytest.approx(
+        [math.log(0.75), math.log(0.25)], rel=1e-6)

@@ -389,6 +389,49 @@ def _check_real_value(dist: Any, method: str, value: object) -> None:
             "part (x.real) if that is what you meant.")
 
 
+def _scored_value(dist: Any, value: Any) -> Any:
+    """``value`` as every backend scores it, where backends (and torch) would differ.
+
+    A bool tensor is a category index (``Categorical``) or a number (0 or 1): torch's
+    ``Bernoulli.log_prob`` raised on one ("subtraction ... with two bool tensors") where TFP's
+    scored it, and TFP's ``Categorical`` refused what torch's took. A category index outside
+    ``[0, K)`` raises :class:`InvalidParameterRuntimeError` on every backend, with or without
+    ``validate_args`` (torch raises an index error; TFP returned 0, a probability of 1)."""
+    if not isinstance(value, torch.Tensor):
+        return value
+    if value.dtype == torch.bool:
+        value = value.long() if dist._ps_index else value.to(_param_dtype(dist))
+    k = int(getattr(dist, "_num_events", 0) or 0)
+    if (dist._ps_index and k and value.numel() and not value.is_floating_point()
+            and not value.is_meta and not _transform_active() and not is_dynamo_compiling()):
+        bad = (value < 0) | (value >= k)
+        if bool(bad.any()):
+            raise InvalidParameterRuntimeError(
+                f"Invalid value for {dist._ps_family}.log_prob: expected category indices in "
+                f"[0, {k}). Received: {value[bad].flatten()[:3].tolist()} (torch raises an "
+                "index error for them, with or without validate_args). Pass indices of "
+                "existing categories.")
+    return value
+
+
+def _outside_law(dist: Any, value: Any, out: torch.Tensor) -> torch.Tensor:
+    """``log_prob`` ``-inf`` where a value that torch's support check lets through has
+    probability 0 under the law, alike on every backend: a ``Multinomial`` count vector whose
+    sum is not ``total_count`` (torch's constraint allows any sum up to it, and torch scored
+    such a vector as one of another total; TFP's formula gave it a probability above 1), a
+    ``Uniform`` value at ``high`` (torch's support is ``[low, high)``; TFP and SciPy scored
+    it as inside)."""
+    family = dist._ps_family
+    if (family not in ("Multinomial", "Uniform") or not isinstance(value, torch.Tensor)
+            or not out.is_floating_point()):
+        return out
+    if family == "Multinomial":
+        off = value.sum(-1) != dist.total_count
+    else:
+        off = (value >= dist.high) | (value < dist.low)
+    return torch.where(off.to(out.device), torch.full_like(out, -math.inf), out)
+
+
 def _invalid_value(dist: Any, method: str, value: object, exc: Exception) -> InvalidParameterError:
     """What ``log_prob``/``cdf``/``icdf`` raise where torch's own method rejects ``value``:
     torch's message, and the error class that is also torch's builtin class."""
@@ -1037,6 +1080,10 @@ class PolysampleDistribution:
         class torch raises.
         """
         _check_real_value(self, "log_prob", value)
+        value = _scored_value(self, value)
+        return _outside_law(self, value, self._ps_log_prob(value))
+
+    def _ps_log_prob(self, value: Any) -> torch.Tensor:
         backend = self._ps_resolve()
         support = backend.families()[self._ps_family]
         if not support.log_prob:
