@@ -1060,3 +1060,27 @@ def test_empty_draws_and_scores_do_not_call_the_backend() -> None:
     assert torch.equal(g, torch.zeros(3))
     d.rsample((2,))
     assert Counting.calls == 1
+
+
+@pytest.mark.parametrize("backend", [b for b in AVAILABLE if b != "auto"])
+def test_extreme_valid_parameters_keep_the_law(backend):
+    # An outside trial: TFP's Kumaraswamy put draws at 0 (held at tiny) where the law lies
+    # just below 1 (float32 concentrations of 1e4: a few in 10,000; 1e8: 95%; float64 1e17:
+    # 99.6%); NumPy's VonMises above a concentration of 1e6 drew loc = 20 near 13.7, outside
+    # [-pi, pi]; TFP's VonMises drew 1.5e13 at loc = 1e30 (float64) and one value for every
+    # float32 draw at loc = 1e8 (torch adds loc in float64).
+    for dtype, a in ((torch.float32, 1e4), (torch.float32, 1e8), (torch.float64, 1e17)):
+        if backend == "scipy":  # no Kumaraswamy in SciPy
+            break
+        c = torch.tensor(a, dtype=dtype)
+        x = ps.Kumaraswamy(c, c, backend=backend).sample((20000,), seed=1)
+        assert float(x.min()) > 0.5, (dtype, a)
+    v = ps.VonMises(torch.tensor(20.0), torch.tensor(2e6), backend=backend).sample((1000,),
+                                                                                     seed=2)
+    want = 20.0 - 6 * math.pi  # 1.1504
+    assert float((v - want).abs().max()) < 0.01
+    big = torch.tensor(1e30, dtype=torch.float64)
+    w = ps.VonMises(big, torch.ones((), dtype=torch.float64), backend=backend).sample((100,))
+    assert float(w.abs().max()) <= math.pi
+    u = ps.VonMises(torch.tensor(1e8), torch.tensor(1.0), backend=backend).sample((2000,), seed=3)
+    assert float(u.abs().max()) <= math.pi * (1 + 1e-6) and len(torch.unique(u)) > 1900

@@ -432,6 +432,31 @@ def _binomial_f64(tfp: Any, count: Any, probs: Any, shape: tuple[int, ...], seed
     return limit_laws() if large else small
 
 
+def _kumaraswamy(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...],
+                 shape: tuple[int, ...], seed: Any) -> Any:
+    """``(1 - (1 - u)^(1/b))^(1/a)`` computed in logs: ``exp(log(-expm1(log1p(-u) / b)) / a)``.
+
+    TFP 0.25 computes ``(1 - u)^(1/b)`` itself, which rounds to 1 once ``-log(1 - u) / b`` is
+    below the dtype's spacing: the draw is then 0 (held at ``tiny``) where the law lies just
+    below 1 (float32 concentrations of 1e4: a few draws in 10,000; 1e8: 95%; float64 1e17:
+    99.6%). Gradients are the inverse CDF's, as TFP's."""
+    tf = _tf(tfp)
+    a, b = p["concentration1"], p["concentration0"]
+    a, b = a + tf.zeros_like(b), b + tf.zeros_like(a)
+    u = _samplers(tfp).uniform(_draw_shape(tf, shape, a), dtype=a.dtype, seed=seed)
+    return tf.exp(tf.math.log(-tf.math.expm1(tf.math.log1p(-u) / b)) / a)
+
+
+def _reduced_loc(tf: Any, loc: Any) -> Any:
+    """``loc`` reduced to ``[-pi, pi)`` in float64 where it lies outside ``[-pi, pi]`` (torch
+    adds ``loc`` to its draws in float64). TFP adds it in the parameters' dtype and wraps with
+    ``round(x / 2 pi)``: at ``loc = 1e30`` (float64) every draw was 1.5e13, outside the
+    support, and at ``1e8`` (float32) every draw the same value. Gradient 1, as ``loc``'s."""
+    l64 = tf.cast(loc, tf.float64)
+    reduced = tf.math.floormod(l64 + np.pi, 2.0 * np.pi) - np.pi
+    return tf.where(tf.abs(l64) > np.pi, tf.cast(reduced, loc.dtype), loc)
+
+
 def _large_concentration(p: Mapping[str, Any]) -> tuple[bool]:
     """Whether a VonMises concentration exceeds the normal limit's threshold (on the host)."""
     return (bool((p["concentration"] > VON_MISES_NORMAL_LIMIT).any()),)
@@ -451,10 +476,10 @@ def _von_mises(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...],
     (so no NaN reaches a gradient through ``where``). Otherwise the program is TFP's alone.
     """
     tfd = tfp.distributions
-    loc, conc = p["loc"], p["concentration"]
+    tf = _tf(tfp)
+    loc, conc = _reduced_loc(tf, p["loc"]), p["concentration"]
     if not static[-1]:
         return tfd.VonMises(loc, conc).sample(shape, seed=seed)
-    tf = _tf(tfp)
     s_small, s_normal = _samplers(tfp).split_seed(seed, n=2, salt="polysample_von_mises")
     large = conc > VON_MISES_NORMAL_LIMIT
     one = tf.ones_like(conc)
@@ -966,6 +991,7 @@ TFP_FAMILIES: dict[str, TfpFamily] = {
                               clamp="positive_finite", widen=("concentration",), chunked=True),
     "Kumaraswamy": TfpFamily(("concentration1", "concentration0"),
                              _d("Kumaraswamy", "concentration1", "concentration0"),
+                             draw=_kumaraswamy,
                              clamp="unit", widen=("concentration1", "concentration0"),
                              score=_kumaraswamy_score),
     # CholeskyLKJ's sampler takes len() of its batch shape (a TypeError when it is unknown)
