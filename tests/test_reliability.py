@@ -1084,3 +1084,22 @@ def test_extreme_valid_parameters_keep_the_law(backend):
     assert float(w.abs().max()) <= math.pi
     u = ps.VonMises(torch.tensor(1e8), torch.tensor(1.0), backend=backend).sample((2000,), seed=3)
     assert float(u.abs().max()) <= math.pi * (1 + 1e-6) and len(torch.unique(u)) > 1900
+
+
+@pytest.mark.skipif("scipy" not in AVAILABLE, reason="the example SciPy plugin is not installed")
+def test_values_scipy_refuses_are_scored_by_torch_and_extreme_draws_keep_the_law():
+    # An outside trial: SciPy's ValueError and LinAlgError reached the user from log_prob;
+    # geom.rvs saturated at the int64 maximum; invgamma.rvs overflowed to inf.
+    conc = torch.tensor([0.5, 2.0])
+    d = ps.Dirichlet(conc, backend="scipy")
+    assert d.log_prob(torch.tensor([0.0, 1.0])).item() == math.inf
+    w = ps.Wishart(torch.tensor(3.0), torch.eye(2), validate_args=False, backend="scipy")
+    m = torch.tensor([[1.0, 2.0], [2.0, 1.0]])
+    want = torch.distributions.Wishart(torch.tensor(3.0), torch.eye(2),
+                                       validate_args=False).log_prob(m)
+    assert w.log_prob(m).item() == pytest.approx(want.item(), rel=1e-6)
+    g = ps.Geometric(torch.tensor(1e-30, dtype=torch.float64), backend="scipy").sample(
+        (2000,), seed=1)
+    assert 3e29 < float(g.median()) < 1.5e30 and len(torch.unique(g)) > 1900
+    x = ps.InverseGamma(torch.tensor(1e-30), torch.tensor(1.0), backend="scipy").sample((3,))
+    assert torch.isfinite(x).all()

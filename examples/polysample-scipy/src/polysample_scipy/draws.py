@@ -168,10 +168,24 @@ _CLAMP: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "Beta": lambda x: x.clamp_(min=_tiny(x.dtype), max=1 - torch.finfo(x.dtype).eps / 2),
     # past the float range at small shapes (Pareto(2, 0.01): 42% of float32 draws): held there
     "Pareto": lambda x: x.clamp_(max=torch.finfo(x.dtype).max),
+    # SciPy's invgamma overflows to inf at small concentrations (1e-30: every draw)
+    "InverseGamma": lambda x: x.clamp_(max=torch.finfo(x.dtype).max),
     "Weibull": lambda x: x.clamp_(min=_tiny(x.dtype), max=torch.finfo(x.dtype).max),
     # SciPy's t overflows to +-inf at small df (df = 1e-3: about half the draws)
     "StudentT": lambda x: x.clamp_(min=-torch.finfo(x.dtype).max, max=torch.finfo(x.dtype).max),
 }
+
+
+def _geometric(p: Params, sample_shape: torch.Size, rng: np.random.Generator) -> np.ndarray:
+    """Failures before the first success by inversion, ``floor(log(u) / log1p(-p))`` with
+    ``u`` uniform in ``(0, 1]``, in float64: SciPy's ``geom.rvs`` returns int64 counts, which
+    saturate at 9.2e18 (``probs = 1e-30``: every draw, where the median is 6.9e29)."""
+    probs = np.broadcast_to(Args(p)["probs"], tuple(p.batch_shape))
+    size = tuple(sample_shape) + tuple(p.batch_shape)
+    u = 1.0 - np.asarray(stats.uniform.rvs(size=size, random_state=rng)).reshape(size)
+    with np.errstate(divide="ignore"):
+        x = np.floor(np.log(u) / np.log1p(-probs))
+    return np.where(probs >= 1.0, 0.0, x)
 
 
 def _categorical_index(p: Params, sample_shape: torch.Size, rng: np.random.Generator
@@ -200,8 +214,11 @@ def sample(family: str, p: Params, sample_shape: torch.Size, rng: np.random.Gene
     if family == "Categorical":
         return torch.as_tensor(_categorical_index(p, sample_shape, rng)).to(
             device=p.device, dtype=p.dtype)
-    with np.errstate(over="ignore"):  # an overflow (Pareto at small alpha) is held below
-        x = _rvs(family, p, sample_shape, rng)
+    if family == "Geometric":
+        x = _geometric(p, sample_shape, rng)
+    else:
+        with np.errstate(over="ignore", divide="ignore"):  # overflows are held below
+            x = _rvs(family, p, sample_shape, rng)
     if family == "VonMises":
         # SciPy's vonmises.rvs lies in [loc - pi, loc + pi]; torch's VonMises in [-pi, pi).
         x = np.mod(x + np.pi, 2 * np.pi) - np.pi

@@ -54,7 +54,22 @@ def _points(family: str, p: Params, x: np.ndarray) -> np.ndarray:
 
 def scipy_log_density(family: str, p: Params, value: torch.Tensor) -> np.ndarray:
     """SciPy's log density (log mass for discrete families) at ``value``, in float64, of shape
-    ``sample_shape + batch_shape`` (the broadcast of the value's batch dimensions)."""
+    ``sample_shape + batch_shape`` (the broadcast of the value's batch dimensions). Where SciPy
+    refuses values that torch scores (a Dirichlet point with a zero component where its
+    concentration is below 1: torch says ``+inf``; a matrix that is not positive definite,
+    given to Wishart with ``validate_args=False``), torch's formula scores the call: a
+    backend's raw ``ValueError`` or ``LinAlgError`` would reach the user."""
+    try:
+        return _scipy_log_density(family, p, value)
+    except (ValueError, np.linalg.LinAlgError):
+        torch_law = getattr(torch.distributions, family)(
+            **{k: v.detach().double() if isinstance(v, torch.Tensor) and v.is_floating_point()
+               else v for k, v in p.items()}, validate_args=False)
+        v = value.detach().double() if value.is_floating_point() else value.detach()
+        return torch_law.log_prob(v).cpu().numpy()
+
+
+def _scipy_log_density(family: str, p: Params, value: torch.Tensor) -> np.ndarray:
     x = value.detach().to("cpu", torch.float64).numpy()
     if family in PER_POINT:
         return _points(family, p, x)
