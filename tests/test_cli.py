@@ -96,6 +96,8 @@ def test_sample_integer_parameter(capsys: pytest.CaptureFixture[str]) -> None:
     (["sample", "Normal", "-p", "loc"], 2, "Expected --param NAME=VALUE"),
     (["sample", "Normal", "-p", "loc=abc"], 2, "number or a JSON list"),
     (["sample", "Normal", "-p", 'loc="x"'], 2, "number or a (nested) list"),
+    # a ragged list: torch.tensor's ValueError was a traceback
+    (["sample", "Categorical", "-p", "probs=[[0.5,0.5],[1]]"], 2, "rectangular (nested) list"),
     (["sample", "Normal", "-p", "loc=0", "-p", "scale=-1"], 2,
      "Invalid parameters for polysample.Normal"),
     (["sample", "Normal", "-p", "loc=0", "-p", "sigma=1"], 2, "unexpected keyword argument 'sigma'"),

@@ -54,9 +54,12 @@ def drawn_by(dist: object = None) -> str:
     return DRAWN_BY[0]
 
 
-def write(path: Path, text: str) -> Path:
+def write(path: Path, text: str | bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text)
     return path
 
 
@@ -248,6 +251,8 @@ def test_use_backend_in_asyncio_tasks_is_isolated() -> None:
 # --------------------------------------------------------------------------- errors
 BAD_FILES = [
     ("malformed", "pyproject.toml", "[tool.polysample\nbackend = 'x'\n", "Malformed TOML"),
+    # tomllib's UnicodeDecodeError was raw
+    ("not-utf8", "polysample.toml", b'backend = "numpy\xff"\n', "not UTF-8 text"),
     ("backend-not-string", "pyproject.toml", "[tool.polysample]\nbackend = 3\n",
      "tool.polysample.backend"),
     ("backend-empty", "polysample.toml", 'backend = ""\n', "key backend"),
@@ -269,7 +274,7 @@ BAD_FILES = [
 @pytest.mark.parametrize("fname,text,match", [b[1:] for b in BAD_FILES],
                          ids=[b[0] for b in BAD_FILES])
 def test_bad_configuration_file_raises_config_error_naming_file_and_key(
-    tmp_path: Path, fname: str, text: str, match: str
+    tmp_path: Path, fname: str, text: str | bytes, match: str
 ) -> None:
     path = write(tmp_path / fname, text)
     with pytest.raises(ps.ConfigError, match=match) as info:

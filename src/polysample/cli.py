@@ -233,7 +233,13 @@ def _parse_params(items: Sequence[str], family: str, dtype: Any) -> dict[str, An
                 )
             params[name] = value
         else:
-            params[name] = torch.tensor(value, dtype=dtype)
+            try:
+                params[name] = torch.tensor(value, dtype=dtype)
+            except (ValueError, TypeError, RuntimeError):  # a ragged list: [[0.5, 0.5], [1]]
+                raise _UsageError(
+                    f"Expected the value of --param {name} to be a number or a rectangular "
+                    f"(nested) list of numbers, every inner list of one length. Received: "
+                    f"{text!r}.") from None
     return params
 
 

@@ -143,6 +143,9 @@ def _load_file(path: Path) -> FileConfig | None:
             data = tomllib.load(fh)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"Malformed TOML in {path}: {exc}. Fix the file's syntax.") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"Malformed TOML in {path}: not UTF-8 text ({exc.reason} at byte "
+                          f"{exc.start}). Save the file as UTF-8.") from exc
     except OSError as exc:
         raise ConfigError(f"Cannot read configuration file {path}: {exc}.") from exc
     if path.name == "pyproject.toml":
