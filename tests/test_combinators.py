@@ -148,3 +148,21 @@ def test_mixture_backend_draws_rsample_with_gradients_on_the_named_backend() -> 
     assert r.shape == (5,) and r.requires_grad
     (g,) = torch.autograd.grad(r.sum(), [loc])
     assert g.shape == (3,) and torch.isfinite(g).all() and g.abs().sum() > 0
+
+
+@pytest.mark.parametrize("backend", ["torch", "numpy"])
+def test_combinator_log_prob_refusals_are_polysample_errors(backend):
+    # An outside trial: torch's raw ValueError (a value outside the support) and
+    # AttributeError (a Python float) came through TransformedDistribution and
+    # MixtureSameFamily, where the families raise InvalidParameterError.
+    exp = torch.distributions.transforms.ExpTransform()
+    t = ps.TransformedDistribution(ps.Normal(0.0, 1.0, backend=backend), [exp])
+    with pytest.raises(ps.InvalidParameterError, match="TransformedDistribution.log_prob"):
+        t.log_prob(torch.tensor(-1.0))
+    with pytest.raises(ps.InvalidParameterError, match="TransformedDistribution.log_prob"):
+        ps.TransformedDistribution(ps.Normal(0.0, 1.0, backend=backend), []).log_prob(0.5)
+    m = ps.MixtureSameFamily(ps.Categorical(torch.ones(2), backend=backend),
+                             ps.Gamma(torch.ones(2), 1.0, backend=backend))
+    with pytest.raises(ps.InvalidParameterError, match="MixtureSameFamily.log_prob"):
+        m.log_prob(torch.tensor(-1.0))
+    assert torch.isfinite(t.log_prob(torch.tensor(2.0)))

@@ -1243,6 +1243,23 @@ class _Combinator:
 
     _ps_backend: str | Backend | None = None
 
+    @property
+    def _ps_family(self) -> str:
+        """The combinator's name, as the families' messages name the family."""
+        return type(self).__name__
+
+    def log_prob(self, value: Any) -> torch.Tensor:
+        """torch's ``log_prob``; a value torch refuses (outside the support, not a tensor)
+        raises :class:`~polysample.InvalidParameterError`, as the families' ``log_prob`` does
+        (torch's raw ``ValueError`` or ``AttributeError`` came through)."""
+        _check_real_value(self, "log_prob", value)
+        try:
+            return super().log_prob(value)  # type: ignore[misc, no-any-return]
+        except PolysampleError:
+            raise
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise _invalid_value(self, "log_prob", value, exc) from exc
+
     def _ps_component(self, dist: object, what: str) -> Any:
         """The component as a polysample distribution drawn by this combinator's backend when
         it chose none itself (a copy: the caller's object is left alone); a component that
