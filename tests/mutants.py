@@ -860,6 +860,17 @@ class LogProbGradientMutant(_Mutant):
         return self._inner.log_prob(family, {**dict(params.items()), "scale": off}, value)
 
 
+class LogProbConstantMutant(_Mutant):
+    """Scores Normal itself with a wrong normalising constant (``log_prob + 0.5``): wrong at
+    every value, so advice about numerics in the tails would mislead."""
+
+    def families(self) -> Mapping[str, FamilySupport]:
+        return {f: dataclasses.replace(s, log_prob=True) for f, s in super().families().items()}
+
+    def log_prob(self, family, params, value):  # type: ignore[override]
+        return self._inner.log_prob(family, params, value) + 0.5
+
+
 class CancellingKumaraswamyMutant(_Mutant):
     """Scores Kumaraswamy itself with ``log1p(-x^a)`` for ``log(1 - x^a)`` (TFP 0.25's
     formula): right to 1e-15 at typical values, wrong within a few thousand ulps of 1, where
@@ -1065,6 +1076,7 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     "mutant_float32_precision": (Float32PrecisionMutant, "dtype", "Normal"),
     "mutant_log_of_density": (LogOfDensityMutant, "log_prob_far", "Normal"),
     "mutant_log_prob_grad": (LogProbGradientMutant, "log_prob_gradcheck", "Normal"),
+    "mutant_log_prob_constant": (LogProbConstantMutant, "log_prob_f64", "Normal"),
     "mutant_cancelling_edge": (CancellingKumaraswamyMutant, "log_prob_edge", "Kumaraswamy"),
     "mutant_squaring_tail": (SquaringStudentTMutant, "log_prob_huge", "StudentT"),
     "mutant_pareto_ratio": (ParetoRatioMutant, "log_prob_huge", "Pareto"),

@@ -40,6 +40,7 @@ LAYERS = {
     "log_prob_edge": ("density",),
     "log_prob_huge": ("density",),
     "log_prob_gradcheck": ("density",),
+    "log_prob_f64": ("density",),
     "generator": ("semantics",),
     "broadcast": ("semantics",),
     "rsample_near_zero": ("semantics",),
@@ -69,7 +70,8 @@ _OWN_TEST = {"mutant_gradsign_beta", "mutant_sorted", "mutant_sorted_poisson",
              "mutant_nan_masking", "mutant_wide_batch", "mutant_cancelling_edge",
              "mutant_squaring_tail", "mutant_pareto_ratio", "mutant_relaxed_overflow",
              "mutant_binomial_normal", "mutant_constant_grad",
-             "mutant_log_prob_grad", "mutant_constant"}
+             "mutant_log_prob_grad", "mutant_constant",
+             "mutant_log_prob_constant"}
 
 
 @pytest.mark.parametrize("name", sorted(set(mutants.MUTANTS) - _OWN_TEST))
@@ -878,3 +880,22 @@ def test_a_ks_failure_says_where_the_gap_is_and_plots_the_failing_statistic(with
         plotted = [e.label for e in r.evidence if type(e).__name__ == "CdfCurves"]
         assert any(f" of {label.split(',')[0]} at " in r.message for label in plotted), (
             r.id, r.message, plotted)
+
+
+def test_density_advice_follows_the_cause(with_mutants):
+    # A wrong normalising constant fails the far-tail, edge and huge-value checks too: their
+    # advice about numerics ("compute log_prob in log space, not as log(pdf)") misled an
+    # outside author whose formula was in log space. Where log_prob misses at typical values
+    # too, they say so; a numerical defect (log of the density) still gets the advice.
+    report = check_backend("mutant_log_prob_constant", families=["Normal"],
+                           layers=("density",), quick=True)
+    failed = {r.check: r.message for r in report.failures}
+    assert "log_prob_f64" in failed and "log_prob_far" in failed, failed
+    for check in ("log_prob_far", "log_prob_huge"):
+        if check in failed:
+            assert "misses the reference at typical values too" in failed[check]
+            assert "log(pdf)" not in failed[check] and "standardize" not in failed[check]
+    numeric = check_backend("mutant_log_of_density", families=["Normal"], layers=("density",),
+                            quick=True)
+    far = next(r.message for r in numeric.failures if r.check == "log_prob_far")
+    assert "not as log(pdf)" in far, far
