@@ -941,3 +941,10 @@ def test_ks_location_is_where_the_distance_is_attained():
     xs = np.array([[0.85], [0.9], [0.95], [0.99]])
     D, at = _ks_with_ulp(xs, xs.copy(), np.array([False]), None)
     assert D[0] == pytest.approx(0.85) and at[:, 0].tolist() == pytest.approx([0.85, 0.85, 0.0])
+
+
+def test_a_floored_tail_probability_is_not_printed_as_a_measured_z():
+    from polysample.conformance.stats import Z_MAX, norm_isf, z_text
+
+    assert z_text(6.25) == "z = 6.25"
+    assert Z_MAX == norm_isf(1e-300) and z_text(Z_MAX).startswith("z > 36")

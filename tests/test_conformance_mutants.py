@@ -899,3 +899,14 @@ def test_density_advice_follows_the_cause(with_mutants):
                             quick=True)
     far = next(r.message for r in numeric.failures if r.check == "log_prob_far")
     assert "not as log(pdf)" in far, far
+
+
+def test_normal_score_failures_say_which_way_the_draws_are_off(with_mutants):
+    # "|mean zeta^2 - 1| = 0.0318" did not say whether the draws were too wide or too narrow.
+    report = check_backend("mutant_scale", families=["Normal"], layers=("sampler",),
+                           quick=True)
+    msg = next(r.message for r in report.failures if r.check == "sample_pit_var")
+    assert "the draws are more spread than the reference law" in msg, msg
+    report = check_backend("mutant_location", families=["Normal"], layers=("sampler",))
+    msg = next(r.message for r in report.failures if r.check == "sample_pit_mean")
+    assert "the draws lie above the reference law" in msg, msg

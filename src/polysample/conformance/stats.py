@@ -288,6 +288,19 @@ def mean_z_test(samples: np.ndarray, expected: np.ndarray | float, alpha: float,
                       z_detectable(1.0, alpha) / math.sqrt(m), alpha)
 
 
+#: The largest z the exact count tests report: the normal quantile of a tail probability of
+#: 1e-300 (smaller ones are floored there, near the end of double precision).
+Z_MAX = norm_isf(1e-300)
+
+
+def z_text(z: float) -> str:
+    """``"z = 6.3"``; at :data:`Z_MAX`, ``"z > 36: a tail probability below 1e-300"`` (a count
+    so far from its law that its tail probability underflows: "z = 36.3" read as measured)."""
+    if z >= Z_MAX - 1e-6:
+        return "z > 36: a tail probability below 1e-300"
+    return f"z = {z:.3g}"
+
+
 def sum_tail_test(sums: np.ndarray, law: object, alpha: float, n: int) -> ColumnTest:
     """Column sums of ``n`` integer draws against their exact law (``law.cdf``/``law.sf``, e.g.
     Binomial(n k, p) for Binomial(k, p) draws): fails when either tail probability of the

@@ -71,6 +71,7 @@ from ..stats import (
     repeated_windows,
     score_tail_counts,
     sum_tail_test,
+    z_text,
 )
 
 __all__ = ["checks", "pit_summary", "PLOTTED", "continuous_stats", "INDEPENDENCE_ROWS"]
@@ -500,7 +501,7 @@ def _draw_checks(t: Target, family: str, grid: Grid, method: str,
                 raise CheckFailure(
                     f"sum of {d.n} draws of {where} at {point} is {test.estimate[wj]:.6g}, "
                     f"expected {mean:.6g}: beyond the exact two-sided bound at alpha_i = "
-                    f"{alpha:.2g} (z = {test.statistic[wj]:.3g})", out)
+                    f"{alpha:.2g} ({z_text(float(test.statistic[wj]))})", out)
             out.message = (f"sums within their exact laws: max z {test.statistic[wj]:.2f} "
                            f"({where} at {grid.label}[{wj}])")
             return out
@@ -844,8 +845,8 @@ def _tails_check(d: Draw, grid: Grid, method: str) -> Outcome:
         few = test.deviation[i] < 0
         raise CheckFailure(
             f"the {side} tail of {label} at {point}, drawn by {d.called}, holds "
-            f"{counts[i]:.0f} draws where the reference puts {probs[i] * d.n:.1f} (n={d.n}; z = "
-            f"{test.statistic[i]:.3g}, alpha_i={alpha:.2g}): the sampler's tails are "
+            f"{counts[i]:.0f} draws where the reference puts {probs[i] * d.n:.1f} (n={d.n}; "
+            f"{z_text(float(test.statistic[i]))}, alpha_i={alpha:.2g}): the sampler's tails are "
             + ("cut short (a clamp, too coarse uniforms, a dropped extreme, a capped count)"
                if few else "far too heavy") + note, out)
     out.message = (f"{len(counts)} tail counts within their exact laws: worst {counts[i]:.0f} "
@@ -914,8 +915,8 @@ def _atoms_check(d: Draw, grid: Grid, method: str) -> Outcome:
     if test.ratio[i] > 1:
         raise CheckFailure(
             f"{d.called} drew {label} = {k:g} at {point} {counts[i]:.0f} times where "
-            f"the reference expects {probs[i] * d.n:.1f} (P = {probs[i]:.4g}, n={d.n}; z = "
-            f"{test.statistic[i]:.3g}, alpha_i={alpha:.2g})", out)
+            f"the reference expects {probs[i] * d.n:.1f} (P = {probs[i]:.4g}, n={d.n}; "
+            f"{z_text(float(test.statistic[i]))}, alpha_i={alpha:.2g})", out)
     out.message = (f"{len(counts)} value counts within their exact laws: worst {label} = "
                    f"{k:g} drawn {counts[i]:.0f} times where {probs[i] * d.n:.1f} expected "
                    f"({grid.label}[{wj}])")
@@ -975,9 +976,17 @@ def _pit_check(r: Runner, t: Target, family: str, grid: Grid, method: str, which
                   n=d.n, seed=d.seed, alpha=alpha, detectable=chosen.detectable, point=point,
                   details={which: est})
     if worst_ratio > 1:
+        dev = float(chosen.deviation[jj])
+        if which == "mean":
+            side = ("the draws lie above the reference law (as a location too large puts them)" if dev > 0
+                    else "the draws lie below the reference law (as a location too small puts them)")
+        else:
+            side = ("the draws are more spread than the reference law (as a scale too large makes them)"
+                    if dev > 0 else
+                    "the draws are less spread than the reference law (as a scale too small makes them)")
         raise CheckFailure(
             f"{what} = {chosen.statistic[jj]:.4g} of {where} at {point} exceeds "
             f"{chosen.threshold[jj]:.4g} (normal scores zeta = Phi^-1(F(x)) against SciPy; "
-            f"n={d.n}, alpha_i={alpha:.2g}){note}", out)
+            f"n={d.n}, alpha_i={alpha:.2g}): {side}{note}", out)
     out.message = f"{what} = {chosen.statistic[jj]:.3g} ({where} at {grid.label}[{wj}]){note}"
     return out
