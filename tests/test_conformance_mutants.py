@@ -910,3 +910,10 @@ def test_normal_score_failures_say_which_way_the_draws_are_off(with_mutants):
     report = check_backend("mutant_location", families=["Normal"], layers=("sampler",))
     msg = next(r.message for r in report.failures if r.check == "sample_pit_mean")
     assert "the draws lie above the reference law" in msg, msg
+
+
+def test_the_report_lists_the_families_it_judged_when_none_were_asked(with_mutants):
+    # The JSON report's "families" was [] when no --family was given.
+    report = check_backend("mutant_constant_grad", layers=("semantics",), quick=True)
+    assert report.families == ["Dirichlet", "MultivariateNormal", "RelaxedOneHotCategorical"]
+    assert json.loads(report.to_json())["families"] == report.families

@@ -139,7 +139,8 @@ def check_backends(
     notes = _check_families(ts, families)
     checks = list(generate_checks(ts, families, tuple(layers)))
     report = Report(backends=[t.name for t in ts] + [r.backend for r in broken],
-                    families=sorted(families) if families else [], quick=quick, salt=salt,
+                    families=sorted(families) if families else sorted(
+                        {c.family for c in checks}), quick=quick, salt=salt,
                     planned=len(checks) + len(broken), notes=notes)
     for t in ts:
         try:

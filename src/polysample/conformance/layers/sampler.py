@@ -431,9 +431,10 @@ def _draw_checks(t: Target, family: str, grid: Grid, method: str,
         point = _col_point(d, grid, wj)
         out = Outcome(statistic=worst, threshold=thr, n=d.n, seed=d.seed, alpha=alpha,
                       detectable=dkwm_detectable(d.n, alpha), point=point,
-                      details={"ks": per, "draw_seconds": round(d.seconds, 4),
-                               "values_equal_sample": d.shared},
+                      details={"ks": per, "draw_seconds": round(d.seconds, 4)},
                       evidence=evidence)
+        if method == "rsample":  # the sample draw's details have no such question
+            out.details["values_equal_sample"] = d.shared
         if not worst <= thr:
             # the point names the part of a draw made of parts
             how = f" of {d.called}" if d.called != f"{method}()" and not d.parts else ""
