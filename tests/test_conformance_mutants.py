@@ -393,6 +393,8 @@ def test_a_failure_is_located_in_the_backends_code_not_in_polysamples(with_mutan
     assert "simulated backend crash (at mutants.py:" in crash, crash
     contract = by["mutant_garbage-Exponential-example-shapes"]
     assert "BackendContractError" in contract and "(at " not in contract, contract
+    # the call that broke the contract is named
+    assert contract.startswith("sample(()) with batch_shape (): BackendContractError"), contract
 
 
 def test_a_backend_that_fails_to_load_is_one_failed_check():
