@@ -386,6 +386,13 @@ class ImplicitGamma(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, alpha: torch.Tensor, z: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        """``ImplicitGamma.apply(alpha, z)`` returns ``z`` with ``dz/dalpha`` attached.
+
+        ``z``: standard Gamma(``alpha``) draws made outside torch (no graph), of the result's
+        dtype; ``alpha`` of ``z``'s shape or any shape broadcasting to it (the batch shape:
+        backward sums back to it). ``z`` must be positive: hold draws that underflowed to 0
+        at ``torch.finfo(z.dtype).tiny`` first, as torch does (the support is positive).
+        """
         ctx.save_for_backward(alpha, z)
         return z
 
@@ -407,6 +414,8 @@ class ImplicitLogGamma(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, alpha: torch.Tensor, z: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        """``ImplicitLogGamma.apply(alpha, z)`` returns ``log z`` with ``d log z/dalpha``
+        attached; ``z`` and ``alpha`` as for :meth:`ImplicitGamma.forward` (``z`` positive)."""
         ctx.save_for_backward(alpha, z)
         return z.log()
 
@@ -425,6 +434,12 @@ class ImplicitBeta(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, a: torch.Tensor, b: torch.Tensor, x: torch.Tensor,  # type: ignore[override]
                 x64: torch.Tensor) -> torch.Tensor:
+        """``ImplicitBeta.apply(a, b, x, x64)`` returns ``x`` with ``dx/da``, ``dx/db``
+        attached. ``x``: Beta(``a``, ``b``) draws made outside torch, of the result's dtype,
+        inside ``(0, 1)`` (hold them at ``tiny`` and ``1 - eps/2``); ``x64`` the same draws
+        in float64, from which backward computes (a float32 draw's rounding would cost the
+        gradient its precision near 0 and 1); ``a``, ``b`` of any shape broadcasting to
+        ``x``'s."""
         ctx.save_for_backward(a, b, x64)
         return x
 
@@ -450,6 +465,11 @@ class ImplicitDirichlet(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, alpha: torch.Tensor, x: torch.Tensor,  # type: ignore[override]
                 x64: torch.Tensor) -> torch.Tensor:
+        """``ImplicitDirichlet.apply(alpha, x, x64)`` returns ``x`` with Figurnov et al.'s
+        gradient attached. ``x``: Dirichlet(``alpha``) draws made outside torch (components
+        last, each held at ``tiny`` or above, summing to 1 to rounding: divide Gamma draws
+        by their sum), of the result's dtype; ``x64`` the same draws in float64; ``alpha``
+        of ``x``'s shape or one broadcasting to it."""
         ctx.save_for_backward(alpha, x64)
         return x
 
