@@ -1252,12 +1252,16 @@ class _Combinator:
         """torch's ``log_prob``; a value torch refuses (outside the support, not a tensor)
         raises :class:`~polysample.InvalidParameterError`, as the families' ``log_prob`` does
         (torch's raw ``ValueError`` or ``AttributeError`` came through)."""
+        if isinstance(self, PolysampleDistribution):  # a family torch builds this way
+            return super().log_prob(value)  # type: ignore[misc, no-any-return]
         _check_real_value(self, "log_prob", value)
         try:
             return super().log_prob(value)  # type: ignore[misc, no-any-return]
         except PolysampleError:
             raise
-        except (ValueError, TypeError, AttributeError) as exc:
+        except AttributeError as exc:  # a number where torch needs a tensor ('float'.log)
+            raise _invalid_value(self, "log_prob", value, TypeError(str(exc))) from exc
+        except (ValueError, TypeError) as exc:
             raise _invalid_value(self, "log_prob", value, exc) from exc
 
     def _ps_component(self, dist: object, what: str) -> Any:
