@@ -995,6 +995,24 @@ class BinomialNormalMutant(_Mutant):
         return torch.where(var > 25, approx, x)
 
 
+class PoissonNormalMutant(_Mutant):
+    """Poisson drawn by a rounded normal approximation above a rate of 30 (the exact mean and
+    variance, none of the skewness): the corner rate 40. Quick mode passed it when Poisson's
+    corners drew 2^15 values (an outside author's plugin did the same above 100)."""
+
+    FAMILIES = ("Poisson",)
+
+    def sample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        x = self._inner.sample(family, params, sample_shape, seed=seed)
+        rate = params["rate"]
+        ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(
+            None if seed is None or isinstance(seed, torch.Generator) else seed)
+        g = torch.Generator().manual_seed(int(ss.generate_state(1, np.uint64)[0] >> 1))
+        z = torch.randn(x.shape, generator=g, dtype=x.dtype)
+        approx = (rate + rate.sqrt() * z).round().clamp(min=0)
+        return torch.where(rate > 30, approx, x)
+
+
 class GarbageMutant(_Mutant):
     """Returns NaN for Normal, the wrong shape for Exponential, and raises for Gamma."""
 
@@ -1138,6 +1156,7 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     "mutant_constant": (ConstantMutant, "sample_repeats", "Normal"),
     # A rounded normal approximation at the corner (1000, 0.05): right mean and variance.
     "mutant_binomial_normal": (BinomialNormalMutant, "sample_tails", "Binomial"),
+    "mutant_poisson_normal": (PoissonNormalMutant, "sample_tails", "Poisson"),
     # A zero gradient in the matrix (concentration, temperature): judged by the mean pathwise
     # gradient and the recovered noise, whose messages say so and name the grid point.
     "mutant_constant_grad": (ConstantGradientMutant, "grad_mean", "MultivariateNormal"),

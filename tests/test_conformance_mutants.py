@@ -69,7 +69,7 @@ _OWN_TEST = {"mutant_gradsign_beta", "mutant_sorted", "mutant_sorted_poisson",
              "mutant_tail_grad", "mutant_nan_grad", "mutant_exponential_tail",
              "mutant_nan_masking", "mutant_wide_batch", "mutant_cancelling_edge",
              "mutant_squaring_tail", "mutant_pareto_ratio", "mutant_relaxed_overflow",
-             "mutant_binomial_normal", "mutant_constant_grad",
+             "mutant_binomial_normal", "mutant_poisson_normal", "mutant_constant_grad",
              "mutant_log_prob_grad", "mutant_constant",
              "mutant_log_prob_constant"}
 
@@ -775,16 +775,23 @@ def test_values_where_the_reference_cdf_is_0_or_1_fail_naming_the_grid_point():
         assert "low=" in r.point and "high=" in r.point and r.point in r.message, r.message
 
 
-def test_a_normal_approximation_at_the_binomial_corner_fails_in_quick_mode(with_mutants):
-    # Binomial(1000, 0.05) drawn by a rounded normal approximation: the right mean, nearly the
-    # right variance, no skewness. Quick mode passed it with 2^15 draws at the corners (tail
-    # count z 6.3 against 7.7, an outside tester's trial); Binomial's corners draw 2^18.
-    report = check_backend("mutant_binomial_normal", families=["Binomial"],
-                           layers=("sampler",), quick=True)
+@pytest.mark.parametrize("name,family,point", [
+    # Binomial(1000, 0.05) drawn by a rounded normal approximation: the right mean, nearly
+    # the right variance, no skewness. Quick mode passed it with 2^15 draws at the corners
+    # (tail count z 6.3 against 7.7, an outside tester's trial); Binomial's corners draw 2^18.
+    ("mutant_binomial_normal", "Binomial", "total_count=1000, probs=0.05"),
+    # Poisson above a rate of 30 likewise (an outside author's plugin did it above 100, where
+    # the corners' next rate, 1000, is too nearly normal to tell): the corner rate 40, whose
+    # lower tail holds 2.4 times the reference's draws; Poisson's corners draw 2^18 too.
+    ("mutant_poisson_normal", "Poisson", "rate=40"),
+])
+def test_a_normal_approximation_at_a_count_corner_fails_in_quick_mode(with_mutants, name,
+                                                                      family, point):
+    report = check_backend(name, families=[family], layers=("sampler",), quick=True)
     caught = {(r.grid, r.check) for r in report.failures}
     assert ("corners", "sample_tails") in caught and {g for g, _ in caught} == {"corners"}, caught
     tails = next(r for r in report.failures if r.check == "sample_tails")
-    assert "total_count=1000, probs=0.05" in tails.message, tails.message
+    assert point in tails.message, tails.message
 
 
 def test_gradient_failures_name_the_grid_point_and_a_gradient_without_spread(with_mutants):

@@ -62,10 +62,11 @@ SAMPLE_SIZES: dict[str, dict[str, tuple[int, int]]] = {
     "heavy": {"typical": (1 << 20, 1 << 22), "corners": (1 << 15, 1 << 20)},
     "discrete": {"typical": (1 << 18, 1 << 20), "corners": (1 << 15, 1 << 18),
                  "edges": (1 << 18, 1 << 20)},
-    # Binomial: its corner (1000, 0.05) is where a normal approximation (rounded, for
-    # n p (1 - p) > 25) is tempting; the law's skewness (0.13) puts 2.2 times the reference's
-    # draws beyond its 1/n-quantile only at n = 2^18 (tail count z 17.8 against a bound of
-    # 7.7; 6.3 at 2^15, which quick mode passed).
+    # Binomial and Poisson: the corners (1000, 0.05) and rate 40 are where a normal
+    # approximation (rounded, for n p (1 - p) > 25 or a rate above 30) is tempting; the laws'
+    # skewness (0.13, 0.16) puts 2.2 and 2.4 times the reference's draws beyond the
+    # 1/n-quantile only at n = 2^18 (tail count z 17.8 and 14.9 against a bound of 7.7; quick
+    # mode passed both at 2^15).
     "binomial": {"typical": (1 << 18, 1 << 20), "corners": (1 << 18, 1 << 18),
                  "edges": (1 << 18, 1 << 20)},
     # Categorical, OneHotCategorical(StraightThrough): the count of category i is
@@ -658,7 +659,8 @@ _TABLE = [
        # 12 and 40: above the rate where samplers switch algorithms (10 in torch's and NumPy's
        # PTRS), where a rounded normal approximation would be tempting and wrong.
        _corner(rate=[1e-3, 1.0, 1e3, 0.0, 12.0, 40.0]),
-       law=lambda p: ref.freeze(stats.poisson, p["rate"]), discrete=True, exact_sum=_sum_poisson),
+       law=lambda p: ref.freeze(stats.poisson, p["rate"]), discrete=True, exact_sum=_sum_poisson,
+       size="binomial"),
     _c("Categorical", lambda b, d, k: {"probs": _simplex(b, d, k)},
        lambda d: {"probs": _rows(_CORNER_PROBS, d)}, project=_categorical_project,
        logpdf=_categorical_logpdf, size="categorical", gradcheck=False,
