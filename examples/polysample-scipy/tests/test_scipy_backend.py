@@ -51,6 +51,18 @@ def test_scipy_rejecting_parameters_is_an_invalid_parameter_error() -> None:
         d.sample((2,), seed=0)
 
 
+def test_a_binomial_count_past_int64_is_refused_with_what_to_do() -> None:
+    # SciPy draws int64 counts: 1e20 cast to int64 was negative, and SciPy's message spoke of
+    # a "scale parameter".
+    d = ps.Binomial(torch.tensor([10.0, 1e20], dtype=torch.float64), torch.tensor(0.3),
+                    backend=BACKEND)
+    with pytest.raises(ps.InvalidParameterError,
+                       match=r"total_count below 2\^63.*Received total_count = 1e\+20.*torch"):
+        d.sample((2,), seed=0)
+    assert ps.Binomial(torch.tensor(1e18, dtype=torch.float64), torch.tensor(0.5),
+                       backend=BACKEND).sample(seed=0).item() > 4e17
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_student_t_draws_past_the_float_range_are_held_at_its_ends(dtype) -> None:
     # SciPy's t overflows to +-inf at small df: about half the draws at df = 1e-3.

@@ -176,6 +176,21 @@ _CLAMP: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 }
 
 
+#: SciPy's ``binom`` draws int64 counts: ``total_count`` must fit in one.
+_INT64_MAX = float(np.iinfo(np.int64).max)
+
+
+def _check_binomial_count(p: Params) -> None:
+    """Refuses a ``total_count`` past int64 (SciPy's counts), where its cast to int64 would
+    turn it negative and SciPy would answer "the scale parameter must be positive"."""
+    largest = float(Args(p)["total_count"].max(initial=0.0))
+    if largest >= _INT64_MAX:
+        raise InvalidParameterError(
+            f"Expected Binomial total_count below 2^63 (9.2e18) on the scipy backend: SciPy "
+            f"draws binomial counts as 64-bit integers. Received total_count = {largest:g}. "
+            "Use backend='torch' or backend='numpy' for larger counts.")
+
+
 def _geometric(p: Params, sample_shape: torch.Size, rng: np.random.Generator) -> np.ndarray:
     """Failures before the first success by inversion, ``floor(log(u) / log1p(-p))`` with
     ``u`` uniform in ``(0, 1]``, in float64: SciPy's ``geom.rvs`` returns int64 counts, which
@@ -214,6 +229,8 @@ def sample(family: str, p: Params, sample_shape: torch.Size, rng: np.random.Gene
     if family == "Categorical":
         return torch.as_tensor(_categorical_index(p, sample_shape, rng)).to(
             device=p.device, dtype=p.dtype)
+    if family == "Binomial":
+        _check_binomial_count(p)
     if family == "Geometric":
         x = _geometric(p, sample_shape, rng)
     else:
