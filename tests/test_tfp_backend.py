@@ -845,6 +845,18 @@ def test_substrate_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         TfpBackend().substrate_name  # noqa: B018
 
 
+def test_a_bad_substrate_lists_tfp_unavailable_and_its_draw_raises_config_error(
+        monkeypatch: pytest.MonkeyPatch, fresh_registry: None) -> None:
+    # ps.backends() listed tfp "available" while its first draw raised ConfigError.
+    monkeypatch.setenv("POLYSAMPLE_TFP_SUBSTRATE", "pytorch")
+    rows = {r.name: r for r in ps.backends()}
+    assert rows["tfp"].status == "unavailable"
+    assert rows["tfp"].error.startswith("ConfigError: ") and "pytorch" in rows["tfp"].error
+    assert rows["tfp-tf"].status == "available"  # its substrate is fixed
+    with pytest.raises(ps.ConfigError, match="pytorch.*POLYSAMPLE_TFP_SUBSTRATE"):
+        ps.Normal(torch.tensor(0.0), torch.tensor(1.0), backend="tfp").sample()
+
+
 def test_substrate_from_pyproject(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     from polysample.backends.tfp.backend import TfpBackend
 
@@ -905,13 +917,16 @@ def test_missing_substrate_names_the_extra() -> None:
         import sys
         sys.modules["jax"] = None  # as if jax were not installed
         import polysample as ps
+        rows = {r.name: r for r in ps.backends()}
+        print(rows["tfp"].status, rows["tfp-tf"].status)  # found missing without importing
         try:
             ps.Normal(0.0, 1.0, backend="tfp").sample()
         except ps.BackendUnavailableError as exc:
-            assert exc.__cause__ is not None
             print(exc)
     """)
     assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("unavailable available\n")
+    assert "needs the Python module 'jax'" in r.stdout
     assert 'pip install "polysample[tfp]"' in r.stdout
 
 

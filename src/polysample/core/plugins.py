@@ -24,7 +24,7 @@ import pluggy
 
 from . import hookspecs
 from .backend import Backend
-from .errors import BackendUnavailableError, UnknownBackendError
+from .errors import BackendUnavailableError, ConfigError, UnknownBackendError
 
 __all__ = [
     "DEFAULT_PLUGINS",
@@ -241,8 +241,8 @@ class _Registry:
                     )
                 instance.check_available()
                 _check_families(instance)
-            except BackendUnavailableError:
-                raise
+            except (BackendUnavailableError, ConfigError):
+                raise  # a bad configuration is the user's to fix: its own error, unwrapped
             except Exception as exc:
                 raise BackendUnavailableError(
                     f"Backend {name!r} ({entry.source}) failed to load: "
@@ -328,8 +328,10 @@ def backends() -> list[BackendInfo]:
             continue
         try:
             b = registry.load(name)
-        except BackendUnavailableError as exc:
-            rows.append(BackendInfo(name, "", "unavailable", 0, 0, entry.source, str(exc),
+        except (BackendUnavailableError, ConfigError) as exc:
+            rows.append(BackendInfo(name, "", "unavailable", 0, 0, entry.source,
+                                    f"{type(exc).__name__}: {exc}" if isinstance(exc, ConfigError)
+                                    else str(exc),
                                     module=entry.module, distribution=entry.distribution,
                                     dist_version=entry.dist_version))
             continue

@@ -582,11 +582,13 @@ class TfpBackend(TableBackend):
             return v
 
     def check_available(self) -> None:
-        missing = substrate_importable(self._fixed or "jax") if self._fixed else (
-            "tensorflow_probability"
-            if importlib.util.find_spec("tensorflow_probability") is None else None)
+        """The configured substrate's modules are installed (found, not imported). Reads the
+        configuration: a bad substrate is a ``ConfigError``, so that ``backends()`` does not
+        list a backend whose first draw would refuse to run."""
+        name = self._fixed or self.substrate_name
+        missing = substrate_importable(name)
         if missing is not None:
-            extra = "polysample[tfp-tf]" if self._fixed == "tensorflow" else "polysample[tfp]"
+            extra = "polysample[tfp-tf]" if name == "tensorflow" else "polysample[tfp]"
             raise BackendUnavailableError(
                 f"The {self.name or 'tfp'} backend needs the Python module {missing!r}, which is "
                 f'not installed. Install it with: pip install "{extra}".'
