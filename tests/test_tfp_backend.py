@@ -449,8 +449,10 @@ def test_tiny_calls_of_a_family_and_dtype_share_one_program(backend: str) -> Non
 def test_large_draws_run_in_chunks_of_one_program(backend: str) -> None:
     # On JAX, draws of a chunked family (TFP's rejection samplers) of more rows than a chunk
     # holds run the family's chunk program once per chunk, whatever the sample size; calls
-    # between a bucket and a chunk, other families and TensorFlow keep exact programs.
-    from polysample.backends.tfp.backend import BUCKET_MAX, CHUNK_ELEMENTS
+    # between a bucket and a chunk and other families keep exact programs. On TensorFlow,
+    # every draw of at most POLY_ELEMENTS values per parameter runs the family's
+    # row-polymorphic graph (bucket -1), larger ones a graph of their exact shapes.
+    from polysample.backends.tfp.backend import BUCKET_MAX, CHUNK_ELEMENTS, POLY_ELEMENTS
 
     _backend(backend).substrate.cache.clear()
     _backend(backend)._plans.clear()
@@ -472,14 +474,20 @@ def test_large_draws_run_in_chunks_of_one_program(backend: str) -> None:
             assert not torch.isin(x.detach()[start:start + m], x.detach()[:m]).any(), start
         assert abs(float(x.mean()) - 2) < 0.05 and abs(float(x.var()) - 2) < 0.1
     made = {k.bucket for k in _programs(backend, "Gamma", torch.float64)}
-    assert made == ({chunk} if backend == "tfp" else {0}), made
+    assert made == ({chunk} if backend == "tfp" else {-1}), made
     ps.Gamma(torch.full((3,), 2.0, dtype=torch.float64), 1.0, backend=backend).sample(
-        (BUCKET_MAX,), seed=1)  # 1536 rows: its exact program
+        (BUCKET_MAX,), seed=1)  # 1536 rows: its exact program on JAX
     ps.Normal(torch.zeros(3, dtype=torch.float64), 1.0, backend=backend).sample(
-        (chunk,), seed=1)  # not a chunked family: its exact program
+        (chunk,), seed=1)  # not a chunked family: its exact program on JAX
     assert {k.bucket for k in _programs(backend, "Gamma", torch.float64)} - made == (
         {0} if backend == "tfp" else set())
-    assert {k.bucket for k in _programs(backend, "Normal", torch.float64)} == {0}
+    assert {k.bucket for k in _programs(backend, "Normal", torch.float64)} == (
+        {0} if backend == "tfp" else {-1})
+    if backend == "tfp-tf":
+        x = ps.Normal(torch.tensor(1.0, dtype=torch.float64), 1.0, backend=backend).sample(
+            (POLY_ELEMENTS + 1,), seed=1)  # past the row-polymorphic graph's limit
+        assert {k.bucket for k in _programs(backend, "Normal", torch.float64)} == {-1, 0}
+        assert abs(float(x.mean()) - 1) < 0.01
 
 
 def test_the_semantics_rules_draw_in_the_one_and_64_row_programs_only() -> None:
@@ -524,9 +532,15 @@ def test_xla_options_are_a_function_of_the_program_key() -> None:
 
 
 @pytest.mark.parametrize("backend", SUBSTRATES)
-def test_same_seed_same_values_in_buckets_and_exact_programs(backend: str) -> None:
+def test_same_seed_same_values_in_buckets_and_exact_programs(
+        backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from polysample.backends.tfp import backend as tfp_backend
     from polysample.backends.tfp.backend import BUCKET_MAX
 
+    # TensorFlow's row-polymorphic graph runs up to POLY_ELEMENTS rows: lowered here, so that
+    # the last shape runs its exact program there too
+    monkeypatch.setattr(tfp_backend, "POLY_ELEMENTS", BUCKET_MAX)
+    _backend(backend)._plans.clear()
     d = ps.Gamma(torch.tensor([1.5, 3.0]), 2.0, backend=backend)
     for shape in [(), (3,), (2, 5), (BUCKET_MAX,)]:  # the last one runs its exact program
         a, b = d.sample(shape, seed=7), d.sample(shape, seed=7)
@@ -537,6 +551,7 @@ def test_same_seed_same_values_in_buckets_and_exact_programs(backend: str) -> No
     # every row is a draw of its own: no two samples of a bucketed call repeat each other
     x = ps.Normal(torch.zeros(3), 1.0, backend=backend).sample((5,), seed=1)
     assert x.flatten().unique().numel() == 15
+    _backend(backend)._plans.clear()  # no plan made under the lowered limit outlives the test
 
 
 def _layout(t: torch.Tensor, batch: tuple[int, ...], reps: int, size: int,
@@ -592,6 +607,7 @@ def test_bucketed_draws_and_gradients_equal_the_exact_program_on_the_same_rows(
     # TensorFlow's graphs run any row count: no padding rows there
     size = bucket_size(rows) if backend == "tfp" else rows
     monkeypatch.setattr(tfp_backend, "BUCKET_MAX", 0)  # a fresh backend: exact programs only
+    monkeypatch.setattr(tfp_backend, "POLY_ELEMENTS", 0)
     exact = TfpBackend(substrate=b.substrate_name)
     row_leaves = {k: _layout(params[k], batch, math.prod(shape), size,
                              spec.param_event_dim(k)).requires_grad_(True) for k in params}

@@ -89,6 +89,11 @@ BUCKET_ELEMENTS = 1 << 16
 #: its own (about 1 s each).
 CHUNK_ELEMENTS = 1 << 15
 
+#: On TensorFlow, draws and scores of more than BUCKET_MAX rows whose parameters, laid out one
+#: row per value, have at most this many elements each also run the family's row-polymorphic
+#: graph (``Substrate.rows_polymorphic``) instead of a graph traced for their exact shapes.
+POLY_ELEMENTS = 1 << 22
+
 #: Call signatures remembered per backend (a signature's plan is a few hundred bytes).
 _PLANS_MAX = 4096
 
@@ -356,7 +361,11 @@ class _Plan:
         if rows == 0:
             return
         largest = max(math.prod(ev) for ev in events)
-        if rows > BUCKET_MAX:
+        if poly:
+            if rows * largest > POLY_ELEMENTS:
+                return  # a large draw: its exact graph, at TFP's own speed
+            size = rows  # TensorFlow: the family's one row-polymorphic graph, unpadded
+        elif rows > BUCKET_MAX:
             # a chunk: the largest power of two of rows within CHUNK_ELEMENTS, more than a
             # bucket; calls between the two run their exact program. Each chunk holds a whole
             # number of batch rows (``per_chunk``), so every chunk lays out the parameters
@@ -367,7 +376,7 @@ class _Plan:
                 return
             size, self.chunks, self.per_chunk = chunk, -(-rows // per_chunk), per_chunk
         else:
-            size = rows if poly else bucket_size(rows)
+            size = bucket_size(rows)
             if size * largest > BUCKET_ELEMENTS:
                 return  # large events: the rows' work dominates, padding would cost real time
         self.rows, self.size, self.reps, self.batch = rows, size, reps, n_batch
