@@ -117,6 +117,40 @@ class GeneratorIgnoringMutant(_Mutant):
         return self._inner.sample(family, params, sample_shape, seed=seed)
 
 
+class RsampleGeneratorMutant(_Mutant):
+    """Honours ``generator=`` in ``sample()`` and ignores it in ``rsample()`` (drawing from its
+    global stream there): the ``generator`` rule once called ``sample()`` only."""
+
+    FAMILIES = ("Normal",)
+
+    def rsample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        if isinstance(seed, torch.Generator):
+            seed = None
+        return self._inner.rsample(family, params, sample_shape, seed=seed)
+
+
+class SpawnKeyMutant(_Mutant):
+    """Derives its stream from a ``SeedSequence``'s entropy alone, dropping its ``spawn_key``:
+    every child of a seed draws what the seed draws. The seeds rule never passed a spawned
+    seed; polysample's mixtures draw their component index and their components with two
+    children of one seed, so this backend's mixtures drew the index and the component from one
+    stream (0.5 N(-2, 1) + 0.5 N(2, 1): mean -0.23, variance 4.3)."""
+
+    FAMILIES = ("Normal", "Categorical")
+
+    @staticmethod
+    def _cut(seed):  # type: ignore[no-untyped-def]
+        if isinstance(seed, np.random.SeedSequence):
+            return np.random.SeedSequence(seed.entropy)
+        return seed
+
+    def sample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        return self._inner.sample(family, params, sample_shape, seed=self._cut(seed))
+
+    def rsample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        return self._inner.rsample(family, params, sample_shape, seed=self._cut(seed))
+
+
 class SeedIgnoringMutant(_Mutant):
     """Ignores every seed (an int's ``SeedSequence`` and ``generator=``): draws from its global
     stream, so nothing it draws is reproducible."""
@@ -179,6 +213,34 @@ class TruncatedTailsMutant(_Mutant):
         lo = 0.5 * math.erfc(self.CUT / math.sqrt(2.0))
         u = lo + (1 - 2 * lo) * torch.special.ndtr((x - loc) / scale)
         return loc + scale * torch.special.ndtri(u)
+
+
+class ClampedTailsMutant(_Mutant):
+    """Normal held at +-3.5 standard deviations instead of drawn past them (a clamp where
+    ``mutant_truncated`` redraws): two atoms the law does not have, 4.7e-4 of the draws. The
+    suite counted their repeated values as ties at float64 resolution and skipped the normal
+    scores, the tail and the independence checks of every column: it passed both modes."""
+
+    CUT = 3.5
+
+    def mutate(self, family, params, x):  # type: ignore[no-untyped-def]
+        loc, scale = params["loc"], params["scale"]
+        return torch.clamp(x, loc - self.CUT * scale, loc + self.CUT * scale)
+
+
+class LowBitsScaleMutant(_Mutant):
+    """float64 Normal by the inverse CDF of 32-bit uniforms, with its scale 2% too large: the
+    32-bit uniforms tie (about 8 pairs in 2^18 draws), and the suite counted those ties as the
+    law's, skipped the normal scores and passed the 2% scale error in quick mode (the same
+    error with 53-bit uniforms failed ``pit_var``)."""
+
+    def mutate(self, family, params, x):  # type: ignore[no-untyped-def]
+        if x.dtype != torch.float64:
+            return x
+        loc, scale = params["loc"], params["scale"]
+        u = torch.special.ndtr((x - loc) / scale)
+        u = (torch.floor(u * 2.0**32) + 0.5) / 2.0**32
+        return loc + 1.02 * scale * torch.special.ndtri(u)
 
 
 class ExponentialTailMutant(_Mutant):
@@ -847,6 +909,18 @@ class LogOfDensityMutant(_Mutant):
         return torch.log(torch.exp(lp))
 
 
+class OpenEndMutant(LogOfDensityMutant):
+    """Scores Exponential itself with a guard ``x > 0``: ``-inf`` at 0, which the support holds
+    (the density is ``rate`` there). ``log_prob_edge`` asked only values beside the end."""
+
+    FAMILIES = ("Exponential",)
+
+    def log_prob(self, family, params, value):  # type: ignore[override]
+        rate = params["rate"]
+        lp = torch.log(rate) - rate * value
+        return torch.where(value > 0, lp, torch.full_like(lp, -math.inf))
+
+
 class LogProbGradientMutant(_Mutant):
     """Scores Normal itself with the right values and a ``scale`` gradient 1% off (a
     hand-written backward pass with a wrong constant)."""
@@ -1125,6 +1199,15 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     # Right mass beyond 3.44 sd, spread exponentially: only the one-draw tail level sees it.
     "mutant_exponential_tail": (ExponentialTailMutant, "sample_tails", "Normal"),
     "mutant_geometric_skip": (GeometricSkipMutant, "sample_atoms", "Geometric"),
+    # Atoms where the law has none (a clamp at 3.5 sd): the repeat check counts each value's
+    # draws against the reference's mass on its float spacing.
+    "mutant_clamped_tails": (ClampedTailsMutant, "sample_repeats", "Normal"),
+    # 32-bit uniforms (ties the law does not have) and a 2% scale error: the normal scores
+    # judge the column, whose ties are not the law's.
+    "mutant_low_bits_2pc": (LowBitsScaleMutant, "sample_pit_var", "Normal"),
+    "mutant_rsample_generator": (RsampleGeneratorMutant, "generator", "Normal"),
+    "mutant_open_end": (OpenEndMutant, "log_prob_edge", "Exponential"),
+    "mutant_spawn_key": (SpawnKeyMutant, "seeds", "Categorical"),
     # Wrong in small calls only: only the calls check can see it.
     "mutant_smallcalls": (SmallCallMutant, "calls_ks", "Normal"),
     # Wrong in float32 only: only the float32 grid can see it.

@@ -115,14 +115,21 @@ def continuous_stats(pr: Projection) -> dict[str, np.ndarray]:
         c["pit_head"] = _cdf_at(law, head, res) - 0.5
         pr.values = pr.values[:0]
         F = _cdf_at(law, xs, res)
-        # A law with mass below float64 spacing (Beta(0.01, 0.01) near 1) yields ties: those
-        # columns get the K-S test with one ulp of tolerance and no normal-score tests. A
-        # float32 draw ties by rounding alone (2^16 draws of a 24-bit mantissa): its ties count
-        # only where the reference puts mass on a float32 spacing (see _coarse). Ties the
-        # reference cannot explain (a backend repeating its draws) fail the repeat check.
+        # A law with mass on a float spacing (Beta(0.01, 0.01) near 1 in float64, Gamma(0.01)
+        # flushed to 0 in float32) yields ties: those columns get the K-S test with the
+        # spacing as tolerance and no normal-score tests. Ties count only where the reference
+        # puts mass on a spacing (see _tie_mass): a float32 draw ties by rounding alone (2^16
+        # draws of a 24-bit mantissa), and ties the reference cannot explain (a clamp's atom,
+        # a backend repeating its draws) leave the column to the normal-score, tail and
+        # independence checks, and to the repeat check, which judges how often a value
+        # repeats (``atoms``) and whether rows do.
         ties = repeated.copy()
-        if pr.resolution is not np.float64 and ties.any():
-            ties &= _coarse(xs, law, res)
+        if ties.any():
+            mass = _tie_mass(xs, law, res)
+            ties &= mass > COARSE_MASS
+            odd = np.flatnonzero(repeated & ~ties)
+            if odd.size:
+                c["atoms"] = [(int(j), *_most_repeated(xs[:, j]), float(mass[j])) for j in odd]
         # 1 - F is exact to ~1e-16 absolute: call sf only where F > 1 - 1e-6 (far tail).
         upper = F >= 0.5
         # Phi^-1 of the smaller tail (no cancellation), negated in the upper half: one pass.
@@ -239,28 +246,29 @@ def _cdf_at(law: Any, x: np.ndarray, res: Any) -> np.ndarray:
     return F
 
 
-#: Band mass above which ties of a float32 draw count (:func:`_coarse`).
+#: Band mass above which a column's ties count as the law's (:func:`_tie_mass`).
 COARSE_MASS = 1e-5
-#: Sorted values, evenly spaced by rank, at which :func:`_coarse` reads the band mass.
+#: Sorted values, evenly spaced by rank, at which :func:`_tie_mass` reads the band mass.
 _COARSE_PROBES = 1024
 
 
-def _coarse(xs: np.ndarray, law: Any, res: Any) -> np.ndarray:
-    """Which columns of a sorted draw in float type ``res`` put reference mass above
-    :data:`COARSE_MASS` on one value's :func:`_band` (at its ties, its extremes and 1024
-    values evenly spaced by rank).
+def _tie_mass(xs: np.ndarray, law: Any, res: Any) -> np.ndarray:
+    """The largest reference mass on one value's :func:`_band` (in float type ``res``) of
+    each column of a sorted draw, read at its ties, its extremes and 1024 values evenly spaced
+    by rank (0 for a column without ties; ``inf`` where the reference cannot say).
 
-    Rounding to ``res`` moves each value's PIT by at most half its band's mass ``m``, so the
-    mean normal score by about ``5 m`` at most at the suite's sample sizes (the mean of
-    ``1 / phi(zeta)`` over 2^16 normal scores is about 10: 9.5 to 12.3 over three seeds): below
-    1e-5 that is 0.2% of quick mode's pit_mean threshold, and such columns are judged as if continuous (the ties add at
-    most ``1/n`` each to a K-S distance). Above it (a float32 Gamma(0.01) flushes 42% of its
-    draws to 0) the column is judged as one with ties at float64 resolution: K-S with the
-    band as tolerance, no normal scores.
+    Above :data:`COARSE_MASS` (a float32 Gamma(0.01) flushes 42% of its draws to 0; a float64
+    Beta(0.01, 0.01) puts mass on the spacings near 1) the column's ties are the law's: it is
+    judged as one with ties, K-S with the band as tolerance, no normal scores. Below it,
+    rounding moves each value's PIT by at most half its band's mass ``m``, so the mean normal
+    score by about ``5 m`` at most at the suite's sample sizes (the mean of ``1 / phi(zeta)``
+    over 2^16 normal scores is about 10: 9.5 to 12.3 over three seeds): 0.2% of quick mode's
+    pit_mean threshold, and the column is judged as continuous (a tie adds at most ``1/n`` to
+    a K-S distance), its ties by the repeat check (:func:`_atom_bound`).
     """
     n, m = xs.shape
     probes = np.unique(np.linspace(0, n - 1, min(n, _COARSE_PROBES)).astype(int))
-    out = np.zeros(m, dtype=bool)
+    out = np.zeros(m)
     for j in range(m):
         x = xs[:, j]
         tied = np.flatnonzero(x[1:] == x[:-1])
@@ -269,8 +277,38 @@ def _coarse(xs: np.ndarray, law: Any, res: Any) -> np.ndarray:
         at = np.unique(x[np.concatenate([probes, tied])])
         up, down = _tie_bounds(np.repeat(at[:, None], m, axis=1), law, res)
         with np.errstate(invalid="ignore"):
-            out[j] = not np.all(np.abs(up[:, j] - down[:, j]) <= COARSE_MASS)
+            width = np.abs(up[:, j] - down[:, j])
+        out[j] = np.inf if np.isnan(width).any() else float(width.max())
     return out
+
+
+def _most_repeated(x: np.ndarray) -> tuple[float, int]:
+    """The value of a sorted column drawn most often, and how often."""
+    starts = np.flatnonzero(np.concatenate([[True], x[1:] != x[:-1]]))
+    runs = np.diff(np.append(starts, len(x)))
+    k = int(np.argmax(runs))
+    return float(x[starts[k]]), int(runs[k])
+
+
+#: The least band mass :func:`_atom_bound` assumes, and its margin on the largest one read at
+#: the probes (the mass between them can be larger: the spacing doubles at each power of two,
+#: and a float64 CDF's rounding is about 1e-16).
+ATOM_MASS_FLOOR = 1e-15
+ATOM_MASS_MARGIN = 4.0
+
+
+def _atom_bound(n: int, count: int, mass: float) -> float:
+    """An upper bound on the probability that any value of ``n`` independent draws of the
+    reference occurs ``count`` times or more, where no value's band holds more than ``mass``:
+    summed over the values, ``C(n, c) m_v^c <= C(n, c) m^(c-1)`` (the masses sum to at most
+    1), with ``m`` the mass read at the probes times :data:`ATOM_MASS_MARGIN`, at least
+    :data:`ATOM_MASS_FLOOR`."""
+    if count < 2:
+        return 1.0
+    m = min(1.0, max(ATOM_MASS_FLOOR, ATOM_MASS_MARGIN * mass))
+    log_bound = (math.lgamma(n + 1) - math.lgamma(count + 1) - math.lgamma(n - count + 1)
+                 + (count - 1) * math.log(m))
+    return math.exp(min(0.0, log_bound))
 
 
 #: Margin on the estimated collision probabilities of integer statistics (their estimate's
@@ -590,6 +628,7 @@ def _repeat_check(d: Draw, grid: Grid, method: str) -> Outcome:
     chosen at the check's alpha split over the statistics). A continuous statistic with a
     column in which no value occurs twice shows that no two rows are equal."""
     alpha = ALPHA_REPEAT / max(1, len(d.projections))
+    _judge_atoms(d, grid, alpha)
     for p in d.projections:
         if not p.discrete and "repeat_rows" not in continuous_stats(p):
             out = Outcome(statistic=0.0, threshold=0.0, n=d.n, seed=d.seed, alpha=alpha,
@@ -641,6 +680,39 @@ def _repeat_check(d: Draw, grid: Grid, method: str) -> Outcome:
     out.message = (f"no window of {k} consecutive rows of {label} repeats (any repeated "
                    f"stretch of {k} rows or more would)")
     return out
+
+
+def _judge_atoms(d: Draw, grid: Grid, alpha: float) -> None:
+    """Fails the draw where a continuous statistic repeats one value more often than the
+    reference's mass on that value's float spacing allows (:func:`_atom_bound`, at ``alpha``
+    split over the statistic's columns): an atom the law does not have. A clamp into a range
+    (a Normal held at +-3.5 sd instead of drawn past it) or a fixed value returned for some
+    draws does this, with marginals close enough to pass the K-S test."""
+    for p in d.projections:
+        if p.discrete:
+            continue
+        atoms = continuous_stats(p).get("atoms", ())
+        columns = np.shape(p.values)[1] if np.ndim(p.values) == 2 else 1
+        for j, value, count, mass in atoms:
+            bound = _atom_bound(d.n, count, mass)
+            cut = alpha / max(1, columns)
+            if bound >= cut:
+                continue
+            out = Outcome(statistic=float(count), threshold=0.0, n=d.n, seed=d.seed,
+                          alpha=cut, detectable=float(count),
+                          details={"statistic": p.label, "value": value, "count": count,
+                                   "band_mass": mass, "bound": bound})
+            more = (f" (and in {len(atoms) - 1} more of its {columns} columns)"
+                    if len(atoms) > 1 else "")
+            raise CheckFailure(
+                f"{d.called} draws {p.label} = {value!r} {count} times at "
+                f"{d.point(grid.label, j)}{more}, where the reference law puts at most "
+                f"{mass:.2g} on one float spacing of the draws: independent draws repeat one "
+                f"value that often with probability "
+                f"{f'at most {bound:.2g}' if bound > 0 else 'below 1e-300'} (n={d.n}, "
+                f"alpha_i={cut:.2g}). An atom the law does not have: a clamp into a range "
+                "(values held at a cut instead of drawn past it), a fixed value returned for "
+                "some draws, or a sampler with too few random bits does this", out)
 
 
 def _constant_columns(d: Draw, grid: Grid, label: str, rows: np.ndarray) -> str:

@@ -493,6 +493,17 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
                     f"sample(): seeds 7 and 7 + 2^{power} gave identical values: the seed is "
                     f"cut to {power} bits. Derive the stream from the whole seed (the "
                     "SeedSequence the backend receives: its generate_state(), or spawn()).")
+        kids = np.random.SeedSequence(7).spawn(2)
+        k0 = d.sample(N, seed=kids[0])
+        for what, other in (("SeedSequence(7)", a),
+                            ("its other child", d.sample(N, seed=kids[1]))):
+            if _equal(k0, other):
+                raise CheckFailure(
+                    f"sample(): a child of SeedSequence(7) (spawn_key (0,), from spawn()) and "
+                    f"{what} gave identical values: the seed's spawn_key is ignored. Derive "
+                    "the stream from the whole SeedSequence the backend receives (its "
+                    "generate_state() mixes in the spawn_key); polysample draws a mixture's "
+                    "component index and its components with two children of one seed.")
         _streams_apart(t, family)
         if support.rsample:
             ra = d.rsample(N, seed=7)
@@ -541,24 +552,29 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
     yield check("global_stream", global_stream)
 
     def generator(r: Runner) -> Outcome:
+        methods = ("sample", "rsample") if support.rsample else ("sample",)
         for shape, batch in ((N, (2,)), *(c for c in SEED_CASES if c[0])):
             d, _ = _dist(t, family, support, batch)
-            call = f"sample({shape}) with batch_shape {batch}"
-            g1 = torch.Generator().manual_seed(3)
-            g2 = torch.Generator().manual_seed(3)
-            a = d.sample(shape, generator=g1)
-            if not _equal(a, d.sample(shape, generator=g2)):
-                raise CheckFailure(f"generator=, {call}: two generators in the same state gave "
-                                   "different values")
-            if _equal(a, d.sample(shape, generator=g1)):
-                raise CheckFailure(f"generator=, {call}: the generator did not advance (a "
-                                   "second draw from it repeated the first)")
-            g3 = torch.Generator().manual_seed(4)
-            if _equal(a, d.sample(shape, generator=g3)):
-                raise CheckFailure(f"generator=, {call}: generators seeded 3 and 4 gave "
-                                   "identical values (the generator is ignored)")
-        return Outcome("generator= is reproducible and advances, also without a batch and "
-                       "for a 3-d sample shape")
+            for m in methods:
+                call = f"{m}({shape}) with batch_shape {batch}"
+
+                def draw(g: torch.Generator, _m: str = m) -> torch.Tensor:
+                    return getattr(d, _m)(shape, generator=g).detach()
+
+                g1 = torch.Generator().manual_seed(3)
+                g2 = torch.Generator().manual_seed(3)
+                a = draw(g1)
+                if not _equal(a, draw(g2)):
+                    raise CheckFailure(f"generator=, {call}: two generators in the same state "
+                                       "gave different values")
+                if _equal(a, draw(g1)):
+                    raise CheckFailure(f"generator=, {call}: the generator did not advance (a "
+                                       "second draw from it repeated the first)")
+                if _equal(a, draw(torch.Generator().manual_seed(4))):
+                    raise CheckFailure(f"generator=, {call}: generators seeded 3 and 4 gave "
+                                       "identical values (the generator is ignored)")
+        return Outcome(f"generator= is reproducible and advances in {' and '.join(methods)}(), "
+                       "also without a batch and for a 3-d sample shape")
 
     yield check("generator", generator)
 
