@@ -558,8 +558,9 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
             for m in methods:
                 call = f"{m}({shape}) with batch_shape {batch}"
 
-                def draw(g: torch.Generator, _m: str = m) -> torch.Tensor:
-                    return getattr(d, _m)(shape, generator=g).detach()
+                def draw(g: torch.Generator, _m: str = m, _d: Any = d,
+                         _shape: tuple[int, ...] = shape) -> torch.Tensor:
+                    return getattr(_d, _m)(_shape, generator=g).detach()
 
                 g1 = torch.Generator().manual_seed(3)
                 g2 = torch.Generator().manual_seed(3)
