@@ -976,8 +976,10 @@ def _grad_mean(t: Target, family: str, grid: Grid,
                                            "max |z| of the mean pathwise gradient", zs,
                                            f"{thr:.3g}")])
         if worst_ratio > 1:
-            how = (f"the pathwise gradient is {const} draws (no spread: a gradient that does "
-                   "not depend on the draw, or none)" if const else
+            how = (f"the pathwise gradient is {const} draws, the same in each, so its mean "
+                   "is that value (a gradient that should vary with the draw and does not, "
+                   "or a deterministic one, as a straight-through estimator's, with the wrong "
+                   "value)" if const else
                    f"|z| = {stat:.3g} > {thr:.3g}")
             raise CheckFailure(f"mean pathwise gradient of E[w1.x + w2.x^2] is off: {how} "
                                f"({where})", out)
