@@ -151,6 +151,44 @@ class SpawnKeyMutant(_Mutant):
         return self._inner.rsample(family, params, sample_shape, seed=self._cut(seed))
 
 
+class _MixtureMutant(_Mutant):
+    """Reparameterizes mixtures of Normal (``rsample_mixture``) by drawing the component index
+    and every component's ``rsample()``, then keeping the chosen one: the gradient flows along
+    the chosen component's path alone, none into the mixture logits."""
+
+    FAMILIES = ("Normal",)
+    FLIP = False
+
+    def mixture_components(self) -> frozenset[str]:
+        return frozenset({"Normal"})
+
+    def rsample_mixture(self, mixture_logits, component, sample_shape, *, seed=None):  # type: ignore[no-untyped-def]
+        if isinstance(seed, torch.Generator):
+            gen = seed
+        else:
+            ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence()
+            gen = torch.Generator().manual_seed(int(ss.generate_state(1, np.uint64)[0] >> 1))
+        loc, scale = component["loc"], component["scale"]
+        logits = -mixture_logits if self.FLIP else mixture_logits
+        shape = tuple(sample_shape) + tuple(logits.shape[:-1])
+        probs = torch.softmax(logits.detach().double(), -1).expand(shape + logits.shape[-1:])
+        index = torch.multinomial(probs.reshape(-1, probs.shape[-1]), 1, generator=gen)
+        eps = torch.randn(shape + loc.shape[-1:], generator=gen, dtype=loc.dtype)
+        x = loc + scale * eps  # every component's pathwise draw
+        return x.gather(-1, index.reshape(shape + (1,))).squeeze(-1)
+
+
+class MixturePathMutant(_MixtureMutant):
+    """Right mixture draws; the chosen component's pathwise gradient (none in the logits), not
+    the mixture's: ``mixture_grad``."""
+
+
+class MixtureWeightsMutant(_MixtureMutant):
+    """Mixture draws with the weights reversed (``softmax(-logits)``): ``mixture_ks``."""
+
+    FLIP = True
+
+
 class SeedIgnoringMutant(_Mutant):
     """Ignores every seed (an int's ``SeedSequence`` and ``generator=``): draws from its global
     stream, so nothing it draws is reproducible."""
@@ -1207,6 +1245,9 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     "mutant_low_bits_2pc": (LowBitsScaleMutant, "sample_pit_var", "Normal"),
     "mutant_rsample_generator": (RsampleGeneratorMutant, "generator", "Normal"),
     "mutant_open_end": (OpenEndMutant, "log_prob_edge", "Exponential"),
+    # rsample_mixture: wrong weights, and the chosen component's path for a gradient
+    "mutant_mixture_weights": (MixtureWeightsMutant, "mixture_ks", "Normal"),
+    "mutant_mixture_path": (MixturePathMutant, "mixture_grad", "Normal"),
     "mutant_spawn_key": (SpawnKeyMutant, "seeds", "Categorical"),
     # Wrong in small calls only: only the calls check can see it.
     "mutant_smallcalls": (SmallCallMutant, "calls_ks", "Normal"),

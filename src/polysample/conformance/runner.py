@@ -482,11 +482,19 @@ def family_weight(family: str) -> float:
 def generate_checks(targets: Sequence[Target], families: Sequence[str] | None = None,
                     layers: Sequence[str] = LAYERS) -> Iterator[Check]:
     """Every check of a run: per backend and family the unit layers, then agreement."""
-    from .layers import agreement, density, gradient, sampler, semantics
+    from .layers import agreement, density, gradient, mixture, sampler, semantics
+
+    def chained(*makers: Callable[[Target, str, FamilySupport], Iterator[Check]]
+                ) -> Callable[[Target, str, FamilySupport], Iterator[Check]]:
+        def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
+            for make_checks in makers:
+                yield from make_checks(t, family, support)
+        return checks
 
     per_family: dict[str, Callable[[Target, str, FamilySupport], Iterator[Check]]] = {
         "semantics": semantics.checks, "density": density.checks,
-        "sampler": sampler.checks, "gradient": gradient.checks}
+        "sampler": chained(sampler.checks, mixture.sampler_checks),
+        "gradient": chained(gradient.checks, mixture.gradient_checks)}
     wanted = None if families is None else set(families)
     for t in targets:
         fams = t.families()
