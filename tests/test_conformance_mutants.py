@@ -660,15 +660,18 @@ def test_edge_points_lie_inside_near_each_finite_end():
     beta = torch.distributions.Beta(torch.tensor([0.5, 2.0], dtype=torch.float64),
                                     torch.tensor([0.5, 3.0], dtype=torch.float64))
     x, inside = edge_points(beta)
-    assert x.shape == (2 * len(EDGE_STEPS), 2) and bool(inside.all())
-    assert float(x[:len(EDGE_STEPS)].max()) <= 2.0 ** -380  # just above 0
-    assert float(x[len(EDGE_STEPS):].min()) >= 1 - 2.0 ** -20  # just below 1
-    assert 1 - 2.0 ** -52 in x[len(EDGE_STEPS):, 0].tolist()
+    # the lower end itself first (torch's unit interval holds it), then beside each end
+    low = len(EDGE_STEPS) + 1
+    assert x.shape == (2 * len(EDGE_STEPS) + 1, 2) and bool(inside.all())
+    assert x[0].tolist() == [0.0, 0.0]
+    assert 0 < float(x[1:low].max()) <= 2.0 ** -380  # just above 0
+    assert float(x[low:].min()) >= 1 - 2.0 ** -20  # just below 1
+    assert 1 - 2.0 ** -52 in x[low:, 0].tolist()
     pareto = torch.distributions.Pareto(torch.tensor([2.0], dtype=torch.float64),
                                         torch.tensor([3.0], dtype=torch.float64))
     x, inside = edge_points(pareto)
-    assert x.shape == (len(EDGE_STEPS), 1) and bool(inside.all())
-    assert x[:, 0].tolist() == [2.0 + 2.0 * 2.0 ** -k for k in EDGE_STEPS]
+    assert x.shape == (len(EDGE_STEPS) + 1, 1) and bool(inside.all())
+    assert x[:, 0].tolist() == [2.0] + [2.0 + 2.0 * 2.0 ** -k for k in EDGE_STEPS]
     assert edge_points(torch.distributions.Normal(0.0, 1.0)) is None
 
 

@@ -626,11 +626,13 @@ def _repeat_check(d: Draw, grid: Grid, method: str) -> Outcome:
     Each statistic is a function of the draw's rows, so a repeated stretch of rows repeats in
     every statistic: the one that needs the shortest window is judged (the window of each is
     chosen at the check's alpha split over the statistics). A continuous statistic with a
-    column in which no value occurs twice shows that no two rows are equal."""
+    column in which no value occurs twice shows that no two rows are equal. Where no stretch
+    repeats, single values are judged: one drawn more often than the reference allows is an
+    atom the law does not have (:func:`_judge_atoms`)."""
     alpha = ALPHA_REPEAT / max(1, len(d.projections))
-    _judge_atoms(d, grid, alpha)
     for p in d.projections:
         if not p.discrete and "repeat_rows" not in continuous_stats(p):
+            _judge_atoms(d, grid, alpha)
             out = Outcome(statistic=0.0, threshold=0.0, n=d.n, seed=d.seed, alpha=alpha,
                           detectable=1.0, details={"statistic": p.label, "window_rows": 1})
             out.message = (f"no two rows are equal (a column of {p.label} holds no value "
@@ -649,6 +651,7 @@ def _repeat_check(d: Draw, grid: Grid, method: str) -> Outcome:
         elif best is None or k < best[0]:
             best = (k, p.label, rows, q_row, p_row)
     if best is None:
+        _judge_atoms(d, grid, alpha)
         raise Skip("every statistic puts so much mass on one value that independent draws "
                    f"repeat any window of up to {REPEAT_MAX_WINDOW} rows")
     k, label, rows, q_row, p_row = best
@@ -677,6 +680,7 @@ def _repeat_check(d: Draw, grid: Grid, method: str) -> Outcome:
             f"any such window with probability at most {repeat_bound(d.n, k, q_row, p_row):.2g}"
             f" (n={d.n}, alpha_i={alpha:.2g}). A seed, generator state or buffer reused within "
             "one call does this", out)
+    _judge_atoms(d, grid, alpha)  # no stretch repeats: how often do single values?
     out.message = (f"no window of {k} consecutive rows of {label} repeats (any repeated "
                    f"stretch of {k} rows or more would)")
     return out
