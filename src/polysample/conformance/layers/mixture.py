@@ -34,10 +34,13 @@ from ..stats import ALPHA_CHECK, dkwm_threshold, ks_continuous
 LOGITS = ((0.0, 0.7), (1.5, -1.0), (-2.5, 0.5))
 #: Draws per mixture of ``mixture_ks`` (full, quick).
 KS_N = (1 << 17, 1 << 15)
-#: Draws per mixture of ``mixture_grad``, and its tolerance: the identity is exact, so the two
-#: sums agree to rounding (float64).
+#: Draws per mixture of ``mixture_grad``, and its tolerance: the identity is exact; the
+#: reference's finite differences are not where the CDF has a kink (Laplace's at ``loc``: 1.1e-6
+#: on TFP-on-TensorFlow, the largest of 16 seeds and eight families; most below 1e-7).
 GRAD_N = 256
-GRAD_RTOL = 1e-6
+GRAD_RTOL = 1e-4
+#: ``mixture_grad`` judges the draws whose mixture CDF lies in ``[CENTRAL_TAIL, 1 - CENTRAL_TAIL]``.
+CENTRAL_TAIL = 1e-3
 
 
 def mixture_families(t: Target) -> frozenset[str]:
@@ -159,16 +162,20 @@ def _mixture_grad(t: Target, family: str, support: FamilySupport
             raise CheckFailure("MixtureSameFamily.rsample() returned a tensor without a "
                                "gradient (requires_grad False): rsample_mixture must keep the "
                                "parameters' graph")
-        c = torch.as_tensor(np.random.default_rng(seed).uniform(0.5, 1.5, (GRAD_N, 3)))
-        names = list(leaves)
-        got = torch.autograd.grad((c * x.double()).sum(), [leaves[k] for k in names],
-                                  allow_unused=True)
         v = x.detach().double()
         fixed = {k: (p.detach() if isinstance(p, torch.Tensor) else p)
                  for k, p in params.items()}
         cdf, mix = _reference(family, fixed, logits.detach())
         with torch.no_grad():
             f = mix.log_prob(v).exp()
+            central = (cdf(v) - 0.5).abs() <= 0.5 - CENTRAL_TAIL
+        # Weights at random, 0 in the tails: there F is 1 - S (or S) within rounding, and
+        # neither its finite differences nor a backend's own implicit gradient resolve S.
+        c = torch.as_tensor(np.random.default_rng(seed).uniform(0.5, 1.5, (GRAD_N, 3)))
+        c = torch.where(central, c, torch.zeros_like(c))
+        names = list(leaves)
+        got = torch.autograd.grad((c * x.double()).sum(), [leaves[k] for k in names],
+                                  allow_unused=True)
         if not bool((f > 0).all()):
             raise Skip("a draw where the mixture's density underflows: the identity divides "
                        "by it")
