@@ -170,8 +170,8 @@ def test_full_matrix_stays_within_the_error_budget():
     # the repeat, tail, atom and large-call gradient checks take two slots
     assert 0 < repeats + tails + atoms + large <= 2 * REPEAT_CHECKS_PER_SLOT, (
         repeats, tails, atoms, large)
-    if len(builtin) == 4:  # the float32 grid is sample() only to fit (with rsample: 4,395)
-        assert (stat, repeats, tails, atoms, large) == (3945, 697, 697, 124, 106), (
+    if len(builtin) == 4:  # the float32 grid is sample() only to fit (with rsample: 4,411)
+        assert (stat, repeats, tails, atoms, large) == (3961, 697, 697, 124, 106), (
             stat, repeats, tails, atoms, large)
 
 

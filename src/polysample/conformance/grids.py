@@ -103,8 +103,8 @@ def grids(family: str) -> list[Grid]:
 
     The float32 grid has a quarter of the typical grid's draws
     (:func:`..cases.sample_size`) and one method, so that a full run of the four built-in
-    backends stays within :data:`..stats.MAX_STATISTICAL_CHECKS` (3,943 statistical checks
-    besides the repeat checks, which share one place; 4,395 with ``rsample()`` on it too). The
+    backends stays within :data:`..stats.MAX_STATISTICAL_CHECKS` (3,959 statistical checks
+    besides the repeat checks, which share one place; 4,411 with ``rsample()`` on it too). The
     gradient layer judges the float32 grid too (its per-sample checks at a float32 tolerance,
     ``GRAD_RTOL_F32``), and the semantics layer checks float32 ``rsample()``'s dtype and shapes.
     """
