@@ -31,6 +31,7 @@ LAYERS = {
     "mixture_ks": ("sampler",),
     "mixture_grad": ("gradient",),
     "calls_ks": ("sampler",),
+    "calls_repeats": ("sampler",),
     "grad_cdf": ("gradient",),
     "grad_mean": ("gradient",),
     "grad_shape": ("gradient",),
@@ -73,7 +74,7 @@ _OWN_TEST = {"mutant_gradsign_beta", "mutant_sorted", "mutant_sorted_poisson",
              "mutant_squaring_tail", "mutant_pareto_ratio", "mutant_relaxed_overflow",
              "mutant_binomial_normal", "mutant_poisson_normal", "mutant_constant_grad",
              "mutant_log_prob_grad", "mutant_constant",
-             "mutant_log_prob_constant"}
+             "mutant_log_prob_constant", "mutant_call_start", "mutant_nb_ceil"}
 
 
 @pytest.mark.parametrize("name", sorted(set(mutants.MUTANTS) - _OWN_TEST))
@@ -122,8 +123,9 @@ def test_repeated_draws_with_the_right_marginals_fail_the_repeat_check_alone(wit
     _cls, check, family = mutants.MUTANTS[name]
     report = check_backend(name, families=[family], layers=("sampler",), quick=True)
     failed = {r.check for r in report.failures}
-    expected = {"sample_repeats", "rsample_repeats"} if family == "Normal" else {
-        "sample_repeats"}
+    # Normal's calls of 16 rows repeat their first 4 rows too: the calls' repeat check
+    expected = {"sample_repeats", "rsample_repeats", "calls_repeats"} if family == "Normal" \
+        else {"sample_repeats"}
     assert failed == expected, [(r.id, r.message) for r in report.failures]
     assert {r.grid for r in report.failures} == {"typical", "corners", "float32"}
     caught = next(r for r in report.failures if r.check == check and r.grid == "typical")
@@ -797,6 +799,30 @@ def test_a_normal_approximation_at_a_count_corner_fails_in_quick_mode(with_mutan
     assert ("corners", "sample_tails") in caught and {g for g, _ in caught} == {"corners"}, caught
     tails = next(r for r in report.failures if r.check == "sample_tails")
     assert point in tails.message, tails.message
+
+
+def test_a_value_every_call_starts_with_fails_the_calls_repeat_check_in_quick_mode(with_mutants):
+    # Normal's first value of every call is loc: a large draw holds it once (every other
+    # check passes), the typical grid drawn in 256 calls of 16 rows holds it 256 times.
+    report = check_backend("mutant_call_start", families=["Normal"], layers=("sampler",),
+                           quick=True)
+    assert [r.id for r in report.failures] == ["mutant_call_start-Normal-typical-calls_repeats"], [
+        r.id for r in report.failures]
+    r = report.failures[0]
+    assert "value = -0.5 256 times at typical[0] (loc=-0.5, scale=0.5)" in r.message, r.message
+    assert "in calls of 16 rows" in r.message and r.statistic > r.threshold
+
+
+def test_a_doubled_mean_at_a_rare_event_corner_fails_in_quick_mode(with_mutants):
+    # NegativeBinomial drawn with ceil(total_count): at the corner (0.5, 1e-3) a draw is
+    # non-zero once in 2,000, and 2^15 draws (the corners' size before) held 16 of them:
+    # quick mode passed. Every count family's corners draw 2^18 in quick mode.
+    report = check_backend("mutant_nb_ceil", families=["NegativeBinomial"],
+                           layers=("sampler",), quick=True)
+    caught = {(r.grid, r.check) for r in report.failures}
+    assert ("corners", "sample_sum") in caught and {g for g, _ in caught} == {"corners"}, caught
+    r = next(r for r in report.failures if r.check == "sample_sum")
+    assert "total_count=0.5, probs=0.001" in r.message and r.n == 1 << 18, r.message
 
 
 def test_gradient_failures_name_the_grid_point_and_a_gradient_without_spread(with_mutants):

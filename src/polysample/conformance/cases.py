@@ -60,14 +60,15 @@ SAMPLE_SIZES: dict[str, dict[str, tuple[int, int]]] = {
     # Cauchy: a 2% scale error moves E zeta^2 by 0.015 only (heavy tails compress the normal
     # scores), detected at n >= 8.7e5; 1% at 3.5e6. Its draws and CDF are cheap.
     "heavy": {"typical": (1 << 20, 1 << 22), "corners": (1 << 15, 1 << 20)},
-    "discrete": {"typical": (1 << 18, 1 << 20), "corners": (1 << 15, 1 << 18),
-                 "edges": (1 << 18, 1 << 20)},
-    # Binomial and Poisson: the corners (1000, 0.05) and rate 40 are where a normal
-    # approximation (rounded, for n p (1 - p) > 25 or a rate above 30) is tempting; the laws'
-    # skewness (0.13, 0.16) puts 2.2 and 2.4 times the reference's draws beyond the
-    # 1/n-quantile only at n = 2^18 (tail count z 17.8 and 14.9 against a bound of 7.7; quick
-    # mode passed both at 2^15).
-    "binomial": {"typical": (1 << 18, 1 << 20), "corners": (1 << 18, 1 << 18),
+    # Counts, corners at 2^18 in quick mode too. Binomial and Poisson: the corners (1000, 0.05)
+    # and rate 40 are where a normal approximation (rounded, for n p (1 - p) > 25 or a rate
+    # above 30) is tempting; the laws' skewness (0.13, 0.16) puts 2.2 and 2.4 times the
+    # reference's draws beyond the 1/n-quantile only at n = 2^18 (tail count z 17.8 and 14.9
+    # against a bound of 7.7; quick mode passed both at 2^15). The rare-event corners
+    # (NegativeBinomial (0.5, 1e-3), mean 5e-4; Bernoulli 1e-4 and Geometric 0.9999, means
+    # 1e-4) hold 16 and 3 non-zero draws at 2^15: a NegativeBinomial drawn with ceil(total_count),
+    # twice the mean there, passed quick mode (its sum is 8.5 sd off at 2^18).
+    "discrete": {"typical": (1 << 18, 1 << 20), "corners": (1 << 18, 1 << 18),
                  "edges": (1 << 18, 1 << 20)},
     # Categorical, OneHotCategorical(StraightThrough): the count of category i is
     # Binomial(n, p_i), and the typical grid's smallest probability is 4/15, where a 2% error
@@ -646,7 +647,7 @@ _TABLE = [
        _corner(total_count=[1.0, 100.0, 1000.0, 10.0, 10.0, 1000.0, 100.0],
                probs=[1e-3, 0.5, 0.999, 0.0, 1.0, 0.05, 0.8]),
        law=lambda p: ref.freeze(stats.binom, p["total_count"], p["probs"]), discrete=True,
-       exact_sum=_sum_binomial, size="binomial",
+       exact_sum=_sum_binomial,
        # torch.binomial in float32 (BTRS): Binomial(1e9, 0.3) with variance +40% (issue 12).
        edges=_corner(total_count=[1e9, 1e6], probs=[0.3, 0.7]), edges_dtype=torch.float32),
     _c("NegativeBinomial", lambda b, d, k: {"total_count": _lin(2.0, 8.0, b, d),
@@ -659,8 +660,7 @@ _TABLE = [
        # 12 and 40: above the rate where samplers switch algorithms (10 in torch's and NumPy's
        # PTRS), where a rounded normal approximation would be tempting and wrong.
        _corner(rate=[1e-3, 1.0, 1e3, 0.0, 12.0, 40.0]),
-       law=lambda p: ref.freeze(stats.poisson, p["rate"]), discrete=True, exact_sum=_sum_poisson,
-       size="binomial"),
+       law=lambda p: ref.freeze(stats.poisson, p["rate"]), discrete=True, exact_sum=_sum_poisson),
     _c("Categorical", lambda b, d, k: {"probs": _simplex(b, d, k)},
        lambda d: {"probs": _rows(_CORNER_PROBS, d)}, project=_categorical_project,
        logpdf=_categorical_logpdf, size="categorical", gradcheck=False,

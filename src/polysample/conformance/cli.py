@@ -110,13 +110,14 @@ CHECK_MS: dict[str, tuple[float, float]] = {
 #: which ``CHECK_MS`` gives). The checks of a (family, grid) share its draws, and the check that
 #: makes a draw pays for it and for the sort and CDF its statistics share: in a quick run of
 #: torch and numpy (2026-12-04) ``sample_ks`` took 132 ms on average, ``calls_ks`` 79,
-#: ``rsample_ks`` 75, the repeat and sum checks 2-35, the normal-score checks 1-10. With one
+#: ``rsample_ks`` 75, the repeat and sum checks 2-35 (``calls_repeats`` 6), the normal-score
+#: checks 1-10. With one
 #: prior for every check of the layer, the check that draws counted for ten priors at most
 #: (``EtaModel.OUTLIER``), and a full run's ETA was two to three times too short.
 SAMPLER_SHARE: dict[str, float] = {
     "sample_ks": 4.2, "rsample_ks": 2.5, "calls_ks": 2.5, "sample_repeats": 0.42,
-    "rsample_repeats": 0.42, "sample_sum": 0.42, "rsample_sum": 0.42, "sample_indep": 0.21,
-    "rsample_indep": 0.21, "sample_tails": 0.02, "rsample_tails": 0.02,
+    "rsample_repeats": 0.42, "calls_repeats": 0.2, "sample_sum": 0.42, "rsample_sum": 0.42,
+    "sample_indep": 0.21, "rsample_indep": 0.21, "sample_tails": 0.02, "rsample_tails": 0.02,
     "sample_atoms": 0.05, "rsample_atoms": 0.05}
 #: The share of a sampler check not named above (the normal-score checks).
 SAMPLER_SHARE_OTHER = 0.1
@@ -135,7 +136,7 @@ def size_scale(layer: str, family: str | None, grid: str | None, name: str | Non
     if layer == "sampler":
         from .runner import CALLS_FULL, CALLS_QUICK
 
-        if name == "calls_ks":
+        if name in ("calls_ks", "calls_repeats"):
             return CALLS_FULL / CALLS_QUICK
         from .cases import CASES, sample_size
 

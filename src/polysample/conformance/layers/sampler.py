@@ -25,9 +25,11 @@ statistics with a known law (:func:`..cases.projections`):
   (mid-PIT ``(F(x) + F(x - 1)) / 2 - 1/2`` for integer statistics), which have mean 0 under the
   reference; the mean product of neighbours in a column (disjoint pairs, odd and even offsets)
   and of the same row in neighbouring grid points must stay within Bernstein's exact bound.
-* ``calls_ks`` (typical grid): the K-S check of ``sample()`` drawn in many small calls (see
-  :data:`..runner.CALLS_QUICK`), each with its own seed, pooled: a backend may take another
-  path for small calls, and every other check draws its grid in one large call;
+* ``calls_ks`` and ``calls_repeats`` (typical grid): the K-S and repeat checks of
+  ``sample()`` drawn in many small calls (see :data:`..runner.CALLS_QUICK`), each with its own
+  seed, pooled: a backend may take another path for small calls (a first value per call that
+  is not drawn, a seed reused between calls), and every other check draws its grid in one
+  large call;
 * ``<method>_repeats``: no window of consecutive rows of a statistic occurs twice, for the
   shortest window that independent draws of the reference law repeat with probability at most
   the check's alpha (:func:`..stats.repeat_window`): a seed, generator state or buffer reused
@@ -428,9 +430,11 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
                 continue
             yield from _draw_checks(t, family, grid, method, continuous)
         if grid.label == "typical":
-            # sample() in many small calls (see Runner's ``calls`` draw): its K-S check only
+            # sample() in many small calls (see Runner's ``calls`` draw): its K-S check, and
+            # its repeat check (a value or stretch each call starts with, a seed reused
+            # between calls: the large draws of the other checks hold it once)
             yield from (c for c in _draw_checks(t, family, grid, "calls", continuous)
-                        if c.name == "calls_ks")
+                        if c.name in ("calls_ks", "calls_repeats"))
 
 
 def _draw_checks(t: Target, family: str, grid: Grid, method: str,
