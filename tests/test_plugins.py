@@ -133,8 +133,10 @@ def test_factory_raising_import_error_makes_backend_unavailable(tmp_path, monkey
     assert ps.Normal(0.0, 1.0).sample().shape == ()  # the default backend is unaffected
 
 
-def test_a_duplicate_backend_name_disables_the_later_plugin_with_a_warning(tmp_path,
-                                                                          monkeypatch) -> None:
+def test_a_duplicate_backend_name_is_an_error_naming_both_modules(tmp_path, monkeypatch) -> None:
+    # DESIGN section 4: "Two plugins registering one name: an error naming both modules."
+    # Which one drew used to depend on the order plugins load in (the first won, with a
+    # warning); now selecting the name fails, and every other backend keeps working.
     write_plugin(tmp_path, "dup_one", "twin")
     write_plugin(tmp_path, "dup_two", "twin")
     monkeypatch.syspath_prepend(str(tmp_path))
@@ -144,13 +146,20 @@ def test_a_duplicate_backend_name_disables_the_later_plugin_with_a_warning(tmp_p
         names = ps.backend_names()
     assert "dup_one" in str(rec[0].message) and "dup_two" in str(rec[0].message)
     assert "twin" in names and "torch" in names  # nothing else is taken down
+    with pytest.raises(ps.BackendUnavailableError) as info:
+        ps.Normal(0.0, 1.0, backend="twin").sample()
+    msg = str(info.value)
+    assert "dup_one" in msg and "dup_two" in msg and "Uninstall or disable" in msg, msg
+    with pytest.raises(ps.BackendUnavailableError, match="dup_two"):
+        ps.load_backend("twin")
     rows = [b for b in ps.backends() if b.name == "twin"]
-    assert {r.status for r in rows} == {"available", "disabled"}
-    disabled = next(r for r in rows if r.status == "disabled")
-    assert "dup_two" in disabled.source and "duplicate" in disabled.error
-    # the row in use comes last: a mapping by name holds the backend that draws
-    assert {b.name: b for b in ps.backends()}["twin"].status == "available"
-    assert ps.Normal(0.0, 1.0, backend="twin").sample().shape == ()
+    assert [r.status for r in rows] == ["disabled", "unavailable"]
+    assert "dup_two" in rows[0].source and "duplicate" in rows[0].error
+    # a mapping by name says what selecting the name does
+    row = {b.name: b for b in ps.backends()}["twin"]
+    assert row.status == "unavailable" and "dup_one" in row.error and "dup_two" in row.error
+    assert ps.Normal(0.0, 1.0, backend="torch").sample().shape == ()
+    assert ps.Normal(0.0, 1.0).sample().shape == ()
 
 
 def test_a_misspelt_family_in_families_is_a_load_error_naming_plugin_and_name(

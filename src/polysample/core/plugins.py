@@ -4,7 +4,9 @@ Discovery order: the built-in backends (registered through the same hook as ever
 from :data:`DEFAULT_PLUGINS`), entry points in group ``polysample`` (skipped when
 ``POLYSAMPLE_DISABLE_PLUGIN_AUTOLOAD=1``), then the modules named in ``POLYSAMPLE_PLUGINS``.
 A plugin that fails to import gives a ``RuntimeWarning`` and is remembered as broken: selecting
-it raises ``BackendUnavailableError`` with the cause chained. Backends are instantiated on first
+it raises ``BackendUnavailableError`` with the cause chained. Two plugins registering one name
+give a ``RuntimeWarning``, and selecting that name raises ``BackendUnavailableError`` naming both
+modules (the other backends keep working). Backends are instantiated on first
 use and cached; :func:`refresh` forgets everything (tests, or after installing a plugin).
 """
 
@@ -62,6 +64,7 @@ class BackendEntry:
     distribution: str = ""  # the installed distribution that provides it, if known
     dist_version: str = ""
     disabled: str = ""  # why a registration was set aside (a duplicate name)
+    conflict: str = ""  # set when another plugin registered this name too: selecting it fails
 
 
 @dataclass(frozen=True)
@@ -146,15 +149,26 @@ class _Registry:
             entry = BackendEntry(name, factory, source, module=module, distribution=dist,
                                  dist_version=dist_version)
             if name in entries:
-                # The first registration wins; the later one is set aside, not fatal: one bad
-                # plugin must not take `polysample backends` (and every other backend) down.
-                entry.disabled = (f"duplicate name: {entries[name].source} registered "
-                                  f"{name!r} first")
+                # Neither registration is used: which of the two draws would depend on the
+                # order plugins load in. Selecting the name is an error naming both modules;
+                # every other backend keeps working (one bad plugin must not take
+                # `polysample backends` down).
+                first = entries[name]
+                entry.disabled = (f"duplicate name: {first.source} registered {name!r} "
+                                  "first")
                 disabled.append(entry)
+                sources = [first.source] + [e.source for e in disabled if e.name == name]
+                first.conflict = (
+                    f"Backend {name!r} is registered by {len(sources)} plugins: "
+                    f"{'; '.join(sources)}. Which one draws would depend on the order plugins "
+                    "load in, so neither is used. Uninstall or disable all but one of them "
+                    "(POLYSAMPLE_DISABLE_PLUGIN_AUTOLOAD=1 skips entry points; "
+                    "POLYSAMPLE_PLUGINS lists modules), or register one under another name.")
                 warnings.warn(
-                    f"Two plugins register the backend name {name!r}: {entries[name].source} "
-                    f"and {source}. The second is disabled. Uninstall or disable one of them "
-                    "(POLYSAMPLE_DISABLE_PLUGIN_AUTOLOAD=1 skips entry points).",
+                    f"Two plugins register the backend name {name!r}: {first.source} and "
+                    f"{source}. Selecting {name!r} raises an error until one of them is "
+                    "uninstalled or disabled (POLYSAMPLE_DISABLE_PLUGIN_AUTOLOAD=1 skips entry "
+                    "points).",
                     RuntimeWarning, stacklevel=4)
                 return
             if factory is not None and not callable(factory):
@@ -222,6 +236,8 @@ class _Registry:
                 "Install a plugin that provides it (pip install ...), or list its module in "
                 "POLYSAMPLE_PLUGINS."
             )
+        if entry.conflict:
+            raise BackendUnavailableError(entry.conflict)
         if entry.instance is not None:
             return entry.instance
         with self._lock:
@@ -315,9 +331,11 @@ def refresh() -> None:
 def backends() -> list[BackendInfo]:
     """Every registered backend with its version, status and families, by name.
 
-    A name that two plugins registered appears twice: first the registration set aside
-    (status ``"disabled"``, with the reason), then the one in use, so that a mapping built from
-    the rows (``{r.name: r for r in backends()}``) holds the backend that draws."""
+    A name that two plugins registered appears once per registration: first the later ones
+    (status ``"disabled"``, with the reason), then the first (status ``"unavailable"``: selecting
+    the name raises :class:`BackendUnavailableError` naming every module that registered it),
+    so that a mapping built from the rows (``{r.name: r for r in backends()}``) says what
+    selecting the name does."""
     rows = []
     for name, entry in sorted(registry.entries().items()):
         if entry.factory is None:
