@@ -807,21 +807,23 @@ class Float32PrecisionMutant(_Mutant):
 
 
 class ColumnMajorMutant(_Mutant):
-    """Reads a two-dimensional batch of parameters in column-major order (a Fortran-ordered
-    buffer read as C-ordered): each batch element draws with another element's parameters.
-    One-dimensional batches are read right, and the shapes are right."""
+    """Reads a batch of parameters of two or more dimensions in column-major order (a
+    Fortran-ordered buffer read as C-ordered): each batch element draws with another element's
+    parameters. One-dimensional batches are read right, and the shapes are right."""
 
     FAMILIES = ("Poisson",)
 
     def _read(self, params):  # type: ignore[no-untyped-def]
         batch = tuple(params.batch_shape)
-        if len(batch) != 2:
+        if len(batch) < 2:
             return params
         out = dict(params)
+        nb = len(batch)
         for k, v in params.items():
-            if isinstance(v, torch.Tensor) and tuple(v.shape[:2]) == batch:
-                event = tuple(v.shape[2:])
-                out[k] = v.transpose(0, 1).reshape((-1,) + event).reshape(v.shape)
+            if isinstance(v, torch.Tensor) and tuple(v.shape[:nb]) == batch:
+                event = tuple(v.shape[nb:])
+                dims = tuple(reversed(range(nb))) + tuple(range(nb, v.dim()))
+                out[k] = v.permute(dims).reshape((-1,) + event).reshape(v.shape)
         return out
 
     def sample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
@@ -829,8 +831,8 @@ class ColumnMajorMutant(_Mutant):
 
 
 class EqualElementsMutant(_Mutant):
-    """Batch elements with equal parameters draw equal values, where the batch has two
-    dimensions and its rows hold the same parameters (as a backend that draws once per
+    """Batch elements with equal parameters draw equal values, where the batch has two or
+    more dimensions and its rows hold the same parameters (as a backend that draws once per
     distinct parameter point would): every value has the right law; every row of the batch
     repeats the first."""
 
@@ -838,7 +840,7 @@ class EqualElementsMutant(_Mutant):
 
     def mutate(self, family, params, x):  # type: ignore[no-untyped-def]
         batch = tuple(params.batch_shape)
-        if len(batch) != 2:
+        if len(batch) < 2:
             return x
         lead = x.dim() - len(batch) - len(tuple(params.event_shape))
         first = x.narrow(lead, 0, 1)
@@ -1148,6 +1150,48 @@ class NegativeBinomialCeilMutant(_Mutant):
         return self._inner.sample(family, p, sample_shape, seed=seed)
 
 
+class ReversedFirstBatchDimMutant(_Mutant):
+    """Batches of three or more dimensions read with their first dimension reversed (an
+    off-by-one stride in an N-d indexer): each element draws with another element's
+    parameters. One- and two-dimensional batches are right, and the sampler drew only those."""
+
+    def _read(self, params):  # type: ignore[no-untyped-def]
+        nb = len(tuple(params.batch_shape))
+        if nb < 3:
+            return params
+        out = dict(params)
+        for k, v in params.items():
+            if isinstance(v, torch.Tensor) and v.dim() >= nb and v.shape[0] > 1:
+                out[k] = v.flip(0)
+        return out
+
+    def sample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        return self._inner.sample(family, self._read(params), sample_shape, seed=seed)
+
+    def rsample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        return self._inner.rsample(family, self._read(params), sample_shape, seed=seed)
+
+
+class LastSampleDimRepeatMutant(_Mutant):
+    """Sample shapes of three or more dimensions draw the shape without its last dimension and
+    repeat those values along it (a broadcast where a draw was meant): right marginals; the
+    sampler drew two-dimensional sample shapes only."""
+
+    def _draw(self, fn, family, params, sample_shape, seed):  # type: ignore[no-untyped-def]
+        shape = tuple(sample_shape)
+        if len(shape) < 3:
+            return fn(family, params, sample_shape, seed=seed)
+        x = fn(family, params, torch.Size(shape[:-1]), seed=seed)
+        k = len(shape) - 1
+        return x.unsqueeze(k).expand(x.shape[:k] + (shape[-1],) + x.shape[k:]).clone()
+
+    def sample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        return self._draw(self._inner.sample, family, params, sample_shape, seed)
+
+    def rsample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        return self._draw(self._inner.rsample, family, params, sample_shape, seed)
+
+
 class GarbageMutant(_Mutant):
     """Returns NaN for Normal, the wrong shape for Exponential, and raises for Gamma."""
 
@@ -1309,6 +1353,9 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     "mutant_call_start": (CallStartMutant, "calls_repeats", "Normal"),
     # ceil(total_count): twice the mean at the rare-event corner (0.5, 1e-3).
     "mutant_nb_ceil": (NegativeBinomialCeilMutant, "sample_sum", "NegativeBinomial"),
+    # Wrong only for batches or sample shapes of three dimensions: the corners grid's draw.
+    "mutant_batch3d_flip": (ReversedFirstBatchDimMutant, "sample_ks", "Normal"),
+    "mutant_sample3d_repeat": (LastSampleDimRepeatMutant, "sample_repeats", "Normal"),
     # A zero gradient in the matrix (concentration, temperature): judged by the mean pathwise
     # gradient and the recovered noise, whose messages say so and name the grid point.
     "mutant_constant_grad": (ConstantGradientMutant, "grad_mean", "MultivariateNormal"),

@@ -74,7 +74,8 @@ _OWN_TEST = {"mutant_gradsign_beta", "mutant_sorted", "mutant_sorted_poisson",
              "mutant_squaring_tail", "mutant_pareto_ratio", "mutant_relaxed_overflow",
              "mutant_binomial_normal", "mutant_poisson_normal", "mutant_constant_grad",
              "mutant_log_prob_grad", "mutant_constant",
-             "mutant_log_prob_constant", "mutant_call_start", "mutant_nb_ceil"}
+             "mutant_log_prob_constant", "mutant_call_start", "mutant_nb_ceil",
+             "mutant_batch3d_flip", "mutant_sample3d_repeat"}
 
 
 @pytest.mark.parametrize("name", sorted(set(mutants.MUTANTS) - _OWN_TEST))
@@ -823,6 +824,26 @@ def test_a_doubled_mean_at_a_rare_event_corner_fails_in_quick_mode(with_mutants)
     assert ("corners", "sample_sum") in caught and {g for g, _ in caught} == {"corners"}, caught
     r = next(r for r in report.failures if r.check == "sample_sum")
     assert "total_count=0.5, probs=0.001" in r.message and r.n == 1 << 18, r.message
+
+
+@pytest.mark.parametrize("name,checks", [
+    # the first batch dimension reversed in batches of three dimensions: every element draws
+    # with another's parameters
+    ("mutant_batch3d_flip", {"sample_ks", "rsample_ks"}),
+    # values repeated along the last of three sample dimensions: right marginals
+    ("mutant_sample3d_repeat", {"sample_repeats", "rsample_repeats", "sample_indep",
+                                "rsample_indep"}),
+])
+def test_a_backend_wrong_only_in_three_dimensions_fails_the_corners_grid_in_quick_mode(
+        with_mutants, name, checks):
+    # Every draw of the sampler had a two-dimensional batch and sample shape: both passed.
+    # The corners grid now draws the batch (G, 2, 16) with the sample shape (n / 128, 2, 2).
+    report = check_backend(name, families=["Normal"], layers=("sampler",), quick=True)
+    failed = {(r.grid, r.check) for r in report.failures}
+    assert {g for g, _ in failed} == {"corners"}, failed
+    assert checks <= {c for _, c in failed}, failed
+    r = next(r for r in report.failures if r.check == sorted(checks)[-1])
+    assert r.statistic > r.threshold and "corners" in r.message, r.message
 
 
 def test_gradient_failures_name_the_grid_point_and_a_gradient_without_spread(with_mutants):

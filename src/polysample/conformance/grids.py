@@ -80,7 +80,10 @@ class Grid:
     where the backend has it, ``rsample``); ``rows_per_copy`` how the sampler lays its draw
     out (:func:`..runner.stacked_rows`): None, :data:`..runner.STACKED_COPIES` copies of the
     grid in the batch, each drawing ``n / STACKED_COPIES`` rows; a number, as many copies as
-    give each that many rows (a wide batch: thousands of elements).
+    give each that many rows (a wide batch: thousands of elements); ``deep`` whether those
+    copies and the draw have three dimensions, the grid points along the first batch
+    dimension (the corners grid: a backend wrong only for batches or sample shapes of three
+    or more dimensions passed every two-dimensional draw).
     """
 
     label: str
@@ -89,6 +92,7 @@ class Grid:
     layers: tuple[str, ...] | None = None
     methods: tuple[str, ...] | None = None
     rows_per_copy: int | None = None
+    deep: bool = False
 
     def judged_by(self, layer: str) -> bool:
         return self.layers is None or layer in self.layers
@@ -115,7 +119,7 @@ def grids(family: str) -> list[Grid]:
 
     out = [Grid("typical", typical)]
     if c.corners is not None:
-        out.append(Grid("corners", c.corners))
+        out.append(Grid("corners", c.corners, deep=True))
     if c.edges is not None:
         out.append(Grid("edges", c.edges, c.edges_dtype, ("sampler", "agreement")))
 

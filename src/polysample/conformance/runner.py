@@ -212,13 +212,15 @@ class Runner:
                                       for i in range(calls)])
             elif len(batch) == 1 and n % (copies(grid, n) * 2) == 0:
                 # The grid as a two-dimensional batch, drawn with a two-dimensional sample
-                # shape (see stacked() and stacked_rows()).
+                # shape, or as a three-dimensional batch with a three-dimensional sample shape
+                # (see stacked() and stacked_rows()).
                 wide = copies(grid, n)
-                two_d = make(family, stacked(family, params, wide), t)
+                deep = three_d(grid, n)
+                multi = make(family, stacked(family, params, wide, deep), t)
                 how = ""
 
                 def draw(name: str, s: int) -> torch.Tensor:
-                    return stacked_rows(getattr(two_d, name), n, s, wide)
+                    return stacked_rows(getattr(multi, name), n, s, wide, deep)
             else:
                 how = ""
 
@@ -313,25 +315,43 @@ def copies(grid: Grid, n: int) -> int:
     return STACKED_COPIES if grid.rows_per_copy is None else max(1, n // grid.rows_per_copy)
 
 
+def three_d(grid: Grid, n: int) -> bool:
+    """Whether the sampler lays ``grid``'s draw of ``n`` rows per point out in three
+    dimensions (see :func:`stacked_rows`): a ``deep`` grid (the corners), where its copies and
+    ``n`` allow it. The typical and float32 grids stay two-dimensional, with the grid points
+    along the last batch dimension, so both layouts are judged (and neighbouring batch
+    elements of the typical grid are different points: the independence check compares
+    them)."""
+    c = copies(grid, n)
+    return grid.deep and c % 2 == 0 and n % (4 * c) == 0
+
+
 def stacked_rows(fn: Callable[..., torch.Tensor], n: int, seed: int,
-                 copies: int = STACKED_COPIES) -> torch.Tensor:
+                 copies: int = STACKED_COPIES, deep: bool = False) -> torch.Tensor:
     """``n`` draws per grid point from ``fn`` (the ``sample``/``rsample`` of a distribution on
-    the batch ``(copies, G)``, :func:`stacked`) as ``(n, G, *event)``: one call with the
-    sample shape ``(n / (2 copies), 2)``; a point's rows are its first copy's draws in order
-    (the second sample dimension fastest), then the next copy's. Neighbouring rows are
-    neighbouring samples of one batch element, along either sample dimension (the
-    independence and repeat checks judge them)."""
+    the batch ``(copies, G)``, or ``(G, 2, copies / 2)`` when ``deep``, :func:`stacked`) as
+    ``(n, G, *event)``: one call with the sample shape ``(n / (2 copies), 2)``, or
+    ``(n / (4 copies), 2, 2)`` when ``deep``; a point's rows are its first copy's draws in
+    order (the last sample dimension fastest), then the next copy's. Neighbouring rows are
+    neighbouring samples of one batch element, along any sample dimension (the independence
+    and repeat checks judge them). Three dimensions: a backend wrong only for batches or
+    sample shapes of three or more dimensions (a reversed batch dimension, values repeated
+    along the last sample dimension) passed every check of two."""
+    if deep:
+        x = fn((n // (4 * copies), 2, 2), seed=seed)  # (a, 2, 2, G, 2, copies / 2, *event)
+        x = x.movedim((4, 5), (0, 1))  # (2, copies / 2, a, 2, 2, G, *event)
+        return x.reshape((n,) + tuple(x.shape[5:]))
     x = fn((n // (2 * copies), 2), seed=seed)
     x = x.movedim(2, 0)
     return x.reshape((n,) + tuple(x.shape[3:]))
 
 
-def stacked(family: str, params: Mapping[str, Any], copies: int = STACKED_COPIES
-            ) -> dict[str, Any]:
-    """``params``, a one-dimensional batch of G grid points, as the batch (STACKED_COPIES, G):
-    every tensor parameter with a batch dimension gets a leading dimension of identical copies
-    (a new contiguous tensor); the others (a scalar temperature, LKJCholesky's ``dim``)
-    broadcast as they are.
+def stacked(family: str, params: Mapping[str, Any], copies: int = STACKED_COPIES,
+            deep: bool = False) -> dict[str, Any]:
+    """``params``, a one-dimensional batch of G grid points, as the batch (STACKED_COPIES, G),
+    or (G, 2, STACKED_COPIES / 2) when ``deep``: every tensor parameter with a batch dimension
+    gets leading dimensions of identical copies (a new contiguous tensor); the others (a
+    scalar temperature, LKJCholesky's ``dim``) broadcast as they are.
 
     The sampler layer draws its grids this way, so a backend that reads a batch in the wrong
     order (column-major, or the parameters of one element for another's values) mixes grid
@@ -344,7 +364,11 @@ def stacked(family: str, params: Mapping[str, Any], copies: int = STACKED_COPIES
     for name, v in params.items():
         if (isinstance(v, torch.Tensor) and name not in spec.integer_params
                 and v.dim() > spec.param_event_dim(name)):
-            v = v.unsqueeze(0).expand((copies,) + tuple(v.shape)).clone()
+            if deep:  # (G, 2, copies / 2): the grid points along the first dimension
+                g, ev = v.shape[0], tuple(v.shape[1:])
+                v = v.reshape((g, 1, 1) + ev).expand((g, 2, copies // 2) + ev).clone()
+            else:
+                v = v.unsqueeze(0).expand((copies,) + tuple(v.shape)).clone()
         out[name] = v
     return out
 
