@@ -974,6 +974,21 @@ class LogProbGradientMutant(_Mutant):
         return self._inner.log_prob(family, {**dict(params.items()), "scale": off}, value)
 
 
+class LogProbBroadcastMutant(_Mutant):
+    """Scores Normal itself, right for values of the full shape; a value that broadcasts
+    against the batch is scored with the first batch element's parameters for every element
+    (an outside trial's; every density check scored full-shape values)."""
+
+    def families(self) -> Mapping[str, FamilySupport]:
+        return {f: dataclasses.replace(s, log_prob=True) for f, s in super().families().items()}
+
+    def log_prob(self, family, params, value):  # type: ignore[override]
+        batch = tuple(params.batch_shape)
+        if batch and tuple(torch.broadcast_shapes(value.shape, batch)) != tuple(value.shape):
+            params = {k: v.reshape(-1)[0].expand(v.shape) for k, v in params.items()}
+        return self._inner.log_prob(family, params, value)
+
+
 class LogProbConstantMutant(_Mutant):
     """Scores Normal itself with a wrong normalising constant (``log_prob + 0.5``): wrong at
     every value, so advice about numerics in the tails would mislead."""
@@ -1274,6 +1289,9 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     "mutant_log_of_density": (LogOfDensityMutant, "log_prob_far", "Normal"),
     "mutant_log_prob_grad": (LogProbGradientMutant, "log_prob_gradcheck", "Normal"),
     "mutant_log_prob_constant": (LogProbConstantMutant, "log_prob_f64", "Normal"),
+    # A broadcasting value scored with one element's parameters: the log_prob rule's value of
+    # batch dimension 1.
+    "mutant_log_prob_broadcast": (LogProbBroadcastMutant, "log_prob", "Normal"),
     "mutant_cancelling_edge": (CancellingKumaraswamyMutant, "log_prob_edge", "Kumaraswamy"),
     "mutant_squaring_tail": (SquaringStudentTMutant, "log_prob_huge", "StudentT"),
     "mutant_pareto_ratio": (ParetoRatioMutant, "log_prob_huge", "Pareto"),

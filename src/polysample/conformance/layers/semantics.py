@@ -290,6 +290,37 @@ def _full_precision(family: str, method: str, x: torch.Tensor) -> None:
 _NOT_BATCHING = frozenset({"temperature"})
 
 
+def _broadcast_value(d: Any, x: torch.Tensor, k: int) -> None:
+    """``log_prob`` of a value that broadcasts against the batch (its batch dimension of size
+    1: the first element's draws) must equal ``log_prob`` of that value expanded to the
+    batch's shape: every batch element scored with its own parameters. A backend that scored
+    a broadcasting value with one element's parameters for all passed every check, which
+    score values of the full shape."""
+    v = x.narrow(k, 0, 1)
+    full = v.expand(x.shape)
+    try:
+        got, want = d.log_prob(v), d.log_prob(full.contiguous())
+    except (ValueError, RuntimeError) as exc:  # a value outside another element's support
+        if "support" in str(exc).lower():
+            return
+        raise
+    if got.shape != want.shape:
+        raise CheckFailure(
+            f"log_prob of a value of shape {tuple(v.shape)}, which broadcasts against the batch "
+            f"{tuple(d.batch_shape)}, has shape {tuple(got.shape)}; the value expanded to "
+            f"{tuple(full.shape)} scores with shape {tuple(want.shape)}: broadcast the value "
+            "with the batch as torch does")
+    if not _close(got, want):
+        bad = ~torch.isclose(got, want, equal_nan=True)
+        i = tuple(int(j) for j in bad.nonzero()[0]) if bad.any() else ()
+        raise CheckFailure(
+            f"log_prob of a value of shape {tuple(v.shape)}, which broadcasts against the batch "
+            f"{tuple(d.batch_shape)}, differs from log_prob of the same value expanded to "
+            f"{tuple(full.shape)}: {float(got[i]):.6g} against {float(want[i]):.6g} at index "
+            f"{list(i)}. Score every batch element with its own parameters (broadcast the value "
+            "with the batch, as torch does)")
+
+
 def _batching(family: str, params: dict[str, Any]) -> list[str]:
     """The parameters of the ``(2, 3)`` example batch that set the batch shape."""
     return [k for k, v in params.items()
@@ -596,6 +627,7 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
         if not torch.isfinite(got).all():
             raise CheckFailure(f"log_prob of the backend's own samples is not finite: "
                                f"{got.flatten()[:6].tolist()} at {x.flatten()[:6].tolist()}")
+        _broadcast_value(d, x, len(N))
         if support.log_prob:
             try:
                 expected = getattr(td, family)(**params).log_prob(x)
