@@ -1207,6 +1207,19 @@ class LastSampleDimRepeatMutant(_Mutant):
         return self._draw(self._inner.rsample, family, params, sample_shape, seed)
 
 
+class StudentTFlipMutant(_Mutant):
+    """StudentT with right values and every ``rsample()`` gradient's sign flipped above 30
+    degrees of freedom (the corner df 1000): there the per-sample identity's error is 2,
+    below the finite-difference noise of the valid two-noise path at df 1 (about 4), so the
+    message named corners[1]; the conditional mean fails at corners[3]."""
+
+    FAMILIES = ("StudentT",)
+
+    def rsample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        x = self._inner.rsample(family, params, sample_shape, seed=seed)
+        return torch.where(params["df"] > 30, 2 * x.detach() - x, x)
+
+
 class GarbageMutant(_Mutant):
     """Returns NaN for Normal, the wrong shape for Exponential, and raises for Gamma."""
 
@@ -1374,6 +1387,8 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     # Wrong only for batches or sample shapes of three dimensions: the corners grid's draw.
     "mutant_batch3d_flip": (ReversedFirstBatchDimMutant, "sample_ks", "Normal"),
     "mutant_sample3d_repeat": (LastSampleDimRepeatMutant, "sample_repeats", "Normal"),
+    # StudentT's gradients flipped above df 30: the conditional mean fails at df 1000.
+    "mutant_studentt_flip": (StudentTFlipMutant, "grad_cdf", "StudentT"),
     # A zero gradient in the matrix (concentration, temperature): judged by the mean pathwise
     # gradient and the recovered noise, whose messages say so and name the grid point.
     "mutant_constant_grad": (ConstantGradientMutant, "grad_mean", "MultivariateNormal"),

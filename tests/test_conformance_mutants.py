@@ -75,7 +75,7 @@ _OWN_TEST = {"mutant_gradsign_beta", "mutant_sorted", "mutant_sorted_poisson",
              "mutant_binomial_normal", "mutant_poisson_normal", "mutant_constant_grad",
              "mutant_log_prob_grad", "mutant_constant",
              "mutant_log_prob_constant", "mutant_call_start", "mutant_nb_ceil",
-             "mutant_batch3d_flip", "mutant_sample3d_repeat"}
+             "mutant_batch3d_flip", "mutant_sample3d_repeat", "mutant_studentt_flip"}
 
 
 @pytest.mark.parametrize("name", sorted(set(mutants.MUTANTS) - _OWN_TEST))
@@ -844,6 +844,19 @@ def test_a_backend_wrong_only_in_three_dimensions_fails_the_corners_grid_in_quic
     assert checks <= {c for _, c in failed}, failed
     r = next(r for r in report.failures if r.check == sorted(checks)[-1])
     assert r.statistic > r.threshold and "corners" in r.message, r.message
+
+
+def test_a_conditional_mean_failure_names_the_grid_point_it_comes_from(with_mutants):
+    # StudentT's gradients with their sign flipped above df 30 (the corner df 1000): the
+    # conditional-mean z-test pools the grid's points and fails; its message named corners[1]
+    # (df 1), where the per-sample identity's largest error was (finite-difference noise of a
+    # valid two-noise path, larger than the flipped gradients' error of 2).
+    report = check_backend("mutant_studentt_flip", families=["StudentT"],
+                           layers=("gradient",), quick=True)
+    r = next(r for r in report.failures if r.check == "grad_cdf" and r.grid == "corners")
+    assert r.point.startswith("corners[3] (df=1000"), r.point
+    assert "is wrong at corners[3] (df=1000" in r.message, r.message
+    assert "conditional mean over 2000 samples" in r.message and "alone" in r.message
 
 
 def test_gradient_failures_name_the_grid_point_and_a_gradient_without_spread(with_mutants):

@@ -818,6 +818,7 @@ def _grad_cdf(t: Target, family: str, grid: Grid,
         alpha = ALPHA_CHECK / (len(failing) * len(bins))
         ratio_w, test_w, where2, zs = -1.0, None, "", {}
         jw = 0
+        weighted: dict[str, np.ndarray] = {}
         for k in failing:
             v = valid[k]
             scale = np.median(np.abs(want[k][v])) + 1e-300
@@ -826,6 +827,7 @@ def _grad_cdf(t: Target, family: str, grid: Grid,
                            0.0, res)
             w = 1.0 / (np.abs(want[k]) + scale)
             terms = np.where(v, w * res, 0.0)
+            weighted[k] = terms
             test = mean_z_test(np.stack([np.where(b, terms, 0.0) for b in bins], 1), 0.0,
                                alpha)
             j = test.worst
@@ -852,12 +854,24 @@ def _grad_cdf(t: Target, family: str, grid: Grid,
                       details={"per_sample_max_rel_error": errs, "residual_z": zs},
                       evidence=[ev])
         if ratio_w > 1:
+            # The z-test pools the grid's points (row i is point i % G): name the point whose
+            # own weighted residuals in the failing range are furthest from mean zero (the
+            # per-sample worst is often another point's finite-difference noise).
+            col = np.where(bins[jw], weighted[where2], 0.0)
+            g = len(grid_points(family, grid.build(dtype)))
+            zp = []
+            for j in range(g):
+                c = col[j::g]
+                q = float(np.sqrt(np.sum(c * c)))
+                zp.append(float(np.sum(c)) / q if q > 0 else 0.0)
+            jz = int(np.argmax(np.abs(zp)))
+            out.point = where_of(jz)
             raise CheckFailure(
-                f"pathwise gradient is wrong at {where_of(wi)}: the per-sample identity "
-                f"dx/dtheta = -dF/dtheta / p fails (relative error {worst:.3g}; {where}) and so "
-                f"does its conditional mean over {mb} samples (|z| = "
-                f"{test_w.statistic[jw]:.3g} > {test_w.threshold[jw]:.3g} for {where2}, "
-                f"{span})", out)
+                f"pathwise gradient is wrong at {where_of(jz)}: the conditional mean over "
+                f"{mb} samples of dx/d{where2} - (-dF/d{where2} / p) is not zero (|z| = "
+                f"{test_w.statistic[jw]:.3g} > {test_w.threshold[jw]:.3g} over the grid, "
+                f"{span}; {zp[jz]:.3g} at {where_of(jz)} alone), and the per-sample identity "
+                f"fails (relative error {worst:.3g} at {where_of(wi)}; {where})", out)
         out.message = (f"not monotone in one noise (per-sample error {worst:.2g}), but the "
                        f"conditional mean holds overall and in each quartile of F(x): max "
                        f"|z| {test_w.statistic[jw]:.2f}")
