@@ -108,17 +108,19 @@ CHECK_MS: dict[str, tuple[float, float]] = {
 
 #: A sampler check's share of its layer's cost, by check name (1: the layer's mean per check,
 #: which ``CHECK_MS`` gives). The checks of a (family, grid) share its draws, and the check that
-#: makes a draw pays for it and for the sort and CDF its statistics share: in a quick run of
-#: torch and numpy (2026-12-04) ``sample_ks`` took 132 ms on average, ``calls_ks`` 79,
-#: ``rsample_ks`` 75, the repeat and sum checks 2-35 (``calls_repeats`` 6), the normal-score
-#: checks 1-10. With one
-#: prior for every check of the layer, the check that draws counted for ten priors at most
-#: (``EtaModel.OUTLIER``), and a full run's ETA was two to three times too short.
+#: makes a draw pays for it and for the sort and CDF its statistics share: in a warm quick run
+#: of the demo (2026-12-05, torch and numpy; the layer's mean 29.4 ms per check)
+#: ``sample_ks`` took 172 ms on average, ``calls_ks`` 93, ``rsample_ks`` 56, the atom, sum,
+#: repeat, independence and tail checks of ``sample()`` 30, 15, 12, 11 and 5.5, those of
+#: ``rsample()`` (whose draw is often ``sample()``'s) 1-5, ``calls_repeats`` 0.7, the
+#: normal-score checks 2-4: these shares. With one prior for every check of the layer, the
+#: check that draws counted for ten priors at most (``EtaModel.OUTLIER``), and a full run's
+#: ETA was two to three times too short.
 SAMPLER_SHARE: dict[str, float] = {
-    "sample_ks": 4.2, "rsample_ks": 2.5, "calls_ks": 2.5, "sample_repeats": 0.42,
-    "rsample_repeats": 0.42, "calls_repeats": 0.2, "sample_sum": 0.42, "rsample_sum": 0.42,
-    "sample_indep": 0.21, "rsample_indep": 0.21, "sample_tails": 0.02, "rsample_tails": 0.02,
-    "sample_atoms": 0.05, "rsample_atoms": 0.05}
+    "sample_ks": 5.9, "rsample_ks": 1.9, "calls_ks": 3.2, "sample_repeats": 0.4,
+    "rsample_repeats": 0.03, "calls_repeats": 0.02, "sample_sum": 0.5, "rsample_sum": 0.5,
+    "sample_indep": 0.38, "rsample_indep": 0.05, "sample_tails": 0.19, "rsample_tails": 0.16,
+    "sample_atoms": 1.0, "rsample_atoms": 1.0}
 #: The share of a sampler check not named above (the normal-score checks).
 SAMPLER_SHARE_OTHER = 0.1
 
