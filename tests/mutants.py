@@ -937,6 +937,21 @@ class TransposedAboveDim3Mutant(_Mutant):
         return loc + (tril.mT @ z).squeeze(-1)
 
 
+class LastCategoryAbove16Mutant(_Mutant):
+    """Categorical with more than 16 categories never draws the last one (the others keep
+    their relative probabilities): a path taken for many categories that is off by one."""
+
+    FAMILIES = ("Categorical",)
+
+    def sample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        p = params["probs"]
+        if p.shape[-1] > 16:
+            p = torch.cat([p[..., :-1], torch.zeros_like(p[..., -1:])], -1)
+            p = p / p.sum(-1, keepdim=True)
+            params = {"probs": p, "logits": p.log()}
+        return self._inner.sample(family, params, sample_shape, seed=seed)
+
+
 class LogOfDensityMutant(_Mutant):
     """Scores Normal itself, as log(pdf): right wherever the density is a normal float, -inf
     beyond about 38 standard deviations (where exp underflows)."""
@@ -1321,6 +1336,8 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     "mutant_binomial_noflip": (BinomialNoFlipMutant, "sample_ks", "Binomial"),
     # Right up to dimension 3: the float32 grid (dimension 5) sees it.
     "mutant_transposed_dim5": (TransposedAboveDim3Mutant, "sample_ks", "MultivariateNormal"),
+    # Right up to 16 categories: the corners grid (24 categories) sees it.
+    "mutant_last_category": (LastCategoryAbove16Mutant, "sample_sum", "Categorical"),
     # Right marginals, dependent draws: only the independence check can see these.
     "mutant_sorted": (SortedMutant, "sample_indep", "Normal"),
     "mutant_sorted_poisson": (SortedMutant, "sample_indep", "Poisson"),

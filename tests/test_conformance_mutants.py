@@ -28,6 +28,7 @@ LAYERS = {
     "sample_repeats": ("sampler",),
     "sample_tails": ("sampler",),
     "sample_atoms": ("sampler",),
+    "sample_sum": ("sampler",),
     "mixture_ks": ("sampler",),
     "mixture_grad": ("gradient",),
     "calls_ks": ("sampler",),

@@ -77,7 +77,10 @@ SAMPLE_SIZES: dict[str, dict[str, tuple[int, int]]] = {
     # than not). Full mode: 1% at 2^22, the same 12.3 sd. design_assertions() checks it. The
     # draws are cheap (a quick run of the three families: 0.6-1.5 s per built-in backend at
     # 2^18).
-    "categorical": {"typical": (1 << 20, 1 << 22), "corners": (1 << 15, 1 << 18),
+    # The corners' 24 categories (_CORNER_PROBS) split each check's alpha over 8 times the
+    # statistics of the 4 they once had, which grew the detectable discrepancies by 2-4%:
+    # twice the draws (quick 2^16, full 2^19) bring them below what they were.
+    "categorical": {"typical": (1 << 20, 1 << 22), "corners": (1 << 16, 1 << 19),
                     "edges": (1 << 18, 1 << 20)},
     # Multivariate: a location shift of 2% (1%) of the first coordinate's standard deviation
     # moves that axis's mean normal score by 0.02 (0.01), which the pit_mean test detects at
@@ -86,6 +89,10 @@ SAMPLE_SIZES: dict[str, dict[str, tuple[int, int]]] = {
     "multivariate": {"typical": (1 << 18, 1 << 20), "corners": (1 << 14, 1 << 18),
                      "edges": (1 << 15, 1 << 17)},
     "matrix": {"typical": (1 << 15, 1 << 18), "corners": (1 << 13, 1 << 18)},
+    # Multinomial: the multivariate sizes, twice the corners' draws for their 24 categories
+    # (as the categorical class).
+    "multinomial": {"typical": (1 << 18, 1 << 20), "corners": (1 << 15, 1 << 19),
+                    "edges": (1 << 15, 1 << 17)},
 }
 
 
@@ -192,9 +199,19 @@ def _corner(**values: Any) -> Callable[[torch.dtype], Params]:
     return lambda d: {k: _t(v, d) for k, v in values.items()}
 
 
-# The last row has categories of probability exactly 0, which no backend may ever draw: the
-# indicator of such a category is Bernoulli(0), and one draw of it fails its exact sum test.
-_CORNER_PROBS = [[1e-4, 1.0, 1.0, 1.0], [1.0, 1.0, 1.0, 1e3], [0.0, 1.0, 0.0, 1.0]]
+# 24 categories: a sampler may take another path for many categories (a table, a bisection)
+# and be wrong only there (one that never drew the last of more than 16 categories passed a
+# grid of 4; tests/mutants.py, mutant_last_category). The first two rows are the small
+# probability 1e-4 and the large weight 1e3 among three others, the remaining categories of
+# probability exactly 0; the last row is two zeros, then weights 1, 1 and 1 to 20 (the last
+# category 9.4%). No backend may ever draw a category of probability 0: its indicator is
+# Bernoulli(0), and one draw of it fails its exact sum test. _CORNER_PROBS_4: the four
+# categories the corners had before (OneHotCategoricalStraightThrough's).
+_CORNER_PROBS_4 = [[1e-4, 1.0, 1.0, 1.0], [1.0, 1.0, 1.0, 1e3], [0.0, 1.0, 0.0, 1.0]]
+_CORNER_CATEGORIES = 24
+_CORNER_PROBS = [[1e-4, 1.0, 1.0, 1.0] + [0.0] * (_CORNER_CATEGORIES - 4),
+                 [1.0, 1.0, 1.0, 1e3] + [0.0] * (_CORNER_CATEGORIES - 4),
+                 [0.0, 1.0, 0.0, 1.0] + [float(w) for w in range(1, _CORNER_CATEGORIES - 3)]]
 
 #: Categories of the Categorical edges grid: 1e5, all but the first of probability 1e-7.
 _MANY_CATEGORIES = 100_000
@@ -668,13 +685,16 @@ _TABLE = [
     _c("OneHotCategorical", lambda b, d, k: {"probs": _simplex(b, d, k)},
        lambda d: {"probs": _rows(_CORNER_PROBS, d)}, project=_categorical_project,
        size="categorical", gradcheck=False),
+    # Four categories at the corners: its gradient checks split their alpha over every
+    # element of probs (24 categories grew grad_mean's detectable error by 2.6%), and its
+    # draws are OneHotCategorical's, whose corners have 24.
     _c("OneHotCategoricalStraightThrough", lambda b, d, k: {"probs": _simplex(b, d, k)},
-       lambda d: {"probs": _rows(_CORNER_PROBS, d)}, project=_categorical_project,
+       lambda d: {"probs": _rows(_CORNER_PROBS_4, d)}, project=_categorical_project,
        moments=_straight_through_moments, size="categorical", gradcheck=False),
     # ---- multivariate
     _c("Multinomial", lambda b, d, k: {"total_count": 10, "probs": _simplex(b, d, k)},
        lambda d: {"total_count": 1000, "probs": _rows(_CORNER_PROBS, d)},
-       project=_simplex_project("Multinomial"), logpdf=_multinomial_logpdf, size="multivariate",
+       project=_simplex_project("Multinomial"), logpdf=_multinomial_logpdf, size="multinomial",
        gradcheck=False),
     _c("Dirichlet", lambda b, d, k: {"concentration": _lin(1.0, 3.5, b + (k,), d)},
        _corner(concentration=[[1e-2, 1e-2, 1e-2], [0.1, 1.0, 10.0], [1e3, 1e3, 1e3]]),

@@ -740,6 +740,16 @@ def _constant_columns(d: Draw, grid: Grid, label: str, rows: np.ndarray) -> str:
             f"{v.shape[0]} draws{more}")
 
 
+def _point_mass(pr: Projection, j: int) -> bool:
+    """Whether column ``j`` of a discrete statistic has a law of one value (variance 0)."""
+    if not pr.discrete or pr.column is None:
+        return False
+    try:
+        return float(np.asarray(pr.column(j).var(), dtype=np.float64)) == 0.0
+    except (AttributeError, TypeError, ValueError):
+        return False
+
+
 def _independence_check(d: Draw, grid: Grid, method: str) -> Outcome:
     """Neighbouring rows of each column (disjoint pairs, at even and at odd offsets) and the
     same row of neighbouring usable columns (different batch elements of one call), each pair's
@@ -752,6 +762,10 @@ def _independence_check(d: Draw, grid: Grid, method: str) -> Outcome:
         cols = np.flatnonzero(keep)
         if len(cols) < v.shape[1]:
             excluded.append(f"{p.label}{np.flatnonzero(~keep).tolist()}")
+        # A column whose law is one value (a category of probability 0) has a constant PIT:
+        # its products cannot leave their bound, so it spends none of the check's alpha (a
+        # value off that point fails the sum and atom checks with certainty).
+        cols = np.array([j for j in cols if not _point_mass(p, int(j))], dtype=np.int64)
         if len(cols) == 0 or v.shape[0] < 4:
             continue
         u = v[:, cols]
