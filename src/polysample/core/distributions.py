@@ -9,6 +9,7 @@ shape, dtype, device, gradients): a backend that breaks it raises
 
 from __future__ import annotations
 
+import copy
 import inspect
 import math
 import warnings
@@ -78,15 +79,32 @@ def check_sample_shape(sample_shape: object) -> torch.Size:
             return torch.Size((int(sample_shape),))
         negative = True
     elif isinstance(sample_shape, Sequence) and not isinstance(sample_shape, str | bytes):
-        if all(isinstance(d, int | np.integer) and not isinstance(d, bool) for d in sample_shape):
-            if all(d >= 0 for d in sample_shape):
-                return torch.Size(int(d) for d in sample_shape)
+        sizes = [_size_element(d) for d in sample_shape]
+        if all(d is not None for d in sizes):
+            if all(d >= 0 for d in sizes):  # type: ignore[operator]
+                return torch.Size(sizes)  # type: ignore[arg-type]
             negative = True
     error = InvalidParameterRuntimeError if negative else InvalidParameterTypeError
     raise error(
         "Expected sample_shape to be a tuple (or torch.Size) of non-negative ints, e.g. (1000,) "
         f"or (). Received: {sample_shape!r}."
     )
+
+
+def _size_element(d: object) -> int | None:
+    """One size of a ``sample_shape`` sequence as an int: an int, a NumPy integer, or (as
+    ``torch.Size`` takes them through ``__index__``) a 0-d integer tensor or array; None for
+    anything else (a bool, a float, a tensor of floats or of several values)."""
+    if isinstance(d, bool):
+        return None
+    if isinstance(d, int | np.integer):
+        return int(d)
+    if isinstance(d, torch.Tensor) and d.dim() == 0 and not (
+            d.dtype.is_floating_point or d.dtype.is_complex or d.dtype == torch.bool):
+        return int(d.item())
+    if isinstance(d, np.ndarray) and d.ndim == 0 and d.dtype.kind in "iu":
+        return int(d)
+    return None
 
 
 def _normalize_seed(seed: object, generator: object) -> Seed:
@@ -218,13 +236,18 @@ def _check_temperature(dist: Any, temperature: Any) -> None:
         except RuntimeError:
             fits = False
         if not fits:
+            # One temperature per batch element: the batch shape, then a 1 for each event
+            # dimension (torch divides the logits, of shape batch + event, by it).
+            per_element = tuple(dist.batch_shape) + (1,) * len(dist.event_shape)
             raise InvalidParameterRuntimeError(
                 f"Invalid parameters for polysample.{family}: temperature of shape "
-                f"{tuple(temperature.shape)} does not broadcast to the batch shape "
-                f"{tuple(batch)} of probs/logits (batch and event). Expected a temperature of a "
-                "shape that "
-                "broadcasts to it. Received: that temperature. Give a scalar temperature, or "
-                "one shaped like probs' batch.")
+                f"{tuple(temperature.shape)} does not broadcast to the shape {tuple(batch)} of "
+                f"probs/logits (batch shape {tuple(dist.batch_shape)}, event shape "
+                f"{tuple(dist.event_shape)}), which torch divides by it. Expected a "
+                "temperature whose shape broadcasts to it. Received: that temperature. Give a "
+                f"scalar temperature, or one per batch element of shape {per_element}"
+                + (f" (temperature.reshape{per_element})"
+                   if temperature.numel() == math.prod(per_element) else "") + ".")
     if not getattr(dist, "_validate_args", False):
         return
     # Nor is it checked for positivity: a zero temperature drew NaN on every backend, and a
@@ -456,6 +479,39 @@ def _invalid_value(dist: Any, method: str, value: object, exc: Exception) -> Inv
 #: half-precision kernels (torch's Gamma and Dirichlet, TFP's bfloat16) or lose accuracy in
 #: them, and a float32 draw rounded to half is the most accurate half-precision draw.
 _HALF = frozenset({torch.float16, torch.bfloat16})
+
+#: (family, parameters' dtype, value's dtype) -> the dtype of torch's own ``log_prob``.
+_SCORE_DTYPES: dict[tuple[str, torch.dtype, torch.dtype], torch.dtype] = {}
+
+
+def _torch_score_dtype(dist: Any, value: torch.Tensor) -> torch.dtype | None:
+    """The dtype torch's own ``log_prob`` of ``dist`` gives a value of ``value``'s dtype where
+    the two dtypes differ: torch casts the value to the parameters' dtype for some families
+    (Gamma, Chi2, Uniform, MultivariateNormal, ...) and promotes for others (Normal), and a
+    backend scoring in its own promoted dtype made the result's dtype depend on the backend.
+    Read once per family and pair of dtypes from torch's score of one value; None (the
+    backend's dtype kept) where the parameters' dtypes are mixed or torch cannot score it."""
+    pdt = _param_dtype(dist)
+    key = (dist._ps_family, pdt, value.dtype)
+    got = _SCORE_DTYPES.get(key)
+    if got is not None:
+        return got
+    if is_dynamo_compiling() or dist._ps_mixed(dist._ps_reference().dtype) is not None:
+        return None
+    nev = len(dist.event_shape)
+    v = value.detach()
+    if v.dim() > nev and v.numel():
+        v = v.reshape((-1,) + tuple(v.shape[v.dim() - nev:]))[:1]
+    try:
+        probe = copy.copy(dist)  # unvalidated: one value may lie outside another element's
+        probe._validate_args = False  # support (Uniform), and only the dtype is asked
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            got = super(PolysampleDistribution, probe).log_prob(v).dtype
+    except Exception:  # noqa: BLE001 - only the dtype is asked; the backend's result stands
+        return None
+    _SCORE_DTYPES[key] = got
+    return got
 
 
 def _check_traceable(backend: Backend, family: str, what: str) -> None:
@@ -1132,6 +1188,10 @@ class PolysampleDistribution:
                 " require grad: score-function estimators need them. This is a bug in that "
                 "backend; choose another with backend=..."
             )
+        if value.is_floating_point() and value.dtype != want and out.is_floating_point():
+            torch_dtype = _torch_score_dtype(self, value)
+            if torch_dtype is not None and out.dtype != torch_dtype:
+                out = out.to(torch_dtype)
         return out
 
     def _ps_empty_score(self, params: Params, value: torch.Tensor) -> torch.Tensor | None:
@@ -1292,7 +1352,12 @@ class _Combinator:
                 copy._ps_backend = mine
             return copy
         if isinstance(dist, td.Distribution):
-            return wrap(dist, backend=mine)
+            if _routable(dist):
+                return wrap(dist, backend=mine)
+            # A distribution polysample does not route (a subclass of a torch class, a Pyro
+            # or other custom distribution): used as it is, drawing itself, as torch's own
+            # combinators do (refusing it broke torch code that runs unchanged otherwise).
+            return dist
         raise InvalidParameterError(
             f"Expected {what} to be a torch or polysample distribution. "
             f"Received: {type(dist).__name__}."
@@ -1314,7 +1379,8 @@ class Independent(_Combinator, td.Independent):
     """``torch.distributions.Independent`` over a polysample base distribution.
 
     A plain torch base is wrapped (with this object's ``backend=``); a polysample base keeps
-    its own backend.
+    its own backend; any other distribution (a subclass of a torch class, a Pyro or other
+    custom one) is used as it is and draws itself.
     """
 
     def __init__(self, base_distribution: Any, reinterpreted_batch_ndims: int,
@@ -1341,11 +1407,11 @@ class Independent(_Combinator, td.Independent):
 
     def sample(self, sample_shape: Any = torch.Size(), *, seed: Any = None,
                generator: torch.Generator | None = None) -> torch.Tensor:
-        return self.base_dist.sample(sample_shape, seed=seed, generator=generator)
+        return _component_draw(self.base_dist, "sample", sample_shape, seed, generator)
 
     def rsample(self, sample_shape: Any = torch.Size(), *, seed: Any = None,
                 generator: torch.Generator | None = None) -> torch.Tensor:
-        return self.base_dist.rsample(sample_shape, seed=seed, generator=generator)
+        return _component_draw(self.base_dist, "rsample", sample_shape, seed, generator)
 
     def expand(self, batch_shape: Any, _instance: Any = None) -> Any:
         new = self._get_checked_instance(Independent, _instance)
@@ -1377,7 +1443,7 @@ class TransformedDistribution(_Combinator, td.TransformedDistribution):
                generator: torch.Generator | None = None) -> torch.Tensor:
         with torch.no_grad():
             base: Any = self.base_dist
-            x = base.sample(sample_shape, seed=seed, generator=generator)
+            x = _component_draw(base, "sample", sample_shape, seed, generator)
             for t in self.transforms:
                 x = t(x)
         return x
@@ -1385,7 +1451,7 @@ class TransformedDistribution(_Combinator, td.TransformedDistribution):
     def rsample(self, sample_shape: Any = torch.Size(), *, seed: Any = None,
                 generator: torch.Generator | None = None) -> torch.Tensor:
         base: Any = self.base_dist
-        x = base.rsample(sample_shape, seed=seed, generator=generator)
+        x = _component_draw(base, "rsample", sample_shape, seed, generator)
         for t in self.transforms:
             x = t(x)
         return x
@@ -1438,8 +1504,10 @@ class MixtureSameFamily(_Combinator, td.MixtureSameFamily):
         shape = check_sample_shape(sample_shape)
         s = _normalize_seed(seed, generator)
         with torch.no_grad():
-            mix_idx = self.mixture_distribution.sample(shape, **_seed_kwargs(child_seed(s, 0)))
-            comp = self.component_distribution.sample(shape, **_seed_kwargs(child_seed(s, 1)))
+            mix_idx = _component_draw(self.mixture_distribution, "sample", shape,
+                                      **_seed_kwargs(child_seed(s, 0)))
+            comp = _component_draw(self.component_distribution, "sample", shape,
+                                   **_seed_kwargs(child_seed(s, 1)))
             es = self.event_shape
             idx = mix_idx.reshape(mix_idx.shape + torch.Size((1,) * (len(es) + 1)))
             idx = idx.expand(idx.shape[:-len(es) - 1] + torch.Size((1,)) + es) if es else idx
@@ -1484,6 +1552,30 @@ class MixtureSameFamily(_Combinator, td.MixtureSameFamily):
         new = _expanded(self, super().expand, batch_shape, new)
         new._ps_backend = self._ps_backend
         return new
+
+
+def _component_draw(dist: Any, method: str, sample_shape: Any, seed: Any = None,
+                    generator: torch.Generator | None = None) -> torch.Tensor:
+    """``dist.<method>(sample_shape)`` for a combinator's component, with ``seed=`` or
+    ``generator=``. A component polysample does not route (a subclass of a torch class, a
+    Pyro or other custom distribution) draws itself from torch's stream: with a seed or a
+    generator, from torch's stream seeded for this call by it (forked: the global stream is
+    left as it was), so the same seed gives the same values there too."""
+    if isinstance(dist, PolysampleDistribution | _Combinator):
+        return getattr(dist, method)(sample_shape, seed=seed, generator=generator)  # type: ignore[no-any-return]
+    shape = check_sample_shape(sample_shape)
+    s = _normalize_seed(seed, generator)
+    if s is None:
+        return getattr(dist, method)(shape)  # type: ignore[no-any-return]
+    if isinstance(s, torch.Generator):
+        word = int(torch.randint(0, 2**62, (1,), generator=s, device=s.device))
+    else:
+        word = int(s.generate_state(1, np.uint64)[0] >> np.uint64(1))
+    devices = ([torch.cuda.current_device()]
+               if torch.cuda.is_available() and torch.cuda.is_initialized() else [])
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(word)
+        return getattr(dist, method)(shape)  # type: ignore[no-any-return]
 
 
 def _seed_kwargs(seed: Seed) -> dict[str, Any]:
@@ -1545,8 +1637,30 @@ def _family_class(name: str) -> type:
             ),
         },
     )
+    cls.__signature__ = _signature_with_backend(torch_cls)  # type: ignore[attr-defined]
     _BUILT[name] = cls
     return cls
+
+
+def _signature_with_backend(torch_cls: type) -> inspect.Signature | None:
+    """torch's constructor signature plus keyword-only ``backend=None`` (what
+    ``inspect.signature``, ``help()`` and IDEs show; the constructor itself takes
+    ``*args, **kwargs`` and hands them to torch's). None where torch's cannot be read."""
+    try:
+        sig = inspect.signature(torch_cls.__init__)  # type: ignore[misc]
+    except (TypeError, ValueError):
+        return None
+    params = [p for p in sig.parameters.values() if p.name != "self"]
+    backend = inspect.Parameter("backend", inspect.Parameter.KEYWORD_ONLY, default=None,
+                                annotation="str | Backend | None")
+    if params and params[-1].kind is inspect.Parameter.VAR_KEYWORD:
+        params.insert(len(params) - 1, backend)
+    else:
+        params.append(backend)
+    try:
+        return sig.replace(parameters=params)
+    except ValueError:  # a keyword-only backend cannot follow what torch has: leave it
+        return None
 
 
 _BUILT: dict[str, type] = {}
@@ -1618,6 +1732,12 @@ CLASSES.update(
 )
 
 
+def _routable(dist: td.Distribution) -> bool:
+    """Whether :func:`wrap` takes ``dist``: an instance of a torch class polysample has."""
+    name = type(dist).__name__
+    return name in CLASSES and getattr(td, name, None) is type(dist)
+
+
 def wrap(dist: td.Distribution, backend: str | Backend | None = None) -> Any:
     """Route an existing ``torch.distributions`` object through polysample.
 
@@ -1635,7 +1755,7 @@ def wrap(dist: td.Distribution, backend: str | Backend | None = None) -> Any:
     _check_backend_arg(backend)
     name = type(dist).__name__
     cls = CLASSES.get(name)
-    if cls is None or getattr(td, name, None) is not type(dist):
+    if cls is None or not _routable(dist):
         raise UnsupportedFamilyError(
             f"Cannot wrap {type(dist).__module__}.{type(dist).__qualname__}: polysample routes "
             f"the torch.distributions classes themselves ({', '.join(sorted(CLASSES))}), "

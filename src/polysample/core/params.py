@@ -68,15 +68,33 @@ class Params(Mapping[str, Any]):
         src = self._source
         value = getattr(src, key) if self._by_attr else src[key]
         if isinstance(value, torch.Tensor):
-            if value.dtype.is_floating_point or value.is_complex() or key in self._ints:
+            if key in self._ints:
                 return value
-            # An integer tensor (an int64 df): computed in the floating dtype, as torch's
-            # arithmetic promotes it.
-            return value.to(self.float_dtype)
-        if key in self._ints:
+            if not (value.dtype.is_floating_point or value.is_complex()):
+                # An integer tensor (an int64 df): computed in the floating dtype, as torch's
+                # arithmetic promotes it.
+                value = value.to(self.float_dtype)
+        elif key in self._ints:
             return value
-        # torch keeps some parameters as Python numbers (RelaxedBernoulli's temperature).
-        return torch.as_tensor(value, dtype=self.float_dtype, device=self.device)
+        else:
+            # torch keeps some parameters as Python numbers (RelaxedBernoulli's temperature).
+            value = torch.as_tensor(value, dtype=self.float_dtype, device=self.device)
+        return self._batched(key, value)
+
+    def _batched(self, key: str, value: torch.Tensor) -> torch.Tensor:
+        """``value`` broadcast to the batch shape (a stride-0 view), as documented: torch keeps
+        some parameters without it (Wishart's ``df`` given as a Python number is a 0-d tensor
+        beside a batch of matrices), and a backend reading parameters per batch element failed
+        there. A parameter of fewer dimensions than its event rank (a 0-d temperature of
+        RelaxedOneHotCategorical, whose trailing 1 torch does not require) stays as it is."""
+        ed = FAMILIES[self.family].param_event_dim(key)
+        nb = value.dim() - ed
+        if nb < 0 or value.shape[:nb] == self.batch_shape:
+            return value
+        try:
+            return value.expand(self.batch_shape + value.shape[nb:])
+        except RuntimeError:  # not broadcastable: left to the backend's own error
+            return value
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._names)

@@ -333,6 +333,52 @@ def _broadcastable(family: str) -> bool:
         _batching(family, example_params(family, (2, 3)))) >= 2
 
 
+def _unbatched_parameters(t: Target, family: str, support: FamilySupport,
+                          methods: tuple[str, ...]) -> list[str]:
+    """Each parameter of the ``(2, 3)`` example batch given without its batch dimensions (a
+    Python number, one vector or matrix for the whole batch) while the others keep them: torch
+    keeps such a parameter unbatched (a ``df`` of 0 dimensions beside a batch of covariance
+    matrices), and a backend that reads every parameter per batch element failed there, in
+    ``sample`` and ``log_prob``. Parameter points torch itself refuses are left out."""
+    params = example_params(family, (2, 3))
+    lead = [k for k, v in params.items()
+            if isinstance(v, torch.Tensor) and tuple(v.shape[:2]) == (2, 3)]
+    if len(lead) < 2:
+        return []
+    tried = []
+    for name in lead:
+        if all(k in _NOT_BATCHING for k in lead if k != name):
+            continue  # a temperature does not set the batch shape (torch's Relaxed* laws)
+        p = dict(params)
+        one = params[name][0, 0].clone()
+        # A Python number where the parameter has no event dimensions: torch keeps some as
+        # given (Wishart's df), where a 0-d tensor would be broadcast.
+        p[name] = float(one) if one.dim() == 0 else one
+        try:
+            getattr(td, family)(**p, validate_args=True)
+        except ValueError:
+            continue  # e.g. one Uniform low above some of the highs
+        d = make(family, p, t)
+        want = N_WIDE + (2, 3) + tuple(d.event_shape)
+        given = f"{name} = {p[name]!r} (a Python number)" if one.dim() == 0 else \
+            f"{name} of shape {tuple(one.shape)} (no batch dimensions)"
+        given += " beside the other parameters' batch (2, 3)"
+        x = None
+        for m in methods:
+            x = getattr(d, m)(N_WIDE, seed=3)
+            if x.shape != want:
+                raise CheckFailure(f"{m}({N_WIDE}) with {given} returned shape "
+                                   f"{tuple(x.shape)}; expected {want}. A parameter without "
+                                   "batch dimensions broadcasts against the others, as in torch")
+        if support.log_prob and x is not None:
+            lp = d.log_prob(x.detach())
+            if lp.shape != N_WIDE + (2, 3):
+                raise CheckFailure(f"log_prob() of a {want} draw with {given} returned shape "
+                                   f"{tuple(lp.shape)}; expected {N_WIDE + (2, 3)}")
+        tried.append(name)
+    return [f"each of {', '.join(tried)} without batch dimensions"] if tried else []
+
+
 def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
     name = t.name
 
@@ -395,6 +441,7 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
                                        f"shape (3,) returned shape {tuple(x.shape)}; expected "
                                        f"{N_WIDE + (2, 3)}")
             done.append(f"{first} (2, 1) and {second} (3,) broadcast to (2, 3)")
+        done.extend(_unbatched_parameters(t, family, support, methods))
         # One parameter point expanded over a batch: every batch element is its own draw
         # (a noise drawn without the batch dimensions and broadcast would repeat one column).
         d0 = make(family, example_params(family, ()), t).expand((2, 3))
