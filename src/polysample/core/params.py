@@ -16,6 +16,11 @@ from .families import FAMILIES, FamilySpec
 __all__ = ["Params"]
 
 
+#: family -> parameter -> its event rank (read on every parameter read of every draw).
+_EVENT_DIMS: dict[str, dict[str, int]] = {
+    f: dict(zip(spec.params, spec.param_event_dims, strict=True)) for f, spec in FAMILIES.items()}
+
+
 class Params(Mapping[str, Any]):
     """The parameters of one draw and its shapes, dtype and device.
 
@@ -87,8 +92,9 @@ class Params(Mapping[str, Any]):
         beside a batch of matrices), and a backend reading parameters per batch element failed
         there. A parameter of fewer dimensions than its event rank (a 0-d temperature of
         RelaxedOneHotCategorical, whose trailing 1 torch does not require) stays as it is."""
-        ed = FAMILIES[self.family].param_event_dim(key)
-        nb = value.dim() - ed
+        dims = _EVENT_DIMS.get(self.family)
+        nb = value.dim() - (dims[key] if dims is not None
+                            else FAMILIES[self.family].param_event_dim(key))
         if nb < 0 or value.shape[:nb] == self.batch_shape:
             return value
         try:
