@@ -1188,7 +1188,8 @@ class PolysampleDistribution:
                 " require grad: score-function estimators need them. This is a bug in that "
                 "backend; choose another with backend=..."
             )
-        if value.is_floating_point() and value.dtype != want and out.is_floating_point():
+        if (want not in _HALF and value.is_floating_point() and value.dtype != want
+                and out.is_floating_point()):
             torch_dtype = _torch_score_dtype(self, value)
             if torch_dtype is not None and out.dtype != torch_dtype:
                 out = out.to(torch_dtype)
