@@ -348,3 +348,26 @@ def test_a_backend_instance_is_accepted_wherever_a_name_is() -> None:
     with ps.use_backend(inst):
         assert drawn_by() == "inst"
     assert drawn_by(ps.Normal(0.0, 1.0, backend=inst)) == "inst"
+
+
+def test_backend_names_given_to_constructors_are_checked_where_they_are_given() -> None:
+    # As set_backend and use_backend check theirs: not at the first draw, far from the typo.
+    with pytest.raises(ps.UnknownBackendError, match="'nmupy'.*Expected one of.*numpy"):
+        ps.Normal(0.0, 1.0, backend="nmupy")
+    with pytest.raises(ps.UnknownBackendError, match="'nmupy'"):
+        ps.wrap(torch.distributions.Normal(0.0, 1.0), backend="nmupy")
+    with pytest.raises(ps.UnknownBackendError, match="'nmupy'"):
+        ps.MixtureSameFamily(torch.distributions.Categorical(torch.ones(2)),
+                             ps.Normal(torch.zeros(2), 1.0), backend="nmupy")
+    # A registered backend is not loaded at construction: one that cannot load says so when
+    # it is first used.
+    def broken() -> ps.Backend:
+        raise ImportError("no such library")
+
+    ps.register_backend("cfg-broken", broken)
+    try:
+        d = ps.Normal(0.0, 1.0, backend="cfg-broken")
+        with pytest.raises(ps.BackendUnavailableError, match="cfg-broken"):
+            d.sample()
+    finally:
+        ps.unregister_backend("cfg-broken")

@@ -208,11 +208,12 @@ def set_backend(name: str | Backend | None) -> None:
     Raises ``UnknownBackendError`` for a name nobody registered."""
     global _global
     if name is not None:
-        _require_registered(name)
+        require_registered(name)
     _global = name
 
 
-def _require_registered(name: object) -> None:
+def require_registered(name: object) -> None:
+    """Raise ``UnknownBackendError`` for a name no plugin registered (a ``Backend`` passes)."""
     if isinstance(name, Backend):
         return
     if not isinstance(name, str) or name not in registry.entries():
@@ -223,7 +224,7 @@ def _require_registered(name: object) -> None:
 def use_backend(name: str | Backend) -> Iterator[str | Backend]:
     """Within the ``with`` block (this thread / asyncio task only), draw with ``name`` (a
     backend name or a ``Backend`` instance)."""
-    _require_registered(name)
+    require_registered(name)
     token = _context.set(name)
     try:
         yield name

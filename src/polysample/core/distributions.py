@@ -21,7 +21,7 @@ import torch
 import torch.distributions as td
 
 from .backend import Backend, FamilySupport, Seed
-from .config import resolve_backend
+from .config import require_registered, resolve_backend
 from .errors import (
     BackendContractError,
     InvalidParameterError,
@@ -165,11 +165,17 @@ def _not_reparameterizable(family: str, backend: Backend) -> str:
 
 
 def _check_backend_arg(backend: object) -> None:
+    """``backend=`` is checked where it is given, as ``set_backend`` and ``use_backend`` check
+    theirs: a name no plugin registered raises ``UnknownBackendError`` at construction, not
+    at the first draw (a registered backend is not loaded here: one that cannot load raises
+    ``BackendUnavailableError`` when it is first used)."""
     if backend is not None and not isinstance(backend, str | Backend):
         raise UnknownBackendError(
             "Expected backend= to be a backend name (str), a polysample.Backend instance or "
             f"None. Received: {backend!r}."
         )
+    if isinstance(backend, str):
+        require_registered(backend)
 
 
 def _wrap_init_error(family: str, exc: Exception,
