@@ -68,6 +68,9 @@ AVAILABLE: list[str] = _available()
 LOG_PROB_FIXED = frozenset({"Kumaraswamy", "StudentT", "Cauchy", "HalfCauchy", "InverseGamma",
                             "Gumbel", "Pareto", "Weibull", "RelaxedBernoulli", "Normal",
                             "HalfNormal", "RelaxedOneHotCategorical"})
+#: Families whose ``cdf`` and ``icdf`` polysample computes itself (exact through
+#: ``probs = 1/2``, where torch's return the value: finding F14): torch's to rounding elsewhere.
+CDF_FIXED = frozenset({"ContinuousBernoulli"})
 
 
 #: Backends whose eager draws cost microseconds: the contract matrix covers all their families.

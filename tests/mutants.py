@@ -952,6 +952,25 @@ class LastCategoryAbove16Mutant(_Mutant):
         return self._inner.sample(family, params, sample_shape, seed=seed)
 
 
+class UnstableRegionMutant(_Mutant):
+    """ContinuousBernoulli by torch 2.13's own inverse CDF, which returns the uniform itself
+    where ``|probs - 1/2| <= 1e-3`` (finding F14): the law within 5e-4, and a zero gradient
+    w.r.t. ``probs`` there (the expected one at 1/2 is 1/3)."""
+
+    FAMILIES = ("ContinuousBernoulli",)
+
+    def rsample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        from polysample.core.torch_fixes import (
+            continuous_bernoulli_cdf,
+            continuous_bernoulli_logits,
+        )
+
+        p = params["probs"]
+        x = self._inner.rsample(family, params, sample_shape, seed=seed).detach()
+        u = continuous_bernoulli_cdf(x, continuous_bernoulli_logits(p.detach()))
+        return torch.distributions.ContinuousBernoulli(probs=p, validate_args=False).icdf(u)
+
+
 class LogOfDensityMutant(_Mutant):
     """Scores Normal itself, as log(pdf): right wherever the density is a normal float, -inf
     beyond about 38 standard deviations (where exp underflows)."""
@@ -1338,6 +1357,8 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     "mutant_transposed_dim5": (TransposedAboveDim3Mutant, "sample_ks", "MultivariateNormal"),
     # Right up to 16 categories: the corners grid (24 categories) sees it.
     "mutant_last_category": (LastCategoryAbove16Mutant, "sample_sum", "Categorical"),
+    # Right values, a zero gradient in a band of parameters: the corners' probs = 1/2 sees it.
+    "mutant_cb_unstable": (UnstableRegionMutant, "grad_cdf", "ContinuousBernoulli"),
     # Right marginals, dependent draws: only the independence check can see these.
     "mutant_sorted": (SortedMutant, "sample_indep", "Normal"),
     "mutant_sorted_poisson": (SortedMutant, "sample_indep", "Poisson"),

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import polysample as ps
+from conftest import AVAILABLE
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -277,3 +278,40 @@ def test_inverse_gamma_scores_tiny_values(backend: str, dtype) -> None:
             assert g == -math.inf, (x, g)
         else:
             assert g == pytest.approx(want, rel=1e-5), (x, g, want)
+
+
+def test_continuous_bernoulli_cdf_and_icdf_depend_on_probs_near_one_half() -> None:
+    # torch 2.13 returns the value itself where |probs - 1/2| <= 1e-3 (finding F14): a zero
+    # gradient, and a CDF off by up to 5e-4. dF/dprobs at 1/2 is 2 x (x - 1), the exact CDF
+    # expm1(s x) / expm1(s) at logits s; icdf inverts it.
+    p = torch.tensor([0.5, 0.5 + 1e-9, 0.5005, 0.4995, 0.3, 0.999], dtype=torch.float64,
+                     requires_grad=True)
+    x = torch.full((6,), 0.2, dtype=torch.float64)
+    d = ps.ContinuousBernoulli(probs=p)
+    torch_cdf = torch.distributions.ContinuousBernoulli(probs=p).cdf(x)
+    assert torch.equal(torch_cdf[:4], x[:4])  # torch 2.13 itself (the defect mended)
+    s = torch.log(p.detach()) - torch.log1p(-p.detach())
+    safe = torch.where(s == 0, 1.0, s)
+    exact = torch.where(s == 0, x, torch.expm1(safe * x) / torch.expm1(safe))
+    torch.testing.assert_close(d.cdf(x), exact, rtol=1e-12, atol=1e-15)
+    (g,) = torch.autograd.grad(d.cdf(x).sum(), p)
+    assert abs(g[0].item() - 2 * 0.2 * (0.2 - 1)) < 1e-12 and (g[:4] < -0.3).all()
+    u = torch.linspace(0.01, 0.99, 6, dtype=torch.float64)
+    d = ps.ContinuousBernoulli(probs=p)  # the constructor's clamp is part of each graph
+    torch.testing.assert_close(d.cdf(d.icdf(u)), u, rtol=1e-12, atol=1e-14)
+    (g,) = torch.autograd.grad(d.icdf(u).sum(), p)
+    # dx/dprobs at 1/2 is 2 u (1 - u)
+    assert abs(g[0].item() - 2 * u[0].item() * (1 - u[0].item())) < 1e-12 and (g[:4] > 0).all()
+
+
+@pytest.mark.parametrize("backend", [b for b in AVAILABLE if b in (
+    "torch", "numpy", "tfp", "tfp-tf", "auto")])
+@pytest.mark.parametrize("probs", [0.5, 0.5005])
+def test_continuous_bernoulli_rsample_gradient_near_one_half(backend: str, probs: float) -> None:
+    # d/dprobs E[X] = 1/3 at 1/2: torch's inverse CDF (torch, numpy) returned the uniform in
+    # |probs - 1/2| <= 1e-3 and TFP's at logits 0, so the gradient was exactly 0 (finding F14).
+    # The per-draw gradient 2 u (1 - u) has sd 0.149: 2^16 draws, 6 standard errors.
+    p = torch.full((1 << 16,), probs, dtype=torch.float64, requires_grad=True)
+    x = ps.ContinuousBernoulli(probs=p, backend=backend).rsample(seed=3)
+    (g,) = torch.autograd.grad(x.sum(), p)
+    assert abs(g.mean().item() - 1 / 3) < 6 * 0.149 / 2 ** 8, g.mean().item()

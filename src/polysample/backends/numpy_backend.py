@@ -52,6 +52,7 @@ from ..core.implicit import (
 )
 from ..core.params import Params
 from ..core.seeds import GlobalStream, seed_sequence_from
+from ..core.torch_fixes import continuous_bernoulli_icdf, continuous_bernoulli_logits
 from ._math import (
     LARGE_BINOMIAL_VARIANCE,
     LARGE_COUNT,
@@ -314,11 +315,11 @@ def _generalized_pareto(d: _Draw) -> torch.Tensor:
 
 
 def _continuous_bernoulli(d: _Draw) -> torch.Tensor:
-    import torch.distributions as td
-
+    # torch's law (probabilities clamped as torch clamps them) at NumPy's uniforms, by an
+    # inverse CDF whose gradient is right near probs = 1/2 (finding F14).
     u = d.uniform()
-    dist = td.ContinuousBernoulli(logits=d.param("logits"), validate_args=False)
-    return dist.icdf(u)
+    return continuous_bernoulli_icdf(
+        u, continuous_bernoulli_logits(torch.sigmoid(d.param("logits"))))
 
 
 def _vonmises(d: _Draw) -> torch.Tensor:

@@ -50,7 +50,7 @@ from ..core.hookspecs import hookimpl
 from ..core.implicit import ImplicitDirichlet, _first_order
 from ..core.params import Params
 from ..core.seeds import global_seed_sequence, torch_generator_from
-from ..core.torch_fixes import FIXES
+from ..core.torch_fixes import FIXES, continuous_bernoulli_icdf, continuous_bernoulli_logits
 from ._math import (
     LARGE_BINOMIAL_VARIANCE,
     LARGE_COUNT,
@@ -516,9 +516,11 @@ def _generalized_pareto(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: b
 
 
 def _continuous_bernoulli(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> torch.Tensor:
+    # torch's law (probabilities clamped as torch clamps them), by an inverse CDF whose
+    # gradient is right near probs = 1/2, where torch's icdf returns u itself (finding F14).
     probs = p["probs"]
-    d = td.ContinuousBernoulli(probs=probs, validate_args=False)
-    return d.icdf(_rand(ss + probs.shape, probs, g))
+    return continuous_bernoulli_icdf(_rand(ss + probs.shape, probs, g),
+                                     continuous_bernoulli_logits(probs))
 
 
 def _logistic_normal(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> torch.Tensor:

@@ -642,7 +642,10 @@ _TABLE = [
        law=lambda p: ref.VonMises(p["loc"], p["concentration"]),
        positive=frozenset({"concentration"}), tiny=_TINY_CONC, circular=True),
     _c("ContinuousBernoulli", lambda b, d, k: {"probs": _lin(0.2, 0.7, b, d)},
-       _corner(probs=[1e-3, 0.3, 0.999]), law=lambda p: ref.ContinuousBernoulli(p["probs"])),
+       # 1/2: where torch's and TFP's inverse CDFs switch to the uniform itself, a zero
+       # gradient (finding F14)
+       _corner(probs=[1e-3, 0.3, 0.5, 0.999]),
+       law=lambda p: ref.ContinuousBernoulli(p["probs"])),
     _c("RelaxedBernoulli", lambda b, d, k: {"temperature": _lin(0.3, 1.0, b, d),
                                             "probs": _lin(0.2, 0.7, b, d)},
        _corner(temperature=[0.5, 1.0, 3.0], probs=[0.05, 0.5, 0.95]),

@@ -15,7 +15,8 @@ from typing import Any
 
 import torch
 
-__all__ = ["FIXES"]
+__all__ = ["FIXES", "CB_SERIES", "continuous_bernoulli_icdf", "continuous_bernoulli_cdf",
+           "continuous_bernoulli_logits"]
 
 
 def _checked_value(dist: Any, value: Any, like: torch.Tensor) -> torch.Tensor:
@@ -375,10 +376,85 @@ class LKJCholeskyEmptyBatchFix:
             self, concentration.shape, torch.Size((dim, dim)), validate_args)  # type: ignore[arg-type]
 
 
+#: ``|logits|`` below which the ContinuousBernoulli CDF and inverse CDF are their Taylor series
+#: in the logits (truncation error below 1e-15 relative); the exact formulas above.
+CB_SERIES = 1e-5
+#: Logits above which they are computed by reflection, ``x -> 1 - x`` at ``-logits``, where
+#: ``expm1(logits)`` could overflow float32.
+_CB_REFLECT = 80.0
+
+
+def continuous_bernoulli_logits(probs: torch.Tensor) -> torch.Tensor:
+    """The logits of torch's ``ContinuousBernoulli`` law: of its probabilities clamped to
+    ``[eps, 1 - eps]`` (``clamp_probs``), as torch's ``cdf``, ``icdf`` and ``log_prob`` use."""
+    from torch.distributions.utils import clamp_probs
+
+    p = clamp_probs(probs)
+    return torch.log(p) - torch.log1p(-p)
+
+
+def continuous_bernoulli_icdf(u: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """The ContinuousBernoulli inverse CDF ``log1p(u expm1(s)) / s`` at logits ``s``,
+    differentiable everywhere.
+
+    torch 2.13 returns ``u`` itself where ``|probs - 1/2| <= 1e-3`` (its "unstable region"), so
+    ``rsample()``'s gradient w.r.t. ``probs`` (or ``logits``) is exactly 0 there, and TFP 0.25 at
+    ``logits == 0``: the expected gradient at ``probs = 1/2`` is ``1/3`` (finding F14). Near 0
+    the series ``u + u (1 - u) s / 2 (1 + (1 - 2u) s / 3)``; above :data:`_CB_REFLECT` the
+    reflection ``1 - icdf(1 - u, -s)``.
+    """
+    small = logits.abs() < CB_SERIES
+    big = logits > _CB_REFLECT
+    s = torch.where(small, torch.ones_like(logits), torch.where(big, -logits, logits))
+    v = torch.where(big, 1 - u, u)
+    g = torch.log1p(v * torch.expm1(s)) / s
+    exact = torch.where(big, 1 - g, g)
+    series = u + u * (1 - u) / 2 * logits * (1 + (1 - 2 * u) / 3 * logits)
+    return torch.where(small, series, exact)
+
+
+def continuous_bernoulli_cdf(x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """The ContinuousBernoulli CDF ``expm1(s x) / expm1(s)`` on ``[0, 1]`` (0 below, 1 above),
+    differentiable everywhere: torch 2.13 returns ``x`` itself where ``|probs - 1/2| <= 1e-3``
+    (a zero gradient, and an error up to 5e-4). The series ``x + x (x - 1) s / 2 (1 + (2x - 1)
+    s / 6)`` near ``s = 0``, the reflection ``1 - cdf(1 - x, -s)`` for large ``s``."""
+    small = logits.abs() < CB_SERIES
+    big = logits > _CB_REFLECT
+    s = torch.where(small, torch.ones_like(logits), torch.where(big, -logits, logits))
+    xc = x.clamp(0, 1)
+    v = torch.where(big, 1 - xc, xc)
+    g = torch.expm1(s * v) / torch.expm1(s)
+    exact = torch.where(big, 1 - g, g)
+    series = xc + xc * (xc - 1) / 2 * logits * (1 + (2 * xc - 1) / 6 * logits)
+    inside = torch.where(small, series, exact)
+    return torch.where(x <= 0, torch.zeros_like(inside),
+                       torch.where(x >= 1, torch.ones_like(inside), inside))
+
+
+class ContinuousBernoulliFix:
+    """torch 2.13's ``ContinuousBernoulli.cdf`` and ``icdf`` return the value itself where
+    ``|probs - 1/2| <= 1e-3`` (its "unstable region"): a zero gradient w.r.t. ``probs`` and
+    ``logits``, and a CDF off by up to 5e-4. The exact formulas, made stable there (finding
+    F14): :func:`continuous_bernoulli_cdf`, :func:`continuous_bernoulli_icdf`."""
+
+    probs: torch.Tensor
+    _validate_args: bool
+
+    def cdf(self, value: torch.Tensor) -> torch.Tensor:
+        value = _checked_value(self, value, self.probs)
+        return continuous_bernoulli_cdf(value, continuous_bernoulli_logits(self.probs))
+
+    def icdf(self, value: torch.Tensor) -> torch.Tensor:
+        value = value if isinstance(value, torch.Tensor) else torch.as_tensor(
+            value, dtype=self.probs.dtype, device=self.probs.device)
+        return continuous_bernoulli_icdf(value, continuous_bernoulli_logits(self.probs))
+
+
 #: family -> mixin placed before torch's class. A fix of a parent family (Gamma) also applies
 #: to its polysample subclasses (Chi2), before their own: torch's subclasses inherit its code.
 FIXES: dict[str, type] = {
     "Cauchy": CauchyFix,
+    "ContinuousBernoulli": ContinuousBernoulliFix,
     "Gumbel": GumbelFix,
     "HalfNormal": HalfNormalFix,
     "Normal": NormalFix,

@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ...core.torch_fixes import CB_SERIES
 from .._math import LARGE_BINOMIAL_VARIANCE, LARGE_COUNT, LARGE_RATE, VON_MISES_NORMAL_LIMIT
 
 __all__ = ["TfpFamily", "TFP_FAMILIES", "MIXTURE_COMPONENTS", "WIDEN_BELOW"]
@@ -430,6 +431,22 @@ def _binomial_f64(tfp: Any, count: Any, probs: Any, shape: tuple[int, ...], seed
         return tf.where(n > LARGE_COUNT, y, small)
 
     return limit_laws() if large else small
+
+
+def _continuous_bernoulli(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...],
+                          shape: tuple[int, ...], seed: Any) -> Any:
+    """TFP's draw (its inverse CDF at a uniform), except where ``|logits|`` is below
+    :data:`~polysample.core.torch_fixes.CB_SERIES`: TFP 0.25 returns the uniform itself at
+    ``logits == 0``, whose gradient is 0 (the expected one at ``probs = 1/2`` is 1/3; finding
+    F14). There the Taylor series ``u + u (1 - u) s / 2 (1 + (1 - 2u) s / 3)``."""
+    tf = _tf(tfp)
+    s = p["logits"]
+    u = _samplers(tfp).uniform(_draw_shape(tf, shape, s), dtype=s.dtype, seed=seed)
+    small = tf.abs(s) < CB_SERIES
+    safe = tf.where(small, tf.ones_like(s), s)
+    exact = tfp.distributions.ContinuousBernoulli(logits=safe, dtype=s.dtype).quantile(u)
+    series = u + u * (1 - u) / 2 * s * (1 + (1 - 2 * u) / 3 * s)
+    return tf.where(small, series, exact)
 
 
 def _kumaraswamy(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...],
@@ -966,7 +983,7 @@ TFP_FAMILIES: dict[str, TfpFamily] = {
     # (logits=-1e38 at 0: TFP 87.5, torch 2.77).
     "ContinuousBernoulli": TfpFamily(("logits",), _d("ContinuousBernoulli", "logits",
                                                      dtype=_dtype_of("logits")),
-                                     log_prob=False,
+                                     draw=_continuous_bernoulli, log_prob=False,
                                      note="log_prob: torch's (its normalizer, not TFP's)"),
     "Dirichlet": TfpFamily(("concentration",), _d("Dirichlet", "concentration"),
                            draw=_dirichlet, draw_flags=_small_concentration("concentration"),
