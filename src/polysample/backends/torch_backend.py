@@ -882,19 +882,26 @@ class TorchBackend(TableBackend):
 
     def __init__(self) -> None:
         self._fork_key: tuple[int, ...] = _seeds._fork_key
+        self._generation = _seeds._generation
 
     def _reseed_after_fork(self) -> None:
         """Give a forked child its own global stream (torch's default generator).
 
         ``fork`` copies torch's default generator, so two children would repeat each other's
         draws. The core re-derives every backend's stream after a fork (mixing in the DataLoader
-        worker seed or the pid); for torch that stream *is* the default generator, so reseed it.
+        worker seed or the pid); for torch that stream *is* the default generator, so reseed it,
+        unless it was seeded in the child since the fork: a DataLoader worker's is (PyTorch
+        seeds it with the worker seed), and a ``worker_init_fn`` or the user's own
+        ``torch.manual_seed`` there must keep its stream (reproducible as in plain torch).
         """
         _seeds._resolve_fork()
         key = _seeds._fork_key
-        if key != self._fork_key:
-            self._fork_key = key
-            if key:
+        generation = _seeds._generation
+        if (key, generation) != (self._fork_key, self._generation):
+            self._fork_key, self._generation = key, generation
+            seeded_here = (_seeds.torch_seed_at_fork is not None
+                           and torch.initial_seed() != _seeds.torch_seed_at_fork)
+            if _seeds.torch_seed_at_fork is not None and not seeded_here:
                 torch.manual_seed(
                     int(global_seed_sequence("torch").generate_state(1, "uint64")[0] >> 1)
                 )

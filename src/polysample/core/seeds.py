@@ -7,7 +7,12 @@
   touching any global stream: same backend + same seed + same arguments => identical values.
 * After ``fork`` (``multiprocessing``, a PyTorch ``DataLoader`` worker) the child re-derives every
   stream, mixing in the DataLoader worker seed (reproducible, distinct per worker and epoch) or,
-  outside a DataLoader, the process id, so that children never repeat each other's draws.
+  outside a DataLoader, the process id, so that children never repeat each other's draws. A
+  DataLoader worker whose parent never called :func:`manual_seed` roots its streams in the
+  worker seed (as a spawned worker does), so ``torch.manual_seed`` in the parent makes them
+  reproducible. torch's default generator is reseeded only if nothing seeded it in the child
+  since the fork: a DataLoader worker's (PyTorch seeds it with the worker seed), one seeded by
+  a ``worker_init_fn`` or by ``torch.manual_seed`` is kept.
 """
 
 from __future__ import annotations
@@ -41,6 +46,9 @@ _fork_key: tuple[int, ...] = ()
 _fork_pending = False
 _seeded = False  # manual_seed was called in this process
 _spawn_checked = False  # whether this is a spawned DataLoader worker was decided
+#: ``torch.initial_seed()`` when this process was forked (None: not forked): a different value
+#: at the first draw means torch's default generator was seeded in the child since.
+torch_seed_at_fork: int | None = None
 
 T = TypeVar("T")
 
@@ -140,15 +148,23 @@ def _resolve_fork() -> None:
         from torch.utils.data import get_worker_info
 
         info = get_worker_info()
-        mix = int(info.seed) if info is not None else os.getpid()
-        _fork_key = _fork_key + (mix % (1 << 63),)
+        if info is not None and not _seeded:
+            # As a spawned worker: rooted in the worker seed, which PyTorch draws from the
+            # parent's generator (reproducible after torch.manual_seed in the parent).
+            global _root
+            _root = np.random.SeedSequence(int(info.seed) % (1 << 63))
+            _fork_key = ()
+        else:
+            mix = int(info.seed) if info is not None else os.getpid()
+            _fork_key = _fork_key + (mix % (1 << 63),)
         _fork_pending = False
         _generation += 1
 
 
 def _after_fork_in_child() -> None:
-    global _fork_pending
+    global _fork_pending, torch_seed_at_fork
     _fork_pending = True
+    torch_seed_at_fork = torch.initial_seed()
 
 
 if hasattr(os, "register_at_fork"):
