@@ -9,6 +9,7 @@ fresh temporary working directory.
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,7 @@ import torch
 
 import polysample as ps
 from polysample.core.config import backend_options, resolve_backend, resolve_backend_name
+from polysample.core.plugins import registry
 
 DRAWN_BY: list[str] = []
 NAMES = ("cfg-arg", "cfg-ctx", "cfg-set", "cfg-env", "cfg-fam", "cfg-file", "cfg-narrow")
@@ -201,7 +203,12 @@ def test_fallback_variable_beats_file(tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.setenv("POLYSAMPLE_FALLBACK", "cfg-file, torch")
     assert resolve_backend("Gamma").name == "torch"
     monkeypatch.setenv("POLYSAMPLE_FALLBACK", "cfg-file")
-    with pytest.raises(ps.UnsupportedFamilyError, match=r"fallbacks \['cfg-file'\]"):
+    with pytest.raises(ps.UnsupportedFamilyError,
+                       match=r"fallback chain \['cfg-file'\] \(POLYSAMPLE_FALLBACK"):
+        resolve_backend("Gamma")
+    # A chain holding only the chosen backend is named too (it was tried, uselessly).
+    monkeypatch.setenv("POLYSAMPLE_FALLBACK", "cfg-narrow")
+    with pytest.raises(ps.UnsupportedFamilyError, match=r"fallback chain \['cfg-narrow'\]"):
         resolve_backend("Gamma")
 
 
@@ -371,3 +378,79 @@ def test_backend_names_given_to_constructors_are_checked_where_they_are_given() 
             d.sample()
     finally:
         ps.unregister_backend("cfg-broken")
+
+
+def test_the_environment_and_the_files_mistakes_are_config_errors(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # An outside trial's findings: each was silent, lazy or a raw exception.
+    # A new POLYSAMPLE_CONFIG is read at the next resolution, without reload_config().
+    a, b = tmp_path / "a.toml", tmp_path / "b.toml"
+    write(a, 'backend = "numpy"\n')
+    write(b, 'backend = "cfg-ctx"\n')
+    monkeypatch.setenv("POLYSAMPLE_CONFIG", str(a))
+    assert ps.get_backend() == "numpy"
+    monkeypatch.setenv("POLYSAMPLE_CONFIG", str(b))
+    assert ps.get_backend() == "cfg-ctx"
+    # A families entry naming no installed backend, when the file is read.
+    write(a, '[families]\nGamma = "nmupy"\n')
+    monkeypatch.setenv("POLYSAMPLE_CONFIG", str(a))
+    with pytest.raises(ps.ConfigError, match=r"families.Gamma names backend 'nmupy'.*numpy"):
+        ps.get_backend()
+    # Options for a backend that takes none: when it loads after the file was read, or when
+    # the file is read after it loaded (loading never reads the file itself).
+    loaded = ps.load_backend("numpy")
+    monkeypatch.setattr(registry.entries()["numpy"], "instance", None)
+    write(a, '[numpy]\nseed = 3\n')
+    ps.reload_config()
+    assert ps.get_backend() == "torch"
+    with pytest.raises(ps.ConfigError, match=r"'numpy' takes no options.*numpy.seed"):
+        ps.load_backend("numpy")
+    monkeypatch.setattr(registry.entries()["numpy"], "instance", loaded)
+    ps.reload_config()
+    with pytest.raises(ps.ConfigError, match=r"'numpy' takes no options.*numpy.seed"):
+        ps.get_backend()
+    monkeypatch.delenv("POLYSAMPLE_CONFIG")
+    ps.reload_config()
+    # Names that are not strings.
+    for bad in (["numpy"], 3):
+        with pytest.raises(ps.UnknownBackendError, match="Expected a backend name"):
+            ps.set_backend(bad)  # type: ignore[arg-type]
+        with pytest.raises(ps.UnknownBackendError, match="Expected a backend name"):
+            with ps.use_backend(bad):  # type: ignore[arg-type]
+                pass
+
+
+def test_a_deleted_working_directory_is_a_config_error(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    code = ("import os, tempfile, polysample as ps\n"
+            "d = tempfile.mkdtemp(); os.chdir(d); os.rmdir(d)\n"
+            "try:\n    ps.get_backend()\n"
+            "except ps.ConfigError as e:\n    print('ConfigError', e)\n"
+            "print(ps.Normal(0., 1., backend='torch').sample().shape)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, env={k: v for k, v in os.environ.items()
+                                            if not k.startswith("POLYSAMPLE_")})
+    assert done.returncode == 0, done.stderr
+    assert "ConfigError Cannot search the working directory" in done.stdout
+    assert "POLYSAMPLE_CONFIG" in done.stdout and "torch.Size([])" in done.stdout
+
+
+@pytest.mark.parametrize("value,disabled", [("1", True), ("TRUE", True), ("On", True),
+                                            ("yes", True), ("", False), ("0", False),
+                                            ("off", False), ("No", False)])
+def test_the_autoload_switch_reads_the_usual_spellings(value: str, disabled: bool,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from polysample.core.plugins import _autoload_disabled
+
+    monkeypatch.setenv("POLYSAMPLE_DISABLE_PLUGIN_AUTOLOAD", value)
+    assert _autoload_disabled() is disabled
+
+
+def test_another_autoload_value_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from polysample.core.plugins import _autoload_disabled
+
+    monkeypatch.setenv("POLYSAMPLE_DISABLE_PLUGIN_AUTOLOAD", "maybe")
+    with pytest.raises(ps.ConfigError, match="POLYSAMPLE_DISABLE_PLUGIN_AUTOLOAD.*'maybe'"):
+        _autoload_disabled()

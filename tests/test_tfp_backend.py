@@ -812,6 +812,25 @@ def test_persistent_cache_directory_from_pyproject(tmp_path,  # type: ignore[no-
         enable_persistent_cache(_FakeJax())
 
 
+def test_the_cache_option_does_not_break_the_substrate_choice(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    # Both options of [tool.polysample.tfp] are valid together or alone: compilation_cache
+    # alone made the substrate's reading of the table refuse it as an unknown option.
+    from polysample.backends.tfp.backend import _resolve_substrate
+    from polysample.core.config import check_backend_options
+
+    monkeypatch.delenv("POLYSAMPLE_TFP_SUBSTRATE", raising=False)
+    cfg = tmp_path / "pyproject.toml"
+    monkeypatch.setenv("POLYSAMPLE_CONFIG", str(cfg))
+    for body, substrate in (('compilation_cache = "build/jax"\n', "jax"),
+                            ('substrate = "tensorflow"\ncompilation_cache = false\n',
+                             "tensorflow")):
+        cfg.write_text("[tool.polysample.tfp]\n" + body)
+        ps.reload_config()
+        assert _resolve_substrate()[0] == substrate
+        check_backend_options("tfp", ps.load_backend("tfp").options)  # no error
+    ps.reload_config()
+
+
 def test_unwritable_persistent_cache_directory_warns_and_disables(
         tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     from polysample.backends.tfp.substrates import enable_persistent_cache

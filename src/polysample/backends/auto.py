@@ -77,6 +77,7 @@ class AutoBackend(Backend):
     """Routes each (family, operation) to the fastest conforming backend of a routing table."""
 
     name = NAME
+    options: Mapping[str, str] | None = {}  # no [tool.polysample.<name>] options
     #: Every draw is another backend's: the conformance suite validates those.
     router = True
 

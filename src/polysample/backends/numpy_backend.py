@@ -31,7 +31,7 @@ Families NumPy cannot draw directly or by a short exact transform are absent fro
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -775,6 +775,7 @@ class NumpyBackend(TableBackend):
     """Draws with ``numpy.random.Generator`` (PCG64); torch differentiates and scores."""
 
     name = "numpy"
+    options: Mapping[str, str] | None = {}  # no [tool.polysample.<name>] options
     table = {name: Row(draw=_row(drawer, name), rsample=rs, note=_NOTES.get(name, ""))
              for name, (drawer, rs) in _FAMILY_TABLE.items()}
     omitted = OMITTED

@@ -874,6 +874,7 @@ class TorchBackend(TableBackend):
     """``torch.distributions`` with explicit generators and fast in-place ``sample`` paths."""
 
     name = "torch"
+    options: Mapping[str, str] | None = {}  # no [tool.polysample.<name>] options
     #: Every draw is torch operations on the parameters: torch.jit.trace records it.
     traceable = True
     table = {name: Row(draw=_SAMPLERS[name], rsample=spec.reparameterized,

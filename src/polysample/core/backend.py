@@ -90,6 +90,12 @@ class Backend:
     #: backends (``auto``). ``polysample validate`` checks those backends instead and leaves a
     #: router out unless it is named (``--backend auto``).
     router: ClassVar[bool] = False
+    #: The options this backend reads from ``[tool.polysample.<name>]`` (option -> what it
+    #: does), checked by the core when the backend loads: a key not listed is a
+    #: ``ConfigError`` naming the file and key (``{}``: the backend takes no options). ``None``
+    #: (the default): the backend reads its table itself, checking it with
+    #: ``backend_options(name, known=...)``.
+    options: Mapping[str, str] | None = None
 
     # ------------------------------------------------------------------ metadata
     def version(self) -> str:

@@ -80,7 +80,8 @@ class FileConfig:
 def _check_name(value: object, source: str) -> str:
     if not isinstance(value, str) or not value:
         raise ConfigError(
-            f"Expected a backend name (a non-empty string) at {source}. Received: {value!r}."
+            f"Expected a backend name (a non-empty string) at {source}. Received: {value!r}. "
+            'Write the name as a quoted string, e.g. "numpy".'
         )
     return value
 
@@ -97,7 +98,9 @@ def _parse(path: Path, table: Mapping[str, Any], section: str) -> FileConfig:
     fams = table.get("families", {})
     if not isinstance(fams, Mapping):
         raise ConfigError(f"Expected a table of family = backend at {src('families')}. "
-                          f"Received: {fams!r}.")
+                          f"Received: {fams!r}. Write it as a table, e.g. "
+                          f"[{section + '.' if section else ''}families] with lines such as "
+                          'Gamma = "numpy".')
     for fam, name in fams.items():
         if fam not in FAMILIES:
             raise ConfigError(
@@ -105,13 +108,20 @@ def _parse(path: Path, table: Mapping[str, Any], section: str) -> FileConfig:
                 f"{', '.join(sorted(FAMILIES))}.{did_you_mean(fam, sorted(FAMILIES))}"
             )
         _check_name(name, src(f"families.{fam}"))
+    installed = sorted(registry.entries())
+    for fam, name in fams.items():
+        if name not in installed:
+            raise ConfigError(
+                f"{src(f'families.{fam}')} names backend {name!r}, which is not installed. "
+                f"Expected one of: {', '.join(installed)}.{did_you_mean(name, installed)} "
+                "Install the plugin that provides it, or fix the name."
+            )
     fallback = table.get("fallback", [])
     if isinstance(fallback, str) or not isinstance(fallback, list):
         raise ConfigError(
             f"Expected a list of backend names at {src('fallback')}, e.g. "
             f'fallback = ["numpy", "torch"]. Received: {fallback!r}.'
         )
-    installed = sorted(registry.entries())
     for name in fallback:
         _check_name(name, src("fallback"))
         if name not in installed:
@@ -132,9 +142,15 @@ def _parse(path: Path, table: Mapping[str, Any], section: str) -> FileConfig:
             raise ConfigError(
                 f"Unknown table [{section + '.' if section else ''}{k}] in {path}. Expected "
                 "[families] or a table of options named after an installed backend "
-                f"({', '.join(installed)}).{did_you_mean(k, sorted(known) + installed)}"
+                f"({', '.join(installed)}).{did_you_mean(k, ['families'] + installed)}"
             )
-    return FileConfig(path, section, backend, dict(fams), tuple(fallback), options)
+    cfg = FileConfig(path, section, backend, dict(fams), tuple(fallback), options)
+    entries = registry.entries()
+    for k in options:  # the tables of backends already loaded (the others: when they load)
+        instance = entries[k].instance
+        if instance is not None and instance.options is not None:
+            _check_options(cfg, k, instance.options)
+    return cfg
 
 
 def _load_file(path: Path) -> FileConfig | None:
@@ -166,7 +182,15 @@ def _find_file() -> FileConfig:
                 "file. Point it at a polysample.toml or pyproject.toml, or unset it."
             )
         return _load_file(path) or FileConfig(path, "tool.polysample")
-    here = Path.cwd().resolve()
+    try:
+        here = Path.cwd().resolve()
+    except OSError as exc:  # the working directory was deleted (or cannot be read)
+        raise ConfigError(
+            f"Cannot search the working directory for polysample.toml or pyproject.toml: "
+            f"{exc.strerror or exc} (was it deleted?). Change to an existing directory, name "
+            "the file with POLYSAMPLE_CONFIG, or choose the backend with backend=..., "
+            "ps.set_backend(...) or POLYSAMPLE_BACKEND."
+        ) from exc
     for directory in (here, *here.parents):
         for fname in ("polysample.toml", "pyproject.toml"):
             candidate = directory / fname
@@ -177,13 +201,21 @@ def _find_file() -> FileConfig:
     return FileConfig()
 
 
+#: POLYSAMPLE_CONFIG when ``_file`` was read: another value makes the next resolution read
+#: the file it names (the environment is read at every resolution).
+_file_env: str | None = None
+
+
 def file_config() -> FileConfig:
-    """The configuration file's settings (read on first call, then cached)."""
-    global _file
-    if _file is None:
+    """The configuration file's settings (read on first call, then cached; read again when
+    ``POLYSAMPLE_CONFIG`` changes, or after :func:`reload_config`)."""
+    global _file, _file_env
+    env = _read_config_env()
+    if _file is None or env != _file_env:
         with _file_lock:
-            if _file is None:
+            if _file is None or env != _file_env:
                 _file = _find_file()
+                _file_env = env
     return _file
 
 
@@ -199,6 +231,8 @@ def _validate_known(name: str, source: str) -> str:
         raise ConfigError(
             f"{source} names backend {name!r}, which is not installed. Expected one of: "
             f"{', '.join(sorted(registry.entries()))}."
+            f"{did_you_mean(name, sorted(registry.entries()))} Install the plugin that provides "
+            "it, or fix the name."
         )
     return name
 
@@ -213,11 +247,18 @@ def set_backend(name: str | Backend | None) -> None:
 
 
 def require_registered(name: object) -> None:
-    """Raise ``UnknownBackendError`` for a name no plugin registered (a ``Backend`` passes)."""
+    """Raise ``UnknownBackendError`` for a name no plugin registered (a ``Backend`` passes)
+    or for anything that is not a name (a list, a number)."""
     if isinstance(name, Backend):
         return
-    if not isinstance(name, str) or name not in registry.entries():
-        registry.load(name)  # type: ignore[arg-type]  # raises UnknownBackendError
+    if not isinstance(name, str):
+        raise UnknownBackendError(
+            f"Expected a backend name (str) or a polysample.Backend instance. Received: "
+            f"{name!r} of type {type(name).__name__}. Available backends: "
+            f"{', '.join(sorted(registry.entries()))}."
+        )
+    if name not in registry.entries():
+        registry.load(name)  # raises UnknownBackendError
 
 
 @contextlib.contextmanager
@@ -361,6 +402,7 @@ def _env_reader(name: str) -> Any:
 
 
 _read_backend_env = _env_reader("POLYSAMPLE_BACKEND")
+_read_config_env = _env_reader("POLYSAMPLE_CONFIG")
 
 
 def _resolution_key(family: str, explicit: str | Backend | None) -> tuple[Any, ...] | None:
@@ -374,8 +416,8 @@ def _resolution_key(family: str, explicit: str | Backend | None) -> tuple[Any, .
     env = _read_backend_env()
     if env is not None and env.strip():
         return (family, 3, env)
-    if _file is None:
-        return None  # the file is not read yet: resolve the slow way (which reads it)
+    if _file is None or _read_config_env() != _file_env:
+        return None  # the file is not read yet (or another one is named): the slow way
     return (family, 4, id(_file))
 
 
@@ -406,12 +448,17 @@ def _resolve(family: str, explicit: str | Backend | None
         if family in candidate.families():
             return candidate, label, source, chain
     why = getattr(backend, "omitted", {}).get(family)
+    env = os.environ.get("POLYSAMPLE_FALLBACK")
+    chain_source = ("POLYSAMPLE_FALLBACK (environment variable)" if env is not None and env.strip()
+                    else file_config().source("fallback"))
     raise UnsupportedFamilyError(
         f"Backend {label!r} (chosen by {source}) does not support {family!r}"
         + (f" ({why.rstrip('.')})" if why else "")
-        + (f", nor do the fallbacks {tried[1:]}" if len(tried) > 1 else "")
+        + (f", nor does any backend of the fallback chain {list(chain)} ({chain_source})"
+           if chain else "")
         + ". Choose another backend with backend=..., or configure a fallback chain "
-        "(fallback = [\"torch\"] under [tool.polysample], or POLYSAMPLE_FALLBACK=torch)."
+        "(POLYSAMPLE_FALLBACK=torch, or fallback = [\"torch\"] in the configuration file: "
+        "under [tool.polysample] in pyproject.toml, at the top of polysample.toml)."
     )
 
 
@@ -453,6 +500,37 @@ def resolve_backend(family: str, explicit: str | Backend | None = None) -> Backe
             _resolved.clear()
         _resolved[key] = (entries, file_snapshot, backend)
     return backend
+
+
+def check_backend_options(backend_name: str, known: Mapping[str, str]) -> None:
+    """Refuse a ``[tool.polysample.<backend_name>]`` key that the backend does not read
+    (``known``: its options; empty for a backend that takes none), for backends that declare
+    their options (``Backend.options``). Run when the backend loads if the file was read
+    (loading a backend never reads the file: ``backend="torch"`` draws without it), else when
+    the file is read (:func:`_parse`)."""
+    if _file is not None:
+        _check_options(_file, backend_name, known)
+
+
+def _check_options(cfg: FileConfig, backend_name: str, known: Mapping[str, str]) -> None:
+    opts = cfg.options.get(backend_name)
+    if not opts:
+        return
+    if not known:
+        table = f"{cfg.section + '.' if cfg.section else ''}{backend_name}"
+        raise ConfigError(
+            f"Backend {backend_name!r} takes no options, but {cfg.path} sets "
+            f"{', '.join(f'{table}.{k}' for k in opts)} in [{table}]. Remove that table"
+            + (" (the TFP backends' options, such as substrate, are under [tool.polysample.tfp])"
+               if backend_name.startswith("tfp") else "") + "."
+        )
+    for key in opts:
+        if key not in known:
+            raise ConfigError(
+                f"Unknown option {cfg.source(f'{backend_name}.{key}')}. Expected one of: "
+                + ", ".join(f"{k} ({v})" for k, v in known.items())
+                + f".{did_you_mean(key, list(known))}"
+            )
 
 
 def backend_options(backend_name: str, known: Mapping[str, str] | None = None

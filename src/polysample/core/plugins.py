@@ -116,7 +116,7 @@ class _Registry:
             mod = load_module(path, "built-in")
             if mod is not None:
                 modules.append((mod, f"{path} (built-in)", "polysample", _version("polysample")))
-        if os.environ.get("POLYSAMPLE_DISABLE_PLUGIN_AUTOLOAD", "").strip() not in {"1", "true", "yes"}:
+        if not _autoload_disabled():
             for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
                 dist = ep.dist.name if ep.dist is not None else "unknown distribution"
                 what = f"entry point {ep.name!r} of {dist}"
@@ -265,8 +265,32 @@ class _Registry:
                     f"{type(exc).__name__}: {exc}"
                 ) from exc
             instance.name = name
+            if instance.options is not None:
+                from .config import check_backend_options
+
+                check_backend_options(name, instance.options)
             entry.instance = instance
             return instance
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"", "0", "false", "no", "off"}
+
+
+def _autoload_disabled() -> bool:
+    """``POLYSAMPLE_DISABLE_PLUGIN_AUTOLOAD``: 1/true/yes/on (any case) skip the entry points,
+    unset, empty or 0/false/no/off load them; another value is a ``ConfigError``."""
+    raw = os.environ.get("POLYSAMPLE_DISABLE_PLUGIN_AUTOLOAD", "")
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ConfigError(
+        "Expected POLYSAMPLE_DISABLE_PLUGIN_AUTOLOAD (environment variable) to be 1, true, yes "
+        f"or on (skip the plugins' entry points) or 0, false, no, off or empty (load them). "
+        f"Received: {raw!r}. Set one of those values, or unset it."
+    )
 
 
 def _check_families(backend: Backend) -> None:

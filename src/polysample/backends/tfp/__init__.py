@@ -29,7 +29,9 @@ def _make_tfp() -> Any:
 def _make_tfp_tf() -> Any:
     from .backend import TfpBackend
 
-    return TfpBackend(substrate="tensorflow")
+    backend = TfpBackend(substrate="tensorflow")
+    backend.options = {}  # the TFP backends' options are [tool.polysample.tfp]'s
+    return backend
 
 
 @hookimpl

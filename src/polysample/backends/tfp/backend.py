@@ -67,7 +67,9 @@ __all__ = ["TfpBackend", "SUBSTRATES", "ENV_VAR", "BUCKET_MAX", "bucket_size"]
 SUBSTRATES = ("jax", "tensorflow")
 ENV_VAR = "POLYSAMPLE_TFP_SUBSTRATE"
 #: The keys of [tool.polysample.tfp] (an unknown key is a ConfigError).
-OPTIONS = {"substrate": '"jax" (default) or "tensorflow"'}
+OPTIONS = {"substrate": '"jax" (default) or "tensorflow"',
+           "compilation_cache": "the JAX compiled-program cache: a directory (relative to the "
+                                "file), true (the default directory) or false (none)"}
 
 #: Calls of at most this many values (``prod(sample_shape) * prod(batch_shape)``) run in shape
 #: buckets. A bucketed call costs more than its exact program (parameters laid out per row,
@@ -533,6 +535,8 @@ class TfpBackend(TableBackend):
     through this instance's compiled programs; ``rng`` turns a call's seed into the two seed
     words TFP's stateless samplers take.
     """
+
+    options: Mapping[str, str] | None = OPTIONS
 
     name = "tfp"
 
