@@ -544,11 +544,5 @@ def backend_options(backend_name: str, known: Mapping[str, str] | None = None
     opts = cfg.options.get(backend_name, {})
     where = cfg.source(backend_name) if cfg.path else "defaults"
     if known is not None:
-        for key in opts:
-            if key not in known:
-                raise ConfigError(
-                    f"Unknown option {cfg.source(f'{backend_name}.{key}')}. Expected one of: "
-                    + ", ".join(f"{k} ({v})" for k, v in known.items())
-                    + f".{did_you_mean(key, list(known))}"
-                )
+        _check_options(cfg, backend_name, known)
     return opts, where
