@@ -137,7 +137,7 @@ def _resolve_spawn() -> None:
 
 
 def _resolve_fork() -> None:
-    global _fork_key, _fork_pending, _generation
+    global _fork_key, _fork_pending, _generation, _root
     if not _spawn_checked:
         _resolve_spawn()
     if not _fork_pending:
@@ -151,7 +151,6 @@ def _resolve_fork() -> None:
         if info is not None and not _seeded:
             # As a spawned worker: rooted in the worker seed, which PyTorch draws from the
             # parent's generator (reproducible after torch.manual_seed in the parent).
-            global _root
             _root = np.random.SeedSequence(int(info.seed) % (1 << 63))
             _fork_key = ()
         else:
