@@ -971,6 +971,49 @@ class UnstableRegionMutant(_Mutant):
         return torch.distributions.ContinuousBernoulli(probs=p, validate_args=False).icdf(u)
 
 
+class GammaBandMutant(_Mutant):
+    """Gamma drawn 5% too large for concentrations in [5, 20) alone: between the grid points
+    (typical 1 to 4, corners 1 and 30). Every grid's check passed it; the sweep's band of
+    concentrations there fails it."""
+
+    FAMILIES = ("Gamma",)
+
+    def mutate(self, family, params, x):  # type: ignore[no-untyped-def]
+        c = params["concentration"].expand(x.shape)
+        return torch.where((c >= 5) & (c < 20), x * 1.05, x)
+
+
+class GammaGradientBandMutant(_Mutant):
+    """Right Gamma values; the gradient w.r.t. ``concentration`` 5% too large for
+    concentrations in [5, 20) alone (a trial's "between the grid points" defect): the sweep
+    grid's per-sample identity meets it."""
+
+    FAMILIES = ("Gamma",)
+
+    def rsample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        c = params["concentration"]
+        band = ((c.detach() >= 5) & (c.detach() < 20)).to(c.dtype)
+        scaled = c.detach() + (1 + 0.05 * band) * (c - c.detach())
+        return self._inner.rsample(family, {**dict(params.items()), "concentration": scaled},
+                                   sample_shape, seed=seed)
+
+
+class PoissonBandMutant(_Mutant):
+    """Poisson drawn by a rounded normal approximation for rates in [4, 10) alone (below the
+    rate where torch's own algorithm switches; the grid has 3 and 12): the sweep's band of
+    rates there fails it in full mode (quick mode: 0.68 of its threshold)."""
+
+    FAMILIES = ("Poisson",)
+
+    def sample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        x = self._inner.sample(family, params, sample_shape, seed=seed)
+        rate = params["rate"].expand(x.shape)
+        noise = self._inner.sample("Normal", {"loc": torch.zeros_like(rate),
+                                              "scale": torch.ones_like(rate)}, (), seed=seed)
+        approx = torch.clamp(torch.round(rate + rate.sqrt() * noise), min=0)
+        return torch.where((rate >= 4) & (rate < 10), approx, x)
+
+
 class LogOfDensityMutant(_Mutant):
     """Scores Normal itself, as log(pdf): right wherever the density is a normal float, -inf
     beyond about 38 standard deviations (where exp underflows)."""
@@ -1359,6 +1402,10 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     "mutant_last_category": (LastCategoryAbove16Mutant, "sample_sum", "Categorical"),
     # Right values, a zero gradient in a band of parameters: the corners' probs = 1/2 sees it.
     "mutant_cb_unstable": (UnstableRegionMutant, "grad_cdf", "ContinuousBernoulli"),
+    # Wrong in a band of parameters between the grid points: only the sweep sees it.
+    "mutant_gamma_band": (GammaBandMutant, "sample_sweep", "Gamma"),
+    "mutant_gamma_grad_band": (GammaGradientBandMutant, "grad_sweep", "Gamma"),
+    "mutant_poisson_band": (PoissonBandMutant, "sample_sweep", "Poisson"),
     # Right marginals, dependent draws: only the independence check can see these.
     "mutant_sorted": (SortedMutant, "sample_indep", "Normal"),
     "mutant_sorted_poisson": (SortedMutant, "sample_indep", "Poisson"),

@@ -223,6 +223,16 @@ def test_show_grids_takes_families_and_says_each_grids_dtype_and_layers(capsys):
     assert validate("--show-grids", "--family", "Nope") == 2
 
 
+def test_show_grids_gives_the_sweep_ranges_and_points(capsys):
+    assert validate("--show-grids", "--family", "Gamma", "--family", "Poisson") == 0
+    out = capsys.readouterr().out
+    assert ("Gamma sweep (concentration from 0.05 to 200 (log scale), rate from 0.1 to 10 "
+            "(log scale)): these 32 points judged by grad_sweep; sample_sweep draws once at "
+            "each of 262144 quick, 1048576 full points") in out
+    # a count family has no pathwise gradient: its sweep is sample_sweep's alone
+    assert "Poisson sweep (rate from 0.01 to 1000 (log scale)): sample_sweep draws" in out
+
+
 def test_a_grid_point_in_another_dtype_than_float64_says_so():
     import torch
 

@@ -147,6 +147,7 @@ def test_error_budget_is_split_over_the_statistical_checks():
     assert budget_slots(["sample_ks", "sample_pit_mean"]) == 2
     assert budget_slots(["sample_ks"] + ["sample_repeats"] * REPEAT_CHECKS_PER_SLOT) == 2
     assert budget_slots(["sample_repeats"] * (REPEAT_CHECKS_PER_SLOT + 1)) == 2
+    assert budget_slots(["sample_sweep", "grad_sweep", "grad_large", "sample_tails"]) == 1
 
 
 def test_full_matrix_stays_within_the_error_budget():
@@ -166,13 +167,14 @@ def test_full_matrix_stays_within_the_error_budget():
     tails = sum(c.name.endswith("_tails") for c in checks)
     atoms = sum(c.name.endswith("_atoms") for c in checks)
     large = sum(c.name == "grad_large" for c in checks)
-    assert large > 0
-    # the repeat, tail, atom and large-call gradient checks take two slots
-    assert 0 < repeats + tails + atoms + large <= 2 * REPEAT_CHECKS_PER_SLOT, (
-        repeats, tails, atoms, large)
+    sweeps = sum(c.name in ("sample_sweep", "grad_sweep") for c in checks)
+    assert large > 0 and sweeps > 0
+    # the repeat, tail, atom, large-call gradient and sweep checks take two slots
+    pooled = repeats + tails + atoms + large + sweeps
+    assert 0 < pooled <= 2 * REPEAT_CHECKS_PER_SLOT, (repeats, tails, atoms, large, sweeps)
     if len(builtin) == 4:  # the float32 grid is sample() only to fit (with rsample: 4,411)
-        assert (stat, repeats, tails, atoms, large) == (3961, 848, 697, 124, 106), (
-            stat, repeats, tails, atoms, large)
+        assert (stat, repeats, tails, atoms, large, sweeps) == (
+            3961, 848, 697, 124, 106, 194), (stat, repeats, tails, atoms, large, sweeps)
 
 
 def _loads(name: str) -> bool:

@@ -30,6 +30,8 @@ LAYERS = {
     "sample_atoms": ("sampler",),
     "sample_sum": ("sampler",),
     "mixture_ks": ("sampler",),
+    "sample_sweep": ("sampler",),
+    "grad_sweep": ("gradient",),
     "mixture_grad": ("gradient",),
     "calls_ks": ("sampler",),
     "calls_repeats": ("sampler",),
@@ -76,7 +78,8 @@ _OWN_TEST = {"mutant_gradsign_beta", "mutant_sorted", "mutant_sorted_poisson",
              "mutant_binomial_normal", "mutant_poisson_normal", "mutant_constant_grad",
              "mutant_log_prob_grad", "mutant_constant",
              "mutant_log_prob_constant", "mutant_call_start", "mutant_nb_ceil",
-             "mutant_batch3d_flip", "mutant_sample3d_repeat", "mutant_studentt_flip"}
+             "mutant_batch3d_flip", "mutant_sample3d_repeat", "mutant_studentt_flip",
+             "mutant_gamma_band", "mutant_gamma_grad_band"}
 
 
 @pytest.mark.parametrize("name", sorted(set(mutants.MUTANTS) - _OWN_TEST))
@@ -205,6 +208,33 @@ def test_a_backend_wrong_in_small_calls_alone_fails_the_calls_check_alone(with_m
     caught = report.failures[0]
     assert caught.statistic > caught.threshold and caught.n == 256 * 16
     assert "sample() in calls of 16 rows" in caught.message and "loc=" in caught.message
+
+
+def test_a_sampler_wrong_between_the_grid_points_fails_the_sweep_alone(with_mutants):
+    # Gamma 5% too large for concentrations in [5, 20) only: the grids' points (1 to 4, 30,
+    # 1000, ...) pass it; the sweep's band of concentrations there fails it in quick mode,
+    # and the message names the band.
+    report = check_backend("mutant_gamma_band", families=["Gamma"], layers=("sampler",),
+                           quick=True)
+    assert [r.id for r in report.failures] == ["mutant_gamma_band-Gamma-sweep-sample_sweep"]
+    caught = report.failures[0]
+    assert caught.statistic > caught.threshold
+    assert "concentration in [" in caught.message and "concentration in [" in caught.point
+    lo, hi = (float(v) for v in caught.point.split("[")[1].rstrip("]").split(", "))
+    assert lo < 20 and hi > 5  # the band holds the defect
+
+
+def test_a_gradient_wrong_between_the_grid_points_fails_the_sweep_grid_alone(with_mutants):
+    # Right values; the concentration gradient 5% off in [5, 20) only: every grid point's
+    # identity holds; the sweep grid's point in the band fails it, and is named.
+    report = check_backend("mutant_gamma_grad_band", families=["Gamma"],
+                           layers=("gradient",), quick=True)
+    assert [r.id for r in report.failures] == [
+        "mutant_gamma_grad_band-Gamma-sweep-grad_sweep"], [r.id for r in report.failures]
+    caught = report.failures[0]
+    assert caught.statistic > caught.threshold
+    conc = float(caught.point.split("concentration=")[1].split(",")[0])
+    assert 5 <= conc < 20, caught.point
 
 
 def test_a_backend_wrong_in_float32_alone_fails_the_float32_grid_alone(with_mutants):

@@ -24,6 +24,7 @@ Each :class:`Case` holds:
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,7 +38,7 @@ from . import reference as ref
 from .reference import Projection, flat
 
 __all__ = ["Case", "CASES", "case", "sample_size", "SAMPLE_SIZES", "reference_logpdf",
-           "projections"]
+           "projections", "sweep_params", "SWEEP_SIZES", "LOG", "LIN"]
 
 Arr = np.ndarray
 Params = dict[str, Any]
@@ -96,6 +97,12 @@ SAMPLE_SIZES: dict[str, dict[str, tuple[int, int]]] = {
 }
 
 
+#: Draws of ``sample_sweep`` (quick, full): one at each of as many parameter points
+#: (:func:`sweep_params`), judged in bands of each swept parameter's range (see
+#: ``layers/sweep.py``, where the power is stated).
+SWEEP_SIZES = (1 << 18, 1 << 20)
+
+
 @dataclass(frozen=True)
 class Case:
     """What the conformance suite knows about one family (see the module docstring)."""
@@ -120,6 +127,10 @@ class Case:
     #: an angle (VonMises): a huge float stands for no particular angle, so ``log_prob_huge``
     #: does not ask for one
     circular: bool = False
+    #: the parameter ranges of the sweep (``sample_sweep``, ``grad_sweep``): each swept
+    #: parameter's ``(low, high, log)``, the first one the sweep's order; the parameters not
+    #: named keep their example values (see :func:`sweep_params`)
+    sweep: Mapping[str, tuple[float, float, bool]] | None = None
 
     @property
     def univariate(self) -> bool:
@@ -197,6 +208,44 @@ def _ls(lo_loc: float, hi_loc: float, lo_s: float, hi_s: float
 
 def _corner(**values: Any) -> Callable[[torch.dtype], Params]:
     return lambda d: {k: _t(v, d) for k, v in values.items()}
+
+
+#: Sweep ranges: spread on a log scale (``LOG``) or a linear one (``LIN``).
+LOG, LIN = True, False
+
+
+def _sweep(**ranges: tuple[float, float, bool]) -> dict[str, tuple[float, float, bool]]:
+    return dict(ranges)
+
+
+def sweep_params(family: str, m: int, dtype: torch.dtype = torch.float64) -> Params:
+    """``m`` parameter points spread over the family's sweep ranges (``Case.sweep``), as one
+    batch of shape ``(m,)``.
+
+    Each swept parameter takes one value in each of ``m`` equal slices of its range (on a log
+    scale where its range says so), at a random place in the slice: the first swept parameter
+    in increasing order (so that a run of neighbouring batch elements is a band of its range),
+    the others shuffled (a Latin hypercube). Any sub-range wider than ``1/m`` of a range holds
+    points, wherever it lies: a sampler or gradient wrong only between the fixed grid points
+    is drawn there. Deterministic: the places come from a generator seeded by the family's
+    name. Binomial ``total_count`` is rounded to whole counts.
+    """
+    c = CASES[family]
+    assert c.sweep is not None, family
+    rng = np.random.default_rng(zlib.crc32(f"sweep-{family}".encode()))
+    out = c.example((), dtype, 3)
+    for i, (name, (lo, hi, log)) in enumerate(c.sweep.items()):
+        u = (np.arange(m) + rng.random(m)) / m
+        if i:
+            u = rng.permutation(u)
+        v = np.exp(np.log(lo) + u * (np.log(hi) - np.log(lo))) if log else lo + u * (hi - lo)
+        if name in FAMILIES[family].integer_params or (family == "Binomial"
+                                                       and name == "total_count"):
+            v = np.round(v)
+        out[name] = torch.tensor(v, dtype=dtype)
+        if name == "probs":
+            out.pop("logits", None)
+    return out
 
 
 # 24 categories: a sampler may take another path for many categories (a table, a bisection)
@@ -565,40 +614,52 @@ _LOC_SCALE_CORNERS = _corner(loc=[0.0, 1e3, -3.0], scale=[1e-3, 1.0, 1e3])
 
 _TABLE = [
     _c("Normal", _ls(-0.5, 0.5, 0.5, 2.0), _LOC_SCALE_CORNERS,
-       law=lambda p: ref.Normal(p["loc"], p["scale"]), positive=_POS_SCALE),
+       law=lambda p: ref.Normal(p["loc"], p["scale"]), positive=_POS_SCALE,
+       sweep=_sweep(scale=(1e-2, 1e2, LOG), loc=(-10.0, 10.0, LIN))),
     _c("Cauchy", _ls(-0.5, 0.5, 0.5, 2.0), _corner(loc=[0.0, 50.0, -3.0], scale=[1e-3, 1.0, 1e3]),
-       law=lambda p: ref.freeze(stats.cauchy, p["loc"], p["scale"]), positive=_POS_SCALE, size="heavy"),
+       law=lambda p: ref.freeze(stats.cauchy, p["loc"], p["scale"]), positive=_POS_SCALE, size="heavy",
+       sweep=_sweep(scale=(1e-2, 1e2, LOG), loc=(-10.0, 10.0, LIN))),
     _c("Laplace", _ls(-0.5, 0.5, 0.5, 2.0), _LOC_SCALE_CORNERS,
-       law=lambda p: ref.laplace(p["loc"], p["scale"]), positive=_POS_SCALE),
+       law=lambda p: ref.laplace(p["loc"], p["scale"]), positive=_POS_SCALE,
+       sweep=_sweep(scale=(1e-2, 1e2, LOG), loc=(-10.0, 10.0, LIN))),
     _c("Gumbel", _ls(-0.5, 0.5, 0.5, 2.0), _LOC_SCALE_CORNERS,
-       law=lambda p: ref.freeze(stats.gumbel_r, p["loc"], p["scale"]), positive=_POS_SCALE),
+       law=lambda p: ref.freeze(stats.gumbel_r, p["loc"], p["scale"]), positive=_POS_SCALE,
+       sweep=_sweep(scale=(1e-2, 1e2, LOG), loc=(-10.0, 10.0, LIN))),
     _c("LogNormal", _ls(-0.5, 0.5, 0.5, 2.0), _corner(loc=[-5.0, 0.0, 5.0], scale=[1e-2, 1.0, 3.0]),
-       law=lambda p: ref.freeze(stats.lognorm, p["scale"], scale=np.exp(p["loc"])), positive=_POS_SCALE),
+       law=lambda p: ref.freeze(stats.lognorm, p["scale"], scale=np.exp(p["loc"])), positive=_POS_SCALE,
+       sweep=_sweep(scale=(0.05, 3.0, LOG), loc=(-3.0, 3.0, LIN))),
     _c("HalfNormal", lambda b, d, k: {"scale": _lin(0.5, 2.0, b, d)},
        _corner(scale=[1e-3, 1.0, 1e3]), law=lambda p: ref.freeze(stats.halfnorm, scale=p["scale"]),
-       positive=_POS_SCALE),
+       positive=_POS_SCALE,
+       sweep=_sweep(scale=(1e-2, 1e2, LOG))),
     _c("HalfCauchy", lambda b, d, k: {"scale": _lin(0.5, 2.0, b, d)},
        _corner(scale=[1e-3, 1.0, 1e3]), law=lambda p: ref.half_cauchy(p["scale"]),
-       positive=_POS_SCALE),
+       positive=_POS_SCALE,
+       sweep=_sweep(scale=(1e-2, 1e2, LOG))),
     _c("Uniform", lambda b, d, k: {"low": _lin(-1.0, 0.0, b, d), "high": _lin(1.0, 3.0, b, d)},
        _corner(low=[-1e3, 0.0, 5.0], high=[1e3, 1e-3, 5.5]),
-       law=lambda p: ref.freeze(stats.uniform, p["low"], p["high"] - p["low"])),
+       law=lambda p: ref.freeze(stats.uniform, p["low"], p["high"] - p["low"]),
+       sweep=_sweep(high=(1e-2, 1e2, LOG), low=(-10.0, 0.0, LIN))),
     _c("Exponential", lambda b, d, k: {"rate": _lin(0.5, 3.0, b, d)}, _corner(rate=[1e-3, 1.0, 1e3]),
-       law=lambda p: ref.freeze(stats.expon, scale=1 / p["rate"]), positive=frozenset({"rate"})),
+       law=lambda p: ref.freeze(stats.expon, scale=1 / p["rate"]), positive=frozenset({"rate"}),
+       sweep=_sweep(rate=(1e-2, 1e2, LOG))),
     # Concentrations (degrees of freedom) start at exactly 1 (2): the exponential and uniform
     # special cases, where formulas written as xlogy(a - 1, x) branch (TensorFlow's gradient
     # of xlogy in a is 0 there); the example grid's first point has them.
     _c("Gamma", lambda b, d, k: {"concentration": _lin(1.0, 4.0, b, d), "rate": _lin(0.5, 2.0, b, d)},
        _corner(concentration=[1e-2, 0.1, 1.0, 30.0, 1e3], rate=[1.0, 0.5, 2.0, 1e-2, 1e2]),
        law=lambda p: ref.freeze(stats.gamma, p["concentration"], scale=1 / p["rate"]), positive=_POS_CONC,
-       tiny=_TINY_CONC),
+       tiny=_TINY_CONC,
+       sweep=_sweep(concentration=(0.05, 200.0, LOG), rate=(0.1, 10.0, LOG))),
     _c("InverseGamma",
        lambda b, d, k: {"concentration": _lin(1.0, 4.0, b, d), "rate": _lin(0.5, 2.0, b, d)},
        _corner(concentration=[0.1, 1.0, 1e3], rate=[1.0, 5.0, 0.1]),
        law=lambda p: ref.freeze(stats.invgamma, p["concentration"], scale=p["rate"]), positive=_POS_CONC,
-       tiny=_TINY_CONC),
+       tiny=_TINY_CONC,
+       sweep=_sweep(concentration=(0.1, 100.0, LOG), rate=(0.1, 10.0, LOG))),
     _c("Chi2", lambda b, d, k: {"df": _lin(2.0, 6.0, b, d)}, _corner(df=[1e-2, 0.5, 1e3]),
-       law=lambda p: ref.freeze(stats.chi2, p["df"]), positive=frozenset({"df"}), tiny=frozenset({"df"})),
+       law=lambda p: ref.freeze(stats.chi2, p["df"]), positive=frozenset({"df"}), tiny=frozenset({"df"}),
+       sweep=_sweep(df=(0.1, 300.0, LOG))),
     _c("Beta", lambda b, d, k: {"concentration1": _lin(1.0, 3.0, b, d),
                                 "concentration0": _lin(1.0, 2.5, b, d)},
        # (0.3, 0.7): both below 1 and unequal, where a sampler branches (Johnk's method) and
@@ -606,59 +667,71 @@ _TABLE = [
        _corner(concentration1=[1e-2, 0.1, 1e3, 1.0, 3.0, 0.3],
                concentration0=[1e-2, 5.0, 1e3, 1.0, 1e-2, 0.7]),
        law=lambda p: ref.freeze(stats.beta, p["concentration1"], p["concentration0"]),
-       positive=_TINY_CONC2, tiny=_TINY_CONC2),
+       positive=_TINY_CONC2, tiny=_TINY_CONC2,
+       sweep=_sweep(concentration1=(0.1, 100.0, LOG), concentration0=(0.1, 100.0, LOG))),
     _c("Kumaraswamy", lambda b, d, k: {"concentration1": _lin(1.0, 3.0, b, d),
                                        "concentration0": _lin(1.0, 2.5, b, d)},
        _corner(concentration1=[0.2, 1.0, 10.0], concentration0=[0.2, 5.0, 10.0]),
        law=lambda p: ref.Kumaraswamy(p["concentration1"], p["concentration0"]),
-       positive=_TINY_CONC2, tiny=_TINY_CONC2),
+       positive=_TINY_CONC2, tiny=_TINY_CONC2,
+       sweep=_sweep(concentration1=(0.2, 20.0, LOG), concentration0=(0.2, 20.0, LOG))),
     _c("StudentT", lambda b, d, k: {"df": _lin(2.5, 8.0, b, d), "loc": _lin(-0.5, 0.5, b, d),
                                     "scale": _lin(0.5, 2.0, b, d)},
        _corner(df=[0.5, 1.0, 3.0, 1e3], loc=[0.0, 1.0, -2.0, 0.0], scale=[1.0, 1e-3, 2.0, 1e3]),
        law=lambda p: ref.student_t(p["df"], p["loc"], p["scale"]),
-       positive=frozenset({"df", "scale"}), tiny=frozenset({"df"})),
+       positive=frozenset({"df", "scale"}), tiny=frozenset({"df"}),
+       sweep=_sweep(df=(0.5, 300.0, LOG), scale=(0.1, 10.0, LOG), loc=(-5.0, 5.0, LIN))),
     _c("FisherSnedecor", lambda b, d, k: {"df1": _lin(3.0, 8.0, b, d), "df2": _lin(5.0, 12.0, b, d)},
        _corner(df1=[0.5, 5.0, 1e3], df2=[0.5, 10.0, 1e3]),
        law=lambda p: ref.freeze(stats.f, p["df1"], p["df2"]), positive=frozenset({"df1", "df2"}),
-       tiny=frozenset({"df1", "df2"})),
+       tiny=frozenset({"df1", "df2"}),
+       sweep=_sweep(df1=(0.5, 300.0, LOG), df2=(0.5, 300.0, LOG))),
     _c("Weibull", lambda b, d, k: {"scale": _lin(0.5, 2.0, b, d),
                                    "concentration": _lin(1.0, 3.0, b, d)},
        _corner(scale=[1.0, 2.0, 0.5], concentration=[0.1, 1.0, 20.0]),
        law=lambda p: ref.freeze(stats.weibull_min, p["concentration"], scale=p["scale"]),
-       positive=frozenset({"scale", "concentration"}), tiny=frozenset({"concentration"})),
+       positive=frozenset({"scale", "concentration"}), tiny=frozenset({"concentration"}),
+       sweep=_sweep(concentration=(0.1, 20.0, LOG), scale=(0.1, 10.0, LOG))),
     _c("Pareto", lambda b, d, k: {"scale": _lin(0.5, 2.0, b, d), "alpha": _lin(2.5, 5.0, b, d)},
        _corner(scale=[1.0, 1e-2, 10.0], alpha=[0.5, 3.0, 50.0]),
        law=lambda p: ref.pareto(p["alpha"], p["scale"]),
-       positive=frozenset({"scale", "alpha"}), tiny=frozenset({"alpha"})),
+       positive=frozenset({"scale", "alpha"}), tiny=frozenset({"alpha"}),
+       sweep=_sweep(alpha=(0.5, 50.0, LOG), scale=(0.1, 10.0, LOG))),
     _c("GeneralizedPareto", lambda b, d, k: {"loc": _lin(-0.5, 0.5, b, d),
                                              "scale": _lin(0.5, 2.0, b, d),
                                              "concentration": _lin(-0.2, 0.3, b, d)},
        _corner(loc=[0.0, 1.0, -1.0], scale=[1.0, 1e-2, 10.0], concentration=[-0.4, 0.0, 0.8]),
        law=lambda p: ref.freeze(stats.genpareto, p["concentration"], p["loc"], p["scale"]),
-       positive=_POS_SCALE),
+       positive=_POS_SCALE,
+       sweep=_sweep(concentration=(-0.45, 0.9, LIN), scale=(0.1, 10.0, LOG), loc=(-5.0, 5.0, LIN))),
     _c("VonMises", lambda b, d, k: {"loc": _lin(-1.0, 1.0, b, d),
                                     "concentration": _lin(0.5, 4.0, b, d)},
        _corner(loc=[0.0, 3.0, -3.0], concentration=[1e-2, 1.0, 100.0]),
        law=lambda p: ref.VonMises(p["loc"], p["concentration"]),
-       positive=frozenset({"concentration"}), tiny=_TINY_CONC, circular=True),
+       positive=frozenset({"concentration"}), tiny=_TINY_CONC, circular=True,
+       sweep=_sweep(concentration=(1e-2, 200.0, LOG), loc=(-3.0, 3.0, LIN))),
     _c("ContinuousBernoulli", lambda b, d, k: {"probs": _lin(0.2, 0.7, b, d)},
        # 1/2: where torch's and TFP's inverse CDFs switch to the uniform itself, a zero
        # gradient (finding F14)
        _corner(probs=[1e-3, 0.3, 0.5, 0.999]),
-       law=lambda p: ref.ContinuousBernoulli(p["probs"])),
+       law=lambda p: ref.ContinuousBernoulli(p["probs"]),
+       sweep=_sweep(probs=(1e-3, 0.999, LIN))),
     _c("RelaxedBernoulli", lambda b, d, k: {"temperature": _lin(0.3, 1.0, b, d),
                                             "probs": _lin(0.2, 0.7, b, d)},
        _corner(temperature=[0.5, 1.0, 3.0], probs=[0.05, 0.5, 0.95]),
        law=lambda p: ref.RelaxedBernoulli(p["temperature"], p["probs"]),
-       positive=frozenset({"temperature"})),
+       positive=frozenset({"temperature"}),
+       sweep=_sweep(temperature=(0.1, 3.0, LOG), probs=(0.02, 0.98, LIN))),
     # ---- discrete, univariate
     _c("Bernoulli", lambda b, d, k: {"probs": _lin(0.2, 0.7, b, d)},
        _corner(probs=[1e-4, 0.5, 0.9999, 0.0, 1.0]), law=lambda p: ref.freeze(stats.bernoulli, p["probs"]),
-       discrete=True, exact_sum=_sum_bernoulli),
+       discrete=True, exact_sum=_sum_bernoulli,
+       sweep=_sweep(probs=(1e-3, 0.999, LIN))),
     _c("Geometric", lambda b, d, k: {"probs": _lin(0.2, 0.7, b, d)},
        _corner(probs=[1e-4, 0.5, 0.9999]),
        # torch counts failures before the first success; SciPy's geom counts trials.
-       law=lambda p: ref.freeze(stats.geom, p["probs"], loc=-1), discrete=True, exact_sum=_sum_geometric),
+       law=lambda p: ref.freeze(stats.geom, p["probs"], loc=-1), discrete=True, exact_sum=_sum_geometric,
+       sweep=_sweep(probs=(1e-2, 0.99, LIN))),
     _c("Binomial", lambda b, d, k: {"total_count": _lin(5.0, 20.0, b, d).round(),
                                     "probs": _lin(0.2, 0.7, b, d)},
        # (1000, 0.05): a skewed law of moderate variance (47.5), where a normal approximation
@@ -669,18 +742,21 @@ _TABLE = [
        law=lambda p: ref.freeze(stats.binom, p["total_count"], p["probs"]), discrete=True,
        exact_sum=_sum_binomial,
        # torch.binomial in float32 (BTRS): Binomial(1e9, 0.3) with variance +40% (issue 12).
-       edges=_corner(total_count=[1e9, 1e6], probs=[0.3, 0.7]), edges_dtype=torch.float32),
+       edges=_corner(total_count=[1e9, 1e6], probs=[0.3, 0.7]), edges_dtype=torch.float32,
+       sweep=_sweep(total_count=(1.0, 2000.0, LOG), probs=(0.01, 0.99, LIN))),
     _c("NegativeBinomial", lambda b, d, k: {"total_count": _lin(2.0, 8.0, b, d),
                                             "probs": _lin(0.2, 0.6, b, d)},
        _corner(total_count=[0.5, 5.0, 100.0], probs=[1e-3, 0.5, 0.99]),
        # torch: successes (prob p) before total_count failures = SciPy nbinom(r, 1 - p).
        law=lambda p: ref.freeze(stats.nbinom, p["total_count"], 1 - p["probs"]), discrete=True,
-       exact_sum=_sum_negative_binomial),
+       exact_sum=_sum_negative_binomial,
+       sweep=_sweep(total_count=(0.1, 100.0, LOG), probs=(0.01, 0.95, LIN))),
     _c("Poisson", lambda b, d, k: {"rate": _lin(0.5, 3.0, b, d)},
        # 12 and 40: above the rate where samplers switch algorithms (10 in torch's and NumPy's
        # PTRS), where a rounded normal approximation would be tempting and wrong.
        _corner(rate=[1e-3, 1.0, 1e3, 0.0, 12.0, 40.0]),
-       law=lambda p: ref.freeze(stats.poisson, p["rate"]), discrete=True, exact_sum=_sum_poisson),
+       law=lambda p: ref.freeze(stats.poisson, p["rate"]), discrete=True, exact_sum=_sum_poisson,
+       sweep=_sweep(rate=(1e-2, 1e3, LOG))),
     _c("Categorical", lambda b, d, k: {"probs": _simplex(b, d, k)},
        lambda d: {"probs": _rows(_CORNER_PROBS, d)}, project=_categorical_project,
        logpdf=_categorical_logpdf, size="categorical", gradcheck=False,

@@ -389,13 +389,26 @@ def _show_grids(families: list[str]) -> int:
     not all do, and its points with their parameter values."""
     import torch
 
-    from .cases import sample_size
+    from .cases import CASES, SWEEP_SIZES, sample_size
     from .grids import grid_points, grids
 
     for family in families:
         for g in grids(family):
-            n_q, n_f = (sample_size(family, g.label, q) for q in (True, False))
             dtype = g.dtype or torch.float64
+            if g.label == "sweep":
+                sweep = CASES[family].sweep or {}
+                ranges = ", ".join(f"{k} from {lo:g} to {hi:g}{' (log scale)' if log else ''}"
+                                   for k, (lo, hi, log) in sweep.items())
+                points = g.build(dtype)
+                judged = (f"these {len(points[next(iter(sweep))])} points judged by "
+                          "grad_sweep; " if CASES[family].gradient == "cdf" else "")
+                print(f"{family} sweep ({ranges}): {judged}sample_sweep draws once at each "
+                      f"of {SWEEP_SIZES[0]} quick, {SWEEP_SIZES[1]} full points of the same "
+                      "ranges")
+                for j, pt in enumerate(grid_points(family, points)):
+                    print(f"  [{j}] {pt}")
+                continue
+            n_q, n_f = (sample_size(family, g.label, q) for q in (True, False))
             only = f"; judged by the {' and '.join(g.layers)} layers only" if g.layers else ""
             print(f"{family} {g.label} ({str(dtype).removeprefix('torch.')}; n = {n_q} quick, "
                   f"{n_f} full{only})")

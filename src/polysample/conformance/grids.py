@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from ..core.families import FAMILIES
-from .cases import CASES
+from .cases import CASES, sweep_params
 
 __all__ = ["example_params", "grad_leaves", "Grid", "grids", "grid_points"]
 
@@ -105,6 +105,11 @@ def grids(family: str) -> list[Grid]:
     (for the families that have one: dimension, categories), judged by the sampler layer's
     ``sample_*`` checks (whose draw has ``rsample()`` columns too where the backend has it).
 
+    ``sweep`` (the univariate families): :data:`SWEEP_GRID_POINTS` points spread over the
+    family's sweep ranges (:func:`..cases.sweep_params`), judged by the gradient layer
+    (``grad_sweep``); the sampler layer's ``sample_sweep`` draws at many more points of the
+    same ranges (``layers/sweep.py``).
+
     The float32 grid has a quarter of the typical grid's draws
     (:func:`..cases.sample_size`) and one method, so that a full run of the four built-in
     backends stays within :data:`..stats.MAX_STATISTICAL_CHECKS` (3,959 statistical checks
@@ -128,7 +133,18 @@ def grids(family: str) -> list[Grid]:
 
     out.append(Grid("float32", float32, torch.float32, ("sampler", "gradient"), ("sample",),
                     WIDE_ROWS))
+    if c.sweep is not None:
+        def sweep(d: torch.dtype) -> dict[str, Any]:
+            return sweep_params(family, SWEEP_GRID_POINTS, d)
+
+        out.append(Grid("sweep", sweep, layers=("gradient",)))
     return out
+
+
+#: Points of the ``sweep`` grid (:func:`..cases.sweep_params`), judged by ``grad_sweep``: one
+#: in each 1/32 of each swept parameter's range. The sampler layer's ``sample_sweep`` draws at
+#: ``SWEEP_SIZES`` points of the same ranges instead (``layers/sweep.py``).
+SWEEP_GRID_POINTS = 32
 
 
 #: The event size (dimension, categories) of the float32 grid; every other grid has 3. A

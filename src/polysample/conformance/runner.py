@@ -506,7 +506,7 @@ def family_weight(family: str) -> float:
 def generate_checks(targets: Sequence[Target], families: Sequence[str] | None = None,
                     layers: Sequence[str] = LAYERS) -> Iterator[Check]:
     """Every check of a run: per backend and family the unit layers, then agreement."""
-    from .layers import agreement, density, gradient, mixture, sampler, semantics
+    from .layers import agreement, density, gradient, mixture, sampler, semantics, sweep
 
     def chained(*makers: Callable[[Target, str, FamilySupport], Iterator[Check]]
                 ) -> Callable[[Target, str, FamilySupport], Iterator[Check]]:
@@ -517,7 +517,7 @@ def generate_checks(targets: Sequence[Target], families: Sequence[str] | None = 
 
     per_family: dict[str, Callable[[Target, str, FamilySupport], Iterator[Check]]] = {
         "semantics": semantics.checks, "density": density.checks,
-        "sampler": chained(sampler.checks, mixture.sampler_checks),
+        "sampler": chained(sampler.checks, sweep.checks, mixture.sampler_checks),
         "gradient": chained(gradient.checks, mixture.gradient_checks)}
     wanted = None if families is None else set(families)
     for t in targets:

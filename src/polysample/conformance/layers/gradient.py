@@ -59,6 +59,7 @@ from ..runner import Runner, Target, make
 from ..stats import (
     ALPHA_CHECK,
     ALPHA_LARGE,
+    ALPHA_SWEEP,
     mean_z_test,
     paired_t_test,
     seed_for,
@@ -106,7 +107,15 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
     for grid in grids(family):
         if not grid.judged_by("gradient"):
             continue
-        if kind == "cdf":
+        if kind == "cdf" and grid.label == "sweep":
+            # one sample at each of the sweep's points, the fallback's samples likewise
+            # (GRAD_MEAN_SAMPLES / SWEEP_GRAD_DIVISOR per point), at the pooled alpha: see
+            # layers/sweep.py
+            yield Check(t.name, family, grid.label, "grad_sweep", "gradient", True,
+                        _grad_cdf(t, family, grid, support, check="grad_sweep",
+                                  copies=SWEEP_COPIES, divisor=SWEEP_GRAD_DIVISOR,
+                                  alpha_check=ALPHA_SWEEP, min_valid=16))
+        elif kind == "cdf":
             yield Check(t.name, family, grid.label, "grad_cdf", "gradient", True,
                         _grad_cdf(t, family, grid, support))
         elif kind == "noise":
@@ -729,8 +738,22 @@ def _fd_derivative(family: str, p: dict[str, np.ndarray], k: str, xn: np.ndarray
     return est, relerr
 
 
-def _grad_cdf(t: Target, family: str, grid: Grid,
-              support: FamilySupport) -> Callable[[Runner], Outcome]:
+#: ``grad_sweep``: copies of the sweep's 32 points (one call: 64 samples), and the divisor of
+#: the conditional-mean fallback's copies (quick 125 and full 1,250 copies: 4,000 and 40,000
+#: samples, as many as ``grad_cdf``'s fallback draws at a 3-point grid in full mode, and more
+#: than in quick mode).
+SWEEP_COPIES = 2
+SWEEP_GRAD_DIVISOR = 16
+
+
+def _grad_cdf(t: Target, family: str, grid: Grid, support: FamilySupport,
+              check: str = "grad_cdf", copies: int = GRAD_SAMPLES, divisor: int = 1,
+              alpha_check: float = ALPHA_CHECK, min_valid: int | None = None
+              ) -> Callable[[Runner], Outcome]:
+    """The per-sample CDF identity (``copies`` copies of the grid's points), with the
+    conditional-mean z-test at ``alpha_check`` as fallback (``GRAD_MEAN_SAMPLES / divisor``
+    copies). Skipped where fewer than ``min_valid`` samples (default: ``copies / 4``) have a
+    reliable finite difference."""
     spec = FAMILIES[family]
     dtype = grid.dtype or torch.float64
     rtol = grad_rtol(dtype)
@@ -767,14 +790,14 @@ def _grad_cdf(t: Target, family: str, grid: Grid,
         return f"{grid.label}[{j}] ({pts[j]})"
 
     def fn(r: Runner) -> Outcome:
-        m = GRAD_SAMPLES
-        seed = r.seed(f"{t.name}-{family}-{grid.label}-grad_cdf")
+        m = copies
+        seed = r.seed(f"{t.name}-{family}-{grid.label}-{check}")
         got, want, valid, extra = residuals(m, seed)
         worst, where, wi = 0.0, "", 0
         errs: dict[str, float] = {}
         for k in got:
             v = valid[k]
-            if v.sum() < m // 4:
+            if v.sum() < (m // 4 if min_valid is None else min_valid):
                 raise Skip(f"too few samples where the finite difference of {k} is reliable")
             bad = np.flatnonzero(v & ~np.isfinite(got[k]))
             if bad.size:  # a NaN or infinite gradient of a valid draw: wrong, whatever the rest
@@ -805,8 +828,8 @@ def _grad_cdf(t: Target, family: str, grid: Grid,
         # zero conditional mean. Residuals within the per-sample tolerance count as zero (they
         # are finite-difference noise; the residuals of a two-noise path are O(1)).
         failing = [k for k, e in errs.items() if e > rtol]
-        mb = GRAD_MEAN_SAMPLES[1 if r.quick else 0]
-        seed2 = r.seed(f"{t.name}-{family}-{grid.label}-grad_cdf_mean")
+        mb = GRAD_MEAN_SAMPLES[1 if r.quick else 0] // divisor
+        seed2 = r.seed(f"{t.name}-{family}-{grid.label}-{check}_mean")
         got, want, valid, extra2 = residuals(mb, seed2)
         # E[res | x] = 0 for every x, so the weighted residuals have mean zero overall and
         # within every range of x: the quartiles of F(x). The overall mean alone missed a
@@ -815,7 +838,7 @@ def _grad_cdf(t: Target, family: str, grid: Grid,
         u = extra2["u"]
         bins = [np.ones_like(u, dtype=bool)] + [
             (u >= lo) & (u < lo + 0.25) for lo in (0.0, 0.25, 0.5, 0.75)]
-        alpha = ALPHA_CHECK / (len(failing) * len(bins))
+        alpha = alpha_check / (len(failing) * len(bins))
         ratio_w, test_w, where2, zs = -1.0, None, "", {}
         jw = 0
         weighted: dict[str, np.ndarray] = {}
