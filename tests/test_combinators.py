@@ -166,3 +166,120 @@ def test_combinator_log_prob_refusals_are_polysample_errors(backend):
     with pytest.raises(ps.InvalidParameterError, match="MixtureSameFamily.log_prob"):
         m.log_prob(torch.tensor(-1.0))
     assert torch.isfinite(t.log_prob(torch.tensor(2.0)))
+
+
+def test_a_transform_that_adds_event_dimensions_keeps_seed_and_generator(backend: str) -> None:
+    # torch's TransformedDistribution wraps the base in its own Independent when a transform
+    # needs more event dimensions (StickBreakingTransform): that Independent drew the
+    # polysample base from the backend's global stream, ignoring seed= and generator=.
+    d = ps.TransformedDistribution(ps.Normal(torch.zeros(2, 3), torch.ones(2, 3)),
+                                   [td.StickBreakingTransform()], backend=backend)
+    assert torch.equal(d.sample((5,), seed=1), d.sample((5,), seed=1))
+    assert not torch.equal(d.sample((5,), seed=1), d.sample((5,), seed=2))
+    g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    assert torch.equal(d.sample((5,), generator=g1), d.sample((5,), generator=g2))
+    direct = ps.Normal(torch.zeros(2, 3), torch.ones(2, 3), backend=backend).sample((5,), seed=1)
+    assert torch.allclose(d.sample((5,), seed=1), td.StickBreakingTransform()(direct))
+    assert repr(d) == f"TransformedDistribution(backend: {backend!r})"
+
+
+@pytest.mark.parametrize("family, kw", [
+    ("Categorical", {"logits": torch.zeros(0)}),
+    ("Categorical", {"probs": torch.zeros(2, 0)}),
+    ("OneHotCategorical", {"probs": torch.zeros(0)}),
+    ("OneHotCategoricalStraightThrough", {"logits": torch.zeros(3, 0)}),
+    ("RelaxedOneHotCategorical", {"temperature": torch.tensor(0.5), "probs": torch.zeros(0)}),
+    ("Multinomial", {"total_count": 3, "probs": torch.zeros(0)}),
+    ("Dirichlet", {"concentration": torch.ones(0)}),
+])
+def test_a_family_with_no_category_is_refused_on_every_backend(backend: str, family: str,
+                                                               kw: dict) -> None:
+    # torch, NumPy and auto returned category 0, which does not exist; TFP a contract error
+    if family not in ps.load_backend(backend).families():
+        pytest.skip(f"{backend} has no {family}")
+    with pytest.raises(ps.InvalidParameterError, match="at least one category"):
+        getattr(ps, family)(**kw, backend=backend)
+    # an empty batch of categories is not that
+    assert ps.Categorical(probs=torch.ones(0, 3), backend=backend).sample((2,)).shape == (2, 0)
+
+
+@pytest.mark.parametrize("weights, components, batch", [
+    ((1, 3), (2, 3), (2,)), ((2, 3), (1, 3), (2,)), ((3,), (2, 3), (2,)), ((2, 1, 3), (4, 3), (2, 4)),
+])
+def test_mixture_weights_broadcast_against_components(backend: str, weights, components,
+                                                      batch) -> None:
+    # torch takes the component's batch for the mixture's: sample((4,)) had shape (4, 1) for a
+    # batch of 2, or raised a raw RuntimeError; polysample expands both to their common batch
+    m = ps.MixtureSameFamily(ps.Categorical(logits=torch.randn(weights)),
+                             ps.Normal(torch.randn(components), 1.0), backend=backend)
+    assert tuple(m.batch_shape) == batch
+    x = m.sample((4,), seed=0)
+    assert tuple(x.shape) == (4,) + batch
+    assert tuple(m.log_prob(x).shape) == (4,) + batch
+    if m.has_rsample:
+        loc = torch.randn(components).requires_grad_(True)
+        r = ps.MixtureSameFamily(ps.Categorical(logits=torch.randn(weights)),
+                                 ps.Normal(loc, 1.0), backend=backend).rsample((4,), seed=0)
+        assert tuple(r.shape) == (4,) + batch
+        r.sum().backward()
+        assert loc.grad is not None and torch.isfinite(loc.grad).all()
+
+
+def test_mixture_rsample_refuses_non_finite_weights_and_draws_half_precision(backend) -> None:
+    loc = torch.tensor([0.0, 1.0], requires_grad=True)
+    bad = ps.MixtureSameFamily(
+        ps.Categorical(logits=torch.tensor([0.0, float("nan")]), validate_args=False),
+        ps.Normal(loc, 1.0), backend=backend)
+    if not bad.has_rsample:
+        pytest.skip(f"{backend} has no reparameterized mixture of Normal")
+    with pytest.raises(ps.InvalidParameterError, match="must be finite"):
+        bad.rsample((3,), seed=0)  # the backend returned NaN draws with gradients
+    for dtype in (torch.float16, torch.bfloat16):
+        half = torch.tensor([0.0, 1.0], dtype=dtype, requires_grad=True)
+        m = ps.MixtureSameFamily(ps.Categorical(logits=torch.zeros(2, dtype=dtype)),
+                                 ps.Normal(half, torch.ones(2, dtype=dtype)), backend=backend)
+        x = m.rsample((8,), seed=0)
+        assert x.dtype == dtype and torch.isfinite(x).all()
+        x.sum().backward()
+        assert half.grad is not None and half.grad.dtype == dtype
+        assert float(half.grad.float().sum()) == pytest.approx(8.0, rel=1e-2)  # d sum / d loc
+
+
+class _MyNormal(td.Normal):
+    """A subclass polysample does not route: it draws itself."""
+
+
+def test_wrap_takes_components_as_the_constructors_do() -> None:
+    # backend= of wrap() reaches the components that chose none
+    mix = ps.MixtureSameFamily(ps.Categorical(logits=torch.zeros(3)),
+                               ps.Normal(torch.zeros(3), 1.0))
+    w = ps.wrap(mix, backend="numpy")
+    assert w.component_distribution.backend == "numpy"
+    assert w.mixture_distribution.backend == "numpy"
+    assert mix.component_distribution.backend is None  # the caller's object is left alone
+    assert torch.equal(w.sample((4,), seed=1),
+                       ps.MixtureSameFamily(ps.Categorical(logits=torch.zeros(3)),
+                                            ps.Normal(torch.zeros(3), 1.0),
+                                            backend="numpy").sample((4,), seed=1))
+    # a component that chose another backend: the constructor's error
+    with pytest.raises(ps.InvalidParameterError, match="Conflicting backends.*base_distribution"):
+        ps.wrap(ps.Independent(ps.Normal(torch.zeros(3), 1.0, backend="torch"), 1),
+                backend="numpy")
+    # a component polysample does not route is kept, as the constructors keep it
+    ind = ps.wrap(td.Independent(_MyNormal(torch.zeros(3), 1.0), 1), backend="numpy")
+    assert isinstance(ind, ps.Independent) and isinstance(ind.base_dist, _MyNormal)
+    assert torch.equal(ind.sample((2,), seed=5), ind.sample((2,), seed=5))
+    m = ps.wrap(td.MixtureSameFamily(td.Categorical(logits=torch.zeros(3)),
+                                     _MyNormal(torch.zeros(3), 1.0)))
+    assert m.sample((2,), seed=1).shape == (2,)
+    with pytest.raises(ps.UnsupportedFamilyError):  # the distribution itself: still refused
+        ps.wrap(_MyNormal(torch.zeros(3), 1.0))
+
+
+def test_meta_parameters_with_a_seed_draw_meta_values_on_the_torch_backend() -> None:
+    loc = torch.zeros(3, device="meta")
+    d = ps.Independent(ps.Normal(loc, torch.ones(3, device="meta"), validate_args=False), 1,
+                       backend="torch")
+    for kw in ({"seed": 0}, {}, {"generator": torch.Generator()}):
+        x = d.sample((4,), **kw)
+        assert x.is_meta and x.shape == (4, 3)

@@ -137,3 +137,26 @@ def test_import_polysample_does_not_import_dask():
                           env=env, timeout=120)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.strip().splitlines()[-1]) == []
+
+
+class _MyGamma(torch.distributions.Gamma):
+    """A subclass polysample does not route (importable, so it pickles by reference)."""
+
+
+def test_combinators_with_shape_changing_transforms_and_unrouted_components():
+    # The chunk rule holds for a TransformedDistribution whose transform adds an event
+    # dimension (torch wraps the base in its own Independent, which drew from the global
+    # stream), and a combinator's component that polysample does not route is kept, as the
+    # combinators keep it (it was refused with UnsupportedFamilyError).
+    d = ps.TransformedDistribution(ps.Normal(torch.zeros(2, 3), torch.ones(2, 3)),
+                                   [torch.distributions.StickBreakingTransform()],
+                                   backend="numpy")
+    x = psd.sample(d, (8,), chunks=4, seed=3).compute(scheduler="sync")
+    children = np.random.SeedSequence(3)
+    first = d.sample((4,), seed=psd.chunk_seed(children, 0)).numpy()
+    np.testing.assert_array_equal(x[:4], first)
+    ind = ps.Independent(_MyGamma(torch.full((3,), 2.0), 1.0), 1)
+    y = psd.sample(ind, (6,), chunks=3, seed=4).compute(scheduler="sync")
+    assert y.shape == (6, 3) and y.dtype == np.float32 and (y > 0).all()
+    np.testing.assert_array_equal(y, psd.sample(ind, (6,), chunks=3, seed=4).compute(
+        scheduler="sync"))

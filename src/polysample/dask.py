@@ -40,6 +40,7 @@ from .core.distributions import (
     MixtureSameFamily,
     PolysampleDistribution,
     TransformedDistribution,
+    _routable,
     check_sample_shape,
     wrap,
 )
@@ -68,9 +69,12 @@ def chunk_seed(seed: np.random.SeedSequence, k: int) -> np.random.SeedSequence:
                                   pool_size=seed.pool_size)
 
 
-def _pinned(dist: Any) -> Any:
+def _pinned(dist: Any, component: bool = False) -> Any:
     """A shallow copy of ``dist`` whose every polysample component names its backend (the one
-    that resolves here), so that workers draw with it whatever their own configuration."""
+    that resolves here), so that workers draw with it whatever their own configuration. A
+    combinator's component that polysample does not route (a subclass of a torch class, a Pyro
+    distribution) is kept as it is, as the combinators keep it: it draws itself, seeded per
+    chunk."""
     if not isinstance(dist, td.Distribution):
         raise InvalidParameterError(
             f"Expected a polysample (or torch) distribution, e.g. polysample.Normal(0., 1.). "
@@ -81,12 +85,14 @@ def _pinned(dist: Any) -> Any:
             new._ps_backend = dist._ps_resolve()  # a registered Backend pickles by name
         return new
     if isinstance(dist, Independent | TransformedDistribution):
-        new.base_dist = _pinned(dist.base_dist)
+        new.base_dist = _pinned(dist.base_dist, True)
         return new
     if isinstance(dist, MixtureSameFamily):
-        new._mixture_distribution = _pinned(dist.mixture_distribution)
-        new._component_distribution = _pinned(dist.component_distribution)
+        new._mixture_distribution = _pinned(dist.mixture_distribution, True)
+        new._component_distribution = _pinned(dist.component_distribution, True)
         return new
+    if component and not _routable(dist):
+        return dist
     return _pinned(wrap(dist))  # a torch distribution: routed, or UnsupportedFamilyError
 
 
@@ -98,8 +104,8 @@ def _dtype(dist: Any) -> np.dtype[Any]:
         return _dtype(dist.base_dist)
     elif isinstance(dist, MixtureSameFamily):
         return _dtype(dist.component_distribution)
-    else:  # pragma: no cover - _pinned admits nothing else
-        raise TypeError(type(dist).__name__)
+    else:  # a component polysample does not route: the dtype of an empty draw
+        dtype = dist.sample(torch.Size((0,))).dtype
     return np.dtype(torch.empty((), dtype=dtype).numpy().dtype)
 
 

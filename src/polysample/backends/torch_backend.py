@@ -919,6 +919,10 @@ class TorchBackend(TableBackend):
             return None
         if isinstance(seed, torch.Generator):
             return seed
+        if params.device.type == "meta":
+            # Meta tensors hold no values: there is nothing for a seed to reproduce, and torch
+            # has no generator on the meta device (it raised a raw RuntimeError).
+            return None
         return torch_generator_from(seed, params.device)
 
     def sample(self, family: str, params: Mapping[str, Any], sample_shape: torch.Size, *,

@@ -223,6 +223,53 @@ def _meta_error(family: str, exc: Exception) -> InvalidParameterError:
         "torch refuse them), or give tensors on a real device.", exc)
 
 
+#: Parameters whose last dimension lists categories (or a simplex's components).
+_CATEGORY_PARAMS = ("probs", "logits", "concentration")
+
+
+#: The families with such a parameter.
+_CATEGORY_FAMILIES = frozenset(
+    f for f, spec in FAMILIES.items()
+    if any(n in spec.params and spec.param_event_dim(n) == 1 for n in _CATEGORY_PARAMS))
+
+
+def _check_categories(dist: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """Refuse a categorical or simplex family with no category, before torch's constructor:
+    there is no value to draw (torch, NumPy and the auto backend returned category 0, which
+    does not exist; TFP raised a contract error; torch's own Categorical fails inside
+    ``sample()``, or refuses empty ``probs`` as not summing to 1)."""
+    spec = dist._ps_spec
+    try:
+        bound = _init_signature(type(dist)).bind(*args, **kwargs).arguments
+    except TypeError:
+        return  # torch's constructor says what is wrong with the arguments
+    for name in _CATEGORY_PARAMS:
+        if name not in spec.params or spec.param_event_dim(name) != 1:
+            continue
+        value = bound.get(name)
+        if isinstance(value, torch.Tensor) and value.dim() >= 1 and value.shape[-1] == 0:
+            raise InvalidParameterError(
+                f"Invalid parameters for polysample.{dist._ps_family}: expected at least one "
+                f"category along the last dimension of {name}. Received: {name} of shape "
+                f"{tuple(value.shape)}. Give {name} a last dimension of size 1 or more (an "
+                "empty batch goes in the leading dimensions: shape (0, k)).")
+
+
+_INIT_SIGNATURES: dict[str, inspect.Signature] = {}
+
+
+def _init_signature(cls: type) -> inspect.Signature:
+    """The signature of ``cls``'s torch constructor, without ``self`` (cached per class)."""
+    sig = _INIT_SIGNATURES.get(cls.__qualname__)
+    if sig is None:
+        torch_cls = next(c for c in cls.__mro__ if c.__module__.startswith("torch."))
+        init = next(vars(c)["__init__"] for c in torch_cls.__mro__ if "__init__" in vars(c))
+        full = inspect.signature(init)
+        sig = _INIT_SIGNATURES[cls.__qualname__] = full.replace(
+            parameters=list(full.parameters.values())[1:])
+    return sig
+
+
 def _check_temperature(dist: Any, temperature: Any) -> None:
     """torch's Relaxed families take ``temperature`` unchecked (it is no arg_constraint): a
     string failed at the first draw with a raw TypeError, and a tensor that does not broadcast
@@ -774,6 +821,8 @@ class PolysampleDistribution:
         check_real(self._ps_family, args, kwargs)
         check_types(self._ps_family, args, kwargs)
         check_event_size(self._ps_family, args, kwargs)
+        if self._ps_family in _CATEGORY_FAMILIES:
+            _check_categories(self, args, kwargs)
         try:
             try:
                 super().__init__(*args, **kwargs)
@@ -1295,13 +1344,7 @@ class PolysampleDistribution:
         return new
 
     def __repr__(self) -> str:
-        base = super().__repr__()
-        b = self._ps_backend
-        if b is None:
-            return base
-        name = b if isinstance(b, str) else (b.name or type(b).__name__)
-        sep = "" if base.endswith("()") else ", "  # torch shows no parameters (LogNormal())
-        return f"{base[:-1]}{sep}backend: {name!r})"
+        return _with_backend(super().__repr__(), self._ps_backend)
 
 
 # ---------------------------------------------------------------------- combinators
@@ -1446,6 +1489,11 @@ class TransformedDistribution(_Combinator, td.TransformedDistribution):
         except (ValueError, TypeError, RuntimeError) as exc:
             raise _wrap_init_error("TransformedDistribution", exc) from exc
 
+    def __repr__(self) -> str:
+        if isinstance(self, PolysampleDistribution):  # a family: its own repr says it
+            return super().__repr__()
+        return _with_backend(super().__repr__(), self._ps_backend)
+
     def sample(self, sample_shape: Any = torch.Size(), *, seed: Any = None,
                generator: torch.Generator | None = None) -> torch.Tensor:
         with torch.no_grad():
@@ -1486,6 +1534,7 @@ class MixtureSameFamily(_Combinator, td.MixtureSameFamily):
         self._ps_backend = backend
         mix = self._ps_component(mixture_distribution, "mixture_distribution")
         comp = self._ps_component(component_distribution, "component_distribution")
+        mix, comp = _broadcast_mixture(mix, comp)
         try:
             super().__init__(mix, comp, validate_args=validate_args)
         except (ValueError, TypeError, RuntimeError) as exc:
@@ -1542,7 +1591,18 @@ class MixtureSameFamily(_Combinator, td.MixtureSameFamily):
         comp: Any = self.component_distribution
         params = comp._ps_params()
         comp._ps_guard(backend, params, shape, "rsample")
+        mixd: Any = self.mixture_distribution
+        if isinstance(mixd, PolysampleDistribution):
+            # The weights are refused where sample() refuses them (NaN or infinite probs or
+            # logits, whatever validate_args says): the backend returned NaN draws with
+            # gradients.
+            mixd._ps_guard(backend, mixd._ps_params(), shape, "rsample")
         logits = self.mixture_distribution.logits
+        want = params.dtype
+        if want in _HALF:
+            # computed in float32 and rounded, as the families' half-precision draws are
+            params = params.computed_in(torch.float32)
+            logits = logits.float()
         snap = _snapshot(comp.__dict__, comp._ps_tensor_params, (("mixture logits", logits),))
         out = backend.rsample_mixture(logits, params, shape, seed=s)
         _check_untouched(snap, backend, f"MixtureSameFamily of {fam}", "rsample")
@@ -1552,6 +1612,8 @@ class MixtureSameFamily(_Combinator, td.MixtureSameFamily):
                 f"Backend {backend.name!r} returned {getattr(out, 'shape', type(out).__name__)} "
                 f"from MixtureSameFamily.rsample(); expected shape {tuple(expected)}."
             )
+        if out.dtype != want and want in _HALF:
+            out = _to_half(out, want, comp)
         return out
 
     def expand(self, batch_shape: Any, _instance: Any = None) -> Any:
@@ -1559,6 +1621,40 @@ class MixtureSameFamily(_Combinator, td.MixtureSameFamily):
         new = _expanded(self, super().expand, batch_shape, new)
         new._ps_backend = self._ps_backend
         return new
+
+
+def _broadcast_mixture(mix: Any, comp: Any) -> tuple[Any, Any]:
+    """The mixture and component distributions expanded to their common batch shape.
+
+    torch accepts batch shapes that broadcast (weights of batch ``(1,)`` with components of
+    batch ``(2, k)``) but then takes the component's for the mixture's and draws with the
+    other's: ``sample((4,))`` had shape ``(4, 1)`` for a batch of 2, or failed with a raw
+    ``RuntimeError``. Expanded first, every method sees one batch shape. Shapes that do not
+    broadcast are left to torch's own check (its error is then raised as polysample's).
+    """
+    if not (isinstance(mix, td.Distribution) and isinstance(comp, td.Distribution)):
+        return mix, comp
+    mb, cb = tuple(mix.batch_shape), tuple(comp.batch_shape)
+    if not cb:
+        return mix, comp
+    try:
+        batch = tuple(torch.broadcast_shapes(mb, cb[:-1]))
+    except RuntimeError:
+        return mix, comp
+    if mb != batch:
+        mix = mix.expand(torch.Size(batch))
+    if cb[:-1] != batch:
+        comp = comp.expand(torch.Size(batch + cb[-1:]))
+    return mix, comp
+
+
+def _with_backend(base: str, b: str | Backend | None) -> str:
+    """``repr`` of a distribution naming the ``backend=`` it was given."""
+    if b is None:
+        return base
+    name = b if isinstance(b, str) else (b.name or type(b).__name__)
+    sep = "" if base.endswith("()") else ", "  # torch shows no parameters (LogNormal())
+    return f"{base[:-1]}{sep}backend: {name!r})"
 
 
 def _component_draw(dist: Any, method: str, sample_shape: Any, seed: Any = None,
@@ -1570,6 +1666,13 @@ def _component_draw(dist: Any, method: str, sample_shape: Any, seed: Any = None,
     left as it was), so the same seed gives the same values there too."""
     if isinstance(dist, PolysampleDistribution | _Combinator):
         return getattr(dist, method)(sample_shape, seed=seed, generator=generator)  # type: ignore[no-any-return]
+    if type(dist) is td.Independent and isinstance(dist.base_dist,
+                                                   PolysampleDistribution | _Combinator):
+        # torch's own Independent around a polysample base (torch's TransformedDistribution
+        # makes one when a transform needs more event dimensions, StickBreakingTransform say):
+        # the base draws the values, with this seed (torch's Independent would draw the base
+        # from its global stream, ignoring the seed).
+        return _component_draw(dist.base_dist, method, sample_shape, seed, generator)
     shape = check_sample_shape(sample_shape)
     s = _normalize_seed(seed, generator)
     if s is None:
@@ -1777,9 +1880,18 @@ def wrap(dist: td.Distribution, backend: str | Backend | None = None) -> Any:
     core_combinator = issubclass(cls, _Combinator) and not issubclass(cls, PolysampleDistribution)
     for attr in components if core_combinator else ():
         comp = new.__dict__.get(attr)
-        if isinstance(comp, td.Distribution) and not isinstance(comp, PolysampleDistribution):
-            new.__dict__[attr] = wrap(comp, backend=backend)
+        if comp is not None:
+            # as the combinators' constructors take components: a torch one routed with this
+            # backend, a polysample one that chose none following it (one that chose another
+            # is an error naming both), any other (a subclass, a Pyro distribution) as it is
+            new.__dict__[attr] = new._ps_component(comp, _COMPONENT_ARGS[attr])
     return new
+
+
+#: The constructor argument each component attribute comes from (messages name it).
+_COMPONENT_ARGS = {"base_dist": "base_distribution",
+                   "_mixture_distribution": "mixture_distribution",
+                   "_component_distribution": "component_distribution"}
 
 
 def _as_torch_view(dist: Any) -> td.Distribution:
