@@ -458,14 +458,29 @@ class _Plan:
                 t = t.reshape((self.batch, *ev))
             if not grad:
                 out.append(t.index_select(0, every))  # one gather: repetitions and padding
-            elif self.size == n_real:
-                out.append(t.index_select(0, real))
             else:
-                # Padding rows are detached: their (unused) draws may have any gradient, NaN
-                # included, and none of it must reach the parameter. Same values as above.
-                pad = t[:1].detach().expand((self.size - n_real, *ev))
-                out.append(torch.cat([t.index_select(0, real), pad]))
+                rows = self._repeated(t, real, n_real, ev)
+                if self.size == n_real:
+                    out.append(rows)
+                else:
+                    # Padding rows are detached: their (unused) draws may have any gradient,
+                    # NaN included, and none of it must reach the parameter. Same values as
+                    # above.
+                    pad = t[:1].detach().expand((self.size - n_real, *ev))
+                    out.append(torch.cat([rows, pad]))
         return out
+
+    def _repeated(self, t: torch.Tensor, real: torch.Tensor, n_real: int,
+                  ev: Sequence[int]) -> torch.Tensor:
+        """Rows ``r % B`` of ``t`` for ``r < n_real`` (a whole number of copies of the batch),
+        as an expand: its backward sums each element's gradients over the copies with torch's
+        summation. ``index_select``'s backward, ``index_add``, accumulated them one by one in
+        the parameters' dtype: a float32 ``d/dloc mean(x)`` of a MultivariateNormal on
+        TensorFlow was 1.9e-4 relative off at 2^16 draws (torch's own: 3e-8)."""
+        if n_real % self.batch:
+            return t.index_select(0, real)
+        return t.unsqueeze(0).expand((n_real // self.batch, self.batch, *ev)).reshape(
+            (n_real, *ev))
 
     def output(self, out: torch.Tensor) -> torch.Tensor:
         if not self.rows:
