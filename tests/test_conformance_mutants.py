@@ -588,13 +588,15 @@ def test_a_multivariate_sampler_wrong_above_dimension_3_fails_the_float32_grid_a
 
 def test_a_sampler_wrong_on_wide_batches_fails_the_float32_grid_alone(with_mutants):
     # Right on batches of up to 1,024 elements: every grid but float32, whose copies make a
-    # batch of thousands (grids.WIDE_ROWS rows each), and the small calls.
+    # batch of thousands (grids.WIDE_ROWS rows each), and the small calls. The sweep's draw,
+    # a batch of 2^18 parameter points, is wide too, and fails it.
     from polysample.conformance.grids import WIDE_ROWS
     from polysample.conformance.runner import STACKED_COPIES
 
     report = check_backend("mutant_wide_batch", families=["Poisson"], layers=("sampler",),
                            quick=True)
-    assert {r.grid for r in report.failures} == {"float32"}, [r.id for r in report.failures]
+    assert {r.grid for r in report.failures} == {"float32", "sweep"}, [
+        r.id for r in report.failures]
     assert any(r.check == "sample_ks" for r in report.failures)
     # the layout the mutant needs: the stacked grids stay at 32 copies
     assert STACKED_COPIES * 6 <= 1024 < 65536 // WIDE_ROWS * 3
@@ -852,7 +854,9 @@ def test_a_doubled_mean_at_a_rare_event_corner_fails_in_quick_mode(with_mutants)
     report = check_backend("mutant_nb_ceil", families=["NegativeBinomial"],
                            layers=("sampler",), quick=True)
     caught = {(r.grid, r.check) for r in report.failures}
-    assert ("corners", "sample_sum") in caught and {g for g, _ in caught} == {"corners"}, caught
+    # (the sweep's band of the smallest probabilities, from 0.01, fails it too)
+    assert ("corners", "sample_sum") in caught, caught
+    assert {g for g, _ in caught} == {"corners", "sweep"}, caught
     r = next(r for r in report.failures if r.check == "sample_sum")
     assert "total_count=0.5, probs=0.001" in r.message and r.n == 1 << 18, r.message
 
