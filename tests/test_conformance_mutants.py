@@ -854,7 +854,7 @@ def test_a_doubled_mean_at_a_rare_event_corner_fails_in_quick_mode(with_mutants)
     report = check_backend("mutant_nb_ceil", families=["NegativeBinomial"],
                            layers=("sampler",), quick=True)
     caught = {(r.grid, r.check) for r in report.failures}
-    # (the sweep's band of the smallest probabilities, from 0.01, fails it too)
+    # (the sweep fails it too, in its band of total counts from 0.1 to 0.24)
     assert ("corners", "sample_sum") in caught, caught
     assert {g for g, _ in caught} == {"corners", "sweep"}, caught
     r = next(r for r in report.failures if r.check == "sample_sum")
