@@ -235,6 +235,10 @@ def test_a_gradient_wrong_between_the_grid_points_fails_the_sweep_grid_alone(wit
     assert caught.statistic > caught.threshold
     conc = float(caught.point.split("concentration=")[1].split(",")[0])
     assert 5 <= conc < 20, caught.point
+    # the message tells a defect in a band from one everywhere: the points of [5, 20) alone
+    off = [z for z in caught.details["residual_z_per_point"] if abs(z) > 7.9]
+    assert f"{len(off)} of the 32 points are off alone" in caught.message
+    assert 3 <= len(off) <= 8, caught.details["residual_z_per_point"]
 
 
 def test_a_backend_wrong_in_float32_alone_fails_the_float32_grid_alone(with_mutants):
