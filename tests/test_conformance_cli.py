@@ -530,3 +530,54 @@ def test_the_eta_learns_a_clusters_unit_whole_not_from_its_first_result():
     assert settled[-1] == pytest.approx(99 * 0.1, rel=0.25), settled
     eager = run(False)
     assert eager[-2] > 3 * settled[-2], eager  # what a line in the middle of a unit said
+
+
+def test_report_paths_are_neither_created_nor_truncated_before_the_run_writes_them(
+        tmp_path, monkeypatch, capsys):
+    import polysample.conformance.api as api
+
+    j, h = tmp_path / "r.json", tmp_path / "r.html"
+    # a usage error found after the paths were checked leaves nothing behind
+    assert validate("--backend", "numpy", "--family", "LKJCholesky", "--quick",
+                    "--json", str(j), "--html", str(h)) == 2
+    assert not j.exists() and not h.exists()
+    assert list(tmp_path.iterdir()) == []  # no temporary file left either
+    # during the run neither report exists until it is written whole (no 0-byte files)
+    real = api.check_backends
+    seen = []
+
+    def spy(*args, **kwargs):
+        seen.append((j.exists(), h.exists()))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(api, "check_backends", spy)
+    h.write_text("old report")  # an existing report is not truncated before the end
+    real_html = __import__("polysample.conformance.html", fromlist=["render_html"])
+
+    def html_check(report, **kw):
+        assert h.read_text() == "old report"
+        return "<html>new</html>"
+
+    monkeypatch.setattr(real_html, "render_html", html_check)
+    assert validate("--backend", "torch", "--family", "Normal", "--layer", "semantics",
+                    "--quick", "--json", str(j), "--html", str(h)) == 0
+    assert seen == [(False, True)]
+    assert h.read_text() == "<html>new</html>" and json.loads(j.read_text())["ok"]
+
+
+@pytest.mark.parametrize("make,option,message", [
+    (lambda d: (d / "quick.html").write_text("x") and str(d / "quick.html" / "x.json"),
+     "--json", "is a file, not a directory"),
+    (lambda d: str(d / "quick.html" / "sub" / "x.json") if (d / "quick.html").write_text("x")
+     else "", "--html", "is a file, not a directory"),
+    (lambda d: str(d / "nodir" / "x.json"), "--json", "does not exist"),
+    (lambda d: str(d), "--json", "it is a directory"),
+    (lambda d: "-", "--json", "standard output is not supported"),
+    (lambda d: "-", "--html", "standard output is not supported"),
+], ids=["file-as-dir", "file-as-grandparent", "missing-dir", "a-dir", "json-stdout",
+        "html-stdout"])
+def test_an_unwritable_report_path_says_why(tmp_path, capsys, make, option, message):
+    path = make(tmp_path)
+    assert validate("--backend", "torch", "--family", "Normal", "--quick", option, path) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and len(err.splitlines()) == 1

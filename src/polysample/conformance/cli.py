@@ -15,6 +15,7 @@ import math
 import os
 import secrets
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -76,18 +77,36 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def _check_writable(path: str | None, what: str) -> None:
+    """Refuse a report path that cannot be written, without creating or truncating it: the
+    reports are only ever written atomically (a temporary file in the same directory, then a
+    rename), so the directory must take a new file; a temporary one is made and removed."""
     if path is None:
         return
+    if path == "-":
+        raise UsageError(f"Expected a file path for --{what.lower()}. Received: '-' (standard "
+                         "output is not supported: the report is rewritten during the run and "
+                         "stdout carries the summary). Give a path, e.g. "
+                         f"--{what.lower()} report.{what.lower()}.")
     parent = os.path.dirname(os.path.abspath(path)) or "."
     if not os.path.isdir(parent):
+        above = parent
+        while above and not os.path.exists(above) and os.path.dirname(above) != above:
+            above = os.path.dirname(above)
+        if os.path.exists(above) and not os.path.isdir(above):
+            raise UsageError(f"Cannot write the {what} report to {path!r}: {above!r} is a file, "
+                             "not a directory. Choose another path.")
         raise UsageError(f"Cannot write the {what} report to {path!r}: directory {parent!r} "
                          "does not exist. Create it or choose another path.")
+    if os.path.isdir(path):
+        raise UsageError(f"Cannot write the {what} report to {path!r}: it is a directory. "
+                         "Give a file path.")
     try:
-        with open(path, "a"):
-            pass
+        fd, tmp = tempfile.mkstemp(prefix=".polysample-", suffix=".tmp", dir=parent)
     except OSError as exc:
         raise UsageError(f"Cannot write the {what} report to {path!r}: {exc.strerror}. "
                          "Choose a writable path.") from None
+    os.close(fd)
+    os.remove(tmp)
 
 
 #: Rough time of one check in milliseconds, per layer, on a backend that runs as it is called
