@@ -581,3 +581,36 @@ def test_an_unwritable_report_path_says_why(tmp_path, capsys, make, option, mess
     assert validate("--backend", "torch", "--family", "Normal", "--quick", option, path) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err and len(err.splitlines()) == 1
+
+
+def test_a_selection_with_no_check_is_a_usage_error_not_a_pass(tmp_path, capsys):
+    out = tmp_path / "a.json"
+    # the agreement layer needs two backends: zero checks used to exit 0, "ok": true
+    assert validate("--backend", "torch", "--quick", "--layer", "agreement",
+                    "--json", str(out)) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "Expected at least one check" in err and "layers agreement" in err
+    assert "second backend" in err
+    assert not out.exists()
+
+
+def test_the_python_doors_refuse_a_selection_with_no_check():
+    from polysample.conformance import NothingToCheckError, check_backend, check_backends
+    from polysample.conformance.report import Report
+
+    with pytest.raises(NothingToCheckError, match="second backend"):
+        check_backends(["torch"], ["Normal"], quick=True, layers=("agreement",))
+    with pytest.raises(NothingToCheckError, match="second backend"):
+        check_backend("torch", ["Normal"], quick=True, layers=("agreement",))
+    with pytest.raises(NothingToCheckError, match="at least one layer"):
+        check_backends(["torch"], ["Normal"], quick=True, layers=())
+    # a report of zero checks is never ok, complete or not
+    assert not Report(complete=True).ok and not Report(complete=True).to_dict()["ok"]
+
+
+def test_the_parametrize_door_refuses_a_selection_with_no_check():
+    from polysample.conformance import NothingToCheckError, parametrize_with_checks
+
+    with pytest.raises(NothingToCheckError, match="second backend"):
+        parametrize_with_checks(["torch"], ["Normal"], quick=True, layers=("agreement",))

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from ..core.backend import Backend
-from ..core.errors import UnsupportedFamilyError
+from ..core.errors import PolysampleError, UnsupportedFamilyError
 from ..core.families import FAMILIES
 from ..core.plugins import load_backend
 from .expected import Declaration, apply_declarations, coverage, parse_declarations
@@ -23,10 +23,35 @@ from .runner import Runner, Target, generate_checks, units
 from .stats import ALPHA_CHECK, MAX_STATISTICAL_CHECKS, MISS_RATE, dkwm_detectable, z_detectable
 
 __all__ = ["check_backend", "check_backends", "parametrize_with_checks", "plan",
-           "design_assertions", "targets"]
+           "design_assertions", "targets", "NothingToCheckError", "nothing_to_check"]
 
 Progress = Callable[[int, int, CheckResult], None]
 ExpectedFailures = Mapping[str, str] | Sequence[Declaration] | None
+
+
+class NothingToCheckError(PolysampleError, ValueError):
+    """The selection (backends, families, layers) gives no check to run: a run of zero checks
+    would say nothing, so no door reports it as a pass (``polysample validate``: a usage error,
+    exit status 2)."""
+
+
+def nothing_to_check(backends: Sequence[str], families: Sequence[str] | None,
+                     layers: Sequence[str]) -> str:
+    """The one-line message of :class:`NothingToCheckError`: what was expected, what was
+    received, what to do."""
+    got = (f"backends {', '.join(backends) or '(none)'}, families "
+           f"{', '.join(families) if families else 'all'}, layers "
+           f"{', '.join(layers) or '(none)'}")
+    if not backends:
+        hint = "Give at least one backend."
+    elif not layers:
+        hint = f"Give at least one layer of {', '.join(LAYERS)}."
+    elif set(layers) <= {"agreement"} and len(backends) < 2:
+        hint = ("The agreement layer compares two or more backends: give a second backend or "
+                "another layer.")
+    else:
+        hint = "Choose families and layers that the backends support."
+    return f"Expected at least one check to run. Received: {got}, which give none. {hint}"
 
 
 def _target(backend: str | Backend, taken: set[str]) -> Target:
@@ -131,13 +156,17 @@ def check_backends(
     as a serial run's apart from timings, and lists in ``retried`` (with a note each) the units
     Dask ran again after losing the worker that held them. An interrupted run
     (``KeyboardInterrupt``) leaves a report marked incomplete (``report.complete`` is False,
-    ``report.ok`` too), passes it to ``on_result`` and re-raises.
+    ``report.ok`` too), passes it to ``on_result`` and re-raises. A selection that gives no
+    check at all (one backend and only the agreement layer, no layer) raises
+    :class:`NothingToCheckError`: a run of zero checks is never reported as a pass.
     """
     t0 = time.perf_counter()
     decls = [d for d in _declarations(expected_failures) if d.applies_to(quick)]
     ts, broken = targets(backends)
     notes = _check_families(ts, families)
     checks = list(generate_checks(ts, families, tuple(layers)))
+    if not checks and not broken:
+        raise NothingToCheckError(nothing_to_check([t.name for t in ts], families, layers))
     report = Report(backends=[t.name for t in ts] + [r.backend for r in broken],
                     families=sorted(families) if families else sorted(
                         {c.family for c in checks}), quick=quick, salt=salt,
@@ -197,8 +226,12 @@ def check_backend(
     :class:`~.expected.Declaration`): matching failures become ``xfail``, matching passes
     ``xpass`` (``report.stale``: remove those declarations).
     """
-    return check_backends([backend], families, expected_failures, quick, salt,
-                          tuple(layer for layer in layers if layer != "agreement"))
+    own = tuple(layer for layer in layers if layer != "agreement")
+    if not own:  # the agreement layer compares two or more backends
+        name = backend if isinstance(backend, str) else (
+            getattr(backend, "name", "") or type(backend).__name__)
+        raise NothingToCheckError(nothing_to_check([name], families, tuple(layers)))
+    return check_backends([backend], families, expected_failures, quick, salt, own)
 
 
 def parametrize_with_checks(
@@ -229,13 +262,16 @@ def parametrize_with_checks(
     runner = Runner(quick=quick, salt=salt)
     ts, broken = targets(list(backends))
     _check_families(ts, families)
+    checks = list(generate_checks(ts, families, tuple(layers)))
+    if not checks and not broken:
+        raise NothingToCheckError(nothing_to_check([t.name for t in ts], families, layers))
     params = []
     for res in broken:
         def fail(_m: str = res.message, _id: str = res.id) -> None:
             raise AssertionError(f"{_id}: {_m}")
 
         params.append(pytest.param(fail, id=res.id))
-    for check in generate_checks(ts, families, tuple(layers)):
+    for check in checks:
         probe = CheckResult(check.id, check.backend, check.family, check.grid, check.name,
                             check.layer, "fail", involves=check.involves or (check.backend,))
         d, direct = coverage(probe, decls)

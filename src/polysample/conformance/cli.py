@@ -2,8 +2,8 @@
 
 ``register(subparsers)`` adds the subcommand to the ``polysample`` CLI; its ``func`` returns the
 exit code: 0 when every check passed (expected failures allowed), 1 when one failed, 2 for a
-usage error (unknown backend or family, a family no selected backend supports, unreadable or
-unwritable file), 130 when interrupted (Ctrl-C: the reports written so far say
+usage error (unknown backend or family, a family no selected backend supports, a selection
+that gives no check at all, unreadable or unwritable file), 130 when interrupted (Ctrl-C: the reports written so far say
 ``"complete": false``).
 """
 
@@ -558,6 +558,10 @@ def _run(args: argparse.Namespace) -> int:
     except PolysampleError as exc:
         raise UsageError(str(exc)) from None
     total = len(plan) + (len(backends) - len(ts))
+    if total == 0:
+        from .api import nothing_to_check
+
+        raise UsageError(nothing_to_check(backends, families, layers))
     compiled = frozenset(t.name for t in ts
                          if type(t.backend).__module__.startswith("polysample.backends.tfp"))
     def weigh(c: Any) -> float:  # a planned check (its ``name``) or its result (``check``)

@@ -96,9 +96,11 @@ class Report:
 
     @property
     def ok(self) -> bool:
-        """True when the run is complete and no check failed (expected failures and stale
-        declarations allowed)."""
-        return self.complete and not any(r.status == "fail" for r in self.results)
+        """True when the run is complete, ran at least one check and no check failed
+        (expected failures and stale declarations allowed). A report of zero checks is never
+        ok: it says nothing."""
+        return (self.complete and bool(self.results)
+                and not any(r.status == "fail" for r in self.results))
 
     @property
     def failures(self) -> list[CheckResult]:
