@@ -614,3 +614,76 @@ def test_the_parametrize_door_refuses_a_selection_with_no_check():
 
     with pytest.raises(NothingToCheckError, match="second backend"):
         parametrize_with_checks(["torch"], ["Normal"], quick=True, layers=("agreement",))
+
+
+@pytest.mark.parametrize("text,message", [
+    ('[[expected_failure]]\nbackend = "torch"\nfamily = "Normal"\ncheck = "sample_kss"\n'
+     'reason = "r"\n', "entry 1 (torch-Normal-*-sample_kss): unknown check 'sample_kss'"),
+    ('[[expected_failure]]\nbackend = "torch"\ngrid = "typicl"\nreason = "r"\n',
+     "unknown grid 'typicl'"),
+    ('"torch-Normal-typicl-sample_ks" = "r"\n',
+     "key 'torch-Normal-typicl-sample_ks': unknown grid 'typicl'"),
+    ('"torch-Normal-typical-sample_kss" = "r"\n', "unknown check 'sample_kss'"),
+    ('[[expected_failure]]\nbackend = "torch"\nreasn = "r"\n', "unknown key 'reasn'"),
+    ('[[expected_failure]]\nbackend = "torch"\nfamily = "Normal"\nreason = "r"\n\n'
+     '"tfp-VonMises-typical-grad_cdf" = "r"\n',
+     "before the first [[expected_failure]] table"),
+])
+def test_declarations_naming_nothing_the_suite_knows_are_usage_errors(tmp_path, capsys, text,
+                                                                     message):
+    known = tmp_path / "known.toml"
+    known.write_text(text)
+    assert validate("--backend", "torch", "--family", "Normal", "--quick", "--layer",
+                    "semantics", "--expected-failures", str(known)) == 2
+    err = capsys.readouterr().err
+    assert message in err and "known.toml" in err and len(err.splitlines()) == 1, err
+    if "unknown grid" in message:  # the known values are listed, the sweep and example too
+        assert "sweep" in err and "example" in err and "typical" in err
+
+
+def test_a_declaration_of_an_unregistered_backend_warns_and_is_noted(tmp_path, capsys):
+    known, out = tmp_path / "known.toml", tmp_path / "r.json"
+    known.write_text('[[expected_failure]]\nbackend = "trail"\nreason = "r"\n')
+    assert validate("--backend", "torch", "--family", "Normal", "--quick", "--layer",
+                    "semantics", "--expected-failures", str(known), "--json", str(out)) == 0
+    err = capsys.readouterr().err
+    warned = [line for line in err.splitlines() if "warning" in line]
+    # one line; the built-in file's tfp declarations match nothing here and are no warning
+    assert len(warned) == 1 and "'trail'" in warned[0] and "not registered" in warned[0], err
+    assert any("'trail'" in n for n in json.loads(out.read_text())["notes"])
+
+
+def test_the_python_doors_validate_declarations_and_note_unregistered_backends():
+    from polysample.conformance import Declaration, check_backend
+    from polysample.conformance.api import UnmatchedDeclarationWarning
+
+    with pytest.raises(ValueError, match="unknown grid 'typicl'.*sweep"):
+        check_backend("torch", ["Normal"], {"torch-Normal-typicl": "r"}, quick=True,
+                      layers=("semantics",))
+    with pytest.raises(ValueError, match="unknown check 'sample_kss'"):
+        check_backend("torch", ["Normal"], [Declaration("torch", check="sample_kss")],
+                      quick=True, layers=("semantics",))
+    with pytest.warns(UnmatchedDeclarationWarning, match="'trail'"):
+        report = check_backend("torch", ["Normal"], {"trail": "r"}, quick=True,
+                               layers=("semantics",))
+    assert report.ok and any("'trail'" in n for n in report.notes)
+
+
+def test_the_doors_apply_the_builtin_known_failures_once_and_on_request_not():
+    from polysample.conformance import check_backend, known_failures
+    from polysample.conformance.api import declarations
+
+    builtin = known_failures()
+    own = {"torch-LKJCholesky-typical-sample_ks": "mine"}
+    decls, warn = declarations(own, True, False, [])
+    assert decls[0].reason == "mine" and len(decls) == len(builtin) + 1 and not warn
+    # passed explicitly too (as tests/test_conformance_backends.py does): each once
+    assert declarations(builtin, True, False, [])[0] == builtin
+    assert declarations(None, False, False, [])[0] == []
+    # check_backend applies them as `polysample validate` does (torch's LKJCholesky: F2)
+    kw = {"families": ["LKJCholesky"], "quick": True, "layers": ("sampler",)}
+    default = check_backend("torch", **kw)
+    assert default.ok and {r.id for r in default.results if r.status == "xfail"}
+    bare = check_backend("torch", **kw, known_failures=False)
+    assert not bare.ok and {r.id for r in bare.failures} == {
+        r.id for r in default.results if r.status == "xfail"}

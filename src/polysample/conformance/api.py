@@ -23,7 +23,8 @@ from .runner import Runner, Target, generate_checks, units
 from .stats import ALPHA_CHECK, MAX_STATISTICAL_CHECKS, MISS_RATE, dkwm_detectable, z_detectable
 
 __all__ = ["check_backend", "check_backends", "parametrize_with_checks", "plan",
-           "design_assertions", "targets", "NothingToCheckError", "nothing_to_check"]
+           "design_assertions", "targets", "NothingToCheckError", "nothing_to_check",
+           "UnmatchedDeclarationWarning", "declarations"]
 
 Progress = Callable[[int, int, CheckResult], None]
 ExpectedFailures = Mapping[str, str] | Sequence[Declaration] | None
@@ -96,6 +97,18 @@ def targets(backends: Sequence[str | Backend]) -> tuple[list[Target], list[Check
     return out, broken
 
 
+def unknown_family_message(bad: Sequence[str]) -> str:
+    """The one-line message for unknown family names (every door says the same)."""
+    return (f"unknown family {', '.join(map(repr, bad))}. Expected torch.distributions names: "
+            f"{', '.join(sorted(FAMILIES))}.")
+
+
+def unknown_backend_message(bad: Sequence[str], names: Sequence[str]) -> str:
+    """The one-line message for backend names that are not registered."""
+    return (f"unknown backend {', '.join(map(repr, bad))}. Expected one of: {', '.join(names)}. "
+            "A third-party backend must be installed or listed in POLYSAMPLE_PLUGINS.")
+
+
 def _check_families(ts: Sequence[Target], families: Sequence[str] | None) -> list[str]:
     """Unknown family names raise; a backend claiming none of the requested families raises;
     returns notes on families some backends do not claim."""
@@ -103,9 +116,7 @@ def _check_families(ts: Sequence[Target], families: Sequence[str] | None) -> lis
         return []
     unknown = [f for f in families if f not in FAMILIES]
     if unknown:
-        raise UnsupportedFamilyError(
-            f"Unknown family {', '.join(map(repr, unknown))}. Expected torch.distributions "
-            f"names: {', '.join(sorted(FAMILIES))}.")
+        raise UnsupportedFamilyError(unknown_family_message(unknown))
     notes = []
     for t in ts:
         claimed = {f for f, s in t.families().items() if s.sample}
@@ -128,10 +139,41 @@ def plan(backend: str | Backend, families: Sequence[str] | None = None,
     return list(generate_checks(ts, families, tuple(layers)))
 
 
+class UnmatchedDeclarationWarning(UserWarning):
+    """An expected-failure declaration names a backend that is neither registered nor in the
+    run: it matches no check (the report says so in its notes too)."""
+
+
 def _declarations(expected: ExpectedFailures) -> list[Declaration]:
     if expected is None:
         return []
     return parse_declarations(list(expected) if not isinstance(expected, Mapping) else expected)
+
+
+def declarations(expected: ExpectedFailures, builtin: bool, quick: bool,
+                 ts: Sequence[Target]) -> tuple[list[Declaration], list[str]]:
+    """The declarations a run applies: the caller's (validated), then, with ``builtin``, the
+    built-in backends' known failures (:func:`.report.known_failures`) that the caller did not
+    pass already; those of the run's mode only. Also one message per caller's declaration
+    whose backend is neither registered nor one of ``ts`` (a warning, not an error)."""
+    from ..core.plugins import backend_names
+    from .expected import unmatched_backends
+    from .report import known_failures
+
+    own = list(dict.fromkeys(_declarations(expected)))
+    known = known_failures() if builtin else []
+    builtins = set(known)
+    decls = own + [d for d in known if d not in set(own)]
+    warn = unmatched_backends([d for d in own if d not in builtins],
+                              [*backend_names(), *(t.name for t in ts)])
+    return [d for d in decls if d.applies_to(quick)], warn
+
+
+def _warn(messages: Sequence[str]) -> None:
+    import warnings
+
+    for m in messages:
+        warnings.warn(m, UnmatchedDeclarationWarning, stacklevel=3)
 
 
 def check_backends(
@@ -144,6 +186,7 @@ def check_backends(
     progress: Progress | None = None,
     on_result: Callable[[Report], None] | None = None,
     client: Any = None,
+    known_failures: bool = True,
 ) -> Report:
     """Run the suite on several backends, including the cross-backend agreement checks.
 
@@ -159,11 +202,20 @@ def check_backends(
     ``report.ok`` too), passes it to ``on_result`` and re-raises. A selection that gives no
     check at all (one backend and only the agreement layer, no layer) raises
     :class:`NothingToCheckError`: a run of zero checks is never reported as a pass.
+
+    ``expected_failures`` maps check-id prefixes to reasons (or is a list of
+    :class:`~.expected.Declaration`), validated: an unknown family, grid, check or key raises
+    ``ValueError``; a backend that is neither registered nor in the run warns
+    (:class:`UnmatchedDeclarationWarning`) and is noted in ``report.notes``. The built-in
+    backends' known upstream defects (``known_failures.toml``, as ``polysample validate``
+    applies them) are added unless ``known_failures=False``; passing them explicitly too
+    applies each once.
     """
     t0 = time.perf_counter()
-    decls = [d for d in _declarations(expected_failures) if d.applies_to(quick)]
     ts, broken = targets(backends)
-    notes = _check_families(ts, families)
+    decls, unmatched = declarations(expected_failures, known_failures, quick, ts)
+    _warn(unmatched)
+    notes = _check_families(ts, families) + unmatched
     checks = list(generate_checks(ts, families, tuple(layers)))
     if not checks and not broken:
         raise NothingToCheckError(nothing_to_check([t.name for t in ts], families, layers))
@@ -218,20 +270,23 @@ def check_backend(
     quick: bool = False,
     salt: int = 0,
     layers: Sequence[str] = LAYERS,
+    known_failures: bool = True,
 ) -> Report:
     """Run every check on one backend (a registered name or a ``Backend`` instance).
 
     No pytest needed: inspect ``report.ok``, ``report.failures``, ``report.to_json()``.
     ``expected_failures`` maps check-id prefixes to reasons (or is a list of
     :class:`~.expected.Declaration`): matching failures become ``xfail``, matching passes
-    ``xpass`` (``report.stale``: remove those declarations).
+    ``xpass`` (``report.stale``: remove those declarations). The built-in backends' known
+    failures are declared too unless ``known_failures=False`` (see :func:`check_backends`).
     """
     own = tuple(layer for layer in layers if layer != "agreement")
     if not own:  # the agreement layer compares two or more backends
         name = backend if isinstance(backend, str) else (
             getattr(backend, "name", "") or type(backend).__name__)
         raise NothingToCheckError(nothing_to_check([name], families, tuple(layers)))
-    return check_backends([backend], families, expected_failures, quick, salt, own)
+    return check_backends([backend], families, expected_failures, quick, salt, own,
+                          known_failures=known_failures)
 
 
 def parametrize_with_checks(
@@ -241,6 +296,7 @@ def parametrize_with_checks(
     quick: bool = False,
     layers: Sequence[str] = LAYERS,
     salt: int = 0,
+    known_failures: bool = True,
 ) -> Any:
     """A ``pytest.mark.parametrize`` over every check of ``backends``; ids are check ids.
 
@@ -252,15 +308,21 @@ def parametrize_with_checks(
 
     Declared failures are ``xfail(strict=True)``: one that passes is reported (XPASS strict);
     agreement checks covered through a declared draw, and declarations with ``strict = false``,
-    are ``xfail(strict=False)``. A backend
+    are ``xfail(strict=False)``. The built-in backends' known failures are declared too
+    unless ``known_failures=False`` (see :func:`check_backends`), as ``xfail(strict=False)``
+    where the caller did not pass them: an upstream fix is no failure of the caller's suite.
+    A backend
     that cannot load gives one failing check ``<name>-*-all-load``. With two or more backends
     the agreement layer compares them.
     """
     import pytest
 
-    decls = [d for d in _declarations(expected_failures) if d.applies_to(quick)]
     runner = Runner(quick=quick, salt=salt)
     ts, broken = targets(list(backends))
+    decls, unmatched = declarations(expected_failures, known_failures, quick, ts)
+    _warn(unmatched)
+    own = set(_declarations(expected_failures))
+    builtin = {d for d in decls if d not in own}
     _check_families(ts, families)
     checks = list(generate_checks(ts, families, tuple(layers)))
     if not checks and not broken:
@@ -275,8 +337,10 @@ def parametrize_with_checks(
         probe = CheckResult(check.id, check.backend, check.family, check.grid, check.name,
                             check.layer, "fail", involves=check.involves or (check.backend,))
         d, direct = coverage(probe, decls)
-        marks = [] if d is None else [pytest.mark.xfail(reason=d.reason,
-                                                        strict=direct and d.strict)]
+        # A built-in declaration that passes (an upstream fix) is the project's to remove, not
+        # a failure of the caller's suite: non-strict, as `polysample validate` reports it.
+        marks = [] if d is None else [pytest.mark.xfail(
+            reason=d.reason, strict=direct and d.strict and d not in builtin)]
         params.append(pytest.param(_Runnable(check, runner), id=check.id, marks=marks))
     return pytest.mark.parametrize("check", params)
 

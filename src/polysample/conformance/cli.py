@@ -18,6 +18,7 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
@@ -59,6 +60,9 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--expected-failures", metavar="FILE",
                    help="TOML or JSON declarations of known failures (docs/conformance.md), "
                         "added to the built-in backends' known failures")
+    p.add_argument("--no-known-failures", action="store_true",
+                   help="do not declare the built-in backends' known upstream failures "
+                        "(known_failures.toml): judge every check as it is")
     p.add_argument("--layer", action="append", metavar="L",
                    help="only these layers: semantics, density, sampler, gradient, agreement")
     p.add_argument("--workers", type=int, metavar="N",
@@ -394,6 +398,17 @@ class _Progress:
             self._bar = None
 
 
+def read_expected_failures(path: str, option: str) -> list[Any]:
+    """The declarations of an expected-failures file, or a :class:`UsageError` naming the
+    option and the file (unreadable, malformed, or an unknown key, family, grid or check)."""
+    from .report import load_expected_failures
+
+    try:
+        return load_expected_failures(path)
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"cannot read {option} {path!r}: {exc}") from None
+
+
 def run_validate(args: argparse.Namespace) -> int:
     """The ``validate`` subcommand; returns the exit status."""
     try:
@@ -489,24 +504,26 @@ def _run(args: argparse.Namespace) -> int:
     from ..core.errors import PolysampleError
     from ..core.families import FAMILIES
     from ..core.plugins import backend_names
-    from .api import check_backends
+    from .api import (
+        UnmatchedDeclarationWarning,
+        check_backends,
+        unknown_backend_message,
+        unknown_family_message,
+    )
     from .model import LAYERS
-    from .report import known_failures, load_expected_failures, write_atomic
+    from .report import write_atomic
     from .runner import generate_checks
 
     names = backend_names()
     backends = args.backend or default_backends()
     unknown = [b for b in backends if b not in names]
     if unknown:
-        raise UsageError(f"unknown backend {', '.join(map(repr, unknown))}. Expected one of: "
-                         f"{', '.join(names)}. A third-party backend must be installed or listed "
-                         "in POLYSAMPLE_PLUGINS.")
+        raise UsageError(unknown_backend_message(unknown, names))
     families = args.family
     if families:
         bad = [f for f in families if f not in FAMILIES]
         if bad:
-            raise UsageError(f"unknown family {', '.join(map(repr, bad))}. Expected "
-                             f"torch.distributions names: {', '.join(sorted(FAMILIES))}.")
+            raise UsageError(unknown_family_message(bad))
     if args.show_grids:
         return _show_grids(families or sorted(FAMILIES))
     if families and not args.backend:
@@ -516,14 +533,11 @@ def _run(args: argparse.Namespace) -> int:
     if bad_layers:
         raise UsageError(f"unknown layer {bad_layers}. Expected some of {list(LAYERS)}.")
     # The built-in backends' known upstream defects are declared by default (each with its
-    # reason in the report); --expected-failures adds the caller's declarations.
-    expected = known_failures()
+    # reason in the report; check_backends adds them unless --no-known-failures);
+    # --expected-failures adds the caller's declarations.
+    expected = []
     if args.expected_failures:
-        try:
-            expected += load_expected_failures(args.expected_failures)
-        except (OSError, ValueError) as exc:
-            raise UsageError(f"cannot read --expected-failures {args.expected_failures!r}: "
-                             f"{exc}") from None
+        expected = read_expected_failures(args.expected_failures, "--expected-failures")
     _check_writable(args.json, "JSON")
     _check_writable(args.html, "HTML")
     salt = 0
@@ -554,9 +568,16 @@ def _run(args: argparse.Namespace) -> int:
 
     ts, _ = targets(backends)
     try:
+        from .api import _check_families
+
+        _check_families(ts, families)  # a backend claiming none of them: say so first
         plan = list(generate_checks(ts, families, layers))
     except PolysampleError as exc:
         raise UsageError(str(exc)) from None
+    from .api import declarations
+
+    for line in declarations(expected, False, args.quick, ts)[1]:
+        print(f"polysample validate: warning: {line}", file=sys.stderr)
     total = len(plan) + (len(backends) - len(ts))
     if total == 0:
         from .api import nothing_to_check
@@ -587,9 +608,12 @@ def _run(args: argparse.Namespace) -> int:
             with contextlib.suppress(Exception):  # a scheduler that does not say: one
                 eta.workers = max(len(client.scheduler_info().get("workers", {})), 1)
         try:
-            report = check_backends(backends, families, expected, quick=args.quick,
-                                    salt=salt, layers=layers, progress=progress,
-                                    on_result=save, client=client)
+            with warnings.catch_warnings():  # printed above, as one line each
+                warnings.simplefilter("ignore", UnmatchedDeclarationWarning)
+                report = check_backends(backends, families, expected, quick=args.quick,
+                                        salt=salt, layers=layers, progress=progress,
+                                        on_result=save, client=client,
+                                        known_failures=not args.no_known_failures)
         finally:
             if last.get("report") is not None:
                 save(last["report"], force=True)
