@@ -351,3 +351,20 @@ def test_the_parametrize_with_checks_example_passes_when_run(tmp_path):
     assert res.returncode == 0, res.stdout[-3000:]
     # the numbers the page gives
     assert "17 passed, 18 xfailed" in res.stdout, res.stdout[-3000:]
+
+
+def test_examples_that_start_a_local_cluster_guard_it_for_scripts():
+    # Run as a script, a LocalCluster's spawned workers import it: an unguarded cluster start
+    # in a docs example failed (each worker started a cluster of its own).
+    found = 0
+    scripts = [p for p in (ROOT / "docs" / "examples").glob("*.py")]
+    sources = [(f"{b.page}:{b.line}", b.code) for page in PAGES for b in blocks(page)
+               if b.lang == "python"] + [(str(p), p.read_text()) for p in scripts]
+    for where, code in sources:
+        for m in re.finditer(r"^(?P<indent>[ \t]*)\S.*\bLocalCluster\(", code, re.M):
+            found += 1
+            before = code[:m.start()]
+            assert re.search(r'^if __name__ == "__main__":', before, re.M) or \
+                re.search(r"^def \w+\(", before, re.M), f"{where}: LocalCluster( unguarded"
+            assert m.group("indent"), f"{where}: LocalCluster( at module level"
+    assert found >= 2
