@@ -687,3 +687,72 @@ def test_the_doors_apply_the_builtin_known_failures_once_and_on_request_not():
     bare = check_backend("torch", **kw, known_failures=False)
     assert not bare.ok and {r.id for r in bare.failures} == {
         r.id for r in default.results if r.status == "xfail"}
+
+
+def test_a_backend_or_family_given_twice_is_checked_once(tmp_path):
+    out = tmp_path / "r.json"
+    assert validate("--backend", "torch", "--backend", "torch", "--family", "Normal",
+                    "--family", "Normal", "--layer", "semantics", "--quick",
+                    "--json", str(out)) == 0
+    data = json.loads(out.read_text())
+    ids = [c["id"] for c in data["checks"]]
+    assert len(ids) == len(set(ids)) == data["planned"] and data["backends"] == ["torch"]
+    from polysample.conformance import check_backends
+
+    report = check_backends(["torch", "torch"], ["Normal"], quick=True, layers=("semantics",))
+    assert len(report.results) == len(ids) and report.backends == ["torch"]
+
+
+def test_families_may_be_one_name_and_anything_else_is_a_clear_type_error():
+    from polysample.conformance import check_backend, plan
+
+    report = check_backend("torch", families="Normal", quick=True, layers=("semantics",))
+    assert report.families == ["Normal"] and report.ok
+    assert {c.family for c in plan("torch", "Gamma", layers=("semantics",))} == {"Gamma"}
+    with pytest.raises(TypeError, match=r'families=\["Normal"\]'):
+        check_backend("torch", families=3, quick=True, layers=("semantics",))
+
+
+def test_a_live_fail_line_that_is_cut_says_so():
+    import io
+
+    from polysample.conformance.cli import FAIL_LINE, _Progress
+    from polysample.conformance.model import CheckResult
+
+    stream = io.StringIO()
+    progress = _Progress(stream, 2)
+    long = CheckResult("b-Normal-typical-sample_ks", "b", "Normal", "typical", "sample_ks",
+                       "sampler", "fail", message="x" * (FAIL_LINE + 50))
+    short = CheckResult("b-Normal-typical-sample_sum", "b", "Normal", "typical", "sample_sum",
+                        "sampler", "fail", message="short message")
+    progress(1, 2, long)
+    progress(2, 2, short)
+    lines = [line for line in stream.getvalue().splitlines() if line.startswith("FAIL")]
+    assert lines[0].endswith("x...") and len(lines[0]) < FAIL_LINE + 40
+    assert lines[1].endswith("short message")
+
+
+def test_the_summary_names_the_expected_failures():
+    from polysample.conformance.model import CheckResult
+    from polysample.conformance.report import Report
+
+    results = [CheckResult(f"b-Normal-typical-c{i}", "b", "Normal", "typical", f"c{i}",
+                           "sampler", "xfail", reason="why", covered_by="b-Normal")
+               for i in range(25)]
+    report = Report(results=results, complete=True, planned=25)
+    text = report.summary()
+    assert "xfail b-Normal-typical-c0 (declared b-Normal: why)" in text
+    assert "xfail b-Normal-typical-c19 " in text and "c20 " not in text
+    assert "5 more expected failures" in text and "JSON report" in text
+
+
+def test_show_grids_lists_only_the_families_the_backend_supports(capsys):
+    assert validate("--show-grids", "--backend", "scipy") == 0
+    heads = {line.split()[0] for line in capsys.readouterr().out.splitlines()
+             if not line.startswith(" ")}
+    from polysample.core.plugins import load_backend
+
+    claimed = {f for f, s in load_backend("scipy").families().items() if s.sample}
+    assert heads and heads <= claimed and "RelaxedBernoulli" not in heads
+    assert validate("--show-grids", "--backend", "scipy", "--family", "RelaxedBernoulli") == 2
+    assert "no grids to show" in capsys.readouterr().err

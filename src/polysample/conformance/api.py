@@ -78,11 +78,17 @@ def _load_failure(name: str, exc: BaseException) -> CheckResult:
 
 
 def targets(backends: Sequence[str | Backend]) -> tuple[list[Target], list[CheckResult]]:
-    """The loadable backends as targets, and one failed ``load`` check per backend that is not."""
+    """The loadable backends as targets, and one failed ``load`` check per backend that is not.
+    A name given twice is one target (its checks would run twice)."""
     out: list[Target] = []
     broken: list[CheckResult] = []
     taken: set[str] = set()
+    named: set[str] = set()
     for b in backends:
+        if isinstance(b, str):
+            if b in named:
+                continue
+            named.add(b)
         try:
             t = _target(b, taken)
             t.families()
@@ -95,6 +101,24 @@ def targets(backends: Sequence[str | Backend]) -> tuple[list[Target], list[Check
         taken.add(t.name)
         out.append(t)
     return out, broken
+
+
+def family_list(families: str | Sequence[str] | None) -> list[str] | None:
+    """``families`` as a list: a single name is one family (``families="Normal"``, not the
+    letters of it), duplicates are dropped; None stays None (every family)."""
+    if families is None:
+        return None
+    if isinstance(families, str):
+        return [families]
+    if not isinstance(families, Iterable) or isinstance(families, Mapping):
+        raise TypeError(f"Expected families as a family name or a list of names, e.g. "
+                        f"families=[\"Normal\"]. Received {families!r}.")
+    out = list(dict.fromkeys(families))
+    bad = [f for f in out if not isinstance(f, str)]
+    if bad:
+        raise TypeError(f"Expected family names (strings), e.g. families=[\"Normal\"]. "
+                        f"Received {bad[0]!r}.")
+    return out
 
 
 def unknown_family_message(bad: Sequence[str]) -> str:
@@ -130,13 +154,13 @@ def _check_families(ts: Sequence[Target], families: Sequence[str] | None) -> lis
     return notes
 
 
-def plan(backend: str | Backend, families: Sequence[str] | None = None,
+def plan(backend: str | Backend, families: str | Sequence[str] | None = None,
          layers: Sequence[str] = LAYERS) -> list[Check]:
     """The checks of one backend (loads it; raises if it cannot load)."""
     ts, broken = targets([backend])
     if broken:
         raise RuntimeError(broken[0].message)
-    return list(generate_checks(ts, families, tuple(layers)))
+    return list(generate_checks(ts, family_list(families), tuple(layers)))
 
 
 class UnmatchedDeclarationWarning(UserWarning):
@@ -178,7 +202,7 @@ def _warn(messages: Sequence[str]) -> None:
 
 def check_backends(
     backends: Sequence[str | Backend],
-    families: Sequence[str] | None = None,
+    families: str | Sequence[str] | None = None,
     expected_failures: ExpectedFailures = None,
     quick: bool = False,
     salt: int = 0,
@@ -212,6 +236,7 @@ def check_backends(
     applies each once.
     """
     t0 = time.perf_counter()
+    families = family_list(families)
     ts, broken = targets(backends)
     decls, unmatched = declarations(expected_failures, known_failures, quick, ts)
     _warn(unmatched)
@@ -265,7 +290,7 @@ def check_backends(
 
 def check_backend(
     backend: str | Backend,
-    families: Sequence[str] | None = None,
+    families: str | Sequence[str] | None = None,
     expected_failures: ExpectedFailures = None,
     quick: bool = False,
     salt: int = 0,
@@ -280,6 +305,7 @@ def check_backend(
     ``xpass`` (``report.stale``: remove those declarations). The built-in backends' known
     failures are declared too unless ``known_failures=False`` (see :func:`check_backends`).
     """
+    families = family_list(families)
     own = tuple(layer for layer in layers if layer != "agreement")
     if not own:  # the agreement layer compares two or more backends
         name = backend if isinstance(backend, str) else (
@@ -291,7 +317,7 @@ def check_backend(
 
 def parametrize_with_checks(
     backends: Iterable[str | Backend],
-    families: Sequence[str] | None = None,
+    families: str | Sequence[str] | None = None,
     expected_failures: ExpectedFailures = None,
     quick: bool = False,
     layers: Sequence[str] = LAYERS,
@@ -318,6 +344,7 @@ def parametrize_with_checks(
     import pytest
 
     runner = Runner(quick=quick, salt=salt)
+    families = family_list(families)
     ts, broken = targets(list(backends))
     decls, unmatched = declarations(expected_failures, known_failures, quick, ts)
     _warn(unmatched)

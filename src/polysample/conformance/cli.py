@@ -29,6 +29,11 @@ __all__ = ["register", "run_validate", "UsageError", "default_backends", "JSON_E
 JSON_EVERY = 5.0
 
 
+#: The most characters of a failure's message that its live ``FAIL`` line shows (then "...";
+#: the summary at the end and the reports give it whole).
+FAIL_LINE = 240
+
+
 class UsageError(Exception):
     """A bad command line: printed without a traceback, exit status 2."""
 
@@ -375,7 +380,10 @@ class _Progress:
         if done >= total:
             self.weight_done = self.weight_total
         if result.status == "fail":
-            line = f"FAIL {result.id}: {result.message[:240]}"
+            message = result.message
+            if len(message) > FAIL_LINE:  # the whole message is in the summary and reports
+                message = message[:FAIL_LINE - 3].rstrip() + "..."
+            line = f"FAIL {result.id}: {message}"
             if self._bar is not None:
                 self._console.print(line, markup=False, highlight=False)
             else:
@@ -451,6 +459,34 @@ def _show_grids(families: list[str]) -> int:
     return 0
 
 
+def _grid_families(backends: list[str] | None, families: list[str] | None) -> list[str]:
+    """The families ``--show-grids`` lists: those given (default all), restricted to the
+    families the ``--backend`` backends claim (a usage error when that leaves none)."""
+    import warnings
+
+    from ..core.families import FAMILIES
+    from ..core.plugins import registry
+
+    wanted = families or sorted(FAMILIES)
+    if not backends:
+        return wanted
+    claimed: set[str] = set()
+    for name in backends:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                claimed |= {f for f, s in registry.load(name).families().items() if s.sample}
+        except Exception as exc:  # noqa: BLE001 - said as a usage error
+            raise UsageError(f"cannot list the families of backend {name!r}: "
+                             f"{type(exc).__name__}: {exc}") from None
+    out = [f for f in wanted if f in claimed]
+    if not out:
+        raise UsageError(f"{', '.join(backends)} claim none of {', '.join(wanted)}, so there "
+                         "are no grids to show. Give a family they support or another "
+                         "--backend.")
+    return out
+
+
 def default_backends() -> list[str]:
     """What ``polysample validate`` checks without ``--backend``: every registered backend
     except routers (``Backend.router``, e.g. ``auto``), whose draws are the others'. A
@@ -515,17 +551,18 @@ def _run(args: argparse.Namespace) -> int:
     from .runner import generate_checks
 
     names = backend_names()
-    backends = args.backend or default_backends()
+    # a backend or family given twice is checked once, in the order first given
+    backends = list(dict.fromkeys(args.backend)) if args.backend else default_backends()
     unknown = [b for b in backends if b not in names]
     if unknown:
         raise UsageError(unknown_backend_message(unknown, names))
-    families = args.family
+    families = list(dict.fromkeys(args.family)) if args.family else None
     if families:
         bad = [f for f in families if f not in FAMILIES]
         if bad:
             raise UsageError(unknown_family_message(bad))
     if args.show_grids:
-        return _show_grids(families or sorted(FAMILIES))
+        return _show_grids(_grid_families(args.backend and backends, families))
     if families and not args.backend:
         backends = _claiming(backends, families)
     layers = tuple(args.layer) if args.layer else LAYERS
