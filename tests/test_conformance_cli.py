@@ -530,3 +530,229 @@ def test_the_eta_learns_a_clusters_unit_whole_not_from_its_first_result():
     assert settled[-1] == pytest.approx(99 * 0.1, rel=0.25), settled
     eager = run(False)
     assert eager[-2] > 3 * settled[-2], eager  # what a line in the middle of a unit said
+
+
+def test_report_paths_are_neither_created_nor_truncated_before_the_run_writes_them(
+        tmp_path, monkeypatch, capsys):
+    import polysample.conformance.api as api
+
+    j, h = tmp_path / "r.json", tmp_path / "r.html"
+    # a usage error found after the paths were checked leaves nothing behind
+    assert validate("--backend", "numpy", "--family", "LKJCholesky", "--quick",
+                    "--json", str(j), "--html", str(h)) == 2
+    assert not j.exists() and not h.exists()
+    assert list(tmp_path.iterdir()) == []  # no temporary file left either
+    # during the run neither report exists until it is written whole (no 0-byte files)
+    real = api.check_backends
+    seen = []
+
+    def spy(*args, **kwargs):
+        seen.append((j.exists(), h.exists()))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(api, "check_backends", spy)
+    h.write_text("old report")  # an existing report is not truncated before the end
+    real_html = __import__("polysample.conformance.html", fromlist=["render_html"])
+
+    def html_check(report, **kw):
+        assert h.read_text() == "old report"
+        return "<html>new</html>"
+
+    monkeypatch.setattr(real_html, "render_html", html_check)
+    assert validate("--backend", "torch", "--family", "Normal", "--layer", "semantics",
+                    "--quick", "--json", str(j), "--html", str(h)) == 0
+    assert seen == [(False, True)]
+    assert h.read_text() == "<html>new</html>" and json.loads(j.read_text())["ok"]
+
+
+@pytest.mark.parametrize("make,option,message", [
+    (lambda d: (d / "quick.html").write_text("x") and str(d / "quick.html" / "x.json"),
+     "--json", "is a file, not a directory"),
+    (lambda d: str(d / "quick.html" / "sub" / "x.json") if (d / "quick.html").write_text("x")
+     else "", "--html", "is a file, not a directory"),
+    (lambda d: str(d / "nodir" / "x.json"), "--json", "does not exist"),
+    (lambda d: str(d), "--json", "it is a directory"),
+    (lambda d: "-", "--json", "standard output is not supported"),
+    (lambda d: "-", "--html", "standard output is not supported"),
+], ids=["file-as-dir", "file-as-grandparent", "missing-dir", "a-dir", "json-stdout",
+        "html-stdout"])
+def test_an_unwritable_report_path_says_why(tmp_path, capsys, make, option, message):
+    path = make(tmp_path)
+    assert validate("--backend", "torch", "--family", "Normal", "--quick", option, path) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and len(err.splitlines()) == 1
+
+
+def test_a_selection_with_no_check_is_a_usage_error_not_a_pass(tmp_path, capsys):
+    out = tmp_path / "a.json"
+    # the agreement layer needs two backends: zero checks used to exit 0, "ok": true
+    assert validate("--backend", "torch", "--quick", "--layer", "agreement",
+                    "--json", str(out)) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "Expected at least one check" in err and "layers agreement" in err
+    assert "second backend" in err
+    assert not out.exists()
+
+
+def test_the_python_doors_refuse_a_selection_with_no_check():
+    from polysample.conformance import NothingToCheckError, check_backend, check_backends
+    from polysample.conformance.report import Report
+
+    with pytest.raises(NothingToCheckError, match="second backend"):
+        check_backends(["torch"], ["Normal"], quick=True, layers=("agreement",))
+    with pytest.raises(NothingToCheckError, match="second backend"):
+        check_backend("torch", ["Normal"], quick=True, layers=("agreement",))
+    with pytest.raises(NothingToCheckError, match="at least one layer"):
+        check_backends(["torch"], ["Normal"], quick=True, layers=())
+    # a report of zero checks is never ok, complete or not
+    assert not Report(complete=True).ok and not Report(complete=True).to_dict()["ok"]
+
+
+def test_the_parametrize_door_refuses_a_selection_with_no_check():
+    from polysample.conformance import NothingToCheckError, parametrize_with_checks
+
+    with pytest.raises(NothingToCheckError, match="second backend"):
+        parametrize_with_checks(["torch"], ["Normal"], quick=True, layers=("agreement",))
+
+
+@pytest.mark.parametrize("text,message", [
+    ('[[expected_failure]]\nbackend = "torch"\nfamily = "Normal"\ncheck = "sample_kss"\n'
+     'reason = "r"\n', "entry 1 (torch-Normal-*-sample_kss): unknown check 'sample_kss'"),
+    ('[[expected_failure]]\nbackend = "torch"\ngrid = "typicl"\nreason = "r"\n',
+     "unknown grid 'typicl'"),
+    ('"torch-Normal-typicl-sample_ks" = "r"\n',
+     "key 'torch-Normal-typicl-sample_ks': unknown grid 'typicl'"),
+    ('"torch-Normal-typical-sample_kss" = "r"\n', "unknown check 'sample_kss'"),
+    ('[[expected_failure]]\nbackend = "torch"\nreasn = "r"\n', "unknown key 'reasn'"),
+    ('[[expected_failure]]\nbackend = "torch"\nfamily = "Normal"\nreason = "r"\n\n'
+     '"tfp-VonMises-typical-grad_cdf" = "r"\n',
+     "before the first [[expected_failure]] table"),
+])
+def test_declarations_naming_nothing_the_suite_knows_are_usage_errors(tmp_path, capsys, text,
+                                                                     message):
+    known = tmp_path / "known.toml"
+    known.write_text(text)
+    assert validate("--backend", "torch", "--family", "Normal", "--quick", "--layer",
+                    "semantics", "--expected-failures", str(known)) == 2
+    err = capsys.readouterr().err
+    assert message in err and "known.toml" in err and len(err.splitlines()) == 1, err
+    if "unknown grid" in message:  # the known values are listed, the sweep and example too
+        assert "sweep" in err and "example" in err and "typical" in err
+
+
+def test_a_declaration_of_an_unregistered_backend_warns_and_is_noted(tmp_path, capsys):
+    known, out = tmp_path / "known.toml", tmp_path / "r.json"
+    known.write_text('[[expected_failure]]\nbackend = "trail"\nreason = "r"\n')
+    assert validate("--backend", "torch", "--family", "Normal", "--quick", "--layer",
+                    "semantics", "--expected-failures", str(known), "--json", str(out)) == 0
+    err = capsys.readouterr().err
+    warned = [line for line in err.splitlines() if "warning" in line]
+    # one line; the built-in file's tfp declarations match nothing here and are no warning
+    assert len(warned) == 1 and "'trail'" in warned[0] and "not registered" in warned[0], err
+    assert any("'trail'" in n for n in json.loads(out.read_text())["notes"])
+
+
+def test_the_python_doors_validate_declarations_and_note_unregistered_backends():
+    from polysample.conformance import Declaration, check_backend
+    from polysample.conformance.api import UnmatchedDeclarationWarning
+
+    with pytest.raises(ValueError, match="unknown grid 'typicl'.*sweep"):
+        check_backend("torch", ["Normal"], {"torch-Normal-typicl": "r"}, quick=True,
+                      layers=("semantics",))
+    with pytest.raises(ValueError, match="unknown check 'sample_kss'"):
+        check_backend("torch", ["Normal"], [Declaration("torch", check="sample_kss")],
+                      quick=True, layers=("semantics",))
+    with pytest.warns(UnmatchedDeclarationWarning, match="'trail'"):
+        report = check_backend("torch", ["Normal"], {"trail": "r"}, quick=True,
+                               layers=("semantics",))
+    assert report.ok and any("'trail'" in n for n in report.notes)
+
+
+def test_the_doors_apply_the_builtin_known_failures_once_and_on_request_not():
+    from polysample.conformance import check_backend, known_failures
+    from polysample.conformance.api import declarations
+
+    builtin = known_failures()
+    own = {"torch-LKJCholesky-typical-sample_ks": "mine"}
+    decls, warn = declarations(own, True, False, [])
+    assert decls[0].reason == "mine" and len(decls) == len(builtin) + 1 and not warn
+    # passed explicitly too (as tests/test_conformance_backends.py does): each once
+    assert declarations(builtin, True, False, [])[0] == builtin
+    assert declarations(None, False, False, [])[0] == []
+    # check_backend applies them as `polysample validate` does (torch's LKJCholesky: F2)
+    kw = {"families": ["LKJCholesky"], "quick": True, "layers": ("sampler",)}
+    default = check_backend("torch", **kw)
+    assert default.ok and {r.id for r in default.results if r.status == "xfail"}
+    bare = check_backend("torch", **kw, known_failures=False)
+    assert not bare.ok and {r.id for r in bare.failures} == {
+        r.id for r in default.results if r.status == "xfail"}
+
+
+def test_a_backend_or_family_given_twice_is_checked_once(tmp_path):
+    out = tmp_path / "r.json"
+    assert validate("--backend", "torch", "--backend", "torch", "--family", "Normal",
+                    "--family", "Normal", "--layer", "semantics", "--quick",
+                    "--json", str(out)) == 0
+    data = json.loads(out.read_text())
+    ids = [c["id"] for c in data["checks"]]
+    assert len(ids) == len(set(ids)) == data["planned"] and data["backends"] == ["torch"]
+    from polysample.conformance import check_backends
+
+    report = check_backends(["torch", "torch"], ["Normal"], quick=True, layers=("semantics",))
+    assert len(report.results) == len(ids) and report.backends == ["torch"]
+
+
+def test_families_may_be_one_name_and_anything_else_is_a_clear_type_error():
+    from polysample.conformance import check_backend, plan
+
+    report = check_backend("torch", families="Normal", quick=True, layers=("semantics",))
+    assert report.families == ["Normal"] and report.ok
+    assert {c.family for c in plan("torch", "Gamma", layers=("semantics",))} == {"Gamma"}
+    with pytest.raises(TypeError, match=r'families=\["Normal"\]'):
+        check_backend("torch", families=3, quick=True, layers=("semantics",))
+
+
+def test_a_live_fail_line_that_is_cut_says_so():
+    import io
+
+    from polysample.conformance.cli import FAIL_LINE, _Progress
+    from polysample.conformance.model import CheckResult
+
+    stream = io.StringIO()
+    progress = _Progress(stream, 2)
+    long = CheckResult("b-Normal-typical-sample_ks", "b", "Normal", "typical", "sample_ks",
+                       "sampler", "fail", message="x" * (FAIL_LINE + 50))
+    short = CheckResult("b-Normal-typical-sample_sum", "b", "Normal", "typical", "sample_sum",
+                        "sampler", "fail", message="short message")
+    progress(1, 2, long)
+    progress(2, 2, short)
+    lines = [line for line in stream.getvalue().splitlines() if line.startswith("FAIL")]
+    assert lines[0].endswith("x...") and len(lines[0]) < FAIL_LINE + 40
+    assert lines[1].endswith("short message")
+
+
+def test_the_summary_names_the_expected_failures():
+    from polysample.conformance.model import CheckResult
+    from polysample.conformance.report import Report
+
+    results = [CheckResult(f"b-Normal-typical-c{i}", "b", "Normal", "typical", f"c{i}",
+                           "sampler", "xfail", reason="why", covered_by="b-Normal")
+               for i in range(25)]
+    report = Report(results=results, complete=True, planned=25)
+    text = report.summary()
+    assert "xfail b-Normal-typical-c0 (declared b-Normal: why)" in text
+    assert "xfail b-Normal-typical-c19 " in text and "c20 " not in text
+    assert "5 more expected failures" in text and "JSON report" in text
+
+
+def test_show_grids_lists_only_the_families_the_backend_supports(capsys):
+    assert validate("--show-grids", "--backend", "scipy") == 0
+    heads = {line.split()[0] for line in capsys.readouterr().out.splitlines()
+             if not line.startswith(" ")}
+    from polysample.core.plugins import load_backend
+
+    claimed = {f for f, s in load_backend("scipy").families().items() if s.sample}
+    assert heads and heads <= claimed and "RelaxedBernoulli" not in heads
+    assert validate("--show-grids", "--backend", "scipy", "--family", "RelaxedBernoulli") == 2
+    assert "no grids to show" in capsys.readouterr().err

@@ -1022,3 +1022,21 @@ def test_the_report_lists_the_families_it_judged_when_none_were_asked(with_mutan
     report = check_backend("mutant_constant_grad", layers=("semantics",), quick=True)
     assert report.families == ["Dirichlet", "MultivariateNormal", "RelaxedOneHotCategorical"]
     assert json.loads(report.to_json())["families"] == report.families
+
+
+def test_every_generated_check_name_is_one_declarations_are_validated_against(with_mutants):
+    # CHECK_NAMES is what an expected-failure declaration's check may name (a misspelt one is
+    # refused): a check added to a layer must be added there too.
+    from polysample.conformance.api import targets
+    from polysample.conformance.expected import known_grids
+    from polysample.conformance.model import CHECK_NAMES
+    from polysample.conformance.runner import generate_checks
+
+    names = [n for n in ps.backend_names() if n.startswith("mutant_")]
+    ts, _ = targets(["torch", "numpy", "scipy", *names])
+    checks = list(generate_checks(ts, None, ("semantics", "density", "sampler", "gradient")))
+    checks += generate_checks(ts[:2], None, ("agreement",))
+    made = {c.name for c in checks} | {"load"}
+    assert made == CHECK_NAMES, (made - CHECK_NAMES, CHECK_NAMES - made)
+    assert {"mixture_ks", "mixture_grad", "log_prob_f64", "sample_sweep"} <= made
+    assert {c.grid for c in checks} | {"all"} == set(known_grids())

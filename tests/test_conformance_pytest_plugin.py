@@ -7,6 +7,8 @@ import pathlib
 import subprocess
 import sys
 
+import pytest
+
 TESTS = pathlib.Path(__file__).parent
 
 
@@ -59,3 +61,55 @@ def test_plugin_takes_the_backend_and_options_from_the_ini_file(tmp_path):
     res = _pytest(tmp_path, "-k", "semantics or sample_ks or shapes")
     assert res.returncode == 0, res.stdout[-3000:]
     assert " passed" in res.stdout
+
+
+def _one_error_line(res: subprocess.CompletedProcess[str]) -> str:
+    out = res.stdout + res.stderr
+    assert res.returncode == 4, out[-3000:]  # pytest's usage error
+    assert "Traceback" not in out and "pluggy" not in out and "_hooks.py" not in out, out
+    errors = [line for line in out.splitlines() if line.startswith("ERROR:")]
+    assert len(errors) == 1, out
+    return errors[0]
+
+
+def test_a_malformed_expected_failures_file_is_one_usage_error_line_naming_it(tmp_path):
+    bad = tmp_path / "known.toml"
+    bad.write_text('[[expected_failure]]\nbackend = "torch"\nreason = \n')
+    line = _one_error_line(_pytest(tmp_path, "--polysample-backend", "torch",
+                                   "--polysample-expected-failures", str(bad)))
+    assert "cannot read --polysample-expected-failures" in line and "known.toml" in line
+
+
+@pytest.mark.parametrize("args,message", [
+    (("--polysample-family", "Normall"), "unknown family 'Normall'"),
+    (("--polysample-backend", "nosuch"), "unknown backend 'nosuch'"),
+    (("--polysample-family", "LKJCholesky", "--polysample-backend", "numpy"),
+     "does not support 'LKJCholesky'"),
+])
+def test_bad_options_are_one_usage_error_line_as_the_cli_gives(tmp_path, args, message):
+    argv = args if "--polysample-backend" in args else ("--polysample-backend", "torch", *args)
+    assert message in _one_error_line(_pytest(tmp_path, *argv))
+
+
+@pytest.mark.parametrize("text,message", [
+    ('[[expected_failure]]\nbackend = "torch"\ncheck = "sample_kss"\nreason = "r"\n',
+     "unknown check 'sample_kss'"),
+    ('"torch-Normal-typicl" = "r"\n', "unknown grid 'typicl'"),
+    ('[[expected_failure]]\nbackend = "torch"\nreasn = "r"\n', "unknown key 'reasn'"),
+])
+def test_the_plugin_validates_declarations_as_the_cli_does(tmp_path, text, message):
+    known = tmp_path / "known.toml"
+    known.write_text(text)
+    line = _one_error_line(_pytest(tmp_path, "--polysample-backend", "torch",
+                                   "--polysample-expected-failures", str(known)))
+    assert message in line and "known.toml" in line
+
+
+def test_the_plugin_declares_the_builtin_known_failures_unless_told_not_to(tmp_path):
+    # torch's LKJCholesky sampler (finding F2): validate and check_backend declare it
+    args = ("--polysample-backend", "torch", "--polysample-family", "LKJCholesky",
+            "--polysample-quick", "-k", "typical-sample_ks or typical-sample_tails")
+    res = _pytest(tmp_path, *args)
+    assert res.returncode == 0 and "2 xfailed" in res.stdout, res.stdout[-3000:]
+    res = _pytest(tmp_path, *args, "--polysample-no-known-failures")
+    assert res.returncode == 1 and "2 failed" in res.stdout, res.stdout[-3000:]

@@ -322,3 +322,40 @@ def test_lost_keys_reads_the_schedulers_worker_removals():
 def test_a_bad_scheduler_spec_says_what_is_expected(spec):
     with pytest.raises(ValueError, match="Expected"):
         client_for(spec)
+
+
+def test_an_instance_of_a_class_defined_in_main_is_judged_as_serially(client, monkeypatch):
+    # A notebook's or script's `class Local(Backend)` travels to the workers by value; the
+    # pickle check pickled it by reference there and failed ("not the same object as
+    # __main__.Local") where the serial run passed.
+    import __main__
+
+    local = type("LocalMainBackend", (NumpyBackend,), {"__module__": "__main__",
+                                                       "name": "local_main"})
+    monkeypatch.setattr(__main__, "LocalMainBackend", local, raising=False)
+    args = ([local()], ["Poisson"])
+    serial = check_backends(*args, **QUICK, layers=("semantics",))
+    cluster = check_backends(*args, **QUICK, layers=("semantics",), client=client)
+    assert serial.ok, serial.summary()
+    assert cluster.ok, cluster.summary()
+    assert _mismatch([same(r) for r in cluster.results], [same(r) for r in serial.results]) is None
+    assert any(r.check == "pickle" and r.status == "pass" for r in cluster.results)
+    # the workers' __main__ is left as it was
+    assert not any(client.run(lambda: hasattr(__import__("__main__"), "LocalMainBackend"))
+                   .values())
+
+
+class _Shifted(NumpyBackend):
+    """An instance named like a registered backend ("numpy") whose draws differ from it."""
+
+    def sample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        return super().sample(family, params, sample_shape, seed=seed) + 1
+
+
+def test_an_instance_named_like_a_registered_backend_travels_as_itself(client):
+    # shipped by name, the workers judged the registered numpy backend instead
+    args = ([_Shifted()], ["Normal"])
+    kw = {**QUICK, "layers": ("sampler",)}
+    serial, cluster = check_backends(*args, **kw), check_backends(*args, **kw, client=client)
+    assert not serial.ok
+    assert _mismatch([same(r) for r in cluster.results], [same(r) for r in serial.results]) is None

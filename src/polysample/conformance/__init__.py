@@ -24,6 +24,7 @@ generator and the runner), :mod:`.expected` (declarations), :mod:`.api` (the doo
 from __future__ import annotations
 
 from .api import (
+    NothingToCheckError,
     check_backend,
     check_backends,
     design_assertions,
@@ -37,6 +38,7 @@ from .report import Report, known_failures, load_expected_failures
 
 __all__ = [
     "check_backend", "check_backends", "parametrize_with_checks", "plan", "design_assertions",
+    "NothingToCheckError",
     "Report", "CheckResult", "Check", "LAYERS", "Declaration", "parse_declarations",
     "load_declarations", "load_expected_failures", "known_failures",
     "example_params", "grad_leaves", "grids", "Grid", "grid_points",

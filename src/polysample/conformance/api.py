@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from ..core.backend import Backend
-from ..core.errors import UnsupportedFamilyError
+from ..core.errors import PolysampleError, UnsupportedFamilyError
 from ..core.families import FAMILIES
 from ..core.plugins import load_backend
 from .expected import Declaration, apply_declarations, coverage, parse_declarations
@@ -23,10 +23,36 @@ from .runner import Runner, Target, generate_checks, units
 from .stats import ALPHA_CHECK, MAX_STATISTICAL_CHECKS, MISS_RATE, dkwm_detectable, z_detectable
 
 __all__ = ["check_backend", "check_backends", "parametrize_with_checks", "plan",
-           "design_assertions", "targets"]
+           "design_assertions", "targets", "NothingToCheckError", "nothing_to_check",
+           "UnmatchedDeclarationWarning", "declarations"]
 
 Progress = Callable[[int, int, CheckResult], None]
 ExpectedFailures = Mapping[str, str] | Sequence[Declaration] | None
+
+
+class NothingToCheckError(PolysampleError, ValueError):
+    """The selection (backends, families, layers) gives no check to run: a run of zero checks
+    would say nothing, so no door reports it as a pass (``polysample validate``: a usage error,
+    exit status 2)."""
+
+
+def nothing_to_check(backends: Sequence[str], families: Sequence[str] | None,
+                     layers: Sequence[str]) -> str:
+    """The one-line message of :class:`NothingToCheckError`: what was expected, what was
+    received, what to do."""
+    got = (f"backends {', '.join(backends) or '(none)'}, families "
+           f"{', '.join(families) if families else 'all'}, layers "
+           f"{', '.join(layers) or '(none)'}")
+    if not backends:
+        hint = "Give at least one backend."
+    elif not layers:
+        hint = f"Give at least one layer of {', '.join(LAYERS)}."
+    elif set(layers) <= {"agreement"} and len(backends) < 2:
+        hint = ("The agreement layer compares two or more backends: give a second backend or "
+                "another layer.")
+    else:
+        hint = "Choose families and layers that the backends support."
+    return f"Expected at least one check to run. Received: {got}, which give none. {hint}"
 
 
 def _target(backend: str | Backend, taken: set[str]) -> Target:
@@ -52,11 +78,17 @@ def _load_failure(name: str, exc: BaseException) -> CheckResult:
 
 
 def targets(backends: Sequence[str | Backend]) -> tuple[list[Target], list[CheckResult]]:
-    """The loadable backends as targets, and one failed ``load`` check per backend that is not."""
+    """The loadable backends as targets, and one failed ``load`` check per backend that is not.
+    A name given twice is one target (its checks would run twice)."""
     out: list[Target] = []
     broken: list[CheckResult] = []
     taken: set[str] = set()
+    named: set[str] = set()
     for b in backends:
+        if isinstance(b, str):
+            if b in named:
+                continue
+            named.add(b)
         try:
             t = _target(b, taken)
             t.families()
@@ -71,6 +103,36 @@ def targets(backends: Sequence[str | Backend]) -> tuple[list[Target], list[Check
     return out, broken
 
 
+def family_list(families: str | Sequence[str] | None) -> list[str] | None:
+    """``families`` as a list: a single name is one family (``families="Normal"``, not the
+    letters of it), duplicates are dropped; None stays None (every family)."""
+    if families is None:
+        return None
+    if isinstance(families, str):
+        return [families]
+    if not isinstance(families, Iterable) or isinstance(families, Mapping):
+        raise TypeError(f"Expected families as a family name or a list of names, e.g. "
+                        f"families=[\"Normal\"]. Received {families!r}.")
+    out = list(dict.fromkeys(families))
+    bad = [f for f in out if not isinstance(f, str)]
+    if bad:
+        raise TypeError(f"Expected family names (strings), e.g. families=[\"Normal\"]. "
+                        f"Received {bad[0]!r}.")
+    return out
+
+
+def unknown_family_message(bad: Sequence[str]) -> str:
+    """The one-line message for unknown family names (every door says the same)."""
+    return (f"unknown family {', '.join(map(repr, bad))}. Expected torch.distributions names: "
+            f"{', '.join(sorted(FAMILIES))}.")
+
+
+def unknown_backend_message(bad: Sequence[str], names: Sequence[str]) -> str:
+    """The one-line message for backend names that are not registered."""
+    return (f"unknown backend {', '.join(map(repr, bad))}. Expected one of: {', '.join(names)}. "
+            "A third-party backend must be installed or listed in POLYSAMPLE_PLUGINS.")
+
+
 def _check_families(ts: Sequence[Target], families: Sequence[str] | None) -> list[str]:
     """Unknown family names raise; a backend claiming none of the requested families raises;
     returns notes on families some backends do not claim."""
@@ -78,9 +140,7 @@ def _check_families(ts: Sequence[Target], families: Sequence[str] | None) -> lis
         return []
     unknown = [f for f in families if f not in FAMILIES]
     if unknown:
-        raise UnsupportedFamilyError(
-            f"Unknown family {', '.join(map(repr, unknown))}. Expected torch.distributions "
-            f"names: {', '.join(sorted(FAMILIES))}.")
+        raise UnsupportedFamilyError(unknown_family_message(unknown))
     notes = []
     for t in ts:
         claimed = {f for f, s in t.families().items() if s.sample}
@@ -94,13 +154,18 @@ def _check_families(ts: Sequence[Target], families: Sequence[str] | None) -> lis
     return notes
 
 
-def plan(backend: str | Backend, families: Sequence[str] | None = None,
+def plan(backend: str | Backend, families: str | Sequence[str] | None = None,
          layers: Sequence[str] = LAYERS) -> list[Check]:
     """The checks of one backend (loads it; raises if it cannot load)."""
     ts, broken = targets([backend])
     if broken:
         raise RuntimeError(broken[0].message)
-    return list(generate_checks(ts, families, tuple(layers)))
+    return list(generate_checks(ts, family_list(families), tuple(layers)))
+
+
+class UnmatchedDeclarationWarning(UserWarning):
+    """An expected-failure declaration names a backend that is neither registered nor in the
+    run: it matches no check (the report says so in its notes too)."""
 
 
 def _declarations(expected: ExpectedFailures) -> list[Declaration]:
@@ -109,9 +174,35 @@ def _declarations(expected: ExpectedFailures) -> list[Declaration]:
     return parse_declarations(list(expected) if not isinstance(expected, Mapping) else expected)
 
 
+def declarations(expected: ExpectedFailures, builtin: bool, quick: bool,
+                 ts: Sequence[Target]) -> tuple[list[Declaration], list[str]]:
+    """The declarations a run applies: the caller's (validated), then, with ``builtin``, the
+    built-in backends' known failures (:func:`.report.known_failures`) that the caller did not
+    pass already; those of the run's mode only. Also one message per caller's declaration
+    whose backend is neither registered nor one of ``ts`` (a warning, not an error)."""
+    from ..core.plugins import backend_names
+    from .expected import unmatched_backends
+    from .report import known_failures
+
+    own = list(dict.fromkeys(_declarations(expected)))
+    known = known_failures() if builtin else []
+    builtins = set(known)
+    decls = own + [d for d in known if d not in set(own)]
+    warn = unmatched_backends([d for d in own if d not in builtins],
+                              [*backend_names(), *(t.name for t in ts)])
+    return [d for d in decls if d.applies_to(quick)], warn
+
+
+def _warn(messages: Sequence[str]) -> None:
+    import warnings
+
+    for m in messages:
+        warnings.warn(m, UnmatchedDeclarationWarning, stacklevel=3)
+
+
 def check_backends(
     backends: Sequence[str | Backend],
-    families: Sequence[str] | None = None,
+    families: str | Sequence[str] | None = None,
     expected_failures: ExpectedFailures = None,
     quick: bool = False,
     salt: int = 0,
@@ -119,6 +210,7 @@ def check_backends(
     progress: Progress | None = None,
     on_result: Callable[[Report], None] | None = None,
     client: Any = None,
+    known_failures: bool = True,
 ) -> Report:
     """Run the suite on several backends, including the cross-backend agreement checks.
 
@@ -131,13 +223,27 @@ def check_backends(
     as a serial run's apart from timings, and lists in ``retried`` (with a note each) the units
     Dask ran again after losing the worker that held them. An interrupted run
     (``KeyboardInterrupt``) leaves a report marked incomplete (``report.complete`` is False,
-    ``report.ok`` too), passes it to ``on_result`` and re-raises.
+    ``report.ok`` too), passes it to ``on_result`` and re-raises. A selection that gives no
+    check at all (one backend and only the agreement layer, no layer) raises
+    :class:`NothingToCheckError`: a run of zero checks is never reported as a pass.
+
+    ``expected_failures`` maps check-id prefixes to reasons (or is a list of
+    :class:`~.expected.Declaration`), validated: an unknown family, grid, check or key raises
+    ``ValueError``; a backend that is neither registered nor in the run warns
+    (:class:`UnmatchedDeclarationWarning`) and is noted in ``report.notes``. The built-in
+    backends' known upstream defects (``known_failures.toml``, as ``polysample validate``
+    applies them) are added unless ``known_failures=False``; passing them explicitly too
+    applies each once.
     """
     t0 = time.perf_counter()
-    decls = [d for d in _declarations(expected_failures) if d.applies_to(quick)]
+    families = family_list(families)
     ts, broken = targets(backends)
-    notes = _check_families(ts, families)
+    decls, unmatched = declarations(expected_failures, known_failures, quick, ts)
+    _warn(unmatched)
+    notes = _check_families(ts, families) + unmatched
     checks = list(generate_checks(ts, families, tuple(layers)))
+    if not checks and not broken:
+        raise NothingToCheckError(nothing_to_check([t.name for t in ts], families, layers))
     report = Report(backends=[t.name for t in ts] + [r.backend for r in broken],
                     families=sorted(families) if families else sorted(
                         {c.family for c in checks}), quick=quick, salt=salt,
@@ -184,30 +290,39 @@ def check_backends(
 
 def check_backend(
     backend: str | Backend,
-    families: Sequence[str] | None = None,
+    families: str | Sequence[str] | None = None,
     expected_failures: ExpectedFailures = None,
     quick: bool = False,
     salt: int = 0,
     layers: Sequence[str] = LAYERS,
+    known_failures: bool = True,
 ) -> Report:
     """Run every check on one backend (a registered name or a ``Backend`` instance).
 
     No pytest needed: inspect ``report.ok``, ``report.failures``, ``report.to_json()``.
     ``expected_failures`` maps check-id prefixes to reasons (or is a list of
     :class:`~.expected.Declaration`): matching failures become ``xfail``, matching passes
-    ``xpass`` (``report.stale``: remove those declarations).
+    ``xpass`` (``report.stale``: remove those declarations). The built-in backends' known
+    failures are declared too unless ``known_failures=False`` (see :func:`check_backends`).
     """
-    return check_backends([backend], families, expected_failures, quick, salt,
-                          tuple(layer for layer in layers if layer != "agreement"))
+    families = family_list(families)
+    own = tuple(layer for layer in layers if layer != "agreement")
+    if not own:  # the agreement layer compares two or more backends
+        name = backend if isinstance(backend, str) else (
+            getattr(backend, "name", "") or type(backend).__name__)
+        raise NothingToCheckError(nothing_to_check([name], families, tuple(layers)))
+    return check_backends([backend], families, expected_failures, quick, salt, own,
+                          known_failures=known_failures)
 
 
 def parametrize_with_checks(
     backends: Iterable[str | Backend],
-    families: Sequence[str] | None = None,
+    families: str | Sequence[str] | None = None,
     expected_failures: ExpectedFailures = None,
     quick: bool = False,
     layers: Sequence[str] = LAYERS,
     salt: int = 0,
+    known_failures: bool = True,
 ) -> Any:
     """A ``pytest.mark.parametrize`` over every check of ``backends``; ids are check ids.
 
@@ -219,28 +334,40 @@ def parametrize_with_checks(
 
     Declared failures are ``xfail(strict=True)``: one that passes is reported (XPASS strict);
     agreement checks covered through a declared draw, and declarations with ``strict = false``,
-    are ``xfail(strict=False)``. A backend
+    are ``xfail(strict=False)``. The built-in backends' known failures are declared too
+    unless ``known_failures=False`` (see :func:`check_backends`), as ``xfail(strict=False)``
+    where the caller did not pass them: an upstream fix is no failure of the caller's suite.
+    A backend
     that cannot load gives one failing check ``<name>-*-all-load``. With two or more backends
     the agreement layer compares them.
     """
     import pytest
 
-    decls = [d for d in _declarations(expected_failures) if d.applies_to(quick)]
     runner = Runner(quick=quick, salt=salt)
+    families = family_list(families)
     ts, broken = targets(list(backends))
+    decls, unmatched = declarations(expected_failures, known_failures, quick, ts)
+    _warn(unmatched)
+    own = set(_declarations(expected_failures))
+    builtin = {d for d in decls if d not in own}
     _check_families(ts, families)
+    checks = list(generate_checks(ts, families, tuple(layers)))
+    if not checks and not broken:
+        raise NothingToCheckError(nothing_to_check([t.name for t in ts], families, layers))
     params = []
     for res in broken:
         def fail(_m: str = res.message, _id: str = res.id) -> None:
             raise AssertionError(f"{_id}: {_m}")
 
         params.append(pytest.param(fail, id=res.id))
-    for check in generate_checks(ts, families, tuple(layers)):
+    for check in checks:
         probe = CheckResult(check.id, check.backend, check.family, check.grid, check.name,
                             check.layer, "fail", involves=check.involves or (check.backend,))
         d, direct = coverage(probe, decls)
-        marks = [] if d is None else [pytest.mark.xfail(reason=d.reason,
-                                                        strict=direct and d.strict)]
+        # A built-in declaration that passes (an upstream fix) is the project's to remove, not
+        # a failure of the caller's suite: non-strict, as `polysample validate` reports it.
+        marks = [] if d is None else [pytest.mark.xfail(
+            reason=d.reason, strict=direct and d.strict and d not in builtin)]
         params.append(pytest.param(_Runnable(check, runner), id=check.id, marks=marks))
     return pytest.mark.parametrize("check", params)
 

@@ -2,8 +2,8 @@
 
 ``register(subparsers)`` adds the subcommand to the ``polysample`` CLI; its ``func`` returns the
 exit code: 0 when every check passed (expected failures allowed), 1 when one failed, 2 for a
-usage error (unknown backend or family, a family no selected backend supports, unreadable or
-unwritable file), 130 when interrupted (Ctrl-C: the reports written so far say
+usage error (unknown backend or family, a family no selected backend supports, a selection
+that gives no check at all, unreadable or unwritable file), 130 when interrupted (Ctrl-C: the reports written so far say
 ``"complete": false``).
 """
 
@@ -15,8 +15,10 @@ import math
 import os
 import secrets
 import sys
+import tempfile
 import threading
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
@@ -25,6 +27,11 @@ __all__ = ["register", "run_validate", "UsageError", "default_backends", "JSON_E
 #: During a run, ``--json`` rewrites the report at most this often (seconds); it is always
 #: written when the run ends, completed, interrupted or failed.
 JSON_EVERY = 5.0
+
+
+#: The most characters of a failure's message that its live ``FAIL`` line shows (then "...";
+#: the summary at the end and the reports give it whole).
+FAIL_LINE = 240
 
 
 class UsageError(Exception):
@@ -58,6 +65,9 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--expected-failures", metavar="FILE",
                    help="TOML or JSON declarations of known failures (docs/conformance.md), "
                         "added to the built-in backends' known failures")
+    p.add_argument("--no-known-failures", action="store_true",
+                   help="do not declare the built-in backends' known upstream failures "
+                        "(known_failures.toml): judge every check as it is")
     p.add_argument("--layer", action="append", metavar="L",
                    help="only these layers: semantics, density, sampler, gradient, agreement")
     p.add_argument("--workers", type=int, metavar="N",
@@ -76,18 +86,36 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def _check_writable(path: str | None, what: str) -> None:
+    """Refuse a report path that cannot be written, without creating or truncating it: the
+    reports are only ever written atomically (a temporary file in the same directory, then a
+    rename), so the directory must take a new file; a temporary one is made and removed."""
     if path is None:
         return
+    if path == "-":
+        raise UsageError(f"Expected a file path for --{what.lower()}. Received: '-' (standard "
+                         "output is not supported: the report is rewritten during the run and "
+                         "stdout carries the summary). Give a path, e.g. "
+                         f"--{what.lower()} report.{what.lower()}.")
     parent = os.path.dirname(os.path.abspath(path)) or "."
     if not os.path.isdir(parent):
+        above = parent
+        while above and not os.path.exists(above) and os.path.dirname(above) != above:
+            above = os.path.dirname(above)
+        if os.path.exists(above) and not os.path.isdir(above):
+            raise UsageError(f"Cannot write the {what} report to {path!r}: {above!r} is a file, "
+                             "not a directory. Choose another path.")
         raise UsageError(f"Cannot write the {what} report to {path!r}: directory {parent!r} "
                          "does not exist. Create it or choose another path.")
+    if os.path.isdir(path):
+        raise UsageError(f"Cannot write the {what} report to {path!r}: it is a directory. "
+                         "Give a file path.")
     try:
-        with open(path, "a"):
-            pass
+        fd, tmp = tempfile.mkstemp(prefix=".polysample-", suffix=".tmp", dir=parent)
     except OSError as exc:
         raise UsageError(f"Cannot write the {what} report to {path!r}: {exc.strerror}. "
                          "Choose a writable path.") from None
+    os.close(fd)
+    os.remove(tmp)
 
 
 #: Rough time of one check in milliseconds, per layer, on a backend that runs as it is called
@@ -352,7 +380,10 @@ class _Progress:
         if done >= total:
             self.weight_done = self.weight_total
         if result.status == "fail":
-            line = f"FAIL {result.id}: {result.message[:240]}"
+            message = result.message
+            if len(message) > FAIL_LINE:  # the whole message is in the summary and reports
+                message = message[:FAIL_LINE - 3].rstrip() + "..."
+            line = f"FAIL {result.id}: {message}"
             if self._bar is not None:
                 self._console.print(line, markup=False, highlight=False)
             else:
@@ -373,6 +404,17 @@ class _Progress:
         if self._bar is not None:
             self._bar.stop()
             self._bar = None
+
+
+def read_expected_failures(path: str, option: str) -> list[Any]:
+    """The declarations of an expected-failures file, or a :class:`UsageError` naming the
+    option and the file (unreadable, malformed, or an unknown key, family, grid or check)."""
+    from .report import load_expected_failures
+
+    try:
+        return load_expected_failures(path)
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"cannot read {option} {path!r}: {exc}") from None
 
 
 def run_validate(args: argparse.Namespace) -> int:
@@ -415,6 +457,34 @@ def _show_grids(families: list[str]) -> int:
             for j, pt in enumerate(grid_points(family, g.build(dtype))):
                 print(f"  [{j}] {pt}")
     return 0
+
+
+def _grid_families(backends: list[str] | None, families: list[str] | None) -> list[str]:
+    """The families ``--show-grids`` lists: those given (default all), restricted to the
+    families the ``--backend`` backends claim (a usage error when that leaves none)."""
+    import warnings
+
+    from ..core.families import FAMILIES
+    from ..core.plugins import registry
+
+    wanted = families or sorted(FAMILIES)
+    if not backends:
+        return wanted
+    claimed: set[str] = set()
+    for name in backends:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                claimed |= {f for f, s in registry.load(name).families().items() if s.sample}
+        except Exception as exc:  # noqa: BLE001 - said as a usage error
+            raise UsageError(f"cannot list the families of backend {name!r}: "
+                             f"{type(exc).__name__}: {exc}") from None
+    out = [f for f in wanted if f in claimed]
+    if not out:
+        raise UsageError(f"{', '.join(backends)} claim none of {', '.join(wanted)}, so there "
+                         "are no grids to show. Give a family they support or another "
+                         "--backend.")
+    return out
 
 
 def default_backends() -> list[str]:
@@ -470,26 +540,29 @@ def _run(args: argparse.Namespace) -> int:
     from ..core.errors import PolysampleError
     from ..core.families import FAMILIES
     from ..core.plugins import backend_names
-    from .api import check_backends
+    from .api import (
+        UnmatchedDeclarationWarning,
+        check_backends,
+        unknown_backend_message,
+        unknown_family_message,
+    )
     from .model import LAYERS
-    from .report import known_failures, load_expected_failures, write_atomic
+    from .report import write_atomic
     from .runner import generate_checks
 
     names = backend_names()
-    backends = args.backend or default_backends()
+    # a backend or family given twice is checked once, in the order first given
+    backends = list(dict.fromkeys(args.backend)) if args.backend else default_backends()
     unknown = [b for b in backends if b not in names]
     if unknown:
-        raise UsageError(f"unknown backend {', '.join(map(repr, unknown))}. Expected one of: "
-                         f"{', '.join(names)}. A third-party backend must be installed or listed "
-                         "in POLYSAMPLE_PLUGINS.")
-    families = args.family
+        raise UsageError(unknown_backend_message(unknown, names))
+    families = list(dict.fromkeys(args.family)) if args.family else None
     if families:
         bad = [f for f in families if f not in FAMILIES]
         if bad:
-            raise UsageError(f"unknown family {', '.join(map(repr, bad))}. Expected "
-                             f"torch.distributions names: {', '.join(sorted(FAMILIES))}.")
+            raise UsageError(unknown_family_message(bad))
     if args.show_grids:
-        return _show_grids(families or sorted(FAMILIES))
+        return _show_grids(_grid_families(args.backend and backends, families))
     if families and not args.backend:
         backends = _claiming(backends, families)
     layers = tuple(args.layer) if args.layer else LAYERS
@@ -497,14 +570,11 @@ def _run(args: argparse.Namespace) -> int:
     if bad_layers:
         raise UsageError(f"unknown layer {bad_layers}. Expected some of {list(LAYERS)}.")
     # The built-in backends' known upstream defects are declared by default (each with its
-    # reason in the report); --expected-failures adds the caller's declarations.
-    expected = known_failures()
+    # reason in the report; check_backends adds them unless --no-known-failures);
+    # --expected-failures adds the caller's declarations.
+    expected = []
     if args.expected_failures:
-        try:
-            expected += load_expected_failures(args.expected_failures)
-        except (OSError, ValueError) as exc:
-            raise UsageError(f"cannot read --expected-failures {args.expected_failures!r}: "
-                             f"{exc}") from None
+        expected = read_expected_failures(args.expected_failures, "--expected-failures")
     _check_writable(args.json, "JSON")
     _check_writable(args.html, "HTML")
     salt = 0
@@ -535,10 +605,21 @@ def _run(args: argparse.Namespace) -> int:
 
     ts, _ = targets(backends)
     try:
+        from .api import _check_families
+
+        _check_families(ts, families)  # a backend claiming none of them: say so first
         plan = list(generate_checks(ts, families, layers))
     except PolysampleError as exc:
         raise UsageError(str(exc)) from None
+    from .api import declarations
+
+    for line in declarations(expected, False, args.quick, ts)[1]:
+        print(f"polysample validate: warning: {line}", file=sys.stderr)
     total = len(plan) + (len(backends) - len(ts))
+    if total == 0:
+        from .api import nothing_to_check
+
+        raise UsageError(nothing_to_check(backends, families, layers))
     compiled = frozenset(t.name for t in ts
                          if type(t.backend).__module__.startswith("polysample.backends.tfp"))
     def weigh(c: Any) -> float:  # a planned check (its ``name``) or its result (``check``)
@@ -564,9 +645,12 @@ def _run(args: argparse.Namespace) -> int:
             with contextlib.suppress(Exception):  # a scheduler that does not say: one
                 eta.workers = max(len(client.scheduler_info().get("workers", {})), 1)
         try:
-            report = check_backends(backends, families, expected, quick=args.quick,
-                                    salt=salt, layers=layers, progress=progress,
-                                    on_result=save, client=client)
+            with warnings.catch_warnings():  # printed above, as one line each
+                warnings.simplefilter("ignore", UnmatchedDeclarationWarning)
+                report = check_backends(backends, families, expected, quick=args.quick,
+                                        salt=salt, layers=layers, progress=progress,
+                                        on_result=save, client=client,
+                                        known_failures=not args.no_known_failures)
         finally:
             if last.get("report") is not None:
                 save(last["report"], force=True)

@@ -26,10 +26,11 @@ or backend version) fails the checks it did not generate, saying so.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -136,6 +137,48 @@ def run_unit(target: Target | str, family: str, ids: Sequence[str], quick: bool,
     ``Target`` (an unregistered instance, pickled).
     """
     where, pid = _where(), os.getpid()
+    if not isinstance(target, str):
+        with _main_classes(target.backend):
+            return _run_unit(target, family, ids, quick, salt, where, pid)
+    return _run_unit(target, family, ids, quick, salt, where, pid)
+
+
+@contextlib.contextmanager
+def _main_classes(backend: Any) -> Iterator[None]:
+    """While a unit runs, the classes of ``backend`` defined in the client's ``__main__`` (a
+    script's or notebook's ``class Local(Backend)``) are in this process's ``__main__`` too,
+    under their names, as they are in the client's.
+
+    Dask ships such an instance by value (cloudpickle: a ``__main__`` class cannot be imported
+    on a worker), and the class rebuilt here is in no module: the semantics layer's ``pickle``
+    check, whose plain ``pickle.dumps`` pickles a class by reference, then failed on the
+    workers ("Can't pickle <class '__main__.Local'>: it's not the same object as
+    __main__.Local") while the serial run passed. An importable class is untouched, so the
+    check judges it as before; a name the worker's ``__main__`` already has for another object
+    is left alone (that check then fails, as it would in a client where the name was taken).
+    """
+    import sys
+
+    main = sys.modules.get("__main__")
+    added: list[str] = []
+    if main is not None:
+        for cls in type(backend).__mro__:
+            name = cls.__qualname__
+            if cls.__module__ != "__main__" or "." in name or "<" in name:
+                continue
+            if not hasattr(main, name):
+                setattr(main, name, cls)
+                added.append(name)
+    try:
+        yield
+    finally:
+        for name in added:
+            with contextlib.suppress(AttributeError):
+                delattr(main, name)
+
+
+def _run_unit(target: Target | str, family: str, ids: Sequence[str], quick: bool, salt: int,
+              where: str, pid: int) -> UnitOutcome:
     try:
         if isinstance(target, str):
             from ..core.plugins import load_backend
@@ -169,6 +212,19 @@ def _unit_results(unit: Sequence[Check], out: UnitOutcome) -> list[CheckResult]:
     missing = (f"worker {out.worker} did not generate this check: its polysample or backend "
                f"{name!r} differs from the client's. Install the same versions everywhere.")
     return [by_id.get(c.id) or _failed(c, missing) for c in unit]
+
+
+def _registered(t: Target, registered: set[str]) -> bool:
+    """Whether ``t`` is the registered backend of its name (not an instance of the caller's
+    that shares the name: a worker loading the name would judge another backend)."""
+    if t.name not in registered:
+        return False
+    from ..core.plugins import load_backend
+
+    try:
+        return load_backend(t.name) is t.backend
+    except Exception:  # noqa: BLE001 - the registered one does not load here: ship the instance
+        return False
 
 
 def _cost(target: Target, family: str) -> float:
@@ -228,8 +284,9 @@ def run_on_client(client: Any, targets: Sequence[Target], checks: Sequence[Check
             agreement.extend(unit)
             continue
         t = by_name[first.backend]
-        # A registered backend travels by name and is loaded from the worker's own plugins.
-        ship: Target | str = t.name if t.name in registered else t
+        # A registered backend travels by name and is loaded from the worker's own plugins;
+        # an instance (even one named like a registered backend) travels as it is.
+        ship: Target | str = t.name if _registered(t, registered) else t
         key = f"polysample-unit-{first.backend}-{first.family}-{token}"
         fut = client.submit(run_unit, ship, first.family, [c.id for c in unit], quick, salt,
                             pure=False, priority=int(10 * _cost(t, first.family)), key=key)

@@ -28,6 +28,7 @@ draw going wrong): a failure is ``xfail``, a pass stays a pass.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import json
 import os
 from collections.abc import Iterable, Mapping
@@ -35,10 +36,66 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..core.families import FAMILIES
-from .model import CheckResult
+from .model import CHECK_NAMES, EXTRA_GRIDS, CheckResult
 
 __all__ = ["Declaration", "parse_declarations", "load_declarations", "apply_declarations",
-           "coverage"]
+           "coverage", "validate_declaration", "known_grids", "unmatched_backends"]
+
+#: The keys of a ``[[expected_failure]]`` table.
+TABLE_KEYS = ("backend", "family", "grid", "check", "mode", "strict", "reason")
+
+
+@functools.cache
+def known_grids() -> tuple[str, ...]:
+    """Every grid label a check id can have: each family's statistical grids
+    (:func:`.grids.grids`: ``typical``, ``corners``, ``edges``, ``float32``, ``sweep``) and
+    ``example`` and ``all``."""
+    from .grids import grids
+
+    labels = {g.label for family in FAMILIES for g in grids(family)}
+    return tuple(sorted(labels | set(EXTRA_GRIDS)))
+
+
+def _known(field: str, pattern: str, names: Iterable[str], where: str) -> None:
+    names = sorted(names)
+    if pattern == "*" or any(fnmatch.fnmatchcase(n, pattern) for n in names):
+        return
+    raise ValueError(f"{where}: unknown {field} {pattern!r}, which matches no {field} the "
+                     f"suite knows. Expected one of: {', '.join(names)}.")
+
+
+def validate_declaration(d: Declaration, where: str) -> Declaration:
+    """Refuse a declaration whose family, grid or check matches nothing the suite can produce
+    (a misspelt one would match nothing, silently); ``where`` names it in the message. The
+    backend is checked against the run's backends by :func:`unmatched_backends` (a declaration
+    of a backend that is not installed is no error: the built-in file declares tfp's defects).
+    """
+    if not d.backend:
+        raise ValueError(f"{where}: an empty backend.")
+    _known("family", d.family, FAMILIES, where)
+    _known("grid", d.grid, known_grids(), where)
+    _known("check", d.check, CHECK_NAMES, where)
+    if d.mode not in ("*", "quick", "full"):
+        raise ValueError(f"{where}: mode must be \"quick\", \"full\" or \"*\". Received "
+                         f"{d.mode!r}.")
+    return d
+
+
+def unmatched_backends(declarations: Iterable[Declaration], backends: Iterable[str]
+                       ) -> list[str]:
+    """One message per declaration whose backend matches none of ``backends`` (the registered
+    ones and the run's): a warning, not an error (a declaration may be for a backend this
+    machine does not have)."""
+    names = sorted(set(backends))
+    out = []
+    for d in declarations:
+        if not any(fnmatch.fnmatchcase(n, d.backend) for n in names):
+            hint = (" (a short-form key whose family is misspelt is read as a backend name)"
+                    if "-" in d.backend and d.family == "*" else "")
+            out.append(f"expected-failure declaration {d.label!r} names backend {d.backend!r}, "
+                       f"which is not registered here{hint}; it matches no check of this run. "
+                       f"Registered: {', '.join(names)}.")
+    return out
 
 
 @dataclass(frozen=True)
@@ -104,10 +161,17 @@ def _parse_key(key: str, reason: str, source: str) -> Declaration:
     return Declaration(key, "*", "*", "*", reason)
 
 
+def _short_form(key: str) -> bool:
+    """Whether ``key`` reads as a short-form declaration (a check-id prefix)."""
+    return "-" in key and any(tok in FAMILIES for tok in key.split("-")[1:])
+
+
 def parse_declarations(data: Any, source: str = "expected_failures") -> list[Declaration]:
-    """Declarations from ``{key: reason}`` and/or ``{"expected_failure": [{...}, ...]}``."""
+    """Declarations from ``{key: reason}`` and/or ``{"expected_failure": [{...}, ...]}``,
+    validated (:func:`validate_declaration`): an unknown key, family, grid or check raises
+    ``ValueError`` naming ``source``, the entry and the known values."""
     if isinstance(data, Declaration):
-        return [data]
+        return [validate_declaration(data, f"{source}: declaration {data.label!r}")]
     if isinstance(data, list | tuple):
         out: list[Declaration] = []
         for item in data:
@@ -120,35 +184,43 @@ def parse_declarations(data: Any, source: str = "expected_failures") -> list[Dec
     for key, value in data.items():
         if key == "expected_failure":
             tables = value if isinstance(value, list) else [value]
-            for t in tables:
-                if not isinstance(t, Mapping) or "backend" not in t or "reason" not in t:
-                    raise ValueError(f"{source}: each [[expected_failure]] needs at least "
-                                     f"backend and reason. Received {t!r}.")
-                unknown = set(t) - {"backend", "family", "grid", "check", "reason", "mode",
-                                    "strict"}
+            for i, t in enumerate(tables, 1):
+                where = f"{source}: [[expected_failure]] entry {i}"
+                if not isinstance(t, Mapping):
+                    raise ValueError(f"{where}: expected a table of {', '.join(TABLE_KEYS)}. "
+                                     f"Received {t!r}.")
+                unknown = [k for k in t if k not in TABLE_KEYS]
+                short = [k for k in unknown if isinstance(k, str) and _short_form(k)]
+                if short:
+                    raise ValueError(
+                        f"{where}: unknown key {short[0]!r}, a short-form declaration after a "
+                        "[[expected_failure]] header: TOML reads every line after a table "
+                        "header into that table. Put short-form lines (\"backend-family-...\" "
+                        "= \"reason\") before the first [[expected_failure]] table.")
                 if unknown:
-                    raise ValueError(f"{source}: unknown keys {sorted(unknown)} in "
-                                     "[[expected_failure]] (expected backend, family, grid, "
-                                     "check, mode, strict, reason).")
+                    raise ValueError(
+                        f"{where}: unknown key{'s' if len(unknown) > 1 else ''} "
+                        f"{', '.join(map(repr, unknown))}. Expected keys: "
+                        f"{', '.join(TABLE_KEYS)} (backend and reason required).")
+                missing = [k for k in ("backend", "reason") if k not in t]
+                if missing:
+                    raise ValueError(f"{where}: needs {' and '.join(missing)} (each "
+                                     f"[[expected_failure]] needs backend and reason). "
+                                     f"Received {dict(t)!r}.")
                 strict = t.get("strict", True)
                 if not isinstance(strict, bool):
-                    raise ValueError(f"{source}: strict must be true or false in "
-                                     f"[[expected_failure]]. Received {strict!r}.")
-                mode = t.get("mode", "*")
-                if mode not in ("*", "quick", "full"):
-                    raise ValueError(f"{source}: mode must be \"quick\", \"full\" or \"*\" in "
-                                     f"[[expected_failure]]. Received {mode!r}.")
-                fam = str(t.get("family", "*"))
-                if fam != "*" and not any(fnmatch.fnmatchcase(f, fam) for f in FAMILIES):
-                    raise ValueError(f"{source}: unknown family {fam!r} in [[expected_failure]].")
-                out.append(Declaration(str(t["backend"]), fam, str(t.get("grid", "*")),
-                                       str(t.get("check", "*")), str(t["reason"]), mode,
-                                       strict))
+                    raise ValueError(f"{where}: strict must be true or false. Received "
+                                     f"{strict!r}.")
+                d = Declaration(str(t["backend"]), str(t.get("family", "*")),
+                                str(t.get("grid", "*")), str(t.get("check", "*")),
+                                str(t["reason"]), str(t.get("mode", "*")), strict)
+                out.append(validate_declaration(d, f"{where} ({d.label})"))
             continue
         if not isinstance(key, str) or not isinstance(value, str):
             raise ValueError(f"Expected {source} to map check-id prefixes (strings) to reasons "
                              f"(strings). Received {key!r}: {value!r}.")
-        out.append(_parse_key(key, value, source))
+        d = _parse_key(key, value, source)
+        out.append(validate_declaration(d, f"{source}: expected-failure key {key!r}"))
     return out
 
 

@@ -22,11 +22,39 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LAYERS", "Check", "CheckResult", "Outcome", "CheckFailure", "Skip", "Evidence", "PitScores",
-    "CdfCurves", "GradErrors", "jsonable",
+    "CdfCurves", "GradErrors", "jsonable", "CHECK_NAMES", "EXTRA_GRIDS",
 ]
 
 #: The layers of the suite, cheapest first (see ``docs/conformance.md``).
 LAYERS = ("semantics", "density", "sampler", "gradient", "agreement")
+
+#: Every check name the layers can produce (the last field of a check id), and ``load`` (a
+#: backend that fails to load). Expected-failure declarations are validated against it (a
+#: misspelt check matched nothing, silently); ``tests/test_conformance_mutants.py`` asserts
+#: that every generated check's name is here.
+CHECK_NAMES: frozenset[str] = frozenset({
+    # semantics
+    "load", "shapes", "broadcast", "dtype", "sample_no_grad", "rsample_grad",
+    "rsample_near_zero", "rsample_raises", "has_rsample", "seeds", "global_stream",
+    "generator", "log_prob", "expand", "wrap", "pickle", "layouts", "invalid_params",
+    # density
+    "log_prob_f64", "log_prob_f32", "log_prob_far", "log_prob_edge", "log_prob_huge",
+    "log_prob_gradcheck",
+    # sampler (sample() and rsample() draws, many small calls, the sweep, mixtures)
+    *(f"{method}_{stat}" for method in ("sample", "rsample") for stat in (
+        "ks", "pit_mean", "pit_var", "sum", "atoms", "tails", "indep", "repeats")),
+    "calls_ks", "calls_repeats", "sample_sweep", "mixture_ks",
+    # gradient
+    "grad_cdf", "grad_noise", "grad_mean", "grad_shape", "grad_large", "grad_sweep",
+    "mixture_grad",
+    # agreement
+    "agree_pit_mean", "agree_pit_var",
+})
+
+#: Grid labels of check ids besides the statistical grids of :func:`.grids.grids`
+#: (``typical``, ``corners``, ``edges``, ``float32``, ``sweep``): ``example`` (the checks
+#: of one example distribution) and ``all`` (a backend that fails to load).
+EXTRA_GRIDS: tuple[str, ...] = ("example", "all")
 
 
 @dataclass(frozen=True)

@@ -96,9 +96,11 @@ class Report:
 
     @property
     def ok(self) -> bool:
-        """True when the run is complete and no check failed (expected failures and stale
-        declarations allowed)."""
-        return self.complete and not any(r.status == "fail" for r in self.results)
+        """True when the run is complete, ran at least one check and no check failed
+        (expected failures and stale declarations allowed). A report of zero checks is never
+        ok: it says nothing."""
+        return (self.complete and bool(self.results)
+                and not any(r.status == "fail" for r in self.results))
 
     @property
     def failures(self) -> list[CheckResult]:
@@ -226,10 +228,20 @@ class Report:
                 lines.append(f"    statistic={r.statistic:.6g} threshold={_g(r.threshold)} "
                              f"n={r.n} seed={r.seed} alpha_i={_g(r.alpha)} "
                              f"detectable={_g(r.detectable)}")
+        xfails = [r for r in self.results if r.status == "xfail"]
+        for r in xfails[:self.XFAIL_LISTED]:
+            lines.append(f"xfail {r.id} (declared {r.covered_by}: {r.reason})")
+        if len(xfails) > self.XFAIL_LISTED:
+            lines.append(f"... and {len(xfails) - self.XFAIL_LISTED} more expected failures: "
+                         "every one is in the JSON report (status \"xfail\", with its "
+                         "reason) and the HTML report")
         for r in self.stale:
             lines.append(f"STALE expected failure {r.id} passed (declared {r.covered_by}: "
                          f"{r.reason}); remove the declaration")
         return "\n".join(lines)
+
+    #: The most expected failures :meth:`summary` names one by one (then where the rest are).
+    XFAIL_LISTED = 20
 
     def extend(self, results: Iterable[CheckResult]) -> None:
         self.results.extend(results)
