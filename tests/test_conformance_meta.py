@@ -629,7 +629,7 @@ def test_per_sample_gradients_of_calls_that_do_not_depend_on_a_parameter_are_zer
     assert grads["loc"] is not None and grads["loc"].shape == (2000,) + tuple(x.shape[1:])
 
 
-def test_fast_cdf_equals_scipys_cdf_on_every_continuous_statistic_of_every_family():
+def test_fast_cdf_equals_scipys_cdf_on_every_continuous_statistic_of_every_family(monkeypatch):
     # The sampler layer's CDF: SciPy's cdf without its per-element bookkeeping. Same values,
     # bit for bit, on draws of every grid of every family (their SciPy laws included).
     from polysample.conformance.grids import grids
@@ -639,6 +639,9 @@ def test_fast_cdf_equals_scipys_cdf_on_every_continuous_statistic_of_every_famil
     from polysample.core.plugins import load_backend
 
     runner, target = Runner(quick=True), Target("torch", load_backend("torch"))
+    # Only the first 4000 values of each statistic are compared: a draw of 2^13 rows per grid
+    # point (instead of the sampler's 2^16 and more) has them, at an eighth of the time.
+    monkeypatch.setattr("polysample.conformance.cases.sample_size", lambda *a: 1 << 13)
     scipy_laws, families = set(), 0
     for family in CASES:
         if FAMILIES[family].kind != "continuous" or CASES[family].project is None:
