@@ -998,6 +998,31 @@ class GammaGradientBandMutant(_Mutant):
                                    sample_shape, seed=seed)
 
 
+class DirichletBandMutant(_Mutant):
+    """Dirichlet whose components of concentration in [20, 80) are drawn 10% too large before
+    the draw is normalised: between the grid points (typical 1 to 3.5, corners up to 10 and
+    1000). The multivariate sweep's bands of concentrations there fail it."""
+
+    FAMILIES = ("Dirichlet",)
+    FACTOR = 1.10
+
+    def mutate(self, family, params, x):  # type: ignore[no-untyped-def]
+        c = params["concentration"].expand(x.shape)
+        y = torch.where((c >= 20) & (c < 80), x * self.FACTOR, x)
+        return y / y.sum(-1, keepdim=True)
+
+
+class WishartBandMutant(_Mutant):
+    """Wishart drawn 3% too large for degrees of freedom in [30, 100) alone (the grids have 3.5
+    to 8 and 1000): the multivariate sweep's bands of df there fail it."""
+
+    FAMILIES = ("Wishart",)
+
+    def mutate(self, family, params, x):  # type: ignore[no-untyped-def]
+        df = params["df"].expand(x.shape[:-2])[..., None, None]
+        return torch.where((df >= 30) & (df < 100), x * 1.03, x)
+
+
 class PoissonBandMutant(_Mutant):
     """Poisson drawn by a rounded normal approximation for rates in [4, 10) alone (below the
     rate where torch's own algorithm switches; the grid has 3 and 12): the sweep's band of
@@ -1406,6 +1431,8 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     "mutant_gamma_band": (GammaBandMutant, "sample_sweep", "Gamma"),
     "mutant_gamma_grad_band": (GammaGradientBandMutant, "grad_sweep", "Gamma"),
     "mutant_poisson_band": (PoissonBandMutant, "sample_sweep", "Poisson"),
+    "mutant_dirichlet_band": (DirichletBandMutant, "sample_sweep", "Dirichlet"),
+    "mutant_wishart_band": (WishartBandMutant, "sample_sweep", "Wishart"),
     # Right marginals, dependent draws: only the independence check can see these.
     "mutant_sorted": (SortedMutant, "sample_indep", "Normal"),
     "mutant_sorted_poisson": (SortedMutant, "sample_indep", "Poisson"),

@@ -233,6 +233,16 @@ def test_show_grids_gives_the_sweep_ranges_and_points(capsys):
     assert "Poisson sweep (rate from 0.01 to 1000 (log scale)): sample_sweep draws" in out
 
 
+def test_show_grids_gives_a_multivariate_familys_swept_elements(capsys):
+    assert validate("--show-grids", "--family", "Dirichlet") == 0
+    out = capsys.readouterr().out
+    assert ("Dirichlet sweep (concentration[0] from 0.1 to 100 (log scale), concentration[1] "
+            "from 0.1 to 100 (log scale), concentration[2] from 0.1 to 100 (log scale); the "
+            "other parameters at their example values): sample_sweep draws 16 values at each "
+            "of 4096 quick, 16384 full points of these ranges") in out
+    assert "Dirichlet typical" in out  # the grids follow
+
+
 def test_a_grid_point_in_another_dtype_than_float64_says_so():
     import torch
 

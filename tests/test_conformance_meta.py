@@ -169,12 +169,12 @@ def test_full_matrix_stays_within_the_error_budget():
     large = sum(c.name == "grad_large" for c in checks)
     sweeps = sum(c.name in ("sample_sweep", "grad_sweep") for c in checks)
     assert large > 0 and sweeps > 0
-    # the repeat, tail, atom, large-call gradient and sweep checks take two slots
+    # the repeat, tail, atom, large-call gradient and sweep checks take three slots
     pooled = repeats + tails + atoms + large + sweeps
-    assert 0 < pooled <= 2 * REPEAT_CHECKS_PER_SLOT, (repeats, tails, atoms, large, sweeps)
+    assert 0 < pooled <= 3 * REPEAT_CHECKS_PER_SLOT, (repeats, tails, atoms, large, sweeps)
     if len(builtin) == 4:  # the float32 grid is sample() only to fit (with rsample: 4,411)
         assert (stat, repeats, tails, atoms, large, sweeps) == (
-            3961, 848, 697, 124, 106, 194), (stat, repeats, tails, atoms, large, sweeps)
+            3962, 848, 697, 124, 106, 237), (stat, repeats, tails, atoms, large, sweeps)
 
 
 def _loads(name: str) -> bool:

@@ -79,7 +79,8 @@ _OWN_TEST = {"mutant_gradsign_beta", "mutant_sorted", "mutant_sorted_poisson",
              "mutant_log_prob_grad", "mutant_constant",
              "mutant_log_prob_constant", "mutant_call_start", "mutant_nb_ceil",
              "mutant_batch3d_flip", "mutant_sample3d_repeat", "mutant_studentt_flip",
-             "mutant_gamma_band", "mutant_gamma_grad_band"}
+             "mutant_gamma_band", "mutant_gamma_grad_band", "mutant_dirichlet_band",
+             "mutant_wishart_band"}
 
 
 @pytest.mark.parametrize("name", sorted(set(mutants.MUTANTS) - _OWN_TEST))
@@ -222,6 +223,28 @@ def test_a_sampler_wrong_between_the_grid_points_fails_the_sweep_alone(with_muta
     assert "concentration in [" in caught.message and "concentration in [" in caught.point
     lo, hi = (float(v) for v in caught.point.split("[")[1].rstrip("]").split(", "))
     assert lo < 20 and hi > 5  # the band holds the defect
+
+
+@pytest.mark.parametrize("name, family, swept, lo_max, hi_min", [
+    ("mutant_dirichlet_band", "Dirichlet", "concentration[", 80, 20),
+    ("mutant_wishart_band", "Wishart", "df in [", 100, 30),
+])
+def test_a_multivariate_sampler_wrong_between_the_grid_points_fails_the_sweep_alone(
+        with_mutants, name, family, swept, lo_max, hi_min):
+    # A Dirichlet's components of concentration in [20, 80) 5% too large before normalising,
+    # a Wishart 3% too large for df in [30, 100): every grid's point passes them; the sweep's
+    # bands of their statistics (marginals, projections) there fail them in quick mode, and
+    # the message names the band and the statistic.
+    report = check_backend(name, families=[family], layers=("sampler",), quick=True)
+    assert [r.id for r in report.failures] == [f"{name}-{family}-sweep-sample_sweep"], [
+        (r.id, r.message) for r in report.failures]
+    caught = report.failures[0]
+    assert caught.statistic > caught.threshold
+    assert swept in caught.message and swept in caught.point
+    lo, hi = (float(v) for v in caught.point.split(" in [")[1].split("]")[0].split(", "))
+    assert lo < lo_max and hi > hi_min  # the band holds the defect
+    assert "16 at each of" in caught.message
+    assert caught.details["statistics"]  # which statistics were judged
 
 
 def test_a_gradient_wrong_between_the_grid_points_fails_the_sweep_grid_alone(with_mutants):

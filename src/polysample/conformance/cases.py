@@ -25,7 +25,7 @@ Each :class:`Case` holds:
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,7 +38,8 @@ from . import reference as ref
 from .reference import Projection, flat
 
 __all__ = ["Case", "CASES", "case", "sample_size", "SAMPLE_SIZES", "reference_logpdf",
-           "projections", "sweep_params", "SWEEP_SIZES", "LOG", "LIN"]
+           "projections", "sweep_params", "sweep_key", "SWEEP_SIZES",
+           "SWEEP_SIZES_MULTIVARIATE", "LOG", "LIN"]
 
 Arr = np.ndarray
 Params = dict[str, Any]
@@ -101,6 +102,9 @@ SAMPLE_SIZES: dict[str, dict[str, tuple[int, int]]] = {
 #: (:func:`sweep_params`), judged in bands of each swept parameter's range (see
 #: ``layers/sweep.py``, where the power is stated).
 SWEEP_SIZES = (1 << 18, 1 << 20)
+#: The same for the multivariate families, whose draws have many statistics each (a
+#: MultivariateNormal 11, a Dirichlet 5): a quarter of the univariate sweep's points.
+SWEEP_SIZES_MULTIVARIATE = (1 << 16, 1 << 18)
 
 
 @dataclass(frozen=True)
@@ -218,6 +222,18 @@ def _sweep(**ranges: tuple[float, float, bool]) -> dict[str, tuple[float, float,
     return dict(ranges)
 
 
+def _elements(name: str, indices: Sequence[tuple[int, ...]], lo: float, hi: float,
+              log: bool) -> dict[str, tuple[float, float, bool]]:
+    """Sweep ranges of elements of a vector or matrix parameter (see :func:`sweep_key`)."""
+    return {f"{name}[{','.join(map(str, i))}]": (lo, hi, log) for i in indices}
+
+
+#: The three elements of a vector parameter of the sweeps' event size (3), and the diagonal
+#: of a 3 x 3 matrix.
+_VEC3: list[tuple[int, ...]] = [(0,), (1,), (2,)]
+_DIAG3: list[tuple[int, ...]] = [(0, 0), (1, 1), (2, 2)]
+
+
 def sweep_params(family: str, m: int, dtype: torch.dtype = torch.float64) -> Params:
     """``m`` parameter points spread over the family's sweep ranges (``Case.sweep``), as one
     batch of shape ``(m,)``.
@@ -234,18 +250,38 @@ def sweep_params(family: str, m: int, dtype: torch.dtype = torch.float64) -> Par
     assert c.sweep is not None, family
     rng = np.random.default_rng(zlib.crc32(f"sweep-{family}".encode()))
     out = c.example((), dtype, 3)
-    for i, (name, (lo, hi, log)) in enumerate(c.sweep.items()):
+    for i, (key, (lo, hi, log)) in enumerate(c.sweep.items()):
         u = (np.arange(m) + rng.random(m)) / m
         if i:
             u = rng.permutation(u)
         v = np.exp(np.log(lo) + u * (np.log(hi) - np.log(lo))) if log else lo + u * (hi - lo)
+        name, index = sweep_key(key)
         if name in FAMILIES[family].integer_params or (family == "Binomial"
                                                        and name == "total_count"):
             v = np.round(v)
-        out[name] = torch.tensor(v, dtype=dtype)
+        if index is None:
+            out[name] = torch.tensor(v, dtype=dtype)
+        else:
+            # One element of a vector or matrix parameter (a multivariate family): the
+            # parameter becomes a batch of m copies of its example value, this element swept.
+            base = torch.as_tensor(out[name], dtype=dtype)
+            if base.dim() == len(index):
+                base = base.expand((m, *base.shape)).clone()
+            at: tuple[Any, ...] = (slice(None), *index)
+            base[at] = torch.tensor(v, dtype=dtype)
+            out[name] = base
         if name == "probs":
             out.pop("logits", None)
     return out
+
+
+def sweep_key(key: str) -> tuple[str, tuple[int, ...] | None]:
+    """A sweep range's key: a parameter (``"rate"``) or one element of a vector or matrix
+    parameter (``"concentration[0]"``, ``"scale_tril[1,0]"``): its name and index."""
+    if not key.endswith("]"):
+        return key, None
+    name, _, rest = key[:-1].partition("[")
+    return name, tuple(int(i) for i in rest.split(","))
 
 
 # 24 categories: a sampler may take another path for many categories (a table, a bisection)
@@ -760,47 +796,54 @@ _TABLE = [
     _c("Categorical", lambda b, d, k: {"probs": _simplex(b, d, k)},
        lambda d: {"probs": _rows(_CORNER_PROBS, d)}, project=_categorical_project,
        logpdf=_categorical_logpdf, size="categorical", gradcheck=False,
-       edges=_categorical_tails, edges_dtype=torch.float32),
+       edges=_categorical_tails, edges_dtype=torch.float32,
+       sweep=_elements("probs", _VEC3, 1e-3, 1.0, LOG)),
     _c("OneHotCategorical", lambda b, d, k: {"probs": _simplex(b, d, k)},
        lambda d: {"probs": _rows(_CORNER_PROBS, d)}, project=_categorical_project,
-       size="categorical", gradcheck=False),
+       size="categorical", gradcheck=False, sweep=_elements("probs", _VEC3, 1e-3, 1.0, LOG)),
     # Four categories at the corners: its gradient checks split their alpha over every
     # element of probs (24 categories grew grad_mean's detectable error by 2.6%), and its
     # draws are OneHotCategorical's, whose corners have 24.
     _c("OneHotCategoricalStraightThrough", lambda b, d, k: {"probs": _simplex(b, d, k)},
        lambda d: {"probs": _rows(_CORNER_PROBS_4, d)}, project=_categorical_project,
-       moments=_straight_through_moments, size="categorical", gradcheck=False),
+       moments=_straight_through_moments, size="categorical", gradcheck=False,
+       sweep=_elements("probs", _VEC3, 1e-3, 1.0, LOG)),
     # ---- multivariate
     _c("Multinomial", lambda b, d, k: {"total_count": 10, "probs": _simplex(b, d, k)},
        lambda d: {"total_count": 1000, "probs": _rows(_CORNER_PROBS, d)},
        project=_simplex_project("Multinomial"), logpdf=_multinomial_logpdf, size="multinomial",
-       gradcheck=False),
+       gradcheck=False, sweep=_elements("probs", _VEC3, 1e-3, 1.0, LOG)),
     _c("Dirichlet", lambda b, d, k: {"concentration": _lin(1.0, 3.5, b + (k,), d)},
        _corner(concentration=[[1e-2, 1e-2, 1e-2], [0.1, 1.0, 10.0], [1e3, 1e3, 1e3]]),
        project=_simplex_project("Dirichlet"), logpdf=_dirichlet_logpdf, moments=_dirichlet_moments,
        size="multivariate", tiny=_TINY_CONC,
        # torch._sample_dirichlet: 3% of the rows of Dirichlet(1e-3 x 5) exactly uniform, where
        # every Gamma draw underflowed (issue 12).
-       edges=_corner(concentration=[[1e-3] * 5])),
+       edges=_corner(concentration=[[1e-3] * 5]),
+       sweep=_elements("concentration", _VEC3, 0.1, 100.0, LOG)),
     _c("RelaxedOneHotCategorical",
        # A temperature per grid point (torch's batch temperature has a trailing axis of 1).
        lambda b, d, k: {"temperature": _lin(0.3, 1.0, b + (1,), d), "probs": _simplex(b, d, k)},
        lambda d: {"temperature": _t([[0.5], [2.0]], d),
                   "probs": _rows([[0.05, 1.0, 1.0], [1.0, 1.0, 20.0]], d)},
        project=_relaxed_one_hot_project, noise=_relaxed_one_hot_noise, size="multivariate",
-       gradcheck=False),
+       gradcheck=False, sweep={"temperature[0]": (0.1, 3.0, LOG),
+                               **_elements("probs", _VEC3[:2], 1e-2, 1.0, LOG)}),
     _c("LogisticNormal", lambda b, d, k: {"loc": _lin(-0.5, 0.5, b + (k,), d),
                                           "scale": _lin(0.5, 1.5, b + (k,), d)},
        _corner(loc=[[0.0, -3.0], [2.0, 0.0]], scale=[[1e-2, 1.0], [3.0, 0.5]]),
        project=_normal_projections("LogisticNormal"), noise=_logistic_normal_noise,
-       size="multivariate"),
+       size="multivariate", sweep={**_elements("scale", _VEC3, 0.05, 5.0, LOG),
+                                   "loc[0]": (-5.0, 5.0, LIN)}),
     _c("MultivariateNormal",
        lambda b, d, k: {"loc": _lin(-0.5, 0.5, b + (k,), d),
                         "scale_tril": _tril(b, d, k, (0.5, 2.0), (-0.4, 0.6))},
        _corner(loc=[[0.0, 1e3, -3.0]],
                scale_tril=[[[1e-3, 0.0, 0.0], [0.5, 1.0, 0.0], [1e2, -3.0, 1e3]]]),
        project=_normal_projections("MultivariateNormal"), logpdf=_mvn_logpdf,
-       moments=_mvn_moments, size="multivariate"),
+       moments=_mvn_moments, size="multivariate",
+       sweep={**_elements("scale_tril", _DIAG3, 1e-2, 1e2, LOG), "scale_tril[1,0]": (-3.0, 3.0, LIN),
+              "loc[0]": (-10.0, 10.0, LIN)}),
     _c("LowRankMultivariateNormal",
        lambda b, d, k: {"loc": _lin(-0.5, 0.5, b + (k,), d),
                         "cov_factor": _lin(-0.5, 0.5, b + (k, 2), d),
@@ -808,7 +851,9 @@ _TABLE = [
        _corner(loc=[[0.0, 10.0, -3.0]], cov_factor=[[[1e2], [1e-3], [1.0]]],
                cov_diag=[[1e-4, 1.0, 1e3]]),
        project=_normal_projections("LowRankMultivariateNormal"), logpdf=_lowrank_logpdf,
-       moments=_lowrank_moments, size="multivariate", positive=frozenset({"cov_diag"})),
+       moments=_lowrank_moments, size="multivariate", positive=frozenset({"cov_diag"}),
+       sweep={**_elements("cov_diag", _VEC3, 1e-3, 1e3, LOG), "cov_factor[0,0]": (-10.0, 10.0, LIN),
+              "cov_factor[2,1]": (-10.0, 10.0, LIN)}),
     _c("Wishart",
        lambda b, d, k: {"df": _lin(k + 2.0, k + 5.0, b, d),
                         "scale_tril": _tril(b, d, k, (0.5, 2.0), (-0.3, 0.4))},
@@ -816,12 +861,13 @@ _TABLE = [
            [[[1.0, 0.0, 0.0], [0.5, 0.1, 0.0], [2.0, -1.0, 3.0]],
             [[2.0, 0.0, 0.0], [-1.0, 0.5, 0.0], [0.3, 0.2, 1e-2]]], d)},
        project=_wishart_project, logpdf=_wishart_logpdf, moments=_wishart_moments,
-       size="matrix"),
+       size="matrix", sweep={"df": (2.5, 300.0, LOG), **_elements("scale_tril", _DIAG3, 0.1, 10.0, LOG)}),
     _c("LKJCholesky", lambda b, d, k: {"dim": k, "concentration": _lin(0.5, 2.0, b, d)},
        lambda d: {"dim": 3, "concentration": _t([0.1, 1.0, 100.0], d)},
        # Multivariate sizes: a 2% (1%) concentration error moves L_22^2's mean normal score
        # by about 0.02 (0.01) at eta = 1 (what the multivariate class's n detects).
-       project=_lkj_project, size="multivariate", gradcheck=False),
+       project=_lkj_project, size="multivariate", gradcheck=False,
+       sweep=_sweep(concentration=(0.1, 100.0, LOG))),
 ]
 
 #: Every family the suite knows, keyed by torch's class name.

@@ -431,16 +431,26 @@ def _show_grids(families: list[str]) -> int:
     not all do, and its points with their parameter values."""
     import torch
 
-    from .cases import CASES, SWEEP_SIZES, sample_size
+    from .cases import CASES, SWEEP_SIZES, SWEEP_SIZES_MULTIVARIATE, sample_size
     from .grids import grid_points, grids
+    from .layers.sweep import MULTIVARIATE_REPEATS
+
+    def ranges_of(sweep: dict[str, tuple[float, float, bool]]) -> str:
+        return ", ".join(f"{k} from {lo:g} to {hi:g}{' (log scale)' if log else ''}"
+                         for k, (lo, hi, log) in sweep.items())
 
     for family in families:
+        c = CASES[family]
+        if c.sweep is not None and c.law is None:
+            q, f = (n // MULTIVARIATE_REPEATS for n in SWEEP_SIZES_MULTIVARIATE)
+            print(f"{family} sweep ({ranges_of(dict(c.sweep))}; the other parameters at their "
+                  f"example values): sample_sweep draws {MULTIVARIATE_REPEATS} values at each "
+                  f"of {q} quick, {f} full points of these ranges")
         for g in grids(family):
             dtype = g.dtype or torch.float64
             if g.label == "sweep":
-                sweep = CASES[family].sweep or {}
-                ranges = ", ".join(f"{k} from {lo:g} to {hi:g}{' (log scale)' if log else ''}"
-                                   for k, (lo, hi, log) in sweep.items())
+                sweep = dict(CASES[family].sweep or {})
+                ranges = ranges_of(sweep)
                 points = g.build(dtype)
                 judged = (f"these {len(points[next(iter(sweep))])} points judged by "
                           "grad_sweep; " if CASES[family].gradient == "cdf" else "")

@@ -133,7 +133,7 @@ def grids(family: str) -> list[Grid]:
 
     out.append(Grid("float32", float32, torch.float32, ("sampler", "gradient"), ("sample",),
                     WIDE_ROWS))
-    if c.sweep is not None:
+    if c.sweep is not None and c.law is not None:
         def sweep(d: torch.dtype) -> dict[str, Any]:
             return sweep_params(family, SWEEP_GRID_POINTS, d)
 

@@ -32,6 +32,20 @@ location shift of 6% of a standard deviation and a K-S distance of 0.033; full m
 half of each. An error confined to part of a band is diluted by the part's share. The
 error in a band is found wherever the band lies: no grid point needs to fall in it.
 
+The multivariate families are swept too: their ``Case.sweep`` keys name elements of vector
+and matrix parameters (``concentration[0]``, ``scale_tril[1,0]``; :func:`..cases.sweep_key`),
+the other elements keep their example values. Each value is mapped, for each statistic of the
+draw with a known law (the grids' projections: marginals, sums of components, axis and random
+projections, correlations; :func:`..cases.projections`), to that statistic's randomized PIT
+under its own point's law (:func:`projection_pit`), and every statistic is tested in every
+band of every swept element (the tests split ``ALPHA_SWEEP`` over bands and statistics). They
+draw :data:`MULTIVARIATE_REPEATS` values at each of ``SWEEP_SIZES_MULTIVARIATE / R`` points
+(the sample shape ``(R,)`` over the batch of points): a backend that draws one point at a time
+pays per point. Where ``u <= 1 - COARSE``, ``1 - u`` is taken from the CDF (its absolute error,
+about 1e-16, is a relative error of at most 1e-13 there); the upper tail's values are coarse,
+and their cells evaluate the survival function (SciPy's Beta ``sf`` costs nine times its
+``cdf``: it took most of a Dirichlet sweep's time when computed everywhere).
+
 ``grad_sweep`` (the gradient layer) is ``grad_cdf``'s per-sample identity at the 32 points
 of the ``sweep`` grid (``grids.SWEEP_GRID_POINTS``), two samples each: a pathwise gradient
 wrong by more than ``GRAD_RTOL`` anywhere in a slice 1/32 of a range wide is met by a sample.
@@ -39,6 +53,7 @@ wrong by more than ``GRAD_RTOL`` anywhere in a slice 1/32 of a range wide is met
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -62,10 +77,12 @@ from ..stats import (
     pit_var_test,
 )
 
-__all__ = ["checks", "BANDS", "randomized_pit"]
+__all__ = ["checks", "BANDS", "MULTIVARIATE_REPEATS", "randomized_pit", "projection_pit"]
 
 #: Bands of equal counts along each swept parameter.
 BANDS = 8
+#: Values a multivariate family's sweep draws at each of its points (see :func:`_sample_sweep`).
+MULTIVARIATE_REPEATS = 16
 #: A continuous value stands for the values within this many float spacings of it.
 CELL_SPACINGS = 2
 #: Where ``u`` or ``1 - u`` is below this, a continuous value's cell is evaluated (see
@@ -75,18 +92,19 @@ COARSE = 1e-3
 
 def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
     c = cases.CASES[family]
-    if c.sweep is None or c.law is None:
+    if c.sweep is None or (c.law is None and c.project is None):
         return
     yield Check(t.name, family, "sweep", "sample_sweep", "sampler", True,
                 lambda r: _sample_sweep(r, t, family))
 
 
-def _cells(x: np.ndarray, discrete: bool) -> tuple[np.ndarray, np.ndarray]:
+def _cells(x: np.ndarray, discrete: bool, spacings: int = CELL_SPACINGS
+           ) -> tuple[np.ndarray, np.ndarray]:
     """The ends of the cell each value stands for (see the module docstring)."""
     if discrete:
         return x - 1.0, x
     lo, hi = x, x
-    for _ in range(CELL_SPACINGS):
+    for _ in range(spacings):
         lo, hi = np.nextafter(lo, -np.inf), np.nextafter(hi, np.inf)
     return lo, hi
 
@@ -106,13 +124,8 @@ def randomized_pit(law_of: Callable[[Mapping[str, np.ndarray]], Any],
             return _cell_pit(law_of(p), x, True, v)
         law = law_of(p)
         u = np.array(fast_cdf(law, x), np.float64)
-        w = np.array(law.sf(x), np.float64)
-        order = np.argsort(x, kind="stable")
-        xs = x[order]
-        tied = np.zeros(x.size, bool)
-        same = xs[1:] == xs[:-1]
-        tied[order[1:][same]] = True
-        tied[order[:-1][same]] = True
+        w = 1.0 - u  # accurate where used (not coarse): see the module docstring
+        tied = _tied(x)
         coarse = np.flatnonzero(~(np.minimum(u, w) >= COARSE) | tied)
         if coarse.size:
             sub = law_of({k: a[coarse] for k, a in p.items()})
@@ -120,22 +133,80 @@ def randomized_pit(law_of: Callable[[Mapping[str, np.ndarray]], Any],
     return u, w
 
 
-def _cell_pit(law: Any, x: np.ndarray, discrete: bool, v: np.ndarray
-              ) -> tuple[np.ndarray, np.ndarray]:
-    lo, hi = _cells(x, discrete)
+def _tied(x: np.ndarray) -> np.ndarray:
+    """Which values of ``x`` are drawn more than once."""
+    xs = np.sort(x)
+    repeated = xs[1:][xs[1:] == xs[:-1]]
+    if not repeated.size:
+        return np.zeros(x.size, bool)
+    return np.isin(x, repeated)
+
+
+def _cell_pit(law: Any, x: np.ndarray, discrete: bool, v: np.ndarray,
+              spacings: int = CELL_SPACINGS) -> tuple[np.ndarray, np.ndarray]:
+    lo, hi = _cells(x, discrete, spacings)
     if discrete:
         a, b = law.cdf(lo), law.cdf(hi)
     else:
         a, b = fast_cdf(law, lo), fast_cdf(law, hi)
-    c, d = law.sf(hi), law.sf(lo)
+    a, b = np.array(a, np.float64), np.array(b, np.float64)
+    c, d = _sf(law, hi, b), _sf(law, lo, a)
     a, b, c, d = (np.array(e, np.float64) for e in (a, b, c, d))
     # A cell end past the end of the support (1 + 2^-52 for a value of 1.0 in (0, 1)),
     # where a closed form is NaN: the cell ends at the value itself.
-    for e, fn in ((a, law.cdf), (b, law.cdf), (c, law.sf), (d, law.sf)):
+    sf = getattr(law, "sf", lambda y: 1.0 - np.asarray(law.cdf(y), np.float64))
+    for e, fn in ((a, law.cdf), (b, law.cdf), (c, sf), (d, sf)):
         nan = np.flatnonzero(np.isnan(e) & np.isfinite(x))
         if nan.size:  # (the law is vectorised over every point: evaluated whole)
             e[nan] = np.asarray(fn(x), np.float64)[nan]
     return a + v * (b - a), c + (1.0 - v) * (d - c)
+
+
+def projection_pit(law: Any, x: np.ndarray, discrete: bool, v: np.ndarray, ulps: int = 1
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`randomized_pit` for a statistic of a multivariate draw (a
+    :class:`..reference.Projection`: its law vectorised over the points, one value each).
+
+    A continuous statistic computed from rounded parts (``Projection.ulps``) stands for that
+    many more spacings either side."""
+    m = x.size
+    with np.errstate(all="ignore"):
+        if discrete:
+            return _cell_pit(law, x, True, v)
+        u = np.array(fast_cdf(law, x), np.float64)
+        w = 1.0 - u  # accurate where used (not coarse): see the module docstring
+        tied = _tied(x)
+        coarse = np.flatnonzero(~(np.minimum(u, w) >= COARSE) | tied)
+        if coarse.size:
+            u[coarse], w[coarse] = _cell_pit(_take(law, coarse, m), x[coarse], False,
+                                             v[coarse], CELL_SPACINGS * ulps)
+    return u, w
+
+
+def _sf(law: Any, x: np.ndarray, cdf: np.ndarray) -> np.ndarray:
+    """``law.sf(x)``, or ``1 - cdf`` for a law without one (ref.Categorical: its upper tail
+    is the sum of the probabilities of the categories above, never tiny in the sweeps)."""
+    if hasattr(law, "sf"):
+        return np.array(law.sf(x), np.float64)
+    return 1.0 - cdf
+
+
+def _take(law: Any, idx: np.ndarray, m: int) -> Any:
+    """The law of the points ``idx`` of ``law`` (vectorised over ``m`` points)."""
+    from scipy import stats
+
+    from ..reference import freeze
+
+    def sub(a: Any) -> Any:
+        return np.broadcast_to(a, (m,))[idx] if np.ndim(a) else a
+
+    if isinstance(getattr(law, "dist", None), (stats.rv_continuous, stats.rv_discrete)):
+        return freeze(law.dist, *map(sub, law.args), **{k: sub(a) for k, a in law.kwds.items()})
+    out = copy.copy(law)
+    for k, a in vars(law).items():
+        if isinstance(a, np.ndarray) and a.ndim and a.shape[0] == m:
+            setattr(out, k, a[idx])
+    return out
 
 
 def _fmt(v: float) -> str:
@@ -144,42 +215,79 @@ def _fmt(v: float) -> str:
 
 def _sample_sweep(r: Runner, t: Target, family: str) -> Outcome:
     c = cases.CASES[family]
-    assert c.sweep is not None and c.law is not None
-    n = cases.SWEEP_SIZES[0 if r.quick else 1]
+    assert c.sweep is not None
+    multi = c.law is None
+    sizes = cases.SWEEP_SIZES_MULTIVARIATE if multi else cases.SWEEP_SIZES
+    n = sizes[0 if r.quick else 1]
+    # A multivariate family draws MULTIVARIATE_REPEATS values at each of n / that many points
+    # (the sample shape (R,) over the batch of points): a backend that draws one point at a
+    # time (SciPy's multivariate laws take one covariance per call) pays per point, not per
+    # value, and each band still holds thousands of points.
+    reps = MULTIVARIATE_REPEATS if multi else 1
+    points = n // reps
     seed = r.seed(f"{t.name}-{family}-sweep-sample_sweep")
-    params = cases.sweep_params(family, n, torch.float64)
+    params = cases.sweep_params(family, points, torch.float64)
     dist = make(family, params, t, validate=False)
-    t0 = time.perf_counter()
-    x = dist.sample((), seed=seed)
-    seconds = time.perf_counter() - t0
-    if tuple(x.shape) != (n,):
-        raise CheckFailure(f"sample() of a batch of {n} points returned shape "
-                           f"{tuple(x.shape)}, expected ({n},)", n=n, seed=seed)
-    xn = x.detach().to("cpu", torch.float64).numpy()
     spec = FAMILIES[family]
+    event = tuple(dist.event_shape)
+    shape = (reps,) if multi else ()
+    t0 = time.perf_counter()
+    x = dist.sample(shape, seed=seed)
+    seconds = time.perf_counter() - t0
+    if tuple(x.shape) != (*shape, points, *event):
+        raise CheckFailure(f"sample({shape}) of a batch of {points} points returned shape "
+                           f"{tuple(x.shape)}, expected {(*shape, points, *event)}",
+                           n=n, seed=seed)
+    # Value i is the draw at point i % points (the sample dimension first).
+    xn = x.detach().to("cpu", torch.float64).reshape((n, *event)).numpy()
     ref_dist = getattr(torch.distributions, family)(**{
         k: v for k, v in params.items()}, validate_args=False)
-    p = {k: np.broadcast_to(v, (n,)) for k, v in params_np(ref_dist, spec.params).items()
+    # The parameters of each value (a multivariate family's scalars stay as they are:
+    # Multinomial's total_count, LKJCholesky's dim).
+    p = {k: (np.broadcast_to(v, (n,)) if not multi else
+             np.tile(v, (reps,) + (1,) * (v.ndim - 1)) if np.ndim(v) else v)
+         for k, v in params_np(ref_dist, spec.params).items()
          if k in spec.params and not (k == "logits" and "probs" in spec.params)}
     # The uniforms of the randomization from a seed of their own: a backend that draws with
     # NumPy's generator seeded by the check's seed (numpy, the SciPy plugin) would otherwise
     # draw its Bernoulli values from these very uniforms.
     rng = np.random.default_rng(r.seed(f"{t.name}-{family}-sweep-sample_sweep-pit"))
-    u, w = randomized_pit(c.law, p, xn, c.discrete, rng.random(n))
-    swept = {k: p[k] for k in c.sweep}
+    swept = {}
+    for key in c.sweep:
+        name, index = cases.sweep_key(key)
+        element: tuple[Any, ...] = (slice(None), *(index or ()))
+        swept[key] = p[name][element]
+    shown = swept if c.law is None else {k: v for k, v in p.items() if np.ndim(v)}
 
     def at(i: int) -> str:
-        return ", ".join(f"{k}={_fmt(float(v[i]))}" for k, v in p.items())
+        return ", ".join(f"{k}={_fmt(float(v[i]))}" for k, v in shown.items())
 
-    bad = np.flatnonzero(~(np.isfinite(xn) & (u > 0) & (w > 0) & np.isfinite(u)
-                           & np.isfinite(w)))
-    if bad.size:
-        i = int(bad[0])
-        raise CheckFailure(
-            f"{bad.size} of {n} sweep draws lie outside the reference law's support or are "
-            f"not finite: x = {xn[i]!r} at {at(i)}", n=n, seed=seed, point=at(i),
-            details={"outside": int(bad.size), "draw_seconds": round(seconds, 4)})
-    zeta = np.where(u < 0.5, special.ndtri(u), -special.ndtri(w))
+    if c.law is not None:
+        u, w = randomized_pit(c.law, p, xn, c.discrete, rng.random(n))
+        statistics = [("value", xn, u, w)]
+    else:
+        # The draw's statistics with a known law (marginals, projections, correlations: the
+        # grids' own), each judged like a univariate family's values.
+        projs = cases.projections(family, p, xn[None], (n,), np.random.default_rng(
+            r.seed(f"{family}-sweep-projections")))
+        statistics = []
+        for pr in projs:
+            v = pr.values[0]
+            u, w = projection_pit(pr.law, v, pr.discrete, rng.random(n), pr.ulps)
+            statistics.append((pr.label, v, u, w))
+    scores = []
+    for label, v, u, w in statistics:
+        with np.errstate(all="ignore"):
+            scores.append(np.where(u < 0.5, special.ndtri(u), -special.ndtri(w)))
+        bad = np.flatnonzero(~(np.isfinite(v) & (u > 0) & (w > 0) & np.isfinite(u)
+                               & np.isfinite(w)))
+        if bad.size:
+            i = int(bad[0])
+            what = "draws" if c.law is not None else f"draws' {label} statistics"
+            raise CheckFailure(
+                f"{bad.size} of {n} sweep {what} lie outside the reference law's support or "
+                f"are not finite: {v[i]!r} at {at(i)}", n=n, seed=seed, point=at(i),
+                details={"outside": int(bad.size), "draw_seconds": round(seconds, 4)})
     bands: list[tuple[str, np.ndarray]] = [("the whole sweep", np.arange(n))]
     for k, v in swept.items():
         order = np.argsort(v, kind="stable")
@@ -187,39 +295,54 @@ def _sample_sweep(r: Runner, t: Target, family: str) -> Outcome:
             idx = order[b * n // BANDS:(b + 1) * n // BANDS]
             lo, hi = float(v[idx[0]]), float(v[idx[-1]])
             bands.append((f"{k} in [{_fmt(lo)}, {_fmt(hi)}]", idx))
-    tests = 3 * len(bands)
+    tests = 3 * len(bands) * len(statistics)
     alpha = ALPHA_SWEEP / tests
     worst: tuple[float, str, str, float, float, int] = (-1.0, "", "", 0.0, 0.0, 0)
     rows = []
-    for label, idx in bands:
+    for band, idx in bands:
         m = idx.size
-        uu = np.sort(u[idx])
-        ks = float(ks_continuous(uu[:, None], uu[:, None])[0])
         thr = dkwm_threshold(m, alpha)
-        z = zeta[idx][:, None]
-        mean, var = pit_mean_test(z, alpha), pit_var_test(z, alpha)
-        rows.append({"band": label, "n": int(m), "ks": round(ks, 6),
-                     "zeta_mean": round(float(mean.estimate[0]), 6),
-                     "zeta_sq_mean": round(float(var.estimate[0]), 6)})
-        for what, stat, th in (("K-S distance of u", ks, thr),
-                               ("mean normal score", float(mean.deviation[0]),
-                                float(mean.threshold[0])),
-                               ("mean squared normal score - 1", float(var.deviation[0]),
-                                float(var.threshold[0]))):
-            ratio = abs(stat) / th
-            if ratio > worst[0]:
-                worst = (ratio, label, what, stat, th, m)
+        row: dict[str, Any] = {}
+        for (label, _, u, _), zeta in zip(statistics, scores):
+            uu = np.sort(u[idx])
+            ks = float(ks_continuous(uu[:, None], uu[:, None])[0])
+            z = zeta[idx][:, None]
+            mean, var = pit_mean_test(z, alpha), pit_var_test(z, alpha)
+            where = band if c.law is not None else f"{band} ({label})"
+            ratio_here = 0.0
+            for what, stat, th in (("K-S distance of u", ks, thr),
+                                   ("mean normal score", float(mean.deviation[0]),
+                                    float(mean.threshold[0])),
+                                   ("mean squared normal score - 1", float(var.deviation[0]),
+                                    float(var.threshold[0]))):
+                ratio = abs(stat) / th
+                ratio_here = max(ratio_here, ratio)
+                if ratio > worst[0]:
+                    worst = (ratio, where, what, stat, th, m)
+            if not row or ratio_here > row["ratio"]:
+                row = {"band": band, "n": int(m), "ks": round(ks, 6),
+                       "zeta_mean": round(float(mean.estimate[0]), 6),
+                       "zeta_sq_mean": round(float(var.estimate[0]), 6),
+                       "ratio": ratio_here}
+                if c.law is None:
+                    row["statistic"] = label
+        row["ratio"] = round(row["ratio"], 4)
+        rows.append(row)
     ratio, label, what, stat, th, m = worst
     out = Outcome(statistic=abs(stat), threshold=th, n=n, seed=seed, alpha=alpha,
                   detectable=dkwm_detectable(n // BANDS, alpha), point=f"sweep: {label}",
                   details={"bands": rows, "draw_seconds": round(seconds, 4),
-                           "ranges": {k: list(v) for k, v in c.sweep.items()}})
+                           "ranges": {k: list(v) for k, v in c.sweep.items()},
+                           **({} if c.law is not None else
+                              {"statistics": [s[0] for s in statistics]})})
+    per = "" if c.law is not None else f" of each of {len(statistics)} statistics of the draws"
+    each = ("one at each of as many parameter points of the sweep" if reps == 1 else
+            f"{reps} at each of {m // reps} parameter points of the sweep")
     if ratio > 1:
         raise CheckFailure(
-            f"the draws at {label} ({m} draws, one at each of as many parameter points of "
-            f"the sweep) are off their laws: {what} {stat:.4g} beyond {th:.4g} (alpha_i = "
+            f"the draws at {label} ({m} draws, {each}) are off their laws: {what} {stat:.4g} beyond {th:.4g} (alpha_i = "
             f"{alpha:.2g} per test, {tests} tests: K-S, mean and mean square of the normal "
-            f"scores of the randomized PIT in each band)", out)
-    out.message = (f"{len(bands)} bands of the sweep within their laws: worst {what} "
+            f"scores of the randomized PIT{per} in each band)", out)
+    out.message = (f"{len(bands)} bands of the sweep{per} within their laws: worst {what} "
                    f"{stat:.3g} at {label} ({ratio:.2f} of its threshold)")
     return out
