@@ -133,7 +133,9 @@ class Case:
     circular: bool = False
     #: the parameter ranges of the sweep (``sample_sweep``, ``grad_sweep``): each swept
     #: parameter's ``(low, high, log)``, the first one the sweep's order; the parameters not
-    #: named keep their example values (see :func:`sweep_params`)
+    #: named keep their example values (see :func:`sweep_params`). A multivariate family's keys
+    #: name elements of its vector and matrix parameters (``"concentration[0]"``,
+    #: ``"scale_tril[1,0]"``: :func:`sweep_key`); its statistics are its ``project``'s.
     sweep: Mapping[str, tuple[float, float, bool]] | None = None
 
     @property
