@@ -1023,6 +1023,38 @@ class WishartBandMutant(_Mutant):
         return torch.where((df >= 30) & (df < 100), x * 1.03, x)
 
 
+class DirichletGradientBandMutant(_Mutant):
+    """Right Dirichlet values; the gradient w.r.t. the components of concentration in
+    [20, 80) 10% too large (between the grid points: typical 1 to 3.5, corners up to 10 and
+    1000). The mean-gradient sweep's bands of concentrations there fail it."""
+
+    FAMILIES = ("Dirichlet",)
+    FACTOR = 1.10
+
+    def rsample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        c = params["concentration"]
+        band = ((c.detach() >= 20) & (c.detach() < 80)).to(c.dtype)
+        scaled = c.detach() + (1 + (self.FACTOR - 1) * band) * (c - c.detach())
+        return self._inner.rsample(family, {**dict(params.items()), "concentration": scaled},
+                                   sample_shape, seed=seed)
+
+
+class WishartGradientBandMutant(_Mutant):
+    """Right Wishart values; the gradient w.r.t. ``scale_tril`` 10% too large for degrees of
+    freedom in [30, 100) alone (the grids have 3.5 to 8 and 1000). The mean-gradient sweep's
+    bands of df there fail it (5%: z = 8.9 against 8.3 in quick mode, narrowly)."""
+
+    FAMILIES = ("Wishart",)
+    FACTOR = 1.10
+
+    def rsample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        tril, df = params["scale_tril"], params["df"].detach()
+        band = ((df >= 30) & (df < 100)).to(tril.dtype)[..., None, None]
+        scaled = tril.detach() + (1 + (self.FACTOR - 1) * band) * (tril - tril.detach())
+        return self._inner.rsample(family, {**dict(params.items()), "scale_tril": scaled},
+                                   sample_shape, seed=seed)
+
+
 class PoissonBandMutant(_Mutant):
     """Poisson drawn by a rounded normal approximation for rates in [4, 10) alone (below the
     rate where torch's own algorithm switches; the grid has 3 and 12): the sweep's band of
@@ -1433,6 +1465,8 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     "mutant_poisson_band": (PoissonBandMutant, "sample_sweep", "Poisson"),
     "mutant_dirichlet_band": (DirichletBandMutant, "sample_sweep", "Dirichlet"),
     "mutant_wishart_band": (WishartBandMutant, "sample_sweep", "Wishart"),
+    "mutant_dirichlet_grad_band": (DirichletGradientBandMutant, "grad_sweep", "Dirichlet"),
+    "mutant_wishart_grad_band": (WishartGradientBandMutant, "grad_sweep", "Wishart"),
     # Right marginals, dependent draws: only the independence check can see these.
     "mutant_sorted": (SortedMutant, "sample_indep", "Normal"),
     "mutant_sorted_poisson": (SortedMutant, "sample_indep", "Poisson"),

@@ -174,7 +174,7 @@ def test_full_matrix_stays_within_the_error_budget():
     assert 0 < pooled <= 3 * REPEAT_CHECKS_PER_SLOT, (repeats, tails, atoms, large, sweeps)
     if len(builtin) == 4:  # the float32 grid is sample() only to fit (with rsample: 4,411)
         assert (stat, repeats, tails, atoms, large, sweeps) == (
-            3962, 848, 697, 124, 106, 237), (stat, repeats, tails, atoms, large, sweeps)
+            3962, 848, 697, 124, 106, 257), (stat, repeats, tails, atoms, large, sweeps)
 
 
 def _loads(name: str) -> bool:
@@ -586,6 +586,9 @@ def test_per_sample_gradient_samples_are_drawn_in_calls_of_one_shape(monkeypatch
     # grad_large draws one call of 1024 rows on 32 copies of the example parameters
     assert [c[1] for c in calls if c[1][:2] == (1024, 32)] == [(1024, 32, 2, 3)]
     calls = [c for c in calls if c[1][:2] != (1024, 32)]
+    # grad_sweep draws 16 calls of one value at each of its 4,096 points
+    assert [c[1] for c in calls if c[1][:2] == (1, 4096)] == [(1, 4096, 3)] * 16
+    calls = [c for c in calls if c[1][:2] != (1, 4096)]
     judged = [r for r in report.results if r.check == "grad_mean"]
     assert judged and all(r.n == 2000 for r in judged), [(r.id, r.n) for r in judged]
     # Dirichlet's grids have 3 points (batch (k, 3), event 3): 170 copies a call, 12 calls.

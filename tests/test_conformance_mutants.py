@@ -80,7 +80,7 @@ _OWN_TEST = {"mutant_gradsign_beta", "mutant_sorted", "mutant_sorted_poisson",
              "mutant_log_prob_constant", "mutant_call_start", "mutant_nb_ceil",
              "mutant_batch3d_flip", "mutant_sample3d_repeat", "mutant_studentt_flip",
              "mutant_gamma_band", "mutant_gamma_grad_band", "mutant_dirichlet_band",
-             "mutant_wishart_band"}
+             "mutant_wishart_band", "mutant_dirichlet_grad_band", "mutant_wishart_grad_band"}
 
 
 @pytest.mark.parametrize("name", sorted(set(mutants.MUTANTS) - _OWN_TEST))
@@ -262,6 +262,28 @@ def test_a_gradient_wrong_between_the_grid_points_fails_the_sweep_grid_alone(wit
     off = [z for z in caught.details["residual_z_per_point"] if abs(z) > 7.9]
     assert f"{len(off)} of the 32 points are off alone" in caught.message
     assert 3 <= len(off) <= 8, caught.details["residual_z_per_point"]
+
+
+@pytest.mark.parametrize("name, family, swept, lo_max, hi_min", [
+    ("mutant_dirichlet_grad_band", "Dirichlet", "concentration[", 80, 20),
+    ("mutant_wishart_grad_band", "Wishart", "df in [", 100, 30),
+])
+def test_a_multivariate_gradient_wrong_between_the_grid_points_fails_the_sweep_alone(
+        with_mutants, name, family, swept, lo_max, hi_min):
+    # Right values; a Dirichlet's gradient in its components of concentration in [20, 80)
+    # 10% too large, a Wishart's scale_tril gradient 10% too large for df in [30, 100): every
+    # grid point's mean gradient is right; the mean-gradient sweep's bands there fail them in
+    # quick mode, and the message names the band and the parameter.
+    report = check_backend(name, families=[family], layers=("gradient",), quick=True)
+    assert [r.id for r in report.failures] == [f"{name}-{family}-sweep-grad_sweep"], [
+        (r.id, r.message) for r in report.failures]
+    caught = report.failures[0]
+    assert caught.statistic > caught.threshold
+    assert swept in caught.message and swept in caught.point
+    lo, hi = (float(v) for v in caught.point.split(" in [")[1].split("]")[0].split(", "))
+    assert lo < lo_max and hi > hi_min  # the band holds the defect
+    assert "(its own objective)" in caught.message
+    assert "16 gradients at each of 4096 points" in caught.message
 
 
 def test_a_backend_wrong_in_float32_alone_fails_the_float32_grid_alone(with_mutants):

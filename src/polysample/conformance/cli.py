@@ -445,7 +445,7 @@ def _show_grids(families: list[str]) -> int:
             q, f = (n // MULTIVARIATE_REPEATS for n in SWEEP_SIZES_MULTIVARIATE)
             print(f"{family} sweep ({ranges_of(dict(c.sweep))}; the other parameters at their "
                   f"example values): sample_sweep draws {MULTIVARIATE_REPEATS} values at each "
-                  f"of {q} quick, {f} full points of these ranges")
+                  f"of {q} quick, {f} full points of these ranges{_grad_sweep_words(family)}")
         for g in grids(family):
             dtype = g.dtype or torch.float64
             if g.label == "sweep":
@@ -735,3 +735,19 @@ def _print_profile(report: Any) -> None:
     if draws:
         print("  drawing (the backends' share of the sampler layer): "
               + ", ".join(f"{k} {v:.1f} s" for k, v in sorted(draws.items())))
+
+
+def _grad_sweep_words(family: str) -> str:
+    """What a multivariate family's ``grad_sweep`` draws (``--show-grids``)."""
+    from .cases import CASES
+    from .grids import SWEEP_GRID_POINTS
+    from .layers.gradient import MEAN_SWEEP_COPIES, MEAN_SWEEP_POINTS
+
+    kind = CASES[family].gradient
+    if kind == "mean":
+        q, f = MEAN_SWEEP_POINTS
+        return (f"; grad_sweep {MEAN_SWEEP_COPIES} pathwise gradients at each of {q} quick, "
+                f"{f} full points of them")
+    if kind == "noise":
+        return f"; grad_sweep the noise's invariance at {SWEEP_GRID_POINTS} points of them"
+    return ""

@@ -49,6 +49,9 @@ and their cells evaluate the survival function (SciPy's Beta ``sf`` costs nine t
 ``grad_sweep`` (the gradient layer) is ``grad_cdf``'s per-sample identity at the 32 points
 of the ``sweep`` grid (``grids.SWEEP_GRID_POINTS``), two samples each: a pathwise gradient
 wrong by more than ``GRAD_RTOL`` anywhere in a slice 1/32 of a range wide is met by a sample.
+For the multivariate families it is ``grad_mean``'s identity in these bands, at 4,096 points
+of the same ranges (``layers/gradient.py``: ``_grad_mean_sweep``), or ``grad_noise``'s
+invariance at 32 points of them.
 """
 
 from __future__ import annotations
