@@ -1023,6 +1023,24 @@ class WishartBandMutant(_Mutant):
         return torch.where((df >= 30) & (df < 100), x * 1.03, x)
 
 
+class MultinomialBandMutant(_Mutant):
+    """Multinomial drawn with its first category's probability 5% too large (renormalised)
+    for total counts in [100, 1000) alone (the grids have 10 and 1000): the sweep's bands
+    of total counts there fail it."""
+
+    FAMILIES = ("Multinomial",)
+    FACTOR = 1.05
+
+    def sample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        total = float(params["total_count"])
+        if not 100 <= total < 1000:
+            return self._inner.sample(family, params, sample_shape, seed=seed)
+        probs = params["probs"] / params["probs"].sum(-1, keepdim=True)
+        probs = torch.cat([probs[..., :1] * self.FACTOR, probs[..., 1:]], -1)
+        return self._inner.sample(family, {**dict(params.items()), "probs": probs,
+                                           "logits": probs.log()}, sample_shape, seed=seed)
+
+
 class DirichletGradientBandMutant(_Mutant):
     """Right Dirichlet values; the gradient w.r.t. the components of concentration in
     [20, 80) 10% too large (between the grid points: typical 1 to 3.5, corners up to 10 and
@@ -1465,6 +1483,7 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     "mutant_poisson_band": (PoissonBandMutant, "sample_sweep", "Poisson"),
     "mutant_dirichlet_band": (DirichletBandMutant, "sample_sweep", "Dirichlet"),
     "mutant_wishart_band": (WishartBandMutant, "sample_sweep", "Wishart"),
+    "mutant_multinomial_band": (MultinomialBandMutant, "sample_sweep", "Multinomial"),
     "mutant_dirichlet_grad_band": (DirichletGradientBandMutant, "grad_sweep", "Dirichlet"),
     "mutant_wishart_grad_band": (WishartGradientBandMutant, "grad_sweep", "Wishart"),
     # Right marginals, dependent draws: only the independence check can see these.

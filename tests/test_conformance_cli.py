@@ -241,6 +241,39 @@ def test_show_grids_gives_a_multivariate_familys_swept_elements(capsys):
             "other parameters at their example values): sample_sweep draws 16 values at each "
             "of 4096 quick, 16384 full points of these ranges") in out
     assert "Dirichlet typical" in out  # the grids follow
+    # the gradient sweep's points, and the noise families' invariance
+    assert ("; grad_sweep 16 pathwise gradients at each of 4096 quick, 16384 full points of "
+            "them") in out
+    assert validate("--show-grids", "--family", "LogisticNormal", "--family", "Multinomial") == 0
+    out = capsys.readouterr().out
+    assert "; grad_sweep the noise's invariance at 32 points of them" in out
+    assert "total_count from 1 to 10000 (log scale)" in out
+    assert "(total_count: 8 whole values, each drawn in a call of its own)" in out
+
+
+def test_the_sweep_draws_a_python_number_parameter_one_value_a_call():
+    # Multinomial's total_count is one Python int for a whole batch: the sweep spreads 8
+    # whole values over its range, an eighth of the points each, and draws each apart.
+    import numpy as np
+    import torch
+
+    from polysample.conformance.cases import INT_SWEEP_LEVELS, sweep_groups, sweep_params
+
+    params = sweep_params("Multinomial", 4096)
+    counts = params["total_count"].numpy()
+    assert INT_SWEEP_LEVELS == 8 and len(np.unique(counts)) == 8
+    assert counts.min() >= 1 and counts.max() <= 10000 and (counts == np.round(counts)).all()
+    groups = sweep_groups("Multinomial", params, 4096)
+    assert len(groups) == 8
+    assert sorted(np.concatenate([i for i, _ in groups]).tolist()) == list(range(4096))
+    for idx, sub in groups:
+        assert isinstance(sub["total_count"], int) and idx.size == 512
+        assert (counts[idx] == sub["total_count"]).all()
+        assert torch.equal(sub["probs"], params["probs"][torch.as_tensor(idx)])
+    # a family without such a parameter: one group, its parameters as they were
+    lowrank = sweep_params("LowRankMultivariateNormal", 4096)
+    [(idx, same)] = sweep_groups("LowRankMultivariateNormal", lowrank, 4096)
+    assert idx.size == 4096 and same is lowrank
 
 
 def test_a_grid_point_in_another_dtype_than_float64_says_so():

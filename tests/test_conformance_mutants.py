@@ -80,7 +80,8 @@ _OWN_TEST = {"mutant_gradsign_beta", "mutant_sorted", "mutant_sorted_poisson",
              "mutant_log_prob_constant", "mutant_call_start", "mutant_nb_ceil",
              "mutant_batch3d_flip", "mutant_sample3d_repeat", "mutant_studentt_flip",
              "mutant_gamma_band", "mutant_gamma_grad_band", "mutant_dirichlet_band",
-             "mutant_wishart_band", "mutant_dirichlet_grad_band", "mutant_wishart_grad_band"}
+             "mutant_wishart_band", "mutant_dirichlet_grad_band", "mutant_wishart_grad_band",
+             "mutant_multinomial_band"}
 
 
 @pytest.mark.parametrize("name", sorted(set(mutants.MUTANTS) - _OWN_TEST))
@@ -228,6 +229,8 @@ def test_a_sampler_wrong_between_the_grid_points_fails_the_sweep_alone(with_muta
 @pytest.mark.parametrize("name, family, swept, lo_max, hi_min", [
     ("mutant_dirichlet_band", "Dirichlet", "concentration[", 80, 20),
     ("mutant_wishart_band", "Wishart", "df in [", 100, 30),
+    # a whole number that torch takes for the whole batch: 16 values, each drawn in a call
+    ("mutant_multinomial_band", "Multinomial", "total_count in [", 1000, 100),
 ])
 def test_a_multivariate_sampler_wrong_between_the_grid_points_fails_the_sweep_alone(
         with_mutants, name, family, swept, lo_max, hi_min):

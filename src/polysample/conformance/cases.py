@@ -38,7 +38,7 @@ from . import reference as ref
 from .reference import Projection, flat
 
 __all__ = ["Case", "CASES", "case", "sample_size", "SAMPLE_SIZES", "reference_logpdf",
-           "projections", "sweep_params", "sweep_key", "SWEEP_SIZES",
+           "projections", "sweep_params", "sweep_groups", "swept_numbers", "sweep_key", "SWEEP_SIZES", "INT_SWEEP_LEVELS",
            "SWEEP_SIZES_MULTIVARIATE", "LOG", "LIN"]
 
 Arr = np.ndarray
@@ -105,6 +105,10 @@ SWEEP_SIZES = (1 << 18, 1 << 20)
 #: The same for the multivariate families, whose draws have many statistics each (a
 #: MultivariateNormal 11, a Dirichlet 5): a quarter of the univariate sweep's points.
 SWEEP_SIZES_MULTIVARIATE = (1 << 16, 1 << 18)
+#: Whole values a swept parameter that torch takes as a Python number takes (Multinomial's
+#: ``total_count``: one number for the whole batch): the sweep draws each value's points in a
+#: call of their own (:func:`sweep_groups`).
+INT_SWEEP_LEVELS = 8
 
 
 @dataclass(frozen=True)
@@ -246,7 +250,11 @@ def sweep_params(family: str, m: int, dtype: torch.dtype = torch.float64) -> Par
     the others shuffled (a Latin hypercube). Any sub-range wider than ``1/m`` of a range holds
     points, wherever it lies: a sampler or gradient wrong only between the fixed grid points
     is drawn there. Deterministic: the places come from a generator seeded by the family's
-    name. Binomial ``total_count`` is rounded to whole counts.
+    name. Binomial ``total_count`` is rounded to whole counts. A parameter that torch takes
+    as a Python number (Multinomial's ``total_count``) takes :data:`INT_SWEEP_LEVELS` whole
+    values spread over its range, each at ``m / INT_SWEEP_LEVELS`` points; it is returned as
+    a float tensor of the points' values, which :func:`sweep_groups` splits into one
+    parameter set per value.
     """
     c = CASES[family]
     assert c.sweep is not None, family
@@ -258,8 +266,14 @@ def sweep_params(family: str, m: int, dtype: torch.dtype = torch.float64) -> Par
             u = rng.permutation(u)
         v = np.exp(np.log(lo) + u * (np.log(hi) - np.log(lo))) if log else lo + u * (hi - lo)
         name, index = sweep_key(key)
-        if name in FAMILIES[family].integer_params or (family == "Binomial"
-                                                       and name == "total_count"):
+        if _python_number(family, name):
+            # INT_SWEEP_LEVELS levels, each at the middle of its slice of the range
+            level = np.floor(u * INT_SWEEP_LEVELS)
+            w = (level + 0.5) / INT_SWEEP_LEVELS
+            v = np.round(np.exp(np.log(lo) + w * (np.log(hi) - np.log(lo))) if log
+                         else lo + w * (hi - lo))
+        elif name in FAMILIES[family].integer_params or (family == "Binomial"
+                                                         and name == "total_count"):
             v = np.round(v)
         if index is None:
             out[name] = torch.tensor(v, dtype=dtype)
@@ -274,6 +288,44 @@ def sweep_params(family: str, m: int, dtype: torch.dtype = torch.float64) -> Par
             out[name] = base
         if name == "probs":
             out.pop("logits", None)
+    return out
+
+
+def _python_number(family: str, name: str) -> bool:
+    """Whether torch takes parameter ``name`` of ``family`` as a Python number only."""
+    return (name in FAMILIES[family].integer_params
+            and not isinstance(CASES[family].example((), torch.float64, 3).get(name),
+                               torch.Tensor))
+
+
+def swept_numbers(family: str) -> list[str]:
+    """The swept parameters of ``family`` that torch takes as Python numbers (one for the
+    whole batch: Multinomial's ``total_count``), which :func:`sweep_groups` draws apart."""
+    return [n for n in dict.fromkeys(sweep_key(k)[0] for k in (CASES[family].sweep or {}))
+            if _python_number(family, n)]
+
+
+def sweep_groups(family: str, params: Params, m: int) -> list[tuple[np.ndarray, Params]]:
+    """The ``m`` points of :func:`sweep_params`' ``params`` by the value of their Python-number
+    parameters (Multinomial's ``total_count``): ``(indices, parameters)`` per value, those
+    parameters with that value as a Python int and every batched tensor cut to the indices.
+    One group of every point where the family sweeps no such parameter."""
+    ints = swept_numbers(family)
+    if not ints:
+        return [(np.arange(m), params)]
+    keys = np.stack([params[n].detach().double().numpy() for n in ints], axis=1)
+    out = []
+    for row in np.unique(keys, axis=0):
+        idx = np.flatnonzero((keys == row).all(axis=1))
+        sub: dict[str, Any] = {}
+        for k, v in params.items():
+            if k in ints:
+                sub[k] = int(row[ints.index(k)])
+            elif isinstance(v, torch.Tensor) and v.dim() and v.shape[0] == m:
+                sub[k] = v[torch.as_tensor(idx)]
+            else:
+                sub[k] = v
+        out.append((idx, sub))
     return out
 
 
@@ -457,8 +509,9 @@ def _simplex_project(family: str) -> Callable[..., list[Projection]]:
                 out.append(Projection(label, v, ref.freeze(stats.beta, a_s, a.sum(-1) - a_s),
                                       ulps=k))
             else:
-                total = float(p["total_count"])
-                out.append(Projection(label, v, ref.freeze(stats.binom, np.full(m, total), a_s), True,
+                # one count for the batch, or one per point (the sweep's total_count)
+                total = np.broadcast_to(np.asarray(p["total_count"], np.float64), (m,))
+                out.append(Projection(label, v, ref.freeze(stats.binom, total, a_s), True,
                                       _binom_column(total, a_s), _binom_sum(total, a_s)))
         return out
     return project
@@ -468,11 +521,11 @@ def _bernoulli_column(probs: Arr) -> Callable[[int], Any]:
     return lambda j: ref.freeze(stats.bernoulli, probs[j])
 
 
-def _binom_column(total: float, probs: Arr) -> Callable[[int], Any]:
-    return lambda j: ref.freeze(stats.binom, total, probs[j])
+def _binom_column(total: Arr, probs: Arr) -> Callable[[int], Any]:
+    return lambda j: ref.freeze(stats.binom, total[j], probs[j])
 
 
-def _binom_sum(total: float, probs: Arr) -> Callable[[int], Any]:
+def _binom_sum(total: float | Arr, probs: Arr) -> Callable[[int], Any]:
     return lambda n: ref.freeze(stats.binom, n * total, probs)
 
 
@@ -814,7 +867,8 @@ _TABLE = [
     _c("Multinomial", lambda b, d, k: {"total_count": 10, "probs": _simplex(b, d, k)},
        lambda d: {"total_count": 1000, "probs": _rows(_CORNER_PROBS, d)},
        project=_simplex_project("Multinomial"), logpdf=_multinomial_logpdf, size="multinomial",
-       gradcheck=False, sweep=_elements("probs", _VEC3, 1e-3, 1.0, LOG)),
+       gradcheck=False, sweep={"total_count": (1.0, 10000.0, LOG),
+                               **_elements("probs", _VEC3, 1e-3, 1.0, LOG)}),
     _c("Dirichlet", lambda b, d, k: {"concentration": _lin(1.0, 3.5, b + (k,), d)},
        _corner(concentration=[[1e-2, 1e-2, 1e-2], [0.1, 1.0, 10.0], [1e3, 1e3, 1e3]]),
        project=_simplex_project("Dirichlet"), logpdf=_dirichlet_logpdf, moments=_dirichlet_moments,

@@ -445,7 +445,8 @@ def _show_grids(families: list[str]) -> int:
             q, f = (n // MULTIVARIATE_REPEATS for n in SWEEP_SIZES_MULTIVARIATE)
             print(f"{family} sweep ({ranges_of(dict(c.sweep))}; the other parameters at their "
                   f"example values): sample_sweep draws {MULTIVARIATE_REPEATS} values at each "
-                  f"of {q} quick, {f} full points of these ranges{_grad_sweep_words(family)}")
+                  f"of {q} quick, {f} full points of these ranges{_number_words(family)}"
+                  f"{_grad_sweep_words(family)}")
         for g in grids(family):
             dtype = g.dtype or torch.float64
             if g.label == "sweep":
@@ -751,3 +752,12 @@ def _grad_sweep_words(family: str) -> str:
     if kind == "noise":
         return f"; grad_sweep the noise's invariance at {SWEEP_GRID_POINTS} points of them"
     return ""
+
+
+def _number_words(family: str) -> str:
+    """How a multivariate family's sweep takes a parameter torch takes as a Python number."""
+    from .cases import INT_SWEEP_LEVELS, swept_numbers
+
+    names = swept_numbers(family)
+    return "".join(f" ({n}: {INT_SWEEP_LEVELS} whole values, each drawn in a call of its own)"
+                   for n in names)

@@ -34,7 +34,10 @@ error in a band is found wherever the band lies: no grid point needs to fall in 
 
 The multivariate families are swept too: their ``Case.sweep`` keys name elements of vector
 and matrix parameters (``concentration[0]``, ``scale_tril[1,0]``; :func:`..cases.sweep_key`),
-the other elements keep their example values. Each value is mapped, for each statistic of the
+the other elements keep their example values; a parameter torch takes as one Python number
+for the whole batch (Multinomial's ``total_count``) takes ``cases.INT_SWEEP_LEVELS`` whole
+values, each value's points drawn in a call of their own (:func:`..cases.sweep_groups`).
+Each value is mapped, for each statistic of the
 draw with a known law (the grids' projections: marginals, sums of components, axis and random
 projections, correlations; :func:`..cases.projections`), to that statistic's randomized PIT
 under its own point's law (:func:`projection_pit`), and every statistic is tested in every
@@ -78,6 +81,7 @@ from ..stats import (
     ks_continuous,
     pit_mean_test,
     pit_var_test,
+    seed_for,
 )
 
 __all__ = ["checks", "BANDS", "MULTIVARIATE_REPEATS", "randomized_pit", "projection_pit"]
@@ -230,27 +234,41 @@ def _sample_sweep(r: Runner, t: Target, family: str) -> Outcome:
     points = n // reps
     seed = r.seed(f"{t.name}-{family}-sweep-sample_sweep")
     params = cases.sweep_params(family, points, torch.float64)
-    dist = make(family, params, t, validate=False)
     spec = FAMILIES[family]
-    event = tuple(dist.event_shape)
     shape = (reps,) if multi else ()
-    t0 = time.perf_counter()
-    x = dist.sample(shape, seed=seed)
-    seconds = time.perf_counter() - t0
-    if tuple(x.shape) != (*shape, points, *event):
-        raise CheckFailure(f"sample({shape}) of a batch of {points} points returned shape "
-                           f"{tuple(x.shape)}, expected {(*shape, points, *event)}",
-                           n=n, seed=seed)
+    # One call for the whole batch, or one per value of a parameter torch takes as a Python
+    # number (Multinomial's total_count: cases.sweep_groups), the first with the check's seed.
+    groups = cases.sweep_groups(family, params, points)
+    parts = []
+    seconds = 0.0
+    for g, (idx, sub) in enumerate(groups):
+        dist = make(family, sub, t, validate=False)
+        event = tuple(dist.event_shape)
+        t0 = time.perf_counter()
+        xg = dist.sample(shape, seed=seed if not g else seed_for(f"{seed}-group-{g}"))
+        seconds += time.perf_counter() - t0
+        if tuple(xg.shape) != (*shape, idx.size, *event):
+            raise CheckFailure(f"sample({shape}) of a batch of {idx.size} points returned "
+                               f"shape {tuple(xg.shape)}, expected {(*shape, idx.size, *event)}",
+                               n=n, seed=seed)
+        parts.append(xg.detach().to("cpu", torch.float64))
+    x = torch.empty((*shape, points, *event), dtype=torch.float64)
+    for (idx, _), xg in zip(groups, parts):
+        x[(slice(None),) * len(shape) + (torch.as_tensor(idx),)] = xg
     # Value i is the draw at point i % points (the sample dimension first).
-    xn = x.detach().to("cpu", torch.float64).reshape((n, *event)).numpy()
-    ref_dist = getattr(torch.distributions, family)(**{
-        k: v for k, v in params.items()}, validate_args=False)
+    xn = x.reshape((n, *event)).numpy()
+    numbers = {k: v for k, v in groups[0][1].items() if not isinstance(v, torch.Tensor)}
+    ref_dist = getattr(torch.distributions, family)(**{**params, **numbers},
+                                                   validate_args=False)
     # The parameters of each value (a multivariate family's scalars stay as they are:
-    # Multinomial's total_count, LKJCholesky's dim).
+    # LKJCholesky's dim; a swept Python number, each point's value).
     p = {k: (np.broadcast_to(v, (n,)) if not multi else
              np.tile(v, (reps,) + (1,) * (v.ndim - 1)) if np.ndim(v) else v)
          for k, v in params_np(ref_dist, spec.params).items()
          if k in spec.params and not (k == "logits" and "probs" in spec.params)}
+    for k in numbers:
+        if isinstance(params[k], torch.Tensor):
+            p[k] = np.tile(params[k].double().numpy(), reps)
     # The uniforms of the randomization from a seed of their own: a backend that draws with
     # NumPy's generator seeded by the check's seed (numpy, the SciPy plugin) would otherwise
     # draw its Bernoulli values from these very uniforms.
