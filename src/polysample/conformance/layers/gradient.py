@@ -985,6 +985,19 @@ def _grad_noise(t: Target, family: str, grid: Grid,
     return fn
 
 
+def _mean_leaves(family: str, params: dict[str, Any], support: FamilySupport
+                 ) -> tuple[dict[str, Any], dict[str, torch.Tensor], list[str]]:
+    """A copy of ``params`` with differentiable leaves (for the analytic moments), its leaves,
+    and the names of those the backend reparameterizes (Skip where there is none)."""
+    small = dict(params)
+    leaves0 = grad_leaves(family, small)
+    allowed = support.rsample_params
+    names = [k for k in leaves0 if allowed is None or k in allowed]
+    if not names:
+        raise Skip("no parameter with a pathwise gradient")
+    return small, leaves0, names
+
+
 def _grad_mean(t: Target, family: str, grid: Grid,
                support: FamilySupport) -> Callable[[Runner], Outcome]:
     moments = cases.CASES[family].moments
@@ -995,12 +1008,7 @@ def _grad_mean(t: Target, family: str, grid: Grid,
         m = GRAD_MEAN_SAMPLES[1 if r.quick else 0]
         params = grid.build(dtype)
         seed = r.seed(f"{t.name}-{family}-{grid.label}-grad_mean")
-        small = dict(params)
-        leaves0 = grad_leaves(family, small)
-        allowed = support.rsample_params
-        names = [k for k in leaves0 if allowed is None or k in allowed]
-        if not names:
-            raise Skip("no parameter with a pathwise gradient")
+        small, leaves0, names = _mean_leaves(family, params, support)
         tdist = _torch_dist(family, params)
         ev_shape = tdist.batch_shape + tdist.event_shape
         wr = _weights_rng(seed)
@@ -1131,12 +1139,7 @@ def _grad_mean_sweep(t: Target, family: str,
         copies = MEAN_SWEEP_COPIES
         params = _sweep_batch(family, points)
         seed = r.seed(f"{t.name}-{family}-sweep-grad_sweep")
-        small = dict(params)
-        leaves0 = grad_leaves(family, small)
-        allowed = support.rsample_params
-        names = [k for k in leaves0 if allowed is None or k in allowed]
-        if not names:
-            raise Skip("no parameter with a pathwise gradient")
+        small, leaves0, names = _mean_leaves(family, params, support)
         spec = FAMILIES[family]
         canon = {k: getattr(getattr(torch.distributions, family)(**small), k)
                  for k in spec.params if k != "logits" and k not in spec.integer_params}
