@@ -447,6 +447,28 @@ def test_tiny_calls_of_a_family_and_dtype_share_one_program(backend: str) -> Non
 
 
 @pytest.mark.parametrize("backend", SUBSTRATES)
+def test_multinomial_draws_of_every_total_count_share_one_program(backend: str) -> None:
+    # total_count is one Python int for a whole batch in torch: baked into the program it cost
+    # a compilation (a trace on TensorFlow) per count; as an input, one program serves every
+    # count below 2**50, and the rows still sum to their count exactly.
+    probs = torch.tensor([[0.2, 0.3, 0.5], [0.6, 0.4, 0.0]], dtype=torch.float64)
+    _backend(backend).substrate.cache.clear()
+    _backend(backend)._plans.clear()
+    for n in (1, 7, 1000, 123456789, 2**40 + 1):
+        x = ps.Multinomial(n, probs, backend=backend).sample((6,), seed=3)
+        assert x.shape == (6, 2, 3) and (x.sum(-1) == n).all() and (x[..., 1, 2] == 0).all()
+    assert len(_programs(backend, "Multinomial", torch.float64)) == 1
+    # the same seed and count give the same values
+    again = ps.Multinomial(1000, probs, backend=backend).sample((6,), seed=3)
+    first = ps.Multinomial(1000, probs, backend=backend).sample((6,), seed=3)
+    assert torch.equal(again, first)
+    # counts beyond 2**50 take the large-count law: a second program, flagged
+    x = ps.Multinomial(2**52, probs, backend=backend).sample((6,), seed=3)
+    assert (x.sum(-1) == 2**52).all()
+    assert len(_programs(backend, "Multinomial", torch.float64)) == 2
+
+
+@pytest.mark.parametrize("backend", SUBSTRATES)
 def test_large_draws_run_in_chunks_of_one_program(backend: str) -> None:
     # On JAX, draws of a chunked family (TFP's rejection samplers) of more rows than a chunk
     # holds run the family's chunk program once per chunk, whatever the sample size; calls

@@ -703,7 +703,7 @@ class TfpBackend(TableBackend):
         narrow = _widened(fam, params, tensors)
         if narrow is not None:
             tensors = [t.double() for t in tensors]
-        static = tuple(int(params[n]) for n in fam.static)
+        static = tuple(int(params[n]) for n in fam.sample_static)
         if fam.draw_flags is not None and sub.name in fam.flags_on:
             static += fam.draw_flags(params)
         shape = tuple(sample_shape)
@@ -887,7 +887,10 @@ def _inputs(params: Params, names: tuple[str, ...]) -> list[torch.Tensor]:
     refuses mixed dtypes: computed in the promoted dtype (the draw is cast back to
     ``params.dtype``).
     """
-    values = [params[n] for n in names]
+    # A Python number (Multinomial's total_count) as a float64 scalar: a count is exact there
+    values = [v if isinstance(v, torch.Tensor) else
+              torch.tensor(float(v), dtype=torch.float64, device=params.device)
+              for v in (params[n] for n in names)]
     dtype = values[0].dtype
     for v in values[1:]:
         if v.dtype != dtype:

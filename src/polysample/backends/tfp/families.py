@@ -63,6 +63,9 @@ class TfpFamily:
     Attributes:
         inputs: canonical torch parameters handed to the substrate (tensors).
         static: canonical integer parameters baked into the compiled program (Python ints).
+        draw_static: those of the draw programs, where they differ from ``static``
+            (Multinomial's draws read ``total_count`` as an input: one program serves every
+            count, where a program per count cost a compilation each).
         build: ``build(tfp, params, static) -> tfd.Distribution``; ``None`` for composed families.
         draw: ``draw(tfp, params, static, sample_shape, seed)`` for composed families.
         rsample: pathwise gradients offered.
@@ -108,6 +111,7 @@ class TfpFamily:
     build: Builder | None = None
     draw: Drawer | None = None
     static: tuple[str, ...] = ()
+    draw_static: tuple[str, ...] | None = None
     rsample: bool = True
     log_prob: bool = True
     post: str = ""
@@ -128,6 +132,11 @@ class TfpFamily:
     def sample_inputs(self) -> tuple[str, ...]:
         """The parameters a draw reads."""
         return self.inputs if self.draw_inputs is None else self.draw_inputs
+
+    @property
+    def sample_static(self) -> tuple[str, ...]:
+        """The parameters baked into a draw program."""
+        return self.static if self.draw_static is None else self.draw_static
 
     @property
     def log_prob_inputs(self) -> tuple[str, ...]:
@@ -608,7 +617,7 @@ _WEIBULL = _d("Weibull", "concentration", "scale")
 
 def _huge_count(p: Mapping[str, Any]) -> tuple[bool]:
     """Whether a Binomial count exceeds 2**50 (the draw program's flag, on the host)."""
-    return (bool((p["total_count"] > LARGE_COUNT).any()),)
+    return (bool((torch.as_tensor(p["total_count"]) > LARGE_COUNT).any()),)
 
 
 def _binomial(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...],
@@ -650,12 +659,14 @@ def _multinomial_draw(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...],
     tail = tf.math.cumsum(p64, axis=-1, reverse=True)  # p_j + ... + p_(k-1)
     cond = tf.clip_by_value(tf.math.divide_no_nan(p64, tail), 0.0, 1.0)
     seeds = tf.stack(_samplers(tfp).split_seed(seed, n=k, salt="polysample_multinomial"))
-    rest = tf.fill(_draw_shape(tf, shape, p64[..., 0]), tf.constant(float(static[0]), tf.float64))
+    # total_count is an input (one program for every count), whether it exceeds 2**50 a flag
+    count = tf.floor(tf.cast(p["total_count"], tf.float64))
+    rest = tf.zeros(_draw_shape(tf, shape, p64[..., 0]), tf.float64) + count
     accum = tf.TensorArray(tf.float64, size=k, element_shape=rest.shape)
 
     def step(i: Any, rest: Any, accum: Any) -> Any:
         x = _binomial_f64(tfp, rest, tf.gather(cond, i, axis=-1), (),
-                          tf.gather(seeds, i, axis=0), large=static[0] > LARGE_COUNT)
+                          tf.gather(seeds, i, axis=0), large=static[-1])
         return i + 1, rest - x, accum.write(i, x)
 
     _, rest, accum = tf.while_loop(lambda i, *_: i < k - 1, step,
@@ -1032,7 +1043,8 @@ TFP_FAMILIES: dict[str, TfpFamily] = {
            "cov_perturb_factor=cov_factor", "cov_diag_factor=cov_diag"),
         note="TFP MultivariateNormalDiagPlusLowRankCovariance", chunked=True),
     "Multinomial": TfpFamily(("logits",), _multinomial, static=("total_count",), rsample=False,
-                             draw=_multinomial_draw, draw_inputs=("probs",)),
+                             draw=_multinomial_draw, draw_inputs=("total_count", "probs"),
+                             draw_static=(), draw_flags=_huge_count),
     "MultivariateNormal": TfpFamily(("loc", "scale_tril"),
                                     _d("MultivariateNormalTriL", "loc", "scale_tril"),
                                     note="TFP MultivariateNormalTriL"),
