@@ -789,6 +789,33 @@ def test_the_summary_names_the_expected_failures():
     assert "5 more expected failures" in text and "JSON report" in text
 
 
+def test_the_summary_lists_one_error_raised_in_many_checks_of_a_family_once():
+    from polysample.conformance.model import CheckResult
+    from polysample.conformance.report import Report
+
+    def result(check: str, message: str, family: str = "Poisson") -> CheckResult:
+        return CheckResult(f"b-{family}-typical-{check}", "b", family, "typical", check,
+                           "sampler", "fail", message=message)
+
+    raised = "raised BackendContractError: Backend 'b' broke the sample() contract"
+    results = [result("dtype", "drew float32 values"), result("sample_ks", raised + " (1)")]
+    results += [result(f"c{i}", raised + f" ({i})") for i in range(15)]
+    results += [result("sample_ks", raised, "Normal"),
+                result("sample_sum", "raised ValueError: another error")]
+    text = Report(results=results, complete=True, planned=len(results)).summary()
+    failed = [line for line in text.splitlines() if line.startswith("FAILED")]
+    # the first of the group in full, its own failure kept, other families and errors apart
+    assert failed == [
+        "FAILED b-Poisson-typical-dtype: drew float32 values",
+        f"FAILED b-Poisson-typical-sample_ks: {raised} (1)",
+        f"FAILED b-Normal-typical-sample_ks: {raised}",
+        "FAILED b-Poisson-typical-sample_sum: raised ValueError: another error"]
+    assert ("... and 15 more checks of b Poisson raised BackendContractError: typical-c0, "
+            "typical-c1,") in text
+    assert "typical-c11 and 3 more (each in the JSON report)" in text
+    assert "typical-c12" not in text
+
+
 def test_show_grids_lists_only_the_families_the_backend_supports(capsys):
     assert validate("--show-grids", "--backend", "scipy") == 0
     heads = {line.split()[0] for line in capsys.readouterr().out.splitlines()

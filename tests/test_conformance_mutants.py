@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import pathlib
+import re
 import sys
 
 import pytest
+import torch
 
 import polysample as ps
 from polysample.conformance import check_backend, check_backends
@@ -1088,3 +1090,18 @@ def test_every_generated_check_name_is_one_declarations_are_validated_against(wi
     assert made == CHECK_NAMES, (made - CHECK_NAMES, CHECK_NAMES - made)
     assert {"mixture_ks", "mixture_grad", "log_prob_f64", "sample_sweep"} <= made
     assert {c.grid for c in checks} | {"all"} == set(known_grids())
+
+
+def test_a_contract_error_in_the_suite_advises_the_author_not_the_user():
+    from polysample.core.errors import AUTHOR_ADVICE, USER_ADVICE
+
+    report = check_backend(mutants.DtypeMutant(), families="Normal", quick=True,
+                           layers=["sampler"], known_failures=False)
+    raised = [r for r in report.failures if r.message.startswith("raised BackendContractError")]
+    assert raised, report.summary()
+    assert all(r.message.endswith(AUTHOR_ADVICE) for r in raised), raised[0].message
+    assert USER_ADVICE not in report.summary()
+    # a user's call still gets the user's advice
+    x = torch.tensor([2.0], dtype=torch.float64)
+    with pytest.raises(ps.BackendContractError, match=re.escape(USER_ADVICE)):
+        ps.Normal(x, 1.0, backend=mutants.DtypeMutant()).sample()

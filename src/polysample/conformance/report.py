@@ -222,12 +222,31 @@ class Report:
         lines = [head + ", ".join(parts)]
         for note in self.notes:
             lines.append(f"note: {note}")
+        # A backend that raises one kind of error in every check of a family that draws fails
+        # them all with it: the first is listed with its message, the others by id beside it,
+        # so that the checks that failed for reasons of their own stay in sight.
+        same: dict[tuple[str, str, str], list[CheckResult]] = {}
         for r in self.failures:
+            kind = _raised(r.message)
+            if kind:
+                same.setdefault((r.backend, r.family, kind), []).append(r)
+        for r in self.failures:
+            kind = _raised(r.message)
+            group = same.get((r.backend, r.family, kind)) if kind else None
+            if group and r is not group[0]:
+                continue
             lines.append(f"FAILED {r.id}: {r.message}")
             if r.statistic is not None:
                 lines.append(f"    statistic={r.statistic:.6g} threshold={_g(r.threshold)} "
                              f"n={r.n} seed={r.seed} alpha_i={_g(r.alpha)} "
                              f"detectable={_g(r.detectable)}")
+            if group and len(group) > 1:
+                ids = [o.id.removeprefix(f"{r.backend}-{r.family}-") for o in group[1:]]
+                shown = ", ".join(ids[:self.SAME_LISTED])
+                more = len(ids) - self.SAME_LISTED
+                lines.append(f"    ... and {len(ids)} more checks of {r.backend} {r.family} "
+                             f"raised {kind}: {shown}" + (f" and {more} more" if more > 0 else
+                                                          "") + " (each in the JSON report)")
         xfails = [r for r in self.results if r.status == "xfail"]
         for r in xfails[:self.XFAIL_LISTED]:
             lines.append(f"xfail {r.id} (declared {r.covered_by}: {r.reason})")
@@ -242,9 +261,20 @@ class Report:
 
     #: The most expected failures :meth:`summary` names one by one (then where the rest are).
     XFAIL_LISTED = 20
+    #: The most ids :meth:`summary` names of the checks that raised as a listed one did.
+    SAME_LISTED = 12
 
     def extend(self, results: Iterable[CheckResult]) -> None:
         self.results.extend(results)
+
+
+def _raised(message: str) -> str | None:
+    """The exception's type in the message of a check that raised (``raised <Type>: ...``, as
+    the runner writes it), else None."""
+    if not message.startswith("raised "):
+        return None
+    kind, colon, _ = message[len("raised "):].partition(":")
+    return kind if colon and kind.isidentifier() else None
 
 
 def _g(x: float | None) -> str:

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from ..core.backend import Backend, FamilySupport
+from ..core.errors import BackendContractError, for_author
 from ..core.families import FAMILIES
 from . import cases
 from .grids import Grid, grid_points, grids
@@ -141,7 +142,8 @@ class Runner:
         except Skip as exc:
             status, out = "skip", Outcome(str(exc))
         except Exception as exc:  # a backend that raises: the check fails, the run goes on
-            message = f"raised {type(exc).__name__}: {exc}"
+            text = for_author(exc) if isinstance(exc, BackendContractError) else str(exc)
+            message = f"raised {type(exc).__name__}: {text}"
             where = raised_at(exc)
             if where:
                 message += f" (at {where})"

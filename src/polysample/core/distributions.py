@@ -23,6 +23,7 @@ import torch.distributions as td
 from .backend import Backend, FamilySupport, Seed
 from .config import require_registered, resolve_backend
 from .errors import (
+    USER_ADVICE,
     BackendContractError,
     InvalidParameterError,
     InvalidParameterRuntimeError,
@@ -412,7 +413,7 @@ def _check_untouched(snap: Snapshot, backend: Backend, family: str, what: str) -
         f"{what}() for {family}: the distribution's parameters (and the caller's tensors "
         "they may share memory with) are no longer what was passed. Expected a backend "
         "that leaves its inputs unchanged (computing on copies or with out-of-place "
-        "operations). This is a bug in that backend; choose another with backend=..."
+        f"operations). {USER_ADVICE}"
     )
 
 
@@ -978,7 +979,7 @@ class PolysampleDistribution:
         if not isinstance(out, torch.Tensor):
             raise BackendContractError(
                 f"Backend {backend.name!r} returned {type(out).__name__} from {what}() for "
-                f"{self._ps_family}; expected a torch.Tensor. This is a bug in that backend."
+                f"{self._ps_family}; expected a torch.Tensor. {USER_ADVICE}"
             )
         bs, es = params.batch_shape, params.event_shape
         # Concatenating torch.Size objects costs 0.3 us: skipped when there is nothing to add.
@@ -988,8 +989,7 @@ class PolysampleDistribution:
                 f"Backend {backend.name!r} broke the {what}() contract for {self._ps_family}: "
                 f"expected shape {tuple(expected)}, dtype {params.dtype}, device "
                 f"{params.device}; received shape {tuple(out.shape)}, dtype {out.dtype}, "
-                f"device {out.device}. This is a bug in that backend; choose another with "
-                "backend=..."
+                f"device {out.device}. {USER_ADVICE}"
             )
         return out
 
@@ -1178,7 +1178,7 @@ class PolysampleDistribution:
             raise BackendContractError(
                 f"Backend {backend.name!r} returned a detached tensor from rsample() for "
                 f"{self._ps_family} although {self._ps_grad_params(support)} require grad. "
-                "This is a bug in that backend."
+                f"{USER_ADVICE}"
             )
         return out
 
@@ -1240,8 +1240,7 @@ class PolysampleDistribution:
                 f"Backend {backend.name!r} returned a log_prob() for {self._ps_family} "
                 "without gradients although "
                 f"{self._ps_grad_params(support) + (['value'] if value.requires_grad else [])}"
-                " require grad: score-function estimators need them. This is a bug in that "
-                "backend; choose another with backend=..."
+                f" require grad: score-function estimators need them. {USER_ADVICE}"
             )
         if (want not in _HALF and value.is_floating_point() and value.dtype != want
                 and out.is_floating_point()):

@@ -91,7 +91,23 @@ class BackendContractError(PolysampleError, RuntimeError):
     """A backend returned something that breaks the sample/rsample contract.
 
     Raised by the core, naming the backend, instead of passing a wrong tensor on to the user.
+    The core's messages end with :data:`USER_ADVICE`, for the user who called; the conformance
+    suite, whose reader writes the backend, shows :data:`AUTHOR_ADVICE` in its place.
     """
+
+
+#: The sentence that ends the core's :class:`BackendContractError` messages: what the user who
+#: called can do.
+USER_ADVICE = "This is a bug in that backend; choose another with backend=..."
+#: What the conformance suite says in its place: its reader is the backend's author.
+AUTHOR_ADVICE = ("The core refuses such a result in every call (docs/plugins.md, \"What the core "
+                 "checks\"): fix the backend.")
+
+
+def for_author(exc: BackendContractError) -> str:
+    """The message of a :class:`BackendContractError` with :data:`AUTHOR_ADVICE` in place of
+    :data:`USER_ADVICE` (a message without it is returned as it is)."""
+    return str(exc).replace(USER_ADVICE, AUTHOR_ADVICE)
 
 
 def quoted(exc: BaseException | str, limit: int = 300) -> str:

@@ -28,7 +28,12 @@ import torch
 import torch.distributions as td
 
 from ...core.backend import FamilySupport
-from ...core.errors import BackendContractError, InvalidParameterError, NotReparameterizableError
+from ...core.errors import (
+    BackendContractError,
+    InvalidParameterError,
+    NotReparameterizableError,
+    for_author,
+)
 from ...core.families import FAMILIES
 from ...core.seeds import preserved_global_seed
 from ..cases import CASES
@@ -397,7 +402,7 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
                     x = getattr(d, m)(sample_shape, seed=0)
                 except BackendContractError as exc:  # name the call that broke the contract
                     raise CheckFailure(f"{m}({sample_shape}) with batch_shape {batch}: "
-                                       f"BackendContractError: {exc}") from exc
+                                       f"BackendContractError: {for_author(exc)}") from exc
                 if x.shape != want:
                     raise CheckFailure(f"{m}({sample_shape}) with batch_shape {batch} returned "
                                        f"shape {tuple(x.shape)}; expected {tuple(want)}")
