@@ -188,3 +188,22 @@ def test_backends_explain_names_the_backend_and_the_source(capsys, monkeypatch) 
     assert "Gamma is drawn by 'numpy', chosen by POLYSAMPLE_BACKEND" in capsys.readouterr().out
     assert main(["backends", "--explain", "Gama"]) == 2
     assert "Did you mean 'Gamma'?" in capsys.readouterr().err
+
+
+def test_backends_explain_says_where_auto_routes_each_operation(capsys, monkeypatch) -> None:
+    from polysample.cli import main
+
+    monkeypatch.setenv("POLYSAMPLE_BACKEND", "auto")
+    routes = ps.load_backend("auto").routes()["Normal"]  # type: ignore[attr-defined]
+    assert main(["backends", "--explain", "Normal"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "Normal is drawn by 'auto', chosen by POLYSAMPLE_BACKEND."
+    assert out[1].startswith("It routes each call of Normal by operation and size: ")
+    for op, choice in routes.items():  # every operation, every backend of its route, in order
+        segs = [f"{b!r}" for _, b in choice.segments]
+        assert f"{op} to {segs[0]}" in out[1]
+        for (n, b) in choice.segments[1:]:
+            assert f"{b!r} from {n:,}" in out[1]
+    monkeypatch.setenv("POLYSAMPLE_BACKEND", "numpy")  # a backend that draws: one line
+    assert main(["backends", "--explain", "Normal"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 1

@@ -454,3 +454,69 @@ def test_another_autoload_value_is_a_config_error(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("POLYSAMPLE_DISABLE_PLUGIN_AUTOLOAD", "maybe")
     with pytest.raises(ps.ConfigError, match="POLYSAMPLE_DISABLE_PLUGIN_AUTOLOAD.*'maybe'"):
         _autoload_disabled()
+
+
+def test_the_second_trials_mistakes_get_messages_that_say_what_to_do(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # An outside trial of the resolver (2026-12-06): each message lacked the fix, or gave one
+    # that did not apply.
+    write(Path("pyproject.toml"), '[tool]\npolysample = "numpy"\n')
+    with pytest.raises(ps.ConfigError, match=r'Received: .numpy.\. Write the settings as keys '
+                                             r'of that table, e\.g\.\n\[tool\.polysample\]\n'
+                                             r'backend = "numpy"'):
+        ps.get_backend()
+    Path("pyproject.toml").unlink()
+    write(Path("polysample.toml"), '[tool.polysample]\nbackend = "numpy"\n')
+    ps.reload_config()
+    with pytest.raises(ps.ConfigError, match=r"\[tool\].*polysample.toml takes its settings at "
+                                             r"the top level.*without the \[tool.polysample\]"):
+        ps.get_backend()
+    write(Path("polysample.toml"), 'fallback = ["trch"]\n')
+    ps.reload_config()
+    with pytest.raises(ps.ConfigError, match=r"'trch'.*Did you mean 'torch'\? Install the "
+                                             r"plugin that provides it, or fix the name"):
+        ps.get_backend()
+    Path("polysample.toml").unlink()
+    ps.reload_config()
+    # separators alone name no backend: an error, not an empty chain hiding the file's
+    monkeypatch.setenv("POLYSAMPLE_FALLBACK", ",")
+    ps.set_backend("cfg-narrow")  # Gamma then needs the fallback chain
+    with pytest.raises(ps.ConfigError, match=r"POLYSAMPLE_FALLBACK.*names no backend"):
+        ps.Gamma(2.0, 1.0).sample()
+    ps.set_backend(None)
+    # another case, stray spaces or a typo: a did-you-mean wherever a name is given
+    for name in ("NUMPY", " numpy", "nmupy"):
+        with pytest.raises(ps.UnknownBackendError, match="Did you mean 'numpy'"):
+            ps.set_backend(name)
+        with pytest.raises(ps.UnknownBackendError, match="Did you mean 'numpy'"):
+            ps.Normal(0.0, 1.0, backend=name)
+    # NumPy's generator is named as NumPy's; manual_seed's advice is manual_seed's
+    import numpy as np
+
+    with pytest.raises(ps.InvalidParameterError,
+                       match=r"Received: numpy\.random\.Generator\. Pass a torch\.Generator"):
+        ps.Normal(0.0, 1.0).sample(generator=np.random.default_rng(0))
+    with pytest.raises(ps.InvalidParameterError, match=r"polysample\.manual_seed\(7\)") as info:
+        ps.manual_seed(1.5)  # type: ignore[arg-type]
+    assert "generator" not in str(info.value)
+
+
+def test_one_use_backend_object_is_one_block_and_a_decorator() -> None:
+    block = ps.use_backend("cfg-ctx")
+    with block:
+        with pytest.raises(ps.ConfigError, match="already active.*a new `with ps.use_backend"):
+            with block:
+                pass
+        assert drawn_by() == "cfg-ctx"  # the failed entry left the active block alone
+        with ps.use_backend("cfg-set"):  # blocks nest
+            assert drawn_by() == "cfg-set"
+        assert drawn_by() == "cfg-ctx"
+    with block:  # entered again once left
+        assert drawn_by() == "cfg-ctx"
+
+    @ps.use_backend("cfg-env")
+    def draw(depth: int) -> str:
+        return draw(depth - 1) if depth else drawn_by()
+
+    assert draw(2) == "cfg-env"  # each call (recursion too) is a block of its own
+    assert ps.get_backend() == "torch"

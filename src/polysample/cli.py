@@ -31,6 +31,24 @@ from typing import Any
 __all__ = ["main", "build_parser"]
 
 
+def _route_words(family: str, ops: Any) -> str:
+    """What a routing backend (``auto``) hands each operation of ``family`` to, by size."""
+    parts = []
+    for op, choice in ops.items():
+        segs = list(getattr(choice, "segments", ()))
+        if not segs:
+            continue
+        if len(segs) == 1:
+            parts.append(f"{op} to {segs[0][1]!r}")
+        else:
+            steps = [f"{segs[0][1]!r} below {segs[1][0]:,} values"]
+            steps += [f"{b!r} from {n:,}" for n, b in segs[1:]]
+            parts.append(f"{op} to " + ", ".join(steps))
+    if not parts:
+        return f"It routes no operation of {family} to another backend."
+    return f"It routes each call of {family} by operation and size: " + "; ".join(parts) + "."
+
+
 class _UsageError(Exception):
     """A bad command line detected by this module (exit status 2)."""
 
@@ -148,6 +166,9 @@ def _cmd_backends(args: argparse.Namespace) -> int:
                               "chosen": res.chosen, "fallback": list(res.fallback)}))
         else:
             print(res.explain())
+            routes = getattr(res.backend, "routes", None)
+            if getattr(res.backend, "router", False) and callable(routes):
+                print(_route_words(args.explain, routes().get(args.explain, {})))
         return 0
     rows = ps.backends()
     if args.json:

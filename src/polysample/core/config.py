@@ -26,7 +26,7 @@ import contextvars
 import os
 import threading
 import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -91,7 +91,9 @@ def _parse(path: Path, table: Mapping[str, Any], section: str) -> FileConfig:
         return f"{path}, key {section + '.' if section else ''}{key}"
 
     if not isinstance(table, Mapping):
-        raise ConfigError(f"Expected a table at {path} [{section}]. Received: {table!r}.")
+        raise ConfigError(
+            f"Expected a table at {path} [{section}]. Received: {table!r}. Write the settings "
+            f"as keys of that table, e.g.\n[{section}]\nbackend = \"numpy\"")
     backend = table.get("backend")
     if backend is not None:
         _check_name(backend, src("backend"))
@@ -127,7 +129,8 @@ def _parse(path: Path, table: Mapping[str, Any], section: str) -> FileConfig:
         if name not in installed:
             raise ConfigError(
                 f"{src('fallback')} names backend {name!r}, which is not installed. Expected "
-                f"some of: {', '.join(installed)}.{did_you_mean(name, installed)}"
+                f"some of: {', '.join(installed)}.{did_you_mean(name, installed)} Install the "
+                "plugin that provides it, or fix the name."
             )
     known = {"backend", "families", "fallback"}
     options = {k: v for k, v in table.items() if k not in known}
@@ -138,6 +141,11 @@ def _parse(path: Path, table: Mapping[str, Any], section: str) -> FileConfig:
                 "or a table of backend options such as [tool.polysample.tfp]."
                 f"{did_you_mean(k, sorted(known))}"
             )
+        if k == "tool" and not section:
+            raise ConfigError(
+                f"Unknown table [tool] in {path}: a polysample.toml takes its settings at the "
+                "top level (backend = \"numpy\", [families], fallback = [...]), without the "
+                "[tool.polysample] of a pyproject.toml. Move them out of [tool.polysample].")
         if k not in installed:
             raise ConfigError(
                 f"Unknown table [{section + '.' if section else ''}{k}] in {path}. Expected "
@@ -188,8 +196,9 @@ def _find_file() -> FileConfig:
         raise ConfigError(
             f"Cannot search the working directory for polysample.toml or pyproject.toml: "
             f"{exc.strerror or exc} (was it deleted?). Change to an existing directory, name "
-            "the file with POLYSAMPLE_CONFIG, or choose the backend with backend=..., "
-            "ps.set_backend(...) or POLYSAMPLE_BACKEND."
+            "the file with POLYSAMPLE_CONFIG, or set what the file would: the backend with "
+            "backend=..., ps.set_backend(...) or POLYSAMPLE_BACKEND, the fallback chain with "
+            "POLYSAMPLE_FALLBACK."
         ) from exc
     for directory in (here, *here.parents):
         for fname in ("polysample.toml", "pyproject.toml"):
@@ -261,16 +270,36 @@ def require_registered(name: object) -> None:
         registry.load(name)  # raises UnknownBackendError
 
 
-@contextlib.contextmanager
-def use_backend(name: str | Backend) -> Iterator[str | Backend]:
+class use_backend(contextlib.ContextDecorator):  # noqa: N801 - a function to its callers
     """Within the ``with`` block (this thread / asyncio task only), draw with ``name`` (a
-    backend name or a ``Backend`` instance)."""
-    require_registered(name)
-    token = _context.set(name)
-    try:
-        yield name
-    finally:
-        _context.reset(token)
+    backend name or a ``Backend`` instance). Also a decorator: each call of the decorated
+    function draws with ``name``.
+
+    One object is one block: entering it again while it is active raises ``ConfigError``
+    (write ``with ps.use_backend(...)`` for each block); blocks nest.
+    """
+
+    def __init__(self, name: str | Backend) -> None:
+        self.name = name
+        self._token: contextvars.Token[str | Backend | None] | None = None
+
+    def _recreate_cm(self) -> use_backend:  # a decorated function's calls: a block each
+        return use_backend(self.name)
+
+    def __enter__(self) -> str | Backend:
+        require_registered(self.name)
+        if self._token is not None:
+            raise ConfigError(
+                f"This use_backend({self.name!r}) block is already active: one use_backend(...) "
+                "object is entered once. Write a new `with ps.use_backend(...)` for each block "
+                "(blocks nest).")
+        self._token = _context.set(self.name)
+        return self.name
+
+    def __exit__(self, *exc: object) -> None:
+        token, self._token = self._token, None
+        if token is not None:
+            _context.reset(token)
 
 
 def _label(choice: str | Backend) -> str:
@@ -361,6 +390,11 @@ def _fallback_chain() -> tuple[tuple[str, str], ...]:
     env = os.environ.get("POLYSAMPLE_FALLBACK")
     if env is not None and env.strip():
         names = [n.strip() for n in env.split(",") if n.strip()]
+        if not names:
+            raise ConfigError(
+                f"POLYSAMPLE_FALLBACK (environment variable) is {env!r}, which names no backend. "
+                "Expected comma-separated backend names, e.g. POLYSAMPLE_FALLBACK=torch,numpy; "
+                "unset it to use the configuration file's fallback.")
         return tuple((_validate_known(n, "POLYSAMPLE_FALLBACK (environment variable)"), n)
                      for n in names)
     cfg = file_config()

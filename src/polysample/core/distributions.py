@@ -35,6 +35,7 @@ from .errors import (
     UnsupportedFamilyError,
     invalid_parameter,
     quoted,
+    type_name,
 )
 from .families import FAMILIES, FamilySpec
 from .guards import (
@@ -117,7 +118,9 @@ def _normalize_seed(seed: object, generator: object) -> Seed:
             )
         if not isinstance(generator, torch.Generator):
             raise InvalidParameterError(
-                f"Expected generator to be a torch.Generator. Received: {type(generator).__name__}."
+                f"Expected generator to be a torch.Generator. Received: {type_name(generator)}. "
+                "Pass a torch.Generator (e.g. torch.Generator().manual_seed(0)), or seed=... "
+                "(an int or numpy.random.SeedSequence) for a reproducible draw."
             )
         return generator
     if seed is None:

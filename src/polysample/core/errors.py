@@ -128,8 +128,29 @@ def did_you_mean(name: str, candidates: list[str] | tuple[str, ...]) -> str:
     """`` Did you mean 'x'?`` for the closest candidate to a misspelt ``name``, or ``""``."""
     import difflib
 
-    close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
-    return f" Did you mean {close[0]!r}?" if close else ""
+    if not isinstance(name, str):
+        return ""
+    names = list(candidates)
+    exact = [c for c in names if c.lower() == name.strip().lower()]
+    if exact:  # another case or stray spaces ('NumPy', ' numpy')
+        return f" Did you mean {exact[0]!r}?"
+    lower = {c.lower(): c for c in names}
+    close = difflib.get_close_matches(name.strip().lower(), list(lower), n=1, cutoff=0.6)
+    return f" Did you mean {lower[close[0]]!r}?" if close else ""
+
+
+def type_name(value: object) -> str:
+    """The qualified name of ``value``'s type where it is not a builtin's (``numpy.random.
+    Generator``, not ``Generator``: a message must not leave the reader guessing whose)."""
+    t = type(value)
+    module = getattr(t, "__module__", "") or ""
+    if module == "builtins":
+        return t.__qualname__
+    public = module.split(".")
+    # numpy.random._generator -> numpy.random (the public module of the name)
+    while len(public) > 1 and public[-1].startswith("_"):
+        public.pop()
+    return ".".join(public + [t.__qualname__])
 
 
 class NotTraceableError(PolysampleError, RuntimeError):

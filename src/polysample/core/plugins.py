@@ -26,7 +26,7 @@ import pluggy
 
 from . import hookspecs
 from .backend import Backend
-from .errors import BackendUnavailableError, ConfigError, UnknownBackendError
+from .errors import BackendUnavailableError, ConfigError, UnknownBackendError, did_you_mean
 
 __all__ = [
     "DEFAULT_PLUGINS",
@@ -232,9 +232,9 @@ class _Registry:
                     f"{type(name).__name__}. Available backends: {', '.join(sorted(entries))}."
                 )
             raise UnknownBackendError(
-                f"Unknown backend {name!r}. Expected one of: {', '.join(sorted(entries))}. "
-                "Install a plugin that provides it (pip install ...), or list its module in "
-                "POLYSAMPLE_PLUGINS."
+                f"Unknown backend {name!r}. Expected one of: {', '.join(sorted(entries))}."
+                f"{did_you_mean(name, sorted(entries))} Install a plugin that provides it (pip "
+                "install ...), or list its module in POLYSAMPLE_PLUGINS."
             )
         if entry.conflict:
             raise BackendUnavailableError(entry.conflict)

@@ -27,7 +27,7 @@ from typing import Generic, TypeVar
 import numpy as np
 import torch
 
-from .errors import InvalidParameterError
+from .errors import InvalidParameterError, type_name
 
 __all__ = [
     "manual_seed",
@@ -57,15 +57,16 @@ def _name_key(name: str) -> int:
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "little")
 
 
-def as_seed_sequence(seed: object) -> np.random.SeedSequence:
-    """Validate a user seed (non-negative ``int`` or ``SeedSequence``) and return a SeedSequence."""
+def as_seed_sequence(seed: object, advice: str = "Pass e.g. seed=7, or "
+                     "generator=torch.Generator() for a torch stream.") -> np.random.SeedSequence:
+    """Validate a user seed (non-negative ``int`` or ``SeedSequence``) and return a SeedSequence;
+    ``advice`` ends the message of a seed of another type."""
     if isinstance(seed, np.random.SeedSequence):
         return seed
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
         raise InvalidParameterError(
             f"Expected seed to be a non-negative int or numpy.random.SeedSequence. "
-            f"Received: seed={seed!r} of type {type(seed).__name__}. "
-            "Pass e.g. seed=7, or generator=torch.Generator() for a torch stream."
+            f"Received: seed={seed!r} of type {type_name(seed)}. {advice}"
         )
     if seed < 0:
         raise InvalidParameterError(
@@ -81,7 +82,7 @@ def manual_seed(seed: int | np.random.SeedSequence) -> None:
     later are seeded too: their streams are derived from the root when first used.
     """
     global _root, _generation, _fork_key, _fork_pending, _seeded, _spawn_checked
-    ss = as_seed_sequence(seed)
+    ss = as_seed_sequence(seed, "Pass e.g. polysample.manual_seed(7).")
     with _lock:
         _seeded = _spawn_checked = True
         _root = ss
