@@ -71,6 +71,23 @@ def test_log_prob_passes_batched_gradcheck(backend: str, family: str) -> None:
 
 
 @pytest.mark.parametrize("backend", SUBSTRATES)
+@pytest.mark.parametrize("dtype", [torch.float32, F64])
+def test_binomial_log_prob_gradient_in_the_count_at_the_ends(backend: str,
+                                                             dtype: torch.dtype) -> None:
+    # Finding F16: on JAX, TFP's multiply_no_nan has derivative 0 in its second argument
+    # where that is 0, so d/dn of (n - x) log(1 - p) lost log(1 - p) at x = n (2.5929 for
+    # n = 7, p = 0.3, where it is 2.2362).
+    for given in ({"probs": _t(0.3, 0.8, dtype=dtype)}, {"logits": _t(-0.8, 1.4, dtype=dtype)}):
+        n = _t(7.0, 7.0, dtype=dtype).requires_grad_(True)
+        x = _t([[7.0, 7.0], [0.0, 0.0], [3.0, 7.0]], dtype=dtype)
+        (got,) = torch.autograd.grad(ps.Binomial(n, **given, backend=backend).log_prob(x).sum(),
+                                     n)
+        m = n.detach().clone().requires_grad_(True)
+        (want,) = torch.autograd.grad(td.Binomial(m, **given).log_prob(x).sum(), m)
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("backend", SUBSTRATES)
 def test_rsample_passes_batched_gradcheck(backend: str) -> None:
     loc = _t(0.5, -0.2).requires_grad_(True)
     scale = _t(1.5, 0.7).requires_grad_(True)

@@ -817,16 +817,6 @@ def _inverse_gamma(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...],
 
 
 # ---------------------------------------------------------------- scorers: torch's value at the edges
-def _geometric_score(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...], value: Any) -> Any:
-    # torch's formula, from probs: TFP scored from torch's logits, which torch clamps to
-    # +-15.9 (float32), so Geometric(probs=1).log_prob(1) was -15.9 (torch: -inf) and
-    # Geometric(probs=1e-10).log_prob(0) -15.9 (torch: -23.0). TFP's own formula from probs
-    # floors the value (torch does not, with validate_args=False).
-    tf = _tf(tfp)
-    probs = p["probs"]
-    return tf.math.xlog1py(value, -probs) + tf.math.log(probs)
-
-
 def _negative_binomial_score(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...],
                              value: Any) -> Any:
     # total_count 0 and value 0 has probability 1: torch says 0, TFP NaN (lgamma(0) is
@@ -1013,9 +1003,10 @@ TFP_FAMILIES: dict[str, TfpFamily] = {
         draw=_overflow_drawer(_GENERALIZED_PARETO, ("loc", "scale", "concentration"),
                               _gpd_from_exponential),
         draw_flags=_may_overflow(_gpd_log_odds)),
+    # log_prob: the core's (torch's formula from probs, log space from logits: finding F15);
+    # a backend's log_prob sees both parameters and cannot tell which one the user gave
     "Geometric": TfpFamily(("logits",), _d("Geometric", "logits"), rsample=False,
-                           draw=_geometric, draw_inputs=("probs",),
-                           score=_geometric_score, score_inputs=("probs",)),
+                           draw=_geometric, draw_inputs=("probs",), log_prob=False),
     "Gumbel": TfpFamily(("loc", "scale"), _d("Gumbel", "loc", "scale"), score=_gumbel_score),
     "HalfCauchy": TfpFamily(("scale",), _half_cauchy, score=_half_cauchy_score),
     "HalfNormal": TfpFamily(("scale",), _d("HalfNormal", "scale")),

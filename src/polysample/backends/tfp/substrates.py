@@ -509,7 +509,9 @@ class JaxSubstrate(Substrate):
             if compiled is not None:
                 self.stats["loaded"] += 1
                 return compiled
-        compiled = jax.jit(fn, compiler_options=compiler_options(key)).lower(*args).compile()
+        with _pathwise_multiply_no_nan(jax):
+            lowered = jax.jit(fn, compiler_options=compiler_options(key)).lower(*args)
+        compiled = lowered.compile()
         self.stats["compiled"] += 1
         if path is not None:
             _write_program(path, compiled)
@@ -719,6 +721,63 @@ def _pathwise_xlogy(tf: Any) -> Any:
         finally:
             for m, k, f in saved:
                 setattr(m, k, f)
+
+
+def _jax_multiply_no_nan(jax: Any, original: Callable[..., Any]) -> Callable[..., Any]:
+    """``multiply_no_nan(x, y)`` (0 where ``y`` is 0, else ``x * y``) whose derivative in ``y``
+    is ``x`` also where ``y`` is 0: TFP's JAX substrate writes it as a ``where``, whose
+    derivative there is 0 (TFP's own TODO, b/146385087, says what it should be; TensorFlow's is
+    right). ``Binomial.log_prob`` multiplies ``softplus(logits)`` by ``total_count - value``
+    that way, so its gradient in ``total_count`` at ``value == total_count`` lacked
+    ``log(1 - p)`` (finding F16). Same values; integer arguments go to the original."""
+    jnp = jax.numpy
+
+    @jax.custom_jvp
+    def mnn(x: Any, y: Any) -> Any:
+        return jnp.where(jnp.equal(y, 0), jnp.zeros((), x.dtype), x * y)
+
+    @mnn.defjvp
+    def mnn_jvp(primals: Any, tangents: Any) -> Any:
+        (x, y), (tx, ty) = primals, tangents
+        # d(x y) = y dx + x dy, linear in (dx, dy) (so JAX can transpose it): the first term 0
+        # where y is 0, the second 0 where x is not finite (as the original's derivative was,
+        # rather than inf times a zero cotangent)
+        zero = jnp.zeros((), x.dtype)
+        dx = jnp.where(jnp.equal(y, 0), zero, tx * y)
+        return mnn(x, y), dx + jnp.where(jnp.isfinite(x), x, zero) * ty
+
+    def multiply_no_nan(x: Any, y: Any, name: Any = None) -> Any:
+        dtype = jnp.result_type(x, y)
+        if not jnp.issubdtype(dtype, jnp.floating):
+            return original(x, y, name=name)
+        return mnn(jnp.asarray(x, dtype), jnp.asarray(y, dtype))
+
+    return multiply_no_nan
+
+
+@contextlib.contextmanager
+def _pathwise_multiply_no_nan(jax: Any) -> Any:
+    """While polysample traces a JAX program, TFP's JAX substrate's ``multiply_no_nan`` is
+    :func:`_jax_multiply_no_nan`'s (wherever a module of the substrate holds it); the original
+    is put back after each trace, and traces run one at a time (as :func:`_pathwise_xlogy` on
+    TensorFlow). A user's own TFP code outside polysample's traces is left alone."""
+    numpy_math = importlib.import_module(
+        "tensorflow_probability.python.internal.backend.jax.numpy_math")
+    original = numpy_math.multiply_no_nan
+    fixed = _jax_multiply_no_nan(jax, original)
+    prefixes = ("tensorflow_probability.python.internal.backend.jax",
+                "tensorflow_probability.substrates.jax")
+    with _TRACE_LOCK:
+        holders = [m for name, m in list(sys.modules.items())
+                   if name.startswith(prefixes) and m is not None
+                   and getattr(m, "multiply_no_nan", None) is original]
+        for m in holders:
+            m.multiply_no_nan = fixed  # type: ignore[attr-defined]
+        try:
+            yield
+        finally:
+            for m in holders:
+                m.multiply_no_nan = original  # type: ignore[attr-defined]
 
 
 @contextlib.contextmanager
