@@ -7,7 +7,7 @@
   transforms of parameter-free SciPy noise (``loc + scale * eps``, inverse CDFs), implicit
   reparameterization of SciPy's Gamma, Beta and Dirichlet draws (:mod:`.draws`).
 * ``log_prob()`` is SciPy's ``logpdf``/``logpmf`` with analytic derivatives in backward
-  (:mod:`.scores`).
+  (:mod:`.scores`), except for the probability families, which torch scores from ``logits``.
 * Families SciPy has no law for are left out, with the reason (:data:`OMITTED`).
 
 SciPy is imported on the first draw: polysample registers and lists the backend without it.

@@ -8,6 +8,12 @@ the incoming gradient by the derivatives of the log density written out in torch
 family's formula is differentiable in. polysample's core refuses a ``log_prob`` that carries no
 gradient to a parameter that requires one (``BackendContractError``), so a family is scored
 here only when all its derivatives are written; the others are scored by torch.
+
+The probability families (Bernoulli, Binomial, Geometric, NegativeBinomial, the categorical
+ones, Multinomial) are scored by torch: SciPy's ``logpmf`` takes probabilities, and a
+distribution given ``logits`` has probabilities that round to 0 or 1 where the logits are
+large (``Bernoulli(logits=17.)`` in float32 has ``probs`` 1.0: SciPy scored the value 0 as
+``-inf``, with a NaN gradient, where it is -17), while torch scores from the logits.
 """
 
 from __future__ import annotations
@@ -18,7 +24,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import digamma
 
 from polysample.plugin import Params
@@ -262,41 +267,8 @@ def _von_mises(x: torch.Tensor, loc: torch.Tensor, kappa: torch.Tensor
     return {"value": -kappa * d.sin(), "loc": kappa * d.sin(), "concentration": d.cos() - ratio}
 
 
-def _bernoulli(x: torch.Tensor, probs: torch.Tensor) -> dict[str, torch.Tensor]:
-    return {"probs": x / probs - (1 - x) / (1 - probs)}
-
-
-def _binomial(x: torch.Tensor, n: torch.Tensor, probs: torch.Tensor) -> dict[str, torch.Tensor]:
-    return {"probs": x / probs - (n - x) / (1 - probs),
-            "total_count": digamma(n + 1) - digamma(n - x + 1) + torch.log1p(-probs)}
-
-
-def _geometric(x: torch.Tensor, probs: torch.Tensor) -> dict[str, torch.Tensor]:
-    return {"probs": probs.reciprocal() - x / (1 - probs)}
-
-
-def _negative_binomial(x: torch.Tensor, r: torch.Tensor, probs: torch.Tensor
-                       ) -> dict[str, torch.Tensor]:
-    return {"probs": x / probs - r / (1 - probs),
-            "total_count": digamma(x + r) - digamma(r) + torch.log1p(-probs)}
-
-
 def _poisson(x: torch.Tensor, rate: torch.Tensor) -> dict[str, torch.Tensor]:
     return {"rate": x / rate - 1}
-
-
-def _ratio(x: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
-    # d/dp_i of sum_i x_i log p_i, 0 where x_i = 0 (p_i may be 0 there).
-    return torch.where(x > 0, x / probs, torch.zeros(()).to(probs))
-
-
-def _categorical(x: torch.Tensor, probs: torch.Tensor) -> dict[str, torch.Tensor]:
-    one_hot = F.one_hot(x.long(), probs.shape[-1]).to(probs)
-    return {"probs": _ratio(one_hot, probs)}
-
-
-def _one_hot(x: torch.Tensor, probs: torch.Tensor) -> dict[str, torch.Tensor]:
-    return {"probs": _ratio(x, probs)}
 
 
 def _dirichlet(x: torch.Tensor, alpha: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -363,15 +335,7 @@ SCORES: dict[str, tuple[tuple[str, ...], Grads]] = {
     "FisherSnedecor": (("df1", "df2"), _fisher_snedecor),
     "Beta": (("concentration1", "concentration0"), _beta),
     "VonMises": (("loc", "concentration"), _von_mises),
-    "Bernoulli": (("probs",), _bernoulli),
-    "Binomial": (("total_count", "probs"), _binomial),
-    "Geometric": (("probs",), _geometric),
-    "NegativeBinomial": (("total_count", "probs"), _negative_binomial),
     "Poisson": (("rate",), _poisson),
-    "Categorical": (("probs",), _categorical),
-    "OneHotCategorical": (("probs",), _one_hot),
-    "OneHotCategoricalStraightThrough": (("probs",), _one_hot),
-    "Multinomial": (("probs",), _one_hot),
     "Dirichlet": (("concentration",), _dirichlet),
     "MultivariateNormal": (("loc", "scale_tril"), _mvn),
     "LowRankMultivariateNormal": (("loc", "cov_factor", "cov_diag"), _lowrank_mvn),
