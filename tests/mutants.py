@@ -1152,6 +1152,43 @@ class LogProbConstantMutant(_Mutant):
         return self._inner.log_prob(family, params, value) + 0.5
 
 
+class ProbsScoringMutant(_Mutant):
+    """Scores Bernoulli and Categorical itself from ``probs``, as a library whose densities take
+    probabilities does (the example SciPy plugin did): right wherever the probabilities are
+    exact, but a distribution given large ``logits`` has probabilities of 1.0 and 0.0
+    (``Bernoulli(logits=17.)`` in float32), whose values it scores ``-inf`` or at torch's
+    clamp instead of -17, with NaN or zero gradients."""
+
+    FAMILIES = ("Bernoulli", "Categorical")
+
+    def families(self) -> Mapping[str, FamilySupport]:
+        return {f: dataclasses.replace(s, log_prob=True) for f, s in super().families().items()}
+
+    def log_prob(self, family, params, value):  # type: ignore[override]
+        probs = params["probs"]
+        if family == "Bernoulli":
+            return torch.where(value > 0, probs.log(), torch.log1p(-probs))
+        return probs.log().expand(value.shape + probs.shape[-1:]).gather(
+            -1, value.long().unsqueeze(-1)).squeeze(-1)
+
+
+class BinomialCountGradientMutant(_Mutant):
+    """Scores Binomial itself, right in value, but its derivative in ``total_count`` drops the
+    ``log(1 - p)`` of ``(n - x) log(1 - p)`` where ``x == n`` (TFP 0.25 on JAX did, through
+    ``multiply_no_nan``'s derivative: finding F16)."""
+
+    FAMILIES = ("Binomial",)
+
+    def families(self) -> Mapping[str, FamilySupport]:
+        return {f: dataclasses.replace(s, log_prob=True) for f, s in super().families().items()}
+
+    def log_prob(self, family, params, value):  # type: ignore[override]
+        lp = self._inner.log_prob(family, params, value)
+        n, probs = params["total_count"], params["probs"]
+        dropped = (n - n.detach()) * torch.log1p(-probs.detach())  # value 0, derivative log(1-p)
+        return lp - torch.where(value == n, dropped, torch.zeros_like(dropped))
+
+
 class CancellingKumaraswamyMutant(_Mutant):
     """Scores Kumaraswamy itself with ``log1p(-x^a)`` for ``log(1 - x^a)`` (TFP 0.25's
     formula): right to 1e-15 at typical values, wrong within a few thousand ulps of 1, where
@@ -1436,6 +1473,9 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     "mutant_geometric": (GeometricOffByOneMutant, "sample_ks", "Geometric"),
     "mutant_detached": (DetachedMutant, "rsample_grad", "Normal"),
     "mutant_dtype": (DtypeMutant, "dtype", "Normal"),
+    "mutant_probs_scoring": (ProbsScoringMutant, "log_prob_logits", "Bernoulli"),
+    "mutant_binomial_count_grad": (BinomialCountGradientMutant, "log_prob_gradcheck", "Binomial"),
+    "mutant_probs_scoring_categorical": (ProbsScoringMutant, "log_prob_logits", "Categorical"),
     "mutant_generator": (GeneratorIgnoringMutant, "generator", "Normal"),
     "mutant_seedignoring": (SeedIgnoringMutant, "seeds", "Normal"),
     # The seed ignored for scalar parameters, or for sample shapes of three dimensions.

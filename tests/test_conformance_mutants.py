@@ -23,6 +23,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).parent))
 import mutants  # noqa: E402
 
 LAYERS = {
+    "log_prob_logits": ("density",),
     "sample_pit_var": ("sampler",),
     "sample_pit_mean": ("sampler",),
     "sample_ks": ("sampler",),
@@ -1105,3 +1106,15 @@ def test_a_contract_error_in_the_suite_advises_the_author_not_the_user():
     x = torch.tensor([2.0], dtype=torch.float64)
     with pytest.raises(ps.BackendContractError, match=re.escape(USER_ADVICE)):
         ps.Normal(x, 1.0, backend=mutants.DtypeMutant()).sample()
+
+
+@pytest.mark.parametrize("family", ["Bernoulli", "Categorical"])
+def test_scoring_from_probs_fails_the_logits_check_alone(with_mutants, family):
+    # Exact at the grids' probabilities (the other density checks pass it); given large
+    # logits, the probabilities round to 1.0 and 0.0 and the scores to -inf.
+    report = check_backend("mutant_probs_scoring", families=[family], layers=["density"],
+                           known_failures=False)
+    assert {r.check for r in report.failures} == {"log_prob_logits"}, report.summary()
+    message = report.failures[0].message
+    assert "given logits" in message and "Score from the logits in log space" in message
+    assert "at logits = " in message and report.failures[0].point

@@ -315,3 +315,37 @@ def test_continuous_bernoulli_rsample_gradient_near_one_half(backend: str, probs
     x = ps.ContinuousBernoulli(probs=p, backend=backend).rsample(seed=3)
     (g,) = torch.autograd.grad(x.sum(), p)
     assert abs(g.mean().item() - 1 / 3) < 6 * 0.149 / 2 ** 8, g.mean().item()
+
+
+@pytest.mark.parametrize("backend", ["torch", "numpy", "tfp", "tfp-tf", "auto", "scipy"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_geometric_given_logits_is_scored_in_log_space(backend: str, dtype: torch.dtype) -> None:
+    # Finding F15: torch's formula reads sigmoid(logits), 1.0 for large logits, so value 5 at
+    # logits 100 scored -inf (it is -500); from probs, torch's own edges stay.
+    if backend not in AVAILABLE:
+        pytest.skip(f"{backend} is not available")
+    from polysample.conformance.layers.density import logit_case, logit_log_prob
+
+    logits, other, value = logit_case("Geometric", dtype)  # type: ignore[misc]
+    leaf = logits.clone().requires_grad_(True)
+    d = ps.Geometric(logits=leaf, backend=backend)
+    got = d.log_prob(value)
+    ref_leaf = logits.double().requires_grad_(True)
+    want = logit_log_prob("Geometric", ref_leaf, other, value)
+    torch.testing.assert_close(got.double(), want.detach(), rtol=1e-6 if dtype == torch.float64
+                               else 1e-5, atol=1e-6)
+    got.sum().backward()
+    want.sum().backward()
+    torch.testing.assert_close(leaf.grad.double(), ref_leaf.grad, rtol=1e-5, atol=1e-5)
+    # expand keeps it; pickling too
+    wide = d.expand((2, len(logits)))
+    torch.testing.assert_close(wide.log_prob(value[-1])[1].double(), want[-1].detach(),
+                               rtol=1e-5, atol=1e-6)
+    import pickle
+
+    again = pickle.loads(pickle.dumps(ps.Geometric(logits=logits, backend=backend)))
+    torch.testing.assert_close(again.log_prob(value).double(), want.detach(), rtol=1e-5,
+                               atol=1e-6)
+    # given probs: torch's formula and edges (probs 1: 0 at 0, -inf at 1)
+    edge = ps.Geometric(probs=torch.ones((), dtype=dtype), backend=backend)
+    assert edge.log_prob(torch.tensor([0.0, 1.0], dtype=dtype)).tolist() == [0.0, -math.inf]

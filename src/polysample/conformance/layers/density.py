@@ -11,6 +11,9 @@ gradient comes back NaN (:func:`..runner.nan_cotangent`). ``log_prob_far`` compa
 ``log_prob_edge`` near the finite ends of the support (:func:`edge_points`), where differences
 such as ``1 - x^a`` cancel; ``log_prob_huge`` at huge values (:func:`huge_points`), where the
 square of the standardized value overflows although the log density is a few hundred.
+``log_prob_logits``: the probability families built from ``logits`` up to |100|
+(:func:`logit_case`), whose probabilities round to 0 or 1, against a log-space reference
+(:func:`logit_log_prob`), value and gradient.
 """
 
 from __future__ import annotations
@@ -32,7 +35,76 @@ from ..reference import params_np
 from ..runner import Runner, Target, make, nan_cotangent
 
 __all__ = ["checks", "far_points", "FAR_LOG_DENSITY", "edge_points", "EDGE_STEPS",
-           "huge_points", "HUGE_VALUES", "HUGE_RTOL"]
+           "huge_points", "HUGE_VALUES", "HUGE_RTOL", "LOGITS", "logit_case", "logit_log_prob"]
+
+
+#: The logits of ``log_prob_logits`` (one batch element each): where ``sigmoid`` is 1 or 0 to
+#: float32 (|17| and beyond) and to float64 (|100|), and two ordinary ones.
+LOGITS = (-100.0, -30.0, -17.0, -0.5, 0.5, 17.0, 30.0, 100.0)
+#: The category logits of the categorical families (3 batch rows of 4 categories): a category
+#: 200 below another, two 60 apart, all equal.
+CATEGORY_LOGITS = ((0.0, -100.0, 100.0, 5.0), (30.0, -30.0, 0.0, 0.0), (0.0, 0.0, 0.0, 0.0))
+_COUNT_VALUES = {"Bernoulli": (0.0, 1.0), "Binomial": (0.0, 1.0, 9.0, 10.0),
+                 "Geometric": (0.0, 1.0, 5.0), "NegativeBinomial": (0.0, 1.0, 3.0, 10.0)}
+_TOTALS = {"Binomial": 10.0, "NegativeBinomial": 3.0}
+_MULTINOMIAL_COUNTS = ((5, 0, 0, 0), (0, 5, 0, 0), (0, 0, 5, 0), (1, 1, 2, 1), (0, 0, 0, 5))
+#: The count families whose ``log_prob_gradcheck`` also scores the ends of the support.
+_COUNT_ENDS = ("Binomial", "NegativeBinomial", "Poisson", "Geometric")
+_CATEGORY_FAMILIES = ("Categorical", "OneHotCategorical", "OneHotCategoricalStraightThrough",
+                      "Multinomial")
+
+
+def logit_case(family: str, dtype: torch.dtype
+               ) -> tuple[torch.Tensor, dict[str, Any], torch.Tensor] | None:
+    """The ``logits``, the other parameters and the values (sample dimension first) at which
+    ``log_prob_logits`` scores ``family``; None for a family it does not judge."""
+    if family in _COUNT_VALUES:
+        logits = torch.tensor(LOGITS, dtype=dtype)
+        vals = _COUNT_VALUES[family]
+        value = torch.tensor(vals, dtype=dtype)[:, None].expand(len(vals), len(LOGITS))
+        other = {"total_count": torch.tensor(_TOTALS[family], dtype=dtype)} \
+            if family in _TOTALS else {}
+        return logits, other, value.contiguous()
+    if family not in _CATEGORY_FAMILIES:
+        return None
+    logits = torch.tensor(CATEGORY_LOGITS, dtype=dtype)
+    k, rows = logits.shape[-1], logits.shape[0]
+    if family == "Categorical":
+        return logits, {}, torch.arange(k)[:, None].expand(k, rows).contiguous()
+    if family == "Multinomial":
+        counts = torch.tensor(_MULTINOMIAL_COUNTS, dtype=dtype)
+        return logits, {"total_count": 5}, counts[:, None, :].expand(
+            len(counts), rows, k).contiguous()
+    return logits, {}, torch.eye(k, dtype=dtype)[:, None, :].expand(k, rows, k).contiguous()
+
+
+def logit_log_prob(family: str, logits: torch.Tensor, other: dict[str, Any],
+                   value: torch.Tensor) -> torch.Tensor:
+    """The reference log mass from ``logits``, computed in float64 in log space
+    (``logsigmoid``, ``logsumexp``: exact where ``sigmoid`` rounds to 0 or 1), differentiable
+    in ``logits``."""
+    lg = logits.double()
+    v = value.double() if value.is_floating_point() else value
+    if family in _COUNT_VALUES:
+        log_p, log_q = torch.nn.functional.logsigmoid(lg), torch.nn.functional.logsigmoid(-lg)
+        if family == "Bernoulli":
+            return v * log_p + (1 - v) * log_q
+        if family == "Geometric":  # failures before the first success of probability p
+            return log_p + v * log_q
+        n = torch.as_tensor(other["total_count"], dtype=torch.float64)
+        if family == "Binomial":
+            return (torch.lgamma(n + 1) - torch.lgamma(v + 1) - torch.lgamma(n - v + 1)
+                    + v * log_p + (n - v) * log_q)
+        # NegativeBinomial: successes (probability p) before total_count failures
+        return torch.lgamma(v + n) - torch.lgamma(n) - torch.lgamma(v + 1) + n * log_q + v * log_p
+    log_p = lg - torch.logsumexp(lg, -1, keepdim=True)
+    if family == "Categorical":
+        return log_p.expand(v.shape + log_p.shape[-1:]).gather(-1, v.unsqueeze(-1)).squeeze(-1)
+    out = (v * log_p).sum(-1)
+    if family == "Multinomial":
+        total = float(other["total_count"])
+        out = out + math.lgamma(total + 1) - torch.lgamma(v + 1).sum(-1)
+    return out
 
 #: The reference log density at the values of ``log_prob_far``: below float64's smallest
 #: density (exp(-745) underflows to 0), so that a log_prob computed as log(pdf) is -inf there.
@@ -396,11 +468,23 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
         for grid in grids:
             yield Check(t.name, family, grid, "log_prob_huge", "density", False, huge(grid))
 
+    if logit_case(family, torch.float64) is not None:
+        yield Check(t.name, family, "example", "log_prob_logits", "density", False,
+                    functools.partial(_logits_check, t, family))
+
     if not c.gradcheck:
         return
 
     def gradcheck(r: Runner) -> Outcome:
         params, _, value = points(torch.float64)
+        if family in _COUNT_ENDS:
+            # the ends of a count's support, where terms such as (n - x) log(1 - p) vanish
+            # and a library may drop their derivative (finding F16): 0, and total_count
+            ends = [torch.zeros_like(value[:1])]
+            if family == "Binomial":
+                ends.append(torch.broadcast_to(torch.as_tensor(
+                    params["total_count"], dtype=value.dtype), value[:1].shape).floor())
+            value = torch.cat([value, *ends])
         leaves = grad_leaves(family, params)
         names = [k for k in leaves if k not in ("scale_tril",)]
         if not names:
@@ -418,10 +502,100 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
                                + _worst_partial(family, f, params, value, names,
                                                 [leaves[k] for k in names]))
         nan_cotangent(f(*(leaves[k] for k in names)), {k: leaves[k] for k in names}, "log_prob")
+        if family == "Binomial":
+            _binomial_count_gradient(t, params, value)
+            names = [*names, "total_count (analytic)"]
         return Outcome(f"gradcheck of log_prob w.r.t. {names}; a NaN upstream gradient comes "
                        "back NaN")
 
     yield Check(t.name, family, "example", "log_prob_gradcheck", "density", False, gradcheck)
+
+
+#: ``log_prob_logits``' tolerances, of ``|got - want| / (|want| + 1)``: (value, gradient).
+LOGITS_RTOL = {torch.float64: (1e-6, 1e-6), torch.float32: (1e-4, 1e-4)}
+
+
+def _logits_check(t: Target, family: str, r: Runner) -> Outcome:
+    """``log_prob`` of the family built from ``logits`` (:func:`logit_case`), in float64 and
+    float32, and its gradient in the logits, against :func:`logit_log_prob`. A backend that
+    scores from ``probs`` (``sigmoid(logits)``, 1.0 beyond |17| in float32) gets ``-inf`` or
+    a value that lost its digits, and a NaN gradient."""
+    worst = 0.0
+    for dtype, (rtol, gtol) in LOGITS_RTOL.items():
+        logits, other, value = logit_case(family, dtype)  # type: ignore[misc]
+        leaf = logits.clone().requires_grad_(True)
+        ref_leaf = logits.detach().double().requires_grad_(True)
+        want = logit_log_prob(family, ref_leaf, other, value)
+        (want_grad,) = torch.autograd.grad(want.sum(), ref_leaf)
+        got = make(family, {"logits": leaf, **other}, t).log_prob(value)
+        if not got.requires_grad:
+            raise CheckFailure(f"log_prob of {family}(logits=...) in {dtype} carries no "
+                               "gradient to the logits")
+        (grad,) = torch.autograd.grad(got.sum(), leaf, allow_unused=True)
+        dtype_name = str(dtype).removeprefix("torch.")
+        for what, g, w, tol in (("log_prob", got, want, rtol),
+                                ("its gradient in the logits", grad, want_grad, gtol)):
+            if g is None:
+                raise CheckFailure(f"log_prob of {family}(logits=...) in {dtype_name}: no "
+                                   "gradient reached the logits")
+            gd, wd = g.detach().double(), w.detach()
+            err = ((gd - wd).abs() / (wd.abs() + 1)).nan_to_num(nan=math.inf, posinf=math.inf)
+            e = float(err.max())
+            worst = max(worst, e / tol)
+            if e > tol:
+                i = int(err.flatten().argmax())
+                where = _logit_point(family, logits, value, i, what == "log_prob")
+                raise CheckFailure(
+                    f"{what} of {family} given logits, {dtype_name}: got "
+                    f"{float(gd.flatten()[i]):.10g}, want {float(wd.flatten()[i]):.10g} "
+                    f"{where} (|got - want|/(|want| + 1) = {e:.3g} > {tol:g}). Score from "
+                    "the logits in log space (logsigmoid, logsumexp): their probabilities "
+                    "round to 0 or 1 where the logits are large", statistic=e, threshold=tol,
+                    point=where)
+    return Outcome(f"log_prob and its logits gradient from logits up to |100|, float64 and "
+                   f"float32: worst {worst:.2g} of the tolerance", statistic=worst, threshold=1.0)
+
+
+def _logit_point(family: str, logits: torch.Tensor, value: torch.Tensor, i: int,
+                 scored: bool) -> str:
+    """Which logits (and value) the ``i``-th element of a ``log_prob_logits`` result (or of
+    the logits' gradient) belongs to, in words."""
+    if scored:
+        rows = logits.shape[0]
+        j, b = divmod(i, rows)
+        if family in _COUNT_VALUES:
+            return f"at logits = {float(logits[b]):g}, value = {float(value[j, b]):g}"
+        shown = value[j, b].tolist() if value.dim() == 3 else int(value[j, b])
+        return f"at logits = {logits[b].tolist()}, value = {shown}"
+    if family in _COUNT_VALUES:
+        return f"at logits = {float(logits[i]):g} (summed over the values {_COUNT_VALUES[family]})"
+    b, k = divmod(i, logits.shape[-1])
+    return f"in logits[{b}][{k}] of {logits[b].tolist()} (summed over the values)"
+
+
+def _binomial_count_gradient(t: Target, params: dict[str, Any], value: torch.Tensor) -> None:
+    """``d log_prob / d total_count`` of Binomial against ``psi(n + 1) - psi(n - x + 1) +
+    log(1 - p)``, summed over the values, at the grid's values and the support's ends:
+    ``total_count`` takes whole numbers, so finite differences (``gradcheck``) cannot judge
+    it, but torch differentiates ``log_prob`` in it and so must a backend."""
+    kw = {k: (v.detach() if isinstance(v, torch.Tensor) else v) for k, v in params.items()}
+    n = torch.as_tensor(kw["total_count"], dtype=torch.float64).clone().requires_grad_(True)
+    kw["total_count"] = n
+    lp = make("Binomial", kw, t).log_prob(value)
+    (got,) = torch.autograd.grad(lp.sum(), n)
+    probs = torch.as_tensor(kw["probs"], dtype=torch.float64)
+    nd, x = n.detach(), value.double()
+    want = (torch.digamma(nd + 1) - torch.digamma(nd - x + 1) + torch.log1p(-probs)).sum(0)
+    err = ((got.double() - want).abs() / (want.abs() + 1)).nan_to_num(nan=math.inf)
+    if float(err.max()) > 1e-6:
+        j = int(err.argmax())
+        points = grid_points("Binomial", kw)
+        raise CheckFailure(
+            f"d log_prob/d total_count at example[{j}] ({points[j]}), summed over the values "
+            f"{value[:, j].tolist()}: got {float(got.flatten()[j]):.10g}, want "
+            f"{float(want.flatten()[j]):.10g} = sum of psi(n + 1) - psi(n - x + 1) + log(1 - p) "
+            "(a term (n - x) log(1 - p) whose derivative was dropped where n = x?)",
+            statistic=float(err.max()), threshold=1e-6, point=f"example[{j}] ({points[j]})")
 
 
 def _worst_partial(family: str, f: Callable[..., torch.Tensor], params: dict[str, Any],
