@@ -343,3 +343,28 @@ def test_not_reparameterizable_names_the_alternatives_that_apply():
     with pytest.raises(ps.NotReparameterizableError,
                        match="RelaxedBernoulli.*No registered backend reparameterizes Poisson"):
         ps.Poisson(1.0, backend="torch").rsample()
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_a_constructor_torch_cannot_run_in_half_precision_says_so_as_torch_does(dtype):
+    # An outside trial: a float16 covariance matrix was reported as invalid parameters
+    # (InvalidParameterRuntimeError); the parameters are valid, torch lacks the kernel, and
+    # torch itself raises NotImplementedError.
+    eye, zeros = torch.eye(2, dtype=dtype), torch.zeros(2, dtype=dtype)
+    cases = [("MultivariateNormal", {"loc": zeros, "covariance_matrix": eye}, "scale_tril"),
+             ("MultivariateNormal", {"loc": zeros, "precision_matrix": eye}, "scale_tril"),
+             ("Wishart", {"df": torch.tensor(3.0, dtype=dtype), "covariance_matrix": eye},
+              "scale_tril"),
+             ("LowRankMultivariateNormal", {"loc": zeros, "cov_factor": eye[:, :1],
+                                            "cov_diag": torch.ones(2, dtype=dtype)}, None)]
+    for family, kwargs, instead in cases:
+        with pytest.raises(NotImplementedError) as info:
+            getattr(ps, family)(**kwargs)
+        assert isinstance(info.value, ps.UnsupportedFamilyError), family
+        msg = str(info.value)
+        assert "not implemented" in msg and "float32 parameters" in msg, msg
+        assert (instead is None) == ("Pass scale_tril" not in msg), msg
+        if instead:  # the way out it names works in this dtype
+            other = {k: v for k, v in kwargs.items() if not k.endswith("_matrix")}
+            d = getattr(ps, family)(**other, scale_tril=eye)
+            assert d.log_prob(d.sample((2,))).dtype == dtype

@@ -182,6 +182,24 @@ def _check_backend_arg(backend: object) -> None:
         require_registered(backend)
 
 
+def _unimplemented_init(family: str, args: tuple[Any, ...], kwargs: dict[str, Any],
+                        exc: NotImplementedError) -> UnsupportedFamilyError:
+    """The error of a constructor that needs an operation torch does not implement for the
+    parameters' dtype: a ``NotImplementedError``, as torch's own."""
+    dtypes = sorted({str(a.dtype).removeprefix("torch.") for a in (*args, *kwargs.values())
+                     if isinstance(a, torch.Tensor) and a.is_floating_point()})
+    given = [k for k in ("covariance_matrix", "precision_matrix") if kwargs.get(k) is not None]
+    instead = (f"Pass scale_tril instead of {given[0]} (its draws and log_prob work in half "
+               "precision), or " if given and family in ("MultivariateNormal", "Wishart")
+               else "Pass ")
+    return UnsupportedFamilyError(
+        f"Cannot build polysample.{family} from {' and '.join(dtypes) or 'these'} parameters: "
+        f"torch's constructor needs an operation torch does not implement for them "
+        f"({quoted(exc)}) Expected parameters of a dtype it does (float16 and bfloat16 "
+        f"matrices have no Cholesky factorization on the CPU). {instead}float32 parameters, "
+        "and cast the draws (x.half()).")
+
+
 def _wrap_init_error(family: str, exc: Exception,
                      non_finite: list[str] | None = None,
                      violating: list[str] | None = None) -> InvalidParameterError:
@@ -841,6 +859,10 @@ class PolysampleDistribution:
                                        if validate is None else bool(validate))
         except PolysampleError:
             raise
+        except NotImplementedError as exc:
+            # torch lacks a kernel for these parameters' dtype (a float16 covariance matrix's
+            # Cholesky factorization on the CPU): valid parameters, an operation torch lacks
+            raise _unimplemented_init(self._ps_family, args, kwargs, exc) from exc
         except (ValueError, TypeError, RuntimeError) as exc:
             if any(isinstance(a, torch.Tensor) and a.is_meta for a in (*args, *kwargs.values())):
                 raise _meta_error(self._ps_family, exc) from exc
