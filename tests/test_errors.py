@@ -7,6 +7,7 @@ it below (wrong type, shape, dtype, a tracked ``sample``, a detached ``rsample``
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -368,3 +369,7 @@ def test_a_constructor_torch_cannot_run_in_half_precision_says_so_as_torch_does(
             other = {k: v for k, v in kwargs.items() if not k.endswith("_matrix")}
             d = getattr(ps, family)(**other, scale_tril=eye)
             assert d.log_prob(d.sample((2,))).dtype == dtype
+    # invalid as well (a NaN): the invalid parameter is what is reported
+    with pytest.raises(ps.InvalidParameterError, match="non-finite: loc"):
+        ps.LowRankMultivariateNormal(torch.tensor([math.nan, 0.5], dtype=dtype), eye[:, :1],
+                                     torch.ones(2, dtype=dtype), validate_args=False)

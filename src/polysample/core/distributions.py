@@ -861,7 +861,12 @@ class PolysampleDistribution:
             raise
         except NotImplementedError as exc:
             # torch lacks a kernel for these parameters' dtype (a float16 covariance matrix's
-            # Cholesky factorization on the CPU): valid parameters, an operation torch lacks
+            # Cholesky factorization on the CPU): an operation torch lacks, unless the
+            # parameters are invalid too (non-finite, outside their constraints): that first
+            bad = (_non_finite_args(self._ps_family, args, kwargs),
+                   _violating_args(self._ps_family, args, kwargs))
+            if any(bad):
+                raise _wrap_init_error(self._ps_family, exc, *bad) from exc
             raise _unimplemented_init(self._ps_family, args, kwargs, exc) from exc
         except (ValueError, TypeError, RuntimeError) as exc:
             if any(isinstance(a, torch.Tensor) and a.is_meta for a in (*args, *kwargs.values())):
