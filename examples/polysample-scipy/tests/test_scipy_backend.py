@@ -110,3 +110,17 @@ def test_log_prob_and_its_gradients_equal_torchs(family: str) -> None:
             assert not g.triu(1).any()
             g, w = g.tril(), w.tril()
         torch.testing.assert_close(g, w, rtol=1e-6, atol=1e-8, msg=f"d log_prob / d {name}")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_probability_families_given_large_logits_score_exactly(dtype):
+    # SciPy's logpmf takes probabilities, which round to 1.0 for logits of 17 in float32:
+    # these families are scored by torch, from the logits (-17, gradient -1; it was -inf, NaN).
+    assert not {"Bernoulli", "Binomial", "Geometric", "NegativeBinomial", "Categorical",
+                "OneHotCategorical", "Multinomial"} & set(SCORES)
+    logits = torch.tensor(17.0, dtype=dtype, requires_grad=True)
+    lp = ps.Bernoulli(logits=logits, backend=BACKEND).log_prob(torch.tensor(0.0, dtype=dtype))
+    lp.backward()
+    assert lp.item() == pytest.approx(-17.0, rel=1e-6) and logits.grad.item() == pytest.approx(-1.0)
+    cat = ps.Categorical(logits=torch.tensor([0.0, -100.0, 100.0], dtype=dtype), backend=BACKEND)
+    assert cat.log_prob(torch.tensor(1)).item() == pytest.approx(-200.0, rel=1e-6)
