@@ -1189,6 +1189,22 @@ class BinomialCountGradientMutant(_Mutant):
         return lp - torch.where(value == n, dropped, torch.zeros_like(dropped))
 
 
+class LaplaceKinkMutant(_Mutant):
+    """Scores Laplace itself, right in value, with derivative 1 of ``|x - loc|`` at
+    ``x == loc`` (JAX's ``abs``; torch's is ``sign(0) = 0``): TFP 0.25 on JAX, finding F17."""
+
+    FAMILIES = ("Laplace",)
+
+    def families(self) -> Mapping[str, FamilySupport]:
+        return {f: dataclasses.replace(s, log_prob=True) for f, s in super().families().items()}
+
+    def log_prob(self, family, params, value):  # type: ignore[override]
+        loc, scale = params["loc"], params["scale"]
+        z = value - loc
+        sign = torch.where(z >= 0, torch.ones_like(z), -torch.ones_like(z)).detach()
+        return -(z * sign) / scale - torch.log(2 * scale)
+
+
 class CancellingKumaraswamyMutant(_Mutant):
     """Scores Kumaraswamy itself with ``log1p(-x^a)`` for ``log(1 - x^a)`` (TFP 0.25's
     formula): right to 1e-15 at typical values, wrong within a few thousand ulps of 1, where
@@ -1475,6 +1491,7 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     "mutant_dtype": (DtypeMutant, "dtype", "Normal"),
     "mutant_probs_scoring": (ProbsScoringMutant, "log_prob_logits", "Bernoulli"),
     "mutant_binomial_count_grad": (BinomialCountGradientMutant, "log_prob_gradcheck", "Binomial"),
+    "mutant_laplace_kink": (LaplaceKinkMutant, "log_prob_gradcheck", "Laplace"),
     "mutant_probs_scoring_categorical": (ProbsScoringMutant, "log_prob_logits", "Categorical"),
     "mutant_generator": (GeneratorIgnoringMutant, "generator", "Normal"),
     "mutant_seedignoring": (SeedIgnoringMutant, "seeds", "Normal"),

@@ -88,6 +88,24 @@ def test_binomial_log_prob_gradient_in_the_count_at_the_ends(backend: str,
 
 
 @pytest.mark.parametrize("backend", SUBSTRATES)
+@pytest.mark.parametrize("dtype", [torch.float32, F64])
+def test_laplace_log_prob_gradient_at_its_kink_is_torchs(backend: str, dtype: torch.dtype) -> None:
+    # Finding F17: JAX's derivative of |x| at 0 is 1 (torch's and TensorFlow's sign(0) = 0), so
+    # d log_prob/d loc at value == loc was 1/scale on tfp.
+    loc, scale = _t(0.5, -2.0, dtype=dtype), _t(2.0, 0.25, dtype=dtype)
+    x = _t([[0.5, -2.0], [1.0, -3.0]], dtype=dtype)
+    got = [p.clone().requires_grad_(True) for p in (loc, scale, x)]
+    want = [p.clone().requires_grad_(True) for p in (loc, scale, x)]
+    lp = ps.Laplace(*got[:2], backend=backend).log_prob(got[2])
+    (at_kink,) = torch.autograd.grad(lp[0].sum(), got[0], retain_graph=True)
+    assert at_kink.tolist() == [0.0, 0.0]
+    g = torch.autograd.grad(lp.sum(), got)
+    w = torch.autograd.grad(td.Laplace(*want[:2]).log_prob(want[2]).sum(), want)
+    for a, b in zip(g, w):
+        torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("backend", SUBSTRATES)
 def test_rsample_passes_batched_gradcheck(backend: str) -> None:
     loc = _t(0.5, -0.2).requires_grad_(True)
     scale = _t(1.5, 0.7).requires_grad_(True)

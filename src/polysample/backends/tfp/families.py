@@ -922,6 +922,15 @@ def _pareto_score(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...], value
     return tf.where(inside, lp, _PARETO(tfp, p, static).log_prob(value))
 
 
+def _laplace_score(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...], value: Any) -> Any:
+    # TFP's |x - loc| has derivative 1 at x == loc on JAX (jnp.abs), where torch's (and
+    # TensorFlow's) is sign(0) = 0: d log_prob/d loc was 1/scale at the kink on tfp alone.
+    # -z sign(z) is -|z| with derivative -sign(z); torch's formula, -log(2 scale) - |z|/scale.
+    tf = _tf(tfp)
+    z = value - p["loc"]
+    return -(z * tf.sign(z)) / p["scale"] - tf.math.log(2 * p["scale"])
+
+
 def _weibull_score(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...], value: Any) -> Any:
     # TFP computes (x / scale)^k, which overflows in float32 near the largest value (-inf at
     # 3e38 for k = 0.8, scale 0.5, where the log density is -1.05e31): log k - k log scale
@@ -1023,7 +1032,8 @@ TFP_FAMILIES: dict[str, TfpFamily] = {
     # CholeskyLKJ's sampler takes len() of its batch shape (a TypeError when it is unknown)
     "LKJCholesky": TfpFamily(("concentration",), _lkj, static=("dim",), rsample=False,
                              note="TFP CholeskyLKJ", tf_static_rows=True, in_float64=True),
-    "Laplace": TfpFamily(("loc", "scale"), _d("Laplace", "loc", "scale")),
+    "Laplace": TfpFamily(("loc", "scale"), _d("Laplace", "loc", "scale"),
+                         score=_laplace_score),
     "LogNormal": TfpFamily(("loc", "scale"), _d("LogNormal", "loc", "scale")),
     "LogisticNormal": TfpFamily(("loc", "scale"), _d("Normal", "loc", "scale"), log_prob=False,
                                 post="stick_breaking", chunked=True,

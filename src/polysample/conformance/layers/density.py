@@ -50,6 +50,8 @@ _TOTALS = {"Binomial": 10.0, "NegativeBinomial": 3.0}
 _MULTINOMIAL_COUNTS = ((5, 0, 0, 0), (0, 5, 0, 0), (0, 0, 5, 0), (1, 1, 2, 1), (0, 0, 0, 5))
 #: The count families whose ``log_prob_gradcheck`` also scores the ends of the support.
 _COUNT_ENDS = ("Binomial", "NegativeBinomial", "Poisson", "Geometric")
+#: The families whose ``log_prob_gradcheck`` also scores the log density's kink: its parameter.
+_KINKS = {"Laplace": "loc"}
 _CATEGORY_FAMILIES = ("Categorical", "OneHotCategorical", "OneHotCategoricalStraightThrough",
                       "Multinomial")
 
@@ -485,6 +487,11 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
                 ends.append(torch.broadcast_to(torch.as_tensor(
                     params["total_count"], dtype=value.dtype), value[:1].shape).floor())
             value = torch.cat([value, *ends])
+        if family in _KINKS:
+            # the kink of the log density (|x - loc| at loc), where torch's derivative is
+            # sign(0) = 0, as are the central differences of gradcheck (JAX's |x| has 1)
+            value = torch.cat([value, torch.broadcast_to(torch.as_tensor(
+                params[_KINKS[family]], dtype=value.dtype), value[:1].shape)])
         leaves = grad_leaves(family, params)
         names = [k for k in leaves if k not in ("scale_tril",)]
         if not names:
@@ -500,7 +507,10 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
         if not ok:
             raise CheckFailure(f"torch.autograd.gradcheck of log_prob w.r.t. {names} failed: "
                                + _worst_partial(family, f, params, value, names,
-                                                [leaves[k] for k in names]))
+                                                [leaves[k] for k in names])
+                               + (f". The values include the kink at {_KINKS[family]}, where "
+                                  "torch's derivative of |x| is sign(0) = 0 (JAX's is 1)"
+                                  if family in _KINKS else ""))
         nan_cotangent(f(*(leaves[k] for k in names)), {k: leaves[k] for k in names}, "log_prob")
         if family == "Binomial":
             _binomial_count_gradient(t, params, value)
