@@ -12,7 +12,7 @@ coordinate (of the underlying normal, for LogisticNormal). Each row says whether
 failed it (it should) and on which check.
 
 The backends are the torch backend with one defect (as ``tests/mutants.py``), or for a
-family whose torch sampler itself fails the suite (LKJCholesky, finding F2) the backend of
+family whose torch sampler failed the suite (LKJCholesky, finding F2) the backend of
 :data:`_BASE`; a row counts only the checks the unperturbed backend passes (its own failures
 are not detections). Not a test: the figures go into ``docs/conformance.md``. Usage::
 
@@ -52,9 +52,10 @@ _LOC_SD = {
 }
 
 
-#: Families drawn by another built-in backend than torch: torch 2.13's LKJCholesky fails the
-#: sampler checks unperturbed (finding F2), so its failures said nothing of the perturbation
-#: (the run of 2026-12-03 counted them as detections).
+#: Families drawn by another built-in backend than torch: the torch backend drew LKJCholesky
+#: with torch 2.13's sampler until 2026-12-06, which fails the sampler checks unperturbed
+#: (finding F2), so its failures said nothing of the perturbation (the run of 2026-12-03
+#: counted them as detections). The published table was measured on tfp; kept so.
 _BASE = {"LKJCholesky": "tfp"}
 
 

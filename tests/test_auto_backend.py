@@ -75,9 +75,9 @@ def test_a_declared_upstream_failure_excludes_the_backend_from_that_family(
 
 
 def test_the_packaged_declarations_are_honoured_even_by_a_table_that_predates_them() -> None:
-    # torch declares LKJCholesky's wrong marginals (known_failures.toml, finding F2); a table
-    # with a "pass" verdict for it still must not route LKJCholesky to torch.
-    auto = _auto(_table({"LKJCholesky": {"sample": [_cand("torch", 0, 0)]}}))
+    # tfp declares singular LKJCholesky factors at small concentrations (known_failures.toml,
+    # finding F6); a table with a "pass" verdict for it still must not route LKJCholesky to tfp.
+    auto = _auto(_table({"LKJCholesky": {"sample": [_cand("tfp", 0, 0)]}}))
     assert "LKJCholesky" not in auto.families()
     assert "declared failure" in auto.omitted["LKJCholesky"]
     with pytest.raises(ps.UnsupportedFamilyError, match="declared failure"):

@@ -94,15 +94,17 @@ def test_expected_failures_file_turns_a_failure_into_exit_0(tmp_path, monkeypatc
 
 
 def test_known_upstream_defects_are_declared_by_default(tmp_path):
-    # torch 2.13's LKJCholesky sampler has wrong marginals (finding F2): validate reports the
-    # failing checks as expected failures with the reason from known_failures.toml, exit 0.
+    # TFP 0.25's GeneralizedPareto gradient is 0 in concentration at 0 (finding F3): validate
+    # reports the failing check as an expected failure with the reason from
+    # known_failures.toml, exit 0.
     out = tmp_path / "r.json"
-    code = validate("--backend", "torch", "--family", "LKJCholesky", "--quick",
-                    "--layer", "sampler", "--json", str(out))
+    code = validate("--backend", "tfp-tf", "--family", "GeneralizedPareto", "--quick",
+                    "--layer", "gradient", "--json", str(out))
     data = json.loads(out.read_text())
     xfails = [c for c in data["checks"] if c["status"] == "xfail"]
     assert code == 0
-    assert xfails and all("F2" in c["reason"] for c in xfails)
+    assert [c["id"] for c in xfails] == ["tfp-tf-GeneralizedPareto-corners-grad_cdf"]
+    assert "F3" in xfails[0]["reason"]
 
 
 @pytest.mark.parametrize("argv,message", [
@@ -723,11 +725,11 @@ def test_the_doors_apply_the_builtin_known_failures_once_and_on_request_not():
     # passed explicitly too (as tests/test_conformance_backends.py does): each once
     assert declarations(builtin, True, False, [])[0] == builtin
     assert declarations(None, False, False, [])[0] == []
-    # check_backend applies them as `polysample validate` does (torch's LKJCholesky: F2)
-    kw = {"families": ["LKJCholesky"], "quick": True, "layers": ("sampler",)}
-    default = check_backend("torch", **kw)
+    # check_backend applies them as `polysample validate` does (TFP's GeneralizedPareto: F3)
+    kw = {"families": ["GeneralizedPareto"], "quick": True, "layers": ("gradient",)}
+    default = check_backend("tfp-tf", **kw)
     assert default.ok and {r.id for r in default.results if r.status == "xfail"}
-    bare = check_backend("torch", **kw, known_failures=False)
+    bare = check_backend("tfp-tf", **kw, known_failures=False)
     assert not bare.ok and {r.id for r in bare.failures} == {
         r.id for r in default.results if r.status == "xfail"}
 
