@@ -75,13 +75,13 @@ def test_a_declared_upstream_failure_excludes_the_backend_from_that_family(
 
 
 def test_the_packaged_declarations_are_honoured_even_by_a_table_that_predates_them() -> None:
-    # tfp declares singular LKJCholesky factors at small concentrations (known_failures.toml,
-    # finding F6); a table with a "pass" verdict for it still must not route LKJCholesky to tfp.
-    auto = _auto(_table({"LKJCholesky": {"sample": [_cand("tfp", 0, 0)]}}))
-    assert "LKJCholesky" not in auto.families()
-    assert "declared failure" in auto.omitted["LKJCholesky"]
+    # tfp declares GeneralizedPareto's zero gradient in concentration at 0 (known_failures.toml,
+    # finding F3); a table with a "pass" verdict for it still must not route it to tfp.
+    auto = _auto(_table({"GeneralizedPareto": {"sample": [_cand("tfp", 0, 0)]}}))
+    assert "GeneralizedPareto" not in auto.families()
+    assert "declared failure" in auto.omitted["GeneralizedPareto"]
     with pytest.raises(ps.UnsupportedFamilyError, match="declared failure"):
-        ps.LKJCholesky(3, 1.0, backend=auto).sample()
+        ps.GeneralizedPareto(0.0, 1.0, 0.1, backend=auto).sample()
 
 
 def test_a_family_with_no_qualifying_backend_is_not_offered_and_the_error_says_why() -> None:

@@ -84,6 +84,23 @@ def test_lkj_cholesky_of_an_empty_batch_keeps_torchs_checks_and_validation_setti
         ps.LKJCholesky(3, -torch.ones(1))
 
 
+@pytest.mark.parametrize("backend", ["torch", "tfp", "tfp-tf"])
+def test_lkj_cholesky_of_a_tiny_concentration_is_valid_and_drawn_in_the_support(backend):
+    # torch's constructor rounded concentration + 1/2 - 1/2 to 0 for the inner Beta's last row
+    # and refused LKJCholesky(3, 1e-30) with a message about a Dirichlet; TFP's CholeskyLKJ
+    # drew singular factors (last diagonal exactly 0) for 96% of the draws at 1e-3 (finding F6)
+    with pytest.raises(ValueError, match="Dirichlet"):
+        torch.distributions.LKJCholesky(3, torch.tensor(1e-30))
+    for conc in (1e-30, 1e-3, 0.1):
+        for dtype in (torch.float32, torch.float64):
+            d = ps.LKJCholesky(3, torch.tensor([conc, 2.0], dtype=dtype), backend=backend)
+            x = d.sample((4096,), seed=3)
+            assert x.dtype == dtype and d.support.check(x).all(), (conc, dtype)
+            assert (x.diagonal(dim1=-2, dim2=-1) >= torch.finfo(dtype).tiny).all()
+    with pytest.raises(ps.InvalidParameterError, match="concentration"):
+        ps.LKJCholesky(3, torch.tensor(0.0))
+
+
 _HEAVY = {
     "StudentT": {"df": 3.0, "loc": 1.0, "scale": 2.0},
     "Cauchy": {"loc": 1.0, "scale": 2.0},

@@ -767,7 +767,9 @@ def _lkj_cholesky(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -
     row = torch.arange(dim, dtype=conc.dtype, device=conc.device)
     # row 0 is (1, 0, ...): its Beta parameters are placeholders, its draw is not read
     conc1 = (row / 2).clamp(min=0.5)
-    conc0 = conc.unsqueeze(-1) + (dim - 2) / 2 - (row - 1).clamp(min=0) / 2
+    # (d - 2)/2 - (i - 1)/2 first: the last row's is 0, so its parameter is the concentration
+    # itself, not a sum that rounds it away below about 6e-8 (float32)
+    conc0 = conc.unsqueeze(-1) + ((dim - 2) - (row - 1).clamp(min=0)) / 2
     pair = torch.stack(torch.broadcast_tensors(conc1, conc0), -1)  # batch + (dim, 2)
     beta = _dirichlet(pair.expand(ss + pair.shape), g, False)
     y, one_minus_y = beta[..., :1], beta[..., 1]

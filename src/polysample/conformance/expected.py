@@ -6,14 +6,14 @@ A declaration names a backend, and optionally a family, a grid and a check (each
     # TOML: one table per declaration ...
     [[expected_failure]]
     backend = "tfp"
-    family = "LKJCholesky"
-    check = "sample_ks"          # optional: every check of the family (and grid)
+    family = "GeneralizedPareto"
+    check = "grad_cdf"           # optional: every check of the family (and grid)
     mode = "full"                # optional: only full runs (or "quick"); default both
     strict = false               # optional: a pass is no stale declaration (default true)
-    reason = "TFP 0.25 CholeskyLKJ: singular factors (finding F6)"
+    reason = "TFP 0.25 GeneralizedPareto: zero gradient at concentration 0 (finding F3)"
 
     # ... or the short form, a check-id prefix cut at field boundaries:
-    "tfp-LKJCholesky-corners-sample_ks" = "reason"
+    "tfp-GeneralizedPareto-corners-grad_cdf" = "reason"
 
 Fields are compared one by one (``torch`` never matches a backend called ``mytorch``, and the
 hyphen in ``tfp-tf`` is no field separator). A declaration **directly** covers the checks it

@@ -378,12 +378,17 @@ class WeibullFix:
         return torch.where(inside, lp, -math.inf)
 
 
-class LKJCholeskyEmptyBatchFix:
+class LKJCholeskyFix:
     """torch 2.13's ``LKJCholesky`` builds an inner ``Beta`` (a ``Dirichlet``) with the default
-    validation, whatever ``validate_args`` says, and that constraint check reshapes zero
-    elements to ``(0, -1)``: ``LKJCholesky(3, torch.ones(0))`` raises ``RuntimeError``. With an
-    empty ``concentration``, the same construction with the inner ``Beta`` unchecked (its
-    parameters come from ``concentration``, checked by torch's own ``arg_constraints``)."""
+    validation, whatever ``validate_args`` says, from ``concentration + (dim - 2)/2 - offset/2``
+    rounded: its last row's second parameter is ``concentration`` rounded away below about
+    ``6e-8`` (float32; ``1e-16`` in float64), so ``LKJCholesky(3, torch.tensor(1e-30))`` was
+    refused with a message about a ``Dirichlet`` the caller never built, and that constraint
+    check reshapes zero elements to ``(0, -1)``: ``LKJCholesky(3, torch.ones(0))`` raised
+    ``RuntimeError``. Here torch's checks of ``dim`` run on one element; the inner ``Beta`` is
+    built unchecked from ``concentration + ((dim - 2) - offset)/2`` (exact: its parameters come
+    from ``concentration``, which torch's own ``arg_constraints`` check, and polysample's
+    samplers do not read it); then the distribution's own validation runs as torch's does."""
 
     dim: int
     concentration: torch.Tensor
@@ -391,20 +396,18 @@ class LKJCholeskyEmptyBatchFix:
 
     def __init__(self, dim: int, concentration: Any = 1.0,
                  validate_args: bool | None = None) -> None:
-        if not (isinstance(concentration, torch.Tensor) and concentration.numel() == 0):
-            super().__init__(dim, concentration, validate_args)  # type: ignore[call-arg]
-            return
-        # torch's checks of dim and its attributes, on one element; then the empty batch
-        super().__init__(dim, concentration.new_ones(()), validate_args)  # type: ignore[call-arg]
-        self.concentration = concentration
-        offset = torch.arange(dim - 1, dtype=concentration.dtype, device=concentration.device)
+        (conc,) = torch.distributions.utils.broadcast_all(concentration)
+        # torch's checks of dim, on one valid element (the validation setting passed on: a
+        # False here would stick to the instance and switch off the check below)
+        super().__init__(dim, conc.new_ones(()), validate_args)  # type: ignore[call-arg]
+        self.concentration = conc
+        offset = torch.arange(dim - 1, dtype=conc.dtype, device=conc.device)
         offset = torch.cat([offset.new_zeros((1,)), offset])
-        marginal = concentration + 0.5 * (dim - 2)
         self._beta = torch.distributions.Beta(offset + 0.5,
-                                              marginal.unsqueeze(-1) - 0.5 * offset,
+                                              conc.unsqueeze(-1) + 0.5 * ((dim - 2) - offset),
                                               validate_args=False)
         torch.distributions.Distribution.__init__(
-            self, concentration.shape, torch.Size((dim, dim)), validate_args)  # type: ignore[arg-type]
+            self, conc.shape, torch.Size((dim, dim)), validate_args)  # type: ignore[arg-type]
 
 
 #: ``|logits|`` below which the ContinuousBernoulli CDF and inverse CDF are their Taylor series
@@ -497,7 +500,7 @@ FIXES: dict[str, type] = {
     "StudentT": StudentTFix,
     "GeneralizedPareto": GeneralizedParetoFix,
     "Kumaraswamy": KumaraswamyFix,
-    "LKJCholesky": LKJCholeskyEmptyBatchFix,
+    "LKJCholesky": LKJCholeskyFix,
     "RelaxedBernoulli": RelaxedBernoulliFix,
     "RelaxedOneHotCategorical": RelaxedOneHotCategoricalFix,
 }

@@ -311,6 +311,41 @@ def _lkj(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...]) -> Any:
     return tfp.distributions.CholeskyLKJ(dimension=static[0], concentration=p["concentration"])
 
 
+def _lkj_onion(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...],
+               shape: tuple[int, ...], seed: Any) -> Any:
+    """LKJ Cholesky factors by the onion method, from log-space Beta draws.
+
+    Row ``i >= 1`` is ``(sqrt(y) u, sqrt(1 - y))`` with ``u`` uniform on the sphere of
+    dimension ``i`` and ``y ~ Beta(i/2, eta + (d - 1 - i)/2)``, ``y = sigmoid(log G_a - log G_b)``
+    and ``1 - y = sigmoid(log G_b - log G_a)`` (:func:`_log_standard_gamma`: no underflow, no
+    cancellation). TFP 0.25's ``CholeskyLKJ`` takes the diagonal from ``1 - |w|^2``: at small
+    concentrations, where most of the law lies within a float's spacing of singular factors,
+    its last diagonal entry was exactly 0 (outside the support) for 2% of the draws at
+    concentration 0.1 and 96% at 1e-3 (finding F6). Here the diagonal is held at the dtype's
+    smallest normal float, as torch's sampler holds it."""
+    tf = _tf(tfp)
+    dim = int(static[0])
+    conc = p["concentration"]
+    np_dtype = getattr(conc.dtype, "as_numpy_dtype", conc.dtype)
+    row = np.arange(dim)
+    # row 0 is (1, 0, ...): its Beta parameters are placeholders, its draw is not read; the
+    # integer part of the second parameter is added first, so the last row's is eta itself
+    b = tf.expand_dims(conc, -1) + tf.constant(((dim - 2) - np.maximum(row - 1, 0)) / 2,
+                                               dtype=conc.dtype)
+    a = tf.constant(np.maximum(row / 2, 0.5), dtype=conc.dtype) + tf.zeros_like(b)
+    s1, s2, s3 = _samplers(tfp).split_seed(seed, n=3, salt="polysample_lkj")
+    log_a = _log_standard_gamma(tfp, a, shape, s1)
+    log_b = _log_standard_gamma(tfp, b, shape, s2)
+    z = _samplers(tfp).normal(list(shape) + list(b.shape) + [dim], dtype=conc.dtype, seed=s3)
+    z = tf.linalg.band_part(z, -1, 0) - tf.linalg.band_part(z, 0, 0)  # strictly lower
+    u = tf.math.divide_no_nan(z, tf.norm(z, axis=-1, keepdims=True))  # row 0: 0
+    w = tf.expand_dims(tf.exp(0.5 * tf.math.log_sigmoid(log_a - log_b)), -1) * u
+    diag = tf.maximum(tf.exp(0.5 * tf.math.log_sigmoid(log_b - log_a)),
+                      tf.constant(np.finfo(np_dtype).tiny, dtype=conc.dtype))
+    diag = tf.where(tf.constant(row == 0), tf.ones_like(diag), diag)
+    return w + tf.linalg.diag(diag)
+
+
 def _multinomial(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...]) -> Any:
     return tfp.distributions.Multinomial(total_count=float(static[0]), logits=p["logits"])
 
@@ -1029,9 +1064,10 @@ TFP_FAMILIES: dict[str, TfpFamily] = {
                              draw=_kumaraswamy,
                              clamp="unit", widen=("concentration1", "concentration0"),
                              score=_kumaraswamy_score),
-    # CholeskyLKJ's sampler takes len() of its batch shape (a TypeError when it is unknown)
+    # the onion draw reads the batch shape (TensorFlow: static rows, one trace per bucket)
     "LKJCholesky": TfpFamily(("concentration",), _lkj, static=("dim",), rsample=False,
-                             note="TFP CholeskyLKJ", tf_static_rows=True, in_float64=True),
+                             draw=_lkj_onion, note="onion method from TFP Gamma draws",
+                             tf_static_rows=True, in_float64=True),
     "Laplace": TfpFamily(("loc", "scale"), _d("Laplace", "loc", "scale"),
                          score=_laplace_score),
     "LogNormal": TfpFamily(("loc", "scale"), _d("LogNormal", "loc", "scale")),
