@@ -162,6 +162,34 @@ CASES: list[Case] = [
     ("expand-independent", "Normal",
      lambda b: ps.Independent(ps.Normal(torch.zeros(2, 3), 1.0, backend=b), 1).expand((5,)),
      ps.InvalidParameterRuntimeError, "Cannot expand"),
+    # An outside hostile-input trial (2026-12-06): torch's expand kept -1 in the batch shape,
+    # and the draws then broke the object's shapes (BackendContractError on torch and tfp)
+    ("expand-negative-size", "Gamma",
+     lambda b: ps.Gamma(torch.ones(3), 1.0, backend=b).expand((-1,)),
+     ps.InvalidParameterRuntimeError, "sizes must be non-negative"),
+    # ... parameters on two devices: the torch backend drew CPU numbers from a meta scale
+    ("parameters-on-two-devices", "Normal",
+     lambda b: ps.Normal(torch.zeros(3), torch.ones(3, device="meta"), validate_args=False,
+                         backend=b).sample(),
+     ps.InvalidParameterRuntimeError, "different devices: loc on cpu, scale on meta"),
+    # ... a non-square scale_tril let through by validate_args=False
+    ("non-square-scale-tril-unvalidated", "Wishart",
+     lambda b: ps.Wishart(torch.tensor(4.0), scale_tril=torch.ones(2, 3), validate_args=False,
+                          backend=b),
+     ps.InvalidParameterError, "expected scale_tril to be square"),
+    ("non-square-scale-tril-unvalidated-mvn", "MultivariateNormal",
+     lambda b: ps.MultivariateNormal(torch.zeros(3), scale_tril=torch.ones(2, 3),
+                                     validate_args=False, backend=b),
+     ps.InvalidParameterError, "expected scale_tril to be square"),
+    # ... an unbroadcastable value, unvalidated: another class on the backends that score
+    ("log-prob-unbroadcastable-unvalidated", "Normal",
+     lambda b: ps.Normal(torch.zeros(3), 1.0, validate_args=False, backend=b).log_prob(
+         torch.zeros(2)),
+     ps.InvalidParameterRuntimeError, "Invalid value for Normal.log_prob"),
+    # ... a result of more than 64 dimensions: a raw RuntimeError on torch
+    ("sample-shape-beyond-64-dimensions", "Normal",
+     lambda b: ps.Normal(torch.zeros(2), 1.0, backend=b).sample((1,) * 70),
+     ps.InvalidParameterError, "at most 64 dimensions"),
 ]
 
 PARAMS = [
@@ -274,3 +302,21 @@ def test_bool_values_are_scored_as_numbers_and_indices_on_every_backend(backend)
     c = ps.Categorical(torch.tensor([0.25, 0.75]), backend=backend)
     assert c.log_prob(torch.tensor([True, False])).tolist() == pytest.approx(
         [math.log(0.75), math.log(0.25)], rel=1e-6)
+
+
+@pytest.mark.parametrize("backend", AVAILABLE)
+def test_meta_tensors_are_scored_as_torch_scores_them_on_every_backend(backend):
+    # tfp, tfp-tf and scipy raised their library's error (Tensor.item(), "Cannot copy out of
+    # meta tensor"); torch's formula gives the meta result's shape
+    fams = ps.load_backend(backend).families()
+    for family, make, value in (
+            ("Normal", lambda m: ps.Normal(torch.zeros(3, device=m), torch.ones(3, device=m),
+                                          validate_args=False, backend=backend),
+             torch.zeros(2, 3, device="meta")),
+            ("Gamma", lambda m: ps.Gamma(torch.ones(3, device=m), torch.ones(3, device=m),
+                                        validate_args=False, backend=backend),
+             torch.ones(3, device="meta"))):
+        if family not in fams:
+            continue
+        out = make("meta").log_prob(value)
+        assert out.is_meta and out.shape == torch.broadcast_shapes(value.shape, (3,))

@@ -222,7 +222,21 @@ def _wrap_init_error(family: str, exc: Exception,
 
 def _expanded(dist: Any, expand: Any, batch_shape: Any, instance: Any) -> Any:
     """``expand(batch_shape, _instance=instance)`` of torch's class, a shape it refuses raised
-    as a polysample error (also the builtin class torch raised)."""
+    as a polysample error (also the builtin class torch raised). A negative size is refused
+    here: torch's ``expand`` kept ``-1`` in the new batch shape (``Tensor.expand``'s "keep this
+    size" reached the parameters only), so the object's shapes disagreed and its draws raised
+    a contract error naming the backend."""
+    try:
+        sizes = list(batch_shape)
+    except TypeError:
+        sizes = []
+    negative = [n for n in sizes if isinstance(n, int) and n < 0]
+    if negative:
+        raise invalid_parameter(
+            f"Cannot expand {type(dist).__name__} of batch shape {tuple(dist.batch_shape)} to "
+            f"{batch_shape!r}: sizes must be non-negative (torch.distributions' expand takes "
+            "no -1). Expected a batch shape that the current one broadcasts to, every size "
+            f"given. Received: {batch_shape!r}.", RuntimeError("negative size"))
     try:
         return expand(batch_shape, _instance=instance)
     except PolysampleError:
@@ -436,6 +450,26 @@ def _check_untouched(snap: Snapshot, backend: Backend, family: str, what: str) -
         "that leaves its inputs unchanged (computing on copies or with out-of-place "
         f"operations). {USER_ADVICE}"
     )
+
+
+#: The most dimensions a draw's result may have: NumPy's limit (``NPY_MAXDIMS``), which every
+#: backend that draws through NumPy meets, applied to all so they agree.
+MAX_DIMS = 64
+
+
+def _check_ndim(dist: Any, shape: torch.Size) -> None:
+    """Raise :class:`InvalidParameterError` for a result of more than :data:`MAX_DIMS`
+    dimensions: torch's backend raised a raw RuntimeError beyond it, the NumPy backends an
+    error blaming the parameters."""
+    ndim = len(shape) + len(dist.batch_shape) + len(dist.event_shape)
+    if ndim > MAX_DIMS:
+        raise InvalidParameterError(
+            f"Cannot draw polysample.{type(dist).__name__} with a sample_shape of {len(shape)} "
+            f"dimensions: the result would have {ndim} (with batch_shape "
+            f"{tuple(dist.batch_shape)} and event_shape {tuple(dist.event_shape)}). Expected "
+            f"at most {MAX_DIMS} dimensions in all (NumPy's limit, applied on every backend). "
+            "Received: a sample_shape of length {}. Use fewer dimensions (reshape the result "
+            "afterwards).".format(len(shape)))
 
 
 def _empty_draw(params: Params, shape: torch.Size, method: str) -> torch.Tensor:
@@ -884,6 +918,16 @@ class PolysampleDistribution:
             raise _wrap_init_error(self._ps_family, TypeError(str(exc))) from exc
         if "temperature" in self._ps_names:
             _check_temperature(self, getattr(self, "temperature", None))
+        tril = self.__dict__.get("_unbroadcasted_scale_tril")
+        if isinstance(tril, torch.Tensor) and tril.shape[-1] != tril.shape[-2]:
+            # validate_args=False let a non-square scale_tril through torch's constructor
+            # (MultivariateNormal, Wishart); its draws then broke the shapes the object
+            # promised, and were reported as a defect of the backend
+            raise InvalidParameterError(
+                f"Invalid parameters for polysample.{self._ps_family}: expected scale_tril to be "
+                "square, of shape (..., n, n). Received: scale_tril of shape "
+                f"{tuple(tril.shape)}. Give a square lower-triangular matrix (validate_args="
+                "False skips value checks, not shape checks).")
         if self._ps_spec.event_dim == 1:
             # torch.distributions.MultivariateNormal accepts a loc whose size differs from the
             # scale's and only fails later, inside sample(), with a raw RuntimeError.
@@ -1135,6 +1179,7 @@ class PolysampleDistribution:
         if is_dynamo_compiling():
             return _eager(self, "sample", sample_shape, seed=seed, generator=generator)
         shape = check_sample_shape(sample_shape)
+        _check_ndim(self, shape)
         s = _normalize_seed(seed, generator)
         backend = self._ps_resolve()
         if not backend.traceable:
@@ -1183,6 +1228,7 @@ class PolysampleDistribution:
         if is_dynamo_compiling():
             return _eager(self, "rsample", sample_shape, seed=seed, generator=generator)
         shape = check_sample_shape(sample_shape)
+        _check_ndim(self, shape)
         s = _normalize_seed(seed, generator)
         backend = self._ps_resolve()
         support = backend.families()[self._ps_family]
@@ -1224,10 +1270,19 @@ class PolysampleDistribution:
         value = _scored_value(self, value)
         return _outside_law(self, value, self._ps_log_prob(value))
 
+    def _ps_meta(self, value: Any) -> bool:
+        """Whether ``value`` or a tensor parameter is on the meta device."""
+        if isinstance(value, torch.Tensor) and value.is_meta:
+            return True
+        return any(isinstance(t, torch.Tensor) and t.is_meta
+                   for t in (self.__dict__.get(n) for n in self._ps_tensor_params))
+
     def _ps_log_prob(self, value: Any) -> torch.Tensor:
         backend = self._ps_resolve()
         support = backend.families()[self._ps_family]
-        if not support.log_prob:
+        if not support.log_prob or self._ps_meta(value):
+            # meta tensors have shapes, no values: torch's formula gives the meta result (a
+            # backend that scores outside torch raised its library's error on them)
             return self._ps_torch("log_prob", value)
         if not backend.traceable:
             if is_dynamo_compiling():
@@ -1242,7 +1297,15 @@ class PolysampleDistribution:
         elif self._validate_args:  # type: ignore[attr-defined]
             try:
                 self._validate_sample(value)  # type: ignore[attr-defined]
-            except ValueError as exc:
+            except (ValueError, RuntimeError) as exc:  # RuntimeError: a meta value, as torch's
+                raise _invalid_value(self, "log_prob", value, exc) from exc
+        else:
+            # Unvalidated, torch's arithmetic refuses a value that does not broadcast (a
+            # RuntimeError, which the torch path wraps as InvalidParameterRuntimeError); a
+            # backend's own scoring raised another class, or its library's message
+            try:
+                torch.broadcast_shapes(value.shape, self.batch_shape + self.event_shape)
+            except RuntimeError as exc:
                 raise _invalid_value(self, "log_prob", value, exc) from exc
         params = self._ps_params()
         if value.numel() == 0 or 0 in params.batch_shape:

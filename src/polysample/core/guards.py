@@ -83,6 +83,7 @@ def check_finite(dist: Any, family: str, names: tuple[str, ...], traceable: bool
     if torch._C._is_tracing():
         return False  # reading values would bake them into the trace
     complete = True
+    _check_one_device(dist, family, names)
     for name in FAMILIES[family].integer_params:
         value = getattr(dist, name, None)
         if isinstance(value, int) and not 0 <= value < 1 << 63:
@@ -113,6 +114,31 @@ def check_finite(dist: Any, family: str, names: tuple[str, ...], traceable: bool
         elif isinstance(value, float) and not math.isfinite(value):
             _raise_non_finite(family, name, torch.tensor(value))
     return complete
+
+
+def _check_one_device(dist: Any, family: str, names: tuple[str, ...]) -> None:
+    """Raise :class:`InvalidParameterRuntimeError` for parameters on different devices.
+
+    torch's own draws refuse them ("Tensor on device cpu is not on the expected device meta!"),
+    but a draw that starts from one parameter's device did not: a CPU ``loc`` with a meta
+    ``scale`` and ``validate_args=False`` drew CPU numbers on the torch backend. A 0-d CPU
+    tensor goes with any device, as in torch's arithmetic."""
+    seen: dict[torch.device, str] = {}
+    for name in names:
+        try:
+            value = getattr(dist, name)
+        except Exception:  # noqa: BLE001 - a lazy parameter torch cannot compute: not ours
+            continue
+        if isinstance(value, torch.Tensor) and not (_compact(value).dim() == 0 and
+                                                    value.device.type == "cpu"):
+            seen.setdefault(value.device, name)
+    if len(seen) > 1:
+        where = ", ".join(f"{name} on {device}" for device, name in seen.items())
+        raise InvalidParameterRuntimeError(
+            f"Cannot draw polysample.{family} from parameters on different devices: {where}. "
+            "Expected every tensor parameter on one device (as torch.distributions' own draws "
+            "need). Received: the devices above. Move the parameters to one device, e.g. "
+            "with .to(device).")
 
 
 def _all_finite(t: torch.Tensor) -> bool:
