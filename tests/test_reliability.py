@@ -13,6 +13,7 @@ import math
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -79,28 +80,35 @@ def test_torch_func_grad_of_a_draw_is_refused_outside_torch(backend: str) -> Non
 
 # ---- second-order gradients through implicit reparameterization
 _IMPLICIT = {
-    "Gamma": lambda a: ps.Gamma(a, 1.0, backend="numpy"),
-    "Beta": lambda a: ps.Beta(a, 2.0, backend="numpy"),
-    "Dirichlet": lambda a: ps.Dirichlet(torch.stack([a, a + 1.0]), backend="numpy"),
-    "StudentT": lambda a: ps.StudentT(a, backend="numpy"),
+    "Gamma": lambda a, b: ps.Gamma(a, 1.0, backend=b),
+    "Beta": lambda a, b: ps.Beta(a, 2.0, backend=b),
+    "Dirichlet": lambda a, b: ps.Dirichlet(torch.stack([a, a + 1.0]), backend=b),
+    "StudentT": lambda a, b: ps.StudentT(a, backend=b),
+    "InverseGamma": lambda a, b: ps.InverseGamma(a, 1.0, backend=b),
 }
 
 
-@pytest.mark.skipif("numpy" not in AVAILABLE, reason="needs the numpy backend")
+# numpy: its own implicit gradients (finite differences of CDFs: a second derivative was
+# silently 0); torch and auto: torch's implicit gradients, whose second derivative raised
+# torch's bare NotImplementedError (Gamma family) or RuntimeError (Beta, Dirichlet)
+@pytest.mark.parametrize("backend", [b for b in ("numpy", "torch", "auto") if b in AVAILABLE])
 @pytest.mark.parametrize("family", sorted(_IMPLICIT))
-def test_numpy_second_order_gradient_raises_instead_of_returning_zero(family: str) -> None:
+def test_second_order_gradient_through_implicit_draws_raises_the_documented_error(
+        backend: str, family: str) -> None:
     make = _IMPLICIT[family]
+    for a0 in (0.2, 2.0):  # the log-space and the direct draws of small and large parameters
+        _second_order_raises(lambda a: make(a, backend).rsample(seed=0).reshape(-1)[0], a0)
 
-    def f(a: torch.Tensor) -> torch.Tensor:
-        return make(a).rsample(seed=0).reshape(-1)[0]
+
+def _second_order_raises(f: Callable[[torch.Tensor], torch.Tensor], a0: float) -> None:
 
     with pytest.raises(ps.NotReparameterizableError, match="Second-order") as info:
-        torch.autograd.functional.hessian(f, torch.tensor(2.0))
+        torch.autograd.functional.hessian(f, torch.tensor(a0))
     assert isinstance(info.value, NotImplementedError)
     # First order with create_graph=True keeps its value (only differentiating it raises).
-    a = torch.tensor(2.0, requires_grad=True)
+    a = torch.tensor(a0, requires_grad=True)
     (g,) = torch.autograd.grad(f(a), a, create_graph=True)
-    a2 = torch.tensor(2.0, requires_grad=True)
+    a2 = torch.tensor(a0, requires_grad=True)
     (g_plain,) = torch.autograd.grad(f(a2), a2)
     assert torch.allclose(g.detach(), g_plain)
     with pytest.raises(ps.NotReparameterizableError):

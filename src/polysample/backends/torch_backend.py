@@ -133,7 +133,33 @@ def _std_exponential(shape: torch.Size, like: torch.Tensor, g: Gen) -> torch.Ten
 
 def _std_gamma(conc: torch.Tensor, g: Gen) -> torch.Tensor:
     """``torch._standard_gamma`` with a generator; differentiable in ``conc`` (torch's formula)."""
+    if (conc.requires_grad and torch.is_grad_enabled()
+            and _functorch.maybe_current_level() is None):
+        return _GammaSample.apply(conc, g)  # type: ignore[no-untyped-call,no-any-return]
     return _home(torch._standard_gamma(_on_gen(conc, g), generator=g), conc, g)
+
+
+class _GammaSample(torch.autograd.Function):
+    """``torch._standard_gamma`` with torch's own implicit gradient, made first-order only.
+
+    torch's backward (``_standard_gamma_grad``) has no derivative: a second differentiation
+    (``create_graph=True``, a Hessian) raised torch's bare ``NotImplementedError`` through the
+    Gamma family (Chi2, StudentT, FisherSnedecor, InverseGamma); here it raises
+    ``NotReparameterizableError`` as the other backends' implicit gradients do. The values and
+    first-order gradients are torch's. Not under torch.func transforms (``_std_gamma`` keeps
+    torch's own op there, as an old-style Function cannot run inside them)."""
+
+    @staticmethod
+    def forward(ctx: Any, conc: torch.Tensor, g: Gen) -> torch.Tensor:  # type: ignore[override]
+        z = _home(torch._standard_gamma(_on_gen(conc, g), generator=g), conc, g)
+        ctx.save_for_backward(conc, z)
+        return z
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
+        conc, z = ctx.saved_tensors
+        return _first_order(grad * torch._standard_gamma_grad(conc, z), "Gamma", conc,
+                            grad), None
 
 
 def _gamma(conc: torch.Tensor, rate: torch.Tensor, shape: torch.Size, g: Gen) -> torch.Tensor:
@@ -196,7 +222,9 @@ def _dirichlet_backward(x: torch.Tensor, concentration: torch.Tensor,
     # gradient must come back NaN, not be recomputed into a finite number.
     rows = (~torch.isfinite(out)).any(-1) & torch.isfinite(grad).all(-1)
     if not bool(rows.any()):
-        return out  # type: ignore[no-any-return]
+        # first-order only: torch's _dirichlet_grad has no derivative, and a second
+        # differentiation raised its raw RuntimeError
+        return _first_order(out, "Dirichlet", concentration, grad)  # type: ignore[no-any-return]
     conc = concentration.expand(x.shape)
     with torch.no_grad():
         fixed = ImplicitDirichlet._gradient(conc[rows], x[rows].detach().double(), grad[rows])

@@ -363,8 +363,9 @@ class _FirstOrderOnly(torch.autograd.Function):
 
         raise NotReparameterizableError(
             f"Second-order gradients through {ctx.what} draws are not available: their "
-            "implicit reparameterization (a finite difference of the CDF) gives first-order "
-            "gradients only, so a second derivative would be silently 0. Expected a "
+            "implicit reparameterization (a derivative of the CDF computed without a graph: "
+            "finite differences, or torch's own approximation) gives first-order gradients "
+            "only, so a second derivative would be silently 0 or fail. Expected a "
             "first-order use of the gradient. Received: a differentiation of that gradient "
             "(create_graph=True, torch.autograd.functional.hessian, ...). Differentiate it by "
             "finite differences instead, or use a family with an explicit reparameterization."
