@@ -1304,7 +1304,8 @@ class PolysampleDistribution:
             # RuntimeError, which the torch path wraps as InvalidParameterRuntimeError); a
             # backend's own scoring raised another class, or its library's message
             try:
-                torch.broadcast_shapes(value.shape, self.batch_shape + self.event_shape)
+                torch.broadcast_shapes(value.shape, self.batch_shape  # type: ignore[attr-defined]
+                                       + self.event_shape)  # type: ignore[attr-defined]
             except RuntimeError as exc:
                 raise _invalid_value(self, "log_prob", value, exc) from exc
         params = self._ps_params()

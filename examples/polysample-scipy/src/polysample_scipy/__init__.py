@@ -62,13 +62,17 @@ OMITTED: dict[str, str] = {
 NOTES: dict[str, str] = {
     "Gamma": "scipy.stats.gamma; rsample by implicit reparameterization",
     "Chi2": "scipy.stats.chi2; rsample by implicit reparameterization of its Gamma",
-    "InverseGamma": "scipy.stats.invgamma; rsample by implicit reparameterization",
-    "StudentT": "scipy.stats.t; rsample: df gradient by implicit reparameterization",
-    "FisherSnedecor": "scipy.stats.f; rsample by implicit reparameterization of both Chi2",
+    "InverseGamma": "scipy.stats.invgamma; rsample by implicit reparameterization; below "
+                    "concentration 0.5 from log-space Gamma draws",
+    "StudentT": "scipy.stats.t; rsample: df gradient by implicit reparameterization; below df 1 "
+                "from log-space Gamma draws",
+    "FisherSnedecor": "scipy.stats.f; rsample by implicit reparameterization of both Chi2; "
+                      "below df 1 from log-space Gamma draws",
     "Beta": "scipy.stats.beta; rsample by implicit reparameterization",
     "Dirichlet": "scipy.stats.dirichlet (one parameter point at a time); implicit rsample; "
                  "wrong below concentration 0.1 (NumPy's sampler: known_failures.toml)",
-    "Wishart": "scipy.stats.wishart (one parameter point at a time); rsample by Bartlett",
+    "Wishart": "scipy.stats.wishart (one parameter point at a time); rsample by Bartlett; "
+               "singular draws redrawn, as on torch",
     "VonMises": "scipy.stats.vonmises, wrapped to [-pi, pi); no rsample",
     "Categorical": "inversion of scipy.stats.uniform draws (memory: draws + categories)",
 }

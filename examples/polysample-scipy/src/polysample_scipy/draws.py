@@ -17,22 +17,26 @@ SciPy is imported on the first draw, not when polysample lists the backend.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
+from torch.distributions import constraints
 
 from polysample.plugin import (
     ImplicitBeta,
     ImplicitDirichlet,
     ImplicitGamma,
-    ImplicitLogGamma,
     InvalidParameterError,
+    NotReparameterizableError,
     Params,
+    standard_gamma_dz_dalpha,
 )
 
-__all__ = ["LAWS", "PER_POINT", "RSAMPLE", "Args", "stats", "sample", "rsample"]
+__all__ = ["LAWS", "PER_POINT", "RSAMPLE", "SMALL_SHAPE", "WISHART_MAX_REDRAWS", "Args", "stats",
+           "sample", "rsample"]
 
 
 # --8<-- [start:lazy]
@@ -222,17 +226,74 @@ def _categorical_index(p: Params, sample_shape: torch.Size, rng: np.random.Gener
     return idx.reshape(tuple(sample_shape + p.batch_shape))
 
 
+def _negative_binomial(p: Params, sample_shape: torch.Size, rng: np.random.Generator
+                       ) -> np.ndarray:
+    """SciPy's ``nbinom`` refuses ``n = 0`` ("the scale parameter must be positive"), which
+    torch accepts (``total_count >= 0``): a point mass at 0, drawn as zeros as the other backends
+    do. Those entries are drawn with ``n = 1`` and zeroed; a negative count (``validate_args=
+    False``) still reaches SciPy, which refuses it."""
+    args = Args(p)
+    n = np.broadcast_to(args["total_count"], tuple(p.batch_shape))
+    size = tuple(sample_shape + p.batch_shape)
+    x = stats.nbinom(np.where(n == 0, 1.0, n), 1 - args["probs"]).rvs(size=size, random_state=rng)
+    return np.where(n == 0, 0.0, np.asarray(x).reshape(size))
+
+
+def _wishart_sample(p: Params, sample_shape: torch.Size, rng: np.random.Generator
+                    ) -> torch.Tensor:
+    """``L W L^T`` with ``W`` SciPy's Wishart(df, I) draw, in float64. SciPy's law takes the
+    scale matrix ``L L^T``, which underflows where torch accepts ``scale_tril`` (float64
+    ``1e-200 I``: SciPy refused it as not positive definite); the same law, through ``L``."""
+    args, k = Args(p), p.event_shape[-1]
+    n = math.prod(sample_shape)
+    ws = [np.asarray(stats.wishart(args.point(j)["df"], np.eye(k)).rvs(size=n, random_state=rng))
+          .reshape((n, k, k)) for j in range(math.prod(p.batch_shape))]
+    w = np.stack(ws, axis=1) if ws else np.empty((n, 0, k, k))
+    w_t = torch.as_tensor(w.reshape(tuple(sample_shape + p.batch_shape) + (k, k)),
+                          device=p.device)
+    tril = p["scale_tril"].detach().double()
+    return tril @ w_t @ tril.transpose(-1, -2)
+
+
+def _needs_log_space(family: str, p: Params) -> bool:
+    """Whether a Gamma shape of ``family``'s ratio (:data:`_RATIO_SHAPES`) is below
+    :data:`SMALL_SHAPE`, where SciPy's sampler divides by Gamma draws that underflow."""
+    return any(bool((p[name].detach() * factor < SMALL_SHAPE).any())
+               for name, factor in _RATIO_SHAPES.get(family, ()))
+
+
 def sample(family: str, p: Params, sample_shape: torch.Size, rng: np.random.Generator
            ) -> torch.Tensor:
     """``sample()``: SciPy's ``rvs`` of the family's law, in torch's conventions, as a tensor of
     the result's dtype and device, inside the support."""
+    if family == "Wishart":
+        # singular draws redrawn, as on torch (_redraw_singular)
+        return _redraw_singular(lambda: _sample(family, p, sample_shape, rng))
+    return _sample(family, p, sample_shape, rng)
+
+
+def _sample(family: str, p: Params, sample_shape: torch.Size, rng: np.random.Generator
+            ) -> torch.Tensor:
+    if family == "LowRankMultivariateNormal" or _needs_log_space(family, p):
+        # SciPy's laws fail there: multivariate_normal factors W W^T + diag(d), singular in
+        # float64 for cov_diag = 1e-30 (refused as not positive definite, where torch draws);
+        # f, t and invgamma divide by Gamma draws that underflow at small shapes
+        # (FisherSnedecor(1e-3, 1e-3): 47% NaN, 0/0; all NaN at 1e-10). rsample's draws are
+        # exact there (torch transforms of SciPy noise, Gammas in log space): taken without
+        # gradients.
+        with torch.no_grad():
+            return RSAMPLE[family](p, sample_shape, rng)
     if family == "Categorical":
         return torch.as_tensor(_categorical_index(p, sample_shape, rng)).to(
             device=p.device, dtype=p.dtype)
+    if family == "Wishart":
+        return _wishart_sample(p, sample_shape, rng).to(dtype=p.dtype)
     if family == "Binomial":
         _check_binomial_count(p)
     if family == "Geometric":
         x = _geometric(p, sample_shape, rng)
+    elif family == "NegativeBinomial":
+        x = _negative_binomial(p, sample_shape, rng)
     else:
         with np.errstate(over="ignore", divide="ignore"):  # overflows are held below
             x = _rvs(family, p, sample_shape, rng)
@@ -268,6 +329,102 @@ def _gamma_noise(alpha: torch.Tensor, p: Params, size: tuple[int, ...],
                                                                          random_state=rng)
     z = torch.as_tensor(np.asarray(z).reshape(size), dtype=p.float_dtype, device=p.device)
     return z.clamp_(min=_tiny(z.dtype))
+
+
+#: Below this Gamma shape the ratio families (:data:`_RATIO_SHAPES`) draw ``log G`` in log
+#: space (the torch backend's threshold). A standard Gamma(a) draw underflows float64 with
+#: probability about ``1e-308**a / Gamma(a + 1)``: 70% at a = 5e-4 (half of df = 1e-3), 1e-154
+#: at a = 0.5.
+SMALL_SHAPE = 0.5
+
+#: family -> (parameter, factor): the Gamma shapes (factor * parameter) its draw divides by.
+_RATIO_SHAPES: dict[str, tuple[tuple[str, float], ...]] = {
+    "InverseGamma": (("concentration", 1.0),),
+    "StudentT": (("df", 0.5),),
+    "FisherSnedecor": (("df1", 0.5), ("df2", 0.5)),
+}
+
+
+def _log_standard_gamma(alpha: torch.Tensor, size: tuple[int, ...], rng: np.random.Generator
+                        ) -> tuple[torch.Tensor, Callable[[], torch.Tensor]]:
+    """``log G`` of standard Gamma(α) draws (float64, shape ``size``, no graph) and a function
+    computing ``d(log G)/dα`` per draw (called in backward only).
+
+    Below :data:`SMALL_SHAPE`, ``G`` itself underflows float64 and its log is lost:
+    ``log G_a = log G_(a+1) + log(U) / a`` instead, exact (``G_a = G_(a+1) U^(1/a)``) and
+    finite, with the pathwise derivative ``d log G_(a+1)/da - log(U) / a**2`` (``G_(a+1)``'s
+    implicit one: it never underflows), as the torch backend does.
+    """
+    a = alpha.detach().double()
+    small = bool((a < SMALL_SHAPE).any())
+    shape = a + 1.0 if small else a
+    z = stats.gamma(shape.cpu().numpy()).rvs(size=size, random_state=rng)
+    z_t = torch.as_tensor(np.asarray(z).reshape(size), device=alpha.device)
+    z_t.clamp_(min=_tiny(torch.float64))  # G_(a+1), or G_a for a >= 0.5: 0 with odds 1e-154
+    if not small:
+        return z_t.log(), lambda: standard_gamma_dz_dalpha(z_t, a, log=True)
+    u = np.asarray(stats.uniform.rvs(size=size, random_state=rng)).reshape(size)  # [0, 1)
+    log_u = torch.log1p(-torch.as_tensor(u, device=alpha.device))  # log of 1 - u, in (0, 1]
+    return (z_t.log() + log_u / a,
+            lambda: standard_gamma_dz_dalpha(z_t, shape, log=True) - log_u / a**2)
+
+
+class _FromLog(torch.autograd.Function):
+    """A draw ``y = exp(log y)``, held in its dtype's range, differentiable in parameters
+    ``θ_i`` through ``dy/dθ_i = y d(log y)/dθ_i``, each computed per draw as one number,
+    ``sign(d) exp(log y + log|d|)``.
+
+    Left to autograd, the chain multiplied ``y`` (up to the largest float) by each term of
+    ``d(log y)/dθ_i`` separately: FisherSnedecor(1e-3, 1e-3)'s ``df1`` gradient was NaN for 7 of
+    4,000 single draws (``inf - inf``) where it is infinite. Draws held at the ends of the range
+    get a zero gradient. First-order only: the derivatives are computed without a graph, so a
+    second differentiation raises ``NotReparameterizableError`` (as the tfp backend's) instead
+    of silently giving 0.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, log_y: torch.Tensor, dtype: torch.dtype,  # type: ignore[override]
+                dlogs: Callable[[], tuple[torch.Tensor, ...]], *params: torch.Tensor
+                ) -> torch.Tensor:
+        fi = torch.finfo(dtype)
+        inside = (log_y > math.log(fi.tiny)) & (log_y < math.log(fi.max))
+        ctx.save_for_backward(log_y, inside, *params)
+        ctx.dlogs = dlogs
+        return _exp_in_range(log_y, dtype)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:  # type: ignore[override]
+        if torch.is_grad_enabled():
+            raise NotReparameterizableError(
+                "Second-order gradients through the scipy backend's small-shape draws "
+                "(FisherSnedecor, StudentT, InverseGamma in log space) are not available: "
+                "their first-order gradient is computed without a graph, so a second "
+                "derivative would be silently 0. Expected backward()/autograd.grad without "
+                "create_graph=True. Received: a backward pass that builds a graph. Use "
+                "backend='torch' for higher-order derivatives.")
+        log_y, inside, *params = ctx.saved_tensors
+        out: list[torch.Tensor | None] = [None, None, None]  # log_y, dtype, dlogs
+        g64 = grad.double()
+        for i, (t, d) in enumerate(zip(params, ctx.dlogs())):
+            if not ctx.needs_input_grad[3 + i]:
+                out.append(None)
+                continue
+            dy = torch.where(inside, d.sign() * (log_y + d.abs().log()).exp(), 0.0)
+            g = torch.where(g64 == 0, 0.0, g64 * dy)  # a zero cotangent: 0, not 0 * inf
+            out.append(g.sum_to_size(t.shape).to(t.dtype))
+        return tuple(out)
+
+
+def _exp_in_range(log_x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``exp(log_x)`` as ``dtype``, held at ``tiny`` and ``max`` of ``dtype`` beyond them (as
+    torch keeps its draws in the support), with a zero gradient there: the log is clamped
+    before ``exp``, so no infinite value or derivative enters the chain."""
+    fi = torch.finfo(dtype)
+    lo, hi = math.log(fi.tiny), math.log(fi.max)
+    x = log_x.clamp(min=lo, max=hi).exp()
+    # exactly the ends where held (exp(log(max)) rounds below float64's max, or above it)
+    x = torch.where(log_x >= hi, fi.max, torch.where(log_x <= lo, fi.tiny, x))
+    return x.to(dtype)
 
 
 # --8<-- [start:explicit]
@@ -391,31 +548,52 @@ def _chi2(p: Params, sample_shape: torch.Size, rng: np.random.Generator) -> torc
     return 2 * ImplicitGamma.apply(alpha, z)
 
 
+# The ratio families take log G in float64 (_log_standard_gamma) and their value from
+# _FromLog: a Gamma draw cast to float32, or one that underflowed float64, held at the
+# smallest float gave wrong values at small shapes (FisherSnedecor(1e-3, 1e-3).rsample(): 50%
+# exactly 1 in float64, 92% in float32; float32 StudentT(1e-3): median |t| 1.3e17 where it is
+# beyond 3.4e38).
 def _inverse_gamma(p: Params, sample_shape: torch.Size, rng: np.random.Generator
                    ) -> torch.Tensor:
-    # rate / z through log z: for small concentrations z sits near the smallest float.
-    alpha, z = _standard_gamma(p, "concentration", 1.0, sample_shape, rng)
-    return p["rate"] * (-ImplicitLogGamma.apply(alpha, z)).exp()
+    # rate / G as exp(log rate - log G)
+    conc, rate = p["concentration"], p["rate"]
+    log_g, dlog_g = _log_standard_gamma(conc, tuple(sample_shape + p.batch_shape), rng)
+    r = rate.detach().double()
+    return _FromLog.apply(r.log() - log_g, p.float_dtype,
+                          lambda: (-dlog_g(), r.reciprocal().expand_as(log_g)), conc, rate)
 
 
 def _student_t(p: Params, sample_shape: torch.Size, rng: np.random.Generator) -> torch.Tensor:
-    # T = N / sqrt(V / df) with V ~ Chi2(df) = 2 Gamma(df / 2).
-    df = p["df"]
-    alpha, z = _standard_gamma(p, "df", 0.5, sample_shape, rng)
-    log_v = ImplicitLogGamma.apply(alpha, z) + math.log(2.0)
-    t = noise("norm", p, sample_shape, rng) * (0.5 * (df.log() - log_v)).exp()
-    return p["loc"] + p["scale"] * t
+    # T = N sqrt(df / V) with V ~ Chi2(df) = 2 G, G ~ Gamma(h), h = df / 2:
+    # |T| = exp(log|N| + (log h - log G) / 2), held in the float range; loc + scale T too.
+    df, size = p["df"], tuple(sample_shape + p.batch_shape)
+    h = 0.5 * df.detach().double()
+    log_g, dlog_g = _log_standard_gamma(h, size, rng)
+    n = torch.as_tensor(np.asarray(stats.norm.rvs(size=size, random_state=rng)).reshape(size),
+                        device=p.device)
+    log_abs = n.abs().clamp(min=_tiny(torch.float64)).log() + 0.5 * (h.log() - log_g)
+    # d log|T| / d df = (1 / h - d log G / dh) / 4
+    t_abs = _FromLog.apply(log_abs, p.float_dtype, lambda: (0.25 * (h.reciprocal() - dlog_g()),),
+                           df)
+    t = n.sign().to(p.float_dtype) * t_abs
+    fi = torch.finfo(p.float_dtype)
+    return _held(lambda loc, scale: loc + scale * t, (p["loc"], p["scale"]), -fi.max, fi.max)
 
 
 def _fisher_snedecor(p: Params, sample_shape: torch.Size, rng: np.random.Generator
                      ) -> torch.Tensor:
-    # (V1 / df1) / (V2 / df2) with Vi ~ Chi2(dfi), in log space.
+    # (V1 / df1) / (V2 / df2) with Vi ~ Chi2(dfi) = 2 Gamma(hi), hi = dfi / 2:
+    # log F = log G1 - log G2 + log h2 - log h1.
     df1, df2 = p["df1"], p["df2"]
-    a1, z1 = _standard_gamma(p, "df1", 0.5, sample_shape, rng)
-    a2, z2 = _standard_gamma(p, "df2", 0.5, sample_shape, rng)
-    log_x = (ImplicitLogGamma.apply(a1, z1) - ImplicitLogGamma.apply(a2, z2)
-             + df2.log() - df1.log())
-    return log_x.clamp(min=math.log(_tiny(log_x.dtype))).exp()
+    size = tuple(sample_shape + p.batch_shape)
+    h1, h2 = 0.5 * df1.detach().double(), 0.5 * df2.detach().double()
+    log_g1, dlog_g1 = _log_standard_gamma(h1, size, rng)
+    log_g2, dlog_g2 = _log_standard_gamma(h2, size, rng)
+    log_x = log_g1 - log_g2 + h2.log() - h1.log()
+    # d log F / d df1 = (d log G1 / dh1 - 1 / h1) / 2, d log F / d df2 = (1 / h2 - d log G2 / dh2) / 2
+    return _FromLog.apply(log_x, p.float_dtype,
+                          lambda: (0.5 * (dlog_g1() - h1.reciprocal()),
+                                   0.5 * (h2.reciprocal() - dlog_g2())), df1, df2)
 
 
 def _dirichlet(p: Params, sample_shape: torch.Size, rng: np.random.Generator) -> torch.Tensor:
@@ -430,11 +608,47 @@ def _wishart(p: Params, sample_shape: torch.Size, rng: np.random.Generator) -> t
     df, tril = p["df"], p["scale_tril"]
     k = tril.shape[-1]
     alpha = (df.unsqueeze(-1) - torch.arange(k, dtype=df.dtype, device=df.device)) * 0.5
-    z = _gamma_noise(alpha, p, tuple(sample_shape + p.batch_shape) + (k,), rng)
-    diag = (2 * ImplicitGamma.apply(alpha, z)).sqrt()
-    a = noise("norm", p, sample_shape, rng, (k, k)).tril(-1) + torch.diag_embed(diag)
-    chol = tril @ a
-    return chol @ chol.transpose(-1, -2)
+
+    def bartlett() -> torch.Tensor:
+        z = _gamma_noise(alpha, p, tuple(sample_shape + p.batch_shape) + (k,), rng)
+        diag = (2 * ImplicitGamma.apply(alpha, z)).sqrt()
+        a = noise("norm", p, sample_shape, rng, (k, k)).tril(-1) + torch.diag_embed(diag)
+        chol = tril @ a
+        return chol @ chol.transpose(-1, -2)
+    return _redraw_singular(bartlett)
+
+
+#: Redraws of Wishart matrices that come out singular (torch's WISHART_MAX_TRY_CORRECTION).
+WISHART_MAX_REDRAWS = 10
+
+
+def _redraw_singular(draw: Callable[[], torch.Tensor]) -> torch.Tensor:
+    """``draw()``, its matrices that fail torch's positive-definite check redrawn, as torch
+    does (the torch, numpy and tfp backends alike).
+
+    For ``df`` just above ``p - 1`` the last Bartlett factor is tiny and the rounded matrix is
+    singular: at ``Wishart(1.05, I_2)`` 31% of SciPy's float32 draws failed the check (49% at
+    ``df = 1.000001``, 0.5% at 1.5; SciPy 1.15.3, 20,000 draws). A rejected matrix is redrawn whole, at most
+    :data:`WISHART_MAX_REDRAWS` times (redrawing conditions on the support, which the law
+    already does up to rounding); those still singular are returned as drawn, with torch's
+    ``RuntimeWarning``. The draws are merged with ``torch.where``: gradients flow to the kept
+    draw.
+    """
+    x = draw()
+    bad = ~constraints.positive_definite.check(x.detach())
+    redraws = 0
+    while redraws < WISHART_MAX_REDRAWS and bool(bad.any()):
+        new = draw()
+        x = torch.where(bad[..., None, None], new, x)
+        bad = bad & ~constraints.positive_definite.check(new.detach())
+        redraws += 1
+    if bool(bad.any()):
+        warnings.warn(
+            f"{int(bad.sum())} of {bad.numel()} Wishart draws are still outside the support "
+            f"after {WISHART_MAX_REDRAWS} redraws; they are returned as drawn. Draw in float64, "
+            "or with parameters further from the support's edge (Wishart: df further above "
+            "p - 1).", RuntimeWarning, stacklevel=2)
+    return x
 
 
 #: torch family -> its rsample, ``draw(params, sample_shape, rng)``. Families not listed have

@@ -9,6 +9,12 @@ family's formula is differentiable in. polysample's core refuses a ``log_prob`` 
 gradient to a parameter that requires one (``BackendContractError``), so a family is scored
 here only when all its derivatives are written; the others are scored by torch.
 
+The backward pass is itself differentiable: the derivatives are torch operations on the saved
+inputs, so second derivatives (``create_graph=True``, ``torch.autograd.functional.hessian``)
+are torch's autograd of the analytic first derivatives, equal to torch's own. (Marked
+``once_differentiable``, they were silently 0: the Hessian of ``Normal(loc, 1).log_prob`` of
+two values in ``loc`` was 0 where it is -2.)
+
 The probability families (Bernoulli, Binomial, Geometric, NegativeBinomial, the categorical
 ones, Multinomial) are scored by torch: SciPy's ``logpmf`` takes probabilities, and a
 distribution given ``logits`` has probabilities that round to 0 or 1 where the logits are
@@ -104,8 +110,9 @@ class ScipyLogProb(torch.autograd.Function):
         return torch.as_tensor(out, dtype=dtype, device=p.device)
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
+        # Not once_differentiable: with create_graph=True autograd records these torch
+        # operations on the saved inputs, so the gradient is differentiable again (Hessians).
         value, *params = ctx.saved_tensors
         names, derivatives = SCORES[ctx.family]
         partials = derivatives(value.double(), *(t.double() for t in params))
@@ -306,9 +313,13 @@ def _wishart(x: torch.Tensor, df: torch.Tensor, tril: torch.Tensor) -> dict[str,
     i = torch.arange(p, dtype=df.dtype, device=df.device)
     ddf = (0.5 * torch.linalg.slogdet(x).logabsdet - p / 2 * math.log(2.0) - log_diag
            - 0.5 * digamma((df.unsqueeze(-1) - i) / 2).sum(-1))
-    a = s_inv @ x @ s_inv
+    a = s_inv @ (0.5 * (x + x.transpose(-1, -2))) @ s_inv  # (X + X^T)/2: as for X^-T below
     inv_diag = torch.diag_embed(tril.diagonal(dim1=-2, dim2=-1).reciprocal())
-    return {"value": (df[..., None, None] - p - 1) / 2 * torch.linalg.inv(x) - s_inv / 2,
+    # The derivatives of log|X| and tr(S^-1 X) for any square X (X^-T; S^-1 (X + X^T)/2 S^-1 L)
+    # equal X^-1 and S^-1 X S^-1 L at a symmetric X, but only these have torch's second
+    # derivatives in X (a Hessian-vector product differed in non-symmetric directions).
+    x_inv_t = torch.linalg.inv(x).transpose(-1, -2)
+    return {"value": (df[..., None, None] - p - 1) / 2 * x_inv_t - s_inv / 2,
             "df": ddf, "scale_tril": (a @ tril).tril() - df[..., None, None] * inv_diag}
 
 
