@@ -796,6 +796,77 @@ class SeedRotationMutant(_Mutant):
         return x.detach()
 
 
+class LargeCallSeedMutant(PartialSeedMutant):
+    """Honours the seed in calls of fewer than 256 values; larger calls (a fast path, as the
+    torch backend has for scalar parameters from 256 values) draw from its global stream. The
+    ``seeds`` and ``generator`` rules once drew at most 64 values per call, and passed it."""
+
+    FAMILIES = ("Normal",)
+
+    def _ignored(self, params, sample_shape):  # type: ignore[no-untyped-def]
+        return params.shape(torch.Size(sample_shape)).numel() >= 256
+
+
+class SeedStrideMutant(_Mutant):
+    """A counter-based stream with one fixed key, the seed setting its counter (seed x 1024
+    Philox blocks: about 4,050 normal values per unit of seed). Every seed is reproducible,
+    the 48 values the ``seeds`` rule compared of seeds 7 and 8 were 4,000 apart in the stream,
+    and a draw of 8,192 values shares about half of them with the next seed's."""
+
+    def _draw(self, params, sample_shape, seed):  # type: ignore[no-untyped-def]
+        if not isinstance(seed, np.random.SeedSequence):
+            return None
+        words = seed.entropy if isinstance(seed.entropy, (list, tuple)) else [seed.entropy]
+        base = 0
+        for w in words:
+            base = (base << 32) | int(w)  # type: ignore[arg-type]
+        for k in seed.spawn_key:  # children differ (the spawn_key rule passes)
+            base = base * 1000003 + int(k) + 1
+        bits = np.random.Philox(key=12345)
+        bits.advance((base * 1024) % (1 << 256))
+        eps = np.random.Generator(bits).standard_normal(tuple(params.shape(sample_shape)))
+        return params["loc"] + params["scale"] * torch.as_tensor(eps, dtype=params.dtype)
+
+    def sample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        x = self._draw(params, sample_shape, seed)
+        if x is None:
+            return self._inner.sample(family, params, sample_shape, seed=seed)
+        return x.detach()
+
+    def rsample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        x = self._draw(params, sample_shape, seed)
+        if x is None:
+            return self._inner.rsample(family, params, sample_shape, seed=seed)
+        return x
+
+
+class GlobalConsumedMutant(_Mutant):
+    """A draw given a seed (or a generator) also draws one value from the global stream (a
+    warm-up or a key split taken from it): the seeded values are right and reproducible, but
+    ``manual_seed`` no longer replays the unseeded draws that follow it."""
+
+    def sample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        if seed is not None:
+            torch.randn(1)  # torch's default generator: the torch backend's global stream
+        return self._inner.sample(family, params, sample_shape, seed=seed)
+
+    def rsample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        if seed is not None:
+            torch.randn(1)
+        return self._inner.rsample(family, params, sample_shape, seed=seed)
+
+
+class BroadcastGradLostMutant(_Mutant):
+    """Copies a broadcast (stride-0) parameter detached in ``rsample()`` ("not to write through
+    an expanded view"): right values, and a ``scale`` expanded from a smaller leaf (a scalar
+    beside a batched ``loc``) gets no gradient, silently (``scale.grad`` stays None)."""
+
+    def rsample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        copied = {k: v.detach().contiguous() if isinstance(v, torch.Tensor) and v.dim()
+                  and 0 in v.stride() else v for k, v in params.items()}
+        return self._inner.rsample(family, copied, sample_shape, seed=seed)
+
+
 class Float32PrecisionMutant(_Mutant):
     """Draws float64 values in float32 and casts them up (the right dtype and, to the eye, the
     right law; float32's resolution)."""
@@ -1507,6 +1578,14 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     "mutant_seedoffset": (SeedOffsetMutant, "seeds", "Normal"),
     "mutant_seedtruncating": (SeedTruncatingMutant, "seeds", "Normal"),
     "mutant_seedrotation": (SeedRotationMutant, "seeds", "Normal"),
+    # The seed ignored in calls of 256 values and more, or sharing a stream offset by
+    # 4,000 values between neighbouring seeds: seen only in the seeds rule's large draw.
+    "mutant_large_call_seed": (LargeCallSeedMutant, "seeds", "Normal"),
+    "mutant_seed_stride": (SeedStrideMutant, "seeds", "Normal"),
+    # A seeded draw that also advances the global stream.
+    "mutant_global_consumed": (GlobalConsumedMutant, "global_stream", "Normal"),
+    # A broadcast parameter's gradient dropped: rsample_grad's expanded leaf.
+    "mutant_broadcast_grad_lost": (BroadcastGradLostMutant, "rsample_grad", "Normal"),
     "mutant_float32_precision": (Float32PrecisionMutant, "dtype", "Normal"),
     "mutant_log_of_density": (LogOfDensityMutant, "log_prob_far", "Normal"),
     "mutant_log_prob_grad": (LogProbGradientMutant, "log_prob_gradcheck", "Normal"),

@@ -51,6 +51,7 @@ LAYERS = {
     "log_prob_gradcheck": ("density",),
     "log_prob_f64": ("density",),
     "generator": ("semantics",),
+    "global_stream": ("semantics",),
     "broadcast": ("semantics",),
     "rsample_near_zero": ("semantics",),
     "shapes": ("semantics",),
@@ -84,7 +85,8 @@ _OWN_TEST = {"mutant_gradsign_beta", "mutant_sorted", "mutant_sorted_poisson",
              "mutant_batch3d_flip", "mutant_sample3d_repeat", "mutant_studentt_flip",
              "mutant_gamma_band", "mutant_gamma_grad_band", "mutant_dirichlet_band",
              "mutant_wishart_band", "mutant_dirichlet_grad_band", "mutant_wishart_grad_band",
-             "mutant_multinomial_band"}
+             "mutant_multinomial_band", "mutant_large_call_seed", "mutant_seed_stride",
+             "mutant_global_consumed", "mutant_broadcast_grad_lost"}
 
 
 @pytest.mark.parametrize("name", sorted(set(mutants.MUTANTS) - _OWN_TEST))
@@ -999,6 +1001,36 @@ def test_semantics_failures_name_what_and_where(with_mutants, name, says, also):
     report = check_backend(name, families=[family], layers=("semantics",), quick=True)
     caught = {r.check: r.message for r in report.failures}
     assert says in caught[check] and set(also) <= set(caught), caught
+
+
+@pytest.mark.parametrize("name,failed,says", [
+    # A fast path for calls of 256 values and more that forgets the seed: the seeds and
+    # generator rules drew at most 64 values per call.
+    ("mutant_large_call_seed", {"seeds", "generator"},
+     "sample((8192,)) with batch_shape () in float64: the same seed gave different values"),
+    # Seed 8's stream starts about 4,050 values after seed 7's: the 48 values compared before
+    # shared none, the large call's 8,192 share half.
+    ("mutant_seed_stride", {"seeds"}, "seeds 7 and 8 share 4210 of the 8192 distinct values"),
+    # A seeded draw that also draws from the global stream: manual_seed then replays
+    # the unseeded draws only where no seeded draw came between.
+    ("mutant_global_consumed", {"global_stream"},
+     "sample((16,), seed=5) advanced the global stream: manual_seed(1234), sample((16,), "
+     "seed=5), then an unseeded sample() drew other values"),
+    # A stride-0 parameter copied detached: right values, .grad None.
+    ("mutant_broadcast_grad_lost", {"rsample_grad"},
+     "with loc given as one leaf of shape () expanded over the batch (2,) (a stride-0 view) "
+     "carries no gradient to it"),
+])
+def test_seed_and_broadcast_gradient_defects_fail_their_semantics_rule_alone(
+        with_mutants, name, failed, says):
+    # An outside trial's backends that passed every layer in both modes; each now fails its
+    # semantics rule and nothing else (every layer, quick mode: the semantics layer has no
+    # statistics, so full mode judges it alike).
+    _cls, check, family = mutants.MUTANTS[name]
+    report = check_backend(name, families=[family], quick=True)
+    caught = {r.check: r.message for r in report.failures}
+    assert set(caught) == failed, report.summary()
+    assert says in caught[check], caught[check]
 
 
 def test_draws_that_do_not_vary_are_not_blamed_on_a_seed(with_mutants):

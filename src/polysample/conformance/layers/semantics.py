@@ -6,8 +6,9 @@ is broken. The rules (DESIGN.md section 1): shape ``sample_shape + batch_shape +
 tracks gradients, ``rsample`` is differentiable in every parameter that requires grad (or raises
 ``NotReparameterizableError`` where the backend does not claim it) with finite values and no NaN
 gradient even at shape parameters of 1e-30 (``rsample_near_zero``), ``has_rsample`` tells which,
-same seed gives identical values (int, ``SeedSequence``, ``torch.Generator``), unseeded calls
-draw from the global stream that ``manual_seed`` seeds, ``log_prob`` scores the backend's own
+same seed gives identical values (int, ``SeedSequence``, ``torch.Generator``; in large calls
+too) and neighbouring seeds share no values, unseeded calls draw from the global stream that
+``manual_seed`` seeds and seeded calls leave it untouched, ``log_prob`` scores the backend's own
 samples (as torch does, where the backend scores them itself), ``expand``/``wrap``/pickling keep
 the backend, non-contiguous parameters and values count by their values, not their memory layout
 (``layouts``), and invalid parameters raise ``InvalidParameterError``.
@@ -56,15 +57,49 @@ N_WIDE = (8,)
 #: on JAX does (1, 8, 64, ... rows), runs two programs for them, not three.
 SHAPE_CASES: tuple[tuple[tuple[int, ...], tuple[int, ...]], ...] = (
     ((), ()), (N_WIDE, (2, 3)), ((8, 1), (2,)))
+#: The values of the large call of the ``seeds`` and ``generator`` rules: a sample of
+#: scalar parameters (batch ``()``) in float64 of at least this many values
+#: (:func:`_seed_calls`). Their other calls draw at most 64 values, and a backend whose
+#: fast path for large calls forgot the seed passed (the torch backend has such paths from
+#: 256 values for scalar parameters); 8,192 values also span a seed used as an offset into
+#: one stream of up to about 8,000 values per unit of seed (:data:`NEAR_SEEDS`). float64, so
+#: that independent draws share no value by chance. One shape per family, and so one program
+#: each on TFP's JAX substrate (calls of more than 512 values compile a program per shape):
+#: both rules, ``sample`` and ``rsample``, every seed, run it.
+LARGE_SEED_VALUES = 8192
 #: The (sample shape, batch shape) calls of the ``seeds`` and ``generator`` rules besides
-#: ``(N, (2,))``: no batch (a distribution of scalar parameters, the commonest call), one
-#: value, and a three-dimensional sample shape over a 2-d batch. A backend that honoured the
-#: seed for the example batch alone (and drew from its global stream for scalar parameters or
-#: for sample shapes of three dimensions) passed. Sizes of 1, 64 and 48 values: the size
-#: classes the ``shapes`` rule already draws. ``sample()`` with another seed must differ only
-#: where the call draws at least 32 values (fewer may repeat by chance for a discrete law).
+#: ``(N, (2,))`` and the large call: no batch (a distribution of scalar parameters, the
+#: commonest call), one value, and a three-dimensional sample shape over a 2-d batch. A
+#: backend that honoured the seed for the example batch alone (and drew from its global stream
+#: for scalar parameters or for sample shapes of three dimensions) passed. Sizes of 1, 64 and
+#: 48 values: the size classes the ``shapes`` rule already draws. ``sample()`` with another
+#: seed must differ only where the call draws at least 32 values (fewer may repeat by chance
+#: for a discrete law).
 SEED_CASES: tuple[tuple[tuple[int, ...], tuple[int, ...]], ...] = (
     ((64,), ()), ((), ()), ((2, 4, 1), (2, 3)))
+
+
+def _seed_calls(family: str) -> list[tuple[tuple[int, ...], tuple[int, ...], torch.dtype]]:
+    """The (sample shape, batch shape, dtype) calls of the ``seeds`` and ``generator`` rules
+    besides ``(N, (2,))``: :data:`SEED_CASES` in float32, then the large call, float64 draws
+    of :data:`LARGE_SEED_VALUES` values or just more (a Wishart's 3 x 3 matrices: 911
+    draws), so that a family with a large event costs no more than a univariate one."""
+    event = getattr(td, family)(**example_params(family, ())).event_shape.numel()
+    large = (-(-LARGE_SEED_VALUES // event),)
+    return [(s, b, torch.float32) for s, b in SEED_CASES] + [(large, (), torch.float64)]
+
+
+#: The seeds whose large draws (:data:`LARGE_SEED_VALUES`) are compared with seed 7's: its
+#: neighbours 8 and 6 (6 is also 7 with one bit cleared). Each must draw other values than
+#: seed 7; for a continuous family they must share almost none of them
+#: (:func:`_shared_values`): a seed used as an offset or a counter into one stream (seed x
+#: stride) shares most of them wherever the stride is shorter than the draw, and a seed whose
+#: low bits are dropped (shifted out, masked) draws seed 7's values again for seed 6.
+NEAR_SEEDS = (8, 6)
+#: The fraction of a large draw's distinct values that a near seed's draw may share with it.
+#: Independent float64 draws of 8,192 values share one with a chance of about 1e-8 (values
+#: of a 32-bit resolution, about 0.02); a stride of 4,050 values per seed shares half.
+SHARED_MAX = 1 / 64
 
 
 #: The smallest event size the ``shapes`` rule draws each family with an event dimension at
@@ -116,6 +151,78 @@ def _near_zero(t: Target, family: str, support: FamilySupport, name: str,
         if g is not None and torch.isnan(g).any():
             raise CheckFailure(f"rsample() {where}: the gradient w.r.t. {k} is NaN for "
                                f"{int(torch.isnan(g).sum())} of its {g.numel()} elements")
+
+
+def _expanded_leaves(t: Target, family: str, support: FamilySupport) -> list[str]:
+    """``rsample()``'s gradient reaches a parameter given as a smaller leaf expanded over the
+    batch (``one.expand(2, ...)``, a stride-0 view, as a scalar ``scale`` beside a batched
+    ``loc`` becomes): each batched reparameterized parameter in turn, the others contiguous
+    leaves. The draw must equal that of contiguous leaves of the same values (the first batch
+    element's, repeated) with the same seed, and the leaf's gradient the gradient of the
+    contiguous leaf summed over the batch. A backend that copied broadcast parameters detached
+    gave right values and no gradient, silently (the output still required grad through the
+    other parameters). Float64, ``N`` values and seed 0, as the rule's first draw: the same
+    programs on a backend that compiles per shape. Returns the parameters tried."""
+    spec = FAMILIES[family]
+    base = example_params(family, (2,), torch.float64)
+    names = rsample_leaves(family, dict(base), support.rsample_params)
+    # the first batch element of every batched parameter, repeated over the batch
+    firsts: dict[str, torch.Tensor] = {}
+    for k, v in base.items():
+        nb = v.dim() - spec.param_event_dim(k) if isinstance(v, torch.Tensor) and \
+            k in spec.params else 0
+        if nb > 0:
+            firsts[k] = v[(0,) * nb]
+            base[k] = firsts[k].expand(v.shape).clone()
+
+    def draw(expanded: str | None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        params = dict(base)
+        leaves = rsample_leaves(family, params, support.rsample_params)
+        if expanded is not None:
+            one = firsts[expanded].clone().requires_grad_(True)
+            params[expanded] = one.expand(base[expanded].shape)
+            leaves[expanded] = one
+        x = make(family, params, t).rsample(N, seed=0)
+        if not x.requires_grad:
+            return x.detach(), {}
+        # weighted: the plain sum of a simplex's components is constant, its gradient 0
+        w = torch.linspace(1.0, 2.0, x.numel(), dtype=x.dtype).reshape(x.shape)
+        grads = torch.autograd.grad((x * w).sum(), list(leaves.values()), allow_unused=True)
+        return x.detach(), {k: g for k, g in zip(leaves, grads) if g is not None}
+
+    want, want_grads = draw(None)
+    tried = []
+    for name in (k for k in names if k in firsts):
+        shape = tuple(firsts[name].shape)
+        given = (f"{name} given as one leaf of shape {shape} expanded over the batch "
+                 f"{tuple(base[name].shape[:base[name].dim() - len(shape)])} (a stride-0 view)")
+        got, grads = draw(name)
+        if not _close(got, want):
+            raise CheckFailure(
+                f"rsample({N}) with {given} drew other values than with a contiguous leaf of "
+                f"the same values and the same seed: e.g. {got.flatten()[:3].tolist()} against "
+                f"{want.flatten()[:3].tolist()}. Read broadcast parameters through their strides")
+        if name not in grads:
+            raise CheckFailure(
+                f"rsample({N}) with {given} carries no gradient to it (its .grad stays None), "
+                "where a contiguous leaf of the same values gets one: the backend drops the "
+                "gradient of a broadcast parameter (copies it detached?). Keep the autograd "
+                "graph through every parameter, expanded ones included (.contiguous() and "
+                ".clone() keep it; .detach(), .numpy() and torch.tensor() drop it)")
+        if name not in want_grads:
+            continue  # no gradient even as a contiguous leaf: the rule's first test says so
+        g = grads[name]
+        ref = want_grads[name].sum(tuple(range(want_grads[name].dim() - len(shape))))
+        tol = 1e-9 * (1.0 + float(ref.abs().nan_to_num(posinf=0.0, neginf=0.0).max()))
+        if g.shape != ref.shape or not torch.allclose(g, ref, rtol=1e-6, atol=tol,
+                                                      equal_nan=True):
+            raise CheckFailure(
+                f"rsample({N}) with {given}: its gradient is {g.flatten()[:3].tolist()}, where "
+                f"a contiguous leaf of the same values gets {ref.flatten()[:3].tolist()} "
+                "(summed over the batch; rtol 1e-6): the gradient of a broadcast parameter "
+                "must be the sum of its elements' gradients, as torch's expand gives")
+        tried.append(name)
+    return tried
 
 
 def _expected_dtype(family: str, dtype: torch.dtype) -> torch.dtype:
@@ -238,6 +345,33 @@ def _streams_apart(t: Target, family: str) -> None:
             "one seed's draws are a function of the other's (a seed that rotates, shifts or "
             "mirrors one stream). Derive each seed's stream from the whole seed (a "
             "SeedSequence, a hashed or split key)")
+
+
+def _distinct(x: torch.Tensor) -> np.ndarray:
+    """The distinct finite non-integer values of a draw, sorted (integers are the constant
+    zeros and ones of a Cholesky factor, or a draw held at an end of a unit interval)."""
+    v = x.detach().flatten().double().numpy()
+    return np.unique(v[np.isfinite(v) & (v != np.round(v))])
+
+
+def _shared_values(family: str, call: str, first: torch.Tensor, seed: int,
+                   other: torch.Tensor) -> None:
+    """The large draw of seed ``seed`` shares at most :data:`SHARED_MAX` of seed 7's distinct
+    values (a continuous family in float64: independent draws share essentially none). Seeds
+    7 and ``seed`` with overlapping streams (a seed used as an offset, a counter started at
+    the seed) share every value of the overlap; the 48 values :func:`_streams_apart` compares
+    miss a stride of more than 48 values. Counted by sorting (``np.intersect1d``)."""
+    if FAMILIES[family].kind != "continuous":
+        return  # counts and indices repeat by chance
+    mine = _distinct(first)
+    shared = np.intersect1d(mine, _distinct(other), assume_unique=True).size
+    if shared > SHARED_MAX * mine.size:
+        raise CheckFailure(
+            f"sample{call}: seeds 7 and {seed} share {shared} of the {mine.size} distinct "
+            f"values seed 7 drew, where independent float64 draws share essentially none "
+            f"(more than {SHARED_MAX * mine.size:.0f} fails): their streams overlap (is the "
+            "seed an offset or a counter into one stream?). Derive each seed's stream from "
+            "the whole seed (a SeedSequence's generate_state(), a hashed or split key)")
 
 
 #: The chance that a backend whose seeds give independent draws fails the descent test of
@@ -516,8 +650,11 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
                 if not torch.isfinite(g).all():
                     raise CheckFailure(f"rsample() gives non-finite gradients w.r.t. {k}")
             nan_cotangent(x, leaves, f"rsample({tuple(N)})")
+            expanded = _expanded_leaves(t, family, support)
             return Outcome(f"rsample() differentiable in {sorted(leaves)}; a NaN upstream "
-                           "gradient comes back NaN")
+                           "gradient comes back NaN" + (
+                               f"; {', '.join(expanded)} expanded from one leaf get the "
+                               "gradient a contiguous leaf gets" if expanded else ""))
 
         yield check("rsample_grad", rsample_grad)
 
@@ -597,21 +734,34 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
             _kept_intact("rsample", ra, kept)
         _inputs_intact("sample() and rsample()", params, given)
         methods = ("sample", "rsample") if support.rsample else ("sample",)
-        for shape, batch in SEED_CASES:
-            e, _ = _dist(t, family, support, batch)
-            call = f"({shape}) with batch_shape {batch}"
+        calls = _seed_calls(family)
+        for shape, batch, dtype in calls:
+            large = (shape, batch, dtype) == calls[-1]
+            e, _ = _dist(t, family, support, batch, dtype)
+            call = f"({shape}) with batch_shape {batch}" + (
+                f" in {str(dtype).removeprefix('torch.')}" if dtype != torch.float32 else "")
             for m in methods:
                 first = getattr(e, m)(shape, seed=7).detach()
                 if not _equal(first, getattr(e, m)(shape, seed=7).detach()):
                     raise CheckFailure(f"{m}{call}: the same seed gave different values (with "
                                        f"sample_shape {N} and batch_shape (2,) it did not): "
-                                       "honour the seed in every call")
-                if m == "sample" and first.numel() >= 32 and _equal(
-                        first, e.sample(shape, seed=8)):
-                    raise CheckFailure(f"sample{call}: seeds 7 and 8 gave identical values")
+                                       "honour the seed in every call (a fast path for "
+                                       "large calls or scalar parameters included)")
+                if m != "sample" or first.numel() < 32:
+                    continue
+                for near in NEAR_SEEDS if large else (8,):
+                    other = e.sample(shape, seed=near)
+                    if _equal(first, other):
+                        raise CheckFailure(f"sample{call}: seeds 7 and {near} gave identical "
+                                           "values (are low bits of the seed dropped?): derive "
+                                           "the stream from the whole seed")
+                    if large:
+                        _shared_values(family, call, first, near, other)
         return Outcome("same seed => identical values; another seed => different values "
-                       "(no overlapping streams), also without a batch, for one value and for "
-                       "a 3-d sample shape; "
+                       "(no overlapping streams), also without a batch, for one value, for "
+                       f"a 3-d sample shape and for {LARGE_SEED_VALUES:,} values (where seeds "
+                       f"{' and '.join(map(str, NEAR_SEEDS))} differ from seed 7 and, for a "
+                       "continuous family, share almost none of its values); "
                        "a later call leaves earlier results unchanged; parameters unchanged")
 
     yield check("seeds", seeds)
@@ -620,26 +770,53 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
         import polysample
 
         d, _ = _dist(t, family, support)
+        methods = ("sample", "rsample") if support.rsample else ("sample",)
+        # A seeded or generator= draw uses its own stream and leaves the global one untouched
+        # (docs/seeds.md: after manual_seed, a seeded draw in between does not change the
+        # unseeded draws). A backend that took a key, a warm-up value or a split from the
+        # global stream for a seeded draw passed the replay test, which draws no seeded value.
+        seeded = [(m, {"seed": 5}, "seed=5") for m in methods] + [
+            (m, {"generator": torch.Generator().manual_seed(5)},
+             "generator=torch.Generator().manual_seed(5)") for m in methods]
+        after = []
         with preserved_global_seed():
             polysample.manual_seed(1234)
             a, b = d.sample(N), d.sample(N)
             polysample.manual_seed(1234)
             c = d.sample(N)
+            for m, how, said in seeded:
+                polysample.manual_seed(1234)
+                getattr(d, m)(N, **how)
+                after.append((f"{m}({N}, {said})", d.sample(N)))
         if _equal(a, b):
             raise CheckFailure("two unseeded calls gave identical values")
         if not _equal(a, c):
             raise CheckFailure("manual_seed(1234) did not reproduce the unseeded draws: the "
                                "backend's global stream must be derived from polysample's seed")
-        return Outcome("unseeded calls advance a global stream that manual_seed reproduces")
+        for what, x in after:
+            if not _equal(a, x):
+                raise CheckFailure(
+                    f"{what} advanced the global stream: manual_seed(1234), {what}, then an "
+                    "unseeded sample() drew other values than manual_seed(1234) and the "
+                    "unseeded sample() alone. A seeded or generator= draw must leave the global "
+                    "stream untouched (docs/seeds.md): draw it from a stream built from its "
+                    "seed or generator alone (take no key, warm-up value or split from the "
+                    "global stream)")
+        return Outcome("unseeded calls advance a global stream that manual_seed reproduces; "
+                       "seeded and generator= draws leave it untouched")
 
     yield check("global_stream", global_stream)
 
     def generator(r: Runner) -> Outcome:
         methods = ("sample", "rsample") if support.rsample else ("sample",)
-        for shape, batch in ((N, (2,)), *(c for c in SEED_CASES if c[0])):
-            d, _ = _dist(t, family, support, batch)
-            for m in methods:
-                call = f"{m}({shape}) with batch_shape {batch}"
+        for shape, batch, dtype in ((N, (2,), torch.float32),
+                                    *(c for c in _seed_calls(family) if c[0])):
+            d, _ = _dist(t, family, support, batch, dtype)
+            # The large call (float64) with sample() alone: the seeds rule draws it with
+            # rsample() too, and each large draw costs milliseconds on every family.
+            for m in methods if dtype == torch.float32 else ("sample",):
+                call = f"{m}({shape}) with batch_shape {batch}" + (
+                    f" in {str(dtype).removeprefix('torch.')}" if dtype != torch.float32 else "")
 
                 def draw(g: torch.Generator, _m: str = m, _d: Any = d,
                          _shape: tuple[int, ...] = shape) -> torch.Tensor:
@@ -658,7 +835,8 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
                     raise CheckFailure(f"generator=, {call}: generators seeded 3 and 4 gave "
                                        "identical values (the generator is ignored)")
         return Outcome(f"generator= is reproducible and advances in {' and '.join(methods)}(), "
-                       "also without a batch and for a 3-d sample shape")
+                       "also without a batch, for a 3-d sample shape and for "
+                       f"{LARGE_SEED_VALUES:,} values")
 
     yield check("generator", generator)
 
