@@ -1260,6 +1260,20 @@ class BinomialCountGradientMutant(_Mutant):
         return lp - torch.where(value == n, dropped, torch.zeros_like(dropped))
 
 
+class ScalarPathMutant(_Mutant):
+    """Gamma whose path for scalar parameters and calls of at least 256 values (the torch
+    backend's in-place kernels start there) reads ``rate`` as a scale: ``Gamma(2, 4)`` of mean
+    8 instead of 0.5. Every batched draw is right (an outside trial's mutant, which passed
+    every check before ``scalar_ks``)."""
+
+    FAMILIES = ("Gamma",)
+
+    def mutate(self, family, params, x):  # type: ignore[no-untyped-def]
+        if len(params.batch_shape) or x.numel() < 256:
+            return x
+        return x * params["rate"] ** 2
+
+
 class LaplaceKinkMutant(_Mutant):
     """Scores Laplace itself, right in value, with derivative 1 of ``|x - loc|`` at
     ``x == loc`` (JAX's ``abs``; torch's is ``sign(0) = 0``): TFP 0.25 on JAX, finding F17."""
@@ -1563,6 +1577,7 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     "mutant_probs_scoring": (ProbsScoringMutant, "log_prob_logits", "Bernoulli"),
     "mutant_binomial_count_grad": (BinomialCountGradientMutant, "log_prob_gradcheck", "Binomial"),
     "mutant_laplace_kink": (LaplaceKinkMutant, "log_prob_gradcheck", "Laplace"),
+    "mutant_scalar_path": (ScalarPathMutant, "scalar_ks", "Gamma"),
     "mutant_probs_scoring_categorical": (ProbsScoringMutant, "log_prob_logits", "Categorical"),
     "mutant_generator": (GeneratorIgnoringMutant, "generator", "Normal"),
     "mutant_seedignoring": (SeedIgnoringMutant, "seeds", "Normal"),

@@ -37,6 +37,7 @@ LAYERS = {
     "grad_sweep": ("gradient",),
     "mixture_grad": ("gradient",),
     "calls_ks": ("sampler",),
+    "scalar_ks": ("sampler",),
     "calls_repeats": ("sampler",),
     "grad_cdf": ("gradient",),
     "grad_mean": ("gradient",),

@@ -146,7 +146,8 @@ CHECK_MS: dict[str, tuple[float, float]] = {
 #: ETA was two to three times too short.
 SAMPLER_SHARE: dict[str, float] = {
     "sample_ks": 5.9, "rsample_ks": 1.9, "calls_ks": 3.2, "sample_repeats": 0.4,
-    "rsample_repeats": 0.03, "calls_repeats": 0.02, "sample_sum": 0.5, "rsample_sum": 0.5,
+    "rsample_repeats": 0.03, "calls_repeats": 0.02, "scalar_ks": 1.0, "sample_sum": 0.5,
+    "rsample_sum": 0.5,
     "sample_indep": 0.38, "rsample_indep": 0.05, "sample_tails": 0.19, "rsample_tails": 0.16,
     "sample_atoms": 1.0, "rsample_atoms": 1.0}
 #: The share of a sampler check not named above (the normal-score checks).
@@ -164,10 +165,12 @@ def size_scale(layer: str, family: str | None, grid: str | None, name: str | Non
     if quick or family is None or grid is None:
         return 1.0
     if layer == "sampler":
-        from .runner import CALLS_FULL, CALLS_QUICK
+        from .runner import CALLS_FULL, CALLS_QUICK, SCALAR_ROWS_FULL, SCALAR_ROWS_QUICK
 
         if name in ("calls_ks", "calls_repeats"):
             return CALLS_FULL / CALLS_QUICK
+        if name == "scalar_ks":
+            return SCALAR_ROWS_FULL / SCALAR_ROWS_QUICK
         from .cases import CASES, sample_size
 
         if family not in CASES:

@@ -198,7 +198,7 @@ class Runner:
         # Draw.parts): both paths are judged at the same n, in the checks the error budget
         # already counts (their alpha split over twice the columns), unless rsample() drew
         # sample()'s values.
-        both = (method == "calls" or grid.methods == ("sample",)) and len(batch) == 1 and (
+        both = (method in ("calls", "scalar") or grid.methods == ("sample",)) and len(batch) == 1 and (
             family_support(t, family).rsample)
         with torch.no_grad():
             if method == "calls":
@@ -212,6 +212,19 @@ class Runner:
                 def draw(name: str, s: int) -> torch.Tensor:
                     return torch.cat([getattr(dist, name)((CALL_ROWS,), seed=seed_for(f"{s}-{i}"))
                                       for i in range(calls)])
+            elif method == "scalar":
+                # Each grid point with scalar parameters (batch ()), in a call of its own: a
+                # backend may take another path for them (torch's in-place kernels for
+                # scalar parameters from 256 values), which the batched draws never reach.
+                n = SCALAR_ROWS_QUICK if self.quick else SCALAR_ROWS_FULL
+                seed = self.seed(f"{t.name}-{family}-{grid.label}-scalar")
+                how = f" with scalar parameters, each grid point in a call of {n} values"
+                singles = [make(family, point_params(family, params, j), t)
+                           for j in range(batch[0])]
+
+                def draw(name: str, s: int) -> torch.Tensor:
+                    return torch.stack([getattr(one, name)((n,), seed=seed_for(f"{s}-{j}"))
+                                        for j, one in enumerate(singles)], dim=1)
             elif len(batch) == 1 and n % (copies(grid, n) * 2) == 0:
                 # The grid as a two-dimensional batch, drawn with a two-dimensional sample
                 # shape, or as a three-dimensional batch with a three-dimensional sample shape
@@ -348,6 +361,14 @@ def stacked_rows(fn: Callable[..., torch.Tensor], n: int, seed: int,
     return x.reshape((n,) + tuple(x.shape[3:]))
 
 
+def point_params(family: str, params: Mapping[str, Any], j: int) -> dict[str, Any]:
+    """The parameters of grid point ``j`` of a one-dimensional batch of grid points, with no
+    batch dimension (the ``scalar`` draw of the sampler layer)."""
+    spec = FAMILIES[family]
+    return {name: v[j].clone() if isinstance(v, torch.Tensor)
+            and v.dim() > spec.param_event_dim(name) else v for name, v in params.items()}
+
+
 def stacked(family: str, params: Mapping[str, Any], copies: int = STACKED_COPIES,
             deep: bool = False) -> dict[str, Any]:
     """``params``, a one-dimensional batch of G grid points, as the batch (STACKED_COPIES, G),
@@ -393,6 +414,11 @@ def tiled(family: str, params: Mapping[str, Any], times: int) -> dict[str, Any]:
 CALLS_QUICK = 256
 CALLS_FULL = 1024
 CALL_ROWS = 16
+#: The ``scalar`` draw of the sampler layer's ``scalar_ks`` check: each grid point of the
+#: typical grid with scalar parameters, this many values in one call (quick mode, full mode):
+#: at least 256, where the torch backend's scalar kernels take over.
+SCALAR_ROWS_QUICK = 1024
+SCALAR_ROWS_FULL = 4096
 
 
 #: Modules whose frames never locate a backend's failure: polysample's own plumbing (the

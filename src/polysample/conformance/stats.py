@@ -25,7 +25,7 @@ import numpy as np
 
 __all__ = [
     "ALPHA_TOTAL", "MAX_STATISTICAL_CHECKS", "ALPHA_CHECK", "MISS_RATE", "ALPHA_REPEAT",
-    "ALPHA_LARGE", "ALPHA_SWEEP", "REPEAT_CHECKS_PER_SLOT", "budget_slots",
+    "ALPHA_LARGE", "ALPHA_SWEEP", "ALPHA_SCALAR", "REPEAT_CHECKS_PER_SLOT", "budget_slots",
     "dkwm_threshold", "dkwm_detectable", "ks_continuous", "ks_integer", "z_threshold",
     "z_detectable", "ZTest", "z_test", "seed_for", "norm_isf", "ColumnTest", "pit_mean_test",
     "pit_var_test", "pit_var_bounds", "pit_var_detectable", "mean_z_test", "sum_tail_test",
@@ -62,8 +62,12 @@ ALPHA_LARGE = ALPHA_REPEAT
 #: constant 3.85 against 3.38) and a z threshold 7.2 against 6.3; their power, stated in
 #: ``layers/sweep.py``, is measured at this alpha.
 ALPHA_SWEEP = ALPHA_REPEAT
+#: The scalar-parameter checks (``scalar_ks``) share those slots too, at the same alpha: they
+#: look for a scalar-parameter path grossly wrong (a rate read as a scale), beside the batched
+#: draws that carry the fine power. At this alpha their K-S threshold is 14% higher.
+ALPHA_SCALAR = ALPHA_REPEAT
 #: Suffixes of the checks that share slots, :data:`REPEAT_CHECKS_PER_SLOT` to a slot.
-POOLED_CHECKS = ("_repeats", "_tails", "_atoms", "_large", "_sweep")
+POOLED_CHECKS = ("_repeats", "_tails", "_atoms", "_large", "_sweep", "scalar_ks")
 #: Expected counts ``n p`` of the tail check's levels: the draws below the reference's
 #: ``p``-quantile and above its ``(1 - p)``-quantile are counted for each (see
 #: :func:`tail_count_test`). The levels of 64 and 256 find tails cut short or too heavy near

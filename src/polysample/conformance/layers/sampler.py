@@ -30,6 +30,10 @@ statistics with a known law (:func:`..cases.projections`):
   seed, pooled: a backend may take another path for small calls (a first value per call that
   is not drawn, a seed reused between calls), and every other check draws its grid in one
   large call;
+* ``scalar_ks`` (typical grid): the K-S check of each grid point drawn with scalar
+  parameters (batch ``()``), ``sample()`` and ``rsample()``, in a call of its own of
+  :data:`..runner.SCALAR_ROWS_QUICK` values: a backend may take another path for scalar
+  parameters (the torch backend's in-place kernels), which the batched draws never reach;
 * ``<method>_repeats``: no window of consecutive rows of a statistic occurs twice, for the
   shortest window that independent draws of the reference law repeat with probability at most
   the check's alpha (:func:`..stats.repeat_window`): a seed, generator state or buffer reused
@@ -57,6 +61,7 @@ from ..runner import Draw, Runner, Target
 from ..stats import (
     ALPHA_CHECK,
     ALPHA_REPEAT,
+    ALPHA_SCALAR,
     ALPHA_TAILS,
     REPEAT_MAX_WINDOW,
     TAIL_COUNTS,
@@ -435,6 +440,10 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
             # between calls: the large draws of the other checks hold it once)
             yield from (c for c in _draw_checks(t, family, grid, "calls", continuous)
                         if c.name in ("calls_ks", "calls_repeats"))
+            # each grid point with scalar parameters, in a call of its own (the batched draws
+            # never reach a backend's scalar-parameter path)
+            yield from (c for c in _draw_checks(t, family, grid, "scalar", continuous)
+                        if c.name == "scalar_ks")
 
 
 def _draw_checks(t: Target, family: str, grid: Grid, method: str,
@@ -447,7 +456,8 @@ def _draw_checks(t: Target, family: str, grid: Grid, method: str,
             raise CheckFailure(f"{d.called} returned values outside the support: "
                                f"{d.outside}", n=d.n, seed=d.seed)
         m = sum(p.values.shape[1] for p in d.projections)
-        alpha = ALPHA_CHECK / m
+        # scalar_ks looks for gross errors of another path: it shares the pooled slots
+        alpha = (ALPHA_SCALAR if method == "scalar" else ALPHA_CHECK) / m
         thr = dkwm_threshold(d.n, alpha)
         worst, where, wj = -1.0, "", 0
         per: dict[str, list[float]] = {}
