@@ -186,6 +186,10 @@ CASES: list[Case] = [
      lambda b: ps.Normal(torch.zeros(3), 1.0, validate_args=False, backend=b).log_prob(
          torch.zeros(2)),
      ps.InvalidParameterRuntimeError, "Invalid value for Normal.log_prob"),
+    # ... a meta value for parameters with values: torch's bare NotImplementedError (Gamma)
+    ("meta-value-for-parameters-with-values", "Gamma",
+     lambda b: ps.Gamma(torch.ones(3), 1.0, backend=b).log_prob(torch.ones(3, device="meta")),
+     ps.InvalidParameterRuntimeError, "a meta tensor"),
     # ... a result of more than 64 dimensions: a raw RuntimeError on torch
     ("sample-shape-beyond-64-dimensions", "Normal",
      lambda b: ps.Normal(torch.zeros(2), 1.0, backend=b).sample((1,) * 70),

@@ -531,6 +531,15 @@ def _scored_value(dist: Any, value: Any) -> Any:
     ``validate_args`` (torch raises an index error; TFP returned 0, a probability of 1)."""
     if not isinstance(value, torch.Tensor):
         return value
+    if value.is_meta and not dist._ps_meta(None):
+        # torch's Gamma family moves the value to the parameters' device first: a bare
+        # NotImplementedError ("Cannot copy out of meta tensor") on every backend
+        raise InvalidParameterRuntimeError(
+            f"Invalid value for {dist._ps_family}.log_prob: a meta tensor (a shape without "
+            "values) for parameters that have values. Expected a value on the parameters' "
+            "device. Received: a meta tensor of shape "
+            f"{tuple(value.shape)}. Pass the value on the parameters' device (or meta "
+            "parameters too, for a meta result).")
     if value.dtype == torch.bool:
         value = value.long() if dist._ps_index else value.to(_param_dtype(dist))
     k = int(getattr(dist, "_num_events", 0) or 0)
