@@ -1274,6 +1274,24 @@ class ScalarPathMutant(_Mutant):
         return x * params["rate"] ** 2
 
 
+class StratifiedMutant(_Mutant):
+    """Normal draws stratified along the sample dimension (a Latin hypercube of the uniforms,
+    for calls of at least 16 rows): every column's law is right and neighbouring rows barely
+    correlate (-1/15 in a call of 16), but the calls' means spread 0.004 times as much as
+    independent draws' (an outside trial's mutant, which passed every check before
+    ``calls_indep``)."""
+
+    def mutate(self, family, params, x):  # type: ignore[no-untyped-def]
+        n = x.shape[0] if x.dim() > len(params.batch_shape) else 0
+        if n < 16:
+            return x
+        g = torch.Generator().manual_seed(int(x.flatten()[0].double().abs() * 1e6) % (1 << 62))
+        u = torch.rand(x.shape, generator=g, dtype=torch.float64)
+        strata = torch.rand(x.shape, generator=g, dtype=torch.float64).argsort(0).double()
+        z = torch.special.ndtri(((strata + u) / n).clamp(1e-300, 1 - 1e-16)).to(x.dtype)
+        return params["loc"] + params["scale"] * z + 0 * x
+
+
 class LaplaceKinkMutant(_Mutant):
     """Scores Laplace itself, right in value, with derivative 1 of ``|x - loc|`` at
     ``x == loc`` (JAX's ``abs``; torch's is ``sign(0) = 0``): TFP 0.25 on JAX, finding F17."""
@@ -1578,6 +1596,7 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     "mutant_binomial_count_grad": (BinomialCountGradientMutant, "log_prob_gradcheck", "Binomial"),
     "mutant_laplace_kink": (LaplaceKinkMutant, "log_prob_gradcheck", "Laplace"),
     "mutant_scalar_path": (ScalarPathMutant, "scalar_ks", "Gamma"),
+    "mutant_stratified": (StratifiedMutant, "calls_indep", "Normal"),
     "mutant_probs_scoring_categorical": (ProbsScoringMutant, "log_prob_logits", "Categorical"),
     "mutant_generator": (GeneratorIgnoringMutant, "generator", "Normal"),
     "mutant_seedignoring": (SeedIgnoringMutant, "seeds", "Normal"),

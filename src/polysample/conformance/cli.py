@@ -146,7 +146,7 @@ CHECK_MS: dict[str, tuple[float, float]] = {
 #: ETA was two to three times too short.
 SAMPLER_SHARE: dict[str, float] = {
     "sample_ks": 5.9, "rsample_ks": 1.9, "calls_ks": 3.2, "sample_repeats": 0.4,
-    "rsample_repeats": 0.03, "calls_repeats": 0.02, "scalar_ks": 1.0, "sample_sum": 0.5,
+    "rsample_repeats": 0.03, "calls_repeats": 0.02, "calls_indep": 0.05, "scalar_ks": 1.0, "sample_sum": 0.5,
     "rsample_sum": 0.5,
     "sample_indep": 0.38, "rsample_indep": 0.05, "sample_tails": 0.19, "rsample_tails": 0.16,
     "sample_atoms": 1.0, "rsample_atoms": 1.0}
@@ -167,7 +167,7 @@ def size_scale(layer: str, family: str | None, grid: str | None, name: str | Non
     if layer == "sampler":
         from .runner import CALLS_FULL, CALLS_QUICK, SCALAR_ROWS_FULL, SCALAR_ROWS_QUICK
 
-        if name in ("calls_ks", "calls_repeats"):
+        if name in ("calls_ks", "calls_repeats", "calls_indep"):
             return CALLS_FULL / CALLS_QUICK
         if name == "scalar_ks":
             return SCALAR_ROWS_FULL / SCALAR_ROWS_QUICK

@@ -25,7 +25,8 @@ import numpy as np
 
 __all__ = [
     "ALPHA_TOTAL", "MAX_STATISTICAL_CHECKS", "ALPHA_CHECK", "MISS_RATE", "ALPHA_REPEAT",
-    "ALPHA_LARGE", "ALPHA_SWEEP", "ALPHA_SCALAR", "REPEAT_CHECKS_PER_SLOT", "budget_slots",
+    "ALPHA_LARGE", "ALPHA_SWEEP", "ALPHA_SCALAR", "ALPHA_CALLS_INDEP",
+    "REPEAT_CHECKS_PER_SLOT", "budget_slots",
     "dkwm_threshold", "dkwm_detectable", "ks_continuous", "ks_integer", "z_threshold",
     "z_detectable", "ZTest", "z_test", "seed_for", "norm_isf", "ColumnTest", "pit_mean_test",
     "pit_var_test", "pit_var_bounds", "pit_var_detectable", "mean_z_test", "sum_tail_test",
@@ -66,8 +67,12 @@ ALPHA_SWEEP = ALPHA_REPEAT
 #: look for a scalar-parameter path grossly wrong (a rate read as a scale), beside the batched
 #: draws that carry the fine power. At this alpha their K-S threshold is 14% higher.
 ALPHA_SCALAR = ALPHA_REPEAT
+#: The small calls' independence checks (``calls_indep``) share those slots too, at the same
+#: alpha: a call drawn stratified moves the spread of the call means to near 0.
+ALPHA_CALLS_INDEP = ALPHA_REPEAT
 #: Suffixes of the checks that share slots, :data:`REPEAT_CHECKS_PER_SLOT` to a slot.
-POOLED_CHECKS = ("_repeats", "_tails", "_atoms", "_large", "_sweep", "scalar_ks")
+POOLED_CHECKS = ("_repeats", "_tails", "_atoms", "_large", "_sweep", "scalar_ks",
+                 "calls_indep")
 #: Expected counts ``n p`` of the tail check's levels: the draws below the reference's
 #: ``p``-quantile and above its ``(1 - p)``-quantile are counted for each (see
 #: :func:`tail_count_test`). The levels of 64 and 256 find tails cut short or too heavy near

@@ -30,6 +30,9 @@ statistics with a known law (:func:`..cases.projections`):
   seed, pooled: a backend may take another path for small calls (a first value per call that
   is not drawn, a seed reused between calls), and every other check draws its grid in one
   large call;
+* ``calls_indep`` (typical grid): the rows of each small call are independent: the spread
+  of the calls' mean PITs against exact bounds (a call stratified or made of antithetic
+  pairs passes every other check);
 * ``scalar_ks`` (typical grid): the K-S check of each grid point drawn with scalar
   parameters (batch ``()``), ``sample()`` and ``rsample()``, in a call of its own of
   :data:`..runner.SCALAR_ROWS_QUICK` values: a backend may take another path for scalar
@@ -57,8 +60,9 @@ from ...core.families import FAMILIES
 from ..grids import Grid, grids
 from ..model import CdfCurves, Check, CheckFailure, Evidence, Outcome, PitScores, Skip
 from ..reference import Projection, fast_cdf
-from ..runner import Draw, Runner, Target
+from ..runner import CALL_ROWS, Draw, Runner, Target
 from ..stats import (
+    ALPHA_CALLS_INDEP,
     ALPHA_CHECK,
     ALPHA_REPEAT,
     ALPHA_SCALAR,
@@ -439,7 +443,7 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
             # its repeat check (a value or stretch each call starts with, a seed reused
             # between calls: the large draws of the other checks hold it once)
             yield from (c for c in _draw_checks(t, family, grid, "calls", continuous)
-                        if c.name in ("calls_ks", "calls_repeats"))
+                        if c.name in ("calls_ks", "calls_repeats", "calls_indep"))
             # each grid point with scalar parameters, in a call of its own (the batched draws
             # never reach a backend's scalar-parameter path)
             yield from (c for c in _draw_checks(t, family, grid, "scalar", continuous)
@@ -573,6 +577,8 @@ def _draw_checks(t: Target, family: str, grid: Grid, method: str,
 
     def independence(r: Runner) -> Outcome:
         d = r.draw(t, family, grid, method)
+        if method == "calls":
+            return _call_spread_check(d, grid)
         return _independence_check(d, grid, method)
 
     yield Check(name, family, grid.label, f"{method}_indep", "sampler", True, independence)
@@ -831,6 +837,77 @@ def _independence_check(d: Draw, grid: Grid, method: str) -> Outcome:
             f"correlation), beyond the exact bound {test.threshold[j]:.3g} (first {rows} of "
             f"{d.n} draws, alpha_i={alpha:.2g}){note}", out)
     out.message = f"max |12 x mean PIT product| {test.statistic[j]:.3g} {desc}{note}"
+    return out
+
+
+def _call_spread_bounds(calls: int, k: int, alpha: float) -> tuple[float, float]:
+    """Exact bounds on ``S / calls``, ``S`` the sum over ``calls`` independent calls of
+    ``Z^2 = 12 k m^2``, ``m`` the mean of ``k`` independent centred uniforms (``E[Z^2] = 1``),
+    each side at probability ``alpha``. Below: Maurer's inequality for non-negative terms,
+    ``P(S <= calls - t) <= exp(-t^2 / (2 calls E[Z^4]))``, ``E[Z^4] = 3 - 6 / (5 k)``. Above:
+    Bernstein's, the terms ``Z^2 - 1`` at most ``3 k - 1`` (``|m| <= 1/2``), of variance
+    ``2 - 6 / (5 k)``."""
+    log = math.log(1.0 / alpha)
+    e4 = 3.0 - 6.0 / (5.0 * k)
+    low = math.sqrt(2.0 * calls * e4 * log)
+    b, v = 3.0 * k - 1.0, e4 - 1.0
+    high = (2 * log * b / 3 + math.sqrt((2 * log * b / 3) ** 2 + 8 * log * calls * v)) / 2
+    return max(0.0, 1.0 - low / calls), 1.0 + high / calls
+
+
+def _call_spread_check(d: Draw, grid: Grid) -> Outcome:
+    """The rows of each of the many small calls are independent (``calls_indep``).
+
+    The calls draw holds its calls one after another, :data:`..runner.CALL_ROWS` rows each. For
+    each column of a continuous statistic without ties, each call's mean centred PIT ``m``
+    (exactly the mean of ``k`` uniforms under the reference) gives ``Z^2 = 12 k m^2`` of mean 1;
+    their mean over the calls must lie within exact bounds (:func:`_call_spread_bounds`). Too
+    small: the rows of a call are drawn too evenly (stratified, antithetic pairs, a Latin
+    hypercube): every column's law is right and neighbouring pairs barely correlate (-1/15
+    within a stratified call of 16), so the K-S and independence checks passed. Too large: a
+    part shared by the rows of a call (an offset drawn once per call)."""
+    k = CALL_ROWS
+    usable: list[tuple[Projection, np.ndarray, np.ndarray]] = []
+    for p in d.projections:
+        if p.discrete:
+            continue
+        v, keep = _pit_head(p)
+        calls = v.shape[0] // k
+        cols = np.flatnonzero(keep)
+        if calls < 2 or len(cols) == 0:
+            continue
+        means = v[:calls * k, cols].reshape(calls, k, len(cols)).mean(axis=1)
+        usable.append((p, cols, 12.0 * k * (means ** 2).mean(axis=0)))
+    if not usable:
+        raise Skip("no continuous statistic without ties (the call means' spread is judged "
+                   "on exactly uniform PITs)")
+    m = sum(len(cols) for _, cols, _ in usable)
+    alpha = ALPHA_CALLS_INDEP / m
+    calls = d.n // k
+    low, high = _call_spread_bounds(calls, k, alpha / 2)
+    worst, where, value = -1.0, "", 1.0
+    for p, cols, ratio in usable:
+        # how far outside (> 1) or inside (< 1) the nearer bound, on the log scale
+        far = np.maximum(np.log(np.maximum(ratio, 1e-300)) / math.log(low) if low > 0
+                         else np.zeros_like(ratio), np.log(ratio) / math.log(high))
+        j = int(np.argmax(far))
+        if far[j] > worst:
+            worst, value = float(far[j]), float(ratio[j])
+            where = f"{p.label} at {d.point(grid.label, int(cols[j]))}"
+    # the statistic: the log of the spread over the log of the nearer bound (> 1 outside)
+    out = Outcome(statistic=worst, threshold=1.0, n=d.n, seed=d.seed, alpha=alpha, point=where,
+                  details={"spread": value, "bounds": [low, high], "calls": calls,
+                           "rows_per_call": k})
+    if worst > 1:
+        how = ("too evenly: stratified, antithetic or otherwise dependent rows that balance "
+               "each other" if value < low else "with a part shared by the rows of a call")
+        raise CheckFailure(
+            f"{d.called}: the rows of a call are not independent: the means of the calls' "
+            f"centred PITs of {where} spread {value:.3g} times as much as independent draws' "
+            f"(12 k x mean square of the {calls} call means, k = {k}; exact bounds "
+            f"[{low:.3g}, {high:.3g}] at alpha_i={alpha:.2g}): the rows are drawn {how}", out)
+    out.message = (f"call means' spread {value:.3g} of independent draws' at {where} (bounds "
+                   f"[{low:.3g}, {high:.3g}])")
     return out
 
 
