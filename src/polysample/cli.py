@@ -233,8 +233,11 @@ def _parse_params(items: Sequence[str], family: str, dtype: Any) -> dict[str, An
         name = name.strip()
         if not sep or not name:
             raise _UsageError(f"Expected --param NAME=VALUE, e.g. --param loc=0. Received: {item!r}.")
+        _check_param_name(name, family)
         try:
-            value = json.loads(text)
+            # nan, inf and -inf as Python writes them (JSON's NaN and Infinity too): the
+            # distribution then says that parameters must be finite
+            value = json.loads(_NON_FINITE.get(text.strip().lower(), text))
         except json.JSONDecodeError:
             raise _UsageError(
                 f"Expected the value of --param {name} to be a number or a JSON list such as "
@@ -262,6 +265,28 @@ def _parse_params(items: Sequence[str], family: str, dtype: Any) -> dict[str, An
                     f"(nested) list of numbers, every inner list of one length. Received: "
                     f"{text!r}.") from None
     return params
+
+
+_NON_FINITE = {"nan": "NaN", "inf": "Infinity", "+inf": "Infinity", "-inf": "-Infinity",
+               "infinity": "Infinity", "-infinity": "-Infinity"}
+#: Constructor arguments that are options of the command, not parameters of the law.
+_OPTIONS = {"backend": "give the backend with --backend NAME",
+            "validate_args": "the command always validates the parameters",
+            "seed": "give the seed with --seed N", "generator": "give a seed with --seed N"}
+
+
+def _check_param_name(name: str, family: str) -> None:
+    """A usage error for a name that is not a parameter of ``family``'s constructor."""
+    from .core.guards import _signature
+
+    names = [n for n in _signature(family)[0] if n != "validate_args"]
+    if name in names:
+        return
+    if name in _OPTIONS:
+        raise _UsageError(f"{name} is not a parameter of {family}: {_OPTIONS[name]}. "
+                          f"Expected --param with one of: {', '.join(names)}.")
+    raise _UsageError(f"Unknown parameter {name!r} of {family}. Expected --param with one of: "
+                      f"{', '.join(names)}. Received: --param {name}=...")
 
 
 def _is_numeric(value: object) -> bool:
