@@ -515,7 +515,9 @@ def test_large_draws_run_in_chunks_of_one_program(backend: str) -> None:
 
 def test_the_semantics_rules_draw_in_the_one_and_64_row_programs_only() -> None:
     """The shapes rule's 2-d sample shape draws 16 values, in the size class of the other
-    rules' draws: a cold run compiles no 8-row program per family for it."""
+    rules' draws: a cold run compiles no 8-row program per family for it. Beside them, one
+    exact program: the large scalar call of the seeds rules, which the sampler layer's
+    scalar_ks draws too (so it compiles nothing more)."""
     from polysample.conformance import check_backend
 
     sub = _backend("tfp").substrate
@@ -523,9 +525,16 @@ def test_the_semantics_rules_draw_in_the_one_and_64_row_programs_only() -> None:
     _backend("tfp")._plans.clear()
     report = check_backend("tfp", families=["Gumbel"], layers=("semantics",), quick=True)
     assert report.ok, report.summary()
-    sizes = {k[1].bucket for k in sub.cache.keys()
-             if k[1].family == "Gumbel" and k[1].op == "draw"}
-    assert sizes == {1, 64}, sizes
+    keys = {k[1] for k in sub.cache.keys() if k[1].family == "Gumbel" and k[1].op == "draw"}
+    assert {k.bucket for k in keys} == {0, 1, 64}, keys
+    (exact,) = [k for k in keys if k.bucket == 0]
+    assert exact.sample_shape == (8192,) and exact.inputs[0] == ((), torch.float64)
+    report = check_backend("tfp", families=["Gumbel"], layers=("sampler",), quick=True)
+    assert any(r.check == "scalar_ks" and r.status == "pass" for r in report.results)
+    assert exact in {k[1] for k in sub.cache.keys()}
+    scalar = [k[1] for k in sub.cache.keys() if k[1].family == "Gumbel"
+              and k[1].op == "draw" and k[1].inputs[0][0] == ()]
+    assert [k for k in scalar if k.bucket == 0] == [exact]
 
 
 def test_bucket_sizes() -> None:

@@ -28,7 +28,7 @@ from ..core.backend import Backend, FamilySupport
 from ..core.errors import BackendContractError, for_author
 from ..core.families import FAMILIES
 from . import cases
-from .grids import Grid, grid_points, grids
+from .grids import Grid, example_params, grid_points, grids
 from .model import (
     LAYERS,
     Check,
@@ -216,7 +216,7 @@ class Runner:
                 # Each grid point with scalar parameters (batch ()), in a call of its own: a
                 # backend may take another path for them (torch's in-place kernels for
                 # scalar parameters from 256 values), which the batched draws never reach.
-                n = SCALAR_ROWS_QUICK if self.quick else SCALAR_ROWS_FULL
+                n = scalar_rows(family)
                 seed = self.seed(f"{t.name}-{family}-{grid.label}-scalar")
                 how = f" with scalar parameters, each grid point in a call of {n} values"
                 singles = [make(family, point_params(family, params, j), t)
@@ -414,11 +414,21 @@ def tiled(family: str, params: Mapping[str, Any], times: int) -> dict[str, Any]:
 CALLS_QUICK = 256
 CALLS_FULL = 1024
 CALL_ROWS = 16
-#: The ``scalar`` draw of the sampler layer's ``scalar_ks`` check: each grid point of the
-#: typical grid with scalar parameters, this many values in one call (quick mode, full mode):
-#: at least 256, where the torch backend's scalar kernels take over.
-SCALAR_ROWS_QUICK = 1024
-SCALAR_ROWS_FULL = 4096
+#: The values of a large call with scalar parameters (batch ``()``), float64: the ``scalar``
+#: draw of the sampler layer's ``scalar_ks`` check (each grid point of the typical grid in a
+#: call of its own) and the large call of the semantics layer's ``seeds`` and ``generator``
+#: rules. Far beyond 256, where the torch backend's scalar kernels take over. One shape per
+#: family (:func:`scalar_rows`), so one program each on TFP's JAX substrate serves both
+#: layers (calls of more than 512 values compile a program per shape); in both modes.
+SCALAR_VALUES = 8192
+
+
+def scalar_rows(family: str) -> int:
+    """The rows of a large scalar call of ``family``: :data:`SCALAR_VALUES` values or just
+    more (a Wishart's 3 x 3 matrices: 911 draws), so that a family with a large event costs
+    no more than a univariate one."""
+    event = getattr(torch.distributions, family)(**example_params(family, ())).event_shape
+    return -(-SCALAR_VALUES // event.numel())
 
 
 #: Modules whose frames never locate a backend's failure: polysample's own plumbing (the

@@ -35,7 +35,7 @@ statistics with a known law (:func:`..cases.projections`):
   pairs passes every other check);
 * ``scalar_ks`` (typical grid): the K-S check of each grid point drawn with scalar
   parameters (batch ``()``), ``sample()`` and ``rsample()``, in a call of its own of
-  :data:`..runner.SCALAR_ROWS_QUICK` values: a backend may take another path for scalar
+  :data:`..runner.SCALAR_VALUES` values: a backend may take another path for scalar
   parameters (the torch backend's in-place kernels), which the batched draws never reach;
 * ``<method>_repeats``: no window of consecutive rows of a statistic occurs twice, for the
   shortest window that independent draws of the reference law repeat with probability at most

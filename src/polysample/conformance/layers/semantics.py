@@ -40,7 +40,15 @@ from ...core.seeds import preserved_global_seed
 from ..cases import CASES
 from ..grids import example_params, rsample_leaves
 from ..model import Check, CheckFailure, Outcome, Skip
-from ..runner import Runner, Target, make, nan_cotangent, outside_support
+from ..runner import (
+    SCALAR_VALUES,
+    Runner,
+    Target,
+    make,
+    nan_cotangent,
+    outside_support,
+    scalar_rows,
+)
 
 __all__ = ["checks", "N", "N_WIDE"]
 
@@ -66,7 +74,7 @@ SHAPE_CASES: tuple[tuple[tuple[int, ...], tuple[int, ...]], ...] = (
 #: that independent draws share no value by chance. One shape per family, and so one program
 #: each on TFP's JAX substrate (calls of more than 512 values compile a program per shape):
 #: both rules, ``sample`` and ``rsample``, every seed, run it.
-LARGE_SEED_VALUES = 8192
+LARGE_SEED_VALUES = SCALAR_VALUES
 #: The (sample shape, batch shape) calls of the ``seeds`` and ``generator`` rules besides
 #: ``(N, (2,))`` and the large call: no batch (a distribution of scalar parameters, the
 #: commonest call), one value, and a three-dimensional sample shape over a 2-d batch. A
@@ -84,9 +92,9 @@ def _seed_calls(family: str) -> list[tuple[tuple[int, ...], tuple[int, ...], tor
     besides ``(N, (2,))``: :data:`SEED_CASES` in float32, then the large call, float64 draws
     of :data:`LARGE_SEED_VALUES` values or just more (a Wishart's 3 x 3 matrices: 911
     draws), so that a family with a large event costs no more than a univariate one."""
-    event = getattr(td, family)(**example_params(family, ())).event_shape.numel()
-    large = (-(-LARGE_SEED_VALUES // event),)
-    return [(s, b, torch.float32) for s, b in SEED_CASES] + [(large, (), torch.float64)]
+    # the shape of the sampler layer's scalar_ks draws: one program on TFP serves both
+    return [(s, b, torch.float32) for s, b in SEED_CASES] + [((scalar_rows(family),), (),
+                                                              torch.float64)]
 
 
 #: The seeds whose large draws (:data:`LARGE_SEED_VALUES`) are compared with seed 7's: its
