@@ -67,6 +67,7 @@ from ..stats import (
     ALPHA_REPEAT,
     ALPHA_SCALAR,
     ALPHA_TAILS,
+    MISS_RATE,
     REPEAT_MAX_WINDOW,
     TAIL_COUNTS,
     binomial_count_test,
@@ -74,6 +75,7 @@ from ..stats import (
     dkwm_threshold,
     ks_continuous,
     ks_integer,
+    norm_isf,
     pit_mean_test,
     pit_var_test,
     product_mean_test,
@@ -442,8 +444,10 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
             # sample() in many small calls (see Runner's ``calls`` draw): its K-S check, and
             # its repeat check (a value or stretch each call starts with, a seed reused
             # between calls: the large draws of the other checks hold it once)
+            # (calls_indep judges continuous statistics, whose PITs are exactly uniform)
             yield from (c for c in _draw_checks(t, family, grid, "calls", continuous)
-                        if c.name in ("calls_ks", "calls_repeats", "calls_indep"))
+                        if c.name in ("calls_ks", "calls_repeats")
+                        or (c.name == "calls_indep" and continuous))
             # each grid point with scalar parameters, in a call of its own (the batched draws
             # never reach a backend's scalar-parameter path)
             yield from (c for c in _draw_checks(t, family, grid, "scalar", continuous)
@@ -894,8 +898,13 @@ def _call_spread_check(d: Draw, grid: Grid) -> Outcome:
         if far[j] > worst:
             worst, value = float(far[j]), float(ratio[j])
             where = f"{p.label} at {d.point(grid.label, int(cols[j]))}"
+    # detectable: the relative drop of the call means' variance found at miss rate 1e-3 (the
+    # spread's own noise by the normal approximation, sd sqrt((2 - 6/(5k)) / calls) times it)
+    sd = math.sqrt((2.0 - 6.0 / (5.0 * k)) / calls)
+    detectable = 1.0 - low / (1.0 + norm_isf(MISS_RATE) * sd)
     # the statistic: the log of the spread over the log of the nearer bound (> 1 outside)
     out = Outcome(statistic=worst, threshold=1.0, n=d.n, seed=d.seed, alpha=alpha, point=where,
+                  detectable=detectable,
                   details={"spread": value, "bounds": [low, high], "calls": calls,
                            "rows_per_call": k})
     if worst > 1:
