@@ -1292,6 +1292,36 @@ class StratifiedMutant(_Mutant):
         return params["loc"] + params["scale"] * z + 0 * x
 
 
+class GradientNoiseMutant(_Mutant):
+    """Normal with right values and a ``scale`` gradient plus independent noise of mean 0
+    (``dx/dscale = eps + eta``): unbiased in conditional mean, so ``grad_cdf``'s fallback
+    passed it (an outside trial's mutant); ``scale`` has one valid path (``Case.pathwise``)."""
+
+    def rsample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        x = self._inner.rsample(family, params, sample_shape, seed=seed)
+        if x.numel() == 0:
+            return x
+        g = torch.Generator().manual_seed(int(x.detach().flatten()[0].double().abs() * 1e6)
+                                          % (1 << 62))
+        eta = torch.randn(x.shape, generator=g, dtype=torch.float64).to(x.dtype)
+        scale = params["scale"]
+        return x + (scale - scale.detach()) * eta
+
+
+class ScalarMeanGradientMutant(_Mutant):
+    """Normal with right values whose per-draw ``scale`` gradient, for scalar parameters, is
+    the call's mean noise: the sum over the call, all that a scalar leaf's gradient shows, is
+    right (an outside trial's mutant, which passed every check before ``grad_scalar``)."""
+
+    def rsample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        x = self._inner.rsample(family, params, sample_shape, seed=seed)
+        if len(params.batch_shape) or x.numel() < 2:
+            return x
+        loc, scale = params["loc"], params["scale"]
+        eps = ((x - loc) / scale).detach()
+        return x.detach() + (loc - loc.detach()) + (scale - scale.detach()) * eps.mean()
+
+
 class LaplaceKinkMutant(_Mutant):
     """Scores Laplace itself, right in value, with derivative 1 of ``|x - loc|`` at
     ``x == loc`` (JAX's ``abs``; torch's is ``sign(0) = 0``): TFP 0.25 on JAX, finding F17."""
@@ -1518,8 +1548,10 @@ class LastSampleDimRepeatMutant(_Mutant):
 class StudentTFlipMutant(_Mutant):
     """StudentT with right values and every ``rsample()`` gradient's sign flipped above 30
     degrees of freedom (the corner df 1000): there the per-sample identity's error is 2,
-    below the finite-difference noise of the valid two-noise path at df 1 (about 4), so the
-    message named corners[1]; the conditional mean fails at corners[3]."""
+    below the finite-difference noise of the valid two-noise path in ``df`` at df 1 (about
+    4), so the message named corners[1]. ``loc`` and ``scale`` have one valid path
+    (``Case.pathwise``): their per-sample identity fails at corners[3] itself. (Its ``df``
+    gradient alone flipped passes: that gradient is tiny at df 1000.)"""
 
     FAMILIES = ("StudentT",)
 
@@ -1597,6 +1629,10 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     "mutant_laplace_kink": (LaplaceKinkMutant, "log_prob_gradcheck", "Laplace"),
     "mutant_scalar_path": (ScalarPathMutant, "scalar_ks", "Gamma"),
     "mutant_stratified": (StratifiedMutant, "calls_indep", "Normal"),
+    # A gradient right in conditional mean only, and one right only in a call's sum: the
+    # location-scale parameters' one path (Case.pathwise).
+    "mutant_grad_noise": (GradientNoiseMutant, "grad_cdf", "Normal"),
+    "mutant_scalar_mean_grad": (ScalarMeanGradientMutant, "grad_scalar", "Normal"),
     "mutant_probs_scoring_categorical": (ProbsScoringMutant, "log_prob_logits", "Categorical"),
     "mutant_generator": (GeneratorIgnoringMutant, "generator", "Normal"),
     "mutant_seedignoring": (SeedIgnoringMutant, "seeds", "Normal"),

@@ -45,6 +45,7 @@ LAYERS = {
     "grad_shape": ("gradient",),
     "grad_large": ("gradient",),
     "grad_noise": ("gradient",),
+    "grad_scalar": ("gradient",),
     "rsample_grad": ("semantics",),
     "dtype": ("semantics",),
     "log_prob_far": ("density",),
@@ -329,11 +330,13 @@ def test_float32_gradients_2_percent_off_fail_the_float32_grids_gradient_checks_
 def test_a_wrong_reduction_over_the_sample_shape_fails_the_sample_shape_checks_alone(with_mutants):
     # Right values, right gradients with sample_shape (): every other check draws that way,
     # and passed this backend, whose gradient with a sample shape is the samples' mean. The
-    # large call's gradient (1024 rows) is the mean too.
+    # large call's gradient (1024 rows) is the mean too, and so is grad_scalar's weighted sum
+    # (scalar parameters, 8,192 rows).
     report = check_backend("mutant_shape_grad", families=["Normal"], quick=True)
     assert sorted(r.id for r in report.failures) == [
         "mutant_shape_grad-Normal-example-grad_large",
-        "mutant_shape_grad-Normal-example-grad_shape"], [r.id for r in report.failures]
+        "mutant_shape_grad-Normal-example-grad_shape",
+        "mutant_shape_grad-Normal-typical-grad_scalar"], [r.id for r in report.failures]
     caught = next(r for r in report.failures if r.check == "grad_shape")
     assert caught.statistic > caught.threshold and caught.n == 32 * 16
     assert "rsample((16,))'s gradient" in caught.message
@@ -809,17 +812,24 @@ def test_a_wrong_rsample_law_in_float32_or_small_calls_fails_on_its_columns(with
     assert not any(r.layer == "gradient" for r in report.failures)
 
 
-def test_gradients_detached_after_a_first_chunk_fail_grad_large_alone(with_mutants):
+def test_gradients_detached_after_a_first_chunk_fail_the_large_call_checks_alone(
+        with_mutants):
     # Right values, and right gradients in every call of at most 512 sample rows: every other
     # gradient check draws so. One call of 1024 rows on 32 parameter copies (65,536 values)
     # sees the rows after the first chunk without gradient, on each kind of reference: the
     # per-sample identity (Normal; StudentT, whose df path is not monotone in one noise), the
-    # analytic mean gradient (Dirichlet) and the noise's invariance (LogisticNormal).
+    # analytic mean gradient (Dirichlet) and the noise's invariance (LogisticNormal). So does
+    # grad_scalar's call of 8,192 rows, for the location-scale families.
     report = check_backend("mutant_chunk_detach", quick=True)
-    assert sorted(r.id for r in report.failures) == [
-        f"mutant_chunk_detach-{f}-example-grad_large"
-        for f in ("Dirichlet", "LogisticNormal", "Normal", "StudentT")], report.summary()
+    assert sorted(r.id for r in report.failures) == sorted(
+        [f"mutant_chunk_detach-{f}-example-grad_large"
+         for f in ("Dirichlet", "LogisticNormal", "Normal", "StudentT")]
+        + [f"mutant_chunk_detach-{f}-typical-grad_scalar" for f in ("Normal", "StudentT")]), \
+        report.summary()
     for r in report.failures:
+        if r.check == "grad_scalar":
+            assert "with scalar parameters is wrong" in r.message, r.message
+            continue
         assert r.statistic > r.threshold
         assert "rsample((1024,)) on a batch of (32, 2)" in r.message, r.message
         if r.family != "LogisticNormal":  # a t-test at the pooled alpha
@@ -827,20 +837,23 @@ def test_gradients_detached_after_a_first_chunk_fail_grad_large_alone(with_mutan
             assert r.statistic > 4 * r.threshold, (r.id, r.statistic, r.threshold)
 
 
-def test_gradients_wrong_above_the_99_5_percent_quantile_fail_grad_large_alone(with_mutants):
+def test_gradients_wrong_above_the_99_5_percent_quantile_fail_the_large_call_checks_alone(
+        with_mutants):
     # Right values; Normal's gradients 1.5 times too large for draws above the 99.5% quantile.
     # grad_cdf's 32 samples per grid found none up there in either mode, and the sums of
     # grad_large average the few they hold; its most extreme row of each column, judged by the
-    # per-sample identity, finds them.
+    # per-sample identity, finds them, and grad_scalar's 256 weighted rows of 8,192 hold some.
     report = check_backend("mutant_tail_grad", families=["Normal"], quick=True)
-    assert [r.id for r in report.failures] == ["mutant_tail_grad-Normal-example-grad_large"], [
+    assert [r.id for r in report.failures] == ["mutant_tail_grad-Normal-typical-grad_scalar",
+                                               "mutant_tail_grad-Normal-example-grad_large"], [
         r.id for r in report.failures]
-    caught = report.failures[0]
+    caught = report.failures[1]
     assert "at the most extreme row of a column" in caught.message, caught.message
     assert caught.statistic == pytest.approx(0.5) and caught.threshold == 5e-3
     full = check_backend("mutant_tail_grad", families=["Normal"], layers=("gradient",),
                          quick=False)
-    assert [r.id for r in full.failures] == [caught.id], [r.id for r in full.failures]
+    assert [r.id for r in full.failures] == [report.failures[0].id, caught.id], [
+        r.id for r in full.failures]
 
 
 def test_nan_gradients_fail_every_gradient_check(with_mutants):
@@ -945,17 +958,19 @@ def test_a_backend_wrong_only_in_three_dimensions_fails_the_corners_grid_in_quic
     assert r.statistic > r.threshold and "corners" in r.message, r.message
 
 
-def test_a_conditional_mean_failure_names_the_grid_point_it_comes_from(with_mutants):
+def test_a_location_scale_gradient_failure_names_the_grid_point_it_comes_from(with_mutants):
     # StudentT's gradients with their sign flipped above df 30 (the corner df 1000): the
-    # conditional-mean z-test pools the grid's points and fails; its message named corners[1]
-    # (df 1), where the per-sample identity's largest error was (finite-difference noise of a
-    # valid two-noise path, larger than the flipped gradients' error of 2).
+    # message named corners[1] (df 1), where the per-sample identity's largest error was
+    # (finite-difference noise of the valid two-noise path in df, larger than the flipped
+    # gradients' error of 2). loc and scale have one valid path: their per-sample identity
+    # fails, at the point where it fails, with no conditional-mean fallback.
     report = check_backend("mutant_studentt_flip", families=["StudentT"],
                            layers=("gradient",), quick=True)
     r = next(r for r in report.failures if r.check == "grad_cdf" and r.grid == "corners")
     assert r.point.startswith("corners[3] (df=1000"), r.point
     assert "is wrong at corners[3] (df=1000" in r.message, r.message
-    assert "conditional mean over 2000 samples" in r.message and "alone" in r.message
+    assert "parameter of location or scale" in r.message, r.message
+    assert r.details["fixed_draw_by_draw"] == ["loc", "scale"], r.details
 
 
 def test_gradient_failures_name_the_grid_point_and_a_gradient_without_spread(with_mutants):

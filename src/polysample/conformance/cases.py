@@ -141,6 +141,12 @@ class Case:
     #: name elements of its vector and matrix parameters (``"concentration[0]"``,
     #: ``"scale_tril[1,0]"``: :func:`sweep_key`); its statistics are its ``project``'s.
     sweep: Mapping[str, tuple[float, float, bool]] | None = None
+    #: parameters of location and scale (a draw is ``g(loc + scale * y)`` for a monotone ``g``
+    #: and a ``y`` whose law is free of them: Normal's ``loc`` and ``scale``, Gamma's ``rate``):
+    #: every valid pathwise gradient in them is fixed draw by draw, so ``grad_cdf`` and
+    #: ``grad_sweep`` require the per-sample identity without the conditional-mean fallback,
+    #: and ``grad_scalar`` judges them in a scalar-parameter call
+    pathwise: frozenset[str] = field(default_factory=frozenset)
 
     @property
     def univariate(self) -> bool:
@@ -701,39 +707,53 @@ def _c(family: str, example: Callable[[tuple[int, ...], torch.dtype, int], Param
     return Case(family, example, corners, law, discrete, exact_sum, project, **kw)
 
 
+#: ``Case.pathwise`` of location-scale families, scale families and rate families
+_LS = frozenset({"loc", "scale"})
+_S = frozenset({"scale"})
+_RATE = frozenset({"rate"})
+
 _LOC_SCALE_CORNERS = _corner(loc=[0.0, 1e3, -3.0], scale=[1e-3, 1.0, 1e3])
 
 _TABLE = [
     _c("Normal", _ls(-0.5, 0.5, 0.5, 2.0), _LOC_SCALE_CORNERS,
        law=lambda p: ref.Normal(p["loc"], p["scale"]), positive=_POS_SCALE,
-       sweep=_sweep(scale=(1e-2, 1e2, LOG), loc=(-10.0, 10.0, LIN))),
+       sweep=_sweep(scale=(1e-2, 1e2, LOG), loc=(-10.0, 10.0, LIN)),
+       pathwise=_LS),
     _c("Cauchy", _ls(-0.5, 0.5, 0.5, 2.0), _corner(loc=[0.0, 50.0, -3.0], scale=[1e-3, 1.0, 1e3]),
        law=lambda p: ref.freeze(stats.cauchy, p["loc"], p["scale"]), positive=_POS_SCALE, size="heavy",
-       sweep=_sweep(scale=(1e-2, 1e2, LOG), loc=(-10.0, 10.0, LIN))),
+       sweep=_sweep(scale=(1e-2, 1e2, LOG), loc=(-10.0, 10.0, LIN)),
+       pathwise=_LS),
     _c("Laplace", _ls(-0.5, 0.5, 0.5, 2.0), _LOC_SCALE_CORNERS,
        law=lambda p: ref.laplace(p["loc"], p["scale"]), positive=_POS_SCALE,
-       sweep=_sweep(scale=(1e-2, 1e2, LOG), loc=(-10.0, 10.0, LIN))),
+       sweep=_sweep(scale=(1e-2, 1e2, LOG), loc=(-10.0, 10.0, LIN)),
+       pathwise=_LS),
     _c("Gumbel", _ls(-0.5, 0.5, 0.5, 2.0), _LOC_SCALE_CORNERS,
        law=lambda p: ref.freeze(stats.gumbel_r, p["loc"], p["scale"]), positive=_POS_SCALE,
-       sweep=_sweep(scale=(1e-2, 1e2, LOG), loc=(-10.0, 10.0, LIN))),
+       sweep=_sweep(scale=(1e-2, 1e2, LOG), loc=(-10.0, 10.0, LIN)),
+       pathwise=_LS),
     _c("LogNormal", _ls(-0.5, 0.5, 0.5, 2.0), _corner(loc=[-5.0, 0.0, 5.0], scale=[1e-2, 1.0, 3.0]),
        law=lambda p: ref.freeze(stats.lognorm, p["scale"], scale=np.exp(p["loc"])), positive=_POS_SCALE,
-       sweep=_sweep(scale=(0.05, 3.0, LOG), loc=(-3.0, 3.0, LIN))),
+       sweep=_sweep(scale=(0.05, 3.0, LOG), loc=(-3.0, 3.0, LIN)),
+       pathwise=_LS),
     _c("HalfNormal", lambda b, d, k: {"scale": _lin(0.5, 2.0, b, d)},
        _corner(scale=[1e-3, 1.0, 1e3]), law=lambda p: ref.freeze(stats.halfnorm, scale=p["scale"]),
        positive=_POS_SCALE,
-       sweep=_sweep(scale=(1e-2, 1e2, LOG))),
+       sweep=_sweep(scale=(1e-2, 1e2, LOG)),
+       pathwise=_S),
     _c("HalfCauchy", lambda b, d, k: {"scale": _lin(0.5, 2.0, b, d)},
        _corner(scale=[1e-3, 1.0, 1e3]), law=lambda p: ref.half_cauchy(p["scale"]),
        positive=_POS_SCALE,
-       sweep=_sweep(scale=(1e-2, 1e2, LOG))),
+       sweep=_sweep(scale=(1e-2, 1e2, LOG)),
+       pathwise=_S),
     _c("Uniform", lambda b, d, k: {"low": _lin(-1.0, 0.0, b, d), "high": _lin(1.0, 3.0, b, d)},
        _corner(low=[-1e3, 0.0, 5.0], high=[1e3, 1e-3, 5.5]),
        law=lambda p: ref.freeze(stats.uniform, p["low"], p["high"] - p["low"]),
-       sweep=_sweep(high=(1e-2, 1e2, LOG), low=(-10.0, 0.0, LIN))),
+       sweep=_sweep(high=(1e-2, 1e2, LOG), low=(-10.0, 0.0, LIN)),
+       pathwise=frozenset({"low", "high"})),
     _c("Exponential", lambda b, d, k: {"rate": _lin(0.5, 3.0, b, d)}, _corner(rate=[1e-3, 1.0, 1e3]),
        law=lambda p: ref.freeze(stats.expon, scale=1 / p["rate"]), positive=frozenset({"rate"}),
-       sweep=_sweep(rate=(1e-2, 1e2, LOG))),
+       sweep=_sweep(rate=(1e-2, 1e2, LOG)),
+       pathwise=_RATE),
     # Concentrations (degrees of freedom) start at exactly 1 (2): the exponential and uniform
     # special cases, where formulas written as xlogy(a - 1, x) branch (TensorFlow's gradient
     # of xlogy in a is 0 there); the example grid's first point has them.
@@ -741,13 +761,15 @@ _TABLE = [
        _corner(concentration=[1e-2, 0.1, 1.0, 30.0, 1e3], rate=[1.0, 0.5, 2.0, 1e-2, 1e2]),
        law=lambda p: ref.freeze(stats.gamma, p["concentration"], scale=1 / p["rate"]), positive=_POS_CONC,
        tiny=_TINY_CONC,
-       sweep=_sweep(concentration=(0.05, 200.0, LOG), rate=(0.1, 10.0, LOG))),
+       sweep=_sweep(concentration=(0.05, 200.0, LOG), rate=(0.1, 10.0, LOG)),
+       pathwise=_RATE),
     _c("InverseGamma",
        lambda b, d, k: {"concentration": _lin(1.0, 4.0, b, d), "rate": _lin(0.5, 2.0, b, d)},
        _corner(concentration=[0.1, 1.0, 1e3], rate=[1.0, 5.0, 0.1]),
        law=lambda p: ref.freeze(stats.invgamma, p["concentration"], scale=p["rate"]), positive=_POS_CONC,
        tiny=_TINY_CONC,
-       sweep=_sweep(concentration=(0.1, 100.0, LOG), rate=(0.1, 10.0, LOG))),
+       sweep=_sweep(concentration=(0.1, 100.0, LOG), rate=(0.1, 10.0, LOG)),
+       pathwise=_RATE),
     _c("Chi2", lambda b, d, k: {"df": _lin(2.0, 6.0, b, d)}, _corner(df=[1e-2, 0.5, 1e3]),
        law=lambda p: ref.freeze(stats.chi2, p["df"]), positive=frozenset({"df"}), tiny=frozenset({"df"}),
        sweep=_sweep(df=(0.1, 300.0, LOG))),
@@ -771,7 +793,8 @@ _TABLE = [
        _corner(df=[0.5, 1.0, 3.0, 1e3], loc=[0.0, 1.0, -2.0, 0.0], scale=[1.0, 1e-3, 2.0, 1e3]),
        law=lambda p: ref.student_t(p["df"], p["loc"], p["scale"]),
        positive=frozenset({"df", "scale"}), tiny=frozenset({"df"}),
-       sweep=_sweep(df=(0.5, 300.0, LOG), scale=(0.1, 10.0, LOG), loc=(-5.0, 5.0, LIN))),
+       sweep=_sweep(df=(0.5, 300.0, LOG), scale=(0.1, 10.0, LOG), loc=(-5.0, 5.0, LIN)),
+       pathwise=_LS),
     _c("FisherSnedecor", lambda b, d, k: {"df1": _lin(3.0, 8.0, b, d), "df2": _lin(5.0, 12.0, b, d)},
        _corner(df1=[0.5, 5.0, 1e3], df2=[0.5, 10.0, 1e3]),
        law=lambda p: ref.freeze(stats.f, p["df1"], p["df2"]), positive=frozenset({"df1", "df2"}),
@@ -782,19 +805,22 @@ _TABLE = [
        _corner(scale=[1.0, 2.0, 0.5], concentration=[0.1, 1.0, 20.0]),
        law=lambda p: ref.freeze(stats.weibull_min, p["concentration"], scale=p["scale"]),
        positive=frozenset({"scale", "concentration"}), tiny=frozenset({"concentration"}),
-       sweep=_sweep(concentration=(0.1, 20.0, LOG), scale=(0.1, 10.0, LOG))),
+       sweep=_sweep(concentration=(0.1, 20.0, LOG), scale=(0.1, 10.0, LOG)),
+       pathwise=_S),
     _c("Pareto", lambda b, d, k: {"scale": _lin(0.5, 2.0, b, d), "alpha": _lin(2.5, 5.0, b, d)},
        _corner(scale=[1.0, 1e-2, 10.0], alpha=[0.5, 3.0, 50.0]),
        law=lambda p: ref.pareto(p["alpha"], p["scale"]),
        positive=frozenset({"scale", "alpha"}), tiny=frozenset({"alpha"}),
-       sweep=_sweep(alpha=(0.5, 50.0, LOG), scale=(0.1, 10.0, LOG))),
+       sweep=_sweep(alpha=(0.5, 50.0, LOG), scale=(0.1, 10.0, LOG)),
+       pathwise=_S),
     _c("GeneralizedPareto", lambda b, d, k: {"loc": _lin(-0.5, 0.5, b, d),
                                              "scale": _lin(0.5, 2.0, b, d),
                                              "concentration": _lin(-0.2, 0.3, b, d)},
        _corner(loc=[0.0, 1.0, -1.0], scale=[1.0, 1e-2, 10.0], concentration=[-0.4, 0.0, 0.8]),
        law=lambda p: ref.freeze(stats.genpareto, p["concentration"], p["loc"], p["scale"]),
        positive=_POS_SCALE,
-       sweep=_sweep(concentration=(-0.45, 0.9, LIN), scale=(0.1, 10.0, LOG), loc=(-5.0, 5.0, LIN))),
+       sweep=_sweep(concentration=(-0.45, 0.9, LIN), scale=(0.1, 10.0, LOG), loc=(-5.0, 5.0, LIN)),
+       pathwise=_LS),
     _c("VonMises", lambda b, d, k: {"loc": _lin(-1.0, 1.0, b, d),
                                     "concentration": _lin(0.5, 4.0, b, d)},
        _corner(loc=[0.0, 3.0, -3.0], concentration=[1e-2, 1.0, 100.0]),

@@ -47,6 +47,7 @@ CHECK_NAMES: frozenset[str] = frozenset({
     "calls_ks", "calls_repeats", "calls_indep", "scalar_ks", "sample_sweep", "mixture_ks",
     # gradient
     "grad_cdf", "grad_noise", "grad_mean", "grad_shape", "grad_large", "grad_sweep",
+    "grad_scalar",
     "mixture_grad",
     # agreement
     "agree_pit_mean", "agree_pit_var",

@@ -7,7 +7,11 @@
   identity does not hold (StudentT's df drawn through a chi-square, Beta through two Gammas)
   the check falls back to z-tests that the residuals, weighted by a bounded function of x,
   have mean zero, overall and within each quartile of F(x) (a residual odd in x - loc, such
-  as a scale gradient's with its sign flipped, averages out overall).
+  as a scale gradient's with its sign flipped, averages out overall). Parameters of location
+  and scale (``Case.pathwise``) have one valid path: no fallback for them.
+* ``grad_scalar`` (those parameters, typical grid): their per-sample identity with scalar
+  parameters, each grid point in a large call of its own, through random weighted sums of
+  the per-draw gradients (a scalar leaf's gradient is otherwise only the call's sum).
 * ``grad_noise`` (LogisticNormal, RelaxedOneHotCategorical): the noise recovered from ``x``
   does not move with theta.
 * ``grad_mean`` (the other reparameterized families): the mean pathwise gradient of
@@ -27,7 +31,7 @@
   (``mean``) or the noise's invariance at every row (``noise``); for ``cdf`` families also
   single draws' gradients at a random row of 32 columns and the most extreme row of the
   other 32, where a parameter's path is monotone in one noise. Every other gradient check draws at
-  most 512 values per call.
+  most 512 values per call, but ``grad_scalar`` (8,192 with scalar parameters).
 
 The per-sample checks and z-tests run on the float32 grid too (``GRAD_RTOL_F32``).
 
@@ -66,7 +70,7 @@ from ..grids import (
 )
 from ..model import Check, CheckFailure, GradErrors, Outcome, Skip
 from ..reference import params_np
-from ..runner import Runner, Target, make
+from ..runner import Runner, Target, make, point_params, scalar_rows
 from ..stats import (
     ALPHA_CHECK,
     ALPHA_LARGE,
@@ -137,6 +141,13 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
             yield Check(t.name, family, grid.label, "grad_mean", "gradient", True,
                         _grad_mean(t, family, grid, support))
     c = cases.CASES[family]
+    allowed = support.rsample_params
+    fixed = [k for k in FAMILIES[family].params
+             if k in c.pathwise and (allowed is None or k in allowed)]
+    if kind == "cdf" and fixed:
+        typical = next(g for g in grids(family) if g.label == "typical")
+        yield Check(t.name, family, "typical", "grad_scalar", "gradient", False,
+                    _grad_scalar(t, family, typical, fixed))
     if c.sweep is not None and c.law is None:
         # The multivariate families across their sweep ranges (the univariate ones judge the
         # sweep grid above): the mean identity in bands of many points, or the noise's
@@ -858,6 +869,26 @@ def _grad_cdf(t: Target, family: str, grid: Grid, support: FamilySupport,
                            evidence=[GradErrors(t.name, family, grid.label,
                                                 "max relative error (per sample)", errs,
                                                 f"{rtol:g}")])
+        # A parameter of location or scale has one valid path (Case.pathwise): no fallback.
+        fixed = [k for k, e in errs.items() if e > rtol and k in cases.CASES[family].pathwise]
+        if fixed:
+            k = max(fixed, key=lambda name: errs[name])
+            v = valid[k]
+            scale = np.median(np.abs(want[k][v])) + 1e-300
+            err = np.where(v, np.abs(got[k] - want[k])
+                           / np.maximum(np.abs(want[k]), 1e-3 * scale), 0.0)
+            i = int(np.argmax(err))
+            raise CheckFailure(
+                f"pathwise gradient is wrong at {where_of(i)}: dx/d{k} = {got[k][i]:.6g}, "
+                f"expected {want[k][i]:.6g} at x = {extra['x'][i]:.6g} (relative error "
+                f"{errs[k]:.3g} > {rtol:g}); {k} is a parameter of location or scale, whose "
+                f"pathwise gradient is fixed draw by draw (a path through another noise, "
+                f"even one right in conditional mean, is not the law's)",
+                Outcome(statistic=errs[k], threshold=rtol, n=m, seed=seed, point=where_of(i),
+                        details={"max_rel_error": errs, "fixed_draw_by_draw": sorted(fixed)},
+                        evidence=[GradErrors(t.name, family, grid.label,
+                                             "max relative error (per sample)", errs,
+                                             f"{rtol:g}")]))
         # Not monotone in one noise (or wrong): test the failing parameters' residuals for a
         # zero conditional mean. Residuals within the per-sample tolerance count as zero (they
         # are finite-difference noise; the residuals of a two-noise path are O(1)).
@@ -941,6 +972,104 @@ def _grad_cdf(t: Target, family: str, grid: Grid, support: FamilySupport,
         out.message = (f"not monotone in one noise (per-sample error {worst:.2g}), but the "
                        f"conditional mean holds overall and in each quartile of F(x): max "
                        f"|z| {test_w.statistic[jw]:.2f}")
+        return out
+
+    return fn
+
+
+#: ``grad_scalar``: the rows of each scalar call whose gradients are weighed (drawn at random
+#: among the call's :func:`..runner.scalar_rows`), and the random weight vectors per call.
+SCALAR_GRAD_PICKS = 256
+SCALAR_GRAD_WEIGHTS = 2
+
+
+def _grad_scalar(t: Target, family: str, grid: Grid, names: list[str]
+                 ) -> Callable[[Runner], Outcome]:
+    """The per-sample identity of the location and scale parameters ``names``
+    (``Case.pathwise``) with scalar parameters: each grid point in a call of its own of
+    ``scalar_rows(family)`` values (the shape of ``scalar_ks``'s ``rsample()``), its
+    gradient weighed at random rows. A scalar leaf's gradient is a sum over the call, which
+    every other gradient check sees only as such: a per-draw gradient replaced by the call's
+    mean noise keeps the sum right. ``sum_i w_i dx_i/dtheta`` (one backward pass per weight
+    vector ``w``, zero but at ``SCALAR_GRAD_PICKS`` rows) must equal ``sum_i w_i (-dF/dtheta
+    / p)(x_i)`` to :func:`grad_rtol` of ``sum_i |w_i dF/dtheta / p|``: deterministic, no
+    alpha."""
+    law_of = cases.CASES[family].law
+    assert law_of is not None
+    dtype = grid.dtype or torch.float64
+    rtol = grad_rtol(dtype)
+
+    def fn(r: Runner) -> Outcome:
+        params = grid.build(dtype)
+        pts = grid_points(family, params)
+        n = scalar_rows(family)
+        seed = r.seed(f"{t.name}-{family}-{grid.label}-grad_scalar")
+        rng = _weights_rng(seed)
+        worst, errs, where = 0.0, {k: 0.0 for k in names}, ""
+        for j in range(len(pts)):
+            one = point_params(family, params, j)
+            leaves = {k: one[k].detach().clone().requires_grad_(True) for k in names}
+            dist = make(family, {**one, **leaves}, t, validate=False)
+            s = seed_for(f"{seed}-{j}")
+            x = dist.rsample((n,), seed=s)
+            if not x.requires_grad:
+                raise CheckFailure(f"rsample() with scalar parameters returned a tensor "
+                                   f"without gradient at {grid.label}[{j}] ({pts[j]})",
+                                   n=n, seed=s, point=f"{grid.label}[{j}] ({pts[j]})")
+            xn = x.detach().double().numpy().reshape(-1)
+            picks = np.sort(rng.choice(xn.size, size=min(SCALAR_GRAD_PICKS, xn.size),
+                                       replace=False))
+            xp = xn[picks]
+            p = {k: np.full(xp.size, float(v)) for k, v in
+                 params_np(dist, FAMILIES[family].params).items()
+                 if k in _needed(family)}
+            law = law_of(p)
+            with np.errstate(all="ignore"):
+                F0 = law.cdf(xp)
+                pdf = law.pdf(xp)
+            use_sf = F0 > 0.5
+            valid = (pdf > 0) & (np.minimum(F0, 1 - F0) > 1e-12)
+            want = {}
+            for k in names:
+                dF, rel = _fd_derivative(family, p, k, xp, use_sf)
+                with np.errstate(all="ignore"):
+                    want[k] = -dF / pdf
+                valid &= (rel < 1e-4) & np.isfinite(want[k])
+            if valid.sum() < picks.size // 4:
+                raise Skip(f"too few draws where the finite difference is reliable at "
+                           f"{grid.label}[{j}] ({pts[j]})")
+            for wi in range(SCALAR_GRAD_WEIGHTS):
+                w = np.where(valid, rng.standard_normal(picks.size), 0.0)
+                full = torch.zeros(xn.size, dtype=torch.float64)
+                full[torch.from_numpy(picks)] = torch.from_numpy(w)
+                grads = torch.autograd.grad(
+                    (x.reshape(-1).double() * full).sum(), [leaves[k] for k in names],
+                    allow_unused=True, retain_graph=wi + 1 < SCALAR_GRAD_WEIGHTS)
+                for k, g in zip(names, grads):
+                    got = 0.0 if g is None else float(g)
+                    expect = float(np.sum(w * want[k]))
+                    size = float(np.sum(np.abs(w * want[k]))) + 1e-300
+                    err = abs(got - expect) / size if math.isfinite(got) else math.inf
+                    errs[k] = max(errs[k], err)
+                    if not err <= worst:
+                        worst = err
+                        where = (f"{grid.label}[{j}] ({pts[j]}): d/d{k} of sum_i w_i x_i = "
+                                 f"{got:.6g}, expected {expect:.6g} (random weights at "
+                                 f"{int(valid.sum())} of the call's {xn.size} draws)")
+        out = Outcome(statistic=worst, threshold=rtol, n=n, seed=seed,
+                      details={"max_rel_error": errs},
+                      evidence=[GradErrors(t.name, family, grid.label,
+                                           "max relative error (scalar parameters)", errs,
+                                           f"{rtol:g}")])
+        if not worst <= rtol:  # NaN fails
+            out.point = where.split(":")[0]
+            raise CheckFailure(
+                f"pathwise gradient with scalar parameters is wrong at {where}: relative "
+                f"error {worst:.3g} > {rtol:g}; the per-draw gradients of a call must be each "
+                f"draw's own (dx_i/d{max(errs, key=lambda k: errs[k])} is fixed draw by draw), "
+                f"not only right in their sum", out)
+        out.message = (f"per-draw gradients with scalar parameters right: max relative "
+                       f"error {worst:.2g}")
         return out
 
     return fn
