@@ -383,6 +383,43 @@ class AntitheticMutant(_SampleAxisMutant):
         return torch.stack([x[0:2 * h:2], mirrored], 1).reshape((2 * h,) + tuple(x.shape[1:]))
 
 
+class MirroredHalvesMutant(_SampleAxisMutant):
+    """Calls of at least 64 rows whose second half mirrors the first (``2 loc - x``, as
+    ``cat([z, -z])`` for antithetic variance reduction): right marginals, and every
+    neighbouring pair independent (an outside trial's mutant, which passed every check before
+    the independence check's balance test)."""
+
+    def rearrange(self, family, params, x):  # type: ignore[no-untyped-def]
+        h = x.shape[0] // 2
+        if h < 32:
+            return x
+        return torch.cat([x[:h], 2 * params["loc"] - x[:h], x[2 * h:]])
+
+
+class MirroredBatchMutant(_Mutant):
+    """Batches of at least 64 elements whose second half takes the first half's noise negated
+    (``loc + scale * -eps``): every element's law right, neighbouring elements independent
+    (an outside trial's mutant)."""
+
+    def _mirror(self, params, x):  # type: ignore[no-untyped-def]
+        batch = tuple(params.batch_shape)
+        count = math.prod(batch)
+        if count < 64:
+            return x
+        loc, scale = params["loc"], params["scale"]
+        eps = ((x - loc) / scale).reshape((-1, count))
+        h = count // 2
+        eps = torch.cat([eps[:, :h], -eps[:, :h], eps[:, 2 * h:]], 1).reshape(x.shape)
+        return loc + scale * eps
+
+    def sample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        return self._mirror(params, self._inner.sample(family, params, sample_shape, seed=seed))
+
+    def rsample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        return self._mirror(params, self._inner.rsample(family, params, sample_shape,
+                                                         seed=seed))
+
+
 class PeriodicMutant(_SampleAxisMutant):
     """Repeats each call's first quarter of draws four times (as a backend that reuses one
     seed, generator state or buffer for every block of a large call would): right marginals,
@@ -1696,6 +1733,10 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     "mutant_sorted": (SortedMutant, "sample_indep", "Normal"),
     "mutant_sorted_poisson": (SortedMutant, "sample_indep", "Poisson"),
     "mutant_antithetic": (AntitheticMutant, "sample_indep", "Normal"),
+    # Mirrored halves of a call's rows, and of a batch: every pair of neighbours independent,
+    # each call balanced (the independence check's balance test).
+    "mutant_mirrored_halves": (MirroredHalvesMutant, "sample_indep", "Normal"),
+    "mutant_mirrored_batch": (MirroredBatchMutant, "sample_indep", "Normal"),
     "mutant_correlated_batch": (CorrelatedBatchMutant, "sample_indep", "Normal"),
     # Repeated stretches of draws (right marginals): only the repeat check can see these.
     "mutant_periodic": (PeriodicMutant, "sample_repeats", "Normal"),

@@ -89,7 +89,8 @@ _OWN_TEST = {"mutant_gradsign_beta", "mutant_sorted", "mutant_sorted_poisson",
              "mutant_gamma_band", "mutant_gamma_grad_band", "mutant_dirichlet_band",
              "mutant_wishart_band", "mutant_dirichlet_grad_band", "mutant_wishart_grad_band",
              "mutant_multinomial_band", "mutant_large_call_seed", "mutant_seed_stride",
-             "mutant_global_consumed", "mutant_broadcast_grad_lost"}
+             "mutant_global_consumed", "mutant_broadcast_grad_lost", "mutant_mirrored_halves",
+             "mutant_mirrored_batch"}
 
 
 @pytest.mark.parametrize("name", sorted(set(mutants.MUTANTS) - _OWN_TEST))
@@ -106,7 +107,8 @@ def test_suite_fails_each_mutant_on_the_right_check(with_mutants, name):
 
 
 @pytest.mark.parametrize("name", ["mutant_sorted", "mutant_sorted_poisson", "mutant_antithetic",
-                                  "mutant_correlated_batch"])
+                                  "mutant_correlated_batch", "mutant_mirrored_halves",
+                                  "mutant_mirrored_batch"])
 def test_dependent_draws_with_the_right_marginals_fail_the_independence_check_alone(
         with_mutants, name):
     # Sorted draws, antithetic pairs and correlated batch elements keep every column's law:
@@ -130,6 +132,12 @@ def test_dependent_draws_with_the_right_marginals_fail_the_independence_check_al
         assert "between grid points" in caught.message and "loc=" in caught.message
     if name == "mutant_antithetic":
         assert "between neighbouring draws" in caught.message
+    if name.startswith("mutant_mirrored"):
+        # every neighbouring pair independent: the balance test (an exact density bound)
+        what = "the rows of each batch element" if name.endswith("halves") else \
+            "the copies of each grid point (batch elements of one call)"
+        assert f"{what} balance each other" in caught.message, caught.message
+        assert caught.details["balance"], caught.details
 
 
 @pytest.mark.parametrize("name", ["mutant_periodic", "mutant_periodic_poisson"])

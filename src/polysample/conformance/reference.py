@@ -51,6 +51,11 @@ class Projection:
     cache: dict[str, Any] = field(default_factory=dict, repr=False)
     resolution: type[np.floating[Any]] = np.float64
     ulps: int = 1
+    #: How the rows were drawn: each column's ``n`` rows are ``copies`` batch elements of one
+    #: call (the same grid point), ``n / copies`` consecutive rows each; 0 where a column's
+    #: rows come from many calls (or the layout is not known). The independence check's
+    #: balance test reads the PIT sums of these blocks.
+    copies: int = 0
 
 
 def freeze(dist: Any, *args: Any, **kwds: Any) -> Any:

@@ -208,6 +208,7 @@ class Runner:
                 n = calls * CALL_ROWS
                 seed = self.seed(f"{t.name}-{family}-{grid.label}-calls")
                 how = f" in calls of {CALL_ROWS} rows"
+                blocks = 0  # many calls: calls_indep judges their balance
 
                 def draw(name: str, s: int) -> torch.Tensor:
                     return torch.cat([getattr(dist, name)((CALL_ROWS,), seed=seed_for(f"{s}-{i}"))
@@ -219,6 +220,7 @@ class Runner:
                 n = scalar_rows(family)
                 seed = self.seed(f"{t.name}-{family}-{grid.label}-scalar")
                 how = f" with scalar parameters, each grid point in a call of {n} values"
+                blocks = 0
                 singles = [make(family, point_params(family, params, j), t)
                            for j in range(batch[0])]
 
@@ -233,11 +235,13 @@ class Runner:
                 deep = three_d(grid, n)
                 multi = make(family, stacked(family, params, wide, deep), t)
                 how = ""
+                blocks = wide  # one call: each point's copies, n / wide rows each
 
                 def draw(name: str, s: int) -> torch.Tensor:
                     return stacked_rows(getattr(multi, name), n, s, wide, deep)
             else:
                 how = ""
+                blocks = 1 if len(batch) == 1 else 0
 
                 def draw(name: str, s: int) -> torch.Tensor:
                     return getattr(dist, name)((n,), seed=s)  # type: ignore[no-any-return]
@@ -286,9 +290,10 @@ class Runner:
         p = params_np(dist, spec.params)
         rng = np.random.default_rng(self.seed(f"{family}-{grid.label}-projections"))
         projs = cases.projections(family, p, xn, batch, rng)
-        if xs.dtype == torch.float32:
-            for pr in projs:  # ties are judged at the resolution of the draw
+        for pr in projs:
+            if xs.dtype == torch.float32:  # ties are judged at the resolution of the draw
                 pr.resolution = np.float32
+            pr.copies = blocks
         # The support check of matrix families is costly: the first 5000 draws suffice for it.
         # Only a sample draw keeps its values: an rsample draw of the family compares with them.
         outside = outside_support(dist, x[:5000])

@@ -122,12 +122,26 @@ def continuous_stats(pr: Projection) -> dict[str, np.ndarray]:
     if repeated.all():
         c["repeat_rows"] = np.array(pr.values, dtype=np.float64)
         c["repeat_mass"] = _collision_mass(xs, law, res)
+    n, m = pr.values.shape
+    copies = pr.copies if pr.copies and n % pr.copies == 0 else 0
     with np.errstate(all="ignore"):
         # The independence check's rows, in the order drawn, before the values are dropped.
         head = np.asarray(pr.values[:INDEPENDENCE_ROWS], dtype=np.float64)
         c["pit_head"] = _cdf_at(law, head, res) - 0.5
+        if copies > 1:
+            # The balance test's blocks of one batch element's rows (Projection.copies): as
+            # many whole ones as the head holds, or the first.
+            k = n // copies
+            b = min(copies, max(1, INDEPENDENCE_ROWS // k))
+            pit = (c["pit_head"][:b * k] if b * k <= head.shape[0] else
+                   _cdf_at(law, np.asarray(pr.values[:k], dtype=np.float64), res) - 0.5)
+            c["block_sums"], c["block_rows"] = pit.reshape(b, k, m).sum(1), k
         pr.values = pr.values[:0]
         F = _cdf_at(law, xs, res)
+        if copies:
+            # ... and the whole call's rows of each column: their order does not matter.
+            c["call_sums"], c["call_rows"] = F.sum(0) - n / 2, n
+    with np.errstate(all="ignore"):
         # A law with mass on a float spacing (Beta(0.01, 0.01) near 1 in float64, Gamma(0.01)
         # flushed to 0 in float32) yields ties: those columns get the K-S test with the
         # spacing as tolerance and no normal-score tests. Ties count only where the reference
@@ -770,10 +784,73 @@ def _point_mass(pr: Projection, j: int) -> bool:
         return False
 
 
+#: The standardized sum of ``k`` independent uniforms has a density of at most this much
+#: (``sqrt(1/6)``, at ``k = 2``; 0.289 at ``k = 1``, rising to ``1/sqrt(2 pi)`` = 0.399 from
+#: below for large ``k``): the balance test's bound.
+_SUM_DENSITY_MAX = 0.40825
+#: The share of the independence check's alpha its balance tests take (the product tests keep
+#: the rest: their detectable correlation grows by less than 0.01%).
+BALANCE_SHARE = 1e-3
+
+
+def balance_log_bound(total: float, count: int) -> float:
+    """``log P(sum of count Z_j^2 <= total)``, bounded above: ``Z_j`` independent, each with a
+    density of at most :data:`_SUM_DENSITY_MAX`, so the probability is at most that density to
+    the power ``count`` times the volume of the ball of radius ``sqrt(total)``."""
+    if total <= 0:
+        return -math.inf
+    return (count / 2 * math.log(math.pi * total) - math.lgamma(count / 2 + 1)
+            + count * math.log(_SUM_DENSITY_MAX))
+
+
+def balance_threshold(count: int, alpha: float) -> float:
+    """The largest ``sum Z_j^2`` over ``count`` blocks that the balance test fails at
+    ``alpha``: :func:`balance_log_bound` equal to ``log alpha``."""
+    log_t = (2.0 / count) * (math.log(alpha) + math.lgamma(count / 2 + 1)
+                             - count * math.log(_SUM_DENSITY_MAX)) - math.log(math.pi)
+    return math.exp(log_t)
+
+
+def _balance_tests(usable: list[tuple[Projection, np.ndarray]]
+                   ) -> list[tuple[str, float, int, str, int]]:
+    """The blocks of one call in each usable column (``Projection.copies``): ``(kind, sum of
+    Z^2, blocks, statistic, column)`` for the ``copy`` blocks (a batch element's rows: the
+    first whole ones of :func:`continuous_stats`) and the ``call`` blocks (all the rows of a
+    grid point in one call, its copies together), with the column whose largest ``Z^2`` is
+    smallest (the most balanced). ``Z = sqrt(12 / k) S``, ``S`` the sum of a block's ``k``
+    centred PITs: the standardized sum of ``k`` independent uniforms under the reference."""
+    z2: dict[str, list[np.ndarray]] = {"copy": [], "call": []}
+    where: dict[str, tuple[float, str, int]] = {}
+    for p, cols in usable:
+        c = p.cache
+        if "call_sums" not in c or len(cols) == 0:
+            continue
+        parts = []
+        if "block_sums" in c:
+            parts.append(("copy", 12.0 * c["block_sums"][:, cols] ** 2 / c["block_rows"]))
+        # one batch element per grid point (copies 1): its rows are the call's
+        kind = "call" if p.copies > 1 else "copy"
+        parts.append((kind, 12.0 * c["call_sums"][cols][None, :] ** 2 / c["call_rows"]))
+        for kind, z in parts:
+            z2[kind].append(z.reshape(-1))
+            top = z.max(axis=0)
+            jj = int(np.argmin(top))
+            if kind not in where or top[jj] < where[kind][0]:
+                where[kind] = (float(top[jj]), p.label, int(cols[jj]))
+    return [(kind, float(np.concatenate(v).sum()), sum(a.size for a in v), where[kind][1],
+             where[kind][2]) for kind, v in z2.items() if v]
+
+
 def _independence_check(d: Draw, grid: Grid, method: str) -> Outcome:
     """Neighbouring rows of each column (disjoint pairs, at even and at odd offsets) and the
     same row of neighbouring usable columns (different batch elements of one call), each pair's
-    mean product against Bernstein's bound at the check's alpha split over every such test."""
+    mean product against Bernstein's bound at the check's alpha split over every such test.
+
+    And the balance of each call (:func:`_balance_tests`, at :data:`BALANCE_SHARE` of the
+    alpha): the sums of the centred PITs of a batch element's rows, and of a grid point's
+    copies, must not all be near zero. A call whose second half mirrors its first (``2 loc -
+    x``: antithetic halves) or a batch whose second half takes the first half's noise negated
+    has every neighbouring pair independent, and every such sum exactly 0."""
     # (statistic, kind, first values, second values, their columns)
     tests: list[tuple[str, str, np.ndarray, np.ndarray, list[int], list[int]]] = []
     excluded: list[str] = []
@@ -802,8 +879,21 @@ def _independence_check(d: Draw, grid: Grid, method: str) -> Outcome:
                           cols[:-1][same].tolist(), cols[1:][same].tolist()))
     if not tests:
         raise Skip(f"no statistic with usable columns (ties at {_res(d)} resolution)")
+    balance = _balance_tests([(p, np.array([j for j in np.flatnonzero(_pit_head(p)[1])
+                                               if not _point_mass(p, int(j))], dtype=np.int64))
+                                 for p in d.projections if not p.discrete])
     m = sum(a.shape[1] for _, _, a, _, _, _ in tests)
-    alpha = ALPHA_CHECK / m
+    alpha = ALPHA_CHECK * (1 - BALANCE_SHARE if balance else 1.0) / m
+    alpha_balance = ALPHA_CHECK * BALANCE_SHARE / max(1, len(balance))
+    details_balance: dict[str, Any] = {}
+    unbalanced = None
+    for kind, total, count, label, col in balance:
+        limit = balance_threshold(count, alpha_balance)
+        details_balance[kind] = {"mean_z2": total / count, "blocks": count,
+                                 "threshold": limit / count}
+        log_p = balance_log_bound(total, count)
+        if unbalanced is None and log_p < math.log(alpha_balance):
+            unbalanced = (kind, total, count, label, col, limit, log_p)
     worst_ratio, chosen, desc, wj = -1.0, None, "", 0
     means = (0.0, 0.0)
     est: dict[str, list[float]] = {}
@@ -825,7 +915,8 @@ def _independence_check(d: Draw, grid: Grid, method: str) -> Outcome:
     rows = min(d.n, INDEPENDENCE_ROWS)
     out = Outcome(statistic=float(test.statistic[j]), threshold=float(test.threshold[j]),
                   n=d.n, seed=d.seed, alpha=alpha, detectable=test.detectable,
-                  point=d.point(grid.label, wj), details={"pit_correlation": est, "rows": rows})
+                  point=d.point(grid.label, wj), details={"pit_correlation": est, "rows": rows,
+                                                          "balance": details_balance})
     if worst_ratio > 1:
         lead = "draws are not independent"
         if abs(12 * means[0] * means[1]) > test.threshold[j] / 2:
@@ -840,6 +931,21 @@ def _independence_check(d: Draw, grid: Grid, method: str) -> Outcome:
             f"values {desc} is {test.estimate[j]:.3g} (0 for independent draws; the PITs' "
             f"correlation), beyond the exact bound {test.threshold[j]:.3g} (first {rows} of "
             f"{d.n} draws, alpha_i={alpha:.2g}){note}", out)
+    if unbalanced is not None:
+        kind, total, count, label, col, limit, log_p = unbalanced
+        point = d.point(grid.label, col)
+        what = ("the rows of each batch element" if kind == "copy" else
+                "the copies of each grid point (batch elements of one call)")
+        raise CheckFailure(
+            f"{d.called} draws are not independent: {what} balance each other: the sums "
+            f"of their centred PITs, standardized (Z^2 of mean 1 for independent draws), "
+            f"average {total / count:.3g} over {count} blocks, below {limit / count:.3g} "
+            f"(P <= 10^{log_p / math.log(10):.0f} for independent draws; "
+            f"alpha_i={alpha_balance:.2g}), the most balanced {label} at {point}: antithetic "
+            f"or mirrored halves, or another draw made to cancel",
+            Outcome(statistic=limit / total if total > 0 else math.inf, threshold=1.0,
+                    n=d.n, seed=d.seed, alpha=alpha_balance, point=point,
+                    details={"balance": details_balance}))
     out.message = f"max |12 x mean PIT product| {test.statistic[j]:.3g} {desc}{note}"
     return out
 
