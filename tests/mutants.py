@@ -1209,6 +1209,17 @@ class LogOfDensityMutant(_Mutant):
         return torch.log(torch.exp(lp))
 
 
+class MidTailLogProbMutant(LogOfDensityMutant):
+    """Scores Normal itself, 1e-3 off (relative) between 5 and 30 standard deviations only:
+    beyond every draw and short of the far tail (an outside trial's mutant, which passed both
+    modes before ``log_prob_far`` asked the tails in between)."""
+
+    def log_prob(self, family, params, value):  # type: ignore[override]
+        lp = torch.distributions.Normal(params["loc"], params["scale"]).log_prob(value)
+        z = ((value - params["loc"]) / params["scale"]).abs()
+        return torch.where((z > 5) & (z < 30), lp * (1 + 1e-3), lp)
+
+
 class OpenEndMutant(LogOfDensityMutant):
     """Scores Exponential itself with a guard ``x > 0``: ``-inf`` at 0, which the support holds
     (the density is ``rate`` there). ``log_prob_edge`` asked only values beside the end."""
@@ -1695,6 +1706,7 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     "mutant_broadcast_grad_lost": (BroadcastGradLostMutant, "rsample_grad", "Normal"),
     "mutant_float32_precision": (Float32PrecisionMutant, "dtype", "Normal"),
     "mutant_log_of_density": (LogOfDensityMutant, "log_prob_far", "Normal"),
+    "mutant_mid_tail_log_prob": (MidTailLogProbMutant, "log_prob_far", "Normal"),
     "mutant_log_prob_grad": (LogProbGradientMutant, "log_prob_gradcheck", "Normal"),
     "mutant_log_prob_constant": (LogProbConstantMutant, "log_prob_f64", "Normal"),
     # A broadcasting value scored with one element's parameters: the log_prob rule's value of

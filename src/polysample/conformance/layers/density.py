@@ -7,7 +7,8 @@ draws of torch's sampler per grid point (relative tolerance 1e-6 in float64, 1e-
 ``log_prob_gradcheck`` runs ``torch.autograd.gradcheck`` in float64 (skipped for parameters on
 a simplex, where finite differences leave the constraint), and checks that a NaN upstream
 gradient comes back NaN (:func:`..runner.nan_cotangent`). ``log_prob_far`` compares float64
-``log_prob`` with SciPy in the far tails (:func:`far_points`), where the density underflows;
+``log_prob`` with SciPy in the tails (:func:`far_points`): at log densities of about -12.5,
+-50 and -200, and in the far tails (-800), where the density underflows;
 ``log_prob_edge`` near the finite ends of the support (:func:`edge_points`), where differences
 such as ``1 - x^a`` cancel; ``log_prob_huge`` at huge values (:func:`huge_points`), where the
 square of the standardized value overflows although the log density is a few hundred.
@@ -34,7 +35,7 @@ from ..model import Check, CheckFailure, Outcome, Skip
 from ..reference import params_np
 from ..runner import Runner, Target, make, nan_cotangent
 
-__all__ = ["checks", "far_points", "FAR_LOG_DENSITY", "edge_points", "EDGE_STEPS",
+__all__ = ["checks", "far_points", "FAR_LOG_DENSITY", "TAIL_LOG_DENSITIES", "edge_points", "EDGE_STEPS",
            "huge_points", "HUGE_VALUES", "HUGE_RTOL", "LOGITS", "logit_case", "logit_log_prob"]
 
 
@@ -111,6 +112,11 @@ def logit_log_prob(family: str, logits: torch.Tensor, other: dict[str, Any],
 #: The reference log density at the values of ``log_prob_far``: below float64's smallest
 #: density (exp(-745) underflows to 0), so that a log_prob computed as log(pdf) is -inf there.
 FAR_LOG_DENSITY = -800.0
+#: The levels of ``log_prob_far``: the far one, and the tails between the draws (``|z|`` below
+#: about 5) and it, where a formula can be wrong without either showing: each level's values
+#: have a reference log density between twice the level and the level (a Normal's ``|z|`` in
+#: [5, 7], [10, 14], [20, 28] and [40, 57]).
+TAIL_LOG_DENSITIES = (-12.5, -50.0, -200.0, FAR_LOG_DENSITY)
 
 
 #: How far ``log_prob_far`` looks: at most this many times the distance from the draws'
@@ -196,23 +202,22 @@ def huge_points(tdist: Any, dtype: torch.dtype = torch.float64
     return x, inside
 
 
-def far_points(law: Any, draws: np.ndarray, inside: Callable[[np.ndarray], np.ndarray]
-               ) -> tuple[np.ndarray, np.ndarray]:
+def far_points(law: Any, draws: np.ndarray, inside: Callable[[np.ndarray], np.ndarray],
+               level: float = FAR_LOG_DENSITY) -> tuple[np.ndarray, np.ndarray]:
     """Values of each grid point's law, below and above its draws (``(n, G)``), where the
-    reference log density is between ``2 * FAR_LOG_DENSITY`` and ``FAR_LOG_DENSITY``:
+    reference log density is between ``2 * level`` and ``level`` (:data:`FAR_LOG_DENSITY`):
     ``(values (2, G), found (2, G))``. Each side walks out from the draws' midpoint by
     doubling its distance to the extreme draw (up to :data:`FAR_REACH` times it), then
     bisects; a side where the support (``inside``) ends or the reference stops being finite
     first (SciPy's Laplace and Pareto densities underflow themselves) is not found."""
     with np.errstate(all="ignore"):
-        return _far_points(law, draws, inside)
+        return _far_points(law, draws, inside, level)
 
 
-def _far_points(law: Any, draws: np.ndarray, inside: Callable[[np.ndarray], np.ndarray]
-                ) -> tuple[np.ndarray, np.ndarray]:
+def _far_points(law: Any, draws: np.ndarray, inside: Callable[[np.ndarray], np.ndarray],
+                level: float) -> tuple[np.ndarray, np.ndarray]:
     lo_d, hi_d = draws.min(0), draws.max(0)
     mid = (lo_d + hi_d) / 2
-    level = FAR_LOG_DENSITY
 
     def logpdf(x: np.ndarray) -> np.ndarray:
         v = np.asarray(law.logpdf(x), dtype=np.float64)
@@ -340,10 +345,14 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
             def inside(x: np.ndarray) -> np.ndarray:
                 return np.asarray(support.check(torch.from_numpy(x)))
 
-            xs, found = far_points(law, value.double().numpy(), inside)
+            draws = value.double().numpy()
+            # (2 sides x levels, G): each level's lower and upper values
+            found_at = [far_points(law, draws, inside, level) for level in TAIL_LOG_DENSITIES]
+            xs = np.concatenate([x for x, _ in found_at])
+            found = np.concatenate([f for _, f in found_at])
             if not found.any():
                 raise Skip("the reference density does not fall below "
-                           f"exp({FAR_LOG_DENSITY:g}) at a finite value of the support "
+                           f"exp({TAIL_LOG_DENSITIES[0]:g}) at a finite value of the support "
                            "before it overflows")
             got = make(family, params, t).log_prob(torch.from_numpy(xs)).detach().double()
             got = got.numpy()
@@ -351,19 +360,25 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
             err = _rel_errors(got, want, found)
             worst = float(err.max())
             if worst > 1e-6:
-                side, j = np.unravel_index(int(np.argmax(err)), err.shape)
+                row, j = np.unravel_index(int(np.argmax(err)), err.shape)
+                level, side = TAIL_LOG_DENSITIES[row // 2], row % 2
                 pts = grid_points(family, params)
+                how = (("The density there is below exp(-745), where it underflows in "
+                        "float64: compute log_prob in log space, not as log(pdf)")
+                       if level < -745 else
+                       (f"The density there is about exp({level:g}), between the draws and "
+                        "the far tail: the formula's tail (an asymptotic expansion, a "
+                        "switch of branch) is off there"))
                 raise CheckFailure(
-                    f"log_prob in the far {('lower', 'upper')[side]} tail differs from SciPy: "
-                    f"got {got[side, j]:.10g}, want {want[side, j]:.10g} at value "
-                    f"{xs[side, j]:.10g} with {pts[j]} (max |got - want|/(|want| + 1) = "
-                    f"{worst:.3g} > 1e-06). " + advice(
-                        "The density there is below exp(-745), where it underflows in "
-                        "float64: compute log_prob in log space, not as log(pdf)"),
+                    f"log_prob in the {('lower', 'upper')[side]} tail (log density about "
+                    f"{level:g}) differs from SciPy: got {got[row, j]:.10g}, want "
+                    f"{want[row, j]:.10g} at value {xs[row, j]:.10g} with {pts[j]} (max "
+                    f"|got - want|/(|want| + 1) = {worst:.3g} > 1e-06). " + advice(how),
                     statistic=worst, threshold=1e-6,
                     point=f"example[{j}] ({pts[j]})")
-            return Outcome(f"max rel. error {worst:.2g} at {int(found.sum())} values where "
-                           f"the density is about exp({FAR_LOG_DENSITY:g})",
+            levels = ", ".join(f"{v:g}" for v in TAIL_LOG_DENSITIES)
+            return Outcome(f"max rel. error {worst:.2g} at {int(found.sum())} tail values "
+                           f"where the log density is about {levels}",
                            statistic=worst, threshold=1e-6)
 
         yield Check(t.name, family, "example", "log_prob_far", "density", False, far)
