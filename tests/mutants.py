@@ -738,6 +738,28 @@ class NumpyWriteMutant(_Mutant):
         return out
 
 
+class LargeCallWriteMutant(_Mutant):
+    """Rounds the caller's ``scale`` to float32 in place, through NumPy, before calls of at
+    least 4,096 values (a "sanitising" pass of a large-call path; no torch operation, so no
+    version counter moves). Idempotent, so repeated seeded calls agree, and a no-op on the
+    example parameters (0.5 to 2 are floats32): the contract rules' calls saw nothing (an
+    outside trial's mutant). The corners' scale 1e-3 is not a float32."""
+
+    def _write(self, params, sample_shape):  # type: ignore[no-untyped-def]
+        if math.prod(tuple(sample_shape)) * math.prod(tuple(params.batch_shape)) >= 4096:
+            arr = params["scale"].detach().numpy()
+            if arr.dtype == np.float64:
+                arr[...] = arr.astype(np.float32)
+
+    def sample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        self._write(params, sample_shape)
+        return self._inner.sample(family, params, sample_shape, seed=seed)
+
+    def rsample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        self._write(params, sample_shape)
+        return self._inner.rsample(family, params, sample_shape, seed=seed)
+
+
 class BufferReuseMutant(_Mutant):
     """Copies every draw into one buffer per shape and dtype and returns that buffer: each
     call's values are right, but a later call overwrites what the caller already holds."""
@@ -1692,6 +1714,7 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     "mutant_inplace": (InPlaceMutant, "shapes", "Normal"),
     "mutant_bufferreuse": (BufferReuseMutant, "seeds", "Normal"),
     "mutant_numpywrite": (NumpyWriteMutant, "log_prob", "Normal"),
+    "mutant_large_call_write": (LargeCallWriteMutant, "sample_ks", "Normal"),
     "mutant_rawmemory": (RawMemoryMutant, "layouts", "Exponential"),
     "mutant_seedoffset": (SeedOffsetMutant, "seeds", "Normal"),
     "mutant_seedtruncating": (SeedTruncatingMutant, "seeds", "Normal"),

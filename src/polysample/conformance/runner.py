@@ -187,6 +187,9 @@ class Runner:
         dtype = grid.dtype or torch.float64
         params = grid.build(dtype)
         dist = make(family, params, t)
+        # The parameters every call below is given: a backend must leave them as they were
+        # (the semantics rules' calls are small: a write in large calls only showed nowhere).
+        given = [params]
         # sample() and rsample() get the same seed: where a backend's rsample values are
         # bit-for-bit its sample values (a reparameterised sampler), the statistics of the two
         # draws are the same numbers and are computed once; where they differ, each is judged
@@ -221,8 +224,9 @@ class Runner:
                 seed = self.seed(f"{t.name}-{family}-{grid.label}-scalar")
                 how = f" with scalar parameters, each grid point in a call of {n} values"
                 blocks = 0
-                singles = [make(family, point_params(family, params, j), t)
-                           for j in range(batch[0])]
+                points_given = [point_params(family, params, j) for j in range(batch[0])]
+                given += points_given
+                singles = [make(family, one, t) for one in points_given]
 
                 def draw(name: str, s: int) -> torch.Tensor:
                     return torch.stack([getattr(one, name)((n,), seed=seed_for(f"{s}-{j}"))
@@ -233,7 +237,8 @@ class Runner:
                 # (see stacked() and stacked_rows()).
                 wide = copies(grid, n)
                 deep = three_d(grid, n)
-                multi = make(family, stacked(family, params, wide, deep), t)
+                given.append(stacked(family, params, wide, deep))
+                multi = make(family, given[-1], t)
                 how = ""
                 blocks = wide  # one call: each point's copies, n / wide rows each
 
@@ -250,7 +255,10 @@ class Runner:
             # The same seed for both: where rsample() draws sample()'s values bit for bit (a
             # reparameterised sampler: torch's and TFP's), its columns would repeat the
             # sample() columns' statistics, and the draw is judged once.
+            snapshot = [{k: v.detach().clone() for k, v in g.items()
+                         if isinstance(v, torch.Tensor)} for g in given]
             xs_parts = [draw(name, seed) for name in names]
+        _parameters_intact(" and ".join(f"{name}()" for name in names) + how, given, snapshot)
         same = len(xs_parts) > 1 and bool(torch.equal(xs_parts[0].detach(),
                                                       xs_parts[1].detach()))
         if same:
@@ -364,6 +372,23 @@ def stacked_rows(fn: Callable[..., torch.Tensor], n: int, seed: int,
     x = fn((n // (2 * copies), 2), seed=seed)
     x = x.movedim(2, 0)
     return x.reshape((n,) + tuple(x.shape[3:]))
+
+
+def _parameters_intact(called: str, given: list[dict[str, Any]],
+                       snapshot: list[dict[str, torch.Tensor]]) -> None:
+    """The parameters a draw was given hold the values they had (a write through NumPy or
+    DLPack moves no version counter: only the values show it)."""
+    for g, kept in zip(given, snapshot):
+        changed = [k for k, v in kept.items()
+                   if not (g[k].shape == v.shape and torch.equal(g[k].detach(), v))
+                   and not (g[k].is_floating_point() and g[k].shape == v.shape
+                            and torch.allclose(g[k].detach(), v, rtol=0, atol=0,
+                                               equal_nan=True))]
+        if changed:
+            raise CheckFailure(
+                f"{called} changed the values of {', '.join(changed)}, which the caller "
+                "passed: a backend must not write into the tensors it is given (they are the "
+                "caller's), in large calls too; compute on copies")
 
 
 def point_params(family: str, params: Mapping[str, Any], j: int) -> dict[str, Any]:

@@ -745,11 +745,16 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
         calls = _seed_calls(family)
         for shape, batch, dtype in calls:
             large = (shape, batch, dtype) == calls[-1]
-            e, _ = _dist(t, family, support, batch, dtype)
+            pe = example_params(family, batch, dtype)
+            kept_e = _copies(pe)
+            e = make(family, pe, t)
             call = f"({shape}) with batch_shape {batch}" + (
                 f" in {str(dtype).removeprefix('torch.')}" if dtype != torch.float32 else "")
             for m in methods:
                 first = getattr(e, m)(shape, seed=7).detach()
+                # a write into the parameters (in large calls only, say) changes the next
+                # call's values: name it, not the seed
+                _inputs_intact(f"{m}{call}", pe, kept_e)
                 if not _equal(first, getattr(e, m)(shape, seed=7).detach()):
                     raise CheckFailure(f"{m}{call}: the same seed gave different values (with "
                                        f"sample_shape {N} and batch_shape (2,) it did not): "
@@ -819,7 +824,9 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
         methods = ("sample", "rsample") if support.rsample else ("sample",)
         for shape, batch, dtype in ((N, (2,), torch.float32),
                                     *(c for c in _seed_calls(family) if c[0])):
-            d, _ = _dist(t, family, support, batch, dtype)
+            pd = example_params(family, batch, dtype)
+            kept_d = _copies(pd)
+            d = make(family, pd, t)
             # The large call (float64) with sample() alone: the seeds rule draws it with
             # rsample() too, and each large draw costs milliseconds on every family.
             for m in methods if dtype == torch.float32 else ("sample",):
@@ -833,6 +840,7 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
                 g1 = torch.Generator().manual_seed(3)
                 g2 = torch.Generator().manual_seed(3)
                 a = draw(g1)
+                _inputs_intact(f"generator=, {call}", pd, kept_d)
                 if not _equal(a, draw(g2)):
                     raise CheckFailure(f"generator=, {call}: two generators in the same state "
                                        "gave different values")
