@@ -760,6 +760,21 @@ class LargeCallWriteMutant(_Mutant):
         return self._inner.rsample(family, params, sample_shape, seed=seed)
 
 
+class AliasedResultMutant(_Mutant):
+    """Bernoulli whose draw, when every probability is 0 or 1, is the ``probs`` tensor itself
+    (expanded): right values, and memory shared with the parameter, so writing into the draw
+    changes the distribution (an outside trial's mutant)."""
+
+    FAMILIES = ("Bernoulli",)
+
+    def sample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        x = self._inner.sample(family, params, sample_shape, seed=seed)
+        probs = params["probs"]
+        if bool(((probs == 0) | (probs == 1)).all()):
+            return probs.expand(x.shape)
+        return x
+
+
 class BufferReuseMutant(_Mutant):
     """Copies every draw into one buffer per shape and dtype and returns that buffer: each
     call's values are right, but a later call overwrites what the caller already holds."""
@@ -1715,6 +1730,7 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     "mutant_bufferreuse": (BufferReuseMutant, "seeds", "Normal"),
     "mutant_numpywrite": (NumpyWriteMutant, "log_prob", "Normal"),
     "mutant_large_call_write": (LargeCallWriteMutant, "sample_ks", "Normal"),
+    "mutant_aliased_result": (AliasedResultMutant, "point_mass", "Bernoulli"),
     "mutant_rawmemory": (RawMemoryMutant, "layouts", "Exponential"),
     "mutant_seedoffset": (SeedOffsetMutant, "seeds", "Normal"),
     "mutant_seedtruncating": (SeedTruncatingMutant, "seeds", "Normal"),

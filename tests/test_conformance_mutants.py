@@ -47,6 +47,7 @@ LAYERS = {
     "grad_noise": ("gradient",),
     "grad_scalar": ("gradient",),
     "rsample_grad": ("semantics",),
+    "point_mass": ("semantics",),
     "dtype": ("semantics",),
     "log_prob_far": ("density",),
     "log_prob_edge": ("density",),

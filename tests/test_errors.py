@@ -159,10 +159,14 @@ class _Broken(ps.Backend):
             return x.double()
         if self.mode == "grad":
             return x.detach().requires_grad_(True)
+        if self.mode == "alias":  # loc itself, expanded: a view of the caller's tensor
+            return params["loc"].expand(x.shape)
         return x
 
     def rsample(self, family, params, sample_shape, *, seed=None):  # type: ignore[no-untyped-def]
         x = self._good(params, sample_shape)
+        if self.mode == "alias":
+            return params["loc"].expand(x.shape)
         return x.detach() if self.mode == "detached" else x
 
 
@@ -174,6 +178,9 @@ BROKEN = [
     ("detached", "rsample", "detached tensor from rsample\\(\\)"),
     ("inplace", "sample", "modified scale in place during sample\\(\\) for Normal"),
     ("inplace", "rsample", "modified scale in place during rsample\\(\\) for Normal"),
+    ("alias", "sample", "from sample\\(\\) for Normal a tensor that shares memory with the "
+     "parameter loc"),
+    ("alias", "rsample", "shares memory with the parameter loc"),
 ]
 
 

@@ -11,7 +11,8 @@ too) and neighbouring seeds share no values, unseeded calls draw from the global
 ``manual_seed`` seeds and seeded calls leave it untouched, ``log_prob`` scores the backend's own
 samples (as torch does, where the backend scores them itself), ``expand``/``wrap``/pickling keep
 the backend, non-contiguous parameters and values count by their values, not their memory layout
-(``layouts``), and invalid parameters raise ``InvalidParameterError``.
+(``layouts``), invalid parameters raise ``InvalidParameterError``, and parameters at which
+the law is one value draw that value, in new memory (``point_mass``).
 
 One small sample shape (16 draws of a batch of 2) serves most rules, so backends that compile a
 program per shape compile few.
@@ -113,6 +114,45 @@ SHARED_MAX = 1 / 64
 #: The smallest event size the ``shapes`` rule draws each family with an event dimension at
 #: (the ``k`` of its example parameters; 1 unless the family needs more).
 SMALLEST_EVENT = {"LKJCholesky": 2}
+
+
+#: The families with parameters at which the law is one value (a probability of 0 or 1, a
+#: rate of 0), for the ``point_mass`` rule: the draws must be that value, in new memory (a
+#: backend returned the ``probs`` tensor itself as a Bernoulli draw there).
+POINT_MASS = ("Bernoulli", "Binomial", "Geometric", "NegativeBinomial", "Poisson",
+              "Categorical", "OneHotCategorical", "OneHotCategoricalStraightThrough",
+              "Multinomial")
+
+
+def point_mass_case(family: str) -> tuple[dict[str, Any], torch.Tensor]:
+    """Float32 parameters of a batch of 2 (the example's event size) at which ``family``'s law
+    is one value, and that value per batch element."""
+    ex = example_params(family, (2,), torch.float32)
+    f32 = torch.float32
+    if family == "Bernoulli":
+        return {"probs": torch.tensor([0.0, 1.0])}, torch.tensor([0.0, 1.0])
+    if family == "Binomial":
+        n = ex["total_count"]
+        return {"total_count": n, "probs": torch.tensor([0.0, 1.0])}, torch.stack(
+            [torch.zeros((), dtype=f32), n[1]])
+    if family == "Geometric":
+        return {"probs": torch.tensor([1.0, 1.0])}, torch.zeros(2)
+    if family == "NegativeBinomial":
+        return {"total_count": ex["total_count"], "probs": torch.zeros(2)}, torch.zeros(2)
+    if family == "Poisson":
+        return {"rate": torch.zeros(2)}, torch.zeros(2)
+    k = ex["probs"].shape[-1]
+    eye = torch.eye(k, dtype=f32)[[0, k - 1]]
+    if family == "Categorical":
+        return {"probs": eye}, torch.tensor([0.0, k - 1.0])
+    if family == "Multinomial":
+        return {"total_count": ex["total_count"], "probs": eye}, eye * ex["total_count"]
+    return {"probs": eye}, eye  # the one-hot families
+
+
+def _describe(params: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v.tolist() if isinstance(v, torch.Tensor) else v}"
+                     for k, v in params.items())
 
 
 def _dist(t: Target, family: str, support: FamilySupport, batch: tuple[int, ...] = (2,),
@@ -976,3 +1016,24 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
         raise CheckFailure(f"NaN {key} did not raise InvalidParameterError")
 
     yield check("invalid_params", invalid)
+
+    if family in POINT_MASS:
+        def point_mass(r: Runner) -> Outcome:
+            params, want = point_mass_case(family)
+            given = _copies(params)
+            d = make(family, params, t)
+            methods = ("sample", "rsample") if support.rsample else ("sample",)
+            for m in methods:
+                x = getattr(d, m)((16,), seed=0).detach()
+                expected = want.to(x.dtype).expand(x.shape)
+                if not _equal(x, expected):
+                    bad = (x != expected).reshape(16, -1).any(0).nonzero().flatten().tolist()
+                    raise CheckFailure(
+                        f"{m}() with parameters of a law of one value ({_describe(params)}) "
+                        f"drew other values: {x.reshape(16, -1)[:, bad[0]].tolist()[:4]} at "
+                        f"batch element {bad[0]}, where every draw is "
+                        f"{expected.reshape(16, -1)[0, bad[0]].item():g}")
+            _inputs_intact(" and ".join(f"{m}()" for m in methods), params, given)
+            return Outcome(f"the law's one value at {_describe(params)}, in new memory")
+
+        yield check("point_mass", point_mass)
