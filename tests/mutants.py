@@ -1128,6 +1128,42 @@ class GammaBandMutant(_Mutant):
         return torch.where((c >= 5) & (c < 20), x * 1.05, x)
 
 
+class GammaHighBandMutant(_Mutant):
+    """Gamma drawn 3% too large for concentrations in [250, 900) alone, and its
+    ``concentration`` gradient 3% too large there: past the sweep's end (200), short of the
+    corner at 1000 (an outside trial's mutant; the corners' 400 meets it)."""
+
+    FAMILIES = ("Gamma",)
+
+    def _band(self, params):  # type: ignore[no-untyped-def]
+        c = params["concentration"].detach()
+        return ((c >= 250) & (c < 900)).to(c.dtype)
+
+    def sample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        x = self._inner.sample(family, params, sample_shape, seed=seed)
+        return x * (1 + 0.03 * self._band(params))
+
+    def rsample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        c = params["concentration"]
+        band = self._band(params)
+        scaled = c.detach() + (1 + 0.03 * band) * (c - c.detach())
+        x = self._inner.rsample(family, {**dict(params.items()), "concentration": scaled},
+                                sample_shape, seed=seed)
+        return x * (1 + 0.03 * band)
+
+
+class TinyPoissonRateMutant(_Mutant):
+    """Poisson draws 0 for every rate below 1e-3 (a shortcut: "the draw is almost surely
+    0"): wrong with probability about the rate, below the grids' smallest positive rate
+    (1e-3) before the corners got 1e-4 (an outside trial's mutant)."""
+
+    FAMILIES = ("Poisson",)
+
+    def mutate(self, family, params, x):  # type: ignore[no-untyped-def]
+        rate = params["rate"].expand(x.shape)
+        return torch.where(rate < 1e-3, torch.zeros_like(x), x)
+
+
 class GammaGradientBandMutant(_Mutant):
     """Right Gamma values; the gradient w.r.t. ``concentration`` 5% too large for
     concentrations in [5, 20) alone (a trial's "between the grid points" defect): the sweep
@@ -1774,6 +1810,9 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     # Wrong in a band of parameters between the grid points: only the sweep sees it.
     "mutant_gamma_band": (GammaBandMutant, "sample_sweep", "Gamma"),
     "mutant_gamma_grad_band": (GammaGradientBandMutant, "grad_sweep", "Gamma"),
+    # Past the sweep's end and short of the last corner: the corners' 400 and 1e-4.
+    "mutant_gamma_high_band": (GammaHighBandMutant, "sample_ks", "Gamma"),
+    "mutant_tiny_poisson_rate": (TinyPoissonRateMutant, "sample_sum", "Poisson"),
     "mutant_poisson_band": (PoissonBandMutant, "sample_sweep", "Poisson"),
     "mutant_dirichlet_band": (DirichletBandMutant, "sample_sweep", "Dirichlet"),
     "mutant_wishart_band": (WishartBandMutant, "sample_sweep", "Wishart"),

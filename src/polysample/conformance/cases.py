@@ -758,7 +758,10 @@ _TABLE = [
     # special cases, where formulas written as xlogy(a - 1, x) branch (TensorFlow's gradient
     # of xlogy in a is 0 there); the example grid's first point has them.
     _c("Gamma", lambda b, d, k: {"concentration": _lin(1.0, 4.0, b, d), "rate": _lin(0.5, 2.0, b, d)},
-       _corner(concentration=[1e-2, 0.1, 1.0, 30.0, 1e3], rate=[1.0, 0.5, 2.0, 1e-2, 1e2]),
+       # 400: between the sweep's end (200) and 1000, where a sampler may switch to an
+       # approximation (a Gamma 3% off in [250, 900) passed every grid before it).
+       _corner(concentration=[1e-2, 0.1, 1.0, 30.0, 1e3, 400.0],
+               rate=[1.0, 0.5, 2.0, 1e-2, 1e2, 3.0]),
        law=lambda p: ref.freeze(stats.gamma, p["concentration"], scale=1 / p["rate"]), positive=_POS_CONC,
        tiny=_TINY_CONC,
        sweep=_sweep(concentration=(0.05, 200.0, LOG), rate=(0.1, 10.0, LOG)),
@@ -871,7 +874,9 @@ _TABLE = [
     _c("Poisson", lambda b, d, k: {"rate": _lin(0.5, 3.0, b, d)},
        # 12 and 40: above the rate where samplers switch algorithms (10 in torch's and NumPy's
        # PTRS), where a rounded normal approximation would be tempting and wrong.
-       _corner(rate=[1e-3, 1.0, 1e3, 0.0, 12.0, 40.0]),
+       # 1e-4: below it a sampler may return 0 as "almost surely" (2^18 draws expect 26
+       # ones; a Poisson drawn 0 below 1e-3 passed every grid before it).
+       _corner(rate=[1e-3, 1.0, 1e3, 0.0, 12.0, 40.0, 1e-4]),
        law=lambda p: ref.freeze(stats.poisson, p["rate"]), discrete=True, exact_sum=_sum_poisson,
        sweep=_sweep(rate=(1e-2, 1e3, LOG))),
     _c("Categorical", lambda b, d, k: {"probs": _simplex(b, d, k)},
