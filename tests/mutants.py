@@ -1293,6 +1293,19 @@ class MidTailLogProbMutant(LogOfDensityMutant):
         return torch.where((z > 5) & (z < 30), lp * (1 + 1e-3), lp)
 
 
+class GammaLogProbBandMutant(LogOfDensityMutant):
+    """Scores Gamma itself, 1e-3 off (relative) for concentrations in [5, 20) alone: between
+    the example's (1 to 4) and the corners' (1, 30, 400) concentrations (an outside trial's
+    mutant, which passed both modes before ``log_prob_f64`` judged the sweep grid)."""
+
+    FAMILIES = ("Gamma",)
+
+    def log_prob(self, family, params, value):  # type: ignore[override]
+        c = params["concentration"]
+        lp = torch.distributions.Gamma(c, params["rate"]).log_prob(value)
+        return torch.where((c >= 5) & (c < 20), lp * (1 + 1e-3), lp)
+
+
 class OpenEndMutant(LogOfDensityMutant):
     """Scores Exponential itself with a guard ``x > 0``: ``-inf`` at 0, which the support holds
     (the density is ``rate`` there). ``log_prob_edge`` asked only values beside the end."""
@@ -1782,6 +1795,7 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     "mutant_float32_precision": (Float32PrecisionMutant, "dtype", "Normal"),
     "mutant_log_of_density": (LogOfDensityMutant, "log_prob_far", "Normal"),
     "mutant_mid_tail_log_prob": (MidTailLogProbMutant, "log_prob_far", "Normal"),
+    "mutant_gamma_log_prob_band": (GammaLogProbBandMutant, "log_prob_f64", "Gamma"),
     "mutant_log_prob_grad": (LogProbGradientMutant, "log_prob_gradcheck", "Normal"),
     "mutant_log_prob_constant": (LogProbConstantMutant, "log_prob_f64", "Normal"),
     # A broadcasting value scored with one element's parameters: the log_prob rule's value of

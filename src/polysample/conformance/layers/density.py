@@ -3,7 +3,8 @@
 Only for families the backend scores itself (``FamilySupport.log_prob``; otherwise torch scores
 them and there is nothing of the backend's to test) and that have an independent reference
 density (see :mod:`..cases`). ``log_prob_f64`` / ``log_prob_f32`` compare with SciPy at five
-draws of torch's sampler per grid point (relative tolerance 1e-6 in float64, 1e-4 in float32);
+draws of torch's sampler per grid point (``log_prob_f64`` also at two per point of the 32 of
+the univariate families' ``sweep`` grid) (relative tolerance 1e-6 in float64, 1e-4 in float32);
 ``log_prob_gradcheck`` runs ``torch.autograd.gradcheck`` in float64 (skipped for parameters on
 a simplex, where finite differences leave the constraint), and checks that a NaN upstream
 gradient comes back NaN (:func:`..runner.nan_cotangent`). ``log_prob_far`` compares float64
@@ -30,7 +31,7 @@ import torch
 from ...core.backend import FamilySupport
 from ...core.families import FAMILIES
 from .. import cases
-from ..grids import example_params, grad_leaves, grid_points
+from ..grids import SWEEP_GRID_POINTS, example_params, grad_leaves, grid_points
 from ..model import Check, CheckFailure, Outcome, Skip
 from ..reference import params_np
 from ..runner import Runner, Target, make, nan_cotangent
@@ -268,6 +269,8 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
     def grid_params(grid: str, dtype: torch.dtype) -> dict[str, Any]:
         if grid == "corners" and c.corners is not None:
             return dict(c.corners(dtype))
+        if grid == "sweep":
+            return cases.sweep_params(family, SWEEP_GRID_POINTS, dtype)
         return example_params(family, (3,), dtype)
 
     def points(dtype: torch.dtype, grid: str = "example"
@@ -276,7 +279,8 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
         tdist = getattr(torch.distributions, family)(**grid_params(grid, torch.float64))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(1234)
-            value = tdist.sample((5,))
+            # the sweep's 32 points twice: 64 values, the size class of the example's 15
+            value = tdist.sample((2 if grid == "sweep" else 5,))
         if family == "Wishart":
             value = (value + value.transpose(-1, -2)) / 2
         return params, tdist, value.to(dtype) if spec.kind != "index" else value
@@ -307,9 +311,10 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
                     "wrong, not only its numerics here")
         return numerics
 
-    def logprob(dtype: torch.dtype, rtol: float) -> Callable[[Runner], Outcome]:
+    def logprob(dtype: torch.dtype, rtol: float, grid: str = "example"
+                ) -> Callable[[Runner], Outcome]:
         def fn(r: Runner) -> Outcome:
-            params, tdist, value = points(dtype)
+            params, tdist, value = points(dtype, grid)
             got = make(family, params, t).log_prob(value).detach().double().numpy()
             p = params_np(tdist, spec.params)
             v = value.double().numpy()
@@ -326,7 +331,7 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
                     f"log_prob differs from SciPy: max |got - want|/(|want| + 1) = {worst:.3g} "
                     f"> {rtol:g}; e.g. got {got.flat[i]:.10g}, want {want.flat[i]:.10g} at "
                     f"value {v.reshape(got.size, -1)[i].tolist()} with {pts[j]}", statistic=worst, threshold=rtol,
-                    point=f"example[{j}] ({pts[j]})")
+                    point=f"{grid}[{j}] ({pts[j]})")
             return Outcome(f"max rel. error {worst:.2g}", statistic=worst, threshold=rtol)
         return fn
 
@@ -334,6 +339,12 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
                 logprob(torch.float64, 1e-6))
     yield Check(t.name, family, "example", "log_prob_f32", "density", False,
                 logprob(torch.float32, 1e-4))
+    if c.sweep is not None and c.law is not None:
+        # across the univariate families' sweep ranges (32 points): a formula wrong in a band
+        # of a parameter between the grid points (a Gamma log_prob 1e-3 off for
+        # concentrations in [5, 20)) passed the example and corner points
+        yield Check(t.name, family, "sweep", "log_prob_f64", "density", False,
+                    logprob(torch.float64, 1e-6, "sweep"))
 
     reference = c.law
     if reference is not None and not c.discrete:
