@@ -240,7 +240,7 @@ def _far_points(law: Any, draws: np.ndarray, inside: Callable[[np.ndarray], np.n
             if not np.isnan(outer).any():
                 break
         outer = np.where(np.isnan(outer), inner, outer)
-        for _ in range(120):
+        for _ in range(64):  # a bracket of ratio 2: float64 precision after 53
             t = (inner + outer) / 2
             v = logpdf(mid + t * step)
             above = v > level
