@@ -760,6 +760,28 @@ class LargeCallWriteMutant(_Mutant):
         return self._inner.rsample(family, params, sample_shape, seed=seed)
 
 
+class DriftingWriteMutant(_Mutant):
+    """Multiplies the caller's ``rate`` by 1.0001 in place, through NumPy, on every call (no
+    torch operation, so no version counter moves). Each call's values come from the law of the
+    rate it saw, but a repeated seeded call draws other values: the contract rules first said
+    "the same seed gave different values", sending the author to the seeds (an outside
+    trial's mutant)."""
+
+    FAMILIES = ("Exponential",)
+
+    def _write(self, params):  # type: ignore[no-untyped-def]
+        arr = params["rate"].detach().numpy()
+        arr[...] = arr * 1.0001
+
+    def sample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        self._write(params)
+        return self._inner.sample(family, params, sample_shape, seed=seed)
+
+    def rsample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        self._write(params)
+        return self._inner.rsample(family, params, sample_shape, seed=seed)
+
+
 class AliasedResultMutant(_Mutant):
     """Bernoulli whose draw, when every probability is 0 or 1, is the ``probs`` tensor itself
     (expanded): right values, and memory shared with the parameter, so writing into the draw
@@ -1779,6 +1801,7 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     "mutant_bufferreuse": (BufferReuseMutant, "seeds", "Normal"),
     "mutant_numpywrite": (NumpyWriteMutant, "log_prob", "Normal"),
     "mutant_large_call_write": (LargeCallWriteMutant, "sample_ks", "Normal"),
+    "mutant_drifting_write": (DriftingWriteMutant, "seeds", "Exponential"),
     "mutant_aliased_result": (AliasedResultMutant, "point_mass", "Bernoulli"),
     "mutant_rawmemory": (RawMemoryMutant, "layouts", "Exponential"),
     "mutant_seedoffset": (SeedOffsetMutant, "seeds", "Normal"),

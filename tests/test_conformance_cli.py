@@ -109,7 +109,7 @@ def test_known_upstream_defects_are_declared_by_default(tmp_path):
 
 @pytest.mark.parametrize("argv,message", [
     (("--backend", "nosuch"), "unknown backend 'nosuch'"),
-    (("--family", "Normall"), "unknown family 'Normall'"),
+    (("--family", "Normall"), "unknown family 'Normall'. Did you mean 'Normal'?"),
     (("--layer", "colour"), "unknown layer"),
     (("--json", "/nonexistent-dir/r.json"), "does not exist"),
     (("--html", "/proc/version"), "Cannot write the HTML report"),

@@ -588,6 +588,70 @@ def test_check_backend_judges_an_unregistered_instance_without_registering_it():
     assert ps.backend_names() == before
 
 
+def test_an_instance_with_a_misspelt_family_fails_as_a_registered_one_would_load():
+    # Registered, a families() key that is no torch family stops the backend from loading; an
+    # instance judged directly gets the same check (a failed "load" check naming the key), not
+    # a green report that silently dropped the family.
+    from polysample.backends.torch_backend import TorchBackend
+    from polysample.conformance import parametrize_with_checks
+
+    class Misspelt(TorchBackend):
+        def families(self):
+            fams = dict(super().families())
+            fams["Gama"] = fams.pop("Gamma")
+            return fams
+
+    report = check_backend(Misspelt(), families=["Exponential"], layers=("semantics",))
+    assert not report.ok
+    [load] = [r for r in report.results if r.check == "load"]
+    assert load.status == "fail" and "'Gama'" in load.message and "Did you mean 'Gamma'" \
+        in load.message
+    mark = parametrize_with_checks([Misspelt()], families=["Exponential"])
+    [param] = [p for p in mark.args[1] if p.id.endswith("-all-load")]
+    with pytest.raises(AssertionError, match="'Gama'"):
+        param.values[0]()
+
+
+def test_contract_rules_name_a_parameter_write_before_blaming_the_seed(with_mutants):
+    # A backend that writes into a parameter through NumPy on every call makes a repeated
+    # seeded call draw other values: the rules that compare seeded draws name the write (the
+    # cause), not "the same seed gave different values" or the global stream (its symptoms).
+    report = check_backend("mutant_drifting_write", families=["Exponential"],
+                           layers=("semantics",), quick=True)
+    by_check = {r.check: r for r in report.failures}
+    for check in ("seeds", "global_stream", "generator"):
+        assert "changed the values of rate, which the caller passed" in \
+            by_check[check].message, (check, by_check[check].message)
+    assert not any("the same seed gave different values" in r.message
+                   or "did not reproduce" in r.message for r in report.failures), \
+        [(r.id, r.message) for r in report.failures]
+
+
+def test_a_backend_ignoring_seeds_is_told_so_by_the_rules_that_compare_seeded_draws(
+        with_mutants):
+    # rsample_grad compares an expanded leaf with a contiguous one drawn with the same seed:
+    # without "same seed, same values" it says that, not "read broadcast parameters through
+    # their strides" (as wrap, pickle and layouts do).
+    report = check_backend("mutant_seedignoring", families=["Normal"], layers=("semantics",),
+                           quick=True)
+    by_check = {r.check: r for r in report.failures}
+    for check in ("rsample_grad", "wrap", "pickle", "layouts"):
+        assert "does not derive its draws from the seed" in by_check[check].message, check
+    assert "strides" not in by_check["rsample_grad"].message
+
+
+def test_the_table_tells_a_family_without_checks_from_an_unsupported_one():
+    # The agreement layer alone has no check of Bernoulli: both backends claim it, so the
+    # table says "no checks", not "unsupported" (which numpy's LKJCholesky is).
+    from polysample.conformance import check_backends
+
+    r = check_backends(["torch", "numpy"], families=["Bernoulli", "Normal", "LKJCholesky"],
+                       layers=["agreement"], quick=True)
+    assert r.cell("torch", "Bernoulli") == r.cell("numpy", "Bernoulli") == "no checks"
+    assert r.cell("numpy", "LKJCholesky") == "unsupported"
+    assert r.cell("torch", "Normal") == "pass"
+
+
 def test_a_full_mode_declaration_applies_to_full_runs_only(with_mutants):
     # A defect only full mode's samples detect: quick runs ignore the declaration (their pass
     # is no stale xpass), full runs expect the failure.

@@ -118,6 +118,42 @@ def test_plugin_that_raises_on_import_warns_and_is_unavailable(tmp_path, monkeyp
     assert row.status == "broken" and "boom at import" in row.error
 
 
+@pytest.mark.parametrize(("source", "reason"), [
+    ("def polysample_register_backends(register):\n    register('quiet', object)\n",
+     "defines polysample_register_backends without the @hookimpl marker"),
+    ("import polysample\n@polysample.hookimpl\n"
+     "def polysample_register_backend(register):\n    register('quiet', object)\n",
+     "marks polysample_register_backend with @hookimpl, which is not a polysample hook. "
+     "Did you mean 'polysample_register_backends'"),
+    ("X = 1\n", "has no hook implementation polysample_register_backends"),
+    ("import polysample\n@polysample.hookimpl\n"
+     "def polysample_register_backends(register):\n    pass\n",
+     "called register\\(\\) for no backend"),
+], ids=["unmarked", "misspelt", "no-hook", "registers-nothing"])
+def test_plugin_that_registers_nothing_warns_and_is_broken(tmp_path, monkeypatch, request,
+                                                            source, reason) -> None:
+    """A plugin module that loads but registers no backend (the hook unmarked or misspelt, or
+    calling register() for nothing) is not silently ignored: a warning, a broken row, and
+    selecting it (or an unknown name) says which plugin could not be used and why."""
+    module = "quiet_plugin_" + request.node.callspec.id.replace("-", "_")  # one per case
+    (tmp_path / f"{module}.py").write_text(source.replace("quiet_plugin", module))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("POLYSAMPLE_PLUGINS", module)
+    ps.refresh()
+    with pytest.warns(RuntimeWarning, match=f"{module}.*{reason}"):
+        names = ps.backend_names()
+    assert module in names and "quiet" not in names
+    row = {b.name: b for b in ps.backends()}[module]
+    assert row.status == "broken"
+    with pytest.raises(ps.BackendUnavailableError, match=f"{module}.*{reason}"):
+        ps.load_backend(module)
+    with pytest.raises(ps.UnknownBackendError,
+                       match=f"Plugins that could not be used.*{module}") as info:
+        ps.load_backend("quiet")
+    usable = str(info.value).split("Expected one of: ")[1].split(".")[0]
+    assert module not in usable and "torch" in usable
+
+
 def test_factory_raising_import_error_makes_backend_unavailable(tmp_path, monkeypatch) -> None:
     extra = "def needs_lib():\n    raise ImportError('No module named fancylib')"
     write_plugin(tmp_path, "needy_plugin", "needy", extra=extra, factory="needs_lib")

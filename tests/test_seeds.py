@@ -221,3 +221,32 @@ def test_torch_seeds_in_forked_workers_are_kept_and_make_their_draws_reproducibl
         assert len(set(rows)) == 4, (key, rows)  # distinct per item and worker
     assert runs[0]["workers"] != runs[0]["worker_init_fn"]
     assert runs[0]["child"] == runs[0]["parent"]  # the child's torch.manual_seed(5) is kept
+
+
+def test_a_global_stream_name_made_by_two_modules_warns() -> None:
+    # Streams of one name give the same values after manual_seed: a stream name copied from
+    # another backend's code (the example plugin's "scipy") makes two backends repeat each
+    # other's unseeded draws. The second module to make one is warned; one module making its
+    # stream again (a second instance, a reload) is not.
+    import types
+
+    from polysample.plugin import GlobalStream
+
+    def make(module: str) -> object:
+        ns = types.ModuleType(module)
+        ns.GlobalStream = GlobalStream
+        exec("s = GlobalStream('copied-name', lambda ss: np.random.default_rng(ss))",
+             {**vars(ns), "np": np, "__name__": module})
+        return ns
+
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        make("first_plugin")
+        make("first_plugin")  # the same module again: no warning
+    with pytest.warns(RuntimeWarning, match="GlobalStream\\('copied-name'\\) is made by module "
+                      "'copycat_plugin' and already by 'first_plugin'"):
+        make("copycat_plugin")
+    with pytest.raises(ps.InvalidParameterError, match="non-empty str"):
+        GlobalStream("", lambda ss: ss)

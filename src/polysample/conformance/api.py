@@ -15,7 +15,7 @@ from typing import Any
 from ..core.backend import Backend
 from ..core.errors import PolysampleError, UnsupportedFamilyError
 from ..core.families import FAMILIES
-from ..core.plugins import load_backend
+from ..core.plugins import check_family_names, load_backend
 from .expected import Declaration, apply_declarations, coverage, parse_declarations
 from .model import LAYERS, Check, CheckResult
 from .report import Report, library_versions
@@ -63,6 +63,10 @@ def _target(backend: str | Backend, taken: set[str]) -> Target:
     if not isinstance(backend, Backend):
         raise TypeError(f"Expected a backend name or a polysample.Backend instance. Received: "
                         f"{backend!r}.")
+    # What loading a registered backend checks, an instance gets too: a misspelt family name in
+    # families() would otherwise drop that family from the run without a word.
+    backend.check_available()
+    check_family_names(backend)
     name = backend.name or type(backend).__name__.lower()
     base, i = name, 2
     while name in taken:
@@ -123,14 +127,29 @@ def family_list(families: str | Sequence[str] | None) -> list[str] | None:
 
 def unknown_family_message(bad: Sequence[str]) -> str:
     """The one-line message for unknown family names (every door says the same)."""
-    return (f"unknown family {', '.join(map(repr, bad))}. Expected torch.distributions names: "
-            f"{', '.join(sorted(FAMILIES))}.")
+    from ..core.errors import did_you_mean
+
+    hints = "".join(did_you_mean(f, sorted(FAMILIES)) for f in bad)
+    return (f"unknown family {', '.join(map(repr, bad))}.{hints} Expected torch.distributions "
+            f"names: {', '.join(sorted(FAMILIES))}.")
 
 
 def unknown_backend_message(bad: Sequence[str], names: Sequence[str]) -> str:
-    """The one-line message for backend names that are not registered."""
-    return (f"unknown backend {', '.join(map(repr, bad))}. Expected one of: {', '.join(names)}. "
-            "A third-party backend must be installed or listed in POLYSAMPLE_PLUGINS.")
+    """The one-line message for backend names that are not registered: the names that are,
+    a did-you-mean, and the plugins that could not be used (which registered nothing, or
+    failed to import) apart from the backends."""
+    from ..core.errors import did_you_mean
+    from ..core.plugins import registry
+
+    entries = registry.entries()
+    broken = [n for n in names if n in entries and entries[n].factory is None]
+    usable = [n for n in names if n not in broken]
+    hints = "".join(did_you_mean(b, list(usable)) for b in bad)
+    unusable = (f" Plugins that could not be used (polysample backends --verbose says why): "
+                f"{', '.join(broken)}." if broken else "")
+    return (f"unknown backend {', '.join(map(repr, bad))}. Expected one of: "
+            f"{', '.join(usable)}.{hints}{unusable} A third-party backend must be installed "
+            "or listed in POLYSAMPLE_PLUGINS.")
 
 
 def _check_families(ts: Sequence[Target], families: Sequence[str] | None) -> list[str]:
@@ -249,6 +268,7 @@ def check_backends(
                         {c.family for c in checks}), quick=quick, salt=salt,
                     planned=len(checks) + len(broken), notes=notes)
     for t in ts:
+        report.claimed[t.name] = sorted(f for f, s in t.families().items() if s.sample)
         try:
             report.backend_versions[t.name] = t.backend.version()
         except Exception as exc:  # noqa: BLE001
@@ -357,6 +377,7 @@ def parametrize_with_checks(
     params = []
     for res in broken:
         def fail(_m: str = res.message, _id: str = res.id) -> None:
+            __tracebackhide__ = True  # pytest shows the caller's test, not this frame
             raise AssertionError(f"{_id}: {_m}")
 
         params.append(pytest.param(fail, id=res.id))
@@ -381,6 +402,7 @@ class _Runnable:
     def __call__(self) -> CheckResult:
         import pytest
 
+        __tracebackhide__ = True  # a failure points at the caller's test, not at polysample
         res = self.runner.run(self.check)
         if res.status == "skip":
             pytest.skip(res.message)

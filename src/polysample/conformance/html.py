@@ -21,7 +21,8 @@ from .stats import ALPHA_CHECK, ALPHA_TOTAL
 __all__ = ["write_html", "render_html", "PlotMap"]
 
 _COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2"]
-_STATUS_CSS = {"pass": "pass", "FAIL": "fail", "xfail": "xfail", "unsupported": "unsup"}
+_STATUS_CSS = {"pass": "pass", "FAIL": "fail", "xfail": "xfail", "unsupported": "unsup",
+               "no checks": "unsup"}
 
 _CSS = """
 body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:0;color:#222;

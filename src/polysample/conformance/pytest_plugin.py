@@ -43,7 +43,8 @@ from .model import LAYERS
 
 _NO_BACKEND = ("no backend to run the polysample conformance suite on: pass "
                "--polysample-backend NAME, or set polysample_backend = [\"NAME\"] under "
-               "[tool.pytest.ini_options]")
+               "[tool.pytest.ini_options] in pyproject.toml (in pytest.ini, setup.cfg or "
+               "tox.ini: polysample_backend = NAME under [pytest])")
 
 
 def pytest_addoption(parser: Any) -> None:

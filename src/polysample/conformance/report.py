@@ -87,6 +87,9 @@ class Report:
     notes: list[str] = field(default_factory=list)
     scheduler: str = "serial"
     retried: list[str] = field(default_factory=list)
+    #: The families each backend claims to sample: a family it claims but with no check in
+    #: the run (the layers chosen have none for it) is "no checks", not "unsupported".
+    claimed: dict[str, list[str]] = field(default_factory=dict)
     #: Each result's JSON text, by identity: the CLI rewrites the report as the run goes (at
     #: most every ``cli.JSON_EVERY`` seconds), and serialising every result again each time
     #: made a run's JSON writes quadratic (45 s of a 2-backend run). Results are not changed
@@ -189,7 +192,9 @@ class Report:
               if r.family == family and (r.backend == backend or
                                          (r.layer == "agreement" and backend in r.involves))]
         if not rs:
-            return "unsupported" if self.complete else "-"
+            if not self.complete:
+                return "-"
+            return "no checks" if family in self.claimed.get(backend, ()) else "unsupported"
         st = {r.status for r in rs}
         if "fail" in st:
             return "FAIL"
@@ -198,7 +203,9 @@ class Report:
         return "pass"
 
     def table(self) -> str:
-        """Backends x families: pass / FAIL / unsupported / xfail (expected failure)."""
+        """Backends x families: pass / FAIL / xfail (expected failure) / unsupported (the
+        backend does not claim the family) / no checks (it does, but the layers chosen have
+        no check of it)."""
         backends = list(self.backends)
         fams = sorted({r.family for r in self.results if r.family != "*"} | set(self.families))
         w = max([len(f) for f in fams] + [6])

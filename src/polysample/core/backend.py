@@ -15,13 +15,25 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from .errors import NotReparameterizableError, UnsupportedFamilyError
+from .errors import (
+    BackendContractError,
+    NotReparameterizableError,
+    PolysampleError,
+    UnsupportedFamilyError,
+)
 from .params import Params
 
 __all__ = ["Backend", "FamilySupport", "Seed", "TableBackend", "Row", "Drawer"]
 
 #: What a backend receives as ``seed``.
 Seed = np.random.SeedSequence | torch.Generator | None
+
+
+def backend_label(backend: Any) -> str:
+    """A backend's name for messages, quoted; an instance without one (judged by the
+    conformance suite unregistered) is named by its class instead of ``''``."""
+    name = getattr(backend, "name", "")
+    return repr(name) if name else f"{type(backend).__name__} (an unnamed instance)"
 
 
 @dataclass(frozen=True)
@@ -121,9 +133,7 @@ class Backend:
         *,
         seed: Seed = None,
     ) -> torch.Tensor:
-        raise UnsupportedFamilyError(
-            f"Backend {self.name!r} does not implement sample() for {family!r}."
-        )
+        raise self._unimplemented("sample", family)
 
     def rsample(
         self,
@@ -133,16 +143,32 @@ class Backend:
         *,
         seed: Seed = None,
     ) -> torch.Tensor:
-        raise NotReparameterizableError(
-            f"Backend {self.name!r} does not implement rsample() for {family!r}."
-        )
+        raise self._unimplemented("rsample", family)
 
     def log_prob(
         self, family: str, params: Mapping[str, Any], value: torch.Tensor
     ) -> torch.Tensor:
-        raise UnsupportedFamilyError(
-            f"Backend {self.name!r} does not implement log_prob() for {family!r}."
-        )
+        raise self._unimplemented("log_prob", family)
+
+    def _unimplemented(self, op: str, family: str) -> PolysampleError:
+        """The error of a base-class method ``op`` reached for ``family``: a contract bug when
+        ``families()`` claims the operation for it (the method was not overridden), else the
+        family or operation is not supported."""
+        try:
+            support = self.supports(family)
+        except Exception:  # noqa: BLE001 - families() itself is broken: judge by the op alone
+            support = None
+        if support is not None and getattr(support, op, False):
+            return BackendContractError(
+                f"Backend {backend_label(self)} claims {op}() for {family!r} in families() but does not "
+                f"implement it: Backend.{op}() was not overridden. Override {op}() (or derive "
+                f"from TableBackend, whose rows draw), or do not claim {op} for {family!r} "
+                "(docs/plugins.md).")
+        if op == "rsample":
+            return NotReparameterizableError(
+                f"Backend {backend_label(self)} does not implement rsample() for {family!r}.")
+        return UnsupportedFamilyError(
+            f"Backend {backend_label(self)} does not implement {op}() for {family!r}.")
 
     # ------------------------------------------------------------------ mixtures (optional)
     def mixture_components(self) -> frozenset[str]:
@@ -156,7 +182,7 @@ class Backend:
         <component>)``, shape ``sample_shape + batch_shape + event_shape`` of the mixture
         (the component's batch shape without its last dimension)."""
         raise NotReparameterizableError(
-            f"Backend {self.name!r} does not reparameterize MixtureSameFamily."
+            f"Backend {backend_label(self)} does not reparameterize MixtureSameFamily."
         )
 
     def __repr__(self) -> str:
@@ -266,7 +292,7 @@ class TableBackend(Backend):
         if row is None:
             why = self.omitted.get(family)
             raise UnsupportedFamilyError(
-                f"Backend {self.name!r} has no family {family!r}"
+                f"Backend {backend_label(self)} has no family {family!r}"
                 + (f": {why}" if why else "") + f". Expected one of: "
                 f"{', '.join(sorted(self.table))}."
             )
@@ -286,7 +312,7 @@ class TableBackend(Backend):
         row = self.table.get(family) or self._row(family)
         if not row.rsample:
             raise NotReparameterizableError(
-                f"{family} has no reparameterized sampler on backend {self.name!r}. Use "
+                f"{family} has no reparameterized sampler on backend {backend_label(self)}. Use "
                 "sample() with log_prob() (score-function estimator) or a relaxed family."
             )
         p = params if type(params) is Params else Params.of(family, params)
@@ -297,7 +323,7 @@ class TableBackend(Backend):
         row = self._row(family)
         if row.log_prob is None:
             raise UnsupportedFamilyError(
-                f"Backend {self.name!r} does not score {family}; polysample scores it with "
+                f"Backend {backend_label(self)} does not score {family}; polysample scores it with "
                 "torch."
             )
         return row.log_prob(Params.of(family, params), value)

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.distributions as td
 
-from .backend import Backend, FamilySupport, Seed
+from .backend import Backend, FamilySupport, Seed, backend_label
 from .config import require_registered, resolve_backend
 from .errors import (
     USER_ADVICE,
@@ -163,7 +163,7 @@ def _not_reparameterizable(family: str, backend: Backend) -> str:
     where = (f", or a backend that reparameterizes {family}: {', '.join(others)} (see "
              "`polysample backends`)." if others else
              f". No registered backend reparameterizes {family} (`polysample backends`).")
-    return (f"{family} has no reparameterized sampler on backend {backend.name!r}, so rsample() "
+    return (f"{family} has no reparameterized sampler on backend {backend_label(backend)}, so rsample() "
             "cannot give pathwise gradients. Use sample() with log_prob() (score-function "
             f"estimator){relaxed}{where}")
 
@@ -444,7 +444,7 @@ def _check_untouched(snap: Snapshot, backend: Backend, family: str, what: str) -
         return  # the common case, without building a list
     changed = [name for name, t, v in snap if t._version != v]
     raise BackendContractError(
-        f"Backend {backend.name!r} modified {', '.join(changed)} in place during "
+        f"Backend {backend_label(backend)} modified {', '.join(changed)} in place during "
         f"{what}() for {family}: the distribution's parameters (and the caller's tensors "
         "they may share memory with) are no longer what was passed. Expected a backend "
         "that leaves its inputs unchanged (computing on copies or with out-of-place "
@@ -1061,7 +1061,7 @@ class PolysampleDistribution:
                   params: Params) -> torch.Tensor:
         if not isinstance(out, torch.Tensor):
             raise BackendContractError(
-                f"Backend {backend.name!r} returned {type(out).__name__} from {what}() for "
+                f"Backend {backend_label(backend)} returned {type(out).__name__} from {what}() for "
                 f"{self._ps_family}; expected a torch.Tensor. {USER_ADVICE}"
             )
         bs, es = params.batch_shape, params.event_shape
@@ -1069,7 +1069,7 @@ class PolysampleDistribution:
         expected = shape + bs + es if bs or es else shape
         if out.shape != expected or out.dtype != params.dtype or out.device != params.device:
             raise BackendContractError(
-                f"Backend {backend.name!r} broke the {what}() contract for {self._ps_family}: "
+                f"Backend {backend_label(backend)} broke the {what}() contract for {self._ps_family}: "
                 f"expected shape {tuple(expected)}, dtype {params.dtype}, device "
                 f"{params.device}; received shape {tuple(out.shape)}, dtype {out.dtype}, "
                 f"device {out.device}. {USER_ADVICE}"
@@ -1077,7 +1077,7 @@ class PolysampleDistribution:
         shared = self._ps_shared(out)
         if shared is not None:
             raise BackendContractError(
-                f"Backend {backend.name!r} returned from {what}() for {self._ps_family} a tensor "
+                f"Backend {backend_label(backend)} returned from {what}() for {self._ps_family} a tensor "
                 f"that shares memory with the parameter {shared}: writing into the draw would "
                 f"change the distribution (and the caller's tensor). A backend returns new "
                 f"memory. {USER_ADVICE}"
@@ -1238,7 +1238,7 @@ class PolysampleDistribution:
             out = _to_half(out, want, self)  # a half-precision draw, computed in float32
         if out.requires_grad:
             raise BackendContractError(
-                f"Backend {backend.name!r} returned a tensor that requires grad from sample() "
+                f"Backend {backend_label(backend)} returned a tensor that requires grad from sample() "
                 f"for {self._ps_family}; sample() must never track gradients."
             )
         return out
@@ -1275,7 +1275,7 @@ class PolysampleDistribution:
             bad = [p for p in self._ps_grad_params(support) if p not in support.rsample_params]
             if bad:
                 raise NotReparameterizableError(
-                    f"{self._ps_family}.rsample() on backend {backend.name!r} is differentiable "
+                    f"{self._ps_family}.rsample() on backend {backend_label(backend)} is differentiable "
                     f"only in {sorted(support.rsample_params)}, but {bad} require grad. Detach "
                     "those parameters, or use sample() with log_prob()."
                 )
@@ -1289,7 +1289,7 @@ class PolysampleDistribution:
             out = _to_half(out, want, self)  # a half-precision draw, computed in float32
         if not out.requires_grad and torch.is_grad_enabled() and self._ps_any_grad():
             raise BackendContractError(
-                f"Backend {backend.name!r} returned a detached tensor from rsample() for "
+                f"Backend {backend_label(backend)} returned a detached tensor from rsample() for "
                 f"{self._ps_family} although {self._ps_grad_params(support)} require grad. "
                 f"{USER_ADVICE}"
             )
@@ -1360,7 +1360,7 @@ class PolysampleDistribution:
         _check_untouched(snap, backend, self._ps_family, "log_prob")
         if not isinstance(out, torch.Tensor):
             raise BackendContractError(
-                f"Backend {backend.name!r} returned {type(out).__name__} from log_prob() "
+                f"Backend {backend_label(backend)} returned {type(out).__name__} from log_prob() "
                 f"for {self._ps_family}; expected a torch.Tensor."
             )
         if want in _HALF and out.dtype != want:
@@ -1368,7 +1368,7 @@ class PolysampleDistribution:
         if (not out.requires_grad and torch.is_grad_enabled()
                 and (value.requires_grad or self._ps_grad_params(support))):
             raise BackendContractError(
-                f"Backend {backend.name!r} returned a log_prob() for {self._ps_family} "
+                f"Backend {backend_label(backend)} returned a log_prob() for {self._ps_family} "
                 "without gradients although "
                 f"{self._ps_grad_params(support) + (['value'] if value.requires_grad else [])}"
                 f" require grad: score-function estimators need them. {USER_ADVICE}"
@@ -1739,7 +1739,7 @@ class MixtureSameFamily(_Combinator, td.MixtureSameFamily):
         expected = self._extended_shape(shape)
         if not isinstance(out, torch.Tensor) or out.shape != expected:
             raise BackendContractError(
-                f"Backend {backend.name!r} returned {getattr(out, 'shape', type(out).__name__)} "
+                f"Backend {backend_label(backend)} returned {getattr(out, 'shape', type(out).__name__)} "
                 f"from MixtureSameFamily.rsample(); expected shape {tuple(expected)}."
             )
         if out.dtype != want and want in _HALF:

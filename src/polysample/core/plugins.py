@@ -3,8 +3,10 @@
 Discovery order: the built-in backends (registered through the same hook as everyone else,
 from :data:`DEFAULT_PLUGINS`), entry points in group ``polysample`` (skipped when
 ``POLYSAMPLE_DISABLE_PLUGIN_AUTOLOAD=1``), then the modules named in ``POLYSAMPLE_PLUGINS``.
-A plugin that fails to import gives a ``RuntimeWarning`` and is remembered as broken: selecting
-it raises ``BackendUnavailableError`` with the cause chained. Two plugins registering one name
+A plugin that fails to import, has no ``polysample_register_backends`` hook implementation or
+registers no backend gives a ``RuntimeWarning`` and is remembered as broken (under its entry
+point's name, or its module path): selecting it raises ``BackendUnavailableError`` with the
+cause chained. Two plugins registering one name
 give a ``RuntimeWarning``, and selecting that name raises ``BackendUnavailableError`` naming both
 modules (the other backends keep working). Backends are instantiated on first
 use and cached; :func:`refresh` forgets everything (tests, or after installing a plugin).
@@ -111,11 +113,14 @@ class _Registry:
                 failed.append((path, what, exc))
                 return None
 
-        modules: list[tuple[ModuleType, str, str, str]] = []  # module, source, dist, version
+        # module, source, dist, version, and the name a plugin that registers nothing is
+        # remembered under (its entry point's name, or its module path)
+        modules: list[tuple[ModuleType, str, str, str, str]] = []
         for path in DEFAULT_PLUGINS:
             mod = load_module(path, "built-in")
             if mod is not None:
-                modules.append((mod, f"{path} (built-in)", "polysample", _version("polysample")))
+                modules.append((mod, f"{path} (built-in)", "polysample", _version("polysample"),
+                                path))
         if not _autoload_disabled():
             for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
                 dist = ep.dist.name if ep.dist is not None else "unknown distribution"
@@ -132,11 +137,11 @@ class _Registry:
                     failed.append((ep.name, what, exc))
                     continue
                 dist_version = ep.dist.version if ep.dist is not None else ""
-                modules.append((mod, f"{ep.value} ({what})", dist, dist_version))
+                modules.append((mod, f"{ep.value} ({what})", dist, dist_version, ep.name))
         for path in filter(None, (p.strip() for p in os.environ.get("POLYSAMPLE_PLUGINS", "").split(","))):
             mod = load_module(path, "POLYSAMPLE_PLUGINS")
             if mod is not None:
-                modules.append((mod, f"{path} (POLYSAMPLE_PLUGINS)", "", ""))
+                modules.append((mod, f"{path} (POLYSAMPLE_PLUGINS)", "", "", path))
         disabled: list[BackendEntry] = []
 
         def add(name: str, factory: Callable[[], Any] | None, source: str,
@@ -178,20 +183,44 @@ class _Registry:
                     "Backend class or a zero-argument callable.")
             entries[name] = entry
 
-        for mod, source, dist, dist_version in modules:
+        for mod, source, dist, dist_version, key in modules:
             if pm.is_registered(mod):
                 continue
             pm.register(mod, name=source)
-            for impl in pm.hook.polysample_register_backends.get_hookimpls():
-                if impl.plugin is not mod:
-                    continue
+            impls = [impl for impl in pm.hook.polysample_register_backends.get_hookimpls()
+                     if impl.plugin is mod]
+            if not impls:
+                # Loaded, but nothing to call: without a word, its backends would be "unknown"
+                # although the package is installed.
+                problem = LookupError(_no_hook_reason(mod))
+                warnings.warn(f"polysample plugin {source} was skipped: {problem}",
+                              RuntimeWarning, stacklevel=3)
+                failed.append((key, source, problem))
+                continue
+            calls = 0
+
+            def register(n: str, f: Callable[[], Any], _s: str = source,
+                         _m: str = mod.__name__, _d: str = dist, _v: str = dist_version) -> None:
+                nonlocal calls
+                calls += 1
+                add(n, f, _s, _m, _d, _v)
+
+            for impl in impls:
                 try:
-                    impl.function(register=lambda n, f, _s=source, _m=mod.__name__, _d=dist,
-                                  _v=dist_version: add(n, f, _s, _m, _d, _v))
+                    impl.function(register=register)
                 except Exception as exc:  # a hook that raises: that plugin's names only
                     warnings.warn(f"polysample plugin {source} raised in "
                                   f"polysample_register_backends and was skipped: "
                                   f"{type(exc).__name__}: {exc}", RuntimeWarning, stacklevel=3)
+                    calls = -1
+            if calls == 0:
+                problem = LookupError(
+                    "its polysample_register_backends hook ran but called register() for no "
+                    "backend. Call register(name, factory) once per backend "
+                    "(docs/plugins.md, Registration).")
+                warnings.warn(f"polysample plugin {source} registered no backend: {problem}",
+                              RuntimeWarning, stacklevel=3)
+                failed.append((key, source, problem))
         for name, factory, source in self._extra:
             add(name, factory, source, getattr(factory, "__module__", ""))
         self.disabled = disabled
@@ -231,10 +260,15 @@ class _Registry:
                     f"Expected a backend name (str). Received: {name!r} of type "
                     f"{type(name).__name__}. Available backends: {', '.join(sorted(entries))}."
                 )
+            usable = sorted(n for n, e in entries.items() if e.factory is not None)
+            broken = sorted(e.source if n in e.source else f"{n} ({e.source})"
+                            for n, e in entries.items() if e.factory is None)
+            unusable = (f" Plugins that could not be used (polysample backends --verbose says "
+                        f"why): {', '.join(broken)}." if broken else "")
             raise UnknownBackendError(
-                f"Unknown backend {name!r}. Expected one of: {', '.join(sorted(entries))}."
-                f"{did_you_mean(name, sorted(entries))} Install a plugin that provides it (pip "
-                "install ...), or list its module in POLYSAMPLE_PLUGINS."
+                f"Unknown backend {name!r}. Expected one of: {', '.join(usable)}."
+                f"{did_you_mean(name, sorted(entries))}{unusable} Install a plugin that "
+                "provides it (pip install ...), or list its module in POLYSAMPLE_PLUGINS."
             )
         if entry.conflict:
             raise BackendUnavailableError(entry.conflict)
@@ -245,9 +279,9 @@ class _Registry:
                 return entry.instance
             if entry.factory is None:
                 raise BackendUnavailableError(
-                    f"Backend {name!r} is registered by a plugin that failed to import "
-                    f"({entry.source}): {type(entry.error).__name__}: {entry.error}. "
-                    "Fix or uninstall that plugin."
+                    f"Backend {name!r} comes from a plugin that could not be used "
+                    f"({entry.source}): {type(entry.error).__name__}: "
+                    f"{str(entry.error).rstrip('.')}. Fix or uninstall that plugin."
                 ) from entry.error
             try:
                 instance = entry.factory()
@@ -256,7 +290,7 @@ class _Registry:
                         f"expected a polysample.Backend instance, got {type(instance).__name__}"
                     )
                 instance.check_available()
-                _check_families(instance)
+                check_family_names(instance)
             except (BackendUnavailableError, ConfigError):
                 raise  # a bad configuration is the user's to fix: its own error, unwrapped
             except Exception as exc:
@@ -293,7 +327,7 @@ def _autoload_disabled() -> bool:
     )
 
 
-def _check_families(backend: Backend) -> None:
+def check_family_names(backend: Backend) -> None:
     """A backend's ``families()`` must name torch families: a typo would otherwise drop the
     family silently (and the conformance suite would never test it)."""
     from .errors import did_you_mean
@@ -311,6 +345,27 @@ def _check_families(backend: Backend) -> None:
             f"{'is not a torch family' if len(unknown) == 1 else 'are not torch families'}."
             f"{hints} Expected names from torch.distributions: {', '.join(sorted(FAMILIES))}."
         )
+
+
+def _no_hook_reason(mod: ModuleType) -> str:
+    """Why a plugin module offers no ``polysample_register_backends`` hook implementation:
+    the hook without ``@hookimpl``, another function marked ``@hookimpl`` (a misspelt hook
+    name), or nothing of the kind."""
+    hook = "polysample_register_backends"
+    marker = f"{hookspecs.PROJECT}_impl"  # the attribute pluggy's HookimplMarker sets
+    marked = sorted(n for n, v in vars(mod).items()
+                    if callable(v) and getattr(v, marker, None) is not None and n != hook)
+    what = f"module {mod.__name__!r} has no hook implementation {hook}(register)"
+    if callable(vars(mod).get(hook)):
+        return (f"{what}: it defines {hook} without the @hookimpl marker. Decorate it with "
+                "@hookimpl (from polysample.plugin import hookimpl).")
+    if marked:
+        return (f"{what}: it marks {', '.join(marked)} with @hookimpl, which "
+                f"{'is not a polysample hook' if len(marked) == 1 else 'are not polysample hooks'}"
+                f".{did_you_mean(marked[0], [hook])} The one hook is {hook}(register).")
+    near = did_you_mean(next((n for n in vars(mod) if n.startswith("polysample_")), ""), [hook])
+    return (f"{what}.{near} Define it at module level, decorated with @hookimpl "
+            "(docs/plugins.md, Registration).")
 
 
 def _version(dist: str) -> str:

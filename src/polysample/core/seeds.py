@@ -20,7 +20,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import sys
 import threading
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
@@ -186,6 +188,25 @@ def _state_key() -> tuple[int, tuple[int, ...]]:
     return (_generation, _fork_key)
 
 
+#: The module that made the first GlobalStream of each name: a stream's name roots its values.
+_stream_owners: dict[str, str] = {}
+
+
+def _claim_stream_name(name: str, module: str) -> None:
+    """Warn when modules other than the first make a ``GlobalStream`` of one name: the streams
+    of one name give the same values after ``manual_seed`` (a name copied from another
+    backend's code, say the example plugin's ``"scipy"``)."""
+    with _lock:
+        first = _stream_owners.setdefault(name, module)
+    if first != module:
+        warnings.warn(
+            f"GlobalStream({name!r}) is made by module {module!r} and already by {first!r}: "
+            f"streams of one name draw the same unseeded values after polysample.manual_seed, "
+            "so two backends (or two streams of one backend) sharing it repeat each other's "
+            "draws. Name each stream after the backend that draws from it, as registered.",
+            RuntimeWarning, stacklevel=3)
+
+
 class GlobalStream(Generic[T]):
     """A backend's global stream object, rebuilt after :func:`manual_seed` or a fork.
 
@@ -195,6 +216,11 @@ class GlobalStream(Generic[T]):
     """
 
     def __init__(self, backend_name: str, factory: Callable[[np.random.SeedSequence], T]):
+        if not isinstance(backend_name, str) or not backend_name:
+            raise InvalidParameterError(
+                "Expected GlobalStream(backend_name, factory) with backend_name your backend's "
+                f"registered name (a non-empty str). Received: {backend_name!r}.")
+        _claim_stream_name(backend_name, sys._getframe(1).f_globals.get("__name__", "?"))
         self._name = backend_name
         self._factory = factory
         self._key: tuple[int, tuple[int, ...]] | None = None

@@ -651,7 +651,9 @@ class TfpBackend(TableBackend):
         if seed is None:
             stream = self._stream
             if stream is None:
-                stream = self._stream = GlobalStream(self.name, _KeyStream)
+                # (an unregistered instance has no name: its stream is its class's)
+                stream = self._stream = GlobalStream(self.name or type(self).__name__,
+                                                     _KeyStream)
             return stream.get().next()
         return seed_sequence_from(seed).generate_state(2, np.uint32)
 

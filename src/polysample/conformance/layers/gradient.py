@@ -883,7 +883,7 @@ def _grad_cdf(t: Target, family: str, grid: Grid, support: FamilySupport,
                 f"expected {want[k][i]:.6g} at x = {extra['x'][i]:.6g} (relative error "
                 f"{errs[k]:.3g} > {rtol:g}); {k} is a parameter of location or scale, whose "
                 f"pathwise gradient is fixed draw by draw (a path through another noise, "
-                f"even one right in conditional mean, is not the law's)",
+                f"even one right in conditional mean, is not the law's). {LAW_FIRST}",
                 Outcome(statistic=errs[k], threshold=rtol, n=m, seed=seed, point=where_of(i),
                         details={"max_rel_error": errs, "fixed_draw_by_draw": sorted(fixed)},
                         evidence=[GradErrors(t.name, family, grid.label,
@@ -968,7 +968,7 @@ def _grad_cdf(t: Target, family: str, grid: Grid, support: FamilySupport,
                 f"{test_w.statistic[jw]:.3g} > {test_w.threshold[jw]:.3g} over the grid, "
                 f"{span}; {zp[jz]:.3g} at {where_of(jz)} alone; {spread}), and the "
                 f"per-sample identity fails (relative error {worst:.3g} at {where_of(wi)}; "
-                f"{where})", out)
+                f"{where}). {LAW_FIRST}", out)
         out.message = (f"not monotone in one noise (per-sample error {worst:.2g}), but the "
                        f"conditional mean holds overall and in each quartile of F(x): max "
                        f"|z| {test_w.statistic[jw]:.2f}")
@@ -976,6 +976,12 @@ def _grad_cdf(t: Target, family: str, grid: Grid, support: FamilySupport,
 
     return fn
 
+
+#: The end of an identity check's failure: the identity reads the reference law at the drawn
+#: values, so a draw from a wrong law (a scale 1% off) fails it too, in every parameter.
+LAW_FIRST = ("The identity reads the reference law at the drawn values: where this family's "
+             "sampler checks (sample_ks, rsample_ks) fail at this grid too, the draws' law is "
+             "wrong, and fixing that comes first.")
 
 #: ``grad_scalar``: the rows of each scalar call whose gradients are weighed (drawn at random
 #: among the call's :func:`..runner.scalar_rows`), and the random weight vectors per call.

@@ -48,6 +48,7 @@ Each check splits its share of the error budget over every grid point of every s
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -1157,6 +1158,20 @@ def _tails_check(d: Draw, grid: Grid, method: str) -> Outcome:
 ATOMS_MAX_VALUES = 1 << 14
 
 
+
+def _atom_text(label: str, k: float) -> str:
+    """A counted value in words: a category's indicator (``category3`` = 0 or 1, from the
+    categorical projections) as the category drawn or not, else ``label = k``."""
+    one = re.fullmatch(r"category(\d+)", label)
+    block = re.fullmatch(r"categories(\d+)to(\d+)", label)
+    if one:
+        return f"category {one[1]}" if k == 1 else f"a category other than {one[1]}"
+    if block:
+        return (f"a category in {block[1]}..{block[2]}" if k == 1 else
+                f"a category outside {block[1]}..{block[2]}")
+    return f"{label} = {k:g}"
+
+
 def _atoms_check(d: Draw, grid: Grid, method: str) -> Outcome:
     """Each value of a count, where at least :data:`TAIL_MIN_EXPECTED` draws are expected: its
     number of draws against its exact Binomial(n, P(X = k)) law (two-sided, the check's alpha
@@ -1211,11 +1226,12 @@ def _atoms_check(d: Draw, grid: Grid, method: str) -> Outcome:
                            "worst_expected": probs[i] * d.n})
     if test.ratio[i] > 1:
         raise CheckFailure(
-            f"{d.called} drew {label} = {k:g} at {point} {counts[i]:.0f} times where "
+            f"{d.called} drew {_atom_text(label, k)} at {point} {counts[i]:.0f} times where "
             f"the reference expects {probs[i] * d.n:.1f} (P = {probs[i]:.4g}, n={d.n}; "
             f"{z_text(float(test.statistic[i]))}, alpha_i={alpha:.2g})", out)
-    out.message = (f"{len(counts)} value counts within their exact laws: worst {label} = "
-                   f"{k:g} drawn {counts[i]:.0f} times where {probs[i] * d.n:.1f} expected "
+    out.message = (f"{len(counts)} value counts within their exact laws: worst "
+                   f"{_atom_text(label, k)}, drawn {counts[i]:.0f} times where "
+                   f"{probs[i] * d.n:.1f} expected "
                    f"({grid.label}[{wj}])")
     return out
 

@@ -245,6 +245,12 @@ def _expanded_leaves(t: Target, family: str, support: FamilySupport) -> list[str
         given = (f"{name} given as one leaf of shape {shape} expanded over the batch "
                  f"{tuple(base[name].shape[:base[name].dim() - len(shape)])} (a stride-0 view)")
         got, grads = draw(name)
+        if not _close(got, want) and not _close(draw(None)[0], want):
+            raise CheckFailure(
+                f"rsample({N}) with seed 0 drew different values twice, so this rule (which "
+                "compares a parameter given as an expanded leaf with a contiguous one, drawn "
+                "with the same seed) cannot judge its own property: the backend does not derive "
+                "its draws from the seed it receives (see the seeds rule). Fix that first.")
         if not _close(got, want):
             raise CheckFailure(
                 f"rsample({N}) with {given} drew other values than with a contiguous leaf of "
@@ -747,6 +753,8 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
         d = make(family, params, t)
         a = d.sample(N, seed=7)
         kept = a.clone()
+        # a write into the parameters changes the next call's values: name it, not the seed
+        _inputs_intact(f"sample({N}, seed=7)", params, given)
         if not _equal(a, d.sample(N, seed=7)):
             raise CheckFailure("sample(): the same seed gave different values")
         if not _equal(a, d.sample(N, seed=np.random.SeedSequence(7))):
@@ -776,6 +784,7 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
         if support.rsample:
             ra = d.rsample(N, seed=7)
             kept = ra.detach().clone()
+            _inputs_intact(f"rsample({N}, seed=7)", params, given)
             if not _equal(ra, d.rsample(N, seed=7)):
                 raise CheckFailure("rsample(): the same seed gave different values")
             d.rsample(N, seed=8)
@@ -822,7 +831,9 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
     def global_stream(r: Runner) -> Outcome:
         import polysample
 
-        d, _ = _dist(t, family, support)
+        params = example_params(family, (2,))
+        given = _copies(params)
+        d = make(family, params, t)
         methods = ("sample", "rsample") if support.rsample else ("sample",)
         # A seeded or generator= draw uses its own stream and leaves the global one untouched
         # (docs/seeds.md: after manual_seed, a seeded draw in between does not change the
@@ -841,6 +852,8 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
                 polysample.manual_seed(1234)
                 getattr(d, m)(N, **how)
                 after.append((f"{m}({N}, {said})", d.sample(N)))
+        # a write into the parameters changes later calls' values: name it, not the stream
+        _inputs_intact(f"sample({N})", params, given)
         if _equal(a, b):
             raise CheckFailure("two unseeded calls gave identical values")
         if not _equal(a, c):
