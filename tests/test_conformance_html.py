@@ -43,6 +43,10 @@ def test_html_is_self_contained_with_plots_versions_and_gradients(report):
         assert f"<td>{lib}</td>" in page
     assert "Gradient checks" in page
     assert "Backends &times; families" in page
+    # what was not judged is on the page too, with its reason (not in the JSON alone)
+    skipped = [r for r in report.results if r.status == "skip"]
+    assert skipped
+    assert f"{skipped[0].id}: " in page and "skipped check" in page
 
 
 def test_report_renders_in_headless_chromium_with_every_plot_decoded(report, tmp_path):
