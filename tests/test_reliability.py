@@ -898,6 +898,32 @@ def test_impossible_sample_sizes_raise_before_allocating(backend: str, family: s
         assert str(expected) in str(info.value)
 
 
+@pytest.mark.parametrize("backend", _backends())
+def test_a_draw_larger_than_the_memory_available_now_raises_before_allocating(
+        backend: str, monkeypatch) -> None:
+    # Below the machine's physical memory but above what is available now: the system's
+    # out-of-memory handler killed the process (exit 137) instead of an error (an outside
+    # trial's 17 GB draw on a 23.5 GiB machine with 15 GiB free). Simulated: 300 MB free.
+    from polysample.core import guards
+
+    monkeypatch.setattr(guards, "_meminfo_available", lambda: 300 * 2**20)
+    d = ps.Normal(torch.zeros(2), 1.0, backend=backend)
+    with pytest.raises(ps.SampleTooLargeError, match="more than the memory available to this "
+                       "process now") as info:
+        d.sample((2**26,))  # 512 MiB of float32
+    assert isinstance(info.value, MemoryError) and "sample_shape=(67108864,)" in str(info.value)
+    assert d.sample((2**16,)).shape == (2**16, 2)  # small draws do not look
+
+
+def test_memory_available_is_read_from_the_system() -> None:
+    from polysample.core.guards import _meminfo_available, memory_limit
+
+    free = _meminfo_available()
+    if free is None:
+        pytest.skip("no /proc/meminfo or cgroup limit here")
+    assert 0 < free <= memory_limit(torch.device("cpu")) * 4  # swap may add to it
+
+
 def test_a_backend_failing_to_allocate_raises_sample_too_large() -> None:
     class Starved(ps.Backend):
         name = "starved"

@@ -171,7 +171,7 @@ class SampleTooLargeError(PolysampleError, MemoryError):
 
     Raised before anything is drawn when ``sample_shape + batch_shape + event_shape`` times the
     result's element size exceeds the device's memory (the machine's physical memory for CPU
-    tensors), and in place of the library's own allocation failure (NumPy's ``MemoryError``,
+    tensors, and for a CPU result above 256 MiB the memory available at the call), and in place of the library's own allocation failure (NumPy's ``MemoryError``,
     torch's allocator ``RuntimeError``) when a smaller draw still does not fit. The message
     names the requested shape, dtype and bytes. Also a ``MemoryError``, so ``except
     MemoryError`` keeps catching it.

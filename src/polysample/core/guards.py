@@ -223,8 +223,34 @@ def result_bytes(params: Any, shape: torch.Size = torch.Size()) -> int:
     return _bytes(shape, params.batch_shape, params.event_shape, params.dtype)
 
 
+def _meminfo_available() -> int | None:
+    """Bytes this process could still get now (Linux): ``MemAvailable`` plus free swap from
+    ``/proc/meminfo``, capped by the cgroup's limit less its usage (a container's memory.max);
+    None where neither can be read."""
+    found: list[int] = []
+    try:
+        with open("/proc/meminfo", "rb") as f:
+            info = {k: int(v.split()[0]) * 1024 for k, _, v in
+                    (line.decode().partition(":") for line in f) if v.strip()}
+        if "MemAvailable" in info:
+            found.append(info["MemAvailable"] + info.get("SwapFree", 0))
+    except (OSError, ValueError):
+        pass
+    try:
+        with open("/sys/fs/cgroup/memory.max") as f:
+            top = f.read().strip()
+        if top != "max":
+            with open("/sys/fs/cgroup/memory.current") as f:
+                found.append(max(int(top) - int(f.read().strip()), 0))
+    except (OSError, ValueError):
+        pass
+    return min(found) if found else None
+
+
 def check_size(family: str, what: str, shape: torch.Size, params: Any) -> None:
-    """Raise :class:`SampleTooLargeError` if the result cannot fit in the device's memory."""
+    """Raise :class:`SampleTooLargeError` if the result cannot fit in the device's memory: its
+    total memory, and on the CPU also the memory available now (a result above it would have
+    the process killed by the system's out-of-memory handler, not raise)."""
     nbytes = _bytes(shape, params.batch_shape, params.event_shape, params.dtype)
     if nbytes <= SMALL_RESULT:
         return
@@ -235,6 +261,19 @@ def check_size(family: str, what: str, shape: torch.Size, params: Any) -> None:
         raise SampleTooLargeError(_message(
             family, what, shape, params, nbytes,
             f"more than {where} ({limit} bytes, {_human(limit)})"))
+    if params.device.type == "cpu" and nbytes > AVAILABLE_CHECK:
+        free = _meminfo_available()
+        if free is not None and nbytes > free:
+            raise SampleTooLargeError(_message(
+                family, what, shape, params, nbytes,
+                f"more than the memory available to this process now ({free} bytes, "
+                f"{_human(free)}: free and reclaimable memory, and free swap, within its "
+                "cgroup's limit): the system would kill the process rather than let it fail"))
+
+
+#: CPU results above this many bytes are also checked against the memory available now
+#: (reading /proc/meminfo costs about 30 us: nothing beside a draw of this size).
+AVAILABLE_CHECK = 1 << 28
 
 
 def complex_kind(value: Any) -> str | None:
