@@ -899,6 +899,30 @@ def test_impossible_sample_sizes_raise_before_allocating(backend: str, family: s
 
 
 @pytest.mark.parametrize("backend", _backends())
+def test_an_infinite_logit_for_an_excluded_probability_is_refused(backend: str) -> None:
+    # Geometric(probs=0) and NegativeBinomial(probs=1) are refused; the same laws as logits
+    # passed validation and drew NaN (torch's NegativeBinomial) or infinity.
+    inf = math.inf
+    cases = [("Geometric", {"logits": torch.tensor([0.0, -inf])}, "probs > 0"),
+             ("NegativeBinomial", {"total_count": 5.0, "logits": torch.tensor(inf)},
+              "probs < 1")]
+    for family, kw, expected in cases:
+        if family not in _families(backend):
+            continue
+        for validate in (True, False):
+            d = getattr(ps, family)(**kw, backend=backend, validate_args=validate)
+            with pytest.raises(ps.InvalidParameterError, match=f"expected {expected}.*logits="):
+                d.sample((3,), seed=0)
+    # the other ends are laws (a Geometric that succeeds at once, a NegativeBinomial of 0)
+    if "Geometric" in _families(backend):
+        assert ps.Geometric(logits=torch.tensor(inf), backend=backend).sample(
+            (3,), seed=0).tolist() == [0.0] * 3
+    if "NegativeBinomial" in _families(backend):
+        assert ps.NegativeBinomial(5.0, logits=torch.tensor(-inf), backend=backend).sample(
+            (3,), seed=0).tolist() == [0.0] * 3
+
+
+@pytest.mark.parametrize("backend", _backends())
 def test_a_draw_larger_than_the_memory_available_now_raises_before_allocating(
         backend: str, monkeypatch) -> None:
     # Below the machine's physical memory but above what is available now: the system's

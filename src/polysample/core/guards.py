@@ -93,6 +93,7 @@ def check_finite(dist: Any, family: str, names: tuple[str, ...], traceable: bool
                 f"{name}={value}. Give a smaller {name}.")
     for name in names:
         if name == "logits":
+            _check_logit_bounds(dist, family)
             continue  # -inf logits are a masked category; their probs are checked
         try:
             value = getattr(dist, name)
@@ -114,6 +115,34 @@ def check_finite(dist: Any, family: str, names: tuple[str, ...], traceable: bool
         elif isinstance(value, float) and not math.isfinite(value):
             _raise_non_finite(family, name, torch.tensor(value))
     return complete
+
+
+#: Families whose probability excludes an end of [0, 1] (torch's constraints: Geometric's
+#: probs > 0, NegativeBinomial's probs < 1): the infinite logit that stands for it, and why.
+_EXCLUDED_LOGIT = {
+    "Geometric": (-math.inf, "probs > 0 (logits = -inf is probs = 0: no success ever, so no "
+                             "draw is finite)"),
+    "NegativeBinomial": (math.inf, "probs < 1 (logits = +inf is probs = 1: the count of "
+                                   "successes before total_count failures is infinite)"),
+}
+
+
+def _check_logit_bounds(dist: Any, family: str) -> None:
+    """Raise :class:`InvalidParameterError` for a logit standing for a probability the family
+    excludes: ``Geometric(probs=0)`` and ``NegativeBinomial(probs=1)`` are refused, and the
+    same laws given as logits drew NaN or infinity."""
+    bound = _EXCLUDED_LOGIT.get(family)
+    logits = dist.__dict__.get("logits") if bound is not None else None
+    if not isinstance(logits, torch.Tensor) or _no_values(logits) \
+            or not logits.is_floating_point():
+        return
+    hit = _compact(logits.detach()) == bound[0]
+    if bool(hit.any()):
+        where = (f" at index {tuple(hit.nonzero()[0].tolist())} of a tensor of shape "
+                 f"{tuple(hit.shape)}" if hit.dim() else "")
+        raise InvalidParameterError(
+            f"Invalid parameters for polysample.{family}: expected {bound[1]}. Received: "
+            f"logits={bound[0]}{where}. Give finite logits (or probs in the open range).")
 
 
 def _check_one_device(dist: Any, family: str, names: tuple[str, ...]) -> None:
