@@ -899,6 +899,25 @@ def test_impossible_sample_sizes_raise_before_allocating(backend: str, family: s
 
 
 @pytest.mark.parametrize("backend", _backends())
+def test_a_uniform_whose_width_overflows_draws_finite_values_inside(backend: str) -> None:
+    # Uniform(-3e38, 3e38) in float32: high - low overflows, and low + u * (high - low) drew
+    # +inf, outside [low, high), on every backend computing it that way (an outside trial).
+    lo = torch.tensor([-3e38, -1.0], requires_grad=True)
+    hi = torch.tensor([3e38, 2.0], requires_grad=True)
+    d = ps.Uniform(lo, hi, backend=backend)
+    for method in ("sample", "rsample"):
+        x = getattr(d, method)((4000,), seed=0)
+        assert torch.isfinite(x).all(), (method, x)
+        assert ((x >= lo.detach()) & (x < hi.detach())).all()
+        assert (x[:, 0] < 0).any() and (x[:, 0] > 0).any() and x[:, 0].abs().max() > 1e38
+    x = d.rsample((4000,), seed=0)
+    x.sum().backward()
+    assert torch.isfinite(lo.grad).all() and torch.isfinite(hi.grad).all()
+    # d/dlow + d/dhigh of each draw is 1 (x = low + u (high - low))
+    torch.testing.assert_close(lo.grad + hi.grad, torch.full((2,), 4000.0))
+
+
+@pytest.mark.parametrize("backend", _backends())
 def test_an_infinite_logit_for_an_excluded_probability_is_refused(backend: str) -> None:
     # Geometric(probs=0) and NegativeBinomial(probs=1) are refused; the same laws as logits
     # passed validation and drew NaN (torch's NegativeBinomial) or infinity.

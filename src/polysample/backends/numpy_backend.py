@@ -40,6 +40,7 @@ import torch.nn.functional as F
 
 from ..core.backend import Row, Seed, TableBackend
 from ..core.errors import InvalidParameterError
+from ..core.guards import _all_finite
 from ..core.hookspecs import hookimpl
 from ..core.implicit import (
     ImplicitBeta,
@@ -232,7 +233,12 @@ def _halfnormal(d: _Draw) -> torch.Tensor:
 
 def _uniform(d: _Draw) -> torch.Tensor:
     low, high = d.param("low"), d.param("high")
-    return d.affine(d.uniform(), low, high - low)
+    span = high - low
+    if not _all_finite(span):
+        # high - low overflows the dtype (Uniform(-3e38, 3e38) in float32 drew inf): the
+        # halved bounds, doubled (exact scaling: the plain formula's rounding where it is finite)
+        return d.affine(d.uniform(), low * 0.5, high * 0.5 - low * 0.5) * 2.0
+    return d.affine(d.uniform(), low, span)
 
 
 def _exponential(d: _Draw) -> torch.Tensor:

@@ -47,6 +47,7 @@ from torch.distributions.utils import clamp_probs
 from ..core import seeds as _seeds
 from ..core.backend import Row, Seed, TableBackend
 from ..core.errors import InvalidParameterError
+from ..core.guards import _all_finite, _no_values
 from ..core.families import FAMILIES
 from ..core.hookspecs import hookimpl
 from ..core.implicit import ImplicitDirichlet, _first_order
@@ -339,7 +340,25 @@ def _halfnormal(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> 
 def _uniform(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> torch.Tensor:
     low, high = p["low"], p["high"]
     u = _rand(ss + low.shape, low, g)
-    return low + u * (high - low) if reparam else u.mul_(high - low).add_(low)
+    span = high - low
+    if not _readable_and_finite(span):
+        return _wide_uniform(low, high, u)
+    return low + u * span if reparam else u.mul_(span).add_(low)
+
+
+def _readable_and_finite(t: torch.Tensor) -> bool:
+    """False only for values that can be read (not meta, not under a torch.func transform or
+    a trace, where the plain formula runs) and are not all finite."""
+    if torch._C._is_tracing() or _no_values(t):
+        return True
+    return _all_finite(t)
+
+
+def _wide_uniform(low: torch.Tensor, high: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """``low + u * (high - low)`` where ``high - low`` overflows the dtype (``Uniform(-3e38,
+    3e38)`` in float32 drew inf): computed on the halved bounds and doubled. Scaling by 2 is
+    exact, so every value rounds as the plain formula's would where that one is finite."""
+    return (low * 0.5 + u * (high * 0.5 - low * 0.5)) * 2.0
 
 
 def _exponential(p: Mapping[str, Any], ss: torch.Size, g: Gen, reparam: bool) -> torch.Tensor:

@@ -650,6 +650,25 @@ _GENERALIZED_PARETO = _d("GeneralizedPareto", "loc", "scale", "concentration")
 _WEIBULL = _d("Weibull", "concentration", "scale")
 
 
+_UNIFORM = _d("Uniform", "low", "high")
+
+
+def _wide_span(p: Mapping[str, Any]) -> tuple[bool]:
+    """Whether ``high - low`` overflows the dtype somewhere (the draw program's flag)."""
+    return (not bool(torch.isfinite(p["high"] - p["low"]).all()),)
+
+
+def _uniform(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...],
+             shape: tuple[int, ...], seed: Any) -> Any:
+    """TFP's Uniform; where ``high - low`` overflows (``Uniform(-3e38, 3e38)`` in float32 drew
+    inf), TFP's Uniform of the halved bounds, doubled: the scaling by 2 is exact, so each value
+    rounds as the plain formula's would where that one is finite."""
+    if not static[-1]:
+        return _UNIFORM(tfp, p, static).sample(shape, seed=seed)
+    half = {"low": p["low"] * 0.5, "high": p["high"] * 0.5}
+    return _UNIFORM(tfp, half, static).sample(shape, seed=seed) * 2.0
+
+
 def _huge_count(p: Mapping[str, Any]) -> tuple[bool]:
     """Whether a Binomial count exceeds 2**50 (the draw program's flag, on the host)."""
     return (bool((torch.as_tensor(p["total_count"]) > LARGE_COUNT).any()),)
@@ -1114,7 +1133,7 @@ TFP_FAMILIES: dict[str, TfpFamily] = {
     "StudentT": TfpFamily(("df", "loc", "scale"), _d("StudentT", "df", "loc", "scale"),
                           draw=_student_t, draw_flags=_small_concentration("df"),
                           widen=("df",), chunked=True, score=_student_t_score),
-    "Uniform": TfpFamily(("low", "high"), _d("Uniform", "low", "high")),
+    "Uniform": TfpFamily(("low", "high"), _UNIFORM, draw=_uniform, draw_flags=_wide_span),
     "VonMises": TfpFamily(("loc", "concentration"), _d("VonMises", "loc", "concentration"),
                           draw=_von_mises, draw_flags=_large_concentration,
                           note="rsample beyond torch: TFP's implicit reparameterization",
