@@ -898,6 +898,26 @@ def test_impossible_sample_sizes_raise_before_allocating(backend: str, family: s
         assert str(expected) in str(info.value)
 
 
+@pytest.mark.parametrize("backend", _backends() + ["scipy"])
+def test_a_negative_binomial_with_large_logits_follows_its_logits(backend: str) -> None:
+    # probs = sigmoid(logits) rounds to 1 from logits 17 in float32 (37 in float64): numpy drew
+    # inf there, and the SciPy plugin's 1 - probs was 15% off at logits 15 and 0 above (an
+    # outside trial). The mean is total_count * exp(logits); 20,000 draws give it to 0.3%.
+    if backend not in ps.backend_names():
+        pytest.skip(f"{backend} is not installed")
+    for logits, dtype in ((15.0, torch.float32), (17.0, torch.float32), (50.0, torch.float64)):
+        d = ps.NegativeBinomial(5.0, logits=torch.tensor(logits, dtype=dtype), backend=backend)
+        if backend == "scipy" and logits == 50.0:
+            # NumPy's negative_binomial refuses p = exp(-50): a documented error, not inf
+            with pytest.raises(ps.InvalidParameterError, match="p too small"):
+                d.sample((10,), seed=0)
+            continue
+        x = d.sample((20000,), seed=0)
+        assert torch.isfinite(x).all(), (logits, x)
+        ratio = x.double().mean().item() / (5.0 * math.exp(logits))
+        assert abs(ratio - 1) < 0.03, (logits, ratio)
+
+
 @pytest.mark.parametrize("backend", _backends())
 def test_a_uniform_whose_width_overflows_draws_finite_values_inside(backend: str) -> None:
     # Uniform(-3e38, 3e38) in float32: high - low overflows, and low + u * (high - low) drew

@@ -648,15 +648,17 @@ def _geometric(d: _Draw) -> torch.Tensor:
 
 
 def _negative_binomial(d: _Draw) -> torch.Tensor:
-    n, p = d.arg("total_count"), _probs64(d)
+    n, logits = d.arg("total_count"), d.arg("logits")
     # torch counts successes (of probability probs) before total_count failures: a Poisson of
     # rate Gamma(total_count) * probs / (1 - probs), NumPy's own negative_binomial(n, 1 - probs)
     # written out so that a large rate is drawn by _poisson_np (NumPy refuses n too large or p
-    # too small there). exp(logits) is probs / (1 - probs) without cancellation near 1.
-    ok = (n > 0) & (p < 1)
+    # too small there). exp(logits) is probs / (1 - probs) without cancellation near 1: the
+    # logits decide, not probs, which round to 1 from logits of 17 in float32 (37 in float64)
+    # and drew inf there.
+    ok = (n > 0) & (logits < np.inf)
     size = d.size()
     lam = d.rng.standard_gamma(np.where(ok, n, 1.0), size) * np.exp(
-        np.where(ok, d.arg("logits"), 0.0))
+        np.where(ok, logits, 0.0))
     x = _poisson_np(d.rng, lam, size).astype(np.float64)
     x = np.where(ok, x, np.where(n > 0, np.inf, 0.0))
     return d.tensor(x)

@@ -53,6 +53,14 @@ stats: Any = _LazyStats()
 # --8<-- [end:lazy]
 
 
+def _failure(a: Any) -> Any:
+    """``1 - probs`` of a NegativeBinomial, from its logits (``expit(-logits)``): exact where
+    ``probs`` rounds to 1."""
+    from scipy import special
+
+    return special.expit(-a["logits"])
+
+
 class Args:
     """A family's parameters as float64 NumPy arrays (SciPy's precision), read when asked for.
 
@@ -110,8 +118,10 @@ LAWS: dict[str, Callable[[Args], Any]] = {
     # SciPy's geom counts trials (1, 2, ...), torch's Geometric failures (0, 1, ...).
     "Geometric": lambda a: stats.geom(a["probs"], loc=-1),
     # torch counts successes (probability probs) before total_count failures: SciPy's nbinom
-    # counts failures before n successes, so its success probability is 1 - probs.
-    "NegativeBinomial": lambda a: stats.nbinom(a["total_count"], 1 - a["probs"]),
+    # counts failures before n successes, so its success probability is 1 - probs, computed
+    # from the logits (1 - probs of float32 probs near 1 lost its digits: the law was 15% off
+    # at logits 15, and 0 from logits 17 on).
+    "NegativeBinomial": lambda a: stats.nbinom(a["total_count"], _failure(a)),
     "Poisson": lambda a: stats.poisson(a["rate"]),
     # categorical families: one-hot draws of multinomial(1, probs) (Categorical's index is drawn
     # by inversion instead, see _categorical_index: a one-hot array would cost draws x categories)
@@ -235,7 +245,7 @@ def _negative_binomial(p: Params, sample_shape: torch.Size, rng: np.random.Gener
     args = Args(p)
     n = np.broadcast_to(args["total_count"], tuple(p.batch_shape))
     size = tuple(sample_shape + p.batch_shape)
-    x = stats.nbinom(np.where(n == 0, 1.0, n), 1 - args["probs"]).rvs(size=size, random_state=rng)
+    x = stats.nbinom(np.where(n == 0, 1.0, n), _failure(args)).rvs(size=size, random_state=rng)
     return np.where(n == 0, 0.0, np.asarray(x).reshape(size))
 
 
