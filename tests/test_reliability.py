@@ -898,6 +898,24 @@ def test_impossible_sample_sizes_raise_before_allocating(backend: str, family: s
         assert str(expected) in str(info.value)
 
 
+@pytest.mark.parametrize("backend", _backends())
+def test_relaxed_bernoulli_at_low_temperatures_has_finite_gradients_and_inner_values(
+        backend: str) -> None:
+    # Gumbel-softmax temperatures of 0.05 and below: tfp-tf's gradient was NaN (TFP's sigmoid
+    # bijector saturating at exactly 0 or 1), and both tfp backends returned exact 0 and 1,
+    # which torch's clamp_probs never does (an outside trial).
+    for temperature in (0.05, 1e-3, 1e-6):
+        probs = torch.tensor([0.3, 0.9], requires_grad=True)
+        x = ps.RelaxedBernoulli(torch.tensor(temperature), probs=probs,
+                                backend=backend).rsample((2000,), seed=1)
+        assert ((x > 0) & (x < 1)).all(), (temperature, x.min(), x.max())
+        (g,) = torch.autograd.grad(x.sum(), probs)
+        assert torch.isfinite(g).all(), (temperature, g)
+        # near 0 temperature the draw is Bernoulli(probs): the mean is probs to 0.03
+        if temperature <= 1e-3:
+            torch.testing.assert_close(x.mean(0), probs.detach(), atol=0.03, rtol=0)
+
+
 @pytest.mark.parametrize("backend", _backends() + ["scipy"])
 def test_a_negative_binomial_with_large_logits_follows_its_logits(backend: str) -> None:
     # probs = sigmoid(logits) rounds to 1 from logits 17 in float32 (37 in float64): numpy drew

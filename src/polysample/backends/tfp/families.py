@@ -603,6 +603,25 @@ def _std_exponential(tfp: Any, params: Sequence[Any], shape: tuple[int, ...], se
     return tf.maximum(-tf.math.log1p(-u), float(info.tiny)) + zero
 
 
+def _relaxed_bernoulli(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...],
+                       shape: tuple[int, ...], seed: Any) -> Any:
+    """``sigmoid((logits + L) / temperature)`` of standard logistic noise ``L = log(u) -
+    log(1 - u)``, as torch draws it. TFP's own RelaxedBernoulli (a sigmoid bijector on a
+    Logistic) gave NaN gradients on TensorFlow at temperatures of 0.05 and below, where the
+    sigmoid saturates at exactly 0 or 1 (an outside trial); the torch-side ``unit`` clamp then
+    keeps the values inside (0, 1), as torch's ``clamp_probs`` does."""
+    tf = _tf(tfp)
+    logits, temperature = p["logits"], p["temperature"]
+    zero = tf.zeros_like(logits) + tf.zeros_like(temperature)
+    static_shape = (*shape, *zero.shape)
+    full = tf.concat([tf.constant(shape, tf.int32), tf.shape(zero)], 0) \
+        if None in static_shape else static_shape
+    info = np.finfo(getattr(zero.dtype, "as_numpy_dtype", zero.dtype))
+    u = tf.maximum(_samplers(tfp).uniform(full, dtype=zero.dtype, seed=seed), float(info.tiny))
+    noise = tf.math.log(u) - tf.math.log1p(-u)
+    return tf.math.sigmoid((logits + noise) / temperature)
+
+
 def _held_in_range(tfp: Any, fn: Callable[..., Any], params: Sequence[Any], lo: float,
                    hi: float) -> Any:
     """``fn(*params)`` (elementwise on fixed noise) held in ``[lo, hi]``, with a zero gradient
@@ -1127,6 +1146,7 @@ TFP_FAMILIES: dict[str, TfpFamily] = {
                          draw=_in_float64("Poisson", "rate"), full_optimization=True),
     "RelaxedBernoulli": TfpFamily(("temperature", "logits"),
                                   _d("RelaxedBernoulli", "temperature", "logits"),
+                                  draw=_relaxed_bernoulli, clamp="unit",
                                   score=_relaxed_bernoulli_score),
     "RelaxedOneHotCategorical": TfpFamily(("temperature", "logits"), _relaxed_one_hot,
                                           clamp="simplex"),
