@@ -47,8 +47,8 @@ from torch.distributions.utils import clamp_probs
 from ..core import seeds as _seeds
 from ..core.backend import Row, Seed, TableBackend
 from ..core.errors import InvalidParameterError
-from ..core.guards import _all_finite, _no_values
 from ..core.families import FAMILIES
+from ..core.guards import _all_finite, _no_values
 from ..core.hookspecs import hookimpl
 from ..core.implicit import ImplicitDirichlet, _first_order
 from ..core.params import Params

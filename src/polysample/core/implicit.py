@@ -102,6 +102,10 @@ def _gamma_dz_tabulated(z: torch.Tensor, a: torch.Tensor, log: bool,
     return out if log else out * z.to(dtype).expand(shape)
 
 
+#: Above this concentration the implicit Gamma gradient is Wilson-Hilferty's closed form.
+WILSON_HILFERTY_MIN = 1e4
+
+
 def _gamma_dz_exact(z: torch.Tensor, a: torch.Tensor, log: bool) -> torch.Tensor:
     z, a = torch.broadcast_tensors(z, a)
     shape = z.shape
@@ -122,6 +126,15 @@ def _gamma_dz_exact(z: torch.Tensor, a: torch.Tensor, log: bool) -> torch.Tensor
                                - torch.special.gammaincc(au + hu, zu)) / (2 * hu))
     log_p = _log_gamma_pdf(z, a) + (z.log() if log else 0.0)
     out = -d_f / log_p.exp()
+    large = a > WILSON_HILFERTY_MIN
+    if large.any():
+        # The central difference loses its digits at large concentrations (9% off at 1e22, 0
+        # from 1e25): Wilson-Hilferty's z = a (1 - 1/(9a) + eps / (3 sqrt a))^3 at fixed eps
+        # gives, with c = (z / a)^(1/3), dz/da = c^2 (3/2 - c/2 + 1/(6a)): within 3e-6 of the
+        # exact derivative at 1e4 (2e-5 at 1e3), better above.
+        c = (z / a).pow(1.0 / 3.0)
+        wh = c * c * (1.5 - 0.5 * c + 1.0 / (6.0 * a)) / (z if log else 1.0)
+        out = torch.where(large, wh, out)
     bad = ~torch.isfinite(out)
     if bad.any():
         # Beyond the float64 range of the CDF (concentrations far above 1e8): the normal limit

@@ -227,7 +227,9 @@ def _log_standard_gamma(tfp: Any, h: Any, shape: tuple[int, ...], seed: Any) -> 
     tf = _tf(tfp)
     samplers = _samplers(tfp)
     sg, su = samplers.split_seed(seed, n=2, salt="polysample_log_gamma")
-    g = _gamma_sample(tfp, h + 1, tf.ones_like(h), shape, sg)
+    # (its own gradient: a Beta's or a Dirichlet's other concentrations, drawn here too, may
+    # be large, where JAX's gradient is wrong and slow)
+    g = _gamma_sample(tfp, h + 1, tf.ones_like(h), shape, sg, own_gradient=True)
     static_shape = tuple(g.shape)  # JAX: always known; TensorFlow: None in row buckets
     u = samplers.uniform(tf.shape(g) if None in static_shape else static_shape,
                          dtype=g.dtype, seed=su)
@@ -241,6 +243,14 @@ def _exp_in_range(tf: Any, log_x: Any) -> Any:
     info = np.finfo(getattr(log_x.dtype, "as_numpy_dtype", log_x.dtype))
     hi = float(np.log(info.max)) * (1 - 4 * float(info.eps))
     return tf.exp(tf.clip_by_value(log_x, float(np.log(info.tiny)), hi))
+
+
+def _gamma_flags(p: Mapping[str, Any]) -> tuple[bool, bool]:
+    """Gamma's ``draw_flags`` on JAX: a concentration below 1/2 (drawn in log space, see
+    :func:`_small_concentration`) and one above :data:`WILSON_HILFERTY_MIN` (the draw then
+    carries polysample's gradient, :func:`_f64_gradient`: JAX's was wrong there)."""
+    c = p["concentration"]
+    return bool((c < 0.5).any()), bool((c > WILSON_HILFERTY_MIN).any())
 
 
 def _small_concentration(*names: str) -> Callable[[Mapping[str, Any]], tuple[bool]]:
@@ -790,6 +800,12 @@ def _negative_binomial(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...],
     return tf.cast(counts, dtype)
 
 
+#: Above this concentration the implicit Gamma gradient is Wilson-Hilferty's (see
+#: ``core.implicit.WILSON_HILFERTY_MIN``): the central difference of the incomplete gamma
+#: function loses its digits there (0 at 1e25), and its evaluation slows down.
+WILSON_HILFERTY_MIN = 1e4
+
+
 def _standard_gamma_dlogz(tf: Any, z: Any, a: Any, log: bool) -> Any:
     """``dz/dα`` (``d(log z)/dα`` if ``log``) of a standard Gamma(α) draw ``z``, in float64.
 
@@ -798,15 +814,24 @@ def _standard_gamma_dlogz(tf: Any, z: Any, a: Any, log: bool) -> Any:
     central difference of the regularized incomplete gamma function on the smaller tail; the
     normal limit where that is not finite, 0 where neither is).
     """
-    h = 1e-4 * a / (1.0 + tf.sqrt(a))
-    lower = (tf.math.igamma(a + h, z) - tf.math.igamma(a - h, z)) / (2 * h)
-    upper = (tf.math.igammac(a - h, z) - tf.math.igammac(a + h, z)) / (2 * h)
-    d_f = tf.where(z < a, lower, upper)
-    log_p = tf.math.xlogy(a if log else a - 1, z) - z - tf.math.lgamma(a)
+    large = a > WILSON_HILFERTY_MIN
+    # the incomplete gamma function is evaluated at ordinary concentrations only: at 1e15 its
+    # series ran for seconds per value on JAX (a tf.where computes both branches)
+    z_s, a_s = tf.where(large, tf.ones_like(z), z), tf.where(large, tf.ones_like(a), a)
+    h = 1e-4 * a_s / (1.0 + tf.sqrt(a_s))
+    lower = (tf.math.igamma(a_s + h, z_s) - tf.math.igamma(a_s - h, z_s)) / (2 * h)
+    upper = (tf.math.igammac(a_s - h, z_s) - tf.math.igammac(a_s + h, z_s)) / (2 * h)
+    d_f = tf.where(z_s < a_s, lower, upper)
+    log_p = tf.math.xlogy(a_s if log else a_s - 1, z_s) - z_s - tf.math.lgamma(a_s)
     out = -d_f / tf.exp(log_p)
     limit = (z + a) / (2 * a) / (z if log else 1.0)
     limit = tf.where(tf.math.is_finite(limit), limit, tf.zeros_like(limit))
-    return tf.where(tf.math.is_finite(out), out, limit)
+    out = tf.where(tf.math.is_finite(out), out, limit)
+    # Wilson-Hilferty: z = a (1 - 1/(9a) + eps / (3 sqrt a))^3 at fixed eps gives, with
+    # c = (z / a)^(1/3), dz/da = c^2 (3/2 - c/2 + 1/(6a)) (core.implicit does the same)
+    c = tf.pow(tf.maximum(z, 0.0) / a, 1.0 / 3.0)
+    wh = c * c * (1.5 - 0.5 * c + 1.0 / (6.0 * a)) / (z if log else 1.0)
+    return tf.where(large, wh, out)
 
 
 def _f64_gradient(tf: Any, x: Any, alpha: Any, rate: Any, inverse: bool = False) -> Any:
@@ -820,7 +845,8 @@ def _f64_gradient(tf: Any, x: Any, alpha: Any, rate: Any, inverse: bool = False)
     to 1e-10 there), attached by ``tf.custom_gradient``: draws without gradients never
     compute it.
     """
-    full = tf.shape(x)
+    static_shape = tuple(x.shape)  # JAX: always known; TensorFlow: None in row buckets
+    full = tf.shape(x) if None in static_shape else static_shape
 
     @tf.custom_gradient
     def attach(a: Any, r: Any) -> Any:
@@ -842,11 +868,14 @@ def _on_jax(tfp: Any) -> bool:
     return bool(tfp.__name__.endswith(".jax"))
 
 
-def _gamma_sample(tfp: Any, alpha: Any, rate: Any, shape: tuple[int, ...], seed: Any) -> Any:
-    """TFP's Gamma(α, rate) draw; on TensorFlow with the float64 gradient of
-    :func:`_f64_gradient` (JAX's own is accurate: 1e-6 in float64, a few 1e-4 in float32)."""
+def _gamma_sample(tfp: Any, alpha: Any, rate: Any, shape: tuple[int, ...], seed: Any,
+                  own_gradient: bool = False) -> Any:
+    """TFP's Gamma(α, rate) draw; on TensorFlow, and on JAX with ``own_gradient``, with the
+    float64 gradient of :func:`_f64_gradient` (JAX's own is accurate at ordinary
+    concentrations: 1e-6 in float64, a few 1e-4 in float32; at 1e8 its mean was 82% high in
+    float32, and at 1e15 it took seconds per value)."""
     tfd = tfp.distributions
-    if _on_jax(tfp):
+    if _on_jax(tfp) and not own_gradient:
         return tfd.Gamma(alpha, rate).sample(shape, seed=seed)
     tf = _tf(tfp)
     x = tfd.Gamma(tf.stop_gradient(alpha), tf.stop_gradient(rate)).sample(shape, seed=seed)
@@ -856,11 +885,11 @@ def _gamma_sample(tfp: Any, alpha: Any, rate: Any, shape: tuple[int, ...], seed:
 def _gamma(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...],
            shape: tuple[int, ...], seed: Any) -> Any:
     alpha, rate = p["concentration"], p["rate"]
-    if static and static[-1]:  # JAX only (``flags_on``): TensorFlow's gradient is ours
+    if static and static[-2]:  # JAX only (``flags_on``): TensorFlow's gradient is ours
         tf = _tf(tfp)
         return _exp_in_range(tf, _log_standard_gamma(tfp, alpha, shape, seed)
                              - tf.math.log(rate))
-    return _gamma_sample(tfp, alpha, rate, shape, seed)
+    return _gamma_sample(tfp, alpha, rate, shape, seed, own_gradient=bool(static and static[-1]))
 
 
 def _chi2(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...],
@@ -1077,7 +1106,7 @@ TFP_FAMILIES: dict[str, TfpFamily] = {
                                 note="composed: ratio of two TFP Gamma draws",
                                 clamp="positive_finite", widen=("df1", "df2"), chunked=True),
     "Gamma": TfpFamily(("concentration", "rate"), _d("Gamma", "concentration", "rate"),
-                       draw=_gamma, draw_flags=_small_concentration("concentration"),
+                       draw=_gamma, draw_flags=_gamma_flags,
                        flags_on=("jax",), clamp="positive", widen=("concentration",),
                        chunked=True),
     "GeneralizedPareto": TfpFamily(
