@@ -64,10 +64,13 @@ AVAILABLE: list[str] = _available()
 #: +inf in torch below 1e-154; Gumbel, Pareto and Weibull without overflowing x / scale or its
 #: powers, NaN or -inf in torch near float32's largest value; RelaxedBernoulli with softplus,
 #: -inf in torch near 0; Normal and HalfNormal from the standardized value, -inf in torch
-#: where (x - loc)^2 overflows float32): torch's to rounding only.
+#: where (x - loc)^2 overflows float32; Binomial, NegativeBinomial and Poisson scored in float64
+#: for narrow dtypes, whose log-gamma differences cancel in float32 at large counts): torch's
+#: to rounding only.
 LOG_PROB_FIXED = frozenset({"Kumaraswamy", "StudentT", "Cauchy", "HalfCauchy", "InverseGamma",
                             "Gumbel", "Pareto", "Weibull", "RelaxedBernoulli", "Normal",
-                            "HalfNormal", "RelaxedOneHotCategorical"})
+                            "HalfNormal", "RelaxedOneHotCategorical", "Binomial",
+                            "NegativeBinomial", "Poisson"})
 #: Families whose ``cdf`` and ``icdf`` polysample computes itself (exact through
 #: ``probs = 1/2``, where torch's return the value: finding F14): torch's to rounding elsewhere.
 CDF_FIXED = frozenset({"ContinuousBernoulli"})

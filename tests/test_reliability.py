@@ -899,6 +899,31 @@ def test_impossible_sample_sizes_raise_before_allocating(backend: str, family: s
 
 
 @pytest.mark.parametrize("backend", _backends())
+def test_count_log_probs_at_large_counts_in_float32(backend: str) -> None:
+    # Differences of log-gammas near 2e10 cancel in float32: torch scored
+    # Binomial(1e9, logits=17).log_prob(999999936) +768 (a probability above 1) and TFP
+    # Poisson(1e9).log_prob(1e9) -1280 (an outside trial). Against SciPy, in float64.
+    from scipy import stats
+
+    t = torch.tensor
+    cases = [
+        ("Binomial", {"total_count": t(1e7), "logits": t(10.0)}, 9999546.0,
+         stats.binom.logpmf(9999546, 10**7, 1 / (1 + math.exp(-10)))),
+        ("Binomial", {"total_count": t(1e9), "probs": t(0.5)}, 5e8,
+         stats.binom.logpmf(5 * 10**8, 10**9, 0.5)),
+        ("Binomial", {"total_count": t(1e9), "logits": t(17.0)}, 1e9,
+         -1e9 * math.log1p(math.exp(-17.0))),
+        ("Poisson", {"rate": t(1e9)}, 1e9, stats.poisson.logpmf(10**9, 1e9)),
+        ("NegativeBinomial", {"total_count": t(5.0), "logits": t(15.0)}, 1.6e7,
+         stats.nbinom.logpmf(16000000, 5, 1 / (1 + math.exp(15.0)))),
+    ]
+    for family, params, value, want in cases:
+        got = getattr(ps, family)(**params, backend=backend).log_prob(t(value))
+        assert got.dtype == torch.float32
+        assert abs(got.item() - want) < 1e-3 * max(1.0, abs(want)), (family, params, got, want)
+
+
+@pytest.mark.parametrize("backend", _backends())
 def test_gamma_gradients_at_huge_concentrations_are_right_and_quick(backend: str) -> None:
     # d(sum of n draws)/d(concentration) is about n at large concentrations (z = a + sqrt(a)
     # eps): tfp's was 18.2 for 10 draws at 1e8 (tfp-tf 6.9), numpy's 0 from 1e25, and JAX

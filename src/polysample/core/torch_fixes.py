@@ -307,6 +307,69 @@ class GeometricFix:
             torch.nn.functional.logsigmoid(logits)
 
 
+#: Floating dtypes whose count scores are computed in float64 (:class:`_CountScoreFix`).
+_NARROW = (torch.float32, torch.float16, torch.bfloat16)
+
+
+class _CountScoreFix:
+    """torch 2.13 scores ``Binomial``, ``NegativeBinomial`` and ``Poisson`` as a difference
+    of log-gammas (``lgamma(n + 1) - lgamma(k + 1) - lgamma(n - k + 1) + ...``) in the
+    parameters' dtype: in float32 those terms are about 2e10 for counts of 1e9, with a
+    rounding error of about 1e3, so ``Binomial(1e9, logits=17).log_prob(999999936)`` was +768
+    (a probability above 1) and ``Binomial(1e7, logits=10).log_prob(9999546)`` -16 instead of
+    -3.98 (an outside trial). Narrow dtypes are scored in float64 (the same formula on
+    float64 copies: exact to about 1e-5 up to counts of 1e9), the result rounded back;
+    gradients flow through the copies."""
+
+    _validate_args: bool
+
+    def _ps_wide(self) -> Any:  # the same law, float64 parameters, not validated again
+        raise NotImplementedError
+
+    def log_prob(self, value: Any) -> torch.Tensor:
+        dtype = self._ps_dtype()
+        if dtype not in _NARROW:
+            return super().log_prob(value)  # type: ignore[misc, no-any-return]
+        if self._validate_args:
+            self._validate_sample(value)  # type: ignore[attr-defined]
+        value = torch.as_tensor(value)
+        out = torch.promote_types(dtype, value.dtype)  # torch's result dtype
+        return self._ps_wide().log_prob(value.double()).to(out)  # type: ignore[no-any-return]
+
+    def _ps_dtype(self) -> torch.dtype:
+        for name in ("logits", "rate"):
+            t = self.__dict__.get(name)
+            if isinstance(t, torch.Tensor):
+                return t.dtype
+        return self.probs.dtype  # type: ignore[attr-defined, no-any-return]
+
+
+class BinomialFix(_CountScoreFix):
+    __doc__ = _CountScoreFix.__doc__
+
+    def _ps_wide(self) -> Any:
+        return torch.distributions.Binomial(
+            self.total_count.double(), logits=self.logits.double(),  # type: ignore[attr-defined]
+            validate_args=False)
+
+
+class NegativeBinomialFix(_CountScoreFix):
+    __doc__ = _CountScoreFix.__doc__
+
+    def _ps_wide(self) -> Any:
+        return torch.distributions.NegativeBinomial(
+            self.total_count.double(), logits=self.logits.double(),  # type: ignore[attr-defined]
+            validate_args=False)
+
+
+class PoissonFix(_CountScoreFix):
+    __doc__ = _CountScoreFix.__doc__
+
+    def _ps_wide(self) -> Any:
+        return torch.distributions.Poisson(self.rate.double(),  # type: ignore[attr-defined]
+                                           validate_args=False)
+
+
 class HalfNormalFix:
     """torch 2.13's ``HalfNormal.log_prob`` is its inner ``Normal``'s (torch's own class): the
     same overflow; with :func:`normal_log_prob`."""
@@ -487,6 +550,9 @@ class ContinuousBernoulliFix:
 #: family -> mixin placed before torch's class. A fix of a parent family (Gamma) also applies
 #: to its polysample subclasses (Chi2), before their own: torch's subclasses inherit its code.
 FIXES: dict[str, type] = {
+    "Binomial": BinomialFix,
+    "NegativeBinomial": NegativeBinomialFix,
+    "Poisson": PoissonFix,
     "Cauchy": CauchyFix,
     "ContinuousBernoulli": ContinuousBernoulliFix,
     "Geometric": GeometricFix,

@@ -450,6 +450,35 @@ def _in_float64(name: str, *args: str) -> Drawer:
     return draw
 
 
+def _in_float64_score(score: Scorer) -> Scorer:
+    """``score`` computed on float64 copies of the parameters and value, rounded back to the
+    value's dtype. TFP scores the count families as differences of log-gammas, which cancel in
+    float32 at large counts: ``Binomial(1e9, 0.5).log_prob(5e8)`` was 0 (it is -10.59),
+    ``Poisson(1e9).log_prob(1e9)`` -1280 (-11.28) (an outside trial)."""
+
+    def wide(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...], value: Any) -> Any:
+        tf = _tf(tfp)
+        dtype = value.dtype
+        cast = {k: tf.cast(v, tf.float64) if _floating(v) else v for k, v in p.items()}
+        return tf.cast(score(tfp, cast, static, tf.cast(value, tf.float64)), dtype)
+
+    return wide
+
+
+def _floating(v: Any) -> bool:
+    """Whether ``v`` is an array of a floating dtype (TensorFlow's or NumPy's dtype objects)."""
+    dtype = getattr(v, "dtype", None)
+    if dtype is None:
+        return False
+    return bool(np.issubdtype(np.dtype(getattr(dtype, "as_numpy_dtype", dtype)), np.floating))
+
+
+def _tfp_score(name: str, *args: str) -> Scorer:
+    """TFP's own ``log_prob`` of ``tfd.<name>`` as a ``score`` function."""
+    build = _d(name, *args)
+    return lambda tfp, p, static, value: build(tfp, p, static).log_prob(value)
+
+
 def _binomial_f64(tfp: Any, count: Any, probs: Any, shape: tuple[int, ...], seed: Any,
                   large: bool) -> Any:
     """Binomial(count, probs) draws in float64 (``shape`` + the parameters' broadcast shape).
@@ -1083,6 +1112,8 @@ TFP_FAMILIES: dict[str, TfpFamily] = {
     "Binomial": TfpFamily(("total_count", "logits"), _d("Binomial", "total_count", "logits"),
                           draw=_binomial, draw_flags=_huge_count,
                           draw_inputs=("total_count", "probs"), rsample=False,
+                          score=_in_float64_score(_tfp_score("Binomial", "total_count",
+                                                             "logits")),
                           full_optimization=True, chunked=True),
     "Categorical": TfpFamily(("logits",), _d("Categorical", "logits", dtype="int64"),
                              draw=_categorical, draw_inputs=("probs",), rsample=False),
@@ -1154,7 +1185,8 @@ TFP_FAMILIES: dict[str, TfpFamily] = {
                                     note="TFP MultivariateNormalTriL"),
     "NegativeBinomial": TfpFamily(("total_count", "logits"),
                                   _d("NegativeBinomial", "total_count", "logits"), rsample=False,
-                                  draw=_negative_binomial, score=_negative_binomial_score,
+                                  draw=_negative_binomial,
+                                  score=_in_float64_score(_negative_binomial_score),
                                   full_optimization=True, chunked=True),
     "Normal": TfpFamily(("loc", "scale"), _d("Normal", "loc", "scale")),
     "OneHotCategorical": TfpFamily(("logits",),
@@ -1172,7 +1204,8 @@ TFP_FAMILIES: dict[str, TfpFamily] = {
         draw_flags=_may_overflow(lambda p, log_max, _: p["alpha"] * (log_max - p["scale"].log())),
         score=_pareto_score),
     "Poisson": TfpFamily(("rate",), _d("Poisson", "rate"), rsample=False,
-                         draw=_in_float64("Poisson", "rate"), full_optimization=True),
+                         draw=_in_float64("Poisson", "rate"), full_optimization=True,
+                         score=_in_float64_score(_tfp_score("Poisson", "rate"))),
     "RelaxedBernoulli": TfpFamily(("temperature", "logits"),
                                   _d("RelaxedBernoulli", "temperature", "logits"),
                                   draw=_relaxed_bernoulli, clamp="unit",
