@@ -899,6 +899,17 @@ def test_impossible_sample_sizes_raise_before_allocating(backend: str, family: s
 
 
 @pytest.mark.parametrize("backend", _backends())
+def test_gamma_with_a_huge_rate_has_finite_gradients(backend: str) -> None:
+    # Gamma(2, rate=1e38) in float32 draws values near float32's smallest normal number: TFP on
+    # JAX differentiated its own draw, flushed to 0 there, and the gradient was NaN (an
+    # outside trial).
+    conc, rate = torch.tensor(2.0, requires_grad=True), torch.tensor(1e38, requires_grad=True)
+    x = ps.Gamma(conc, rate, backend=backend).rsample((50,), seed=3)
+    grads = torch.autograd.grad(x.sum(), [conc, rate])
+    assert all(torch.isfinite(g) for g in grads), grads
+
+
+@pytest.mark.parametrize("backend", _backends())
 def test_count_log_probs_at_large_counts_in_float32(backend: str) -> None:
     # Differences of log-gammas near 2e10 cancel in float32: torch scored
     # Binomial(1e9, logits=17).log_prob(999999936) +768 (a probability above 1) and TFP

@@ -893,6 +893,10 @@ def _f64_gradient(tf: Any, x: Any, alpha: Any, rate: Any, inverse: bool = False)
     return attach(tf.broadcast_to(alpha, full), tf.broadcast_to(rate, full))
 
 
+def _ones_like(tfp: Any, x: Any) -> Any:
+    return _tf(tfp).ones_like(x)
+
+
 def _on_jax(tfp: Any) -> bool:
     return bool(tfp.__name__.endswith(".jax"))
 
@@ -905,7 +909,10 @@ def _gamma_sample(tfp: Any, alpha: Any, rate: Any, shape: tuple[int, ...], seed:
     float32, and at 1e15 it took seconds per value)."""
     tfd = tfp.distributions
     if _on_jax(tfp) and not own_gradient:
-        return tfd.Gamma(alpha, rate).sample(shape, seed=seed)
+        # the standard draw, divided by the rate here: TFP's gradient of its own Gamma(α, rate)
+        # reads the draw, which XLA flushes to 0 below float32's smallest normal number, and
+        # was NaN there (Gamma(2, rate=1e38); an outside trial)
+        return tfd.Gamma(alpha, _ones_like(tfp, rate)).sample(shape, seed=seed) / rate
     tf = _tf(tfp)
     x = tfd.Gamma(tf.stop_gradient(alpha), tf.stop_gradient(rate)).sample(shape, seed=seed)
     return _f64_gradient(tf, x, alpha, rate)
