@@ -132,11 +132,13 @@ def _check_logit_bounds(dist: Any, family: str) -> None:
     excludes: ``Geometric(probs=0)`` and ``NegativeBinomial(probs=1)`` are refused, and the
     same laws given as logits drew NaN or infinity."""
     bound = _EXCLUDED_LOGIT.get(family)
-    logits = dist.__dict__.get("logits") if bound is not None else None
+    if bound is None:
+        return
+    logits = dist.__dict__.get("logits")
     if not isinstance(logits, torch.Tensor) or _no_values(logits) \
             or not logits.is_floating_point():
         return
-    hit = _compact(logits.detach()) == bound[0]
+    hit: torch.Tensor = torch.eq(_compact(logits.detach()), bound[0])
     if bool(hit.any()):
         where = (f" at index {tuple(hit.nonzero()[0].tolist())} of a tensor of shape "
                  f"{tuple(hit.shape)}" if hit.dim() else "")
