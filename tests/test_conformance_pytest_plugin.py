@@ -110,7 +110,7 @@ def test_the_plugin_validates_declarations_as_the_cli_does(tmp_path, text, messa
 
 def test_the_plugin_declares_the_builtin_known_failures_unless_told_not_to(tmp_path):
     # TFP's GeneralizedPareto gradient (finding F3): validate and check_backend declare it
-    args = ("--polysample-backend", "tfp-tf", "--polysample-family", "GeneralizedPareto",
+    args = ("--polysample-backend", "tfp", "--polysample-family", "GeneralizedPareto",
             "--polysample-quick", "-k", "corners-grad_cdf or typical-grad_cdf")
     res = _pytest(tmp_path, *args)
     assert res.returncode == 0, res.stdout[-3000:]
