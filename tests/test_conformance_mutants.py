@@ -1236,6 +1236,28 @@ def test_a_contract_error_in_the_suite_advises_the_author_not_the_user():
 
 
 @pytest.mark.parametrize("family", ["Bernoulli", "Categorical"])
+def test_logits_clamped_as_torch_derives_them_fail_the_logits_check(monkeypatch, family):
+    # Finding F19: polysample derives exact logits from small probs; with torch's derivation
+    # back (probs clamped to [eps, 1 - eps]), a backend that scores from the logits it is
+    # handed (tfp here) fails the check's second half, and only it.
+    from torch.distributions.utils import probs_to_logits
+
+    from conftest import AVAILABLE
+    from polysample.core import torch_fixes
+
+    if "tfp" not in AVAILABLE:
+        pytest.skip("tfp is not available")
+    monkeypatch.setattr(torch_fixes, "binary_logits",
+                        lambda p: probs_to_logits(p, is_binary=True))
+    monkeypatch.setattr(torch_fixes, "categorical_logits", probs_to_logits)
+    report = check_backend("tfp", families=[family], layers=["density"], known_failures=False)
+    assert {r.check for r in report.failures} == {"log_prob_logits"}, report.summary()
+    message = report.failures[0].message
+    assert "given probs" in message and "probs_to_logits" in message, message
+    assert "at probs = 1e-30" in message or "at probs = [1e-30, " in message, message
+
+
+@pytest.mark.parametrize("family", ["Bernoulli", "Categorical"])
 def test_scoring_from_probs_fails_the_logits_check_alone(with_mutants, family):
     # Exact at the grids' probabilities (the other density checks pass it); given large
     # logits, the probabilities round to 1.0 and 0.0 and the scores to -inf.

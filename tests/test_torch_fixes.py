@@ -366,3 +366,109 @@ def test_geometric_given_logits_is_scored_in_log_space(backend: str, dtype: torc
     # given probs: torch's formula and edges (probs 1: 0 at 0, -inf at 1)
     edge = ps.Geometric(probs=torch.ones((), dtype=dtype), backend=backend)
     assert edge.log_prob(torch.tensor([0.0, 1.0], dtype=dtype)).tolist() == [0.0, -math.inf]
+
+
+#: (family, constructor arguments but probs, probs, values) of the exact-logits fix (F19).
+_SMALL_PROBS_CASES = [
+    ("Bernoulli", {}, [1e-30, 1e-9, 0.3, 1.0 - 2.0 ** -24], [1.0, 0.0]),
+    ("Binomial", {"total_count": 10.0}, [1e-30, 1e-9, 0.3, 1.0 - 2.0 ** -24], [1.0, 10.0]),
+    ("NegativeBinomial", {"total_count": 3.0}, [1e-30, 1e-9, 0.3, 0.9], [1.0, 0.0]),
+    ("Geometric", {}, [1e-30, 1e-9, 0.3, 1.0 - 2.0 ** -24], [0.0, 4.0]),
+]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("family,other,probs,values", _SMALL_PROBS_CASES)
+def test_small_probs_are_scored_from_exact_logits(family, other, probs, values, dtype) -> None:
+    # Finding F19: torch derives logits from probs clamped to [eps, 1 - eps], so in float32
+    # Bernoulli(probs=1e-9).log_prob(1) was -15.9 (it is -20.7), with a zero gradient.
+    from polysample.conformance.layers.density import logit_log_prob, probs_log_odds
+
+    p = torch.tensor(probs, dtype=dtype, requires_grad=True)
+    kw = {k: torch.tensor(v, dtype=dtype) for k, v in other.items()}
+    value = torch.tensor(values, dtype=dtype)[:, None].expand(len(values), len(probs))
+    got = getattr(ps, family)(probs=p, **kw).log_prob(value)
+    ref_p = p.detach().double().requires_grad_(True)
+    want = logit_log_prob(family, probs_log_odds(family, ref_p), kw, value)
+    torch.testing.assert_close(got.double(), want.detach(), rtol=1e-5, atol=1e-5)
+    got.sum().backward()
+    want.sum().backward()
+    assert torch.isfinite(p.grad).all()
+    torch.testing.assert_close(p.grad.double(), ref_p.grad, rtol=1e-4, atol=1e-5)
+    if dtype == torch.float32 and family != "Geometric":  # torch itself, the defect mended
+        ref = getattr(torch.distributions, family)(probs=p.detach(), **kw).log_prob(value)
+        assert (ref[:, 1] - want[:, 1]).abs().max() > 1.0
+
+
+@pytest.mark.parametrize("family,kwargs,value", [
+    ("Categorical", {}, torch.tensor([0, 1])),
+    ("OneHotCategorical", {}, torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])),
+    ("OneHotCategoricalStraightThrough", {}, torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])),
+    ("Multinomial", {"total_count": 2}, torch.tensor([[1.0, 1.0, 0.0], [0.0, 2.0, 0.0]])),
+])
+def test_small_category_probs_are_scored_from_exact_logits(family, kwargs, value) -> None:
+    probs = torch.tensor([1e-9, 1e-20, 1.0 - 1e-9], requires_grad=True)
+    d = getattr(ps, family)(probs=probs, **kwargs)
+    log_p = torch.tensor([1e-9, 1e-20, 1.0 - 1e-9], dtype=torch.float64).log()
+    if family == "Categorical":
+        want = log_p[value]
+    else:
+        want = (value.double() * log_p).sum(-1)
+        if family == "Multinomial":
+            want = want + math.lgamma(3) - torch.lgamma(value.double() + 1).sum(-1)
+    torch.testing.assert_close(d.log_prob(value).double(), want, rtol=1e-5, atol=1e-5)
+    d.log_prob(value).sum().backward()
+    assert torch.isfinite(probs.grad).all()
+    # torch itself clamps at eps: log(1.19e-7) = -15.9 for the 1e-9 category
+    ref = getattr(torch.distributions, family)(probs=probs.detach(), **kwargs)
+    assert abs(float(ref.log_prob(value)[0]) - float(want[0])) > 1.0
+    # kept by expand, pickling and wrap (which leaves the torch object as it was)
+    import pickle
+
+    torch.testing.assert_close(d.expand((2, 2)).log_prob(value).double(),
+                               want.expand(2, 2), rtol=1e-5, atol=1e-5)
+    again = pickle.loads(pickle.dumps(d))
+    torch.testing.assert_close(again.log_prob(value).double(), want, rtol=1e-5, atol=1e-5)
+    _ = ref.logits  # derived (clamped) in the torch object before it is wrapped
+    torch.testing.assert_close(ps.wrap(ref).log_prob(value).double(), want, rtol=1e-5,
+                               atol=1e-5)
+    assert abs(float(ref.log_prob(value)[0]) - float(want[0])) > 1.0
+
+
+@pytest.mark.parametrize("family,kwargs", [
+    ("RelaxedBernoulli", {"probs": torch.tensor([1e-9, 0.5])}),
+    ("RelaxedOneHotCategorical", {"probs": torch.tensor([1e-9, 0.5, 0.5])}),
+])
+def test_relaxed_families_derive_exact_logits(family, kwargs) -> None:
+    d = getattr(ps, family)(torch.tensor(0.5), **kwargs)
+    want = torch.tensor(math.log(1e-9))  # the log-odds, or the log of the normalized probs
+    torch.testing.assert_close(d.logits[0], want, rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(ps.wrap(getattr(torch.distributions, family)(
+        torch.tensor(0.5), **kwargs)).logits[0], want, rtol=1e-5, atol=1e-4)
+
+
+def test_edge_probs_give_finite_logits_and_gradients() -> None:
+    # probs 0 and 1 (and below the smallest normal number) give finite logits, never NaN
+    p = torch.tensor([0.0, 1e-45, 1e-30, 0.5, 1.0], requires_grad=True)
+    d = ps.Bernoulli(probs=p)
+    assert torch.isfinite(d.logits).all()
+    torch.testing.assert_close(torch.sigmoid(d.logits), p.detach(), rtol=1e-6, atol=1e-37)
+    lp = d.log_prob(torch.tensor([1.0, 1.0, 1.0, 1.0, 1.0]))
+    assert abs(float(lp[-1])) < 1e-30 and lp[0] < -87.0
+    lp.sum().backward()
+    assert not p.grad.isnan().any()
+    c = ps.Categorical(probs=torch.tensor([0.0, 1.0], requires_grad=True))
+    assert c.log_prob(torch.tensor(1)) == 0.0 and torch.isfinite(c.logits).all()
+
+
+@pytest.mark.parametrize("backend", ["torch", "numpy", "tfp", "tfp-tf", "scipy"])
+def test_negative_binomial_small_probs_draw_the_right_mean(backend: str) -> None:
+    # Every backend draws NegativeBinomial from its logits: given probs 1e-9 in float32 the
+    # mean was 0.119 (torch's logits of 1.19e-7), 119 times the law's 0.001.
+    if backend not in AVAILABLE:
+        pytest.skip(f"{backend} is not available")
+    d = ps.NegativeBinomial(torch.tensor(1e6), probs=torch.tensor(1e-9), backend=backend)
+    x = d.sample((20000,), seed=3)
+    # mean 1e-3: P(total > 60) for Poisson(20) is below 1e-12
+    assert float(x.sum()) < 60
+    torch.testing.assert_close(d.mean, torch.tensor(1e-3), rtol=1e-5, atol=0)

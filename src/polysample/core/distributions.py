@@ -53,7 +53,7 @@ from .guards import (
 from .guards import transform_active as _transform_active
 from .params import Params
 from .seeds import as_seed_sequence
-from .torch_fixes import FIXES
+from .torch_fixes import FIXES, exact_logits_of_wrapped
 
 __all__ = ["PolysampleDistribution", "wrap", "CLASSES", "check_sample_shape", "child_seed"]
 
@@ -2004,6 +2004,7 @@ def wrap(dist: td.Distribution, backend: str | Backend | None = None) -> Any:
     new: Any = object.__new__(cls)
     new.__dict__.update(dist.__dict__)
     new._ps_backend = backend
+    exact_logits_of_wrapped(new)
     # Only the core combinators draw through their components; a family that torch builds as a
     # TransformedDistribution (LogNormal, RelaxedBernoulli, ...) keeps its torch internals.
     components = ("base_dist", "_mixture_distribution", "_component_distribution")

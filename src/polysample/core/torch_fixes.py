@@ -14,6 +14,7 @@ from numbers import Real
 from typing import Any
 
 import torch
+from torch.distributions.utils import lazy_property
 
 __all__ = ["FIXES", "CB_SERIES", "continuous_bernoulli_icdf", "continuous_bernoulli_cdf",
            "continuous_bernoulli_logits"]
@@ -92,7 +93,12 @@ class RelaxedOneHotCategoricalFix(NumberTemperatureFix):
     shape, to scores of shape ``sample_shape + batch_shape``: a RuntimeError (or, with a
     sample shape equal to the batch, scores broadcast into a wrong shape). Scored here with the
     normaliser's trailing axis dropped; any other temperature as torch (or
-    :class:`NumberTemperatureFix`) scores it."""
+    :class:`NumberTemperatureFix`) scores it. Its inner ``Categorical`` derives its logits
+    exactly (:class:`CategoricalLogitsFix`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _exact_inner(self.base_dist._categorical, _ExactLogitsCategorical)
 
     def log_prob(self, value: Any) -> torch.Tensor:
         base = self.base_dist
@@ -119,7 +125,12 @@ class RelaxedBernoulliFix(NumberTemperatureFix):
     in float32 (709 in float64) near 0: ``RelaxedBernoulli(3, probs=0.95).log_prob(2^-50)``
     was ``-inf`` in float32, where the log density is -71.2. The same density with
     ``softplus(d)``; the value clamped to ``[tiny, 1 - eps]`` as torch's sigmoid inverse
-    clamps it; a Python number as ``temperature`` as in :class:`NumberTemperatureFix`."""
+    clamps it; a Python number as ``temperature`` as in :class:`NumberTemperatureFix`. Its
+    base distribution derives its logits exactly (:class:`BinaryLogitsFix`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _exact_inner(self.base_dist, _ExactLogitRelaxedBernoulli)
 
     def log_prob(self, value: Any) -> torch.Tensor:
         if self._validate_args:  # type: ignore[attr-defined]
@@ -276,7 +287,115 @@ class NormalFix:
         return normal_log_prob(value, self.loc, self.scale)
 
 
-class GeometricFix:
+def binary_logits(probs: torch.Tensor) -> torch.Tensor:
+    """``log(p) - log1p(-p)``, exact for every ``p`` in ``[tiny, 1)`` (torch's
+    ``probs_to_logits`` first clamps ``p`` to ``[eps, 1 - eps]``: 1.19e-7 in float32). ``p``
+    below the dtype's smallest normal number counts as it, and ``p = 1`` as ``1 - tiny``
+    (finite logits, ``+-87.3`` in float32, whose ``sigmoid`` is ``p`` again to rounding);
+    gradients are those of the formula, zero where ``p`` was held (never NaN)."""
+    fi = torch.finfo(probs.dtype)
+    log_q = torch.where(probs < 1, torch.log1p(-probs.clamp(max=1 - fi.eps / 2)),
+                        torch.full_like(probs, math.log(fi.tiny)))
+    return probs.clamp(min=fi.tiny).log() - log_q
+
+
+def categorical_logits(probs: torch.Tensor) -> torch.Tensor:
+    """``log(p)`` of normalized probabilities, exact for every ``p`` from the dtype's smallest
+    normal number on (torch's ``probs_to_logits`` clamps to ``[eps, 1 - eps]``); a category of
+    probability 0 scores ``log(tiny)`` (-87.3 in float32), with a zero gradient."""
+    return probs.clamp(min=torch.finfo(probs.dtype).tiny).log()
+
+
+class BinaryLogitsFix:
+    """torch 2.13 derives ``logits`` from ``probs`` as the log-odds of the probabilities
+    clamped to ``[eps, 1 - eps]`` (``probs_to_logits``): in float32 every probability below
+    1.19e-7 reads back as 1.19e-7. Everything torch computes from those logits was then wrong
+    for small probabilities: ``Bernoulli(probs=1e-9).log_prob(1)`` was -15.9 (it is -20.7),
+    ``Binomial`` likewise, and ``NegativeBinomial(1e6, probs=1e-9)`` had a mean of 0.119 (it is
+    0.001), in its ``mean`` and ``log_prob`` and in the draws of every backend, which draw it
+    from its logits (an outside trial; finding F19). Here the logits derived from ``probs`` are
+    :func:`binary_logits` (exact down to the dtype's smallest normal number); given ``logits``,
+    nothing changes."""
+
+    @lazy_property
+    def logits(self) -> torch.Tensor:
+        return binary_logits(self.probs)  # type: ignore[attr-defined]
+
+
+class _ExactLogitsCategorical(torch.distributions.Categorical):
+    """torch's ``Categorical`` with the logits of :func:`categorical_logits`: the inner
+    distribution of ``OneHotCategorical``, ``Multinomial`` and ``RelaxedOneHotCategorical``."""
+
+    @lazy_property
+    def logits(self) -> torch.Tensor:
+        return categorical_logits(self.probs)
+
+
+class _ExactLogitRelaxedBernoulli(torch.distributions.relaxed_bernoulli.LogitRelaxedBernoulli):
+    """torch's ``LogitRelaxedBernoulli`` with the logits of :func:`binary_logits`: the base
+    distribution of ``RelaxedBernoulli``."""
+
+    @lazy_property
+    def logits(self) -> torch.Tensor:
+        return binary_logits(self.probs)
+
+
+def _exact_inner(inner: Any, cls: type) -> None:
+    """``inner`` (a torch distribution polysample's class built inside its own) as ``cls``, a
+    subclass that only derives its logits exactly; ``inner`` keeps its values. Logits torch
+    already derived from given ``probs`` (the outer constructor's argument check reads them)
+    are dropped, to be derived again exactly when read."""
+    if type(inner) is cls.__mro__[1]:
+        inner.__class__ = cls
+        attrs = inner.__dict__
+        if "probs" in attrs and attrs.get("_param") is attrs["probs"]:  # given probs
+            attrs.pop("logits", None)
+
+
+def exact_logits_of_wrapped(dist: Any) -> None:
+    """``dist`` (a polysample object that :func:`~polysample.wrap` filled with a torch
+    object's attributes) deriving its logits as polysample's constructors do: logits torch
+    derived from given ``probs`` are dropped, and inner distributions are replaced by shallow
+    copies of the exact classes (the torch object keeps its own)."""
+    attrs = dist.__dict__
+    if (isinstance(dist, BinaryLogitsFix | CategoricalLogitsFix) and "probs" in attrs
+            and attrs.get("_param") is attrs["probs"]):
+        attrs.pop("logits", None)
+    if isinstance(dist, InnerCategoricalLogitsFix | RelaxedOneHotCategoricalFix):
+        owner = attrs
+        if isinstance(dist, RelaxedOneHotCategoricalFix):
+            owner = attrs["base_dist"] = copy.copy(attrs["base_dist"])
+            owner = owner.__dict__
+        inner = owner["_categorical"] = copy.copy(owner["_categorical"])
+        _exact_inner(inner, _ExactLogitsCategorical)
+    elif isinstance(dist, RelaxedBernoulliFix):
+        base = attrs["base_dist"] = copy.copy(attrs["base_dist"])
+        _exact_inner(base, _ExactLogitRelaxedBernoulli)
+
+
+class CategoricalLogitsFix:
+    """:class:`BinaryLogitsFix` for ``Categorical``: torch's logits derived from ``probs`` are
+    the log of the probabilities clamped to ``[eps, 1 - eps]``, so a float32 category of
+    probability 1e-9 scored -15.9 (it is -20.7); here :func:`categorical_logits`."""
+
+    @lazy_property
+    def logits(self) -> torch.Tensor:
+        return categorical_logits(self.probs)  # type: ignore[attr-defined]
+
+
+class InnerCategoricalLogitsFix:
+    """:class:`CategoricalLogitsFix` for the families torch builds around an inner
+    ``Categorical`` (``OneHotCategorical``, ``Multinomial``): the inner one derives its logits
+    exactly."""
+
+    _categorical: Any
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _exact_inner(self._categorical, _ExactLogitsCategorical)
+
+
+class GeometricFix(BinaryLogitsFix):
     """torch 2.13's ``Geometric.log_prob`` computes ``value * log1p(-probs) + log(probs)`` from
     ``probs`` also when the distribution was given ``logits``, whose ``sigmoid`` rounds to 1
     for large logits: ``Geometric(logits=100.).log_prob(5.)`` was ``-inf`` (it is -500), and
@@ -344,7 +463,7 @@ class _CountScoreFix:
         return self.probs.dtype  # type: ignore[attr-defined, no-any-return]
 
 
-class BinomialFix(_CountScoreFix):
+class BinomialFix(_CountScoreFix, BinaryLogitsFix):
     __doc__ = _CountScoreFix.__doc__
 
     def _ps_wide(self) -> Any:
@@ -353,7 +472,7 @@ class BinomialFix(_CountScoreFix):
             validate_args=False)
 
 
-class NegativeBinomialFix(_CountScoreFix):
+class NegativeBinomialFix(_CountScoreFix, BinaryLogitsFix):
     __doc__ = _CountScoreFix.__doc__
 
     def _ps_wide(self) -> Any:
@@ -550,6 +669,10 @@ class ContinuousBernoulliFix:
 #: family -> mixin placed before torch's class. A fix of a parent family (Gamma) also applies
 #: to its polysample subclasses (Chi2), before their own: torch's subclasses inherit its code.
 FIXES: dict[str, type] = {
+    "Bernoulli": BinaryLogitsFix,
+    "Categorical": CategoricalLogitsFix,
+    "OneHotCategorical": InnerCategoricalLogitsFix,
+    "Multinomial": InnerCategoricalLogitsFix,
     "Binomial": BinomialFix,
     "NegativeBinomial": NegativeBinomialFix,
     "Poisson": PoissonFix,

@@ -14,7 +14,8 @@ gradient comes back NaN (:func:`..runner.nan_cotangent`). ``log_prob_far`` compa
 such as ``1 - x^a`` cancel; ``log_prob_huge`` at huge values (:func:`huge_points`), where the
 square of the standardized value overflows although the log density is a few hundred.
 ``log_prob_logits``: the probability families built from ``logits`` up to |100|
-(:func:`logit_case`), whose probabilities round to 0 or 1, against a log-space reference
+(:func:`logit_case`), whose probabilities round to 0 or 1, and from ``probs`` down to 1e-30
+(:func:`prob_case`), below torch's clamp, against a log-space reference
 (:func:`logit_log_prob`), value and gradient.
 """
 
@@ -37,7 +38,8 @@ from ..reference import params_np
 from ..runner import Runner, Target, make, nan_cotangent
 
 __all__ = ["checks", "far_points", "FAR_LOG_DENSITY", "TAIL_LOG_DENSITIES", "edge_points", "EDGE_STEPS",
-           "huge_points", "HUGE_VALUES", "HUGE_RTOL", "LOGITS", "logit_case", "logit_log_prob"]
+           "huge_points", "HUGE_VALUES", "HUGE_RTOL", "LOGITS", "logit_case", "logit_log_prob",
+           "PROBS", "prob_case", "probs_log_odds"]
 
 
 #: The logits of ``log_prob_logits`` (one batch element each): where ``sigmoid`` is 1 or 0 to
@@ -46,6 +48,13 @@ LOGITS = (-100.0, -30.0, -17.0, -0.5, 0.5, 17.0, 30.0, 100.0)
 #: The category logits of the categorical families (3 batch rows of 4 categories): a category
 #: 200 below another, two 60 apart, all equal.
 CATEGORY_LOGITS = ((0.0, -100.0, 100.0, 5.0), (30.0, -30.0, 0.0, 0.0), (0.0, 0.0, 0.0, 0.0))
+#: The probabilities of its second half, the families built from ``probs`` (one batch element
+#: each): below float32's eps (1.19e-7, where torch's ``probs_to_logits`` clamps them), the
+#: largest float32 below 1, and two ordinary ones.
+PROBS = (1e-30, 1e-20, 1e-9, 1e-7, 0.3, 0.7, 1.0 - 1e-7, 1.0 - 2.0 ** -24)
+#: The category probabilities (3 rows of 4 categories, normalized by the family): categories
+#: of 1e-30 to 1e-7 beside large ones.
+CATEGORY_PROBS = ((1e-30, 1e-9, 0.25, 0.75), (1e-7, 0.5, 0.5, 1e-20), (0.25, 0.25, 0.25, 0.25))
 _COUNT_VALUES = {"Bernoulli": (0.0, 1.0), "Binomial": (0.0, 1.0, 9.0, 10.0),
                  "Geometric": (0.0, 1.0, 5.0), "NegativeBinomial": (0.0, 1.0, 3.0, 10.0)}
 _TOTALS = {"Binomial": 10.0, "NegativeBinomial": 3.0}
@@ -80,6 +89,25 @@ def logit_case(family: str, dtype: torch.dtype
         return logits, {"total_count": 5}, counts[:, None, :].expand(
             len(counts), rows, k).contiguous()
     return logits, {}, torch.eye(k, dtype=dtype)[:, None, :].expand(k, rows, k).contiguous()
+
+
+def prob_case(family: str, dtype: torch.dtype
+              ) -> tuple[torch.Tensor, dict[str, Any], torch.Tensor] | None:
+    """:func:`logit_case` with ``probs`` (:data:`PROBS`, :data:`CATEGORY_PROBS`) instead of
+    ``logits``: the other parameters and the values are the same."""
+    case = logit_case(family, dtype)
+    if case is None:
+        return None
+    _, other, value = case
+    probs = PROBS if family in _COUNT_VALUES else CATEGORY_PROBS
+    return torch.tensor(probs, dtype=dtype), other, value
+
+
+def probs_log_odds(family: str, probs: torch.Tensor) -> torch.Tensor:
+    """The float64 logits of ``probs`` (differentiable; exact where torch's clamp is not):
+    ``log p - log1p(-p)`` for the count families, ``log p`` for the categorical ones."""
+    p = probs.double()
+    return p.log() - torch.log1p(-p) if family in _COUNT_VALUES else p.log()
 
 
 def logit_log_prob(family: str, logits: torch.Tensor, other: dict[str, Any],
@@ -551,62 +579,79 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
 LOGITS_RTOL = {torch.float64: (1e-6, 1e-6), torch.float32: (1e-4, 1e-4)}
 
 
+#: What a ``log_prob_logits`` failure advises, by the parameter the family was given.
+_LOGITS_ADVICE = {
+    "logits": "Score from the logits in log space (logsigmoid, logsumexp): their "
+              "probabilities round to 0 or 1 where the logits are large",
+    "probs": "Read the logits polysample derives (params['logits'], exact down to the "
+             "dtype's smallest normal number) or log(probs) itself: torch's probs_to_logits "
+             "clamps probabilities to [eps, 1 - eps] (1.19e-7 in float32)",
+}
+
+
 def _logits_check(t: Target, family: str, r: Runner) -> Outcome:
-    """``log_prob`` of the family built from ``logits`` (:func:`logit_case`), in float64 and
-    float32, and its gradient in the logits, against :func:`logit_log_prob`. A backend that
-    scores from ``probs`` (``sigmoid(logits)``, 1.0 beyond |17| in float32) gets ``-inf`` or
-    a value that lost its digits, and a NaN gradient."""
+    """``log_prob`` of the family built from ``logits`` (:func:`logit_case`), then from
+    ``probs`` (:func:`prob_case`), in float64 and float32, and its gradient in that parameter,
+    against :func:`logit_log_prob`. A backend that scores from ``probs`` (``sigmoid(logits)``,
+    1.0 beyond |17| in float32) gets ``-inf`` or a value that lost its digits, and a NaN
+    gradient; one that derives logits from small ``probs`` as torch's ``probs_to_logits`` does
+    (clamped to the dtype's eps) scores ``probs = 1e-9`` as 1.19e-7 in float32, with a zero
+    gradient."""
     worst = 0.0
-    for dtype, (rtol, gtol) in LOGITS_RTOL.items():
-        logits, other, value = logit_case(family, dtype)  # type: ignore[misc]
-        leaf = logits.clone().requires_grad_(True)
-        ref_leaf = logits.detach().double().requires_grad_(True)
-        want = logit_log_prob(family, ref_leaf, other, value)
-        (want_grad,) = torch.autograd.grad(want.sum(), ref_leaf)
-        got = make(family, {"logits": leaf, **other}, t).log_prob(value)
-        if not got.requires_grad:
-            raise CheckFailure(f"log_prob of {family}(logits=...) in {dtype} carries no "
-                               "gradient to the logits")
-        (grad,) = torch.autograd.grad(got.sum(), leaf, allow_unused=True)
-        dtype_name = str(dtype).removeprefix("torch.")
-        for what, g, w, tol in (("log_prob", got, want, rtol),
-                                ("its gradient in the logits", grad, want_grad, gtol)):
-            if g is None:
-                raise CheckFailure(f"log_prob of {family}(logits=...) in {dtype_name}: no "
-                                   "gradient reached the logits")
-            gd, wd = g.detach().double(), w.detach()
-            err = ((gd - wd).abs() / (wd.abs() + 1)).nan_to_num(nan=math.inf, posinf=math.inf)
-            e = float(err.max())
-            worst = max(worst, e / tol)
-            if e > tol:
-                i = int(err.flatten().argmax())
-                where = _logit_point(family, logits, value, i, what == "log_prob")
-                raise CheckFailure(
-                    f"{what} of {family} given logits, {dtype_name}: got "
-                    f"{float(gd.flatten()[i]):.10g}, want {float(wd.flatten()[i]):.10g} "
-                    f"{where} (|got - want|/(|want| + 1) = {e:.3g} > {tol:g}). Score from "
-                    "the logits in log space (logsigmoid, logsumexp): their probabilities "
-                    "round to 0 or 1 where the logits are large", statistic=e, threshold=tol,
-                    point=where)
-    return Outcome(f"log_prob and its logits gradient from logits up to |100|, float64 and "
-                   f"float32: worst {worst:.2g} of the tolerance", statistic=worst, threshold=1.0)
+    for given, case, to_logits in (("logits", logit_case, None), ("probs", prob_case,
+                                                                  probs_log_odds)):
+        for dtype, (rtol, gtol) in LOGITS_RTOL.items():
+            param, other, value = case(family, dtype)  # type: ignore[misc]
+            leaf = param.clone().requires_grad_(True)
+            ref_leaf = param.detach().double().requires_grad_(True)
+            ref_logits = ref_leaf if to_logits is None else to_logits(family, ref_leaf)
+            want = logit_log_prob(family, ref_logits, other, value)
+            (want_grad,) = torch.autograd.grad(want.sum(), ref_leaf)
+            got = make(family, {given: leaf, **other}, t).log_prob(value)
+            dtype_name = str(dtype).removeprefix("torch.")
+            if not got.requires_grad:
+                raise CheckFailure(f"log_prob of {family}({given}=...) in {dtype_name} carries "
+                                   f"no gradient to the {given}")
+            (grad,) = torch.autograd.grad(got.sum(), leaf, allow_unused=True)
+            for what, g, w, tol in (("log_prob", got, want, rtol),
+                                    (f"its gradient in the {given}", grad, want_grad, gtol)):
+                if g is None:
+                    raise CheckFailure(f"log_prob of {family}({given}=...) in {dtype_name}: no "
+                                       f"gradient reached the {given}")
+                gd, wd = g.detach().double(), w.detach()
+                err = ((gd - wd).abs() / (wd.abs() + 1)).nan_to_num(nan=math.inf,
+                                                                    posinf=math.inf)
+                e = float(err.max())
+                worst = max(worst, e / tol)
+                if e > tol:
+                    i = int(err.flatten().argmax())
+                    where = _logit_point(family, param, value, i, what == "log_prob", given)
+                    raise CheckFailure(
+                        f"{what} of {family} given {given}, {dtype_name}: got "
+                        f"{float(gd.flatten()[i]):.10g}, want {float(wd.flatten()[i]):.10g} "
+                        f"{where} (|got - want|/(|want| + 1) = {e:.3g} > {tol:g}). "
+                        + _LOGITS_ADVICE[given], statistic=e, threshold=tol, point=where)
+    return Outcome(f"log_prob and its gradient from logits up to |100| and from probs down to "
+                   f"1e-30, float64 and float32: worst {worst:.2g} of the tolerance",
+                   statistic=worst, threshold=1.0)
 
 
 def _logit_point(family: str, logits: torch.Tensor, value: torch.Tensor, i: int,
-                 scored: bool) -> str:
-    """Which logits (and value) the ``i``-th element of a ``log_prob_logits`` result (or of
-    the logits' gradient) belongs to, in words."""
+                 scored: bool, name: str = "logits") -> str:
+    """Which logits (or probs: ``name``) and value the ``i``-th element of a
+    ``log_prob_logits`` result (or of the parameter's gradient) belongs to, in words."""
     if scored:
         rows = logits.shape[0]
         j, b = divmod(i, rows)
         if family in _COUNT_VALUES:
-            return f"at logits = {float(logits[b]):g}, value = {float(value[j, b]):g}"
+            return f"at {name} = {float(logits[b]):.9g}, value = {float(value[j, b]):g}"
         shown = value[j, b].tolist() if value.dim() == 3 else int(value[j, b])
-        return f"at logits = {logits[b].tolist()}, value = {shown}"
+        return f"at {name} = {logits[b].tolist()}, value = {shown}"
     if family in _COUNT_VALUES:
-        return f"at logits = {float(logits[i]):g} (summed over the values {_COUNT_VALUES[family]})"
+        return (f"at {name} = {float(logits[i]):.9g} (summed over the values "
+                f"{_COUNT_VALUES[family]})")
     b, k = divmod(i, logits.shape[-1])
-    return f"in logits[{b}][{k}] of {logits[b].tolist()} (summed over the values)"
+    return f"in {name}[{b}][{k}] of {logits[b].tolist()} (summed over the values)"
 
 
 def _binomial_count_gradient(t: Target, params: dict[str, Any], value: torch.Tensor) -> None:
