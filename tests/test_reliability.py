@@ -1279,3 +1279,41 @@ def test_values_scipy_refuses_are_scored_by_torch_and_extreme_draws_keep_the_law
     assert 3e29 < float(g.median()) < 1.5e30 and len(torch.unique(g)) > 1900
     x = ps.InverseGamma(torch.tensor(1e-30), torch.tensor(1.0), backend="scipy").sample((3,))
     assert torch.isfinite(x).all()
+
+
+# ---- probabilities within float32's rounding of 1, given as logits
+@pytest.mark.parametrize("family", ["Bernoulli", "Binomial", "Geometric"])
+def test_float32_logits_reach_the_backend_as_float64_probs(family: str) -> None:
+    # sigmoid(17.) is 1.0 in float32: the backend drew no failure where the law has them.
+    # The core hands it float64 parameters, probs derived from the logits, and rounds the draw.
+    seen: list[Any] = []
+    torch_backend = type(ps.load_backend("torch"))
+
+    class Recording(torch_backend):  # type: ignore[misc, valid-type]
+        name = "recording-logits"
+
+        def sample(self, family, params, sample_shape, seed=None):  # type: ignore[override]
+            seen.append((params.float_dtype, params["probs"].detach().clone()))
+            return super().sample(family, params, sample_shape, seed=seed)
+
+    kw = {"total_count": torch.tensor(10.0)} if family == "Binomial" else {}
+    d = getattr(ps, family)(logits=torch.tensor([17.0, -3.0]), **kw, backend=Recording())
+    x = d.sample((5,), seed=0)
+    assert x.dtype == torch.float32 and x.shape == (5, 2)
+    dtype, probs = seen[-1]
+    assert dtype == torch.float64 and probs.dtype == torch.float64
+    want = torch.sigmoid(torch.tensor([17.0, -3.0], dtype=torch.float64))
+    torch.testing.assert_close(probs, want, rtol=1e-15, atol=0)
+    assert float(probs[0]) < 1.0
+    # given probs, nothing is widened (the draws stay torch's own)
+    getattr(ps, family)(probs=torch.tensor([0.3, 0.9]), **kw, backend=Recording()).sample()
+    assert seen[-1][0] == torch.float32
+
+
+@pytest.mark.parametrize("backend", _backends())
+def test_binomial_float32_logits_near_one_draw_the_failures(backend: str) -> None:
+    # Binomial(1e6, logits=17.) fails with probability 4.14e-8 per trial: 4,140 failures
+    # expected over 1e5 draws (sd 64); float32 probs of 1.0 drew none. 8 sd either way.
+    d = ps.Binomial(torch.tensor(1e6), logits=torch.tensor(17.0), backend=backend)
+    failures = float((1e6 - d.sample((100_000,), seed=5).double()).sum())
+    assert abs(failures - 4139.94) < 8 * 64.3, failures

@@ -597,6 +597,11 @@ def _invalid_value(dist: Any, method: str, value: object, exc: Exception) -> Inv
 #: half-precision kernels (torch's Gamma and Dirichlet, TFP's bfloat16) or lose accuracy in
 #: them, and a float32 draw rounded to half is the most accurate half-precision draw.
 _HALF = frozenset({torch.float16, torch.bfloat16})
+#: Families drawn in float64 when given float32 (or narrower) ``logits``: their ``probs``,
+#: ``sigmoid(logits)``, round to 1.0 in float32 from logits of about 16.6 on, where the law
+#: still has failures (``Binomial(1e9, logits=17.)``: about 41; none were drawn). In float64
+#: they are exact to logits of about 36. (NegativeBinomial is drawn from its logits.)
+_WIDE_FROM_LOGITS = frozenset({"Bernoulli", "Binomial", "Geometric"})
 
 #: (family, parameters' dtype, value's dtype) -> the dtype of torch's own ``log_prob``.
 _SCORE_DTYPES: dict[tuple[str, torch.dtype, torch.dtype], torch.dtype] = {}
@@ -1173,6 +1178,9 @@ class PolysampleDistribution:
         self._ps_guard(backend, params, shape, method)
         if params.float_dtype in _HALF:
             params = params.computed_in(torch.float32)
+        if (self._ps_family in _WIDE_FROM_LOGITS and params.float_dtype != torch.float64
+                and params.from_logits):
+            params = params.computed_in(torch.float64)
         if 0 in params.shape(shape):
             # Nothing to draw (an empty batch or sample_shape): no backend call, which on a
             # compiling backend (tfp) would make a program for the empty shape.
@@ -1235,7 +1243,8 @@ class PolysampleDistribution:
                 torch._C._set_grad_enabled(True)
         out = self._ps_check(backend, out, shape, "sample", params)
         if out.dtype != want:
-            out = _to_half(out, want, self)  # a half-precision draw, computed in float32
+            # a half-precision draw computed in float32, or one from logits in float64
+            out = _to_half(out, want, self) if want in _HALF else out.to(want)
         if out.requires_grad:
             raise BackendContractError(
                 f"Backend {backend_label(backend)} returned a tensor that requires grad from sample() "

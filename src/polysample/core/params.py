@@ -122,10 +122,26 @@ class Params(Mapping[str, Any]):
         """The result shape ``sample_shape + batch_shape + event_shape``."""
         return sample_shape + self.batch_shape + self.event_shape
 
+    @property
+    def from_logits(self) -> bool:
+        """Whether the distribution was given ``logits`` rather than ``probs`` (False for a
+        family without the two, and for a plain mapping that holds both)."""
+        src = self._source
+        attrs = getattr(src, "__dict__", {}) if self._by_attr else src
+        if "logits" not in attrs or "logits" not in self._names:
+            return False
+        if "probs" not in attrs:
+            return True
+        # both: torch keeps the given one as _param (GeometricFix records it itself)
+        return attrs.get("_param") is attrs["logits"] or bool(attrs.get("_ps_from_logits"))
+
     def computed_in(self, dtype: torch.dtype) -> Params:
         """These parameters with every floating tensor cast to ``dtype`` (differentiably), and
         ``dtype`` as the result's dtype unless it is an index: what a backend receives when
-        the core computes a half-precision draw in float32."""
+        the core computes a half-precision draw in float32, or a float32 draw from ``logits``
+        in float64. Given ``logits``, ``probs`` are derived again from the cast logits
+        (``sigmoid``, ``softmax``), not cast: ``sigmoid(17.)`` is 1.0 in float32 and
+        ``1 - 4.1e-8`` in float64."""
         values: dict[str, Any] = {}
         for name in self._names:
             try:
@@ -135,6 +151,10 @@ class Params(Mapping[str, Any]):
             if isinstance(value, torch.Tensor) and value.is_floating_point():
                 value = value.to(dtype)
             values[name] = value
+        if self.from_logits and "probs" in values and "logits" in values:
+            logits = values["logits"]
+            values["probs"] = (torch.sigmoid(logits) if _EVENT_DIMS[self.family]["probs"] == 0
+                               else torch.softmax(logits, -1))
         result = dtype if self.dtype.is_floating_point else self.dtype
         return Params(self.family, values, self.batch_shape, self.event_shape, result, dtype,
                       self.device, self._names)
