@@ -200,6 +200,86 @@ class SeedIgnoringMutant(_Mutant):
         return self._inner.rsample(family, params, sample_shape, seed=None)
 
 
+class UnseededScalarRepeatMutant(_Mutant):
+    """Unseeded one-value draws (scalar parameters, ``sample_shape`` ``()``) take a fast path
+    that builds a generator from polysample's global seed at each call: ``d.sample()`` repeats
+    one value until ``manual_seed`` is called again (an outside trial's; ``global_stream``)."""
+
+    def _seed(self, params, sample_shape, seed):  # type: ignore[no-untyped-def]
+        if seed is None and tuple(sample_shape) == () and tuple(params.batch_shape) == ():
+            return polysample.global_seed_sequence("mutant_unseeded_repeat")
+        return seed
+
+    def sample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        return self._inner.sample(family, params, sample_shape,
+                                  seed=self._seed(params, sample_shape, seed))
+
+    def rsample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        return self._inner.rsample(family, params, sample_shape,
+                                   seed=self._seed(params, sample_shape, seed))
+
+
+class SmallBatchSeedMutant(_Mutant):
+    """Batches of 2 to 4 elements go through a loop over the elements that draws each with
+    the caller's seed: with ``seed=`` the elements of a small batch share one noise (an
+    outside trial's; ``seeds``)."""
+
+    def _draw(self, method, params, sample_shape, seed):  # type: ignore[no-untyped-def]
+        nb = params.batch_shape.numel()
+        inner = getattr(self._inner, method)
+        if seed is None or not 2 <= nb <= 4 or len(params.batch_shape) != 1:
+            return inner("Normal", params, sample_shape, seed=seed)
+        cols = [inner("Normal", Params.of("Normal", {k: params[k][i] for k in ("loc", "scale")}),
+                      sample_shape, seed=seed) for i in range(nb)]
+        return torch.stack(cols, -1)
+
+    def sample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        return self._draw("sample", params, sample_shape, seed)
+
+    def rsample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        return self._draw("rsample", params, sample_shape, seed)
+
+
+class SeedDroppedWithGradMutant(_Mutant):
+    """``sample()`` drops its seed when a parameter requires grad (a model's parameters): not
+    reproducible there; ``rsample()`` and parameters without grad are right (an outside
+    trial's; ``seeds``)."""
+
+    def sample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        if any(isinstance(params[k], torch.Tensor) and params[k].requires_grad for k in params):
+            seed = None
+        return self._inner.sample(family, params, sample_shape, seed=seed)
+
+
+class OneLeafGradientMutant(_Mutant):
+    """Normal ``rsample()`` whose ``scale`` gradient is 2% too large when ``scale`` is the only
+    parameter that requires grad (a learnt scale with a fixed mean, another code path); right
+    when ``loc`` requires grad too (an outside trial's; ``rsample_grad``)."""
+
+    def rsample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        x = self._inner.rsample(family, params, sample_shape, seed=seed)
+        loc, scale = params["loc"], params["scale"]
+        if scale.requires_grad and not loc.requires_grad:
+            z = ((x - loc) / scale).detach()
+            return loc + (scale * 1.02 - 0.02 * scale.detach()) * z
+        return x
+
+
+class PoissonPlainScoreMutant(_Mutant):
+    """Scores Poisson itself as ``k log(rate) - rate - lgamma(k + 1)``: right at every rate
+    above 0, NaN at rate 0 (``0 log 0``), where the law is the point mass at 0 (an outside
+    trial's; ``point_mass``)."""
+
+    FAMILIES = ("Poisson",)
+
+    def families(self) -> Mapping[str, FamilySupport]:
+        return {f: dataclasses.replace(s, log_prob=True) for f, s in super().families().items()}
+
+    def log_prob(self, family, params, value):  # type: ignore[override]
+        rate = params["rate"]
+        return value * rate.log() - rate - torch.lgamma(value + 1)
+
+
 class PartialSeedMutant(_Mutant):
     """Honours the seed except for some calls (``ignored(params, sample_shape)``), which draw
     from its global stream: those of scalar parameters (batch ``()``, the commonest call), or
@@ -1792,6 +1872,14 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     "mutant_probs_scoring_categorical": (ProbsScoringMutant, "log_prob_logits", "Categorical"),
     "mutant_generator": (GeneratorIgnoringMutant, "generator", "Normal"),
     "mutant_seedignoring": (SeedIgnoringMutant, "seeds", "Normal"),
+    # An outside trial's (2026-12-06): unseeded one-value draws that repeat, small seeded
+    # batches sharing one noise, the seed dropped where parameters require grad, a gradient
+    # taken another way when one parameter alone requires grad.
+    "mutant_unseeded_repeat": (UnseededScalarRepeatMutant, "global_stream", "Normal"),
+    "mutant_small_batch_seed": (SmallBatchSeedMutant, "seeds", "Normal"),
+    "mutant_seed_dropped_with_grad": (SeedDroppedWithGradMutant, "seeds", "Normal"),
+    "mutant_one_leaf_grad": (OneLeafGradientMutant, "rsample_grad", "Normal"),
+    "mutant_poisson_plain_score": (PoissonPlainScoreMutant, "point_mass", "Poisson"),
     # The seed ignored for scalar parameters, or for sample shapes of three dimensions.
     "mutant_seed_scalar": (PartialSeedMutant, "seeds", "Exponential"),
     "mutant_seed_3d": (Seed3dMutant, "seeds", "Normal"),

@@ -124,6 +124,11 @@ POINT_MASS = ("Bernoulli", "Binomial", "Geometric", "NegativeBinomial", "Poisson
               "Multinomial")
 
 
+#: How far from 0 ``point_mass`` lets the log probability of the law's one value be (float32:
+#: torch's logits of a probability of 1 are finite, 87.3, whose ``log1p(exp(-87.3))`` is 1e-38).
+POINT_MASS_ATOL = 1e-6
+
+
 def point_mass_case(family: str) -> tuple[dict[str, Any], torch.Tensor]:
     """Float32 parameters of a batch of 2 (the example's event size) at which ``family``'s law
     is one value, and that value per batch element."""
@@ -431,6 +436,97 @@ def _shared_values(family: str, call: str, first: torch.Tensor, seed: int,
 #: The chance that a backend whose seeds give independent draws fails the descent test of
 #: ``seeds`` (two-sided, exact).
 SEEDS_ALPHA = 1e-9
+#: Unseeded one-value calls of ``global_stream``: independent draws all equal with a chance
+#: of ``P(v)^63`` (below :data:`SEEDS_ALPHA` where ``P(v) <= 0.72``; 0 for a continuous law).
+UNSEEDED_CALLS = 64
+#: The batch of one parameter point the ``seeds`` and ``generator`` rules draw (seeded): its
+#: elements must not repeat each other (a backend that loops over small batches reusing the
+#: seed gave them one noise).
+SMALL_BATCH = 3
+
+
+def _equal_by_chance(family: str, params: dict[str, Any], value: torch.Tensor,
+                     times: int = 1) -> float:
+    """The chance that ``times`` independent draws of ``family`` at ``params`` (one parameter
+    point) each repeat ``value``: 0 for a continuous law, else the product of its
+    probabilities to the power ``times`` (torch's own ``log_prob``: no backend program)."""
+    if FAMILIES[family].kind == "continuous":
+        return 0.0
+    with torch.no_grad():
+        plain = {k: v.detach() if isinstance(v, torch.Tensor) else v for k, v in params.items()}
+        law = getattr(td, family)(**plain, validate_args=False)
+        lp = float(law.log_prob(value).double().sum()) * times
+    return math.exp(min(lp, 0.0))
+
+
+def _batch_apart(family: str, call: str, params: dict[str, Any], x: torch.Tensor) -> None:
+    """``x``, a seeded draw of shape ``N + (SMALL_BATCH,) + event`` of one parameter point
+    (``params``) expanded over a batch, has no two batch elements alike (unless a discrete law
+    makes that likely: their chance, :func:`_equal_by_chance`, at least
+    :data:`SEEDS_ALPHA`)."""
+    cols = x.detach().movedim(len(N), 0)
+    for i in range(SMALL_BATCH):
+        for j in range(i + 1, SMALL_BATCH):
+            if not torch.equal(cols[i], cols[j]):
+                continue
+            chance = _equal_by_chance(family, params, cols[i])
+            if chance < SEEDS_ALPHA:
+                raise CheckFailure(
+                    f"{call} with one parameter point over a batch of {SMALL_BATCH}: batch "
+                    f"elements {i} and {j} drew identical values {_head(cols[i])} (chance "
+                    f"{chance:.2g} for independent draws): the elements of a seeded batch share "
+                    "one noise (a loop over the batch that restarts the stream from the seed "
+                    "for each element?). Draw the whole batch from one stream, or derive each "
+                    "element's stream from the seed and the element's index")
+
+
+#: How far the gradient of a seeded ``rsample()`` with one parameter requiring grad may be
+#: from the one with all of them (float64; the same draw, rounding only).
+ONE_LEAF_RTOL = 1e-6
+
+
+def _one_leaf_at_a_time(t: Target, family: str, support: FamilySupport, x: torch.Tensor,
+                        grads: dict[str, torch.Tensor]) -> None:
+    """The ``rsample_grad`` draw (float64, batch (2,), seed 0) again with one parameter at a
+    time requiring grad: the same values, and the gradient it had with all of them (a model
+    that learns the scale alone is the common case; a backend that took another path there
+    was 2% off and passed every statistical check)."""
+    if len(grads) < 2:
+        return
+    for name, want in grads.items():
+        params = example_params(family, (2,), torch.float64)
+        leaves = rsample_leaves(family, params, support.rsample_params)
+        for other in leaves:
+            if other != name:
+                params[other] = params[other].detach()
+        y = make(family, params, t).rsample(N, seed=0)
+        if not _equal(y.detach(), x.detach()):
+            raise CheckFailure(
+                f"rsample({N}, seed=0) with only {name} requiring grad drew other values than "
+                "with every parameter requiring grad: the seed must decide the values, "
+                "whatever requires grad")
+        if not y.requires_grad:
+            raise CheckFailure(f"rsample() is detached when {name} alone requires grad")
+        (got,) = torch.autograd.grad(y.sum(), leaves[name], allow_unused=True)
+        if got is None:
+            raise CheckFailure(f"rsample() carries no gradient to {name} when it alone "
+                               "requires grad")
+        err = ((got - want).abs() / (want.abs() + 1e-300)).nan_to_num(nan=math.inf)
+        bad = ~torch.isclose(got, want, rtol=ONE_LEAF_RTOL, atol=1e-12)
+        if bool(bad.any()):
+            i = int((err * bad).flatten().argmax())
+            raise CheckFailure(
+                f"rsample()'s gradient w.r.t. {name} is {float(got.flatten()[i]):.10g} when "
+                f"{name} alone requires grad and {float(want.flatten()[i]):.10g} when every "
+                f"parameter does (element {i}, relative difference {float(err.flatten()[i]):.3g}"
+                f" > {ONE_LEAF_RTOL:g}; same seed, same draw): a path taken when only some "
+                "parameters require grad computes another gradient. Compute each parameter's "
+                "gradient the same way whatever else requires grad")
+
+
+def _head(x: torch.Tensor) -> str:
+    v = x.detach().flatten()[:4].tolist()
+    return f"{v}{'...' if x.numel() > 4 else ''}"
 
 
 def _descent_tail(m: int, k: int) -> float:
@@ -703,12 +799,15 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
                                        f"expected {tuple(leaves[k].shape)}")
                 if not torch.isfinite(g).all():
                     raise CheckFailure(f"rsample() gives non-finite gradients w.r.t. {k}")
+            _one_leaf_at_a_time(t, family, support, x, dict(zip(leaves, grads)))
             nan_cotangent(x, leaves, f"rsample({tuple(N)})")
             expanded = _expanded_leaves(t, family, support)
             return Outcome(f"rsample() differentiable in {sorted(leaves)}; a NaN upstream "
                            "gradient comes back NaN" + (
                                f"; {', '.join(expanded)} expanded from one leaf get the "
-                               "gradient a contiguous leaf gets" if expanded else ""))
+                               "gradient a contiguous leaf gets" if expanded else "")
+                           + ("; each parameter alone requiring grad gets the same gradient"
+                              if len(leaves) > 1 else ""))
 
         yield check("rsample_grad", rsample_grad)
 
@@ -781,6 +880,21 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
                     "generate_state() mixes in the spawn_key); polysample draws a mixture's "
                     "component index and its components with two children of one seed.")
         _streams_apart(t, family)
+        # the same parameters requiring grad: sample() draws the same values
+        pg = {k: v.detach().clone().requires_grad_(True)
+              if isinstance(v, torch.Tensor) and v.is_floating_point() else v
+              for k, v in params.items()}
+        if not _equal(a, make(family, pg, t).sample(N, seed=7)):
+            raise CheckFailure(
+                f"sample({N}, seed=7) drew other values when the parameters require grad than "
+                "when they do not: the seed must decide the values, whatever requires grad "
+                "(is the seed dropped, or another stream taken, on a path for parameters that "
+                "require grad?)")
+        point = example_params(family, ())
+        small = make(family, point, t).expand((SMALL_BATCH,))
+        for m in ("sample", "rsample") if support.rsample else ("sample",):
+            _batch_apart(family, f"{m}({N}, seed=7)", point,
+                         getattr(small, m)(N, seed=7))
         if support.rsample:
             ra = d.rsample(N, seed=7)
             kept = ra.detach().clone()
@@ -819,8 +933,10 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
                                            "the stream from the whole seed")
                     if large:
                         _shared_values(family, call, first, near, other)
-        return Outcome("same seed => identical values; another seed => different values "
-                       "(no overlapping streams), also without a batch, for one value, for "
+        return Outcome("same seed => identical values (also with parameters that require "
+                       "grad); another seed => different values "
+                       "(no overlapping streams), the elements of a small batch apart, also "
+                       "without a batch, for one value, for "
                        f"a 3-d sample shape and for {LARGE_SEED_VALUES:,} values (where seeds "
                        f"{' and '.join(map(str, NEAR_SEEDS))} differ from seed 7 and, for a "
                        "continuous family, share almost none of its values); "
@@ -852,10 +968,28 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
                 polysample.manual_seed(1234)
                 getattr(d, m)(N, **how)
                 after.append((f"{m}({N}, {said})", d.sample(N)))
+        point = example_params(family, ())
+        scalar = make(family, point, t)
+        repeats = {}
+        with preserved_global_seed():
+            polysample.manual_seed(4321)
+            for m in methods:
+                xs = [getattr(scalar, m)().detach() for _ in range(UNSEEDED_CALLS)]
+                if all(_equal(xs[0], x) for x in xs[1:]):
+                    repeats[m] = xs[0]
         # a write into the parameters changes later calls' values: name it, not the stream
         _inputs_intact(f"sample({N})", params, given)
         if _equal(a, b):
             raise CheckFailure("two unseeded calls gave identical values")
+        for m, x in repeats.items():
+            chance = _equal_by_chance(family, point, x, UNSEEDED_CALLS - 1)
+            if chance < SEEDS_ALPHA:
+                raise CheckFailure(
+                    f"{UNSEEDED_CALLS} unseeded calls of {m}() with scalar parameters all drew "
+                    f"{_head(x)} (chance {chance:.2g} for independent draws): unseeded "
+                    "one-value draws do not advance the global stream (a generator built again "
+                    "from the seed at each call?). Draw them from the backend's GlobalStream "
+                    "(docs/plugins.md), as larger calls do")
         if not _equal(a, c):
             raise CheckFailure("manual_seed(1234) did not reproduce the unseeded draws: the "
                                "backend's global stream must be derived from polysample's seed")
@@ -868,7 +1002,8 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
                     "stream untouched (docs/seeds.md): draw it from a stream built from its "
                     "seed or generator alone (take no key, warm-up value or split from the "
                     "global stream)")
-        return Outcome("unseeded calls advance a global stream that manual_seed reproduces; "
+        return Outcome("unseeded calls advance a global stream that manual_seed reproduces "
+                       f"({UNSEEDED_CALLS} one-value calls included); "
                        "seeded and generator= draws leave it untouched")
 
     yield check("global_stream", global_stream)
@@ -903,7 +1038,13 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
                 if _equal(a, draw(torch.Generator().manual_seed(4))):
                     raise CheckFailure(f"generator=, {call}: generators seeded 3 and 4 gave "
                                        "identical values (the generator is ignored)")
+        point = example_params(family, ())
+        small = make(family, point, t).expand((SMALL_BATCH,))
+        for m in methods:
+            _batch_apart(family, f"{m}({N}, generator=...)", point,
+                         getattr(small, m)(N, generator=torch.Generator().manual_seed(3)))
         return Outcome(f"generator= is reproducible and advances in {' and '.join(methods)}(), "
+                       "the elements of a small batch apart, "
                        "also without a batch, for a 3-d sample shape and for "
                        f"{LARGE_SEED_VALUES:,} values")
 
@@ -1046,7 +1187,18 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
                         f"drew other values: {x.reshape(16, -1)[:, bad[0]].tolist()[:4]} at "
                         f"batch element {bad[0]}, where every draw is "
                         f"{expected.reshape(16, -1)[0, bad[0]].item():g}")
+            # the one value has probability 1: log_prob 0 (a score such as
+            # k log(rate) - rate - lgamma(k + 1) was NaN at rate 0)
+            lp = d.log_prob(want.to(x.dtype)).detach()
+            if not bool((lp.abs() <= POINT_MASS_ATOL).all()):
+                i = int(torch.where(lp.isnan(), math.inf, lp.abs()).flatten().argmax())
+                raise CheckFailure(
+                    f"log_prob of the law's one value at {_describe(params)} is "
+                    f"{lp.flatten().tolist()}, where it is 0 (probability 1; batch element "
+                    f"{i}): score the ends of the parameters' range too (0 log 0 = 0: "
+                    "xlogy, xlog1py)")
             _inputs_intact(" and ".join(f"{m}()" for m in methods), params, given)
-            return Outcome(f"the law's one value at {_describe(params)}, in new memory")
+            return Outcome(f"the law's one value at {_describe(params)}, in new memory, "
+                           "with log_prob 0")
 
         yield check("point_mass", point_mass)
