@@ -356,3 +356,15 @@ def test_example_plugin_global_stream_follows_manual_seed(example_backend) -> No
     a = d.sample((8,))
     ps.manual_seed(5)
     assert torch.equal(a, d.sample((8,)))
+
+
+def test_the_builtin_backend_modules_import_by_their_dotted_paths() -> None:
+    # polysample.backends is the function backends(); `import a.b.c as x` reads attribute c of
+    # it, which failed with ImportError (an outside trial): docs/plugins.md names these paths.
+    import polysample.backends.numpy_backend as nb
+    import polysample.backends.torch_backend as tb
+
+    assert tb.TorchBackend.name == "torch" and nb.__name__ == "polysample.backends.numpy_backend"
+    assert [b.name for b in ps.backends()] == [b.name for b in ps.core.plugins.backends()]
+    with pytest.raises(AttributeError, match="no attribute or module 'nope'"):
+        ps.backends.nope  # noqa: B018
