@@ -280,6 +280,23 @@ class PoissonPlainScoreMutant(_Mutant):
         return value * rate.log() - rate - torch.lgamma(value + 1)
 
 
+class SeedHashMutant(_Mutant):
+    """The seed hashed to 12 bits before seeding (4,096 streams): seeds collide, two calls
+    with different seeds draw the same values (an outside trial's, with 16 bits;
+    ``calls_repeats``, whose calls each have their own seed)."""
+
+    def _seed(self, seed):  # type: ignore[no-untyped-def]
+        if isinstance(seed, np.random.SeedSequence):
+            return np.random.SeedSequence(int(seed.generate_state(1, np.uint32)[0]) & 0xFFF)
+        return seed
+
+    def sample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        return self._inner.sample(family, params, sample_shape, seed=self._seed(seed))
+
+    def rsample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        return self._inner.rsample(family, params, sample_shape, seed=self._seed(seed))
+
+
 class PartialSeedMutant(_Mutant):
     """Honours the seed except for some calls (``ignored(params, sample_shape)``), which draw
     from its global stream: those of scalar parameters (batch ``()``, the commonest call), or
@@ -1880,6 +1897,7 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     "mutant_seed_dropped_with_grad": (SeedDroppedWithGradMutant, "seeds", "Normal"),
     "mutant_one_leaf_grad": (OneLeafGradientMutant, "rsample_grad", "Normal"),
     "mutant_poisson_plain_score": (PoissonPlainScoreMutant, "point_mass", "Poisson"),
+    "mutant_seed_hash": (SeedHashMutant, "calls_repeats", "Normal"),
     # The seed ignored for scalar parameters, or for sample shapes of three dimensions.
     "mutant_seed_scalar": (PartialSeedMutant, "seeds", "Exponential"),
     "mutant_seed_3d": (Seed3dMutant, "seeds", "Normal"),

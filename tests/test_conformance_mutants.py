@@ -1235,6 +1235,17 @@ def test_a_contract_error_in_the_suite_advises_the_author_not_the_user():
         ps.Normal(x, 1.0, backend=mutants.DtypeMutant()).sample()
 
 
+def test_a_seed_hashed_to_few_bits_is_named_a_seed_collision(with_mutants):
+    # Each of calls_repeats' calls has its own seed: a 12-bit hash makes two of them one
+    # stream, and the message says so (it said "reused within one call").
+    report = check_backend("mutant_seed_hash", families=["Normal"], layers=["sampler"],
+                           quick=True)
+    caught = [r for r in report.failures if r.check == "calls_repeats"]
+    assert caught, [r.id for r in report.failures]
+    assert "drawn with different seeds" in caught[0].message, caught[0].message
+    assert "hashed or cut to too few bits" in caught[0].message
+
+
 @pytest.mark.parametrize("family", ["Bernoulli", "Categorical"])
 def test_logits_clamped_as_torch_derives_them_fail_the_logits_check(monkeypatch, family):
     # Finding F19: polysample derives exact logits from small probs; with torch's derivation

@@ -712,13 +712,20 @@ def _repeat_check(d: Draw, grid: Grid, method: str) -> Outcome:
                 f"window with probability at most {repeat_bound(d.n, k, q_row, p_row):.2g} "
                 f"(n={d.n}, alpha_i={alpha:.2g}). A sampler that ignores its random stream "
                 "(returns a parameter, or a fixed quantile) does this", out)
+        if method == "calls" and i // CALL_ROWS != j // CALL_ROWS:
+            # rows of two calls, each drawn with its own seed
+            cause = (f" (rows of calls {i // CALL_ROWS} and {j // CALL_ROWS}, drawn with "
+                     "different seeds). Two seeds giving one stream (a seed hashed or cut to "
+                     "too few bits: the calls' seeds collide by the birthday bound), or a "
+                     "generator state or buffer reused across calls, does this")
+        else:
+            cause = (". A seed, generator state or buffer reused within one call does this")
         raise CheckFailure(
             f"{d.called} repeats its draws: {count} {what} of {label} (every grid point of "
             f"{grid.label}) equal an earlier one, the first at row {i} and again at "
             f"row {j} ({j - i} rows later); independent draws of the reference law repeat "
             f"any such window with probability at most {repeat_bound(d.n, k, q_row, p_row):.2g}"
-            f" (n={d.n}, alpha_i={alpha:.2g}). A seed, generator state or buffer reused within "
-            "one call does this", out)
+            f" (n={d.n}, alpha_i={alpha:.2g}){cause}", out)
     _judge_atoms(d, grid, alpha)  # no stretch repeats: how often do single values?
     out.message = (f"no window of {k} consecutive rows of {label} repeats (any repeated "
                    f"stretch of {k} rows or more would)")
