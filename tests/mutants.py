@@ -297,6 +297,47 @@ class SeedHashMutant(_Mutant):
         return self._inner.rsample(family, params, sample_shape, seed=self._seed(seed))
 
 
+def _sum_to(g: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    """``g`` summed over the dimensions broadcasting added to a tensor of ``shape``."""
+    while g.dim() > len(shape):
+        g = g.sum(0)
+    for i, n in enumerate(shape):
+        if n == 1 and g.shape[i] != 1:
+            g = g.sum(i, keepdim=True)
+    return g
+
+
+class _DetachedBackwardNormalScore(torch.autograd.Function):
+    """Normal's log density with a hand-written backward computed from detached tensors: right
+    values and first derivatives, second derivatives silently 0."""
+
+    @staticmethod
+    def forward(ctx, value, loc, scale):  # type: ignore[no-untyped-def, override]
+        ctx.save_for_backward(value, loc, scale)
+        z = (value - loc) / scale
+        return -0.5 * z * z - scale.log() - 0.5 * math.log(2 * math.pi)
+
+    @staticmethod
+    def backward(ctx, g):  # type: ignore[no-untyped-def, override]
+        value, loc, scale = (t.detach() for t in ctx.saved_tensors)
+        z = (value - loc) / scale
+        return (_sum_to(-g * z / scale, value.shape), _sum_to(g * z / scale, loc.shape),
+                _sum_to(g * (z * z - 1) / scale, scale.shape))
+
+
+class HessianZeroMutant(_Mutant):
+    """Scores Normal itself with :class:`_DetachedBackwardNormalScore`: values and gradients
+    right, Hessians silently 0 (an outside trial's; ``log_prob_gradcheck``'s gradgradcheck)."""
+
+    def families(self) -> Mapping[str, FamilySupport]:
+        return {f: dataclasses.replace(s, log_prob=True) for f, s in super().families().items()}
+
+    def log_prob(self, family, params, value):  # type: ignore[override]
+        loc, scale = params["loc"], params["scale"]
+        value, loc, scale = torch.broadcast_tensors(value, loc, scale)
+        return _DetachedBackwardNormalScore.apply(value, loc, scale)
+
+
 class PartialSeedMutant(_Mutant):
     """Honours the seed except for some calls (``ignored(params, sample_shape)``), which draw
     from its global stream: those of scalar parameters (batch ``()``, the commonest call), or
@@ -1898,6 +1939,7 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     "mutant_one_leaf_grad": (OneLeafGradientMutant, "rsample_grad", "Normal"),
     "mutant_poisson_plain_score": (PoissonPlainScoreMutant, "point_mass", "Poisson"),
     "mutant_seed_hash": (SeedHashMutant, "calls_repeats", "Normal"),
+    "mutant_hessian_zero": (HessianZeroMutant, "log_prob_gradcheck", "Normal"),
     # The seed ignored for scalar parameters, or for sample shapes of three dimensions.
     "mutant_seed_scalar": (PartialSeedMutant, "seeds", "Exponential"),
     "mutant_seed_3d": (Seed3dMutant, "seeds", "Normal"),

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from ...core.backend import FamilySupport
+from ...core.errors import NotReparameterizableError
 from ...core.families import FAMILIES
 from .. import cases
 from ..grids import SWEEP_GRID_POINTS, example_params, grad_leaves, grid_points
@@ -541,6 +542,7 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
                 ends.append(torch.broadcast_to(torch.as_tensor(
                     params["total_count"], dtype=value.dtype), value[:1].shape).floor())
             value = torch.cat([value, *ends])
+        smooth = value  # without the kink, where a second derivative is a delta
         if family in _KINKS:
             # the kink of the log density (|x - loc| at loc), where torch's derivative is
             # sign(0) = 0, as are the central differences of gradcheck (JAX's |x| has 1)
@@ -566,13 +568,42 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
                                   "torch's derivative of |x| is sign(0) = 0 (JAX's is 1)"
                                   if family in _KINKS else ""))
         nan_cotangent(f(*(leaves[k] for k in names)), {k: leaves[k] for k in names}, "log_prob")
+        def f_smooth(*args: torch.Tensor) -> torch.Tensor:
+            kw = dict(params)
+            kw.update(dict(zip(names, args)))
+            return make(family, kw, t).log_prob(smooth)  # type: ignore[no-any-return]
+
+        second = _second_derivatives(f_smooth, tuple(leaves[k] for k in names), names)
         if family == "Binomial":
             _binomial_count_gradient(t, params, value)
             names = [*names, "total_count (analytic)"]
         return Outcome(f"gradcheck of log_prob w.r.t. {names}; a NaN upstream gradient comes "
-                       "back NaN")
+                       f"back NaN; {second}")
 
     yield Check(t.name, family, "example", "log_prob_gradcheck", "density", False, gradcheck)
+
+
+def _second_derivatives(f: Callable[..., torch.Tensor], inputs: tuple[torch.Tensor, ...],
+                        names: list[str]) -> str:
+    """``log_prob``'s second derivatives (``torch.autograd.gradgradcheck``, float64) are
+    right, or refused with :class:`~polysample.NotReparameterizableError` (the documented way,
+    as the tfp backends refuse them). A backward pass through detached tensors (an
+    ``autograd.Function`` whose ``backward`` is not itself differentiable) gives Hessians of
+    silent zeros: an outside trial's backend did, and passed every check."""
+    try:
+        ok = torch.autograd.gradgradcheck(f, inputs, eps=1e-6, atol=1e-5, rtol=1e-4,
+                                          raise_exception=False)
+    except NotReparameterizableError:
+        return "second derivatives refused (NotReparameterizableError)"
+    if not ok:
+        raise CheckFailure(
+            f"torch.autograd.gradgradcheck of log_prob w.r.t. {names} failed: its second "
+            "derivatives (create_graph=True, torch.autograd.functional.hessian) are wrong. A "
+            "backward pass computed from detached tensors (an autograd.Function whose backward "
+            "is not itself differentiable) gives silent zeros. Compute the backward with "
+            "differentiable torch operations, or raise NotReparameterizableError there (as the "
+            "tfp backends do)")
+    return "gradgradcheck of log_prob (second derivatives)"
 
 
 #: ``log_prob_logits``' tolerances, of ``|got - want| / (|want| + 1)``: (value, gradient).

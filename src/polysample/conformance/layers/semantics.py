@@ -485,8 +485,8 @@ def _batch_apart(family: str, call: str, params: dict[str, Any], x: torch.Tensor
 ONE_LEAF_RTOL = 1e-6
 
 
-def _one_leaf_at_a_time(t: Target, family: str, support: FamilySupport, x: torch.Tensor,
-                        grads: dict[str, torch.Tensor]) -> None:
+def _one_leaf_at_a_time(t: Target, family: str, support: FamilySupport, d: Any,
+                        x: torch.Tensor, grads: dict[str, torch.Tensor]) -> None:
     """The ``rsample_grad`` draw (float64, batch (2,), seed 0) again with one parameter at a
     time requiring grad: the same values, and the gradient it had with all of them (a model
     that learns the scale alone is the common case; a backend that took another path there
@@ -501,6 +501,7 @@ def _one_leaf_at_a_time(t: Target, family: str, support: FamilySupport, x: torch
                 params[other] = params[other].detach()
         y = make(family, params, t).rsample(N, seed=0)
         if not _equal(y.detach(), x.detach()):
+            _seeded(d, "rsample", 0, "rsample_grad")  # the seed first, if it is the cause
             raise CheckFailure(
                 f"rsample({N}, seed=0) with only {name} requiring grad drew other values than "
                 "with every parameter requiring grad: the seed must decide the values, "
@@ -799,7 +800,7 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
                                        f"expected {tuple(leaves[k].shape)}")
                 if not torch.isfinite(g).all():
                     raise CheckFailure(f"rsample() gives non-finite gradients w.r.t. {k}")
-            _one_leaf_at_a_time(t, family, support, x, dict(zip(leaves, grads)))
+            _one_leaf_at_a_time(t, family, support, d, x, dict(zip(leaves, grads)))
             nan_cotangent(x, leaves, f"rsample({tuple(N)})")
             expanded = _expanded_leaves(t, family, support)
             return Outcome(f"rsample() differentiable in {sorted(leaves)}; a NaN upstream "
