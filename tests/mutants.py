@@ -391,6 +391,14 @@ class TruncatedTailsMutant(_Mutant):
         return loc + scale * torch.special.ndtri(u)
 
 
+class FarTruncatedTailsMutant(TruncatedTailsMutant):
+    """:class:`TruncatedTailsMutant` cut at 3.7 standard deviations (2.2e-4 of the mass): fewer
+    draws beyond it per grid point than any column's tail level, so only the extremes pooled
+    over the grid's points find it in quick mode (an outside trial's, redrawing beyond 3.7)."""
+
+    CUT = 3.7
+
+
 class ClampedTailsMutant(_Mutant):
     """Normal held at +-3.5 standard deviations instead of drawn past them (a clamp where
     ``mutant_truncated`` redraws): two atoms the law does not have, 4.7e-4 of the draws. The
@@ -2018,6 +2026,7 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     "mutant_periodic_poisson": (PeriodicMutant, "sample_repeats", "Poisson"),
     # Tails cut at 3.5 sd (right law elsewhere): only the tail check can see it.
     "mutant_truncated": (TruncatedTailsMutant, "sample_tails", "Normal"),
+    "mutant_truncated_far": (FarTruncatedTailsMutant, "sample_tails", "Normal"),
     "mutant_capped_poisson": (CappedPoissonMutant, "sample_tails", "Poisson"),
     # Right mass beyond 3.44 sd, spread exponentially: only the one-draw tail level sees it.
     "mutant_exponential_tail": (ExponentialTailMutant, "sample_tails", "Normal"),

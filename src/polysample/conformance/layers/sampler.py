@@ -1094,6 +1094,14 @@ def _discrete_tail_levels(law: Any, n: int) -> list[tuple[bool, float, float]]:
     return [(upper, k, prob) for (upper, k), prob in levels.items()]
 
 
+#: The draws expected beyond the pooled tail level of ``<method>_tails``: every kept column's
+#: normal scores together, beyond the quantile where this many of them are expected per side.
+#: No draw where 64 are expected has probability e^-64: a Normal whose draws beyond 3.7 sd
+#: were redrawn passed quick mode (its 2.2e-4 of mass holds fewer draws than any one column's
+#: 64-level), and one cut at 4 sd full mode (an outside trial).
+POOLED_TAIL = 64
+
+
 def _tails_check(d: Draw, grid: Grid, method: str) -> Outcome:
     """The draws beyond the reference's extreme quantiles, counted against their exact
     binomial laws (:func:`..stats.binomial_count_test`): a sampler whose tails are cut (an
@@ -1111,14 +1119,26 @@ def _tails_check(d: Draw, grid: Grid, method: str) -> Outcome:
     counts: list[float] = []
     probs: list[float] = []
     where: list[tuple[str, int, bool]] = []
+    pooled: list[tuple[float, float, str, int, bool]] = []  # count, p, label, columns, upper
     for p, keep in cols:
         # column-contiguous scores: the counts read each column
-        seen, mass, up = score_tail_counts(continuous_stats(p)["zeta"])
+        zeta = continuous_stats(p)["zeta"]
+        seen, mass, up = score_tail_counts(zeta)
         for row in range(seen.shape[0]):
             for j in np.flatnonzero(keep):
                 counts.append(float(seen[row, j]))
                 probs.append(float(mass[row, j]))
                 where.append((p.label, int(j), bool(up[row, j])))
+        kept = np.flatnonzero(keep)
+        if kept.size > 1:
+            # every kept column's scores together (each exactly N(0, 1) under the reference):
+            # beyond the quantile where POOLED_TAIL draws of all of them are expected, which
+            # lies further out than any column's own levels
+            q = norm_isf(POOLED_TAIL / (d.n * kept.size))
+            z = zeta[:, kept]
+            for upper, k in ((False, (z < -q).sum()), (True, (z > q).sum())):
+                pooled.append((float(k), POOLED_TAIL / (d.n * kept.size), p.label,
+                               int(kept.size), upper))
     for p in d.projections:
         if not p.discrete or p.column is None:
             continue
@@ -1134,7 +1154,31 @@ def _tails_check(d: Draw, grid: Grid, method: str) -> Outcome:
                        "spacing): normal scores undefined; K-S still applies")
         raise Skip("no tail of the reference law holds enough draws to be judged at this n "
                    f"(at least {TAIL_MIN_EXPECTED} expected beyond a level)")
-    alpha = ALPHA_TAILS / len(counts)
+    alpha = ALPHA_TAILS / (len(counts) + len(pooled))
+    if pooled:
+        m = pooled[0][3]
+        whole = binomial_count_test(np.array([c[0] for c in pooled]), d.n * m,
+                                    np.array([c[1] for c in pooled]), alpha)
+        w = int(np.argmax(whole.ratio))
+        k_w, p_w, label_w, m_w, upper_w = pooled[w]
+        if whole.ratio[w] > 1:
+            side = "upper" if upper_w else "lower"
+            out = Outcome(statistic=float(whole.statistic[w]),
+                          threshold=float(whole.threshold[w]), n=d.n, seed=d.seed,
+                          alpha=alpha, detectable=whole.detectable,
+                          point=f"all {m_w} points of {grid.label}",
+                          details={"tails": len(counts) + len(pooled), "worst_count": k_w,
+                                   "worst_expected": p_w * d.n * m_w, "pooled": m_w})
+            few = whole.deviation[w] < 0
+            raise CheckFailure(
+                f"the {side} tails of {label_w} drawn by {d.called}, pooled over the "
+                f"{m_w} points of {grid.label}, hold {k_w:.0f} draws beyond the reference's "
+                f"{norm_isf(p_w):.3g}-sd quantile where {p_w * d.n * m_w:.1f} are expected "
+                f"({d.n} draws per point; {z_text(float(whole.statistic[w]))}, "
+                f"alpha_i={alpha:.2g}): the sampler's tails are "
+                + ("cut short (a clamp, too coarse uniforms, a dropped extreme, draws beyond "
+                   "some number of standard deviations redrawn)" if few else "far too heavy"),
+                out)
     test = binomial_count_test(np.array(counts), d.n, np.array(probs), alpha)
     i = _stable_worst(test.ratio)
     label, wj, upper = where[i]
@@ -1154,7 +1198,10 @@ def _tails_check(d: Draw, grid: Grid, method: str) -> Outcome:
             f"{z_text(float(test.statistic[i]))}, alpha_i={alpha:.2g}): the sampler's tails are "
             + ("cut short (a clamp, too coarse uniforms, a dropped extreme, a capped count)"
                if few else "far too heavy") + note, out)
-    out.message = (f"{len(counts)} tail counts within their exact laws: worst {counts[i]:.0f} "
+    out.details["tails"] = len(counts) + len(pooled)
+    out.message = (f"{len(counts) + len(pooled)} tail counts within their exact laws"
+                   + (" (the extremes pooled over the grid's points too)" if pooled else "")
+                   + f": worst {counts[i]:.0f} "
                    f"where {probs[i] * d.n:.1f} expected ({side} tail of {label} at "
                    f"{grid.label}[{wj}]){note}")
     return out
