@@ -1308,6 +1308,12 @@ def test_float32_logits_reach_the_backend_as_float64_probs(family: str) -> None:
     # given probs, nothing is widened (the draws stay torch's own)
     getattr(ps, family)(probs=torch.tensor([0.3, 0.9]), **kw, backend=Recording()).sample()
     assert seen[-1][0] == torch.float32
+    # half-precision logits: computed in float32 first, then widened too
+    kw16 = {k: v.half() for k, v in kw.items()}
+    x16 = getattr(ps, family)(logits=torch.tensor([17.0, -3.0], dtype=torch.float16), **kw16,
+                              backend=Recording()).sample((5,), seed=0)
+    assert x16.dtype == torch.float16 and seen[-1][0] == torch.float64
+    assert float(seen[-1][1][0]) < 1.0
 
 
 @pytest.mark.parametrize("backend", _backends())

@@ -155,6 +155,7 @@ class Params(Mapping[str, Any]):
             logits = values["logits"]
             values["probs"] = (torch.sigmoid(logits) if _EVENT_DIMS[self.family]["probs"] == 0
                                else torch.softmax(logits, -1))
+            values["_ps_from_logits"] = True  # kept by a second cast (half -> float32 -> 64)
         result = dtype if self.dtype.is_floating_point else self.dtype
         return Params(self.family, values, self.batch_shape, self.event_shape, result, dtype,
                       self.device, self._names)
