@@ -437,8 +437,10 @@ def _shared_values(family: str, call: str, first: torch.Tensor, seed: int,
 #: ``seeds`` (two-sided, exact).
 SEEDS_ALPHA = 1e-9
 #: Unseeded one-value calls of ``global_stream``: independent draws all equal with a chance
-#: of ``P(v)^63`` (below :data:`SEEDS_ALPHA` where ``P(v) <= 0.72``; 0 for a continuous law).
+#: of ``P(v)^63`` (below :data:`SEEDS_ALPHA` where ``P(v) <= 0.72``). A continuous law's
+#: draws never repeat, so :data:`UNSEEDED_CALLS_CONTINUOUS` of them suffice.
 UNSEEDED_CALLS = 64
+UNSEEDED_CALLS_CONTINUOUS = 8
 #: The batch of one parameter point the ``seeds`` and ``generator`` rules draw (seeded): its
 #: elements must not repeat each other (a backend that loops over small batches reusing the
 #: seed gave them one noise).
@@ -972,10 +974,12 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
         point = example_params(family, ())
         scalar = make(family, point, t)
         repeats = {}
+        calls = (UNSEEDED_CALLS_CONTINUOUS if FAMILIES[family].kind == "continuous"
+                 else UNSEEDED_CALLS)
         with preserved_global_seed():
             polysample.manual_seed(4321)
             for m in methods:
-                xs = [getattr(scalar, m)().detach() for _ in range(UNSEEDED_CALLS)]
+                xs = [getattr(scalar, m)().detach() for _ in range(calls)]
                 if all(_equal(xs[0], x) for x in xs[1:]):
                     repeats[m] = xs[0]
         # a write into the parameters changes later calls' values: name it, not the stream
@@ -983,10 +987,10 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
         if _equal(a, b):
             raise CheckFailure("two unseeded calls gave identical values")
         for m, x in repeats.items():
-            chance = _equal_by_chance(family, point, x, UNSEEDED_CALLS - 1)
+            chance = _equal_by_chance(family, point, x, calls - 1)
             if chance < SEEDS_ALPHA:
                 raise CheckFailure(
-                    f"{UNSEEDED_CALLS} unseeded calls of {m}() with scalar parameters all drew "
+                    f"{calls} unseeded calls of {m}() with scalar parameters all drew "
                     f"{_head(x)} (chance {chance:.2g} for independent draws): unseeded "
                     "one-value draws do not advance the global stream (a generator built again "
                     "from the seed at each call?). Draw them from the backend's GlobalStream "
@@ -1004,7 +1008,7 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
                     "seed or generator alone (take no key, warm-up value or split from the "
                     "global stream)")
         return Outcome("unseeded calls advance a global stream that manual_seed reproduces "
-                       f"({UNSEEDED_CALLS} one-value calls included); "
+                       f"({calls} one-value calls included); "
                        "seeded and generator= draws leave it untouched")
 
     yield check("global_stream", global_stream)
