@@ -10,17 +10,22 @@ from typing import Any
 import torch
 
 __all__ = ["expm1_ratio", "redraw_outside_support", "in_range", "times_exp_in_range", "MAX_SUPPORT_REDRAWS", "LARGE_RATE",
-           "LARGE_COUNT", "LARGE_BINOMIAL_VARIANCE", "VON_MISES_NORMAL_LIMIT",
+           "LARGE_COUNT", "LARGE_BINOMIAL_VARIANCE", "poisson_normal_limit", "VON_MISES_NORMAL_LIMIT",
            "fisher_snedecor_small_df", "inverse_gamma_small_concentration"]
 
 #: Redraws allowed for draws that fall outside the support (torch's Wishart default).
 MAX_SUPPORT_REDRAWS = 10
 
-#: Poisson rates above this are drawn as ``round(N(rate, rate))``: the libraries' Poisson
-#: samplers return integers and fail beyond int64 (torch returns -9.2e18, NumPy refuses rates
-#: above 9.2e18), and here the normal limit's CDF is within O(rate^-1/2) < 1e-9 of the
-#: Poisson's, finer than any float resolves the draws.
-LARGE_RATE = 1e18
+#: Poisson rates above this are drawn by the normal limit with its skewness term,
+#: ``round(rate + sqrt(rate) z + (z^2 - 1) / 6)`` (:func:`poisson_normal_limit`; Cornish-Fisher:
+#: its CDF is within O(1 / rate) < 1e-12 of the Poisson's, finer than any sample resolves). The
+#: libraries' samplers lose accuracy long before they fail: their acceptance tests take
+#: differences of log-gammas of about ``rate log rate``, whose float64 rounding grows with the
+#: rate. Measured (200,000 draws each; the variance over the rate should be 1 +- 0.003): torch
+#: 1.009 at 1e14, 0.985 at 1e15 and 0.85 at 3e15; NumPy 1.006 at 1e14 and 1.035 at 1e15; TFP
+#: on JAX 1.010 at 1e13 and 1.18 at 1e15; up to 1.7 from 1e16 to 1e18 on all of them (an outside
+#: trial). Beyond int64 torch returns -9.2e18 and NumPy refuses the rate.
+LARGE_RATE = 1e12
 
 #: Binomial counts above this are drawn by a limit law (torch's and NumPy's samplers lose
 #: accuracy beyond: torch's float64 variance is +5% at 1e16 and x2 at 1e18; NumPy's +4% at
@@ -38,6 +43,18 @@ LARGE_BINOMIAL_VARIANCE = 1e10
 #: itself for every draw from 1e8 (the spread should be 1e-4) and NaN from 1e19, its float64
 #: one ``loc`` itself at 1e17 and NaN at 1e300.
 VON_MISES_NORMAL_LIMIT = 1e6
+
+
+def poisson_normal_limit(rate: Any, z: Any) -> Any:
+    """The Poisson draws of rates above :data:`LARGE_RATE` from standard normal draws ``z``:
+    ``round(rate + sqrt(rate) z + (z^2 - 1) / 6)``, at least 0, elementwise on torch tensors or
+    NumPy arrays (float64). The term ``(z^2 - 1) / 6`` gives the draws the law's skewness
+    ``rate^-1/2`` (Cornish-Fisher), so the CDF error is O(1 / rate) rather than O(rate^-1/2)."""
+    if isinstance(rate, torch.Tensor):
+        return (rate + rate.sqrt() * z + (z * z - 1.0) / 6.0).round().clamp(min=0.0)
+    import numpy as np
+
+    return np.maximum(np.rint(rate + np.sqrt(rate) * z + (z * z - 1.0) / 6.0), 0.0)
 
 
 def expm1_ratio(xi: torch.Tensor, e: torch.Tensor) -> torch.Tensor:

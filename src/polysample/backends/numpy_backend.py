@@ -62,6 +62,7 @@ from ._math import (
     fisher_snedecor_small_df,
     in_range,
     inverse_gamma_small_concentration,
+    poisson_normal_limit,
     redraw_outside_support,
     times_exp_in_range,
 )
@@ -665,13 +666,14 @@ def _negative_binomial(d: _Draw) -> torch.Tensor:
 
 
 def _poisson_np(rng: np.random.Generator, lam: np.ndarray, size: tuple[int, ...]) -> np.ndarray:
-    """``rng.poisson(lam, size)``, with rates above ``LARGE_RATE`` drawn by the normal limit
-    (NumPy refuses rates above 9.2e18; see ``backends/_math.py``)."""
+    """``rng.poisson(lam, size)``, with rates above ``LARGE_RATE`` (1e12) drawn by the normal
+    limit with its skewness term (NumPy's variance is off from about 1e15 and it refuses rates
+    above 9.2e18; see ``backends/_math.py``)."""
     if lam.size == 0 or not float(np.max(lam)) > LARGE_RATE:
         return rng.poisson(lam, size)
     lam_b = np.broadcast_to(lam, size)
     x = rng.poisson(np.minimum(lam_b, LARGE_RATE), size).astype(np.float64)
-    normal = np.maximum(np.rint(lam_b + np.sqrt(lam_b) * rng.standard_normal(size)), 0.0)
+    normal = poisson_normal_limit(lam_b, rng.standard_normal(size))
     return np.where(lam_b > LARGE_RATE, normal, x)
 
 
