@@ -121,6 +121,25 @@ def test_usage_errors_exit_2_with_a_clear_message(argv, message, capsys):
     assert message in err and "Traceback" not in err
 
 
+def test_an_unknown_layer_gets_the_python_doors_message_with_a_did_you_mean(capsys):
+    assert validate("--backend", "torch", "--layer", "sampling") == 2
+    err = capsys.readouterr().err
+    assert "unknown layer 'sampling'. Did you mean 'sampler'? Expected some of: semantics, " \
+        "density, sampler, gradient, agreement." in err, err
+
+
+def test_a_json_list_of_declaration_objects_is_validated_naming_the_entry(tmp_path, capsys):
+    # The JSON twin of [[expected_failure]] tables was read as short-form keys: a run with
+    # five warnings about backends called "backend", "family", ... and nothing declared.
+    path = tmp_path / "known.json"
+    path.write_text('[{"backend": "torch", "family": "Normal", "reasn": "r"}]')
+    assert validate("--backend", "torch", "--family", "Normal", "--quick",
+                    "--expected-failures", str(path)) == 2
+    err = capsys.readouterr().err
+    assert "cannot read --expected-failures" in err and \
+        "declaration 1 of the list: unknown key 'reasn'" in err and "Traceback" not in err, err
+
+
 def test_vary_seed_changes_seeds_and_is_recorded(tmp_path):
     a, b = tmp_path / "a.json", tmp_path / "b.json"
     assert validate("--backend", "torch", "--family", "Exponential", "--quick", "--layer",

@@ -1042,3 +1042,44 @@ def test_grad_cdf_reference_derivative_is_exact_where_the_first_step_spans_the_l
     ok = rel < 1e-4
     assert ok.mean() > 0.9
     np.testing.assert_allclose(est[ok], -stats.norm.pdf(z[ok]), rtol=1e-5, atol=1e-12)
+
+
+# ============================================================ messages that name the cause
+def test_grad_scalar_states_the_plain_relative_error_and_names_its_statistic():
+    # A gradient 5% off was reported as "relative error 0.0119": the statistic divides by the
+    # size of the weighted sum's terms, not by |expected|. The message now gives both.
+    import pathlib
+    import sys
+
+    sys.path.insert(0, str(pathlib.Path(__file__).parent))
+    import mutants
+
+    class FivePercentScaleGradient(mutants.ScaleGradientMutant):
+        FACTOR = 1.05
+
+    [check] = [c for c in plan(FivePercentScaleGradient(), "Normal", ["gradient"])
+               if c.name == "grad_scalar"]
+    res = Runner(quick=True).run(check)
+    assert res.status == "fail", res.message
+    assert "relative error |got - expected| / |expected| = 0.05." in res.message, res.message
+    assert "sum_i |w_i dx_i/dscale| = " in res.message and \
+        f": {res.statistic:.3g} > 0.005" in res.message, res.message
+
+
+def test_a_reused_output_buffer_is_named_by_every_rule_that_sees_identical_draws(monkeypatch):
+    # seeds named it; generator said "did not advance" and global_stream "two unseeded calls
+    # gave identical values", sending the author to the seeding code.
+    monkeypatch.setenv("POLYSAMPLE_PLUGINS", "mutants")
+    ps.refresh()
+    try:
+        report = check_backend("mutant_bufferreuse", families=["Normal"],
+                               layers=["semantics"], quick=True)
+    finally:
+        monkeypatch.delenv("POLYSAMPLE_PLUGINS")
+        ps.refresh()
+    by_check = {r.check: r.message for r in report.failures}
+    assert set(by_check) == {"seeds", "global_stream", "generator"}, by_check
+    for check, message in by_check.items():
+        assert "a later call changed the values an earlier call had returned" in message and \
+            "Return a new tensor from every call" in message, (check, message)
+        assert "did not advance" not in message and "gave identical values" not in message

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from .api import (
     NothingToCheckError,
+    UnknownLayerError,
     check_backend,
     check_backends,
     design_assertions,
@@ -38,7 +39,7 @@ from .report import Report, known_failures, load_expected_failures
 
 __all__ = [
     "check_backend", "check_backends", "parametrize_with_checks", "plan", "design_assertions",
-    "NothingToCheckError",
+    "NothingToCheckError", "UnknownLayerError",
     "Report", "CheckResult", "Check", "LAYERS", "Declaration", "parse_declarations",
     "load_declarations", "load_expected_failures", "known_failures",
     "example_params", "grad_leaves", "grids", "Grid", "grid_points",

@@ -24,16 +24,61 @@ from .stats import ALPHA_CHECK, MAX_STATISTICAL_CHECKS, MISS_RATE, dkwm_detectab
 
 __all__ = ["check_backend", "check_backends", "parametrize_with_checks", "plan",
            "design_assertions", "targets", "NothingToCheckError", "nothing_to_check",
-           "UnmatchedDeclarationWarning", "declarations"]
+           "UnknownLayerError", "UnmatchedDeclarationWarning", "declarations", "layer_list",
+           "unknown_layer_message"]
 
 Progress = Callable[[int, int, CheckResult], None]
-ExpectedFailures = Mapping[str, str] | Sequence[Declaration] | None
+ExpectedFailures = Mapping[str, Any] | Sequence[Declaration | Mapping[str, Any]] | None
 
 
 class NothingToCheckError(PolysampleError, ValueError):
     """The selection (backends, families, layers) gives no check to run: a run of zero checks
     would say nothing, so no door reports it as a pass (``polysample validate``: a usage error,
     exit status 2)."""
+
+
+class UnknownLayerError(NothingToCheckError):
+    """A layer name that is none of :data:`~.model.LAYERS` (a ``ValueError``, and a
+    :class:`NothingToCheckError`: the selection names a layer with no check). The message
+    names it, the known layers and the closest one (``polysample validate --layer``: a usage
+    error, exit status 2, with the same message)."""
+
+
+def unknown_layer_message(bad: Sequence[str]) -> str:
+    """The one-line message for unknown layer names (every door says the same)."""
+    from ..core.errors import did_you_mean
+
+    hints = "".join(did_you_mean(x, LAYERS) for x in bad)
+    return (f"unknown layer {', '.join(map(repr, bad))}.{hints} Expected some of: "
+            f"{', '.join(LAYERS)}.")
+
+
+def layer_list(layers: str | Iterable[str]) -> tuple[str, ...]:
+    """``layers`` as a tuple of layer names (a single name is one layer, not its letters;
+    duplicates are dropped); an unknown name raises :class:`UnknownLayerError`."""
+    if isinstance(layers, str):
+        layers = (layers,)
+    if not isinstance(layers, Iterable) or isinstance(layers, Mapping):
+        raise TypeError(f"Expected layers as a layer name or a list of names, e.g. "
+                        f"layers=[\"sampler\"]. Received {layers!r}.")
+    out = tuple(dict.fromkeys(layers))
+    bad = [x for x in out if x not in LAYERS]
+    if bad:
+        raise UnknownLayerError(unknown_layer_message([str(x) for x in bad]))
+    return out
+
+
+def _known_backend_names(backends: Iterable[str | Backend]) -> None:
+    """A name that no plugin registered raises :class:`~polysample.UnknownBackendError`, as
+    ``polysample.load_backend`` does (a did-you-mean included): a typo is the caller's error,
+    not a failed check of a backend. A registered backend that cannot load is one failed
+    ``load`` check (:func:`targets`)."""
+    from ..core.plugins import backend_names
+
+    names = set(backend_names())
+    for b in backends:
+        if isinstance(b, str) and b not in names:
+            load_backend(b)  # raises UnknownBackendError with the registry's message
 
 
 def nothing_to_check(backends: Sequence[str], families: Sequence[str] | None,
@@ -83,7 +128,9 @@ def _load_failure(name: str, exc: BaseException) -> CheckResult:
 
 def targets(backends: Sequence[str | Backend]) -> tuple[list[Target], list[CheckResult]]:
     """The loadable backends as targets, and one failed ``load`` check per backend that is not.
-    A name given twice is one target (its checks would run twice)."""
+    A name given twice is one target (its checks would run twice). A name that is not
+    registered raises ``UnknownBackendError`` (as ``polysample.load_backend`` does)."""
+    _known_backend_names(backends)
     out: list[Target] = []
     broken: list[CheckResult] = []
     taken: set[str] = set()
@@ -176,10 +223,11 @@ def _check_families(ts: Sequence[Target], families: Sequence[str] | None) -> lis
 def plan(backend: str | Backend, families: str | Sequence[str] | None = None,
          layers: Sequence[str] = LAYERS) -> list[Check]:
     """The checks of one backend (loads it; raises if it cannot load)."""
+    layers = layer_list(layers)
     ts, broken = targets([backend])
     if broken:
         raise RuntimeError(broken[0].message)
-    return list(generate_checks(ts, family_list(families), tuple(layers)))
+    return list(generate_checks(ts, family_list(families), layers))
 
 
 class UnmatchedDeclarationWarning(UserWarning):
@@ -233,8 +281,12 @@ def check_backends(
 ) -> Report:
     """Run the suite on several backends, including the cross-backend agreement checks.
 
-    Backends are registered names or ``Backend`` instances. A backend that fails to load is one
+    Backends are registered names or ``Backend`` instances. A name that no plugin registered
+    raises ``polysample.UnknownBackendError`` (with a did-you-mean), an unknown layer
+    :class:`UnknownLayerError`, an unknown family ``polysample.UnsupportedFamilyError``, as
+    ``polysample validate`` refuses them; a registered backend that fails to load is one
     failed ``load`` check and the run goes on; a check that raises fails, the run goes on.
+    ``progress(done, planned, result)`` is called after every check.
     ``on_result(report)`` is called after every unit of checks and once at the end (the CLI
     rewrites the JSON report there, at most every few seconds and always at the end, so
     nothing computed is lost). ``client``: a
@@ -256,11 +308,12 @@ def check_backends(
     """
     t0 = time.perf_counter()
     families = family_list(families)
+    layers = layer_list(layers)
     ts, broken = targets(backends)
     decls, unmatched = declarations(expected_failures, known_failures, quick, ts)
     _warn(unmatched)
     notes = _check_families(ts, families) + unmatched
-    checks = list(generate_checks(ts, families, tuple(layers)))
+    checks = list(generate_checks(ts, families, layers))
     if not checks and not broken:
         raise NothingToCheckError(nothing_to_check([t.name for t in ts], families, layers))
     report = Report(backends=[t.name for t in ts] + [r.backend for r in broken],
@@ -324,9 +377,12 @@ def check_backend(
     :class:`~.expected.Declaration`): matching failures become ``xfail``, matching passes
     ``xpass`` (``report.stale``: remove those declarations). The built-in backends' known
     failures are declared too unless ``known_failures=False`` (see :func:`check_backends`).
+    An unregistered name, an unknown layer or family raise as in :func:`check_backends`; a
+    registered backend that fails to load is one failed ``load`` check.
     """
     families = family_list(families)
-    own = tuple(layer for layer in layers if layer != "agreement")
+    _known_backend_names([backend])
+    own = tuple(layer for layer in layer_list(layers) if layer != "agreement")
     if not own:  # the agreement layer compares two or more backends
         name = backend if isinstance(backend, str) else (
             getattr(backend, "name", "") or type(backend).__name__)
@@ -357,7 +413,8 @@ def parametrize_with_checks(
     are ``xfail(strict=False)``. The built-in backends' known failures are declared too
     unless ``known_failures=False`` (see :func:`check_backends`), as ``xfail(strict=False)``
     where the caller did not pass them: an upstream fix is no failure of the caller's suite.
-    A backend
+    A name that no plugin registered raises ``polysample.UnknownBackendError``, an unknown
+    layer :class:`UnknownLayerError` (as in :func:`check_backends`); a registered backend
     that cannot load gives one failing check ``<name>-*-all-load``. With two or more backends
     the agreement layer compares them.
     """
@@ -365,13 +422,14 @@ def parametrize_with_checks(
 
     runner = Runner(quick=quick, salt=salt)
     families = family_list(families)
+    layers = layer_list(layers)
     ts, broken = targets(list(backends))
     decls, unmatched = declarations(expected_failures, known_failures, quick, ts)
     _warn(unmatched)
     own = set(_declarations(expected_failures))
     builtin = {d for d in decls if d not in own}
     _check_families(ts, families)
-    checks = list(generate_checks(ts, families, tuple(layers)))
+    checks = list(generate_checks(ts, families, layers))
     if not checks and not broken:
         raise NothingToCheckError(nothing_to_check([t.name for t in ts], families, layers))
     params = []

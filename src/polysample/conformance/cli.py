@@ -559,6 +559,7 @@ def _run(args: argparse.Namespace) -> int:
         check_backends,
         unknown_backend_message,
         unknown_family_message,
+        unknown_layer_message,
     )
     from .model import LAYERS
     from .report import write_atomic
@@ -579,10 +580,10 @@ def _run(args: argparse.Namespace) -> int:
         return _show_grids(_grid_families(args.backend and backends, families))
     if families and not args.backend:
         backends = _claiming(backends, families)
-    layers = tuple(args.layer) if args.layer else LAYERS
+    layers = tuple(dict.fromkeys(args.layer)) if args.layer else LAYERS
     bad_layers = [x for x in layers if x not in LAYERS]
     if bad_layers:
-        raise UsageError(f"unknown layer {bad_layers}. Expected some of {list(LAYERS)}.")
+        raise UsageError(unknown_layer_message(bad_layers))
     # The built-in backends' known upstream defects are declared by default (each with its
     # reason in the report; check_backends adds them unless --no-known-failures);
     # --expected-failures adds the caller's declarations.

@@ -15,6 +15,11 @@ A declaration names a backend, and optionally a family, a grid and a check (each
     # ... or the short form, a check-id prefix cut at field boundaries:
     "tfp-GeneralizedPareto-corners-grad_cdf" = "reason"
 
+In JSON, the same: an object of short-form keys (``{"tfp-GeneralizedPareto": "reason"}``,
+with ``"expected_failure": [{...}]`` for tables), or a list of tables, the twin of
+``[[expected_failure]]`` (``[{"backend": "tfp", "family": "GeneralizedPareto", "reason":
+"..."}]``), validated as the TOML tables are.
+
 Fields are compared one by one (``torch`` never matches a backend called ``mytorch``, and the
 hyphen in ``tfp-tf`` is no field separator). A declaration **directly** covers the checks it
 names: a failure there is ``xfail``, a pass ``xpass`` (the declaration is stale). It also
@@ -31,6 +36,7 @@ import fnmatch
 import functools
 import json
 import os
+import reprlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -166,55 +172,86 @@ def _short_form(key: str) -> bool:
     return "-" in key and any(tok in FAMILIES for tok in key.split("-")[1:])
 
 
+def _table(t: Any, where: str, header: str) -> Declaration:
+    """One declaration table (a TOML ``[[expected_failure]]`` table, or an object of a JSON
+    list), validated; ``where`` names it in the messages, ``header`` says where a short-form
+    line would have come from."""
+    if not isinstance(t, Mapping):
+        raise ValueError(f"{where}: expected a table of {', '.join(TABLE_KEYS)} (backend and "
+                         f"reason required). Received {t!r}.")
+    unknown = [k for k in t if k not in TABLE_KEYS]
+    short = [k for k in unknown if isinstance(k, str) and _short_form(k)]
+    if short:
+        raise ValueError(f"{where}: unknown key {short[0]!r}, a short-form declaration {header}")
+    if unknown:
+        raise ValueError(
+            f"{where}: unknown key{'s' if len(unknown) > 1 else ''} "
+            f"{', '.join(map(repr, unknown))}. Expected keys: "
+            f"{', '.join(TABLE_KEYS)} (backend and reason required).")
+    missing = [k for k in ("backend", "reason") if k not in t]
+    if missing:
+        raise ValueError(f"{where}: needs {' and '.join(missing)} (each declaration table "
+                         f"needs backend and reason). Received {dict(t)!r}.")
+    strict = t.get("strict", True)
+    if not isinstance(strict, bool):
+        raise ValueError(f"{where}: strict must be true or false. Received {strict!r}.")
+    d = Declaration(str(t["backend"]), str(t.get("family", "*")), str(t.get("grid", "*")),
+                    str(t.get("check", "*")), str(t["reason"]), str(t.get("mode", "*")),
+                    strict)
+    return validate_declaration(d, f"{where} ({d.label})")
+
+
+#: What a short-form line inside a table is, and where it goes instead.
+_AFTER_HEADER = ("after a [[expected_failure]] header: TOML reads every line after a table "
+                 "header into that table. Put short-form lines (\"backend-family-...\" = "
+                 "\"reason\") before the first [[expected_failure]] table.")
+_IN_LIST = ("in a list of declaration objects: expected each object of the list to be one "
+            "declaration, with the keys backend, family, grid, check, mode, strict and reason. Give "
+            "short-form declarations as one object mapping each key to its reason "
+            "({\"backend-family-...\": \"reason\"}), not inside the list.")
+
+#: The shapes a file of declarations may have, said in a refusal.
+_SHAPES = ("an object (a TOML table) mapping check-id prefixes to reasons, holding "
+           "[[expected_failure]] tables under \"expected_failure\", or a list of declaration "
+           "objects (backend, family, grid, check, mode, strict, reason)")
+
+
 def parse_declarations(data: Any, source: str = "expected_failures") -> list[Declaration]:
-    """Declarations from ``{key: reason}`` and/or ``{"expected_failure": [{...}, ...]}``,
-    validated (:func:`validate_declaration`): an unknown key, family, grid or check raises
-    ``ValueError`` naming ``source``, the entry and the known values."""
+    """Declarations from ``{key: reason}`` and/or ``{"expected_failure": [{...}, ...]}`` (a
+    TOML file's short-form lines and ``[[expected_failure]]`` tables), or from a list whose
+    items are declaration tables ``{"backend": ..., "reason": ...}`` (the JSON twin of
+    ``[[expected_failure]]``) or :class:`Declaration` objects; validated
+    (:func:`validate_declaration`): an unknown key, family, grid or check, or any other shape,
+    raises ``ValueError`` naming ``source``, the entry and what was expected."""
     if isinstance(data, Declaration):
         return [validate_declaration(data, f"{source}: declaration {data.label!r}")]
     if isinstance(data, list | tuple):
         out: list[Declaration] = []
-        for item in data:
-            out.extend(parse_declarations(item, source))
+        for i, item in enumerate(data, 1):
+            if isinstance(item, Declaration):
+                out.append(validate_declaration(item, f"{source}: declaration {item.label!r}"))
+            elif isinstance(item, Mapping):
+                out.append(_table(item, f"{source}: declaration {i} of the list", _IN_LIST))
+            else:
+                raise ValueError(
+                    f"{source}: declaration {i} of the list: expected an object (a table) of "
+                    f"{', '.join(TABLE_KEYS)} (backend and reason required). Received "
+                    f"{type(item).__name__} {reprlib.repr(item)}.")
         return out
     if not isinstance(data, Mapping):
-        raise ValueError(f"Expected {source} to map check-id prefixes to reasons, or to hold "
-                         f"[[expected_failure]] tables. Received {type(data).__name__}.")
+        raise ValueError(f"Expected {source} to hold {_SHAPES}. Received "
+                         f"{type(data).__name__} {reprlib.repr(data)}.")
     out = []
     for key, value in data.items():
         if key == "expected_failure":
+            if not isinstance(value, list | Mapping):
+                raise ValueError(f"{source}: \"expected_failure\" must hold a list of "
+                                 f"declaration tables ([[expected_failure]]). Received "
+                                 f"{type(value).__name__} {reprlib.repr(value)}.")
             tables = value if isinstance(value, list) else [value]
             for i, t in enumerate(tables, 1):
-                where = f"{source}: [[expected_failure]] entry {i}"
-                if not isinstance(t, Mapping):
-                    raise ValueError(f"{where}: expected a table of {', '.join(TABLE_KEYS)}. "
-                                     f"Received {t!r}.")
-                unknown = [k for k in t if k not in TABLE_KEYS]
-                short = [k for k in unknown if isinstance(k, str) and _short_form(k)]
-                if short:
-                    raise ValueError(
-                        f"{where}: unknown key {short[0]!r}, a short-form declaration after a "
-                        "[[expected_failure]] header: TOML reads every line after a table "
-                        "header into that table. Put short-form lines (\"backend-family-...\" "
-                        "= \"reason\") before the first [[expected_failure]] table.")
-                if unknown:
-                    raise ValueError(
-                        f"{where}: unknown key{'s' if len(unknown) > 1 else ''} "
-                        f"{', '.join(map(repr, unknown))}. Expected keys: "
-                        f"{', '.join(TABLE_KEYS)} (backend and reason required).")
-                missing = [k for k in ("backend", "reason") if k not in t]
-                if missing:
-                    raise ValueError(f"{where}: needs {' and '.join(missing)} (each "
-                                     f"[[expected_failure]] needs backend and reason). "
-                                     f"Received {dict(t)!r}.")
-                strict = t.get("strict", True)
-                if not isinstance(strict, bool):
-                    raise ValueError(f"{where}: strict must be true or false. Received "
-                                     f"{strict!r}.")
-                d = Declaration(str(t["backend"]), str(t.get("family", "*")),
-                                str(t.get("grid", "*")), str(t.get("check", "*")),
-                                str(t["reason"]), str(t.get("mode", "*")), strict)
-                out.append(validate_declaration(d, f"{where} ({d.label})"))
+                out.append(_table(t, f"{source}: [[expected_failure]] entry {i}",
+                                  _AFTER_HEADER))
             continue
         if not isinstance(key, str) or not isinstance(value, str):
             raise ValueError(f"Expected {source} to map check-id prefixes (strings) to reasons "

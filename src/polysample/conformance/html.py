@@ -22,7 +22,7 @@ __all__ = ["write_html", "render_html", "PlotMap"]
 
 _COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2"]
 _STATUS_CSS = {"pass": "pass", "FAIL": "fail", "xfail": "xfail", "unsupported": "unsup",
-               "no checks": "unsup"}
+               "no checks": "unsup", "not loaded": "fail"}
 
 _CSS = """
 body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:0;color:#222;

@@ -26,11 +26,11 @@ known failures with reasons; those checks become strict xfails, so a declared fa
 passes is reported (XPASS(strict)) and the stale entry can be removed. The built-in backends'
 known upstream failures (``known_failures.toml``) are declared too, as ``polysample validate``
 declares them, unless ``--polysample-no-known-failures`` (or ``polysample_known_failures =
-false``). Without a backend the test **fails**, saying how to give one (a silent skip would
-pass a suite that ran nothing). A bad option (an unknown backend or family, a family the
-backend does not support, a selection with no check, an unreadable or invalid
-expected-failures file) stops the session with one ``ERROR:`` line, the message
-``polysample validate`` gives (``pytest.UsageError``, exit status 4), not a traceback.
+false``). No backend, or a bad option (an unknown backend or family, a family the backend
+does not support, a selection with no check, an unreadable or invalid expected-failures
+file), stops the session with one ``ERROR:`` line (``pytest.UsageError``, exit status 4), not
+a traceback: without a backend it says how to give one (a silent skip would pass a suite that
+ran nothing); for a bad option it is the message ``polysample validate`` gives.
 """
 
 from __future__ import annotations
@@ -82,13 +82,9 @@ def pytest_generate_tests(metafunc: Any) -> None:
         return
     cfg = metafunc.config
     backends = cfg.getoption("--polysample-backend") or cfg.getini("polysample_backend")
-    if not backends:
-        def fail() -> None:
-            raise pytest.UsageError(_NO_BACKEND)
-
-        metafunc.parametrize("polysample_check", [pytest.param(fail, id="no-backend")])
-        return
     try:
+        if not backends:
+            raise _Usage(_NO_BACKEND)
         argvalues = _params(cfg, list(backends))
     except _Usage as exc:
         cfg.stash[_USAGE] = str(exc)

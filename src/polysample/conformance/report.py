@@ -192,6 +192,9 @@ class Report:
               if r.family == family and (r.backend == backend or
                                          (r.layer == "agreement" and backend in r.involves))]
         if not rs:
+            if backend not in self.claimed and any(
+                    r.backend == backend and r.check == "load" for r in self.results):
+                return "not loaded"  # its failed load check says why, under the table
             if not self.complete:
                 return "-"
             return "no checks" if family in self.claimed.get(backend, ()) else "unsupported"
@@ -205,7 +208,8 @@ class Report:
     def table(self) -> str:
         """Backends x families: pass / FAIL / xfail (expected failure) / unsupported (the
         backend does not claim the family) / no checks (it does, but the layers chosen have
-        no check of it)."""
+        no check of it) / not loaded (the backend failed to load: its ``load`` check, listed
+        under the table, says why)."""
         backends = list(self.backends)
         fams = sorted({r.family for r in self.results if r.family != "*"} | set(self.families))
         w = max([len(f) for f in fams] + [6])

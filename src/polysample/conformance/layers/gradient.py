@@ -1025,6 +1025,8 @@ def _grad_scalar(t: Target, family: str, grid: Grid, names: list[str]
         seed = r.seed(f"{t.name}-{family}-{grid.label}-grad_scalar")
         rng = _weights_rng(seed)
         worst, errs, where = 0.0, {k: 0.0 for k in names}, ""
+        # at the worst: the parameter, |got - expected|, |expected|, sum_i |w_i want_i|
+        at: tuple[str, float, float, float] = ("", math.nan, math.nan, math.nan)
         for j in range(len(pts)):
             one = point_params(family, params, j)
             leaves = {k: one[k].detach().clone().requires_grad_(True) for k in names}
@@ -1072,6 +1074,7 @@ def _grad_scalar(t: Target, family: str, grid: Grid, names: list[str]
                     errs[k] = max(errs[k], err)
                     if not err <= worst:
                         worst = err
+                        at = (k, abs(got - expect), abs(expect), size)
                         where = (f"{grid.label}[{j}] ({pts[j]}): d/d{k} of sum_i w_i x_i = "
                                  f"{got:.6g}, expected {expect:.6g} (random weights at "
                                  f"{int(valid.sum())} of the call's {xn.size} draws)")
@@ -1082,13 +1085,19 @@ def _grad_scalar(t: Target, family: str, grid: Grid, names: list[str]
                                            f"{rtol:g}")])
         if not worst <= rtol:  # NaN fails
             out.point = where.split(":")[0]
+            k, diff, expected, size = at
+            plain = diff / expected if expected > 0 else math.inf
             raise CheckFailure(
                 f"pathwise gradient with scalar parameters is wrong at {where}: relative "
-                f"error {worst:.3g} > {rtol:g}; the per-draw gradients of a call must be each "
-                f"draw's own (dx_i/d{max(errs, key=lambda k: errs[k])} is fixed draw by draw), "
-                f"not only right in their sum", out)
-        out.message = (f"per-draw gradients with scalar parameters right: max relative "
-                       f"error {worst:.2g}")
+                f"error |got - expected| / |expected| = {plain:.3g}. The check's statistic "
+                f"divides |got - expected| = {diff:.3g} by the size of the weighted sum's "
+                f"expected terms, sum_i |w_i dx_i/d{k}| = {size:.3g} (the random weights' "
+                f"signs can bring the expected sum near 0): {worst:.3g} > {rtol:g}. The per-draw "
+                f"gradients of a call must be each draw's own (dx_i/d"
+                f"{max(errs, key=lambda k: errs[k])} is fixed draw by draw), not only right in "
+                f"their sum", out)
+        out.message = (f"per-draw gradients with scalar parameters right: max error "
+                       f"{worst:.2g} of the weighted sums' terms (sum_i |w_i dx_i/dtheta|)")
         return out
 
     return fn

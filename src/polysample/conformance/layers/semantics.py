@@ -327,13 +327,19 @@ def _inputs_intact(what: str, tensors: dict[str, Any], given: dict[str, torch.Te
                            "given (they are the caller's); compute on copies")
 
 
-def _kept_intact(method: str, earlier: torch.Tensor, kept: torch.Tensor) -> None:
+def _kept_intact(what: str, earlier: torch.Tensor, kept: torch.Tensor) -> None:
     """An earlier result still holds its values after later calls (a backend that returns a
-    buffer it reuses, or keeps writing to, changes what the caller already holds)."""
+    buffer it reuses, or keeps writing to, changes what the caller already holds). ``what``
+    names the calls (``"sample()"``). The rules that compare two calls' values run it where
+    they find them identical: a reused buffer makes them so, and is the cause to name."""
     if not _equal(earlier.detach(), kept):
-        raise CheckFailure(f"{method}(): a later call changed the values an earlier call had "
-                           "returned: the backend returns a buffer it reuses or writes to "
-                           "again. Return a new tensor from every call")
+        raise CheckFailure(_reused(what))
+
+
+def _reused(what: str) -> str:
+    return (f"{what}: a later call changed the values an earlier call had returned: the "
+            "backend returns a buffer it reuses or writes to again. Return a new tensor from "
+            "every call")
 
 
 def _strided(v: torch.Tensor) -> torch.Tensor:
@@ -862,7 +868,7 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
         if not _equal(a, d.sample(N, seed=np.random.SeedSequence(7))):
             raise CheckFailure("sample(): seed=7 and seed=SeedSequence(7) gave different values")
         b = d.sample(N, seed=8)
-        _kept_intact("sample", a, kept)
+        _kept_intact("sample()", a, kept)
         if _equal(a, b):
             raise CheckFailure("sample(): seeds 7 and 8 gave identical values")
         for power in (32, 64):  # seeds that differ only above 32 or 64 bits
@@ -905,7 +911,7 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
             if not _equal(ra, d.rsample(N, seed=7)):
                 raise CheckFailure("rsample(): the same seed gave different values")
             d.rsample(N, seed=8)
-            _kept_intact("rsample", ra, kept)
+            _kept_intact("rsample()", ra, kept)
         _inputs_intact("sample() and rsample()", params, given)
         methods = ("sample", "rsample") if support.rsample else ("sample",)
         calls = _seed_calls(family)
@@ -964,7 +970,10 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
         after = []
         with preserved_global_seed():
             polysample.manual_seed(1234)
-            a, b = d.sample(N), d.sample(N)
+            a = d.sample(N)
+            kept = a.clone()
+            b = d.sample(N)
+            aliased = not _equal(a, kept)  # b was written into a's memory: a reused buffer
             polysample.manual_seed(1234)
             c = d.sample(N)
             for m, how, said in seeded:
@@ -973,20 +982,29 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
                 after.append((f"{m}({N}, {said})", d.sample(N)))
         point = example_params(family, ())
         scalar = make(family, point, t)
-        repeats = {}
+        repeats: dict[str, torch.Tensor] = {}
+        reused: dict[str, bool] = {}
         calls = (UNSEEDED_CALLS_CONTINUOUS if FAMILIES[family].kind == "continuous"
                  else UNSEEDED_CALLS)
         with preserved_global_seed():
             polysample.manual_seed(4321)
             for m in methods:
-                xs = [getattr(scalar, m)().detach() for _ in range(calls)]
+                first = getattr(scalar, m)().detach()
+                kept_first = first.clone()
+                xs = [first] + [getattr(scalar, m)().detach() for _ in range(calls - 1)]
                 if all(_equal(xs[0], x) for x in xs[1:]):
                     repeats[m] = xs[0]
+                    reused[m] = not _equal(first, kept_first)
         # a write into the parameters changes later calls' values: name it, not the stream
         _inputs_intact(f"sample({N})", params, given)
         if _equal(a, b):
+            if aliased:
+                raise CheckFailure(_reused(f"two unseeded calls of sample({N})"))
             raise CheckFailure("two unseeded calls gave identical values")
         for m, x in repeats.items():
+            if reused[m]:
+                raise CheckFailure(_reused(f"{calls} unseeded calls of {m}() with scalar "
+                                           "parameters"))
             chance = _equal_by_chance(family, point, x, calls - 1)
             if chance < SEEDS_ALPHA:
                 raise CheckFailure(
@@ -1033,14 +1051,19 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
                 g1 = torch.Generator().manual_seed(3)
                 g2 = torch.Generator().manual_seed(3)
                 a = draw(g1)
+                kept = a.clone()
                 _inputs_intact(f"generator=, {call}", pd, kept_d)
                 if not _equal(a, draw(g2)):
                     raise CheckFailure(f"generator=, {call}: two generators in the same state "
                                        "gave different values")
+                # Identical values below may be one reused buffer (a later call wrote its
+                # values into the earlier result): that is the cause to name, not the generator.
                 if _equal(a, draw(g1)):
+                    _kept_intact(f"generator=, {call}", a, kept)
                     raise CheckFailure(f"generator=, {call}: the generator did not advance (a "
                                        "second draw from it repeated the first)")
                 if _equal(a, draw(torch.Generator().manual_seed(4))):
+                    _kept_intact(f"generator=, {call}", a, kept)
                     raise CheckFailure(f"generator=, {call}: generators seeded 3 and 4 gave "
                                        "identical values (the generator is ignored)")
         point = example_params(family, ())
