@@ -324,3 +324,50 @@ def test_meta_tensors_are_scored_as_torch_scores_them_on_every_backend(backend):
             continue
         out = make("meta").log_prob(value)
         assert out.is_meta and out.shape == torch.broadcast_shapes(value.shape, (3,))
+
+
+_WRONG_SIDE = {
+    "Normal(scale=-1)": (lambda b: ps.Normal(0.0, torch.tensor(-1.0), validate_args=False,
+                                             backend=b), "scale must be at least 0.0"),
+    "Bernoulli(1.5)": (lambda b: ps.Bernoulli(torch.tensor(1.5), validate_args=False, backend=b),
+                       "probs must be in [0.0, 1.0]"),
+    "Bernoulli(-0.5)": (lambda b: ps.Bernoulli(torch.tensor(-0.5), validate_args=False,
+                                               backend=b), "probs must be in [0.0, 1.0]"),
+    "Categorical([-1, 1, 1])": (lambda b: ps.Categorical(torch.tensor([-1.0, 1.0, 1.0]),
+                                                         validate_args=False, backend=b),
+                                "probs must be non-negative in every entry"),
+    "Gamma(-1)": (lambda b: ps.Gamma(torch.tensor(-1.0), 1.0, validate_args=False, backend=b),
+                  "concentration must be at least 0.0"),
+    "MultivariateNormal(upper scale_tril)": (
+        lambda b: ps.MultivariateNormal(torch.zeros(2), scale_tril=torch.tensor([[1.0, 5.0],
+                                                                                  [0.0, 1.0]]),
+                                        validate_args=False, backend=b),
+        "scale_tril must be lower triangular"),
+}
+
+
+@pytest.mark.parametrize("backend", AVAILABLE)
+@pytest.mark.parametrize("case", sorted(_WRONG_SIDE))
+def test_validate_args_false_refuses_the_wrong_side_of_a_bound_alike_at_every_size(backend,
+                                                                                   case):
+    # An outside trial: with validate_args=False, Bernoulli(1.5) drew ones on numpy and the tfp
+    # backends and raised on torch; torch's Normal(0, -1) drew 255 values and raised for 256;
+    # auto answered by the size of the call; the tfp backends read the lower triangle only.
+    make, said = _WRONG_SIDE[case]
+    for n in (3, 300, 10_000):
+        with pytest.raises(ps.InvalidParameterRuntimeError) as info:
+            make(backend).sample((n,), seed=1)
+        assert isinstance(info.value, RuntimeError) and said in str(info.value)
+        assert "validate_args=False" in str(info.value)
+
+
+@pytest.mark.parametrize("backend", AVAILABLE)
+def test_validate_args_false_draws_on_a_bound_as_torch_does(backend):
+    x = ps.Normal(torch.tensor(2.0), torch.tensor(0.0), validate_args=False,
+                  backend=backend).sample((300,), seed=1)
+    assert torch.equal(x, torch.full((300,), 2.0))
+
+
+def test_a_row_of_zero_probabilities_is_named_as_such():
+    with pytest.raises(ps.InvalidParameterError, match="all 0 gives NaN"):
+        ps.Categorical(torch.zeros(3), validate_args=False).sample()

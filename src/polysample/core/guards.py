@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+from torch.distributions import constraints
 
 from .errors import (
     InvalidParameterError,
@@ -83,6 +84,8 @@ def check_finite(dist: Any, family: str, names: tuple[str, ...], traceable: bool
     if torch._C._is_tracing():
         return False  # reading values would bake them into the trace
     complete = True
+    # validate_args=False: nothing checked the constraints at construction (torch's own flag)
+    unchecked = not getattr(dist, "_validate_args", True)
     _check_one_device(dist, family, names)
     for name in FAMILIES[family].integer_params:
         value = getattr(dist, name, None)
@@ -112,9 +115,68 @@ def check_finite(dist: Any, family: str, names: tuple[str, ...], traceable: bool
                 continue
             if value.is_floating_point() and not _all_finite(value):
                 _raise_non_finite(family, name, _compact(value.detach()))
+            if unchecked and value.is_floating_point():
+                _check_side(dist, family, name, value)
         elif isinstance(value, float) and not math.isfinite(value):
             _raise_non_finite(family, name, torch.tensor(value))
+        elif isinstance(value, float) and unchecked:
+            _check_side(dist, family, name, torch.tensor(value, dtype=torch.float64))
     return complete
+
+
+def _bounds(c: Any) -> tuple[Any, Any, str] | None:
+    """``(lower, upper, what)`` of the side of a torch constraint a parameter must keep to be
+    drawn from (either bound None), or None where the constraint is not a bound checked here
+    (real numbers, integers, positive-definite matrices, correlation Cholesky factors,
+    dependent constraints)."""
+    while isinstance(c, constraints._IndependentConstraint):
+        c = c.base_constraint
+    if isinstance(c, (constraints._GreaterThan, constraints._GreaterThanEq)):
+        return c.lower_bound, None, f"at least {c.lower_bound}"
+    if isinstance(c, (constraints._Interval, constraints._HalfOpenInterval)):
+        return c.lower_bound, c.upper_bound, f"in [{c.lower_bound}, {c.upper_bound}]"
+    if isinstance(c, constraints._Simplex):
+        return 0.0, None, "non-negative in every entry"
+    return None
+
+
+def _check_side(dist: Any, family: str, name: str, value: torch.Tensor) -> None:
+    """Raise :class:`InvalidParameterRuntimeError` for a parameter on the wrong side of its
+    constraint, in a distribution built with ``validate_args=False`` (validation refuses it at
+    construction otherwise).
+
+    Only the wrong side: a bound itself is drawn from (``Normal(0, 0)`` is ``loc``, as in torch).
+    torch's own samplers refuse most such parameters (``Normal(0, -1)``: "normal expects all
+    elements of std >= 0.0", ``Bernoulli(1.5)``), and the others drew values of no law
+    (``Gamma(-1)``: 1.2e-38) or NaN: the backends disagreed, and one backend's answer could
+    depend on the sample size (torch's fast path for 256 values and more refused what its small
+    path drew; ``auto`` routes by size). A ``scale_tril`` must be lower triangular with a
+    non-negative diagonal (TFP reads its lower triangle only)."""
+    c = dist.arg_constraints.get(name)
+    t = _compact(value.detach())
+    if isinstance(c, constraints._LowerCholesky):
+        bad = torch.triu(t, diagonal=1).ne(0) | (
+            torch.eye(t.shape[-1], dtype=torch.bool) & t.lt(0))
+        what = "lower triangular with a non-negative diagonal"
+    else:
+        bounds = _bounds(c)
+        if bounds is None:
+            return
+        low, high, what = bounds
+        bad = t.lt(low) if low is not None else torch.zeros_like(t, dtype=torch.bool)
+        if high is not None:
+            bad = bad | t.gt(high)
+    if not bool(bad.any()):
+        return
+    at = tuple(bad.nonzero()[0].tolist())
+    where = f" at index {at} of a tensor of shape {tuple(t.shape)}" if t.dim() else ""
+    raise InvalidParameterRuntimeError(
+        f"Invalid parameters for polysample.{family}: {name} must be {what} to draw from. "
+        f"Expected {name} {what}. Received: {name}={t[at].item()}{where}. The distribution was "
+        "built with validate_args=False, so nothing checked it at construction; every backend "
+        "refuses it at the draw (torch's samplers refuse most such parameters and draw values "
+        "of no law from the others). Give valid parameters (log_prob() still takes them as "
+        "torch does).")
 
 
 #: Families whose probability excludes an end of [0, 1] (torch's constraints: Geometric's
@@ -185,11 +247,21 @@ def _all_finite(t: torch.Tensor) -> bool:
     return math.isfinite(lo.item()) and math.isfinite(hi.item())
 
 
+#: Families whose ``probs`` torch divides by their sum along the last dimension.
+_NORMALIZED_PROBS = frozenset({"Categorical", "OneHotCategorical",
+                               "OneHotCategoricalStraightThrough", "Multinomial",
+                               "RelaxedOneHotCategorical"})
+
+
 def _raise_non_finite(family: str, name: str, t: torch.Tensor) -> None:
     bad = (~torch.isfinite(t)).nonzero()[0]
     value = t[tuple(bad.tolist())].item()
     where = f" at index {tuple(bad.tolist())} of a tensor of shape {tuple(t.shape)}" \
         if t.dim() else ""
+    if name == "probs" and family in _NORMALIZED_PROBS and math.isnan(value):
+        # torch normalizes probs by their sum: the NaN is 0 / 0, a row of zeros
+        where += (" (probs are divided by their sum: a row whose probabilities are all 0 gives "
+                  "NaN; give every row a positive sum)")
     raise InvalidParameterError(
         f"Invalid parameters for polysample.{family}: {name} must be finite to draw from. "
         f"Expected finite values. Received: {name}={value}{where}. Non-finite parameters are "
