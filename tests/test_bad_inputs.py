@@ -371,3 +371,11 @@ def test_validate_args_false_draws_on_a_bound_as_torch_does(backend):
 def test_a_row_of_zero_probabilities_is_named_as_such():
     with pytest.raises(ps.InvalidParameterError, match="all 0 gives NaN"):
         ps.Categorical(torch.zeros(3), validate_args=False).sample()
+
+
+@pytest.mark.parametrize("dim", [2.5, 3.0, torch.tensor(3.0)], ids=["2.5", "3.0", "tensor"])
+def test_a_fractional_lkj_dim_is_named(dim):
+    # torch's TypeError ("torch.Size() takes an iterable of 'int'") named no argument
+    with pytest.raises(ps.InvalidParameterTypeError, match="expected dim.*to be an int") as info:
+        ps.LKJCholesky(dim, torch.tensor(1.0))
+    assert isinstance(info.value, TypeError)

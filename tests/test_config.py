@@ -255,6 +255,14 @@ def test_use_backend_in_asyncio_tasks_is_isolated() -> None:
     assert a == ["cfg-ctx"] * 3 and b == ["cfg-arg"] * 3 and after == "torch"
 
 
+def test_a_file_saved_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    # An outside trial: Windows editors save UTF-8 with a BOM, which tomllib refused as
+    # "Invalid statement (at line 1, column 1)" in a file that looks valid.
+    write(tmp_path / "polysample.toml", b'\xef\xbb\xbfbackend = "cfg-file"\n')
+    ps.reload_config()
+    assert ps.get_backend() == "cfg-file"
+
+
 # --------------------------------------------------------------------------- errors
 BAD_FILES = [
     ("malformed", "pyproject.toml", "[tool.polysample\nbackend = 'x'\n", "Malformed TOML"),

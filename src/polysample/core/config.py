@@ -163,8 +163,9 @@ def _parse(path: Path, table: Mapping[str, Any], section: str) -> FileConfig:
 
 def _load_file(path: Path) -> FileConfig | None:
     try:
-        with path.open("rb") as fh:
-            data = tomllib.load(fh)
+        raw = path.read_bytes()
+        # A UTF-8 byte-order mark (Windows editors write one) is not TOML: read past it.
+        data = tomllib.loads(raw.removeprefix(b"\xef\xbb\xbf").decode("utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"Malformed TOML in {path}: {exc}. Fix the file's syntax.") from exc
     except UnicodeDecodeError as exc:

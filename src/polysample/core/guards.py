@@ -445,6 +445,12 @@ def check_event_size(family: str, args: tuple[Any, ...], kwargs: dict[str, Any])
     if family != "LKJCholesky":
         return
     dim = kwargs["dim"] if "dim" in kwargs else (args[0] if args else None)
+    if isinstance(dim, float) or (isinstance(dim, torch.Tensor) and dim.is_floating_point()):
+        # torch's message ("torch.Size() takes an iterable of 'int'") names no argument
+        raise InvalidParameterTypeError(
+            f"Invalid parameters for polysample.{family}: expected dim, the size of the "
+            f"correlation matrices, to be an int. Received: dim={dim!r:.40} "
+            f"({type(dim).__name__}). Give dim as an int, e.g. dim=3.")
     if isinstance(dim, bool) or not isinstance(dim, int) or dim <= 1:
         return
     conc = kwargs["concentration"] if "concentration" in kwargs else (
