@@ -906,6 +906,27 @@ class LargeCallWriteMutant(_Mutant):
         return self._inner.rsample(family, params, sample_shape, seed=seed)
 
 
+class TinyClampWriteMutant(_Mutant):
+    """Clamps the caller's Gamma ``concentration`` to at least 1e-3 in place, through NumPy
+    (no torch operation, so no version counter moves): only ``rsample_near_zero`` gives a
+    concentration below 1e-3, and the draws are then of the wrong law (an outside plugin
+    author's trial)."""
+
+    FAMILIES = ("Gamma",)
+
+    def _write(self, params):  # type: ignore[no-untyped-def]
+        arr = params["concentration"].detach().numpy()
+        np.clip(arr, 1e-3, None, out=arr)
+
+    def sample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        self._write(params)
+        return self._inner.sample(family, params, sample_shape, seed=seed)
+
+    def rsample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        self._write(params)
+        return self._inner.rsample(family, params, sample_shape, seed=seed)
+
+
 class DriftingWriteMutant(_Mutant):
     """Multiplies the caller's ``rate`` by 1.0001 in place, through NumPy, on every call (no
     torch operation, so no version counter moves). Each call's values come from the law of the
@@ -1941,6 +1962,7 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     # An outside trial's (2026-12-06): unseeded one-value draws that repeat, small seeded
     # batches sharing one noise, the seed dropped where parameters require grad, a gradient
     # taken another way when one parameter alone requires grad.
+    "mutant_tiny_clamp_write": (TinyClampWriteMutant, "rsample_near_zero", "Gamma"),
     "mutant_unseeded_repeat": (UnseededScalarRepeatMutant, "global_stream", "Normal"),
     "mutant_small_batch_seed": (SmallBatchSeedMutant, "seeds", "Normal"),
     "mutant_seed_dropped_with_grad": (SeedDroppedWithGradMutant, "seeds", "Normal"),

@@ -188,7 +188,9 @@ def _near_zero(t: Target, family: str, support: FamilySupport, name: str,
     params[name] = torch.full_like(params[name], NEAR_ZERO)
     leaves = rsample_leaves(family, params, support.rsample_params)
     where = f"at {name} = {NEAR_ZERO:g} ({str(dtype).removeprefix('torch.')})"
+    given = _copies(params)
     x = make(family, params, t).rsample(N_NEAR_ZERO, seed=0)
+    _inputs_intact(f"rsample() {where}", params, given)
     bad = ~torch.isfinite(x.detach())
     if bad.any():
         raise CheckFailure(f"rsample() {where} returned {int(bad.sum())} non-finite values of "
@@ -827,7 +829,7 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
                     for dtype in (torch.float32, torch.float64):
                         _near_zero(t, family, support, name, dtype)
                 return Outcome(f"rsample() at {', '.join(tiny)} = {NEAR_ZERO:g} (float32 and "
-                               "float64): finite values, no NaN gradient")
+                               "float64): finite values, no NaN gradient, parameters unchanged")
 
             yield check("rsample_near_zero", rsample_near_zero)
     else:
