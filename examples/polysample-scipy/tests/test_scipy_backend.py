@@ -46,10 +46,11 @@ def test_a_missing_scipy_makes_the_backend_unavailable(monkeypatch) -> None:
 
 
 def test_scipy_rejecting_parameters_is_an_invalid_parameter_error() -> None:
-    # Beyond what torch's constructor validates: SciPy refuses a negative total_count.
-    d = ps.NegativeBinomial(torch.tensor(-1.0), torch.tensor(0.5), backend=BACKEND,
-                            validate_args=False)
-    with pytest.raises(ps.InvalidParameterError, match="SciPy could not draw NegativeBinomial"):
+    # Beyond what polysample's draw checks (with validate_args=False it refuses the wrong side
+    # of a bound; the bound itself is drawn from, as torch draws it): SciPy refuses a Gamma
+    # concentration of 0.
+    d = ps.Gamma(torch.tensor(0.0), torch.tensor(1.0), backend=BACKEND, validate_args=False)
+    with pytest.raises(ps.InvalidParameterError, match="SciPy could not draw Gamma"):
         d.sample((2,), seed=0)
 
 
