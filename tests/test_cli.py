@@ -93,6 +93,16 @@ def test_sample_integer_parameter(capsys: pytest.CaptureFixture[str]) -> None:
 
 @pytest.mark.parametrize("argv,code,message", [
     (["sample", "Gauss"], 2, "Unknown family 'Gauss'. Expected one of: Bernoulli"),
+    # an outside trial: `backends --explain Gama` had the did-you-mean, `sample Gama` not
+    (["sample", "Gama"], 2, "Did you mean 'Gamma'?"),
+    # argparse's own errors (an outside trial): its usage block and "polysample sample: error:"
+    (["sample", "Normal", "--seed", "1.5"], 2, "invalid int value: '1.5'. Run 'polysample "
+                                               "sample --help' for the options."),
+    (["sample", "Normal", "-n", "abc"], 2, "invalid int value: 'abc'"),
+    (["sample"], 2, "the following arguments are required: family"),
+    (["bakends"], 2, "invalid choice: 'bakends'"),
+    (["bakends"], 2, "Did you mean 'backends'? Run 'polysample --help' for the options."),
+    (["validate", "--backend", "nope", "--quick"], 2, "unknown backend 'nope'"),
     (["sample", "Normal", "-p", "loc"], 2, "Expected --param NAME=VALUE"),
     (["sample", "Normal", "-p", "loc=abc"], 2, "number or a JSON list"),
     (["sample", "Normal", "-p", 'loc="x"'], 2, "number or a (nested) list"),

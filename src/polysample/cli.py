@@ -26,7 +26,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 __all__ = ["main", "build_parser"]
 
@@ -63,9 +63,29 @@ def _validate_wanted(argv: Sequence[str]) -> bool:
     return False
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser whose usage errors are one line, ``polysample: error: ...``, with a
+    did-you-mean for a mistyped choice and where to find the options (argparse printed its
+    usage block and a ``polysample <command>: error:`` line). Subcommands' parsers are of this
+    class too (``add_subparsers`` makes them of the parent's class)."""
+
+    def error(self, message: str) -> NoReturn:
+        import re
+
+        from .core.errors import did_you_mean
+
+        bad = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        message = message.rstrip(".") + "."
+        if bad:
+            message += did_you_mean(bad.group(1), re.findall(r"'([^']*)'", bad.group(2)))
+        print(f"polysample: error: {message} Run '{self.prog} --help' for the options.",
+              file=sys.stderr)
+        sys.exit(2)
+
+
 def build_parser(with_validate: bool = True) -> argparse.ArgumentParser:
     """The argument parser; ``with_validate=False`` leaves out the conformance import."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="polysample",
         description="One PyTorch-style sample()/rsample() API, drawn by the backend you choose.",
         epilog="Exit status: 0 success, 1 failure, 2 usage error.",
@@ -306,9 +326,11 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     from .core.families import FAMILIES
 
     if args.family not in FAMILIES:
+        from .core.errors import did_you_mean
+
         raise _UsageError(
             f"Unknown family {args.family!r}. Expected one of: {', '.join(sorted(FAMILIES))}."
-        )
+            f"{did_you_mean(args.family, sorted(FAMILIES))}")
     if args.num < 0:
         raise _UsageError(f"Expected -n to be a non-negative count. Received: {args.num}.")
     dtype = getattr(torch, args.dtype)

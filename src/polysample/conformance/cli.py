@@ -425,7 +425,7 @@ def run_validate(args: argparse.Namespace) -> int:
     try:
         return _run(args)
     except UsageError as exc:
-        print(f"polysample validate: error: {exc}", file=sys.stderr)
+        print(f"polysample: error: {exc}", file=sys.stderr)
         return 2
 
 
