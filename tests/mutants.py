@@ -906,7 +906,22 @@ class LargeCallWriteMutant(_Mutant):
         return self._inner.rsample(family, params, sample_shape, seed=seed)
 
 
-class TinyClampWriteMutant(_Mutant):
+class _ParamWriteMutant(_Mutant):
+    """Writes into the caller's parameters (``_write``) before every draw, then draws."""
+
+    def _write(self, params):  # type: ignore[no-untyped-def]
+        raise NotImplementedError
+
+    def sample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        self._write(params)
+        return self._inner.sample(family, params, sample_shape, seed=seed)
+
+    def rsample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        self._write(params)
+        return self._inner.rsample(family, params, sample_shape, seed=seed)
+
+
+class TinyClampWriteMutant(_ParamWriteMutant):
     """Clamps the caller's Gamma ``concentration`` to at least 1e-3 in place, through NumPy
     (no torch operation, so no version counter moves): only ``rsample_near_zero`` gives a
     concentration below 1e-3, and the draws are then of the wrong law (an outside plugin
@@ -918,16 +933,8 @@ class TinyClampWriteMutant(_Mutant):
         arr = params["concentration"].detach().numpy()
         np.clip(arr, 1e-3, None, out=arr)
 
-    def sample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
-        self._write(params)
-        return self._inner.sample(family, params, sample_shape, seed=seed)
 
-    def rsample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
-        self._write(params)
-        return self._inner.rsample(family, params, sample_shape, seed=seed)
-
-
-class DriftingWriteMutant(_Mutant):
+class DriftingWriteMutant(_ParamWriteMutant):
     """Multiplies the caller's ``rate`` by 1.0001 in place, through NumPy, on every call (no
     torch operation, so no version counter moves). Each call's values come from the law of the
     rate it saw, but a repeated seeded call draws other values: the contract rules first said
@@ -939,14 +946,6 @@ class DriftingWriteMutant(_Mutant):
     def _write(self, params):  # type: ignore[no-untyped-def]
         arr = params["rate"].detach().numpy()
         arr[...] = arr * 1.0001
-
-    def sample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
-        self._write(params)
-        return self._inner.sample(family, params, sample_shape, seed=seed)
-
-    def rsample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
-        self._write(params)
-        return self._inner.rsample(family, params, sample_shape, seed=seed)
 
 
 class AliasedResultMutant(_Mutant):

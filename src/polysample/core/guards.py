@@ -156,7 +156,7 @@ def _check_side(dist: Any, family: str, name: str, value: torch.Tensor) -> None:
     t = _compact(value.detach())
     if isinstance(c, constraints._LowerCholesky):
         bad = torch.triu(t, diagonal=1).ne(0) | (
-            torch.eye(t.shape[-1], dtype=torch.bool) & t.lt(0))
+            torch.eye(t.shape[-1], dtype=torch.bool, device=t.device) & t.lt(0))
         what = "lower triangular with a non-negative diagonal"
     else:
         bounds = _bounds(c)
