@@ -1083,3 +1083,42 @@ def test_a_reused_output_buffer_is_named_by_every_rule_that_sees_identical_draws
         assert "a later call changed the values an earlier call had returned" in message and \
             "Return a new tensor from every call" in message, (check, message)
         assert "did not advance" not in message and "gave identical values" not in message
+
+
+def test_sweep_cell_of_the_largest_float_below_one_reaches_the_end_of_the_support() -> None:
+    """A value rounded to the largest float below the end of its support stands for the law's
+    mass up to that end. Its cell's upper end (two spacings up) lies past the end, where the
+    closed form is NaN: it is moved back to the end itself (F = 1), not to the value (the
+    sweep failed a correct float32 RelaxedBernoulli at temperature 0.12, 15% of whose draws
+    round to 1 - 2^-24)."""
+    from scipy import special
+
+    from polysample.conformance.layers.sweep import randomized_pit
+    from polysample.conformance.reference import RelaxedBernoulli
+
+    top = np.float32(1) - np.float32(2.0**-24)
+    law = lambda p: RelaxedBernoulli(p["t"], p["p"])  # noqa: E731
+    p = {"t": np.full(2, 0.12), "p": np.full(2, 0.5)}
+    x = np.array([top, top], np.float32)
+    u, w = randomized_pit(law, p, x, False, np.array([0.0, 1.0]))
+    below = np.nextafter(np.nextafter(top, np.float32(0)), np.float32(0))
+    assert w[1] == 0.0 and u[1] == 1.0  # V = 1: the cell's top, the end of the support
+    assert w[0] == pytest.approx(float(RelaxedBernoulli(0.12, 0.5).sf(np.float64(below))))
+    assert w[0] > 0.1  # the mass the cell stands for: 15% of the law
+
+    # statistically: exact draws rounded to float32 and held at the largest float below 1
+    # (and at least tiny) are uniform under the randomized PIT (2^18 draws; the mean square
+    # of the normal scores is 1 within 6 standard errors: sd sqrt(2 / n) = 0.0028)
+    n = 1 << 18
+    rng = np.random.default_rng(7)
+    t = rng.uniform(0.1, 0.15, n)
+    q = rng.uniform(0.2, 0.8, n)
+    e = rng.uniform(size=n)
+    x64 = special.expit((special.logit(q) + special.logit(e)) / t)
+    info = np.finfo(np.float32)
+    xs = np.clip(x64.astype(np.float32), info.tiny, top)
+    assert (xs == top).mean() > 0.1
+    u, w = randomized_pit(law, {"t": t, "p": q}, xs, False, rng.uniform(size=n))
+    z = np.where(u < 0.5, special.ndtri(u), -special.ndtri(w))
+    assert abs(np.mean(z**2) - 1) < 6 * math.sqrt(2 / n), np.mean(z**2)
+    assert abs(np.mean(z)) < 6 / math.sqrt(n), np.mean(z)

@@ -16,7 +16,8 @@ Uniform(0, 1) under the reference, whatever the points; for continuous values to
 mass of a cell, negligible except where draws pile up on a float at the end of the support:
 a RelaxedBernoulli at temperature 0.1 puts 2.5% of its draws within 2^-52 of 1, which TFP
 rounds to 1.0 and torch clamps to ``1 - 2^-52`` (to stay inside the open support): either
-stands for the values up to the end. ``1 - u`` is computed from the survival function
+stands for the values up to the end (a cell reaching past the end of the support ends at the
+end: :func:`_end_at_support`; so does a value rounded to the largest float below 1). ``1 - u`` is computed from the survival function
 (accurate in the upper tail), and the normal scores ``zeta = Phi^-1(u)`` are N(0, 1).
 
 The draws are then cut into :data:`BANDS` bands of equal counts along each swept parameter
@@ -159,14 +160,35 @@ def _cell_pit(law: Any, x: np.ndarray, discrete: bool, v: np.ndarray,
     a, b = np.array(a, np.float64), np.array(b, np.float64)
     c, d = _sf(law, hi, b), _sf(law, lo, a)
     a, b, c, d = (np.array(e, np.float64) for e in (a, b, c, d))
-    # A cell end past the end of the support (1 + 2^-52 for a value of 1.0 in (0, 1)),
-    # where a closed form is NaN: the cell ends at the value itself.
-    sf = getattr(law, "sf", lambda y: 1.0 - np.asarray(law.cdf(y), np.float64))
-    for e, fn in ((a, law.cdf), (b, law.cdf), (c, sf), (d, sf)):
-        nan = np.flatnonzero(np.isnan(e) & np.isfinite(x))
-        if nan.size:  # (the law is vectorised over every point: evaluated whole)
-            e[nan] = np.asarray(fn(x), np.float64)[nan]
+    if not discrete:
+        _end_at_support(law, x, spacings, a, b, c, d)
     return a + v * (b - a), c + (1.0 - v) * (d - c)
+
+
+def _end_at_support(law: Any, x: np.ndarray, spacings: int, a: np.ndarray, b: np.ndarray,
+                    c: np.ndarray, d: np.ndarray) -> None:
+    """Cell ends past the end of the support (``1 + 2^-23`` for a float32 value of
+    ``1 - 2^-24`` in (0, 1)), where a closed form is NaN, moved back one spacing at a time to
+    the last float where the law is defined: the support's end itself (``1.0``, where
+    ``F = 1``) when it is a float, else the value. Not the value at once: a float32
+    RelaxedBernoulli at temperature 0.12 drawn by rounding to the largest float below 1
+    holds 15% of its draws there, standing for the law's mass up to 1, and a cell ending
+    at the value left that mass out (the sweep failed a correct sampler)."""
+    sf = getattr(law, "sf", lambda y: 1.0 - np.asarray(law.cdf(y), np.float64))
+    for e, fn, toward in ((a, law.cdf, np.inf), (b, law.cdf, -np.inf), (c, sf, -np.inf),
+                          (d, sf, np.inf)):
+        nan = np.isnan(e) & np.isfinite(x)
+        end = x.copy()
+        for _ in range(spacings):
+            end = np.nextafter(end, -toward)
+        for _ in range(spacings):  # (the law is vectorised over every point: evaluated whole)
+            if not nan.any():
+                break
+            end = np.nextafter(end, toward)
+            got = np.asarray(fn(end), np.float64)
+            fill = nan & ~np.isnan(got)
+            e[fill] = got[fill]
+            nan &= ~fill
 
 
 def projection_pit(law: Any, x: np.ndarray, discrete: bool, v: np.ndarray, ulps: int = 1
