@@ -338,6 +338,55 @@ class HessianZeroMutant(_Mutant):
         return _DetachedBackwardNormalScore.apply(value, loc, scale)
 
 
+class ValueGradientMutant(_Mutant):
+    """Scores Normal itself with the right values and parameter gradients, and a derivative in
+    the value 10% off (a hand-written backward pass; an outside trial's: ``log_prob_gradcheck``
+    checked the parameters alone)."""
+
+    def families(self) -> Mapping[str, FamilySupport]:
+        return {f: dataclasses.replace(s, log_prob=True) for f, s in super().families().items()}
+
+    def log_prob(self, family, params, value):  # type: ignore[override]
+        off = value.detach() + 1.1 * (value - value.detach())
+        return self._inner.log_prob(family, params, off)
+
+
+class MemoizedSeedMutant(_Mutant):
+    """Caches seeded results by (family, shape, seed) and returns the cached tensor again: the
+    right values, but a caller's in-place change to one result shows in the next (an outside
+    trial's: the suite checked that later calls leave earlier results unchanged, not that each
+    call returns new memory)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._cache: dict[tuple[Any, ...], torch.Tensor] = {}
+
+    def sample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        if seed is None:
+            return self._inner.sample(family, params, sample_shape, seed=seed)
+        key = (family, tuple(sample_shape), tuple(params.batch_shape), params.dtype,
+               seed.entropy, seed.spawn_key)
+        if key not in self._cache:
+            self._cache[key] = self._inner.sample(family, params, sample_shape, seed=seed)
+        return self._cache[key]
+
+
+class PrivateRsampleStreamMutant(_Mutant):
+    """Unseeded ``rsample()`` draws from a private generator rooted at a constant, which
+    ``manual_seed`` never resets (``sample()`` is right): an outside trial's; the
+    ``global_stream`` rule replayed ``sample()`` alone."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._gen = torch.Generator().manual_seed(99)
+
+    def rsample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        if seed is None:
+            seed = np.random.SeedSequence(int(torch.randint(0, 2**62, (1,),
+                                                            generator=self._gen)))
+        return self._inner.rsample(family, params, sample_shape, seed=seed)
+
+
 class PartialSeedMutant(_Mutant):
     """Honours the seed except for some calls (``ignored(params, sample_shape)``), which draw
     from its global stream: those of scalar parameters (batch ``()``, the commonest call), or
@@ -363,6 +412,14 @@ class PartialSeedMutant(_Mutant):
 
 class Seed3dMutant(PartialSeedMutant):
     SCALAR = False
+
+
+class Seed2dMutant(PartialSeedMutant):
+    """The seed ignored for two-dimensional sample shapes alone (an outside trial's: the
+    ``seeds`` rule drew no such shape)."""
+
+    def _ignored(self, params, sample_shape):  # type: ignore[no-untyped-def]
+        return len(tuple(sample_shape)) == 2
 
 
 class RoundingDirichlet(_Mutant):
@@ -1969,6 +2026,10 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     "mutant_poisson_plain_score": (PoissonPlainScoreMutant, "point_mass", "Poisson"),
     "mutant_seed_hash": (SeedHashMutant, "calls_repeats", "Normal"),
     "mutant_hessian_zero": (HessianZeroMutant, "log_prob_gradcheck", "Normal"),
+    "mutant_value_gradient": (ValueGradientMutant, "log_prob_gradcheck", "Normal"),
+    "mutant_memoized_seed": (MemoizedSeedMutant, "seeds", "Normal"),
+    "mutant_private_rsample_stream": (PrivateRsampleStreamMutant, "global_stream", "Normal"),
+    "mutant_seed_2d": (Seed2dMutant, "seeds", "Normal"),
     # The seed ignored for scalar parameters, or for sample shapes of three dimensions.
     "mutant_seed_scalar": (PartialSeedMutant, "seeds", "Exponential"),
     "mutant_seed_3d": (Seed3dMutant, "seeds", "Normal"),

@@ -6,7 +6,8 @@ density (see :mod:`..cases`). ``log_prob_f64`` / ``log_prob_f32`` compare with S
 draws of torch's sampler per grid point (``log_prob_f64`` also at two per point of the 32 of
 the univariate families' ``sweep`` grid) (relative tolerance 1e-6 in float64, 1e-4 in float32);
 ``log_prob_gradcheck`` runs ``torch.autograd.gradcheck`` in float64 (skipped for parameters on
-a simplex, where finite differences leave the constraint), and checks that a NaN upstream
+a simplex, where finite differences leave the constraint; for the univariate continuous families
+with respect to the value too), and checks that a NaN upstream
 gradient comes back NaN (:func:`..runner.nan_cotangent`). ``log_prob_far`` compares float64
 ``log_prob`` with SciPy in the tails (:func:`far_points`): at log densities of about -12.5,
 -50 and -200, and in the far tails (-800), where the density underflows;
@@ -574,6 +575,22 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
             return make(family, kw, t).log_prob(smooth)  # type: ignore[no-any-return]
 
         second = _second_derivatives(f_smooth, tuple(leaves[k] for k in names), names)
+        if not c.discrete and spec.event_dim == 0:
+            # the derivative in the value (a score function, Langevin and HMC steps use it):
+            # a Normal whose d log_prob/d x was 10% off passed (an outside trial)
+            d = make(family, {k: (v.detach() if isinstance(v, torch.Tensor) else v)
+                              for k, v in params.items()}, t)
+
+            def f_value(x: torch.Tensor) -> torch.Tensor:
+                return d.log_prob(x)  # type: ignore[no-any-return]
+
+            x0 = smooth.detach().clone().requires_grad_(True)
+            if not torch.autograd.gradcheck(f_value, (x0,), eps=1e-6, atol=1e-5, rtol=1e-4,
+                                            raise_exception=False):
+                raise CheckFailure("torch.autograd.gradcheck of log_prob w.r.t. the value "
+                                   "failed: " + _worst_partial(family, f_value, params,
+                                                               smooth, ["value"], [x0]))
+            names = [*names, "value"]
         if family == "Binomial":
             _binomial_count_gradient(t, params, value)
             names = [*names, "total_count (analytic)"]

@@ -80,12 +80,13 @@ LARGE_SEED_VALUES = SCALAR_VALUES
 #: ``(N, (2,))`` and the large call: no batch (a distribution of scalar parameters, the
 #: commonest call), one value, and a three-dimensional sample shape over a 2-d batch. A
 #: backend that honoured the seed for the example batch alone (and drew from its global stream
-#: for scalar parameters or for sample shapes of three dimensions) passed. Sizes of 1, 64 and
-#: 48 values: the size classes the ``shapes`` rule already draws. ``sample()`` with another
-#: seed must differ only where the call draws at least 32 values (fewer may repeat by chance
-#: for a discrete law).
+#: for scalar parameters or for sample shapes of three dimensions) passed; then a
+#: two-dimensional sample shape (one that ignored the seed for 2-d shapes passed: an outside
+#: trial). Sizes of 1, 64, 48 and 64 values: the size classes the ``shapes`` rule already
+#: draws. ``sample()`` with another seed must differ only where the call draws at least 32
+#: values (fewer may repeat by chance for a discrete law).
 SEED_CASES: tuple[tuple[tuple[int, ...], tuple[int, ...]], ...] = (
-    ((64,), ()), ((), ()), ((2, 4, 1), (2, 3)))
+    ((64,), ()), ((), ()), ((2, 4, 1), (2, 3)), ((4, 8), (2,)))
 
 
 def _seed_calls(family: str) -> list[tuple[tuple[int, ...], tuple[int, ...], torch.dtype]]:
@@ -336,6 +337,18 @@ def _kept_intact(what: str, earlier: torch.Tensor, kept: torch.Tensor) -> None:
     they find them identical: a reused buffer makes them so, and is the cause to name."""
     if not _equal(earlier.detach(), kept):
         raise CheckFailure(_reused(what))
+
+
+def _new_memory(what: str, first: torch.Tensor, second: torch.Tensor) -> None:
+    """Two calls' results do not share memory (docs/plugins.md: a new tensor from every
+    call): a backend that cached its seeded results and returned the same tensor again gave
+    the right values, and a caller's in-place change to one result showed in the next."""
+    if first.numel() and first.untyped_storage().data_ptr() == \
+            second.untyped_storage().data_ptr():
+        raise CheckFailure(
+            f"two calls of {what} returned tensors that share memory (the same tensor, or "
+            "views of one buffer: a cached result?): a caller's in-place change to one result "
+            "then shows in the other. Return a new tensor from every call (docs/plugins.md)")
 
 
 def _reused(what: str) -> str:
@@ -865,8 +878,10 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
         kept = a.clone()
         # a write into the parameters changes the next call's values: name it, not the seed
         _inputs_intact(f"sample({N}, seed=7)", params, given)
-        if not _equal(a, d.sample(N, seed=7)):
+        again = d.sample(N, seed=7)
+        if not _equal(a, again):
             raise CheckFailure("sample(): the same seed gave different values")
+        _new_memory(f"sample({N}, seed=7)", a, again)
         if not _equal(a, d.sample(N, seed=np.random.SeedSequence(7))):
             raise CheckFailure("sample(): seed=7 and seed=SeedSequence(7) gave different values")
         b = d.sample(N, seed=8)
@@ -910,8 +925,10 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
             ra = d.rsample(N, seed=7)
             kept = ra.detach().clone()
             _inputs_intact(f"rsample({N}, seed=7)", params, given)
-            if not _equal(ra, d.rsample(N, seed=7)):
+            rb = d.rsample(N, seed=7)
+            if not _equal(ra, rb):
                 raise CheckFailure("rsample(): the same seed gave different values")
+            _new_memory(f"rsample({N}, seed=7)", ra, rb)
             d.rsample(N, seed=8)
             _kept_intact("rsample()", ra, kept)
         _inputs_intact("sample() and rsample()", params, given)
@@ -978,6 +995,14 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
             aliased = not _equal(a, kept)  # b was written into a's memory: a reused buffer
             polysample.manual_seed(1234)
             c = d.sample(N)
+            if support.rsample:
+                # rsample() draws from the global stream too (a backend whose unseeded
+                # rsample() kept a private stream that manual_seed never reset passed)
+                polysample.manual_seed(1234)
+                ra = d.rsample(N).detach()
+                rb = d.rsample(N).detach()
+                polysample.manual_seed(1234)
+                rc = d.rsample(N).detach()
             for m, how, said in seeded:
                 polysample.manual_seed(1234)
                 getattr(d, m)(N, **how)
@@ -1018,6 +1043,14 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
         if not _equal(a, c):
             raise CheckFailure("manual_seed(1234) did not reproduce the unseeded draws: the "
                                "backend's global stream must be derived from polysample's seed")
+        if support.rsample:
+            if _equal(ra, rb):
+                raise CheckFailure("two unseeded calls of rsample() gave identical values")
+            if not _equal(ra, rc):
+                raise CheckFailure(
+                    "manual_seed(1234) did not reproduce the unseeded rsample() draws (it did "
+                    "reproduce sample()'s): unseeded rsample() must draw from the backend's "
+                    "global stream too, derived from polysample's seed (docs/plugins.md)")
         for what, x in after:
             if not _equal(a, x):
                 raise CheckFailure(
@@ -1028,7 +1061,8 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
                     "seed or generator alone (take no key, warm-up value or split from the "
                     "global stream)")
         return Outcome("unseeded calls advance a global stream that manual_seed reproduces "
-                       f"({calls} one-value calls included); "
+                       f"({calls} one-value calls included"
+                       + ("; rsample() too" if support.rsample else "") + "); "
                        "seeded and generator= draws leave it untouched")
 
     yield check("global_stream", global_stream)
