@@ -1342,3 +1342,31 @@ def test_binomial_float32_logits_near_one_draw_the_failures(backend: str) -> Non
     d = ps.Binomial(torch.tensor(1e6), logits=torch.tensor(17.0), backend=backend)
     failures = float((1e6 - d.sample((100_000,), seed=5).double()).sum())
     assert abs(failures - 4139.94) < 8 * 64.3, failures
+
+
+@pytest.mark.parametrize("backend", AVAILABLE)
+def test_subnormal_parameters_and_values_are_not_flushed_to_zero(backend):
+    # An outside trial: XLA and TensorFlow flush subnormal numbers to zero on the CPU, so the
+    # tfp backends drew Normal(0, 1e-39) as zeros, LogNormal(-92, 1) as zeros (outside the
+    # support) and scored Gamma(0.5, 2).log_prob(1e-40) as +inf (float32).
+    x = ps.Normal(torch.tensor(0.0), torch.tensor(1e-39), backend=backend).sample((2000,), seed=1)
+    assert x.dtype == torch.float32
+    ratio = float(x.double().std()) / 1e-39  # sd 1e-39 up to subnormal rounding (1.4e-45)
+    assert 0.9 < ratio < 1.1, ratio
+    y = ps.LogNormal(torch.tensor(-92.0), torch.tensor(1.0), backend=backend).sample((2000,),
+                                                                                     seed=1)
+    assert bool((y > 0).all()) and bool(torch.isfinite(y).all())
+    mid = float(y.double().log().median())  # the median of log y is loc
+    assert abs(mid + 92) < 0.1, mid
+    lp = ps.LogNormal(-92.0, 1.0, backend=backend).log_prob(y)
+    assert bool(torch.isfinite(lp).all())
+    v = torch.tensor([1e-40, 1e-30])
+    got = ps.Gamma(torch.tensor(0.5), torch.tensor(2.0), backend=backend).log_prob(v)
+    want = torch.distributions.Gamma(torch.tensor(0.5, dtype=torch.float64),
+                                     torch.tensor(2.0, dtype=torch.float64)).log_prob(v.double())
+    assert got.dtype == torch.float32 and torch.allclose(got.double(), want, rtol=1e-5), got
+    if backend in ("tfp", "tfp-tf"):
+        # a float64 subnormal has no wider dtype there: refused, saying why
+        with pytest.raises(ps.InvalidParameterError, match="subnormal"):
+            ps.Normal(torch.tensor(0.0, dtype=torch.float64),
+                      torch.tensor(1e-310, dtype=torch.float64), backend=backend).sample((3,))

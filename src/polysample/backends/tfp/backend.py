@@ -703,6 +703,9 @@ class TfpBackend(TableBackend):
         names = fam.sample_inputs
         tensors = _inputs(params, names)
         narrow = _widened(fam, params, tensors)
+        keep_subnormal = False
+        if narrow is None and _subnormal(family, dict(zip(names, tensors)), sub.name):
+            narrow, keep_subnormal = torch.float32, True
         if narrow is not None:
             tensors = [t.double() for t in tensors]
         static = tuple(int(params[n]) for n in fam.sample_static)
@@ -723,7 +726,7 @@ class TfpBackend(TableBackend):
             out = torch.cat(self._chunks(sub, family, plan, tensors, words, what, need_grad))
         out = plan.output(out)
         if narrow is not None:
-            out = _narrow(out, narrow)
+            out = _narrow(out, narrow, keep_subnormal)
         out = self._post(fam, params, out, grad)
         if out.dtype != params.dtype and out.is_floating_point():
             out = out.to(params.dtype)  # mixed parameter dtypes, computed in the promoted one
@@ -759,6 +762,8 @@ class TfpBackend(TableBackend):
         if fam.clamp:
             clamped = _clamp(out.detach(), fam.clamp)
             out = _StraightThrough.apply(out, clamped) if out.requires_grad else clamped
+        if fam.post == "exp":
+            return out.exp()
         if fam.post == "stick_breaking":
             from torch.distributions.transforms import StickBreakingTransform
 
@@ -781,6 +786,12 @@ class TfpBackend(TableBackend):
                 tensors = [t.to(dtype) if t.is_floating_point() else t for t in tensors]
             if value.dtype != dtype:
                 value = value.to(dtype)
+        narrow = None
+        if _subnormal(family, {**dict(zip(fam.log_prob_inputs, tensors)), "value": value},
+                      sub.name):
+            narrow = tensors[0].dtype
+            tensors = [t.double() if t.is_floating_point() else t for t in tensors]
+            value = value.double() if value.is_floating_point() else value
         static = tuple(int(params[n]) for n in fam.static)
         all_t = [*tensors, value]
         plan = self._plan("log_prob", family, (), static, all_t,
@@ -790,6 +801,8 @@ class TfpBackend(TableBackend):
         inputs = plan.inputs(all_t, need_grad)
         out = plan.output(_Bridge.apply(call, *inputs) if need_grad else call.forward(inputs))
         want = tensors[0].dtype if tensors[0].is_floating_point() else torch.get_default_dtype()
+        if narrow is not None:  # float32 inputs with a subnormal number, scored in float64
+            want = narrow
         if out.dtype != want:
             # TFP on JAX computes some float32 log-densities in float64 (Laplace, VonMises,
             # LowRankMultivariateNormal: constants promoted under x64); torch returns float32.
@@ -851,6 +864,33 @@ class TfpBackend(TableBackend):
         return plan.output(out)
 
 
+def _subnormal(family: str, tensors: Mapping[str, torch.Tensor], substrate: str) -> bool:
+    """Whether a float32 input holds a subnormal number (nonzero, below ``finfo.tiny``): XLA
+    and TensorFlow flush subnormal inputs and results to zero on the CPU (the processor's
+    flush-to-zero and denormals-are-zero modes, set for every program), so ``Normal(0,
+    1e-39)`` drew only zeros and ``Gamma(0.5, 2).log_prob(1e-40)`` was infinite (an outside
+    trial): such calls run in float64, where those numbers are normal. A float64 subnormal
+    input has no wider dtype: refused (``InvalidParameterError``)."""
+    for name, t in tensors.items():
+        if not t.is_floating_point() or t.dtype not in (torch.float32, torch.float64):
+            continue
+        fi = torch.finfo(t.dtype)
+        x = t.detach()
+        sub = (x.abs() < fi.tiny) & (x != 0)
+        if not bool(sub.any()):
+            continue
+        if t.dtype == torch.float32:
+            return True
+        first = float(x[sub].reshape(-1)[0])
+        raise InvalidParameterError(
+            f"polysample.{family} on the tfp backend ({substrate}): {name} holds the subnormal "
+            f"float64 number {first:.4g}, below the smallest normal float64 ({fi.tiny:.4g}). "
+            "Expected normal floats or 0: XLA and TensorFlow flush subnormal numbers to zero "
+            "on the CPU, so the result would be wrong. Rescale the problem, or use "
+            "backend='torch' or backend='numpy' for this distribution.")
+    return False
+
+
 def _widened(fam: TfpFamily, params: Params, tensors: Sequence[torch.Tensor]
              ) -> torch.dtype | None:
     """float32 when this float32 draw runs in float64 (``fam.in_float64``, or some
@@ -865,15 +905,19 @@ def _widened(fam: TfpFamily, params: Params, tensors: Sequence[torch.Tensor]
     return None
 
 
-def _narrow(out: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+def _narrow(out: torch.Tensor, dtype: torch.dtype, keep_subnormal: bool = False
+            ) -> torch.Tensor:
     """A float64 draw rounded to ``dtype``. Values past ``dtype``'s largest float are held at it
-    and nonzero ones below its smallest normal float at that, with a zero gradient there (in
+    and nonzero ones below its smallest normal float at that (unless ``keep_subnormal``: the
+    draws of subnormal parameters, whose law lies there), with a zero gradient there (in
     float64 their derivatives are finite, so the zero cotangent gives exactly 0, never NaN)."""
     fi = torch.finfo(dtype)
     y = out.to(dtype)
     with torch.no_grad():
         mag = out.detach().abs()
-        held = (mag > fi.max) | ((mag < fi.tiny) & (mag > 0))
+        held = mag > fi.max
+        if not keep_subnormal:
+            held |= (mag < fi.tiny) & (mag > 0)
     if not bool(held.any()):
         return y
     kept = (out.detach().sign() * mag.clamp(min=fi.tiny, max=fi.max)).to(dtype)

@@ -70,7 +70,8 @@ class TfpFamily:
         draw: ``draw(tfp, params, static, sample_shape, seed)`` for composed families.
         rsample: pathwise gradients offered.
         log_prob: TFP scores it (False: the core scores with torch).
-        post: torch-side step applied to the substrate's draw (composed families).
+        post: torch-side step applied to the substrate's draw (composed families;
+            ``"exp"``: LogNormal, whose subnormal values XLA flushes to zero).
         note: shown in ``polysample backends`` and the docs.
         tf_static_rows: TFP on TensorFlow cannot draw it with an unknown batch dimension, so
             its shape-bucket programs are traced once per bucket (see
@@ -621,6 +622,13 @@ def _std_exponential(tfp: Any, params: Sequence[Any], shape: tuple[int, ...], se
     u = _samplers(tfp).uniform(full, dtype=zero.dtype, seed=seed)
     info = np.finfo(getattr(zero.dtype, "as_numpy_dtype", zero.dtype))
     return tf.maximum(-tf.math.log1p(-u), float(info.tiny)) + zero
+
+
+def _lognormal_log(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...],
+                   shape: tuple[int, ...], seed: Any) -> Any:
+    """The logarithm of a LogNormal draw: TFP's ``LogNormal`` draws ``exp`` of this normal
+    draw with the same seed (the torch side takes the ``exp``, ``post="exp"``)."""
+    return tfp.distributions.Normal(p["loc"], p["scale"]).sample(shape, seed=seed)
 
 
 def _relaxed_bernoulli(tfp: Any, p: Mapping[str, Any], static: tuple[Any, ...],
@@ -1205,7 +1213,11 @@ TFP_FAMILIES: dict[str, TfpFamily] = {
                              tf_static_rows=True, in_float64=True),
     "Laplace": TfpFamily(("loc", "scale"), _d("Laplace", "loc", "scale"),
                          score=_laplace_score),
-    "LogNormal": TfpFamily(("loc", "scale"), _d("LogNormal", "loc", "scale")),
+    # TFP's normal draw, its exp() taken on the torch side: XLA flushes a subnormal exp() to 0
+    # (LogNormal(-92, 1) in float32 drew only zeros, outside the support; torch's values are
+    # about 1e-40), so the values are torch's exp() of TFP's normal draws
+    "LogNormal": TfpFamily(("loc", "scale"), _d("LogNormal", "loc", "scale"),
+                           draw=_lognormal_log, post="exp"),
     "LogisticNormal": TfpFamily(("loc", "scale"), _d("Normal", "loc", "scale"), log_prob=False,
                                 post="stick_breaking", chunked=True,
                                 note="composed: TFP Normal + torch StickBreakingTransform"),
