@@ -264,6 +264,20 @@ def test_torch_backend_draws_trace_as_torch_ops() -> None:
 
 
 @pytest.mark.parametrize("method", ["sample", "rsample"])
+@pytest.mark.parametrize("how", ["seed", "generator"])
+def test_seeded_torch_draws_refuse_to_be_traced(method: str, how: str) -> None:
+    # An outside trial: a trace records torch's random ops, not the generator made from the
+    # seed, so each traced call drew other values, none of them the seed's, silently.
+    kw: dict[str, Any] = {"seed": 1} if how == "seed" else {"generator": torch.Generator()}
+    with pytest.raises(ps.NotTraceableError, match=f"with {how}=.*Received: {how}="):
+        _trace(lambda loc: getattr(ps.Normal(loc, 1.0, backend="torch"), method)((4,), **kw),
+               torch.zeros(2))
+    # outside a trace the seed is honoured as ever
+    d = ps.Normal(torch.zeros(2), 1.0, backend="torch")
+    assert torch.equal(d.sample((4,), seed=1), d.sample((4,), seed=1))
+
+
+@pytest.mark.parametrize("method", ["sample", "rsample"])
 def test_numpy_draws_refuse_to_be_traced(method: str) -> None:
     with pytest.raises(ps.NotTraceableError, match="backend 'numpy'.*backend='torch'"):
         _trace(lambda loc: getattr(ps.Normal(loc, 1.0, backend="numpy"), method)((4,)),

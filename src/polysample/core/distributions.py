@@ -664,6 +664,23 @@ def _check_traceable(backend: Backend, family: str, what: str) -> None:
     )
 
 
+def _check_seeded_trace(family: str, what: str, seed: Any, generator: Any) -> None:
+    """Refuse ``seed=`` or ``generator=`` under ``torch.jit.trace``: a trace records torch's
+    random operations but not the generator built from the seed, so every call of the traced
+    function drew other values, none of them the seed's (an outside trial)."""
+    if (seed is not None or generator is not None) and torch.jit.is_tracing():
+        given = f"seed={seed!r}" if seed is not None else "generator=a torch.Generator"
+        raise NotTraceableError(
+            f"Cannot trace polysample.{family}.{what}() with {given.split('=')[0]}=: "
+            "torch.jit.trace records "
+            "torch's random operations but not the generator made from the seed, so the "
+            "traced function would draw other values at every call, none of them the seed's. "
+            f"Expected no seed under tracing. Received: {given}. Trace an unseeded draw (it "
+            "then draws from torch's global stream at each call), or draw outside the traced "
+            "function and pass the values in."
+        )
+
+
 # torch._disable_dynamo is torch.compiler.disable with Dynamo imported on the first call
 # (torch uses it for the same reason): importing Dynamo costs about 2 s, and ``import
 # polysample`` must stay light. Dynamo knows the wrapper (torch/_dynamo/trace_rules.py).
@@ -1229,6 +1246,8 @@ class PolysampleDistribution:
         backend = self._ps_resolve()
         if not backend.traceable:
             _check_traceable(backend, self._ps_family, "sample")
+        elif seed is not None or generator is not None:
+            _check_seeded_trace(self._ps_family, "sample", seed, generator)
         # torch.no_grad() as a context manager costs several microseconds per scalar draw;
         # the raw switch does the same job.
         grad_was_enabled = torch.is_grad_enabled()
@@ -1290,6 +1309,8 @@ class PolysampleDistribution:
                 )
         if not backend.traceable:
             _check_traceable(backend, self._ps_family, "rsample")
+        elif seed is not None or generator is not None:
+            _check_seeded_trace(self._ps_family, "rsample", seed, generator)
         params = self._ps_params()
         want = params.dtype
         out, params = self._ps_draw(backend, params, shape, s, "rsample")
@@ -1727,6 +1748,8 @@ class MixtureSameFamily(_Combinator, td.MixtureSameFamily):
                 "with log_prob(), or a relaxed mixture."
             )
         _check_traceable(backend, f"MixtureSameFamily of {fam}", "rsample")
+        if backend.traceable and (seed is not None or generator is not None):
+            _check_seeded_trace(f"MixtureSameFamily of {fam}", "rsample", seed, generator)
         comp: Any = self.component_distribution
         params = comp._ps_params()
         comp._ps_guard(backend, params, shape, "rsample")
