@@ -79,6 +79,9 @@ CASES: list[Case] = [
      ps.InvalidParameterRuntimeError, "the product of the nonzero ones, is beyond 2..63 - 1"),
     ("list-parameter", "Normal", lambda b: ps.Normal([0.0, 1.0], 1.0, backend=b),
      ps.InvalidParameterTypeError, "Received: list .0.0, 1.0.. Give loc as a number or a tensor"),
+    # torch broadcasts Python numbers only: its ValueError named no argument (an outside trial)
+    ("numpy-scalar-parameter", "Normal", lambda b: ps.Normal(np.float32(0.0), 1.0, backend=b),
+     ps.InvalidParameterTypeError, "Received: float32 .*Give loc as a Python number"),
     ("string-total-count", "Multinomial",
      lambda b: ps.Multinomial("a", probs=torch.ones(2) / 2, backend=b),
      ps.InvalidParameterTypeError, "expected total_count to be a number or a torch.Tensor"),
@@ -379,3 +382,11 @@ def test_a_fractional_lkj_dim_is_named(dim):
     with pytest.raises(ps.InvalidParameterTypeError, match="expected dim.*to be an int") as info:
         ps.LKJCholesky(dim, torch.tensor(1.0))
     assert isinstance(info.value, TypeError)
+
+
+def test_numpy_scalars_where_torch_takes_them() -> None:
+    # np.float64 is a Python float; LKJCholesky's dim is not broadcast (torch takes np.int64)
+    assert ps.Normal(np.float64(0.5), 1.0).sample((2,), seed=1).dtype == torch.float32
+    assert ps.LKJCholesky(np.int64(3), 1.0).sample((2,), seed=1).shape == (2, 3, 3)
+    with pytest.raises(ps.InvalidParameterTypeError, match="total_count"):
+        ps.Multinomial(np.int64(10), torch.tensor([0.5, 0.5]))

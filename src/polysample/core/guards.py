@@ -414,6 +414,16 @@ def _signature(family: str) -> tuple[tuple[str, ...], dict[str, Any]]:
     return names, {n: params[n].default for n in names}
 
 
+@functools.cache
+def _broadcast_args(family: str) -> frozenset[str]:
+    """The constructor arguments torch broadcasts as numbers or tensors (its
+    ``arg_constraints``), and Multinomial's ``total_count``, which must be a Python int."""
+    constraints = getattr(torch.distributions, family).arg_constraints
+    if isinstance(constraints, property):  # per instance (Uniform, Wishart): every argument
+        return frozenset(_signature(family)[0])
+    return frozenset(constraints) | {"total_count"}
+
+
 def check_types(family: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
     """Raise :class:`InvalidParameterTypeError` at construction for a parameter that is not a
     number or a tensor (a string, ``None`` where the argument has no ``None`` default, a list,
@@ -428,13 +438,21 @@ def check_types(family: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> N
         if value is None:
             if defaults.get(name, inspect.Parameter.empty) is None:
                 continue
-        elif isinstance(value, torch.Tensor | numbers.Number) or hasattr(
+        elif isinstance(value, torch.Tensor | int | float | complex) or hasattr(
                 type(value), "__torch_function__"):
+            continue
+        # A NumPy scalar such as np.float32 is a numbers.Number but not a Python int or float,
+        # which torch's constructors broadcast: they raised a ValueError naming nothing. Other
+        # arguments (LKJCholesky's dim) take it.
+        scalar = isinstance(value, numbers.Number)
+        if scalar and name not in _broadcast_args(family):
             continue
         raise InvalidParameterTypeError(
             f"Invalid parameters for polysample.{family}: expected {name} to be a number or a "
             f"torch.Tensor. Received: {type(value).__name__} {value!r:.60}. Give {name} as a "
-            "number or a tensor (torch.as_tensor(...) converts a list or a NumPy array).")
+            + ("Python number or a tensor (float(...) or torch.as_tensor(...) converts a "
+               "NumPy scalar)." if scalar else
+               "number or a tensor (torch.as_tensor(...) converts a list or a NumPy array)."))
 
 
 def check_event_size(family: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
