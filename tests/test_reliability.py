@@ -1080,6 +1080,12 @@ def test_a_backend_failing_to_allocate_raises_sample_too_large() -> None:
     with pytest.raises(ps.SampleTooLargeError, match="could not allocate") as info:
         ps.Normal(0.0, 1.0, backend=Starved()).sample((10,))
     assert isinstance(info.value.__cause__, MemoryError)
+    # 10 values: the sample_shape is not the cause, and the message does not say it is (an
+    # outside trial: "Draw in chunks ... or reduce sample_shape" for a backend's own bug)
+    assert "needs only 40 bytes" in str(info.value) and "unlikely to help" in str(info.value)
+    assert "reduce sample_shape" not in str(info.value)
+    with pytest.raises(ps.SampleTooLargeError, match="reduce sample_shape"):
+        ps.Normal(0.0, 1.0, backend=Starved()).sample((1 << 25,))  # 128 MiB: the shape's
 
 
 def test_cli_sample_with_a_huge_n_prints_one_line() -> None:

@@ -492,6 +492,11 @@ def check_event_size(family: str, args: tuple[Any, ...], kwargs: dict[str, Any])
             "in memory. Reduce dim.")
 
 
+#: A failed allocation while drawing a result smaller than this is not blamed on the
+#: ``sample_shape`` (64 MiB: a draw's scratch memory is a small multiple of its result).
+SMALL_RESULT_BYTES = 64 << 20
+
+
 def allocation_error(exc: BaseException, family: str, what: str, shape: torch.Size,
                      params: Any) -> SampleTooLargeError | None:
     """The :class:`SampleTooLargeError` for a library's failure to allocate (NumPy's
@@ -504,6 +509,17 @@ def allocation_error(exc: BaseException, family: str, what: str, shape: torch.Si
                 and ("can't allocate memory" in text or "out of memory" in text)):
             return None
     nbytes = _bytes(shape, params.batch_shape, params.event_shape, params.dtype)
+    if nbytes < SMALL_RESULT_BYTES:
+        # the caller's sample_shape is not the cause: advice to reduce it misled (a backend's
+        # own 8 TB scratch allocation for 4 values; an outside trial)
+        full = tuple(shape) + tuple(params.batch_shape) + tuple(params.event_shape)
+        return SampleTooLargeError(
+            f"Cannot draw polysample.{family}.{what}(sample_shape={tuple(shape)}): the backend "
+            f"could not allocate memory ({type(exc).__name__}: {quoted(exc)}), although the "
+            f"result, of shape {full} and dtype {params.dtype}, needs only {nbytes} bytes "
+            f"({_human(nbytes)}). Expected the memory a draw of this size needs. The backend "
+            "asked for far more than the result (a defect to report to its authors), or the "
+            "process has run out of memory: a smaller sample_shape is unlikely to help.")
     return SampleTooLargeError(_message(
         family, what, shape, params, nbytes,
         "and the backend could not allocate the memory it needs to draw it (which can be "
