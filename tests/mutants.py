@@ -351,6 +351,26 @@ class ValueGradientMutant(_Mutant):
         return self._inner.log_prob(family, params, off)
 
 
+class FisherSwapMutant(_Mutant):
+    """FisherSnedecor drawn with ``df1`` and ``df2`` swapped where ``df1 > df2`` (an outside
+    trial's; the sweep's message said its draws of 3.4e-17 at df1 = 51.7, df2 = 0.54 lay
+    "outside the reference law's support or are not finite": finite, and in the support)."""
+
+    FAMILIES = ("FisherSnedecor",)
+
+    def _swapped(self, params):  # type: ignore[no-untyped-def]
+        a, b = params["df1"], params["df2"]
+        sw = a > b
+        return {**dict(params.items()), "df1": torch.where(sw, b, a),
+                "df2": torch.where(sw, a, b)}
+
+    def sample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        return self._inner.sample(family, self._swapped(params), sample_shape, seed=seed)
+
+    def rsample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        return self._inner.rsample(family, self._swapped(params), sample_shape, seed=seed)
+
+
 class MemoizedSeedMutant(_Mutant):
     """Caches seeded results by (family, shape, seed) and returns the cached tensor again: the
     right values, but a caller's in-place change to one result shows in the next (an outside
@@ -2027,6 +2047,7 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     "mutant_seed_hash": (SeedHashMutant, "calls_repeats", "Normal"),
     "mutant_hessian_zero": (HessianZeroMutant, "log_prob_gradcheck", "Normal"),
     "mutant_value_gradient": (ValueGradientMutant, "log_prob_gradcheck", "Normal"),
+    "mutant_fisher_swap": (FisherSwapMutant, "sample_sweep", "FisherSnedecor"),
     "mutant_memoized_seed": (MemoizedSeedMutant, "seeds", "Normal"),
     "mutant_private_rsample_stream": (PrivateRsampleStreamMutant, "global_stream", "Normal"),
     "mutant_seed_2d": (Seed2dMutant, "seeds", "Normal"),

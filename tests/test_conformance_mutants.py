@@ -270,6 +270,17 @@ def test_a_sampler_wrong_between_the_grid_points_fails_the_sweep_alone(with_muta
     assert lo < 20 and hi > 5  # the band holds the defect
 
 
+def test_an_impossible_sweep_draw_is_named_for_what_it_is(with_mutants):
+    # FisherSnedecor with df1 and df2 swapped where df1 > df2: draws of 1e-17 where the law
+    # has no mass to speak of. The message said "outside the support or not finite".
+    report = check_backend("mutant_fisher_swap", families=["FisherSnedecor"],
+                           layers=("sampler",), quick=True)
+    caught = next(r for r in report.failures if r.check == "sample_sweep")
+    assert "impossible under the reference law" in caught.message
+    assert "puts no probability" in caught.message and "not finite" not in caught.message
+    assert "df1=" in caught.point
+
+
 @pytest.mark.parametrize("name, family, swept, lo_max, hi_min", [
     ("mutant_dirichlet_band", "Dirichlet", "concentration[", 80, 20),
     ("mutant_wishart_band", "Wishart", "df in [", 100, 30),

@@ -61,6 +61,7 @@ invariance at 32 points of them.
 from __future__ import annotations
 
 import copy
+import math
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -327,9 +328,22 @@ def _sample_sweep(r: Runner, t: Target, family: str) -> Outcome:
         if bad.size:
             i = int(bad[0])
             what = "draws" if c.law is not None else f"draws' {label} statistics"
+            x = float(v[i])
+            if not math.isfinite(x):
+                why = "not finite"
+            elif not (math.isfinite(float(u[i])) and math.isfinite(float(w[i]))):
+                why = "where the reference law's CDF is undefined (NaN): outside its support"
+            else:
+                side = "below" if float(u[i]) <= 0 else "above"
+                why = (f"where the reference law puts no probability ({side} its support, or "
+                       "so far in that tail that the law's probability of the value's cell "
+                       "underflows to 0 in float64): a draw far off the law there, as from "
+                       "wrong parameters")
             raise CheckFailure(
-                f"{bad.size} of {n} sweep {what} lie outside the reference law's support or "
-                f"are not finite: {v[i]!r} at {at(i)}", n=n, seed=seed, point=at(i),
+                f"{bad.size} of {n} sweep {what} are impossible under the reference law; the "
+                f"first, {x!r} at {at(i)}, lies {why}" if math.isfinite(x) else
+                f"{bad.size} of {n} sweep {what} are impossible under the reference law; the "
+                f"first, {x!r} at {at(i)}, is not finite", n=n, seed=seed, point=at(i),
                 details={"outside": int(bad.size), "draw_seconds": round(seconds, 4)})
     bands: list[tuple[str, np.ndarray]] = [("the whole sweep", np.arange(n))]
     for k, v in swept.items():
