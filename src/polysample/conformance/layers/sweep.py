@@ -328,8 +328,8 @@ def _sample_sweep(r: Runner, t: Target, family: str) -> Outcome:
         if bad.size:
             i = int(bad[0])
             what = "draws" if c.law is not None else f"draws' {label} statistics"
-            x = float(v[i])
-            if not math.isfinite(x):
+            bad_x = float(v[i])
+            if not math.isfinite(bad_x):
                 why = "not finite"
             elif not (math.isfinite(float(u[i])) and math.isfinite(float(w[i]))):
                 why = "where the reference law's CDF is undefined (NaN): outside its support"
@@ -341,9 +341,9 @@ def _sample_sweep(r: Runner, t: Target, family: str) -> Outcome:
                        "wrong parameters")
             raise CheckFailure(
                 f"{bad.size} of {n} sweep {what} are impossible under the reference law; the "
-                f"first, {x!r} at {at(i)}, lies {why}" if math.isfinite(x) else
+                f"first, {bad_x!r} at {at(i)}, lies {why}" if math.isfinite(bad_x) else
                 f"{bad.size} of {n} sweep {what} are impossible under the reference law; the "
-                f"first, {x!r} at {at(i)}, is not finite", n=n, seed=seed, point=at(i),
+                f"first, {bad_x!r} at {at(i)}, is not finite", n=n, seed=seed, point=at(i),
                 details={"outside": int(bad.size), "draw_seconds": round(seconds, 4)})
     bands: list[tuple[str, np.ndarray]] = [("the whole sweep", np.arange(n))]
     for k, v in swept.items():
