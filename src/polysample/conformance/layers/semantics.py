@@ -881,11 +881,11 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
         again = d.sample(N, seed=7)
         if not _equal(a, again):
             raise CheckFailure("sample(): the same seed gave different values")
-        _new_memory(f"sample({N}, seed=7)", a, again)
         if not _equal(a, d.sample(N, seed=np.random.SeedSequence(7))):
             raise CheckFailure("sample(): seed=7 and seed=SeedSequence(7) gave different values")
         b = d.sample(N, seed=8)
         _kept_intact("sample()", a, kept)
+        _new_memory(f"sample({N}, seed=7)", a, again)  # (a reused buffer is named above)
         if _equal(a, b):
             raise CheckFailure("sample(): seeds 7 and 8 gave identical values")
         for power in (32, 64):  # seeds that differ only above 32 or 64 bits
@@ -928,9 +928,9 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
             rb = d.rsample(N, seed=7)
             if not _equal(ra, rb):
                 raise CheckFailure("rsample(): the same seed gave different values")
-            _new_memory(f"rsample({N}, seed=7)", ra, rb)
             d.rsample(N, seed=8)
             _kept_intact("rsample()", ra, kept)
+            _new_memory(f"rsample({N}, seed=7)", ra, rb)
         _inputs_intact("sample() and rsample()", params, given)
         methods = ("sample", "rsample") if support.rsample else ("sample",)
         calls = _seed_calls(family)
