@@ -52,6 +52,7 @@ from ...core.errors import (
 from ...core.families import FAMILIES
 from ...core.params import Params
 from ...core.seeds import GlobalStream, seed_sequence_from
+from ...core.torch_fixes import WIDE_SCORE_ABOVE
 from .._math import redraw_outside_support
 from .families import MIXTURE_COMPONENTS, TFP_FAMILIES, WIDEN_BELOW, TfpFamily
 from .substrates import (
@@ -787,8 +788,9 @@ class TfpBackend(TableBackend):
             if value.dtype != dtype:
                 value = value.to(dtype)
         narrow = None
-        if _subnormal(family, {**dict(zip(fam.log_prob_inputs, tensors)), "value": value},
-                      sub.name):
+        named = dict(zip(fam.log_prob_inputs, tensors))
+        if (_subnormal(family, {**named, "value": value}, sub.name)
+                or _wide_score(named, fam.wide_score)):
             narrow = tensors[0].dtype
             tensors = [t.double() if t.is_floating_point() else t for t in tensors]
             value = value.double() if value.is_floating_point() else value
@@ -862,6 +864,13 @@ class TfpBackend(TableBackend):
         inputs = plan.inputs(tensors, need_grad)
         out = _Bridge.apply(call, *inputs) if need_grad else call.forward(inputs)
         return plan.output(out)
+
+
+def _wide_score(tensors: Mapping[str, torch.Tensor], names: tuple[str, ...]) -> bool:
+    """Whether a float32 ``log_prob`` runs in float64: some shape parameter ``names`` is above
+    :data:`~polysample.core.torch_fixes.WIDE_SCORE_ABOVE` (``TfpFamily.wide_score``)."""
+    return any(n in tensors and tensors[n].dtype == torch.float32
+               and bool((tensors[n].detach() > WIDE_SCORE_ABOVE).any()) for n in names)
 
 
 def _subnormal(family: str, tensors: Mapping[str, torch.Tensor], substrate: str) -> bool:

@@ -101,6 +101,10 @@ class TfpFamily:
         in_float64: every float32 draw runs in float64, rounded to float32 afterwards: TFP's
             float32 sampler is wrong (LKJCholesky: factors with a zero diagonal entry, see
             docs/conformance.md, finding F9).
+        wide_score: shape parameters above :data:`WIDE_SCORE_ABOVE` of which make a float32
+            ``log_prob`` run in float64, rounded back (checked on the host): TFP's log-gamma
+            normalisers cancel in float32 there (``Gamma(1e8, 1e8).log_prob(1)`` was 0, it
+            is 8.29; ``Chi2(1e8).log_prob(1e8)`` -64, it is -10.48: an outside trial).
         chunked: on JAX, draws of more rows than a chunk holds run in chunks of one program
             (``backend.CHUNK_ELEMENTS``): the families whose chunked draws took at most the
             exact program's time (TFP's rejection samplers, 0.63-0.96 times it, measured in
@@ -128,6 +132,7 @@ class TfpFamily:
     widen: tuple[str, ...] = ()
     in_float64: bool = False
     chunked: bool = False
+    wide_score: tuple[str, ...] = ()
 
     @property
     def sample_inputs(self) -> tuple[str, ...]:
@@ -1153,7 +1158,8 @@ TFP_FAMILIES: dict[str, TfpFamily] = {
     "Beta": TfpFamily(("concentration1", "concentration0"),
                       _d("Beta", "concentration1", "concentration0"), draw=_beta,
                       draw_flags=_small_concentration("concentration1", "concentration0"),
-                      clamp="unit", widen=("concentration1", "concentration0"), chunked=True),
+                      clamp="unit", widen=("concentration1", "concentration0"), chunked=True,
+                      wide_score=("concentration1", "concentration0")),
     "Binomial": TfpFamily(("total_count", "logits"), _d("Binomial", "total_count", "logits"),
                           draw=_binomial, draw_flags=_huge_count,
                           draw_inputs=("total_count", "probs"), rsample=False,
@@ -1164,7 +1170,7 @@ TFP_FAMILIES: dict[str, TfpFamily] = {
                              draw=_categorical, draw_inputs=("probs",), rsample=False),
     "Cauchy": TfpFamily(("loc", "scale"), _d("Cauchy", "loc", "scale"), score=_cauchy_score),
     "Chi2": TfpFamily(("df",), _d("Chi2", "df"), draw=_chi2,
-                      clamp="positive", widen=("df",)),
+                      clamp="positive", widen=("df",), wide_score=("df",)),
     # TFP's ContinuousBernoulli defaults to dtype=float32 whatever the logits' dtype. Scored
     # by torch: TFP's normalizer is exact, torch's saturates (probabilities clamped to
     # [eps, 1 - eps]), so beyond |logits| of about 16 (float32; 36 in float64) they differ
@@ -1175,7 +1181,8 @@ TFP_FAMILIES: dict[str, TfpFamily] = {
                                      note="log_prob: torch's (its normalizer, not TFP's)"),
     "Dirichlet": TfpFamily(("concentration",), _d("Dirichlet", "concentration"),
                            draw=_dirichlet, draw_flags=_small_concentration("concentration"),
-                           clamp="simplex", widen=("concentration",), chunked=True),
+                           clamp="simplex", widen=("concentration",), chunked=True,
+                           wide_score=("concentration",)),
     "Exponential": TfpFamily(("rate",), _d("Exponential", "rate")),
     "FisherSnedecor": TfpFamily(("df1", "df2"), draw=_fisher_snedecor, draw_flags=_small_df,
                                 log_prob=False,
@@ -1184,7 +1191,7 @@ TFP_FAMILIES: dict[str, TfpFamily] = {
     "Gamma": TfpFamily(("concentration", "rate"), _d("Gamma", "concentration", "rate"),
                        draw=_gamma, draw_flags=_gamma_flags,
                        flags_on=("jax",), clamp="positive", widen=("concentration",),
-                       chunked=True),
+                       chunked=True, wide_score=("concentration",)),
     "GeneralizedPareto": TfpFamily(
         ("loc", "scale", "concentration"), _GENERALIZED_PARETO,
         draw=_overflow_drawer(_GENERALIZED_PARETO, ("loc", "scale", "concentration"),
@@ -1201,7 +1208,8 @@ TFP_FAMILIES: dict[str, TfpFamily] = {
                               _d("InverseGamma", "concentration", "scale=rate"),
                               draw=_inverse_gamma,
                               draw_flags=_small_concentration("concentration"),
-                              clamp="positive_finite", widen=("concentration",), chunked=True),
+                              clamp="positive_finite", widen=("concentration",), chunked=True,
+                              wide_score=("concentration",)),
     "Kumaraswamy": TfpFamily(("concentration1", "concentration0"),
                              _d("Kumaraswamy", "concentration1", "concentration0"),
                              draw=_kumaraswamy,
@@ -1263,12 +1271,13 @@ TFP_FAMILIES: dict[str, TfpFamily] = {
                                           clamp="simplex"),
     "StudentT": TfpFamily(("df", "loc", "scale"), _d("StudentT", "df", "loc", "scale"),
                           draw=_student_t, draw_flags=_small_concentration("df"),
-                          widen=("df",), chunked=True, score=_student_t_score),
+                          widen=("df",), chunked=True, score=_student_t_score,
+                          wide_score=("df",)),
     "Uniform": TfpFamily(("low", "high"), _UNIFORM, draw=_uniform, draw_flags=_wide_span),
     "VonMises": TfpFamily(("loc", "concentration"), _d("VonMises", "loc", "concentration"),
                           draw=_von_mises, draw_flags=_large_concentration,
                           note="rsample beyond torch: TFP's implicit reparameterization",
-                          widen=("concentration",)),
+                          widen=("concentration",), wide_score=("concentration",)),
     "Weibull": TfpFamily(
         ("scale", "concentration"), _WEIBULL, clamp="positive_finite",
         draw=_overflow_drawer(_WEIBULL, ("scale", "concentration"),
@@ -1279,7 +1288,8 @@ TFP_FAMILIES: dict[str, TfpFamily] = {
         score=_weibull_score),
     "Wishart": TfpFamily(("df", "scale_tril"),
                          _d("WishartTriL", "df", "scale_tril", input_output_cholesky=False),
-                         note="TFP WishartTriL", score=_wishart_score, chunked=True),
+                         note="TFP WishartTriL", score=_wishart_score, chunked=True,
+                         wide_score=("df",)),
 }
 
 #: Component families for which ``rsample("MixtureSameFamily", ...)`` is offered: univariate,
