@@ -351,6 +351,57 @@ class ValueGradientMutant(_Mutant):
         return self._inner.log_prob(family, params, off)
 
 
+class PoissonTableTypoMutant(_Mutant):
+    """Scores Poisson itself from a table of ``log(k!)`` with a typo at ``k = 12`` (an outside
+    trial's: the density checks scored the grids' draws, none of which was 12)."""
+
+    FAMILIES = ("Poisson",)
+
+    def families(self) -> Mapping[str, FamilySupport]:
+        return {f: dataclasses.replace(s, log_prob=True) for f, s in super().families().items()}
+
+    def log_prob(self, family, params, value):  # type: ignore[override]
+        out = self._inner.log_prob(family, params, value)
+        return out + torch.where(value == 12, 2.3, 0.0).to(out.dtype)
+
+
+class _RoundedParamMutant(_Mutant):
+    """Draws with parameter ``PARAM`` rounded to a whole number where it is at least
+    ``ABOVE`` (a sampler that sums squared normals for Chi2, or loops over whole failures for
+    NegativeBinomial): an outside trial's, which every grid of whole values passed."""
+
+    PARAM = ""
+    ABOVE = 2.0
+
+    def _rounded(self, params):  # type: ignore[no-untyped-def]
+        v = params[self.PARAM]
+        return {**dict(params.items()),
+                self.PARAM: torch.where(v >= self.ABOVE, v.detach().round() + (v - v.detach()),
+                                        v)}
+
+    def sample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        return self._inner.sample(family, self._rounded(params), sample_shape, seed=seed)
+
+    def rsample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        return self._inner.rsample(family, self._rounded(params), sample_shape, seed=seed)
+
+
+class NegativeBinomialRoundMutant(_RoundedParamMutant):
+    FAMILIES = ("NegativeBinomial",)
+    PARAM = "total_count"
+
+
+class Chi2RoundMutant(_RoundedParamMutant):
+    FAMILIES = ("Chi2",)
+    PARAM = "df"
+
+
+class Chi2RoundLargeMutant(Chi2RoundMutant):
+    """:class:`Chi2RoundMutant` above df 30 only (the trial's): the corner df 1000.5."""
+
+    ABOVE = 30.0
+
+
 class FisherSwapMutant(_Mutant):
     """FisherSnedecor drawn with ``df1`` and ``df2`` swapped where ``df1 > df2`` (an outside
     trial's; the sweep's message said its draws of 3.4e-17 at df1 = 51.7, df2 = 0.54 lay
@@ -2048,6 +2099,11 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     "mutant_hessian_zero": (HessianZeroMutant, "log_prob_gradcheck", "Normal"),
     "mutant_value_gradient": (ValueGradientMutant, "log_prob_gradcheck", "Normal"),
     "mutant_fisher_swap": (FisherSwapMutant, "sample_sweep", "FisherSnedecor"),
+    "mutant_poisson_table_typo": (PoissonTableTypoMutant, "log_prob_f64", "Poisson"),
+    # parameters rounded to whole numbers: the grids' values are not whole (an outside trial)
+    "mutant_nb_round": (NegativeBinomialRoundMutant, "sample_ks", "NegativeBinomial"),
+    "mutant_chi2_round": (Chi2RoundMutant, "sample_ks", "Chi2"),
+    "mutant_chi2_round_large": (Chi2RoundLargeMutant, "sample_ks", "Chi2"),
     "mutant_memoized_seed": (MemoizedSeedMutant, "seeds", "Normal"),
     "mutant_private_rsample_stream": (PrivateRsampleStreamMutant, "global_stream", "Normal"),
     "mutant_seed_2d": (Seed2dMutant, "seeds", "Normal"),

@@ -773,7 +773,9 @@ _TABLE = [
        tiny=_TINY_CONC,
        sweep=_sweep(concentration=(0.1, 100.0, LOG), rate=(0.1, 10.0, LOG)),
        pathwise=_RATE),
-    _c("Chi2", lambda b, d, k: {"df": _lin(2.0, 6.0, b, d)}, _corner(df=[1e-2, 0.5, 1e3]),
+    # df not whole (and the large corner too): a sampler that rounded df (a Gamma draw by
+    # summing squared normals) passed every grid of whole values (an outside trial)
+    _c("Chi2", lambda b, d, k: {"df": _lin(2.5, 6.5, b, d)}, _corner(df=[1e-2, 0.5, 1000.5]),
        law=lambda p: ref.freeze(stats.chi2, p["df"]), positive=frozenset({"df"}), tiny=frozenset({"df"}),
        sweep=_sweep(df=(0.1, 300.0, LOG))),
     _c("Beta", lambda b, d, k: {"concentration1": _lin(1.0, 3.0, b, d),
@@ -864,7 +866,8 @@ _TABLE = [
        # torch.binomial in float32 (BTRS): Binomial(1e9, 0.3) with variance +40% (issue 12).
        edges=_corner(total_count=[1e9, 1e6], probs=[0.3, 0.7]), edges_dtype=torch.float32,
        sweep=_sweep(total_count=(1.0, 2000.0, LOG), probs=(0.01, 0.99, LIN))),
-    _c("NegativeBinomial", lambda b, d, k: {"total_count": _lin(2.0, 8.0, b, d),
+    # total_count not whole: a sampler that rounded it passed (an outside trial)
+    _c("NegativeBinomial", lambda b, d, k: {"total_count": _lin(2.5, 8.5, b, d),
                                             "probs": _lin(0.2, 0.6, b, d)},
        _corner(total_count=[0.5, 5.0, 100.0], probs=[1e-3, 0.5, 0.99]),
        # torch: successes (prob p) before total_count failures = SciPy nbinom(r, 1 - p).

@@ -63,6 +63,11 @@ _TOTALS = {"Binomial": 10.0, "NegativeBinomial": 3.0}
 _MULTINOMIAL_COUNTS = ((5, 0, 0, 0), (0, 5, 0, 0), (0, 0, 5, 0), (1, 1, 2, 1), (0, 0, 0, 5))
 #: The count families whose ``log_prob_gradcheck`` also scores the ends of the support.
 _COUNT_ENDS = ("Binomial", "NegativeBinomial", "Poisson", "Geometric")
+#: ``log_prob_f64`` / ``log_prob_f32`` of the count families also score every count below
+#: this (Binomial's up to ``total_count``), beside the draws: a Poisson whose table of
+#: ``log(k!)`` had a typo at 12 passed, no draw of the grids' points being 12 (an outside
+#: trial).
+EVERY_COUNT_BELOW = 64
 #: The families whose ``log_prob_gradcheck`` also scores the log density's kink: its parameter.
 _KINKS = {"Laplace": "loc"}
 _CATEGORY_FAMILIES = ("Categorical", "OneHotCategorical", "OneHotCategoricalStraightThrough",
@@ -345,6 +350,8 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
                 ) -> Callable[[Runner], Outcome]:
         def fn(r: Runner) -> Outcome:
             params, tdist, value = points(dtype, grid)
+            if family in _COUNT_ENDS:
+                value = _with_every_count(family, params, value)
             got = make(family, params, t).log_prob(value).detach().double().numpy()
             p = params_np(tdist, spec.params)
             v = value.double().numpy()
@@ -725,6 +732,18 @@ def _binomial_count_gradient(t: Target, params: dict[str, Any], value: torch.Ten
             f"{float(want.flatten()[j]):.10g} = sum of psi(n + 1) - psi(n - x + 1) + log(1 - p) "
             "(a term (n - x) log(1 - p) whose derivative was dropped where n = x?)",
             statistic=float(err.max()), threshold=1e-6, point=f"example[{j}] ({points[j]})")
+
+
+def _with_every_count(family: str, params: dict[str, Any], value: torch.Tensor
+                      ) -> torch.Tensor:
+    """``value`` (draws, shape ``(m, G)``) and every count below :data:`EVERY_COUNT_BELOW`
+    at each grid point (Binomial's held at its ``total_count``)."""
+    ks = torch.arange(EVERY_COUNT_BELOW, dtype=value.dtype).unsqueeze(-1).expand(
+        EVERY_COUNT_BELOW, *value.shape[1:])
+    if family == "Binomial":
+        n = torch.as_tensor(params["total_count"], dtype=value.dtype).detach()
+        ks = torch.minimum(ks, torch.broadcast_to(n.floor(), ks.shape))
+    return torch.cat([value, ks])
 
 
 def _worst_partial(family: str, f: Callable[..., torch.Tensor], params: dict[str, Any],
