@@ -390,3 +390,11 @@ def test_numpy_scalars_where_torch_takes_them() -> None:
     assert ps.LKJCholesky(np.int64(3), 1.0).sample((2,), seed=1).shape == (2, 3, 3)
     with pytest.raises(ps.InvalidParameterTypeError, match="total_count"):
         ps.Multinomial(np.int64(10), torch.tensor([0.5, 0.5]))
+
+
+def test_an_out_of_support_message_is_bounded() -> None:
+    # torch's message prints the whole value tensor (1,000 zeros: about 24 KB, an outside
+    # trial); polysample's quotes it cut at a word boundary
+    with pytest.raises(ps.InvalidParameterError, match="outside|support") as info:
+        ps.LogNormal(0.0, 1.0).log_prob(torch.zeros(1000))
+    assert len(str(info.value)) < 1500 and "Expected what" in str(info.value)

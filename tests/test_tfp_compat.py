@@ -135,8 +135,10 @@ def test_vmap_over_the_backward_pass_gives_each_cotangent_its_gradient(backend: 
 @pytest.mark.parametrize("backend", SUBSTRATES)
 def test_vmap_over_log_prob_raises_not_traceable(backend: str) -> None:
     d = ps.Normal(_t(0.0), _t(1.0), backend=backend)
-    with pytest.raises(ps.NotTraceableError, match="torch.func transform"):
+    with pytest.raises(ps.NotTraceableError, match="torch.func transform") as info:
         torch.func.vmap(d.log_prob)(_t(0.1, 0.2))
+    # a density, not a draw (an outside trial: the message spoke of "the same draw")
+    assert "cannot batch the density" in str(info.value) and "draw" not in str(info.value)
 
 
 # --------------------------------------------------------------------------- log_prob at the edges

@@ -586,7 +586,7 @@ def _invalid_value(dist: Any, method: str, value: object, exc: Exception) -> Inv
     received = (f"a tensor of shape {tuple(value.shape)}, dtype {value.dtype}"
                 if isinstance(value, torch.Tensor) else f"a {type(value).__name__}")
     return invalid_parameter(
-        f"Invalid value for {family}.{method}: {exc} Expected what "
+        f"Invalid value for {family}.{method}: {quoted(exc, 600)} Expected what "
         f"torch.distributions.{family}.{method} accepts: a tensor whose shape ends in "
         f"event_shape {tuple(dist.event_shape)} and broadcasts with batch_shape "
         f"{tuple(dist.batch_shape)}, with values in the support. Received: {received}. Pass "
@@ -654,13 +654,17 @@ def _check_traceable(backend: Backend, family: str, what: str) -> None:
             f"{_label(backend)!r}. Trace with backend='torch', or compute the value outside "
             "the traced function and pass it in."
         )
+    why = ("so vmap cannot batch the density and the torch.func gradient transforms cannot "
+           "follow it" if what == "log_prob" else
+           "so vmap would give every batch element the same draw (whatever its randomness=) "
+           "and the torch.func gradient transforms cannot follow it")
     raise NotTraceableError(
         f"Cannot run polysample.{family}.{what}() on backend {_label(backend)!r} inside "
-        f"{transform}: it computes outside torch, so vmap would give every batch element the "
-        "same draw (whatever its randomness=) and the torch.func gradient transforms cannot "
-        "follow it. Expected a backend whose traceable is True inside torch.func transforms "
+        f"{transform}: it computes outside torch, {why}. Expected a backend whose traceable "
+        "is True inside torch.func transforms "
         f"(backend='torch'). Received: backend {_label(backend)!r}. Use backend='torch' "
-        "there, or draw outside the transform and pass the values in."
+        f"there, or {'score' if what == 'log_prob' else 'draw'} outside the transform and "
+        "pass the values in."
     )
 
 
