@@ -459,6 +459,12 @@ class JaxSubstrate(Substrate):
         # It is switched on once, when this backend is first used (documented in
         # docs/backends/tfp.md); float32 inputs keep float32 results.
         jax.config.update("jax_enable_x64", True)
+        # TFP 0.25 calls JAX APIs that JAX 0.6 deprecates (jax.interpreters.xla.
+        # pytype_aval_mappings; jnp shapes given None): DeprecationWarnings from TFP's own
+        # modules at import and at tracing, about code the user does not own (an outside
+        # trial). Filtered for TFP's JAX backend modules only; the user's filters stay.
+        warnings.filterwarnings("ignore", category=DeprecationWarning,
+                                module=r"tensorflow_probability\.python\.internal\.backend\.jax")
         # TFP's JAX substrate imports TensorFlow, when installed, only to copy docstrings
         # (tensorflow_probability/python/internal/backend/jax/_utils.py, loaded lazily): it is
         # loaded here, at once, without TensorFlow (see _without_tensorflow).
