@@ -706,32 +706,32 @@ class WideScoreFix:
         return super(WideScoreFix, wide).log_prob(  # type: ignore[misc, no-any-return]
             value.double() if value.is_floating_point() else value).to(out)
 
-
     def _ps_large_shapes(self) -> bool:
         """Whether a shape parameter exceeds :data:`WIDE_SCORE_ABOVE` (one host check: below
         it the float32 formula keeps its precision at torch's speed; float64 costs 2-2.7x)."""
         for name in self._ps_shapes:
-            t = self.__dict__.get(name)
-            if t is None:
-                try:
-                    t = getattr(self, name)
-                except Exception:  # noqa: BLE001 - a parameter torch cannot compute here
-                    continue
+            t = _param(self, name)
             if (isinstance(t, torch.Tensor) and not t.is_meta  # (meta: no values to ask)
                     and bool((t.detach() > WIDE_SCORE_ABOVE).any())):
                 return True
         return False
 
 
+def _param(d: Any, name: str) -> Any:
+    """``d``'s parameter ``name`` (computed if torch holds it lazily), or None."""
+    t = d.__dict__.get(name)
+    if t is None:
+        try:
+            t = getattr(d, name)
+        except Exception:  # noqa: BLE001 - a parameter torch cannot compute here
+            return None
+    return t
+
+
 def _score_dtype(d: Any) -> torch.dtype | None:
     """The floating dtype of ``d``'s first tensor parameter (None without one)."""
     for name in d.arg_constraints:
-        t = d.__dict__.get(name)
-        if t is None:
-            try:
-                t = getattr(d, name)
-            except Exception:  # noqa: BLE001 - a parameter torch cannot compute here
-                continue
+        t = _param(d, name)
         if isinstance(t, torch.Tensor) and t.is_floating_point():
             return t.dtype
     return None
