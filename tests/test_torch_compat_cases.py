@@ -419,3 +419,44 @@ def test_wishart_rsample_redraws_keep_gradients(backend: str) -> None:
     x.diagonal(dim1=-2, dim2=-1).sum().backward()
     # E[trace W] = 3 df: d/d(df) of the sum of 200 traces is about 600
     assert df.grad is not None and 450 < float(df.grad) < 750
+
+
+# ---------------------------------------------------------------- constructors torch refuses
+#: (family, args, kwargs): arguments torch.distributions' constructor refuses, with unnormalized
+#: (valid) probs beside the real fault (an outside trial, 2026-12-07).
+REFUSED = [
+    ("Multinomial", (torch.tensor(3.0), torch.ones(3)), {}),
+    ("Multinomial", (torch.tensor([3, 4]), torch.ones(2, 3) / 3), {}),
+    ("Multinomial", (torch.tensor(3.0), torch.tensor([1.0, float("nan"), 1.0])), {}),
+    ("Categorical", (), {"probs": torch.ones(3), "logits": torch.zeros(3)}),
+    ("OneHotCategorical", (), {"probs": torch.ones(3), "logits": torch.zeros(3)}),
+    ("Multinomial", (3,), {"probs": torch.ones(3), "logits": torch.zeros(3)}),
+]
+
+
+@pytest.mark.parametrize("family,args,kwargs", REFUSED,
+                         ids=["tensor-count", "count-per-row", "tensor-count-nan-probs",
+                              "Categorical-both", "OneHot-both", "Multinomial-both"])
+def test_a_refused_constructor_raises_torchs_class_and_blames_no_valid_probs(
+        family: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    with pytest.raises(Exception) as theirs:
+        getattr(td, family)(*args, **kwargs)
+    with pytest.raises(ps.PolysampleError) as ours:
+        getattr(ps, family)(*args, **kwargs)
+    # except clauses written for torch keep catching it
+    assert isinstance(ours.value, type(theirs.value)), (type(theirs.value), type(ours.value))
+    text = str(ours.value)
+    # torch normalizes probs: non-negative probs that do not sum to 1 are valid
+    assert "probs (Simplex())" not in text or "nan" in repr(args), text
+    assert "float16" not in text and "Pass float32" not in text, text
+    if isinstance(theirs.value, NotImplementedError):
+        assert isinstance(ours.value, ps.UnsupportedFamilyError)
+        assert "total_count" in text and "int" in text, text
+    if "nan" in repr(args):
+        assert "non-finite: probs" in text, text
+
+
+def test_unnormalized_or_negative_probs_are_told_apart_in_a_constructor_error() -> None:
+    # a negative entry is outside the simplex after torch's normalization too
+    with pytest.raises(ps.InvalidParameterError, match=r"outside their constraints: probs"):
+        ps.Categorical(probs=torch.tensor([1.0, -1.0, 2.0]), logits=torch.zeros(3))
