@@ -733,6 +733,62 @@ def test_the_python_doors_validate_declarations_and_note_unregistered_backends()
     assert report.ok and any("'trail'" in n for n in report.notes)
 
 
+def test_a_declaration_that_covers_no_check_of_its_backend_and_family_warns_in_every_door(
+        tmp_path, capsys):
+    # an outside plugin author's declarations (2026-12-07): a check the family does not have
+    # on that backend, and a grid the family does not have, were accepted and never reported
+    from polysample.conformance import check_backend, parametrize_with_checks
+    from polysample.conformance.api import UnmatchedDeclarationWarning
+
+    idle = {"numpy-Bernoulli-typical-rsample_ks": "Bernoulli has no rsample"}
+    with pytest.warns(UnmatchedDeclarationWarning, match="covers no check of this run.*"
+                      "sample_ks"):
+        report = check_backend("numpy", ["Bernoulli"], idle, quick=True, layers=("sampler",))
+    assert report.ok and any("'numpy-Bernoulli-typical-rsample_ks'" in n for n in report.notes)
+    with pytest.warns(UnmatchedDeclarationWarning, match="covers no check"):
+        parametrize_with_checks(["numpy"], ["Bernoulli"], idle, quick=True, layers=("sampler",))
+    # a declaration that covers a check is no warning (nor is one of a family not run)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UnmatchedDeclarationWarning)
+        parametrize_with_checks(["numpy"], ["Bernoulli"], {
+            "numpy-Bernoulli-typical-sample_ks": "r", "numpy-Normal": "r"}, quick=True,
+            layers=("sampler",))
+    known = tmp_path / "known.toml"
+    known.write_text('"numpy-Bernoulli-typical-rsample_ks" = "r"\n')
+    assert validate("--backend", "numpy", "--family", "Bernoulli", "--quick", "--layer",
+                    "semantics", "--expected-failures", str(known)) == 0
+    err = capsys.readouterr().err
+    assert "warning" in err and "covers no check of this run" in err, err
+    # a grid the family never has is refused outright, as an unknown grid is
+    with pytest.raises(ValueError, match="grid 'edges' is no grid of family 'Bernoulli'.*"
+                       "typical"):
+        check_backend("numpy", ["Bernoulli"], [{"backend": "numpy", "family": "Bernoulli",
+                                                "grid": "edges", "reason": "r"}],
+                      quick=True, layers=("semantics",))
+    # a pattern some family's grid matches (Binomial's) is no error; in a run of the
+    # semantics layer only (grid "example") it covers nothing, and says so
+    with pytest.warns(UnmatchedDeclarationWarning, match="its grids in this run are example"):
+        check_backend("numpy", ["Bernoulli"], [{"backend": "numpy", "family": "B*",
+                                                "grid": "edges", "reason": "r"}],
+                      quick=True, layers=("semantics",))
+
+
+def test_check_backend_takes_the_path_of_a_declarations_file(tmp_path):
+    # the CLI and the pytest plugin take a path; check_backend read one as a list of letters
+    from polysample.conformance import check_backend
+
+    known = tmp_path / "known.toml"
+    known.write_text('"torch-Normal-example-shapes" = "declared"\n')
+    for given in (known, str(known)):
+        report = check_backend("torch", ["Normal"], given, quick=True, layers=("semantics",))
+        assert [r.id for r in report.stale] == ["torch-Normal-example-shapes"]
+    with pytest.raises(ValueError, match="no file .*missing.toml.*TOML or JSON"):
+        check_backend("torch", ["Normal"], str(tmp_path / "missing.toml"), quick=True,
+                      layers=("semantics",))
+
+
 def test_the_doors_apply_the_builtin_known_failures_once_and_on_request_not():
     from polysample.conformance import check_backend, known_failures
     from polysample.conformance.api import declarations

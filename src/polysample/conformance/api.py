@@ -8,6 +8,7 @@ is, without registering it).
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -16,7 +17,13 @@ from ..core.backend import Backend
 from ..core.errors import PolysampleError, UnsupportedFamilyError
 from ..core.families import FAMILIES
 from ..core.plugins import check_family_names, load_backend
-from .expected import Declaration, apply_declarations, coverage, parse_declarations
+from .expected import (
+    Declaration,
+    apply_declarations,
+    coverage,
+    load_declarations,
+    parse_declarations,
+)
 from .model import LAYERS, Check, CheckResult
 from .report import Report, library_versions
 from .runner import Runner, Target, generate_checks, units
@@ -28,7 +35,8 @@ __all__ = ["check_backend", "check_backends", "parametrize_with_checks", "plan",
            "unknown_layer_message"]
 
 Progress = Callable[[int, int, CheckResult], None]
-ExpectedFailures = Mapping[str, Any] | Sequence[Declaration | Mapping[str, Any]] | None
+ExpectedFailures = (str | os.PathLike[str] | Mapping[str, Any]
+                    | Sequence[Declaration | Mapping[str, Any]] | None)
 
 
 class NothingToCheckError(PolysampleError, ValueError):
@@ -232,31 +240,44 @@ def plan(backend: str | Backend, families: str | Sequence[str] | None = None,
 
 class UnmatchedDeclarationWarning(UserWarning):
     """An expected-failure declaration names a backend that is neither registered nor in the
-    run: it matches no check (the report says so in its notes too)."""
+    run, or covers none of the run's checks of its backend and family: it matches no check
+    (the report says so in its notes too)."""
 
 
 def _declarations(expected: ExpectedFailures) -> list[Declaration]:
     if expected is None:
         return []
+    if isinstance(expected, str | os.PathLike):
+        # a path, as the CLI's --expected-failures and the pytest plugin's option take
+        if not os.path.isfile(expected):
+            raise ValueError(
+                f"expected_failures: no file {os.fspath(expected)!r}. Expected the path of a "
+                "TOML or JSON file of declarations, a mapping of check-id prefixes to reasons, "
+                "or a list of declarations (docs/conformance.md, \"Expected failures\").")
+        return load_declarations(expected)
     return parse_declarations(list(expected) if not isinstance(expected, Mapping) else expected)
 
 
 def declarations(expected: ExpectedFailures, builtin: bool, quick: bool,
-                 ts: Sequence[Target]) -> tuple[list[Declaration], list[str]]:
+                 ts: Sequence[Target], checks: Sequence[Check] = ()
+                 ) -> tuple[list[Declaration], list[str]]:
     """The declarations a run applies: the caller's (validated), then, with ``builtin``, the
     built-in backends' known failures (:func:`.report.known_failures`) that the caller did not
-    pass already; those of the run's mode only. Also one message per caller's declaration
-    whose backend is neither registered nor one of ``ts`` (a warning, not an error)."""
+    pass already; those of the run's mode only. Also one message (a warning, not an error)
+    per caller's declaration whose backend is neither registered nor one of ``ts``, and per
+    caller's declaration that covers none of the planned ``checks`` although its backend and
+    family are in the run (:func:`.expected.idle_declarations`)."""
     from ..core.plugins import backend_names
-    from .expected import unmatched_backends
+    from .expected import idle_declarations, unmatched_backends
     from .report import known_failures
 
     own = list(dict.fromkeys(_declarations(expected)))
     known = known_failures() if builtin else []
     builtins = set(known)
     decls = own + [d for d in known if d not in set(own)]
-    warn = unmatched_backends([d for d in own if d not in builtins],
-                              [*backend_names(), *(t.name for t in ts)])
+    mine = [d for d in own if d not in builtins]
+    warn = unmatched_backends(mine, [*backend_names(), *(t.name for t in ts)])
+    warn += idle_declarations([d for d in mine if d.applies_to(quick)], checks)
     return [d for d in decls if d.applies_to(quick)], warn
 
 
@@ -299,9 +320,11 @@ def check_backends(
     :class:`NothingToCheckError`: a run of zero checks is never reported as a pass.
 
     ``expected_failures`` maps check-id prefixes to reasons (or is a list of
-    :class:`~.expected.Declaration`), validated: an unknown family, grid, check or key raises
-    ``ValueError``; a backend that is neither registered nor in the run warns
-    (:class:`UnmatchedDeclarationWarning`) and is noted in ``report.notes``. The built-in
+    :class:`~.expected.Declaration` or of tables, or the path of a TOML or JSON file of
+    them), validated: an unknown family, grid, check or key, or a grid its family does not
+    have, raises ``ValueError``; a backend that is neither registered nor in the run, and a
+    declaration that covers none of the run's checks although its backend and family are in
+    it, warn (:class:`UnmatchedDeclarationWarning`) and are noted in ``report.notes``. The built-in
     backends' known upstream defects (``known_failures.toml``, as ``polysample validate``
     applies them) are added unless ``known_failures=False``; passing them explicitly too
     applies each once.
@@ -310,10 +333,10 @@ def check_backends(
     families = family_list(families)
     layers = layer_list(layers)
     ts, broken = targets(backends)
-    decls, unmatched = declarations(expected_failures, known_failures, quick, ts)
+    checks = list(generate_checks(ts, families, layers))
+    decls, unmatched = declarations(expected_failures, known_failures, quick, ts, checks)
     _warn(unmatched)
     notes = _check_families(ts, families) + unmatched
-    checks = list(generate_checks(ts, families, layers))
     if not checks and not broken:
         raise NothingToCheckError(nothing_to_check([t.name for t in ts], families, layers))
     report = Report(backends=[t.name for t in ts] + [r.backend for r in broken],
@@ -374,8 +397,9 @@ def check_backend(
 
     No pytest needed: inspect ``report.ok``, ``report.failures``, ``report.to_json()``.
     ``expected_failures`` maps check-id prefixes to reasons (or is a list of
-    :class:`~.expected.Declaration`): matching failures become ``xfail``, matching passes
-    ``xpass`` (``report.stale``: remove those declarations). The built-in backends' known
+    :class:`~.expected.Declaration`, or a file's path, as in :func:`check_backends`):
+    matching failures become ``xfail``, matching passes ``xpass`` (``report.stale``: remove
+    those declarations). The built-in backends' known
     failures are declared too unless ``known_failures=False`` (see :func:`check_backends`).
     An unregistered name, an unknown layer or family raise as in :func:`check_backends`; a
     registered backend that fails to load is one failed ``load`` check.
@@ -424,12 +448,12 @@ def parametrize_with_checks(
     families = family_list(families)
     layers = layer_list(layers)
     ts, broken = targets(list(backends))
-    decls, unmatched = declarations(expected_failures, known_failures, quick, ts)
+    _check_families(ts, families)
+    checks = list(generate_checks(ts, families, layers))
+    decls, unmatched = declarations(expected_failures, known_failures, quick, ts, checks)
     _warn(unmatched)
     own = set(_declarations(expected_failures))
     builtin = {d for d in decls if d not in own}
-    _check_families(ts, families)
-    checks = list(generate_checks(ts, families, layers))
     if not checks and not broken:
         raise NothingToCheckError(nothing_to_check([t.name for t in ts], families, layers))
     params = []

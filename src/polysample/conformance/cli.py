@@ -628,7 +628,7 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     from .api import declarations
 
-    for line in declarations(expected, False, args.quick, ts)[1]:
+    for line in declarations(expected, False, args.quick, ts, plan)[1]:
         print(f"polysample validate: warning: {line}", file=sys.stderr)
     total = len(plan) + (len(backends) - len(ts))
     if total == 0:

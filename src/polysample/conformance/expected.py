@@ -45,7 +45,8 @@ from ..core.families import FAMILIES
 from .model import CHECK_NAMES, EXTRA_GRIDS, CheckResult
 
 __all__ = ["Declaration", "parse_declarations", "load_declarations", "apply_declarations",
-           "coverage", "validate_declaration", "known_grids", "unmatched_backends"]
+           "coverage", "validate_declaration", "known_grids", "family_grids",
+           "unmatched_backends", "idle_declarations"]
 
 #: The keys of a ``[[expected_failure]]`` table.
 TABLE_KEYS = ("backend", "family", "grid", "check", "mode", "strict", "reason")
@@ -70,6 +71,59 @@ def _known(field: str, pattern: str, names: Iterable[str], where: str) -> None:
                      f"suite knows. Expected one of: {', '.join(names)}.")
 
 
+@functools.cache
+def family_grids(family: str) -> tuple[str, ...]:
+    """The grid labels a check of ``family`` can have (its statistical grids, ``example`` and
+    ``all``)."""
+    from .grids import grids
+
+    return tuple(sorted({g.label for g in grids(family)} | set(EXTRA_GRIDS)))
+
+
+def _known_pair(d: Declaration, where: str) -> None:
+    """Refuse a family and grid that each exist but never together (Bernoulli has no
+    ``edges`` grid): the declaration would match nothing, silently."""
+    families = [f for f in FAMILIES if fnmatch.fnmatchcase(f, d.family)]
+    if d.grid == "*" or any(fnmatch.fnmatchcase(g, d.grid) for f in families
+                            for g in family_grids(f)):
+        return
+    one = families[0] if len(families) == 1 else None
+    known = (f"{one}'s grids: {', '.join(family_grids(one))}" if one else
+             f"the grids of the families it matches: "
+             f"{', '.join(sorted({g for f in families for g in family_grids(f)}))}")
+    raise ValueError(f"{where}: grid {d.grid!r} is no grid of family {d.family!r}: the "
+                     f"declaration would match no check. Expected one of {known}.")
+
+
+def idle_declarations(declarations: Iterable[Declaration], checks: Iterable[Any]
+                      ) -> list[str]:
+    """One message per declaration that covers none of the run's ``checks`` (planned
+    :class:`~.model.Check` objects) although its backend and family are in the run: a check
+    the backend does not have for that family (``rsample_ks`` of a family it draws with
+    ``sample()`` only), a grid its layers did not run. A warning, not an error: such a
+    declaration can never become stale, so it would stay forever unnoticed."""
+    checks = list(checks)
+    out = []
+    for d in declarations:
+        mine = [c for c in checks if fnmatch.fnmatchcase(c.backend, d.backend)
+                and fnmatch.fnmatchcase(c.family, d.family)]
+        if not mine:
+            continue  # its backend or family is not in this run: nothing to say
+        probes = (CheckResult(c.id, c.backend, c.family, c.grid, c.name, c.layer, "fail",
+                              involves=c.involves or (c.backend,)) for c in checks)
+        if any(d.covers_directly(p) or d.covers_indirectly(p) for p in probes):
+            continue
+        grids = sorted({c.grid for c in mine})
+        names = sorted({c.name for c in mine if fnmatch.fnmatchcase(c.grid, d.grid)})
+        has = (f"its checks at grid {d.grid!r} are {', '.join(names)}" if names else
+               f"its grids in this run are {', '.join(grids)}")
+        out.append(f"expected-failure declaration {d.label!r} covers no check of this run: "
+                   f"{d.backend} {d.family} runs {len(mine)} checks here and {has}. Remove the "
+                   "declaration or correct its grid or check (a declaration that covers "
+                   "nothing never shows as stale).")
+    return out
+
+
 def validate_declaration(d: Declaration, where: str) -> Declaration:
     """Refuse a declaration whose family, grid or check matches nothing the suite can produce
     (a misspelt one would match nothing, silently); ``where`` names it in the message. The
@@ -81,6 +135,7 @@ def validate_declaration(d: Declaration, where: str) -> Declaration:
     _known("family", d.family, FAMILIES, where)
     _known("grid", d.grid, known_grids(), where)
     _known("check", d.check, CHECK_NAMES, where)
+    _known_pair(d, where)
     if d.mode not in ("*", "quick", "full"):
         raise ValueError(f"{where}: mode must be \"quick\", \"full\" or \"*\". Received "
                          f"{d.mode!r}.")
@@ -263,7 +318,8 @@ def parse_declarations(data: Any, source: str = "expected_failures") -> list[Dec
 
 def load_declarations(path: str | os.PathLike[str]) -> list[Declaration]:
     """Declarations from a TOML or JSON file (either form of the module docstring)."""
-    text = open(path, "rb").read()
+    with open(path, "rb") as f:
+        text = f.read()
     if str(path).endswith(".toml"):
         import tomllib
 
