@@ -336,6 +336,17 @@ def test_paired_t_test_passes_rounding_and_fails_a_5pc_difference_of_equal_draws
     assert (t.ratio > 1).all(), t.statistic
 
 
+def test_paired_t_tests_detectable_is_never_below_the_tolerance_it_passes():
+    # an outside trial: equal pairs (a correct backend) gave a detectable of 2.3e-10 although
+    # a mean difference within exact_tol of the scale passes whatever the spread
+    rng = np.random.default_rng(11)
+    g = 0.4 + 0.1 * rng.standard_normal((32, 2))
+    t = paired_t_test(g * (1 + 1e-15), g, 1e-3, exact_tol=5e-3)
+    assert t.detectable >= 5e-3 * (1 + np.abs(g.mean(0))).max()
+    off = paired_t_test(g * (1 + 1e-3), g, 1e-3, exact_tol=5e-3)  # 0.1% off passes: within the tolerance
+    assert (off.ratio == 0).all() and off.detectable > np.abs(off.estimate).max()
+
+
 @pytest.mark.parametrize("family,params", [
     ("Normal", {"loc": np.array([0.0, 1.0]), "scale": np.array([1.0, 2.0])}),
     ("Gamma", {"concentration": np.array([0.5, 3.0]), "rate": np.array([1.0, 2.0])}),

@@ -469,6 +469,14 @@ def test_a_wrong_gradient_fails_the_conditional_mean_test_drawn_in_calls(with_mu
         [r.message for r in caught]
     good = check_backend("torch", families=["Beta"], layers=("gradient",), quick=True)
     assert good.ok, good.summary()
+    # statistic and threshold mean another thing there than on a pass: the result says which
+    # (an outside trial read a |z| as a relative error); the relative errors are given too
+    assert all(r.details["statistic"].startswith("|z| of the residuals' conditional mean")
+               and r.details["per_sample_max_rel_error"] for r in caught)
+    passed = [r for r in good.results if r.check == "grad_cdf" and r.status == "pass"]
+    assert passed and all(r.details["statistic"].startswith("max relative error")
+                          or r.details["statistic"].startswith("|z|") for r in passed)
+    assert any(r.details["statistic"].startswith("max relative error") for r in passed)
 
 
 @pytest.mark.parametrize("name", sorted(mutants.POWER_MUTANTS))
@@ -1046,6 +1054,9 @@ def test_a_doubled_mean_at_a_rare_event_corner_fails_in_quick_mode(with_mutants)
     assert {g for g, _ in caught} == {"corners", "sweep", "typical", "float32"}, caught
     r = next(r for r in report.failures if r.check == "sample_sum" and r.grid == "corners")
     assert "total_count=0.5, probs=0.001" in r.message and r.n == 1 << 18, r.message
+    # the difference and the sum's sd, not only two sums that may print alike (an outside
+    # trial's Poisson at rate 1e15: "is 2.62144e+20, expected 2.62144e+20")
+    assert "a difference of +" in r.message and "standard deviation" in r.message, r.message
 
 
 @pytest.mark.parametrize("name,checks", [

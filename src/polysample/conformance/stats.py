@@ -465,7 +465,8 @@ def paired_t_test(a: np.ndarray, b: np.ndarray, alpha: float,
     each other; within a pair ``a`` and ``b`` may be equal, correlated or independent. A mean
     difference within ``exact_tol`` (relative to the larger mean) is rounding and passes:
     where every pair is equal up to rounding the t statistic would judge rounding noise.
-    ``statistic`` is |t|."""
+    ``statistic`` is |t|; ``detectable`` the larger of the t-test's reach (its threshold times
+    the standard error) and that tolerance, in the columns' units."""
     from scipy import stats as sstats
 
     k = a.shape[0]
@@ -477,7 +478,10 @@ def paired_t_test(a: np.ndarray, b: np.ndarray, alpha: float,
         rounding = np.abs(md) <= exact_tol * scale
         t = np.where(rounding, 0.0, np.where(se > 0, md / np.where(se > 0, se, 1.0), np.inf))
     thr = np.full(md.shape, float(sstats.t.isf(alpha / 2, k - 1)))
-    det = float(np.max(thr * se)) if se.size else 0.0
+    # The smallest mean difference judged: the t-test's reach at this spread, never below the
+    # tolerance that passes as rounding (a correct backend's near-equal pairs had a tiny
+    # spread, and the report claimed a power the tolerance does not allow).
+    det = float(np.max(np.maximum(thr * se, exact_tol * scale))) if se.size else 0.0
     return ColumnTest(np.asarray(md), np.asarray(t), thr, np.abs(t), det, alpha)
 
 

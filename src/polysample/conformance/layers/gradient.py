@@ -878,7 +878,7 @@ def _grad_cdf(t: Target, family: str, grid: Grid, support: FamilySupport,
         if worst <= rtol:
             return Outcome(f"per-sample identity holds: max relative error {worst:.2g}",
                            statistic=worst, threshold=rtol, n=m, seed=seed,
-                           details={"max_rel_error": errs},
+                           details={"statistic": PER_SAMPLE_STATISTIC, "max_rel_error": errs},
                            evidence=[GradErrors(t.name, family, grid.label,
                                                 "max relative error (per sample)", errs,
                                                 f"{rtol:g}")])
@@ -898,7 +898,8 @@ def _grad_cdf(t: Target, family: str, grid: Grid, support: FamilySupport,
                 f"pathwise gradient is fixed draw by draw (a path through another noise, "
                 f"even one right in conditional mean, is not the law's). {LAW_FIRST}",
                 Outcome(statistic=errs[k], threshold=rtol, n=m, seed=seed, point=where_of(i),
-                        details={"max_rel_error": errs, "fixed_draw_by_draw": sorted(fixed)},
+                        details={"statistic": PER_SAMPLE_STATISTIC, "max_rel_error": errs,
+                                 "fixed_draw_by_draw": sorted(fixed)},
                         evidence=[GradErrors(t.name, family, grid.label,
                                              "max relative error (per sample)", errs,
                                              f"{rtol:g}")]))
@@ -953,7 +954,8 @@ def _grad_cdf(t: Target, family: str, grid: Grid, support: FamilySupport,
                       threshold=float(test_w.threshold[jw]),
                       n=mb, seed=seed2, alpha=alpha, detectable=test_w.detectable,
                       point=where_of(wi),
-                      details={"per_sample_max_rel_error": errs, "residual_z": zs},
+                      details={"statistic": CONDITIONAL_MEAN_STATISTIC,
+                               "per_sample_max_rel_error": errs, "residual_z": zs},
                       evidence=[ev])
         if ratio_w > 1:
             # The z-test pools the grid's points (row i is point i % G): name the point whose
@@ -989,6 +991,15 @@ def _grad_cdf(t: Target, family: str, grid: Grid, support: FamilySupport,
 
     return fn
 
+
+#: What ``statistic`` and ``threshold`` of a ``grad_cdf`` or ``grad_sweep`` result are (its
+#: ``details["statistic"]``): the per-sample identity's largest relative error against the
+#: tolerance, or, where that identity fails, the |z| of the residuals' conditional mean
+#: against its z threshold (scale-free: read ``per_sample_max_rel_error`` for the size).
+PER_SAMPLE_STATISTIC = "max relative error of the per-sample identity (threshold: tolerance)"
+CONDITIONAL_MEAN_STATISTIC = ("|z| of the residuals' conditional mean (threshold: z at alpha_i; "
+                              "the per-sample identity failed, its errors in "
+                              "per_sample_max_rel_error)")
 
 #: The end of an identity check's failure: the identity reads the reference law at the drawn
 #: values, so a draw from a wrong law (a scale 1% off) fails it too, in every parameter.

@@ -574,9 +574,13 @@ def _draw_checks(t: Target, family: str, grid: Grid, method: str,
                           point=point, details={"sum": sums})
             if worst_ratio > 1:
                 mean = float(np.asarray(law.mean())[wj])
+                sd = float(np.asarray(law.std())[wj])
+                got = float(test.estimate[wj])
+                # the difference too: at rate 1e15 a sum 3e12 off reads the same to 6 digits
                 raise CheckFailure(
-                    f"sum of {d.n} draws of {where} at {point} is {test.estimate[wj]:.6g}, "
-                    f"expected {mean:.6g}: beyond the exact two-sided bound at alpha_i = "
+                    f"sum of {d.n} draws of {where} at {point} is {got:.10g}, expected "
+                    f"{mean:.10g} (a difference of {got - mean:+.4g}, the sum's standard "
+                    f"deviation {sd:.4g}): beyond the exact two-sided bound at alpha_i = "
                     f"{alpha:.2g} ({z_text(float(test.statistic[wj]))})", out)
             out.message = (f"sums within their exact laws: max z {test.statistic[wj]:.2f} "
                            f"({where} at {grid.label}[{wj}])")
