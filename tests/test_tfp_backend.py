@@ -959,23 +959,42 @@ def test_neither_jax_nor_tensorflow_is_imported_before_first_draw() -> None:
     assert r.returncode == 0 and "ok" in r.stdout, r.stderr
 
 
-@pytest.mark.skipif(importlib.util.find_spec("tensorflow") is None,
-                    reason="needs TensorFlow installed (polysample[tfp-tf])")
-def test_the_jax_substrate_loads_without_tensorflow_and_tfp_on_tensorflow_works_after() -> None:
+#: One process serves three tests (each start of TensorFlow and JAX costs seconds): it draws on
+#: the JAX substrate first, recording warnings, then on TensorFlow, with the user's
+#: TF_CPP_MIN_LOG_LEVEL=3.
+_SUBSTRATES_PROCESS = """
+    import sys, warnings, torch, polysample as ps
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        first = ps.Gamma(2.0, 1.0, backend="tfp").sample((3,), seed=0)
+        c = torch.tensor(2.0, requires_grad=True)
+        ps.Beta(c, torch.tensor(3.0), backend="tfp").rsample((5,), seed=1).sum().backward()
+    print("jax-deprecations:", [str(w.message)[:200] for w in seen
+                                if issubclass(w.category, DeprecationWarning)])
+    assert "tensorflow" not in sys.modules, "the JAX substrate imported TensorFlow"
+    ps.Gamma(2.0, 1.0, backend="tfp-tf").sample((3,), seed=0)
+    import tensorflow_probability as tfp
+    tfp.distributions.Gamma(2.0, 1.0).sample(3, seed=(1, 2))
+    again = ps.Gamma(2.0, 1.0, backend="tfp").sample((3,), seed=0)
+    assert torch.equal(first, again)
+    print("ok")
+"""
+
+
+@pytest.fixture(scope="module")
+def substrates_process() -> subprocess.CompletedProcess[str]:
+    if importlib.util.find_spec("tensorflow") is None:
+        pytest.skip("needs TensorFlow installed (polysample[tfp-tf])")
+    return _run(_SUBSTRATES_PROCESS, {"TF_CPP_MIN_LOG_LEVEL": "3"})
+
+
+@pytest.mark.xdist_group("substrates-process")
+def test_the_jax_substrate_loads_without_tensorflow_and_tfp_on_tensorflow_works_after(
+        substrates_process: subprocess.CompletedProcess[str]) -> None:
     # TFP's JAX substrate imported TensorFlow, where installed, only to copy docstrings: 8 of
     # the 10 s of the first draw. It no longer does; TFP's NumPy backend, which both substrates
     # load, must then still serve TFP on TensorFlow (the backend's, and the user's own import).
-    r = _run("""
-        import sys, torch, polysample as ps
-        first = ps.Gamma(2.0, 1.0, backend="tfp").sample((3,), seed=0)
-        assert "tensorflow" not in sys.modules, "the JAX substrate imported TensorFlow"
-        ps.Gamma(2.0, 1.0, backend="tfp-tf").sample((3,), seed=0)
-        import tensorflow_probability as tfp
-        tfp.distributions.Gamma(2.0, 1.0).sample(3, seed=(1, 2))
-        again = ps.Gamma(2.0, 1.0, backend="tfp").sample((3,), seed=0)
-        assert torch.equal(first, again)
-        print("ok")
-    """)
+    r = substrates_process
     assert r.returncode == 0 and "ok" in r.stdout, r.stderr
 
 
@@ -997,17 +1016,13 @@ def test_missing_substrate_names_the_extra() -> None:
     assert 'pip install "polysample[tfp]"' in r.stdout
 
 
-def test_tensorflow_start_up_lines_stay_off_stderr_at_the_users_log_level() -> None:
+@pytest.mark.xdist_group("substrates-process")
+def test_tensorflow_start_up_lines_stay_off_stderr_at_the_users_log_level(
+        substrates_process: subprocess.CompletedProcess[str]) -> None:
     # TF 2.21 prints its oneDNN and CUDA notices before absl logging honours
     # TF_CPP_MIN_LOG_LEVEL: a user who set the level to 3 to silence TensorFlow saw them (with
     # no level set, the backend's own level 3 and muting hid them; that path is the same).
-    env = {k: v for k, v in os.environ.items() if not k.startswith("POLYSAMPLE_")}
-    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
-    code = ("import polysample as ps\n"
-            "ps.load_backend('tfp-tf').substrate  # imports TensorFlow and TFP\n"
-            "print('ok')\n")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                       timeout=120)
+    r = substrates_process
     assert r.returncode == 0 and "ok" in r.stdout, r.stderr
     for noise in ("oneDNN", "absl::InitializeLog", "cuda drivers", "cpu_feature_guard"):
         assert noise not in r.stderr, r.stderr
@@ -1033,15 +1048,10 @@ def test_float32_gradients_summed_over_many_draws_keep_float32_precision(backend
     assert abs(float(gr) * -1.7 - 1) < 1e-6, float(gr) * -1.7 - 1
 
 
-def test_tfps_jax_deprecation_warnings_do_not_reach_the_user() -> None:
+@pytest.mark.xdist_group("substrates-process")
+def test_tfps_jax_deprecation_warnings_do_not_reach_the_user(
+        substrates_process: subprocess.CompletedProcess[str]) -> None:
     # TFP 0.25 calls JAX APIs that JAX 0.6 deprecates; the warnings came from TFP's modules at
     # the first draw and at tracing a gradient (an outside trial, with -W default).
-    r = _run("""
-        import warnings; warnings.simplefilter("default")
-        import torch, polysample as ps
-        c = torch.tensor(2.0, requires_grad=True)
-        ps.Beta(c, torch.tensor(3.0), backend="tfp").rsample((5,), seed=1).sum().backward()
-        print("ok")
-        """)
-    assert r.returncode == 0 and "ok" in r.stdout, r.stderr
-    assert "DeprecationWarning" not in r.stderr, r.stderr
+    r = substrates_process
+    assert r.returncode == 0 and "jax-deprecations: []" in r.stdout, r.stdout + r.stderr
