@@ -106,6 +106,36 @@ class ScaleMutant(_Mutant):
         return params["loc"] + (x - params["loc"]) * 1.01
 
 
+class GradPathWideMutant(_Mutant):
+    """``rsample()`` draws a Normal 10% too wide where a parameter requires grad (a model's
+    path), its gradients consistent with those values; right without gradients. The sampler
+    layer drew ``rsample()`` without gradients: every check passed it (an outside trial)."""
+
+    def rsample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        x = self._inner.rsample(family, params, sample_shape, seed=seed)
+        if torch.is_grad_enabled() and any(isinstance(v, torch.Tensor) and v.requires_grad
+                                           for v in params.values()):
+            return params["loc"] + (x - params["loc"]) * 1.1
+        return x
+
+
+class LogitsSignMutant(_Mutant):
+    """A Bernoulli given ``logits`` drawn from ``sigmoid(-logits)`` (right from ``probs``): no
+    sampler check built a family from ``logits`` (an outside trial's)."""
+
+    FAMILIES = ("Bernoulli",)
+
+    def sample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        src = getattr(params, "_source", None)
+        if src is not None and getattr(src, "_param", None) is vars(src).get("logits"):
+            # built from logits (torch keeps the given one as _param)
+            flipped = -src.logits
+            params = Params(family, {"probs": torch.sigmoid(flipped), "logits": flipped},
+                            params.batch_shape, params.event_shape, params.dtype,
+                            params.float_dtype, params.device)
+        return self._inner.sample(family, params, sample_shape, seed=seed)
+
+
 class GeneratorIgnoringMutant(_Mutant):
     """Ignores ``generator=``: draws from its global stream instead."""
 
@@ -363,6 +393,23 @@ class PoissonTableTypoMutant(_Mutant):
     def log_prob(self, family, params, value):  # type: ignore[override]
         out = self._inner.log_prob(family, params, value)
         return out + torch.where(value == 12, 2.3, 0.0).to(out.dtype)
+
+
+class LayoutScoreMutant(_Mutant):
+    """Scores Normal itself, 1e-3 off in calls of more than 4,096 values, in calls of two or
+    more sample dimensions, or with scalar parameters (three paths an outside trial wrote;
+    the density checks scored one layout, the example's batch of 3 with 5 rows)."""
+
+    FAMILIES = ("Normal",)
+
+    def families(self) -> Mapping[str, FamilySupport]:
+        return {f: dataclasses.replace(s, log_prob=True) for f, s in super().families().items()}
+
+    def log_prob(self, family, params, value):  # type: ignore[override]
+        out = self._inner.log_prob(family, params, value)
+        other_path = (value.numel() > 4096 or value.dim() - len(params.batch_shape) >= 2
+                      or len(params.batch_shape) == 0)
+        return out + 1e-3 if other_path else out
 
 
 class _RoundedParamMutant(_Mutant):
@@ -968,6 +1015,29 @@ class SeedTruncatingMutant(_Mutant):
 
     def rsample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
         return self._inner.rsample(family, params, sample_shape, seed=self._cut(seed))
+
+
+class SeedBitMutant(SeedTruncatingMutant):
+    """Drops bit 4 of the seed's entropy: seeds 7 and 23 draw the same values (an outside
+    trial's; the ``seeds`` rule compared 7 with 8 and with seeds 2^32 and 2^64 apart)."""
+
+    @staticmethod
+    def _cut(seed):  # type: ignore[no-untyped-def]
+        if isinstance(seed, np.random.SeedSequence) and isinstance(seed.entropy, int):
+            return np.random.SeedSequence(seed.entropy & ~16, spawn_key=seed.spawn_key)
+        return seed
+
+
+class SeedZeroMutant(SeedTruncatingMutant):
+    """Reads seed 0 as no seed (``if seed:``): ``seed=0`` draws from the global stream (an
+    outside trial's; the ``seeds`` rule never tried 0)."""
+
+    @staticmethod
+    def _cut(seed):  # type: ignore[no-untyped-def]
+        if isinstance(seed, np.random.SeedSequence) and seed.entropy == 0 \
+                and not seed.spawn_key:
+            return None
+        return seed
 
 
 class PlainClampMutant(_Mutant):
@@ -2107,6 +2177,11 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     "mutant_memoized_seed": (MemoizedSeedMutant, "seeds", "Normal"),
     "mutant_private_rsample_stream": (PrivateRsampleStreamMutant, "global_stream", "Normal"),
     "mutant_seed_2d": (Seed2dMutant, "seeds", "Normal"),
+    "mutant_seed_bit": (SeedBitMutant, "seeds", "Normal"),
+    "mutant_grad_path_wide": (GradPathWideMutant, "rsample_ks", "Normal"),
+    "mutant_logits_sign": (LogitsSignMutant, "sample_ks", "Bernoulli"),
+    "mutant_layout_score": (LayoutScoreMutant, "log_prob_layouts", "Normal"),
+    "mutant_seed_zero": (SeedZeroMutant, "seeds", "Normal"),
     # The seed ignored for scalar parameters, or for sample shapes of three dimensions.
     "mutant_seed_scalar": (PartialSeedMutant, "seeds", "Exponential"),
     "mutant_seed_3d": (Seed3dMutant, "seeds", "Normal"),

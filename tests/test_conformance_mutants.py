@@ -24,9 +24,11 @@ import mutants  # noqa: E402
 
 LAYERS = {
     "log_prob_logits": ("density",),
+    "log_prob_layouts": ("density",),
     "sample_pit_var": ("sampler",),
     "sample_pit_mean": ("sampler",),
     "sample_ks": ("sampler",),
+    "rsample_ks": ("sampler",),
     "sample_indep": ("sampler",),
     "sample_repeats": ("sampler",),
     "sample_tails": ("sampler",),
@@ -486,8 +488,10 @@ def test_power_claims_a_small_parameter_error_fails_the_suite(with_mutants, name
     assert not report.ok, f"{'quick' if quick else 'full'} mode missed {family} {param} x{factor}"
     caught = [r for r in report.failures if r.grid == "typical"]
     assert caught, [r.id for r in report.failures]
-    # The message names the grid point with its parameter values.
-    assert any(f"{param}=" in r.message for r in caught), caught[0].message
+    # The message names the grid point with its parameter values (the typical grid's
+    # probabilities are drawn as logits: grids.as_logits).
+    named = ("probs=", "logits=") if param == "probs" else (f"{param}=",)
+    assert any(n in r.message for r in caught for n in named), caught[0].message
 
 
 def test_power_mutants_are_honest_with_the_right_factor(with_mutants, monkeypatch):

@@ -36,6 +36,22 @@ def example_params(
     return c.example(tuple(batch_shape), dtype, k)
 
 
+def as_logits(family: str, params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` with ``probs`` given as ``logits`` where ``family`` takes either (Bernoulli,
+    Categorical, the relaxed families, ...): the sampler layer draws the typical grid so, the
+    other grids with ``probs``, and a backend is judged on both of torch's parameterizations
+    (one that drew ``logits`` with the wrong sign passed every check: an outside trial). A
+    probability vector's logits are its logs; a probability's, its log-odds."""
+    spec = FAMILIES[family]
+    probs = params.get("probs")
+    if "logits" not in spec.params or not isinstance(probs, torch.Tensor):
+        return params
+    out = {k: v for k, v in params.items() if k != "probs"}
+    out["logits"] = (probs.log() if spec.param_event_dim("probs") == 1
+                     else torch.logit(probs))
+    return out
+
+
 def grad_leaves(family: str, params: dict[str, Any]) -> dict[str, torch.Tensor]:
     """Make the floating parameters of ``params`` differentiable leaves (in place); return them.
 

@@ -40,7 +40,7 @@ CHECK_NAMES: frozenset[str] = frozenset({
     "point_mass",
     # density
     "log_prob_f64", "log_prob_f32", "log_prob_far", "log_prob_edge", "log_prob_huge",
-    "log_prob_logits",
+    "log_prob_logits", "log_prob_layouts",
     "log_prob_gradcheck",
     # sampler (sample() and rsample() draws, many small calls, the sweep, mixtures)
     *(f"{method}_{stat}" for method in ("sample", "rsample") for stat in (

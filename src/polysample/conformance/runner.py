@@ -12,6 +12,7 @@ so a check gives the same result whatever ran before it, in whichever process.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import sys
@@ -28,7 +29,7 @@ from ..core.backend import Backend, FamilySupport
 from ..core.errors import BackendContractError, for_author
 from ..core.families import FAMILIES
 from . import cases
-from .grids import Grid, example_params, grid_points, grids
+from .grids import Grid, as_logits, example_params, grid_points, grids, rsample_leaves
 from .model import (
     LAYERS,
     Check,
@@ -186,6 +187,21 @@ class Runner:
         n = cases.sample_size(family, grid.label, self.quick)
         dtype = grid.dtype or torch.float64
         params = grid.build(dtype)
+        if grid.label == "typical":  # torch's other parameterization (see as_logits)
+            params = as_logits(family, params)
+        support = family_support(t, family)
+        # rsample() is judged as a model calls it: on parameters that require grad, with
+        # gradients enabled (a backend that drew from another law on that path, its gradients
+        # consistent with its draws, passed every check: an outside trial).
+        learnt = support.rsample and (method == "rsample" or method in ("calls", "scalar")
+                                      or grid.methods == ("sample",))
+
+        def leaves(p: dict[str, Any]) -> dict[str, Any]:
+            if learnt:
+                rsample_leaves(family, p, support.rsample_params)
+            return p
+
+        params = leaves(params)
         dist = make(family, params, t)
         # The parameters every call below is given: a backend must leave them as they were
         # (the semantics rules' calls are small: a write in large calls only showed nowhere).
@@ -224,7 +240,8 @@ class Runner:
                 seed = self.seed(f"{t.name}-{family}-{grid.label}-scalar")
                 how = f" with scalar parameters, each grid point in a call of {n} values"
                 blocks = 0
-                points_given = [point_params(family, params, j) for j in range(batch[0])]
+                points_given = [leaves(point_params(family, params, j))
+                                for j in range(batch[0])]
                 given += points_given
                 singles = [make(family, one, t) for one in points_given]
 
@@ -237,7 +254,7 @@ class Runner:
                 # (see stacked() and stacked_rows()).
                 wide = copies(grid, n)
                 deep = three_d(grid, n)
-                given.append(stacked(family, params, wide, deep))
+                given.append(leaves(stacked(family, params, wide, deep)))
                 multi = make(family, given[-1], t)
                 how = ""
                 blocks = wide  # one call: each point's copies, n / wide rows each
@@ -257,7 +274,10 @@ class Runner:
             # sample() columns' statistics, and the draw is judged once.
             snapshot = [{k: v.detach().clone() for k, v in g.items()
                          if isinstance(v, torch.Tensor)} for g in given]
-            xs_parts = [draw(name, seed) for name in names]
+            xs_parts = []
+            for name in names:
+                with torch.enable_grad() if name == "rsample" else contextlib.nullcontext():
+                    xs_parts.append(draw(name, seed).detach())
         _parameters_intact(" and ".join(f"{name}()" for name in names) + how, given, snapshot)
         same = len(xs_parts) > 1 and bool(torch.equal(xs_parts[0].detach(),
                                                       xs_parts[1].detach()))
@@ -304,7 +324,7 @@ class Runner:
             pr.copies = blocks
         # The support check of matrix families is costly: the first 5000 draws suffice for it.
         # Only a sample draw keeps its values: an rsample draw of the family compares with them.
-        outside = outside_support(dist, x[:5000])
+        outside = outside_support(dist, x[:5000].detach())
         return Draw(n, seed, projs, not outside, points, t_draw,
                     xn if method == "sample" else None, called=called, parts=parts,
                     outside=outside)

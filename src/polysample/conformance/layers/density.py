@@ -537,6 +537,12 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
         yield Check(t.name, family, "example", "log_prob_logits", "density", False,
                     functools.partial(_logits_check, t, family))
 
+    def layouts(r: Runner) -> Outcome:
+        params, _, value = points(torch.float64)
+        return _layouts_check(t, family, params, value)
+
+    yield Check(t.name, family, "example", "log_prob_layouts", "density", False, layouts)
+
     if not c.gradcheck:
         return
 
@@ -605,6 +611,67 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
                        f"back NaN; {second}")
 
     yield Check(t.name, family, "example", "log_prob_gradcheck", "density", False, gradcheck)
+
+
+#: ``log_prob_layouts``: the example values scored again in one call of more than 4,096
+#: values (``LAYOUT_COPIES`` copies), with two sample dimensions, and point by point with
+#: scalar parameters; each score must equal the first call's to ``LAYOUT_RTOL`` (rounding).
+LAYOUT_COPIES = 342
+LAYOUT_RTOL = 1e-9
+
+
+def _layouts_check(t: Target, family: str, params: dict[str, Any],
+                   value: torch.Tensor) -> Outcome:
+    """``log_prob`` of the same values in other layouts: a backend that scores large calls,
+    calls of several sample dimensions or scalar parameters on another path passed
+    ``log_prob_f64`` with a score 1e-3 off there (an outside trial). Deterministic: each
+    layout's score must equal the example call's to rounding, the example call being judged
+    against SciPy by ``log_prob_f64``."""
+    from ..runner import point_params
+
+    spec = FAMILIES[family]
+    dist = make(family, params, t)
+    base = dist.log_prob(value).detach().double()  # (rows, points)
+    rows, points = base.shape[0], base.shape[1]
+    tail = value.shape[2:]
+    layouts: list[tuple[str, torch.Tensor, torch.Tensor]] = []
+    big = value.repeat(LAYOUT_COPIES, *([1] * (value.dim() - 1)))
+    layouts.append((f"one call of {big.shape[0] * points} values (sample shape "
+                    f"({big.shape[0]},))", dist.log_prob(big), base.repeat(LAYOUT_COPIES, 1)))
+    if rows % 1 == 0:
+        two = value.reshape(1, rows, points, *tail).expand(3, rows, points, *tail)
+        layouts.append(("two sample dimensions (sample shape (3, 5))", dist.log_prob(two),
+                        base.expand(3, rows, points)))
+    for j in range(points):
+        one = make(family, point_params(family, params, j), t)
+        layouts.append((f"scalar parameters (grid point {j})", one.log_prob(value[:, j]),
+                        base[:, j]))
+    worst, where = 0.0, ""
+    for what, got, want in layouts:
+        got = got.detach().double()
+        if got.shape != want.shape:
+            raise CheckFailure(f"log_prob of the example values in {what} has shape "
+                               f"{tuple(got.shape)}; expected {tuple(want.shape)}")
+        same = (got == want) | (torch.isnan(got) & torch.isnan(want))
+        err = torch.where(same, torch.zeros_like(got),
+                          (got - want).abs() / (want.abs() + 1.0))
+        err = torch.nan_to_num(err, nan=math.inf)
+        e = float(err.max()) if err.numel() else 0.0
+        if e > worst:
+            worst, where = e, what
+            if e > LAYOUT_RTOL:
+                i = int(err.flatten().argmax())
+                raise CheckFailure(
+                    f"log_prob of the same values differs with the layout of the call: in "
+                    f"{what}, {float(got.flatten()[i]):.10g} where the example call (batch of "
+                    f"{points}, {rows} rows) gave {float(want.flatten()[i]):.10g} (relative "
+                    f"difference {e:.3g} > {LAYOUT_RTOL:g}). Score every layout on one path "
+                    "(or paths that agree to rounding).",
+                    statistic=e, threshold=LAYOUT_RTOL)
+    del spec
+    return Outcome(f"the same scores in {len(layouts)} other layouts (max relative difference "
+                   f"{worst:.2g}{', in ' + where if where else ''})", statistic=worst,
+                   threshold=LAYOUT_RTOL)
 
 
 def _second_derivatives(f: Callable[..., torch.Tensor], inputs: tuple[torch.Tensor, ...],

@@ -85,6 +85,9 @@ LARGE_SEED_VALUES = SCALAR_VALUES
 #: trial). Sizes of 1, 64, 48 and 64 values: the size classes the ``shapes`` rule already
 #: draws. ``sample()`` with another seed must differ only where the call draws at least 32
 #: values (fewer may repeat by chance for a discrete law).
+#: The bits flipped in seed 7 by the ``seeds`` rule: each such seed must draw other values.
+SEED_BITS = tuple(range(16))
+
 SEED_CASES: tuple[tuple[tuple[int, ...], tuple[int, ...]], ...] = (
     ((64,), ()), ((), ()), ((2, 4, 1), (2, 3)), ((4, 8), (2,)))
 
@@ -894,6 +897,19 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
                     f"sample(): seeds 7 and 7 + 2^{power} gave identical values: the seed is "
                     f"cut to {power} bits. Derive the stream from the whole seed (the "
                     "SeedSequence the backend receives: its generate_state(), or spawn()).")
+        for bit in SEED_BITS:  # seeds one bit apart (a backend that dropped bit 4 passed)
+            if _equal(a, d.sample(N, seed=7 ^ (1 << bit))):
+                raise CheckFailure(
+                    f"sample(): seeds 7 and {7 ^ (1 << bit)} (7 with bit {bit} flipped) gave "
+                    "identical values: a bit of the seed is lost. Derive the stream from the "
+                    "whole seed (the SeedSequence the backend receives).")
+        zero = d.sample(N, seed=0)
+        if not _equal(zero, d.sample(N, seed=0)):
+            raise CheckFailure(
+                "sample(): seed=0 gave different values twice: 0 is a seed like any other "
+                "(a test `if seed:` reads it as no seed; use `if seed is not None:`).")
+        if _equal(zero, a):
+            raise CheckFailure("sample(): seeds 0 and 7 gave identical values")
         kids = np.random.SeedSequence(7).spawn(2)
         k0 = d.sample(N, seed=kids[0])
         for what, other in (("SeedSequence(7)", a),
