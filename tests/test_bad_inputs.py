@@ -398,3 +398,13 @@ def test_an_out_of_support_message_is_bounded() -> None:
     with pytest.raises(ps.InvalidParameterError, match="outside|support") as info:
         ps.LogNormal(0.0, 1.0).log_prob(torch.zeros(1000))
     assert len(str(info.value)) < 1500 and "Expected what" in str(info.value)
+
+
+def test_a_parameter_of_more_than_64_dimensions_is_refused_naming_torchs_limit() -> None:
+    # torch's reductions refuse such a tensor with a bare RuntimeError (an outside trial: it
+    # came from polysample's own finiteness check)
+    deep = torch.zeros([1] * 70)
+    with pytest.raises(ps.InvalidParameterRuntimeError, match="at most 64 dimensions.*70"):
+        ps.Normal(deep, 1.0)
+    with pytest.raises(RuntimeError):
+        ps.Normal(0.0, scale=torch.ones([1] * 65))

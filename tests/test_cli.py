@@ -128,6 +128,12 @@ def test_sample_integer_parameter(capsys: pytest.CaptureFixture[str]) -> None:
     (["sample", "Normal", "-p", "loc=0", "-p", "scale=1", "-n", "-2"], 2, "non-negative count"),
     (["sample", "Multinomial", "-p", "total_count=2.5", "-p", "probs=[0.5,0.5]"], 2,
      "to be an integer"),
+    # an outside trial (2026-12-07): a RecursionError traceback, and torch's bare
+    # RuntimeError from a finiteness check of a 70-dimensional tensor
+    (["sample", "Normal", "-p", "loc=" + "[" * 5000 + "1" + "]" * 5000, "-p", "scale=1"], 2,
+     "of at most 64 levels"),
+    (["sample", "Normal", "-p", "loc=" + "[" * 70 + "1" + "]" * 70, "-p", "scale=1"], 2,
+     "of at most 64 levels (torch's limit of dimensions). Received: 70 levels."),
     (["sample", "Bernoulli", "-p", "probs=0.3", "--rsample"], 1,
      "Bernoulli has no reparameterized sampler"),
     # In the command line's words, with the backends that can (not "backend= argument").
@@ -227,3 +233,30 @@ def test_backends_explain_says_where_auto_routes_each_operation(capsys, monkeypa
     monkeypatch.setenv("POLYSAMPLE_BACKEND", "numpy")  # a backend that draws: one line
     assert main(["backends", "--explain", "Normal"]) == 0
     assert len(capsys.readouterr().out.splitlines()) == 1
+
+
+def test_ctrl_c_an_unwritable_scaffold_path_and_an_empty_family_are_one_line(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path) -> None:
+    # an outside trial: a KeyboardInterrupt traceback from `polysample sample`, a
+    # FileNotFoundError traceback from new-backend, and `--explain ''` printing the table
+    import polysample.cli as cli
+
+    def interrupted(args: object) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_cmd_sample", interrupted)
+    parser = cli.build_parser(with_validate=False)
+    monkeypatch.setattr(cli, "build_parser", lambda with_validate: parser)
+    for action in parser._subparsers._group_actions:  # type: ignore[union-attr]
+        action.choices["sample"].set_defaults(func=interrupted)
+    assert main(["sample", "Normal", "-p", "loc=0", "-p", "scale=1"]) == 130
+    assert capsys.readouterr().err == "polysample: interrupted\n"
+    monkeypatch.undo()
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    code, out, err = run(capsys, "new-backend", "mine", "--path", str(blocker / "sub"))
+    assert code == 2 and err.startswith("polysample: error: Cannot write") and \
+        "Traceback" not in err and err.count("\n") == 1, err
+    code, out, err = run(capsys, "backends", "--explain", "")
+    assert code == 2 and "Unknown family ''" in err and out == "", (out, err)

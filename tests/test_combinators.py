@@ -276,6 +276,23 @@ def test_wrap_takes_components_as_the_constructors_do() -> None:
         ps.wrap(_MyNormal(torch.zeros(3), 1.0))
 
 
+def test_wrap_keeps_the_backend_a_distribution_chose_and_combinators_say_theirs() -> None:
+    # an outside trial: wrap(numpy distribution, backend="torch") returned a torch copy
+    # without a word, and combinators had no .backend (their repr named it)
+    d = ps.Normal(torch.zeros(2), 1.0, backend="numpy")
+    with pytest.raises(ps.InvalidParameterError, match="Conflicting backends.*'torch'.*'numpy'"):
+        ps.wrap(d, backend="torch")
+    assert ps.wrap(d, backend="numpy").backend == "numpy"  # the same one: fine
+    assert ps.wrap(ps.Normal(0.0, 1.0), backend="numpy").backend == "numpy"  # none chosen
+    assert ps.Independent(d, 1).backend is None
+    assert ps.Independent(ps.Normal(torch.zeros(2), 1.0), 1, backend="numpy").backend == "numpy"
+    mix = ps.MixtureSameFamily(ps.Categorical(logits=torch.zeros(2)),
+                               ps.Normal(torch.zeros(2), 1.0), backend="numpy")
+    assert mix.backend == "numpy"
+    t = ps.TransformedDistribution(ps.Normal(0.0, 1.0), [td.ExpTransform()], backend="numpy")
+    assert t.backend == "numpy" and ps.LogNormal(0.0, 1.0, backend="numpy").backend == "numpy"
+
+
 def test_meta_parameters_with_a_seed_draw_meta_values_on_the_torch_backend() -> None:
     loc = torch.zeros(3, device="meta")
     d = ps.Independent(ps.Normal(loc, torch.ones(3, device="meta"), validate_args=False), 1,

@@ -13,6 +13,7 @@ import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -527,4 +528,51 @@ def test_one_use_backend_object_is_one_block_and_a_decorator() -> None:
         return draw(depth - 1) if depth else drawn_by()
 
     assert draw(2) == "cfg-env"  # each call (recursion too) is a block of its own
+    assert ps.get_backend() == "torch"
+
+
+def test_use_backend_decorates_coroutines_and_generators_while_their_bodies_run() -> None:
+    # ContextDecorator entered and left the block when the coroutine or generator object was
+    # made: the body then drew on the default backend, silently (an outside trial)
+    import asyncio
+
+    @ps.use_backend("cfg-ctx")
+    async def coro() -> str:
+        await asyncio.sleep(0)
+        return drawn_by()
+
+    @ps.use_backend("cfg-ctx")
+    def gen() -> Any:
+        got = yield drawn_by()
+        assert got == "sent"
+        try:
+            yield drawn_by()
+        except KeyError:
+            yield f"caught in {drawn_by()}"
+        return "done"
+
+    @ps.use_backend("cfg-ctx")
+    async def agen() -> Any:
+        await asyncio.sleep(0)
+        yield drawn_by()
+        yield drawn_by()
+
+    assert asyncio.run(coro()) == "cfg-ctx"
+    g = gen()
+    assert next(g) == "cfg-ctx"
+    assert ps.get_backend() == "torch"  # between yields, the caller's own backend
+    assert g.send("sent") == "cfg-ctx"
+    assert g.throw(KeyError("k")) == "caught in cfg-ctx"
+    with pytest.raises(StopIteration) as stop:
+        next(g)
+    assert stop.value.value == "done"
+
+    async def consume() -> list[str]:
+        out = []
+        async for name in agen():
+            out.append(name)
+            out.append(ps.get_backend())
+        return out
+
+    assert asyncio.run(consume()) == ["cfg-ctx", "torch", "cfg-ctx", "torch"]
     assert ps.get_backend() == "torch"

@@ -122,6 +122,33 @@ def test_chunks_may_name_batch_dims_only_as_whole():
         psd.sample(object(), (10,), chunks=5, seed=0)
 
 
+@pytest.mark.parametrize("chunks,message", [
+    (0, "at least 1 value"), (2.5, "whole numbers"), ((0,), "at least 1 value"),
+    (True, "a bool"), (-2, "at least 1 value"), ((2.5,), "whole numbers")])
+def test_bad_chunks_raise_invalid_parameter_error(chunks, message):
+    # an outside trial: ZeroDivisionError and TypeError from Dask's own code
+    d = ps.Normal(torch.zeros(2), 1.0, backend="numpy")
+    with pytest.raises(ps.InvalidParameterError, match=message):
+        psd.sample(d, (10,), chunks=chunks, seed=0)
+
+
+def test_numpy_integer_chunks_are_ints():
+    d = ps.Normal(torch.zeros(2), 1.0, backend="numpy")
+    assert psd.sample(d, (10,), chunks=np.int64(4), seed=0).chunks == ((4, 4, 2), (2,))
+    assert psd.sample(d, (10,), chunks=(np.int32(5),), seed=0).chunks == ((5, 5), (2,))
+
+
+def test_parameters_numpy_cannot_hold_or_without_values_are_refused():
+    with pytest.raises(ps.InvalidParameterError, match="Received: bfloat16 parameters"):
+        psd.sample(ps.Normal(torch.zeros(2, dtype=torch.bfloat16), 1.0, backend="numpy"),
+                   (4,), chunks=2, seed=0)
+    meta = ps.Normal(torch.zeros(2, device="meta"), 1.0, validate_args=False)
+    with pytest.raises(ps.InvalidParameterError, match="meta device"):
+        psd.sample(meta, (4,), chunks=2, seed=0)
+    with pytest.raises(ps.InvalidParameterError, match="meta device"):
+        psd.sample(ps.Independent(meta, 1), (4,), chunks=2, seed=0)
+
+
 def test_rsample_is_refused_with_the_reason():
     with pytest.raises(ps.NotReparameterizableError, match="outside any torch autograd graph"):
         psd.rsample(ps.Normal(0.0, 1.0), (10,), chunks=5, seed=0)

@@ -171,7 +171,7 @@ def _cmd_backends(args: argparse.Namespace) -> int:
 
         return print_routes(as_json=args.json)
 
-    if args.explain:
+    if args.explain is not None:
         from .core.families import FAMILIES
 
         if args.explain not in FAMILIES:
@@ -233,6 +233,12 @@ def _cmd_new_backend(args: argparse.Namespace) -> int:
         root = write_scaffold(args.name, args.path)
     except (ValueError, FileExistsError) as exc:
         raise _UsageError(str(exc)) from None
+    except OSError as exc:  # a path that cannot be written: a missing parent, no permission
+        raise _UsageError(
+            f"Cannot write the {args.name!r} backend plugin to "
+            f"{args.path or 'polysample-' + args.name}: {exc.strerror or exc}"
+            f"{' (' + str(exc.filename) + ')' if exc.filename else ''}. Choose a --path "
+            "you can write to.") from None
     print(f"Wrote the {args.name!r} backend plugin to {root}. Next:\n"
           f"  pip install -e {root}\n"
           f"  cd {root} && pytest          # the conformance suite on your backend\n"
@@ -258,11 +264,21 @@ def _parse_params(items: Sequence[str], family: str, dtype: Any) -> dict[str, An
             # nan, inf and -inf as Python writes them (JSON's NaN and Infinity too): the
             # distribution then says that parameters must be finite
             value = json.loads(_NON_FINITE.get(text.strip().lower(), text))
+        except RecursionError:
+            raise _UsageError(
+                f"Expected the value of --param {name} to be a number or a (nested) list of "
+                f"numbers of at most 64 levels. Received: a value nested deeper "
+                f"({len(text)} characters).") from None
         except json.JSONDecodeError:
             raise _UsageError(
                 f"Expected the value of --param {name} to be a number or a JSON list such as "
                 f"[0.2, 0.8]. Received: {text!r}."
             ) from None
+        if _depth(value) > 64:
+            raise _UsageError(
+                f"Expected the value of --param {name} to be a number or a (nested) list of "
+                f"numbers of at most 64 levels (torch's limit of dimensions). Received: "
+                f"{_depth(value)} levels.")
         if not _is_numeric(value):
             raise _UsageError(
                 f"Expected the value of --param {name} to be a number or a (nested) list of "
@@ -307,6 +323,15 @@ def _check_param_name(name: str, family: str) -> None:
                           f"Expected --param with one of: {', '.join(names)}.")
     raise _UsageError(f"Unknown parameter {name!r} of {family}. Expected --param with one of: "
                       f"{', '.join(names)}. Received: --param {name}=...")
+
+
+def _depth(value: object) -> int:
+    """How deeply ``value`` nests lists (0 for a number), without recursion."""
+    depth = 0
+    while isinstance(value, list):
+        depth += 1
+        value = value[0] if value else None
+    return depth
 
 
 def _is_numeric(value: object) -> bool:
@@ -416,6 +441,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 0)
     try:
         return int(args.func(args))
+    except KeyboardInterrupt:  # Ctrl-C: one line, the shell's status for SIGINT
+        print("polysample: interrupted", file=sys.stderr)
+        return 130
     except _UsageError as exc:
         print(f"polysample: error: {_one_line(exc)}", file=sys.stderr)
         return 2

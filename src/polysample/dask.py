@@ -27,6 +27,7 @@ module or Dask.
 from __future__ import annotations
 
 import copy
+import numbers
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -106,7 +107,50 @@ def _dtype(dist: Any) -> np.dtype[Any]:
         return _dtype(dist.component_distribution)
     else:  # a component polysample does not route: the dtype of an empty draw
         dtype = dist.sample(torch.Size((0,))).dtype
-    return np.dtype(torch.empty((), dtype=dtype).numpy().dtype)
+    try:
+        return np.dtype(torch.empty((), dtype=dtype).numpy().dtype)
+    except TypeError:  # bfloat16: NumPy has no such dtype
+        raise InvalidParameterError(
+            f"polysample.dask.sample draws into a NumPy-backed Dask array: expected parameters "
+            f"of a dtype NumPy has. Received: {str(dtype).removeprefix('torch.')} parameters. "
+            "Pass float32 parameters (and cast the draws where you need "
+            f"{str(dtype).removeprefix('torch.')}).") from None
+
+
+def _check_device(dist: Any) -> None:
+    """Draws go into NumPy chunks: parameters on the meta device have no values to draw."""
+    if isinstance(dist, Independent | TransformedDistribution):
+        return _check_device(dist.base_dist)
+    if isinstance(dist, MixtureSameFamily):
+        return _check_device(dist.component_distribution)
+    if isinstance(dist, PolysampleDistribution) and dist._ps_params().device.type == "meta":
+        raise InvalidParameterError(
+            "polysample.dask.sample draws values into NumPy chunks: expected parameters on a "
+            "device with values (cpu, cuda). Received: parameters on the meta device (shapes "
+            "without values). Give the parameters on a real device.")
+    return None
+
+
+def _chunk_entry(c: Any, chunks: Any) -> Any:
+    """One entry of ``chunks``: a NumPy integer as an int; a size below 1 (but -1, "the whole
+    dimension"), a fraction or a bool refused."""
+    if isinstance(c, bool):
+        raise InvalidParameterError(f"Expected chunks as positive ints, 'auto' or -1. "
+                                    f"Received: {chunks!r} (a bool).")
+    if isinstance(c, numbers.Integral):
+        c = int(c)
+        if c == 0 or c < -1:
+            raise InvalidParameterError(
+                f"Expected chunks of at least 1 value (or -1 for a whole dimension, 'auto' to "
+                f"let Dask choose). Received: {chunks!r}.")
+        return c
+    if isinstance(c, numbers.Real):
+        raise InvalidParameterError(
+            f"Expected chunks as whole numbers of values (ints), 'auto' or -1. Received: "
+            f"{chunks!r}.")
+    if isinstance(c, tuple | list):
+        return tuple(_chunk_entry(x, chunks) for x in c)
+    return c
 
 
 def _chunks(chunks: Chunks, shape: tuple[int, ...], trailing: tuple[int, ...],
@@ -116,6 +160,8 @@ def _chunks(chunks: Chunks, shape: tuple[int, ...], trailing: tuple[int, ...],
     from dask.array.core import normalize_chunks
 
     ns, full = len(shape), shape + trailing
+    if isinstance(chunks, numbers.Number):
+        chunks = _chunk_entry(chunks, chunks)
     if chunks is None or isinstance(chunks, int | str | dict):
         if isinstance(chunks, dict):
             raise InvalidParameterError(
@@ -123,7 +169,7 @@ def _chunks(chunks: Chunks, shape: tuple[int, ...], trailing: tuple[int, ...],
                 f"Received: {chunks!r}.")
         per: tuple[Any, ...] = (chunks if chunks is not None else "auto",) * ns
     else:
-        given = tuple(chunks)
+        given = tuple(_chunk_entry(c, chunks) for c in chunks)
         if len(given) == len(full) and len(full) > ns:
             for d, (c, size) in enumerate(zip(given[ns:], trailing)):
                 if c not in (-1, None, size, (size,)):
@@ -140,9 +186,10 @@ def _chunks(chunks: Chunks, shape: tuple[int, ...], trailing: tuple[int, ...],
         per = given
     try:
         return tuple(normalize_chunks(per + (-1,) * len(trailing), shape=full, dtype=dtype))
-    except ValueError as exc:
+    except (ValueError, TypeError, ZeroDivisionError) as exc:
         raise InvalidParameterError(
-            f"Invalid chunks {chunks!r} for sample shape {shape}: {exc}") from None
+            f"Invalid chunks {chunks!r} for sample shape {shape}: {exc} Expected an int, "
+            "'auto', or one entry per sample dimension.") from None
 
 
 def _draw_chunk(dist: Any, entropy: Any, spawn_key: tuple[int, ...], pool_size: int,
@@ -191,6 +238,7 @@ def sample(dist: Any, sample_shape: Any = (), *, chunks: Chunks = "auto",
     shape = tuple(check_sample_shape(sample_shape))
     pinned = _pinned(dist)
     trailing = tuple(pinned.batch_shape + pinned.event_shape)
+    _check_device(pinned)
     dtype = _dtype(pinned)
     root = as_seed_sequence(seed) if seed is not None else np.random.SeedSequence()
     full_chunks = _chunks(chunks, shape, trailing, dtype)

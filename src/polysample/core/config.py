@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
+import inspect
 import os
 import threading
 import tomllib
@@ -286,6 +288,65 @@ class use_backend(contextlib.ContextDecorator):  # noqa: N801 - a function to it
 
     def _recreate_cm(self) -> use_backend:  # a decorated function's calls: a block each
         return use_backend(self.name)
+
+    def __call__(self, func: Any) -> Any:
+        """The decorator. A coroutine function's body runs in the block (while it runs: the
+        block is the task's); a generator's or an async generator's body too, each time it
+        resumes, and not between its yields (the caller's code there keeps its own backend).
+        ContextDecorator's wrapper entered and left the block when the coroutine or
+        generator object was made, before the body ran: it drew on the default backend."""
+        name = self.name
+        if inspect.isasyncgenfunction(func):
+            @functools.wraps(func)
+            async def agen(*args: Any, **kwargs: Any) -> Any:
+                inner = func(*args, **kwargs)
+                send: Any = None
+                thrown: BaseException | None = None
+                while True:
+                    with use_backend(name):
+                        try:
+                            item = await (inner.athrow(thrown) if thrown is not None
+                                          else inner.asend(send))
+                        except StopAsyncIteration:
+                            return
+                    try:
+                        send, thrown = (yield item), None
+                    except GeneratorExit:
+                        with use_backend(name):
+                            await inner.aclose()
+                        raise
+                    except BaseException as exc:  # noqa: BLE001 - thrown into the body
+                        send, thrown = None, exc
+            return agen
+        if inspect.iscoroutinefunction(func):
+            @functools.wraps(func)
+            async def coro(*args: Any, **kwargs: Any) -> Any:
+                with use_backend(name):
+                    return await func(*args, **kwargs)
+            return coro
+        if inspect.isgeneratorfunction(func):
+            @functools.wraps(func)
+            def gen(*args: Any, **kwargs: Any) -> Any:
+                inner = func(*args, **kwargs)
+                send: Any = None
+                thrown: BaseException | None = None
+                while True:
+                    with use_backend(name):
+                        try:
+                            item = inner.throw(thrown) if thrown is not None \
+                                else inner.send(send)
+                        except StopIteration as stop:
+                            return stop.value
+                    try:
+                        send, thrown = (yield item), None
+                    except GeneratorExit:
+                        with use_backend(name):
+                            inner.close()
+                        raise
+                    except BaseException as exc:  # noqa: BLE001 - thrown into the body
+                        send, thrown = None, exc
+            return gen
+        return super().__call__(func)
 
     def __enter__(self) -> str | Backend:
         require_registered(self.name)

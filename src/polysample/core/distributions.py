@@ -1543,6 +1543,12 @@ class _Combinator:
     _ps_backend: str | Backend | None = None
 
     @property
+    def backend(self) -> str | Backend | None:
+        """The backend given at construction, a name or a ``Backend`` (``None``: resolved at
+        each draw), as the families' ``backend``."""
+        return self._ps_backend
+
+    @property
     def _ps_family(self) -> str:
         """The combinator's name, as the families' messages name the family."""
         return type(self).__name__
@@ -2048,6 +2054,16 @@ def wrap(dist: td.Distribution, backend: str | Backend | None = None) -> Any:
     if isinstance(dist, PolysampleDistribution | _Combinator):
         if backend is None:
             return dist
+        theirs = dist._ps_backend
+        if theirs is not None and theirs is not backend and not _same(theirs, backend):
+            # as a combinator refuses a component that chose another backend: the backend a
+            # distribution chose is kept by wrap() (it was replaced without a word)
+            raise InvalidParameterError(
+                f"Conflicting backends: wrap(..., backend={_label(backend)!r}) was given a "
+                f"polysample.{type(dist).__name__} with backend={_label(theirs)!r}. Expected a "
+                "distribution that chose no backend (it then takes wrap()'s) or the same one. "
+                "Drop one of the two backend= arguments, or build the distribution again with "
+                "the backend you want.")
         dist = _as_torch_view(dist)
     if not isinstance(dist, td.Distribution):
         raise InvalidParameterError(

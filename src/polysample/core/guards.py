@@ -387,6 +387,10 @@ def complex_kind(value: Any) -> str | None:
     return f"the complex number {value!r}" if isinstance(value, complex) else None
 
 
+#: The most dimensions torch's operations take on a tensor.
+MAX_DIMS = 64
+
+
 def check_real(family: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
     """Raise :class:`InvalidParameterTypeError` at construction for a complex parameter.
     Every family's parameters are real; torch's classes fail on complex ones in a different
@@ -395,6 +399,14 @@ def check_real(family: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> No
     without a word)."""
     named = [*(f"argument {i}" for i in range(len(args))), *kwargs]
     for name, value in zip(named, (*args, *kwargs.values())):
+        if isinstance(value, torch.Tensor) and value.dim() > MAX_DIMS:
+            # torch's reductions (the finiteness and constraint checks) refuse such a tensor
+            # with a bare RuntimeError, and no result of it could be made
+            raise InvalidParameterRuntimeError(
+                f"Invalid parameters for polysample.{family}: expected parameters of at most "
+                f"{MAX_DIMS} dimensions (torch's limit for a tensor's operations). Received: "
+                f"{name} of {value.dim()} dimensions. Remove the dimensions of size 1 "
+                "(x.squeeze()), or reshape it.")
         kind = complex_kind(value)
         if kind is not None:
             raise InvalidParameterTypeError(
