@@ -449,11 +449,12 @@ def test_a_refused_constructor_raises_torchs_class_and_blames_no_valid_probs(
     # torch normalizes probs: non-negative probs that do not sum to 1 are valid
     assert "probs (Simplex())" not in text or "nan" in repr(args), text
     assert "float16" not in text and "Pass float32" not in text, text
-    if isinstance(theirs.value, NotImplementedError):
-        assert isinstance(ours.value, ps.UnsupportedFamilyError)
-        assert "total_count" in text and "int" in text, text
-    if "nan" in repr(args):
+    if "nan" in repr(args):  # invalid too: the invalid parameter is reported, torch's class
+        assert isinstance(ours.value, ps.InvalidParameterNotImplementedError), type(ours.value)
         assert "non-finite: probs" in text, text
+    elif isinstance(theirs.value, NotImplementedError):
+        assert isinstance(ours.value, ps.UnsupportedFamilyError)
+        assert "total_count to be an int" in text, text
 
 
 def test_unnormalized_or_negative_probs_are_told_apart_in_a_constructor_error() -> None:

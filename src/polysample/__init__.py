@@ -66,6 +66,7 @@ from .core.errors import (
     BackendUnavailableError,
     ConfigError,
     InvalidParameterError,
+    InvalidParameterNotImplementedError,
     InvalidParameterRuntimeError,
     InvalidParameterTypeError,
     NotReparameterizableError,
@@ -142,6 +143,7 @@ __all__ = [
     "PolysampleError", "UnknownBackendError", "BackendUnavailableError",
     "UnsupportedFamilyError", "NotReparameterizableError", "ConfigError",
     "InvalidParameterError", "BackendContractError", "InvalidParameterTypeError",
-    "InvalidParameterRuntimeError", "NotTraceableError", "SampleTooLargeError",
+    "InvalidParameterRuntimeError", "InvalidParameterNotImplementedError", "NotTraceableError",
+    "SampleTooLargeError",
     "__version__",
 ]

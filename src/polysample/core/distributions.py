@@ -183,17 +183,12 @@ def _check_backend_arg(backend: object) -> None:
 
 
 def _unimplemented_init(family: str, args: tuple[Any, ...], kwargs: dict[str, Any],
-                        exc: NotImplementedError,
-                        bad: tuple[list[str], list[str]] = ([], [])) -> UnsupportedFamilyError:
-    """The error of a constructor that torch refuses with ``NotImplementedError``: an
-    operation it lacks for the parameters' dtype (a float16 covariance matrix's Cholesky
+                        exc: NotImplementedError) -> UnsupportedFamilyError:
+    """The error of a constructor that torch refuses with ``NotImplementedError`` for valid
+    parameters: an operation it lacks for their dtype (a float16 covariance matrix's Cholesky
     factorization on the CPU), or arguments it does not support (a tensor ``total_count`` of
-    ``Multinomial``). A ``NotImplementedError`` as torch's own, whatever else is wrong with the
-    arguments (``bad``: the non-finite ones and those outside their constraints, named too):
-    ``except NotImplementedError`` written for torch keeps catching it."""
-    non_finite, violating = bad
-    also = "".join(f" Also {what}: {', '.join(names)}." for what, names in (
-        ("non-finite", non_finite), ("outside their constraints", violating)) if names)
+    ``Multinomial``). A ``NotImplementedError`` as torch's own: ``except NotImplementedError``
+    written for torch keeps catching it."""
     total = kwargs.get("total_count", args[0] if args else None)
     if family == "Multinomial" and not isinstance(total, int | None):
         shape = (f"a tensor of shape {tuple(total.shape)}" if isinstance(total, torch.Tensor)
@@ -201,7 +196,7 @@ def _unimplemented_init(family: str, args: tuple[Any, ...], kwargs: dict[str, An
         return UnsupportedFamilyError(
             f"Cannot build polysample.Multinomial: torch's constructor supports only one total "
             f"count for the whole batch, a Python int ({quoted(exc)}) Expected total_count to "
-            f"be an int. Received: total_count {shape}.{also} Pass int(total_count) when every "
+            f"be an int. Received: total_count {shape}. Pass int(total_count) when every "
             "entry is the same; for a count per batch element draw each element's "
             "Multinomial apart, or use Binomial (which takes a tensor total_count) for two "
             "categories.")
@@ -211,7 +206,7 @@ def _unimplemented_init(family: str, args: tuple[Any, ...], kwargs: dict[str, An
         return UnsupportedFamilyError(
             f"Cannot build polysample.{family}: torch's constructor does not implement these "
             f"arguments ({quoted(exc)}) Expected arguments that torch.distributions.{family} "
-            f"supports.{also} Change the argument torch's message names.")
+            f"supports. Change the argument torch's message names.")
     given = [k for k in ("covariance_matrix", "precision_matrix") if kwargs.get(k) is not None]
     instead = (f"Pass scale_tril instead of {given[0]} (its draws and log_prob work in half "
                "precision), or " if given and family in ("MultivariateNormal", "Wishart")
@@ -220,7 +215,7 @@ def _unimplemented_init(family: str, args: tuple[Any, ...], kwargs: dict[str, An
         f"Cannot build polysample.{family} from {' and '.join(sorted(half))} parameters: "
         f"torch's constructor needs an operation torch does not implement for them "
         f"({quoted(exc)}) Expected parameters of a dtype it does (float16 and bfloat16 "
-        f"matrices have no Cholesky factorization on the CPU).{also} {instead}float32 "
+        f"matrices have no Cholesky factorization on the CPU). {instead}float32 "
         "parameters, and cast the draws (x.half()).")
 
 
@@ -958,10 +953,13 @@ class PolysampleDistribution:
         except NotImplementedError as exc:
             # torch lacks a kernel for these parameters' dtype (a float16 covariance matrix's
             # Cholesky factorization on the CPU) or supports no such argument (a tensor
-            # total_count): torch's class, naming invalid arguments too
+            # total_count), unless the parameters are invalid too (non-finite, outside their
+            # constraints): that first. Either way a NotImplementedError, as torch's.
             bad = (_non_finite_args(self._ps_family, args, kwargs),
                    _violating_args(self._ps_family, args, kwargs))
-            raise _unimplemented_init(self._ps_family, args, kwargs, exc, bad) from exc
+            if any(bad):
+                raise _wrap_init_error(self._ps_family, exc, *bad) from exc
+            raise _unimplemented_init(self._ps_family, args, kwargs, exc) from exc
         except (ValueError, TypeError, RuntimeError) as exc:
             if any(isinstance(a, torch.Tensor) and a.is_meta for a in (*args, *kwargs.values())):
                 raise _meta_error(self._ps_family, exc) from exc

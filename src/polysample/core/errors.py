@@ -19,6 +19,7 @@ __all__ = [
     "InvalidParameterError",
     "InvalidParameterTypeError",
     "InvalidParameterRuntimeError",
+    "InvalidParameterNotImplementedError",
     "BackendContractError",
     "NotTraceableError",
     "SampleTooLargeError",
@@ -74,14 +75,24 @@ class InvalidParameterRuntimeError(InvalidParameterError, RuntimeError):
     shapes do not broadcast, mismatched dtypes, a negative ``sample_shape``."""
 
 
+class InvalidParameterNotImplementedError(InvalidParameterRuntimeError, NotImplementedError):
+    """An :class:`InvalidParameterError` where torch raised ``NotImplementedError`` for the
+    same input (a float16 covariance matrix that also holds a NaN: torch lacks the kernel and
+    says so first): ``except NotImplementedError`` written for torch keeps catching it."""
+
+
 def invalid_parameter(message: str, cause: BaseException | None = None) -> InvalidParameterError:
     """The :class:`InvalidParameterError` for ``message`` that is also the builtin class of
     ``cause`` (the exception torch raised for the same input): ``TypeError`` gives
-    :class:`InvalidParameterTypeError`, ``RuntimeError`` :class:`InvalidParameterRuntimeError`,
+    :class:`InvalidParameterTypeError`, ``NotImplementedError``
+    :class:`InvalidParameterNotImplementedError`, another ``RuntimeError``
+    :class:`InvalidParameterRuntimeError`,
     anything else (``ValueError``, ``None``) the plain class. Chain it: ``raise ... from cause``.
     """
     if isinstance(cause, TypeError):
         return InvalidParameterTypeError(message)
+    if isinstance(cause, NotImplementedError):
+        return InvalidParameterNotImplementedError(message)
     if isinstance(cause, RuntimeError):
         return InvalidParameterRuntimeError(message)
     return InvalidParameterError(message)
