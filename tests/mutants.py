@@ -901,6 +901,20 @@ class ShapeGradientMutant(_Mutant):
         return x.detach() + (x - x.detach()) / n
 
 
+class ShapeGradient2dMutant(_Mutant):
+    """Right values; a Gamma whose pathwise gradient is divided by the last sample dimension
+    where the sample shape has two or more dimensions (an outside trial's: ``grad_shape`` drew
+    ``(16,)`` alone, and every other gradient check one sample dimension)."""
+
+    FAMILIES = ("Gamma",)
+
+    def rsample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        x = self._inner.rsample(family, params, sample_shape, seed=seed)
+        if not x.requires_grad or len(tuple(sample_shape)) < 2:
+            return x
+        return x.detach() + (x - x.detach()) / tuple(sample_shape)[-1]
+
+
 class ChunkDetachMutant(_Mutant):
     """Right values; a call of more than 512 sample rows is drawn in chunks of 512 rows, and
     every chunk after the first is detached: its rows have no gradient (a chunked path that
@@ -2285,6 +2299,7 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     "mutant_float32_grad": (Float32GradientMutant, "grad_cdf", "Gamma"),
     # Right gradients with sample_shape (), a mean for a sum with one: only grad_shape sees it.
     "mutant_shape_grad": (ShapeGradientMutant, "grad_shape", "Normal"),
+    "mutant_shape_grad_2d": (ShapeGradient2dMutant, "grad_shape", "Gamma"),
     # Right values and right gradients in calls of at most 512 rows: only grad_large sees it.
     "mutant_chunk_detach": (ChunkDetachMutant, "grad_large", "Normal"),
     # Right values, gradients wrong above the 99.5% quantile only: grad_large's extreme rows.

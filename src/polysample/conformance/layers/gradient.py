@@ -218,9 +218,14 @@ def _grad_shape(t: Target, family: str,
             # A distribution per call: one built once caches tensors derived from the leaves
             # (Chi2's concentration, a probs from logits), whose graph a backward pass frees.
             d = make(family, shared, t, validate=False)
-            x = d.rsample((m,), seed=seed_for(f"{seed}-shape-{i}"))
+            # Two sample dimensions, (4, m / 4): a backward pass that reduced a second sample
+            # dimension wrongly passed a one-dimensional shape (an outside trial's); a wrong
+            # reduction of one dimension fails it too, and grad_large's (1024,) call.
+            shape = (4, m // 4)
+            x = d.rsample(shape, seed=seed_for(f"{seed}-shape-{i}"))
             if not x.requires_grad:
-                raise CheckFailure(f"rsample(({m},)) returned a tensor without gradient")
+                raise CheckFailure(f"rsample({shape}) returned a tensor without gradient")
+            x = x.reshape((m,) + tuple(x.shape[len(shape):]))
             ga = torch.autograd.grad(h(x), [leaves[n] for n in names], allow_unused=True)
             big, copies = _per_sample_leaves(family, params, support, m)
             # The same seed: a backend that draws the same values both ways (the built-in
