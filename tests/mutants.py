@@ -915,6 +915,18 @@ class ShapeGradient2dMutant(_Mutant):
         return x.detach() + (x - x.detach()) / tuple(sample_shape)[-1]
 
 
+class OneValueMutant(_Mutant):
+    """A Normal whose one-value calls (``sample()`` with scalar parameters) draw a half-normal
+    (``loc + |x - loc|``); right in every call of more values (an outside trial's: the
+    suite's law checks drew many values per call)."""
+
+    def sample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        x = self._inner.sample(family, params, sample_shape, seed=seed)
+        if x.numel() == 1:
+            return params["loc"] + (x - params["loc"]).abs()
+        return x
+
+
 class ChunkDetachMutant(_Mutant):
     """Right values; a call of more than 512 sample rows is drawn in chunks of 512 rows, and
     every chunk after the first is detached: its rows have no gradient (a chunked path that
@@ -2300,6 +2312,7 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     # Right gradients with sample_shape (), a mean for a sum with one: only grad_shape sees it.
     "mutant_shape_grad": (ShapeGradientMutant, "grad_shape", "Normal"),
     "mutant_shape_grad_2d": (ShapeGradient2dMutant, "grad_shape", "Gamma"),
+    "mutant_one_value": (OneValueMutant, "ones_ks", "Normal"),
     # Right values and right gradients in calls of at most 512 rows: only grad_large sees it.
     "mutant_chunk_detach": (ChunkDetachMutant, "grad_large", "Normal"),
     # Right values, gradients wrong above the 99.5% quantile only: grad_large's extreme rows.

@@ -590,10 +590,12 @@ def test_per_sample_gradient_samples_are_drawn_in_calls_of_one_shape(monkeypatch
     monkeypatch.setattr(TorchBackend, "rsample", recording)
     report = check_backend("torch", families=["Dirichlet"], layers=("gradient",), quick=True)
     assert report.ok, report.summary()
-    # grad_shape draws the example parameters (a batch of 2) in calls of 16 rows both ways
+    # grad_shape draws the example parameters (a batch of 2): a first draw of 16 rows, then
+    # 32 pairs of calls, the sample shape (4, 4) against 16 parameter copies
     shaped = [c for c in calls if c[1][:2] == (16, 2)]
-    assert len(shaped) == 1 + 2 * 32, len(shaped)  # a first draw, then 32 pairs
-    calls = [c for c in calls if c[1][:2] != (16, 2)]
+    assert len(shaped) == 1 + 32, len(shaped)
+    assert len([c for c in calls if c[1][:3] == (4, 4, 2)]) == 32
+    calls = [c for c in calls if c[1][:2] != (16, 2) and c[1][:3] != (4, 4, 2)]
     # grad_large draws one call of 1024 rows on 32 copies of the example parameters
     assert [c[1] for c in calls if c[1][:2] == (1024, 32)] == [(1024, 32, 2, 3)]
     calls = [c for c in calls if c[1][:2] != (1024, 32)]

@@ -40,6 +40,7 @@ LAYERS = {
     "mixture_grad": ("gradient",),
     "calls_ks": ("sampler",),
     "scalar_ks": ("sampler",),
+    "ones_ks": ("sampler",),
     "calls_indep": ("sampler",),
     "calls_repeats": ("sampler",),
     "grad_cdf": ("gradient",),

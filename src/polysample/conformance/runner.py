@@ -189,6 +189,10 @@ class Runner:
         params = grid.build(dtype)
         if grid.label == "typical":  # torch's other parameterization (see as_logits)
             params = as_logits(family, params)
+        if method == "ones":  # the first grid point alone, kept as a batch of one
+            spec0 = FAMILIES[family]
+            params = {k: v[:1].clone() if isinstance(v, torch.Tensor)
+                      and v.dim() > spec0.param_event_dim(k) else v for k, v in params.items()}
         support = family_support(t, family)
         # rsample() is judged as a model calls it: on parameters that require grad, with
         # gradients enabled (a backend that drew from another law on that path, its gradients
@@ -218,7 +222,7 @@ class Runner:
         # already counts (their alpha split over twice the columns), unless rsample() drew
         # sample()'s values.
         both = (method in ("calls", "scalar") or grid.methods == ("sample",)) and len(batch) == 1 and (
-            family_support(t, family).rsample)
+            family_support(t, family).rsample) and method != "ones"
         with torch.no_grad():
             if method == "calls":
                 # Many small calls, as a training loop draws (a backend may take another path
@@ -232,6 +236,17 @@ class Runner:
                 def draw(name: str, s: int) -> torch.Tensor:
                     return torch.cat([getattr(dist, name)((CALL_ROWS,), seed=seed_for(f"{s}-{i}"))
                                       for i in range(calls)])
+            elif method == "ones":
+                n = ONES_CALLS
+                seed = self.seed(f"{t.name}-{family}-{grid.label}-ones")
+                how = " in one-value calls with scalar parameters (sample())"
+                blocks = 0
+                single = make(family, point_params(family, params, 0), t)
+                given.append(point_params(family, params, 0))
+
+                def draw(name: str, s: int) -> torch.Tensor:
+                    return torch.stack([getattr(single, name)(seed=seed_for(f"{s}-{i}"))
+                                        for i in range(n)]).unsqueeze(1)
             elif method == "scalar":
                 # Each grid point with scalar parameters (batch ()), in a call of its own: a
                 # backend may take another path for them (torch's in-place kernels for
@@ -464,6 +479,11 @@ def tiled(family: str, params: Mapping[str, Any], times: int) -> dict[str, Any]:
 CALLS_QUICK = 256
 CALLS_FULL = 1024
 CALL_ROWS = 16
+#: The ``ones`` draw of the sampler layer's ``ones_ks`` check: this many one-value calls
+#: (``sample()`` with scalar parameters, each with its own seed) at the typical grid's first
+#: point: the commonest call of a training loop, which every other draw reached only as a
+#: value among many (a backend whose one-value path drew a half-normal passed).
+ONES_CALLS = 512
 #: The values of a large call with scalar parameters (batch ``()``), float64: the ``scalar``
 #: draw of the sampler layer's ``scalar_ks`` check (each grid point of the typical grid in a
 #: call of its own) and the large call of the semantics layer's ``seeds`` and ``generator``

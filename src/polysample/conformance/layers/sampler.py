@@ -33,6 +33,9 @@ statistics with a known law (:func:`..cases.projections`):
 * ``calls_indep`` (typical grid): the rows of each small call are independent: the spread
   of the calls' mean PITs against exact bounds (a call stratified or made of antithetic
   pairs passes every other check);
+* ``ones_ks`` (typical grid): the K-S check of the first grid point drawn in
+  :data:`..runner.ONES_CALLS` one-value calls (``sample()`` with scalar parameters, a seed
+  each), at the pooled alpha (a one-value path grossly wrong: a half-normal for a Normal).
 * ``scalar_ks`` (typical grid): the K-S check of each grid point drawn with scalar
   parameters (batch ``()``), ``sample()`` and ``rsample()``, in a call of its own of
   :data:`..runner.SCALAR_VALUES` values: a backend may take another path for scalar
@@ -467,6 +470,10 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
             # never reach a backend's scalar-parameter path)
             yield from (c for c in _draw_checks(t, family, grid, "scalar", continuous)
                         if c.name == "scalar_ks")
+            # the first grid point in one-value calls with scalar parameters (sample()), a
+            # training loop's commonest call
+            yield from (c for c in _draw_checks(t, family, grid, "ones", continuous)
+                        if c.name == "ones_ks")
 
 
 def _draw_checks(t: Target, family: str, grid: Grid, method: str,
@@ -479,8 +486,8 @@ def _draw_checks(t: Target, family: str, grid: Grid, method: str,
             raise CheckFailure(f"{d.called} returned values outside the support: "
                                f"{d.outside}", n=d.n, seed=d.seed)
         m = sum(p.values.shape[1] for p in d.projections)
-        # scalar_ks looks for gross errors of another path: it shares the pooled slots
-        alpha = (ALPHA_SCALAR if method == "scalar" else ALPHA_CHECK) / m
+        # scalar_ks and ones_ks look for gross errors of another path: the pooled slots
+        alpha = (ALPHA_SCALAR if method in ("scalar", "ones") else ALPHA_CHECK) / m
         thr = dkwm_threshold(d.n, alpha)
         worst, where, wj = -1.0, "", 0
         per: dict[str, list[float]] = {}
