@@ -1036,10 +1036,12 @@ def test_a_normal_approximation_at_a_count_corner_fails_in_quick_mode(with_mutan
 
 def test_a_value_every_call_starts_with_fails_the_calls_repeat_check_in_quick_mode(with_mutants):
     # Normal's first value of every call is loc: a large draw holds it once (every other
-    # check passes), the typical grid drawn in 256 calls of 16 rows holds it 256 times.
+    # check passes), the typical grid drawn in 256 calls of 16 rows holds it 256 times (and
+    # every one-value call is loc: ones_ks).
     report = check_backend("mutant_call_start", families=["Normal"], layers=("sampler",),
                            quick=True)
-    assert [r.id for r in report.failures] == ["mutant_call_start-Normal-typical-calls_repeats"], [
+    assert [r.id for r in report.failures] == ["mutant_call_start-Normal-typical-calls_repeats",
+                                               "mutant_call_start-Normal-typical-ones_ks"], [
         r.id for r in report.failures]
     r = report.failures[0]
     assert "value = -0.5 256 times at typical[0] (loc=-0.5, scale=0.5)" in r.message, r.message
