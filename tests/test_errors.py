@@ -381,3 +381,80 @@ def test_a_constructor_torch_cannot_run_in_half_precision_says_so_as_torch_does(
     with pytest.raises(ps.InvalidParameterError, match="non-finite: loc"):
         ps.LowRankMultivariateNormal(torch.tensor([math.nan, 0.5], dtype=dtype), eye[:, :1],
                                      torch.ones(2, dtype=dtype), validate_args=False)
+
+
+def test_rsample_params_naming_probs_covers_logits_and_nothing_else():
+    # probs and logits are one parameter given two ways: a backend that reparameterizes probs
+    # reparameterizes a distribution built from logits (the gradient layer's typical grid is
+    # given logits); a parameter it does not name still refuses.
+    import dataclasses
+
+    from polysample.backends.torch_backend import TorchBackend
+
+    class ProbsOnly(TorchBackend):
+        def families(self):  # type: ignore[no-untyped-def]
+            inner = dict(super().families())
+            inner["RelaxedBernoulli"] = dataclasses.replace(
+                inner["RelaxedBernoulli"], rsample_params=frozenset({"probs"}))
+            return inner
+
+    ps.register_backend("probs-only", ProbsOnly)
+    try:
+        logits = torch.tensor([0.3, -1.0], dtype=torch.float64, requires_grad=True)
+        x = ps.RelaxedBernoulli(torch.tensor(0.5, dtype=torch.float64), logits=logits,
+                                backend="probs-only").rsample(seed=1)
+        x.sum().backward()
+        assert logits.grad is not None and torch.all(logits.grad != 0)
+        temperature = torch.tensor(0.5, dtype=torch.float64, requires_grad=True)
+        with pytest.raises(ps.NotReparameterizableError, match=r"\['probs'\].*temperature"):
+            ps.RelaxedBernoulli(temperature, logits=logits.detach(),
+                                backend="probs-only").rsample(seed=1)
+    finally:
+        ps.unregister_backend("probs-only")
+    support = ps.FamilySupport(rsample=True, rsample_params=frozenset({"logits"}))
+    assert support.reparameterizes("probs") and not support.reparameterizes("temperature")
+    assert not ps.FamilySupport(rsample=False).reparameterizes("probs")
+
+
+@pytest.mark.parametrize("family,kwargs,learnt", [
+    ("Beta", {"concentration1": 2.0, "concentration0": 3.0}, "concentration0"),
+    ("LogNormal", {"loc": 0.0, "scale": 1.0}, "scale"),
+    ("RelaxedBernoulli", {"temperature": 0.5, "logits": 0.3}, "logits"),
+    ("Chi2", {"df": 3.0}, "df"),
+])
+def test_a_detached_rsample_is_refused_where_torch_keeps_the_parameters_elsewhere(
+        family: str, kwargs: dict, learnt: str) -> None:
+    # torch keeps Beta's concentrations in a Dirichlet, LogNormal's and the relaxed families'
+    # parameters in a base distribution: reading them by name found none that required grad,
+    # and a backend's detached rsample() (or a gradient in a parameter it does not
+    # reparameterize) went through silently.
+    import dataclasses
+
+    from polysample.backends.torch_backend import TorchBackend
+
+    class Detaching(TorchBackend):
+        def rsample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+            return super().rsample(family, params, sample_shape, seed=seed).detach()
+
+    class OthersOnly(TorchBackend):
+        def families(self):  # type: ignore[no-untyped-def]
+            inner = dict(super().families())
+            names = frozenset(family_spec(family).params) - {learnt, "probs", "logits"}
+            inner[family] = dataclasses.replace(inner[family], rsample_params=names)
+            return inner
+
+    args = {k: torch.tensor(v, dtype=torch.float64, requires_grad=k == learnt)
+            for k, v in kwargs.items()}
+    ps.register_backend("detaching", Detaching)
+    ps.register_backend("others-only", OthersOnly)
+    try:
+        with pytest.raises(ps.BackendContractError, match=rf"detached tensor.*\['{learnt}'\]"):
+            getattr(ps, family)(**args, backend="detaching").rsample((2,))
+        with pytest.raises(ps.NotReparameterizableError, match=rf"\['{learnt}'\] require grad"):
+            getattr(ps, family)(**args, backend="others-only").rsample((2,))
+        # expand() keeps what requires grad
+        with pytest.raises(ps.NotReparameterizableError, match=rf"\['{learnt}'\] require grad"):
+            getattr(ps, family)(**args, backend="others-only").expand((3,)).rsample()
+    finally:
+        ps.unregister_backend("detaching")
+        ps.unregister_backend("others-only")

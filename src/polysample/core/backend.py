@@ -8,7 +8,7 @@ drawer per family) and normalises seeds through one method, ``rng``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -46,6 +46,8 @@ class FamilySupport:
         log_prob: the backend computes ``log_prob`` itself; when False the core scores with torch.
         rsample_params: when ``rsample`` is True, the parameters with a pathwise gradient;
             ``None`` means every floating parameter. (VonMises on some libraries: ``loc`` only.)
+            ``probs`` and ``logits`` are one parameter given two ways: naming either covers
+            both (see :meth:`reparameterizes`).
         note: a short human-readable remark (shown in ``polysample backends`` and the docs).
     """
 
@@ -54,6 +56,21 @@ class FamilySupport:
     log_prob: bool = False
     rsample_params: frozenset[str] | None = None
     note: str = ""
+
+    def reparameterizes(self, name: str) -> bool:
+        """Whether parameter ``name`` has a pathwise gradient (``rsample`` and
+        ``rsample_params`` allowing it; ``probs`` and ``logits`` count as one)."""
+        return self.rsample and in_rsample_params(self.rsample_params, name)
+
+
+#: The two spellings of one parameter (:func:`in_rsample_params`).
+_PROBABILITY_ALIAS = {"probs": "logits", "logits": "probs"}
+
+
+def in_rsample_params(allowed: Collection[str] | None, name: str) -> bool:
+    """Whether ``rsample_params`` value ``allowed`` (None: every floating parameter) gives
+    ``name`` a pathwise gradient; ``probs`` and ``logits`` count as one parameter."""
+    return allowed is None or name in allowed or _PROBABILITY_ALIAS.get(name, name) in allowed
 
 
 class Backend:

@@ -974,6 +974,10 @@ class PolysampleDistribution:
             # with a string or None loc: 'str' object has no attribute 'dim'): a wrong type, as
             # torch's other constructors report it.
             raise _wrap_init_error(self._ps_family, TypeError(str(exc))) from exc
+        # What the caller gave, by reference: which parameters require grad is read from these
+        # (torch keeps some only inside another object, Beta's in a Dirichlet, RelaxedBernoulli's
+        # in its base distribution, where they are not found by name).
+        self._ps_given = (args, kwargs)
         if "temperature" in self._ps_names:
             _check_temperature(self, getattr(self, "temperature", None))
         tril = self.__dict__.get("_unbroadcasted_scale_tril")
@@ -1157,6 +1161,12 @@ class PolysampleDistribution:
         """Whether a tensor parameter requires grad (:meth:`_ps_grad_params`, without the
         list: this runs on every ``rsample``)."""
         attrs = self.__dict__
+        given = attrs.get("_ps_given")
+        if given is not None:
+            if not any(isinstance(v, torch.Tensor) and v.requires_grad
+                       for v in (*given[0], *given[1].values())):
+                return False
+            return bool(self._ps_grad_params(None))
         for name in self._ps_tensor_params:
             value = attrs.get(name)
             if value.__class__ is torch.Tensor or isinstance(value, torch.Tensor):
@@ -1164,11 +1174,29 @@ class PolysampleDistribution:
                     return True
         return False
 
-    def _ps_grad_params(self, support: FamilySupport) -> list[str]:
+    def _ps_grad_params(self, support: FamilySupport | None) -> list[str]:
+        """The parameters that require grad, by the names the caller gave them, and whose
+        values as the backend reads them do too (a distribution built under
+        ``torch.no_grad()`` from tensors that require grad holds none where torch derives
+        what it keeps, Beta's Dirichlet: no backend can give it a gradient)."""
         attrs = self.__dict__
+        given = attrs.get("_ps_given")
+        if given is not None:
+            args, kwargs = given
+            named = [*zip(_init_names(type(self)), args), *kwargs.items()]
+            names = [name for name, v in named
+                     if isinstance(v, torch.Tensor) and v.requires_grad]
+            if not names:
+                return names
+            params = self._ps_params()
+            return [name for name in names if name not in params._names
+                    or getattr(params[name], "requires_grad", False)]
+        base = attrs.get("base_dist")
         names = []
         for name in self._ps_tensor_params:
             value = attrs.get(name)
+            if value is None and base is not None:  # LogNormal, the relaxed families
+                value = vars(base).get(name)
             if isinstance(value, torch.Tensor) and value.requires_grad:
                 names.append(name)
         return names
@@ -1327,7 +1355,7 @@ class PolysampleDistribution:
         if not support.rsample:
             raise NotReparameterizableError(_not_reparameterizable(self._ps_family, backend))
         if support.rsample_params is not None:
-            bad = [p for p in self._ps_grad_params(support) if p not in support.rsample_params]
+            bad = [p for p in self._ps_grad_params(support) if not support.reparameterizes(p)]
             if bad:
                 raise NotReparameterizableError(
                     f"{self._ps_family}.rsample() on backend {backend_label(backend)} is differentiable "
@@ -1528,10 +1556,29 @@ class PolysampleDistribution:
         new = self._get_checked_instance(type(self), _instance)  # type: ignore[attr-defined]
         new = _expanded(self, super().expand, batch_shape, new)  # type: ignore[misc]
         new._ps_backend = self._ps_backend
+        given = self.__dict__.get("_ps_given")
+        if given is not None:  # the expanded parameters are views of these
+            new._ps_given = given
         return new
 
     def __repr__(self) -> str:
         return _with_backend(super().__repr__(), self._ps_backend)
+
+
+_INIT_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _init_names(cls: type) -> tuple[str, ...]:
+    """The names of the positional parameters of the torch constructor ``cls`` calls."""
+    names = _INIT_NAMES.get(cls)
+    if names is None:
+        torch_init = next(vars(c)["__init__"] for c in cls.__mro__
+                          if c.__module__.startswith("torch.") and "__init__" in vars(c))
+        names = tuple(p.name for p in inspect.signature(torch_init).parameters.values()
+                      if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+                      and p.name != "self")
+        _INIT_NAMES[cls] = names
+    return names
 
 
 # ---------------------------------------------------------------------- combinators
