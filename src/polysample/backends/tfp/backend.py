@@ -873,6 +873,13 @@ def _wide_score(tensors: Mapping[str, torch.Tensor], names: tuple[str, ...]) -> 
                and bool((tensors[n].detach() > WIDE_SCORE_ABOVE).any()) for n in names)
 
 
+#: The smallest normal number of each dtype :func:`_subnormal` reads, and the most values it
+#: reads in Python.
+_TINY = {torch.float32: torch.finfo(torch.float32).tiny,
+         torch.float64: torch.finfo(torch.float64).tiny}
+_SUBNORMAL_LIST_MAX = 64
+
+
 def _subnormal(family: str, tensors: Mapping[str, torch.Tensor], substrate: str) -> bool:
     """Whether a float32 input holds a subnormal number (nonzero, below ``finfo.tiny``): XLA
     and TensorFlow flush subnormal inputs and results to zero on the CPU (the processor's
@@ -881,19 +888,27 @@ def _subnormal(family: str, tensors: Mapping[str, torch.Tensor], substrate: str)
     trial): such calls run in float64, where those numbers are normal. A float64 subnormal
     input has no wider dtype: refused (``InvalidParameterError``)."""
     for name, t in tensors.items():
-        if not t.is_floating_point() or t.dtype not in (torch.float32, torch.float64):
+        dtype = t.dtype
+        if dtype is not torch.float32 and dtype is not torch.float64:
             continue
-        fi = torch.finfo(t.dtype)
+        tiny = _TINY[dtype]
         x = t.detach()
-        sub = (x.abs() < fi.tiny) & (x != 0)
-        if not bool(sub.any()):
-            continue
-        if t.dtype == torch.float32:
+        if x.numel() <= _SUBNORMAL_LIST_MAX and x.device.type == "cpu":
+            # a few values: read in Python (five torch operations cost ~40 us a tensor, the
+            # most of a small call's own time on JAX)
+            if not any(0.0 < abs(v) < tiny for v in x.reshape(-1).tolist()):
+                continue
+            sub = (x.abs() < tiny) & (x != 0)
+        else:
+            sub = (x.abs() < tiny) & (x != 0)
+            if not bool(sub.any()):
+                continue
+        if dtype == torch.float32:
             return True
         first = float(x[sub].reshape(-1)[0])
         raise InvalidParameterError(
             f"polysample.{family} on the tfp backend ({substrate}): {name} holds the subnormal "
-            f"float64 number {first:.4g}, below the smallest normal float64 ({fi.tiny:.4g}). "
+            f"float64 number {first:.4g}, below the smallest normal float64 ({tiny:.4g}). "
             "Expected normal floats or 0: XLA and TensorFlow flush subnormal numbers to zero "
             "on the CPU, so the result would be wrong. Rescale the problem, or use "
             "backend='torch' or backend='numpy' for this distribution.")
