@@ -658,8 +658,10 @@ def _logistic_normal_noise(x: torch.Tensor, prm: Mapping[str, torch.Tensor]) -> 
 
 
 def _relaxed_one_hot_noise(x: torch.Tensor, prm: Mapping[str, torch.Tensor]) -> torch.Tensor:
-    p = prm["probs"] / prm["probs"].sum(-1, keepdim=True)
-    lx, lp = torch.log(x), torch.log(p)
+    # given logits: their differences are the log-probabilities' (normalizing cancels)
+    lp = (prm["logits"] if "logits" in prm
+          else torch.log(prm["probs"] / prm["probs"].sum(-1, keepdim=True)))
+    lx = torch.log(x)
     t = prm["temperature"]
     t = t[..., None] if t.dim() == x.dim() - 1 else t
     return t * (lx[..., :-1] - lx[..., -1:]) - (lp[..., :-1] - lp[..., -1:])

@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from ..core.backend import in_rsample_params
 from ..core.families import FAMILIES
 from .cases import CASES, sweep_params
 
@@ -79,7 +80,7 @@ def rsample_leaves(family: str, params: dict[str, Any],
     leaves = grad_leaves(family, params)
     if allowed is not None:
         for name in list(leaves):
-            if name not in allowed:
+            if not in_rsample_params(allowed, name):
                 params[name] = params[name].detach()
                 del leaves[name]
     return leaves

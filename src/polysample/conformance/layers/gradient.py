@@ -56,12 +56,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from ...core.backend import FamilySupport
+from ...core.backend import FamilySupport, in_rsample_params
 from ...core.families import FAMILIES
 from .. import cases
 from ..grids import (
     SWEEP_GRID_POINTS,
     Grid,
+    as_logits,
     example_params,
     grad_leaves,
     grid_points,
@@ -679,7 +680,7 @@ def _per_sample_leaves(family: str, params: dict[str, Any], support: FamilySuppo
                 # its own gradient (the relaxed categorical's temperature spans the event too).
                 shape = batch + ((1,) if family == "RelaxedOneHotCategorical" else ())
             e = v.detach().expand(shape).expand((m,) + shape).clone()
-            if k in leaves and (allowed is None or k in allowed):
+            if k in leaves and in_rsample_params(allowed, k):
                 e.requires_grad_(True)
                 out[k] = e
             big[k] = e
@@ -743,6 +744,16 @@ def _per_sample_draws(t: Target, family: str, params: dict[str, Any], support: F
         unused = all(none for _, none in parts)
         out[k] = None if unused else torch.cat([g for g, _ in parts])[:m]
     return torch.cat(xs)[:m], out, dists
+
+
+def _build(family: str, grid: Grid, dtype: torch.dtype) -> dict[str, Any]:
+    """The parameters of ``grid`` as the gradient layer passes them: the typical grid's
+    probabilities as ``logits`` (:func:`..grids.as_logits`), the gradient then taken with
+    respect to them, as training code learns them (a RelaxedBernoulli ``logits`` gradient
+    missing the chain factor ``p (1 - p)`` passed every check when every grid was given
+    ``probs``: an outside trial); the other grids as built."""
+    params = grid.build(dtype)
+    return as_logits(family, params) if grid.label == "typical" else params
 
 
 def _needed(family: str) -> set[str]:
@@ -824,7 +835,7 @@ def _grad_cdf(t: Target, family: str, grid: Grid, support: FamilySupport,
     assert law_of is not None
 
     def residuals(m: int, seed: int) -> tuple[dict[str, np.ndarray], ...]:
-        params = grid.build(dtype)
+        params = _build(family, grid, dtype)
         x, grads, dists = _per_sample_draws(t, family, params, support, m, seed,
                                             lambda x: x)
         xn = x.double().numpy().reshape(-1)
@@ -840,7 +851,11 @@ def _grad_cdf(t: Target, family: str, grid: Grid, support: FamilySupport,
         got, want, valid = {}, {}, {}
         for k, g in grads.items():
             got[k] = np.zeros_like(xn) if g is None else g.double().numpy().reshape(-1)
-            dF, rel = _fd_derivative(family, p, k, xn, use_sf)
+            if k == "logits":  # dF/dlogits = dF/dprobs dprobs/dlogits, p (1 - p)
+                dF, rel = _fd_derivative(family, p, "probs", xn, use_sf)
+                dF = dF * p["probs"] * (1 - p["probs"])
+            else:
+                dF, rel = _fd_derivative(family, p, k, xn, use_sf)
             with np.errstate(all="ignore"):
                 want[k] = -dF / pdf
             valid[k] = ((rel < 1e-4) & np.isfinite(want[k]) & (pdf > 0)
@@ -848,7 +863,7 @@ def _grad_cdf(t: Target, family: str, grid: Grid, support: FamilySupport,
         return got, want, valid, {"x": xn, "u": F0}
 
     def where_of(i: int) -> str:
-        pts = grid_points(family, grid.build(dtype))
+        pts = grid_points(family, _build(family, grid, dtype))
         j = i % len(pts)
         return f"{grid.label}[{j}] ({pts[j]})"
 
@@ -967,7 +982,7 @@ def _grad_cdf(t: Target, family: str, grid: Grid, support: FamilySupport,
             # own weighted residuals in the failing range are furthest from mean zero (the
             # per-sample worst is often another point's finite-difference noise).
             col = np.where(bins[jw], weighted[where2], 0.0)
-            g = len(grid_points(family, grid.build(dtype)))
+            g = len(grid_points(family, _build(family, grid, dtype)))
             zp = []
             for j in range(g):
                 c = col[j::g]
@@ -1128,7 +1143,7 @@ def _grad_noise(t: Target, family: str, grid: Grid,
 
     def fn(r: Runner) -> Outcome:
         m = GRAD_SAMPLES
-        params = grid.build(dtype)
+        params = _build(family, grid, dtype)
         big, leaves = _per_sample_leaves(family, params, support, m)
         if not leaves:
             raise Skip("no parameter with a pathwise gradient")
@@ -1165,7 +1180,7 @@ def _mean_leaves(family: str, params: dict[str, Any], support: FamilySupport
     small = dict(params)
     leaves0 = grad_leaves(family, small)
     allowed = support.rsample_params
-    names = [k for k in leaves0 if allowed is None or k in allowed]
+    names = [k for k in leaves0 if in_rsample_params(allowed, k)]
     if not names:
         raise Skip("no parameter with a pathwise gradient")
     return small, leaves0, names
@@ -1179,7 +1194,7 @@ def _grad_mean(t: Target, family: str, grid: Grid,
 
     def fn(r: Runner) -> Outcome:
         m = GRAD_MEAN_SAMPLES[1 if r.quick else 0]
-        params = grid.build(dtype)
+        params = _build(family, grid, dtype)
         seed = r.seed(f"{t.name}-{family}-{grid.label}-grad_mean")
         small, leaves0, names = _mean_leaves(family, params, support)
         tdist = _torch_dist(family, params)
