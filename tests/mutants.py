@@ -136,6 +136,25 @@ class LogitsSignMutant(_Mutant):
         return self._inner.sample(family, params, sample_shape, seed=seed)
 
 
+class RelaxedLogitsChainMutant(_Mutant):
+    """A RelaxedBernoulli given ``logits``: ``rsample()``'s values right, its ``logits``
+    gradient the ``probs`` gradient (the chain factor ``p (1 - p)`` missing). Every gradient
+    grid was given ``probs``: it passed every check (an outside trial)."""
+
+    FAMILIES = ("RelaxedBernoulli",)
+
+    def rsample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        base = getattr(getattr(params, "_source", None), "base_dist", None)
+        if base is not None and getattr(base, "_param", None) is vars(base).get("logits"):
+            logits = params["logits"]
+            probs = torch.sigmoid(logits).detach() + (logits - logits.detach())
+            values = dict(params.items())
+            values.update(probs=probs, logits=torch.logit(probs))
+            params = Params(family, values, params.batch_shape, params.event_shape,
+                            params.dtype, params.float_dtype, params.device)
+        return self._inner.rsample(family, params, sample_shape, seed=seed)
+
+
 class GeneratorIgnoringMutant(_Mutant):
     """Ignores ``generator=``: draws from its global stream instead."""
 
@@ -701,7 +720,8 @@ class AntitheticMutant(_SampleAxisMutant):
     def rearrange(self, family, params, x):  # type: ignore[no-untyped-def]
         h = x.shape[0] // 2
         mirrored = 2 * params["loc"] - x[0:2 * h:2]
-        return torch.stack([x[0:2 * h:2], mirrored], 1).reshape((2 * h,) + tuple(x.shape[1:]))
+        pairs = torch.stack([x[0:2 * h:2], mirrored], 1).reshape((2 * h,) + tuple(x.shape[1:]))
+        return torch.cat([pairs, x[2 * h:]])  # an odd call's last draw as it was
 
 
 class MirroredHalvesMutant(_SampleAxisMutant):
@@ -913,6 +933,60 @@ class ShapeGradient2dMutant(_Mutant):
         if not x.requires_grad or len(tuple(sample_shape)) < 2:
             return x
         return x.detach() + (x - x.detach()) / tuple(sample_shape)[-1]
+
+
+class SmallCallRateMutant(_Mutant):
+    """A Gamma drawn with its rate 10% high in calls of 2 to 64 values of one parameter set
+    (a small-n path); right in one-value calls and larger ones (an outside trial's: the
+    small calls of the suite drew batches of several points)."""
+
+    FAMILIES = ("Gamma",)
+
+    def sample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        values = math.prod(sample_shape)
+        if math.prod(params.batch_shape) == 1 and 2 <= values <= 64:
+            params = perturbed(family, params, "rate", 1.1)
+        return self._inner.sample(family, params, sample_shape, seed=seed)
+
+
+class SizeOneSharedNoiseMutant(_Mutant):
+    """A Normal whose sample shapes of two or more dimensions with a dimension of size 1 give
+    every batch element the first element's noise (an outside trial's: the ``shapes`` rule
+    drew ``(8, 1)`` but judged shapes and support only)."""
+
+    def sample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        x = self._inner.sample(family, params, sample_shape, seed=seed)
+        shape = tuple(sample_shape)
+        if len(shape) < 2 or 1 not in shape or not params.batch_shape:
+            return x
+        loc, scale = params["loc"], params["scale"]
+        z = ((x - loc) / scale).reshape(shape + (-1,))[..., :1]
+        return loc + scale * z.reshape(shape + (1,) * len(params.batch_shape))
+
+
+class FourDimRepeatMutant(_Mutant):
+    """A Normal whose sample shapes of four or more dimensions repeat the values along the
+    last sample dimension (an outside trial's: no check drew four sample dimensions)."""
+
+    def sample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        x = self._inner.sample(family, params, sample_shape, seed=seed)
+        k = len(tuple(sample_shape))
+        return x.narrow(k - 1, 0, 1).expand_as(x).clone() if k >= 4 else x
+
+
+class SmallCallClampWriteMutant(_Mutant):
+    """A Dirichlet whose ``sample()`` calls of fewer than 4,096 values clamp the caller's
+    concentration to at least 0.05 in place through NumPy (no version counter moves) and
+    draw with it (an outside trial's: small calls used moderate parameters only)."""
+
+    FAMILIES = ("Dirichlet",)
+
+    def sample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        conc = params["concentration"]
+        if math.prod(sample_shape) * conc.numel() < 4096:
+            a = conc.detach().numpy()
+            np.maximum(a, 0.05, out=a)
+        return self._inner.sample(family, params, sample_shape, seed=seed)
 
 
 class OneValueMutant(_Mutant):
@@ -2124,11 +2198,12 @@ class ConstantGradientMutant(_Mutant):
     on the draw: zero (a backward pass that drops the path's dependence on the parameter)."""
 
     FAMILIES = ("MultivariateNormal", "Dirichlet", "RelaxedOneHotCategorical")
-    _KEEP = {"MultivariateNormal": "loc", "RelaxedOneHotCategorical": "probs"}
+    # probs and logits: one parameter given two ways (the typical grid is given logits)
+    _KEEP = {"MultivariateNormal": ("loc",), "RelaxedOneHotCategorical": ("probs", "logits")}
 
     def rsample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
         keep = self._KEEP.get(family)
-        cut = {k: (v.detach() if isinstance(v, torch.Tensor) and k != keep else v)
+        cut = {k: (v.detach() if isinstance(v, torch.Tensor) and k not in (keep or ()) else v)
                for k, v in params.items()}
         x = self._inner.rsample(family, cut, sample_shape, seed=seed)
         if keep is not None:
@@ -2206,6 +2281,11 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     "mutant_seed_bit": (SeedBitMutant, "seeds", "Normal"),
     "mutant_grad_path_wide": (GradPathWideMutant, "rsample_ks", "Normal"),
     "mutant_logits_sign": (LogitsSignMutant, "sample_ks", "Bernoulli"),
+    "mutant_small_call_rate": (SmallCallRateMutant, "smalls_pit_mean", "Gamma"),
+    "mutant_size_one_shared": (SizeOneSharedNoiseMutant, "broadcast", "Normal"),
+    "mutant_four_dim_repeat": (FourDimRepeatMutant, "broadcast", "Normal"),
+    "mutant_small_call_clamp_write": (SmallCallClampWriteMutant, "shapes", "Dirichlet"),
+    "mutant_relaxed_logits_chain": (RelaxedLogitsChainMutant, "grad_cdf", "RelaxedBernoulli"),
     "mutant_layout_score": (LayoutScoreMutant, "log_prob_layouts", "Normal"),
     "mutant_seed_zero": (SeedZeroMutant, "seeds", "Normal"),
     # The seed ignored for scalar parameters, or for sample shapes of three dimensions.

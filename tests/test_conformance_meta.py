@@ -1135,3 +1135,21 @@ def test_sweep_cell_of_the_largest_float_below_one_reaches_the_end_of_the_suppor
     z = np.where(u < 0.5, special.ndtri(u), -special.ndtri(w))
     assert abs(np.mean(z**2) - 1) < 6 * math.sqrt(2 / n), np.mean(z**2)
     assert abs(np.mean(z)) < 6 / math.sqrt(n), np.mean(z)
+
+
+def test_the_suite_builds_distributions_with_gradients_enabled() -> None:
+    # torch derives Beta's Dirichlet from the parameters: built under no_grad (as the sampler
+    # layer's draws were), it held no graph back to them and rsample() drew off the learnt
+    # path; the core now refuses a backend's detached result only where the values it reads
+    # require grad.
+    from polysample.conformance.runner import Target, make
+
+    leaf = torch.tensor([2.0, 3.0], dtype=torch.float64, requires_grad=True)
+    target = Target("torch", ps.load_backend("torch"))
+    with torch.no_grad():
+        d = make("Beta", {"concentration1": leaf, "concentration0": torch.ones(2).double()},
+                 target)
+    assert d.rsample((4,), seed=1).requires_grad
+    with torch.no_grad():  # built by hand under no_grad: no gradient to give, no error
+        plain = ps.Beta(leaf, torch.ones(2).double(), backend="torch")
+    assert not plain.rsample((4,), seed=1).requires_grad

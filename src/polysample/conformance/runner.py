@@ -65,11 +65,14 @@ def family_support(t: Target, family: str) -> FamilySupport:
 
 
 def make(family: str, params: Mapping[str, Any], t: Target, validate: bool = True) -> Any:
-    """``polysample.<family>(**params, backend=t.backend)``."""
+    """``polysample.<family>(**params, backend=t.backend)``, built with gradients enabled
+    (where torch derives what it keeps from the parameters, Beta's Dirichlet, a distribution
+    built under ``torch.no_grad()`` holds no graph back to them, and a backend is given none)."""
     import polysample
 
     kw: dict[str, Any] = {} if validate else {"validate_args": False}
-    return getattr(polysample, family)(**params, backend=t.backend, **kw)
+    with torch.enable_grad():
+        return getattr(polysample, family)(**params, backend=t.backend, **kw)
 
 
 @dataclass
@@ -189,7 +192,7 @@ class Runner:
         params = grid.build(dtype)
         if grid.label == "typical":  # torch's other parameterization (see as_logits)
             params = as_logits(family, params)
-        if method == "ones":  # the first grid point alone, kept as a batch of one
+        if method in ("ones", "smalls"):  # the first grid point alone, a batch of one
             spec0 = FAMILIES[family]
             params = {k: v[:1].clone() if isinstance(v, torch.Tensor)
                       and v.dim() > spec0.param_event_dim(k) else v for k, v in params.items()}
@@ -222,7 +225,7 @@ class Runner:
         # already counts (their alpha split over twice the columns), unless rsample() drew
         # sample()'s values.
         both = (method in ("calls", "scalar") or grid.methods == ("sample",)) and len(batch) == 1 and (
-            family_support(t, family).rsample) and method != "ones"
+            family_support(t, family).rsample) and method not in ("ones", "smalls")
         with torch.no_grad():
             if method == "calls":
                 # Many small calls, as a training loop draws (a backend may take another path
@@ -239,7 +242,7 @@ class Runner:
             elif method == "ones":
                 n = ONES_CALLS
                 seed = self.seed(f"{t.name}-{family}-{grid.label}-ones")
-                how = " in one-value calls with scalar parameters (sample())"
+                how = " in one-value calls with scalar parameters"
                 blocks = 0
                 single = make(family, point_params(family, params, 0), t)
                 given.append(point_params(family, params, 0))
@@ -247,6 +250,19 @@ class Runner:
                 def draw(name: str, s: int) -> torch.Tensor:
                     return torch.stack([getattr(single, name)(seed=seed_for(f"{s}-{i}"))
                                         for i in range(n)]).unsqueeze(1)
+            elif method == "smalls":
+                n = sum(SMALL_CALLS) * SMALL_ROUNDS
+                seed = self.seed(f"{t.name}-{family}-{grid.label}-smalls")
+                how = (f" in calls of {SMALL_CALLS[0]} to {SMALL_CALLS[-1]} values with scalar "
+                       "parameters")
+                blocks = 0
+                single = make(family, point_params(family, params, 0), t)
+                given.append(point_params(family, params, 0))
+
+                def draw(name: str, s: int) -> torch.Tensor:
+                    return torch.cat([getattr(single, name)((k,), seed=seed_for(f"{s}-{r}-{k}"))
+                                      for r in range(SMALL_ROUNDS)
+                                      for k in SMALL_CALLS]).unsqueeze(1)
             elif method == "scalar":
                 # Each grid point with scalar parameters (batch ()), in a call of its own: a
                 # backend may take another path for them (torch's in-place kernels for
@@ -484,6 +500,15 @@ CALL_ROWS = 16
 #: point: the commonest call of a training loop, which every other draw reached only as a
 #: value among many (a backend whose one-value path drew a half-normal passed).
 ONES_CALLS = 512
+#: The ``smalls`` draw of the sampler layer's ``smalls_ks`` check: a call of each of these
+#: sizes (``sample((k,))`` with scalar parameters, each with its own seed), ``SMALL_ROUNDS``
+#: times, at the typical grid's first point: 12,474 values in 378 calls. Calls of 2 to 64
+#: values with one parameter set are a small-n path of their own in some samplers (a Gamma
+#: drawn with its rate 10% off there passed every check: an outside trial); at this n
+#: ``smalls_pit_mean`` finds it at the pooled alpha (1.16-1.41 times its threshold at the
+#: exponential's typical point, eight salts), ``smalls_ks`` at 7 of the 8.
+SMALL_CALLS = tuple(range(2, 65))
+SMALL_ROUNDS = 6
 #: The values of a large call with scalar parameters (batch ``()``), float64: the ``scalar``
 #: draw of the sampler layer's ``scalar_ks`` check (each grid point of the typical grid in a
 #: call of its own) and the large call of the semantics layer's ``seeds`` and ``generator``

@@ -39,7 +39,7 @@ from ...core.errors import (
 from ...core.families import FAMILIES
 from ...core.seeds import preserved_global_seed
 from ..cases import CASES
-from ..grids import example_params, rsample_leaves
+from ..grids import example_params, grids, rsample_leaves
 from ..model import Check, CheckFailure, Outcome, Skip
 from ..runner import (
     SCALAR_VALUES,
@@ -66,6 +66,10 @@ N_WIDE = (8,)
 #: on JAX does (1, 8, 64, ... rows), runs two programs for them, not three.
 SHAPE_CASES: tuple[tuple[tuple[int, ...], tuple[int, ...]], ...] = (
     ((), ()), (N_WIDE, (2, 3)), ((8, 1), (2,)))
+#: The sample shapes of the ``broadcast`` rule's independence part (one parameter point
+#: expanded to a batch of 6): one dimension, a trailing dimension of size 1, four dimensions.
+#: At most 48 values, one shape bucket on TFP.
+INDEPENDENT_SHAPES: tuple[tuple[int, ...], ...] = (N_WIDE, (4, 1), (2, 1, 2, 2))
 #: The values of the large call of the ``seeds`` and ``generator`` rules: a sample of
 #: scalar parameters (batch ``()``) in float64 of at least this many values
 #: (:func:`_seed_calls`). Their other calls draw at most 64 values, and a backend whose
@@ -722,6 +726,22 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
                     raise CheckFailure(f"{m}({sample_shape}) with batch_shape {batch} "
                                        f"returned {outside}")
         done = "sample_shape + batch_shape + event_shape, values in the support"
+        # The corners grid's extreme parameters in a small call leave the caller's tensors as
+        # they were (a Dirichlet that clamped small concentrations in place through NumPy, in
+        # calls below 4,096 values only, passed: the sampler layer draws corners in large
+        # calls, the small calls of every rule use moderate parameters). Its values are judged
+        # by the sampler layer.
+        corners = next((g for g in grids(family) if g.label == "corners"), None)
+        if corners is not None:
+            params = corners.build(torch.float64)
+            given = _copies(params)
+            dc = make(family, params, t)
+            # at most 64 values: the size class of the other rules' draws
+            rows = (max(1, 64 // max(1, math.prod(dc.batch_shape))),)
+            for m in methods:
+                getattr(dc, m)(rows, seed=0)
+                _inputs_intact(f"{m}({rows}) at the corners grid", params, given)
+            done += "; the corners grid's parameters intact after a small call"
         if not d.event_shape:
             return Outcome(done)
         # The smallest event (a Dirichlet of one category, a 1x1 Wishart): a valid
@@ -760,18 +780,35 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
         done.extend(_unbatched_parameters(t, family, support, methods))
         # One parameter point expanded over a batch: every batch element is its own draw
         # (a noise drawn without the batch dimensions and broadcast would repeat one column).
+        # Also with a sample dimension of size 1 and with four sample dimensions (a backend
+        # that shared one noise across the batch there, or repeated values along the last of
+        # four sample dimensions, passed: an outside trial); a continuous family's draws
+        # along the sample dimensions are distinct too.
         d0 = make(family, example_params(family, ()), t).expand((2, 3))
+        continuous = FAMILIES[family].kind == "continuous"
         for m in methods:
-            x = getattr(d0, m)(N_WIDE, seed=2).detach()
-            cols = x.reshape(N_WIDE[0], 6, -1).transpose(0, 1).reshape(6, -1)
-            distinct = len({tuple(c.tolist()) for c in cols})
-            need = 6 if FAMILIES[family].kind == "continuous" else 2
-            if distinct < need:
-                raise CheckFailure(
-                    f"{m}() of one parameter point expanded to batch_shape (2, 3) gave only "
-                    f"{distinct} distinct batch elements over {N_WIDE[0]} draws: batch elements "
-                    "must be drawn independently (is the noise missing the batch dimensions?)")
-        done.append("batch elements drawn independently")
+            for shape in INDEPENDENT_SHAPES:
+                x = getattr(d0, m)(shape, seed=2).detach()
+                rows = math.prod(shape)
+                cols = x.reshape(rows, 6, -1).transpose(0, 1).reshape(6, -1)
+                distinct = len({tuple(c.tolist()) for c in cols})
+                need = 6 if continuous else 2
+                if distinct < need:
+                    raise CheckFailure(
+                        f"{m}({shape}) of one parameter point expanded to batch_shape (2, 3) "
+                        f"gave only {distinct} distinct batch elements over {rows} draws: "
+                        "batch elements must be drawn independently (is the noise missing "
+                        "the batch dimensions?)")
+                per = x.reshape(rows, 6, -1)
+                same = min(len({tuple(v.tolist()) for v in per[:, j]}) for j in range(6))
+                if continuous and same < rows:
+                    raise CheckFailure(
+                        f"{m}({shape}) of one parameter point expanded to batch_shape (2, 3) "
+                        f"repeated values along the sample dimensions: a batch element has "
+                        f"only {same} distinct values in {rows} draws of a continuous law "
+                        "(every position of the sample shape is its own draw)")
+        done.append("batch elements and sample positions drawn independently (sample shapes "
+                    + ", ".join(str(s) for s in INDEPENDENT_SHAPES) + ")")
         return Outcome("; ".join(done))
 
     yield check("broadcast", broadcast)
