@@ -431,6 +431,25 @@ class LayoutScoreMutant(_Mutant):
         return out + 1e-3 if other_path else out
 
 
+class BroadcastValueGradientMutant(_Mutant):
+    """Scores Normal itself: right values, but the gradient in a value that broadcasts against
+    the batch (a dimension of size 1 where the batch's is larger) divided by the batch size,
+    a mean where autograd sums (an outside trial's: the log_prob rule compared values)."""
+
+    FAMILIES = ("Normal",)
+
+    def families(self) -> Mapping[str, FamilySupport]:
+        return {f: dataclasses.replace(s, log_prob=True) for f, s in super().families().items()}
+
+    def log_prob(self, family, params, value):  # type: ignore[override]
+        batch = tuple(params.batch_shape)
+        k = len(batch)
+        tail = tuple(value.shape[value.dim() - k:]) if value.dim() >= k else ()
+        if value.requires_grad and any(a == 1 and b > 1 for a, b in zip(tail, batch)):
+            value = value.detach() + (value - value.detach()) / math.prod(batch)
+        return self._inner.log_prob(family, params, value)
+
+
 class _RoundedParamMutant(_Mutant):
     """Draws with parameter ``PARAM`` rounded to a whole number where it is at least
     ``ABOVE`` (a sampler that sums squared normals for Chi2, or loops over whole failures for
@@ -635,8 +654,12 @@ class ExponentialTailMutant(_Mutant):
         z = (x - loc) / scale
         a = z.abs()
         # the draw's quantile within the tail beyond R (the same uniform), then Exp(1)'s
-        u = torch.special.ndtr(-a) / torch.special.ndtr(torch.tensor(-self.R, dtype=a.dtype))
-        far = self.R - torch.log(u.clamp_min(1e-300))
+        # (in float64: a float32 ndtr underflows to 0 beyond 13 sd, and the tail's quantile
+        # with it, which put a float32 draw 90 sd out)
+        a64 = a.double()
+        u = torch.special.ndtr(-a64) / torch.special.ndtr(torch.tensor(-self.R,
+                                                                      dtype=torch.float64))
+        far = (self.R - torch.log(u.clamp_min(1e-300))).to(a.dtype)
         return loc + scale * torch.where(a > self.R, torch.sign(z) * far, z)
 
 
@@ -1138,6 +1161,130 @@ class SeedZeroMutant(SeedTruncatingMutant):
                 and not seed.spawn_key:
             return None
         return seed
+
+
+class SeedFoldMutant(SeedTruncatingMutant):
+    """Folds the seed's entropy to 64 bits by XOR (``low ^ high``): seeds 6 and 7 + 2^64 draw
+    the same values (an outside trial's; the ``seeds`` rule compared every seed with 7
+    alone)."""
+
+    @staticmethod
+    def _cut(seed):  # type: ignore[no-untyped-def]
+        if isinstance(seed, np.random.SeedSequence) and isinstance(seed.entropy, int):
+            e, folded = seed.entropy, 0
+            while e:
+                folded ^= e & (2**64 - 1)
+                e >>= 64
+            return np.random.SeedSequence(folded, spawn_key=seed.spawn_key)
+        return seed
+
+
+class SpawnAdditiveMutant(SeedTruncatingMutant):
+    """Adds a child's spawn key to the seed (child ``k`` of seed ``s`` is seed ``s + k + 1``):
+    child 0 of SeedSequence(7) draws seed 8's values (an outside trial's)."""
+
+    @staticmethod
+    def _cut(seed):  # type: ignore[no-untyped-def]
+        if (isinstance(seed, np.random.SeedSequence) and isinstance(seed.entropy, int)
+                and seed.spawn_key):
+            return np.random.SeedSequence(seed.entropy + sum(k + 1 for k in seed.spawn_key))
+        return seed
+
+
+class AddressCacheMutant(_Mutant):
+    """Caches each parameter tensor by its memory address, shape and dtype: after the caller
+    changes a parameter in place (an optimizer step), draws use the old values (an outside
+    trial's)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._cache: dict[tuple[Any, ...], torch.Tensor] = {}
+
+    def _cached(self, params):  # type: ignore[no-untyped-def]
+        out = {}
+        for k in params:
+            v = params[k]
+            if isinstance(v, torch.Tensor):
+                key = (k, v.data_ptr(), tuple(v.shape), tuple(v.stride()), v.dtype)
+                v = self._cache.setdefault(key, v.detach().clone())
+            out[k] = v
+        return Params(params.family, out, params.batch_shape, params.event_shape,
+                      params.dtype, params.float_dtype, params.device)
+
+    def sample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        return self._inner.sample(family, self._cached(params), sample_shape, seed=seed)
+
+
+class FarLocFloat32Mutant(_Mutant):
+    """Draws a Normal in float32 where ``|loc|`` exceeds 1e5 scales, then casts back: at
+    loc 1e6, scale 1e-3 every draw is one value (an outside trial's; the grids reach
+    ``|loc| / scale = 1000``)."""
+
+    def sample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        x = self._inner.sample(family, params, sample_shape, seed=seed)
+        loc, scale = params["loc"], params["scale"]
+        if bool((loc.abs() > 1e5 * scale).any()):
+            z = (x - loc) / scale
+            return (loc.float() + scale.float() * z.float()).to(x.dtype)
+        return x
+
+
+class GeneratorScaleMutant(_Mutant):
+    """A Normal drawn 5% too wide when the seed is a ``torch.Generator`` (``generator=``),
+    right with ``seed=`` and unseeded (an outside trial's: the ``generator`` rule judges
+    reproducibility, and no statistical check drew through ``generator=``)."""
+
+    def mutate(self, family, params, x):  # type: ignore[no-untyped-def]
+        return x
+
+    def sample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        x = self._inner.sample(family, params, sample_shape, seed=seed)
+        if isinstance(seed, torch.Generator):
+            return params["loc"] + 1.05 * (x - params["loc"])
+        return x
+
+
+class _FlipGradient(torch.autograd.Function):
+    """The identity, whose backward returns the gradient's elements in reversed order."""
+
+    @staticmethod
+    def forward(ctx, s):  # type: ignore[no-untyped-def, override]
+        return s.view_as(s)
+
+    @staticmethod
+    def backward(ctx, g):  # type: ignore[no-untyped-def, override]
+        return g.flatten().flip(0).reshape(g.shape)
+
+
+class StridedGradientMutant(_Mutant):
+    """A Normal whose ``rsample()`` values are right and whose ``scale`` gradient comes back
+    in reversed order when ``scale`` is a strided (non-contiguous, not broadcast) view, as a
+    bridge that drops strides would (an outside trial's: ``layouts`` compared values only)."""
+
+    def rsample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        x = self._inner.rsample(family, params, sample_shape, seed=seed)
+        scale, loc = params["scale"], params["loc"]
+        if (scale.requires_grad and scale.numel() > 1 and not scale.is_contiguous()
+                and 0 not in scale.stride()):
+            s2 = _FlipGradient.apply(scale)
+            e = ((x - loc) / scale).detach()
+            x = x.detach() + (loc - loc.detach()) + (s2 - s2.detach()) * e
+        return x
+
+
+class BroadcastLocScaleGradientMutant(_Mutant):
+    """A Normal whose ``rsample()`` values are right and whose ``scale`` gradient is 10% too
+    large when ``loc`` reaches the backend broadcast (stride 0) over a batch, as a Python
+    number beside a batched ``scale`` does (an outside trial's: ``broadcast`` compared
+    shapes and values)."""
+
+    def rsample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        x = self._inner.rsample(family, params, sample_shape, seed=seed)
+        loc, scale = params["loc"], params["scale"]
+        if loc.dim() > 0 and loc.numel() > 1 and 0 in loc.stride() and scale.requires_grad:
+            e = ((x - loc) / scale).detach()
+            x = x + 0.1 * (scale - scale.detach()) * e
+        return x
 
 
 class PlainClampMutant(_Mutant):
@@ -2285,6 +2432,15 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     "mutant_size_one_shared": (SizeOneSharedNoiseMutant, "broadcast", "Normal"),
     "mutant_four_dim_repeat": (FourDimRepeatMutant, "broadcast", "Normal"),
     "mutant_small_call_clamp_write": (SmallCallClampWriteMutant, "shapes", "Dirichlet"),
+    "mutant_seed_fold": (SeedFoldMutant, "seeds", "Normal"),
+    "mutant_spawn_additive": (SpawnAdditiveMutant, "seeds", "Normal"),
+    "mutant_address_cache": (AddressCacheMutant, "seeds", "Normal"),
+    "mutant_far_loc_float32": (FarLocFloat32Mutant, "dtype", "Normal"),
+    "mutant_generator_scale": (GeneratorScaleMutant, "sample_pit_var", "Normal"),
+    "mutant_strided_gradient": (StridedGradientMutant, "layouts", "Normal"),
+    "mutant_broadcast_value_gradient": (BroadcastValueGradientMutant, "log_prob", "Normal"),
+    "mutant_broadcast_loc_scale_gradient": (BroadcastLocScaleGradientMutant, "broadcast",
+                                            "Normal"),
     "mutant_relaxed_logits_chain": (RelaxedLogitsChainMutant, "grad_cdf", "RelaxedBernoulli"),
     "mutant_layout_score": (LayoutScoreMutant, "log_prob_layouts", "Normal"),
     "mutant_seed_zero": (SeedZeroMutant, "seeds", "Normal"),

@@ -950,10 +950,11 @@ def test_rsample_columns_join_a_sample_draw_only_where_their_values_differ():
         assert all(p.values.shape[1] == 3 for p in d.projections)
     t2 = Target("scaled", _RsampleScaled())
     d = Runner(quick=True).draw(t2, "Normal", f32, "sample")
-    assert d.parts == ("sample()", "rsample()")
+    # (the float32 grid is drawn through generator=, which its labels say)
+    assert d.parts == ("sample() with generator=", "rsample() with generator=")
     assert all(p.values.shape[1] == 6 for p in d.projections)
     assert d.point("float32", 4).startswith("float32[1] (") and d.point(
-        "float32", 4).endswith("by rsample()")
+        "float32", 4).endswith("by rsample() with generator=")
 
 
 def test_noise_motion_is_the_worst_ratio_over_copies_and_nan_is_never_within_tolerance():
@@ -996,16 +997,17 @@ def test_a_floored_tail_probability_is_not_printed_as_a_measured_z():
 
 
 def test_the_independence_check_spends_no_alpha_on_categories_of_probability_zero():
-    # The Categorical corners have 24 categories, 42 of their 72 (point, category) indicators
+    # The Categorical corners have 24 categories, 42 of their 96 (point, category) indicators
     # of probability 0 (a constant PIT: their products cannot leave the bound). With them the
-    # check's alpha was split over 200 tests (serial and batch neighbours of every column);
-    # without them over 74.
+    # check's alpha was split over 200 tests at three points (serial and batch neighbours of
+    # every column); without them over 74, and over 149 since a fourth point (24 equal
+    # probabilities) joined.
     from polysample.conformance.stats import ALPHA_CHECK
 
     report = check_backend("torch", families=["Categorical"], layers=("sampler",), quick=True)
     (indep,) = [r for r in report.results if r.grid == "corners" and r.check == "sample_indep"]
     assert indep.status == "pass", indep.message
-    assert ALPHA_CHECK / indep.alpha < 100, indep.alpha
+    assert ALPHA_CHECK / indep.alpha < 160, indep.alpha
 
 
 @pytest.mark.parametrize("k", [1, 2, 3, 8])

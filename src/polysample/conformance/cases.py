@@ -354,9 +354,12 @@ def sweep_key(key: str) -> tuple[str, tuple[int, ...] | None]:
 # categories the corners had before (OneHotCategoricalStraightThrough's).
 _CORNER_PROBS_4 = [[1e-4, 1.0, 1.0, 1.0], [1.0, 1.0, 1.0, 1e3], [0.0, 1.0, 0.0, 1.0]]
 _CORNER_CATEGORIES = 24
+# The last row: every category equally likely, where a sampler may take a uniform path (one
+# that never drew the last category there passed: an outside trial).
 _CORNER_PROBS = [[1e-4, 1.0, 1.0, 1.0] + [0.0] * (_CORNER_CATEGORIES - 4),
                  [1.0, 1.0, 1.0, 1e3] + [0.0] * (_CORNER_CATEGORIES - 4),
-                 [0.0, 1.0, 0.0, 1.0] + [float(w) for w in range(1, _CORNER_CATEGORIES - 3)]]
+                 [0.0, 1.0, 0.0, 1.0] + [float(w) for w in range(1, _CORNER_CATEGORIES - 3)],
+                 [1.0] * _CORNER_CATEGORIES]
 
 #: Categories of the Categorical edges grid: 1e5, all but the first of probability 1e-7.
 _MANY_CATEGORIES = 100_000
@@ -752,7 +755,9 @@ _TABLE = [
        law=lambda p: ref.freeze(stats.uniform, p["low"], p["high"] - p["low"]),
        sweep=_sweep(high=(1e-2, 1e2, LOG), low=(-10.0, 0.0, LIN)),
        pathwise=frozenset({"low", "high"})),
-    _c("Exponential", lambda b, d, k: {"rate": _lin(0.5, 3.0, b, d)}, _corner(rate=[1e-3, 1.0, 1e3]),
+    # 1e-6: a rate far below the sweep (a sampler 10% off below 1e-4 passed: an outside trial)
+    _c("Exponential", lambda b, d, k: {"rate": _lin(0.5, 3.0, b, d)},
+       _corner(rate=[1e-3, 1.0, 1e3, 1e-6]),
        law=lambda p: ref.freeze(stats.expon, scale=1 / p["rate"]), positive=frozenset({"rate"}),
        sweep=_sweep(rate=(1e-2, 1e2, LOG)),
        pathwise=_RATE),
@@ -783,9 +788,10 @@ _TABLE = [
     _c("Beta", lambda b, d, k: {"concentration1": _lin(1.0, 3.0, b, d),
                                 "concentration0": _lin(1.0, 2.5, b, d)},
        # (0.3, 0.7): both below 1 and unequal, where a sampler branches (Johnk's method) and
-       # a swap of the two would show.
-       _corner(concentration1=[1e-2, 0.1, 1e3, 1.0, 3.0, 0.3],
-               concentration0=[1e-2, 5.0, 1e3, 1.0, 1e-2, 0.7]),
+       # a swap of the two would show. (5, 5): equal and above 1, where a sampler may take a
+       # symmetric path (one 10% too wide there passed: an outside trial).
+       _corner(concentration1=[1e-2, 0.1, 1e3, 1.0, 3.0, 0.3, 5.0],
+               concentration0=[1e-2, 5.0, 1e3, 1.0, 1e-2, 0.7, 5.0]),
        law=lambda p: ref.freeze(stats.beta, p["concentration1"], p["concentration0"]),
        positive=_TINY_CONC2, tiny=_TINY_CONC2,
        sweep=_sweep(concentration1=(0.1, 100.0, LOG), concentration0=(0.1, 100.0, LOG))),

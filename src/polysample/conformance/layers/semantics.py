@@ -96,6 +96,64 @@ SEED_CASES: tuple[tuple[tuple[int, ...], tuple[int, ...]], ...] = (
     ((64,), ()), ((), ()), ((2, 4, 1), (2, 3)), ((4, 8), (2,)))
 
 
+def _seed_set_apart(d: Any) -> None:
+    """The draws of :data:`SEED_SET` and of SeedSequence 6, 7 and 8's first three children
+    are pairwise different (``sample()``)."""
+    seen: dict[bytes, str] = {}
+    seeds: list[tuple[str, Any]] = [(str(s), s) for s in SEED_SET]
+    for root in (6, 7, 8):
+        seeds += [(f"child {i} of SeedSequence({root})", kid)
+                  for i, kid in enumerate(np.random.SeedSequence(root).spawn(3))]
+    for label, seed in seeds:
+        key = d.sample(SEED_SET_SHAPE, seed=seed).detach().cpu().numpy().tobytes()
+        if key in seen:
+            raise CheckFailure(
+                f"sample({SEED_SET_SHAPE}): seeds {seen[key]} and {label} gave identical "
+                "values: two seeds share a stream (a seed folded or cut to fewer bits, a "
+                "spawn key added to the seed). Derive the stream from the whole SeedSequence "
+                "the backend receives (its generate_state() mixes in every bit and the "
+                "spawn_key).")
+        seen[key] = label
+
+
+def _after_update(t: Target, family: str, params: dict[str, Any], d: Any) -> None:
+    """After the caller's parameters change in place (``optimizer.step()``), the same seed
+    draws what a new distribution of the new values draws (a backend that cached parameters
+    by their memory address drew from the old values). The example batch's two elements are
+    swapped in place: valid values, other than before. For the families whose distribution
+    holds the caller's tensors themselves (Normal, Gamma, ...: where torch derives what it
+    keeps, an in-place change is not a new law even on torch)."""
+    spec = FAMILIES[family]
+    held = vars(d)
+    if "probs" in spec.params or not all(
+            isinstance(held.get(k), torch.Tensor) and held[k].shape == v.shape
+            and held[k].untyped_storage().data_ptr() == v.untyped_storage().data_ptr()
+            for k, v in params.items() if isinstance(v, torch.Tensor)):
+        # torch derives what it keeps from these parameters (Beta's Dirichlet, logits from
+        # probs, cached lazily): an in-place change reaches some of it and not the rest
+        return
+    batched = [k for k, v in params.items()
+               if isinstance(v, torch.Tensor) and v.dim() > spec.param_event_dim(k)]
+    before = d.sample(N, seed=7).detach()
+    with torch.no_grad():
+        for k in batched:
+            params[k].copy_(params[k].flip(0))
+    now = {k: (v.detach().clone() if isinstance(v, torch.Tensor) else v)
+           for k, v in params.items()}
+    got = d.sample(N, seed=7).detach()
+    want = make(family, now, t).sample(N, seed=7).detach()
+    with torch.no_grad():  # the example values again, for the rule's later calls
+        for k in batched:
+            params[k].copy_(params[k].flip(0))
+    if not _equal(got, want):
+        stale = " (the values drawn before the update)" if _equal(got, before) else ""
+        raise CheckFailure(
+            f"sample({N}, seed=7) after the parameters were changed in place (the two batch "
+            f"elements swapped, as an optimizer step changes a parameter) drew other values "
+            f"than a new distribution of the new values{stale}: read the parameters at every "
+            "call; never cache them by memory address or by object")
+
+
 def _seed_calls(family: str) -> list[tuple[tuple[int, ...], tuple[int, ...], torch.dtype]]:
     """The (sample shape, batch shape, dtype) calls of the ``seeds`` and ``generator`` rules
     besides ``(N, (2,))``: :data:`SEED_CASES` in float32, then the large call, float64 draws
@@ -113,6 +171,29 @@ def _seed_calls(family: str) -> list[tuple[tuple[int, ...], tuple[int, ...], tor
 #: stride) shares most of them wherever the stride is shorter than the draw, and a seed whose
 #: low bits are dropped (shifted out, masked) draws seed 7's values again for seed 6.
 NEAR_SEEDS = (8, 6)
+#: The seeds whose draws must all differ from each other (the ``seeds`` rule), beside the
+#: children of SeedSequence 6, 7 and 8 (:func:`_seed_set_apart`): neighbours, one bit apart,
+#: above 32 and 64 bits, and pairs that a seed folded to 64 bits (``6`` and ``7 + 2^64``) or a
+#: spawn key added to the seed (child 0 of 7 and seed 8) would merge. Each was compared with
+#: seed 7 alone: a backend that folded its seed, or added the spawn key, passed.
+SEED_SET = tuple(dict.fromkeys(
+    (0, 1, 6, 7, 8, 9, 7 + 2**32, 6 + 2**32, 7 + 2**64, 6 + 2**64, 8 + 2**64,
+     2**64 - 1, 2**64, 2**63) + tuple(7 ^ (1 << b) for b in range(16))))
+# (Not 7 + 2^128: NumPy's SeedSequence pads the entropy words to four before it appends the
+# spawn key, so that seed's words are child 1 of SeedSequence(7)'s: the same stream by design.)
+#: Values per draw of the seed set: 32 rows of a batch of 2, the size class of the other
+#: rules' draws (two equal draws of a discrete law by chance: at most about 2^-40).
+SEED_SET_SHAPE = (32,)
+
+#: The ``dtype`` rule's far location, in float64 (the location-scale families but
+#: :data:`_LOG_LOC`): 1e9 scales from 0, where float32 (resolution 0.06 at 1e6) holds no
+#: noise and float64 (1.2e-10) all of it; 64 draws must hold at least 48 distinct values.
+FAR_LOC = 1e6
+FAR_SCALE = 1e-3
+FAR_SHAPE = (64,)
+#: Families whose ``loc`` is a log-scale location (LogNormal: exp(1e6) overflows).
+_LOG_LOC = frozenset({"LogNormal"})
+
 #: The fraction of a large draw's distinct values that a near seed's draw may share with it.
 #: Independent float64 draws of 8,192 values share one with a chance of about 1e-8 (values
 #: of a 32-bit resolution, about 0.02); a stride of 4,050 values per seed shares half.
@@ -383,6 +464,47 @@ LAYOUTS: tuple[tuple[str, Callable[[torch.Tensor], torch.Tensor]], ...] = (
 )
 
 
+def _layout_gradients(t: Target, family: str, support: FamilySupport,
+                      params: dict[str, Any]) -> None:
+    """``rsample()`` with each parameter given as a view (:data:`LAYOUTS`) of a leaf has the
+    gradient it has with a contiguous copy of that view (a backend that returned a strided
+    parameter's gradient in memory order, reversed, drew the right values and passed:
+    an outside trial). The objective weighs every value by a fixed random weight."""
+    names = list(rsample_leaves(family, dict(params), support.rsample_params))
+    names = [k for k in names if params[k].dim() > 0]
+    if not names:
+        return
+    for how, view in LAYOUTS:
+        xs, gs = [], []
+        for contiguous in (False, True):
+            leaves = {k: params[k].detach().clone().requires_grad_(True) for k in names}
+            given = dict(params)
+            for k, leaf in leaves.items():
+                v = view(leaf)
+                given[k] = v.contiguous() if contiguous else v
+            with torch.enable_grad():
+                x = make(family, given, t).rsample(N, seed=9)
+                w = torch.randn(x.shape, generator=torch.Generator().manual_seed(9),
+                                dtype=torch.float64).to(x.dtype)
+                grads = torch.autograd.grad((w * x).sum(), [leaves[k] for k in names],
+                                            allow_unused=True)
+            xs.append(x.detach())
+            gs.append(grads)
+        if not _close(xs[0], xs[1]):
+            continue  # the values differ: the value comparison above names that
+        for k, g, want in zip(names, gs[0], gs[1]):
+            same = (g is None and want is None) or (
+                g is not None and want is not None and _close(g, want))
+            if not same:
+                raise CheckFailure(
+                    f"rsample() with {k} given {how} drew the values of a contiguous copy, but "
+                    f"its gradient differs from the copy's: "
+                    f"{None if g is None else g.flatten()[:4].tolist()} against "
+                    f"{None if want is None else want.flatten()[:4].tolist()} (the same "
+                    "seed and weights). Take gradients through the view's strides (torch "
+                    "indexing, .contiguous()), not its memory order")
+
+
 def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
     """The same values up to rounding: a different memory layout may take another BLAS path
     (a last-bit change), never another value. Counts and indices: exactly equal."""
@@ -639,6 +761,23 @@ def _broadcast_value(d: Any, x: torch.Tensor, k: int) -> None:
             f"{tuple(full.shape)}: {float(got[i]):.6g} against {float(want[i]):.6g} at index "
             f"{list(i)}. Score every batch element with its own parameters (broadcast the value "
             "with the batch, as torch does)")
+    if FAMILIES[d._ps_family].kind != "continuous" or not x.is_floating_point():
+        return
+    # ... and so must its gradient in the value: the broadcast value's is the sum over the
+    # batch of the expanded value's (one divided by the batch size passed: an outside trial)
+    leaf = v.detach().clone().requires_grad_(True)
+    leaf2 = v.detach().clone().requires_grad_(True)
+    with torch.enable_grad():
+        g = torch.autograd.grad(d.log_prob(leaf).sum(), leaf, allow_unused=True)[0]
+        g2 = torch.autograd.grad(d.log_prob(leaf2.expand(x.shape).contiguous()).sum(), leaf2,
+                                 allow_unused=True)[0]
+    if g2 is not None and (g is None or not _close(g, g2)):
+        raise CheckFailure(
+            f"log_prob of a value of shape {tuple(v.shape)}, which broadcasts against the batch "
+            f"{tuple(d.batch_shape)}, scores as the expanded value, but its gradient in the "
+            f"value differs: {None if g is None else g.flatten()[:3].tolist()} against "
+            f"{g2.flatten()[:3].tolist()} (the sum over the batch of the expanded value's). "
+            "Broadcast the value with torch operations, so that autograd sums its gradient")
 
 
 def _batching(family: str, params: dict[str, Any]) -> list[str]:
@@ -695,8 +834,45 @@ def _unbatched_parameters(t: Target, family: str, support: FamilySupport,
             if lp.shape != N_WIDE + (2, 3):
                 raise CheckFailure(f"log_prob() of a {want} draw with {given} returned shape "
                                    f"{tuple(lp.shape)}; expected {N_WIDE + (2, 3)}")
+        if support.rsample:
+            _unbatched_gradients(t, family, support, p, params, name, given)
         tried.append(name)
     return [f"each of {', '.join(tried)} without batch dimensions"] if tried else []
+
+
+def _unbatched_gradients(t: Target, family: str, support: FamilySupport, p: dict[str, Any],
+                         params: dict[str, Any], name: str, given: str) -> None:
+    """``rsample()`` with parameter ``name`` unbatched (``p``) has, in the other parameters,
+    the gradient it has with ``name`` expanded to the batch (a backend whose ``scale``
+    gradient was 10% off beside a Python-number ``loc`` drew the right values and passed: an
+    outside trial). Compared where the two draws' values agree."""
+    full = dict(params)
+    one = torch.as_tensor(p[name], dtype=params[name].dtype)
+    full[name] = one.expand(params[name].shape).clone()  # the same values, batched
+    names = [k for k in rsample_leaves(family, dict(params), support.rsample_params)
+             if k != name]
+    if not names:
+        return
+    xs, gs = [], []
+    for case in (p, full):
+        leaves = {k: params[k].detach().clone().requires_grad_(True) for k in names}
+        with torch.enable_grad():
+            x = make(family, {**case, **leaves}, t).rsample(N_WIDE, seed=3)
+            w = torch.randn(x.shape, generator=torch.Generator().manual_seed(3),
+                            dtype=torch.float64).to(x.dtype)
+            gs.append(torch.autograd.grad((w * x).sum(), [leaves[k] for k in names],
+                                          allow_unused=True))
+        xs.append(x.detach())
+    if not _close(xs[0], xs[1]):
+        return
+    for k, g, want in zip(names, *gs):
+        if (g is None) != (want is None) or (g is not None and not _close(g, want)):
+            raise CheckFailure(
+                f"rsample({N_WIDE}) with {given} drew the values it draws with {name} "
+                f"expanded to the batch, but its gradient in {k} differs: "
+                f"{None if g is None else g.flatten()[:3].tolist()} against "
+                f"{None if want is None else want.flatten()[:3].tolist()} (the same seed and "
+                "weights). A parameter's gradient does not depend on how another is given")
 
 
 def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
@@ -829,8 +1005,28 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
                 raise CheckFailure(f"log_prob() with {dtype} parameters (and values drawn from "
                                    f"them) returned dtype {lp.dtype}; expected {dtype}, as "
                                    f"torch.distributions.{family} returns")
-        return Outcome("dtype and device of draws and log_prob follow the parameters "
-                       "(float32, float64); draws carry their dtype's precision")
+        done = ("dtype and device of draws and log_prob follow the parameters (float32, "
+                "float64); draws carry their dtype's precision")
+        if {"loc", "scale"} <= CASES[family].pathwise and family not in _LOG_LOC:
+            # A location far from 0 in units of the scale, in float64: a backend that drew
+            # in float32 there returned one value for every draw (an outside trial; the grids
+            # reach |loc| / scale = 1000, where float32 still resolves the noise)
+            pf = example_params(family, (), torch.float64)
+            pf["loc"] = torch.tensor(FAR_LOC, dtype=torch.float64)
+            pf["scale"] = torch.tensor(FAR_SCALE, dtype=torch.float64)
+            far = make(family, pf, t)
+            for m in ("sample", "rsample") if support.rsample else ("sample",):
+                x = getattr(far, m)(FAR_SHAPE, seed=0).detach()
+                distinct = int(torch.unique(x).numel())
+                if distinct < FAR_SHAPE[0] * 3 // 4:
+                    raise CheckFailure(
+                        f"{m}({FAR_SHAPE}) at loc = {FAR_LOC:g}, scale = {FAR_SCALE:g} "
+                        f"(float64) drew {distinct} distinct values of {FAR_SHAPE[0]} (e.g. "
+                        f"{x[:3].tolist()}): the noise is lost at a location far from 0 in "
+                        "units of the scale (computed in float32?). Compute loc + scale * "
+                        "noise in the parameters' dtype")
+            done += (f"; distinct draws at loc = {FAR_LOC:g}, scale = {FAR_SCALE:g}")
+        return Outcome(done)
 
     yield check("dtype", dtypes)
 
@@ -959,6 +1155,9 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
                     "generate_state() mixes in the spawn_key); polysample draws a mixture's "
                     "component index and its components with two children of one seed.")
         _streams_apart(t, family)
+        _seed_set_apart(d)
+        _after_update(t, family, params, d)
+        given = _copies(params)
         # the same parameters requiring grad: sample() draws the same values
         pg = {k: v.detach().clone().requires_grad_(True)
               if isinstance(v, torch.Tensor) and v.is_floating_point() else v
@@ -1267,8 +1466,12 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
         if not _close(d.log_prob(_strided(x)), d.log_prob(x)):
             raise CheckFailure("log_prob() of a strided value differs from log_prob() of a "
                                "contiguous copy: read the value through its strides")
-        return Outcome("strided and expanded parameters draw as their contiguous copies; a "
-                       "strided value scores as its copy")
+        done = ("strided and expanded parameters draw as their contiguous copies; a strided "
+                "value scores as its copy")
+        if support.rsample:
+            _layout_gradients(t, family, support, params)
+            done += "; rsample() gradients of strided and expanded parameters are the copies'"
+        return Outcome(done)
 
     yield check("layouts", layouts)
 
