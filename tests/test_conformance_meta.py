@@ -1007,7 +1007,8 @@ def test_the_independence_check_spends_no_alpha_on_categories_of_probability_zer
     report = check_backend("torch", families=["Categorical"], layers=("sampler",), quick=True)
     (indep,) = [r for r in report.results if r.grid == "corners" and r.check == "sample_indep"]
     assert indep.status == "pass", indep.message
-    assert ALPHA_CHECK / indep.alpha < 160, indep.alpha
+    # (149 tests: the zero-probability columns would add more than a hundred)
+    assert ALPHA_CHECK / indep.alpha == pytest.approx(149, abs=0.5), indep.alpha
 
 
 @pytest.mark.parametrize("k", [1, 2, 3, 8])
