@@ -400,6 +400,23 @@ class ValueGradientMutant(_Mutant):
         return self._inner.log_prob(family, params, off)
 
 
+class TailLocGradientMutant(_Mutant):
+    """Scores Normal itself with the right values, and a ``loc`` derivative 10% too large
+    beyond 3 standard deviations (a tail branch; an outside trial's: ``log_prob_gradcheck``
+    scored the example's draws alone, all within 3 sd)."""
+
+    def families(self) -> Mapping[str, FamilySupport]:
+        return {f: dataclasses.replace(s, log_prob=True) for f, s in super().families().items()}
+
+    def log_prob(self, family, params, value):  # type: ignore[override]
+        out = self._inner.log_prob(family, params, value)
+        loc, scale = params["loc"], params["scale"]
+        z = ((value - loc) / scale).detach()
+        far = (z.abs() > 3).to(out.dtype)
+        # adds 0.1 * d/dloc log_prob = 0.1 z / scale to the loc gradient there, nothing to the value
+        return out + far * 0.1 * (z / scale).detach() * (loc - loc.detach())
+
+
 class PoissonTableTypoMutant(_Mutant):
     """Scores Poisson itself from a table of ``log(k!)`` with a typo at ``k = 12`` (an outside
     trial's: the density checks scored the grids' draws, none of which was 12)."""
@@ -1229,6 +1246,18 @@ class FarLocFloat32Mutant(_Mutant):
         return x
 
 
+class ScalarFloat32WideMutant(_Mutant):
+    """A Normal drawn 10% too wide in float32 calls with scalar parameters (batch ``()``),
+    right in float64 and in batched float32 calls (an outside trial's: the float32 grid is a
+    batch, and every scalar-parameter draw of the suite was float64)."""
+
+    def mutate(self, family, params, x):  # type: ignore[no-untyped-def]
+        if x.dtype == torch.float32 and not tuple(params.batch_shape):
+            loc = params["loc"]
+            return loc + 1.1 * (x - loc)
+        return x
+
+
 class GeneratorScaleMutant(_Mutant):
     """A Normal drawn 5% too wide when the seed is a ``torch.Generator`` (``generator=``),
     right with ``seed=`` and unseeded (an outside trial's: the ``generator`` rule judges
@@ -1810,6 +1839,21 @@ class GammaGradientBandMutant(_Mutant):
         scaled = c.detach() + (1 + 0.05 * band) * (c - c.detach())
         return self._inner.rsample(family, {**dict(params.items()), "concentration": scaled},
                                    sample_shape, seed=seed)
+
+
+class GammaWholeRateGradientMutant(_Mutant):
+    """Right Gamma values; the gradient w.r.t. ``rate`` 10% too large at whole concentrations
+    from 5 to 16 (an Erlang path; an outside trial's: no gradient grid point was a whole
+    number there)."""
+
+    FAMILIES = ("Gamma",)
+
+    def rsample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        x = self._inner.rsample(family, params, sample_shape, seed=seed)
+        c, rate = params["concentration"].detach(), params["rate"]
+        whole = ((c == torch.round(c)) & (c >= 5) & (c <= 16)).to(x.dtype)
+        # adds 0.1 * dx/drate = -0.1 x / rate to the rate gradient there, nothing to the value
+        return x + whole * 0.1 * (-x / rate).detach() * (rate - rate.detach())
 
 
 class DirichletBandMutant(_Mutant):
@@ -2416,6 +2460,7 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     "mutant_seed_hash": (SeedHashMutant, "calls_repeats", "Normal"),
     "mutant_hessian_zero": (HessianZeroMutant, "log_prob_gradcheck", "Normal"),
     "mutant_value_gradient": (ValueGradientMutant, "log_prob_gradcheck", "Normal"),
+    "mutant_tail_loc_gradient": (TailLocGradientMutant, "log_prob_gradcheck", "Normal"),
     "mutant_fisher_swap": (FisherSwapMutant, "sample_sweep", "FisherSnedecor"),
     "mutant_poisson_table_typo": (PoissonTableTypoMutant, "log_prob_f64", "Poisson"),
     # parameters rounded to whole numbers: the grids' values are not whole (an outside trial)
@@ -2437,6 +2482,7 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     "mutant_address_cache": (AddressCacheMutant, "seeds", "Normal"),
     "mutant_far_loc_float32": (FarLocFloat32Mutant, "dtype", "Normal"),
     "mutant_generator_scale": (GeneratorScaleMutant, "sample_pit_var", "Normal"),
+    "mutant_scalar_float32_wide": (ScalarFloat32WideMutant, "smalls_pit_var", "Normal"),
     "mutant_strided_gradient": (StridedGradientMutant, "layouts", "Normal"),
     "mutant_broadcast_value_gradient": (BroadcastValueGradientMutant, "log_prob", "Normal"),
     "mutant_broadcast_loc_scale_gradient": (BroadcastLocScaleGradientMutant, "broadcast",
@@ -2499,6 +2545,7 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     # Wrong in a band of parameters between the grid points: only the sweep sees it.
     "mutant_gamma_band": (GammaBandMutant, "sample_sweep", "Gamma"),
     "mutant_gamma_grad_band": (GammaGradientBandMutant, "grad_sweep", "Gamma"),
+    "mutant_gamma_whole_rate_gradient": (GammaWholeRateGradientMutant, "grad_sweep", "Gamma"),
     # Past the sweep's end and short of the last corner: the corners' 400 and 1e-4.
     "mutant_gamma_high_band": (GammaHighBandMutant, "sample_ks", "Gamma"),
     "mutant_tiny_poisson_rate": (TinyPoissonRateMutant, "sample_sum", "Poisson"),

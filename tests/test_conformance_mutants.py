@@ -43,6 +43,7 @@ LAYERS = {
     "ones_ks": ("sampler",),
     "smalls_ks": ("sampler",),
     "smalls_pit_mean": ("sampler",),
+    "smalls_pit_var": ("sampler",),
     "calls_indep": ("sampler",),
     "calls_repeats": ("sampler",),
     "grad_cdf": ("gradient",),
@@ -253,12 +254,14 @@ def test_a_count_never_drawn_fails_the_atom_check_alone(with_mutants):
 def test_a_backend_wrong_in_small_calls_alone_fails_the_calls_checks_alone(with_mutants):
     # Normal's scale 1.5 times too large in calls of at most 64 values only: every large draw
     # is right, so only the typical grid drawn in calls of 16 rows (quick mode) and its first
-    # point in calls of 2 to 64 values fail (the one-value calls' K-S check is for gross
-    # errors: a scale 1.5 times too large moves it by less than its threshold).
+    # point in calls of 2 to 64 values fail, in their law and spread (the one-value calls'
+    # K-S check is for gross errors: a scale 1.5 times too large moves it by less than its
+    # threshold).
     report = check_backend("mutant_smallcalls", families=["Normal"], layers=("sampler",),
                            quick=True)
     assert [r.id for r in report.failures] == ["mutant_smallcalls-Normal-typical-calls_ks",
-                                               "mutant_smallcalls-Normal-typical-smalls_ks"], [
+                                               "mutant_smallcalls-Normal-typical-smalls_ks",
+                                               "mutant_smallcalls-Normal-typical-smalls_pit_var"], [
         r.id for r in report.failures]
     caught = report.failures[0]
     assert caught.statistic > caught.threshold and caught.n == 256 * 16

@@ -226,6 +226,7 @@ class Runner:
         # sample()'s values.
         both = (method in ("calls", "scalar") or grid.methods == ("sample",)) and len(batch) == 1 and (
             family_support(t, family).rsample) and method not in ("ones", "smalls")
+        support_of: Callable[[torch.Tensor], str] | None = None
         with torch.no_grad():
             if method == "calls":
                 # Many small calls, as a training loop draws (a backend may take another path
@@ -254,15 +255,32 @@ class Runner:
                 n = sum(SMALL_CALLS) * SMALL_ROUNDS
                 seed = self.seed(f"{t.name}-{family}-{grid.label}-smalls")
                 how = (f" in calls of {SMALL_CALLS[0]} to {SMALL_CALLS[-1]} values with scalar "
-                       "parameters")
+                       "parameters, float64 and float32 in turn")
                 blocks = 0
-                single = make(family, point_params(family, params, 0), t)
-                given.append(point_params(family, params, 0))
+                # The odd rounds in float32 (the point's parameters rounded to it): the float32
+                # grid is a batch, so a backend's float32 path for scalar parameters (10% too
+                # wide: an outside trial) was reached nowhere else.
+                point = point_params(family, params, 0)
+                point32 = {k: v.to(torch.float32) if isinstance(v, torch.Tensor)
+                           and v.is_floating_point() else v for k, v in point.items()}
+                pair = (make(family, point, t), make(family, point32, t))
+                given += [point, point32]
 
                 def draw(name: str, s: int) -> torch.Tensor:
-                    return torch.cat([getattr(single, name)((k,), seed=seed_for(f"{s}-{r}-{k}"))
-                                      for r in range(SMALL_ROUNDS)
-                                      for k in SMALL_CALLS]).unsqueeze(1)
+                    # torch.cat promotes the float32 rounds to the float64 ones' dtype
+                    return torch.cat([getattr(pair[r % 2], name)(
+                        (k,), seed=seed_for(f"{s}-{r}-{k}"))
+                        for r in range(SMALL_ROUNDS) for k in SMALL_CALLS]).unsqueeze(1)
+
+                def support_of(x: torch.Tensor) -> str:
+                    # each dtype's rounds against its own distribution: a constraint's
+                    # tolerance is its dtype's (a float32 Cholesky factor's rows have norm 1
+                    # to float32's precision)
+                    rows = x.reshape(SMALL_ROUNDS, -1, *x.shape[2:])
+                    x32 = rows[1::2].flatten(0, 1)[:5000]
+                    return (outside_support(pair[0], rows[0::2].flatten(0, 1)[:5000])
+                            or outside_support(pair[1], x32.to(torch.float32)
+                                               if x32.is_floating_point() else x32))
             elif method == "scalar":
                 # Each grid point with scalar parameters (batch ()), in a call of its own: a
                 # backend may take another path for them (torch's in-place kernels for
@@ -350,12 +368,15 @@ class Runner:
         rng = np.random.default_rng(self.seed(f"{family}-{grid.label}-projections"))
         projs = cases.projections(family, p, xn, batch, rng)
         for pr in projs:
-            if xs.dtype == torch.float32:  # ties are judged at the resolution of the draw
+            # ties are judged at the resolution of the draw (the small calls' has float32
+            # rounds: a value rounded onto the edge of the support stands for reals inside)
+            if xs.dtype == torch.float32 or (method == "smalls" and xs.is_floating_point()):
                 pr.resolution = np.float32
             pr.copies = blocks
         # The support check of matrix families is costly: the first 5000 draws suffice for it.
         # Only a sample draw keeps its values: an rsample draw of the family compares with them.
-        outside = outside_support(dist, x[:5000].detach())
+        outside = (support_of(x.detach()) if support_of is not None
+                   else outside_support(dist, x[:5000].detach()))
         return Draw(n, seed, projs, not outside, points, t_draw,
                     xn if method == "sample" else None, called=called, parts=parts,
                     outside=outside)
@@ -522,13 +543,14 @@ CALL_ROWS = 16
 ONES_CALLS = 512
 #: The ``smalls`` draw of the sampler layer's ``smalls_ks`` check: a call of each of these
 #: sizes (``sample((k,))`` with scalar parameters, each with its own seed), ``SMALL_ROUNDS``
-#: times, at the typical grid's first point: 12,474 values in 378 calls. Calls of 2 to 64
+#: times (float64 and float32 in turn), at the typical grid's first point: 24,948 values in
+#: 756 calls. Calls of 2 to 64
 #: values with one parameter set are a small-n path of their own in some samplers (a Gamma
 #: drawn with its rate 10% off there passed every check: an outside trial); at this n
 #: ``smalls_pit_mean`` finds it at the pooled alpha (1.16-1.41 times its threshold at the
 #: exponential's typical point, eight salts), ``smalls_ks`` at 7 of the 8.
 SMALL_CALLS = tuple(range(2, 65))
-SMALL_ROUNDS = 6
+SMALL_ROUNDS = 12
 #: The values of a large call with scalar parameters (batch ``()``), float64: the ``scalar``
 #: draw of the sampler layer's ``scalar_ks`` check (each grid point of the typical grid in a
 #: call of its own) and the large call of the semantics layer's ``seeds`` and ``generator``

@@ -159,6 +159,9 @@ TAIL_LOG_DENSITIES = (-12.5, -50.0, -200.0, FAR_LOG_DENSITY)
 #: midpoint to their extreme (a value whose square, or its distance's, overflows float64 is
 #: not asked for: 2^400 is about 1e120).
 FAR_REACH = 2.0 ** 400
+#: ``log_prob_gradcheck``'s tail values lie at least this far inside the support (its finite
+#: differences step 1e-6).
+GRADCHECK_MARGIN = 1e-3
 
 
 #: How close to a finite end of the support ``log_prob_edge`` looks: a lower end L at
@@ -546,6 +549,27 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
     if not c.gradcheck:
         return
 
+    def _tail_values(params: dict[str, Any], value: torch.Tensor) -> torch.Tensor | None:
+        """Two values per grid point (below and above its draws) where the reference log
+        density is about ``TAIL_LOG_DENSITIES[0]``, for the univariate continuous families;
+        a side not found, or within GRADCHECK_MARGIN of the support's end, repeats a draw."""
+        if reference is None or c.discrete or c.circular or spec.event_dim != 0:
+            return None
+        tdist = getattr(torch.distributions, family)(**grid_params("example", torch.float64))
+        law = reference(params_np(tdist, spec.params))
+        support = tdist.support
+
+        def inside(x: np.ndarray) -> np.ndarray:
+            return np.asarray(support.check(torch.from_numpy(x)))
+
+        draws = value.double().numpy()
+        xs, found = far_points(law, draws, inside, TAIL_LOG_DENSITIES[0])
+        with np.errstate(all="ignore"):
+            ok = found & inside(xs - GRADCHECK_MARGIN) & inside(xs + GRADCHECK_MARGIN)
+        if not ok.any():
+            return None
+        return torch.from_numpy(np.where(ok, xs, draws[:2])).to(value.dtype)
+
     def gradcheck(r: Runner) -> Outcome:
         params, _, value = points(torch.float64)
         if family in _COUNT_ENDS:
@@ -557,6 +581,13 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
                     params["total_count"], dtype=value.dtype), value[:1].shape).floor())
             value = torch.cat([value, *ends])
         smooth = value  # without the kink, where a second derivative is a delta
+        # ... and the tails, where a library may switch branch (an asymptotic expansion):
+        # values where the reference log density is about TAIL_LOG_DENSITIES[0] (a Normal's
+        # |z| in [5, 7]; a loc gradient 10% off beyond 3 sd alone passed: an outside trial),
+        # at least GRADCHECK_MARGIN inside the support, so the finite differences stay in it
+        tail = _tail_values(params, value)
+        if tail is not None:
+            value = torch.cat([value, tail])
         if family in _KINKS:
             # the kink of the log density (|x - loc| at loc), where torch's derivative is
             # sign(0) = 0, as are the central differences of gradcheck (JAX's |x| has 1)
@@ -597,12 +628,13 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
             def f_value(x: torch.Tensor) -> torch.Tensor:
                 return d.log_prob(x)  # type: ignore[no-any-return]
 
-            x0 = smooth.detach().clone().requires_grad_(True)
+            x0 = (smooth if tail is None else torch.cat([smooth, tail])
+                  ).detach().clone().requires_grad_(True)
             if not torch.autograd.gradcheck(f_value, (x0,), eps=1e-6, atol=1e-5, rtol=1e-4,
                                             raise_exception=False):
                 raise CheckFailure("torch.autograd.gradcheck of log_prob w.r.t. the value "
                                    "failed: " + _worst_partial(family, f_value, params,
-                                                               smooth, ["value"], [x0]))
+                                                               x0.detach(), ["value"], [x0]))
             names = [*names, "value"]
         if family == "Binomial":
             _binomial_count_gradient(t, params, value)

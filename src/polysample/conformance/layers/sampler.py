@@ -36,9 +36,10 @@ statistics with a known law (:func:`..cases.projections`):
 * ``ones_ks`` (typical grid): the K-S check of the first grid point drawn in
   :data:`..runner.ONES_CALLS` one-value calls (``sample()`` with scalar parameters, a seed
   each), at the pooled alpha (a one-value path grossly wrong: a half-normal for a Normal).
-* ``smalls_ks`` and (continuous families) ``smalls_pit_mean`` (typical grid): the same point
-  drawn in calls of 2 to 64 values (:data:`..runner.SMALL_CALLS`, six times: 12,474 values in
-  378 calls), at the pooled alpha (a small-n path 10% off: a Gamma's rate).
+* ``smalls_ks`` and (continuous families) ``smalls_pit_mean`` and ``smalls_pit_var`` (typical
+  grid): the same point drawn in calls of 2 to 64 values (:data:`..runner.SMALL_CALLS`, twelve
+  times, float64 and float32 in turn: 24,948 values in 756 calls), at the pooled alpha (a
+  small-n path 10% off: a Gamma's rate; a float32 path for scalar parameters 10% too wide).
 * ``scalar_ks`` (typical grid): the K-S check of each grid point drawn with scalar
   parameters (batch ``()``), ``sample()`` and ``rsample()``, in a call of its own of
   :data:`..runner.SCALAR_VALUES` values: a backend may take another path for scalar
@@ -479,7 +480,7 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
                         if c.name == "ones_ks")
             # ... and in calls of 2 to 64 values (a small-n path of the sampler)
             yield from (c for c in _draw_checks(t, family, grid, "smalls", continuous)
-                        if c.name in ("smalls_ks", "smalls_pit_mean"))
+                        if c.name in ("smalls_ks", "smalls_pit_mean", "smalls_pit_var"))
 
 
 def _draw_checks(t: Target, family: str, grid: Grid, method: str,
@@ -1329,7 +1330,8 @@ def _pit_check(r: Runner, t: Target, family: str, grid: Grid, method: str, which
         raise Skip(f"every column has ties at {_res(d)} resolution (mass on a float "
                    "spacing): normal scores undefined; K-S still applies")
     m = sum(p.values.shape[1] for p in d.projections if not p.discrete)
-    # smalls_pit_mean looks for a small-call path off by several percent: the pooled slots
+    # smalls_pit_mean and smalls_pit_var look for a small-call path off by several percent:
+    # the pooled slots
     alpha = (ALPHA_SCALAR if method == "smalls" else ALPHA_CHECK) / m
     worst_ratio, chosen, where, wj = -1.0, None, "", 0
     est: dict[str, list[float]] = {}
