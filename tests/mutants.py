@@ -417,6 +417,24 @@ class TailLocGradientMutant(_Mutant):
         return out + far * 0.1 * (z / scale).detach() * (loc - loc.detach())
 
 
+class Float32ScaleGradientMutant(_Mutant):
+    """Scores Normal itself with the right values, and in float32 a ``scale`` derivative 10%
+    too large (a float32 branch of the formula; an outside trial's: ``log_prob_gradcheck``
+    ran in float64 alone)."""
+
+    def families(self) -> Mapping[str, FamilySupport]:
+        return {f: dataclasses.replace(s, log_prob=True) for f, s in super().families().items()}
+
+    def log_prob(self, family, params, value):  # type: ignore[override]
+        out = self._inner.log_prob(family, params, value)
+        scale = params["scale"]
+        if out.dtype != torch.float32 or not isinstance(scale, torch.Tensor):
+            return out
+        z = ((value - params["loc"]) / scale).detach()
+        # d/dscale log N = (z^2 - 1) / scale: 10% more of it, nothing to the value
+        return out + 0.1 * ((z * z - 1) / scale).detach() * (scale - scale.detach())
+
+
 class PoissonTableTypoMutant(_Mutant):
     """Scores Poisson itself from a table of ``log(k!)`` with a typo at ``k = 12`` (an outside
     trial's: the density checks scored the grids' draws, none of which was 12)."""
@@ -2461,6 +2479,7 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     "mutant_hessian_zero": (HessianZeroMutant, "log_prob_gradcheck", "Normal"),
     "mutant_value_gradient": (ValueGradientMutant, "log_prob_gradcheck", "Normal"),
     "mutant_tail_loc_gradient": (TailLocGradientMutant, "log_prob_gradcheck", "Normal"),
+    "mutant_float32_scale_gradient": (Float32ScaleGradientMutant, "log_prob_gradcheck", "Normal"),
     "mutant_fisher_swap": (FisherSwapMutant, "sample_sweep", "FisherSnedecor"),
     "mutant_poisson_table_typo": (PoissonTableTypoMutant, "log_prob_f64", "Poisson"),
     # parameters rounded to whole numbers: the grids' values are not whole (an outside trial)

@@ -7,8 +7,9 @@ draws of torch's sampler per grid point (``log_prob_f64`` also at two per point 
 the univariate families' ``sweep`` grid) (relative tolerance 1e-6 in float64, 1e-4 in float32);
 ``log_prob_gradcheck`` runs ``torch.autograd.gradcheck`` in float64 (skipped for parameters on
 a simplex, where finite differences leave the constraint; for the univariate continuous families
-with respect to the value too), and checks that a NaN upstream
-gradient comes back NaN (:func:`..runner.nan_cotangent`). ``log_prob_far`` compares float64
+with respect to the value too, and at two tail values per grid point), checks that a NaN
+upstream gradient comes back NaN (:func:`..runner.nan_cotangent`) and that the float32
+gradients are float64's to :data:`F32_GRAD_RTOL`. ``log_prob_far`` compares float64
 ``log_prob`` with SciPy in the tails (:func:`far_points`): at log densities of about -12.5,
 -50 and -200, and in the far tails (-800), where the density underflows;
 ``log_prob_edge`` near the finite ends of the support (:func:`edge_points`), where differences
@@ -639,10 +640,70 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
         if family == "Binomial":
             _binomial_count_gradient(t, params, value)
             names = [*names, "total_count (analytic)"]
+        _float32_gradients(t, family, value, not c.discrete and spec.event_dim == 0)
         return Outcome(f"gradcheck of log_prob w.r.t. {names}; a NaN upstream gradient comes "
-                       f"back NaN; {second}")
+                       f"back NaN; float32 gradients within {F32_GRAD_RTOL:g} of float64's; "
+                       f"{second}")
 
     yield Check(t.name, family, "example", "log_prob_gradcheck", "density", False, gradcheck)
+
+
+#: ``log_prob_gradcheck`` also takes ``log_prob``'s gradients in float32 at the same points
+#: (parameters and values rounded to float32, the float64 reference computed from the rounded
+#: numbers): each must be within this of the float64 gradient, relative to its size or to a
+#: hundredth of the largest gradient of that parameter (a Normal whose float32 ``scale``
+#: gradient was 10% off passed: the gradcheck runs in float64). The built-in backends are
+#: within 2e-5 at the example points.
+F32_GRAD_RTOL = 1e-3
+
+
+def _float32_gradients(t: Target, family: str, value: torch.Tensor, with_value: bool) -> None:
+    """Compare ``log_prob``'s gradients (parameters and, ``with_value``, the value) in float32
+    with those in float64 at the float32-rounded example parameters and ``value``."""
+    got: dict[str, dict[str, torch.Tensor]] = {}
+    p32 = example_params(family, (3,), torch.float32)
+    for dtype in (torch.float32, torch.float64):
+        params = {k: (v.to(dtype) if isinstance(v, torch.Tensor) and v.is_floating_point()
+                      else v) for k, v in p32.items()}
+        leaves = grad_leaves(family, params)
+        x = value.to(torch.float32).to(dtype) if value.is_floating_point() else value
+        if with_value:
+            x = x.clone().requires_grad_(True)
+        inputs = dict(leaves, **({"value": x} if with_value else {}))
+        if not inputs:
+            return
+        lp = make(family, params, t).log_prob(x)
+        grads = torch.autograd.grad(lp.sum(), list(inputs.values()), allow_unused=True)
+        got[str(dtype)] = {k: g for k, g in zip(inputs, grads) if g is not None}
+    g32, g64 = got[str(torch.float32)], got[str(torch.float64)]
+    points = grid_points(family, p32)
+    for k, want in g64.items():
+        have = g32.get(k)
+        if have is None:
+            raise CheckFailure(f"log_prob in float32 gives no gradient w.r.t. {k} (float64 "
+                               "does)")
+        have = have.double()
+        floor = 1e-2 * float(want.abs().max().clamp_min(1e-300))
+        ratio = ((have - want).abs() / (want.abs() + floor)).nan_to_num(float("inf"))
+        worst = float(ratio.max())
+        if worst > F32_GRAD_RTOL:
+            i = int(ratio.argmax())
+            flat_have, flat_want = have.reshape(-1), want.reshape(-1)
+            # the grid point: a value's column, a parameter's leading (batch) index
+            if k == "value" and want.dim() == 2 and want.shape[1] == len(points):
+                j: int | None = i % len(points)
+            elif k != "value" and want.dim() >= 1 and want.shape[0] == len(points):
+                j = i // (want.numel() // len(points))
+            else:
+                j = None
+            where = f" at {points[j]}" if j is not None else ""
+            raise CheckFailure(
+                f"log_prob's gradient w.r.t. {k} in float32 differs from float64's at the "
+                f"same (float32-rounded) points: {float(flat_have[i]):.7g} against "
+                f"{float(flat_want[i]):.7g}{where} (relative error {worst:.3g} > "
+                f"{F32_GRAD_RTOL:g}); float32 scores computed another way than float64's "
+                "(a float32 branch of the formula) are the usual cause",
+                statistic=worst, threshold=F32_GRAD_RTOL)
 
 
 #: ``log_prob_layouts``: the example values scored again in one call of more than 4,096
