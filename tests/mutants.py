@@ -2432,6 +2432,20 @@ class UnwrappedVonMisesMutant(_Mutant):
         return torch.where(x < 0, x + 2 * math.pi, x)
 
 
+class LocUnwrappedVonMisesMutant(_Mutant):
+    """VonMises drawn as ``loc`` plus noise wrapped into ``[-pi, pi)``: right wherever ``loc``
+    lies within ``[-pi, pi]``, values outside it beyond (an outside trial's: every grid's loc
+    was within pi)."""
+
+    FAMILIES = ("VonMises",)
+
+    def mutate(self, family, params, x):  # type: ignore[no-untyped-def]
+        loc = params["loc"]
+        far = loc.abs() > math.pi
+        wrapped = torch.remainder(loc + math.pi, 2 * math.pi) - math.pi
+        return torch.where(far, x - wrapped + loc, x)
+
+
 class ConstantMutant(_Mutant):
     """Normal "draws" that are its ``loc`` (a sampler that ignores its random stream)."""
 
@@ -2634,6 +2648,7 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     "mutant_short_multinomial": (ShortMultinomialMutant, "shapes", "Multinomial"),
     # Angles in [0, 2 pi): the shapes rule's support, which is [-pi, pi] for VonMises.
     "mutant_unwrapped_vonmises": (UnwrappedVonMisesMutant, "shapes", "VonMises"),
+    "mutant_loc_unwrapped_vonmises": (LocUnwrappedVonMisesMutant, "sample_ks", "VonMises"),
     # Draws that do not vary: the repeat check says so (it blamed a reused seed).
     "mutant_constant": (ConstantMutant, "sample_repeats", "Normal"),
     # A rounded normal approximation at the corner (1000, 0.05): right mean and variance.

@@ -24,6 +24,7 @@ Each :class:`Case` holds:
 
 from __future__ import annotations
 
+import math
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -863,7 +864,9 @@ _TABLE = [
        pathwise=_LS),
     _c("VonMises", lambda b, d, k: {"loc": _lin(-1.0, 1.0, b, d),
                                     "concentration": _lin(0.5, 4.0, b, d)},
-       _corner(loc=[0.0, 3.0, -3.0], concentration=[1e-2, 1.0, 100.0]),
+       # -3 - 4 pi: a loc beyond [-pi, pi] (the law of -3; a sampler that wraps only its
+       # noise, not loc + noise, passed while every loc was within pi)
+       _corner(loc=[0.0, 3.0, -3.0 - 4 * math.pi], concentration=[1e-2, 1.0, 100.0]),
        law=lambda p: ref.VonMises(p["loc"], p["concentration"]),
        positive=frozenset({"concentration"}), tiny=_TINY_CONC, circular=True,
        sweep=_sweep(concentration=(1e-2, 200.0, LOG), loc=(-3.0, 3.0, LIN))),
