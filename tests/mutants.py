@@ -2446,6 +2446,27 @@ class LocUnwrappedVonMisesMutant(_Mutant):
         return torch.where(far, x - wrapped + loc, x)
 
 
+class ShiftedHalfMutant(_Mutant):
+    """A Normal whose calls of at least 64 values draw their second half from the first
+    half's uniforms shifted by 0.01 (a buffer reused with an offset; an outside trial's):
+    every value's law right, neighbours independent, the halves correlated by about 1."""
+
+    def mutate(self, family, params, x):  # type: ignore[no-untyped-def]
+        batch = tuple(params.batch_shape)
+        flat = x.reshape(-1, *batch)
+        s = flat.shape[0]
+        if s * max(1, math.prod(batch)) < 64 or s < 2:
+            return x
+        loc, scale = params["loc"], params["scale"]
+        h = s // 2
+        normal = torch.distributions.Normal(0.0, 1.0)
+        u = normal.cdf(((flat[:h] - loc) / scale).detach())
+        z = normal.icdf(torch.remainder(u + 0.01, 1.0).clamp(1e-12, 1 - 1e-12))
+        second = loc + scale * z
+        out = torch.cat([flat[:h], second, flat[2 * h:]])
+        return out.reshape(x.shape)
+
+
 class ConstantMutant(_Mutant):
     """Normal "draws" that are its ``loc`` (a sampler that ignores its random stream)."""
 
@@ -2649,6 +2670,7 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     # Angles in [0, 2 pi): the shapes rule's support, which is [-pi, pi] for VonMises.
     "mutant_unwrapped_vonmises": (UnwrappedVonMisesMutant, "shapes", "VonMises"),
     "mutant_loc_unwrapped_vonmises": (LocUnwrappedVonMisesMutant, "sample_ks", "VonMises"),
+    "mutant_shifted_half": (ShiftedHalfMutant, "sample_indep", "Normal"),
     # Draws that do not vary: the repeat check says so (it blamed a reused seed).
     "mutant_constant": (ConstantMutant, "sample_repeats", "Normal"),
     # A rounded normal approximation at the corner (1000, 0.05): right mean and variance.

@@ -124,7 +124,7 @@ def test_suite_fails_each_mutant_on_the_right_check(with_mutants, name):
 
 @pytest.mark.parametrize("name", ["mutant_sorted", "mutant_sorted_poisson", "mutant_antithetic",
                                   "mutant_correlated_batch", "mutant_mirrored_halves",
-                                  "mutant_mirrored_batch"])
+                                  "mutant_mirrored_batch", "mutant_shifted_half"])
 def test_dependent_draws_with_the_right_marginals_fail_the_independence_check_alone(
         with_mutants, name):
     # Sorted draws, antithetic pairs and correlated batch elements keep every column's law:
@@ -148,10 +148,15 @@ def test_dependent_draws_with_the_right_marginals_fail_the_independence_check_al
         assert "between grid points" in caught.message and "loc=" in caught.message
     if name == "mutant_antithetic":
         assert "between neighbouring draws" in caught.message
-    if name.startswith("mutant_mirrored"):
+    if name == "mutant_mirrored_halves":
+        # every neighbouring pair independent; each draw paired with the one half a block on
+        # (its mirror) correlates by -1
+        assert "rows apart (the two halves of a batch element's rows" in caught.message, \
+            caught.message
+        assert caught.statistic > 5 * caught.threshold
+    if name == "mutant_mirrored_batch":
         # every neighbouring pair independent: the balance test (an exact density bound)
-        what = "the rows of each batch element" if name.endswith("halves") else \
-            "the copies of each grid point (batch elements of one call)"
+        what = "the copies of each grid point (batch elements of one call)"
         assert f"{what} balance each other" in caught.message, caught.message
         assert caught.details["balance"], caught.details
 

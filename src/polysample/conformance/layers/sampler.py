@@ -106,6 +106,15 @@ _Q = np.linspace(0.005, 0.995, 199)
 #: 1e-3 (sorted draws have about 1, antithetic pairs -1); the reference CDF at these rows costs
 #: 1/16 of the K-S check's at the quick typical sample size.
 INDEPENDENCE_ROWS = 1 << 14
+#: ... and the pairs of rows half a block apart it reads besides (a block: one batch element's
+#: rows of one call, or the whole column): rows ``i`` and ``i + S/2`` for the first
+#: ``HALF_ROWS`` rows ``i``. A call whose second half reuses its first half's uniforms shifted
+#: by 0.01 (a buffer reused: correlation about 1 there, 0 between neighbours) passed every
+#: check; 2^11 pairs detect a correlation of about 0.34. Blocks of fewer than
+#: ``2 * HALF_ROWS_MIN`` rows (the float32 grid's wide batch) are not paired: so few pairs
+#: would detect only gross correlation, at the cost of the other tests' alpha.
+HALF_ROWS = 1 << 11
+HALF_ROWS_MIN = 1 << 9
 
 
 def continuous_stats(pr: Projection) -> dict[str, np.ndarray]:
@@ -136,6 +145,13 @@ def continuous_stats(pr: Projection) -> dict[str, np.ndarray]:
         # The independence check's rows, in the order drawn, before the values are dropped.
         head = np.asarray(pr.values[:INDEPENDENCE_ROWS], dtype=np.float64)
         c["pit_head"] = _cdf_at(law, head, res) - 0.5
+        half = _half_lag(n, copies)
+        if half:
+            k = min(HALF_ROWS, half)
+            c["pit_half"] = (c["pit_head"][half:half + k] if half + k <= head.shape[0] else
+                             _cdf_at(law, np.asarray(pr.values[half:half + k],
+                                                     dtype=np.float64), res) - 0.5)
+            c["half_lag"] = half
         if copies > 1:
             # The balance test's blocks of one batch element's rows (Projection.copies): as
             # many whole ones as the head holds, or the first.
@@ -192,16 +208,43 @@ def _pit_head(pr: Projection) -> tuple[np.ndarray, np.ndarray]:
     c = pr.cache
     if "pit_head" not in c:
         x = np.asarray(pr.values[:INDEPENDENCE_ROWS], dtype=np.float64)
-        cols = []
-        for j in range(x.shape[1]):
-            law = pr.column(j) if pr.column is not None else None
-            cdf = law.cdf if law is not None else (lambda k, _j=j: pr.law.cdf(k[:, None])[:, _j])
-            # mid-PIT: its mean is exactly 1/2 under the law (sum_k p_k (F(k) + F(k-1)) / 2)
-            cols.append(0.5 * (np.asarray(cdf(x[:, j]), dtype=np.float64)
-                               + np.asarray(cdf(x[:, j] - 1.0), dtype=np.float64)) - 0.5)
-        c["pit_head"] = np.stack(cols, 1) if cols else x
+        # mid-PIT: its mean is exactly 1/2 under the law (sum_k p_k (F(k) + F(k-1)) / 2)
+        c["pit_head"] = _mid_pit(pr, x)
+        n = pr.values.shape[0]
+        half = _half_lag(n, pr.copies if pr.copies and n % pr.copies == 0 else 0)
+        if half:
+            k = min(HALF_ROWS, half)
+            xh = np.asarray(pr.values[half:half + k], dtype=np.float64)
+            c["pit_half"] = _mid_pit(pr, xh)
+            c["half_lag"] = half
     v = c["pit_head"]
     return v, np.ones(v.shape[1], dtype=bool)
+
+
+def _mid_pit(pr: Projection, x: np.ndarray) -> np.ndarray:
+    """The centred mid-PIT of a discrete statistic's rows ``x`` (``(k, m)``)."""
+    cols = []
+    for j in range(x.shape[1]):
+        law = pr.column(j) if pr.column is not None else None
+        cdf = law.cdf if law is not None else (lambda k, _j=j: pr.law.cdf(k[:, None])[:, _j])
+        cols.append(0.5 * (np.asarray(cdf(x[:, j]), dtype=np.float64)
+                           + np.asarray(cdf(x[:, j] - 1.0), dtype=np.float64)) - 0.5)
+    return np.stack(cols, 1) if cols else x
+
+
+def _half_lag(n: int, copies: int) -> int:
+    """Half the rows of a block (one batch element's rows of one call, or the column), where
+    the block holds at least ``2 * HALF_ROWS_MIN`` rows; 0 elsewhere."""
+    block = n // copies if copies else n
+    return block // 2 if block >= 2 * HALF_ROWS_MIN else 0
+
+
+def _pit_half(pr: Projection) -> tuple[np.ndarray, int] | None:
+    """The centred PITs of the rows ``half_lag`` on from the first (see :data:`HALF_ROWS`),
+    and that lag; None for a statistic without such rows."""
+    _pit_head(pr)
+    h = pr.cache.get("pit_half")
+    return None if h is None else (h, int(pr.cache["half_lag"]))
 
 
 def _sorted_columns(values: np.ndarray) -> np.ndarray:
@@ -880,6 +923,7 @@ def _independence_check(d: Draw, grid: Grid, method: str) -> Outcome:
     # (statistic, kind, first values, second values, their columns)
     tests: list[tuple[str, str, np.ndarray, np.ndarray, list[int], list[int]]] = []
     excluded: list[str] = []
+    lags: dict[str, int] = {}
     for p in d.projections:
         v, keep = _pit_head(p)
         cols = np.flatnonzero(keep)
@@ -897,6 +941,12 @@ def _independence_check(d: Draw, grid: Grid, method: str) -> Outcome:
         h1 = ((u.shape[0] - 1) // 2) * 2 + 1
         tests.append((p.label, "serial", u[1:h1:2], u[2:h1 + 1:2], cols.tolist(),
                       cols.tolist()))
+        halves = _pit_half(p)
+        if halves is not None:
+            w, lag = halves
+            lags[p.label] = lag
+            tests.append((p.label, "half", u[:w.shape[0]], w[:, cols], cols.tolist(),
+                          cols.tolist()))
         # neighbouring usable columns of one call (one part of a draw made of parts)
         g = max(1, len(d.points))
         same = cols[:-1] // g == cols[1:] // g
@@ -923,15 +973,22 @@ def _independence_check(d: Draw, grid: Grid, method: str) -> Outcome:
     worst_ratio, chosen, desc, wj = -1.0, None, "", 0
     means = (0.0, 0.0)
     est: dict[str, list[float]] = {}
+    # the power the check states: its neighbour tests' (the half-block pairs are fewer)
+    stated: float | None = None
     for label, kind, a, b, at, partner in tests:
         test = product_mean_test(a, b, alpha)
         est.setdefault(f"{label}:{kind}", []).extend(test.estimate.tolist())
+        if kind != "half" and stated is None:
+            stated = test.detectable
         j = test.worst
         if test.ratio[j] > worst_ratio:
             worst_ratio, chosen, wj = float(test.ratio[j]), (test, j), at[j]
             means = (float(a[:, j].mean()), float(b[:, j].mean()))
             desc = (f"between neighbouring draws of {label} at {d.point(grid.label, at[j])}"
                     if kind == "serial" else
+                    f"between draws {lags.get(label)} rows apart (the two halves of a batch "
+                    f"element's rows of one call) of {label} at {d.point(grid.label, at[j])}"
+                    if kind == "half" else
                     f"of {label} between grid points {d.point(grid.label, at[j])} and "
                     f"{d.point(grid.label, partner[j])} (batch elements of one call)")
     assert chosen is not None
@@ -940,7 +997,8 @@ def _independence_check(d: Draw, grid: Grid, method: str) -> Outcome:
             if excluded else "")
     rows = min(d.n, INDEPENDENCE_ROWS)
     out = Outcome(statistic=float(test.statistic[j]), threshold=float(test.threshold[j]),
-                  n=d.n, seed=d.seed, alpha=alpha, detectable=test.detectable,
+                  n=d.n, seed=d.seed, alpha=alpha,
+                  detectable=test.detectable if stated is None else stated,
                   point=d.point(grid.label, wj), details={"pit_correlation": est, "rows": rows,
                                                           "balance": details_balance})
     if worst_ratio > 1:
