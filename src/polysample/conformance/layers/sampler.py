@@ -151,7 +151,7 @@ def continuous_stats(pr: Projection) -> dict[str, np.ndarray]:
             c["pit_half"] = (c["pit_head"][half:half + k] if half + k <= head.shape[0] else
                              _cdf_at(law, np.asarray(pr.values[half:half + k],
                                                      dtype=np.float64), res) - 0.5)
-            c["half_lag"] = half
+            c["half_lag"] = np.array(half)
         if copies > 1:
             # The balance test's blocks of one batch element's rows (Projection.copies): as
             # many whole ones as the head holds, or the first.
@@ -216,7 +216,7 @@ def _pit_head(pr: Projection) -> tuple[np.ndarray, np.ndarray]:
             k = min(HALF_ROWS, half)
             xh = np.asarray(pr.values[half:half + k], dtype=np.float64)
             c["pit_half"] = _mid_pit(pr, xh)
-            c["half_lag"] = half
+            c["half_lag"] = np.array(half)
     v = c["pit_head"]
     return v, np.ones(v.shape[1], dtype=bool)
 
