@@ -20,6 +20,7 @@ from polysample.backends.torch_backend import TorchBackend
 from polysample.core.backend import Backend, FamilySupport
 from polysample.core.families import FAMILIES
 from polysample.core.params import Params
+from polysample.plugin import GlobalStream
 
 
 class _Mutant(Backend):
@@ -2467,6 +2468,171 @@ class ShiftedHalfMutant(_Mutant):
         return out.reshape(x.shape)
 
 
+def _counter_normal(key: int, start: int, count: int, dtype: torch.dtype) -> torch.Tensor:
+    """Values ``start .. start + count - 1`` of one standard-normal stream keyed by ``key``
+    (a counter-based stream, as a plugin might keep one)."""
+    g = torch.Generator().manual_seed(key % 2**63)
+    return torch.randn(start + count, generator=g, dtype=torch.float64)[start:].to(dtype)
+
+
+class GeneratorOverlapMutant(_Mutant):
+    """A Normal drawn through ``generator=g`` from a stream keyed by ``g``'s seed whose counter
+    is the number of calls made with ``g`` (advanced by one per call), not of values:
+    consecutive calls repeat the previous call's values shifted by one place (an outside
+    trial's: the ``generator`` rule required a second call to differ, not to share no value)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._calls: dict[tuple[int, bytes], int] = {}
+
+    def _draw(self, params, sample_shape, seed):  # type: ignore[no-untyped-def]
+        g = seed
+        c = self._calls.get((g.initial_seed(), bytes(g.get_state().numpy())), 0)
+        torch.rand(1, generator=g)
+        self._calls[(g.initial_seed(), bytes(g.get_state().numpy()))] = c + 1
+        shape = params.shape(sample_shape)
+        eps = _counter_normal(g.initial_seed() + 777, c, shape.numel(), params.dtype)
+        return params["loc"] + params["scale"] * eps.reshape(shape)
+
+    def sample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        if isinstance(seed, torch.Generator):
+            return self._draw(params, sample_shape, seed)
+        return super().sample(family, params, sample_shape, seed=seed)
+
+    def rsample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        if isinstance(seed, torch.Generator):
+            return self._draw(params, sample_shape, seed)
+        return super().rsample(family, params, sample_shape, seed=seed)
+
+
+_OVERLAP_STREAM = GlobalStream(
+    "mutant_global_overlap", lambda ss: {"key": int(ss.generate_state(1, np.uint64)[0]), "c": 0})
+
+
+class GlobalOverlapMutant(_Mutant):
+    """A Normal whose unseeded draws come from the backend's own global stream (a counter into
+    one stream, reset by ``manual_seed``) advanced by the rows of a call, not its values: with
+    a batch of B, consecutive unseeded calls share (B - 1) / B of their values (an outside
+    trial's: the ``global_stream`` rule required them to differ, not to share no value)."""
+
+    def _draw(self, params, sample_shape):  # type: ignore[no-untyped-def]
+        st = _OVERLAP_STREAM.get()
+        shape = params.shape(sample_shape)
+        eps = _counter_normal(st["key"], st["c"], shape.numel(), params.dtype)
+        st["c"] += math.prod(sample_shape)  # rows, not values
+        return params["loc"] + params["scale"] * eps.reshape(shape)
+
+    def sample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        if seed is None:
+            return self._draw(params, sample_shape)
+        return super().sample(family, params, sample_shape, seed=seed)
+
+    def rsample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        if seed is None:
+            return self._draw(params, sample_shape)
+        return super().rsample(family, params, sample_shape, seed=seed)
+
+
+class NoGradRsampleMutant(_Mutant):
+    """A Gamma whose ``rsample()`` under ``torch.no_grad()`` (a VAE's evaluation) is drawn 5%
+    too large; right with gradients enabled, and in ``sample()`` (an outside trial's: every
+    ``rsample()`` of the suite ran with gradients enabled)."""
+
+    FAMILIES = ("Gamma",)
+
+    def rsample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        x = self._inner.rsample(family, params, sample_shape, seed=seed)
+        return x if torch.is_grad_enabled() else x * 1.05
+
+
+class StaleNoiseMutant(_Mutant):
+    """A Normal ``rsample()`` that writes its noise into one buffer per shape through NumPy
+    (no version counter moves) and returns ``loc + scale * buffer``: a second draw before the
+    first's backward pass (two draws in one loss) gives the first the second's ``scale``
+    gradient (an outside trial's)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._buffers: dict[tuple[Any, ...], torch.Tensor] = {}
+
+    def rsample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        shape = params.shape(sample_shape)
+        eps = torch.randn(shape, generator=self._inner.rng(seed, params), dtype=params.dtype)
+        buf = self._buffers.setdefault((tuple(shape), params.dtype),
+                                       torch.empty(shape, dtype=params.dtype))
+        buf.numpy()[...] = eps.numpy()
+        return params["loc"] + params["scale"] * buf
+
+
+class _MemoryOrderNormal(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, loc, scale, eps):  # type: ignore[no-untyped-def, override]
+        ctx.save_for_backward(eps)
+        ctx.shapes = (loc.shape, scale.shape)
+        return loc + scale * eps
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[no-untyped-def, override]
+        (eps,) = ctx.saved_tensors
+        # reads the upstream gradient in memory order (NumPy's ravel(order="K"))
+        flat = np.ravel(grad.detach().numpy(), order="K")
+        g = torch.from_numpy(np.ascontiguousarray(flat)).reshape(grad.shape)
+
+        def sum_to(x, shape):  # type: ignore[no-untyped-def]
+            while x.dim() > len(shape):
+                x = x.sum(0)
+            return x
+        return sum_to(g, ctx.shapes[0]), sum_to(g * eps, ctx.shapes[1]), None
+
+
+class MemoryOrderCotangentMutant(_Mutant):
+    """A Normal ``rsample()`` whose backward pass reads its upstream gradient in memory order:
+    right for contiguous upstream gradients (sums, elementwise losses), permuted for a
+    transposed use of the draw (an outside trial's)."""
+
+    def rsample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        shape = params.shape(sample_shape)
+        eps = torch.randn(shape, generator=self._inner.rng(seed, params), dtype=params.dtype)
+        loc = params["loc"].expand(params.batch_shape)
+        scale = params["scale"].expand(params.batch_shape)
+        return _MemoryOrderNormal.apply(loc, scale, eps)
+
+
+class _ScoringMutant(_Mutant):
+    def families(self) -> Mapping[str, FamilySupport]:
+        return {f: dataclasses.replace(s, log_prob=True) for f, s in super().families().items()}
+
+
+class ValueGradScoreMutant(_ScoringMutant):
+    """Scores Normal itself; where the value requires grad (``q.log_prob(q.rsample())``) a
+    fused path is ``log(scale)`` too low (an outside trial's: the density checks scored values
+    that do not require grad)."""
+
+    def log_prob(self, family, params, value):  # type: ignore[override]
+        out = self._inner.log_prob(family, params, value)
+        return out - torch.log(params["scale"]) if value.requires_grad else out
+
+
+class AddressCacheScoreMutant(_ScoringMutant):
+    """Scores Normal itself, memoizing scores of values that do not require grad by the
+    value's memory address: a buffer refilled in place gets the first values' scores (an
+    outside trial's)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._cache: dict[tuple[Any, ...], torch.Tensor] = {}
+
+    def log_prob(self, family, params, value):  # type: ignore[override]
+        if value.requires_grad or torch.is_grad_enabled() and (
+                params["loc"].requires_grad or params["scale"].requires_grad):
+            return self._inner.log_prob(family, params, value)
+        key = (value.data_ptr(), tuple(value.shape), value.dtype, params["loc"].data_ptr(),
+               params["scale"].data_ptr())
+        if key not in self._cache:
+            self._cache[key] = self._inner.log_prob(family, params, value).detach().clone()
+        return self._cache[key].clone()
+
+
 class ConstantMutant(_Mutant):
     """Normal "draws" that are its ``loc`` (a sampler that ignores its random stream)."""
 
@@ -2671,6 +2837,13 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     "mutant_unwrapped_vonmises": (UnwrappedVonMisesMutant, "shapes", "VonMises"),
     "mutant_loc_unwrapped_vonmises": (LocUnwrappedVonMisesMutant, "sample_ks", "VonMises"),
     "mutant_shifted_half": (ShiftedHalfMutant, "sample_indep", "Normal"),
+    "mutant_generator_overlap": (GeneratorOverlapMutant, "generator", "Normal"),
+    "mutant_global_overlap": (GlobalOverlapMutant, "global_stream", "Normal"),
+    "mutant_nograd_rsample": (NoGradRsampleMutant, "rsample_grad", "Gamma"),
+    "mutant_stale_noise": (StaleNoiseMutant, "rsample_grad", "Normal"),
+    "mutant_memory_order_cotangent": (MemoryOrderCotangentMutant, "rsample_grad", "Normal"),
+    "mutant_value_grad_score": (ValueGradScoreMutant, "log_prob", "Normal"),
+    "mutant_address_cache_score": (AddressCacheScoreMutant, "log_prob", "Normal"),
     # Draws that do not vary: the repeat check says so (it blamed a reused seed).
     "mutant_constant": (ConstantMutant, "sample_repeats", "Normal"),
     # A rounded normal approximation at the corner (1000, 0.05): right mean and variance.

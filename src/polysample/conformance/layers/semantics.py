@@ -583,6 +583,21 @@ def _shared_values(family: str, call: str, first: torch.Tensor, seed: int,
             "the whole seed (a SeedSequence's generate_state(), a hashed or split key)")
 
 
+def _overlapping(family: str, first: torch.Tensor, other: torch.Tensor) -> str:
+    """Empty, or how many of ``first``'s distinct values ``other`` shares where independent
+    draws share essentially none: more than :data:`SHARED_MAX` of them in float64, more than a
+    quarter in float32 (32 float32 values share one with a chance of about 1e-5; a quarter of
+    them, essentially never). Only for continuous families (counts repeat by chance)."""
+    if FAMILIES[family].kind != "continuous":
+        return ""
+    mine = _distinct(first)
+    if not mine.size:
+        return ""
+    shared = np.intersect1d(mine, _distinct(other), assume_unique=True).size
+    limit = (SHARED_MAX if first.dtype == torch.float64 else 0.25) * mine.size
+    return f"{shared} of its {mine.size} distinct values" if shared > limit else ""
+
+
 #: The chance that a backend whose seeds give independent draws fails the descent test of
 #: ``seeds`` (two-sided, exact).
 SEEDS_ALPHA = 1e-9
@@ -675,6 +690,84 @@ def _one_leaf_at_a_time(t: Target, family: str, support: FamilySupport, d: Any,
                 f" > {ONE_LEAF_RTOL:g}; same seed, same draw): a path taken when only some "
                 "parameters require grad computes another gradient. Compute each parameter's "
                 "gradient the same way whatever else requires grad")
+
+
+def _grad_path_agrees(d: Any, x: torch.Tensor, leaves: dict[str, torch.Tensor],
+                      grads: dict[str, torch.Tensor]) -> None:
+    """``rsample(N, seed=0)`` (``x``, with ``grads`` of its sum) draws the same values under
+    ``torch.no_grad()``; its gradients are the same when another ``rsample()`` comes between
+    the draw and its backward pass (a noise buffer the next call overwrites), and an upstream
+    gradient given as a non-contiguous tensor gives what its contiguous copy gives (a backward
+    pass that reads it in memory order)."""
+    with torch.no_grad():
+        quiet = d.rsample(N, seed=0)
+    if not _equal(x.detach(), quiet):
+        raise CheckFailure(
+            f"rsample({N}, seed=0) drew other values under torch.no_grad() than with "
+            "gradients enabled: the seed must decide the values whatever the grad mode (is "
+            "another sampler, or another stream, taken when no gradient is recorded?)")
+    names = list(leaves)
+    first = d.rsample(N, seed=0)
+    d.rsample(N, seed=1)  # another draw before first's backward pass
+    # (the graph kept: a distribution derives some parameters from the leaves at its
+    # construction, Chi2's Gamma concentration, and every draw's graph shares that part)
+    again = torch.autograd.grad(first.sum(), [leaves[k] for k in names], allow_unused=True,
+                                retain_graph=True)
+    for k, g in zip(names, again):
+        if g is None or not _close(g, grads[k]):
+            raise CheckFailure(
+                f"rsample({N}, seed=0)'s gradient w.r.t. {k} changed when another rsample() "
+                "came between the draw and its backward pass: the backward pass must use "
+                "what its own draw kept (a noise buffer the next call overwrites?)")
+    if x.dim() < 2:
+        return
+    w = torch.linspace(0.5, 2.0, x.numel(), dtype=x.dtype).reshape(x.shape)
+    # the same values in another memory order: a transposed copy, transposed back
+    w_strided = w.transpose(0, 1).contiguous().transpose(0, 1)
+    want = torch.autograd.grad(x, [leaves[k] for k in names], grad_outputs=w,
+                               allow_unused=True, retain_graph=True)
+    got = torch.autograd.grad(x, [leaves[k] for k in names], grad_outputs=w_strided,
+                              allow_unused=True, retain_graph=True)
+    for k, g, h in zip(names, want, got):
+        if g is not None and (h is None or not _close(h, g)):
+            raise CheckFailure(
+                f"rsample()'s gradient w.r.t. {k} differs when the upstream gradient is a "
+                "non-contiguous tensor (a transposed view) from when it is its contiguous "
+                "copy: the backward pass reads its incoming gradient in memory order? Index "
+                "it by position (or call .contiguous() first)")
+
+
+def _value_refilled(d: Any, x: torch.Tensor, got: torch.Tensor) -> None:
+    """``log_prob`` of a value tensor refilled in place (an evaluation loop's
+    ``buf.copy_(next_batch)``) scores the new values (a backend that memoized scores by the
+    value's memory address returned the first batch's), and a value that requires grad scores
+    as the same value that does not (a fused path for it was off by log(scale))."""
+    other = d.sample(N, seed=2)
+    if _equal(other, x):
+        return
+    buf = x.clone()
+    first = d.log_prob(buf)
+    if not _close(first, got):
+        raise CheckFailure("log_prob of a copy of the values differs from log_prob of the "
+                           "values themselves")
+    buf.copy_(other)  # in place: same memory, new values
+    if not _close(d.log_prob(buf), d.log_prob(other.clone())):
+        raise CheckFailure(
+            "log_prob of a value tensor refilled in place (copy_) gave other scores than "
+            "log_prob of a new tensor holding the same values: the backend keyed a cache on "
+            "the value's memory (data_ptr) and returned the earlier values' scores. Key "
+            "nothing on memory addresses (the tensor's version counter changes in place)")
+    if x.is_floating_point():
+        with torch.enable_grad():
+            xg = x.detach().clone().requires_grad_(True)
+            scored = d.log_prob(xg)
+        if not _close(scored.detach(), got.detach()):
+            raise CheckFailure(
+                "log_prob of values that require grad differs from log_prob of the same "
+                f"values that do not (max difference "
+                f"{float((scored.detach() - got.detach()).abs().max()):.3g}): the path for "
+                "a value that requires grad (q.log_prob(q.rsample()) in an ELBO) computes "
+                "another function")
 
 
 def _head(x: torch.Tensor) -> str:
@@ -1060,10 +1153,13 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
                 if not torch.isfinite(g).all():
                     raise CheckFailure(f"rsample() gives non-finite gradients w.r.t. {k}")
             _one_leaf_at_a_time(t, family, support, d, x, dict(zip(leaves, grads)))
+            _grad_path_agrees(d, x, leaves, dict(zip(leaves, grads)))
             nan_cotangent(x, leaves, f"rsample({tuple(N)})")
             expanded = _expanded_leaves(t, family, support)
             return Outcome(f"rsample() differentiable in {sorted(leaves)}; a NaN upstream "
-                           "gradient comes back NaN" + (
+                           "gradient comes back NaN; the same values under no_grad; the same "
+                           "gradients after another draw and with a non-contiguous upstream "
+                           "gradient" + (
                                f"; {', '.join(expanded)} expanded from one leaf get the "
                                "gradient a contiguous leaf gets" if expanded else "")
                            + ("; each parameter alone requiring grad gets the same gradient"
@@ -1280,6 +1376,12 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
             if aliased:
                 raise CheckFailure(_reused(f"two unseeded calls of sample({N})"))
             raise CheckFailure("two unseeded calls gave identical values")
+        both = "" if aliased else _overlapping(family, a, b)
+        if both:
+            raise CheckFailure(
+                f"two unseeded calls of sample({N}) with batch_shape (2,): the second repeats "
+                f"{both} of the first: the global stream advanced too little between them (by "
+                "rows rather than values?). Advance it past every value a call draws")
         for m, x in repeats.items():
             if reused[m]:
                 raise CheckFailure(_reused(f"{calls} unseeded calls of {m}() with scalar "
@@ -1346,10 +1448,19 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
                                        "gave different values")
                 # Identical values below may be one reused buffer (a later call wrote its
                 # values into the earlier result): that is the cause to name, not the generator.
-                if _equal(a, draw(g1)):
+                second = draw(g1)
+                if _equal(a, second):
                     _kept_intact(f"generator=, {call}", a, kept)
                     raise CheckFailure(f"generator=, {call}: the generator did not advance (a "
                                        "second draw from it repeated the first)")
+                both = _overlapping(family, a, second)
+                if both:
+                    _kept_intact(f"generator=, {call}", a, kept)
+                    raise CheckFailure(
+                        f"generator=, {call}: a second draw from the generator repeats "
+                        f"{both} of the first: the generator advanced too little (by rows "
+                        "rather than values?) and the two draws overlap. Advance it past "
+                        "every value a call draws")
                 if _equal(a, draw(torch.Generator().manual_seed(4))):
                     _kept_intact(f"generator=, {call}", a, kept)
                     raise CheckFailure(f"generator=, {call}: generators seeded 3 and 4 gave "
@@ -1384,6 +1495,7 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
             raise CheckFailure(f"log_prob of the backend's own samples is not finite: "
                                f"{got.flatten()[:6].tolist()} at {x.flatten()[:6].tolist()}")
         _broadcast_value(d, x, len(N))
+        _value_refilled(d, x, got)
         if support.log_prob:
             try:
                 expected = getattr(td, family)(**params).log_prob(x)
