@@ -2633,6 +2633,54 @@ class AddressCacheScoreMutant(_ScoringMutant):
         return self._cache[key].clone()
 
 
+class FlatDirichletMutant(_Mutant):
+    """A Dirichlet whose flat law (every concentration 1) is drawn as normalised uniforms (a
+    "fast path" for the uniform law on the simplex, wrong: the first component's variance is
+    0.032 where it is 0.056); right elsewhere (an outside trial's: no grid point was flat)."""
+
+    FAMILIES = ("Dirichlet",)
+
+    def sample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        x = self._inner.sample(family, params, sample_shape, seed=seed)
+        c = params["concentration"]
+        flat = (c == 1).all(-1)
+        if not bool(flat.any()):
+            return x
+        u = torch.rand(x.shape, generator=self._inner.rng(seed, params), dtype=x.dtype)
+        return torch.where(flat.unsqueeze(-1).expand(x.shape), u / u.sum(-1, keepdim=True), x)
+
+
+class DiagonalVarianceMutant(_Mutant):
+    """A MultivariateNormal whose diagonal ``scale_tril`` is read as variances (a "diagonal
+    fast path" taking its square root); right for every other ``scale_tril`` (an outside
+    trial's: no grid point was diagonal)."""
+
+    FAMILIES = ("MultivariateNormal",)
+
+    def mutate(self, family, params, x):  # type: ignore[no-untyped-def]
+        L = params["scale_tril"]
+        diag = (L == torch.diag_embed(torch.diagonal(L, dim1=-2, dim2=-1))).all(-1).all(-1)
+        if not bool(diag.any()):
+            return x
+        d = torch.diagonal(L, dim1=-2, dim2=-1)
+        loc = params["loc"]
+        wrong = loc + (x - loc) / d * d.sqrt()
+        return torch.where(diag.unsqueeze(-1).expand(x.shape), wrong, x)
+
+
+class BinomialZeroCountMutant(_Mutant):
+    """A Binomial whose ``total_count`` of 0 is drawn as 1 (a ``max(n, 1)`` guard); right
+    for every other count (an outside trial's)."""
+
+    FAMILIES = ("Binomial",)
+
+    def sample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        n = params["total_count"]
+        fixed = dict(params.items())
+        fixed["total_count"] = torch.clamp(n, min=1.0)
+        return self._inner.sample(family, Params.of(family, fixed), sample_shape, seed=seed)
+
+
 class ConstantMutant(_Mutant):
     """Normal "draws" that are its ``loc`` (a sampler that ignores its random stream)."""
 
@@ -2837,6 +2885,9 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     "mutant_unwrapped_vonmises": (UnwrappedVonMisesMutant, "shapes", "VonMises"),
     "mutant_loc_unwrapped_vonmises": (LocUnwrappedVonMisesMutant, "sample_ks", "VonMises"),
     "mutant_shifted_half": (ShiftedHalfMutant, "sample_indep", "Normal"),
+    "mutant_flat_dirichlet": (FlatDirichletMutant, "sample_ks", "Dirichlet"),
+    "mutant_diagonal_variance": (DiagonalVarianceMutant, "sample_ks", "MultivariateNormal"),
+    "mutant_binomial_zero_count": (BinomialZeroCountMutant, "point_mass", "Binomial"),
     "mutant_generator_overlap": (GeneratorOverlapMutant, "generator", "Normal"),
     "mutant_global_overlap": (GlobalOverlapMutant, "global_stream", "Normal"),
     "mutant_nograd_rsample": (NoGradRsampleMutant, "rsample_grad", "Gamma"),

@@ -947,7 +947,10 @@ _TABLE = [
        gradcheck=False, sweep={"total_count": (1.0, 10000.0, LOG),
                                **_elements("probs", _VEC3, 1e-3, 1.0, LOG)}),
     _c("Dirichlet", lambda b, d, k: {"concentration": _lin(1.0, 3.5, b + (k,), d)},
-       _corner(concentration=[[1e-2, 1e-2, 1e-2], [0.1, 1.0, 10.0], [1e3, 1e3, 1e3]]),
+       # ... and the flat law (1, 1, 1), a special case a sampler may take (uniform
+       # spacings; normalised uniforms there passed: an outside trial)
+       _corner(concentration=[[1e-2, 1e-2, 1e-2], [0.1, 1.0, 10.0], [1e3, 1e3, 1e3],
+                              [1.0, 1.0, 1.0]]),
        project=_simplex_project("Dirichlet"), logpdf=_dirichlet_logpdf, moments=_dirichlet_moments,
        size="multivariate", tiny=_TINY_CONC,
        # torch._sample_dirichlet: 3% of the rows of Dirichlet(1e-3 x 5) exactly uniform, where
@@ -971,8 +974,11 @@ _TABLE = [
     _c("MultivariateNormal",
        lambda b, d, k: {"loc": _lin(-0.5, 0.5, b + (k,), d),
                         "scale_tril": _tril(b, d, k, (0.5, 2.0), (-0.4, 0.6))},
-       _corner(loc=[[0.0, 1e3, -3.0]],
-               scale_tril=[[[1e-3, 0.0, 0.0], [0.5, 1.0, 0.0], [1e2, -3.0, 1e3]]]),
+       # ... and a diagonal scale_tril, a special case a sampler may take (one read as
+       # variances passed: an outside trial)
+       _corner(loc=[[0.0, 1e3, -3.0], [0.5, 0.0, -1.0]],
+               scale_tril=[[[1e-3, 0.0, 0.0], [0.5, 1.0, 0.0], [1e2, -3.0, 1e3]],
+                           [[0.5, 0.0, 0.0], [0.0, 2.0, 0.0], [0.0, 0.0, 4.0]]]),
        project=_normal_projections("MultivariateNormal"), logpdf=_mvn_logpdf,
        moments=_mvn_moments, size="multivariate",
        sweep={**_elements("scale_tril", _DIAG3, 1e-2, 1e2, LOG), "scale_tril[1,0]": (-3.0, 3.0, LIN),

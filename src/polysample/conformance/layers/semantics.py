@@ -219,16 +219,19 @@ POINT_MASS_ATOL = 1e-6
 
 
 def point_mass_case(family: str) -> tuple[dict[str, Any], torch.Tensor]:
-    """Float32 parameters of a batch of 2 (the example's event size) at which ``family``'s law
-    is one value, and that value per batch element."""
+    """Float32 parameters of a batch of 2 (the example's event size; 3 for Binomial, whose
+    ``total_count`` of 0 is one more case) at which ``family``'s law is one value, and that
+    value per batch element."""
     ex = example_params(family, (2,), torch.float32)
     f32 = torch.float32
     if family == "Bernoulli":
         return {"probs": torch.tensor([0.0, 1.0])}, torch.tensor([0.0, 1.0])
     if family == "Binomial":
+        # ... and a total_count of 0, whatever the probability (drawn as 1: an outside trial)
         n = ex["total_count"]
-        return {"total_count": n, "probs": torch.tensor([0.0, 1.0])}, torch.stack(
-            [torch.zeros((), dtype=f32), n[1]])
+        zero = torch.zeros((), dtype=f32)
+        return ({"total_count": torch.stack([n[0], n[1], zero]),
+                 "probs": torch.tensor([0.0, 1.0, 0.5])}, torch.stack([zero, n[1], zero]))
     if family == "Geometric":
         return {"probs": torch.tensor([1.0, 1.0])}, torch.zeros(2)
     if family == "NegativeBinomial":
