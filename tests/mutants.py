@@ -2681,6 +2681,52 @@ class BinomialZeroCountMutant(_Mutant):
         return self._inner.sample(family, Params.of(family, fixed), sample_shape, seed=seed)
 
 
+class GlobalWideMutant(_Mutant):
+    """A Normal drawn 5% too wide in unseeded calls (the global stream's path); right with
+    ``seed=`` and ``generator=`` (an outside trial's: every statistical draw was seeded)."""
+
+    def sample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        x = self._inner.sample(family, params, sample_shape, seed=seed)
+        return x if seed is not None else params["loc"] + 1.05 * (x - params["loc"])
+
+    def rsample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        x = self._inner.rsample(family, params, sample_shape, seed=seed)
+        return x if seed is not None else params["loc"] + 1.05 * (x - params["loc"])
+
+
+class SmallSeedRateMutant(_Mutant):
+    """A Gamma whose seeds below 2^32 (0, 42: the commonest) take a legacy path that reads its
+    rate as a scale; right for larger seeds (an outside trial's: the suite's seeds are hashes
+    of 63 bits)."""
+
+    FAMILIES = ("Gamma",)
+
+    def sample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        # the core hands a backend a SeedSequence: the user's seed is its entropy
+        entropy = getattr(seed, "entropy", None)
+        if isinstance(entropy, int) and entropy < 2**32 and not seed.spawn_key:
+            params = perturbed(family, params, "rate", 1.0 / params["rate"] ** 2)
+        return self._inner.sample(family, params, sample_shape, seed=seed)
+
+
+class ChunkRemainderMutant(_Mutant):
+    """A Normal drawn in chunks of 64 values whose remainder (calls of at least 256 values
+    that are no multiple of 64) reuses the first chunk's noise (an outside trial's: every
+    large call of the suite was a multiple of 64)."""
+
+    def mutate(self, family, params, x):  # type: ignore[no-untyped-def]
+        flat = x.reshape(-1).clone()
+        n = flat.numel()
+        r = n % 64
+        if n < 256 or not r:
+            return x
+        loc = params["loc"].expand(x.shape).reshape(-1)
+        scale = params["scale"].expand(x.shape).reshape(-1)
+        z = ((flat - loc) / scale)[:r]
+        flat[n - r:] = loc[n - r:] + scale[n - r:] * z
+        return flat.reshape(x.shape)
+
+
 class ConstantMutant(_Mutant):
     """Normal "draws" that are its ``loc`` (a sampler that ignores its random stream)."""
 
@@ -2888,6 +2934,9 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     "mutant_flat_dirichlet": (FlatDirichletMutant, "sample_ks", "Dirichlet"),
     "mutant_diagonal_variance": (DiagonalVarianceMutant, "sample_ks", "MultivariateNormal"),
     "mutant_binomial_zero_count": (BinomialZeroCountMutant, "point_mass", "Binomial"),
+    "mutant_global_wide": (GlobalWideMutant, "sample_pit_var", "Normal"),
+    "mutant_small_seed_rate": (SmallSeedRateMutant, "smalls_pit_mean", "Gamma"),
+    "mutant_chunk_remainder": (ChunkRemainderMutant, "seeds", "Normal"),
     "mutant_generator_overlap": (GeneratorOverlapMutant, "generator", "Normal"),
     "mutant_global_overlap": (GlobalOverlapMutant, "global_stream", "Normal"),
     "mutant_nograd_rsample": (NoGradRsampleMutant, "rsample_grad", "Gamma"),

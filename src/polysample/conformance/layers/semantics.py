@@ -160,8 +160,32 @@ def _seed_calls(family: str) -> list[tuple[tuple[int, ...], tuple[int, ...], tor
     of :data:`LARGE_SEED_VALUES` values or just more (a Wishart's 3 x 3 matrices: 911
     draws), so that a family with a large event costs no more than a univariate one."""
     # the shape of the sampler layer's scalar_ks draws: one program on TFP serves both
-    return [(s, b, torch.float32) for s, b in SEED_CASES] + [((scalar_rows(family),), (),
-                                                              torch.float64)]
+    return [(s, b, torch.float32) for s, b in SEED_CASES] + [
+        ((ODD_VALUES,), (), torch.float64), ((scalar_rows(family),), (), torch.float64)]
+
+
+#: A call of the ``seeds`` and ``generator`` rules of a size that is no multiple of 64 (and at
+#: least 256): every other call of the suite is one (or small), and a backend whose chunked
+#: generation refilled the remainder with the first chunk's noise passed (an outside trial).
+#: Its draws must hold no value twice (a continuous family in float64). Within TFP's shape
+#: bucket of 512 rows.
+ODD_VALUES = 500
+
+
+def _repeated_within(family: str, call: str, x: torch.Tensor) -> None:
+    """A continuous family's float64 draw holds no value twice across its events (the values
+    within one event may repeat: a Wishart matrix is symmetric); a few repeats are allowed
+    for laws that put mass on a float spacing."""
+    if FAMILIES[family].kind != "continuous" or x.dtype != torch.float64 or x.dim() == 0:
+        return
+    rows = x.detach().reshape(x.shape[0], -1).numpy()
+    values = np.concatenate([np.unique(r[np.isfinite(r) & (r != np.round(r))]) for r in rows])
+    repeats = values.size - np.unique(values).size
+    if repeats > max(2, values.size // 1000):
+        raise CheckFailure(
+            f"sample{call} holds {repeats} values twice (of {values.size}), where independent "
+            "float64 draws hold none: part of the call reuses another part's noise (the "
+            "remainder of a chunked draw refilled from its first chunk?)")
 
 
 #: The seeds whose large draws (:data:`LARGE_SEED_VALUES`) are compared with seed 7's: its
@@ -1302,6 +1326,8 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
                                        f"sample_shape {N} and batch_shape (2,) it did not): "
                                        "honour the seed in every call (a fast path for "
                                        "large calls or scalar parameters included)")
+                if m == "sample":
+                    _repeated_within(family, call, first)
                 if m != "sample" or first.numel() < 32:
                     continue
                 for near in NEAR_SEEDS if large else (8,):
