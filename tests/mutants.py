@@ -208,6 +208,7 @@ class _MixtureMutant(_Mutant):
 
     FAMILIES = ("Normal",)
     FLIP = False
+    TWO_SHORTCUT = False
 
     def mixture_components(self) -> frozenset[str]:
         return frozenset({"Normal"})
@@ -222,7 +223,12 @@ class _MixtureMutant(_Mutant):
         logits = -mixture_logits if self.FLIP else mixture_logits
         shape = tuple(sample_shape) + tuple(logits.shape[:-1])
         probs = torch.softmax(logits.detach().double(), -1).expand(shape + logits.shape[-1:])
-        index = torch.multinomial(probs.reshape(-1, probs.shape[-1]), 1, generator=gen)
+        if self.TWO_SHORTCUT:  # index = 1 if u < sigmoid(l1 - l0) else 0
+            u = torch.rand(shape, generator=gen, dtype=torch.float64)
+            p1 = torch.sigmoid((logits[..., 1] - logits[..., 0]).detach().double())
+            index = (u < p1.expand(shape)).long().reshape(-1, 1)
+        else:
+            index = torch.multinomial(probs.reshape(-1, probs.shape[-1]), 1, generator=gen)
         eps = torch.randn(shape + loc.shape[-1:], generator=gen, dtype=loc.dtype)
         x = loc + scale * eps  # every component's pathwise draw
         return x.gather(-1, index.reshape(shape + (1,))).squeeze(-1)
@@ -237,6 +243,14 @@ class MixtureWeightsMutant(_MixtureMutant):
     """Mixture draws with the weights reversed (``softmax(-logits)``): ``mixture_ks``."""
 
     FLIP = True
+
+
+class MixtureTwoShortcutMutant(_MixtureMutant):
+    """Mixture draws whose component index comes from a shortcut written for two components
+    (``1 if u < sigmoid(l1 - l0) else 0``): with three, the third is never drawn (an outside
+    trial's: every test mixture had two components)."""
+
+    TWO_SHORTCUT = True
 
 
 class SeedIgnoringMutant(_Mutant):
@@ -2934,6 +2948,7 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     "mutant_flat_dirichlet": (FlatDirichletMutant, "sample_ks", "Dirichlet"),
     "mutant_diagonal_variance": (DiagonalVarianceMutant, "sample_ks", "MultivariateNormal"),
     "mutant_binomial_zero_count": (BinomialZeroCountMutant, "point_mass", "Binomial"),
+    "mutant_mixture_two_shortcut": (MixtureTwoShortcutMutant, "mixture_ks", "Normal"),
     "mutant_global_wide": (GlobalWideMutant, "sample_pit_var", "Normal"),
     "mutant_small_seed_rate": (SmallSeedRateMutant, "smalls_pit_mean", "Gamma"),
     "mutant_chunk_remainder": (ChunkRemainderMutant, "seeds", "Normal"),

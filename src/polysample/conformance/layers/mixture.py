@@ -6,7 +6,7 @@ children of one seed: the ``seeds`` rule judges the spawned children); ``rsample
 backend's own code, which no other check reaches. For each such component family:
 
 * ``mixture_ks`` (sampler layer, statistical): the K-S distance of ``rsample()`` draws of three
-  two-component mixtures (the family's example parameters, a batch of ``(3, 2)``, with mixture
+  three-component mixtures (the family's example parameters, a batch of ``(3, 3)``, with mixture
   weights from fixed logits) from the mixture's CDF ``sum_k w_k F_k(x)`` (torch's component CDFs
   in float64), against the DKWM threshold at alpha_i split over the three mixtures.
 * ``mixture_grad`` (gradient layer): the pathwise gradient of a weighted sum of draws against the
@@ -31,7 +31,11 @@ from ..runner import Runner, Target
 from ..stats import ALPHA_CHECK, dkwm_threshold, ks_continuous
 
 #: The three mixtures' logits: unequal weights, one mixture nearly a single component.
-LOGITS = ((0.0, 0.7), (1.5, -1.0), (-2.5, 0.5))
+#: Three components each: a mixture code written for two (a shortcut ``index = u < sigmoid(l1 -
+#: l0)``) never drew a third, and passed while every test mixture had two (an outside trial).
+LOGITS = ((0.0, 0.7, -0.5), (1.5, -1.0, 0.3), (-2.5, 0.5, -2.5))
+#: The components of each mixture.
+COMPONENTS = len(LOGITS[0])
 #: Draws per mixture of ``mixture_ks`` (full, quick).
 KS_N = (1 << 17, 1 << 15)
 #: Draws per mixture of ``mixture_grad``, and its tolerance: the identity is exact; the
@@ -79,10 +83,10 @@ def _points(family: str, params: dict[str, Any], logits: torch.Tensor) -> list[s
     out = []
     w = torch.softmax(logits.detach(), -1)
     for j in range(w.shape[0]):
-        parts = [f"weights=({float(w[j, 0]):.3g}, {float(w[j, 1]):.3g})"]
+        parts = [f"weights=({', '.join(f'{float(x):.3g}' for x in w[j])})"]
         for name, v in params.items():
             if isinstance(v, torch.Tensor) and v.dim() >= 2:
-                parts.append(f"{name}=({float(v[j, 0]):.4g}, {float(v[j, 1]):.4g})")
+                parts.append(f"{name}=({', '.join(f'{float(x):.4g}' for x in v[j])})")
         out.append(f"mixture[{j}] of {family} ({', '.join(parts)})")
     return out
 
@@ -112,7 +116,7 @@ def _mixture_ks(t: Target, family: str) -> Callable[[Runner], Outcome]:
     def fn(r: Runner) -> Outcome:
         n = KS_N[1 if r.quick else 0]
         seed = r.seed(f"{t.name}-{family}-example-mixture_ks")
-        params = example_params(family, (3, 2), torch.float64)
+        params = example_params(family, (3, COMPONENTS), torch.float64)
         logits = torch.tensor(LOGITS, dtype=torch.float64)
         d = _mixture(t, family, params, logits)
         with torch.no_grad():
@@ -152,7 +156,7 @@ def _mixture_grad(t: Target, family: str, support: FamilySupport
                   ) -> Callable[[Runner], Outcome]:
     def fn(r: Runner) -> Outcome:
         seed = r.seed(f"{t.name}-{family}-example-mixture_grad")
-        params = example_params(family, (3, 2), torch.float64)
+        params = example_params(family, (3, COMPONENTS), torch.float64)
         leaves = rsample_leaves(family, params, support.rsample_params)
         logits = torch.tensor(LOGITS, dtype=torch.float64, requires_grad=True)
         leaves = {**leaves, "mixture logits": logits}
