@@ -115,6 +115,27 @@ class Grid:
         return self.layers is None or layer in self.layers
 
 
+def _flat_first(params: dict[str, Any]) -> dict[str, Any]:
+    concentration = params["concentration"].clone()
+    concentration[0] = 1.0
+    return {**params, "concentration": concentration}
+
+
+def _diagonal_first(params: dict[str, Any]) -> dict[str, Any]:
+    tril = params["scale_tril"].clone()
+    tril[0] = torch.diag(torch.diagonal(tril[0]))
+    return {**params, "scale_tril": tril}
+
+
+#: Typical grids whose first point is a special case a sampler may take a path of its own for
+#: when a whole call has it: the flat Dirichlet (1, 1, 1) and a diagonal MultivariateNormal
+#: ``scale_tril``. The sampler layer draws the first point alone in its one-value and small
+#: calls (batch-level fast paths, normalised uniforms for the flat law and the diagonal read
+#: as variances, passed while only the corners grid had such points, among others: an
+#: outside trial).
+TYPICAL_FIRST = {"Dirichlet": _flat_first, "MultivariateNormal": _diagonal_first}
+
+
 def grids(family: str) -> list[Grid]:
     """The statistical parameter grids of ``family``: ``typical`` and, where defined,
     ``corners`` and ``edges`` (issue 12's hard cases: sampler and agreement layers only), then
@@ -137,7 +158,9 @@ def grids(family: str) -> list[Grid]:
     c = CASES[family]
 
     def typical(d: torch.dtype) -> dict[str, Any]:
-        return c.example((3,), d, 3)
+        params = c.example((3,), d, 3)
+        first = TYPICAL_FIRST.get(family)
+        return params if first is None else first(params)
 
     out = [Grid("typical", typical)]
     if c.corners is not None:
