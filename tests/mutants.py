@@ -2741,6 +2741,21 @@ class ChunkRemainderMutant(_Mutant):
         return flat.reshape(x.shape)
 
 
+class MirroredChildMutant(_Mutant):
+    """A Normal whose spawned SeedSequence children of odd index draw their even sibling's
+    noise mirrored (``-z``): every child differs from every other, and each child's law is
+    right (an outside trial's: ``seeds`` required children to differ, not to be
+    independent)."""
+
+    def sample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        key = getattr(seed, "spawn_key", ())
+        if not key or key[-1] % 2 == 0:
+            return self._inner.sample(family, params, sample_shape, seed=seed)
+        sibling = np.random.SeedSequence(seed.entropy, spawn_key=key[:-1] + (key[-1] - 1,))
+        x = self._inner.sample(family, params, sample_shape, seed=sibling)
+        return 2 * params["loc"] - x
+
+
 class ConstantMutant(_Mutant):
     """Normal "draws" that are its ``loc`` (a sampler that ignores its random stream)."""
 
@@ -2949,6 +2964,7 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     "mutant_diagonal_variance": (DiagonalVarianceMutant, "sample_ks", "MultivariateNormal"),
     "mutant_binomial_zero_count": (BinomialZeroCountMutant, "point_mass", "Binomial"),
     "mutant_mixture_two_shortcut": (MixtureTwoShortcutMutant, "mixture_ks", "Normal"),
+    "mutant_mirrored_child": (MirroredChildMutant, "seeds", "Normal"),
     "mutant_global_wide": (GlobalWideMutant, "sample_pit_var", "Normal"),
     "mutant_small_seed_rate": (SmallSeedRateMutant, "smalls_pit_mean", "Gamma"),
     "mutant_chunk_remainder": (ChunkRemainderMutant, "seeds", "Normal"),

@@ -604,9 +604,12 @@ def test_per_sample_gradient_samples_are_drawn_in_calls_of_one_shape(monkeypatch
     calls = [c for c in calls if c[1][:2] != (1, 4096)]
     judged = [r for r in report.results if r.check == "grad_mean"]
     assert judged and all(r.n == 2000 for r in judged), [(r.id, r.n) for r in judged]
-    # Dirichlet's grids have 3 points (batch (k, 3), event 3): 170 copies a call, 12 calls.
-    assert {shape[:2] for _, shape, _ in calls} == {(170, 3)}, calls
-    assert len(calls) == 12 * len(judged)
+    # Dirichlet's typical grid has 3 points (batch (k, 3), event 3): 170 copies a call, 12
+    # calls; its corners 4 (the flat law joined them): 128 copies a call, 16 calls.
+    assert copies_per_call(4, 2000) == 128
+    assert {shape[:2] for _, shape, _ in calls} == {(170, 3), (128, 4)}, calls
+    assert len(calls) == sum(16 if r.grid == "corners" else 12 for r in judged), [
+        r.grid for r in judged]
     assert len({repr(seed) for *_, seed in calls}) == len(calls)
 
 

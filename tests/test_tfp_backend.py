@@ -513,11 +513,12 @@ def test_large_draws_run_in_chunks_of_one_program(backend: str) -> None:
         assert abs(float(x.mean()) - 1) < 0.01
 
 
-def test_the_semantics_rules_draw_in_the_one_and_64_row_programs_only() -> None:
+def test_the_semantics_rules_draw_in_the_one_64_and_512_row_programs_only() -> None:
     """The shapes rule's 2-d sample shape draws 16 values, in the size class of the other
-    rules' draws: a cold run compiles no 8-row program per family for it. Beside them, one
-    exact program: the large scalar call of the seeds rules, which the sampler layer's
-    scalar_ks draws too (so it compiles nothing more)."""
+    rules' draws: a cold run compiles no 8-row program per family for it. Beside them, the
+    512-row program of the seeds rules' call of 500 values (float64: the shape bucket of the
+    gradient layer's calls) and one exact program: the large scalar call of the seeds rules,
+    which the sampler layer's scalar_ks draws too (so it compiles nothing more)."""
     from polysample.conformance import check_backend
 
     sub = _backend("tfp").substrate
@@ -526,7 +527,8 @@ def test_the_semantics_rules_draw_in_the_one_and_64_row_programs_only() -> None:
     report = check_backend("tfp", families=["Gumbel"], layers=("semantics",), quick=True)
     assert report.ok, report.summary()
     keys = {k[1] for k in sub.cache.keys() if k[1].family == "Gumbel" and k[1].op == "draw"}
-    assert {k.bucket for k in keys} == {0, 1, 64}, keys
+    assert {k.bucket for k in keys} == {0, 1, 64, 512}, keys
+    assert {k.inputs[0][1] for k in keys if k.bucket == 512} == {torch.float64}, keys
     (exact,) = [k for k in keys if k.bucket == 0]
     assert exact.sample_shape == (8192,) and exact.inputs[0] == ((), torch.float64)
     report = check_backend("tfp", families=["Gumbel"], layers=("sampler",), quick=True)

@@ -425,7 +425,7 @@ GENERATOR_HOW = " with generator="
 #: the ``global_stream`` rule judges reproducibility, not the law; an outside trial). The
 #: other grids keep ``seed=`` (the corners, edges and sweep) and ``generator=`` (float32).
 GLOBAL_GRIDS = frozenset({"typical"})
-GLOBAL_HOW = " unseeded (after polysample.manual_seed)"
+GLOBAL_HOW = " from the global stream"
 
 
 def _how(grid: Grid) -> str:

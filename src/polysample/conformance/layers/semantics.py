@@ -544,7 +544,8 @@ def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
     return bool(torch.allclose(a, b, rtol=tol, atol=tol * scale, equal_nan=True))
 
 
-def _streams_apart(t: Target, family: str) -> None:
+def _streams_apart(t: Target, family: str, seeds: tuple[Any, Any] = (7, 8),
+                   names: tuple[str, str] = ("seed 7", "seed 8")) -> None:
     """Draws of a continuous family with seeds 7 and 8 share no more than half their values
     (apart from a value at the same place in both, as the constant entries of a Cholesky
     factor): two nearby seeds give one stream shifted (the seed used as an offset, a counter
@@ -555,14 +556,14 @@ def _streams_apart(t: Target, family: str) -> None:
     if FAMILIES[family].kind != "continuous":
         return
     d = make(family, example_params(family, ()), t).expand((2, 3))
-    x = d.sample(N_WIDE, seed=7).flatten().numpy()
-    y = d.sample(N_WIDE, seed=8).flatten().numpy()
+    x = d.sample(N_WIDE, seed=seeds[0]).flatten().numpy()
+    y = d.sample(N_WIDE, seed=seeds[1]).flatten().numpy()
     moved = y != x
     shared = int(np.isin(y[moved], x).sum())
     if shared > moved.sum() // 2:
         raise CheckFailure(
-            f"sample(): {shared} of the {int(moved.sum())} values drawn with seed 8 were also "
-            "drawn with seed 7: nearby seeds give overlapping streams (is the seed an offset "
+            f"sample(): {shared} of the {int(moved.sum())} values drawn with {names[1]} were "
+            f"also drawn with {names[0]}: their streams overlap (is the seed an offset "
             "into one stream?). Derive each seed's stream from the whole seed (a "
             "SeedSequence, a hashed or split key)")
     if not FAMILIES[family].univariate:
@@ -575,8 +576,8 @@ def _streams_apart(t: Target, family: str) -> None:
     p = _descent_tail(m, falls)
     if p < SEEDS_ALPHA:
         raise CheckFailure(
-            f"sample(): seed 8's values, taken in the order of seed 7's (paired by place), "
-            f"fall {falls} times in {m - 1} steps, where independent draws fall "
+            f"sample(): {names[1]}'s values, taken in the order of {names[0]}'s (paired by "
+            f"place), fall {falls} times in {m - 1} steps, where independent draws fall "
             f"{(m - 1) / 2:g} +- {((m + 1) / 12) ** 0.5:.2g} times (P = {p:.2g} or less): "
             "one seed's draws are a function of the other's (a seed that rotates, shifts or "
             "mirrors one stream). Derive each seed's stream from the whole seed (a "
@@ -1278,6 +1279,10 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
                     "generate_state() mixes in the spawn_key); polysample draws a mixture's "
                     "component index and its components with two children of one seed.")
         _streams_apart(t, family)
+        # ... and two children of one SeedSequence (an odd child that mirrored its sibling
+        # passed: spawned children were only required to differ; an outside trial)
+        _streams_apart(t, family, tuple(np.random.SeedSequence(7).spawn(2)),  # type: ignore[arg-type]
+                       ("child 0 of SeedSequence(7)", "child 1"))
         _seed_set_apart(d)
         _after_update(t, family, params, d)
         given = _copies(params)
