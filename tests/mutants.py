@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -2166,6 +2167,20 @@ class ScalarMeanGradientMutant(_Mutant):
         return x.detach() + (loc - loc.detach()) + (scale - scale.detach()) * eps.mean()
 
 
+class ScalarFloat32ScaleGradientMutant(_Mutant):
+    """Normal with right values whose ``scale`` gradient is 5% too large in float32 calls
+    with scalar parameters, right in float64 and in batched calls (an outside trial's:
+    ``grad_scalar`` judged float64 alone, and every batched check sees the right path)."""
+
+    def rsample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        x = self._inner.rsample(family, params, sample_shape, seed=seed)
+        if len(params.batch_shape) or x.dtype != torch.float32:
+            return x
+        loc, scale = params["loc"], params["scale"]
+        eps = ((x - loc) / scale).detach()
+        return x + 0.05 * (scale - scale.detach()) * eps
+
+
 class LaplaceKinkMutant(_Mutant):
     """Scores Laplace itself, right in value, with derivative 1 of ``|x - loc|`` at
     ``x == loc`` (JAX's ``abs``; torch's is ``sign(0) = 0``): TFP 0.25 on JAX, finding F17."""
@@ -2547,6 +2562,39 @@ class GlobalOverlapMutant(_Mutant):
         return super().rsample(family, params, sample_shape, seed=seed)
 
 
+# a new object at each manual_seed (its identity marks the root)
+_THREAD_ROOT = GlobalStream("mutant_thread_local",
+                            lambda ss: [int(ss.generate_state(1, np.uint64)[0])])
+_THREAD_STATE = threading.local()
+
+
+class ThreadLocalStreamMutant(_Mutant):
+    """A Normal whose unseeded draws come from a stream kept per thread, each built from the
+    root that ``manual_seed`` set when the thread first draws: reproducible in one thread,
+    but every new thread repeats the values the first one drew (an outside trial's: the
+    suite drew in one thread)."""
+
+    def _draw(self, params, sample_shape):  # type: ignore[no-untyped-def]
+        root = _THREAD_ROOT.get()
+        st = getattr(_THREAD_STATE, "st", None)
+        if st is None or st["root"] is not root:
+            st = _THREAD_STATE.st = {"root": root, "c": 0}
+        shape = params.shape(sample_shape)
+        eps = _counter_normal(root[0], st["c"], shape.numel(), params.dtype)
+        st["c"] += shape.numel()
+        return params["loc"] + params["scale"] * eps.reshape(shape)
+
+    def sample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        if seed is None:
+            return self._draw(params, sample_shape)
+        return super().sample(family, params, sample_shape, seed=seed)
+
+    def rsample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        if seed is None:
+            return self._draw(params, sample_shape)
+        return super().rsample(family, params, sample_shape, seed=seed)
+
+
 class NoGradRsampleMutant(_Mutant):
     """A Gamma whose ``rsample()`` under ``torch.no_grad()`` (a VAE's evaluation) is drawn 5%
     too large; right with gradients enabled, and in ``sample()`` (an outside trial's: every
@@ -2787,6 +2835,10 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     # location-scale parameters' one path (Case.pathwise).
     "mutant_grad_noise": (GradientNoiseMutant, "grad_cdf", "Normal"),
     "mutant_scalar_mean_grad": (ScalarMeanGradientMutant, "grad_scalar", "Normal"),
+    # The eighteenth trial's: the float32 scalar-parameter path's gradient alone wrong.
+    "mutant_scalar_float32_scale_grad": (ScalarFloat32ScaleGradientMutant, "grad_scalar",
+                                         "Normal"),
+    "mutant_thread_local_stream": (ThreadLocalStreamMutant, "global_stream", "Normal"),
     "mutant_probs_scoring_categorical": (ProbsScoringMutant, "log_prob_logits", "Categorical"),
     "mutant_generator": (GeneratorIgnoringMutant, "generator", "Normal"),
     "mutant_seedignoring": (SeedIgnoringMutant, "seeds", "Normal"),

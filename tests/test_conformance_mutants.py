@@ -379,10 +379,13 @@ def test_float32_gradients_2_percent_off_fail_the_float32_grids_gradient_checks_
         with_mutants):
     # Right values, right float64 gradients: every check passed this backend before the
     # gradient layer judged the float32 grid (per-sample tolerance 1e-2 there, 5e-3 in float64).
+    # grad_scalar judges the float32 grid too (its scalar-parameter calls in float32).
     report = check_backend("mutant_float32_grad", families=["Normal", "Gamma"], quick=True)
     assert sorted(r.id for r in report.failures) == [
         "mutant_float32_grad-Gamma-float32-grad_cdf",
-        "mutant_float32_grad-Normal-float32-grad_cdf"], [r.id for r in report.failures]
+        "mutant_float32_grad-Gamma-float32-grad_scalar",
+        "mutant_float32_grad-Normal-float32-grad_cdf",
+        "mutant_float32_grad-Normal-float32-grad_scalar"], [r.id for r in report.failures]
     for r in report.failures:  # by the per-sample identity, then its conditional mean
         assert r.statistic > r.threshold, (r.id, r.statistic, r.threshold)
         assert "float32[" in r.message and "=" in r.message  # names the grid point
@@ -397,6 +400,7 @@ def test_a_wrong_reduction_over_the_sample_shape_fails_the_sample_shape_checks_a
     assert sorted(r.id for r in report.failures) == [
         "mutant_shape_grad-Normal-example-grad_large",
         "mutant_shape_grad-Normal-example-grad_shape",
+        "mutant_shape_grad-Normal-float32-grad_scalar",
         "mutant_shape_grad-Normal-typical-grad_scalar"], [r.id for r in report.failures]
     caught = next(r for r in report.failures if r.check == "grad_shape")
     assert caught.statistic > caught.threshold and caught.n == 32 * 16
@@ -959,7 +963,8 @@ def test_gradients_detached_after_a_first_chunk_fail_the_large_call_checks_alone
     assert sorted(r.id for r in report.failures) == sorted(
         [f"mutant_chunk_detach-{f}-example-grad_large"
          for f in ("Dirichlet", "LogisticNormal", "Normal", "StudentT")]
-        + [f"mutant_chunk_detach-{f}-typical-grad_scalar" for f in ("Normal", "StudentT")]), \
+        + [f"mutant_chunk_detach-{f}-{g}-grad_scalar" for f in ("Normal", "StudentT")
+           for g in ("typical", "float32")]), \
         report.summary()
     for r in report.failures:
         if r.check == "grad_scalar":
@@ -980,14 +985,15 @@ def test_gradients_wrong_above_the_99_5_percent_quantile_fail_the_large_call_che
     # per-sample identity, finds them, and grad_scalar's 256 weighted rows of 8,192 hold some.
     report = check_backend("mutant_tail_grad", families=["Normal"], quick=True)
     assert [r.id for r in report.failures] == ["mutant_tail_grad-Normal-typical-grad_scalar",
+                                               "mutant_tail_grad-Normal-float32-grad_scalar",
                                                "mutant_tail_grad-Normal-example-grad_large"], [
         r.id for r in report.failures]
-    caught = report.failures[1]
+    caught = report.failures[2]
     assert "at the most extreme row of a column" in caught.message, caught.message
     assert caught.statistic == pytest.approx(0.5) and caught.threshold == 5e-3
     full = check_backend("mutant_tail_grad", families=["Normal"], layers=("gradient",),
                          quick=False)
-    assert [r.id for r in full.failures] == [report.failures[0].id, caught.id], [
+    assert [r.id for r in full.failures] == [r.id for r in report.failures], [
         r.id for r in full.failures]
 
 

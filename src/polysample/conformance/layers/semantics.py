@@ -626,6 +626,26 @@ def _overlapping(family: str, first: torch.Tensor, other: torch.Tensor) -> str:
     return f"{shared} of its {mine.size} distinct values" if shared > limit else ""
 
 
+def _in_thread(fn: Callable[[], torch.Tensor]) -> torch.Tensor:
+    """``fn()`` run in a new thread (joined before returning); what it raises is raised here."""
+    import threading
+
+    box: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            box["x"] = fn()
+        except BaseException as exc:  # re-raised in the caller's thread
+            box["exc"] = exc
+
+    th = threading.Thread(target=work, name="polysample-conformance")
+    th.start()
+    th.join()
+    if "exc" in box:
+        raise box["exc"]
+    return box["x"]
+
+
 #: The chance that a backend whose seeds give independent draws fails the descent test of
 #: ``seeds`` (two-sided, exact).
 SEEDS_ALPHA = 1e-9
@@ -1377,6 +1397,11 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
             aliased = not _equal(a, kept)  # b was written into a's memory: a reused buffer
             polysample.manual_seed(1234)
             c = d.sample(N)
+            # The same two calls, each in a thread of its own, one after the other: the
+            # global stream is one per process, shared by its threads (docs/seeds.md). A
+            # backend whose threads each built their own stream from the root passed.
+            polysample.manual_seed(1234)
+            threaded = [_in_thread(lambda: d.sample(N)) for _ in range(2)]
             if support.rsample:
                 # rsample() draws from the global stream too (a backend whose unseeded
                 # rsample() kept a private stream that manual_seed never reset passed)
@@ -1431,6 +1456,16 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
         if not _equal(a, c):
             raise CheckFailure("manual_seed(1234) did not reproduce the unseeded draws: the "
                                "backend's global stream must be derived from polysample's seed")
+        if not (_equal(a, threaded[0]) and _equal(b, threaded[1])):
+            same = ("the second thread repeated the first thread's values"
+                    if _equal(threaded[0], threaded[1]) else "other values")
+            raise CheckFailure(
+                f"manual_seed(1234), then two unseeded calls of sample({N}), each in a new "
+                "thread, one after the other, did not draw what the same two calls draw in one "
+                f"thread ({same}). "
+                "The global stream is one per process, shared by its threads as torch's "
+                "default generator is (docs/seeds.md): keep it in the backend's GlobalStream, "
+                "not in thread-local state")
         if support.rsample:
             if _equal(ra, rb):
                 raise CheckFailure("two unseeded calls of rsample() gave identical values")
