@@ -2595,6 +2595,35 @@ class ThreadLocalStreamMutant(_Mutant):
         return super().rsample(family, params, sample_shape, seed=seed)
 
 
+class TraceableLieMutant(_Mutant):
+    """Declares ``traceable = True`` but draws ``sample()`` through NumPy (the values right):
+    ``torch.jit.trace`` bakes the draw into the trace as a constant, which the core's
+    refusal to trace was meant to prevent (an outside trial's: no rule traced)."""
+
+    traceable = True
+
+    def sample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        x = self._inner.sample(family, params, sample_shape, seed=seed)
+        return torch.from_numpy(x.detach().numpy().copy())
+
+
+class TraceableScoreMutant(_Mutant):
+    """Declares ``traceable = True`` and scores Normal itself, through NumPy where nothing
+    requires grad (a fast path without autograd; right values): ``torch.jit.trace`` bakes
+    the score into the trace as a constant."""
+
+    traceable = True
+
+    def families(self) -> Mapping[str, FamilySupport]:
+        return {f: dataclasses.replace(s, log_prob=True) for f, s in super().families().items()}
+
+    def log_prob(self, family, params, value):  # type: ignore[override]
+        out = self._inner.log_prob(family, params, value)
+        if out.requires_grad:
+            return out
+        return torch.from_numpy(out.numpy().copy())
+
+
 class NoGradRsampleMutant(_Mutant):
     """A Gamma whose ``rsample()`` under ``torch.no_grad()`` (a VAE's evaluation) is drawn 5%
     too large; right with gradients enabled, and in ``sample()`` (an outside trial's: every
@@ -2839,6 +2868,8 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     "mutant_scalar_float32_scale_grad": (ScalarFloat32ScaleGradientMutant, "grad_scalar",
                                          "Normal"),
     "mutant_thread_local_stream": (ThreadLocalStreamMutant, "global_stream", "Normal"),
+    "mutant_traceable_lie": (TraceableLieMutant, "traced", "Normal"),
+    "mutant_traceable_score": (TraceableScoreMutant, "traced", "Normal"),
     "mutant_probs_scoring_categorical": (ProbsScoringMutant, "log_prob_logits", "Categorical"),
     "mutant_generator": (GeneratorIgnoringMutant, "generator", "Normal"),
     "mutant_seedignoring": (SeedIgnoringMutant, "seeds", "Normal"),

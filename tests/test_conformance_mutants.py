@@ -68,6 +68,7 @@ LAYERS = {
     "seeds": ("semantics",),
     "log_prob": ("semantics",),
     "layouts": ("semantics",),
+    "traced": ("semantics",),
 }
 
 
@@ -1353,3 +1354,21 @@ def test_scoring_from_probs_fails_the_logits_check_alone(with_mutants, family):
     message = report.failures[0].message
     assert "given logits" in message and "Score from the logits in log space" in message
     assert "at logits = " in message and report.failures[0].point
+
+
+def test_a_traceable_backend_that_computes_outside_torch_fails_the_traced_rule_alone(
+        with_mutants):
+    # traceable = True lets torch.jit.trace record the backend's computation; one made in
+    # NumPy is baked into the trace as a constant: the draw, and the score (the traced
+    # log_prob at other parameters must be the eager one).
+    for name, says in (("mutant_traceable_lie", "the draw was recorded as a constant"),
+                       ("mutant_traceable_score", "the score was recorded as a constant")):
+        report = check_backend(name, families=["Normal"], quick=True)
+        assert [r.check for r in report.failures] == ["traced"], report.summary()
+        assert says in report.failures[0].message, report.failures[0].message
+    # a backend that does not declare itself traceable has no such rule; torch passes it
+    assert "traced" not in {r.check for r in check_backend(
+        "numpy", families=["Normal"], layers=["semantics"], quick=True).results}
+    torch_report = check_backend("torch", families=["Normal"], layers=["semantics"],
+                                 quick=True)
+    assert [r.status for r in torch_report.results if r.check == "traced"] == ["pass"]

@@ -37,7 +37,7 @@ CHECK_NAMES: frozenset[str] = frozenset({
     "load", "shapes", "broadcast", "dtype", "sample_no_grad", "rsample_grad",
     "rsample_near_zero", "rsample_raises", "has_rsample", "seeds", "global_stream",
     "generator", "log_prob", "expand", "wrap", "pickle", "layouts", "invalid_params",
-    "point_mass",
+    "point_mass", "traced",
     # density
     "log_prob_f64", "log_prob_f32", "log_prob_far", "log_prob_edge", "log_prob_huge",
     "log_prob_logits", "log_prob_layouts",

@@ -660,6 +660,85 @@ UNSEEDED_CALLS_CONTINUOUS = 8
 SMALL_BATCH = 3
 
 
+#: Rows of each traced draw of the ``traced`` rule: two draws of a batch of 2 at other
+#: parameters (the typical grid's points 0, 1 and 1, 2) with one seed share every value with
+#: a chance far below ``SEEDS_ALPHA`` for every family's typical points.
+TRACED_ROWS = 64
+
+
+def _traced(t: Target, family: str, support: FamilySupport) -> Outcome:
+    """A backend that declares ``traceable = True`` records its computation under
+    ``torch.jit.trace``: the traced ``sample``/``rsample`` give other values for other
+    parameters and at each call, and the traced ``log_prob`` scores as the eager one at
+    other parameters. A computation made outside torch is baked into the trace as a
+    constant (torch warns, and the traced function returns the values of the tracing call
+    ever after)."""
+    import warnings
+
+    import polysample
+
+    typical = next(g for g in grids(family) if g.label == "typical")
+    params = typical.build(torch.float64)
+    names = [k for k, v in params.items()
+             if isinstance(v, torch.Tensor) and v.is_floating_point()]
+    if not names:
+        raise Skip("no floating-point tensor parameter to trace")
+
+    def points(sl: slice) -> dict[str, Any]:
+        return {k: v[sl] if isinstance(v, torch.Tensor) and v.dim() else v
+                for k, v in params.items()}
+
+    pa, pb = points(slice(0, 2)), points(slice(1, 3))
+    value = make(family, pa, t).sample((4,), seed=3)
+    args_a = tuple(pa[k] for k in names)
+    args_b = tuple(pb[k] for k in names)
+
+    def traced_fn(m: str) -> Callable[..., torch.Tensor]:
+        def f(*ts: torch.Tensor) -> torch.Tensor:
+            d = make(family, {**pa, **dict(zip(names, ts))}, t, validate=False)
+            return d.log_prob(value) if m == "log_prob" else getattr(d, m)((TRACED_ROWS,))
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's TracerWarnings: what the rule judges
+            return torch.jit.trace(f, args_a, check_trace=False)
+
+    methods = ["sample"] + (["rsample"] if support.rsample else [])
+    with preserved_global_seed():
+        for m in methods:
+            tr = traced_fn(m)
+            polysample.manual_seed(5)
+            xa = tr(*args_a).detach()
+            polysample.manual_seed(5)
+            xb = tr(*args_b).detach()
+            xc = tr(*args_a).detach()
+            call = f"torch.jit.trace of {m}(({TRACED_ROWS},)) on a batch of 2"
+            if _equal(xa, xb):
+                raise CheckFailure(
+                    f"{call} returned the same values for other parameters (the typical "
+                    f"grid's points 1, 2 instead of 0, 1; {', '.join(names)} traced): the "
+                    "draw was recorded as a constant. The backend declares traceable = True, "
+                    "which promises a computation of torch operations that the trace "
+                    "records; draw with torch operations, or set traceable = False (the "
+                    "core then refuses to trace, saying why)")
+            if _equal(xa, xc):
+                raise CheckFailure(
+                    f"{call} returned the same values at its next call, unseeded: the draw "
+                    "was recorded as a constant. The backend declares traceable = True: "
+                    "draw with torch operations, or set traceable = False")
+    tr = traced_fn("log_prob")
+    got = tr(*args_b).detach()
+    want = make(family, pb, t, validate=False).log_prob(value).detach()
+    if got.shape != want.shape or not torch.allclose(got, want, rtol=1e-6, atol=1e-9,
+                                                     equal_nan=True):
+        raise CheckFailure(
+            f"torch.jit.trace of log_prob at other parameters (the typical grid's points 1, 2 "
+            f"instead of 0, 1) scored {_head(got)}, the eager log_prob {_head(want)}: the "
+            "score was recorded as a constant. The backend declares traceable = True: score "
+            "with torch operations, or set traceable = False")
+    return Outcome(f"torch.jit.trace records {', '.join(methods)} and log_prob: other "
+                   "parameters and later calls give other values")
+
+
 def _equal_by_chance(family: str, params: dict[str, Any], value: torch.Tensor,
                      times: int = 1) -> float:
     """The chance that ``times`` independent draws of ``family`` at ``params`` (one parameter
@@ -1489,6 +1568,12 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
                        "seeded and generator= draws leave it untouched")
 
     yield check("global_stream", global_stream)
+
+    if getattr(t.backend, "traceable", False):
+        def traced(r: Runner) -> Outcome:
+            return _traced(t, family, support)
+
+        yield check("traced", traced)
 
     def generator(r: Runner) -> Outcome:
         methods = ("sample", "rsample") if support.rsample else ("sample",)
