@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import threading
+import zlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -2137,6 +2138,34 @@ class StratifiedMutant(_Mutant):
         return params["loc"] + params["scale"] * z + 0 * x
 
 
+class StratifiedDiscreteMutant(_Mutant):
+    """Categorical and Poisson draws stratified along the sample dimension (a Latin hypercube
+    of the uniforms, inverted through the law's CDF, in calls of 16 to 64 rows): every
+    column's law is right, but each call's counts are as even as the law allows
+    (systematic resampling, as particle filters draw). ``calls_indep`` judged continuous
+    statistics alone."""
+
+    FAMILIES = ("Categorical", "Poisson")
+
+    def mutate(self, family, params, x):  # type: ignore[no-untyped-def]
+        n = x.shape[0] if x.dim() > len(params.batch_shape) else 0
+        if not 16 <= n <= 64:
+            return x
+        g = torch.Generator().manual_seed(zlib.crc32(x.double().numpy().tobytes()))
+        u = torch.rand(x.shape, generator=g, dtype=torch.float64)
+        strata = torch.rand(x.shape, generator=g, dtype=torch.float64).argsort(0).double()
+        u = ((strata + u) / n).clamp(0.0, 1 - 1e-16)
+        if family == "Categorical":
+            cum = params["probs"].double().cumsum(-1)
+            cum = cum / cum[..., -1:]
+            out = (u.unsqueeze(-1) >= cum.expand(*u.shape, cum.shape[-1])).sum(-1)
+            return out.clamp(max=cum.shape[-1] - 1).to(x.dtype)
+        from scipy import stats
+
+        rate = params["rate"].double().expand(x.shape)
+        return torch.from_numpy(stats.poisson.ppf(u.numpy(), rate.numpy())).to(x.dtype)
+
+
 class GradientNoiseMutant(_Mutant):
     """Normal with right values and a ``scale`` gradient plus independent noise of mean 0
     (``dx/dscale = eps + eta``): unbiased in conditional mean, so ``grad_cdf``'s fallback
@@ -2869,6 +2898,8 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
                                          "Normal"),
     "mutant_thread_local_stream": (ThreadLocalStreamMutant, "global_stream", "Normal"),
     "mutant_traceable_lie": (TraceableLieMutant, "traced", "Normal"),
+    "mutant_stratified_categorical": (StratifiedDiscreteMutant, "calls_indep", "Categorical"),
+    "mutant_stratified_poisson": (StratifiedDiscreteMutant, "calls_indep", "Poisson"),
     "mutant_traceable_score": (TraceableScoreMutant, "traced", "Normal"),
     "mutant_probs_scoring_categorical": (ProbsScoringMutant, "log_prob_logits", "Categorical"),
     "mutant_generator": (GeneratorIgnoringMutant, "generator", "Normal"),

@@ -1159,3 +1159,53 @@ def test_the_suite_builds_distributions_with_gradients_enabled() -> None:
     with torch.no_grad():  # built by hand under no_grad: no gradient to give, no error
         plain = ps.Beta(leaf, torch.ones(2).double(), backend="torch")
     assert not plain.rsample((4,), seed=1).requires_grad
+
+
+# ============================================================ calls_indep on discrete laws
+@pytest.mark.parametrize("law", [stats.bernoulli(0.2), stats.poisson(0.5), stats.binom(20, 0.7)],
+                         ids=["bernoulli", "poisson", "binomial"])
+def test_the_call_spread_of_discrete_mid_pits_has_mean_one_and_holds_its_bounds(law):
+    # calls_indep judges a discrete statistic on its centred mid-PITs, with the variance,
+    # kurtosis and peak summed over the law: under independent draws the spread (the mean of
+    # k m^2 / Var over the calls) has mean 1 exactly, and its exact bounds hold at their alpha.
+    from polysample.conformance.layers.sampler import _call_spread_bounds, _mid_pit_moments
+    from polysample.conformance.reference import Projection
+
+    pr = Projection("value", np.zeros((0, 1)), law, discrete=True, column=lambda j: law)
+    var, kurt, peak = _mid_pit_moments(pr, 0)
+    rng = np.random.default_rng(20261207)
+    reps, calls, k = 300, 256, 16
+    x = law.rvs(size=(reps, calls, k), random_state=rng).astype(np.float64)
+    g = 0.5 * (law.cdf(x) + law.cdf(x - 1)) - 0.5
+    assert abs(g.mean()) < 5 * math.sqrt(var / g.size)
+    assert g.var() == pytest.approx(var, rel=0.02)
+    spread = k * (g.mean(axis=2) ** 2).mean(axis=1) / var
+    sd = math.sqrt((2 + (kurt - 3) / k) / calls)  # of one run's spread
+    assert abs(spread.mean() - 1) < 5 * sd / math.sqrt(reps)
+    low, high = _call_spread_bounds(calls, k, 1e-2, kurt, peak)
+    # each side's chance at most 1e-2 (the bounds are conservative: far fewer)
+    assert (spread < low).mean() <= 0.03 and (spread > high).mean() <= 0.03
+    # a call drawn by systematic resampling (stratified uniforms through the law's quantile)
+    u = (rng.permuted(np.tile(np.arange(k), (reps, calls, 1)), axis=2)
+         + rng.random((reps, calls, k))) / k
+    xs = law.ppf(u)
+    gs = 0.5 * (law.cdf(xs) + law.cdf(xs - 1)) - 0.5
+    strat = k * (gs.mean(axis=2) ** 2).mean(axis=1) / var
+    assert (strat < _call_spread_bounds(calls, k, 1e-13, kurt, peak)[0]).all()
+
+
+def test_mid_pit_moments_are_exact_and_leave_out_laws_of_nearly_one_value():
+    from polysample.conformance.layers.sampler import _mid_pit_moments
+    from polysample.conformance.reference import Projection
+
+    def moments(law):
+        return _mid_pit_moments(Projection("v", np.zeros((0, 1)), law, discrete=True,
+                                           column=lambda j: law), 0)
+
+    p = 0.3  # a Bernoulli's mid-PITs are -p/2 (probability 1 - p) and (1 - p)/2 (p)
+    var, kurt, peak = moments(stats.bernoulli(p))
+    assert var == pytest.approx(p * (1 - p) / 4, rel=1e-12)
+    assert kurt == pytest.approx(((1 - p) * p ** 4 + p * (1 - p) ** 4) / 16
+                                 / (p * (1 - p) / 4) ** 2, rel=1e-12)
+    assert peak == pytest.approx(((1 - p) / 2) ** 2 / var, rel=1e-12)
+    assert moments(stats.poisson(1e-12)) is None  # one value all but surely

@@ -31,8 +31,8 @@ statistics with a known law (:func:`..cases.projections`):
   is not drawn, a seed reused between calls), and every other check draws its grid in one
   large call;
 * ``calls_indep`` (typical grid): the rows of each small call are independent: the spread
-  of the calls' mean PITs against exact bounds (a call stratified or made of antithetic
-  pairs passes every other check);
+  of the calls' mean PITs (a discrete statistic's mid-PITs) against exact bounds (a call
+  stratified or made of antithetic pairs passes every other check);
 * ``ones_ks`` (typical grid): the K-S check of the first grid point drawn in
   :data:`..runner.ONES_CALLS` one-value calls (``sample()`` with scalar parameters, a seed
   each), at the pooled alpha (a one-value path grossly wrong: a half-normal for a Normal).
@@ -509,10 +509,11 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
             # sample() in many small calls (see Runner's ``calls`` draw): its K-S check, and
             # its repeat check (a value or stretch each call starts with, a seed reused
             # between calls: the large draws of the other checks hold it once)
-            # (calls_indep judges continuous statistics, whose PITs are exactly uniform)
+            # (calls_indep judges continuous statistics' PITs, exactly uniform, and discrete
+            # ones' mid-PITs, whose moments are summed over the law)
             yield from (c for c in _draw_checks(t, family, grid, "calls", continuous)
                         if c.name in ("calls_ks", "calls_repeats")
-                        or (c.name == "calls_indep" and continuous))
+                        or c.name == "calls_indep")
             # each grid point with scalar parameters, in a call of its own (the batched draws
             # never reach a backend's scalar-parameter path)
             yield from (c for c in _draw_checks(t, family, grid, "scalar", continuous)
@@ -1034,19 +1035,49 @@ def _independence_check(d: Draw, grid: Grid, method: str) -> Outcome:
     return out
 
 
-def _call_spread_bounds(calls: int, k: int, alpha: float) -> tuple[float, float]:
+def _call_spread_bounds(calls: int, k: int, alpha: float, kurtosis: float = 1.8,
+                        peak: float = 3.0) -> tuple[float, float]:
     """Exact bounds on ``S / calls``, ``S`` the sum over ``calls`` independent calls of
-    ``Z^2 = 12 k m^2``, ``m`` the mean of ``k`` independent centred uniforms (``E[Z^2] = 1``),
+    ``Z^2 = k m^2 / s^2``, ``m`` the mean of ``k`` independent centred PITs of variance ``s^2``
+    and kurtosis ``kurtosis`` (``E[Z^2] = 1``; a uniform's: ``s^2 = 1/12``, kurtosis 9/5),
     each side at probability ``alpha``. Below: Maurer's inequality for non-negative terms,
-    ``P(S <= calls - t) <= exp(-t^2 / (2 calls E[Z^4]))``, ``E[Z^4] = 3 - 6 / (5 k)``. Above:
-    Bernstein's, the terms ``Z^2 - 1`` at most ``3 k - 1`` (``|m| <= 1/2``), of variance
-    ``2 - 6 / (5 k)``."""
+    ``P(S <= calls - t) <= exp(-t^2 / (2 calls E[Z^4]))``, ``E[Z^4] = 3 + (kurtosis - 3) /
+    k`` (``3 - 6 / (5 k)`` for uniforms). Above: Bernstein's, the terms ``Z^2 - 1`` at most
+    ``k peak - 1`` (``peak``: the largest squared PIT over ``s^2``; 3 for uniforms, ``|m| <=
+    1/2``), of variance ``E[Z^4] - 1``."""
     log = math.log(1.0 / alpha)
-    e4 = 3.0 - 6.0 / (5.0 * k)
+    e4 = 3.0 + (kurtosis - 3.0) / k
     low = math.sqrt(2.0 * calls * e4 * log)
-    b, v = 3.0 * k - 1.0, e4 - 1.0
+    b, v = k * peak - 1.0, e4 - 1.0
     high = (2 * log * b / 3 + math.sqrt((2 * log * b / 3) ** 2 + 8 * log * calls * v)) / 2
     return max(0.0, 1.0 - low / calls), 1.0 + high / calls
+
+
+#: The widest support (values) whose mid-PIT moments ``calls_indep`` sums exactly; a discrete
+#: column whose law spreads wider (beyond 1e-15 in each tail) is left out.
+MID_PIT_MAX_VALUES = 1 << 20
+
+
+def _mid_pit_moments(pr: Projection, j: int) -> tuple[float, float, float] | None:
+    """The variance, kurtosis and peak (largest square over the variance) of the centred
+    mid-PIT ``(F(x) + F(x - 1)) / 2 - 1/2`` of column ``j`` of a discrete statistic (mean 0
+    exactly), summed over its law's values; None where the law is nearly one value or too
+    wide to sum."""
+    law = pr.column(j) if pr.column is not None else None
+    if law is None or not all(hasattr(law, a) for a in ("ppf", "isf", "cdf")):
+        return None
+    with np.errstate(all="ignore"):
+        lo, hi = float(law.ppf(1e-15)) - 1.0, float(law.isf(1e-15)) + 1.0
+    if not (math.isfinite(lo) and math.isfinite(hi)) or hi - lo > MID_PIT_MAX_VALUES:
+        return None
+    ks = np.arange(lo, hi + 1.0)
+    F = np.asarray(law.cdf(ks), dtype=np.float64)
+    Fm = np.asarray(law.cdf(ks - 1.0), dtype=np.float64)
+    pm, g = F - Fm, 0.5 * (F + Fm) - 0.5
+    var = float(np.sum(pm * g * g))
+    if not var > 1e-9:
+        return None
+    return var, float(np.sum(pm * g ** 4)) / var ** 2, float(np.max(g[pm > 0] ** 2)) / var
 
 
 def _call_spread_check(d: Draw, grid: Grid) -> Outcome:
@@ -1059,39 +1090,60 @@ def _call_spread_check(d: Draw, grid: Grid) -> Outcome:
     small: the rows of a call are drawn too evenly (stratified, antithetic pairs, a Latin
     hypercube): every column's law is right and neighbouring pairs barely correlate (-1/15
     within a stratified call of 16), so the K-S and independence checks passed. Too large: a
-    part shared by the rows of a call (an offset drawn once per call)."""
+    part shared by the rows of a call (an offset drawn once per call).
+
+    A discrete statistic's column is judged the same way on its centred mid-PITs, of mean 0
+    exactly, with ``Z^2 = k m^2 / s^2`` and bounds from their variance ``s^2`` and kurtosis
+    summed over the law's values (:func:`_mid_pit_moments`): a Categorical or Poisson drawn
+    by systematic resampling within each call passed every check."""
     k = CALL_ROWS
-    usable: list[tuple[Projection, np.ndarray, np.ndarray]] = []
+    # (statistic, its usable columns, their spreads, their (kurtosis, peak))
+    usable: list[tuple[Projection, np.ndarray, np.ndarray, list[tuple[float, float]]]] = []
     for p in d.projections:
-        if p.discrete:
-            continue
         v, keep = _pit_head(p)
+        shape: list[tuple[float, float]] = []
+        scale = np.full(v.shape[1], 1.0 / 12.0)
+        if p.discrete:
+            for j in range(v.shape[1]):
+                mom = _mid_pit_moments(p, j)
+                keep[j] = mom is not None
+                if mom is not None:
+                    scale[j] = mom[0]
+                    shape.append(mom[1:])
         calls = v.shape[0] // k
         cols = np.flatnonzero(keep)
         if calls < 2 or len(cols) == 0:
             continue
+        if not p.discrete:
+            shape = [(1.8, 3.0)] * len(cols)
         means = v[:calls * k, cols].reshape(calls, k, len(cols)).mean(axis=1)
-        usable.append((p, cols, 12.0 * k * (means ** 2).mean(axis=0)))
+        usable.append((p, cols, k * (means ** 2).mean(axis=0) / scale[cols], shape))
     if not usable:
-        raise Skip("no continuous statistic without ties (the call means' spread is judged "
-                   "on exactly uniform PITs)")
-    m = sum(len(cols) for _, cols, _ in usable)
+        raise Skip("no statistic whose PITs have known moments (a continuous one without ties, "
+                   "a discrete one not nearly one value)")
+    m = sum(len(cols) for _, cols, _, _ in usable)
     alpha = ALPHA_CALLS_INDEP / m
     calls = d.n // k
-    low, high = _call_spread_bounds(calls, k, alpha / 2)
+    uniform = _call_spread_bounds(calls, k, alpha / 2)
+    low, high = uniform
     worst, where, value = -1.0, "", 1.0
-    for p, cols, ratio in usable:
-        # how far outside (> 1) or inside (< 1) the nearer bound, on the log scale
-        far = np.maximum(np.log(np.maximum(ratio, 1e-300)) / math.log(low) if low > 0
-                         else np.zeros_like(ratio), np.log(ratio) / math.log(high))
-        j = int(np.argmax(far))
-        if far[j] > worst:
-            worst, value = float(far[j]), float(ratio[j])
-            where = f"{p.label} at {d.point(grid.label, int(cols[j]))}"
-    # detectable: the relative drop of the call means' variance found at miss rate 1e-3 (the
-    # spread's own noise by the normal approximation, sd sqrt((2 - 6/(5k)) / calls) times it)
+    for p, cols, ratio, shape in usable:
+        for col, spread, (kurt, peak) in zip(cols, ratio, shape):
+            lo_c, hi_c = uniform if not p.discrete else _call_spread_bounds(
+                calls, k, alpha / 2, kurt, peak)
+            # how far outside (> 1) or inside (< 1) the nearer bound, on the log scale
+            tiny = math.log(max(spread, 1e-300))
+            far = max(tiny / math.log(lo_c) if lo_c > 0 else 0.0,
+                      tiny / math.log(hi_c) if math.isfinite(spread) else math.inf)
+            if not far <= worst:
+                worst, value, low, high = far, float(spread), lo_c, hi_c
+                where = f"{p.label} at {d.point(grid.label, int(col))}"
+    lo_u = uniform[0]
+    # detectable (continuous statistics): the relative drop of the call means' variance found
+    # at miss rate 1e-3 (the spread's own noise by the normal approximation, sd
+    # sqrt((2 - 6/(5k)) / calls) times it)
     sd = math.sqrt((2.0 - 6.0 / (5.0 * k)) / calls)
-    detectable = 1.0 - low / (1.0 + norm_isf(MISS_RATE) * sd)
+    detectable = 1.0 - lo_u / (1.0 + norm_isf(MISS_RATE) * sd)
     # the statistic: the log of the spread over the log of the nearer bound (> 1 outside)
     out = Outcome(statistic=worst, threshold=1.0, n=d.n, seed=d.seed, alpha=alpha, point=where,
                   detectable=detectable,
@@ -1103,8 +1155,9 @@ def _call_spread_check(d: Draw, grid: Grid) -> Outcome:
         raise CheckFailure(
             f"{d.called}: the rows of a call are not independent: the means of the calls' "
             f"centred PITs of {where} spread {value:.3g} times as much as independent draws' "
-            f"(12 k x mean square of the {calls} call means, k = {k}; exact bounds "
-            f"[{low:.3g}, {high:.3g}] at alpha_i={alpha:.2g}): the rows are drawn {how}", out)
+            f"(k m^2 / Var(PIT), the mean over the {calls} call means m, k = {k}; exact "
+            f"bounds [{low:.3g}, {high:.3g}] at alpha_i={alpha:.2g}): the rows are drawn "
+            f"{how}", out)
     out.message = (f"call means' spread {value:.3g} of independent draws' at {where} (bounds "
                    f"[{low:.3g}, {high:.3g}])")
     return out
