@@ -2653,6 +2653,22 @@ class TraceableScoreMutant(_Mutant):
         return torch.from_numpy(out.numpy().copy())
 
 
+class WholeValueLogProbMutant(_Mutant):
+    """Scores Gamma itself, 1e-2 off (relative) at the whole values 1 to 100 (an Erlang or
+    factorial-table path; an outside trial's: the density checks scored draws, never
+    whole)."""
+
+    FAMILIES = ("Gamma",)
+
+    def families(self) -> Mapping[str, FamilySupport]:
+        return {f: dataclasses.replace(s, log_prob=True) for f, s in super().families().items()}
+
+    def log_prob(self, family, params, value):  # type: ignore[override]
+        out = self._inner.log_prob(family, params, value)
+        whole = ((value == torch.round(value)) & (value >= 1) & (value <= 100)).to(out.dtype)
+        return out * (1 + 1e-2 * whole.detach())
+
+
 class NoGradRsampleMutant(_Mutant):
     """A Gamma whose ``rsample()`` under ``torch.no_grad()`` (a VAE's evaluation) is drawn 5%
     too large; right with gradients enabled, and in ``sample()`` (an outside trial's: every
@@ -2898,6 +2914,7 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
                                          "Normal"),
     "mutant_thread_local_stream": (ThreadLocalStreamMutant, "global_stream", "Normal"),
     "mutant_traceable_lie": (TraceableLieMutant, "traced", "Normal"),
+    "mutant_whole_value_log_prob": (WholeValueLogProbMutant, "log_prob_f64", "Gamma"),
     "mutant_stratified_categorical": (StratifiedDiscreteMutant, "calls_indep", "Categorical"),
     "mutant_stratified_poisson": (StratifiedDiscreteMutant, "calls_indep", "Poisson"),
     "mutant_traceable_score": (TraceableScoreMutant, "traced", "Normal"),

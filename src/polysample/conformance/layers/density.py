@@ -4,7 +4,9 @@ Only for families the backend scores itself (``FamilySupport.log_prob``; otherwi
 them and there is nothing of the backend's to test) and that have an independent reference
 density (see :mod:`..cases`). ``log_prob_f64`` / ``log_prob_f32`` compare with SciPy at five
 draws of torch's sampler per grid point (``log_prob_f64`` also at two per point of the 32 of
-the univariate families' ``sweep`` grid) (relative tolerance 1e-6 in float64, 1e-4 in float32);
+the univariate families' ``sweep`` grid), and for the univariate continuous families also at
+those draws rounded to whole numbers (:func:`_with_whole_values`) (relative tolerance 1e-6 in
+float64, 1e-4 in float32);
 ``log_prob_gradcheck`` runs ``torch.autograd.gradcheck`` in float64 (skipped for parameters on
 a simplex, where finite differences leave the constraint; for the univariate continuous families
 with respect to the value too, and at two tail values per grid point), checks that a NaN
@@ -356,6 +358,8 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
             params, tdist, value = points(dtype, grid)
             if family in _COUNT_ENDS:
                 value = _with_every_count(family, params, value)
+            if c.law is not None and not c.discrete:
+                value = _with_whole_values(tdist, value)
             got = make(family, params, t).log_prob(value).detach().double().numpy()
             p = params_np(tdist, spec.params)
             v = value.double().numpy()
@@ -892,6 +896,18 @@ def _binomial_count_gradient(t: Target, params: dict[str, Any], value: torch.Ten
             f"{float(want.flatten()[j]):.10g} = sum of psi(n + 1) - psi(n - x + 1) + log(1 - p) "
             "(a term (n - x) log(1 - p) whose derivative was dropped where n = x?)",
             statistic=float(err.max()), threshold=1e-6, point=f"example[{j}] ({points[j]})")
+
+
+def _with_whole_values(tdist: Any, value: torch.Tensor) -> torch.Tensor:
+    """``value`` (draws, batch) with as many rows again: each draw rounded to the nearest
+    whole number where the support holds it half a unit either side (else the draw itself). A
+    continuous family's formula may take another path at whole values (a factorial table, an
+    Erlang form: a Gamma ``log_prob`` 1e-2 off there passed, an outside trial); draws are
+    never whole."""
+    whole = torch.round(value)
+    support = tdist.support
+    inside = support.check(whole - 0.5) & support.check(whole + 0.5)
+    return torch.cat([value, torch.where(inside, whole, value)])
 
 
 def _with_every_count(family: str, params: dict[str, Any], value: torch.Tensor
