@@ -2567,18 +2567,12 @@ _OVERLAP_STREAM = GlobalStream(
     "mutant_global_overlap", lambda ss: {"key": int(ss.generate_state(1, np.uint64)[0]), "c": 0})
 
 
-class GlobalOverlapMutant(_Mutant):
-    """A Normal whose unseeded draws come from the backend's own global stream (a counter into
-    one stream, reset by ``manual_seed``) advanced by the rows of a call, not its values: with
-    a batch of B, consecutive unseeded calls share (B - 1) / B of their values (an outside
-    trial's: the ``global_stream`` rule required them to differ, not to share no value)."""
+class _UnseededDrawMutant(_Mutant):
+    """A mutant whose unseeded draws (``seed=None``) come from its own ``_draw``; seeded
+    ones are torch's."""
 
     def _draw(self, params, sample_shape):  # type: ignore[no-untyped-def]
-        st = _OVERLAP_STREAM.get()
-        shape = params.shape(sample_shape)
-        eps = _counter_normal(st["key"], st["c"], shape.numel(), params.dtype)
-        st["c"] += math.prod(sample_shape)  # rows, not values
-        return params["loc"] + params["scale"] * eps.reshape(shape)
+        raise NotImplementedError
 
     def sample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
         if seed is None:
@@ -2591,13 +2585,28 @@ class GlobalOverlapMutant(_Mutant):
         return super().rsample(family, params, sample_shape, seed=seed)
 
 
+class GlobalOverlapMutant(_UnseededDrawMutant):
+    """A Normal whose unseeded draws come from the backend's own global stream (a counter into
+    one stream, reset by ``manual_seed``) advanced by the rows of a call, not its values: with
+    a batch of B, consecutive unseeded calls share (B - 1) / B of their values (an outside
+    trial's: the ``global_stream`` rule required them to differ, not to share no value)."""
+
+    def _draw(self, params, sample_shape):  # type: ignore[no-untyped-def]
+        st = _OVERLAP_STREAM.get()
+        shape = params.shape(sample_shape)
+        eps = _counter_normal(st["key"], st["c"], shape.numel(), params.dtype)
+        st["c"] += math.prod(sample_shape)  # rows, not values
+        return params["loc"] + params["scale"] * eps.reshape(shape)
+
+
+
 # a new object at each manual_seed (its identity marks the root)
 _THREAD_ROOT = GlobalStream("mutant_thread_local",
                             lambda ss: [int(ss.generate_state(1, np.uint64)[0])])
 _THREAD_STATE = threading.local()
 
 
-class ThreadLocalStreamMutant(_Mutant):
+class ThreadLocalStreamMutant(_UnseededDrawMutant):
     """A Normal whose unseeded draws come from a stream kept per thread, each built from the
     root that ``manual_seed`` set when the thread first draws: reproducible in one thread,
     but every new thread repeats the values the first one drew (an outside trial's: the
@@ -2613,15 +2622,6 @@ class ThreadLocalStreamMutant(_Mutant):
         st["c"] += shape.numel()
         return params["loc"] + params["scale"] * eps.reshape(shape)
 
-    def sample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
-        if seed is None:
-            return self._draw(params, sample_shape)
-        return super().sample(family, params, sample_shape, seed=seed)
-
-    def rsample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
-        if seed is None:
-            return self._draw(params, sample_shape)
-        return super().rsample(family, params, sample_shape, seed=seed)
 
 
 class TraceableLieMutant(_Mutant):
