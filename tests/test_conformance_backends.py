@@ -5,9 +5,19 @@ Quick mode (same alpha per check as the full run, smaller samples: never flaky, 
 its power claims are asserted by the mutant tests). Every failure must be declared in
 ``polysample/conformance/known_failures.toml`` with a reason; a declared failure that passes is
 stale and fails the test. The semantics layer runs through its own door in test_contract.py.
+
+The eager backends (torch, numpy) run every family. TFP's two substrates run one and the same
+family code (``polysample/backends/tfp/families.py``): here each family's statistical checks
+run on one of them, in turn (sorted families: JAX, TensorFlow, JAX, ...), and the
+representative families and those with a declared failure on either on both, with the
+agreement checks between them. ``make demo`` (which
+CI runs and fails on) runs every family on both; ``POLYSAMPLE_TEST_STATISTICAL=all`` runs
+both here too.
 """
 
 from __future__ import annotations
+
+import os
 
 import pytest
 
@@ -22,11 +32,31 @@ BUILTIN = ("torch", "numpy", "tfp", "tfp-tf")
 LAYERS = ("density", "sampler", "gradient", "agreement")
 
 
+#: TFP's substrates, which take turns at the families outside REPRESENTATIVE_FAMILIES.
+SUBSTRATES = ("tfp", "tfp-tf")
+BOTH_SUBSTRATES = os.environ.get("POLYSAMPLE_TEST_STATISTICAL", "") == "all"
+#: Families with a declared expected failure on a TFP backend: run on both substrates.
+DECLARED = frozenset(d.family for d in EXPECTED if d.backend in SUBSTRATES)
+
+
+def substrates_for(index: int, family: str, have: list[str]) -> list[str]:
+    """Of the TFP backends ``have`` (those here that claim ``family``, sorted ``index``), those
+    the statistical suite runs it on: both for a representative family and for one with a
+    declared failure on either (so every declaration is exercised, and a stale one fails),
+    else one in turn."""
+    if BOTH_SUBSTRATES or family in REPRESENTATIVE_FAMILIES or family in DECLARED \
+            or len(have) < 2:
+        return have
+    return [SUBSTRATES[index % 2]]
+
+
 def _cases() -> list[object]:
     out = []
-    for family in sorted(FAMILIES):
+    for index, family in enumerate(sorted(FAMILIES)):
         backends = [b for b in BUILTIN if b in AVAILABLE
                     and family in ps.load_backend(b).families()]
+        tfp = substrates_for(index, family, [b for b in backends if b in SUBSTRATES])
+        backends = [b for b in backends if b not in SUBSTRATES or b in tfp]
         if not FULL_MATRIX:
             backends = [b for b in backends
                         if b in EAGER_BACKENDS or family in REPRESENTATIVE_FAMILIES]
