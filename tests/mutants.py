@@ -2413,6 +2413,63 @@ class ReversedFirstBatchDimMutant(_Mutant):
         return self._inner.rsample(family, self._read(params), sample_shape, seed=seed)
 
 
+class _BatchReadMutant(_Mutant):
+    """Draws with the parameters ``_read`` gives (each batch element another element's)."""
+
+    def _read(self, family, params):  # type: ignore[no-untyped-def]
+        return params
+
+    def sample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        return self._inner.sample(family, self._read(family, params), sample_shape, seed=seed)
+
+    def rsample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        return self._inner.rsample(family, self._read(family, params), sample_shape, seed=seed)
+
+    @staticmethod
+    def _moved(family, params, move):  # type: ignore[no-untyped-def]
+        """``params`` with every batched tensor broadcast to the batch, its flat batch
+        elements reordered by ``move`` (a function of the flat element index tensor)."""
+        batch = tuple(params.batch_shape)
+        size = math.prod(batch)
+        order = move(torch.arange(size))
+        out = dict(params)
+        spec = FAMILIES[family]
+        for k, v in params.items():
+            if not isinstance(v, torch.Tensor) or v.dim() <= spec.param_event_dim(k):
+                continue
+            ev = tuple(v.shape[v.dim() - spec.param_event_dim(k):])
+            full = v.expand(batch + ev).reshape((size,) + ev)
+            out[k] = full[order].reshape(batch + ev)
+        return out
+
+
+class NeighbourBatchMutant(_BatchReadMutant):
+    """One-dimensional batches of 5 to 7 elements: element ``i`` draws with element
+    ``i + 1``'s parameters (the last with the first's), an off-by-one in a vectorised path
+    for mid-sized batches. Every other batch is right; the sampler drew batches of 3 (and
+    copies of them) only (an outside trial's)."""
+
+    FAMILIES = ("Normal", "Gamma")
+
+    def _read(self, family, params):  # type: ignore[no-untyped-def]
+        batch = tuple(params.batch_shape)
+        if len(batch) != 1 or not 5 <= batch[0] <= 7:
+            return params
+        return self._moved(family, params, lambda i: (i + 1) % batch[0])
+
+
+class Reversed4dBatchMutant(_BatchReadMutant):
+    """Batches of four dimensions read in reverse order (flat element ``i`` draws with element
+    ``size - 1 - i``'s parameters); batches of up to three dimensions are right, and the
+    sampler's grids reached three (an outside trial's)."""
+
+    def _read(self, family, params):  # type: ignore[no-untyped-def]
+        batch = tuple(params.batch_shape)
+        if len(batch) != 4:
+            return params
+        return self._moved(family, params, lambda i: i.flip(0))
+
+
 class LastSampleDimRepeatMutant(_Mutant):
     """Sample shapes of three or more dimensions draw the shape without its last dimension and
     repeat those values along it (a broadcast where a draw was meant): right marginals; the
@@ -3119,6 +3176,10 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     # Wrong only for batches or sample shapes of three dimensions: the corners grid's draw.
     "mutant_batch3d_flip": (ReversedFirstBatchDimMutant, "sample_ks", "Normal"),
     "mutant_sample3d_repeat": (LastSampleDimRepeatMutant, "sample_repeats", "Normal"),
+    # The typical grid's points in batch layouts no other draw has: batches_ks.
+    "mutant_neighbour_batch": (NeighbourBatchMutant, "batches_ks", "Normal"),
+    "mutant_neighbour_batch_gamma": (NeighbourBatchMutant, "batches_ks", "Gamma"),
+    "mutant_reversed_4d_batch": (Reversed4dBatchMutant, "batches_ks", "Normal"),
     # StudentT's gradients flipped above df 30: the conditional mean fails at df 1000.
     "mutant_studentt_flip": (StudentTFlipMutant, "grad_cdf", "StudentT"),
     # A zero gradient in the matrix (concentration, temperature): judged by the mean pathwise

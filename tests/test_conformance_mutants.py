@@ -44,6 +44,7 @@ LAYERS = {
     "scalar_ks": ("sampler",),
     "ones_ks": ("sampler",),
     "smalls_ks": ("sampler",),
+    "batches_ks": ("sampler",),
     "smalls_pit_mean": ("sampler",),
     "smalls_pit_var": ("sampler",),
     "calls_indep": ("sampler",),
@@ -1107,10 +1108,12 @@ def test_a_doubled_mean_at_a_rare_event_corner_fails_in_quick_mode(with_mutants)
 def test_a_backend_wrong_only_in_three_dimensions_fails_the_corners_grid_in_quick_mode(
         with_mutants, name, checks):
     # Every draw of the sampler had a two-dimensional batch and sample shape: both passed.
-    # The corners grid now draws the batch (G, 2, 16) with the sample shape (n / 128, 2, 2).
+    # The corners grid now draws the batch (G, 2, 16) with the sample shape (n / 128, 2, 2);
+    # batches_ks also lays the typical grid out in four and five dimensions.
     report = check_backend(name, families=["Normal"], layers=("sampler",), quick=True)
     failed = {(r.grid, r.check) for r in report.failures}
-    assert {g for g, _ in failed} == {"corners"}, failed
+    assert {g for g, c in failed if c != "batches_ks"} == {"corners"}, failed
+    assert (("typical", "batches_ks") in failed) == (name == "mutant_batch3d_flip"), failed
     assert checks <= {c for _, c in failed}, failed
     r = next(r for r in report.failures if r.check == sorted(checks)[-1])
     assert r.statistic > r.threshold and "corners" in r.message, r.message

@@ -225,8 +225,9 @@ class Runner:
         # already counts (their alpha split over twice the columns), unless rsample() drew
         # sample()'s values.
         both = (method in ("calls", "scalar") or grid.methods == ("sample",)) and len(batch) == 1 and (
-            family_support(t, family).rsample) and method not in ("ones", "smalls")
+            family_support(t, family).rsample) and method not in ("ones", "smalls", "batches")
         support_of: Callable[[torch.Tensor], str] | None = None
+        layout_parts: tuple[str, ...] = ()
         with torch.no_grad():
             if method == "calls":
                 # Many small calls, as a training loop draws (a backend may take another path
@@ -300,6 +301,25 @@ class Runner:
                 def draw(name: str, s: int) -> torch.Tensor:
                     return torch.stack([getattr(one, name)((n,), seed=seed_for(f"{s}-{j}"))
                                         for j, one in enumerate(singles)], dim=1)
+            elif method == "batches":
+                # The grid's points laid out in batch shapes no other draw has (see
+                # BATCH_LAYOUTS): each layout is a part of the draw, its columns the values of
+                # the batch elements holding each point.
+                n = BATCHES_QUICK if self.quick else BATCHES_FULL
+                seed = self.seed(f"{t.name}-{family}-{grid.label}-batches")
+                how = ""
+                blocks = 0
+                laid = [laid_out(family, params, shape) for shape in BATCH_LAYOUTS]
+                given += laid
+                layouts = [make(family, p, t) for p in laid]
+                layout_parts = tuple(f"sample() with batch_shape {shape}"
+                                     for shape in BATCH_LAYOUTS)
+
+                def draw(name: str, s: int) -> torch.Tensor:
+                    return torch.cat([layout_rows(getattr(d, name), shape, batch[0], n,
+                                                  seed_for(f"{s}-{i}"))
+                                      for i, (d, shape) in enumerate(zip(layouts, BATCH_LAYOUTS))],
+                                     dim=1)
             elif len(batch) == 1 and n % (copies(grid, n) * 2) == 0:
                 # The grid as a two-dimensional batch, drawn with a two-dimensional sample
                 # shape, or as a three-dimensional batch with a three-dimensional sample shape
@@ -336,8 +356,12 @@ class Runner:
         if same:
             names, xs_parts = names[:1], xs_parts[:1]
         x = xs_parts[0] if len(xs_parts) == 1 else torch.cat(xs_parts, dim=1)
-        parts = tuple(f"{name}(){how}" for name in names) if len(names) > 1 else ()
+        parts = (layout_parts or tuple(f"{name}(){how}" for name in names)
+                 if len(names) > 1 or layout_parts else ())
         called = " and ".join(f"{name}()" for name in names) + how
+        if layout_parts:
+            called = (f"sample() with batch shapes {', '.join(map(str, BATCH_LAYOUTS))} "
+                      "(the grid's points in turn)")
         if same:
             called = f"sample() and rsample(){how} (which drew the same values)"
         t_draw = time.perf_counter() - t0
@@ -556,6 +580,59 @@ def tiled(family: str, params: Mapping[str, Any], times: int) -> dict[str, Any]:
                 and v.dim() > spec.param_event_dim(name) + 1):
             out[name] = v.flatten(0, 1)
     return out
+
+
+#: The ``batches`` draw of the sampler layer's ``batches_ks`` check: the typical grid's points
+#: laid out in these batch shapes, point ``e % G`` at flat batch element ``e`` (G points), each
+#: layout a part of the draw. Every other draw of the layer lays its grid out as ``(G,)``,
+#: ``(copies, G)`` or ``(G, 2, copies / 2)``: a backend that read the parameters of a
+#: neighbouring element in batches of 5 to 7, or read batches of four dimensions in reverse
+#: order, passed every check (an outside trial). One- to five-dimensional batches of 4 to 16
+#: elements, with dimensions of size 1 among them.
+BATCH_LAYOUTS: tuple[tuple[int, ...], ...] = (
+    (4,), (5,), (6,), (7,), (8,), (9,), (2, 2, 2, 2), (2, 1, 3, 1, 2))
+#: Values of each grid point in each layout (quick mode, full mode), from the first elements
+#: holding the point, drawn in calls of at most :data:`BATCH_CALL_VALUES` values.
+BATCHES_QUICK = 1024
+BATCHES_FULL = 4096
+#: The most values one call of the ``batches`` draw makes: 257 to 512, the size class of the
+#: semantics layer's draws (one shape bucket on TFP's JAX substrate: no program of its own).
+BATCH_CALL_VALUES = 512
+
+
+def laid_out(family: str, params: Mapping[str, Any], shape: tuple[int, ...]) -> dict[str, Any]:
+    """``params``, a one-dimensional batch of G grid points, as the batch ``shape``: point
+    ``e % G`` at flat element ``e`` (each tensor parameter with a batch dimension indexed and
+    reshaped; the others broadcast as they are)."""
+    spec = FAMILIES[family]
+    out: dict[str, Any] = {}
+    for name, v in params.items():
+        if isinstance(v, torch.Tensor) and v.dim() > spec.param_event_dim(name):
+            idx = torch.arange(math.prod(shape)) % v.shape[0]
+            v = v[idx].reshape(shape + tuple(v.shape[1:])).clone()
+        out[name] = v
+    return out
+
+
+def layout_rows(fn: Callable[..., torch.Tensor], shape: tuple[int, ...], points: int, n: int,
+                seed: int) -> torch.Tensor:
+    """``n`` draws of each of ``points`` grid points laid out as the batch ``shape``
+    (:func:`laid_out`) by ``fn`` (a ``sample``), as ``(n, points, *event)``: calls of the
+    sample shape ``(r,)``, ``r`` the most rows within :data:`BATCH_CALL_VALUES` values, each
+    with a seed derived from ``seed``, until every point has ``n`` values; a point's values are
+    its first element's rows, then its next element's, and so on, from each call in turn."""
+    size = math.prod(shape)
+    r = max(1, BATCH_CALL_VALUES // size)
+    least = size // points  # the fewest elements holding one point
+    calls = -(-n // (r * least))
+    xs = [fn((r,), seed=seed_for(f"{seed}-{i}")) for i in range(calls)]
+    x = torch.cat(xs).flatten(1, len(shape))  # (calls * r, size, *event)
+    cols = []
+    for j in range(points):
+        elems = torch.arange(j, size, points)
+        # (calls * r, k, *event) -> the first element's rows, then the next element's
+        cols.append(x[:, elems].transpose(0, 1).flatten(0, 1)[:n])
+    return torch.stack(cols, dim=1)
 
 
 #: The ``calls`` draw of the sampler layer's ``calls_ks`` check: this many calls (quick mode,

@@ -40,6 +40,12 @@ statistics with a known law (:func:`..cases.projections`):
   grid): the same point drawn in calls of 2 to 64 values (:data:`..runner.SMALL_CALLS`, twelve
   times, float64 and float32 in turn: 24,948 values in 756 calls), at the pooled alpha (a
   small-n path 10% off: a Gamma's rate; a float32 path for scalar parameters 10% too wide).
+* ``batches_ks`` (typical grid): the K-S check of each grid point drawn in the batch shapes
+  of :data:`..runner.BATCH_LAYOUTS` (one to five dimensions, 4 to 16 elements, point
+  ``e % G`` at flat element ``e``), each layout's columns judged apart, at the pooled alpha:
+  every other draw lays the grid out as ``(G,)``, ``(copies, G)`` or ``(G, 2, copies / 2)``,
+  and a backend that read a neighbouring element's parameters in batches of 5 to 7, or a
+  four-dimensional batch in reverse order, passed every check.
 * ``scalar_ks`` (typical grid): the K-S check of each grid point drawn with scalar
   parameters (batch ``()``), ``sample()`` and ``rsample()``, in a call of its own of
   :data:`..runner.SCALAR_VALUES` values: a backend may take another path for scalar
@@ -525,6 +531,9 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
             # ... and in calls of 2 to 64 values (a small-n path of the sampler)
             yield from (c for c in _draw_checks(t, family, grid, "smalls", continuous)
                         if c.name in ("smalls_ks", "smalls_pit_mean", "smalls_pit_var"))
+            # ... and laid out in batch shapes of one to five dimensions no other draw has
+            yield from (c for c in _draw_checks(t, family, grid, "batches", continuous)
+                        if c.name == "batches_ks")
 
 
 def _draw_checks(t: Target, family: str, grid: Grid, method: str,
@@ -537,8 +546,10 @@ def _draw_checks(t: Target, family: str, grid: Grid, method: str,
             raise CheckFailure(f"{d.called} returned values outside the support: "
                                f"{d.outside}", n=d.n, seed=d.seed)
         m = sum(p.values.shape[1] for p in d.projections)
-        # scalar_ks, ones_ks and smalls_ks look for errors of another path: the pooled slots
-        alpha = (ALPHA_SCALAR if method in ("scalar", "ones", "smalls") else ALPHA_CHECK) / m
+        # scalar_ks, ones_ks, smalls_ks and batches_ks look for errors of another path: the
+        # pooled slots
+        alpha = (ALPHA_SCALAR if method in ("scalar", "ones", "smalls", "batches")
+                 else ALPHA_CHECK) / m
         thr = dkwm_threshold(d.n, alpha)
         worst, where, wj = -1.0, "", 0
         per: dict[str, list[float]] = {}
