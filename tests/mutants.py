@@ -2470,6 +2470,43 @@ class Reversed4dBatchMutant(_BatchReadMutant):
         return self._moved(family, params, lambda i: i.flip(0))
 
 
+class BatchNoiseReuseMutant(_Mutant):
+    """One-dimensional batches of 8 or more elements: element ``i + 7`` drawn with element
+    ``i``'s noise (a noise buffer indexed modulo 7 in a one-dimensional path). Every
+    element's law is right and neighbouring elements are independent (an outside
+    trial's); the sampler's one-dimensional batches held 3 elements."""
+
+    def mutate(self, family, params, x):  # type: ignore[no-untyped-def]
+        batch = tuple(params.batch_shape)
+        size = math.prod(batch)
+        if len(batch) != 1 or size < 8:
+            return x
+        loc, scale = params["loc"], params["scale"]
+        z = ((x - loc) / scale).reshape(-1, size).clone()
+        for i in range(7, size):
+            z[:, i] = z[:, i - 7]
+        return loc + scale * z.reshape(x.shape)
+
+
+class Lag2RowsMutant(_Mutant):
+    """A Normal whose rows (the first sample dimension) are correlated at lag 2 only: row
+    ``i``'s noise mixed with row ``i - 2``'s, ``(z_i + c z_{i-2}) / sqrt(1 + c^2)`` with
+    ``c = 0.25`` (correlation 0.24 two rows apart, none between neighbours, the right
+    marginals; an outside trial's). The independence checks compared neighbours only."""
+
+    C = 0.25
+
+    def sample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        x = self._inner.sample(family, params, sample_shape, seed=seed)
+        if len(sample_shape) == 0 or sample_shape[0] < 3:
+            return x
+        loc, scale = params["loc"], params["scale"]
+        z = (x - loc) / scale
+        mixed = z.clone()
+        mixed[2:] = (z[2:] + self.C * z[:-2]) / math.sqrt(1 + self.C ** 2)
+        return loc + scale * mixed
+
+
 class LastSampleDimRepeatMutant(_Mutant):
     """Sample shapes of three or more dimensions draw the shape without its last dimension and
     repeat those values along it (a broadcast where a draw was meant): right marginals; the
@@ -3180,6 +3217,8 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     "mutant_neighbour_batch": (NeighbourBatchMutant, "batches_ks", "Normal"),
     "mutant_neighbour_batch_gamma": (NeighbourBatchMutant, "batches_ks", "Gamma"),
     "mutant_reversed_4d_batch": (Reversed4dBatchMutant, "batches_ks", "Normal"),
+    "mutant_batch_noise_reuse": (BatchNoiseReuseMutant, "batches_indep", "Normal"),
+    "mutant_lag2_rows": (Lag2RowsMutant, "batches_indep", "Normal"),
     # StudentT's gradients flipped above df 30: the conditional mean fails at df 1000.
     "mutant_studentt_flip": (StudentTFlipMutant, "grad_cdf", "StudentT"),
     # A zero gradient in the matrix (concentration, temperature): judged by the mean pathwise

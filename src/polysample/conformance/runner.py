@@ -99,9 +99,14 @@ class Draw:
     #: method): each part's columns follow the previous part's, one per grid point, and
     #: this names the parts; empty for a draw of one method.
     parts: tuple[str, ...] = ()
+    #: Every column's label, where the columns are not the grid's points (nor parts of
+    #: them): the batches draw's batch elements. Empty otherwise.
+    labels: tuple[str, ...] = ()
 
     def point(self, grid: str, j: int) -> str:
         """Column ``j``'s grid point, and its part where the draw has parts."""
+        if self.labels:
+            return self.labels[j] if 0 <= j < len(self.labels) else f"{grid}[{j}]"
         g = len(self.points)
         if not 0 <= j < g * max(1, len(self.parts)):
             return f"{grid}[{j}]"
@@ -111,6 +116,8 @@ class Draw:
     @property
     def columns(self) -> list[str]:
         """Every column's label: its grid point, and its part where the draw has parts."""
+        if self.labels:
+            return list(self.labels)
         if not self.parts:
             return list(self.points)
         return [f"{pt} by {part}" for part in self.parts for pt in self.points]
@@ -227,7 +234,10 @@ class Runner:
         both = (method in ("calls", "scalar") or grid.methods == ("sample",)) and len(batch) == 1 and (
             family_support(t, family).rsample) and method not in ("ones", "smalls", "batches")
         support_of: Callable[[torch.Tensor], str] | None = None
-        layout_parts: tuple[str, ...] = ()
+        # a draw whose columns are not the grid's points (the batches draw): their parameters
+        # and labels
+        columns_params: dict[str, Any] | None = None
+        labels: tuple[str, ...] = ()
         with torch.no_grad():
             if method == "calls":
                 # Many small calls, as a training loop draws (a backend may take another path
@@ -303,21 +313,24 @@ class Runner:
                                         for j, one in enumerate(singles)], dim=1)
             elif method == "batches":
                 # The grid's points laid out in batch shapes no other draw has (see
-                # BATCH_LAYOUTS): each layout is a part of the draw, its columns the values of
-                # the batch elements holding each point.
+                # BATCH_LAYOUTS): every batch element of every layout is a column of its own.
                 n = BATCHES_QUICK if self.quick else BATCHES_FULL
                 seed = self.seed(f"{t.name}-{family}-{grid.label}-batches")
                 how = ""
                 blocks = 0
+                g = batch[0]
                 laid = [laid_out(family, params, shape) for shape in BATCH_LAYOUTS]
                 given += laid
                 layouts = [make(family, p, t) for p in laid]
-                layout_parts = tuple(f"sample() with batch_shape {shape}"
-                                     for shape in BATCH_LAYOUTS)
+                idx = torch.cat([torch.arange(math.prod(s)) % g for s in BATCH_LAYOUTS])
+                columns_params = laid_out(family, params, (len(idx),), idx)
+                points_of = grid_points(family, params)
+                labels = tuple(
+                    f"{grid.label}[{e % g}] ({points_of[e % g]}) as element {e} of batch_shape "
+                    f"{shape}" for shape in BATCH_LAYOUTS for e in range(math.prod(shape)))
 
                 def draw(name: str, s: int) -> torch.Tensor:
-                    return torch.cat([layout_rows(getattr(d, name), shape, batch[0], n,
-                                                  seed_for(f"{s}-{i}"))
+                    return torch.cat([layout_rows(getattr(d, name), shape, n, seed_for(f"{s}-{i}"))
                                       for i, (d, shape) in enumerate(zip(layouts, BATCH_LAYOUTS))],
                                      dim=1)
             elif len(batch) == 1 and n % (copies(grid, n) * 2) == 0:
@@ -356,12 +369,10 @@ class Runner:
         if same:
             names, xs_parts = names[:1], xs_parts[:1]
         x = xs_parts[0] if len(xs_parts) == 1 else torch.cat(xs_parts, dim=1)
-        parts = (layout_parts or tuple(f"{name}(){how}" for name in names)
-                 if len(names) > 1 or layout_parts else ())
+        parts = tuple(f"{name}(){how}" for name in names) if len(names) > 1 else ()
         called = " and ".join(f"{name}()" for name in names) + how
-        if layout_parts:
-            called = (f"sample() with batch shapes {', '.join(map(str, BATCH_LAYOUTS))} "
-                      "(the grid's points in turn)")
+        if labels:
+            called = f"sample() with the grid laid out in {len(BATCH_LAYOUTS)} batch shapes"
         if same:
             called = f"sample() and rsample(){how} (which drew the same values)"
         t_draw = time.perf_counter() - t0
@@ -388,7 +399,10 @@ class Runner:
                     and twin.values.shape == xn.shape and np.array_equal(twin.values, xn)):
                 return Draw(n, seed, twin.projections, twin.support_ok, points, t_draw,
                             shared=True, called=called, outside=twin.outside)
-        if parts:  # the parameters of every part's columns, in the order of the columns
+        if columns_params is not None:
+            dist = make(family, columns_params, t)
+            batch = tuple(dist.batch_shape)
+        elif parts:  # the parameters of every part's columns, in the order of the columns
             dist = make(family, tiled(family, params, len(parts)), t)
             batch = tuple(dist.batch_shape)
         p = params_np(dist, spec.params)
@@ -406,7 +420,7 @@ class Runner:
                    else outside_support(dist, x[:5000].detach()))
         return Draw(n, seed, projs, not outside, points, t_draw,
                     xn if method == "sample" else None, called=called, parts=parts,
-                    outside=outside)
+                    outside=outside, labels=labels)
 
     # -------------------------------------------------------------- normal scores
     def provide(self, scores: Iterable[PitScores]) -> None:
@@ -582,57 +596,55 @@ def tiled(family: str, params: Mapping[str, Any], times: int) -> dict[str, Any]:
     return out
 
 
-#: The ``batches`` draw of the sampler layer's ``batches_ks`` check: the typical grid's points
-#: laid out in these batch shapes, point ``e % G`` at flat batch element ``e`` (G points), each
-#: layout a part of the draw. Every other draw of the layer lays its grid out as ``(G,)``,
-#: ``(copies, G)`` or ``(G, 2, copies / 2)``: a backend that read the parameters of a
-#: neighbouring element in batches of 5 to 7, or read batches of four dimensions in reverse
-#: order, passed every check (an outside trial). One- to five-dimensional batches of 4 to 16
-#: elements, with dimensions of size 1 among them.
+#: The ``batches`` draw of the sampler layer's ``batches_ks`` and ``batches_indep`` checks:
+#: the typical grid's points laid out in these batch shapes, point ``e % G`` at flat batch
+#: element ``e`` (G points), every element of every layout a column of the draw (67). Every
+#: other draw of the layer lays its grid out as ``(G,)``, ``(copies, G)`` or
+#: ``(G, 2, copies / 2)``: a backend that read the parameters of a neighbouring element in
+#: batches of 5 to 7, read batches of four dimensions in reverse order, or gave element
+#: ``i + 7`` element ``i``'s noise, passed every check (outside trials). One- to
+#: five-dimensional batches of 4 to 16 elements, with dimensions of size 1 among them.
 BATCH_LAYOUTS: tuple[tuple[int, ...], ...] = (
     (4,), (5,), (6,), (7,), (8,), (9,), (2, 2, 2, 2), (2, 1, 3, 1, 2))
-#: Values of each grid point in each layout (quick mode, full mode), from the first elements
-#: holding the point, drawn in calls of at most :data:`BATCH_CALL_VALUES` values.
+#: Values of each batch element (quick mode, full mode): powers of two, drawn in calls of
+#: :func:`layout_call_rows` rows.
 BATCHES_QUICK = 1024
 BATCHES_FULL = 4096
-#: The most values one call of the ``batches`` draw makes: 257 to 512, the size class of the
-#: semantics layer's draws (one shape bucket on TFP's JAX substrate: no program of its own).
+#: The most values one call of the ``batches`` draw makes: 257 to 512 (every layout's), the
+#: size class of the semantics layer's draws (one shape bucket on TFP's JAX substrate: no
+#: program of its own).
 BATCH_CALL_VALUES = 512
 
 
-def laid_out(family: str, params: Mapping[str, Any], shape: tuple[int, ...]) -> dict[str, Any]:
+def layout_call_rows(shape: tuple[int, ...]) -> int:
+    """The sample rows of one call of the batches draw for the batch ``shape``: the largest
+    power of two within :data:`BATCH_CALL_VALUES` values."""
+    return 1 << max(0, (BATCH_CALL_VALUES // math.prod(shape)).bit_length() - 1)
+
+
+def laid_out(family: str, params: Mapping[str, Any], shape: tuple[int, ...],
+             index: torch.Tensor | None = None) -> dict[str, Any]:
     """``params``, a one-dimensional batch of G grid points, as the batch ``shape``: point
-    ``e % G`` at flat element ``e`` (each tensor parameter with a batch dimension indexed and
-    reshaped; the others broadcast as they are)."""
+    ``index[e]`` (by default ``e % G``) at flat element ``e``; each tensor parameter with a
+    batch dimension indexed and reshaped, the others broadcast as they are."""
     spec = FAMILIES[family]
     out: dict[str, Any] = {}
     for name, v in params.items():
         if isinstance(v, torch.Tensor) and v.dim() > spec.param_event_dim(name):
-            idx = torch.arange(math.prod(shape)) % v.shape[0]
+            idx = torch.arange(math.prod(shape)) % v.shape[0] if index is None else index
             v = v[idx].reshape(shape + tuple(v.shape[1:])).clone()
         out[name] = v
     return out
 
 
-def layout_rows(fn: Callable[..., torch.Tensor], shape: tuple[int, ...], points: int, n: int,
+def layout_rows(fn: Callable[..., torch.Tensor], shape: tuple[int, ...], n: int,
                 seed: int) -> torch.Tensor:
-    """``n`` draws of each of ``points`` grid points laid out as the batch ``shape``
-    (:func:`laid_out`) by ``fn`` (a ``sample``), as ``(n, points, *event)``: calls of the
-    sample shape ``(r,)``, ``r`` the most rows within :data:`BATCH_CALL_VALUES` values, each
-    with a seed derived from ``seed``, until every point has ``n`` values; a point's values are
-    its first element's rows, then its next element's, and so on, from each call in turn."""
-    size = math.prod(shape)
-    r = max(1, BATCH_CALL_VALUES // size)
-    least = size // points  # the fewest elements holding one point
-    calls = -(-n // (r * least))
-    xs = [fn((r,), seed=seed_for(f"{seed}-{i}")) for i in range(calls)]
-    x = torch.cat(xs).flatten(1, len(shape))  # (calls * r, size, *event)
-    cols = []
-    for j in range(points):
-        elems = torch.arange(j, size, points)
-        # (calls * r, k, *event) -> the first element's rows, then the next element's
-        cols.append(x[:, elems].transpose(0, 1).flatten(0, 1)[:n])
-    return torch.stack(cols, dim=1)
+    """``n`` draws of every element of the batch ``shape`` by ``fn`` (a ``sample``), as
+    ``(n, elements, *event)``: ``n / r`` calls of the sample shape ``(r,)``
+    (:func:`layout_call_rows`), each with a seed derived from ``seed``, one after the other."""
+    r = layout_call_rows(shape)
+    xs = [fn((r,), seed=seed_for(f"{seed}-{i}")) for i in range(-(-n // r))]
+    return torch.cat(xs)[:n].flatten(1, len(shape))
 
 
 #: The ``calls`` draw of the sampler layer's ``calls_ks`` check: this many calls (quick mode,

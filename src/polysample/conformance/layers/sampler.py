@@ -40,12 +40,16 @@ statistics with a known law (:func:`..cases.projections`):
   grid): the same point drawn in calls of 2 to 64 values (:data:`..runner.SMALL_CALLS`, twelve
   times, float64 and float32 in turn: 24,948 values in 756 calls), at the pooled alpha (a
   small-n path 10% off: a Gamma's rate; a float32 path for scalar parameters 10% too wide).
-* ``batches_ks`` (typical grid): the K-S check of each grid point drawn in the batch shapes
-  of :data:`..runner.BATCH_LAYOUTS` (one to five dimensions, 4 to 16 elements, point
-  ``e % G`` at flat element ``e``), each layout's columns judged apart, at the pooled alpha:
+* ``batches_ks`` (typical grid): the K-S check of every batch element of the grid drawn in
+  the batch shapes of :data:`..runner.BATCH_LAYOUTS` (one to five dimensions, 4 to 16
+  elements, point ``e % G`` at flat element ``e``), each element a column, at the pooled alpha:
   every other draw lays the grid out as ``(G,)``, ``(copies, G)`` or ``(G, 2, copies / 2)``,
   and a backend that read a neighbouring element's parameters in batches of 5 to 7, or a
   four-dimensional batch in reverse order, passed every check.
+* ``batches_indep`` (typical grid, the same draw): every pair of batch elements of one layout,
+  and rows 1 to 8 apart within one call, independent (exact product-mean bounds, pooled
+  alpha): element ``i + 7`` given element ``i``'s noise, or rows correlated two apart,
+  passed every check (the other independence checks compare neighbours).
 * ``scalar_ks`` (typical grid): the K-S check of each grid point drawn with scalar
   parameters (batch ``()``), ``sample()`` and ``rsample()``, in a call of its own of
   :data:`..runner.SCALAR_VALUES` values: a backend may take another path for scalar
@@ -74,7 +78,7 @@ from ...core.families import FAMILIES
 from ..grids import Grid, grids
 from ..model import CdfCurves, Check, CheckFailure, Evidence, Outcome, PitScores, Skip
 from ..reference import Projection, fast_cdf
-from ..runner import CALL_ROWS, Draw, Runner, Target
+from ..runner import BATCH_LAYOUTS, CALL_ROWS, Draw, Runner, Target, layout_call_rows
 from ..stats import (
     ALPHA_CALLS_INDEP,
     ALPHA_CHECK,
@@ -535,6 +539,12 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
             yield from (c for c in _draw_checks(t, family, grid, "batches", continuous)
                         if c.name == "batches_ks")
 
+            def batches_indep(r: Runner, grid: Grid = grid) -> Outcome:
+                return _batches_indep_check(r.draw(t, family, grid, "batches"))
+
+            yield Check(t.name, family, grid.label, "batches_indep", "sampler", True,
+                        batches_indep)
+
 
 def _draw_checks(t: Target, family: str, grid: Grid, method: str,
                  continuous: bool) -> Iterator[Check]:
@@ -601,7 +611,8 @@ def _draw_checks(t: Target, family: str, grid: Grid, method: str,
             raise CheckFailure(
                 f"K-S distance {worst:.4g}{how} of {where} at {point} exceeds the DKWM "
                 f"threshold {thr:.4g} (n={d.n}, alpha_i={alpha:.2g} per point){there}", out)
-        out.message = f"max K-S distance {worst:.3g} ({where} at {grid.label}[{wj}])"
+        at = point if d.labels else f"{grid.label}[{wj}]"
+        out.message = f"max K-S distance {worst:.3g} ({where} at {at})"
         if d.shared:
             out.message += "; the values equal sample()'s with the same seed"
         return out
@@ -1043,6 +1054,103 @@ def _independence_check(d: Draw, grid: Grid, method: str) -> Outcome:
                     n=d.n, seed=d.seed, alpha=alpha_balance, point=point,
                     details={"balance": details_balance}))
     out.message = f"max |12 x mean PIT product| {test.statistic[j]:.3g} {desc}{note}"
+    return out
+
+
+#: Row lags within one call that ``batches_indep`` compares, each pooled over every element.
+BATCH_LAGS = tuple(range(1, 9))
+
+
+def _batches_indep_check(d: Draw) -> Outcome:
+    """The batches draw's elements are independent draws: every pair of batch elements of one
+    layout (the same rows), and rows 1 to 8 apart within one call (pooled over every element
+    of every layout), each pair's mean product of centred PITs (mid-PITs for a discrete
+    statistic) against Bernstein's bound at the pooled alpha split over every such test.
+
+    The sampler's other draws compare neighbouring rows and neighbouring grid points only: a
+    backend that gave batch element ``i + 7`` the noise of element ``i`` (right marginals,
+    every neighbour independent) passed every check."""
+    # (statistic, kind, first values, second values, their columns, the product of the
+    # columns' mean PITs: what independent draws of a wrong law give the mean product)
+    tests: list[tuple[str, str, np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]] = []
+    for p in d.projections:
+        v, keep = _pit_head(p)
+        mu = v.mean(axis=0)
+        usable = np.array([bool(keep[j]) and not _point_mass(p, j) for j in range(v.shape[1])])
+        lags_a: dict[int, list[np.ndarray]] = {lag: [] for lag in BATCH_LAGS}
+        lags_b: dict[int, list[np.ndarray]] = {lag: [] for lag in BATCH_LAGS}
+        start = 0
+        pooled: list[np.ndarray] = []
+        for shape in BATCH_LAYOUTS:
+            size = math.prod(shape)
+            cols = np.arange(start, start + size)
+            start += size
+            cols = cols[usable[cols]]
+            pooled.append(cols)
+            if len(cols) >= 2:
+                first, second = np.triu_indices(len(cols), 1)
+                tests.append((p.label, "pair", v[:, cols[first]], v[:, cols[second]],
+                              cols[first], cols[second], 0.0))
+            rows, per_call = v.shape[0], layout_call_rows(shape)
+            for lag in BATCH_LAGS:
+                # disjoint pairs (i, i + lag) within one call: no row in two pairs
+                i = np.arange(rows - lag)
+                i = i[(i % (2 * lag) < lag) & (i % per_call + lag < per_call)]
+                if len(i) and len(cols):
+                    lags_a[lag].append(v[i][:, cols].ravel())
+                    lags_b[lag].append(v[i + lag][:, cols].ravel())
+        every = np.concatenate(pooled)
+        for lag in BATCH_LAGS:
+            if lags_a[lag]:
+                none = np.array([-1])
+                tests.append((p.label, f"lag {lag}", np.concatenate(lags_a[lag])[:, None],
+                              np.concatenate(lags_b[lag])[:, None], none, none,
+                              float(np.mean(mu[every] ** 2)) if len(every) else 0.0))
+    if not tests:
+        raise Skip(f"no statistic with usable columns (ties at {_res(d)} resolution)")
+    m = sum(a.shape[1] for _, _, a, _, _, _, _ in tests)
+    alpha = ALPHA_SCALAR / m
+    worst_ratio, chosen = -1.0, None
+    est: dict[str, float] = {}
+    for label, kind, a, b, at, partner, marginal in tests:
+        test = product_mean_test(a, b, alpha)
+        j = test.worst
+        key = f"{label}:{kind}"
+        est[key] = max(est.get(key, 0.0), float(np.max(np.abs(test.estimate))))
+        if test.ratio[j] > worst_ratio:
+            worst_ratio = float(test.ratio[j])
+            if kind == "pair":
+                marginal = float(a[:, j].mean() * b[:, j].mean())
+            chosen = (label, kind, test, j, int(at[j]), int(partner[j]), marginal)
+    assert chosen is not None
+    label, kind, test, j, col, other, marginal = chosen
+    desc = (f"of {label} between {d.point('', col)} and {d.point('', other)} (the same rows)"
+            if kind == "pair" else
+            f"of {label} between rows {kind[4:]} apart within one call (every element pooled)")
+    pair_test = next((t for t in tests if t[1] == "pair"), tests[0])
+    out = Outcome(statistic=float(test.statistic[j]), threshold=float(test.threshold[j]),
+                  n=d.n, seed=d.seed, alpha=alpha,
+                  detectable=product_mean_test(pair_test[2][:, :1], pair_test[3][:, :1],
+                                               alpha).detectable,
+                  point=d.point("", col) if kind == "pair" else "",
+                  details={"max_abs_pit_correlation": est, "tests": m})
+    if worst_ratio > 1:
+        lead = "draws are not independent"
+        note = ""
+        if abs(12 * marginal) > test.threshold[j] / 2:
+            # Independent draws from a wrong law also fail: the PITs' means are off, and so
+            # is the mean of their product. Say so rather than blame dependence.
+            lead = "draws are not independent draws of the reference law"
+            note = (f"; the columns' mean centred PITs alone make 12 x the mean product "
+                    f"{12 * marginal:.3g} (0 under the reference): the law is wrong (see "
+                    "batches_ks)")
+        raise CheckFailure(
+            f"{d.called}: {lead}: 12 x the mean product of centred PIT values {desc} is "
+            f"{test.estimate[j]:.3g} (0 for independent draws; the PITs' correlation), beyond "
+            f"the exact bound {test.threshold[j]:.3g} ({d.n} rows, alpha_i={alpha:.2g}){note}",
+            out)
+    out.message = (f"{m} pairings of batch elements and lags within calls; max |12 x mean PIT "
+                   f"product| {test.statistic[j]:.3g} {desc}")
     return out
 
 
