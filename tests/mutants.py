@@ -404,6 +404,36 @@ class HessianZeroMutant(_Mutant):
         return _DetachedBackwardNormalScore.apply(value, loc, scale)
 
 
+class _DetachedExponentialPath(torch.autograd.Function):
+    """An Exponential draw ``x = e / rate`` with a hand-written backward computed from detached
+    tensors: right values and first derivatives (``dx/drate = -x / rate``), second derivatives
+    silently 0 (``d2x/drate2 = 2 x / rate^2``)."""
+
+    @staticmethod
+    def forward(ctx, rate, x):  # type: ignore[no-untyped-def, override]
+        ctx.save_for_backward(rate, x)
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, g):  # type: ignore[no-untyped-def, override]
+        rate, x = (t.detach() for t in ctx.saved_tensors)
+        return _sum_to(-g * x / rate, rate.shape), None
+
+
+class RsampleHessianZeroMutant(_Mutant):
+    """Exponential's ``rsample()`` through :class:`_DetachedExponentialPath`: values and
+    gradients right, second derivatives through the draw silently 0 (an outside trial's;
+    only ``log_prob``'s second derivatives were required)."""
+
+    FAMILIES = ("Exponential",)
+
+    def rsample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        rate = params["rate"]
+        x = self._inner.rsample(family, {k: v.detach() if isinstance(v, torch.Tensor) else v
+                                         for k, v in params.items()}, sample_shape, seed=seed)
+        return _DetachedExponentialPath.apply(rate, x.detach())
+
+
 class ValueGradientMutant(_Mutant):
     """Scores Normal itself with the right values and parameter gradients, and a derivative in
     the value 10% off (a hand-written backward pass; an outside trial's: ``log_prob_gradcheck``
@@ -3026,6 +3056,7 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     "mutant_poisson_plain_score": (PoissonPlainScoreMutant, "point_mass", "Poisson"),
     "mutant_seed_hash": (SeedHashMutant, "calls_repeats", "Normal"),
     "mutant_hessian_zero": (HessianZeroMutant, "log_prob_gradcheck", "Normal"),
+    "mutant_rsample_hessian_zero": (RsampleHessianZeroMutant, "grad_second", "Exponential"),
     "mutant_value_gradient": (ValueGradientMutant, "log_prob_gradcheck", "Normal"),
     "mutant_tail_loc_gradient": (TailLocGradientMutant, "log_prob_gradcheck", "Normal"),
     "mutant_float32_scale_gradient": (Float32ScaleGradientMutant, "log_prob_gradcheck", "Normal"),

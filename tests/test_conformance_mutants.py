@@ -56,6 +56,7 @@ LAYERS = {
     "grad_large": ("gradient",),
     "grad_noise": ("gradient",),
     "grad_scalar": ("gradient",),
+    "grad_second": ("gradient",),
     "rsample_grad": ("semantics",),
     "point_mass": ("semantics",),
     "dtype": ("semantics",),

@@ -350,7 +350,7 @@ def test_the_parametrize_with_checks_example_passes_when_run(tmp_path):
                          capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stdout[-3000:]
     # the numbers the page gives
-    assert "7 passed, 1 xfailed" in res.stdout, res.stdout[-3000:]
+    assert "8 passed, 1 xfailed" in res.stdout, res.stdout[-3000:]
 
 
 def test_examples_that_start_a_local_cluster_guard_it_for_scripts():

@@ -51,7 +51,7 @@ CHECK_NAMES: frozenset[str] = frozenset({
     "mixture_ks",
     # gradient
     "grad_cdf", "grad_noise", "grad_mean", "grad_shape", "grad_large", "grad_sweep",
-    "grad_scalar",
+    "grad_scalar", "grad_second",
     "mixture_grad",
     # agreement
     "agree_pit_mean", "agree_pit_var",

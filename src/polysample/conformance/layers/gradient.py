@@ -12,6 +12,9 @@
 * ``grad_scalar`` (those parameters, typical and float32 grids): their per-sample identity
   with scalar parameters, each grid point in a large call of its own, through random weighted
   sums of the per-draw gradients (a scalar leaf's gradient is otherwise only the call's sum).
+* ``grad_second`` (the univariate continuous families, typical grid): ``rsample()``'s second
+  derivatives are right (along the quantile path, on the parameters whose first derivatives
+  meet the per-sample identity) or refused with ``NotReparameterizableError``.
 * ``grad_noise`` (LogisticNormal, RelaxedOneHotCategorical): the noise recovered from ``x``
   does not move with theta.
 * ``grad_mean`` (the other reparameterized families): the mean pathwise gradient of
@@ -57,6 +60,7 @@ import numpy as np
 import torch
 
 from ...core.backend import FamilySupport, in_rsample_params
+from ...core.errors import NotReparameterizableError
 from ...core.families import FAMILIES
 from .. import cases
 from ..grids import (
@@ -141,6 +145,10 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
         else:
             yield Check(t.name, family, grid.label, "grad_mean", "gradient", True,
                         _grad_mean(t, family, grid, support))
+    if kind == "cdf":
+        grid = next(g for g in grids(family) if g.label == "typical")
+        yield Check(t.name, family, "typical", "grad_second", "gradient", False,
+                    _grad_second(t, family, grid, support))
     c = cases.CASES[family]
     allowed = support.rsample_params
     fixed = [k for k in FAMILIES[family].params
@@ -829,6 +837,178 @@ def _fd_derivative(family: str, p: dict[str, np.ndarray], k: str, xn: np.ndarray
 def _take(v: Any, idx: np.ndarray, size: int) -> Any:
     """``v[idx]`` for a per-value array of ``size`` values; ``v`` itself for a scalar."""
     return v[idx] if np.ndim(v) and np.size(v) == size else v
+
+
+#: ``grad_second``: samples per grid point, the relative step of the outer central
+#: differences (of the parameter, and of x in units of the local length ``min(F, 1 - F) /
+#: p``), the tolerance (relative to the reference, plus GRAD2_ATOL x G_i G_j / that length,
+#: ``G_i`` the root mean square of ``dx/dtheta_i`` over the grid point's samples: the scale of
+#: a second derivative where the reference is 0, as for a location and a scale).
+GRAD2_SAMPLES = 8
+GRAD2_STEP = 1e-3
+GRAD2_RTOL = GRAD_RTOL
+GRAD2_ATOL = 1e-3
+#: ... plus this many times the difference of the references at steps h and 2 h.
+GRAD2_NOISE = 10.0
+
+
+def _grad_second(t: Target, family: str, grid: Grid, support: FamilySupport
+                 ) -> Callable[[Runner], Outcome]:
+    """``rsample()``'s second derivatives (``create_graph=True``, a Hessian through a draw)
+    are right, or refused with :class:`~polysample.NotReparameterizableError`.
+
+    Per sample, on the parameters whose first derivative meets ``grad_cdf``'s per-sample
+    identity (the draw then moves along the quantile path, ``dx/dtheta_i = g_i(x, theta) =
+    -dF/dtheta_i / p``), the path's second derivative is determined:
+    ``d2x/dtheta_i dtheta_j = dg_i/dx g_j + dg_i/dtheta_j``, each partial a central
+    difference of ``g_i`` (itself :func:`_fd_derivative`'s). A backward pass computed from
+    detached tensors gives silent zeros (``torch.autograd.functional.hessian`` returns them
+    without a word): an outside trial's backend did, and passed every check. Parameters whose
+    draws take another valid path (StudentT's df through a chi-square) are left to
+    ``grad_cdf``'s conditional-mean fallback, as are samples whose finite differences are not
+    reliable. The typical grid, float64, :data:`GRAD2_SAMPLES` samples per point.
+    """
+    spec = FAMILIES[family]
+    law_of = cases.CASES[family].law
+    assert law_of is not None
+
+    def first(p: dict[str, np.ndarray], xn: np.ndarray, names: list[str]
+              ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+        """The quantile path's ``g_k`` at ``(x, p)`` for every ``k``, where all are reliable,
+        and the local length ``min(F, 1 - F) / p`` (a step of ``GRAD2_STEP`` of it moves the
+        CDF by about that fraction of the nearer tail's mass: inside the support)."""
+        law = law_of(p)
+        with np.errstate(all="ignore"):
+            F0, pdf = law.cdf(xn), law.pdf(xn)
+            tail = np.minimum(F0, 1 - F0)
+            length = tail / pdf
+        ok = (pdf > 0) & (tail > 1e-8) & np.isfinite(length)
+        out = {}
+        for k in names:
+            dF, rel = _fd_derivative(family, p, k, xn, F0 > 0.5)
+            with np.errstate(all="ignore"):
+                out[k] = -dF / pdf
+            ok &= (rel < 1e-6) & np.isfinite(out[k])
+        return out, ok, length
+
+    def fn(r: Runner) -> Outcome:
+        seed = r.seed(f"{t.name}-{family}-{grid.label}-grad_second")
+        params = grid.build(torch.float64)
+        points = math.prod(_torch_dist(family, params).batch_shape)
+        big, leaves = _per_sample_leaves(family, params, support, GRAD2_SAMPLES)
+        names = [k for k in leaves if k in _needed(family)]
+        if not names:
+            raise Skip("no parameter with a pathwise gradient")
+        dist = make(family, big, t, validate=False)
+        x = dist.rsample((), seed=seed)
+        inputs = [leaves[k] for k in names]
+        try:
+            g1 = torch.autograd.grad(x.sum(), inputs, create_graph=True, allow_unused=True)
+            got2: dict[tuple[str, str], np.ndarray] = {}
+            for k, gk in zip(names, g1):
+                # A gradient without a graph is constant in the parameters (a location's
+                # dx/dloc = 1): second derivatives 0, as torch.autograd.functional.hessian
+                # reports them. Judged against the reference like any other.
+                g2 = (torch.autograd.grad(gk.sum(), inputs, retain_graph=True,
+                                          allow_unused=True)
+                      if gk is not None and gk.requires_grad else [None] * len(names))
+                for j, h in zip(names, g2):
+                    got2[(k, j)] = (np.zeros(x.numel()) if h is None
+                                    else h.detach().double().numpy(force=True).reshape(-1))
+        except NotReparameterizableError:
+            return Outcome("second derivatives through rsample() refused "
+                           "(NotReparameterizableError)")
+        xn = x.detach().double().numpy().reshape(-1)
+        one = (dist.batch_shape[0],) + tuple(x.shape[1:])
+        p = {k: np.broadcast_to(np.broadcast_to(v, one)[:1], x.shape).reshape(-1).copy()
+             for k, v in params_np(dist, spec.params).items() if k in _needed(family)}
+        got1 = {k: (np.zeros_like(xn) if g is None
+                    else g.detach().double().numpy(force=True).reshape(-1))
+                for k, g in zip(names, g1)}
+        g0, ok, length = first(p, xn, names)
+        # the parameters on the quantile path: the first-derivative identity holds at every
+        # reliable sample (elsewhere grad_cdf judges the path)
+        on_path = [k for k in names if ok.any() and np.all(
+            np.abs(got1[k] - g0[k])[ok] <= GRAD_RTOL * np.abs(g0[k])[ok] + 1e-12)]
+        if not on_path:
+            raise Skip("no parameter whose draws move along the quantile path (grad_cdf "
+                       "judges the others)")
+        # Each partial at two steps (h and 2 h): their difference bounds the reference's own
+        # error (finite-difference noise where the second derivative is 0, as a scale's is)
+        wants: list[dict[tuple[str, str], np.ndarray]] = []
+        for step in (GRAD2_STEP, 2 * GRAD2_STEP):
+            hx = step * np.where(ok, length, 0.0)
+            gxp, okp, _ = first(p, xn + hx, on_path)
+            gxm, okm, _ = first(p, xn - hx, on_path)
+            ok = ok & okp & okm & (hx > 0)
+            with np.errstate(all="ignore"):
+                dgdx = {k: (gxp[k] - gxm[k]) / (2 * hx) for k in on_path}
+            want_s: dict[tuple[str, str], np.ndarray] = {}
+            for j in on_path:
+                theta = p[j]
+                h = step * np.maximum(np.abs(theta), 1.0)
+                if j == "probs":
+                    h = np.minimum(h, 0.25 * np.minimum(theta, 1 - theta))
+                elif j in cases.CASES[family].positive:
+                    h = np.minimum(h, 0.25 * theta)
+                pp, pm = dict(p), dict(p)
+                pp[j], pm[j] = theta + h, theta - h
+                gp, okp, _ = first(pp, xn, on_path)
+                gm, okm, _ = first(pm, xn, on_path)
+                ok = ok & okp & okm
+                for k in on_path:
+                    with np.errstate(all="ignore"):
+                        want_s[(k, j)] = dgdx[k] * g0[j] + (gp[k] - gm[k]) / (2 * h)
+            wants.append(want_s)
+        if ok.sum() < GRAD2_SAMPLES:
+            raise Skip("too few samples where the finite differences are reliable")
+        # the typical size of each first derivative at each grid point (root mean square over
+        # its samples): with the local length, the scale of a second derivative there
+        col = np.arange(xn.size) % points
+        size = {}
+        for k in on_path:
+            sq = np.where(ok, g0[k] ** 2, 0.0)
+            rms = np.sqrt(np.bincount(col, sq, points)
+                          / np.maximum(np.bincount(col, ok.astype(float), points), 1))
+            size[k] = rms[col]
+        worst, where = 0.0, ""
+        for k in on_path:
+            for j in on_path:
+                want, coarse = wants[0][(k, j)], wants[1][(k, j)]
+                got = got2[(k, j)]
+                with np.errstate(all="ignore"):
+                    tol = (GRAD2_RTOL * np.abs(want)
+                           + GRAD2_ATOL * size[k] * size[j] / length
+                           + GRAD2_NOISE * np.abs(want - coarse))
+                with np.errstate(all="ignore"):
+                    err = np.where(ok, np.abs(got - want) / tol, 0.0)
+                err = np.where(ok & ~np.isfinite(got), np.inf, err)
+                i = int(np.argmax(err))
+                if err[i] > worst:
+                    worst = float(err[i])
+                    pts = grid_points(family, params)
+                    where = (f"d2x/d{k} d{j} at {grid.label}[{i % points}] "
+                             f"({pts[i % points]}), x = {xn[i]:.6g}: {got[i]:.6g}, expected "
+                             f"{want[i]:.6g}")
+                    if worst > 1:
+                        silent = not np.any(got[ok])
+                        raise CheckFailure(
+                            f"rsample()'s second derivative is wrong: {where} (tolerance "
+                            f"{tol[i]:.3g}; the quantile path's, whose first derivatives "
+                            f"this draw meets)" + (
+                                ". Every second derivative is 0: a backward pass computed "
+                                "from detached tensors (an autograd.Function whose backward "
+                                "is not itself differentiable) gives silent zeros. Compute "
+                                "it with differentiable torch operations, or raise "
+                                "NotReparameterizableError there under create_graph=True "
+                                "(as the tfp backends do)" if silent else ""),
+                            statistic=worst, threshold=1.0, point=f"{grid.label}[{i % points}]")
+        judged = ", ".join(on_path)
+        return Outcome(f"second derivatives in {judged} along the quantile path at "
+                       f"{int(ok.sum())} samples (largest error {worst:.2g} of its tolerance"
+                       + (f": {where})" if where else ")"), statistic=worst, threshold=1.0)
+
+    return fn
 
 
 #: ``grad_sweep``: copies of the sweep's 32 points (one call: 64 samples), and the divisor of
