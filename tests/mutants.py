@@ -2537,6 +2537,34 @@ class Lag2RowsMutant(_Mutant):
         return loc + scale * mixed
 
 
+class TwoCategoryMutant(_Mutant):
+    """Dirichlet and Categorical of exactly two categories on a path of their own, wrong: the
+    Dirichlet drawn with its first concentration 20% high (a Beta with a slip), the
+    Categorical with its two probabilities swapped. Every other event size is right (an
+    outside trial's: every grid had 1, 3 or 5 categories)."""
+
+    FAMILIES = ("Dirichlet", "Categorical")
+
+    def _params(self, family, params):  # type: ignore[no-untyped-def]
+        name = "concentration" if family == "Dirichlet" else "probs"
+        v = params.get(name)
+        if not isinstance(v, torch.Tensor) or v.shape[-1] != 2:
+            return params
+        out = {k: w for k, w in params.items() if k != "logits"}
+        if family == "Dirichlet":
+            out[name] = torch.cat([v[..., :1] * 1.2, v[..., 1:]], -1)
+        else:
+            out[name] = v.flip(-1)
+        return out
+
+    def sample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        return self._inner.sample(family, self._params(family, params), sample_shape, seed=seed)
+
+    def rsample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        return self._inner.rsample(family, self._params(family, params), sample_shape,
+                                   seed=seed)
+
+
 class LastSampleDimRepeatMutant(_Mutant):
     """Sample shapes of three or more dimensions draw the shape without its last dimension and
     repeat those values along it (a broadcast where a draw was meant): right marginals; the
@@ -3250,6 +3278,9 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     "mutant_reversed_4d_batch": (Reversed4dBatchMutant, "batches_ks", "Normal"),
     "mutant_batch_noise_reuse": (BatchNoiseReuseMutant, "batches_indep", "Normal"),
     "mutant_lag2_rows": (Lag2RowsMutant, "batches_indep", "Normal"),
+    # Two categories on a path of their own: event2_ks.
+    "mutant_two_categories": (TwoCategoryMutant, "event2_ks", "Dirichlet"),
+    "mutant_two_categories_categorical": (TwoCategoryMutant, "event2_ks", "Categorical"),
     # StudentT's gradients flipped above df 30: the conditional mean fails at df 1000.
     "mutant_studentt_flip": (StudentTFlipMutant, "grad_cdf", "StudentT"),
     # A zero gradient in the matrix (concentration, temperature): judged by the mean pathwise

@@ -46,6 +46,7 @@ LAYERS = {
     "smalls_ks": ("sampler",),
     "batches_ks": ("sampler",),
     "batches_indep": ("sampler",),
+    "event2_ks": ("sampler",),
     "smalls_pit_mean": ("sampler",),
     "smalls_pit_var": ("sampler",),
     "calls_indep": ("sampler",),

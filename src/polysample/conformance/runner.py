@@ -13,6 +13,7 @@ so a check gives the same result whatever ran before it, in whichever process.
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import math
 import sys
@@ -197,7 +198,9 @@ class Runner:
         n = cases.sample_size(family, grid.label, self.quick)
         dtype = grid.dtype or torch.float64
         params = grid.build(dtype)
-        if grid.label == "typical":  # torch's other parameterization (see as_logits)
+        if method == "event2":  # the typical parameters at event size 2 (see EVENT2_SIZE)
+            params = cases.CASES[family].example((3,), dtype, 2)
+        elif grid.label == "typical":  # torch's other parameterization (see as_logits)
             params = as_logits(family, params)
         if method in ("ones", "smalls"):  # the first grid point alone, a batch of one
             spec0 = FAMILIES[family]
@@ -311,6 +314,14 @@ class Runner:
                 def draw(name: str, s: int) -> torch.Tensor:
                     return torch.stack([getattr(one, name)((n,), seed=seed_for(f"{s}-{j}"))
                                         for j, one in enumerate(singles)], dim=1)
+            elif method == "event2":
+                n = EVENT2_QUICK if self.quick else EVENT2_FULL
+                seed = self.seed(f"{t.name}-{family}-{grid.label}-event2")
+                how = " at event size 2"
+                blocks = 1
+
+                def draw(name: str, s: int) -> torch.Tensor:
+                    return getattr(dist, name)((n,), seed=s)
             elif method == "batches":
                 # The grid's points laid out in batch shapes no other draw has (see
                 # BATCH_LAYOUTS): every batch element of every layout is a column of its own.
@@ -594,6 +605,30 @@ def tiled(family: str, params: Mapping[str, Any], times: int) -> dict[str, Any]:
                 and v.dim() > spec.param_event_dim(name) + 1):
             out[name] = v.flatten(0, 1)
     return out
+
+
+#: The ``event2`` draw of the sampler layer's ``event2_ks`` check: the typical grid's points
+#: at event size 2 (two categories, a bivariate normal, 2 x 2 matrices), this many draws per
+#: point (quick mode, full mode). The other grids have event sizes 3 (typical, corners) and 5
+#: (float32), and the semantics layer draws size 1: a sampler with a branch of its own for
+#: two categories (a Dirichlet drawn through a Beta) was judged nowhere (an outside trial's
+#: Dirichlet of exactly 2 categories passed).
+EVENT2_QUICK = 1 << 14
+EVENT2_FULL = 1 << 16
+
+
+def has_event_size(family: str) -> bool:
+    """Whether ``family``'s parameters have an event size (categories, dimension) that the
+    grids choose: its example parameters differ between event sizes 2 and 3."""
+    return _has_event_size(family)
+
+
+@functools.cache
+def _has_event_size(family: str) -> bool:
+    c = cases.CASES[family]
+    a, b = c.example((3,), torch.float64, 3), c.example((3,), torch.float64, 2)
+    return any((v.shape != b[k].shape) if isinstance(v, torch.Tensor) else (v != b[k])
+               for k, v in a.items())
 
 
 #: The ``batches`` draw of the sampler layer's ``batches_ks`` and ``batches_indep`` checks:

@@ -46,6 +46,10 @@ statistics with a known law (:func:`..cases.projections`):
   every other draw lays the grid out as ``(G,)``, ``(copies, G)`` or ``(G, 2, copies / 2)``,
   and a backend that read a neighbouring element's parameters in batches of 5 to 7, or a
   four-dimensional batch in reverse order, passed every check.
+* ``event2_ks`` (typical grid, the families with an event size): the K-S check of the grid's
+  points at event size 2 (:data:`..runner.EVENT2_QUICK` draws each), at the pooled alpha: the
+  other grids have sizes 3 and 5, and a Dirichlet of two categories on a wrong path of its
+  own passed every check.
 * ``batches_indep`` (typical grid, the same draw): every pair of batch elements of one layout,
   and rows 1 to 8 apart within one call, independent (exact product-mean bounds, pooled
   alpha): element ``i + 7`` given element ``i``'s noise, or rows correlated two apart,
@@ -78,7 +82,15 @@ from ...core.families import FAMILIES
 from ..grids import Grid, grids
 from ..model import CdfCurves, Check, CheckFailure, Evidence, Outcome, PitScores, Skip
 from ..reference import Projection, fast_cdf
-from ..runner import BATCH_LAYOUTS, CALL_ROWS, Draw, Runner, Target, layout_call_rows
+from ..runner import (
+    BATCH_LAYOUTS,
+    CALL_ROWS,
+    Draw,
+    Runner,
+    Target,
+    has_event_size,
+    layout_call_rows,
+)
 from ..stats import (
     ALPHA_CALLS_INDEP,
     ALPHA_CHECK,
@@ -539,6 +551,11 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
             yield from (c for c in _draw_checks(t, family, grid, "batches", continuous)
                         if c.name == "batches_ks")
 
+            if has_event_size(family):
+                # ... and at event size 2 (two categories, two dimensions)
+                yield from (c for c in _draw_checks(t, family, grid, "event2", continuous)
+                            if c.name == "event2_ks")
+
             def batches_indep(r: Runner, grid: Grid = grid) -> Outcome:
                 return _batches_indep_check(r.draw(t, family, grid, "batches"))
 
@@ -558,7 +575,7 @@ def _draw_checks(t: Target, family: str, grid: Grid, method: str,
         m = sum(p.values.shape[1] for p in d.projections)
         # scalar_ks, ones_ks, smalls_ks and batches_ks look for errors of another path: the
         # pooled slots
-        alpha = (ALPHA_SCALAR if method in ("scalar", "ones", "smalls", "batches")
+        alpha = (ALPHA_SCALAR if method in ("scalar", "ones", "smalls", "batches", "event2")
                  else ALPHA_CHECK) / m
         thr = dkwm_threshold(d.n, alpha)
         worst, where, wj = -1.0, "", 0
