@@ -363,6 +363,24 @@ class SeedHashMutant(_Mutant):
         return self._inner.rsample(family, params, sample_shape, seed=self._seed(seed))
 
 
+class ProcessSaltedSeedMutant(_Mutant):
+    """Seeds mixed with Python's ``hash()`` of the family's name, which is salted per process
+    (unless ``PYTHONHASHSEED`` fixes it): the same seed gives the same values within a process
+    and other values in another (an outside trial's; every rule drew in one process)."""
+
+    def _seed(self, family, seed):  # type: ignore[no-untyped-def]
+        if isinstance(seed, np.random.SeedSequence):
+            word = int(seed.generate_state(1, np.uint32)[0])
+            return np.random.SeedSequence([word, hash(family) & 0xFFFFFFFF])
+        return seed
+
+    def sample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        return self._inner.sample(family, params, sample_shape, seed=self._seed(family, seed))
+
+    def rsample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        return self._inner.rsample(family, params, sample_shape, seed=self._seed(family, seed))
+
+
 def _sum_to(g: torch.Tensor, shape: torch.Size) -> torch.Tensor:
     """``g`` summed over the dimensions broadcasting added to a tensor of ``shape``."""
     while g.dim() > len(shape):
@@ -3278,6 +3296,8 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     "mutant_reversed_4d_batch": (Reversed4dBatchMutant, "batches_ks", "Normal"),
     "mutant_batch_noise_reuse": (BatchNoiseReuseMutant, "batches_indep", "Normal"),
     "mutant_lag2_rows": (Lag2RowsMutant, "batches_indep", "Normal"),
+    # Seeds salted per process: only a draw in another process can tell.
+    "mutant_process_salted_seed": (ProcessSaltedSeedMutant, "seeds_process", "Normal"),
     # Two categories on a path of their own: event2_ks.
     "mutant_two_categories": (TwoCategoryMutant, "event2_ks", "Dirichlet"),
     "mutant_two_categories_categorical": (TwoCategoryMutant, "event2_ks", "Categorical"),

@@ -72,6 +72,7 @@ LAYERS = {
     "rsample_near_zero": ("semantics",),
     "shapes": ("semantics",),
     "seeds": ("semantics",),
+    "seeds_process": ("semantics",),
     "log_prob": ("semantics",),
     "layouts": ("semantics",),
     "traced": ("semantics",),

@@ -35,7 +35,8 @@ LAYERS = ("semantics", "density", "sampler", "gradient", "agreement")
 CHECK_NAMES: frozenset[str] = frozenset({
     # semantics
     "load", "shapes", "broadcast", "dtype", "sample_no_grad", "rsample_grad",
-    "rsample_near_zero", "rsample_raises", "has_rsample", "seeds", "global_stream",
+    "rsample_near_zero", "rsample_raises", "has_rsample", "seeds", "seeds_process",
+    "global_stream",
     "generator", "log_prob", "expand", "wrap", "pickle", "layouts", "invalid_params",
     "point_mass", "traced",
     # density

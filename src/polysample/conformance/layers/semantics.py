@@ -1095,6 +1095,68 @@ def _unbatched_gradients(t: Target, family: str, support: FamilySupport, p: dict
                 "weights). A parameter's gradient does not depend on how another is given")
 
 
+#: ``seeds_process``: the seed drawn with, and how long the other process may take (it imports
+#: the backend's libraries and loads or compiles its programs).
+PROCESS_SEED = 7
+PROCESS_TIMEOUT = 600
+
+
+def _process_family(t: Target) -> str:
+    """The family ``seeds_process`` draws on ``t``: Normal where the backend has it."""
+    families = t.families()
+    return "Normal" if "Normal" in families else min(families)
+
+
+def _seeds_in_another_process(t: Target, family: str, support: FamilySupport) -> Outcome:
+    """The same seed gives the same values in a new Python process (DESIGN 6: same backend,
+    same seed, same arguments, identical values). Every other rule draws in one process: a
+    backend that mixed Python's ``hash()`` into its seeds (a per-process salt for strings)
+    passed them all (an outside trial). The backend object is pickled to a new interpreter
+    (``python -m polysample.conformance._process_draw``, with this process's ``sys.path`` and
+    a random hash seed), which draws the example distribution with the seed by each method; a
+    backend that cannot be pickled or rebuilt there is not judged (skipped, with the reason)."""
+    import os
+    import subprocess
+    import sys
+
+    methods = ("sample", "rsample") if support.rsample else ("sample",)
+    d = make(family, example_params(family, (2,)), t)
+    here = {m: getattr(d, m)(N, seed=PROCESS_SEED).detach().cpu() for m in methods}
+    try:
+        payload = pickle.dumps((t, family, N, PROCESS_SEED, methods))
+    except Exception as exc:  # noqa: BLE001 - whatever stops pickling, the rule cannot run
+        raise Skip(f"the backend object cannot be pickled ({type(exc).__name__}: {exc}): "
+                   "not judged in another process") from None
+    env = dict(os.environ, PYTHONHASHSEED="random",
+               PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    try:
+        res = subprocess.run([sys.executable, "-m", "polysample.conformance._process_draw"],
+                             input=payload, capture_output=True, env=env,
+                             timeout=PROCESS_TIMEOUT, check=False)
+    except subprocess.TimeoutExpired:
+        raise CheckFailure(f"drawing sample({N}, seed={PROCESS_SEED}) in a new process took "
+                           f"more than {PROCESS_TIMEOUT} s") from None
+    err = res.stderr.decode(errors="replace")
+    tail = " ".join(err.strip().splitlines()[-3:])[-400:]
+    if res.returncode != 0:
+        if "LOADED" not in err:
+            raise Skip(f"the backend could not be rebuilt in a new process ({tail}): not "
+                       "judged there")
+        raise CheckFailure(f"drawing sample({N}, seed={PROCESS_SEED}) in a new process failed: "
+                           f"{tail}")
+    there = pickle.loads(res.stdout)
+    for m in methods:
+        if not _equal(here[m], there[m]):
+            raise CheckFailure(
+                f"{m}({N}, seed={PROCESS_SEED}) drew other values in a new Python process "
+                f"({_head(there[m])} there, {_head(here[m])} here): the same backend, seed "
+                "and arguments must give the same values in every process. Derive the "
+                "stream from the seed alone: not from hash() (salted per process), id(), "
+                "the time or the process id")
+    return Outcome(f"{' and '.join(f'{m}()' for m in methods)} with seed={PROCESS_SEED}: "
+                   "the same values in a new Python process (another hash seed)")
+
+
 def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
     name = t.name
 
@@ -1452,6 +1514,12 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
                        "a later call leaves earlier results unchanged; parameters unchanged")
 
     yield check("seeds", seeds)
+
+    if family == _process_family(t):
+        def seeds_process(r: Runner) -> Outcome:
+            return _seeds_in_another_process(t, family, support)
+
+        yield check("seeds_process", seeds_process)
 
     def global_stream(r: Runner) -> Outcome:
         import polysample
