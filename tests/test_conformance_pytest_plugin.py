@@ -49,14 +49,6 @@ def test_plugin_fails_a_broken_backend_with_xfail_and_stale_declarations(tmp_pat
     assert "XPASS(strict)" in out and "stale entry" in out  # the stale declaration
 
 
-def test_plugin_without_a_backend_stops_with_one_error_line_saying_how_to_give_one(tmp_path):
-    # A silent skip would let a suite that ran nothing pass. It failed its test item with a
-    # traceback into polysample's source; now it is a usage error, as a bad option is.
-    line = _one_error_line(_pytest(tmp_path))
-    assert line.startswith("ERROR: polysample: no backend to run"), line
-    assert "--polysample-backend" in line and "polysample_backend" in line
-
-
 def test_plugin_takes_the_backend_and_options_from_the_ini_file(tmp_path):
     (tmp_path / "pyproject.toml").write_text(
         '[tool.pytest.ini_options]\npolysample_backend = ["torch"]\n'
@@ -75,36 +67,103 @@ def _one_error_line(res: subprocess.CompletedProcess[str]) -> str:
     return errors[0]
 
 
-def test_a_malformed_expected_failures_file_is_one_usage_error_line_naming_it(tmp_path):
-    bad = tmp_path / "known.toml"
-    bad.write_text('[[expected_failure]]\nbackend = "torch"\nreason = \n')
-    line = _one_error_line(_pytest(tmp_path, "--polysample-backend", "torch",
-                                   "--polysample-expected-failures", str(bad)))
+#: The usage errors below: (arguments, the expected-failures file's text or None). Each is a
+#: pytest run of its own, all in one subprocess (``_DRIVER``): a new interpreter per run cost
+#: 3-4 s, the run itself a tenth of that.
+USAGE_CASES: dict[str, tuple[tuple[str, ...], str | None]] = {
+    "no-backend": ((), None),
+    "malformed": (("--polysample-backend", "torch", "--polysample-expected-failures", "{known}"),
+                  '[[expected_failure]]\nbackend = "torch"\nreason = \n'),
+    "family": (("--polysample-backend", "torch", "--polysample-family", "Normall"), None),
+    "backend": (("--polysample-backend", "nosuch"), None),
+    "unsupported": (("--polysample-family", "LKJCholesky", "--polysample-backend", "numpy"),
+                    None),
+    "check": (("--polysample-backend", "torch", "--polysample-expected-failures", "{known}"),
+              '[[expected_failure]]\nbackend = "torch"\ncheck = "sample_kss"\nreason = "r"\n'),
+    "grid": (("--polysample-backend", "torch", "--polysample-expected-failures", "{known}"),
+             '"torch-Normal-typicl" = "r"\n'),
+    "key": (("--polysample-backend", "torch", "--polysample-expected-failures", "{known}"),
+            '[[expected_failure]]\nbackend = "torch"\nreasn = "r"\n'),
+}
+
+#: Runs ``pytest.main`` once per case, each in a directory of its own, and prints each run's
+#: exit status and output as JSON.
+_DRIVER = """
+import contextlib, io, json, os, sys
+import pytest
+cases = json.loads(sys.stdin.read())
+out = {}
+for name, (where, args) in cases.items():
+    os.chdir(where)
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
+        rc = pytest.main(["-q", "-p", "no:cacheprovider", "-rxX", *args])
+    out[name] = [int(rc), buf.getvalue()]
+sys.__stdout__.write(json.dumps(out))
+"""
+
+
+@pytest.fixture(scope="module")
+def usage_errors(tmp_path_factory):  # type: ignore[no-untyped-def]
+    """Each case's run (:data:`USAGE_CASES`) as a CompletedProcess of its own."""
+    import json
+
+    cases = {}
+    for name, (args, text) in USAGE_CASES.items():
+        # (the plugin named with -p rather than in a conftest.py, and a test module named
+        # after the case: one interpreter imports each module name once)
+        where = tmp_path_factory.mktemp(f"usage-{name}")
+        (where / f"test_{name.replace('-', '_')}.py").write_text(
+            "def test_polysample_conformance(polysample_check):\n    polysample_check()\n")
+        known = where / "known.toml"
+        if text is not None:
+            known.write_text(text)
+        cases[name] = [str(where), ["-p", "polysample.conformance.pytest_plugin",
+                                    *(a.replace("{known}", str(known)) for a in args)]]
+    env = dict(os.environ, PYTEST_DISABLE_PLUGIN_AUTOLOAD="1",
+               PYTHONPATH=os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))
+    env.pop("POLYSAMPLE_PLUGINS", None)
+    done = subprocess.run([sys.executable, "-c", _DRIVER], input=json.dumps(cases), env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return {name: subprocess.CompletedProcess([], rc, out, "")
+            for name, (rc, out) in json.loads(done.stdout).items()}
+
+
+@pytest.mark.xdist_group("plugin-usage")
+def test_plugin_without_a_backend_stops_with_one_error_line_saying_how_to_give_one(
+        usage_errors):
+    # A silent skip would let a suite that ran nothing pass. It failed its test item with a
+    # traceback into polysample's source; now it is a usage error, as a bad option is.
+    line = _one_error_line(usage_errors["no-backend"])
+    assert line.startswith("ERROR: polysample: no backend to run"), line
+    assert "--polysample-backend" in line and "polysample_backend" in line
+
+
+@pytest.mark.xdist_group("plugin-usage")
+def test_a_malformed_expected_failures_file_is_one_usage_error_line_naming_it(usage_errors):
+    line = _one_error_line(usage_errors["malformed"])
     assert "cannot read --polysample-expected-failures" in line and "known.toml" in line
 
 
-@pytest.mark.parametrize("args,message", [
-    (("--polysample-family", "Normall"), "unknown family 'Normall'"),
-    (("--polysample-backend", "nosuch"), "unknown backend 'nosuch'"),
-    (("--polysample-family", "LKJCholesky", "--polysample-backend", "numpy"),
-     "does not support 'LKJCholesky'"),
+@pytest.mark.xdist_group("plugin-usage")
+@pytest.mark.parametrize("case,message", [
+    ("family", "unknown family 'Normall'"),
+    ("backend", "unknown backend 'nosuch'"),
+    ("unsupported", "does not support 'LKJCholesky'"),
 ])
-def test_bad_options_are_one_usage_error_line_as_the_cli_gives(tmp_path, args, message):
-    argv = args if "--polysample-backend" in args else ("--polysample-backend", "torch", *args)
-    assert message in _one_error_line(_pytest(tmp_path, *argv))
+def test_bad_options_are_one_usage_error_line_as_the_cli_gives(usage_errors, case, message):
+    assert message in _one_error_line(usage_errors[case])
 
 
-@pytest.mark.parametrize("text,message", [
-    ('[[expected_failure]]\nbackend = "torch"\ncheck = "sample_kss"\nreason = "r"\n',
-     "unknown check 'sample_kss'"),
-    ('"torch-Normal-typicl" = "r"\n', "unknown grid 'typicl'"),
-    ('[[expected_failure]]\nbackend = "torch"\nreasn = "r"\n', "unknown key 'reasn'"),
+@pytest.mark.xdist_group("plugin-usage")
+@pytest.mark.parametrize("case,message", [
+    ("check", "unknown check 'sample_kss'"),
+    ("grid", "unknown grid 'typicl'"),
+    ("key", "unknown key 'reasn'"),
 ])
-def test_the_plugin_validates_declarations_as_the_cli_does(tmp_path, text, message):
-    known = tmp_path / "known.toml"
-    known.write_text(text)
-    line = _one_error_line(_pytest(tmp_path, "--polysample-backend", "torch",
-                                   "--polysample-expected-failures", str(known)))
+def test_the_plugin_validates_declarations_as_the_cli_does(usage_errors, case, message):
+    line = _one_error_line(usage_errors[case])
     assert message in line and "known.toml" in line
 
 

@@ -50,11 +50,10 @@ def declared() -> set[str]:
 
 #: The families validated here: every family with a declared failure (all of them, so no
 #: declaration can go stale unnoticed) and one of each kind of case: location-scale (Normal),
-#: implicitly reparameterized (Gamma), discrete (Binomial), categorical and multivariate
-#: (Dirichlet). ``make demo`` (which CI runs after the tests)
-#: validates every family of the plugin with the same declarations.
-FAMILIES = ("Dirichlet", "Normal", "Gamma", "StudentT", "Binomial", "Categorical", "Laplace",
-            "Pareto", "HalfCauchy")
+#: implicitly reparameterized (StudentT, through Gamma draws), discrete (Binomial),
+#: multivariate (Dirichlet). ``make demo`` (which CI runs) validates every family of the
+#: plugin with the same declarations.
+FAMILIES = ("Dirichlet", "Normal", "StudentT", "Binomial", "Laplace", "Pareto", "HalfCauchy")
 
 
 def test_validate_quick_passes_apart_from_the_declared_failures(tmp_path) -> None:
@@ -75,7 +74,7 @@ def test_validate_quick_passes_apart_from_the_declared_failures(tmp_path) -> Non
         statuses.setdefault(r["status"], set()).add(r["id"])
     assert statuses.get("xfail", set()) == declared(), "a declared failure did not fail"
     assert not statuses.get("fail") and not statuses.get("xpass")
-    assert len(statuses["pass"]) > 250  # 9 families, every layer but agreement
+    assert len(statuses["pass"]) > 200  # 7 families, every layer but agreement
     print(f"polysample validate --backend scipy --quick: {seconds:.1f} s")
 
 
