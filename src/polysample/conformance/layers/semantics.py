@@ -20,8 +20,12 @@ program per shape compile few.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import math
 import pickle
+import sys
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -1107,18 +1111,88 @@ def _process_family(t: Target) -> str:
     return "Normal" if "Normal" in families else min(families)
 
 
+class _OtherProcess:
+    """The Python process ``seeds_process`` draws in (``python -m
+    polysample.conformance._process_draw``), started on first use with a random hash seed and
+    this process's ``sys.path``, and kept for the next backend: a new interpreter costs 3 s
+    (torch's import) and up to 10 s (TensorFlow's), a request a few milliseconds once its
+    backend is loaded there. A change of ``sys.path``, of the interpreter or of a
+    ``POLYSAMPLE_*`` variable starts a new one; so does a request that fails or times out."""
+
+    def __init__(self) -> None:
+        self.proc: Any = None
+        self.key: Any = None
+        self.lock = threading.Lock()
+
+    def _start(self, key: Any) -> None:
+        import os
+        import subprocess
+
+        self.close()
+        env = dict(os.environ, PYTHONHASHSEED="random",
+                   PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "polysample.conformance._process_draw"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+        self.key = key
+
+    def close(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is not None:
+            with contextlib.suppress(Exception):
+                proc.stdin.close()
+            with contextlib.suppress(Exception):
+                proc.wait(timeout=5)
+            if proc.poll() is None:
+                proc.kill()
+
+    def request(self, payload: bytes, timeout: float) -> Any:
+        """The answer to ``payload`` (see :mod:`.._process_draw`); TimeoutError past
+        ``timeout`` seconds, EOFError where the process ended without one."""
+        import os
+
+        from .._process_draw import read_message, write_message
+
+        key = (sys.executable, tuple(sys.path),
+               tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("POLYSAMPLE"))))
+        with self.lock:
+            if self.proc is None or self.proc.poll() is not None or self.key != key:
+                self._start(key)
+            proc = self.proc
+            answer: list[Any] = []
+
+            def talk() -> None:
+                try:
+                    write_message(proc.stdin, payload)
+                    answer.append(read_message(proc.stdout))
+                except (EOFError, OSError) as exc:
+                    answer.append(exc)
+
+            worker = threading.Thread(target=talk, daemon=True)
+            worker.start()
+            worker.join(timeout)
+            if not answer:
+                self.close()
+                raise TimeoutError
+            if isinstance(answer[0], Exception) or answer[0][0] != "ok":
+                self.close()  # the next request starts afresh
+            if isinstance(answer[0], Exception):
+                raise EOFError(str(answer[0]))
+            return answer[0]
+
+
+_OTHER = _OtherProcess()
+atexit.register(_OTHER.close)
+
+
 def _seeds_in_another_process(t: Target, family: str, support: FamilySupport) -> Outcome:
-    """The same seed gives the same values in a new Python process (DESIGN 6: same backend,
+    """The same seed gives the same values in another Python process (DESIGN 6: same backend,
     same seed, same arguments, identical values). Every other rule draws in one process: a
     backend that mixed Python's ``hash()`` into its seeds (a per-process salt for strings)
-    passed them all (an outside trial). The backend object is pickled to a new interpreter
-    (``python -m polysample.conformance._process_draw``, with this process's ``sys.path`` and
-    a random hash seed), which draws the example distribution with the seed by each method; a
-    backend that cannot be pickled or rebuilt there is not judged (skipped, with the reason)."""
-    import os
-    import subprocess
-    import sys
-
+    passed them all (an outside trial). The backend object is pickled to another interpreter
+    (:class:`_OtherProcess`: its own random hash seed, this process's ``sys.path``), which
+    draws the example distribution with the seed by each method; a backend that cannot be
+    pickled or rebuilt there is not judged (skipped, with the reason)."""
     methods = ("sample", "rsample") if support.rsample else ("sample",)
     d = make(family, example_params(family, (2,)), t)
     here = {m: getattr(d, m)(N, seed=PROCESS_SEED).detach().cpu() for m in methods}
@@ -1127,34 +1201,31 @@ def _seeds_in_another_process(t: Target, family: str, support: FamilySupport) ->
     except Exception as exc:  # noqa: BLE001 - whatever stops pickling, the rule cannot run
         raise Skip(f"the backend object cannot be pickled ({type(exc).__name__}: {exc}): "
                    "not judged in another process") from None
-    env = dict(os.environ, PYTHONHASHSEED="random",
-               PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
     try:
-        res = subprocess.run([sys.executable, "-m", "polysample.conformance._process_draw"],
-                             input=payload, capture_output=True, env=env,
-                             timeout=PROCESS_TIMEOUT, check=False)
-    except subprocess.TimeoutExpired:
-        raise CheckFailure(f"drawing sample({N}, seed={PROCESS_SEED}) in a new process took "
+        answer = _OTHER.request(payload, PROCESS_TIMEOUT)
+    except TimeoutError:
+        raise CheckFailure(f"drawing sample({N}, seed={PROCESS_SEED}) in another process took "
                            f"more than {PROCESS_TIMEOUT} s") from None
-    err = res.stderr.decode(errors="replace")
-    tail = " ".join(err.strip().splitlines()[-3:])[-400:]
-    if res.returncode != 0:
-        if "LOADED" not in err:
-            raise Skip(f"the backend could not be rebuilt in a new process ({tail}): not "
+    except EOFError as exc:
+        raise Skip(f"the other process ended without an answer ({exc}): not judged") from None
+    if answer[0] != "ok":
+        _, loaded, message = answer
+        if not loaded:
+            raise Skip(f"the backend could not be rebuilt in another process ({message}): not "
                        "judged there")
-        raise CheckFailure(f"drawing sample({N}, seed={PROCESS_SEED}) in a new process failed: "
-                           f"{tail}")
-    there = pickle.loads(res.stdout)
+        raise CheckFailure(f"drawing sample({N}, seed={PROCESS_SEED}) in another process "
+                           f"failed: {message}")
+    there = answer[1]
     for m in methods:
         if not _equal(here[m], there[m]):
             raise CheckFailure(
-                f"{m}({N}, seed={PROCESS_SEED}) drew other values in a new Python process "
+                f"{m}({N}, seed={PROCESS_SEED}) drew other values in another Python process "
                 f"({_head(there[m])} there, {_head(here[m])} here): the same backend, seed "
                 "and arguments must give the same values in every process. Derive the "
                 "stream from the seed alone: not from hash() (salted per process), id(), "
                 "the time or the process id")
     return Outcome(f"{' and '.join(f'{m}()' for m in methods)} with seed={PROCESS_SEED}: "
-                   "the same values in a new Python process (another hash seed)")
+                   "the same values in another Python process (another hash seed)")
 
 
 def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
