@@ -2583,6 +2583,24 @@ class TwoCategoryMutant(_Mutant):
                                    seed=seed)
 
 
+class WithoutReplacementMutant(_Mutant):
+    """A Categorical whose calls of at most as many values as categories, with one parameter
+    set, are drawn by ``torch.multinomial`` without replacement (its default): no value twice
+    within such a call; right in larger calls and batches (an outside trial's). The small
+    calls of ``smalls_ks`` hold too few such calls to tell."""
+
+    FAMILIES = ("Categorical",)
+
+    def sample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        probs = params["probs"]
+        k = probs.shape[-1]
+        if (probs.dim() != 1 or len(sample_shape) != 1 or not 1 < sample_shape[0] <= k
+                or not isinstance(seed, np.random.SeedSequence)):
+            return self._inner.sample(family, params, sample_shape, seed=seed)
+        g = torch.Generator().manual_seed(int(seed.generate_state(1, np.uint64)[0] >> 1))
+        return torch.multinomial(probs.detach(), sample_shape[0], generator=g)
+
+
 class LastSampleDimRepeatMutant(_Mutant):
     """Sample shapes of three or more dimensions draw the shape without its last dimension and
     repeat those values along it (a broadcast where a draw was meant): right marginals; the
@@ -3296,6 +3314,7 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     "mutant_reversed_4d_batch": (Reversed4dBatchMutant, "batches_ks", "Normal"),
     "mutant_batch_noise_reuse": (BatchNoiseReuseMutant, "batches_indep", "Normal"),
     "mutant_lag2_rows": (Lag2RowsMutant, "batches_indep", "Normal"),
+    "mutant_without_replacement": (WithoutReplacementMutant, "calls_pairs", "Categorical"),
     # Seeds salted per process: only a draw in another process can tell.
     "mutant_process_salted_seed": (ProcessSaltedSeedMutant, "seeds_process", "Normal"),
     # Two categories on a path of their own: event2_ks.

@@ -50,6 +50,7 @@ LAYERS = {
     "smalls_pit_mean": ("sampler",),
     "smalls_pit_var": ("sampler",),
     "calls_indep": ("sampler",),
+    "calls_pairs": ("sampler",),
     "calls_repeats": ("sampler",),
     "grad_cdf": ("gradient",),
     "grad_mean": ("gradient",),
@@ -187,10 +188,11 @@ def test_repeated_draws_with_the_right_marginals_fail_the_repeat_check(with_muta
     report = check_backend(name, families=[family], layers=("sampler",), quick=True)
     failed = {r.check for r in report.failures}
     # Normal's calls of 16 rows repeat their first 4 rows too: the calls' repeat check
-    # (and the batch-layout draw's rows within each call: a row equals the row a quarter on)
+    # (and the batch-layout draw's rows within each call: a row equals the row a quarter on;
+    # and a Poisson's calls of two values repeat their first: calls_pairs)
     expected = ({"sample_repeats", "rsample_repeats", "calls_repeats", "sample_indep",
                  "rsample_indep", "batches_indep"} if family == "Normal"
-                else {"sample_repeats", "sample_indep", "batches_indep"})
+                else {"sample_repeats", "sample_indep", "batches_indep", "calls_pairs"})
     assert failed == expected, [(r.id, r.message) for r in report.failures]
     grids = {"typical", "corners", "float32"} | ({"edges"} if family == "Poisson" else set())
     assert {r.grid for r in report.failures if r.check.endswith("_repeats")} == grids

@@ -46,7 +46,8 @@ CHECK_NAMES: frozenset[str] = frozenset({
     # sampler (sample() and rsample() draws, many small calls, the sweep, mixtures)
     *(f"{method}_{stat}" for method in ("sample", "rsample") for stat in (
         "ks", "pit_mean", "pit_var", "sum", "atoms", "tails", "indep", "repeats")),
-    "calls_ks", "calls_repeats", "calls_indep", "scalar_ks", "ones_ks", "smalls_ks", "batches_ks", "batches_indep", "event2_ks",
+    "calls_ks", "calls_repeats", "calls_indep", "calls_pairs", "scalar_ks", "ones_ks",
+    "smalls_ks", "batches_ks", "batches_indep", "event2_ks",
     "smalls_pit_mean", "smalls_pit_var",
     "sample_sweep",
     "mixture_ks",

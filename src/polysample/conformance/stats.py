@@ -65,8 +65,8 @@ ALPHA_LARGE = ALPHA_REPEAT
 ALPHA_SWEEP = ALPHA_REPEAT
 #: The scalar-parameter checks (``scalar_ks``, ``ones_ks`` of one-value calls and
 #: ``smalls_ks``, ``smalls_pit_mean`` and ``smalls_pit_var`` of calls of 2 to 64 values) and
-#: the batch-layout and event-size checks (``batches_ks``, ``batches_indep``, ``event2_ks``)
-#: share those slots too, at the same alpha: they
+#: the batch-layout, event-size and pair checks (``batches_ks``, ``batches_indep``,
+#: ``event2_ks``, ``calls_pairs``) share those slots too, at the same alpha: they
 #: look for a scalar-parameter path or a batch layout grossly wrong (a rate read as a scale, a
 #: neighbour's parameters), beside the batched draws that carry the fine power. At this alpha
 #: their K-S threshold is 14% higher.
@@ -77,7 +77,7 @@ ALPHA_CALLS_INDEP = ALPHA_REPEAT
 #: Suffixes of the checks that share slots, :data:`REPEAT_CHECKS_PER_SLOT` to a slot.
 POOLED_CHECKS = ("_repeats", "_tails", "_atoms", "_large", "_sweep", "scalar_ks",
                  "ones_ks", "smalls_ks", "smalls_pit_mean", "smalls_pit_var", "calls_indep",
-                 "batches_ks", "batches_indep", "event2_ks")
+                 "batches_ks", "batches_indep", "event2_ks", "calls_pairs")
 #: Expected counts ``n p`` of the tail check's levels: the draws below the reference's
 #: ``p``-quantile and above its ``(1 - p)``-quantile are counted for each (see
 #: :func:`tail_count_test`). The levels of 64 and 256 find tails cut short or too heavy near

@@ -46,6 +46,9 @@ statistics with a known law (:func:`..cases.projections`):
   every other draw lays the grid out as ``(G,)``, ``(copies, G)`` or ``(G, 2, copies / 2)``,
   and a backend that read a neighbouring element's parameters in batches of 5 to 7, or a
   four-dimensional batch in reverse order, passed every check.
+* ``calls_pairs`` (typical grid, the discrete families but Multinomial): calls of two
+  values as often equal as two independent draws are (an exact binomial test, pooled alpha):
+  a Categorical drawn without replacement in calls of a few values passed every check.
 * ``event2_ks`` (typical grid, the families with an event size): the K-S check of the grid's
   points at event size 2 (:data:`..runner.EVENT2_QUICK` draws each), at the pooled alpha: the
   other grids have sizes 3 and 5, and a Dirichlet of two categories on a wrong path of its
@@ -75,13 +78,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
 from scipy import special
 
 from ...core.backend import FamilySupport
 from ...core.families import FAMILIES
-from ..grids import Grid, grids
+from .. import cases
+from ..grids import Grid, grid_points, grids
 from ..model import CdfCurves, Check, CheckFailure, Evidence, Outcome, PitScores, Skip
-from ..reference import Projection, fast_cdf
+from ..reference import Projection, fast_cdf, params_np
 from ..runner import (
     BATCH_LAYOUTS,
     CALL_ROWS,
@@ -90,6 +95,8 @@ from ..runner import (
     Target,
     has_event_size,
     layout_call_rows,
+    make,
+    point_params,
 )
 from ..stats import (
     ALPHA_CALLS_INDEP,
@@ -113,6 +120,7 @@ from ..stats import (
     repeat_window,
     repeated_windows,
     score_tail_counts,
+    seed_for,
     sum_tail_test,
     z_text,
 )
@@ -555,6 +563,11 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
                 # ... and at event size 2 (two categories, two dimensions)
                 yield from (c for c in _draw_checks(t, family, grid, "event2", continuous)
                             if c.name == "event2_ks")
+
+            if pairs_family(family):
+                # ... and in calls of two values: are they independent of each other?
+                yield Check(t.name, family, grid.label, "calls_pairs", "sampler", True,
+                            _pairs_check(t, family, grid))
 
             def batches_indep(r: Runner, grid: Grid = grid) -> Outcome:
                 return _batches_indep_check(r.draw(t, family, grid, "batches"))
@@ -1072,6 +1085,75 @@ def _independence_check(d: Draw, grid: Grid, method: str) -> Outcome:
                     details={"balance": details_balance}))
     out.message = f"max |12 x mean PIT product| {test.statistic[j]:.3g} {desc}{note}"
     return out
+
+
+#: ``calls_pairs``: one-call pairs drawn (full mode, quick mode).
+PAIR_CALLS = (2048, 512)
+
+
+def pairs_family(family: str) -> bool:
+    """Whether ``calls_pairs`` judges ``family``: the discrete families whose two-draw
+    collision probability it computes (every one but Multinomial)."""
+    spec = FAMILIES[family]
+    return spec.kind in ("discrete", "index") and family != "Multinomial"
+
+
+def _collision(family: str, point: dict[str, Any], dist: Any) -> float:
+    """``P(X1 = X2)`` for two independent draws of the point's law: the sum of its squared
+    probabilities (its categories', or its values' within 1e-15 of either tail)."""
+    spec = FAMILIES[family]
+    if "probs" in spec.params and spec.param_event_dim("probs") == 1:
+        p = dist.probs.detach().double().numpy().reshape(-1)
+        p = p / p.sum()
+        return float((p * p).sum())
+    law_of = cases.CASES[family].law
+    assert law_of is not None
+    law = law_of(params_np(dist, spec.params))
+    lo, hi = float(law.ppf(1e-15)), float(law.isf(1e-15))
+    k = np.arange(max(lo - 1, 0.0), hi + 2)
+    pmf = np.asarray(law.pmf(k), dtype=np.float64)
+    return float((pmf * pmf).sum())
+
+
+def _pairs_check(t: Target, family: str, grid: Grid) -> Callable[[Runner], Outcome]:
+    """The typical grid's first point (scalar parameters) in many calls of two values, each
+    with its own seed: the two values of a call are equal as often as two independent draws
+    are (an exact two-sided binomial test of the count, at the pooled alpha). A Categorical
+    whose calls of at most as many values as categories are drawn without replacement (the
+    default of ``torch.multinomial``) never repeats a value within a call; the small calls of
+    ``smalls_ks`` hold too few such calls to tell, and every other draw is larger."""
+
+    def fn(r: Runner) -> Outcome:
+        params = grid.build(torch.float64)
+        point = point_params(family, params, 0)
+        d = make(family, point, t)
+        q = _collision(family, point, d)
+        n = PAIR_CALLS[1 if r.quick else 0]
+        seed = r.seed(f"{t.name}-{family}-{grid.label}-calls_pairs")
+        same = 0
+        with torch.no_grad():
+            for i in range(n):
+                x = d.sample((2,), seed=seed_for(f"{seed}-{i}"))
+                same += bool(torch.equal(x[0], x[1]))
+        alpha = ALPHA_SCALAR
+        test = binomial_count_test(np.array([same]), n, np.array([q]), alpha)
+        where = f"{grid.label}[0] ({grid_points(family, params)[0]})"
+        out = Outcome(statistic=float(test.statistic[0]), threshold=float(test.threshold[0]),
+                      n=n, seed=seed, alpha=alpha, detectable=test.detectable, point=where,
+                      details={"equal_pairs": same, "expected": n * q, "collision": q})
+        if test.ratio[0] > 1:
+            hint = (": drawn without replacement? (torch.multinomial's default is "
+                    "replacement=False)" if same == 0 else "")
+            raise CheckFailure(
+                f"sample((2,)) in {n} calls at {where} (scalar parameters, a seed each) drew "
+                f"two equal values in {same} calls, where independent draws do in {n * q:.1f} "
+                f"on average (P = {q:.4g} per call; {z_text(float(test.statistic[0]))}): the "
+                f"two values of a call are not independent draws{hint}", out)
+        out.message = (f"{same} of {n} calls of two values drew a value twice ({n * q:.1f} "
+                       f"expected, P = {q:.4g})")
+        return out
+
+    return fn
 
 
 #: Row lags within one call that ``batches_indep`` compares, each pooled over every element.
