@@ -1209,3 +1209,28 @@ def test_mid_pit_moments_are_exact_and_leave_out_laws_of_nearly_one_value():
                                  / (p * (1 - p) / 4) ** 2, rel=1e-12)
     assert peak == pytest.approx(((1 - p) / 2) ** 2 / var, rel=1e-12)
     assert moments(stats.poisson(1e-12)) is None  # one value all but surely
+
+
+def test_seeds_process_restarts_its_other_process_without_leaking_a_pipe(monkeypatch):
+    # The other process is kept between backends and started anew when a POLYSAMPLE_*
+    # variable changes. The old one's stdout pipe was left to the garbage collector, whose
+    # ResourceWarning then landed in whichever check ran (a Dask test's serial run reported a
+    # "warnings" detail its cluster run had not).
+    import gc
+    import warnings
+
+    from polysample.conformance.layers import semantics
+
+    check = next(c for c in plan("torch", ["Normal"], ("semantics",))
+                 if c.name == "seeds_process")
+    assert Runner(quick=True).run(check).status == "pass"
+    first = semantics._OTHER.proc
+    monkeypatch.setenv("POLYSAMPLE_TEST_RESTART", "1")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = Runner(quick=True).run(check)
+        gc.collect()
+    assert result.status == "pass" and not result.details.get("warnings"), result.details
+    assert semantics._OTHER.proc is not first
+    assert first.poll() is not None and first.stdout.closed and first.stdin.closed
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)]

@@ -1137,14 +1137,21 @@ class _OtherProcess:
         self.key = key
 
     def close(self) -> None:
+        """End the process and close both pipes (a pipe left to the garbage collector warns
+        with a ResourceWarning, inside whichever check is running then)."""
         proc, self.proc = self.proc, None
-        if proc is not None:
-            with contextlib.suppress(Exception):
-                proc.stdin.close()
+        if proc is None:
+            return
+        with contextlib.suppress(Exception):
+            proc.stdin.close()
+        with contextlib.suppress(Exception):
+            proc.wait(timeout=5)
+        if proc.poll() is None:
+            proc.kill()
             with contextlib.suppress(Exception):
                 proc.wait(timeout=5)
-            if proc.poll() is None:
-                proc.kill()
+        with contextlib.suppress(Exception):
+            proc.stdout.close()
 
     def request(self, payload: bytes, timeout: float) -> Any:
         """The answer to ``payload`` (see :mod:`.._process_draw`); TimeoutError past
