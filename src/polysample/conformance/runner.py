@@ -617,14 +617,10 @@ EVENT2_QUICK = 1 << 14
 EVENT2_FULL = 1 << 16
 
 
+@functools.cache
 def has_event_size(family: str) -> bool:
     """Whether ``family``'s parameters have an event size (categories, dimension) that the
     grids choose: its example parameters differ between event sizes 2 and 3."""
-    return _has_event_size(family)
-
-
-@functools.cache
-def _has_event_size(family: str) -> bool:
     c = cases.CASES[family]
     a, b = c.example((3,), torch.float64, 3), c.example((3,), torch.float64, 2)
     return any((v.shape != b[k].shape) if isinstance(v, torch.Tensor) else (v != b[k])
