@@ -7,6 +7,7 @@ import subprocess
 import sys
 import warnings
 
+import numpy as np
 import pytest
 import torch
 from polysample_scipy import OMITTED, ScipyBackend
@@ -354,3 +355,29 @@ def test_a_value_that_does_not_broadcast_is_refused_as_torch_refuses_it(family, 
         getattr(ps, family)(**params, validate_args=False, backend="torch").log_prob(value)
     with pytest.raises(ps.InvalidParameterRuntimeError, match=f"Invalid value for {family}"):
         getattr(ps, family)(**params, validate_args=False, backend=BACKEND).log_prob(value)
+
+
+def test_point_laws_draw_and_score_as_scipys_frozen_laws() -> None:
+    # PointLaw calls the generator (stats.dirichlet.rvs(alpha, ...)) instead of freezing a law
+    # per batch element: the values and densities must be the frozen law's, bit for bit.
+    from polysample_scipy.draws import PointLaw
+    from scipy import stats
+
+    alpha = np.array([0.5, 2.0, 3.0])
+    tril = np.array([[1.0, 0.0, 0.0], [0.3, 2.0, 0.0], [0.1, -0.2, 0.5]])
+    cov = stats.Covariance.from_cholesky(tril)
+    cases = [
+        (stats.dirichlet(alpha), PointLaw(stats.dirichlet, alpha),
+         lambda x: (x / x.sum(-1, keepdims=True)).T),
+        (stats.multivariate_normal(np.zeros(3), cov=cov),
+         PointLaw(stats.multivariate_normal, np.zeros(3), cov), lambda x: x),
+        (stats.wishart(4.5, tril @ tril.T), PointLaw(stats.wishart, 4.5, tril @ tril.T),
+         lambda x: np.moveaxis(x, 0, -1)),
+    ]
+    for frozen, point, layout in cases:
+        for size in (7, 1, (2, 3)):
+            x = frozen.rvs(size=size, random_state=np.random.default_rng(3))
+            y = point.rvs(size=size, random_state=np.random.default_rng(3))
+            assert np.array_equal(x, y)
+        x = layout(frozen.rvs(size=5, random_state=np.random.default_rng(4)))
+        assert np.array_equal(frozen.logpdf(x), point.logpdf(x))

@@ -89,7 +89,8 @@ class Args:
 
 # --8<-- [start:laws]
 #: torch family -> its SciPy law, from float64 parameters in torch's names. A SciPy frozen
-#: distribution: ``.rvs`` draws (sample), ``.logpdf``/``.logpmf`` scores (log_prob).
+#: distribution (a PointLaw for the multivariate ones): ``.rvs`` draws (sample),
+#: ``.logpdf``/``.logpmf`` scores (log_prob).
 LAWS: dict[str, Callable[[Args], Any]] = {
     # continuous, location-scale
     "Normal": lambda a: stats.norm(a["loc"], a["scale"]),
@@ -129,15 +130,33 @@ LAWS: dict[str, Callable[[Args], Any]] = {
     "OneHotCategorical": lambda a: stats.multinomial(1, _normalized(a["probs"])),
     "OneHotCategoricalStraightThrough": lambda a: stats.multinomial(1, _normalized(a["probs"])),
     "Multinomial": lambda a: stats.multinomial(a["total_count"], _normalized(a["probs"])),
-    # multivariate: SciPy takes one parameter point at a time (see PER_POINT)
-    "Dirichlet": lambda a: stats.dirichlet(a["concentration"]),
-    "MultivariateNormal": lambda a: stats.multivariate_normal(
-        a["loc"], cov=stats.Covariance.from_cholesky(a["scale_tril"])),
-    "LowRankMultivariateNormal": lambda a: stats.multivariate_normal(
-        a["loc"], a["cov_factor"] @ a["cov_factor"].T + np.diag(a["cov_diag"])),
-    "Wishart": lambda a: stats.wishart(a["df"], a["scale_tril"] @ a["scale_tril"].T),
+    # multivariate: SciPy takes one parameter point at a time (see PER_POINT and PointLaw)
+    "Dirichlet": lambda a: PointLaw(stats.dirichlet, a["concentration"]),
+    "MultivariateNormal": lambda a: PointLaw(
+        stats.multivariate_normal, a["loc"], stats.Covariance.from_cholesky(a["scale_tril"])),
+    "LowRankMultivariateNormal": lambda a: PointLaw(
+        stats.multivariate_normal, a["loc"],
+        a["cov_factor"] @ a["cov_factor"].T + np.diag(a["cov_diag"])),
+    "Wishart": lambda a: PointLaw(stats.wishart, a["df"], a["scale_tril"] @ a["scale_tril"].T),
 }
 # --8<-- [end:laws]
+
+
+class PointLaw:
+    """A multivariate SciPy law at one parameter point, called through its generator
+    (``stats.dirichlet.rvs(alpha, size=..., random_state=...)``): the same values and densities
+    as SciPy's frozen law (``stats.dirichlet(alpha)``), whose construction formats a docstring
+    (about 80 us, SciPy 1.15). Drawn batch element by batch element, a sweep's 87,000 elements
+    spent two thirds of their time there."""
+
+    def __init__(self, gen: Any, *args: Any):
+        self.gen, self.args = gen, args
+
+    def rvs(self, size: Any = None, random_state: Any = None) -> Any:
+        return self.gen.rvs(*self.args, size=size, random_state=random_state)
+
+    def logpdf(self, x: Any) -> Any:
+        return self.gen.logpdf(x, *self.args)
 
 #: Laws SciPy defines for one parameter point: drawn and scored batch element by batch element.
 PER_POINT = frozenset({"Dirichlet", "MultivariateNormal", "LowRankMultivariateNormal", "Wishart"})
