@@ -2244,6 +2244,24 @@ class ScalarMeanGradientMutant(_Mutant):
         return x.detach() + (loc - loc.detach()) + (scale - scale.detach()) * eps.mean()
 
 
+class ScalarShapeMeanGradientMutant(_Mutant):
+    """Gamma with right values and a right ``rate`` gradient whose per-draw
+    ``concentration`` gradient, for scalar parameters, is the call's mean: the sum over the
+    call, all that a scalar leaf's gradient shows, is right (a trial's "still passing" defect:
+    ``grad_scalar`` judged the location and scale parameters alone)."""
+
+    FAMILIES = ("Gamma",)
+
+    def rsample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        x = self._inner.rsample(family, params, sample_shape, seed=seed)
+        if len(params.batch_shape) or x.numel() < 2:
+            return x
+        conc, rate = params["concentration"], params["rate"]
+        z = (x * rate).detach()  # the standard Gamma draws
+        dz = torch._standard_gamma_grad(z, conc.detach().expand_as(z))  # dz_i / dconc
+        return z / rate + (conc - conc.detach()) * (dz.mean() / rate).detach()
+
+
 class ScalarFloat32ScaleGradientMutant(_Mutant):
     """Normal with right values whose ``scale`` gradient is 5% too large in float32 calls
     with scalar parameters, right in float64 and in batched calls (an outside trial's:
@@ -3098,6 +3116,7 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     "mutant_grad_noise": (GradientNoiseMutant, "grad_cdf", "Normal"),
     "mutant_scalar_mean_grad": (ScalarMeanGradientMutant, "grad_scalar", "Normal"),
     # The eighteenth trial's: the float32 scalar-parameter path's gradient alone wrong.
+    "mutant_scalar_shape_mean_grad": (ScalarShapeMeanGradientMutant, "grad_scalar", "Gamma"),
     "mutant_scalar_float32_scale_grad": (ScalarFloat32ScaleGradientMutant, "grad_scalar",
                                          "Normal"),
     "mutant_thread_local_stream": (ThreadLocalStreamMutant, "global_stream", "Normal"),

@@ -153,14 +153,19 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
     allowed = support.rsample_params
     fixed = [k for k in FAMILIES[family].params
              if k in c.pathwise and (allowed is None or k in allowed)]
-    if kind == "cdf" and fixed:
+    # the other parameters with a pathwise gradient (a Gamma's concentration, a Beta's two):
+    # judged where the backend's draws move along the quantile path (_quantile_path_params);
+    # not probs, which the gradient layer's typical grid gives as logits
+    shape = [k for k in FAMILIES[family].params if k not in c.pathwise and k != "probs"
+             and k in _needed(family) and (allowed is None or k in allowed)]
+    if kind == "cdf" and (fixed or shape):
         # float64 and float32 (the typical parameters rounded to it, at the float32
         # tolerance): a float32 path for scalar parameters whose scale gradient was 5% off
         # passed when only float64 was judged (an outside trial)
         for label in ("typical", "float32"):
             grid = next(g for g in grids(family) if g.label == label)
             yield Check(t.name, family, label, "grad_scalar", "gradient", False,
-                        _grad_scalar(t, family, grid, fixed))
+                        _grad_scalar(t, family, grid, fixed, shape, support))
     if c.sweep is not None and c.law is None:
         # The multivariate families across their sweep ranges (the univariate ones judge the
         # sweep grid above): the mean identity in bands of many points, or the noise's
@@ -1233,10 +1238,59 @@ SCALAR_GRAD_PICKS = 256
 SCALAR_GRAD_WEIGHTS = 2
 
 
-def _grad_scalar(t: Target, family: str, grid: Grid, names: list[str]
-                 ) -> Callable[[Runner], Outcome]:
-    """The per-sample identity of the location and scale parameters ``names``
-    (``Case.pathwise``) with scalar parameters: each grid point in a call of its own of
+def _quantile_path_params(t: Target, family: str, params: dict[str, Any],
+                          support: FamilySupport, names: list[str], seed: Any
+                          ) -> list[set[str]]:
+    """Per grid point of ``params``, those of ``names`` along whose quantile path the
+    backend's draws move: the per-sample identity ``dx/dtheta = -dF/dtheta / p`` holds at
+    every one of :data:`GRAD2_SAMPLES` batched samples where the finite difference is reliable
+    (at least one), as ``grad_second`` finds them. A parameter whose draws take another valid
+    path (StudentT's df through a chi-square, a Beta through two Gammas) is left out: such a
+    path satisfies the identity in conditional mean only, which ``grad_cdf`` judges."""
+    law_of = cases.CASES[family].law
+    assert law_of is not None
+    points = math.prod(_torch_dist(family, params).batch_shape)
+    out: list[set[str]] = [set() for _ in range(points)]
+    big, leaves = _per_sample_leaves(family, params, support, GRAD2_SAMPLES)
+    names = [k for k in names if k in leaves]
+    if not names:
+        return out
+    dist = make(family, big, t, validate=False)
+    x = dist.rsample((), seed=seed)
+    if not x.requires_grad:
+        return out
+    grads = torch.autograd.grad(x.sum(), [leaves[k] for k in names], allow_unused=True)
+    xn = x.detach().double().numpy().reshape(-1)
+    one = (dist.batch_shape[0],) + tuple(x.shape[1:])
+    p = {k: np.broadcast_to(np.broadcast_to(v, one)[:1], x.shape).reshape(-1).copy()
+         for k, v in params_np(dist, FAMILIES[family].params).items() if k in _needed(family)}
+    law = law_of(p)
+    with np.errstate(all="ignore"):
+        F0, pdf = law.cdf(xn), law.pdf(xn)
+    col = np.arange(xn.size) % points
+    for k, g in zip(names, grads):
+        got = (np.zeros_like(xn) if g is None
+               else g.detach().double().numpy(force=True).reshape(-1))
+        dF, rel = _fd_derivative(family, p, k, xn, F0 > 0.5)
+        with np.errstate(all="ignore"):
+            want = -dF / pdf
+            ok = ((pdf > 0) & (np.minimum(F0, 1 - F0) > 1e-8) & (rel < 1e-6)
+                  & np.isfinite(want))
+            match = ~ok | (np.abs(got - want) <= GRAD_RTOL * np.abs(want) + 1e-12)
+        for j in range(points):
+            at = col == j
+            if ok[at].any() and match[at].all():
+                out[j].add(k)
+    return out
+
+
+def _grad_scalar(t: Target, family: str, grid: Grid, fixed: list[str], shape: list[str],
+                 support: FamilySupport) -> Callable[[Runner], Outcome]:
+    """The per-sample identity of the location and scale parameters ``fixed``
+    (``Case.pathwise``), and of the other parameters ``shape`` at the grid points where the
+    backend's batched draws move along their quantile path (:func:`_quantile_path_params`;
+    elsewhere ``grad_cdf``'s conditional-mean fallback judges them), with scalar parameters:
+    each grid point in a call of its own of
     ``scalar_rows(family)`` values (the shape of ``scalar_ks``'s ``rsample()``), its
     gradient weighed at random rows. A scalar leaf's gradient is a sum over the call, which
     every other gradient check sees only as such: a per-draw gradient replaced by the call's
@@ -1257,10 +1311,20 @@ def _grad_scalar(t: Target, family: str, grid: Grid, names: list[str]
         n = scalar_rows(family)
         seed = r.seed(f"{t.name}-{family}-{grid.label}-grad_scalar")
         rng = _weights_rng(seed)
-        worst, errs, where = 0.0, {k: 0.0 for k in names}, ""
+        on_path = (_quantile_path_params(t, family, grid.build(torch.float64), support, shape,
+                                         seed_for(f"{seed}-path"))
+                   if shape else [set() for _ in pts])
+        judged = sorted(set().union(*on_path), key=shape.index)
+        if not fixed and not judged:
+            raise Skip("no parameter whose batched draws move along its quantile path "
+                       "(grad_cdf judges the others)")
+        worst, errs, where = 0.0, {k: 0.0 for k in fixed + judged}, ""
         # at the worst: the parameter, |got - expected|, |expected|, sum_i |w_i want_i|
         at: tuple[str, float, float, float] = ("", math.nan, math.nan, math.nan)
         for j in range(len(pts)):
+            names = fixed + [k for k in judged if k in on_path[j]]
+            if not names:
+                continue
             one = point_params(family, params, j)
             leaves = {k: one[k].detach().clone().requires_grad_(True) for k in names}
             dist = make(family, {**one, **leaves}, t, validate=False)
