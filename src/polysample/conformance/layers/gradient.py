@@ -778,6 +778,15 @@ def _needed(family: str) -> set[str]:
     return set(spec.params) - ({"logits"} if "probs" in spec.params else set())
 
 
+def _copy_params(family: str, dist: Any, x: torch.Tensor) -> dict[str, np.ndarray]:
+    """The parameters of each value of a draw ``x`` on parameter copies (the leading batch
+    dimension of ``dist``, every copy the same), flat and float64, as the reference law takes
+    them: the first copy's, one entry per value."""
+    one = (dist.batch_shape[0],) + tuple(x.shape[1:])
+    return {k: np.broadcast_to(np.broadcast_to(v, one)[:1], x.shape).reshape(-1).copy()
+            for k, v in params_np(dist, FAMILIES[family].params).items() if k in _needed(family)}
+
+
 #: The finite-difference steps of :func:`_fd_derivative` (``h0 4^-j``, j below it).
 FD_STEPS = 9
 #: The most a step's central difference may move the CDF for it to take part.
@@ -873,7 +882,6 @@ def _grad_second(t: Target, family: str, grid: Grid, support: FamilySupport
     ``grad_cdf``'s conditional-mean fallback, as are samples whose finite differences are not
     reliable. The typical grid, float64, :data:`GRAD2_SAMPLES` samples per point.
     """
-    spec = FAMILIES[family]
     law_of = cases.CASES[family].law
     assert law_of is not None
 
@@ -924,9 +932,7 @@ def _grad_second(t: Target, family: str, grid: Grid, support: FamilySupport
             return Outcome("second derivatives through rsample() refused "
                            "(NotReparameterizableError)")
         xn = x.detach().double().numpy().reshape(-1)
-        one = (dist.batch_shape[0],) + tuple(x.shape[1:])
-        p = {k: np.broadcast_to(np.broadcast_to(v, one)[:1], x.shape).reshape(-1).copy()
-             for k, v in params_np(dist, spec.params).items() if k in _needed(family)}
+        p = _copy_params(family, dist, x)
         got1 = {k: (np.zeros_like(xn) if g is None
                     else g.detach().double().numpy(force=True).reshape(-1))
                 for k, g in zip(names, g1)}
@@ -1032,7 +1038,6 @@ def _grad_cdf(t: Target, family: str, grid: Grid, support: FamilySupport,
     conditional-mean z-test at ``alpha_check`` as fallback (``GRAD_MEAN_SAMPLES / divisor``
     copies). Skipped where fewer than ``min_valid`` samples (default: ``copies / 4``) have a
     reliable finite difference."""
-    spec = FAMILIES[family]
     dtype = grid.dtype or torch.float64
     rtol = grad_rtol(dtype)
     law_of = cases.CASES[family].law
@@ -1044,9 +1049,7 @@ def _grad_cdf(t: Target, family: str, grid: Grid, support: FamilySupport,
                                             lambda x: x)
         xn = x.double().numpy().reshape(-1)
         # Every copy holds the same parameters: the first call's first copy, for every draw.
-        one = (dists[0].batch_shape[0],) + tuple(x.shape[1:])
-        p = {k: np.broadcast_to(np.broadcast_to(v, one)[:1], x.shape).reshape(-1).copy()
-             for k, v in params_np(dists[0], spec.params).items() if k in _needed(family)}
+        p = _copy_params(family, dists[0], x)
         law = law_of(p)
         with np.errstate(all="ignore"):
             F0 = law.cdf(xn)
@@ -1261,9 +1264,7 @@ def _quantile_path_params(t: Target, family: str, params: dict[str, Any],
         return out
     grads = torch.autograd.grad(x.sum(), [leaves[k] for k in names], allow_unused=True)
     xn = x.detach().double().numpy().reshape(-1)
-    one = (dist.batch_shape[0],) + tuple(x.shape[1:])
-    p = {k: np.broadcast_to(np.broadcast_to(v, one)[:1], x.shape).reshape(-1).copy()
-         for k, v in params_np(dist, FAMILIES[family].params).items() if k in _needed(family)}
+    p = _copy_params(family, dist, x)
     law = law_of(p)
     with np.errstate(all="ignore"):
         F0, pdf = law.cdf(xn), law.pdf(xn)
