@@ -157,6 +157,49 @@ def _rsample_families() -> list[str]:
     return [f for f in sorted(FAMILIES) if (s := b.supports(f)) is not None and s.rsample]
 
 
+def test_tensorflow_programs_run_by_their_flat_call_give_the_public_calls_values(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """TensorFlow programs are run by the concrete function's flat call (its own call's
+    argument binding skipped, see ``TfSubstrate._call``): the same draws, gradients and
+    densities as the public call, in bucket (row-polymorphic) and exact programs, forward and
+    backward, for families with one, two and matrix parameters and an integer one."""
+    from polysample.backends.tfp import substrates
+
+    cases = {"Normal": {}, "Dirichlet": {}, "Wishart": {}, "Binomial": {}}
+    flat_calls = []
+    real_call = substrates.TfSubstrate._call
+
+    def counting(self, compiled, args):  # type: ignore[no-untyped-def]
+        flat_calls.append(compiled)
+        return real_call(self, compiled, args)
+
+    def run() -> list[torch.Tensor]:
+        out = []
+        for family in cases:
+            params = example_params(family, (2,), torch.float64)
+            leaves = {k: v.clone().requires_grad_(True) if isinstance(v, torch.Tensor)
+                      and v.is_floating_point() else v for k, v in params.items()}
+            d = getattr(ps, family)(**leaves, backend="tfp-tf")
+            for shape in [(3,), (600,)]:  # a row-polymorphic program, an exact one
+                x = d.rsample(shape, seed=4) if d.has_rsample else d.sample(shape, seed=4)
+                out += [x.detach(), d.log_prob(x.detach()).detach()]
+                grads = [v for v in leaves.values()
+                         if isinstance(v, torch.Tensor) and v.requires_grad]
+                if d.has_rsample and grads:
+                    out += list(torch.autograd.grad(x.sum(), grads))
+        return out
+
+    monkeypatch.setattr(substrates.TfSubstrate, "_call", counting)
+    assert substrates.load_substrate("tensorflow")._flat_calls  # TF 2.21 (constraints.txt)
+    fast = run()
+    assert flat_calls
+    monkeypatch.setattr(substrates.load_substrate("tensorflow"), "_flat_calls", False)
+    public = run()
+    assert len(fast) == len(public)
+    for a, b in zip(fast, public):
+        assert torch.equal(a, b)
+
+
 def test_sample_and_rsample_with_gradients_draw_the_same_values_on_tensorflow() -> None:
     """One forward program per call signature: with the same seed, ``sample()``, ``rsample()``
     and ``rsample()`` of parameters that require gradients return the same values, in bucket
