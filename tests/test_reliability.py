@@ -945,9 +945,10 @@ def test_gamma_gradients_at_huge_concentrations_are_right_and_quick(backend: str
 
     for a in (1e5, 1e8, 1e15, 1e25):
         conc = torch.tensor(a, requires_grad=True)
-        x = ps.Gamma(conc, 1.0, backend=backend).rsample((10,), seed=1)
+        # 8 draws: on tfp one 8-row program, compiled at XLA's level 0 (2-4 times faster)
+        x = ps.Gamma(conc, 1.0, backend=backend).rsample((8,), seed=1)
         x.sum().backward()
-        assert abs(conc.grad.item() - 10.0) < 0.05, (a, conc.grad)
+        assert abs(conc.grad.item() - 8.0) < 0.05, (a, conc.grad)
     # (a hang guard, not a timing: these ran for minutes, and take seconds with compilation)
     for family, params in (("Beta", (torch.tensor(1e-20), torch.tensor(1e20))),
                            ("Dirichlet", (torch.tensor([1e-20, 1e20]),))):
