@@ -135,6 +135,49 @@ def _diagonal_first(params: dict[str, Any]) -> dict[str, Any]:
 #: outside trial).
 TYPICAL_FIRST = {"Dirichlet": _flat_first, "MultivariateNormal": _diagonal_first}
 
+_LOC_SCALE = {"loc": 0.0, "scale": 1.0}
+
+#: Typical grids with a point at the family's standard law: ``family -> (point, values)``,
+#: the parameters named set to those values at that point (a vector parameter to the value
+#: in every component: ``probs = 1/3`` is the uniform law on 3 categories). Location 0 and
+#: scale 1 (``N(0, 1)``, the standard Cauchy, ...), scale 1, rate 1 (with a shape parameter:
+#: the standard Gamma of that shape), ``Uniform(0, 1)``, probabilities 1/2, uniform
+#: categories, LKJ's concentration 1 (the uniform law on correlation matrices), Chi2's df 2
+#: (the exponential law); the grids of Gamma, Weibull, Beta and Kumaraswamy already start at
+#: concentrations of exactly 1, and VonMises' middle location is 0. A sampler may take a path
+#: of its own for the standard law (a standard normal drawn as a sum of 12 uniforms minus 6
+#: passed while no point was ``N(0, 1)``: an outside trial); ``scalar_ks`` draws it alone. Not
+#: the first point, which the one-value and small calls draw alone: confusions the standard
+#: law cannot show (a rate read as a scale, ``p`` for ``1 - p``, a scale read as a variance)
+#: must show there.
+TYPICAL_STANDARD: dict[str, tuple[int, dict[str, float]]] = {
+    **{f: (1, _LOC_SCALE) for f in ("Normal", "Cauchy", "Laplace", "Gumbel", "LogNormal",
+                                     "StudentT", "GeneralizedPareto")},
+    **{f: (1, {"scale": 1.0}) for f in ("HalfNormal", "HalfCauchy", "Weibull", "Pareto")},
+    **{f: (1, {"rate": 1.0}) for f in ("Exponential", "Gamma", "InverseGamma", "Poisson")},
+    **{f: (1, {"probs": 0.5}) for f in ("Bernoulli", "Geometric", "Binomial",
+                                         "NegativeBinomial")},
+    **{f: (1, {"probs": 1.0 / 3.0}) for f in ("Categorical", "OneHotCategorical",
+                                               "OneHotCategoricalStraightThrough",
+                                               "Multinomial")},
+    "Uniform": (2, {"low": 0.0, "high": 1.0}),  # (-1, 1), (-0.5, 2), (0, 1)
+    "LKJCholesky": (1, {"concentration": 1.0}),
+    "Chi2": (1, {"df": 2.0}),
+}
+
+
+def _standard(family: str, params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` with the family's standard law at its point (:data:`TYPICAL_STANDARD`)."""
+    if family not in TYPICAL_STANDARD:
+        return params
+    point, values = TYPICAL_STANDARD[family]
+    out = dict(params)
+    for name, value in values.items():
+        t = out[name].clone()
+        t[point] = value
+        out[name] = t
+    return out
+
 
 def grids(family: str) -> list[Grid]:
     """The statistical parameter grids of ``family``: ``typical`` and, where defined,
@@ -158,7 +201,7 @@ def grids(family: str) -> list[Grid]:
     c = CASES[family]
 
     def typical(d: torch.dtype) -> dict[str, Any]:
-        params = c.example((3,), d, 3)
+        params = _standard(family, c.example((3,), d, 3))
         first = TYPICAL_FIRST.get(family)
         return params if first is None else first(params)
 
