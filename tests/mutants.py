@@ -3010,6 +3010,35 @@ class IrwinHallMutant(_Mutant):
         return torch.where(standard.expand(x.shape), u, x)
 
 
+class ForkCopiedStreamMutant(_Mutant):
+    """A Normal whose unseeded ``sample()`` draws from a ``torch.Generator`` of its own, rebuilt
+    from polysample's root seed after each ``manual_seed`` (so ``manual_seed`` reproduces it,
+    as the ``global_stream`` rule asks) but not after ``fork``, which copies it: forked
+    workers repeat each other's draws (an outside trial's)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._gen: torch.Generator | None = None
+        self._at = -1
+
+    def _stream(self) -> torch.Generator:
+        from polysample.core import seeds
+
+        if self._gen is None or self._at != seeds._generation:
+            root = seeds._root
+            words = np.random.SeedSequence(root.entropy, spawn_key=(*root.spawn_key, 99))
+            self._gen = torch.Generator().manual_seed(int(words.generate_state(1)[0]))
+            self._at = seeds._generation
+        return self._gen
+
+    def sample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        if seed is not None:
+            return self._inner.sample(family, params, sample_shape, seed=seed)
+        loc, scale = params["loc"], params["scale"]
+        shape = tuple(sample_shape) + tuple(torch.broadcast_shapes(loc.shape, scale.shape))
+        return loc + scale * torch.randn(shape, generator=self._stream(), dtype=loc.dtype)
+
+
 class DiagonalVarianceMutant(_Mutant):
     """A MultivariateNormal whose diagonal ``scale_tril`` is read as variances (a "diagonal
     fast path" taking its square root); right for every other ``scale_tril`` (an outside
@@ -3320,6 +3349,7 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     "mutant_flat_dirichlet": (FlatDirichletMutant, "sample_ks", "Dirichlet"),
     "mutant_diagonal_variance": (DiagonalVarianceMutant, "sample_ks", "MultivariateNormal"),
     "mutant_irwin_hall": (IrwinHallMutant, "sample_tails", "Normal"),
+    "mutant_fork_copied_stream": (ForkCopiedStreamMutant, "fork_streams", "Normal"),
     "mutant_binomial_zero_count": (BinomialZeroCountMutant, "point_mass", "Binomial"),
     "mutant_mixture_two_shortcut": (MixtureTwoShortcutMutant, "mixture_ks", "Normal"),
     "mutant_mirrored_child": (MirroredChildMutant, "seeds", "Normal"),

@@ -1234,3 +1234,61 @@ def test_seeds_process_restarts_its_other_process_without_leaking_a_pipe(monkeyp
     assert semantics._OTHER.proc is not first
     assert first.poll() is not None and first.stdout.closed and first.stdin.closed
     assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
+
+
+def _fork_rule(backend):
+    """``fork_streams`` of ``backend`` (an instance), run as the suite runs it."""
+    report = check_backend(backend, "Normal", quick=True, layers=("semantics",))
+    return next(r for r in report.results if r.check == "fork_streams")
+
+
+def _forked_normal(draw_in_child):
+    """A torch-backed Normal whose unseeded draws call ``draw_in_child()`` in a forked child."""
+    import os
+
+    from polysample.backends.torch_backend import TorchBackend
+
+    class Forked(TorchBackend):
+        def __init__(self) -> None:
+            super().__init__()
+            self._pid = os.getpid()
+
+        def families(self):  # type: ignore[no-untyped-def]
+            return {"Normal": super().families()["Normal"]}
+
+        def sample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+            if seed is None and os.getpid() != self._pid:
+                draw_in_child()
+            return super().sample(family, params, sample_shape, seed=seed)
+
+    return Forked()
+
+
+def test_fork_streams_passes_the_builtin_streams_and_skips_a_refusal_with_its_reason():
+    from polysample.core.errors import BackendUnavailableError
+
+    assert _fork_rule(ps.load_backend("torch")).status == "pass"
+    assert _fork_rule(ps.load_backend("numpy")).status == "pass"
+
+    def refuse():
+        raise BackendUnavailableError("this library cannot draw in a forked child")
+
+    r = _fork_rule(_forked_normal(refuse))
+    assert r.status == "skip" and "refuses to draw in a forked child" in r.message
+    assert "this library cannot draw in a forked child" in r.message
+
+
+def test_fork_streams_fails_another_error_in_the_child_and_skips_a_hang(monkeypatch):
+    import time
+
+    from polysample.conformance.layers import semantics
+
+    def crash():
+        raise RuntimeError("thread pool lost after fork")
+
+    r = _fork_rule(_forked_normal(crash))
+    assert r.status == "fail" and "RuntimeError: thread pool lost after fork" in r.message
+    assert "BackendUnavailableError" in r.message
+    monkeypatch.setattr(semantics, "FORK_TIMEOUT", 0.5)
+    r = _fork_rule(_forked_normal(lambda: time.sleep(60)))
+    assert r.status == "skip" and "did not draw within 0.5 s" in r.message

@@ -74,6 +74,7 @@ LAYERS = {
     "shapes": ("semantics",),
     "seeds": ("semantics",),
     "seeds_process": ("semantics",),
+    "fork_streams": ("semantics",),
     "log_prob": ("semantics",),
     "layouts": ("semantics",),
     "traced": ("semantics",),

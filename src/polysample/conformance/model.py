@@ -36,7 +36,7 @@ CHECK_NAMES: frozenset[str] = frozenset({
     # semantics
     "load", "shapes", "broadcast", "dtype", "sample_no_grad", "rsample_grad",
     "rsample_near_zero", "rsample_raises", "has_rsample", "seeds", "seeds_process",
-    "global_stream",
+    "fork_streams", "global_stream",
     "generator", "log_prob", "expand", "wrap", "pickle", "layouts", "invalid_params",
     "point_mass", "traced",
     # density

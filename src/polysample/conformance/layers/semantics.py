@@ -26,6 +26,7 @@ import math
 import pickle
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -54,6 +55,7 @@ from ..runner import (
     outside_support,
     scalar_rows,
 )
+from ..stats import ALPHA_REPEAT
 
 __all__ = ["checks", "N", "N_WIDE"]
 
@@ -1235,6 +1237,115 @@ def _seeds_in_another_process(t: Target, family: str, support: FamilySupport) ->
                    "the same values in another Python process (another hash seed)")
 
 
+#: ``fork_streams``: the values each process draws, and how long a forked child may take (it
+#: draws with what the parent has loaded: milliseconds, unless its libraries hang after
+#: ``fork``, as JAX's and TensorFlow's threads do).
+FORK_N = (64,)
+FORK_TIMEOUT = 30.0
+
+
+def _draw_in_fork(d: Any, timeout: float) -> tuple[str, Any]:
+    """``d.sample(FORK_N)`` in a child forked from this process, unseeded: ``("ok", values)``,
+    ``("error", (type name, message, is a polysample error))`` or ``("timeout", None)``."""
+    import os
+    import select
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: draw, answer, and leave without the parent's exit handlers
+        code = 0
+        try:
+            os.close(r)
+            try:
+                answer: Any = ("ok", d.sample(FORK_N).detach().cpu().numpy())
+            except BaseException as exc:  # noqa: BLE001 - the parent reports what it was
+                from ...core.errors import PolysampleError
+
+                answer = ("error", (type(exc).__name__, str(exc)[:500],
+                                    isinstance(exc, PolysampleError)))
+            with os.fdopen(w, "wb") as out:
+                out.write(pickle.dumps(answer))
+        except BaseException:  # noqa: BLE001 - nothing may escape a forked child
+            code = 1
+        finally:
+            os._exit(code)
+    os.close(w)
+    chunks: list[bytes] = []
+    try:
+        with os.fdopen(r, "rb") as inp:
+            end = time.monotonic() + timeout
+            while True:
+                left = end - time.monotonic()
+                if left <= 0 or not select.select([inp], [], [], left)[0]:
+                    return ("timeout", None)
+                chunk = os.read(inp.fileno(), 1 << 16)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+    finally:
+        with contextlib.suppress(OSError):
+            if os.waitpid(pid, os.WNOHANG) == (0, 0):  # still running: a hung child
+                os.kill(pid, 9)
+                os.waitpid(pid, 0)
+    if not chunks:
+        return ("error", ("no answer", "the forked child ended without one", False))
+    return pickle.loads(b"".join(chunks))  # type: ignore[no-any-return]
+
+
+def _fork_streams(t: Target, family: str, support: FamilySupport) -> Outcome:
+    """Processes forked from one parent (a ``multiprocessing`` child, a PyTorch
+    ``DataLoader`` worker) do not repeat each other's unseeded draws, nor the parent's (DESIGN
+    6). ``fork`` copies the parent's memory, a backend's own generator with it: a backend that
+    keeps its global stream in a generator of its own, not re-derived in a forked child,
+    passed every other rule (an outside trial). Two children forked after the parent's first
+    unseeded draw each draw ``sample(FORK_N)`` unseeded, and so does the parent after them.
+    A backend that refuses to draw in a forked child with a polysample error (the TFP
+    backends: JAX and TensorFlow do not survive ``fork``) is not judged, nor one whose child
+    does not answer within ``FORK_TIMEOUT`` seconds."""
+    import os
+
+    import polysample
+
+    if not hasattr(os, "fork") or sys.platform == "win32":
+        raise Skip("no os.fork on this platform: not judged")
+    params = example_params(family, (2,))
+    d = make(family, params, t)
+    with preserved_global_seed():
+        polysample.manual_seed(2468)
+        d.sample(FORK_N)  # the parent's stream in use before the fork
+        answers = [_draw_in_fork(d, FORK_TIMEOUT) for _ in range(2)]
+        parent = d.sample(FORK_N).detach().cpu()
+    for kind, what in answers:
+        if kind == "timeout":
+            raise Skip(f"a forked child did not draw within {FORK_TIMEOUT:g} s (libraries "
+                       "whose threads do not survive fork hang there): not judged. Raise a "
+                       "polysample error in a forked child instead of hanging")
+        if kind == "error":
+            kind_name, message, ours = what
+            if ours:
+                raise Skip(f"the backend refuses to draw in a forked child ({kind_name}: "
+                           f"{message}): not judged")
+            raise CheckFailure(f"sample({FORK_N}) in a forked child raised {kind_name}: "
+                               f"{message}. A backend that cannot draw after fork raises a "
+                               "polysample error (BackendUnavailableError) saying so")
+    first, second = (torch.from_numpy(np.asarray(a[1])) for a in answers)
+    chance = _equal_by_chance(family, params, parent)
+    pairs = (("the two forked children", first, second), ("a forked child and its parent",
+                                                          first, parent),
+             ("a forked child and its parent", second, parent))
+    for who, a, b in pairs:
+        if _equal(a.to(b.dtype), b) and chance < ALPHA_REPEAT:
+            raise CheckFailure(
+                f"{who} drew the same unseeded values ({_head(a)}): fork copies the "
+                "parent's memory, a generator of the backend's own with it. Re-derive the "
+                "global stream in a forked child (polysample.plugin.GlobalStream does; or "
+                "os.register_at_fork), as the built-in backends do (docs/seeds.md)")
+    return Outcome(f"sample({FORK_N}) unseeded in two forked children and in their parent: "
+                   "three different draws")
+
+
 def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
     name = t.name
 
@@ -1598,6 +1709,11 @@ def checks(t: Target, family: str, support: FamilySupport) -> Iterator[Check]:
             return _seeds_in_another_process(t, family, support)
 
         yield check("seeds_process", seeds_process)
+
+        def fork_streams(r: Runner) -> Outcome:
+            return _fork_streams(t, family, support)
+
+        yield check("fork_streams", fork_streams)
 
     def global_stream(r: Runner) -> Outcome:
         import polysample
