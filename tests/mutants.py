@@ -2262,6 +2262,30 @@ class ScalarShapeMeanGradientMutant(_Mutant):
         return z / rate + (conc - conc.detach()) * (dz.mean() / rate).detach()
 
 
+class ScalarStudentTDfMeanGradientMutant(_Mutant):
+    """StudentT with right values and right ``loc`` and ``scale`` gradients whose per-draw
+    ``df`` gradient, for scalar parameters, is the call's mean of the right per-draw gradients
+    (drawn on a copy of ``df`` per value): every sum over the call is right. ``df`` is drawn
+    through a chi-square, not along its quantile path, so its per-draw gradients are right in
+    conditional mean only: an outside trial's "still passing" defect (``grad_scalar`` judged
+    the parameters on their quantile path alone)."""
+
+    FAMILIES = ("StudentT",)
+
+    def rsample(self, family, params, sample_shape, *, seed=None):  # type: ignore[override]
+        if len(params.batch_shape) or math.prod(sample_shape) < 2:
+            return self._inner.rsample(family, params, sample_shape, seed=seed)
+        df, loc, scale = params["df"], params["loc"], params["scale"]
+        shape = tuple(sample_shape)
+        leaf = df.detach().expand(shape).clone().requires_grad_(True)
+        y = self._inner.rsample(family, {"df": leaf, "loc": torch.zeros_like(leaf),
+                                         "scale": torch.ones_like(leaf)}, torch.Size(),
+                                 seed=seed)
+        (g,) = torch.autograd.grad(y.sum(), [leaf])
+        z = y.detach()
+        return loc + scale * z + (df - df.detach()) * (scale * g.mean()).detach()
+
+
 class ScalarFloat32ScaleGradientMutant(_Mutant):
     """Normal with right values whose ``scale`` gradient is 5% too large in float32 calls
     with scalar parameters, right in float64 and in batched calls (an outside trial's:
@@ -3164,6 +3188,8 @@ MUTANTS: dict[str, tuple[type[_Mutant], str, str]] = {
     "mutant_scalar_mean_grad": (ScalarMeanGradientMutant, "grad_scalar", "Normal"),
     # The eighteenth trial's: the float32 scalar-parameter path's gradient alone wrong.
     "mutant_scalar_shape_mean_grad": (ScalarShapeMeanGradientMutant, "grad_scalar", "Gamma"),
+    "mutant_scalar_df_mean_grad": (ScalarStudentTDfMeanGradientMutant, "grad_scalar",
+                                   "StudentT"),
     "mutant_scalar_float32_scale_grad": (ScalarFloat32ScaleGradientMutant, "grad_scalar",
                                          "Normal"),
     "mutant_thread_local_stream": (ThreadLocalStreamMutant, "global_stream", "Normal"),

@@ -1241,6 +1241,107 @@ SCALAR_GRAD_PICKS = 256
 SCALAR_GRAD_WEIGHTS = 2
 
 
+#: ``grad_scalar``'s conditional-mean test of the parameters whose draws take another valid
+#: path than their quantile path (StudentT's df through a chi-square, FisherSnedecor's, TFP's
+#: Beta through two Gammas), with scalar parameters: calls per grid point (of the same
+#: ``scalar_rows`` values: the same program), rows weighed per call, the share of each tail
+#: of ``F(x)`` left out of the weights, and the false-failure probability of all its t-tests in
+#: one check. 1e-12 per check: below 1e-9 over every ``grad_scalar`` check of a run, beside the
+#: error budget of 1e-6 (``grad_scalar`` holds no share of it: its other tests are
+#: deterministic).
+SCALAR_MEAN_CALLS = 16
+SCALAR_MEAN_PICKS = 2048
+SCALAR_MEAN_TAIL = 0.005
+ALPHA_SCALAR_MEAN = 1e-12
+
+
+def _scalar_conditional_mean(t: Target, family: str, one: dict[str, Any], names: list[str],
+                             n: int, seed: str, rng: np.random.Generator,
+                             alpha: float) -> dict[str, tuple[float, float, str, float]]:
+    """Per parameter of ``names`` (scalar leaves of one grid point ``one``): the worst |t| of
+    its residuals' conditional mean, its threshold, which weights, and the relative bias there.
+
+    A draw along another valid path has per-draw gradients right only in conditional mean,
+    ``E[dx/dtheta | x] = -dF/dtheta / p`` (``grad_cdf``'s fallback), so for weights that are
+    functions of ``x`` alone, ``sum_i w_i (dx_i/dtheta - (-dF/dtheta / p)(x_i))`` has mean
+    zero. One backward pass per weight vector gives that sum for every parameter at once with
+    scalar parameters (the gradient of ``sum_i w_i x_i``); :data:`SCALAR_MEAN_CALLS` calls give
+    independent sums, and a t-test on them needs no per-draw gradient. Two weight vectors, at
+    :data:`SCALAR_MEAN_PICKS` random rows with ``u = F(x)`` inside ``[SCALAR_MEAN_TAIL, 1 -
+    SCALAR_MEAN_TAIL]``: ``2u - 1`` (odd: a StudentT's df gradient is odd in ``x``) and ``|2u -
+    1| - 1/2`` (even: a Beta's concentration gradients vanish at both ends). Per-draw
+    gradients replaced by the call's mean (every sum of a plain backward pass right) miss the
+    expected gradient's variation with ``x``, which these weights follow."""
+    from scipy import stats as sstats
+
+    law_of = cases.CASES[family].law
+    assert law_of is not None
+    leaves = {k: one[k].detach().clone().requires_grad_(True) for k in names}
+    kinds = ("2u - 1", "|2u - 1| - 1/2")
+    sums = {k: np.zeros((SCALAR_MEAN_CALLS, 2)) for k in names}
+    sizes = {k: np.zeros((SCALAR_MEAN_CALLS, 2)) for k in names}
+    counted = {k: 0 for k in names}
+    picked = SCALAR_MEAN_CALLS * min(SCALAR_MEAN_PICKS, n)
+    for c in range(SCALAR_MEAN_CALLS):
+        dist = make(family, {**one, **leaves}, t, validate=False)
+        s = seed_for(f"{seed}-{c}")
+        x = dist.rsample((n,), seed=s)
+        if not x.requires_grad:
+            raise CheckFailure("rsample() with scalar parameters returned a tensor without "
+                               "gradient", n=n, seed=s)
+        xn = x.detach().double().numpy().reshape(-1)
+        picks = np.sort(rng.choice(xn.size, size=min(SCALAR_MEAN_PICKS, xn.size),
+                                   replace=False))
+        xp = xn[picks]
+        p = {k: np.full(xp.size, float(v)) for k, v in
+             params_np(dist, FAMILIES[family].params).items() if k in _needed(family)}
+        law = law_of(p)
+        with np.errstate(all="ignore"):
+            F0 = law.cdf(xp)
+            pdf = law.pdf(xp)
+        use_sf = F0 > 0.5
+        valid = ((pdf > 0) & (F0 >= SCALAR_MEAN_TAIL) & (F0 <= 1 - SCALAR_MEAN_TAIL))
+        want = {}
+        for k in names:
+            dF, rel = _fd_derivative(family, p, k, xp, use_sf)
+            with np.errstate(all="ignore"):
+                want[k] = -dF / pdf
+            valid &= (rel < 1e-4) & np.isfinite(want[k])
+        for k in names:
+            counted[k] += int(valid.sum())
+        v = 2 * np.clip(F0, 0, 1) - 1
+        for i, w in enumerate((v, np.abs(v) - 0.5)):
+            w = np.where(valid, w, 0.0)
+            full = torch.zeros(xn.size, dtype=torch.float64)
+            full[torch.from_numpy(picks)] = torch.from_numpy(w)
+            grads = torch.autograd.grad((x.reshape(-1).double() * full).sum(),
+                                        [leaves[k] for k in names], allow_unused=True,
+                                        retain_graph=i == 0)
+            for k, g in zip(names, grads):
+                got = 0.0 if g is None else float(g)
+                terms = np.where(valid, w * np.nan_to_num(want[k]), 0.0)
+                sums[k][c, i] = got - float(terms.sum())
+                sizes[k][c, i] = float(np.abs(terms).sum())
+    for k in names:
+        if counted[k] < picked // 4:
+            raise Skip(f"too few draws where the finite difference of F in {k} is reliable "
+                       f"({counted[k]} of {picked})")
+    thr = float(sstats.t.isf(alpha / (2 * 2 * len(names)), SCALAR_MEAN_CALLS - 1))
+    out = {}
+    for k in names:
+        mean = sums[k].mean(0)
+        sd = sums[k].std(0, ddof=1)
+        with np.errstate(all="ignore"):
+            tstat = np.where(sd > 0, np.abs(mean) / sd * math.sqrt(SCALAR_MEAN_CALLS),
+                             np.where(mean == 0, 0.0, math.inf))
+        tstat = np.where(np.isfinite(sums[k]).all(0), tstat, math.inf)
+        j = int(np.argmax(tstat))
+        size = sizes[k][:, j].mean()
+        out[k] = (float(tstat[j]), thr, f"the weights {kinds[j]}",
+                  float(abs(mean[j]) / (size + 1e-300)))
+    return out
+
+
 def _quantile_path_params(t: Target, family: str, params: dict[str, Any],
                           support: FamilySupport, names: list[str], seed: Any
                           ) -> list[set[str]]:
@@ -1316,17 +1417,33 @@ def _grad_scalar(t: Target, family: str, grid: Grid, fixed: list[str], shape: li
                                          seed_for(f"{seed}-path"))
                    if shape else [set() for _ in pts])
         judged = sorted(set().union(*on_path), key=shape.index)
-        if not fixed and not judged:
-            raise Skip("no parameter whose batched draws move along its quantile path "
-                       "(grad_cdf judges the others)")
+        # the other parameters, point by point: drawn along another valid path, judged in
+        # conditional mean (_scalar_conditional_mean)
+        off_path = [[k for k in shape if k not in on_path[j]] for j in range(len(pts))]
+        off_points = sum(1 for off in off_path if off)
         worst, errs, where = 0.0, {k: 0.0 for k in fixed + judged}, ""
         # at the worst: the parameter, |got - expected|, |expected|, sum_i |w_i want_i|
         at: tuple[str, float, float, float] = ("", math.nan, math.nan, math.nan)
+        mean_t: dict[str, float] = {}
+        mean_bad: list[tuple[float, str]] = []
         for j in range(len(pts)):
             names = fixed + [k for k in judged if k in on_path[j]]
+            one = point_params(family, params, j)
+            if off_path[j]:
+                tests = _scalar_conditional_mean(
+                    t, family, one, off_path[j], n, f"{seed}-{j}-mean", rng,
+                    ALPHA_SCALAR_MEAN / off_points)
+                for k, (ts, thr, span, bias) in tests.items():
+                    mean_t[k] = max(mean_t.get(k, 0.0), ts)
+                    if not ts <= thr:
+                        mean_bad.append((ts / thr, (
+                            f"{grid.label}[{j}] ({pts[j]}): dx/d{k}, drawn along another path "
+                            f"than its quantile path, is not right in conditional mean: the "
+                            f"weighted residuals sum_i w_i (dx_i/d{k} - (-dF/d{k} / p)(x_i)) of "
+                            f"{SCALAR_MEAN_CALLS} calls of {n} values have a mean of {bias:.3g} "
+                            f"of their terms' size with {span} (|t| = {ts:.3g} > {thr:.3g})")))
             if not names:
                 continue
-            one = point_params(family, params, j)
             leaves = {k: one[k].detach().clone().requires_grad_(True) for k in names}
             dist = make(family, {**one, **leaves}, t, validate=False)
             s = seed_for(f"{seed}-{j}")
@@ -1388,11 +1505,13 @@ def _grad_scalar(t: Target, family: str, grid: Grid, fixed: list[str], shape: li
                                  + ("random weights" if wi < SCALAR_GRAD_WEIGHTS else
                                     "weights of the expected terms' signs")
                                  + f" at {int(valid.sum())} of the call's {xn.size} draws)")
-        out = Outcome(statistic=worst, threshold=rtol, n=n, seed=seed,
-                      details={"max_rel_error": errs},
+        details: dict[str, Any] = {"max_rel_error": errs}
+        if mean_t:
+            details["conditional_mean_t"] = mean_t
+        out = Outcome(statistic=worst, threshold=rtol, n=n, seed=seed, details=details,
                       evidence=[GradErrors(t.name, family, grid.label,
                                            "max relative error (scalar parameters)", errs,
-                                           f"{rtol:g}")])
+                                           f"{rtol:g}")] if errs else [])
         if not worst <= rtol:  # NaN fails
             out.point = where.split(":")[0]
             k, diff, expected, size = at
@@ -1406,8 +1525,23 @@ def _grad_scalar(t: Target, family: str, grid: Grid, fixed: list[str], shape: li
                 f"gradients of a call must be each draw's own (dx_i/d"
                 f"{max(errs, key=lambda k: errs[k])} is fixed draw by draw), not only right in "
                 f"their sum", out)
-        out.message = (f"per-draw gradients with scalar parameters right: max error "
-                       f"{worst:.2g} of the weighted sums' terms (sum_i |w_i dx_i/dtheta|)")
+        if mean_bad:
+            ratio, what = max(mean_bad)
+            out.point = what.split(":")[0]
+            raise CheckFailure(
+                f"pathwise gradient with scalar parameters is wrong at {what}. The per-draw "
+                "gradients of a call must be each draw's own, right at least in conditional "
+                "mean given the value (a call's mean gradient for every draw keeps only "
+                "their sum right)", out)
+        said = []
+        if errs:
+            said.append(f"per-draw gradients with scalar parameters right: max error "
+                        f"{worst:.2g} of the weighted sums' terms (sum_i |w_i dx_i/dtheta|)")
+        if mean_t:
+            said.append("right in conditional mean along another path ("
+                        + ", ".join(f"{k}: max |t| {v:.2f}" for k, v in mean_t.items())
+                        + f"; {SCALAR_MEAN_CALLS} calls a point)")
+        out.message = "; ".join(said)
         return out
 
     return fn
