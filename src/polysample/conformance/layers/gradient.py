@@ -1255,6 +1255,31 @@ SCALAR_MEAN_TAIL = 0.005
 ALPHA_SCALAR_MEAN = 1e-12
 
 
+def _scalar_want(family: str, dist: Any, xp: np.ndarray, names: list[str], tail: float
+                 ) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
+    """At values ``xp`` of a call with scalar parameters ``dist``: ``F(x)``, the expected
+    per-draw gradient ``-dF/dtheta / p`` of each parameter of ``names``, and where all are
+    reliable (a positive density, ``F(x)`` at least ``tail`` from 0 and 1, and a finite
+    difference of relative error below 1e-4)."""
+    law_of = cases.CASES[family].law
+    assert law_of is not None
+    p = {k: np.full(xp.size, float(v)) for k, v in
+         params_np(dist, FAMILIES[family].params).items() if k in _needed(family)}
+    law = law_of(p)
+    with np.errstate(all="ignore"):
+        F0 = law.cdf(xp)
+        pdf = law.pdf(xp)
+    use_sf = F0 > 0.5
+    valid = (pdf > 0) & (np.minimum(F0, 1 - F0) >= tail)
+    want = {}
+    for k in names:
+        dF, rel = _fd_derivative(family, p, k, xp, use_sf)
+        with np.errstate(all="ignore"):
+            want[k] = -dF / pdf
+        valid &= (rel < 1e-4) & np.isfinite(want[k])
+    return F0, want, valid
+
+
 def _scalar_conditional_mean(t: Target, family: str, one: dict[str, Any], names: list[str],
                              n: int, seed: str, rng: np.random.Generator,
                              alpha: float) -> dict[str, tuple[float, float, str, float]]:
@@ -1274,8 +1299,6 @@ def _scalar_conditional_mean(t: Target, family: str, one: dict[str, Any], names:
     expected gradient's variation with ``x``, which these weights follow."""
     from scipy import stats as sstats
 
-    law_of = cases.CASES[family].law
-    assert law_of is not None
     leaves = {k: one[k].detach().clone().requires_grad_(True) for k in names}
     kinds = ("2u - 1", "|2u - 1| - 1/2")
     sums = {k: np.zeros((SCALAR_MEAN_CALLS, 2)) for k in names}
@@ -1292,21 +1315,7 @@ def _scalar_conditional_mean(t: Target, family: str, one: dict[str, Any], names:
         xn = x.detach().double().numpy().reshape(-1)
         picks = np.sort(rng.choice(xn.size, size=min(SCALAR_MEAN_PICKS, xn.size),
                                    replace=False))
-        xp = xn[picks]
-        p = {k: np.full(xp.size, float(v)) for k, v in
-             params_np(dist, FAMILIES[family].params).items() if k in _needed(family)}
-        law = law_of(p)
-        with np.errstate(all="ignore"):
-            F0 = law.cdf(xp)
-            pdf = law.pdf(xp)
-        use_sf = F0 > 0.5
-        valid = ((pdf > 0) & (F0 >= SCALAR_MEAN_TAIL) & (F0 <= 1 - SCALAR_MEAN_TAIL))
-        want = {}
-        for k in names:
-            dF, rel = _fd_derivative(family, p, k, xp, use_sf)
-            with np.errstate(all="ignore"):
-                want[k] = -dF / pdf
-            valid &= (rel < 1e-4) & np.isfinite(want[k])
+        F0, want, valid = _scalar_want(family, dist, xn[picks], names, SCALAR_MEAN_TAIL)
         for k in names:
             counted[k] += int(valid.sum())
         v = 2 * np.clip(F0, 0, 1) - 1
@@ -1402,8 +1411,6 @@ def _grad_scalar(t: Target, family: str, grid: Grid, fixed: list[str], shape: li
     alpha. The weights are standard normal (``SCALAR_GRAD_WEIGHTS`` vectors) and, per
     parameter, of the signs of its expected terms (a gradient off in proportion is off by as
     much in that sum). The float32 grid's points are drawn in float32."""
-    law_of = cases.CASES[family].law
-    assert law_of is not None
     dtype = grid.dtype or torch.float64
     rtol = grad_rtol(dtype)
 
@@ -1461,22 +1468,7 @@ def _grad_scalar(t: Target, family: str, grid: Grid, fixed: list[str], shape: li
             xn = x.detach().double().numpy().reshape(-1)
             picks = np.sort(rng.choice(xn.size, size=min(SCALAR_GRAD_PICKS, xn.size),
                                        replace=False))
-            xp = xn[picks]
-            p = {k: np.full(xp.size, float(v)) for k, v in
-                 params_np(dist, FAMILIES[family].params).items()
-                 if k in _needed(family)}
-            law = law_of(p)
-            with np.errstate(all="ignore"):
-                F0 = law.cdf(xp)
-                pdf = law.pdf(xp)
-            use_sf = F0 > 0.5
-            valid = (pdf > 0) & (np.minimum(F0, 1 - F0) > 1e-12)
-            want = {}
-            for k in names:
-                dF, rel = _fd_derivative(family, p, k, xp, use_sf)
-                with np.errstate(all="ignore"):
-                    want[k] = -dF / pdf
-                valid &= (rel < 1e-4) & np.isfinite(want[k])
+            _, want, valid = _scalar_want(family, dist, xn[picks], names, 1e-12)
             if valid.sum() < picks.size // 4:
                 raise Skip(f"too few draws where the finite difference is reliable at "
                            f"{grid.label}[{j}] ({pts[j]})")
